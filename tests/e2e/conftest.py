@@ -1,0 +1,51 @@
+"""Shared fixtures for the root-only end-to-end tests (real kernel namespaces).
+
+Every test in tests/e2e is skipped, with the reason, when the process cannot
+create network namespaces (not root, or no CAP_SYS_ADMIN). Fixtures give each
+test its own cleanup registry, so whatever it creates is removed when it
+ends, also when it fails.
+"""
+
+import functools
+import os
+
+import pytest
+
+from pyctl import kernel
+
+
+@functools.cache
+def _namespaces_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to create kernel network namespaces"
+    try:
+        kernel.NetNamespace(prefix="tsprobe", registry=kernel.CleanupRegistry()).remove()
+    except OSError as exc:
+        return f"cannot create a network namespace here: {exc}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.root)
+            reason = _namespaces_unavailable()
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def kernel_registry():
+    """A cleanup registry private to the test, emptied when the test ends."""
+    reg = kernel.CleanupRegistry()
+    yield reg
+    failures = reg.cleanup()
+    assert not failures, f"cleanup failed: {failures}"
+
+
+@pytest.fixture
+def make_netns(kernel_registry):
+    """Factory: ``make_netns()`` returns a new uniquely named NetNamespace that
+    is removed when the test ends."""
+    return functools.partial(kernel.NetNamespace, registry=kernel_registry)
