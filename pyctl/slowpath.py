@@ -20,10 +20,11 @@ What it does, per punt reason:
   dropped (no reassembly) and counted.
 - ``TTL_EXCEEDED``: ICMP time exceeded (11/0) back to the sender.
 - ``NO_ROUTE``: ICMP destination unreachable, net (3/0).
-- ``NO_NEIGHBOUR``: the next hop's MAC is unknown: ARP requests go out of the
-  egress port (every ``arp_retry_interval`` s, at most ``arp_max_requests``),
-  up to ``pending_frames_per_neighbour`` frames wait (the oldest is dropped
-  beyond), and are forwarded when the reply comes, or dropped with ICMP host
+- ``NO_NEIGHBOUR`` / ``PEER_UNKNOWN``: the next hop's (or the L3 endpoint's)
+  MAC is unknown: ARP requests go out of the egress port (every
+  ``arp_retry_interval`` s, at most ``arp_max_requests``), up to
+  ``pending_frames_per_neighbour`` frames wait (the oldest is dropped beyond),
+  and are forwarded when the reply comes, or dropped with ICMP host
   unreachable (3/1) when the neighbour times out (RFC 1812 4.3.3.1).
 
 Frames handed up are plain Ethernet frames as received (no virtio-net header,
@@ -42,17 +43,19 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Protocol
 
+from fastpath import verdicts
 from pyctl import packets as pk
 from pyctl.errors import InvalidArgument
 
 
 class Punt(enum.IntEnum):
-    """Why the fast path handed a frame up."""
-    ARP = 1
-    LOCAL = 2          # IPv4 to an address of the switch itself
-    TTL_EXCEEDED = 3   # a routed frame whose TTL would reach 0
-    NO_ROUTE = 4
-    NO_NEIGHBOUR = 5   # the next hop's MAC is not in the neighbour table
+    """Why the fast path handed a frame up (its reason codes, fastpath/verdicts.py)."""
+    ARP = verdicts.REASON_ARP
+    LOCAL = verdicts.REASON_LOCAL                # IPv4 to an address of the switch itself
+    NO_ROUTE = verdicts.REASON_NO_ROUTE
+    TTL_EXCEEDED = verdicts.REASON_TTL_EXPIRED   # a routed frame whose TTL would reach 0
+    NO_NEIGHBOUR = verdicts.REASON_NO_NEIGHBOUR  # the next hop's MAC is unknown
+    PEER_UNKNOWN = verdicts.REASON_PEER_UNKNOWN  # the MAC of the endpoint behind an L3 port
 
 
 class Route(NamedTuple):
@@ -207,7 +210,7 @@ class SlowPath:
             self._icmp_error(port_id, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
         elif reason == Punt.NO_ROUTE:
             self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
-        elif reason == Punt.NO_NEIGHBOUR:
+        elif reason == Punt.NO_NEIGHBOUR or reason == Punt.PEER_UNKNOWN:
             self._no_neighbour(port_id, eth, ip, out)
         else:
             self._drop(out, "drop_bad_reason")

@@ -6,7 +6,7 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from pyctl.packets import ip_int
-from pyctl.slowpath import NeighbourLearned, Punt, SlowPath, SlowPathConfig
+from pyctl.slowpath import NeighbourLearned, PeerMac, Punt, SlowPath, SlowPathConfig
 from slowpath_fixtures import (ENDPOINT_MAC, PORT_MAC, SWITCH_IP, FakeClock, StaticView,
                                arp_frame, assert_ip_checksums, ip_frame, mac_bytes)
 
@@ -201,3 +201,19 @@ def test_random_and_corrupted_frames_never_raise(port, reason, frame):
         assert egress in (10, 11, 12, 20)
         assert len(data) >= 42
     sp.tick()
+
+
+def test_unknown_tenant_mac_is_resolved_on_its_port(sp):
+    frame = ip_frame(12, "10.1.9.9", "10.0.0.3", UDP(sport=1, dport=2) / b"in")
+    out = sp.handle(12, Punt.PEER_UNKNOWN, frame)
+    port, req = out.frames[0]
+    arp = Ether(req)[ARP]
+    assert port == 11 and Ether(req).src == PORT_MAC[11]
+    assert (arp.op, arp.psrc, arp.pdst) == (1, SWITCH_IP, "10.0.0.3")
+    out = sp.handle(11, Punt.ARP, arp_frame(11, 2, "10.0.0.3", SWITCH_IP, hwdst=PORT_MAC[11],
+                                            eth_dst=PORT_MAC[11]))
+    assert PeerMac(11, mac_bytes(ENDPOINT_MAC[11])) in out.learned
+    (port, fwd), = out.frames
+    pkt = Ether(fwd)
+    assert port == 11 and pkt.dst == ENDPOINT_MAC[11] and pkt.src == PORT_MAC[11]
+    assert pkt[IP].ttl == 63 and bytes(pkt[UDP].payload) == b"in"
