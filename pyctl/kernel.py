@@ -25,11 +25,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import ipaddress
 import itertools
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -529,6 +531,24 @@ class NetNamespace(_Netns):
     def __exit__(self, *exc):
         self.remove()
 
+    def set_sysctl(self, key: str, value) -> None:
+        """Set a per-namespace ``net.*`` sysctl, e.g. ``net.ipv6.conf.all.disable_ipv6``."""
+        parts = key.split(".") if isinstance(key, str) else []
+        if len(parts) < 2 or parts[0] != "net" or any(not p or p in ("..", ".") or "/" in p
+                                                       for p in parts):
+            raise BadArgument(f"not a per-namespace net.* sysctl: {key!r}")
+        path = "/proc/sys/" + "/".join(parts)
+
+        def write():
+            with open(path, "w") as f:
+                f.write(str(value))
+
+        try:
+            netns_exec.in_netns_thread(self._fd(), write)
+        except OSError as exc:
+            raise kernel_error(exc.errno or errno.EIO,
+                               f"setting {key} in {self}: {exc.strerror}") from None
+
     # -- running things inside
     def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0) -> socket.socket:
         """A socket created inside the namespace (it stays bound to it)."""
@@ -536,8 +556,16 @@ class NetNamespace(_Netns):
 
     def popen(self, argv, **kwargs) -> subprocess.Popen:
         """Start a process inside the namespace (subprocess.Popen arguments).
-        It is recorded in the registry, which terminates it if still running."""
-        proc = netns_exec.in_netns_thread(self._fd(), subprocess.Popen, argv, **kwargs)
+        It is recorded in the registry, which terminates it if still running.
+
+        It is started through ``nsenter --net`` (which execs, so ``pid`` is the
+        program's) rather than from a helper thread: a child's
+        PR_SET_PDEATHSIG fires when the *thread* that forked it ends, so a
+        process forked by a short-lived thread could be killed at once."""
+        self._fd()
+        if isinstance(argv, (str, bytes)):
+            raise BadArgument("popen takes an argument list, not a string")
+        proc = subprocess.Popen([_nsenter(), f"--net={self.path}", "--", *argv], **kwargs)
         key = self._registry.register(f"process {proc.pid} in {self.name}",
                                       lambda: _stop_process(proc))
         proc.registry_key = key
@@ -566,6 +594,14 @@ class NetNamespace(_Netns):
         """Run a Python callable in a forked child inside the namespace and
         return its picklable result (or re-raise its exception)."""
         return netns_exec.call_in_netns(self._fd(), func, args, kwargs, timeout)
+
+
+@functools.cache
+def _nsenter() -> str:
+    path = shutil.which("nsenter")
+    if path is None:
+        raise KernelNotFound(errno.ENOENT, "nsenter not found (Debian package util-linux)")
+    return path
 
 
 def _stop_process(proc: subprocess.Popen, grace: float = 2.0) -> None:

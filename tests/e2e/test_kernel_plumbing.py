@@ -174,3 +174,16 @@ def test_cleanup_leaves_nothing_behind():
     assert a.name not in kernel.list_netns() and b.name not in kernel.list_netns()
     assert _host_links() == links
     assert proc.poll() is not None
+
+
+def test_sysctl_is_set_inside_the_namespace_only(make_netns):
+    a = make_netns()
+    host_value = open("/proc/sys/net/ipv4/ip_forward").read().strip()
+    a.set_sysctl("net.ipv4.ip_forward", 1 - int(host_value))
+    assert a.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip() == str(1 - int(host_value))
+    assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == host_value
+    with pytest.raises(errors.NotFound):
+        a.set_sysctl("net.ipv4.no_such_knob", 1)
+    for bad in ("kernel.hostname", "net", "net..x", "net.ipv4/../x"):
+        with pytest.raises(errors.InvalidArgument):
+            a.set_sysctl(bad, 1)
