@@ -27,6 +27,7 @@ class Plan:
     namespaces: dict = field(default_factory=dict)   # ns id -> (scope id, is_l3)
     ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes)
     addresses: dict = field(default_factory=dict)    # (scope, ip) -> owner ns id
+    prefixes: dict = field(default_factory=dict)     # (scope, ip) -> prefix length (not a table)
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids)
     routes: dict = field(default_factory=dict)       # (scope, prefix, plen) -> (port id, gateway ip)
     unresolved: list = field(default_factory=list)   # routes of the model the datapath cannot use (why)
@@ -56,6 +57,7 @@ def compile_plan(snapshot):
             if iface.version != 4 or iface.ip.is_loopback:
                 continue
             plan.addresses[(scope, int(iface.ip))] = ns["id"]
+            plan.prefixes[(scope, int(iface.ip))] = iface.network.prefixlen
             if is_l3 and iface.network.prefixlen <= 30:
                 subnets.setdefault((scope, iface.network), set()).add(ns["id"])
     for (scope, network), members in subnets.items():

@@ -1,0 +1,358 @@
+"""The tapswitch daemon: the model, the fast path, the packet loop, the slow
+path and the control socket, put together.
+
+One thread runs everything.  ``PacketLoop.run()`` forwards without the GIL
+and comes back to Python only between batches: when the control socket or the
+wake-up pipe is readable, when the fast path handed frames to the slow path,
+or on the housekeeping tick.  Every change of the model goes through
+``Daemon.change()``: the model's transaction, then the compiler's diff and the
+TAPs' reconciliation; if any of it fails, all of it is undone.
+
+Another thread (the in-process test-rig API) talks to a running daemon with
+``Daemon.call(func)``, which runs ``func`` in the daemon's thread between
+batches and hands back its result or exception.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import Future
+
+import fastpath
+from fastpath import verdicts
+from pyctl import errors, kernel
+from pyctl.compiler import Compiler
+from pyctl.config import DaemonSettings
+from pyctl.control import ControlServer
+from pyctl.daemon_ports import PortManager
+from pyctl.daemon_view import PlanView
+from pyctl.dispatch import Dispatcher, Param
+from pyctl.slowpath import NeighbourLearned, PeerMac, SlowPath, SlowPathConfig
+from pyctl.verbs import standard_dispatcher
+
+log = logging.getLogger("tapswitch.daemon")
+
+__all__ = ["Daemon", "run_config"]
+
+TICK_S = 0.1
+
+
+class _DaemonDispatcher(Dispatcher):
+    """The standard verbs, each configuring one run inside ``Daemon.change()``."""
+
+    def __init__(self, daemon, base):
+        super().__init__()
+        self._daemon = daemon
+        for verb in base.verbs():
+            self.register(verb.name, verb.handler, verb.params, access=verb.access,
+                          summary=verb.summary)
+
+    def dispatch(self, session, request):
+        verb = self.get(request.verb)
+        if verb.access == "read":
+            return super().dispatch(session, request)
+        with self._daemon.change():
+            return super().dispatch(session, request)
+
+
+class Daemon:
+    """A running switch.  ``start()``, then ``run()`` until ``stop()``; ``close()`` cleans up."""
+
+    def __init__(self, switch, settings: DaemonSettings | None = None, *,
+                 max_namespaces=4096, max_ports=1024, slot_size=65536 + 256,
+                 registry: kernel.CleanupRegistry | None = None, out=None):
+        self.switch = switch
+        self.settings = settings or DaemonSettings()
+        self.out = out if out is not None else sys.stdout
+        self.registry = registry if registry is not None else kernel.CleanupRegistry()
+        self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
+        self.compiler = Compiler(switch, self.datapath)
+        self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
+                                        slot_size=slot_size)
+        limits = self.settings.slowpath
+        self.view = PlanView(self.compiler, self.datapath)
+        self.slowpath = SlowPath(self.view, SlowPathConfig(
+            icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst))
+        self.ports = PortManager(switch, self.loop, self.registry)
+        self.control = None
+        self._calls = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._stopping = False
+        self._closed = False
+        self._thread = None
+        self._next_tick = 0.0
+        self._unsubscribe = None
+        self.started_at = None
+
+    # ------------------------------------------------------------------ setup
+
+    def start(self, control=True):
+        """Program the fast path, open the ports and the control socket."""
+        try:
+            self.apply()
+            self.loop.add_wakeup(self._wake_r)
+            if control:
+                base = standard_dispatcher()
+                self._register_daemon_verbs(base)
+                self.control = ControlServer(self.switch, self.settings.socket,
+                                             dispatcher=_DaemonDispatcher(self, base),
+                                             socket_dir=self.settings.socket_dir,
+                                             mode=self.settings.socket_mode)
+                self.loop.add_wakeup(self.control.fileno())
+            self._unsubscribe = self.switch.subscribe(self._on_model_event)
+        except BaseException:
+            self.close(report=False)
+            raise
+        self.started_at = time.monotonic()
+        log.info("tapswitch running: %d ports, I/O backend %s", len(self.ports.open), self.loop.backend)
+        return self
+
+    def _register_daemon_verbs(self, dispatcher):
+        dispatcher.register("counters", lambda session, **kw: self.counters(session), (),
+                            access="read", summary="packet and drop counters", replace=True)
+        dispatcher.register("stats", lambda session, **kw: self.stats(), (),
+                            access="read", summary="the packet loop's and slow path's counters",
+                            replace=True)
+
+    # ------------------------------------------------------------------ changes
+
+    def apply(self):
+        """Bring the fast path and the TAPs in line with the model.
+
+        Each half is all-or-nothing on its own (the compiler undoes its writes,
+        the port manager closes what it opened); ``change()`` puts them together."""
+        self.compiler.sync()
+        self.ports.reconcile()
+        for pid in self.ports.take_closed():
+            self.slowpath.forget_port(pid)
+
+    @contextlib.contextmanager
+    def change(self):
+        """``with daemon.change() as sw:`` -- verbs on ``sw`` are applied together or not at all."""
+        try:
+            with self.switch.transaction():
+                yield self.switch
+                self.apply()
+        except BaseException:
+            # The transaction put the model back: bring the tables and TAPs back to it.
+            try:
+                self.apply()
+            except Exception:  # pragma: no cover - re-applying a plan that worked before
+                log.exception("could not restore the previous plan")
+            raise
+
+    def _on_model_event(self, event):
+        # Changes made outside change() (the Python API): apply them now.  A
+        # refusal here cannot undo the model's change: it is logged and the
+        # tables keep the last plan that worked.
+        if self.compiler.synced_version != self.switch.version:
+            try:
+                self.apply()
+            except errors.TapswitchError:
+                log.exception("could not apply %s", event.kind)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, duration=None):
+        """Forward until ``stop()`` (or for ``duration`` seconds)."""
+        self._thread = threading.get_ident()
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self._stopping:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            wait = max(0.0, self._next_tick - now)
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            ready = self.loop.run(int(wait * 1000) if wait > 0 else 0)
+            self._service(ready)
+        return self
+
+    def _service(self, ready):
+        for fd in ready:
+            if fd == self._wake_r:
+                self._drain_wake()
+            elif self.control is not None and fd == self.control.fileno():
+                self.control.poll(0)
+        self._slow_path(self.loop.slow_frames())
+        now = time.monotonic()
+        if now >= self._next_tick:
+            self._next_tick = now + TICK_S
+            self._emit(self.slowpath.tick())
+        self._run_calls()
+
+    def _slow_path(self, frames):
+        for port_id, reason, data in frames:
+            self._emit(self.slowpath.handle(port_id, reason, data))
+
+    def _emit(self, output):
+        learned = output.learned
+        if learned:
+            with self.datapath.update():
+                for fact in learned:
+                    if isinstance(fact, NeighbourLearned):
+                        self.datapath.set_neighbour(fact.scope, fact.ip, fact.mac)
+            for fact in learned:
+                if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
+                    self.datapath.set_peer_mac(fact.port_id, fact.mac)
+        for port_id, frame in output.frames:
+            if port_id in self.ports.open:
+                self.loop.send(port_id, frame)
+
+    def _drain_wake(self):
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _run_calls(self):
+        while True:
+            try:
+                func, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(func())
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+    def call(self, func, timeout=30.0):
+        """Run ``func()`` in the daemon's thread between batches; its result or exception."""
+        if self._thread is None or self._thread == threading.get_ident():
+            return func()
+        future = Future()
+        self._calls.put((func, future))
+        self._wake()
+        return future.result(timeout)
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    def stop(self):
+        """Make ``run()`` return (safe from any thread and from a signal handler)."""
+        self._stopping = True
+        self._wake()
+
+    # ------------------------------------------------------------------ reading
+
+    def counters(self, session=None):
+        """The fast path's counters, with names for namespaces and ports."""
+        raw = self.datapath.counters()
+        names = {ns.id: ns.name for ns in self.switch.namespaces()}
+        ports = {p.id: p.name for p in self.switch.ports()}
+        visible = None
+        if session is not None and session.binding.api is not self.switch:
+            visible = {ns.id for ns in session.api.namespaces()}
+        out = {"namespaces": {}, "ports": {}, "drops": raw["drops"]}
+        for ns_id, value in raw["namespaces"].items():
+            if ns_id in names and (visible is None or ns_id in visible):
+                out["namespaces"][names[ns_id]] = value
+        for port_id, value in raw["ports"].items():
+            if port_id in ports and (visible is None or self._port_ns(port_id) in visible):
+                out["ports"][ports[port_id]] = value
+        if visible is not None:
+            out["drops"] = {}
+        return out
+
+    def _port_ns(self, port_id):
+        entry = self.compiler.plan.ports.get(port_id)
+        return None if entry is None else entry[0]
+
+    def stats(self):
+        return {"loop": self.loop.stats(), "backend": self.loop.backend,
+                "slowpath": dict(self.slowpath.counters),
+                "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
+
+    # ------------------------------------------------------------------ teardown
+
+    def close(self, report=True):
+        """Stop serving, close every TAP, remove what the daemon made in the kernel."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if report and self.started_at is not None:
+            print_counters(self.counters(), self.out, title="final counters")
+        if self.control is not None:
+            self.control.close()
+        self.ports.close_all()
+        problems = self.registry.cleanup()
+        for what, exc in problems:
+            log.warning("cleanup of %s failed: %s", what, exc)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def print_counters(counters, out, title="counters"):
+    """A compact human table of ``Daemon.counters()``."""
+    print(f"-- {title} --", file=out)
+    rows = [("namespace", "rx pkts", "rx bytes", "tx pkts", "tx bytes", "drops")]
+    for name, c in counters["namespaces"].items():
+        drops = sum(c.get("drops", {}).values())
+        rows.append((name, c["rx_packets"], c["rx_bytes"], c["tx_packets"], c["tx_bytes"], drops))
+    for name, c in counters["ports"].items():
+        drops = sum(c.get("drops", {}).values()) if "drops" in c else ""
+        rows.append((f"port {name}", c["rx_packets"], c["rx_bytes"], c["tx_packets"],
+                     c["tx_bytes"], drops))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(v).rjust(w) if i else str(v).ljust(w)
+                        for i, (v, w) in enumerate(zip(row, widths))), file=out)
+    drops = {k: v for k, v in counters["drops"].items() if v}
+    if drops:
+        print("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())), file=out)
+
+
+def run_config(path, socket=None, out=None):
+    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
+    from pyctl import config as config_mod
+    from pyctl.model import Switch
+    out = out if out is not None else sys.stdout
+    try:
+        cfg = config_mod.load_config(path)
+        switch = Switch()
+        config_mod.apply(cfg, switch)
+    except errors.TapswitchError as exc:
+        print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    settings = cfg.daemon
+    if socket is not None:
+        import dataclasses
+        settings = dataclasses.replace(settings, socket=socket)
+    daemon = Daemon(switch, settings, out=out)
+    previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            daemon.start()
+        except errors.TapswitchError as exc:
+            print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
+            return 1
+        for name in cfg.namespace_sockets():
+            daemon.control.bind_namespace(name)
+        print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
+              f"control socket {settings.socket}", file=out, flush=True)
+        daemon.run()
+        return 0
+    finally:
+        daemon.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
