@@ -60,3 +60,33 @@ def test_mac_parsing():
 def test_bad_addresses_are_refused_before_the_kernel(kwargs, match):
     with pytest.raises(InvalidArgument, match=match):
         ports.TapPort.open(**kwargs)
+
+
+def _fake_ioctl(refused_bits, calls):
+    def ioctl(fd, request, mask):
+        calls.append(mask)
+        if mask & refused_bits:
+            raise OSError(22, "Invalid argument")
+    return ioctl
+
+
+def test_uso_refused_falls_back_to_tso(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ports.fcntl, "ioctl", _fake_ioctl(ports.TUN_F_USO4 | ports.TUN_F_USO6, calls))
+    got = ports._set_offloads(3, "tapx", frozenset({"csum", "tso4", "tso6"}), ports.OPTIONAL_OFFLOADS)
+    assert got == {"csum", "tso4", "tso6"} and calls == [0x67, 0x07]
+
+
+def test_uso_accepted(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ports.fcntl, "ioctl", _fake_ioctl(0, calls))
+    got = ports._set_offloads(3, "tapx", frozenset({"csum", "tso4", "tso6"}), ports.OPTIONAL_OFFLOADS)
+    assert got == ports.DEFAULT_OFFLOADS and calls == [0x67]
+
+
+def test_required_offload_refused_is_an_error(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ports.fcntl, "ioctl", _fake_ioctl(ports.TUN_F_USO4, calls))
+    with pytest.raises(OSError, match="uso4"):
+        ports._set_offloads(3, "tapx", frozenset({"csum", "uso4"}), frozenset())
+    assert calls == [0x21]
