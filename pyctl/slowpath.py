@@ -272,6 +272,9 @@ class SlowPath:
         if arp.spa != 0:
             if not view.source_allowed(port_id, arp.spa):
                 return self._drop(out, "drop_arp_spoofed")
+            if view.owner(scope, arp.spa) == scope:
+                # Someone claims one of the switch's own addresses: never learn it.
+                return self._drop(out, "drop_arp_switch_address")
             self._learn(scope, arp.spa, arp.sha, port_id, out)
         namespace = view.port_namespace(port_id)
         if namespace != scope:

@@ -136,3 +136,11 @@ def test_unknown_port_is_a_counted_drop(sp):
 def test_padded_arp_is_accepted(sp):
     frame = arp_frame(10, 1, "10.0.0.2", "10.0.0.1") + bytes(18)   # padded to 60 bytes
     assert len(sp.handle(10, Punt.ARP, frame).frames) == 1
+
+
+def test_claim_of_the_switch_address_is_never_learned(sp):
+    # Even where the source rule lets an L2 port use the L2's own addresses.
+    sp.view.source_allowed = lambda port_id, ip: True
+    out = sp.handle(12, Punt.ARP, arp_frame(12, 1, "10.0.0.1", "10.0.0.1"))
+    assert out == ([], []) and sp.counters["drop_arp_switch_address"] == 1
+    assert sp.neighbour(1, ip_int("10.0.0.1")) is None
