@@ -1,0 +1,198 @@
+"""What the bench prints and saves: machine facts, the JSON results file
+(every raw sample), summaries (median/min/max per peer, test and metric), the
+terminal table with ratios, and the comparison of two results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import time
+
+FORMAT_VERSION = 1
+
+# (test, metric, column header, higher is better)
+COLUMNS = [
+    ("tcp1", "gbps", "TCP x1 Gbit/s", True),
+    ("tcp4", "gbps", "TCP x4 Gbit/s", True),
+    ("udp64", "delivered_kpps", "UDP64 deliv kf/s", True),
+    ("udp64", "received_kpps", "UDP64 read kf/s", True),
+    ("udp64", "sent_kpps", "UDP64 sent kf/s", True),
+    ("udp64", "loss_pct", "loss %", False),
+    ("udp64", "cpu_ns_per_frame", "CPU ns/frame", False),
+    ("rtt", "median_us", "RTT med us", False),
+    ("rtt", "p99_us", "RTT p99 us", False),
+]
+RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp4", "gbps"), ("udp64", "delivered_kpps")]
+
+
+def _version(argv) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
+
+
+def machine_facts() -> dict:
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    uname = platform.uname()
+    return {
+        "cpu_model": model, "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "kernel": uname.release, "machine": uname.machine, "hostname": uname.node,
+        "python": platform.python_version(),
+        "iperf3": _version(["iperf3", "--version"]),
+        "ovs": _version(["ovs-vswitchd", "--version"]),
+        "gcc": _version(["gcc", "--version"]),
+        "loadavg": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def summarize(samples: list[dict]) -> dict:
+    """{peer: {test: {metric: {"median", "min", "max", "n"}}}} over the numeric
+    metrics of the successful samples."""
+    values: dict = {}
+    for s in samples:
+        for metric, v in (s.get("metrics") or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.setdefault(s["peer"], {}).setdefault(s["test"], {}) \
+                      .setdefault(metric, []).append(v)
+    return {peer: {test: {m: {"median": statistics.median(v), "min": min(v), "max": max(v),
+                              "n": len(v)} for m, v in metrics.items()}
+                   for test, metrics in tests.items()}
+            for peer, tests in values.items()}
+
+
+def results_document(run, machine: dict, argv: list[str]) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "argv": argv,
+        "machine": machine,
+        "plan": vars(run.plan),
+        "interrupted": run.interrupted,
+        "peers": run.peers,
+        "samples": run.samples,
+        "summary": summarize(run.samples),
+    }
+
+
+def save(doc: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
+
+
+def load(path: str) -> dict:
+    with open(path) as f:
+        doc = json.load(f)
+    if doc.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: not a bench results file of format {FORMAT_VERSION}")
+    return doc
+
+
+def _get(summary, peer, test, metric, stat="median"):
+    return summary.get(peer, {}).get(test, {}).get(metric, {}).get(stat)
+
+
+def _num(v) -> str:
+    if v is None:
+        return "-"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def baseline_peer(doc: dict) -> str:
+    """tapswitch when it was measured, else veth (or the first peer)."""
+    summary = doc["summary"]
+    for name in ("tapswitch", "tapswitch-nooffload", "veth"):
+        if name in summary:
+            return name
+    return next(iter(summary), "veth")
+
+
+def _render(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)   # noqa: E731
+                               for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def table(doc: dict) -> str:
+    """Medians per peer (rows) and metric (columns), the spread (min..max), the
+    ratio to the baseline peer, and why skipped peers were skipped."""
+    summary = doc["summary"]
+    tests = set(doc["plan"]["tests"])
+    cols = [c for c in COLUMNS if c[0] in tests and any(_get(summary, p, c[0], c[1]) is not None
+                                                        for p in summary)]
+    base = baseline_peer(doc)
+    ratios = [c for c in RATIO_COLUMNS if c[0] in tests]
+    header = ["peer"] + [c[2] for c in cols] + [f"{t}/{base}" for t, _ in ratios]
+    rows, spread = [], []
+    for peer, info in doc["peers"].items():
+        if info.get("status") != "ok":
+            continue
+        rows.append([peer] + [_num(_get(summary, peer, t, m)) for t, m, _, _ in cols]
+                    + [_ratio(_get(summary, peer, t, m), _get(summary, base, t, m)) for t, m in ratios])
+        spread.append([peer] + [f"{_num(_get(summary, peer, t, m, 'min'))}..{_num(_get(summary, peer, t, m, 'max'))}"
+                                for t, m, _, _ in cols])
+    reps = doc["plan"]["reps"]
+    out = [f"medians of {reps} run(s); ratios are medians over the {base} medians", _render(header, rows),
+           "", "min..max", _render(["peer"] + [c[2] for c in cols], spread)]
+    skipped = [(p, i) for p, i in doc["peers"].items() if i.get("status") != "ok"]
+    if skipped:
+        out += [""] + [f"{p}: {i['status']}: {i.get('reason')}" for p, i in skipped]
+    errors = [s for s in doc["samples"] if "error" in s]
+    if errors:
+        out += [""] + [f"{s['peer']} {s['test']} rep {s['rep']}: {s['error']}" for s in errors]
+    return "\n".join(out)
+
+
+def _ratio(v, base) -> str:
+    if v is None or not base:
+        return "-"
+    return f"{v / base:.2f}"
+
+
+def compare(a: dict, b: dict, a_name: str = "A", b_name: str = "B") -> str:
+    """Medians of two runs side by side, with B/A, for every peer and column."""
+    rows = []
+    for peer in sorted(set(a["summary"]) | set(b["summary"])):
+        for test, metric, header, higher_better in COLUMNS:
+            va = _get(a["summary"], peer, test, metric)
+            vb = _get(b["summary"], peer, test, metric)
+            if va is None and vb is None:
+                continue
+            ratio = _ratio(vb, va)
+            flag = ""
+            if va and vb is not None:
+                change = vb / va - 1
+                better = change > 0 if higher_better else change < 0
+                if abs(change) >= 0.1:
+                    flag = "better" if better else "WORSE"
+            rows.append([peer, header, _num(va), _num(vb), ratio, flag])
+    facts = [f"{a_name}: {a['machine'].get('date')} {a['machine'].get('cpu_model')} "
+             f"kernel {a['machine'].get('kernel')}",
+             f"{b_name}: {b['machine'].get('date')} {b['machine'].get('cpu_model')} "
+             f"kernel {b['machine'].get('kernel')}"]
+    return "\n".join(facts + ["", _render(["peer", "metric", a_name, b_name, f"{b_name}/{a_name}", "(>=10%)"],
+                                          rows)])

@@ -1,0 +1,140 @@
+"""Runs the end-to-end bench: sets every peer up between its own two kernel
+namespaces, then measures test by test, interleaved across peers, for each
+repetition (so drift on a noisy machine hits all peers alike), printing
+progress. Everything is torn down at the end, also on Ctrl-C or failure
+(pyctl.kernel's cleanup registry)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from pyctl import kernel
+
+from bench import loads
+from bench.peers import PEERS, Endpoint
+
+TESTS = ("tcp1", "tcp4", "udp64", "rtt")
+
+
+@dataclass
+class Plan:
+    peers: list[str]
+    tests: list[str]
+    reps: int = 3
+    seconds: float = 5.0
+    tcp_tool: str = "auto"
+    rtt_count: int = loads.RTT_COUNT
+
+    def expected_seconds(self, test: str) -> float:
+        """A guess of one measurement's wall time, for the time-left estimate."""
+        return {"rtt": 1.0 + self.rtt_count * 60e-6}.get(test, self.seconds + 1.0)
+
+
+@dataclass
+class Run:
+    plan: Plan
+    peers: dict = field(default_factory=dict)       # name -> {"status", "reason", "description"}
+    samples: list = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _measure(pair: loads.Pair, test: str, plan: Plan, tool: str) -> dict:
+    if test == "tcp1":
+        return loads.tcp(pair, 1, plan.seconds, tool)
+    if test == "tcp4":
+        return loads.tcp(pair, 4, plan.seconds, tool)
+    if test == "udp64":
+        return loads.udp64(pair, plan.seconds)
+    if test == "rtt":
+        return loads.rtt(pair, plan.rtt_count)
+    raise ValueError(f"unknown test {test!r}; known: {', '.join(TESTS)}")
+
+
+def headline(test: str, m: dict) -> str:
+    if test.startswith("tcp"):
+        return f"{m['gbps']:.2f} Gbit/s"
+    if test == "udp64":
+        return (f"{m['delivered_kpps']:.0f} kfps delivered, {m['received_kpps']:.0f} read, "
+                f"sent {m['sent_kpps']:.0f}")
+    return f"median {m['median_us']:.1f} us, p99 {m['p99_us']:.1f} us"
+
+
+def _fmt_time(s: float) -> str:
+    s = max(0, int(s))
+    return f"{s // 60}m{s % 60:02d}s"
+
+
+def _setup_peers(plan: Plan, run: Run, registry, log) -> dict:
+    pairs = {}
+    for name in plan.peers:
+        peer = PEERS[name]()
+        run.peers[name] = {"description": peer.description}
+        reason = peer.unavailable()
+        if reason:
+            run.peers[name].update(status="skipped", reason=reason)
+            log(f"  {name}: skipped: {reason}")
+            continue
+        index = list(PEERS).index(name)
+        try:
+            a = Endpoint(kernel.NetNamespace(prefix="tsbna", registry=registry), f"10.77.{index}.1/24")
+            b = Endpoint(kernel.NetNamespace(prefix="tsbnb", registry=registry), f"10.77.{index}.2/24")
+            for ns in (a.ns, b.ns):     # no IPv6 chatter in the counters
+                ns.set_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+                ns.set_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+            registry.register(f"peer {name}", peer.teardown)
+            peer.setup(a, b, registry)
+        except Exception as exc:
+            peer.teardown()
+            run.peers[name].update(status="failed", reason=f"setup: {exc}")
+            log(f"  {name}: setup failed: {exc}")
+            continue
+        run.peers[name]["status"] = "ok"
+        pairs[name] = loads.Pair(peer, a, b)
+        log(f"  {name}: ready ({a.ns.name}/{a.ifname} <-> {b.ns.name}/{b.ifname})")
+    return pairs
+
+
+def run_bench(plan: Plan, log=print, registry: kernel.CleanupRegistry | None = None) -> Run:
+    """Measure ``plan``; returns every sample. Cleans up whatever happens;
+    on KeyboardInterrupt returns what was measured with ``interrupted`` set."""
+    for name in plan.peers:
+        if name not in PEERS:
+            raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+    for test in plan.tests:
+        if test not in TESTS:
+            raise ValueError(f"unknown test {test!r}; known: {', '.join(TESTS)}")
+    registry = registry if registry is not None else kernel.registry
+    run = Run(plan)
+    tool = loads.tcp_tool(plan.tcp_tool) if any(t.startswith("tcp") for t in plan.tests) else None
+    try:
+        log(f"setting up {len(plan.peers)} peers")
+        pairs = _setup_peers(plan, run, registry, log)
+        schedule = [(rep, test, name) for rep in range(1, plan.reps + 1)
+                    for test in plan.tests for name in pairs]
+        expected = [plan.expected_seconds(t) for _, t, _ in schedule]
+        started = time.monotonic()
+        for i, (rep, test, name) in enumerate(schedule):
+            done_expected = sum(expected[:i])
+            scale = (time.monotonic() - started) / done_expected if done_expected else 1.0
+            left = sum(expected[i:]) * scale
+            log(f"[{i + 1:>3}/{len(schedule)}] rep {rep}/{plan.reps}  {name:<24}{test:<6}"
+                f"~{_fmt_time(left)} left", end="  ", flush=True)
+            sample = {"peer": name, "test": test, "rep": rep, "time": time.time()}
+            try:
+                sample["metrics"] = _measure(pairs[name], test, plan, tool)
+                log(headline(test, sample["metrics"]))
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                sample["error"] = f"{type(exc).__name__}: {exc}"
+                log(f"FAILED: {sample['error']}")
+            run.samples.append(sample)
+    except KeyboardInterrupt:
+        run.interrupted = True
+        log("\ninterrupted: cleaning up, keeping the samples measured so far")
+    finally:
+        failures = registry.cleanup()
+        if failures:
+            log(f"cleanup problems: {failures}")
+    return run
