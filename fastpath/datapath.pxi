@@ -267,8 +267,7 @@ cdef class Datapath:
             if fib is not None:
                 for prefix, plen, nh in (<Dir24Fib>fib).routes_list():
                     self._nh_release(nh)
-                self.fib[ns_id].tbl24 = NULL
-                self.fib[ns_id].tbl8 = NULL
+                memset(&self.fib[ns_id], 0, sizeof(FibView))
             for key, _ in self.neigh.items():
                 if key >> 32 == <uint64_t>ns_id:
                     self.neigh.delete(key)

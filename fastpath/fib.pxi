@@ -13,6 +13,8 @@
 # Entry (uint32): 0 = no route; FIB_EXT | g = see tbl8 group g;
 # otherwise (depth << 24) | (nexthop + 1), depth being the prefix length that wrote it,
 # which is what lets insert and delete update only the entries a prefix owns.
+# The default route (/0) is held apart and answers when tbl24 has nothing, so adding or
+# removing it costs nothing instead of rewriting all 2^24 entries.
 # The route set itself ((plen << 32) | prefix -> nexthop) is kept in a U64Map:
 # deleting a prefix rewrites its entries with the next shorter covering prefix.
 
@@ -23,19 +25,20 @@ cdef enum:
     TBL24_SIZE = 1 << 24
 
 cdef struct FibView:
-    const uint32_t* tbl24     # NULL: no route at all in this scope
+    const uint32_t* tbl24     # NULL: no route longer than /0 in this scope
     const uint32_t* tbl8
+    uint32_t default_entry    # the /0 route's entry (0: none), kept out of tbl24
 
 
 cdef inline uint32_t fib_entry_lookup(const FibView* f, uint32_t ip) noexcept nogil:
     """The entry for ``ip`` (0 if none); its next hop is (e & FIB_NH_MASK) - 1."""
     cdef uint32_t e
     if f.tbl24 == NULL:
-        return 0
+        return f.default_entry
     e = f.tbl24[ip >> 8]
     if e & FIB_EXT:
         e = f.tbl8[((e & FIB_NH_MASK) << 8) | (ip & 0xFF)]
-    return e
+    return e if e else f.default_entry
 
 
 cdef inline uint32_t fib_depth(uint32_t e) noexcept nogil:
@@ -59,8 +62,10 @@ cdef class Dir24Fib:
     cdef Py_ssize_t groups_cap, groups_used
     cdef list free_groups
     cdef U64Map routes
+    cdef uint32_t default_entry
 
     def __cinit__(self):
+        self.default_entry = 0
         self.tbl24 = NULL
         self.tbl8 = NULL
         self.groups_cap = 0
@@ -83,6 +88,7 @@ cdef class Dir24Fib:
         cdef FibView v
         v.tbl24 = self.tbl24
         v.tbl8 = self.tbl8
+        v.default_entry = self.default_entry
         return v
 
     cdef bint get_route(self, uint32_t prefix, int plen, uint32_t* nh) noexcept:
@@ -142,6 +148,10 @@ cdef class Dir24Fib:
         """Add or replace prefix/plen -> nh.  The caller has checked the arguments."""
         cdef uint32_t i, e
         cdef int g
+        if plen == 0:
+            self.routes.put(0, nh)
+            self.default_entry = nh + 1
+            return 0
         if self.tbl24 == NULL:
             self.tbl24 = <uint32_t*>calloc(TBL24_SIZE, sizeof(uint32_t))
             if self.tbl24 == NULL:
@@ -162,7 +172,11 @@ cdef class Dir24Fib:
         cdef uint32_t repl = 0, nh, i, e, g, k
         cdef int l
         cdef bint collapsible
-        for l in range(plen - 1, -1, -1):
+        if plen == 0:
+            self.routes.delete(0)
+            self.default_entry = 0
+            return 0
+        for l in range(plen - 1, 0, -1):
             if self.get_route(prefix & prefix_mask(l), l, &nh):
                 repl = (<uint32_t>l << 24) | (nh + 1)
                 break
@@ -181,7 +195,7 @@ cdef class Dir24Fib:
             if collapsible:
                 self.tbl24[i] = self.tbl8[g * 256]
                 self.free_groups.append(g)
-        if len(self.routes) == 0:
+        if len(self.routes) == (1 if self.default_entry else 0):
             free(self.tbl24)
             free(self.tbl8)
             self.tbl24, self.tbl8 = NULL, NULL

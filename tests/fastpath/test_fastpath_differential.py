@@ -1,0 +1,153 @@
+"""Differential test: hypothesis builds topologies, tables and batches of well-formed and
+malformed frames; the compiled core must give the reference's verdicts, bytes and counters."""
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fastpath import Batch, Datapath
+from fastpath.reference import ReferenceDatapath
+from fastpath_frames import BCAST, ip, ipv4_frame, arp_frame, mac
+
+ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
+SPECIAL = [0, 0xFFFFFFFF, ip("10.0.0.255"), ip("239.1.2.3"), ip("224.0.0.1"), ip("127.0.0.1"),
+           ip("240.1.1.1"), ip("8.8.8.8"), ip("10.9.1.1"), ip("10.9.200.3")]
+ROUTES = [(0, 0), (ip("10.9.0.0"), 16), (ip("10.9.1.0"), 24), (ip("10.9.1.0"), 25),
+          (ip("10.9.1.1"), 32), (ip("8.0.0.0"), 8), (ip("10.0.0.0"), 8)]
+GATEWAYS = [0, ip("10.0.0.100"), ip("10.0.0.9")]
+MAX_PORTS = 8
+
+
+@st.composite
+def worlds(draw):
+    """A list of table writes: L2 scopes 0 and 1, up to 5 L3 namespaces, ports, tables."""
+    ops = [("set_namespace", 0, 0, False)]
+    if draw(st.booleans()):
+        ops.append(("set_namespace", 1, 1, False))
+    scopes = [op[1] for op in ops]
+    l3 = {}
+    for n in range(2, 2 + draw(st.integers(0, 5))):
+        l3[n] = draw(st.sampled_from(scopes))
+        ops.append(("set_namespace", n, l3[n], True))
+    namespaces = scopes + list(l3)
+    scope_of = {**{s: s for s in scopes}, **l3}
+    ports, used_l3 = {}, set()
+    for p in range(draw(st.integers(1, MAX_PORTS - 1))):
+        n = draw(st.sampled_from(namespaces))
+        if n in l3 and n in used_l3:
+            continue
+        used_l3.add(n)
+        ports[p] = n
+        ops.append(("set_port", p, n, mac(p + 1)))
+    owned = {}
+    for a in draw(st.lists(st.sampled_from(ADDRS), max_size=8)):
+        n = draw(st.sampled_from(namespaces))
+        if (scope_of[n], a) not in owned:
+            owned[(scope_of[n], a)] = n
+            ops.append(("add_address", scope_of[n], a, n))
+    for s in scopes:
+        if (s, ip("10.0.0.255")) not in owned and draw(st.booleans()):
+            members = [n for n in namespaces if scope_of[n] == s and draw(st.booleans())]
+            ops.append(("set_broadcast", s, ip("10.0.0.255"), members))
+        if ports:
+            for prefix, plen in draw(st.lists(st.sampled_from(ROUTES), max_size=4, unique=True)):
+                ops.append(("add_route", s, prefix, plen, draw(st.sampled_from(sorted(ports))),
+                            draw(st.sampled_from(GATEWAYS))))
+        for a in draw(st.lists(st.sampled_from(GATEWAYS[1:] + [ip("10.9.1.1"), ip("8.8.8.8")]),
+                               max_size=3, unique=True)):
+            ops.append(("set_neighbour", s, a, mac(0x300 + (a & 0xFF))))
+    peers = {p: mac(0x100 + p) for p in ports if draw(st.booleans())}
+    return ops, ports, owned, peers
+
+
+@st.composite
+def frames(draw, ports, owned):
+    port = draw(st.sampled_from(sorted(ports) + [MAX_PORTS - 1]))
+    known = [a for (_, a) in owned]
+    src = draw(st.sampled_from(known + [0, ip("10.0.0.77"), ip("127.0.0.1")]) if known else st.just(0))
+    dst = draw(st.sampled_from(known + SPECIAL) if known else st.sampled_from(SPECIAL))
+    dmac = draw(st.sampled_from([mac(port + 1)] * 6 + [BCAST, bytes.fromhex("01005e010203"), mac(0x77)]))
+    smac = draw(st.sampled_from([mac(0x100 + port), mac(0x400), bytes(6), BCAST]))
+    kind = draw(st.sampled_from(["ip"] * 8 + ["arp", "ether"]))
+    if kind == "arp":
+        f = arp_frame(smac, src, dst)
+    elif kind == "ether":
+        f = dmac + smac + draw(st.sampled_from([b"\x86\xdd", b"\x81\x00", b"\x08\x00"])) + draw(st.binary(max_size=40))
+    else:
+        f = ipv4_frame(dmac, smac, src, dst, ttl=draw(st.sampled_from([0, 1, 2, 64, 255])),
+                       proto=draw(st.integers(0, 255)), payload=draw(st.binary(max_size=30)),
+                       options=draw(st.sampled_from([b"", b"\x01\x01\x01\x00"])),
+                       pad=draw(st.sampled_from([b"", bytes(10)])))
+    mutation = draw(st.sampled_from(["none"] * 6 + ["truncate", "byte", "ihl", "total"]))
+    if mutation == "truncate":
+        f = f[:draw(st.integers(0, len(f)))]
+    elif mutation == "byte" and f:
+        k = draw(st.integers(0, len(f) - 1))
+        f = f[:k] + bytes([draw(st.integers(0, 255))]) + f[k + 1:]
+    elif mutation == "ihl" and len(f) > 14:
+        f = f[:14] + bytes([(f[14] & 0xF0) | draw(st.integers(0, 15))]) + f[15:]
+    elif mutation == "total" and len(f) > 17:
+        f = f[:16] + draw(st.integers(0, 0xFFFF)).to_bytes(2, "big") + f[18:]
+    return port, f
+
+
+@st.composite
+def scenarios(draw):
+    ops, ports, owned, peers = draw(worlds())
+    batches = draw(st.lists(st.lists(frames(ports, owned), min_size=1, max_size=40), min_size=1, max_size=3))
+    # between batches, one table write (exercises route-cache invalidation)
+    changes = draw(st.lists(st.sampled_from(["route", "unroute", "neigh", "move", "port"]),
+                            min_size=len(batches), max_size=len(batches)))
+    return ops, peers, batches, changes, sorted(ports), owned
+
+
+def apply(dp, ops):
+    with dp.update():
+        for name, *args in ops:
+            getattr(dp, name)(*args)
+
+
+def change(dp, what, ports, owned, port_ns):
+    with dp.update():
+        if what == "route" and ports:
+            dp.add_route(0, ip("10.9.1.0"), 24, ports[-1], ip("10.0.0.9"))
+        elif what == "unroute" and any(r[:2] == (0, 0) for r in dp.routes(0)):
+            dp.remove_route(0, 0, 0)
+        elif what == "neigh":
+            dp.set_neighbour(0, ip("10.0.0.9"), mac(0x999))
+        elif what == "move" and owned:
+            (scope, a), n = sorted(owned.items())[0]
+            if dp.lookup_address(scope, a) == n:
+                dp.remove_address(scope, a)
+        elif what == "port" and ports:
+            dp.set_port(ports[0], port_ns[ports[0]], mac(0x555))   # new switch MAC
+
+
+def results(batch):
+    return ([(batch.verdict[i], batch.reason[i], batch.out_port[i], batch.frame(i))
+             for i in range(batch.count)],
+            [batch.copy(k) for k in range(batch.fanout_count)],
+            [(int(batch.fanout_first[i]), int(batch.fanout_n[i])) for i in range(batch.count)])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.data_too_large])
+@given(scenarios(), st.integers(1, 64))
+def test_core_matches_reference(scenario, max_fanout):
+    ops, peers, batches, changes, ports, owned = scenario
+    core = Datapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
+    ref = ReferenceDatapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
+    port_ns = {args[0]: args[1] for name, *args in ops if name == "set_port"}
+    for dp in (core, ref):
+        apply(dp, ops)
+        for p, m in peers.items():
+            dp.set_peer_mac(p, m)
+    for frames_, what in zip(batches, changes):
+        out = []
+        for dp in (core, ref):
+            b = Batch(capacity=len(frames_), slot_size=256, max_fanout=max_fanout)
+            b.load(frames_)
+            dp.process(b)
+            out.append(results(b))
+        assert out[0] == out[1]
+        assert core.counters() == ref.counters()
+        assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]
+        for dp in (core, ref):
+            change(dp, what, ports, owned, port_ns)
