@@ -33,6 +33,12 @@ class NamespaceRecord:
     def value(self):
         return Namespace(self.id, self.name, self.kind, self.parent)
 
+    def clone(self):
+        # addresses, routes and groups hold immutable values: copying the containers is enough
+        return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
+                               list(self.children), dict(self.addresses), dict(self.routes),
+                               list(self.ports), set(self.groups))
+
 
 @dataclass
 class PortRecord:
@@ -44,6 +50,9 @@ class PortRecord:
 
     def value(self):
         return Port(self.name, self.id, self.ns, self.mac, _copy_options(self.options))
+
+    def clone(self):
+        return PortRecord(self.name, self.id, self.ns, self.mac, _copy_options(self.options))
 
 
 def _copy_options(options):
@@ -69,6 +78,11 @@ class IdAllocator:
     def release(self, ident):
         heapq.heappush(self.free, ident)
 
+    def clone(self):
+        copied = IdAllocator(self.next)
+        copied.free = list(self.free)
+        return copied
+
     def __eq__(self, other):
         return (isinstance(other, IdAllocator) and self.next == other.next
                 and sorted(self.free) == sorted(other.free))
@@ -93,6 +107,17 @@ class State:
         state = cls()
         state.add_namespace(ROOT_NAME, L2, None)
         return state
+
+    def __deepcopy__(self, memo):
+        """A full checkpoint, sharing only immutable values (fast: used by transactions)."""
+        return State(
+            namespaces={i: r.clone() for i, r in self.namespaces.items()},
+            by_name=dict(self.by_name),
+            holders={i: dict(h) for i, h in self.holders.items()},
+            ports={n: p.clone() for n, p in self.ports.items()},
+            port_names=dict(self.port_names), macs=dict(self.macs),
+            namespace_ids=self.namespace_ids.clone(), port_ids=self.port_ids.clone(),
+            next_uid=self.next_uid, version=self.version, versions=dict(self.versions))
 
     def add_namespace(self, name, kind, parent):
         ident = self.namespace_ids.take()
