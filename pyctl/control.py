@@ -244,6 +244,10 @@ class ControlServer:
         if not binding.admin:
             self._by_name.pop(binding.name, None)
         for conn in [c for c in self._connections.values() if c.binding is binding]:
+            try:                   # a last answer ("destroyed") if the socket takes it now
+                conn.sock.send(conn.outbuf)
+            except OSError:
+                pass
             self._close(conn, "its namespace socket was closed")
         listener.sock.close()
         try:  # only our own file: someone may have put a new one there since
@@ -409,15 +413,13 @@ class ControlServer:
     def _serve_line(self, conn: _Connection, line: bytes) -> None:
         if not line.strip():
             return
-        if not self._binding_alive(conn.binding):
-            self._queue(conn, protocol.encode_error(
-                None, "ENOENT", f"namespace {conn.binding.name!r} was destroyed"))
-            conn.eof = True
-            return
         request_id = None
         try:
             request = protocol.decode_request(line)
             request_id = request.id
+            if not self._binding_alive(conn.binding):
+                conn.eof = True     # answer, then close: this socket's namespace is gone
+                raise errors.NotFound(f"namespace {conn.binding.name!r} was destroyed")
             result = self.dispatcher.dispatch(conn.session, request)
             reply = protocol.encode_result(request_id, result)
         except errors.TapswitchError as exc:
@@ -426,10 +428,11 @@ class ControlServer:
         except Exception as exc:   # a bug: answer, log, keep serving everyone else
             log.exception("internal error serving %r", line[:200])
             reply = protocol.encode_error(request_id, "EIO", f"internal error: {exc!r}")
-        if self._prune_pending:
+        conn.outbuf += reply
+        if self._prune_pending:    # a namespace was destroyed: its sockets go before we answer
             self._prune()
         if conn.sock.fileno() >= 0:
-            self._queue(conn, reply)
+            self._flush(conn)
 
     def _queue(self, conn: _Connection, data: bytes) -> None:
         conn.outbuf += data

@@ -189,3 +189,25 @@ def test_namespace_destroyed_behind_the_servers_back(tmp_path):
         assert not os.path.exists(path)
     finally:
         s.close()
+
+
+def test_request_on_a_destroyed_namespaces_socket_is_answered_then_closed(tmp_path):
+    """Served before the server's loop saw the destroy event: refused with the id, then EOF."""
+    from pyctl import protocol
+    from pyctl.control import ControlServer
+    switch = tenants(Switch())
+    with ControlServer(switch, str(tmp_path / "c.sock")) as server:
+        raw = RawLine(server.bind_namespace("db"))
+        listener = [fd for fd in server.filenos()][-1]
+        server.handle_ready(listener)                       # accept
+        conn = server.filenos()[-1]
+        switch.destroy("db")
+        raw.send(protocol.encode_request(41, "ping", {}))
+        server.handle_ready(conn)                           # before any poll() prunes
+        assert raw.reply() == {"id": 41, "ok": False, "error": {
+            "code": "ENOENT", "message": "namespace 'db' was destroyed"}}
+        with pytest.raises(EOFError):
+            raw.reply()
+        server.poll(0)                                      # the wake-up: prune
+        assert server.bindings() == {}
+        raw.close()
