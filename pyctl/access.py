@@ -12,6 +12,10 @@ from pyctl import errors
 from pyctl.values import L3, Namespace, Port
 
 
+def _is_id_text(text):
+    return text.isascii() and text.isdigit()
+
+
 def locked(method):
     """Run a verb under the switch's lock (reentrant: verbs may call verbs)."""
     @functools.wraps(method)
@@ -34,7 +38,7 @@ class Access:
             raise errors.InvalidArgument(f"a namespace is named by its name or id, not {ref!r}")
         elif isinstance(ref, int):
             ident = ref
-        elif ref.isdigit():
+        elif _is_id_text(ref):
             ident = int(ref)
         else:
             ident = state.by_name.get(ref)
@@ -58,7 +62,7 @@ class Access:
             name = ref.name
         elif isinstance(ref, bool) or not isinstance(ref, (int, str)):
             raise errors.InvalidArgument(f"a port is named by its name or id, not {ref!r}")
-        elif isinstance(ref, int) or ref.isdigit():
+        elif isinstance(ref, int) or _is_id_text(ref):
             name = state.port_names.get(int(ref))
         else:
             name = ref

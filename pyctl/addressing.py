@@ -13,8 +13,7 @@ from pyctl.errors import InvalidArgument
 __all__ = [
     "LOOPBACK_INTERFACES", "LIMITED_BROADCAST",
     "parse_interface", "parse_ip", "parse_network", "parse_group", "parse_mac",
-    "check_namespace_name", "check_port_name", "check_netns_name",
-    "is_loopback", "sort_key",
+    "check_namespace_name", "check_port_name", "check_netns_name", "sort_key",
 ]
 
 # Always present in every namespace, never pushable nor deletable.
@@ -152,7 +151,8 @@ def parse_mac(value):
 
 
 def check_namespace_name(name):
-    """1-63 characters of ``[A-Za-z0-9_.-]``, starting alphanumeric, not only digits (digits are ids)."""
+    """1-63 characters of ``[A-Za-z0-9_.-]``, starting alphanumeric, not only digits
+    (digit strings are ids)."""
     if not isinstance(name, str) or not _NAMESPACE_NAME.fullmatch(name) or name.isdigit():
         raise InvalidArgument(
             f"invalid namespace name {name!r}: use 1-63 characters of letters, digits, "
@@ -176,13 +176,8 @@ def check_netns_name(name):
     return name
 
 
-def is_loopback(ip):
-    """True for 127.0.0.0/8 and ::1."""
-    return ip.is_loopback
-
-
 def sort_key(value):
-    """Order for listings: IPv4 before IPv6, then numerically (addresses, interfaces, networks)."""
+    """Listing order of addresses, interfaces or networks: IPv4 first, then numerically."""
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return (value.version, int(value.network_address), value.prefixlen)
     if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):

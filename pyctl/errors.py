@@ -35,7 +35,7 @@ class TapswitchError(Exception):
 
 
 class NotFound(TapswitchError):
-    """The named namespace, address, route, port or group does not exist (or is not visible)."""
+    """The namespace, address, route, port or group does not exist (or is not visible)."""
 
     code = "ENOENT"
 
@@ -53,7 +53,8 @@ class AddressInUse(TapswitchError):
 
 
 class PermissionDenied(TapswitchError):
-    """The acting namespace lacks the capability (an L3 has no NET_ADMIN), or the root is protected."""
+    """The acting namespace lacks the capability (an L3 has no NET_ADMIN),
+    or the object is protected (the root)."""
 
     code = "EPERM"
 
@@ -65,7 +66,8 @@ class InvalidArgument(TapswitchError):
 
 
 class Busy(TapswitchError):
-    """The object is still in use (an L2 with children, a port a route goes through, an L3 that has its port)."""
+    """The object is still in use: an L2 with children, a port a route goes out of,
+    an L3 that already has its port."""
 
     code = "EBUSY"
 
@@ -83,7 +85,7 @@ _BY_CODE = {cls.code: cls for cls in (
 
 
 def from_code(code, message):
-    """The error of class ``code`` (unknown codes give a plain ``TapswitchError`` that keeps the code)."""
+    """The error of class ``code`` (an unknown code gives a ``TapswitchError`` keeping it)."""
     cls = _BY_CODE.get(code)
     if cls is not None:
         return cls(message)

@@ -16,6 +16,12 @@ from pyctl.values import L2, L3, TaggedAddress
 KINDS = (L2, L3)
 
 
+def _check_flag(name, value):
+    # strict: a control-socket "false" (a non-empty string) must not mean yes
+    if not isinstance(value, bool):
+        raise errors.InvalidArgument(f"{name} must be true or false, not {value!r}")
+
+
 class NamespaceVerbs(Access):
 
     # -- the tree -------------------------------------------------------------
@@ -33,10 +39,10 @@ class NamespaceVerbs(Access):
         return [record.value() for record in state.subtree(top)]
 
     @locked
-    def scope_of(self, ref):
-        """The L2 namespace whose routes and address space ``ref`` uses (an L2: itself)."""
+    def scope_of(self, ns):
+        """The L2 namespace whose routes and address space ``ns`` uses (an L2: itself)."""
         state = self._sw._state
-        record = self._resolve(self._actor(), ref)
+        record = self._resolve(self._actor(), ns)
         return state.namespaces[state.scope_id(record)].value()
 
     @locked
@@ -66,7 +72,7 @@ class NamespaceVerbs(Access):
         return value
 
     @locked
-    def destroy(self, ref, recursive=False):
+    def destroy(self, ns, recursive=False):
         """Destroy a namespace (see docs/model.md for what happens to its addresses).
 
         An L3's addresses return to its parent. An L2 with children is refused
@@ -75,9 +81,10 @@ class NamespaceVerbs(Access):
         are removed.
         """
         actor = self._actor()
-        self._configuring(actor, f"destroying namespace {ref!r}")
+        self._configuring(actor, f"destroying namespace {ns!r}")
         state = self._sw._state
-        record = self._resolve(actor, ref)
+        _check_flag("recursive", recursive)
+        record = self._resolve(actor, ns)
         if record.id == ROOT_ID:
             raise errors.PermissionDenied(f"the root namespace '{record.name}' cannot be destroyed")
         if actor is not None and record.id == actor.id:
@@ -139,12 +146,12 @@ class NamespaceVerbs(Access):
                 f"cannot {verb} '{record.name}': it is an L2 namespace ({hint})")
 
     @locked
-    def add_address(self, ref, address):
-        """Create ``address`` (``A/N``) in L2 namespace ``ref``."""
+    def add_address(self, ns, address):
+        """Create ``address`` (``A/N``) in L2 namespace ``ns``."""
         actor = self._actor()
         self._configuring(actor, f"adding address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ref)
+        record = self._resolve(actor, ns)
         self._l2_only(record, f"add {iface}", "addresses are created in its parent L2 "
                                              "and pushed; see assign_and_push")
         holders = self._sw._state.holders[record.id]
@@ -161,12 +168,12 @@ class NamespaceVerbs(Access):
                          {"namespace": record.name, "address": str(iface)})
 
     @locked
-    def del_address(self, ref, address):
-        """Delete ``address`` from L2 namespace ``ref`` (it must hold it, not a child)."""
+    def del_address(self, ns, address):
+        """Delete ``address`` from L2 namespace ``ns`` (it must hold it, not a child)."""
         actor = self._actor()
         self._configuring(actor, f"deleting address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ref)
+        record = self._resolve(actor, ns)
         self._l2_only(record, f"delete {iface}", "its addresses go back with pull")
         holders = self._sw._state.holders[record.id]
         holder = holders.get(iface.ip)
@@ -183,12 +190,12 @@ class NamespaceVerbs(Access):
                          {"namespace": record.name, "address": str(iface)})
 
     @locked
-    def push(self, address, ref):
-        """Move ``address`` from the parent L2 of L3 namespace ``ref`` into ``ref``."""
+    def push(self, address, ns):
+        """Move ``address`` from the parent L2 of L3 namespace ``ns`` into ``ns``."""
         actor = self._actor()
         self._configuring(actor, f"pushing address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ref)
+        record = self._resolve(actor, ns)
         self._l3_only(record, f"push {iface} into", "push moves an address from an L2 "
                                                     "into one of its L3 children")
         state = self._sw._state
@@ -210,12 +217,12 @@ class NamespaceVerbs(Access):
                          {"address": str(iface), "from": parent.name, "to": record.name})
 
     @locked
-    def pull(self, address, ref):
-        """Give ``address`` held by L3 namespace ``ref`` back to its parent L2."""
+    def pull(self, address, ns):
+        """Give ``address`` held by L3 namespace ``ns`` back to its parent L2."""
         actor = self._actor()
         self._configuring(actor, f"pulling address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ref)
+        record = self._resolve(actor, ns)
         self._l3_only(record, f"pull {iface} from", "an L2 keeps its addresses; "
                                                     "delete them with del_address")
         state = self._sw._state
@@ -229,13 +236,13 @@ class NamespaceVerbs(Access):
                          {"address": str(iface), "from": record.name, "to": parent.name})
 
     @locked
-    def assign_and_push(self, address, ref):
-        """Create ``address`` in the parent L2 of L3 ``ref`` and push it, in one step:
+    def assign_and_push(self, address, ns):
+        """Create ``address`` in the parent L2 of L3 ``ns`` and push it, in one step:
         the L2 never holds it."""
         actor = self._actor()
         self._configuring(actor, f"assigning address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ref)
+        record = self._resolve(actor, ns)
         self._l3_only(record, f"assign {iface} to", "use add_address for an L2")
         state = self._sw._state
         parent = state.namespaces[record.parent]
@@ -251,13 +258,14 @@ class NamespaceVerbs(Access):
                          {"address": str(iface), "scope": parent.name, "to": record.name})
 
     @locked
-    def addresses(self, ref, tagged=False):
-        """Loopback plus the addresses ``ref`` holds, as ``A/N`` strings.
+    def addresses(self, ns, tagged=False):
+        """Loopback plus the addresses ``ns`` holds, as ``A/N`` strings.
 
         ``tagged=True``: ``TaggedAddress(address, owner)`` tuples, and for an L2
         also every descendant's addresses tagged with the holder's name."""
+        _check_flag("tagged", tagged)
         state = self._sw._state
-        record = self._resolve(self._actor(), ref)
+        record = self._resolve(self._actor(), ns)
         own = [str(i) for i in LOOPBACK_INTERFACES]
         own += [str(i) for i in sorted(record.addresses.values(), key=sort_key)]
         if not tagged:
@@ -284,14 +292,14 @@ class NamespaceVerbs(Access):
         return holder_record.value()
 
     @locked
-    def may_send_from(self, ref, source):
-        """The source-address rule: may namespace ``ref`` send from IP ``source``?
+    def may_send_from(self, ns, source):
+        """The source-address rule: may namespace ``ns`` send from IP ``source``?
 
         An L3: its own addresses, loopback, 0.0.0.0 / ``::``, multicast, the
         limited broadcast and the directed broadcast of its own subnets. An L2:
         any address no other namespace of its scope holds."""
         state = self._sw._state
-        record = self._resolve(self._actor(), ref)
+        record = self._resolve(self._actor(), ns)
         ip = parse_ip(source, what="source address")
         if record.kind == L2:
             return state.holders[record.id].get(ip, record.id) == record.id

@@ -4,7 +4,8 @@ membership (the one configuring verb an L3 keeps, for itself only).
 """
 from pyctl import errors
 from pyctl.access import Access, locked
-from pyctl.addressing import check_port_name, parse_group, parse_ip, parse_mac, parse_network, sort_key
+from pyctl.addressing import (check_port_name, parse_group, parse_ip, parse_mac, parse_network,
+                              sort_key)
 from pyctl.port_options import check_port_options
 from pyctl.state import PortRecord
 from pyctl.values import L2, L3, Route
@@ -17,10 +18,10 @@ class ResourceVerbs(Access):
 
     # -- routes ---------------------------------------------------------------
 
-    def _route_owner(self, ref, verb):
+    def _route_owner(self, ns, verb):
         actor = self._actor()
         self._configuring(actor, verb)
-        record = self._resolve(actor, ref)
+        record = self._resolve(actor, ns)
         if record.kind != L2:
             parent = self._sw._state.namespaces[record.parent]
             raise errors.InvalidArgument(
@@ -29,10 +30,10 @@ class ResourceVerbs(Access):
         return record
 
     @locked
-    def add_route(self, ref, dst, via=None, port=None):
-        """Add a route to ``dst`` (``A/N`` or ``"default"``) in L2 ``ref``, through
-        gateway ``via`` and/or out of ``port`` (a port attached to ``ref``)."""
-        record = self._route_owner(ref, f"adding route {dst!r}")
+    def add_route(self, ns, dst, via=None, port=None):
+        """Add a route to ``dst`` (``A/N`` or ``"default"``) in L2 ``ns``, through
+        gateway ``via`` and/or out of ``port`` (a port attached to ``ns``)."""
+        record = self._route_owner(ns, f"adding route {dst!r}")
         network = parse_network(dst)
         gateway = None
         if via is not None:
@@ -61,9 +62,9 @@ class ResourceVerbs(Access):
         return route
 
     @locked
-    def del_route(self, ref, dst, via=None, port=None):
-        """Delete the route to ``dst`` of L2 ``ref``; ``via``/``port``, if given, must match."""
-        record = self._route_owner(ref, f"deleting route {dst!r}")
+    def del_route(self, ns, dst, via=None, port=None):
+        """Delete the route to ``dst`` of L2 ``ns``; ``via``/``port``, if given, must match."""
+        record = self._route_owner(ns, f"deleting route {dst!r}")
         network = parse_network(dst)
         route = record.routes.get(network)
         if route is None:
@@ -78,10 +79,10 @@ class ResourceVerbs(Access):
         self._sw._commit("route.delete", ("routes",), {"namespace": record.name, **route.to_dict()})
 
     @locked
-    def routes(self, ref):
-        """The routes ``ref`` uses: an L2's own, or (read-only) its parent's for an L3."""
+    def routes(self, ns):
+        """The routes ``ns`` uses: an L2's own, or (read-only) its parent's for an L3."""
         state = self._sw._state
-        record = self._resolve(self._actor(), ref)
+        record = self._resolve(self._actor(), ns)
         scope = state.namespaces[state.scope_id(record)]
         return [route for _, route in sorted(scope.routes.items(), key=lambda i: sort_key(i[0]))]
 
@@ -91,20 +92,21 @@ class ResourceVerbs(Access):
         macs = self._sw._state.macs
         counter = port_id + 1
         while True:
-            mac = f"{_MAC_PREFIX}:{counter >> 16 & 0xff:02x}:{counter >> 8 & 0xff:02x}:{counter & 0xff:02x}"
+            low = counter & 0xFFFFFF
+            mac = f"{_MAC_PREFIX}:{low >> 16:02x}:{low >> 8 & 0xff:02x}:{low & 0xff:02x}"
             if mac not in macs:
                 return mac
             counter += 1
 
     @locked
-    def add_port(self, name, ref, mac=None, options=None):
-        """Attach a new port ``name`` to namespace ``ref``; ``mac=None`` generates a
+    def add_port(self, name, ns, mac=None, options=None):
+        """Attach a new port ``name`` to namespace ``ns``; ``mac=None`` generates a
         locally administered one. ``options``: see ``pyctl.port_options``."""
         actor = self._actor()
         self._configuring(actor, f"adding port {name!r}")
         state = self._sw._state
         check_port_name(name)
-        record = self._resolve(actor, ref)
+        record = self._resolve(actor, ns)
         if mac is not None:
             mac = parse_mac(mac)
         checked = check_port_options(options)
@@ -149,12 +151,12 @@ class ResourceVerbs(Access):
         return self._resolve_port(self._actor(), ref).value()
 
     @locked
-    def ports(self, ref=None):
-        """The ports of namespace ``ref``, or every visible port; by id."""
+    def ports(self, ns=None):
+        """The ports of namespace ``ns``, or every visible port; by id."""
         state = self._sw._state
         actor = self._actor()
-        if ref is not None:
-            records = [state.ports[n] for n in self._resolve(actor, ref).ports]
+        if ns is not None:
+            records = [state.ports[n] for n in self._resolve(actor, ns).ports]
         else:
             records = [state.ports[n] for n in state.port_names.values()]
             if actor is not None:
@@ -165,9 +167,9 @@ class ResourceVerbs(Access):
     # -- multicast membership -------------------------------------------------
 
     @locked
-    def join(self, ref, group):
-        """Make namespace ``ref`` a member of multicast ``group``."""
-        record = self._resolve(self._actor(), ref)
+    def join(self, ns, group):
+        """Make namespace ``ns`` a member of multicast ``group``."""
+        record = self._resolve(self._actor(), ns)
         ip = parse_group(group)
         if ip in record.groups:
             raise errors.AlreadyExists(f"'{record.name}' is already a member of {ip}")
@@ -175,9 +177,9 @@ class ResourceVerbs(Access):
         self._sw._commit("group.join", ("groups",), {"namespace": record.name, "group": str(ip)})
 
     @locked
-    def leave(self, ref, group):
-        """Remove namespace ``ref`` from multicast ``group``."""
-        record = self._resolve(self._actor(), ref)
+    def leave(self, ns, group):
+        """Remove namespace ``ns`` from multicast ``group``."""
+        record = self._resolve(self._actor(), ns)
         ip = parse_group(group)
         if ip not in record.groups:
             raise errors.NotFound(f"'{record.name}' is not a member of {ip}")
@@ -185,9 +187,9 @@ class ResourceVerbs(Access):
         self._sw._commit("group.leave", ("groups",), {"namespace": record.name, "group": str(ip)})
 
     @locked
-    def groups(self, ref):
-        """The groups namespace ``ref`` is a member of."""
-        record = self._resolve(self._actor(), ref)
+    def groups(self, ns):
+        """The groups namespace ``ns`` is a member of."""
+        record = self._resolve(self._actor(), ns)
         return [str(g) for g in sorted(record.groups, key=sort_key)]
 
     @locked

@@ -85,7 +85,7 @@ def test_duplicate_name_anywhere_in_the_tree():
     refused(sw, errors.AlreadyExists, sw.create, "init", kind="l2")
 
 
-@pytest.mark.parametrize("ref", ["nope", 7, "7", -1])
+@pytest.mark.parametrize("ref", ["nope", 7, "7", -1, "²", ""])
 def test_unknown_namespace(ref):
     sw = Switch()
     refused(sw, errors.NotFound, sw.namespace, ref)
@@ -170,3 +170,10 @@ def test_scope_of():
     assert sw.scope_of("init").name == "init"
     assert sw.scope_of("lab").name == "lab"
     assert sw.scope_of("probe").name == "lab"
+
+
+@pytest.mark.parametrize("flag", ["false", "yes", 1, None])
+def test_flags_must_be_booleans(flag):
+    sw = tenants()
+    refused(sw, errors.InvalidArgument, sw.destroy, "lab", recursive=flag)
+    refused(sw, errors.InvalidArgument, sw.addresses, "lab", tagged=flag)
