@@ -326,9 +326,9 @@ class ControlServer:
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until ``stop()`` (which may be called from another thread)."""
-        self._stopping = False
         while not self._stopping:
             self.poll(poll_interval)
+        self._stopping = False
 
     def stop(self) -> None:
         """Make ``serve_forever`` return (safe from any thread)."""
