@@ -41,6 +41,7 @@ log = logging.getLogger("tapswitch.daemon")
 __all__ = ["Daemon", "run_config"]
 
 TICK_S = 0.1
+DROP_NAMES = frozenset(verdicts.REASON_NAMES[r] for r in verdicts.DROP_REASONS)
 
 
 class _DaemonDispatcher(Dispatcher):
@@ -254,7 +255,7 @@ class Daemon:
         visible = None
         if session is not None and session.binding.api is not self.switch:
             visible = {ns.id for ns in session.api.namespaces()}
-        out = {"namespaces": {}, "ports": {}, "drops": raw["drops"]}
+        out = {"namespaces": {}, "ports": {}, "reasons": raw["reasons"]}
         for ns_id, value in raw["namespaces"].items():
             if ns_id in names and (visible is None or ns_id in visible):
                 out["namespaces"][names[ns_id]] = value
@@ -262,7 +263,7 @@ class Daemon:
             if port_id in ports and (visible is None or self._port_ns(port_id) in visible):
                 out["ports"][ports[port_id]] = value
         if visible is not None:
-            out["drops"] = {}
+            out["reasons"] = {}      # switch-wide totals are the administrator's
         return out
 
     def _port_ns(self, port_id):
@@ -307,19 +308,22 @@ def print_counters(counters, out, title="counters"):
     print(f"-- {title} --", file=out)
     rows = [("namespace", "rx pkts", "rx bytes", "tx pkts", "tx bytes", "drops")]
     for name, c in counters["namespaces"].items():
-        drops = sum(c.get("drops", {}).values())
+        drops = sum(n for r, n in c.get("reasons", {}).items() if r in DROP_NAMES)
         rows.append((name, c["rx_packets"], c["rx_bytes"], c["tx_packets"], c["tx_bytes"], drops))
     for name, c in counters["ports"].items():
-        drops = sum(c.get("drops", {}).values()) if "drops" in c else ""
         rows.append((f"port {name}", c["rx_packets"], c["rx_bytes"], c["tx_packets"],
-                     c["tx_bytes"], drops))
+                     c["tx_bytes"], ""))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(v).rjust(w) if i else str(v).ljust(w)
                         for i, (v, w) in enumerate(zip(row, widths))), file=out)
-    drops = {k: v for k, v in counters["drops"].items() if v}
+    drops = {k: v for k, v in counters["reasons"].items() if v and k in DROP_NAMES}
+    punted = {k: v for k, v in counters["reasons"].items() if v and k not in DROP_NAMES}
     if drops:
-        print("drops: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())), file=out)
+        print("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())), file=out)
+    if punted:
+        print("to the slow path: " + ", ".join(f"{k}={v}" for k, v in sorted(punted.items())),
+              file=out)
 
 
 def run_config(path, socket=None, out=None):

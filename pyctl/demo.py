@@ -72,7 +72,7 @@ def main(out=None) -> int:
         probes.send_spoofed_udp(web, cache.ip, db.ip, 5002, b"forged", count=5)
         forged = probes.drain(rx, 0.5)
         rx.close()
-        spoofed = topo.counters()["namespaces"]["web"]["drops"].get("spoofed_source", 0)
+        spoofed = topo.counters()["namespaces"]["web"]["reasons"].get("spoofed_source", 0)
         _say(out, f"web forging cache's address {cache.ip}: {len(forged)} datagrams reached db, "
                   f"{spoofed} dropped as spoofed_source")
 
