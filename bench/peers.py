@@ -36,10 +36,13 @@ class PeerUnavailable(RuntimeError):
 
 @dataclass
 class Endpoint:
-    """One side of a measurement: a namespace and the address it gets."""
-    ns: NetNamespace
+    """One side of a measurement: a namespace and the address it gets. For a
+    peer that creates the namespaces itself (``creates_namespaces``), ``ns``
+    is None until its setup attaches to the one named ``netns_name``."""
+    ns: NetNamespace | None
     cidr: str                       # "10.77.3.1/24"
     ifname: str = ""                # the interface inside ns, set by the peer's setup
+    netns_name: str = ""
 
     @property
     def ip(self) -> str:
@@ -51,6 +54,7 @@ class Peer:
     name: str = "peer"
     description: str = ""
     procs: list = field(default_factory=list)
+    creates_namespaces = False      # True: setup makes (or has made) a.ns and b.ns itself
 
     def unavailable(self) -> str | None:
         return None
@@ -205,6 +209,8 @@ class TapswitchPeer(Peer):
     behind a TAP moved into its kernel namespace. Run as ``tapswitch run``
     from a generated config file."""
 
+    creates_namespaces = True       # the daemon creates its ports' kernel namespaces
+
     def __init__(self, offloads: bool):
         super().__init__("tapswitch" if offloads else "tapswitch-nooffload",
                          "tapswitch daemon, L3 tenants" + (", vnet header + TSO" if offloads else ""))
@@ -231,7 +237,7 @@ class TapswitchPeer(Peer):
                       f'addresses = ["{ep.cidr}"]', ""]
         for tenant, ep in (("ta", a), ("tb", b)):
             lines += ["[[port]]", f'name = "{ep.ifname}"', f'namespace = "{tenant}"',
-                      f"txqueuelen = {TAP_TXQUEUELEN}", f'netns = "{ep.ns.name}"',
+                      f"txqueuelen = {TAP_TXQUEUELEN}", f'netns = "{ep.netns_name}"',
                       f'address = "{ep.cidr}"', f'gateway = "{net}.254"']
             if self.offloads:
                 lines += ["vnet_hdr = true", 'offloads = ["csum", "tso4", "tso6"]']
@@ -249,12 +255,20 @@ class TapswitchPeer(Peer):
         proc = self._start([sys.executable, "-m", "pyctl.cli", "run", config], registry,
                            stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + READY_TIMEOUT
-        while not all(ep.ns.has_link(ep.ifname) and ep.cidr in ep.ns.addresses(ep.ifname)
-                      for ep in (a, b)):
+        while not all(self._ready(ep) for ep in (a, b)):
             if proc.poll() is not None or time.monotonic() > deadline:
                 err = stop_and_read_stderr(proc)
                 raise RuntimeError(f"tapswitch did not start: {err.strip()[-500:]}")
             time.sleep(0.05)
+
+
+    @staticmethod
+    def _ready(ep: Endpoint) -> bool:
+        if ep.ns is None:
+            if ep.netns_name not in kernel.list_netns():
+                return False
+            ep.ns = NetNamespace.attach(ep.netns_name)
+        return ep.ns.has_link(ep.ifname) and ep.cidr in ep.ns.addresses(ep.ifname)
 
 
 # In table order. To add a peer: subclass Peer (or TapProcessPeer for a

@@ -77,13 +77,17 @@ def _setup_peers(plan: Plan, run: Run, registry, log) -> dict:
             continue
         index = list(PEERS).index(name)
         try:
-            a = Endpoint(kernel.NetNamespace(prefix="tsbna", registry=registry), f"10.77.{index}.1/24")
-            b = Endpoint(kernel.NetNamespace(prefix="tsbnb", registry=registry), f"10.77.{index}.2/24")
+            a, b = (Endpoint(None, f"10.77.{index}.{host}/24",
+                             netns_name=kernel.unique_name(f"tsbn{side}", 64))
+                    for side, host in (("a", 1), ("b", 2)))
+            if not peer.creates_namespaces:
+                for ep in (a, b):
+                    ep.ns = kernel.NetNamespace(ep.netns_name, registry=registry)
+            registry.register(f"peer {name}", peer.teardown)
+            peer.setup(a, b, registry)
             for ns in (a.ns, b.ns):     # no IPv6 chatter in the counters
                 ns.set_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
                 ns.set_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
-            registry.register(f"peer {name}", peer.teardown)
-            peer.setup(a, b, registry)
         except Exception as exc:
             peer.teardown()
             run.peers[name].update(status="failed", reason=f"setup: {exc}")

@@ -499,6 +499,21 @@ class NetNamespace(_Netns):
             self.remove()
             raise
 
+    @classmethod
+    def attach(cls, name: str) -> "NetNamespace":
+        """A handle on an existing named namespace that someone else owns:
+        nothing is registered, and ``remove()`` only drops the handle."""
+        self = cls.__new__(cls)
+        self.name = check_netns_name(name)
+        self.path = os.path.join(NETNS_RUN_DIR, self.name)
+        self._registry = None
+        self._key = None
+        try:
+            self._nsfd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise KernelNotFound(errno.ENOENT, f"no network namespace {name!r}", self.path) from None
+        return self
+
     def __str__(self) -> str:
         return f"namespace {self.name}"
 
@@ -513,6 +528,10 @@ class NetNamespace(_Netns):
         return self._fd()
 
     @property
+    def _process_registry(self) -> CleanupRegistry:
+        return self._registry if self._registry is not None else registry
+
+    @property
     def alive(self) -> bool:
         return self._nsfd is not None
 
@@ -522,6 +541,8 @@ class NetNamespace(_Netns):
         if self._nsfd is not None:
             os.close(self._nsfd)
             self._nsfd = None
+        if self._registry is None:          # attached, not ours
+            return
         netns_exec.remove_named_netns(self.path)
         self._registry.forget(self._key)
 
@@ -566,7 +587,7 @@ class NetNamespace(_Netns):
         if isinstance(argv, (str, bytes)):
             raise BadArgument("popen takes an argument list, not a string")
         proc = subprocess.Popen([_nsenter(), f"--net={self.path}", "--", *argv], **kwargs)
-        key = self._registry.register(f"process {proc.pid} in {self.name}",
+        key = self._process_registry.register(f"process {proc.pid} in {self.name}",
                                       lambda: _stop_process(proc))
         proc.registry_key = key
         return proc
@@ -584,7 +605,7 @@ class NetNamespace(_Netns):
             _stop_process(proc)
             raise
         finally:
-            self._registry.forget(proc.registry_key)
+            self._process_registry.forget(proc.registry_key)
         result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
         if check:
             result.check_returncode()

@@ -187,3 +187,13 @@ def test_sysctl_is_set_inside_the_namespace_only(make_netns):
     for bad in ("kernel.hostname", "net", "net..x", "net.ipv4/../x"):
         with pytest.raises(errors.InvalidArgument):
             a.set_sysctl(bad, 1)
+
+
+def test_attach_gives_a_handle_that_never_removes_the_namespace(make_netns):
+    owner = make_netns()
+    handle = kernel.NetNamespace.attach(owner.name)
+    assert handle.links() == ["lo"] and handle.run(["true"]).returncode == 0
+    handle.remove()
+    assert owner.name in kernel.list_netns() and owner.links() == ["lo"]
+    with pytest.raises(errors.NotFound):
+        kernel.NetNamespace.attach("tsns-no-such-namespace")
