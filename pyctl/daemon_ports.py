@@ -6,7 +6,8 @@ is all-or-nothing (a failure closes what this call opened), so a refused
 change never loses a working port.  A port's kernel side (``netns``,
 ``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
-last port that uses it), the TAP is moved into it and configured there.
+last port that uses it; an existing one, a container's, is entered and left
+as it is), the TAP is moved into it and configured there.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class PortManager:
     def __init__(self, switch, loop, registry):
         self.switch, self.loop, self.registry = switch, loop, registry
         self.open: dict[int, OpenPort] = {}
-        self._netns: dict[str, list] = {}     # name -> [NetNamespace, users, created by us]
+        self._netns: dict[str, list] = {}     # name -> [NetNamespace, ports in it]
         self._closed: list[int] = []
 
     def reconcile(self):
@@ -125,11 +126,14 @@ class PortManager:
             self._closed.append(pid)
 
     def _acquire_netns(self, name):
+        """The kernel namespace a port goes into.  One tapswitch creates is removed
+        with the last port in it; an existing one (a container's) is only entered."""
         slot = self._netns.get(name)
         if slot is None:
-            # Kernel namespaces tapswitch creates for its ports are removed with the
-            # last port in them; an existing one (a container's) is refused for now.
-            slot = [kernel.NetNamespace(name, registry=self.registry), 0, True]
+            if name in kernel.list_netns():
+                slot = [kernel.NetNamespace.attach(name), 0]
+            else:
+                slot = [kernel.NetNamespace(name, registry=self.registry), 0]
             self._netns[name] = slot
         slot[1] += 1
         return slot[0]
@@ -139,7 +143,7 @@ class PortManager:
         slot[1] -= 1
         if slot[1] == 0:
             del self._netns[name]
-            slot[0].remove()
+            slot[0].remove()            # for an attached namespace: only the handle
 
     def close_all(self):
         for pid in list(self.open):
