@@ -1,19 +1,63 @@
-"""tapswitch's pytest plugin, registered through the ``pytest11`` entry point:
-installing tapswitch makes these fixtures available to any test suite.
+"""tapswitch's pytest plugin: isolated hosts with real kernel network stacks,
+wired through a tapswitch switch, made for a test and gone when it ends.
 
-- ``tapswitch_topology``: a started topology, one L2 (``init``, the switch's
-  own address 10.0.0.1/24) and two L3 tenants ``a`` (10.0.0.2) and ``b``
-  (10.0.0.3), each with a real kernel network stack behind its TAP.
-- ``tapswitch_factory``: ``make(**kwargs) -> Topology`` for custom ones; every
-  topology made is closed when the test ends, passed or failed.
+Installing tapswitch registers it (entry point ``pytest11``: ``tapswitch``),
+so these fixtures are available to any test suite, no conftest needed:
 
-Tests using them are skipped, with the reason, when not run as root.
+``tapswitch_topology``
+    A started ``pyctl.topology.Topology``: the root L2 ``init`` holds the
+    switch's own address 10.0.0.1/24 (the tenants' gateway), and two L3
+    tenants ``a`` (10.0.0.2/24) and ``b`` (10.0.0.3/24) each have a TAP in
+    their own kernel network namespace, configured and up, default route via
+    10.0.0.1.  ``topo.tenants["a"]`` is a ``Tenant``: ``.ip``, ``.run(argv)``,
+    ``.call(func, *args)`` (a picklable callable run in a child inside the
+    namespace), ``.socket(family, type)`` (a socket created in it).
+
+``tapswitch_factory``
+    ``make(mode=None, **kwargs) -> Topology`` for anything else: build with
+    ``l2()``, ``tenant()``, ``add_address()``, ``add_route()``, then
+    ``start()``; push/pull/destroy/join live; ``counters()``.  Every topology
+    made is closed when the test ends, passed or failed; a topology that left
+    a kernel object behind makes the test error (``TopologyLeak``).
+
+Example (examples/test_with_tapswitch.py is a complete file)::
+
+    def test_udp_from_a_reaches_b(tapswitch_topology):
+        a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
+        with b.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+                a.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            rx.bind((b.ip, 7000))
+            rx.settimeout(2)
+            tx.sendto(b"hello", (b.ip, 7000))
+            data, (source, _) = rx.recvfrom(100)
+        assert (data, source) == (b"hello", a.ip)
+
+Options:
+
+``--tapswitch-mode=thread|process``
+    Where the switch runs for topologies made without an explicit ``mode``:
+    ``thread`` (default) in the test process, its packet loop on its own
+    thread; ``process`` as a child ``tapswitch run`` daemon driven through
+    its control socket.
+
+Tests using these fixtures need root (TAP devices and kernel network
+namespaces): without it they are skipped, with that reason.  Each topology's
+kernel objects have names unique to it, so tests may run in parallel
+(pytest-xdist) and alongside other tapswitch users on the machine.
 """
 import os
 
 import pytest
 
 ROOT_REASON = "tapswitch topologies need root (TAP devices and kernel network namespaces)"
+DEFAULT_MODE = "thread"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("tapswitch")
+    group.addoption("--tapswitch-mode", choices=("thread", "process"), default=None,
+                    help="where tapswitch fixtures run the switch: in the test process "
+                         "(thread, the default) or as a child daemon (process)")
 
 
 def _require_root():
@@ -22,29 +66,32 @@ def _require_root():
 
 
 @pytest.fixture
-def tapswitch_factory():
+def tapswitch_factory(request):
+    """``make(mode=None, **kwargs)``: a new Topology, closed when the test ends."""
     _require_root()
     from pyctl.topology import Topology
+    default_mode = request.config.getoption("tapswitch_mode", None) or DEFAULT_MODE
     made = []
 
-    def make(**kwargs):
-        topo = Topology(**kwargs)
+    def make(mode=None, **kwargs):
+        topo = Topology(mode or default_mode, **kwargs)
         made.append(topo)
         return topo
 
     yield make
-    errors = []
+    failures = []
     for topo in reversed(made):
         try:
             topo.close()
-        except Exception as exc:  # report every failure, close every topology
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+        except Exception as exc:  # close every topology, then report the first failure
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture
 def tapswitch_topology(tapswitch_factory):
+    """A started topology: gateway 10.0.0.1/24 in ``init``, tenants ``a`` (.2) and ``b`` (.3)."""
     topo = tapswitch_factory()
     topo.add_address("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
