@@ -7,6 +7,8 @@
 #   fib.pxi        Dir24Fib: DIR-24-8 longest-prefix match per L2 scope
 #   process.pxi    the per-frame decision and the batch loop (noexcept nogil)
 #   datapath.pxi   Datapath: the tables, their control API, process(), counters
+#   vnet.pxi       virtio-net header: checks, checksum completion, software GSO
+#   io.pxi         PacketLoop: epoll, burst reads, process(), writes (no GIL)
 
 include "verdicts.pxi"
 include "checksum.pxi"
@@ -15,3 +17,5 @@ include "hashtable.pxi"
 include "fib.pxi"
 include "process.pxi"
 include "datapath.pxi"
+include "vnet.pxi"
+include "io.pxi"

@@ -578,41 +578,46 @@ cdef class Datapath:
         self._process(batch)
 
     cdef int _process(self, Batch batch) except -1:
-        """C entry for the packet loop (GIL held on entry; released while frames are decided)."""
-        cdef DpTables t
-        cdef BatchView bv
+        """Python-side entry (GIL held on entry; released while frames are decided)."""
         if self.updating:
             raise RuntimeError("process() inside datapath.update() would deadlock")
         if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
             with nogil:
                 PyThread_acquire_lock(self.lock, WAIT_LOCK)
         try:
-            t.max_ns, t.max_ports = self.max_namespaces, self.max_ports
-            t.rc_mask, t.rc_size = self.rc_mask, self.route_cache_size
-            t.ns_scope, t.ns_l3, t.ns_port, t.scope_gen = self.ns_scope, self.ns_l3, self.ns_port, self.scope_gen
-            t.port_ns, t.port_mac, t.port_peer = self.port_ns, self.port_mac, self.port_peer
-            t.demux, t.demux_mask = self.demux.slots, self.demux.mask
-            t.neigh, t.neigh_mask = self.neigh.slots, self.neigh.mask
-            t.fib, t.nh_port, t.nh_gw, t.rcache = self.fib, self.nh_port, self.nh_gw, self.rcache
-            t.grp_first, t.grp_len, t.grp_members, t.n_groups = (
-                self.grp_first, self.grp_len, self.grp_members, self.n_groups)
-            t.port_ctr, t.ns_ctr = self.port_ctr, self.ns_ctr
-            t.reason_ctr, t.ns_reason_ctr = self.reason_ctr, self.ns_reason_ctr
-            bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.pool_size, batch._count
-            bv.offset, bv.length, bv.port = batch.c_offset, batch.c_length, batch.c_port
-            bv.verdict, bv.reason, bv.out_port = batch.c_verdict, batch.c_reason, batch.c_out_port
-            bv.fanout_first, bv.fanout_n = batch.c_fanout_first, batch.c_fanout_n
-            bv.fanout_port, bv.fanout_frame = batch.c_fanout_port, batch.c_fanout_frame
-            bv.fanout_eth, bv.max_fanout = batch.c_fanout_eth, batch.max_fanout
-            if bv.count > 16:
+            if batch._count > 16:
                 with nogil:
-                    process_batch(&t, &bv)
+                    self.process_locked(batch)
             else:
-                process_batch(&t, &bv)
-            batch.fanout_count = bv.fanout_count
+                self.process_locked(batch)
         finally:
             PyThread_release_lock(self.lock)
         return 0
+
+    cdef void process_locked(self, Batch batch) noexcept nogil:
+        """Decide every frame of ``batch``; the caller holds ``self.lock``.  The packet
+        loop (io.pxi) calls this between its reads and writes without the GIL."""
+        cdef DpTables t
+        cdef BatchView bv
+        t.max_ns, t.max_ports = self.max_namespaces, self.max_ports
+        t.rc_mask, t.rc_size = self.rc_mask, self.route_cache_size
+        t.ns_scope, t.ns_l3, t.ns_port, t.scope_gen = self.ns_scope, self.ns_l3, self.ns_port, self.scope_gen
+        t.port_ns, t.port_mac, t.port_peer = self.port_ns, self.port_mac, self.port_peer
+        t.demux, t.demux_mask = self.demux.slots, self.demux.mask
+        t.neigh, t.neigh_mask = self.neigh.slots, self.neigh.mask
+        t.fib, t.nh_port, t.nh_gw, t.rcache = self.fib, self.nh_port, self.nh_gw, self.rcache
+        t.grp_first, t.grp_len, t.grp_members, t.n_groups = (
+            self.grp_first, self.grp_len, self.grp_members, self.n_groups)
+        t.port_ctr, t.ns_ctr = self.port_ctr, self.ns_ctr
+        t.reason_ctr, t.ns_reason_ctr = self.reason_ctr, self.ns_reason_ctr
+        bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.pool_size, batch._count
+        bv.offset, bv.length, bv.port = batch.c_offset, batch.c_length, batch.c_port
+        bv.verdict, bv.reason, bv.out_port = batch.c_verdict, batch.c_reason, batch.c_out_port
+        bv.fanout_first, bv.fanout_n = batch.c_fanout_first, batch.c_fanout_n
+        bv.fanout_port, bv.fanout_frame = batch.c_fanout_port, batch.c_fanout_frame
+        bv.fanout_eth, bv.max_fanout = batch.c_fanout_eth, batch.max_fanout
+        process_batch(&t, &bv)
+        batch.fanout_count = bv.fanout_count
 
     # ---- counters --------------------------------------------------------------------------
 

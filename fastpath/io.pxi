@@ -1,0 +1,594 @@
+# PacketLoop: the I/O layer.  epoll over the ports' TAP fds, burst reads into a Batch,
+# one Datapath decision per batch, then the writes -- all without the GIL.  Python runs
+# only between calls of run(): when a wake-up fd (control socket, signal pipe, timer)
+# is readable, when frames wait for the slow path, when the timeout passed, on stop().
+#
+# One batch cycle (_cycle):
+#   1. epoll_wait: blocks only when no port is known to hold frames (no busy spin when
+#      idle); otherwise polls (timeout 0) to pick up newly readable ports.
+#   2. Fill the batch round-robin: one read per active port per round, until the batch
+#      is full or every port said EAGAIN (a busy port cannot starve the others; the next
+#      batch starts where this one stopped).  Frames land at the batch's default offsets;
+#      on a vnet port the 12-byte virtio-net header lands in the headroom right before the
+#      frame and is checked there (vnet.pxi); a port without the header gets a zero
+#      header written there, so every frame carries one.
+#   3. Datapath.process_locked() under the datapath's batch lock.
+#   4. Writes: FORWARD -> the out port; FANOUT -> each copy (its own Ethernet header +
+#      the frame's body, writev); SLOWPATH -> copied into the slow queue (bounded; the
+#      overflow is counted).  Out to a vnet port: header + frame as read.  Out to a port
+#      without the header: checksum completed / segmented in software (vnet.pxi).
+#
+# Backend: "epoll+write" -- one write()/writev() per frame through tx_write().  A
+# batching backend (io_uring) would replace tx_write() with a queueing sink and flush
+# once per batch; the rest of the loop does not change (see docs/io.md).
+#
+# Thread safety: run(), add_port(), remove_port(), add_wakeup(), remove_wakeup(),
+# send() and slow_frames() belong to the thread that runs the loop (the port and wake-up
+# calls are refused with Busy while run() is running); stop() may be called from any
+# thread, and a stop() that comes before run() makes the next run() return at once.
+import os
+from libc.stdint cimport int64_t
+from libc.errno cimport errno, EAGAIN, EINTR
+from posix.uio cimport iovec, writev
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memmove
+from posix.unistd cimport read, write, close
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from pyctl.errors import AlreadyExists as _AlreadyExists, Busy as _Busy, \
+    InvalidArgument as _InvalidArgument, NotFound as _NotFound
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        void* ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event* event)
+    int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout)
+    enum:
+        EPOLLIN
+        EPOLL_CTL_ADD
+        EPOLL_CTL_DEL
+        EPOLL_CLOEXEC
+
+cdef extern from "<sys/eventfd.h>" nogil:
+    int eventfd(unsigned int initval, int flags)
+    enum:
+        EFD_NONBLOCK
+        EFD_CLOEXEC
+
+cdef enum:
+    KIND_PORT = 1
+    KIND_WAKEUP = 2
+    KIND_STOP = 3
+    MAX_EVENTS = 64
+
+# Loop counters; STAT_NAMES gives their names in stats(), in this order.
+cdef struct LoopStats:
+    uint64_t batches, epoll_waits, reads, read_bytes, frames_in
+    uint64_t writes, frames_out, bytes_out, write_eagain, write_errors, tx_no_port
+    uint64_t read_errors, read_eof, rx_oversize, slow_queued, slow_overflow
+    uint64_t sw_csum, sw_gso_frames, sw_segments, sw_gso_refused, sent
+    uint64_t vnet_drop[VNET_NREASONS]
+
+STAT_NAMES = ("batches", "epoll_waits", "reads", "read_bytes", "frames_in",
+              "writes", "frames_out", "bytes_out", "write_eagain", "write_errors", "tx_no_port",
+              "read_errors", "read_eof", "rx_oversize", "slow_queued", "slow_overflow",
+              "sw_csum", "sw_gso_frames", "sw_segments", "sw_gso_refused", "sent")
+
+
+cdef struct TxSink:
+    int fd
+    LoopStats* st
+
+
+cdef int tx_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
+    """The epoll+write backend's sink: one write()/writev() per frame; a full queue
+    (EAGAIN) or any other error is a counted drop."""
+    cdef TxSink* s = <TxSink*>ctx
+    cdef ssize_t r
+    while True:
+        if iovcnt == 1:
+            r = write(s.fd, iov[0].iov_base, iov[0].iov_len)
+        else:
+            r = writev(s.fd, iov, iovcnt)
+        if r >= 0 or errno != EINTR:
+            break
+    if r < 0:
+        if errno == EAGAIN:
+            s.st.write_eagain += 1
+        else:
+            s.st.write_errors += 1
+        return -1
+    s.st.writes += 1
+    s.st.frames_out += 1
+    s.st.bytes_out += <uint64_t>r
+    return 0
+
+
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef uint8_t ZERO_VNET_HDR[VNET_HDR_LEN]      # static: all zero
+
+
+cdef class PacketLoop:
+    """Forward between TAP fds through a Datapath (see the top of fastpath/io.pxi)."""
+    cdef Datapath dp
+    cdef readonly Batch batch
+    cdef readonly str backend
+    cdef int epfd, stopfd, max_ports
+    cdef bint running
+    # per port id (the datapath's id space): fd (-1: none), header, active, failed
+    cdef int* port_fd
+    cdef uint8_t* port_vnet
+    cdef uint8_t* port_active
+    cdef uint8_t* port_failed
+    cdef int32_t* active            # round-robin list of ports that may hold frames
+    cdef int active_n, rr
+    cdef dict wakeups               # fd -> True
+    cdef int ready[MAX_EVENTS]      # wake-up fds seen by the last run()
+    cdef int ready_n
+    # the batch, as C pointers
+    cdef uint8_t* buf
+    cdef Py_ssize_t cap, slot_size, headroom
+    # the slow queue: frame bytes packed in an arena, one entry per frame
+    cdef uint8_t* slow_arena
+    cdef size_t slow_arena_size, slow_used
+    cdef int32_t* slow_port
+    cdef uint8_t* slow_reason
+    cdef uint32_t* slow_off
+    cdef uint32_t* slow_len
+    cdef int slow_n, slow_cap
+    cdef LoopStats st
+    cdef uint8_t scratch[SEG_SCRATCH]
+
+    def __cinit__(self):
+        self.epfd = -1
+        self.stopfd = -1
+        self.port_fd = NULL
+        self.port_vnet = self.port_active = self.port_failed = NULL
+        self.active = NULL
+        self.slow_arena = NULL
+        self.slow_port = NULL
+        self.slow_reason = NULL
+        self.slow_off = self.slow_len = NULL
+        memset(&self.st, 0, sizeof(LoopStats))
+
+    def __init__(self, Datapath datapath not None, *, Py_ssize_t batch_size=256,
+                 Py_ssize_t slot_size=65536 + 256, Py_ssize_t headroom=64,
+                 int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20):
+        cdef epoll_event ev
+        if self.epfd >= 0:
+            raise RuntimeError("PacketLoop is already initialised")
+        if not 1 <= batch_size <= 4096:
+            raise _InvalidArgument(f"batch_size must be in 1..4096, not {batch_size}")
+        if not 1 <= slow_queue <= 1 << 20:
+            raise _InvalidArgument(f"slow_queue must be in 1..{1 << 20}, not {slow_queue}")
+        if not slot_size <= slow_queue_bytes <= 1 << 30:
+            raise _InvalidArgument(f"slow_queue_bytes must be in slot_size..{1 << 30}")
+        try:
+            self.batch = Batch(capacity=batch_size, slot_size=slot_size, headroom=headroom)
+        except ValueError as exc:
+            raise _InvalidArgument(str(exc)) from None
+        self.dp = datapath
+        self.backend = "epoll+write"
+        self.buf, self.cap = self.batch.c_buf, batch_size
+        self.slot_size, self.headroom = slot_size, headroom
+        self.max_ports = datapath.max_ports
+        self.port_fd = <int*>malloc(self.max_ports * sizeof(int))
+        self.port_vnet = <uint8_t*>calloc(self.max_ports, 1)
+        self.port_active = <uint8_t*>calloc(self.max_ports, 1)
+        self.port_failed = <uint8_t*>calloc(self.max_ports, 1)
+        self.active = <int32_t*>calloc(self.max_ports, sizeof(int32_t))
+        self.slow_arena_size, self.slow_cap = slow_queue_bytes, slow_queue
+        self.slow_arena = <uint8_t*>malloc(slow_queue_bytes)
+        self.slow_port = <int32_t*>malloc(slow_queue * sizeof(int32_t))
+        self.slow_reason = <uint8_t*>malloc(slow_queue)
+        self.slow_off = <uint32_t*>malloc(slow_queue * sizeof(uint32_t))
+        self.slow_len = <uint32_t*>malloc(slow_queue * sizeof(uint32_t))
+        if (self.port_fd == NULL or self.port_vnet == NULL or self.port_active == NULL
+                or self.port_failed == NULL or self.active == NULL or self.slow_arena == NULL
+                or self.slow_port == NULL or self.slow_reason == NULL or self.slow_off == NULL
+                or self.slow_len == NULL):
+            raise MemoryError()
+        for p in range(self.max_ports):
+            self.port_fd[p] = -1
+        self.wakeups = {}
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise OSError(errno, "epoll_create1 failed")
+        self.stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if self.stopfd < 0:
+            raise OSError(errno, "eventfd failed")
+        ev.events = EPOLLIN
+        ev.data.u64 = <uint64_t>KIND_STOP << 32
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.stopfd, &ev) < 0:
+            raise OSError(errno, "epoll_ctl(stop eventfd) failed")
+
+    def __dealloc__(self):
+        if self.epfd >= 0:
+            close(self.epfd)
+        if self.stopfd >= 0:
+            close(self.stopfd)
+        free(self.port_fd)
+        free(self.port_vnet)
+        free(self.port_active)
+        free(self.port_failed)
+        free(self.active)
+        free(self.slow_arena)
+        free(self.slow_port)
+        free(self.slow_reason)
+        free(self.slow_off)
+        free(self.slow_len)
+
+    # ---- ports and wake-ups (between runs) ------------------------------------------
+
+    cdef _not_running(self, what):
+        if self.running:
+            raise _Busy(f"{what} while run() is running (call it from the loop's thread)")
+
+    cdef int _check_port_id(self, port_id) except -1:
+        if not isinstance(port_id, int) or not 0 <= port_id < self.max_ports:
+            raise _InvalidArgument(f"port id {port_id!r} is not in 0..{self.max_ports - 1}")
+        return port_id
+
+    cdef _check_new_fd(self, fd, what):
+        if not isinstance(fd, int) or fd < 0:
+            raise _InvalidArgument(f"{what} fd must be a non-negative int, not {fd!r}")
+        if fd in self.wakeups:
+            raise _AlreadyExists(f"fd {fd} is already a wake-up fd")
+        for p in range(self.max_ports):
+            if self.port_fd[p] == fd:
+                raise _AlreadyExists(f"fd {fd} is already port {p}")
+
+    cdef _epoll_add(self, int fd, uint64_t tag, what):
+        cdef epoll_event ev
+        ev.events = EPOLLIN
+        ev.data.u64 = tag
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) < 0:
+            e = errno
+            raise _InvalidArgument(f"{what}: fd {fd} cannot be polled: {os.strerror(e)}")
+
+    def add_port(self, port_id, fd, vnet_hdr=False):
+        """Forward frames of the non-blocking TAP ``fd`` as port ``port_id`` (``vnet_hdr``:
+        the fd reads and writes a 12-byte virtio-net header before each frame)."""
+        self._not_running("add_port()")
+        self._check_port_id(port_id)
+        if self.port_fd[port_id] >= 0:
+            raise _AlreadyExists(f"port {port_id} already has fd {self.port_fd[port_id]}")
+        self._check_new_fd(fd, "port")
+        try:
+            blocking = os.get_blocking(fd)
+        except OSError as exc:
+            raise _InvalidArgument(f"port {port_id}: fd {fd}: {exc.strerror}") from None
+        if blocking:
+            raise _InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
+        self._epoll_add(fd, (<uint64_t>KIND_PORT << 32) | <uint32_t>port_id, f"port {port_id}")
+        self.port_fd[port_id] = fd
+        self.port_vnet[port_id] = bool(vnet_hdr)
+        self.port_failed[port_id] = 0
+        self.port_active[port_id] = 0
+
+    def remove_port(self, port_id):
+        """Stop polling and writing port ``port_id`` (call it before closing the fd)."""
+        self._not_running("remove_port()")
+        self._check_port_id(port_id)
+        cdef int fd = self.port_fd[port_id]
+        cdef int i
+        if fd < 0:
+            raise _NotFound(f"port {port_id} is not in the loop")
+        if not self.port_failed[port_id]:
+            epoll_ctl(self.epfd, EPOLL_CTL_DEL, fd, NULL)   # gone already if fd was closed
+        if self.port_active[port_id]:
+            for i in range(self.active_n):
+                if self.active[i] == port_id:
+                    self._deactivate(i)
+                    break
+        self.port_fd[port_id] = -1
+        self.port_vnet[port_id] = 0
+        self.port_failed[port_id] = 0
+
+    def ports(self):
+        """{port_id: {"fd", "vnet_hdr", "failed"}}; a failed port gave a read error or EOF
+        and is no longer polled (remove_port() and add_port() it again)."""
+        return {p: {"fd": self.port_fd[p], "vnet_hdr": bool(self.port_vnet[p]),
+                    "failed": bool(self.port_failed[p])}
+                for p in range(self.max_ports) if self.port_fd[p] >= 0}
+
+    def add_wakeup(self, fd):
+        """Make run() return when ``fd`` is readable (it returns the ready fds)."""
+        self._not_running("add_wakeup()")
+        self._check_new_fd(fd, "wake-up")
+        self._epoll_add(fd, (<uint64_t>KIND_WAKEUP << 32) | <uint32_t>fd, "wake-up")
+        self.wakeups[fd] = True
+
+    def remove_wakeup(self, fd):
+        self._not_running("remove_wakeup()")
+        if fd not in self.wakeups:
+            raise _NotFound(f"fd {fd!r} is not a wake-up fd")
+        del self.wakeups[fd]
+        epoll_ctl(self.epfd, EPOLL_CTL_DEL, fd, NULL)
+
+    # ---- running -----------------------------------------------------------------------
+
+    def run(self, int timeout_ms=-1):
+        """Forward until a wake-up fd is readable, frames wait in the slow queue, stop()
+        was called or ``timeout_ms`` passed (-1: no timeout; 0: one pass).  Returns the
+        ready wake-up fds.  A signal interrupting the wait also returns (with [])."""
+        if timeout_ms < -1:
+            raise _InvalidArgument(f"timeout_ms must be -1 or >= 0, not {timeout_ms}")
+        self._not_running("run()")
+        if self.dp.updating:
+            raise RuntimeError("run() inside datapath.update() would deadlock")
+        self.running = True
+        try:
+            with nogil:
+                self._run(timeout_ms)
+        finally:
+            self.running = False
+        return [self.ready[i] for i in range(self.ready_n)]
+
+    def stop(self):
+        """Make a running run() return promptly (from any thread)."""
+        cdef uint64_t one = 1
+        with nogil:
+            write(self.stopfd, &one, 8)
+
+    cdef void _run(self, int timeout_ms) noexcept nogil:
+        cdef epoll_event ev[MAX_EVENTS]
+        cdef int n, j, wait
+        cdef int64_t deadline = 0, left
+        cdef uint64_t tag, drain
+        cdef uint32_t ident
+        cdef bint stopped = False
+        self.ready_n = 0
+        if timeout_ms > 0:
+            deadline = now_ns() + <int64_t>timeout_ms * 1000000
+        while True:
+            if self.active_n > 0 or timeout_ms == 0:
+                wait = 0
+            elif timeout_ms < 0:
+                wait = -1
+            else:
+                left = deadline - now_ns()
+                wait = 0 if left <= 0 else <int>((left + 999999) // 1000000)
+            n = epoll_wait(self.epfd, ev, MAX_EVENTS, wait)
+            self.st.epoll_waits += 1
+            if n < 0:
+                return      # EINTR: a signal; Python runs its handler when we return
+            for j in range(n):
+                tag = ev[j].data.u64
+                ident = <uint32_t>(tag & 0xFFFFFFFFULL)
+                if tag >> 32 == KIND_PORT:
+                    if self.port_fd[ident] >= 0 and not self.port_active[ident]:
+                        self.port_active[ident] = 1
+                        self.active[self.active_n] = ident
+                        self.active_n += 1
+                elif tag >> 32 == KIND_WAKEUP:
+                    self.ready[self.ready_n] = ident
+                    self.ready_n += 1
+                else:
+                    read(self.stopfd, &drain, 8)
+                    stopped = True
+            if self.active_n > 0 and not stopped:
+                self._cycle()
+            if self.ready_n or stopped or self.slow_n or timeout_ms == 0:
+                return
+            if timeout_ms > 0 and now_ns() >= deadline:
+                return
+
+    cdef void _deactivate(self, int i) noexcept nogil:
+        self.port_active[self.active[i]] = 0
+        memmove(&self.active[i], &self.active[i + 1], (self.active_n - i - 1) * sizeof(int32_t))
+        self.active_n -= 1
+        if self.rr > i:
+            self.rr -= 1
+
+    cdef void _fail(self, int32_t p) noexcept nogil:
+        """A read error or EOF: stop polling the port (it would report ready forever)."""
+        epoll_ctl(self.epfd, EPOLL_CTL_DEL, self.port_fd[p], NULL)
+        self.port_failed[p] = 1
+
+    cdef int _read_one(self, int32_t p, Py_ssize_t slot) noexcept nogil:
+        """Read one frame of port p into batch slot ``slot``: 1 = a frame, 0 = nothing
+        usable (a counted drop, or EINTR), -1 = the port is empty, -2 = the port failed."""
+        cdef uint32_t off = slot * self.slot_size + self.headroom
+        cdef uint8_t* f = self.buf + off
+        cdef uint8_t* h = f - VNET_HDR_LEN
+        cdef bint vnet = self.port_vnet[p]
+        cdef size_t room = self.slot_size - self.headroom + (VNET_HDR_LEN if vnet else 0)
+        cdef ssize_t r = read(self.port_fd[p], h if vnet else f, room)
+        cdef uint32_t n
+        cdef uint8_t why
+        if r < 0:
+            if errno == EAGAIN:
+                return -1
+            if errno == EINTR:
+                return 0
+            self.st.read_errors += 1
+            self._fail(p)
+            return -2
+        if r == 0:
+            self.st.read_eof += 1          # a TAP never reads 0 bytes; a closed socket does
+            self._fail(p)
+            return -2
+        self.st.reads += 1
+        self.st.read_bytes += <uint64_t>r
+        if <size_t>r >= room:
+            self.st.rx_oversize += 1       # may have been cut short to fit the slot
+            return 0
+        if vnet:
+            if r < VNET_HDR_LEN:
+                self.st.vnet_drop[VNET_SHORT] += 1
+                return 0
+            n = <uint32_t>(r - VNET_HDR_LEN)
+            why = vnet_check(h, f, n)
+            if why != VNET_OK:
+                self.st.vnet_drop[why] += 1
+                return 0
+        else:
+            n = <uint32_t>r
+            memset(h, 0, VNET_HDR_LEN)
+        self.batch.c_offset[slot] = off
+        self.batch.c_length[slot] = n
+        self.batch.c_port[slot] = p
+        self.st.frames_in += 1
+        return 1
+
+    cdef void _cycle(self) noexcept nogil:
+        cdef Py_ssize_t count = 0, i, k, end
+        cdef int j = self.rr
+        cdef int r
+        cdef uint8_t v
+        while count < self.cap and self.active_n > 0:
+            if j >= self.active_n:
+                j = 0
+            r = self._read_one(self.active[j], count)
+            if r < 0:
+                self.rr = j
+                self._deactivate(j)
+                j = self.rr
+            else:
+                count += r
+                j += 1
+        self.rr = j
+        if count == 0:
+            return
+        self.batch._count = count
+        PyThread_acquire_lock(self.dp.lock, WAIT_LOCK)
+        self.dp.process_locked(self.batch)
+        PyThread_release_lock(self.dp.lock)
+        self.st.batches += 1
+        for i in range(count):
+            v = self.batch.c_verdict[i]
+            if v == VERDICT_FORWARD:
+                self._out(i, self.batch.c_out_port[i], NULL)
+            elif v == VERDICT_FANOUT:
+                end = self.batch.c_fanout_first[i] + self.batch.c_fanout_n[i]
+                for k in range(self.batch.c_fanout_first[i], end):
+                    self._out(i, self.batch.c_fanout_port[k], self.batch.c_fanout_eth + k * ETH_HLEN)
+            elif v == VERDICT_SLOWPATH:
+                self._queue_slow(i)
+        self.batch._count = 0
+
+    cdef void _out(self, Py_ssize_t i, int32_t out, const uint8_t* eth) noexcept nogil:
+        """Write frame i (with ``eth`` instead of its own Ethernet header, for a fan-out
+        copy) to port ``out``, fitted to whether that port has the virtio-net header."""
+        cdef TxSink sink
+        cdef iovec iov[3]
+        cdef uint8_t* f = self.buf + self.batch.c_offset[i]
+        cdef uint32_t n = self.batch.c_length[i]
+        cdef uint8_t* h = f - VNET_HDR_LEN
+        cdef int cnt
+        cdef Py_ssize_t segs
+        if out < 0 or out >= self.max_ports or self.port_fd[out] < 0:
+            self.st.tx_no_port += 1
+            return
+        sink.fd = self.port_fd[out]
+        sink.st = &self.st
+        if self.port_vnet[out]:
+            if eth == NULL:
+                iov[0].iov_base, iov[0].iov_len = h, VNET_HDR_LEN + n
+                cnt = 1
+            else:
+                iov[0].iov_base, iov[0].iov_len = h, VNET_HDR_LEN
+                iov[1].iov_base, iov[1].iov_len = <void*>eth, ETH_HLEN
+                iov[2].iov_base, iov[2].iov_len = f + ETH_HLEN, n - ETH_HLEN
+                cnt = 3
+            tx_write(&sink, iov, cnt)
+            return
+        if h[1] != VNET_GSO_NONE:
+            segs = gso_segment(eth if eth != NULL else f, f, n, h, self.scratch, tx_write, &sink)
+            if segs < 0:
+                self.st.sw_gso_refused += 1
+            else:
+                self.st.sw_gso_frames += 1
+                self.st.sw_segments += <uint64_t>segs
+            return
+        if h[0] & VNET_F_NEEDS_CSUM:
+            vnet_complete_csum(f, n, h)
+            self.st.sw_csum += 1
+        if eth == NULL:
+            iov[0].iov_base, iov[0].iov_len = f, n
+            cnt = 1
+        else:
+            iov[0].iov_base, iov[0].iov_len = <void*>eth, ETH_HLEN
+            iov[1].iov_base, iov[1].iov_len = f + ETH_HLEN, n - ETH_HLEN
+            cnt = 2
+        tx_write(&sink, iov, cnt)
+
+    cdef void _queue_slow(self, Py_ssize_t i) noexcept nogil:
+        cdef uint8_t* f = self.buf + self.batch.c_offset[i]
+        cdef uint32_t n = self.batch.c_length[i]
+        cdef uint8_t* h = f - VNET_HDR_LEN
+        if self.slow_n >= self.slow_cap or self.slow_used + n > self.slow_arena_size:
+            self.st.slow_overflow += 1
+            return
+        if h[0] & VNET_F_NEEDS_CSUM and h[1] == VNET_GSO_NONE:
+            vnet_complete_csum(f, n, h)     # the slow path sees a frame as on a wire
+        memcpy(self.slow_arena + self.slow_used, f, n)
+        self.slow_port[self.slow_n] = self.batch.c_port[i]
+        self.slow_reason[self.slow_n] = self.batch.c_reason[i]
+        self.slow_off[self.slow_n] = <uint32_t>self.slow_used
+        self.slow_len[self.slow_n] = n
+        self.slow_used += n
+        self.slow_n += 1
+        self.st.slow_queued += 1
+
+    # ---- Python side, between runs -----------------------------------------------------
+
+    def slow_frames(self):
+        """The frames the fast path handed to the slow path since the last call:
+        [(port_id, reason, bytes)] (Ethernet frames, no virtio-net header)."""
+        cdef int k
+        out = [(self.slow_port[k], self.slow_reason[k],
+                (<char*>self.slow_arena)[self.slow_off[k]:self.slow_off[k] + self.slow_len[k]])
+               for k in range(self.slow_n)]
+        self.slow_n = 0
+        self.slow_used = 0
+        return out
+
+    def send(self, port_id, frame):
+        """Write a frame the slow path built to ``port_id`` (a zero virtio-net header goes
+        in front on a vnet port).  True when written; False when the write failed (a full
+        queue or an error, counted in stats())."""
+        self._check_port_id(port_id)
+        cdef int fd = self.port_fd[port_id]
+        if fd < 0:
+            raise _NotFound(f"port {port_id} is not in the loop")
+        cdef const uint8_t[::1] data = frame
+        cdef Py_ssize_t n = data.shape[0]
+        if not ETH_HLEN <= n <= self.slot_size - self.headroom:
+            raise _InvalidArgument(f"a frame is {ETH_HLEN}..{self.slot_size - self.headroom} "
+                                   f"bytes, not {n}")
+        cdef TxSink sink
+        cdef iovec iov[2]
+        cdef int cnt = 0
+        sink.fd, sink.st = fd, &self.st
+        if self.port_vnet[port_id]:
+            iov[0].iov_base, iov[0].iov_len = ZERO_VNET_HDR, VNET_HDR_LEN
+            cnt = 1
+        iov[cnt].iov_base, iov[cnt].iov_len = <void*>&data[0], n
+        cnt += 1
+        if tx_write(&sink, iov, cnt) != 0:
+            return False
+        self.st.sent += 1
+        return True
+
+    def stats(self):
+        """The loop's counters (a snapshot), with the backend and the vnet drop reasons."""
+        cdef uint64_t* c = <uint64_t*>&self.st
+        out = {name: int(c[k]) for k, name in enumerate(STAT_NAMES)}
+        for k in range(1, VNET_NREASONS):
+            out[VNET_REASON_NAMES[k]] = int(self.st.vnet_drop[k])
+        out["slow_pending"] = self.slow_n
+        out["backend"] = self.backend
+        return out

@@ -1,0 +1,282 @@
+"""PacketLoop without root: socket pairs stand in for TAP fds.  Forwarding matches
+Datapath.process(), bursts are drained, ports are served fairly, run() returns for
+exactly its documented reasons, and every bad call or bad fd is refused."""
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+import fastpath
+from fastpath import verdicts
+from pyctl.errors import AlreadyExists, Busy, InvalidArgument, NotFound
+from tests.io_support import (FakeTap, SWITCH_IP, TENANTS, arp_request, expected, udp_frame,
+                              world)
+
+
+@pytest.fixture
+def rig():
+    """A loop over world() with fake TAPs on ports 1..3 (no virtio-net header)."""
+    dp = world()
+    loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096)
+    taps = {p: FakeTap() for p in TENANTS}
+    for p, t in taps.items():
+        loop.add_port(p, t.loop_fd)
+    yield dp, loop, taps
+    for t in taps.values():
+        t.close()
+
+
+def test_forwarding_matches_process(rig):
+    dp, loop, taps = rig
+    frames = [(1, udp_frame(1, "10.0.0.2", bytes([k]) * (k + 1))) for k in range(10)]
+    frames += [(2, udp_frame(2, "10.0.0.3", b"from2")), (3, udp_frame(3, "10.0.0.1", b"from3"))]
+    for port, data in frames:
+        taps[port].inject(data)
+    want, slow = expected(frames)
+    assert not slow
+    got = {p: [] for p in taps}
+    for _ in range(10):
+        loop.run(0)
+        for p, t in taps.items():
+            got[p] += t.drain()
+    assert {p: v for p, v in got.items() if v} == want
+    st = loop.stats()
+    assert st["frames_in"] == st["frames_out"] == len(frames)
+    assert st["write_errors"] == st["write_eagain"] == 0
+    assert dp.counters()["ports"][2]["tx_packets"] == 10
+
+
+def test_burst_is_drained_in_full_batches(rig):
+    _, loop, taps = rig
+    for k in range(100):
+        taps[1].inject(udp_frame(1, "10.0.0.2", k.to_bytes(4, "big")))
+    loop.run(0)
+    st = loop.stats()
+    assert st["frames_in"] == 16 and st["batches"] == 1     # one pass, one full batch
+    for _ in range(20):
+        loop.run(0)
+    out = taps[2].drain()
+    assert [f[-4:] for f in out] == [k.to_bytes(4, "big") for k in range(100)]  # in order
+    st = loop.stats()
+    assert st["frames_in"] == 100 and st["batches"] == 7    # 6 full batches and 4 frames
+
+
+def test_a_busy_port_does_not_starve_the_others(rig):
+    _, loop, taps = rig
+    for k in range(200):
+        taps[1].inject(udp_frame(1, "10.0.0.2", b"bulk"))
+    for k in range(5):
+        taps[3].inject(udp_frame(3, "10.0.0.1", b"mouse"))
+    loop.run(0)                                  # one batch of 16: round-robin
+    assert len(taps[1].drain()) == 5             # port 3's five frames all made it
+    assert len(taps[2].drain()) == 11
+    for k in range(4):
+        taps[3].inject(udp_frame(3, "10.0.0.1", b"mouse"))
+    loop.run(0)
+    assert len(taps[1].drain()) == 4
+
+
+def test_run_returns_on_a_readable_wakeup_fd(rig):
+    _, loop, taps = rig
+    r, w = os.pipe2(os.O_NONBLOCK)
+    try:
+        loop.add_wakeup(r)
+        with pytest.raises(AlreadyExists):
+            loop.add_wakeup(r)
+        taps[1].inject(udp_frame(1, "10.0.0.2"))
+        threading.Timer(0.05, os.write, (w, b"!")).start()
+        assert loop.run(-1) == [r]
+        assert len(taps[2].drain()) == 1         # traffic before the wake-up was forwarded
+        assert loop.run(-1) == [r]               # level-triggered: still readable
+        os.read(r, 10)
+        loop.remove_wakeup(r)
+        with pytest.raises(NotFound):
+            loop.remove_wakeup(r)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_run_returns_after_the_timeout(rig):
+    _, loop, _ = rig
+    t0 = time.monotonic()
+    assert loop.run(30) == []
+    assert time.monotonic() - t0 >= 0.029
+    assert loop.stats()["epoll_waits"] <= 3      # it blocked, it did not spin
+
+
+def test_stop_from_another_thread_and_before_run(rig):
+    _, loop, _ = rig
+    threading.Timer(0.05, loop.stop).start()
+    assert loop.run(-1) == []
+    loop.stop()
+    t0 = time.monotonic()
+    assert loop.run(5000) == []                  # the early stop() is not lost
+    assert time.monotonic() - t0 < 4
+
+
+def test_slow_path_frames_are_handed_up_and_run_returns(rig):
+    _, loop, taps = rig
+    arp = arp_request(1, SWITCH_IP)
+    local = udp_frame(2, SWITCH_IP, b"to the switch")
+    taps[1].inject(arp)
+    taps[2].inject(local)
+    assert loop.run(-1) == []                    # returned because frames wait
+    slow = loop.slow_frames()
+    if len(slow) < 2:                            # the second port may come a pass later
+        loop.run(0)
+        slow += loop.slow_frames()
+    assert sorted(slow) == sorted([(1, verdicts.REASON_ARP, arp), (2, verdicts.REASON_LOCAL, local)])
+    assert loop.slow_frames() == []
+
+
+def test_slow_queue_overflow_is_counted():
+    dp = world()
+    loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096, slow_queue=3,
+                               slow_queue_bytes=4096)
+    tap = FakeTap()
+    try:
+        loop.add_port(1, tap.loop_fd)
+        for _ in range(10):
+            tap.inject(arp_request(1, SWITCH_IP))
+        loop.run(0)
+        assert len(loop.slow_frames()) == 3
+        assert loop.stats()["slow_overflow"] == 7
+    finally:
+        tap.close()
+
+
+def test_send_writes_with_and_without_a_vnet_header(rig):
+    _, loop, taps = rig
+    extra = FakeTap()
+    try:
+        loop.add_port(5, extra.loop_fd, vnet_hdr=True)
+        frame = udp_frame(1, "10.0.0.2")
+        assert loop.send(1, frame) is True
+        assert taps[1].drain() == [frame]
+        assert loop.send(5, frame) is True
+        assert extra.drain() == [bytes(12) + frame]
+        assert loop.stats()["sent"] == 2
+        with pytest.raises(NotFound):
+            loop.send(4, frame)
+        with pytest.raises(InvalidArgument):
+            loop.send(1, b"short")
+        with pytest.raises(InvalidArgument):
+            loop.send(99, frame)
+    finally:
+        extra.close()
+
+
+def test_a_full_output_queue_is_a_counted_drop(rig):
+    _, loop, taps = rig
+    taps[2].loop_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sent = 0
+    for _ in range(400):
+        taps[1].inject(udp_frame(1, "10.0.0.2", b"z" * 1000))
+    for _ in range(40):
+        loop.run(0)
+    sent = len(taps[2].drain())
+    st = loop.stats()
+    assert st["write_eagain"] > 0
+    assert sent + st["write_eagain"] == 400
+
+
+def test_a_port_that_reaches_eof_is_failed_not_spun_on(rig):
+    _, loop, taps = rig
+    taps[3].peer.close()
+    assert loop.run(20) == []
+    st = loop.stats()
+    assert st["read_eof"] == 1 and st["epoll_waits"] <= 3
+    assert loop.ports()[3]["failed"]
+    loop.remove_port(3)
+    assert 3 not in loop.ports()
+
+
+def test_bad_port_and_fd_arguments(rig):
+    _, loop, taps = rig
+    extra = FakeTap()
+    try:
+        with pytest.raises(AlreadyExists):
+            loop.add_port(1, extra.loop_fd)              # port id taken
+        with pytest.raises(AlreadyExists):
+            loop.add_port(5, taps[1].loop_fd)            # fd taken
+        with pytest.raises(InvalidArgument):
+            loop.add_port(16, extra.loop_fd)             # beyond the datapath's ports
+        with pytest.raises(InvalidArgument):
+            loop.add_port(-1, extra.loop_fd)
+        with pytest.raises(InvalidArgument):
+            loop.add_port(5, -3)
+        extra.loop_sock.setblocking(True)
+        with pytest.raises(InvalidArgument, match="non-blocking"):
+            loop.add_port(5, extra.loop_fd)
+        extra.loop_sock.setblocking(False)
+        fd = os.open("/dev/null", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            with pytest.raises(InvalidArgument, match="cannot be polled"):
+                loop.add_port(5, fd)                     # epoll refuses regular files
+        finally:
+            os.close(fd)
+        assert sorted(loop.ports()) == [1, 2, 3]         # nothing half-added
+        with pytest.raises(NotFound):
+            loop.remove_port(7)
+        with pytest.raises(InvalidArgument):
+            loop.run(-2)
+        with pytest.raises(InvalidArgument):
+            fastpath.PacketLoop(world(), batch_size=0)
+        with pytest.raises(InvalidArgument):
+            fastpath.PacketLoop(world(), slot_size=10)
+    finally:
+        extra.close()
+
+
+def test_port_changes_are_refused_while_running(rig):
+    _, loop, taps = rig
+    errors = []
+
+    def meddle():
+        time.sleep(0.05)
+        for call in (lambda: loop.add_port(6, 99), lambda: loop.remove_port(1),
+                     lambda: loop.run(0)):
+            try:
+                call()
+            except Busy as exc:
+                errors.append(exc)
+        loop.stop()
+
+    t = threading.Thread(target=meddle)
+    t.start()
+    loop.run(-1)
+    t.join()
+    assert len(errors) == 3
+
+
+def test_run_inside_an_update_block_is_refused(rig):
+    dp, loop, _ = rig
+    with dp.update():
+        with pytest.raises(RuntimeError, match="deadlock"):
+            loop.run(0)
+
+
+def test_tables_changed_between_runs_apply_to_the_next_batch(rig):
+    dp, loop, taps = rig
+    taps[1].inject(udp_frame(1, "10.0.0.2"))
+    loop.run(0)
+    assert len(taps[2].drain()) == 1
+    with dp.update():
+        dp.remove_address(0, int.from_bytes(socket.inet_aton("10.0.0.2"), "big"))
+        dp.add_address(0, int.from_bytes(socket.inet_aton("10.0.0.2"), "big"), 3)
+    taps[1].inject(udp_frame(1, "10.0.0.2"))
+    for _ in range(3):
+        loop.run(0)
+    assert taps[2].drain() == [] and len(taps[3].drain()) == 1
+
+
+def test_backend_and_stats_names(rig):
+    _, loop, _ = rig
+    assert loop.backend == "epoll+write"
+    st = loop.stats()
+    for key in ("reads", "writes", "batches", "frames_in", "frames_out", "write_errors",
+                "write_eagain", "slow_overflow", "vnet_bad_gso", "backend"):
+        assert key in st
