@@ -163,7 +163,8 @@ class Topology:
         self._thread: threading.Thread | None = None
         self._loop_error: BaseException | None = None
         self._rundir: str | None = None
-        self._netns_names: set[str] = set()     # every kernel name this topology chose
+        self._netns_names: set[str] = set()     # every kernel name this topology chose ...
+        self._foreign: set[str] = set()         # ... minus those someone else had made first
         self._port_names: set[str] = set()
         self._handles: dict[str, kernel.NetNamespace] = {}
         self._ports = itertools.count()
@@ -300,7 +301,7 @@ class Topology:
             options["txqueuelen"] = txqueuelen
         if mtu is not None:
             options["mtu"] = mtu
-        self._netns_names.add(netns_name)
+        self._claim(netns_name)
         self._port_names.add(port_name)
         self._do([
             (lambda sw: sw.create(name, kind="l3", parent=parent),
@@ -317,6 +318,17 @@ class Topology:
         tenant = Tenant(self, name, str(iface), netns_name, port_name, parent)
         self.tenants[name] = tenant
         return tenant
+
+    def _claim(self, netns_name):
+        """Record a kernel namespace name as ours; one that exists already is
+        someone else's: refused here, and never removed by close()."""
+        if netns_name in kernel.list_netns():
+            raise errors.AlreadyExists(f"kernel network namespace {netns_name!r} exists already")
+        self._netns_names.add(netns_name)
+
+    def _mark_foreign(self):
+        """Names made by someone else since they were claimed (the switch will refuse them)."""
+        self._foreign |= self._netns_names & set(kernel.list_netns())
 
     def _gateway_for(self, parent, iface):
         for text in self.addresses(parent):
@@ -420,6 +432,7 @@ class Topology:
             self._live()                                    # refuses a closed topology
             try:
                 with _sigint_held() as interrupted:
+                    self._mark_foreign()
                     self._rundir = tempfile.mkdtemp(prefix=f"tapswitch-{self.id}-")
                     self._state = "started"
                     _open.add(self)
@@ -427,8 +440,11 @@ class Topology:
                         self._start_thread()
                     else:
                         self._start_child(interrupted)
-            except BaseException:
-                self.close()
+            except BaseException as exc:
+                try:
+                    self.close()
+                except Exception as close_exc:     # the reason start failed matters more
+                    exc.add_note(f"tapswitch: cleaning up also failed: {close_exc!r}")
                 raise
         return self
 
@@ -498,14 +514,15 @@ class Topology:
             if killed:
                 problems.append(RuntimeError(
                     f"the child daemon ignored SIGTERM for {self.stop_timeout:g} s and was killed"))
-            elif returncode not in (0, None):
+            elif returncode not in (0, None, -signal.SIGTERM):   # -SIGTERM: stopped before it
+                                                                 # installed its handler
                 problems.append(RuntimeError(f"the child daemon exited with status {returncode}: "
                                              f"{self._child.output.strip()[-2000:]}"))
         if self._rundir is not None:
             shutil.rmtree(self._rundir, ignore_errors=True)
         from pyctl.topology_child import sweep
         try:
-            self.leftovers = sweep(self._netns_names, self._port_names)
+            self.leftovers = sweep(self._netns_names - self._foreign, self._port_names)
         except Exception as exc:     # pragma: no cover - the kernel refused a removal
             problems.append(exc)
         if self.leftovers:
