@@ -17,6 +17,8 @@ import sys
 from typing import Any, Callable
 
 from pyctl import errors
+from pyctl.counters import format_counters
+from pyctl.tables import table
 
 __all__ = ["main"]
 
@@ -24,12 +26,6 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 # ----------------------------------------------------------------- output
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header] + [["-" if c is None or c == "" else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-
 
 def _pairs(mapping: dict[str, Any]) -> str:
     width = max((len(k) for k in mapping), default=0)
@@ -55,16 +51,16 @@ def _render_namespaces(result: list[dict]) -> str:
         depth[ns["id"]] = depth.get(ns["parent"], -1) + 1 if ns["parent"] in depth else 0
         rows.append([ns["id"], "  " * depth[ns["id"]] + ns["name"], ns["kind"],
                      ns.get("parent_name")])
-    return _table(rows, ["ID", "NAME", "KIND", "PARENT"])
+    return table(rows, ["ID", "NAME", "KIND", "PARENT"])
 
 
 def _render_routes(result: list[dict]) -> str:
-    return _table([[r["dst"], r["via"], r["port"]] for r in result], ["DESTINATION", "VIA", "PORT"])
+    return table([[r["dst"], r["via"], r["port"]] for r in result], ["DESTINATION", "VIA", "PORT"])
 
 
 def _render_ports(result: list[dict]) -> str:
-    return _table([[p["id"], p["name"], p["namespace"], p["mac"], _inline(p["options"])]
-                   for p in result], ["ID", "NAME", "NAMESPACE", "MAC", "OPTIONS"])
+    return table([[p["id"], p["name"], p["namespace"], p["mac"], _inline(p["options"])]
+                  for p in result], ["ID", "NAME", "NAMESPACE", "MAC", "OPTIONS"])
 
 
 def _render_show(ns: dict) -> str:
@@ -82,38 +78,40 @@ def _render_show(ns: dict) -> str:
 
 def _render_addresses(result: list) -> str:
     if result and isinstance(result[0], dict):
-        return _table([[a["address"], a["owner"]] for a in result], ["ADDRESS", "OWNER"])
+        return table([[a["address"], a["owner"]] for a in result], ["ADDRESS", "OWNER"])
     return "\n".join(result)
 
 
 def _render_verbs(result: list[dict]) -> str:
     def args(v):
         return " ".join(p["name"] if p["required"] else f"[{p['name']}]" for p in v["params"])
-    return _table([[v["name"], v["access"], args(v), v["summary"]] for v in result],
-                  ["VERB", "ACCESS", "ARGUMENTS", "SUMMARY"])
+    return table([[v["name"], v["access"], args(v), v["summary"]] for v in result],
+                 ["VERB", "ACCESS", "ARGUMENTS", "SUMMARY"])
 
 
 def _render_generic(result: Any) -> str:
-    """Whatever a daemon-registered verb returns (counters, ...)."""
+    """Whatever a daemon-registered verb returns (stats, ...)."""
     if result is None:
         return ""
     if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
         keys = list(dict.fromkeys(k for r in result for k in r))
-        return _table([[_inline(r.get(k)) for k in keys] for r in result],
-                      [k.upper() for k in keys])
+        return table([[_inline(r.get(k)) for k in keys] for r in result],
+                     [k.upper() for k in keys])
     if isinstance(result, list):
         return "\n".join(_inline(r) for r in result)
     if isinstance(result, dict):
-        lines = []
-        for key, value in result.items():
-            if isinstance(value, dict) and value and all(
-                    not isinstance(v, (dict, list)) for v in value.values()):
-                lines.append(f"{key}:")
-                lines += ["  " + line for line in _pairs(value).splitlines()]
-            else:
-                lines.append(_pairs({key: value}))
-        return "\n".join(lines)
+        return _sections(result)
     return str(result)
+
+
+def _sections(mapping: dict[str, Any]) -> str:
+    """Plain values aligned first, then each non-empty mapping as an indented section."""
+    nested = {k: v for k, v in mapping.items() if isinstance(v, dict) and v}
+    flat = {k: v for k, v in mapping.items() if k not in nested}
+    lines = [_pairs(flat)] if flat else []
+    for key, value in nested.items():
+        lines += [f"{key}:"] + ["  " + line for line in _sections(value).splitlines()]
+    return "\n".join(lines)
 
 
 def _quiet(result: Any) -> str:
@@ -175,12 +173,15 @@ _CTL: dict[str, tuple[str, list, Callable[[Any], str]]] = {
     "groups": ("multicast groups of a namespace", [_ns(False)], "\n".join),
     "members": ("members of a multicast group in a scope", [_GROUP, _ns(False)], "\n".join),
     "sockets": ("namespace control sockets that are open", [],
-                lambda r: _table([[s["namespace"], s["path"]] for s in r], ["NAMESPACE", "PATH"])),
+                lambda r: table([[s["namespace"], s["path"]] for s in r], ["NAMESPACE", "PATH"])),
     "socket-add": ("open a control socket acting as a namespace", [_ns()],
                    lambda r: r["path"]),
     "socket-del": ("close a namespace's control socket", [_ns()], _quiet),
-    "counters": ("packet and drop counters (from the daemon)", [
-        (("params",), {"nargs": "*", "metavar": "KEY=VALUE"})], _render_generic),
+    "counters": ("packet and drop counters", [
+        (("namespace",), {"nargs": "?", "help": "only this namespace and its ports "
+                                                "(default: every visible one)"}),
+        (("--port", "-p"), {"help": "only this port"})], format_counters),
+    "stats": ("the packet loop's and slow path's counters", [], _render_generic),
 }
 
 
@@ -216,7 +217,7 @@ def _ctl_args(verb: str, ns: argparse.Namespace) -> dict[str, Any]:
             if k not in ("command", "socket", "json", "verb", "params", "call_verb")}
     if verb == "port-add" and args.get("options") is not None:
         args["options"] = dict(_port_option(o) for o in args["options"])
-    if verb in ("counters", "call"):
+    if verb == "call":
         args.update(_keyvalues(getattr(ns, "params", None) or []))
     return args
 

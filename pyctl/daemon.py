@@ -29,10 +29,12 @@ from fastpath import verdicts
 from pyctl import errors, kernel
 from pyctl.compiler import Compiler
 from pyctl.config import DaemonSettings
+from pyctl.counters import PARAMS as counter_params, format_counters, select as select_counters
 from pyctl.control import ControlServer
 from pyctl.daemon_ports import PortManager
 from pyctl.daemon_view import PlanView
 from pyctl.dispatch import Dispatcher, Param
+from pyctl.multicast import Multicast, group_counters
 from pyctl.slowpath import NeighbourLearned, PeerMac, SlowPath, SlowPathConfig
 from pyctl.verbs import standard_dispatcher
 
@@ -41,7 +43,7 @@ log = logging.getLogger("tapswitch.daemon")
 __all__ = ["Daemon", "run_config"]
 
 TICK_S = 0.1
-DROP_NAMES = frozenset(verdicts.REASON_NAMES[r] for r in verdicts.DROP_REASONS)
+_REASON_IGMP = getattr(verdicts, "REASON_IGMP", -1)   # until the fast path's group support lands
 
 
 class _DaemonDispatcher(Dispatcher):
@@ -81,6 +83,7 @@ class Daemon:
         self.slowpath = SlowPath(self.view, SlowPathConfig(
             icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst))
         self.ports = PortManager(switch, self.loop, self.registry)
+        self.multicast = Multicast(switch, self.compiler, self.view, self.change)
         self.control = None
         self._calls = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -97,6 +100,7 @@ class Daemon:
         """Program the fast path, open the ports and the control socket."""
         try:
             self.apply()
+            self.multicast.attach()
             self.loop.add_wakeup(self._wake_r)
             if control:
                 base = standard_dispatcher()
@@ -115,8 +119,11 @@ class Daemon:
         return self
 
     def _register_daemon_verbs(self, dispatcher):
-        dispatcher.register("counters", lambda session, **kw: self.counters(session), (),
-                            access="read", summary="packet and drop counters", replace=True)
+        dispatcher.register("counters", self.counters, counter_params, access="read",
+                            summary="packet and drop counters", replace=True)
+        dispatcher.register("multicast", self._multicast_verb, (), access="read",
+                            summary="group memberships: learned (with expiry) or configured",
+                            replace=True)
         dispatcher.register("stats", lambda session, **kw: self.stats(), (),
                             access="read", summary="the packet loop's and slow path's counters",
                             replace=True)
@@ -186,11 +193,15 @@ class Daemon:
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
             self._emit(self.slowpath.tick())
+            self._send(self.multicast.tick(now, self.ports.open))
         self._run_calls()
 
     def _slow_path(self, frames):
         for port_id, reason, data in frames:
-            self._emit(self.slowpath.handle(port_id, reason, data))
+            if reason == _REASON_IGMP:
+                self._send(self.multicast.handle(port_id, data, time.monotonic()))
+            else:
+                self._emit(self.slowpath.handle(port_id, reason, data))
 
     def _emit(self, output):
         learned = output.learned
@@ -202,7 +213,10 @@ class Daemon:
             for fact in learned:
                 if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
                     self.datapath.set_peer_mac(fact.port_id, fact.mac)
-        for port_id, frame in output.frames:
+        self._send(output.frames)
+
+    def _send(self, frames):
+        for port_id, frame in frames:
             if port_id in self.ports.open:
                 self.loop.send(port_id, frame)
 
@@ -247,32 +261,21 @@ class Daemon:
 
     # ------------------------------------------------------------------ reading
 
-    def counters(self, session=None):
-        """The fast path's counters, with names for namespaces and ports."""
+    def counters(self, session=None, namespace=None, port=None):
+        """The fast path's counters, named, limited to what ``session`` sees and filtered
+        (pyctl.counters.select)."""
+        api = self.switch if session is None else session.api
         raw = self.datapath.counters()
-        names = {ns.id: ns.name for ns in self.switch.namespaces()}
-        ports = {p.id: p.name for p in self.switch.ports()}
-        visible = None
-        if session is not None and session.binding.api is not self.switch:
-            visible = {ns.id for ns in session.api.namespaces()}
-        out = {"namespaces": {}, "ports": {}, "reasons": raw["reasons"]}
-        for ns_id, value in raw["namespaces"].items():
-            if ns_id in names and (visible is None or ns_id in visible):
-                out["namespaces"][names[ns_id]] = value
-        for port_id, value in raw["ports"].items():
-            if port_id in ports and (visible is None or self._port_ns(port_id) in visible):
-                out["ports"][ports[port_id]] = value
-        if visible is not None:
-            out["reasons"] = {}      # switch-wide totals are the administrator's
+        out = select_counters(raw, api, namespace=namespace, port=port)
+        out["groups"] = {} if port is not None else group_counters(raw.get("groups", {}), api, namespace)
         return out
 
-    def _port_ns(self, port_id):
-        entry = self.compiler.plan.ports.get(port_id)
-        return None if entry is None else entry[0]
+    def _multicast_verb(self, session, **kw):
+        return self.multicast.memberships(session.api, time.monotonic())
 
     def stats(self):
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
-                "slowpath": dict(self.slowpath.counters),
+                "slowpath": dict(self.slowpath.counters), "igmp": dict(self.multicast.counters),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
     # ------------------------------------------------------------------ teardown
@@ -284,6 +287,7 @@ class Daemon:
         self._closed = True
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self.multicast.detach()
         if report and self.started_at is not None:
             print_counters(self.counters(), self.out, title="final counters")
         if self.control is not None:
@@ -305,25 +309,7 @@ class Daemon:
 
 def print_counters(counters, out, title="counters"):
     """A compact human table of ``Daemon.counters()``."""
-    print(f"-- {title} --", file=out)
-    rows = [("namespace", "rx pkts", "rx bytes", "tx pkts", "tx bytes", "drops")]
-    for name, c in counters["namespaces"].items():
-        drops = sum(n for r, n in c.get("reasons", {}).items() if r in DROP_NAMES)
-        rows.append((name, c["rx_packets"], c["rx_bytes"], c["tx_packets"], c["tx_bytes"], drops))
-    for name, c in counters["ports"].items():
-        rows.append((f"port {name}", c["rx_packets"], c["rx_bytes"], c["tx_packets"],
-                     c["tx_bytes"], ""))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(str(v).rjust(w) if i else str(v).ljust(w)
-                        for i, (v, w) in enumerate(zip(row, widths))), file=out)
-    drops = {k: v for k, v in counters["reasons"].items() if v and k in DROP_NAMES}
-    punted = {k: v for k, v in counters["reasons"].items() if v and k not in DROP_NAMES}
-    if drops:
-        print("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())), file=out)
-    if punted:
-        print("to the slow path: " + ", ".join(f"{k}={v}" for k, v in sorted(punted.items())),
-              file=out)
+    print(format_counters(counters, title=title), file=out)
 
 
 def run_config(path, socket=None, out=None):

@@ -115,19 +115,17 @@ def test_generic_call(ctl, served):
     assert code == 1 and "expected KEY=VALUE" in err
 
 
-def test_counters_rendering(tmp_path, capsys):
+def test_daemon_verb_generic_rendering(tmp_path, capsys):
     from pyctl.verbs import standard_dispatcher
-    from pyctl.dispatch import Param
     d = standard_dispatcher()
-    d.register("counters", lambda s, port=None: {
-        "ports": [{"port": "tsw-up", "rx": 5, "tx": 7}],
-        "drops": {"spoofed_source": 3, "no_route": 0}}, [Param("port", "str", required=False)])
+    d.register("stats", lambda s: {"backend": "epoll", "loop": {"batches": 5, "frames": 7},
+                                   "uptime_s": 1.5, "slowpath": {"arp": {"requests": 2}}})
     s = Served(tmp_path, tenants(Switch()), dispatcher=d)
     try:
-        assert main(["ctl", "-s", s.path, "counters", "port=tsw-up"]) == 0
-        out = capsys.readouterr().out
-        assert "drops:\n  spoofed_source: 3\n  no_route:       0" in out
-        assert "ports:" in out and "rx=5" in out
+        assert main(["ctl", "-s", s.path, "stats"]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            "backend:  epoll", "uptime_s: 1.5", "loop:", "  batches: 5", "  frames:  7",
+            "slowpath:", "  arp:", "    requests: 2"]
     finally:
         s.close()
 
