@@ -23,7 +23,8 @@ What it does, per punt reason:
 - ``NO_NEIGHBOUR`` / ``PEER_UNKNOWN``: the next hop's (or the L3 endpoint's)
   MAC is unknown: ARP requests go out of the egress port (every
   ``arp_retry_interval`` s, at most ``arp_max_requests``), up to
-  ``pending_frames_per_neighbour`` frames wait (the oldest is dropped beyond),
+  ``pending_frames_per_neighbour`` frames wait (the oldest is dropped beyond;
+  all waiting frames together hold at most ``max_pending_bytes``),
   and are forwarded when the reply comes, or dropped with ICMP host
   unreachable (3/1) when the neighbour times out (RFC 1812 4.3.3.1).
 
@@ -120,7 +121,8 @@ class Output(NamedTuple):
 class SlowPathConfig:
     icmp_rate: float = 100.0            # ICMP errors per second per sending namespace
     icmp_burst: int = 50
-    pending_frames_per_neighbour: int = 4
+    pending_frames_per_neighbour: int = 101     # Linux's neighbour queue (unres_qlen)
+    max_pending_bytes: int = 4 << 20            # every waiting frame together
     max_pending_neighbours: int = 1024
     max_neighbours: int = 65536
     arp_retry_interval: float = 1.0
@@ -132,6 +134,7 @@ class SlowPathConfig:
             ("icmp_rate", self.icmp_rate > 0),
             ("icmp_burst", self.icmp_burst >= 1),
             ("pending_frames_per_neighbour", self.pending_frames_per_neighbour >= 1),
+            ("max_pending_bytes", self.max_pending_bytes >= 1),
             ("max_pending_neighbours", self.max_pending_neighbours >= 1),
             ("max_neighbours", self.max_neighbours >= 1),
             ("arp_retry_interval", self.arp_retry_interval > 0),
@@ -162,11 +165,12 @@ class TokenBucket:
 
 
 class _Pending:
-    __slots__ = ("port_id", "frames", "requests", "next_request")
+    __slots__ = ("port_id", "frames", "maxlen", "requests", "next_request")
 
     def __init__(self, port_id: int, maxlen: int):
         self.port_id = port_id
-        self.frames: deque = deque(maxlen=maxlen)   # (ingress port, frame)
+        self.frames: deque = deque()                # (ingress port, frame), at most maxlen
+        self.maxlen = maxlen
         self.requests = 0
         self.next_request = 0.0
 
@@ -184,6 +188,7 @@ class SlowPath:
         self._buckets: dict[int, TokenBucket] = {}
         self._neighbours: OrderedDict[tuple[int, int], tuple[bytes, int]] = OrderedDict()
         self._pending: dict[tuple[int, int], _Pending] = {}
+        self._pending_bytes = 0
 
     # -- entry points -------------------------------------------------------
 
@@ -225,7 +230,7 @@ class SlowPath:
             if now < pend.next_request:
                 continue
             if pend.requests >= self.config.arp_max_requests:
-                del self._pending[key]
+                self._take_pending(key)
                 self.counters["neighbour_timeout"] += 1
                 for ingress, frame in pend.frames:
                     self.counters["drop_neighbour_timeout"] += 1
@@ -248,7 +253,7 @@ class SlowPath:
         for key in [k for k, (_, p) in self._neighbours.items() if p == port_id]:
             del self._neighbours[key]
         for key in [k for k, pend in self._pending.items() if pend.port_id == port_id]:
-            self.counters["drop_port_gone"] += len(self._pending.pop(key).frames)
+            self.counters["drop_port_gone"] += len(self._take_pending(key).frames)
 
     def forget_namespace(self, namespace: int) -> None:
         self._buckets.pop(namespace, None)
@@ -256,6 +261,15 @@ class SlowPath:
     @property
     def pending_neighbours(self) -> int:
         return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
+    def _take_pending(self, key) -> _Pending:
+        pend = self._pending.pop(key)
+        self._pending_bytes -= sum(len(frame) for _, frame in pend.frames)
+        return pend
 
     # -- ARP ----------------------------------------------------------------
 
@@ -313,7 +327,7 @@ class SlowPath:
         pend = self._pending.get(key)
         if pend is None or pend.port_id != port_id:
             return      # (heard on another port than the route's: keep waiting)
-        del self._pending[key]
+        self._take_pending(key)
         self.counters["neighbour_resolved"] += 1
         for ingress, frame in pend.frames:
             self._forward(ingress, frame, pend.port_id, mac, out)
@@ -354,9 +368,14 @@ class SlowPath:
             pend = self._pending[key] = _Pending(route.port_id,
                                                  self.config.pending_frames_per_neighbour)
             self._send_arp_request(route.next_hop, pend, self.clock(), out)
-        if len(pend.frames) == pend.frames.maxlen:
+        if len(pend.frames) == pend.maxlen:
+            self._pending_bytes -= len(pend.frames.popleft()[1])
             self.counters["drop_pending_overflow"] += 1
+        if self._pending_bytes + len(frame) > self.config.max_pending_bytes:
+            self._drop(out, "drop_pending_bytes")
+            return
         pend.frames.append((port_id, frame))
+        self._pending_bytes += len(frame)
         self.counters["frame_queued"] += 1
 
     def _forward(self, ingress: int, frame: bytes, egress: int, dst_mac: bytes,

@@ -542,13 +542,15 @@ class Topology:
                                              f"did not stop"))
         try:
             daemon.close(report=False)
-            close_loop = getattr(daemon.loop, "close", None)
-            if close_loop is not None:
-                close_loop()
         except Exception as exc:
             problems.append(exc)
         finally:
             daemon.out.close()
+            self.daemon = None
+            # A closed Daemon sits in reference cycles (its dispatcher, bound methods)
+            # and its PacketLoop closes its epoll and eventfd only when freed: drop what
+            # the daemon holds now, not at the next garbage collection.
+            vars(daemon).clear()
         if self._loop_error is not None:
             problems.append(RuntimeError(f"the packet loop of topology {self.id} failed: "
                                          f"{self._loop_error!r}"))

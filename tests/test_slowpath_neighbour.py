@@ -82,6 +82,28 @@ def test_queue_keeps_the_newest_frames(clock):
     assert got == [f"frame{s}".encode() for s in range(2, 6)]
 
 
+def test_default_queue_holds_a_burst_like_linux(sp):
+    for seq in range(50):                       # Linux queues 101 per neighbour (unres_qlen)
+        sp.handle(10, Punt.NO_NEIGHBOUR, routed(seq))
+    out = sp.handle(12, Punt.ARP, router_reply())
+    assert len(out.frames) == 50 and sp.counters["drop_pending_overflow"] == 0
+
+
+def test_waiting_bytes_are_bounded_and_accounted(clock):
+    size = len(routed(0))
+    sp = SlowPath(StaticView(), SlowPathConfig(pending_frames_per_neighbour=3,
+                                               max_pending_bytes=4 * size), clock=clock)
+    for seq in range(3):
+        sp.handle(10, Punt.NO_NEIGHBOUR, routed(seq, dst="10.0.0.10"))
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(3, dst="10.0.0.10"))       # pushes out the oldest
+    assert sp.pending_bytes == 3 * size and sp.counters["drop_pending_overflow"] == 1
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(4, dst="10.0.0.11"))
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(5, dst="10.0.0.11"))       # over the byte bound
+    assert sp.pending_bytes == 4 * size and sp.counters["drop_pending_bytes"] == 1
+    sp.forget_port(12)
+    assert sp.pending_bytes == 0 and sp.pending_neighbours == 0
+
+
 def test_pending_neighbours_are_bounded(clock):
     sp = SlowPath(StaticView(), SlowPathConfig(max_pending_neighbours=2), clock=clock)
     for host in (10, 11, 12):
