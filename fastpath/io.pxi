@@ -18,9 +18,11 @@
 #      overflow is counted).  Out to a vnet port: header + frame as read.  Out to a port
 #      without the header: checksum completed / segmented in software (vnet.pxi).
 #
-# Backend: "epoll+write" -- one write()/writev() per frame through tx_write().  A
-# batching backend (io_uring) would replace tx_write() with a queueing sink and flush
-# once per batch; the rest of the loop does not change (see docs/io.md).
+# Backend: "epoll+write" -- every frame leaves through ``self.tx`` (tx_write: one
+# write()/writev() per frame).  That pointer is the switch point for a batching backend
+# (io_uring): a sink that queues the iovecs, plus a flush at the end of _cycle(); the
+# segment headers of software GSO would then need one scratch per queued segment instead
+# of the one reused here.  See docs/io.md for why it is not built yet.
 #
 # Thread safety: run(), add_port(), remove_port(), add_wakeup(), remove_wakeup(),
 # send() and slow_frames() belong to the thread that runs the loop (the port and wake-up
@@ -148,6 +150,7 @@ cdef class PacketLoop:
     cdef uint32_t* slow_len
     cdef int slow_n, slow_cap
     cdef LoopStats st
+    cdef seg_sink tx                # the backend's write function
     cdef uint8_t scratch[SEG_SCRATCH]
 
     def __cinit__(self):
@@ -180,6 +183,7 @@ cdef class PacketLoop:
             raise _InvalidArgument(str(exc)) from None
         self.dp = datapath
         self.backend = "epoll+write"
+        self.tx = tx_write
         self.buf, self.cap = self.batch.c_buf, batch_size
         self.slot_size, self.headroom = slot_size, headroom
         self.max_ports = datapath.max_ports
@@ -503,10 +507,10 @@ cdef class PacketLoop:
                 iov[1].iov_base, iov[1].iov_len = <void*>eth, ETH_HLEN
                 iov[2].iov_base, iov[2].iov_len = f + ETH_HLEN, n - ETH_HLEN
                 cnt = 3
-            tx_write(&sink, iov, cnt)
+            self.tx(&sink, iov, cnt)
             return
         if h[1] != VNET_GSO_NONE:
-            segs = gso_segment(eth if eth != NULL else f, f, n, h, self.scratch, tx_write, &sink)
+            segs = gso_segment(eth if eth != NULL else f, f, n, h, self.scratch, self.tx, &sink)
             if segs < 0:
                 self.st.sw_gso_refused += 1
             else:
@@ -523,7 +527,7 @@ cdef class PacketLoop:
             iov[0].iov_base, iov[0].iov_len = <void*>eth, ETH_HLEN
             iov[1].iov_base, iov[1].iov_len = f + ETH_HLEN, n - ETH_HLEN
             cnt = 2
-        tx_write(&sink, iov, cnt)
+        self.tx(&sink, iov, cnt)
 
     cdef void _queue_slow(self, Py_ssize_t i) noexcept nogil:
         cdef uint8_t* f = self.buf + self.batch.c_offset[i]
@@ -578,7 +582,7 @@ cdef class PacketLoop:
             cnt = 1
         iov[cnt].iov_base, iov[cnt].iov_len = <void*>&data[0], n
         cnt += 1
-        if tx_write(&sink, iov, cnt) != 0:
+        if self.tx(&sink, iov, cnt) != 0:
             return False
         self.st.sent += 1
         return True
