@@ -282,3 +282,10 @@ def test_sockets_of_a_tenant_live_in_its_namespace(tapswitch_topology):
     with pytest.raises(OSError):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("10.0.0.2", 0))
+
+
+def test_the_ready_time_benchmark_runs(capsys):
+    from bench import topology_ready
+    assert topology_ready.main(["--runs", "1", "--modes", "thread"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["mode", "runs"] and lines[2].split()[:2] == ["thread", "1"]
