@@ -110,6 +110,30 @@ def test_a_kernel_namespace_made_by_someone_else_is_left_alone(tapswitch_factory
     assert b.port not in squatter.links()   # the TAP went with the switch's fd
 
 
+def test_a_failure_while_starting_leaves_nothing(tapswitch_factory, monkeypatch):
+    from pyctl import ports
+    real_open = ports.TapPort.open.__func__
+    opened = []
+
+    def open_then_fail(cls, *args, **kwargs):
+        if opened:
+            raise errors.Busy("the second TAP fails")
+        opened.append(real_open(cls, *args, **kwargs))
+        return opened[-1]
+    monkeypatch.setattr(ports.TapPort, "open", classmethod(open_then_fail))
+    topo = tapswitch_factory("thread")
+    topo.add_address("init", "10.0.0.1/24")
+    topo.tenant("a", "10.0.0.2/24")
+    topo.tenant("b", "10.0.0.3/24")
+    fds = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(errors.Busy, match="second TAP"):
+        topo.start()
+    assert opened and opened[0].closed
+    assert topo.closed and _ours(topo) == [] and topo.leftovers == []
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert not [t for t in threading.enumerate() if topo.id in t.name]
+
+
 def test_close_is_idempotent_and_final(tapswitch_factory, mode):
     topo = tapswitch_factory(mode)
     topo.tenant("a", "10.0.0.2/24")
