@@ -30,7 +30,11 @@ class Plan:
     prefixes: dict = field(default_factory=dict)     # (scope, ip) -> prefix length (not a table)
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids)
     routes: dict = field(default_factory=dict)       # (scope, prefix, plen) -> (port id, gateway ip)
+    groups: dict = field(default_factory=dict)       # (scope, group ip) -> tuple(member ns ids)
     unresolved: list = field(default_factory=list)   # routes of the model the datapath cannot use (why)
+
+
+_LINK_LOCAL_PREFIX = 0xE00000      # 224.0.0.0/24, as ip >> 8
 
 
 def _mac_bytes(text):
@@ -62,6 +66,18 @@ def compile_plan(snapshot):
                 subnets.setdefault((scope, iface.network), set()).add(ns["id"])
     for (scope, network), members in subnets.items():
         plan.broadcasts[(scope, int(network.broadcast_address))] = tuple(sorted(members))
+
+    # Multicast: the members of each IPv4 group, per scope.  Link-local groups
+    # (224.0.0.0/24) reach the whole scope without a table entry (the model
+    # refuses joining them; a snapshot from elsewhere may still hold one).
+    members = {}
+    for ns in snapshot["namespaces"]:
+        scope = plan.namespaces[ns["id"]][0]
+        for text in ns["groups"]:
+            group = ipaddress.ip_address(text)
+            if group.version == 4 and int(group) >> 8 != _LINK_LOCAL_PREFIX:
+                members.setdefault((scope, int(group)), []).append(ns["id"])
+    plan.groups = {key: tuple(sorted(ids)) for key, ids in members.items()}
 
     for ns in snapshot["namespaces"]:
         if ns["kind"] != "l2":
@@ -133,9 +149,10 @@ class Compiler:
         return new
 
     def _apply(self, old, new, undo):
-        """Removals first (what goes away or changes: routes, broadcasts, addresses,
-        ports, then namespaces, children first), then additions in the reverse order
-        (namespaces parents first, ports, addresses, broadcasts, routes)."""
+        """Removals first (what goes away or changes: routes, broadcasts, groups,
+        addresses, ports, then namespaces, children first), then additions in the
+        reverse order (namespaces parents first, ports, addresses, broadcasts,
+        groups, routes)."""
         dp = self.datapath
 
         def gone(table_old, table_new):
@@ -154,6 +171,24 @@ class Compiler:
         for key in gone(old.broadcasts, new.broadcasts):
             undo.do(lambda k=key: dp.remove_broadcast(*k),
                     lambda k=key, v=old.broadcasts[key]: dp.set_broadcast(*k, v))
+        # A group whose members change is first narrowed to the members that stay
+        # (it never names a namespace about to go) and set in full once the new
+        # namespaces exist, so it keeps its entry (and its counters) throughout;
+        # a group that goes, or keeps no member in between, is removed.
+        interim = {}                     # group key -> its members between the phases
+        for key in gone(old.groups, new.groups):
+            keep = tuple(n for n in new.groups.get(key, ())
+                         if n in old.namespaces and old.namespaces[n] == new.namespaces.get(n))
+            if keep == old.groups[key]:
+                interim[key] = keep
+            elif keep:
+                interim[key] = keep
+                undo.do(lambda k=key, v=keep: dp.set_group(*k, v),
+                        lambda k=key, v=old.groups[key]: dp.set_group(*k, v))
+            else:
+                interim[key] = None
+                undo.do(lambda k=key: dp.remove_group(*k),
+                        lambda k=key, v=old.groups[key]: dp.set_group(*k, v))
         for key in gone(old.addresses, new.addresses):
             undo.do(lambda k=key: dp.remove_address(*k),
                     lambda k=key, v=old.addresses[key]: dp.add_address(*k, v))
@@ -183,6 +218,13 @@ class Compiler:
         for key in fresh(old.broadcasts, new.broadcasts):
             undo.do(lambda k=key, v=new.broadcasts[key]: dp.set_broadcast(*k, v),
                     lambda k=key: dp.remove_broadcast(*k))
+        for key in fresh(old.groups, new.groups):
+            before = interim.get(key)
+            if before == new.groups[key]:
+                continue                 # narrowed to exactly its new members above
+            undo.do(lambda k=key, v=new.groups[key]: dp.set_group(*k, v),
+                    (lambda k=key, v=before: dp.set_group(*k, v)) if before
+                    else (lambda k=key: dp.remove_group(*k)))
         routes = set(fresh(old.routes, new.routes))
         routes |= {k for k, (port, _) in new.routes.items() if port in moved_ports}
         for key in routes:

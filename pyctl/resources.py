@@ -2,6 +2,8 @@
 children), ports (TAPs; an L3 has at most one) and multicast group
 membership (the one configuring verb an L3 keeps, for itself only).
 """
+import ipaddress
+
 from pyctl import errors
 from pyctl.access import Access, locked
 from pyctl.addressing import (check_port_name, parse_group, parse_ip, parse_mac, parse_network,
@@ -9,6 +11,8 @@ from pyctl.addressing import (check_port_name, parse_group, parse_ip, parse_mac,
 from pyctl.port_options import check_port_options
 from pyctl.state import PortRecord
 from pyctl.values import L2, L3, Route
+
+_LINK_LOCAL_GROUPS = ipaddress.ip_network("224.0.0.0/24")
 
 # Generated port MACs: locally administered, unicast, "ts" (0x74 0x73), then a counter.
 _MAC_PREFIX = "02:74:73"
@@ -171,10 +175,14 @@ class ResourceVerbs(Access):
         """Make namespace ``ns`` a member of multicast ``group``."""
         record = self._resolve(self._actor(), ns)
         ip = parse_group(group)
+        if ip.version == 4 and ip in _LINK_LOCAL_GROUPS:
+            raise errors.InvalidArgument(
+                f"group {ip} is link-local (224.0.0.0/24): it reaches every namespace of the "
+                f"scope without a join")
         if ip in record.groups:
             raise errors.AlreadyExists(f"'{record.name}' is already a member of {ip}")
         record.groups.add(ip)
-        self._sw._commit("group.join", ("groups",), {"namespace": record.name, "group": str(ip)})
+        self._sw._commit("group.join", ("groups",), self._group_details(record, ip))
 
     @locked
     def leave(self, ns, group):
@@ -184,7 +192,13 @@ class ResourceVerbs(Access):
         if ip not in record.groups:
             raise errors.NotFound(f"'{record.name}' is not a member of {ip}")
         record.groups.remove(ip)
-        self._sw._commit("group.leave", ("groups",), {"namespace": record.name, "group": str(ip)})
+        self._sw._commit("group.leave", ("groups",), self._group_details(record, ip))
+
+    def _group_details(self, record, ip):
+        # Ids too: a listener keyed by id (the daemon's snooping tables) needs no lookup
+        # of a name that a later verb of the same transaction may have reused.
+        return {"namespace": record.name, "id": record.id, "group": str(ip),
+                "scope": self._sw._state.scope_id(record)}
 
     @locked
     def groups(self, ns):

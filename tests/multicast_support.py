@@ -1,0 +1,181 @@
+"""Helpers for the multicast tests: datapaths with a group table, IGMP frames
+as endpoints send them, and a model + compiler + snooping rig without a
+packet loop."""
+import contextlib
+import ipaddress
+import struct
+
+from fastpath import Datapath
+from fastpath.reference import ReferenceDatapath
+from pyctl import Switch, igmp
+from pyctl import packets as pk
+from pyctl.compiler import Compiler
+from pyctl.daemon_view import PlanView
+from pyctl.errors import InvalidArgument, NotFound
+from pyctl.multicast import Multicast
+
+
+def ip(text):
+    return int(ipaddress.ip_address(text))
+
+
+G1, G2 = ip("239.1.1.1"), ip("239.2.2.2")
+
+
+class GroupTableMixin:
+    """The group table of issue 6's fast-path contract (set_group / remove_group /
+    lookup_group, ``counters()["groups"]``) for a datapath that has none yet;
+    same checks as ``set_broadcast``."""
+
+    def _group_table(self):
+        if not hasattr(self, "_groups"):
+            self._groups = {}
+        return self._groups
+
+    def set_group(self, scope_id, group_ip, ns_ids):
+        self._check_writing()
+        if not isinstance(group_ip, int) or group_ip >> 28 != 0xE or group_ip >> 8 == 0xE00000:
+            raise InvalidArgument(f"{group_ip!r} is not a routable multicast group")
+        scopes = {s for s, _ in self._namespace_entries(ns_ids)}
+        if scopes - {scope_id}:
+            raise InvalidArgument(f"namespaces {ns_ids} are not all in scope {scope_id}")
+        self._group_table()[(scope_id, group_ip)] = tuple(sorted(set(ns_ids)))
+
+    def remove_group(self, scope_id, group_ip):
+        self._check_writing()
+        if (scope_id, group_ip) not in self._group_table():
+            raise NotFound(f"no group {group_ip} in scope {scope_id}")
+        del self._group_table()[(scope_id, group_ip)]
+
+    def lookup_group(self, scope_id, group_ip):
+        members = self._group_table().get((scope_id, group_ip))
+        return None if members is None else list(members)
+
+    def counters(self):
+        out = super().counters()
+        out["groups"] = {key: {"rx_packets": 0, "rx_bytes": 0, "copies": 0}
+                         for key in self._group_table()}
+        return out
+
+
+class ReferenceWithGroups(GroupTableMixin, ReferenceDatapath):
+    def _check_writing(self):
+        self._writing()
+
+    def _namespace_entries(self, ns_ids):
+        for n in ns_ids:
+            self._existing_ns(n)
+        return [self.namespaces[n] for n in ns_ids]
+
+
+def datapaths():
+    """Every datapath implementation with a group table (the real ones once they have it)."""
+    found = [cls for cls in (Datapath, ReferenceDatapath) if hasattr(cls, "set_group")]
+    return found or [ReferenceWithGroups]
+
+
+def make_datapath(cls):
+    return cls(max_namespaces=64, max_ports=64)
+
+
+# -- IGMP as a Linux endpoint sends it ------------------------------------------------
+
+def _igmp_frame(src_mac, src_ip, dst_ip, message):
+    dst = ip(dst_ip)
+    head = struct.pack("!BBHHHBBHII", 0x46, 0xC0, 24 + len(message), 0, 0x4000, 1,
+                       pk.IPPROTO_IGMP, 0, ip(src_ip), dst) + igmp.ROUTER_ALERT
+    head = head[:10] + pk.checksum(head).to_bytes(2, "big") + head[12:]
+    dst_mac = b"\x01\x00\x5e" + (dst & 0x7FFFFF).to_bytes(3, "big")
+    return pk.build_ethernet(dst_mac, src_mac, pk.ETH_P_IP, head + message)
+
+
+def _with_checksum(message):
+    return message[:2] + pk.checksum(message).to_bytes(2, "big") + message[4:]
+
+
+def v3_report(src_mac, src_ip, *records):
+    """records: (record type, group int, [source ints])"""
+    body = b""
+    for rtype, group, sources in records:
+        body += struct.pack("!BBHI", rtype, 0, len(sources), group)
+        body += b"".join(s.to_bytes(4, "big") for s in sources)
+    message = _with_checksum(struct.pack("!BBHHH", igmp.IGMP_V3_REPORT, 0, 0, 0, len(records)) + body)
+    return _igmp_frame(src_mac, src_ip, "224.0.0.22", message)
+
+
+def v3_join(src_mac, src_ip, group):
+    return v3_report(src_mac, src_ip, (igmp.CHANGE_TO_EXCLUDE, group, []))
+
+
+def v3_leave(src_mac, src_ip, group):
+    return v3_report(src_mac, src_ip, (igmp.CHANGE_TO_INCLUDE, group, []))
+
+
+def v2_report(src_mac, src_ip, group):
+    message = _with_checksum(struct.pack("!BBHI", igmp.IGMP_V2_REPORT, 0, 0, group))
+    return _igmp_frame(src_mac, src_ip, pk.ip_str(group), message)
+
+
+def v2_leave(src_mac, src_ip, group):
+    message = _with_checksum(struct.pack("!BBHI", igmp.IGMP_V2_LEAVE, 0, 0, group))
+    return _igmp_frame(src_mac, src_ip, "224.0.0.2", message)
+
+
+# -- the rig ----------------------------------------------------------------------------
+
+PEER = {"web": b"\x02\xee\x00\x00\x00\x02", "db": b"\x02\xee\x00\x00\x00\x03",
+        "up0": b"\x02\xee\x00\x00\x00\xfe", "b1": b"\x02\xee\x00\x00\x00\x12"}
+
+
+def build_switch():
+    """init (10.0.0.1/24) with L3s web and db and an uplink; a sibling L2 blue with b1."""
+    sw = Switch()
+    sw.add_address("init", "10.0.0.1/24")
+    for name, addr in (("web", "10.0.0.2/24"), ("db", "10.0.0.3/24")):
+        sw.create(name, kind="l3", parent="init")
+        sw.assign_and_push(addr, name)
+        sw.add_port(f"tap-{name}", name)
+    sw.add_port("up0", "init")
+    sw.create("blue", kind="l2", parent="init")
+    sw.add_address("blue", "10.0.0.1/24")
+    sw.create("b1", kind="l3", parent="blue")
+    sw.assign_and_push("10.0.0.2/24", "b1")
+    sw.add_port("tap-b1", "b1")
+    return sw
+
+
+class Rig:
+    """Model, compiler, datapath and the daemon's multicast glue, wired like the daemon
+    (``change()`` is ``Daemon.change()`` without the TAPs)."""
+
+    def __init__(self, dp_cls=None, dp=None):
+        self.sw = build_switch()
+        self.dp = dp if dp is not None else make_datapath(dp_cls or datapaths()[0])
+        self.compiler = Compiler(self.sw, self.dp)
+        self.compiler.sync()
+        self.view = PlanView(self.compiler, self.dp)
+        self.mc = Multicast(self.sw, self.compiler, self.view, self.change)
+        self.mc.attach()
+        self.ids = {ns.name: ns.id for ns in self.sw.namespaces()}
+        self.ports = {p.name: p.id for p in self.sw.ports()}
+        self.sw.subscribe(lambda event: self.compiler.sync())
+
+    @contextlib.contextmanager
+    def change(self):
+        try:
+            with self.sw.transaction():
+                yield self.sw
+                self.compiler.sync()
+        except BaseException:
+            self.compiler.sync()
+            raise
+
+    def send(self, port, frame, now):
+        return self.mc.handle(self.ports[port], frame, now)
+
+    def group(self, scope, group):
+        return self.dp.lookup_group(self.ids[scope], group)
+
+    def names(self, ids):
+        back = {v: k for k, v in self.ids.items()}
+        return sorted(back[i] for i in ids)
