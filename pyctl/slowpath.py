@@ -414,9 +414,12 @@ class SlowPath:
                 self._send_ip(port_id, eth.src, ip.dst, ip.src, pk.IPPROTO_ICMP, reply, out)
                 self.counters["echo_reply_sent"] += 1
         elif ip.proto in (pk.IPPROTO_UDP, pk.IPPROTO_TCP):
-            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_PORT_UNREACH, out)
+            # The addressed host itself answers: from the address it was sent to.
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_PORT_UNREACH, out,
+                             source=ip.dst)
         else:
-            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_PROT_UNREACH, out)
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_PROT_UNREACH, out,
+                             source=ip.dst)
 
     def _send_ip(self, port_id: int, dst_mac: bytes, src: int, dst: int, proto: int,
                  payload: bytes, out: Output) -> None:
@@ -427,9 +430,11 @@ class SlowPath:
     # -- ICMP errors ------------------------------------------------------------
 
     def _icmp_error(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, itype: int,
-                    code: int, out: Output) -> None:
+                    code: int, out: Output, source: int | None = None) -> None:
         """Send ICMP ``itype``/``code`` about ``ip`` back to its sender, unless
-        RFC 1812 4.3.2.7 forbids it or the sender's bucket is empty."""
+        RFC 1812 4.3.2.7 forbids it or the sender's bucket is empty.  It comes from
+        ``source`` (the switch as the addressed host) or, for a router's errors,
+        from the switch's address facing the sender."""
         if pk.is_multicast_mac(eth.dst):
             return self._drop(out, "icmp_suppressed_l2_multicast")
         if (ip.dst >> 28) == 0xE or ip.dst == 0xFFFFFFFF:
@@ -441,7 +446,8 @@ class SlowPath:
         if ip.proto == pk.IPPROTO_ICMP and (len(ip.payload) < 1
                                             or ip.payload[0] not in pk.ICMP_QUERY_TYPES):
             return self._drop(out, "icmp_suppressed_about_error")
-        source = self.view.icmp_source(port_id)
+        if source is None:
+            source = self.view.icmp_source(port_id)
         if source is None:
             return self._drop(out, "icmp_no_source_address")
         namespace = self.view.port_namespace(port_id)

@@ -7,6 +7,7 @@ from scapy.packet import Raw
 
 from pyctl.errors import InvalidArgument
 from pyctl.slowpath import Punt, SlowPath, SlowPathConfig, TokenBucket
+from pyctl.packets import ip_int
 from slowpath_fixtures import (ENDPOINT_MAC, PORT_MAC, SWITCH_IP, FakeClock, StaticView,
                                assert_ip_checksums, ip_frame)
 
@@ -91,6 +92,14 @@ def test_other_traffic_to_switch_gets_unreachable(sp, l4, code):
     assert (pkt[ICMP].type, pkt[ICMP].code) == (3, code)
     assert raw(pkt[ICMP])[4:8] == bytes(4)              # "unused"
     assert raw(pkt[ICMP])[8:] == frame[14:]
+
+
+def test_unreachable_from_another_switch_address_comes_from_it(sp):
+    other = "10.0.0.9"
+    sp.view.addresses[(sp.view.port_scope(10), ip_int(other))] = sp.view.port_scope(10)
+    frame = ip_frame(10, "10.0.0.2", other, UDP(sport=5000, dport=53) / b"q")
+    pkt = check_reply_envelope(*only_frame(sp.handle(10, Punt.LOCAL, frame)), 10, "10.0.0.2")
+    assert pkt[IP].src == other and (pkt[ICMP].type, pkt[ICMP].code) == (3, 3)
 
 
 # -- errors -----------------------------------------------------------------------------
