@@ -109,3 +109,20 @@ def test_two_topologies_choose_different_kernel_names():
     assert one.id != two.id
     assert a1.netns_name != a2.netns_name and a1.port != a2.port
     assert len(a1.port) <= 15 and len(a2.port) <= 15
+
+
+def test_plugin_fixtures_skip_with_the_reason_without_root(tmp_path):
+    """The entry-point plugin is loaded by a plain pytest run; without root its
+    fixtures skip, saying why (geteuid is faked so this holds when run as root)."""
+    import subprocess
+    import sys
+    (tmp_path / "conftest.py").write_text("import os\nos.geteuid = lambda: 1000\n")
+    (tmp_path / "test_x.py").write_text(
+        "def test_default(tapswitch_topology):\n    raise AssertionError('ran')\n\n"
+        "def test_factory(tapswitch_factory):\n    raise AssertionError('ran')\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider",
+                          "--rootdir", str(tmp_path), "test_x.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 skipped" in run.stdout
+    assert "tapswitch topologies need root" in run.stdout
