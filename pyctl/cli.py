@@ -89,6 +89,15 @@ def _render_verbs(result: list[dict]) -> str:
                  ["VERB", "ACCESS", "ARGUMENTS", "SUMMARY"])
 
 
+def _render_multicast(result: dict) -> str:
+    rows = [[scope, group, m["namespace"], m["origin"], m["expires_in"]]
+            for scope, groups in result.items() for group, members in groups.items()
+            for m in members]
+    if not rows:
+        return "no group memberships"
+    return table(rows, ["SCOPE", "GROUP", "NAMESPACE", "ORIGIN", "EXPIRES IN (S)"], right=[4])
+
+
 def _render_generic(result: Any) -> str:
     """Whatever a daemon-registered verb returns (stats, ...)."""
     if result is None:
@@ -172,6 +181,8 @@ _CTL: dict[str, tuple[str, list, Callable[[Any], str]]] = {
     "leave": ("leave a multicast group", [_GROUP, _ns(False)], _quiet),
     "groups": ("multicast groups of a namespace", [_ns(False)], "\n".join),
     "members": ("members of a multicast group in a scope", [_GROUP, _ns(False)], "\n".join),
+    "multicast": ("group memberships: learned (with expiry) or configured", [],
+                  _render_multicast),
     "sockets": ("namespace control sockets that are open", [],
                 lambda r: table([[s["namespace"], s["path"]] for s in r], ["NAMESPACE", "PATH"])),
     "socket-add": ("open a control socket acting as a namespace", [_ns()],

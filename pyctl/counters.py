@@ -9,6 +9,9 @@ its subtree) and applies the ``counters`` verb's filters::
      "ports": {name: {"namespace": name, "rx_packets", ...}},
      "reasons": {reason: n}}      # switch-wide: the administrator's, unfiltered only
 
+The daemon adds ``"groups": {scope: {group: {"rx_packets", "rx_bytes", "copies"}}}``
+(``pyctl.multicast.group_counters``).
+
 ``format_counters(counters)`` is the table `tapswitch ctl counters` prints and
 the daemon prints when it stops.
 """
@@ -89,7 +92,15 @@ def format_counters(counters: dict[str, Any], title: str | None = None) -> str:
         rows = [[name, c.get("namespace"), *(c[k] for k in _TRAFFIC)]
                 for name, c in counters["ports"].items()]
         out.append(table(rows, ["PORT", "NAMESPACE", *_TRAFFIC_HEADER], right=range(2, 6)))
-    if not counters["namespaces"] and not counters["ports"]:
+    groups = [[scope, group, c["rx_packets"], c["rx_bytes"], c["copies"]]
+              for scope, by_group in counters.get("groups", {}).items()
+              for group, c in by_group.items()]
+    if groups:
+        if len(out) > (1 if title else 0):
+            out.append("")
+        out.append(table(groups, ["SCOPE", "GROUP", "RX PACKETS", "RX BYTES", "COPIES"],
+                         right=range(2, 5)))
+    if not counters["namespaces"] and not counters["ports"] and not groups:
         out.append("no counters to show")
     total = counters.get("reasons", {})
     dropped = _reasons({r: n for r, n in total.items() if r in drops})

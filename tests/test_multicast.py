@@ -314,3 +314,21 @@ def test_group_counters_are_named_and_limited_to_what_the_reader_sees(rig):
     assert group_counters(raw, rig.sw.as_namespace("db")) == {}
     with pytest.raises(errors.NotFound):
         group_counters(raw, rig.sw.as_namespace("blue"), namespace="web")
+
+
+def test_ctl_renders_memberships_and_group_counters():
+    from pyctl.cli import _render_multicast
+    from pyctl.counters import format_counters
+    text = _render_multicast({"init": {"239.1.1.1": [
+        {"namespace": "web", "origin": "learned", "expires_in": 200.0},
+        {"namespace": "db", "origin": "configured", "expires_in": None}]}})
+    lines = text.splitlines()
+    assert lines[0].split() == ["SCOPE", "GROUP", "NAMESPACE", "ORIGIN", "EXPIRES", "IN", "(S)"]
+    assert lines[1].split() == ["init", "239.1.1.1", "web", "learned", "200.0"]
+    assert lines[2].split() == ["init", "239.1.1.1", "db", "configured", "-"]
+    assert _render_multicast({}) == "no group memberships"
+    table = format_counters({"namespaces": {}, "ports": {}, "reasons": {}, "groups": {
+        "blue": {"239.1.1.1": {"rx_packets": 3, "rx_bytes": 300, "copies": 6}}}})
+    assert [line.split() for line in table.splitlines()] == [
+        ["SCOPE", "GROUP", "RX", "PACKETS", "RX", "BYTES", "COPIES"],
+        ["blue", "239.1.1.1", "3", "300", "6"]]
