@@ -5,10 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from pyctl import kernel
 from pyctl.client import ControlClient
+from tests.e2e.daemon_process import DaemonProcess
 
 
 def _config(tag, sock):
@@ -45,30 +45,6 @@ gateway = "10.0.0.1"
 """
 
 
-def _wait_for_socket(path, proc, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daemon exited early: {proc.communicate()}")
-        if os.path.exists(path):
-            try:
-                with ControlClient(path) as client:
-                    return client.call("ping")
-            except Exception:
-                pass
-        time.sleep(0.05)
-    raise AssertionError("the daemon's control socket never answered")
-
-
-def _run_daemon(tmp_path, tag):
-    sock = str(tmp_path / "ctl.sock")
-    cfg = tmp_path / "topology.toml"
-    cfg.write_text(_config(tag, sock))
-    proc = subprocess.Popen([sys.executable, "-m", "pyctl", "run", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return proc, sock
-
-
 def _kernel_objects(tag):
     netns = [n for n in kernel.list_netns() if tag in n]
     links = [l for l in kernel.host.links() if tag in l]
@@ -77,22 +53,16 @@ def _kernel_objects(tag):
 
 def test_sigint_stops_cleanly_prints_counters_and_leaves_nothing(tmp_path):
     tag = kernel.unique_name("x")[-6:]
-    proc, sock = _run_daemon(tmp_path, tag)
-    try:
-        _wait_for_socket(sock, proc)
-        netns, _ = _kernel_objects(tag)
-        assert sorted(netns) == sorted([f"tsa-{tag}", f"tsb-{tag}"])
+    sock = str(tmp_path / "ctl.sock")
+    cfg = tmp_path / "topology.toml"
+    cfg.write_text(_config(tag, sock))
+    netns, links = [f"tsa-{tag}", f"tsb-{tag}"], [f"ta{tag}", f"tb{tag}"]
+    with DaemonProcess(cfg, sock, netns=netns, links=links) as daemon:
+        assert sorted(_kernel_objects(tag)[0]) == sorted(netns)
         with ControlClient(sock) as client:
-            names = [ns["name"] for ns in client.call("namespaces")]
-            assert names == ["init", "a", "b"]
-            assert "namespaces" in client.call("counters")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+            assert [ns["name"] for ns in client.call("namespaces")] == ["init", "a", "b"]
+        status, out, err = daemon.stop(signal.SIGINT)
+    assert status == 0, err
     assert "final counters" in out
     assert _kernel_objects(tag) == ([], [])
     assert not os.path.exists(sock)
