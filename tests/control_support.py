@@ -8,7 +8,7 @@ from pyctl.model import Switch
 
 
 class Served:
-    """A Switch with a ControlServer running serve_forever() in a thread."""
+    """A Switch with a ControlServer running serve_forever() in a thread; ``with`` closes it."""
 
     def __init__(self, tmp_path, switch=None, **server_kwargs):
         self.switch = switch if switch is not None else Switch()
@@ -23,6 +23,12 @@ class Served:
         self.thread.join(10)
         assert not self.thread.is_alive()
         self.server.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def tenants(switch):

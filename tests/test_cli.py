@@ -17,9 +17,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 @pytest.fixture
 def served(tmp_path):
-    s = Served(tmp_path, tenants(Switch()))
-    yield s
-    s.close()
+    with Served(tmp_path, tenants(Switch())) as s:
+        yield s
 
 
 @pytest.fixture
@@ -120,14 +119,11 @@ def test_daemon_verb_generic_rendering(tmp_path, capsys):
     d = standard_dispatcher()
     d.register("stats", lambda s: {"backend": "epoll", "loop": {"batches": 5, "frames": 7},
                                    "uptime_s": 1.5, "slowpath": {"arp": {"requests": 2}}})
-    s = Served(tmp_path, tenants(Switch()), dispatcher=d)
-    try:
+    with Served(tmp_path, tenants(Switch()), dispatcher=d) as s:
         assert main(["ctl", "-s", s.path, "stats"]) == 0
         assert capsys.readouterr().out.splitlines() == [
             "backend:  epoll", "uptime_s: 1.5", "loop:", "  batches: 5", "  frames:  7",
             "slowpath:", "  arp:", "    requests: 2"]
-    finally:
-        s.close()
 
 
 def test_whoami_version_verbs_sockets(ctl, served, capsys):

@@ -34,9 +34,8 @@ CONFIGURING = [
 def served(tmp_path):
     switch = tenants(Switch())
     switch.add_route("tenants", "10.9.0.0/16", via="10.1.0.254")
-    s = Served(tmp_path, switch)
-    yield s
-    s.close()
+    with Served(tmp_path, switch) as s:
+        yield s
 
 
 @pytest.fixture
@@ -171,8 +170,7 @@ def test_destroying_a_namespace_closes_its_socket(served):
 
 def test_namespace_destroyed_behind_the_servers_back(tmp_path):
     """Changes made through the Python API (the daemon's thread) reach the server too."""
-    s = Served(tmp_path, tenants(Switch()))
-    try:
+    with Served(tmp_path, tenants(Switch())) as s:
         path = s.server.bind_namespace("db")
         with ControlClient(path) as db:
             assert db.call("ping") == "pong"
@@ -187,8 +185,6 @@ def test_namespace_destroyed_behind_the_servers_back(tmp_path):
                 break
             time.sleep(0.05)
         assert not os.path.exists(path)
-    finally:
-        s.close()
 
 
 def test_request_on_a_destroyed_namespaces_socket_is_answered_then_closed(tmp_path):

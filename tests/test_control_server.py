@@ -19,9 +19,8 @@ from tests.control_support import RawLine, Served, tenants
 
 @pytest.fixture
 def served(tmp_path):
-    s = Served(tmp_path, tenants(Switch()))
-    yield s
-    s.close()
+    with Served(tmp_path, tenants(Switch())) as s:
+        yield s
 
 
 @pytest.fixture
@@ -353,8 +352,7 @@ def test_daemon_registers_and_replaces_verbs(tmp_path):
     dispatcher.register("broken", broken)
     with pytest.raises(ValueError):
         dispatcher.register("ping", counters)
-    s = Served(tmp_path, tenants(Switch()), dispatcher=dispatcher)
-    try:
+    with Served(tmp_path, tenants(Switch()), dispatcher=dispatcher) as s:
         with ControlClient(s.path) as ctl:
             ctl.call("port-add", name="tsw-web", namespace="web")
             assert seen == ["tsw-web"]
@@ -373,8 +371,6 @@ def test_daemon_registers_and_replaces_verbs(tmp_path):
             with pytest.raises(errors.PermissionDenied):
                 web.call("port-add", name="tsw-x", namespace="web")
         assert seen == ["tsw-web"]
-    finally:
-        s.close()
 
 
 # -- socket files ------------------------------------------------------------------

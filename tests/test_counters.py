@@ -107,9 +107,8 @@ def served(tmp_path, switch):
     from pyctl.verbs import standard_dispatcher
     d = standard_dispatcher()
     d.register("counters", lambda s, **kw: select(raw_counters(switch), s.api, **kw), PARAMS)
-    s = Served(tmp_path, switch, dispatcher=d)
-    yield s
-    s.close()
+    with Served(tmp_path, switch, dispatcher=d) as s:
+        yield s
 
 
 def test_ctl_counters(served, capsys):
