@@ -75,33 +75,29 @@ def _reasons(reasons: dict[str, int]) -> str:
 
 
 def format_counters(counters: dict[str, Any], title: str | None = None) -> str:
-    """Namespaces (traffic, drops, every reason seen), ports, switch-wide reasons."""
+    """Namespaces (traffic, drops, every reason seen), ports, groups, switch-wide reasons."""
     drops = _drop_names()
-    out = [f"-- {title} --"] if title else []
+    tables = []
     if counters["namespaces"]:
         rows = []
         for name, c in counters["namespaces"].items():
             reasons = c.get("reasons", {})
             rows.append([name, *(c[k] for k in _TRAFFIC),
                          sum(n for r, n in reasons.items() if r in drops), _reasons(reasons)])
-        out.append(table(rows, ["NAMESPACE", *_TRAFFIC_HEADER, "DROPPED", "REASONS"],
-                         right=range(1, 6)))
+        tables.append(table(rows, ["NAMESPACE", *_TRAFFIC_HEADER, "DROPPED", "REASONS"],
+                            right=range(1, 6)))
     if counters["ports"]:
-        if len(out) > (1 if title else 0):
-            out.append("")
         rows = [[name, c.get("namespace"), *(c[k] for k in _TRAFFIC)]
                 for name, c in counters["ports"].items()]
-        out.append(table(rows, ["PORT", "NAMESPACE", *_TRAFFIC_HEADER], right=range(2, 6)))
+        tables.append(table(rows, ["PORT", "NAMESPACE", *_TRAFFIC_HEADER], right=range(2, 6)))
     groups = [[scope, group, c["rx_packets"], c["rx_bytes"], c["copies"]]
               for scope, by_group in counters.get("groups", {}).items()
               for group, c in by_group.items()]
     if groups:
-        if len(out) > (1 if title else 0):
-            out.append("")
-        out.append(table(groups, ["SCOPE", "GROUP", "RX PACKETS", "RX BYTES", "COPIES"],
-                         right=range(2, 5)))
-    if not counters["namespaces"] and not counters["ports"] and not groups:
-        out.append("no counters to show")
+        tables.append(table(groups, ["SCOPE", "GROUP", "RX PACKETS", "RX BYTES", "COPIES"],
+                            right=range(2, 5)))
+    out = [f"-- {title} --"] if title else []
+    out.append("\n\n".join(tables) or "no counters to show")
     total = counters.get("reasons", {})
     dropped = _reasons({r: n for r, n in total.items() if r in drops})
     punted = _reasons({r: n for r, n in total.items() if r not in drops})
