@@ -33,7 +33,7 @@ from pyctl.counters import PARAMS as counter_params, format_counters, select as 
 from pyctl.control import ControlServer
 from pyctl.daemon_ports import PortManager
 from pyctl.daemon_view import PlanView
-from pyctl.dispatch import Dispatcher, Param
+from pyctl.dispatch import Dispatcher
 from pyctl.multicast import Multicast, group_counters
 from pyctl.slowpath import NeighbourLearned, PeerMac, SlowPath, SlowPathConfig
 from pyctl.verbs import standard_dispatcher

@@ -4,7 +4,6 @@ Each test builds its topology with the project's own pytest plugin
 (``tapswitch_topology`` / ``tapswitch_factory``), sends traffic only between
 the kernel namespaces it made, and leaves nothing behind.
 """
-import hashlib
 import socket
 
 import pytest
