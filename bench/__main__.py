@@ -7,7 +7,9 @@ second, UDP round-trip latency and the switch's CPU time per frame.
     python -m bench --quick                          # 1 rep, 1 s per test (smoke test)
     python -m bench --peers veth,tapswitch --tests tcp1,udp64   # the daemon's first figure
     python -m bench compare OLD.json NEW.json        # differences between two runs
-    python -m bench plot RESULTS.json                # PNGs again from a results file
+    python -m bench --fastpath                       # plus the in-memory fast-path sweep
+    python -m bench --fastpath-json FP.json          # plus fast-path figures measured before
+    python -m bench plot RESULTS.json                # table and PNGs again from a results file
 
 Needs root. Peers that cannot run here (Open vSwitch not installed, tapswitch
 not built) are skipped with the reason. Results: a JSON file with every raw
@@ -17,8 +19,8 @@ sample and the machine facts, PNG plots next to it, and a table on stdout.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
+import subprocess
 import sys
 import time
 
@@ -27,6 +29,7 @@ from bench.peers import PEERS
 from bench.runner import TESTS, Plan, run_bench
 
 DEFAULT_OUT = "bench/results"
+FASTPATH_TIMEOUT = 600
 
 
 def _list(value: str, known, what: str) -> list[str]:
@@ -38,21 +41,22 @@ def _list(value: str, known, what: str) -> list[str]:
     return items
 
 
-def _fastpath_json(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    found = glob.glob(".benchmarks/**/*.json", recursive=True) + \
-        glob.glob(os.path.join(DEFAULT_OUT, "fastpath*.json"))
-    return max(found, key=os.path.getmtime) if found else None
+def _run_fastpath_sweep(out_json: str, quick: bool) -> None:
+    """``python -m bench.fastpath [--quick] --json OUT``: the in-memory fast-path
+    sweep, after the end-to-end runs so neither disturbs the other."""
+    argv = [sys.executable, "-m", "bench.fastpath", "--json", out_json] + (["--quick"] if quick else [])
+    print(f"\nfast-path sweep: {' '.join(argv[1:])}", flush=True)
+    proc = subprocess.run(argv, timeout=FASTPATH_TIMEOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"python -m bench.fastpath failed (exit {proc.returncode})")
 
 
-def _plots(doc: dict, out_dir: str, stem: str, fastpath: str | None) -> None:
+def _plots(doc: dict, out_dir: str, stem: str) -> None:
     from bench import plots
-    written = plots.plot_run(doc, out_dir, stem)
-    if fastpath:
-        png = plots.plot_fastpath(fastpath, os.path.join(out_dir, f"{stem}-fastpath.png"))
-        if png:
-            written.append(png)
+    written = plots.plot_run(doc, out_dir, stem) if doc.get("samples") else []
+    if doc.get("fastpath"):
+        written.append(plots.plot_fastpath(doc["fastpath"], os.path.join(out_dir, f"{stem}-fastpath.png"),
+                                           plots.machine_line(doc.get("machine", {}))))
     for path in written:
         print(f"plot: {path}")
 
@@ -61,6 +65,10 @@ def cmd_run(args) -> int:
     if os.geteuid() != 0:
         print("python -m bench needs root (it creates kernel network namespaces)", file=sys.stderr)
         return 2
+    fastpath = None
+    if args.fastpath_json:          # read it first: a wrong file is refused before the long run
+        from bench import plots
+        fastpath = plots.fastpath_points(args.fastpath_json)
     plan = Plan(peers=args.peers, tests=args.tests, reps=1 if args.quick else args.reps,
                 seconds=1.0 if args.quick else args.seconds, tcp_tool=args.tcp_tool,
                 rtt_count=200 if args.quick else 1000)
@@ -69,16 +77,22 @@ def cmd_run(args) -> int:
     print(f"bench: peers {', '.join(plan.peers)}; tests {', '.join(plan.tests)}; "
           f"{plan.reps} rep(s) of {plan.seconds:g} s")
     run = run_bench(plan, log=print)
-    doc = report.results_document(run, report.machine_facts(), sys.argv)
     stem = time.strftime("bench-%Y%m%d-%H%M%S")
     path = args.output or os.path.join(DEFAULT_OUT, f"{stem}.json")
+    out_dir, stem = os.path.dirname(path) or ".", os.path.splitext(os.path.basename(path))[0]
+    if args.fastpath and not run.interrupted:
+        from bench import plots
+        os.makedirs(out_dir, exist_ok=True)
+        sweep = os.path.join(out_dir, f"{stem}-fastpath.json")
+        _run_fastpath_sweep(sweep, args.quick)
+        fastpath = plots.fastpath_points(sweep)
+    doc = report.results_document(run, report.machine_facts(), sys.argv, fastpath=fastpath)
     report.save(doc, path)
     print()
     print(report.table(doc))
     print(f"\nresults: {path}")
     if not args.no_plots:
-        _plots(doc, os.path.dirname(path) or ".", os.path.splitext(os.path.basename(path))[0],
-               _fastpath_json(args.fastpath_json))
+        _plots(doc, out_dir, stem)
     return 130 if run.interrupted else 0
 
 
@@ -89,10 +103,19 @@ def cmd_compare(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    doc = report.load(args.results)
-    print(report.table(doc))
-    _plots(doc, os.path.dirname(args.results) or ".",
-           os.path.splitext(os.path.basename(args.results))[0], _fastpath_json(args.fastpath_json))
+    from bench import plots
+    if args.results:
+        doc, source = report.load(args.results), args.results
+        print(report.table(doc))
+    elif args.fastpath_json:
+        doc, source = {"machine": report.machine_facts()}, args.fastpath_json
+    else:
+        print("python -m bench plot: give a results file, --fastpath-json FILE, or both",
+              file=sys.stderr)
+        return 2
+    if args.fastpath_json:
+        doc["fastpath"] = plots.fastpath_points(args.fastpath_json)
+    _plots(doc, os.path.dirname(source) or ".", os.path.splitext(os.path.basename(source))[0])
     return 0
 
 
@@ -105,9 +128,11 @@ def main(argv=None) -> int:
         p.add_argument("b")
         return cmd_compare(p.parse_args(argv[1:]))
     if argv[:1] == ["plot"]:
-        p = argparse.ArgumentParser(prog="python -m bench plot", description="plots of a results file")
-        p.add_argument("results")
-        p.add_argument("--fastpath-json")
+        p = argparse.ArgumentParser(prog="python -m bench plot",
+                                    description="the PNGs of a results file and/or fast-path JSON")
+        p.add_argument("results", nargs="?")
+        p.add_argument("--fastpath-json", help="pytest-benchmark JSON of bench/bench_fastpath.py or "
+                                               "python -m bench.fastpath --json rows")
         return cmd_plot(p.parse_args(argv[1:]))
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,8 +147,13 @@ def main(argv=None) -> int:
                    help="TCP load: iperf3 if installed (auto), or bench/tcpload.py")
     p.add_argument("-o", "--output", help=f"results JSON (default {DEFAULT_OUT}/bench-DATE.json)")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--fastpath-json", help="pytest-benchmark JSON of bench/bench_fastpath.py "
-                                           "(default: newest under .benchmarks/)")
+    fp = p.add_mutually_exclusive_group()
+    fp.add_argument("--fastpath-json", metavar="FILE",
+                    help="include fast-path scaling figures from this file: pytest-benchmark JSON "
+                         "of bench/bench_fastpath.py or 'python -m bench.fastpath --json' rows")
+    fp.add_argument("--fastpath", action="store_true",
+                    help="also run the fast-path sweep (python -m bench.fastpath; --quick: its "
+                         "quick sweep) after the end-to-end tests and include it")
     args = p.parse_args(argv)
     if args.reps < 1 or args.seconds <= 0 or args.seconds > 600:
         p.error("--reps must be >= 1 and --seconds in (0, 600]")

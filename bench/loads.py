@@ -213,8 +213,10 @@ def udp64(pair: Pair, seconds: float) -> dict:
         "loss_pct": 100.0 * (1 - got["received"] / sent["sent"]) if sent["sent"] else None,
     }
     metrics.update(_cpu_fields(counters))
-    if "cpu_s" in counters and delivered:
-        metrics["cpu_ns_per_frame"] = counters["cpu_s"] * 1e9 / delivered
+    if "cpu_s" in counters:
+        metrics["cpu_cores"] = counters["cpu_s"] / elapsed        # the switch's cores while sending
+        if delivered:
+            metrics["cpu_ns_per_frame"] = counters["cpu_s"] * 1e9 / delivered
     metrics["counters"] = counters
     return metrics
 

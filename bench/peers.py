@@ -4,7 +4,7 @@ A peer is a plug-in with four parts: ``unavailable()`` (None, or why it cannot
 run here), ``setup(a, b, registry)`` (connect ``a.ns`` and ``b.ns`` and leave
 in each an interface named ``ep.ifname`` with ``ep.cidr``, up), ``teardown()``
 and ``pids()`` (the switch's processes, whose CPU time the bench reads; empty
-for kernel peers). Everything a peer creates goes through ``pyctl.kernel`` or
+for kernel peers); ``facts`` holds what setup learned (saved with the results). Everything a peer creates goes through ``pyctl.kernel`` or
 is recorded in the registry it is given, so the bench removes it even on
 Ctrl-C. ``PEERS`` at the bottom lists them in table order.
 """
@@ -21,12 +21,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from pyctl import kernel
+from pyctl import kernel, netns_exec
 from pyctl.kernel import CleanupRegistry, NetNamespace
 
 from bench import cbuild
 
 TAP_TXQUEUELEN = 10000       # PLATFORM.md: the default 1,000 drops bursts
+# Every name the bench gives a kernel namespace or a link starts with one of
+# these (then pyctl.kernel.unique_name's process tag and counter), so a leak
+# check can tell the bench's leftovers from other users'.
+NETNS_PREFIXES = ("tsbna", "tsbnb", "tsbbr", "tsbov")
+LINK_PREFIXES = ("bva", "bvb", "bri", "bro", "bta", "btb", "boa", "bob", "bsa", "bsb")
 READY_TIMEOUT = 15.0
 
 
@@ -54,6 +59,7 @@ class Peer:
     name: str = "peer"
     description: str = ""
     procs: list = field(default_factory=list)
+    facts: dict = field(default_factory=dict)   # what setup learned (e.g. the I/O backend), saved
     creates_namespaces = False      # True: setup makes (or has made) a.ns and b.ns itself
 
     def unavailable(self) -> str | None:
@@ -204,34 +210,55 @@ def _ovs(tso: bool) -> Peer:
 
 
 class TapswitchPeer(Peer):
-    """tapswitch in the L3 configuration of the mission: one L2 with the
-    switch's address .254, each namespace an L3 tenant owning its address,
-    behind a TAP moved into its kernel namespace. Run as ``tapswitch run``
-    from a generated config file."""
+    """tapswitch in the L3 configuration of the mission: one L2 ("bench", the
+    switch's address .254), each namespace an L3 tenant of it owning its
+    address, behind a TAP the daemon moves into that kernel namespace (which
+    the daemon creates, so ``creates_namespaces``). Runs ``tapswitch run``
+    on a generated config file; its stdout/stderr go to files in a private
+    directory. The daemon's "ports up, I/O backend X" line is the ready
+    signal; X is kept in ``facts`` and, when a backend was asked for, must
+    name it. The CPU time the bench reads is the daemon process's (all its
+    threads: packet loop, slow path, control socket)."""
 
-    creates_namespaces = True       # the daemon creates its ports' kernel namespaces
+    creates_namespaces = True
+    BACKEND_KEY = "io_backend"      # [daemon] key that selects the packet loop's I/O backend
+    STOP_GRACE = 15.0               # the daemon removes its TAPs and namespaces on SIGTERM
 
-    def __init__(self, offloads: bool):
-        super().__init__("tapswitch" if offloads else "tapswitch-nooffload",
-                         "tapswitch daemon, L3 tenants" + (", vnet header + TSO" if offloads else ""))
+    def __init__(self, offloads: bool, backend: str | None = None):
+        name = "tapswitch" + ("" if offloads else "-nooffload") + (f"-{backend}" if backend else "")
+        super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
+                         + (", vnet header + TSO" if offloads else ", no offloads")
+                         + (f", {backend} backend" if backend else ""))
         self.offloads = offloads
+        self.backend = backend
         self.workdir: str | None = None
+        self.endpoints: tuple[Endpoint, ...] = ()
 
     def unavailable(self):
-        for module in ("pyctl.cli", "pyctl.daemon"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not there yet (the daemon is being built)"
+        for module in ("pyctl.cli", "pyctl.daemon", "fastpath._core"):
+            try:
+                if importlib.util.find_spec(module) is None:
+                    return f"{module} is missing (build with: pip install -e '.[test]')"
+            except ImportError as exc:
+                return f"{module} cannot be imported: {exc}"
+        if self.backend:          # does this build know the backend? ask its config parser
+            from pyctl import config as config_mod
+            probe = Endpoint(None, "10.77.0.1/24", "tsprobe0", "tsprobe0")
+            try:
+                config_mod.load_config(self.config_text(probe, Endpoint(None, "10.77.0.2/24",
+                                                                          "tsprobe1", "tsprobe1")))
+            except config_mod.ConfigError as exc:
+                return f"this tapswitch cannot select I/O backend {self.backend!r}: {exc.reason}"
         return None
 
     def config_text(self, a: Endpoint, b: Endpoint) -> str:
         net = a.cidr.rsplit(".", 1)[0]
-        lines = [
-            "[daemon]",
-            f'socket = "{self.workdir}/control.sock"',
-            f'socket_dir = "{self.workdir}/ns"',
-            "",
-            "[[namespace]]", 'name = "bench"', 'kind = "l2"', f'addresses = ["{net}.254/24"]', "",
-        ]
+        workdir = self.workdir or "/nonexistent"
+        lines = ["[daemon]", f'socket = "{workdir}/control.sock"', f'socket_dir = "{workdir}/ns"']
+        if self.backend:
+            lines.append(f'{self.BACKEND_KEY} = "{self.backend}"')
+        lines += ["", "[[namespace]]", 'name = "bench"', 'kind = "l2"',
+                  f'addresses = ["{net}.254/24"]', ""]
         for tenant, ep in (("ta", a), ("tb", b)):
             lines += ["[[namespace]]", f'name = "{tenant}"', 'kind = "l3"', 'parent = "bench"',
                       f'addresses = ["{ep.cidr}"]', ""]
@@ -245,22 +272,41 @@ class TapswitchPeer(Peer):
         return "\n".join(lines)
 
     def setup(self, a, b, registry):
-        self.workdir = tempfile.mkdtemp(prefix="tapswitch-bench-")
-        workdir = self.workdir
+        self.workdir = workdir = tempfile.mkdtemp(prefix="tapswitch-bench-")
         registry.register(f"directory {workdir}", lambda: shutil.rmtree(workdir, ignore_errors=True))
-        a.ifname, b.ifname = kernel.unique_name("tsa"), kernel.unique_name("tsb")
+        self.endpoints = (a, b)
+        a.ifname, b.ifname = kernel.unique_name("bsa"), kernel.unique_name("bsb")
         config = os.path.join(workdir, "bench.toml")
         with open(config, "w") as f:
             f.write(self.config_text(a, b))
-        proc = self._start([sys.executable, "-m", "pyctl.cli", "run", config], registry,
-                           stdout=subprocess.DEVNULL)
+        out_path, err_path = os.path.join(workdir, "daemon.out"), os.path.join(workdir, "daemon.err")
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = self._start([sys.executable, "-m", "pyctl.cli", "run", config], registry,
+                               stdout=out, stderr=err)
         deadline = time.monotonic() + READY_TIMEOUT
-        while not all(self._ready(ep) for ep in (a, b)):
+        while True:
+            backend = self._ready_line(out_path)
+            if backend is not None and all(self._ready(ep) for ep in (a, b)):
+                break
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = stop_and_read_stderr(proc)
-                raise RuntimeError(f"tapswitch did not start: {err.strip()[-500:]}")
+                self.teardown()
+                with open(err_path) as f:
+                    raise RuntimeError(f"tapswitch did not start (exit {proc.returncode}): "
+                                       f"{f.read().strip()[-500:]}")
             time.sleep(0.05)
+        self.facts = {"backend": backend, "daemon_pid": proc.pid}
+        if self.backend and self.backend not in backend:
+            raise RuntimeError(f"asked for I/O backend {self.backend!r}, the daemon runs {backend!r}")
 
+    @staticmethod
+    def _ready_line(path: str) -> str | None:
+        """The I/O backend named in the daemon's "tapswitch: N ports up, I/O
+        backend X, control socket S" line, or None before it is printed."""
+        with open(path) as f:
+            for line in f:
+                if line.startswith("tapswitch:") and "I/O backend " in line:
+                    return line.split("I/O backend ", 1)[1].split(",", 1)[0].strip()
+        return None
 
     @staticmethod
     def _ready(ep: Endpoint) -> bool:
@@ -269,6 +315,19 @@ class TapswitchPeer(Peer):
                 return False
             ep.ns = NetNamespace.attach(ep.netns_name)
         return ep.ns.has_link(ep.ifname) and ep.cidr in ep.ns.addresses(ep.ifname)
+
+    def teardown(self):
+        """SIGTERM the daemon and give it time to remove its TAPs and
+        namespaces; if it had to be killed, remove what it left behind."""
+        for proc in self.procs:
+            kernel.stop_process(proc, grace=self.STOP_GRACE)
+        self.procs.clear()
+        for ep in self.endpoints:
+            if ep.ns is not None:
+                ep.ns.remove()              # an attached handle: only closes our fd
+            if ep.netns_name in kernel.list_netns():
+                netns_exec.remove_named_netns(os.path.join(kernel.NETNS_RUN_DIR, ep.netns_name))
+        self.endpoints = ()
 
 
 # In table order. To add a peer: subclass Peer (or TapProcessPeer for a
@@ -281,7 +340,9 @@ PEERS = {
     "minimal-forwarder-vnet": lambda: MinimalForwarderPeer(vnet=True),
     "ovs-netdev": lambda: _ovs(tso=False),
     "ovs-netdev-tso": lambda: _ovs(tso=True),
-    # ---- tapswitch registration point: the daemon, with and without offloads.
+    # tapswitch with the daemon's default I/O backend (which one is in the
+    # results' peer facts), with and without offloads, and with a chosen one.
     "tapswitch": lambda: TapswitchPeer(offloads=True),
     "tapswitch-nooffload": lambda: TapswitchPeer(offloads=False),
+    "tapswitch-uring": lambda: TapswitchPeer(offloads=True, backend="io_uring"),
 }

@@ -1,12 +1,8 @@
 """PNG plots of a bench run (matplotlib, Agg backend): throughput per peer,
-64-byte frame rates per peer, and the in-memory fast-path scaling curves from
-``bench/bench_fastpath.py``'s pytest-benchmark JSON.
-
-Fast-path JSON convention: each benchmark's ``params`` holds a batch size
-(a param whose name contains "batch": one line per value) and one other
-numeric param (the x axis: number of addresses, routes, ...); frames per
-round are ``extra_info["frames"]`` if given, else the batch size. Benchmarks
-are grouped into one panel per ``group`` (or per test function).
+64-byte frame rates per peer, and the in-memory fast-path scaling curves
+(frames/s against the number of addresses or routes, one line per batch
+size) from bench/bench_fastpath.py's pytest-benchmark JSON or from
+``python -m bench.fastpath --json`` (see fastpath_points()).
 """
 
 from __future__ import annotations
@@ -33,7 +29,8 @@ def _bars(ax, doc, series, ylabel, title):
             lo.append(s["median"] - s["min"] if s else 0)
             hi.append(s["max"] - s["median"] if s else 0)
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(peers))]
-        ax.bar(xs, med, width, yerr=[lo, hi], capsize=3, label=label)
+        bars = ax.bar(xs, med, width, yerr=[lo, hi], capsize=3, label=label)
+        ax.bar_label(bars, labels=[f"{v:.3g}" if v else "" for v in med], fontsize=7, padding=2)
     ax.set_xticks(range(len(peers)))
     ax.set_xticklabels(peers, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
@@ -42,12 +39,15 @@ def _bars(ax, doc, series, ylabel, title):
     ax.legend()
 
 
+def machine_line(machine: dict) -> str:
+    return f"{machine.get('cpu_model')}, {machine.get('cores')} cores, kernel {machine.get('kernel')}"
+
+
 def plot_run(doc: dict, out_dir: str, stem: str) -> list[str]:
     """Throughput and frame-rate bar charts of a results document."""
     written = []
     tests = set(doc["plan"]["tests"])
-    machine = doc["machine"]
-    subtitle = f"{machine.get('cpu_model')}, {machine.get('cores')} cores, kernel {machine.get('kernel')}"
+    subtitle = machine_line(doc["machine"])
     charts = [
         ("throughput", [("tcp1", "gbps", "1 stream"), ("tcp4", "gbps", "4 streams")],
          "Gbit/s", "TCP throughput between two namespaces"),
@@ -70,38 +70,85 @@ def plot_run(doc: dict, out_dir: str, stem: str) -> list[str]:
     return written
 
 
-def plot_fastpath(json_path: str, out_path: str) -> str | None:
-    """Frames/s against the table size, one line per batch size, one panel per
-    group. Returns the PNG's path, or None if the file has nothing to plot."""
-    with open(json_path) as f:
+def fastpath_points(path: str) -> dict:
+    """The fast-path scaling figures of a results file, as
+    ``{"source", "path", "points": [{"table", "entries", "batch", "impl", "fps"}]}``.
+
+    Reads either format: pytest-benchmark's JSON of bench/bench_fastpath.py
+    (params table/n/size; frames/s = extra_info["frames_per_round"] over the
+    median round; ``test_reference`` rows are the Python reference) or the
+    rows ``python -m bench.fastpath --json`` writes (core_bN / ref_bN, best
+    of its runs). Anything else is refused with a ValueError.
+    """
+    with open(path) as f:
         doc = json.load(f)
+    points = []
+    if isinstance(doc, dict) and "benchmarks" in doc:
+        source = "pytest-benchmark, median round"
+        for bench in doc["benchmarks"]:
+            params = bench.get("params") or {}
+            batch_key = next((k for k in params if k in ("size", "batch", "batch_size")), None)
+            x_key = "n" if "n" in params else next(
+                (k for k, v in params.items() if k != batch_key and isinstance(v, int)
+                 and not isinstance(v, bool)), None)
+            if x_key is None:
+                continue
+            name = bench.get("name", "")
+            table = params.get("table") or (bench.get("group") or re.sub(r"\[.*", "", name)).split("-")[0]
+            frames = (bench.get("extra_info") or {}).get("frames_per_round") or \
+                (params[batch_key] if batch_key else 1)
+            points.append({"table": table, "entries": params[x_key],
+                           "batch": params[batch_key] if batch_key else None,
+                           "impl": "ref" if "reference" in name else "core",
+                           "fps": frames / bench["stats"]["median"]})
+    elif isinstance(doc, list) and all(isinstance(r, dict) and "table" in r and "entries" in r
+                                       for r in doc):
+        source = "python -m bench.fastpath, best run"
+        for row in doc:
+            for key, value in row.items():
+                m = re.fullmatch(r"(core|ref)_b(\d+)", key)
+                if m:
+                    points.append({"table": row["table"], "entries": row["entries"],
+                                   "batch": int(m.group(2)), "impl": m.group(1), "fps": value})
+    else:
+        raise ValueError(f"{path}: no fast-path figures: neither pytest-benchmark JSON of bench/bench_fastpath.py "
+                         f"nor 'python -m bench.fastpath --json' rows")
+    if not points:
+        raise ValueError(f"{path}: no fast-path figures in it")
+    return {"source": source, "path": os.path.abspath(path), "points": points}
+
+
+X_LABELS = {"demux": "addresses in the demux table", "fib": "routes in the FIB"}
+
+
+def plot_fastpath(data: dict, out_path: str, subtitle: str = "") -> str:
+    """Frames/s against the table size, one line per batch size (the Python
+    reference dashed), one panel per table; ``data`` from fastpath_points()."""
     panels: dict = {}
-    for bench in doc.get("benchmarks", []):
-        params = bench.get("params") or {}
-        batch_key = next((k for k in params if "batch" in k.lower()), None)
-        x_key = next((k for k, v in params.items() if k != batch_key
-                      and isinstance(v, (int, float)) and not isinstance(v, bool)), None)
-        if x_key is None:
-            continue
-        frames = (bench.get("extra_info") or {}).get("frames") or (params.get(batch_key) if batch_key else 1)
-        median = bench["stats"]["median"]
-        group = bench.get("group") or re.sub(r"\[.*", "", bench["name"])
-        line = f"batch {params[batch_key]}" if batch_key else "all"
-        panels.setdefault((group, x_key), {}).setdefault(line, []).append((params[x_key], frames / median))
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    for ax, ((group, x_key), lines) in zip(axes[0], sorted(panels.items())):
-        for line, points in sorted(lines.items(), key=lambda kv: kv[0]):
+    for p in data["points"]:
+        label = (f"batch {p['batch']}" if p["impl"] == "core" else
+                 "Python reference" + (f", batch {p['batch']}" if p["batch"] else ""))
+        key = (p["impl"] != "core", p["batch"] or 0, label)
+        panels.setdefault(p["table"], {}).setdefault(key, []).append((p["entries"], p["fps"]))
+    batches = sorted({p["batch"] or 0 for p in data["points"] if p["impl"] == "core"})
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5.2), squeeze=False,
+                             layout="constrained")
+    legend = {}
+    for ax, (table, lines) in zip(axes[0], sorted(panels.items())):
+        for (is_ref, batch, label), points in sorted(lines.items()):
             points.sort()
-            ax.plot([p[0] for p in points], [p[1] / 1e6 for p in points], marker="o", label=line)
+            color = "grey" if is_ref else f"C{batches.index(batch)}"
+            legend[label], = ax.plot([x for x, _ in points], [y / 1e6 for _, y in points], marker="o",
+                                     linestyle="--" if is_ref else "-", color=color)
         ax.set_xscale("log")
-        ax.set_xlabel(x_key)
-        ax.set_ylabel("million frames/s (one core, in memory)")
-        ax.set_title(group)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+        ax.set_yscale("log")
+        ax.set_xlabel(X_LABELS.get(table, f"{table} entries"))
+        ax.set_ylabel("million 64-byte frames/s (one core, in memory)")
+        ax.set_title(f"fast path: {table}")
+        ax.grid(alpha=0.3, which="both")
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend))
+    fig.suptitle(f"Datapath.process() throughput ({data['source']})" + (f"\n{subtitle}" if subtitle else ""),
+                 fontsize="medium")
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path

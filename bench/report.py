@@ -23,6 +23,7 @@ COLUMNS = [
     ("udp64", "sent_kpps", "UDP64 sent kf/s", True),
     ("udp64", "loss_pct", "loss %", False),
     ("udp64", "cpu_ns_per_frame", "CPU ns/frame", False),
+    ("udp64", "cpu_cores", "switch cores", False),
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),
 ]
@@ -78,7 +79,9 @@ def summarize(samples: list[dict]) -> dict:
             for peer, tests in values.items()}
 
 
-def results_document(run, machine: dict, argv: list[str]) -> dict:
+def results_document(run, machine: dict, argv: list[str], fastpath: dict | None = None) -> dict:
+    """The results file: every raw sample, summaries, machine facts, and the
+    fast-path scaling figures if given (bench.plots.fastpath_points())."""
     return {
         "format": FORMAT_VERSION,
         "argv": argv,
@@ -88,6 +91,7 @@ def results_document(run, machine: dict, argv: list[str]) -> dict:
         "peers": run.peers,
         "samples": run.samples,
         "summary": summarize(run.samples),
+        "fastpath": fastpath,
     }
 
 
@@ -158,6 +162,13 @@ def table(doc: dict) -> str:
     reps = doc["plan"]["reps"]
     out = [f"medians of {reps} run(s); ratios are medians over the {base} medians", _render(header, rows),
            "", "min..max", _render(["peer"] + [c[2] for c in cols], spread)]
+    out += ["", "CPU: the switch's own processes (all threads) during the 64-byte load, per frame "
+                "delivered and in cores (1.00 = one core busy); peers:"]
+    for peer, info in doc["peers"].items():
+        if info.get("status") == "ok":
+            facts = ", ".join(f"{k} {v}" for k, v in info.items()
+                              if k not in ("status", "description", "reason", "daemon_pid"))
+            out.append(f"  {peer}: {info.get('description', '')}" + (f" ({facts})" if facts else ""))
     skipped = [(p, i) for p, i in doc["peers"].items() if i.get("status") != "ok"]
     if skipped:
         out += [""] + [f"{p}: {i['status']}: {i.get('reason')}" for p, i in skipped]

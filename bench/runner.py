@@ -93,7 +93,7 @@ def _setup_peers(plan: Plan, run: Run, registry, log) -> dict:
             run.peers[name].update(status="failed", reason=f"setup: {exc}")
             log(f"  {name}: setup failed: {exc}")
             continue
-        run.peers[name]["status"] = "ok"
+        run.peers[name].update(peer.facts, status="ok")
         pairs[name] = loads.Pair(peer, a, b)
         log(f"  {name}: ready ({a.ns.name}/{a.ifname} <-> {b.ns.name}/{b.ifname})")
     return pairs

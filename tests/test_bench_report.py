@@ -63,16 +63,99 @@ def test_load_refuses_other_files(tmp_path):
         report.load(str(path))
 
 
+def _pytest_benchmark_json(path):
+    """The shape bench/bench_fastpath.py writes with --benchmark-json."""
+    benches = [{"name": f"test_core[{t}-{n}-b{b}]", "group": f"{t}-{n}",
+                "params": {"table": t, "n": n, "size": b},
+                "extra_info": {"frames_per_round": 16384}, "stats": {"median": 16384 / (b * 1e6)}}
+               for t in ("demux", "fib") for n in (10, 1000) for b in (1, 32)]
+    benches += [{"name": f"test_reference[{t}-{n}]", "group": f"{t}-{n}", "params": {"table": t, "n": n},
+                 "extra_info": {"frames_per_round": 512}, "stats": {"median": 512 / 2e4}}
+                for t in ("demux", "fib") for n in (10, 1000)]
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": benches}))
+
+
+def test_fastpath_points_from_pytest_benchmark_json(tmp_path):
+    from bench import plots
+    path = tmp_path / "pb.json"
+    _pytest_benchmark_json(path)
+    points = plots.fastpath_points(str(path))["points"]
+    assert len(points) == 12
+    p = next(p for p in points if p["table"] == "fib" and p["entries"] == 1000 and p["batch"] == 32)
+    assert p["impl"] == "core" and p["fps"] == pytest.approx(32e6)
+    ref = [p for p in points if p["impl"] == "ref"]
+    assert len(ref) == 4 and all(p["batch"] is None and p["fps"] == pytest.approx(2e4) for p in ref)
+
+
+def test_fastpath_points_from_bench_fastpath_rows(tmp_path):
+    from bench import plots
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([{"table": "demux", "entries": 10, "load_s": 0.1, "core_b1": 5e6,
+                                 "core_b256": 9e7, "ref_b256": 1e5}]))
+    points = plots.fastpath_points(str(path))["points"]
+    assert sorted((p["impl"], p["batch"], p["fps"]) for p in points) == \
+        [("core", 1, 5e6), ("core", 256, 9e7), ("ref", 256, 1e5)]
+
+
+@pytest.mark.parametrize("content", ['{"benchmarks": []}', '{"x": 1}', '[{"table": "demux"}]'])
+def test_fastpath_points_refuse_other_files(tmp_path, content):
+    from bench import plots
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="fast-path"):
+        plots.fastpath_points(str(path))
+
+
 def test_plots_are_written(tmp_path):
     from bench import plots
     written = plots.plot_run(_doc(), str(tmp_path), "run")
     assert [p.rsplit("-", 1)[1] for p in written] == ["throughput.png", "udp64.png"]
     fast = tmp_path / "fast.json"
-    fast.write_text(json.dumps({"benchmarks": [
-        {"name": f"test_lookup[{n}-{b}]", "group": "lookup", "params": {"addresses": n, "batch": b},
-         "stats": {"median": b * 1e-7}} for n in (10, 1000) for b in (1, 64)]}))
-    assert plots.plot_fastpath(str(fast), str(tmp_path / "f.png"))
-    assert (tmp_path / "f.png").stat().st_size > 0
+    _pytest_benchmark_json(fast)
+    assert plots.plot_fastpath(plots.fastpath_points(str(fast)), str(tmp_path / "f.png")) == str(tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_command_embeds_fastpath_figures(tmp_path):
+    fast, results = tmp_path / "fast.json", tmp_path / "run.json"
+    _pytest_benchmark_json(fast)
+    report.save(_doc(), str(results))
+    assert main(["plot", str(results), "--fastpath-json", str(fast)]) == 0
+    assert {p.name for p in tmp_path.glob("run-*.png")} == {"run-throughput.png", "run-udp64.png",
+                                                             "run-fastpath.png"}
+    assert main(["plot"]) == 2
+
+
+def test_tapswitch_peer_config_is_two_l3_tenants_of_one_l2():
+    from bench.peers import Endpoint, TapswitchPeer
+    from pyctl import config
+    from pyctl.model import Switch
+    from pyctl.state import ROOT_NAME
+    peer = TapswitchPeer(offloads=True)
+    peer.workdir = "/tmp/x"
+    a = Endpoint(None, "10.77.7.1/24", "tsa1", "nsa")
+    b = Endpoint(None, "10.77.7.2/24", "tsb1", "nsb")
+    cfg = config.load_config(peer.config_text(a, b))
+    kinds = {ns.name: (ns.kind, ns.parent, ns.addresses) for ns in cfg.namespaces}
+    assert kinds == {"bench": ("l2", ROOT_NAME, ("10.77.7.254/24",)),
+                     "ta": ("l3", "bench", ("10.77.7.1/24",)), "tb": ("l3", "bench", ("10.77.7.2/24",))}
+    ports = {p.name: p for p in cfg.ports}
+    assert ports["tsa1"].namespace == "ta" and ports["tsa1"].options["netns"] == "nsa"
+    assert ports["tsb1"].options["vnet_hdr"] is True
+    assert "tso4" in ports["tsb1"].options["offloads"]
+    switch = Switch()
+    config.apply(cfg, switch)          # the model accepts it
+    plain = TapswitchPeer(offloads=False)
+    plain.workdir = "/tmp/x"
+    assert all(not p.options.get("vnet_hdr") for p in config.load_config(plain.config_text(a, b)).ports)
+
+
+def test_tapswitch_peer_with_an_unknown_backend_is_unavailable_with_the_reason():
+    from bench.peers import TapswitchPeer
+    peer = TapswitchPeer(offloads=True, backend="no-such-backend")
+    assert peer.name == "tapswitch-no-such-backend"
+    assert "cannot select I/O backend 'no-such-backend'" in peer.unavailable()
+    assert TapswitchPeer(offloads=False).unavailable() is None
 
 
 @pytest.mark.parametrize("args", [["--peers", "nosuch"], ["--tests", "tcp9"], ["--reps", "0"]])
