@@ -18,11 +18,15 @@
 #      overflow is counted).  Out to a vnet port: header + frame as read.  Out to a port
 #      without the header: checksum completed / segmented in software (vnet.pxi).
 #
-# Backend: "epoll+write" -- every frame leaves through ``self.tx`` (tx_write: one
-# write()/writev() per frame).  That pointer is the switch point for a batching backend
-# (io_uring): a sink that queues the iovecs, plus a flush at the end of _cycle(); the
-# segment headers of software GSO would then need one scratch per queued segment instead
-# of the one reused here.  See docs/io.md for why it is not built yet.
+# Backends (chosen at construction: backend="auto"|"epoll"|"io_uring", or the
+# TAPSWITCH_IO_BACKEND environment variable; ``loop.backend`` says which runs).  Every
+# frame leaves through ``self.tx``:
+#   "epoll"     tx_write: one write()/writev() per frame;
+#   "io_uring"  tx_uring (uring.pxi): the batch's writes are queued and submitted
+#               together at the end of _cycle(), which waits for their completions
+#               before the next batch reads into the same buffers.
+# Reads are non-blocking read() in both.  "auto" takes io_uring where this build and
+# the kernel have it, epoll otherwise.
 #
 # Thread safety: run(), add_port(), remove_port(), add_wakeup(), remove_wakeup(),
 # send() and slow_frames() belong to the thread that runs the loop (the port and wake-up
@@ -30,14 +34,15 @@
 # thread, and a stop() that comes before run() makes the next run() return at once.
 import os
 from libc.stdint cimport int64_t
-from libc.errno cimport errno, EAGAIN, EINTR
+from libc.errno cimport errno, EAGAIN, EINTR, ENOMEM, EPERM, EOPNOTSUPP
 from posix.uio cimport iovec, writev
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memmove
 from posix.unistd cimport read, write, close
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from cpython.exc cimport PyErr_CheckSignals
 from pyctl.errors import AlreadyExists as _AlreadyExists, Busy as _Busy, \
-    InvalidArgument as _InvalidArgument, NotFound as _NotFound
+    InvalidArgument as _InvalidArgument, NotFound as _NotFound, NotSupported as _NotSupported
 
 cdef extern from "<sys/epoll.h>" nogil:
     ctypedef union epoll_data_t:
@@ -74,18 +79,22 @@ cdef struct LoopStats:
     uint64_t batches, epoll_waits, reads, read_bytes, frames_in
     uint64_t writes, frames_out, bytes_out, write_eagain, write_errors, tx_no_port
     uint64_t read_errors, read_eof, rx_oversize, slow_queued, slow_overflow
-    uint64_t sw_csum, sw_gso_frames, sw_segments, sw_gso_refused, sent
+    uint64_t sw_csum, sw_gso_frames, sw_segments, sw_gso_refused, sent, tx_submits
     uint64_t vnet_drop[VNET_NREASONS]
 
 STAT_NAMES = ("batches", "epoll_waits", "reads", "read_bytes", "frames_in",
               "writes", "frames_out", "bytes_out", "write_eagain", "write_errors", "tx_no_port",
               "read_errors", "read_eof", "rx_oversize", "slow_queued", "slow_overflow",
-              "sw_csum", "sw_gso_frames", "sw_segments", "sw_gso_refused", "sent")
+              "sw_csum", "sw_gso_frames", "sw_segments", "sw_gso_refused", "sent", "tx_submits")
+
+
+cdef struct UringTx
 
 
 cdef struct TxSink:
     int fd
     LoopStats* st
+    UringTx* uring          # the io_uring backend's ring (NULL: epoll)
 
 
 cdef int tx_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
@@ -93,6 +102,7 @@ cdef int tx_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     (EAGAIN) or any other error is a counted drop."""
     cdef TxSink* s = <TxSink*>ctx
     cdef ssize_t r
+    s.st.tx_submits += 1
     while True:
         if iovcnt == 1:
             r = write(s.fd, iov[0].iov_base, iov[0].iov_len)
@@ -110,6 +120,9 @@ cdef int tx_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     s.st.frames_out += 1
     s.st.bytes_out += <uint64_t>r
     return 0
+
+
+include "uring.pxi"
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -151,6 +164,7 @@ cdef class PacketLoop:
     cdef int slow_n, slow_cap
     cdef LoopStats st
     cdef seg_sink tx                # the backend's write function
+    cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
     cdef uint8_t scratch[SEG_SCRATCH]
 
     def __cinit__(self):
@@ -164,10 +178,12 @@ cdef class PacketLoop:
         self.slow_reason = NULL
         self.slow_off = self.slow_len = NULL
         memset(&self.st, 0, sizeof(LoopStats))
+        ts_uring_init(&self.uring.ring)
+        self.uring.w = NULL
 
     def __init__(self, Datapath datapath not None, *, Py_ssize_t batch_size=256,
                  Py_ssize_t slot_size=65536 + 256, Py_ssize_t headroom=64,
-                 int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20):
+                 int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20, backend=None):
         cdef epoll_event ev
         if self.epfd >= 0:
             raise RuntimeError("PacketLoop is already initialised")
@@ -182,8 +198,7 @@ cdef class PacketLoop:
         except ValueError as exc:
             raise _InvalidArgument(str(exc)) from None
         self.dp = datapath
-        self.backend = "epoll+write"
-        self.tx = tx_write
+        self._choose_backend(backend, batch_size)
         self.buf, self.cap = self.batch.c_buf, batch_size
         self.slot_size, self.headroom = slot_size, headroom
         self.max_ports = datapath.max_ports
@@ -217,7 +232,28 @@ cdef class PacketLoop:
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.stopfd, &ev) < 0:
             raise OSError(errno, "epoll_ctl(stop eventfd) failed")
 
+    cdef _choose_backend(self, backend, Py_ssize_t batch_size):
+        """backend: "auto" (io_uring where it runs, else epoll), "epoll" or "io_uring";
+        None: the TAPSWITCH_IO_BACKEND environment variable, else "auto"."""
+        source = "backend"
+        if backend is None:
+            backend = _os.environ.get(IO_BACKEND_ENV) or "auto"
+            source = IO_BACKEND_ENV
+        if backend not in IO_BACKENDS:
+            raise _InvalidArgument(f"{source} must be one of {', '.join(IO_BACKENDS)}, "
+                                   f"not {backend!r}")
+        self.backend, self.tx = "epoll", tx_write
+        if backend == "epoll":
+            return
+        cdef unsigned entries = <unsigned>min(max(batch_size, URING_MIN_ENTRIES), URING_MAX_ENTRIES)
+        cdef int err = uring_tx_open(&self.uring, entries)
+        if err == 0:
+            self.backend, self.tx = "io_uring", tx_uring
+        elif backend == "io_uring":
+            raise _NotSupported(f"I/O backend io_uring: {uring_unavailable(err)}")
+
     def __dealloc__(self):
+        uring_tx_close(&self.uring)
         if self.epfd >= 0:
             close(self.epfd)
         if self.stopfd >= 0:
@@ -326,16 +362,24 @@ cdef class PacketLoop:
     def run(self, int timeout_ms=-1):
         """Forward until a wake-up fd is readable, frames wait in the slow queue, stop()
         was called or ``timeout_ms`` passed (-1: no timeout; 0: one pass).  Returns the
-        ready wake-up fds.  A signal interrupting the wait also returns (with [])."""
+        ready wake-up fds.  A signal interrupting the wait runs its Python handlers here
+        (PEP 475): an exception they raise comes out of run(); otherwise the wait goes on
+        (a handler that wants run() to return writes to a wake-up fd or calls stop())."""
         if timeout_ms < -1:
             raise _InvalidArgument(f"timeout_ms must be -1 or >= 0, not {timeout_ms}")
         self._not_running("run()")
         if self.dp.updating:
             raise RuntimeError("run() inside datapath.update() would deadlock")
+        cdef int64_t deadline = now_ns() + <int64_t>timeout_ms * 1000000 if timeout_ms > 0 else 0
+        cdef bint interrupted
         self.running = True
         try:
-            with nogil:
-                self._run(timeout_ms)
+            while True:
+                with nogil:
+                    interrupted = self._run(timeout_ms, deadline)
+                if not interrupted:
+                    break
+                PyErr_CheckSignals()
         finally:
             self.running = False
         return [self.ready[i] for i in range(self.ready_n)]
@@ -346,16 +390,16 @@ cdef class PacketLoop:
         with nogil:
             write(self.stopfd, &one, 8)
 
-    cdef void _run(self, int timeout_ms) noexcept nogil:
+    cdef bint _run(self, int timeout_ms, int64_t deadline) noexcept nogil:
+        """The loop of run(); True when a signal interrupted epoll_wait (EINTR: also
+        what io_uring's task work can cause without any signal)."""
         cdef epoll_event ev[MAX_EVENTS]
         cdef int n, j, wait
-        cdef int64_t deadline = 0, left
+        cdef int64_t left
         cdef uint64_t tag, drain
         cdef uint32_t ident
         cdef bint stopped = False
         self.ready_n = 0
-        if timeout_ms > 0:
-            deadline = now_ns() + <int64_t>timeout_ms * 1000000
         while True:
             if self.active_n > 0 or timeout_ms == 0:
                 wait = 0
@@ -367,7 +411,7 @@ cdef class PacketLoop:
             n = epoll_wait(self.epfd, ev, MAX_EVENTS, wait)
             self.st.epoll_waits += 1
             if n < 0:
-                return      # EINTR: a signal; Python runs its handler when we return
+                return True     # EINTR: run() lets Python run the signal handlers
             for j in range(n):
                 tag = ev[j].data.u64
                 ident = <uint32_t>(tag & 0xFFFFFFFFULL)
@@ -385,9 +429,9 @@ cdef class PacketLoop:
             if self.active_n > 0 and not stopped:
                 self._cycle()
             if self.ready_n or stopped or self.slow_n or timeout_ms == 0:
-                return
+                return False
             if timeout_ms > 0 and now_ns() >= deadline:
-                return
+                return False
 
     cdef void _deactivate(self, int i) noexcept nogil:
         self.port_active[self.active[i]] = 0
@@ -476,12 +520,25 @@ cdef class PacketLoop:
             if v == VERDICT_FORWARD:
                 self._out(i, self.batch.c_out_port[i], NULL)
             elif v == VERDICT_FANOUT:
+                self._settle_csum(i)
                 end = self.batch.c_fanout_first[i] + self.batch.c_fanout_n[i]
                 for k in range(self.batch.c_fanout_first[i], end):
                     self._out(i, self.batch.c_fanout_port[k], self.batch.c_fanout_eth + k * ETH_HLEN)
             elif v == VERDICT_SLOWPATH:
                 self._queue_slow(i)
+        if self.uring.w != NULL:
+            uring_flush(&self.uring, &self.st)     # before the next batch reuses the buffers
         self.batch._count = 0
+
+    cdef void _settle_csum(self, Py_ssize_t i) noexcept nogil:
+        """Complete a partial checksum before a frame's fan-out copies go out: a copy to
+        a plain port would complete it in place while a vnet copy queued earlier (io_uring)
+        still points at the frame.  Completed, the frame is valid for every port."""
+        cdef uint8_t* f = self.buf + self.batch.c_offset[i]
+        cdef uint8_t* h = f - VNET_HDR_LEN
+        if h[0] & VNET_F_NEEDS_CSUM and h[1] == VNET_GSO_NONE:
+            vnet_complete_csum(f, self.batch.c_length[i], h)
+            self.st.sw_csum += 1
 
     cdef void _out(self, Py_ssize_t i, int32_t out, const uint8_t* eth) noexcept nogil:
         """Write frame i (with ``eth`` instead of its own Ethernet header, for a fan-out
@@ -498,6 +555,7 @@ cdef class PacketLoop:
             return
         sink.fd = self.port_fd[out]
         sink.st = &self.st
+        sink.uring = &self.uring
         if self.port_vnet[out]:
             if eth == NULL:
                 iov[0].iov_base, iov[0].iov_len = h, VNET_HDR_LEN + n
@@ -576,13 +634,13 @@ cdef class PacketLoop:
         cdef TxSink sink
         cdef iovec iov[2]
         cdef int cnt = 0
-        sink.fd, sink.st = fd, &self.st
+        sink.fd, sink.st, sink.uring = fd, &self.st, NULL
         if self.port_vnet[port_id]:
             iov[0].iov_base, iov[0].iov_len = ZERO_VNET_HDR, VNET_HDR_LEN
             cnt = 1
         iov[cnt].iov_base, iov[cnt].iov_len = <void*>&data[0], n
         cnt += 1
-        if self.tx(&sink, iov, cnt) != 0:
+        if tx_write(&sink, iov, cnt) != 0:     # at once, whatever the backend: the caller's bytes
             return False
         self.st.sent += 1
         return True

@@ -200,7 +200,9 @@ cdef inline void vnet_complete_csum(uint8_t* f, uint32_t n, uint8_t* h) noexcept
 
 
 # Where segments go: a function that takes one segment as iovecs (Ethernet header,
-# L3+L4 header, payload slice) and returns 0 when it was taken.
+# L3+L4 header, payload slice -- possibly empty) and returns 0 when it was taken.  The
+# sink must copy all iovecs but the last before it returns (the header scratch is reused
+# for the next segment); the last one points into the frame and stays valid.
 ctypedef int (*seg_sink)(void* ctx, iovec* iov, int iovcnt) noexcept nogil
 
 
@@ -275,7 +277,7 @@ cdef inline Py_ssize_t gso_segment(const uint8_t* eth, const uint8_t* f, uint32_
         put_be16(th + (16 if g.tcp else 6), c)
         iov[2].iov_base = <void*>(f + g.hl + k * mss)
         iov[2].iov_len = seglen
-        if sink(ctx, iov, 3 if seglen else 2) == 0:
+        if sink(ctx, iov, 3) == 0:      # always 3: a sink may keep the last iovec (uring.pxi)
             taken += 1
     return taken
 

@@ -2,6 +2,7 @@
 Datapath.process(), bursts are drained, ports are served fairly, run() returns for
 exactly its documented reasons, and every bad call or bad fd is refused."""
 import os
+import signal
 import socket
 import threading
 import time
@@ -10,16 +11,17 @@ import pytest
 
 import fastpath
 from fastpath import verdicts
-from pyctl.errors import AlreadyExists, Busy, InvalidArgument, NotFound
-from tests.io_support import (FakeTap, SWITCH_IP, TENANTS, arp_request, expected, udp_frame,
+from pyctl.errors import AlreadyExists, Busy, InvalidArgument, NotFound, NotSupported
+from tests.io_support import backend  # noqa: F401  (fixture: each test runs on every backend)
+from tests.io_support import (BACKENDS, FakeTap, SWITCH_IP, TENANTS, arp_request, expected, udp_frame,
                               world)
 
 
 @pytest.fixture
-def rig():
+def rig(backend):
     """A loop over world() with fake TAPs on ports 1..3 (no virtio-net header)."""
     dp = world()
-    loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096)
+    loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096, backend=backend)
     taps = {p: FakeTap() for p in TENANTS}
     for p, t in taps.items():
         loop.add_port(p, t.loop_fd)
@@ -132,10 +134,10 @@ def test_slow_path_frames_are_handed_up_and_run_returns(rig):
     assert loop.slow_frames() == []
 
 
-def test_slow_queue_overflow_is_counted():
+def test_slow_queue_overflow_is_counted(backend):
     dp = world()
     loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096, slow_queue=3,
-                               slow_queue_bytes=4096)
+                               slow_queue_bytes=4096, backend=backend)
     tap = FakeTap()
     try:
         loop.add_port(1, tap.loop_fd)
@@ -224,9 +226,9 @@ def test_bad_port_and_fd_arguments(rig):
         with pytest.raises(InvalidArgument):
             loop.run(-2)
         with pytest.raises(InvalidArgument):
-            fastpath.PacketLoop(world(), batch_size=0)
+            fastpath.PacketLoop(world(), batch_size=0, backend=backend)
         with pytest.raises(InvalidArgument):
-            fastpath.PacketLoop(world(), slot_size=10)
+            fastpath.PacketLoop(world(), slot_size=10, backend=backend)
     finally:
         extra.close()
 
@@ -273,10 +275,81 @@ def test_tables_changed_between_runs_apply_to_the_next_batch(rig):
     assert taps[2].drain() == [] and len(taps[3].drain()) == 1
 
 
-def test_backend_and_stats_names(rig):
+def test_backend_and_stats_names(rig, backend):
     _, loop, _ = rig
-    assert loop.backend == "epoll+write"
+    assert loop.backend == backend
     st = loop.stats()
     for key in ("reads", "writes", "batches", "frames_in", "frames_out", "write_errors",
-                "write_eagain", "slow_overflow", "vnet_bad_gso", "backend"):
+                "write_eagain", "slow_overflow", "vnet_bad_gso", "tx_submits", "backend"):
         assert key in st
+
+
+def test_a_batch_is_written_with_one_submit_on_io_uring(rig, backend):
+    _, loop, taps = rig
+    for k in range(16):
+        taps[1].inject(udp_frame(1, "10.0.0.2", k.to_bytes(4, "big")))
+    loop.run(0)
+    st = loop.stats()
+    assert st["frames_out"] == 16 and len(taps[2].drain()) == 16
+    assert st["tx_submits"] == (1 if backend == "io_uring" else 16)
+
+
+def test_backend_choice(monkeypatch):
+    dp = world()
+    assert fastpath.PacketLoop(dp, backend="epoll").backend == "epoll"
+    assert fastpath.PacketLoop(dp, backend="auto").backend == BACKENDS[0]
+    monkeypatch.setenv(fastpath.IO_BACKEND_ENV, "epoll")
+    assert fastpath.PacketLoop(dp).backend == "epoll"
+    assert fastpath.PacketLoop(dp, backend="auto").backend == BACKENDS[0]   # the argument wins
+    monkeypatch.setenv(fastpath.IO_BACKEND_ENV, "uring")
+    with pytest.raises(InvalidArgument, match="TAPSWITCH_IO_BACKEND must be one of"):
+        fastpath.PacketLoop(dp)
+    with pytest.raises(InvalidArgument, match="backend must be one of"):
+        fastpath.PacketLoop(dp, backend="write")
+    if "io_uring" in BACKENDS:
+        assert fastpath.PacketLoop(dp, backend="io_uring").backend == "io_uring"
+    else:
+        with pytest.raises(NotSupported, match="io_uring"):
+            fastpath.PacketLoop(dp, backend="io_uring")
+    assert fastpath.IO_URING_BUILT or BACKENDS == ["epoll"]
+
+
+def test_a_signal_runs_its_handler_inside_run_and_the_wait_goes_on(rig):
+    """PEP 475 style: EINTR runs the Python handlers; run() returns only for its reasons
+    (here the wake-up fd the second signal's handler writes), or raises what a handler
+    raised."""
+    _, loop, _ = rig
+    r, w = os.pipe2(os.O_NONBLOCK)
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        if len(seen) == 2:
+            os.write(w, b"!")
+        if len(seen) == 3:
+            raise InterruptedError("from the handler")
+
+    def kick(times):
+        for _ in range(times):
+            time.sleep(0.05)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        loop.add_wakeup(r)
+        t = threading.Thread(target=kick, args=(2,))
+        t.start()
+        assert loop.run(-1) == [r]
+        t.join()
+        assert seen == [signal.SIGUSR1] * 2
+        loop.remove_wakeup(r)
+        t = threading.Thread(target=kick, args=(1,))
+        t.start()
+        with pytest.raises(InterruptedError, match="from the handler"):
+            loop.run(5000)
+        t.join()
+        assert loop.run(0) == []                     # not left "running"
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        os.close(r)
+        os.close(w)

@@ -25,12 +25,12 @@ class LoopRig:
     """``side`` options per tenant: "vnet" (header, default offloads), "vnet-off" (header,
     no offloads), "plain" (no header)."""
 
-    def __init__(self, make_netns, sides=("vnet", "vnet"), *, batch_size=256):
+    def __init__(self, make_netns, sides=("vnet", "vnet"), *, batch_size=256, backend=None):
         net = random.randint(1, 250)
         self.addrs = {1: f"10.{net}.0.1", 2: f"10.{net}.0.2"}
         self.ns, self.taps = {}, {}
         self.dp = fastpath.Datapath(max_namespaces=8, max_ports=8, route_cache_size=16)
-        self.loop = fastpath.PacketLoop(self.dp, batch_size=batch_size)
+        self.loop = fastpath.PacketLoop(self.dp, batch_size=batch_size, backend=backend)
         self._thread = None
         self._done = False
         self.slow = []

@@ -10,15 +10,19 @@ import threading
 import pytest
 
 from tests.e2e.loop_rig import LoopRig
+from tests.io_support import BACKENDS
 
 UDP_SEGMENT = 103          # <linux/udp.h>; not in Python's socket module
 SIDES = [("vnet", "vnet"), ("vnet", "plain"), ("plain", "vnet"), ("plain", "plain"),
          ("vnet", "vnet-off")]
 
 
-@pytest.fixture(params=SIDES, ids=["-".join(s) for s in SIDES])
+@pytest.fixture(params=[(b, s) for b in BACKENDS for s in SIDES],
+                ids=[f"{b}-{'-'.join(s)}" for b in BACKENDS for s in SIDES])
 def rig(request, make_netns):
-    r = LoopRig(make_netns, request.param).start()
+    backend, sides = request.param
+    r = LoopRig(make_netns, sides, backend=backend).start()
+    assert r.loop.backend == backend
     try:
         yield r
     finally:

@@ -1,0 +1,148 @@
+# The io_uring write backend of PacketLoop: a batch's writes are queued as SQEs and
+# submitted together at the end of the batch (one io_uring_enter for up to the ring's
+# size), then the loop waits until every one has completed before the batch's buffers
+# are read into again.  Reads stay plain non-blocking read() (io_uring gains little
+# there, and ignores O_NONBLOCK on an empty TAP).  The ring is set up with raw syscalls
+# (fastpath/uring.h); setup.py builds it only where <linux/io_uring.h> exists.
+#
+# What a queued write may point at until its completion: the LAST iovec of a write
+# stays where the caller put it (the batch buffer: the frame, or a slice of a GSO
+# frame's payload); every other iovec (virtio-net header, a fan-out copy's Ethernet
+# header, a segment's rebuilt L3/L4 header in the reused scratch) is copied into the
+# write's own head buffer.  Each write is issued with RWF_NOWAIT: a TAP that cannot take
+# the frame completes it with -EAGAIN (a counted drop, write_eagain) instead of making
+# the loop wait.
+import os as _os
+
+cdef extern from "uring.h" nogil:
+    struct io_uring_cqe:
+        uint64_t user_data
+        int32_t res
+    ctypedef struct ts_uring:
+        unsigned entries
+        unsigned filled
+    int TS_IO_URING_BUILT
+    void ts_uring_init(ts_uring* r)
+    int ts_uring_open(ts_uring* r, unsigned entries)
+    void ts_uring_close(ts_uring* r)
+    int ts_uring_queue_write(ts_uring* r, int fd, const iovec* iov, int iovcnt,
+                             uint64_t user_data)
+    int ts_uring_submit_wait(ts_uring* r)
+    io_uring_cqe* ts_uring_cqe(ts_uring* r)
+    void ts_uring_cqe_seen(ts_uring* r)
+
+IO_URING_BUILT = bool(TS_IO_URING_BUILT)
+IO_BACKENDS = ("auto", "epoll", "io_uring")
+IO_BACKEND_ENV = "TAPSWITCH_IO_BACKEND"
+
+cdef enum:
+    URING_HEAD = 320        # copied iovecs of one write: vnet 12 + Ethernet 14 + L3/L4 <= 256
+    URING_MIN_ENTRIES = 32
+    URING_MAX_ENTRIES = 1024
+
+
+cdef struct UringWrite:
+    iovec iov[2]
+    uint8_t head[URING_HEAD]
+
+
+cdef struct UringTx:
+    ts_uring ring
+    UringWrite* w           # w[k]: the k-th write queued since the last flush
+
+
+cdef int uring_tx_open(UringTx* u, unsigned entries) noexcept nogil:
+    """Set up the ring and the writes' buffers: 0, or -errno."""
+    cdef int r = ts_uring_open(&u.ring, entries)
+    if r < 0:
+        return r
+    u.w = <UringWrite*>malloc(u.ring.entries * sizeof(UringWrite))
+    if u.w == NULL:
+        ts_uring_close(&u.ring)
+        return -ENOMEM
+    return 0
+
+
+cdef void uring_tx_close(UringTx* u) noexcept nogil:
+    ts_uring_close(&u.ring)
+    free(u.w)
+    u.w = NULL
+
+
+cdef void uring_flush(UringTx* u, LoopStats* st) noexcept nogil:
+    """Submit every queued write, wait for all of them, count how each ended."""
+    cdef unsigned queued = u.ring.filled, seen = 0
+    cdef io_uring_cqe* c
+    if queued == 0:
+        return
+    cdef int calls = ts_uring_submit_wait(&u.ring)
+    if calls > 0:
+        st.tx_submits += <uint64_t>calls
+    while True:
+        c = ts_uring_cqe(&u.ring)
+        if c == NULL:
+            break
+        if c.res >= 0:
+            st.writes += 1
+            st.frames_out += 1
+            st.bytes_out += <uint64_t>c.res
+        elif c.res == -EAGAIN:
+            st.write_eagain += 1
+        else:
+            st.write_errors += 1
+        ts_uring_cqe_seen(&u.ring)
+        seen += 1
+    if calls < 0 and seen < queued:
+        st.write_errors += queued - seen      # the kernel refused the submission
+
+
+cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
+    """The io_uring backend's sink: queue the write (see the top of this file)."""
+    cdef TxSink* s = <TxSink*>ctx
+    cdef UringTx* u = s.uring
+    cdef UringWrite* w
+    cdef size_t used = 0
+    cdef int j
+    for j in range(iovcnt - 1):
+        used += iov[j].iov_len
+    if used > URING_HEAD:           # no caller does this; stay correct if one ever does
+        uring_flush(u, s.st)        # (flush first: this port's frames keep their order)
+        return tx_write(ctx, iov, iovcnt)
+    if u.ring.filled >= u.ring.entries:
+        uring_flush(u, s.st)
+    w = &u.w[u.ring.filled]
+    if iovcnt == 1:
+        w.iov[0] = iov[0]
+    else:
+        used = 0
+        for j in range(iovcnt - 1):
+            memcpy(w.head + used, iov[j].iov_base, iov[j].iov_len)
+            used += iov[j].iov_len
+        w.iov[0].iov_base, w.iov[0].iov_len = w.head, used
+        w.iov[1] = iov[iovcnt - 1]
+    ts_uring_queue_write(&u.ring, s.fd, w.iov, 1 if iovcnt == 1 else 2, 0)
+    return 0
+
+
+cdef str uring_unavailable(int err):
+    """Why the io_uring backend cannot run here (``err``: ts_uring_open's -errno)."""
+    if not TS_IO_URING_BUILT:
+        return ("this build of fastpath has no io_uring support (<linux/io_uring.h> was not "
+                "found when it was compiled)")
+    if err == -EPERM:
+        return "io_uring is disabled on this machine (sysctl kernel.io_uring_disabled)"
+    if err == -EOPNOTSUPP:
+        return "the kernel's io_uring lacks what the backend needs (single mmap, WRITE/WRITEV)"
+    return f"io_uring_setup failed: {_os.strerror(-err)}"
+
+
+def io_backends():
+    """The concrete I/O backends PacketLoop can run here, the preferred first:
+    ["io_uring", "epoll"] or ["epoll"]."""
+    cdef UringTx u
+    ts_uring_init(&u.ring)
+    u.w = NULL
+    if uring_tx_open(&u, URING_MIN_ENTRIES) != 0:
+        return ["epoll"]
+    uring_tx_close(&u)
+    return ["io_uring", "epoll"]
