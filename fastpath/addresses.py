@@ -1,4 +1,4 @@
-"""Argument checks shared by the compiled Datapath and the reference: MACs and IPv4 ints."""
+"""Argument checks shared by the compiled Datapath and the reference: MACs, IPv4 ints, groups."""
 from pyctl.errors import InvalidArgument
 
 
@@ -25,3 +25,18 @@ def check_ip(ip, what="address"):
     if first == 0 or first == 127 or first >= 224:
         raise InvalidArgument(f"{what} {ip_str(ip)} is not a unicast host address")
     return ip
+
+
+def check_group(group_ip):
+    """A multicast group the group tables hold: 224.0.0.0/4 outside link-local 224.0.0.0/24."""
+    if not isinstance(group_ip, int) or not 0 <= group_ip <= 0xFFFFFFFF or group_ip >> 28 != 0xE:
+        raise InvalidArgument(f"group {group_ip!r} is not an IPv4 multicast address as an int")
+    if group_ip >> 8 == 0xE00000:
+        raise InvalidArgument(f"group {ip_str(group_ip)} is link-local (224.0.0.0/24): "
+                              "it reaches every L3 of the scope and takes no members")
+    return group_ip
+
+
+def group_str(group_ip):
+    """The group for a message, whatever was passed."""
+    return ip_str(group_ip) if isinstance(group_ip, int) and 0 <= group_ip <= 0xFFFFFFFF else repr(group_ip)

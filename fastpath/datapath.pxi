@@ -9,9 +9,10 @@
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock,
                                WAIT_LOCK, NOWAIT_LOCK)
+from libc.stdlib cimport realloc
 from pyctl.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath.verdicts import REASON_NAMES as VERDICT_REASON_NAMES
-from fastpath.addresses import check_ip, ip_str as _ip_str, mac_bytes_to_int
+from fastpath.addresses import check_group, check_ip, group_str as _group_str, ip_str as _ip_str, mac_bytes_to_int
 
 COUNTER_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
 
@@ -46,7 +47,8 @@ cdef class Datapath:
     cdef uint64_t* port_mac         # the switch's MAC on the port
     cdef uint64_t* port_peer        # the endpoint's MAC behind it (0: unknown)
     # tables
-    cdef U64Map demux               # (scope << 32 | ip) -> owner ns | DEMUX_GROUP | group
+    cdef U64Map demux               # (scope << 32 | ip) -> owner ns | DEMUX_GROUP | list id
+                                    #                       | DEMUX_MCAST | multicast group id
     cdef U64Map neigh               # (scope << 32 | ip) -> MAC
     cdef dict fibs                  # scope -> Dir24Fib
     cdef FibView* fib               # per scope, what the hot path reads
@@ -56,8 +58,8 @@ cdef class Datapath:
     cdef dict nh_index              # (port, gateway) -> nexthop index
     cdef list nh_refs, nh_free
     cdef RouteCacheEntry* rcache    # max_namespaces * route_cache_size, per namespace
-    # fan-out groups: id < max_namespaces is the scope's "all L3 namespaces" list,
-    # ids above are directed-broadcast listener lists (issue 6 adds per-group ones)
+    # fan-out lists: id < max_namespaces is the scope's "all L3 namespaces" list (limited
+    # broadcast, link-local multicast), ids above are directed-broadcast listener lists
     cdef object _grp_first, _grp_len, _grp_members
     cdef int32_t* grp_first
     cdef int32_t* grp_len
@@ -67,6 +69,13 @@ cdef class Datapath:
     cdef dict bcast                 # (scope, ip) -> (group id, tuple of namespaces)
     cdef list bcast_free_ids
     cdef int next_bcast_id
+    # multicast groups (issue 6): McastGroup per id, found through the demux
+    cdef McastGroup* mgroups
+    cdef int32_t mgroups_cap
+    cdef dict mcast                 # (scope, group ip) -> (id, tuple of member namespaces)
+    cdef dict ns_mcast              # ns -> set of (scope, group ip) it is a member of
+    cdef list mcast_free_ids
+    cdef int32_t next_mcast_id
     # bookkeeping for refusals
     cdef dict ns_addrs              # ns -> number of addresses it owns
     cdef dict ns_ports              # ns -> set of port ids
@@ -84,6 +93,8 @@ cdef class Datapath:
         self.lock = PyThread_allocate_lock()
         self.rcache = NULL
         self.fib = NULL
+        self.mgroups = NULL
+        self.mgroups_cap = 0
         if self.lock == NULL:
             raise MemoryError()
 
@@ -92,6 +103,11 @@ cdef class Datapath:
             PyThread_free_lock(self.lock)
         free(self.rcache)
         free(self.fib)
+        cdef int32_t g
+        if self.mgroups != NULL:
+            for g in range(self.mgroups_cap):
+                free(self.mgroups[g].ports)
+            free(self.mgroups)
 
     def __init__(self, *, int max_namespaces=4096, int max_ports=1024, int route_cache_size=256):
         if not 1 <= max_namespaces <= 1 << 24:
@@ -138,6 +154,7 @@ cdef class Datapath:
         self._set_nexthop_arrays(np.zeros(64, dtype=np.int32), np.zeros(64, dtype=np.uint32))
         self.scope_l3, self.bcast, self.bcast_free_ids = {}, {}, []
         self.next_bcast_id = max_namespaces
+        self.mcast, self.ns_mcast, self.mcast_free_ids, self.next_mcast_id = {}, {}, [], 0
         self.ns_addrs, self.ns_ports, self.scope_children = {}, {}, {}
         self.dirty_scopes, self.dirty_all, self.dirty_groups = set(), False, True
         self._rebuild_groups()
@@ -273,9 +290,15 @@ cdef class Datapath:
                     self.neigh.delete(key)
             for (s, ip) in [k for k in self.bcast if k[0] == ns_id]:
                 self._drop_bcast(s, ip)
+            for key in [k for k in self.mcast if k[0] == ns_id]:
+                self._drop_group(key)
         for key, (gid, members) in list(self.bcast.items()):
             if ns_id in members:
                 self.bcast[key] = (gid, tuple(m for m in members if m != ns_id))
+        for key in sorted(self.ns_mcast.pop(ns_id, ())):
+            gid, members = self.mcast[key]
+            self.mcast[key] = (gid, tuple(m for m in members if m != ns_id))
+            self._resolve_group(key)
         self.dirty_groups = True
         self.dirty_scopes.add(scope)
         self.ns_scope[ns_id] = -1
@@ -300,6 +323,7 @@ cdef class Datapath:
         if self.ns_l3[ns_id] and self.ns_port[ns_id] not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {self.ns_port[ns_id]}")
         if old_ns != ns_id:
+            self._reserve_groups_of(ns_id)      # the one allocation, before anything changes
             if old_ns >= 0:
                 self._detach_port(port_id)
             self.port_peer[port_id] = 0
@@ -308,6 +332,7 @@ cdef class Datapath:
             self.ns_ports.setdefault(ns_id, set()).add(port_id)
             if self.ns_l3[ns_id]:
                 self.ns_port[ns_id] = port_id
+            self._resolve_groups_of(ns_id)
         self.port_mac[port_id] = m
         self.dirty_all = True
 
@@ -325,6 +350,7 @@ cdef class Datapath:
         self.port_ns[port_id] = -1
         self.port_mac[port_id] = 0
         self.port_peer[port_id] = 0
+        self._resolve_groups_of(ns_id)
 
     def set_peer_mac(self, port_id, mac):
         """Set (or, with None, forget) the MAC of the endpoint behind a port.  Needs no
@@ -433,6 +459,132 @@ cdef class Datapath:
         """The listening namespaces of a directed broadcast address, or None."""
         entry = self.bcast.get((scope_id, ip))
         return None if entry is None else list(entry[1])
+
+    # ---- multicast groups (issue 6) -----------------------------------------------------
+
+    def set_group(self, scope_id, group_ip, ns_ids):
+        """Frames to multicast ``group_ip`` in the scope go to ``ns_ids`` (its member
+        namespaces, each in the scope): an L3 gets a copy on its port, an L2 (the scope
+        itself, for its uplinks) on each of its ports; never the sender.  Link-local
+        groups (224.0.0.0/24) reach every L3 of the scope and have no table entry."""
+        self._writing()
+        self._scope(scope_id)
+        check_group(group_ip)
+        try:
+            wanted = list(ns_ids)
+        except TypeError:
+            raise InvalidArgument(f"members must be an iterable of namespace ids, not {ns_ids!r}") from None
+        for n in wanted:
+            self._existing_ns(n)
+            if self.ns_scope[n] != scope_id:
+                raise InvalidArgument(f"namespace {n} is not in scope {scope_id}")
+        members = tuple(sorted(set(wanted)))
+        key = (scope_id, group_ip)
+        old = self.mcast.get(key)
+        if old is None:
+            gid = self._new_group_id()          # may raise MemoryError: nothing changed yet
+            self.demux.put((<uint64_t>scope_id << 32) | <uint32_t>group_ip, DEMUX_MCAST | <uint64_t>gid)
+            old_members = ()
+        else:
+            gid, old_members = old
+        self.mcast[key] = (gid, members)
+        try:
+            self._resolve_group(key)
+        except MemoryError:
+            if old is None:
+                self._drop_group(key)
+            else:
+                self.mcast[key] = old
+            raise
+        for n in old_members:
+            if n not in members:
+                self.ns_mcast[n].discard(key)
+        for n in members:
+            self.ns_mcast.setdefault(n, set()).add(key)
+
+    def remove_group(self, scope_id, group_ip):
+        """Forget the group of the scope (its frames are then no_listener drops)."""
+        self._writing()
+        self._scope(scope_id)
+        if (scope_id, group_ip) not in self.mcast:
+            raise NotFound(f"{_group_str(group_ip)} is not a group of scope {scope_id}")
+        self._drop_group((scope_id, group_ip))
+
+    def lookup_group(self, scope_id, group_ip):
+        """The member namespaces (sorted) of the group in the scope, or None."""
+        self._ns(scope_id, "scope")
+        entry = self.mcast.get((scope_id, group_ip))
+        return None if entry is None else list(entry[1])
+
+    cdef int32_t _new_group_id(self) except -1:
+        """A free McastGroup slot, zeroed (counters start at 0)."""
+        cdef int32_t gid, cap
+        cdef McastGroup* grown
+        if self.mcast_free_ids:
+            gid = self.mcast_free_ids.pop()
+        else:
+            if self.next_mcast_id >= self.mgroups_cap:
+                if self.mgroups_cap >= 1 << 30:
+                    raise MemoryError("multicast group table full")
+                cap = max(64, self.mgroups_cap * 2)
+                grown = <McastGroup*>realloc(self.mgroups, <size_t>cap * sizeof(McastGroup))
+                if grown == NULL:
+                    raise MemoryError("multicast group table")
+                memset(&grown[self.mgroups_cap], 0, <size_t>(cap - self.mgroups_cap) * sizeof(McastGroup))
+                self.mgroups, self.mgroups_cap = grown, cap
+            gid = self.next_mcast_id
+            self.next_mcast_id += 1
+        self.mgroups[gid].n = 0
+        self.mgroups[gid].rx_packets = self.mgroups[gid].rx_bytes = self.mgroups[gid].copies = 0
+        return gid
+
+    cdef _drop_group(self, key):
+        gid, members = self.mcast.pop(key)
+        for n in members:
+            self.ns_mcast.get(n, set()).discard(key)
+        self.mgroups[<int32_t>gid].n = 0
+        self.mcast_free_ids.append(gid)
+        self.demux.delete((<uint64_t>key[0] << 32) | <uint32_t>key[1])
+
+    cdef _reserve_groups_of(self, int ns_id):
+        """Room for one more port in each group of ns_id (so a port change cannot fail halfway)."""
+        cdef McastGroup* g
+        cdef int32_t* grown
+        for key in self.ns_mcast.get(ns_id, ()):
+            g = &self.mgroups[<int32_t>self.mcast[key][0]]
+            if g.n + 1 > g.cap:
+                grown = <int32_t*>realloc(g.ports, <size_t>(g.cap * 2 + 4) * sizeof(int32_t))
+                if grown == NULL:
+                    raise MemoryError("multicast group members")
+                g.ports, g.cap = grown, g.cap * 2 + 4
+
+    cdef _resolve_groups_of(self, int ns_id):
+        for key in sorted(self.ns_mcast.get(ns_id, ())):
+            self._resolve_group(key)
+
+    cdef _resolve_group(self, key):
+        """Write the group's egress ports (members in order; an L3's port, an L2's ports
+        by id) into its McastGroup.  Raises MemoryError with the entry unchanged."""
+        gid, members = self.mcast[key]
+        cdef McastGroup* g = &self.mgroups[<int32_t>gid]
+        cdef int32_t k, cap
+        cdef int32_t* grown
+        ports = []
+        for n in members:
+            if self.ns_l3[n]:
+                if self.ns_port[n] >= 0:
+                    ports.append(self.ns_port[n])
+            else:
+                ports.extend(sorted(self.ns_ports.get(n, ())))
+        if len(ports) > g.cap:
+            cap = max(4, len(ports))
+            grown = <int32_t*>realloc(g.ports, <size_t>cap * sizeof(int32_t))
+            if grown == NULL:
+                raise MemoryError("multicast group members")
+            g.ports, g.cap = grown, cap
+        for k in range(len(ports)):
+            g.ports[k] = ports[k]
+        g.n = len(ports)
 
     cdef _rebuild_groups(self):
         """Flatten the listener lists into the arrays process() reads."""
@@ -608,6 +760,7 @@ cdef class Datapath:
         t.fib, t.nh_port, t.nh_gw, t.rcache = self.fib, self.nh_port, self.nh_gw, self.rcache
         t.grp_first, t.grp_len, t.grp_members, t.n_groups = (
             self.grp_first, self.grp_len, self.grp_members, self.n_groups)
+        t.mgroups = self.mgroups
         t.port_ctr, t.ns_ctr = self.port_ctr, self.ns_ctr
         t.reason_ctr, t.ns_reason_ctr = self.reason_ctr, self.ns_reason_ctr
         bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.pool_size, batch._count
@@ -622,7 +775,8 @@ cdef class Datapath:
     # ---- counters --------------------------------------------------------------------------
 
     def counters(self):
-        """{"reasons": {name: n}, "ports": {id: {...}}, "namespaces": {id: {..., "reasons": {...}}}}.
+        """{"reasons": {name: n}, "ports": {id: {...}}, "namespaces": {id: {..., "reasons": {...}}},
+        "groups": {(scope, group ip): {"rx_packets", "rx_bytes", "copies"}}}.
         Reasons count both drops and slow-path hand-offs (verdicts.reason_verdict tells which);
         namespace reasons are charged to the sending namespace."""
         names = [(code, name) for code, name in VERDICT_REASON_NAMES.items() if code]
@@ -639,6 +793,12 @@ cdef class Datapath:
                 rb = ns * REASON_COUNT
                 d["reasons"] = {name: int(self.ns_reason_ctr[rb + code]) for code, name in names}
                 out["namespaces"][ns] = d
+        cdef McastGroup* g
+        out["groups"] = {}
+        for key, (gid, _) in self.mcast.items():
+            g = &self.mgroups[<int32_t>gid]
+            out["groups"][key] = {"rx_packets": int(g.rx_packets), "rx_bytes": int(g.rx_bytes),
+                                  "copies": int(g.copies)}
         return out
 
 

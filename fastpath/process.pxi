@@ -19,6 +19,7 @@ cdef enum:
     NCOUNTERS = 4
 
 cdef uint64_t DEMUX_GROUP = 1ULL << 32     # demux value: directed broadcast -> fan-out group
+cdef uint64_t DEMUX_MCAST = DEMUX_GROUP | (1ULL << 33)   # demux value: multicast group -> McastGroup
 cdef uint64_t MAC_MASK = 0xFFFFFFFFFFFFULL
 
 
@@ -27,6 +28,17 @@ cdef struct RouteCacheEntry:
     uint32_t dst
     uint32_t gen        # the scope generation it was filled under; 0 = empty
     uint64_t hop        # next-hop MAC (48 bits, wire order) | egress port << 48
+
+
+cdef struct McastGroup:
+    # one multicast group of one scope (issue 6), indexed by the id its demux entry holds:
+    # the egress ports of its members resolved when the members or their ports change,
+    # so a frame costs one demux probe plus one copy per port
+    int32_t* ports      # malloc'd, cap entries; n used (member order, then port id)
+    int32_t n, cap
+    uint64_t rx_packets # frames sent to the group in its scope
+    uint64_t rx_bytes
+    uint64_t copies     # copies put in fan-out lists (overflowed ones not included)
 
 
 cdef extern from *:
@@ -40,6 +52,7 @@ cdef extern from *:
 cdef enum:
     ETHERTYPE_IPV4 = 0x0800
     ETHERTYPE_ARP = 0x0806
+    IPPROTO_IGMP = 2
     ARP_LEN = 28
     IPV4_MIN_HLEN = 20
     PREFETCH_CHUNK = 32
@@ -66,6 +79,7 @@ cdef struct DpTables:
     const int32_t* grp_len
     const int32_t* grp_members
     int32_t n_groups
+    McastGroup* mgroups
     uint64_t* port_ctr
     uint64_t* ns_ctr
     uint64_t* reason_ctr
@@ -166,36 +180,28 @@ cdef inline void count_tx(const DpTables* t, int32_t port, uint32_t nbytes) noex
     nc[PORT_TX_BYTES] += nbytes
 
 
-cdef inline uint8_t fan_out(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
-                            int32_t in_port, int32_t gid, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
-    """Append frame i's copies for listener group gid (minus the sender) to the fan-out list."""
-    cdef int32_t first = 0, n = 0, k, member, op
-    cdef Py_ssize_t start = b.fanout_count, idx
-    cdef uint32_t copies = 0, overflow = 0
+cdef inline bint add_copy(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t op,
+                          uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
+    """Append one copy of frame i out of port op; False if the fan-out list is full."""
+    cdef Py_ssize_t idx = b.fanout_count
     cdef uint8_t* eth
-    if gid < t.n_groups:
-        first, n = t.grp_first[gid], t.grp_len[gid]
-    for k in range(first, first + n):
-        member = t.grp_members[k]
-        if member == ns:
-            continue
-        op = t.ns_port[member]
-        if op < 0 or op == in_port:
-            continue
-        if b.fanout_count >= b.max_fanout:
-            overflow += 1
-            continue
-        idx = b.fanout_count
-        b.fanout_count += 1
-        b.fanout_port[idx] = op
-        b.fanout_frame[idx] = <uint32_t>i
-        eth = &b.fanout_eth[idx * ETH_HLEN]
-        store_mac(eth, dst_mac)
-        store_mac(eth + 6, t.port_mac[op])
-        eth[12] = ETHERTYPE_IPV4 >> 8
-        eth[13] = ETHERTYPE_IPV4 & 0xFF
-        count_tx(t, op, nbytes)
-        copies += 1
+    if idx >= b.max_fanout:
+        return False
+    b.fanout_count = idx + 1
+    b.fanout_port[idx] = op
+    b.fanout_frame[idx] = <uint32_t>i
+    eth = &b.fanout_eth[idx * ETH_HLEN]
+    store_mac(eth, dst_mac)
+    store_mac(eth + 6, t.port_mac[op])
+    eth[12] = ETHERTYPE_IPV4 >> 8
+    eth[13] = ETHERTYPE_IPV4 & 0xFF
+    count_tx(t, op, nbytes)
+    return True
+
+
+cdef inline uint8_t fanout_verdict(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
+                                   Py_ssize_t start, uint32_t copies, uint32_t overflow) noexcept nogil:
+    """Frame i's verdict once its copies (from list index start) are in the fan-out list."""
     if overflow:
         t.reason_ctr[REASON_FANOUT_OVERFLOW] += overflow
         t.ns_reason_ctr[<size_t>ns * REASON_COUNT + REASON_FANOUT_OVERFLOW] += overflow
@@ -209,6 +215,48 @@ cdef inline uint8_t fan_out(const DpTables* t, BatchView* b, Py_ssize_t i, int32
     else:
         b.reason[i] = charge(t, ns, REASON_NO_LISTENER)
     return VERDICT_DROP
+
+
+cdef inline uint8_t fan_out(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
+                            int32_t in_port, int32_t gid, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
+    """Frame i's copies for listener list gid (the L3 ports of its namespaces, minus the sender)."""
+    cdef int32_t first = 0, n = 0, k, member, op
+    cdef Py_ssize_t start = b.fanout_count
+    cdef uint32_t copies = 0, overflow = 0
+    if gid < t.n_groups:
+        first, n = t.grp_first[gid], t.grp_len[gid]
+    for k in range(first, first + n):
+        member = t.grp_members[k]
+        if member == ns:
+            continue
+        op = t.ns_port[member]
+        if op < 0 or op == in_port:
+            continue
+        if add_copy(t, b, i, op, dst_mac, nbytes):
+            copies += 1
+        else:
+            overflow += 1
+    return fanout_verdict(t, b, i, ns, start, copies, overflow)
+
+
+cdef inline uint8_t fan_out_group(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
+                                  McastGroup* g, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
+    """Frame i's copies for a multicast group: every member port not of the sender."""
+    cdef int32_t k, op
+    cdef Py_ssize_t start = b.fanout_count
+    cdef uint32_t copies = 0, overflow = 0
+    g.rx_packets += 1
+    g.rx_bytes += nbytes
+    for k in range(g.n):
+        op = g.ports[k]
+        if t.port_ns[op] == ns:
+            continue
+        if add_copy(t, b, i, op, dst_mac, nbytes):
+            copies += 1
+        else:
+            overflow += 1
+    g.copies += copies
+    return fanout_verdict(t, b, i, ns, start, copies, overflow)
 
 
 cdef inline uint8_t forward(const DpTables* t, BatchView* b, Py_ssize_t i, uint8_t* p,
@@ -296,14 +344,22 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     if not (smac & 1) and smac != 0:
         t.port_peer[port] = smac          # learn the endpoint behind the port
 
+    # IGMP is the switch's business (snooping, querier), never fanned out
+    if ip[9] == IPPROTO_IGMP:
+        return slow(t, b, i, ns, REASON_IGMP)
+
     # 6. broadcast and multicast: bridged to the scope's listeners, no TTL change
     if dst == 0xFFFFFFFFu:
         return fan_out(t, b, i, ns, port, scope, 0xFFFFFFFFFFFFULL, n)
     if (dst >> 28) == 0xE:
-        # issue 6 replaces the scope-wide list with a lookup of (scope, dst) membership
-        return fan_out(t, b, i, ns, port, scope,
-                       0x5E0001ULL | (<uint64_t>((dst >> 16) & 0x7F) << 24)
-                       | (<uint64_t>((dst >> 8) & 0xFF) << 32) | (<uint64_t>(dst & 0xFF) << 40), n)
+        mac = 0x5E0001ULL | (<uint64_t>((dst >> 16) & 0x7F) << 24) \
+            | (<uint64_t>((dst >> 8) & 0xFF) << 32) | (<uint64_t>(dst & 0xFF) << 40)
+        if (dst >> 8) == 0xE00000u:         # 224.0.0.0/24, link-local: every L3 of the scope
+            return fan_out(t, b, i, ns, port, scope, mac, n)
+        if map_find(t.demux, t.demux_mask, (<uint64_t>scope << 32) | dst, &v) \
+                and (v & DEMUX_MCAST) == DEMUX_MCAST:
+            return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n)
+        return drop(t, b, i, ns, REASON_NO_LISTENER)
     if (dst >> 24) == 0 or (dst >> 24) == 127 or (dst >> 28) == 0xF:
         return drop(t, b, i, ns, REASON_BAD_DESTINATION)
 

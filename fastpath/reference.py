@@ -13,7 +13,7 @@ import threading
 
 from pyctl.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath import verdicts as V
-from fastpath.addresses import check_ip, ip_str as _ip, mac_bytes_to_int
+from fastpath.addresses import check_group, check_ip, group_str, ip_str as _ip, mac_bytes_to_int
 
 BROADCAST_MAC = b"\xff" * 6
 COUNTER_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
@@ -45,6 +45,8 @@ class ReferenceDatapath:
         self.ports = {}           # port -> [ns, mac, peer mac or None]
         self.addresses = {}       # (scope, ip) -> ns
         self.broadcasts = {}      # (scope, ip) -> tuple of ns
+        self.groups = {}          # (scope, group ip) -> tuple of member ns
+        self.group_ctr = {}       # (scope, group ip) -> {"rx_packets", "rx_bytes", "copies"}
         self.routes_ = {}         # scope -> {(prefix, plen): (port, gateway)}
         self.neighbours = {}      # (scope, ip) -> mac
         self.reason_ctr = dict.fromkeys(V.REASON_NAMES, 0)
@@ -141,7 +143,10 @@ class ReferenceDatapath:
             self.routes_.pop(ns_id, None)
             self.neighbours = {k: v for k, v in self.neighbours.items() if k[0] != ns_id}
             self.broadcasts = {k: v for k, v in self.broadcasts.items() if k[0] != ns_id}
+            for key in [k for k in self.groups if k[0] == ns_id]:
+                del self.groups[key], self.group_ctr[key]
         self.broadcasts = {k: tuple(m for m in v if m != ns_id) for k, v in self.broadcasts.items()}
+        self.groups = {k: tuple(m for m in v if m != ns_id) for k, v in self.groups.items()}
         del self.namespaces[ns_id]
 
     def _clear_counters(self, ns_id):
@@ -235,6 +240,35 @@ class ReferenceDatapath:
         members = self.broadcasts.get((scope_id, ip))
         return None if members is None else list(members)
 
+    def set_group(self, scope_id, group_ip, ns_ids):
+        self._writing()
+        self._scope(scope_id)
+        check_group(group_ip)
+        try:
+            wanted = list(ns_ids)
+        except TypeError:
+            raise InvalidArgument(f"members must be an iterable of namespace ids, not {ns_ids!r}") from None
+        for n in wanted:
+            self._existing_ns(n)
+            if self.namespaces[n][0] != scope_id:
+                raise InvalidArgument(f"namespace {n} is not in scope {scope_id}")
+        key = (scope_id, group_ip)
+        if key not in self.groups:
+            self.group_ctr[key] = {"rx_packets": 0, "rx_bytes": 0, "copies": 0}
+        self.groups[key] = tuple(sorted(set(wanted)))
+
+    def remove_group(self, scope_id, group_ip):
+        self._writing()
+        self._scope(scope_id)
+        if (scope_id, group_ip) not in self.groups:
+            raise NotFound(f"{group_str(group_ip)} is not a group of scope {scope_id}")
+        del self.groups[(scope_id, group_ip)], self.group_ctr[(scope_id, group_ip)]
+
+    def lookup_group(self, scope_id, group_ip):
+        self._ns(scope_id, "scope")
+        members = self.groups.get((scope_id, group_ip))
+        return None if members is None else list(members)
+
     def add_route(self, scope_id, prefix, plen, port_id, gateway=0):
         self._writing()
         self._scope(scope_id)
@@ -298,6 +332,7 @@ class ReferenceDatapath:
             "namespaces": {ns: {**self.ns_ctr[ns],
                                 "reasons": {n: self.ns_reason_ctr[ns][c] for c, n in names.items()}}
                            for ns in sorted(self.namespaces)},
+            "groups": {key: dict(ctr) for key, ctr in self.group_ctr.items()},
         }
 
     def _charge(self, ns, reason, k=1):
@@ -381,16 +416,32 @@ class ReferenceDatapath:
         if not src_mac[0] & 1 and src_mac != bytes(6):
             self.ports[port][2] = src_mac
 
+        if header[9] == 2:                      # IGMP: the switch snoops and queries
+            return refuse(V.REASON_IGMP)
+
         # broadcast and multicast
         if dst == 0xFFFFFFFF:
-            return self._fan_out(ns, port, self._all_l3(scope), BROADCAST_MAC, frame, copies_so_far, batch)
+            return self._fan_out(ns, port, self._l3_ports(self._all_l3(scope)), BROADCAST_MAC,
+                                 frame, copies_so_far, batch)
         if dst >> 28 == 0xE:
             mcast_mac = bytes([0x01, 0x00, 0x5E, dst >> 16 & 0x7F, dst >> 8 & 0xFF, dst & 0xFF])
-            return self._fan_out(ns, port, self._all_l3(scope), mcast_mac, frame, copies_so_far, batch)
+            if dst >> 8 == 0xE00000:            # link-local: every L3 of the scope
+                return self._fan_out(ns, port, self._l3_ports(self._all_l3(scope)), mcast_mac,
+                                     frame, copies_so_far, batch)
+            members = self.groups.get((scope, dst))
+            if members is None:
+                return refuse(V.REASON_NO_LISTENER)
+            ctr = self.group_ctr[(scope, dst)]
+            ctr["rx_packets"] += 1
+            ctr["rx_bytes"] += n
+            result = self._fan_out(ns, port, self._member_ports(members), mcast_mac,
+                                   frame, copies_so_far, batch)
+            ctr["copies"] += len(result[3])
+            return result
         if dst >> 24 in (0, 127) or dst >> 28 == 0xF:
             return refuse(V.REASON_BAD_DESTINATION)
         if (scope, dst) in self.broadcasts:
-            return self._fan_out(ns, port, self.broadcasts[(scope, dst)], BROADCAST_MAC,
+            return self._fan_out(ns, port, self._l3_ports(self.broadcasts[(scope, dst)]), BROADCAST_MAC,
                                  frame, copies_so_far, batch)
         if group_mac:
             return refuse(V.REASON_NOT_FOR_US)
@@ -438,13 +489,25 @@ class ReferenceDatapath:
         new = dst_mac + out_mac + frame[12:14] + bytes(header) + frame[14 + ihl * 4:]
         return V.VERDICT_FORWARD, V.REASON_NONE, out, [], new
 
-    def _fan_out(self, ns, in_port, members, dst_mac, frame, copies_so_far, batch):
+    def _l3_ports(self, members):
+        """The ports of a broadcast list: each L3 member's port (an L2 member has none)."""
+        return [p for m in members if m in self.namespaces for p in [self._l3_port(m)] if p >= 0]
+
+    def _member_ports(self, members):
+        """The ports of a group's members: an L3's port, an L2's ports (its uplinks) by id."""
+        ports = []
+        for m in members:
+            if self.namespaces[m][1]:
+                ports += [p for p in [self._l3_port(m)] if p >= 0]
+            else:
+                ports += sorted(p for p, (n, _, _) in self.ports.items() if n == m)
+        return ports
+
+    def _fan_out(self, ns, in_port, ports, dst_mac, frame, copies_so_far, batch):
+        """Copies out of ``ports`` except the sender's (and the ingress port)."""
         copies, overflow = [], 0
-        for member in members:
-            if member == ns or member not in self.namespaces:
-                continue
-            out = self._l3_port(member)
-            if out < 0 or out == in_port:
+        for out in ports:
+            if self.ports[out][0] == ns or out == in_port:
                 continue
             if copies_so_far + len(copies) >= batch.max_fanout:
                 overflow += 1

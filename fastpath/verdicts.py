@@ -39,8 +39,9 @@ REASON_NO_ROUTE = 18              # no FIB entry: the slow path sends ICMP unrea
 REASON_TTL_EXPIRED = 19           # TTL <= 1 on a routed frame: ICMP time exceeded
 REASON_NO_NEIGHBOUR = 20          # next hop's MAC unknown: the slow path resolves it
 REASON_PEER_UNKNOWN = 21          # MAC of the endpoint behind the destination port unknown
+REASON_IGMP = 22                  # IGMP (IPv4 protocol 2): the switch snoops and is the querier
 
-REASON_COUNT = 22                 # size of reason-indexed counter arrays
+REASON_COUNT = 23                 # size of reason-indexed counter arrays
 
 REASON_NAMES = {
     REASON_NONE: "none",
@@ -60,10 +61,11 @@ REASON_NAMES = {
     REASON_TTL_EXPIRED: "ttl_expired",
     REASON_NO_NEIGHBOUR: "no_neighbour",
     REASON_PEER_UNKNOWN: "peer_unknown",
+    REASON_IGMP: "igmp",
 }
 
 DROP_REASONS = frozenset(range(REASON_MALFORMED, REASON_FANOUT_OVERFLOW + 1))
-SLOWPATH_REASONS = frozenset(range(REASON_ARP, REASON_PEER_UNKNOWN + 1))
+SLOWPATH_REASONS = frozenset(range(REASON_ARP, REASON_IGMP + 1))
 
 
 def reason_verdict(reason):

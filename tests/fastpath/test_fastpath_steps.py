@@ -179,13 +179,14 @@ def test_directed_broadcast_and_multicast(make_dp):
     with dp.update():
         dp.set_broadcast(ROOT, bc, [T1, T2, T3])
     assert dp.lookup_broadcast(ROOT, bc) == [T1, T2, T3] and dp.lookup_address(ROOT, bc) == -1
+    mdns = ip("224.0.0.251")                       # link-local: every L3 of the scope
     b = run(dp, [(1, ipv4_frame(BCAST, PEER[1], A1, bc)),
-                 (1, ipv4_frame(mac(0x5E0101) , PEER[1], A1, ip("239.1.1.1"))),
-                 (1, ipv4_frame(bytes.fromhex("01005e010101"), PEER[1], A1, ip("239.1.1.1")))])
+                 (1, ipv4_frame(mac(0x5E0101) , PEER[1], A1, mdns)),
+                 (1, ipv4_frame(bytes.fromhex("01005e0000fb"), PEER[1], A1, mdns))])
     assert verdict_of(b, 0) == (V.VERDICT_FANOUT, "none") and b.copy(0)[0] == 2
     assert verdict_of(b, 1) == (V.VERDICT_DROP, "not_for_us")      # unicast MAC not ours
     assert verdict_of(b, 2) == (V.VERDICT_FANOUT, "none")
-    assert b.copy(1)[1][:12] == bytes.fromhex("01005e010101") + port_mac(2)
+    assert b.copy(1)[1][:12] == bytes.fromhex("01005e0000fb") + port_mac(2)
 
 
 def test_broadcast_nobody_else_hears_is_dropped(make_dp):
