@@ -1,4 +1,4 @@
-"""Helpers for the multicast tests: datapaths with a group table, IGMP frames
+"""Helpers for the multicast tests: both datapaths, IGMP frames
 as endpoints send them, and a model + compiler + snooping rig without a
 packet loop."""
 import contextlib
@@ -11,7 +11,6 @@ from pyctl import Switch, igmp
 from pyctl import packets as pk
 from pyctl.compiler import Compiler
 from pyctl.daemon_view import PlanView
-from pyctl.errors import InvalidArgument, NotFound
 from pyctl.multicast import Multicast
 
 
@@ -22,56 +21,9 @@ def ip(text):
 G1, G2 = ip("239.1.1.1"), ip("239.2.2.2")
 
 
-class GroupTableMixin:
-    """The group table of issue 6's fast-path contract (set_group / remove_group /
-    lookup_group, ``counters()["groups"]``) for a datapath that has none yet;
-    same checks as ``set_broadcast``."""
-
-    def _group_table(self):
-        if not hasattr(self, "_groups"):
-            self._groups = {}
-        return self._groups
-
-    def set_group(self, scope_id, group_ip, ns_ids):
-        self._check_writing()
-        if not isinstance(group_ip, int) or group_ip >> 28 != 0xE or group_ip >> 8 == 0xE00000:
-            raise InvalidArgument(f"{group_ip!r} is not a routable multicast group")
-        scopes = {s for s, _ in self._namespace_entries(ns_ids)}
-        if scopes - {scope_id}:
-            raise InvalidArgument(f"namespaces {ns_ids} are not all in scope {scope_id}")
-        self._group_table()[(scope_id, group_ip)] = tuple(sorted(set(ns_ids)))
-
-    def remove_group(self, scope_id, group_ip):
-        self._check_writing()
-        if (scope_id, group_ip) not in self._group_table():
-            raise NotFound(f"no group {group_ip} in scope {scope_id}")
-        del self._group_table()[(scope_id, group_ip)]
-
-    def lookup_group(self, scope_id, group_ip):
-        members = self._group_table().get((scope_id, group_ip))
-        return None if members is None else list(members)
-
-    def counters(self):
-        out = super().counters()
-        out["groups"] = {key: {"rx_packets": 0, "rx_bytes": 0, "copies": 0}
-                         for key in self._group_table()}
-        return out
-
-
-class ReferenceWithGroups(GroupTableMixin, ReferenceDatapath):
-    def _check_writing(self):
-        self._writing()
-
-    def _namespace_entries(self, ns_ids):
-        for n in ns_ids:
-            self._existing_ns(n)
-        return [self.namespaces[n] for n in ns_ids]
-
-
 def datapaths():
-    """Every datapath implementation with a group table (the real ones once they have it)."""
-    found = [cls for cls in (Datapath, ReferenceDatapath) if hasattr(cls, "set_group")]
-    return found or [ReferenceWithGroups]
+    """Both implementations of the fast path's tables: the compiled one and the reference."""
+    return [Datapath, ReferenceDatapath]
 
 
 def make_datapath(cls):

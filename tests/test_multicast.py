@@ -7,16 +7,16 @@ from pyctl import errors, igmp
 from pyctl import packets as pk
 from pyctl.multicast import STARTUP_QUERY_COUNT, group_counters
 
-from multicast_support import (G1, G2, PEER, Rig, ip, v2_leave, v2_report, v3_join, v3_leave,
-                               v3_report)
+from multicast_support import (G1, G2, PEER, Rig, datapaths, ip, make_datapath, v2_leave,
+                               v2_report, v3_join, v3_leave, v3_report)
 
 GMI = igmp.IgmpConfig().group_membership_interval
 QI = igmp.IgmpConfig().query_interval
 
 
-@pytest.fixture
-def rig():
-    return Rig()
+@pytest.fixture(params=datapaths(), ids=["core", "ref"])
+def rig(request):
+    return Rig(request.param)
 
 
 def origin(rig, scope, group, name, now=0.0):
@@ -182,10 +182,9 @@ def test_malformed_igmp_and_unknown_ports_are_counted(rig):
     assert rig.sw.groups("web") == []
 
 
-def test_a_refused_change_leaves_model_datapath_and_table_as_they_were():
-    from multicast_support import datapaths, make_datapath
-
-    class Full(datapaths()[0]):
+@pytest.mark.parametrize("base", datapaths(), ids=["core", "ref"])
+def test_a_refused_change_leaves_model_datapath_and_table_as_they_were(base):
+    class Full(base):
         refuse = False
 
         def set_group(self, *args):
