@@ -125,6 +125,44 @@ cdef int tx_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
 include "uring.pxi"
 
 
+# The slow queue: frames for the slow path packed into an arena, one entry per frame,
+# bounded in entries and bytes; slow_frames() hands them to Python and empties it.
+cdef struct SlowQueue:
+    uint8_t* arena
+    size_t size, used
+    int32_t* port
+    uint8_t* reason
+    uint32_t* off
+    uint32_t* len
+    int n, cap
+    LoopStats* st
+    int32_t cur_port            # port and reason of the frame being queued
+    uint8_t cur_reason
+
+
+cdef int slow_append(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
+    """Queue one frame given as iovecs (a seg_sink: GSO segments land here too); a full
+    queue is a counted drop (slow_overflow)."""
+    cdef SlowQueue* q = <SlowQueue*>ctx
+    cdef size_t total = 0
+    cdef int j
+    for j in range(iovcnt):
+        total += iov[j].iov_len
+    if q.n >= q.cap or q.used + total > q.size:
+        q.st.slow_overflow += 1
+        return -1
+    q.port[q.n] = q.cur_port
+    q.reason[q.n] = q.cur_reason
+    q.off[q.n] = <uint32_t>q.used
+    q.len[q.n] = <uint32_t>total
+    for j in range(iovcnt):
+        memcpy(q.arena + q.used, iov[j].iov_base, iov[j].iov_len)
+        q.used += iov[j].iov_len
+    q.n += 1
+    q.st.slow_queued += 1
+    return 0
+
+
 cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -154,14 +192,7 @@ cdef class PacketLoop:
     # the batch, as C pointers
     cdef uint8_t* buf
     cdef Py_ssize_t cap, slot_size, headroom
-    # the slow queue: frame bytes packed in an arena, one entry per frame
-    cdef uint8_t* slow_arena
-    cdef size_t slow_arena_size, slow_used
-    cdef int32_t* slow_port
-    cdef uint8_t* slow_reason
-    cdef uint32_t* slow_off
-    cdef uint32_t* slow_len
-    cdef int slow_n, slow_cap
+    cdef SlowQueue slow
     cdef LoopStats st
     cdef seg_sink tx                # the backend's write function
     cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
@@ -173,10 +204,7 @@ cdef class PacketLoop:
         self.port_fd = NULL
         self.port_vnet = self.port_active = self.port_failed = NULL
         self.active = NULL
-        self.slow_arena = NULL
-        self.slow_port = NULL
-        self.slow_reason = NULL
-        self.slow_off = self.slow_len = NULL
+        memset(&self.slow, 0, sizeof(SlowQueue))
         memset(&self.st, 0, sizeof(LoopStats))
         ts_uring_init(&self.uring.ring)
         self.uring.w = NULL
@@ -207,16 +235,16 @@ cdef class PacketLoop:
         self.port_active = <uint8_t*>calloc(self.max_ports, 1)
         self.port_failed = <uint8_t*>calloc(self.max_ports, 1)
         self.active = <int32_t*>calloc(self.max_ports, sizeof(int32_t))
-        self.slow_arena_size, self.slow_cap = slow_queue_bytes, slow_queue
-        self.slow_arena = <uint8_t*>malloc(slow_queue_bytes)
-        self.slow_port = <int32_t*>malloc(slow_queue * sizeof(int32_t))
-        self.slow_reason = <uint8_t*>malloc(slow_queue)
-        self.slow_off = <uint32_t*>malloc(slow_queue * sizeof(uint32_t))
-        self.slow_len = <uint32_t*>malloc(slow_queue * sizeof(uint32_t))
+        self.slow.size, self.slow.cap, self.slow.st = slow_queue_bytes, slow_queue, &self.st
+        self.slow.arena = <uint8_t*>malloc(slow_queue_bytes)
+        self.slow.port = <int32_t*>malloc(slow_queue * sizeof(int32_t))
+        self.slow.reason = <uint8_t*>malloc(slow_queue)
+        self.slow.off = <uint32_t*>malloc(slow_queue * sizeof(uint32_t))
+        self.slow.len = <uint32_t*>malloc(slow_queue * sizeof(uint32_t))
         if (self.port_fd == NULL or self.port_vnet == NULL or self.port_active == NULL
-                or self.port_failed == NULL or self.active == NULL or self.slow_arena == NULL
-                or self.slow_port == NULL or self.slow_reason == NULL or self.slow_off == NULL
-                or self.slow_len == NULL):
+                or self.port_failed == NULL or self.active == NULL or self.slow.arena == NULL
+                or self.slow.port == NULL or self.slow.reason == NULL or self.slow.off == NULL
+                or self.slow.len == NULL):
             raise MemoryError()
         for p in range(self.max_ports):
             self.port_fd[p] = -1
@@ -263,11 +291,11 @@ cdef class PacketLoop:
         free(self.port_active)
         free(self.port_failed)
         free(self.active)
-        free(self.slow_arena)
-        free(self.slow_port)
-        free(self.slow_reason)
-        free(self.slow_off)
-        free(self.slow_len)
+        free(self.slow.arena)
+        free(self.slow.port)
+        free(self.slow.reason)
+        free(self.slow.off)
+        free(self.slow.len)
 
     # ---- ports and wake-ups (between runs) ------------------------------------------
 
@@ -428,7 +456,7 @@ cdef class PacketLoop:
                     stopped = True
             if self.active_n > 0 and not stopped:
                 self._cycle()
-            if self.ready_n or stopped or self.slow_n or timeout_ms == 0:
+            if self.ready_n or stopped or self.slow.n or timeout_ms == 0:
                 return False
             if timeout_ms > 0 and now_ns() >= deadline:
                 return False
@@ -588,22 +616,28 @@ cdef class PacketLoop:
         self.tx(&sink, iov, cnt)
 
     cdef void _queue_slow(self, Py_ssize_t i) noexcept nogil:
+        """Copy frame i into the slow queue as the slow path wants it: a frame as on a
+        wire (partial checksum completed; a GSO super-frame cut into its segments)."""
         cdef uint8_t* f = self.buf + self.batch.c_offset[i]
         cdef uint32_t n = self.batch.c_length[i]
         cdef uint8_t* h = f - VNET_HDR_LEN
-        if self.slow_n >= self.slow_cap or self.slow_used + n > self.slow_arena_size:
-            self.st.slow_overflow += 1
+        cdef iovec iov
+        cdef Py_ssize_t segs
+        self.slow.cur_port = self.batch.c_port[i]
+        self.slow.cur_reason = self.batch.c_reason[i]
+        if h[1] != VNET_GSO_NONE:
+            segs = gso_segment(f, f, n, h, self.scratch, slow_append, &self.slow)
+            if segs < 0:
+                self.st.sw_gso_refused += 1
+            else:
+                self.st.sw_gso_frames += 1
+                self.st.sw_segments += <uint64_t>segs
             return
-        if h[0] & VNET_F_NEEDS_CSUM and h[1] == VNET_GSO_NONE:
-            vnet_complete_csum(f, n, h)     # the slow path sees a frame as on a wire
-        memcpy(self.slow_arena + self.slow_used, f, n)
-        self.slow_port[self.slow_n] = self.batch.c_port[i]
-        self.slow_reason[self.slow_n] = self.batch.c_reason[i]
-        self.slow_off[self.slow_n] = <uint32_t>self.slow_used
-        self.slow_len[self.slow_n] = n
-        self.slow_used += n
-        self.slow_n += 1
-        self.st.slow_queued += 1
+        if h[0] & VNET_F_NEEDS_CSUM:
+            vnet_complete_csum(f, n, h)
+            self.st.sw_csum += 1
+        iov.iov_base, iov.iov_len = f, n
+        slow_append(&self.slow, &iov, 1)
 
     # ---- Python side, between runs -----------------------------------------------------
 
@@ -611,11 +645,11 @@ cdef class PacketLoop:
         """The frames the fast path handed to the slow path since the last call:
         [(port_id, reason, bytes)] (Ethernet frames, no virtio-net header)."""
         cdef int k
-        out = [(self.slow_port[k], self.slow_reason[k],
-                (<char*>self.slow_arena)[self.slow_off[k]:self.slow_off[k] + self.slow_len[k]])
-               for k in range(self.slow_n)]
-        self.slow_n = 0
-        self.slow_used = 0
+        out = [(self.slow.port[k], self.slow.reason[k],
+                (<char*>self.slow.arena)[self.slow.off[k]:self.slow.off[k] + self.slow.len[k]])
+               for k in range(self.slow.n)]
+        self.slow.n = 0
+        self.slow.used = 0
         return out
 
     def send(self, port_id, frame):
@@ -651,6 +685,6 @@ cdef class PacketLoop:
         out = {name: int(c[k]) for k, name in enumerate(STAT_NAMES)}
         for k in range(1, VNET_NREASONS):
             out[VNET_REASON_NAMES[k]] = int(self.st.vnet_drop[k])
-        out["slow_pending"] = self.slow_n
+        out["slow_pending"] = self.slow.n
         out["backend"] = self.backend
         return out

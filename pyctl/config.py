@@ -93,12 +93,16 @@ class SlowPathLimits:
     frames_per_second: int = 20000
 
 
+IO_BACKENDS = ("auto", "epoll", "io_uring")     # the packet loop's (fastpath.IO_BACKENDS)
+
+
 @dataclass(frozen=True)
 class DaemonSettings:
     socket: str = DEFAULT_SOCKET
     socket_dir: str | None = None      # per-namespace sockets; default <dir of socket>/ns
     socket_mode: int = 0o600
     batch_size: int = 64
+    io_backend: str | None = None      # IO_BACKENDS; None: $TAPSWITCH_IO_BACKEND, else "auto"
     slowpath: SlowPathLimits = SlowPathLimits()
 
     @property
@@ -453,7 +457,8 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     if "daemon" not in doc:
         return DaemonSettings()
     path = ("daemon",)
-    t = r.table(doc["daemon"], path, ("socket", "socket_dir", "socket_mode", "batch_size", "slowpath"))
+    t = r.table(doc["daemon"], path, ("socket", "socket_dir", "socket_mode", "batch_size",
+                                      "io_backend", "slowpath"))
     defaults = DaemonSettings()
     socket = r.typed(t, path, "socket", str, defaults.socket)
     socket_dir = r.typed(t, path, "socket_dir", str, None)
@@ -466,6 +471,9 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     if mode & 0o007:
         raise r.error(path + ("socket_mode",), f"0o{mode:o} lets every user configure the switch "
                                                f"(others bits must be 0; use a group)")
+    io_backend = r.typed(t, path, "io_backend", str, None)
+    if io_backend is not None and io_backend not in IO_BACKENDS:
+        raise r.error(path + ("io_backend",), f"expected one of {', '.join(IO_BACKENDS)}")
     slow = SlowPathLimits()
     if "slowpath" in t:
         sp = path + ("slowpath",)
@@ -477,7 +485,7 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
                         "arp_requests_per_second", "frames_per_second")})
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
-                          slowpath=slow)
+                          io_backend=io_backend, slowpath=slow)
 
 
 # ----------------------------------------------------------------- applying

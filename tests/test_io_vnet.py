@@ -135,6 +135,19 @@ def test_slow_path_gets_frames_without_header_and_with_a_full_checksum(rig):
     loop.run(-1)
     assert loop.slow_frames() == [(1, 17, plain)]
 
+def test_slow_path_gets_a_super_frame_as_its_segments(rig):
+    """A TSO frame for the switch itself (or waiting for ARP) reaches the slow path as
+    the frames a wire would carry: segments with full checksums, no virtio header."""
+    _, loop, taps = rig
+    hdr, frame = tcp_super_frame(1, SWITCH_IP, 5000)
+    taps[1].inject(hdr + frame)
+    loop.run(-1)
+    slow = loop.slow_frames()
+    assert [s for _, _, s in slow] == fastpath.vnet_to_plain(hdr, frame)
+    assert len(slow) == 4 and {p for p, _, _ in slow} == {1}
+    assert all(checksums_ok(s) and s[22] == 64 for _, _, s in slow)
+    assert loop.stats()["slow_queued"] == 4
+
 
 @pytest.mark.parametrize("wire,counter", [
     (b"\x01\x02\x03", "vnet_short"),
