@@ -224,8 +224,7 @@ class TapswitchPeer(Peer):
     BACKEND_KEY = "io_backend"      # [daemon] key that selects the packet loop's I/O backend
     STOP_GRACE = 15.0               # the daemon removes its TAPs and namespaces on SIGTERM
 
-    def __init__(self, offloads: bool, backend: str | None = None):
-        name = "tapswitch" + ("" if offloads else "-nooffload") + (f"-{backend}" if backend else "")
+    def __init__(self, name: str, offloads: bool, backend: str | None = None):
         super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
                          + (", vnet header + TSO" if offloads else ", no offloads")
                          + (f", {backend} backend" if backend else ""))
@@ -241,7 +240,12 @@ class TapswitchPeer(Peer):
                     return f"{module} is missing (build with: pip install -e '.[test]')"
             except ImportError as exc:
                 return f"{module} cannot be imported: {exc}"
-        if self.backend:          # does this build know the backend? ask its config parser
+        if self.backend:          # is the backend built and allowed here, and can the config select it?
+            import fastpath
+            usable = fastpath.io_backends() if hasattr(fastpath, "io_backends") else ()
+            if self.backend not in usable:
+                return (f"I/O backend {self.backend!r} is not usable here "
+                        f"(usable: {', '.join(usable) or 'none reported by this build'})")
             from pyctl import config as config_mod
             probe = Endpoint(None, "10.77.0.1/24", "tsprobe0", "tsprobe0")
             try:
@@ -340,9 +344,11 @@ PEERS = {
     "minimal-forwarder-vnet": lambda: MinimalForwarderPeer(vnet=True),
     "ovs-netdev": lambda: _ovs(tso=False),
     "ovs-netdev-tso": lambda: _ovs(tso=True),
-    # tapswitch with the daemon's default I/O backend (which one is in the
-    # results' peer facts), with and without offloads, and with a chosen one.
-    "tapswitch": lambda: TapswitchPeer(offloads=True),
-    "tapswitch-nooffload": lambda: TapswitchPeer(offloads=False),
-    "tapswitch-uring": lambda: TapswitchPeer(offloads=True, backend="io_uring"),
+    # tapswitch with the daemon's default I/O backend ("auto"; the one it ran
+    # is in the results' peer facts), with and without offloads, and with the
+    # backend chosen ([daemon] io_backend), with offloads.
+    "tapswitch": lambda: TapswitchPeer("tapswitch", offloads=True),
+    "tapswitch-nooffload": lambda: TapswitchPeer("tapswitch-nooffload", offloads=False),
+    "tapswitch-epoll": lambda: TapswitchPeer("tapswitch-epoll", offloads=True, backend="epoll"),
+    "tapswitch-uring": lambda: TapswitchPeer("tapswitch-uring", offloads=True, backend="io_uring"),
 }

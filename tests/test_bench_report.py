@@ -131,7 +131,7 @@ def test_tapswitch_peer_config_is_two_l3_tenants_of_one_l2():
     from pyctl import config
     from pyctl.model import Switch
     from pyctl.state import ROOT_NAME
-    peer = TapswitchPeer(offloads=True)
+    peer = TapswitchPeer("tapswitch", offloads=True)
     peer.workdir = "/tmp/x"
     a = Endpoint(None, "10.77.7.1/24", "tsa1", "nsa")
     b = Endpoint(None, "10.77.7.2/24", "tsb1", "nsb")
@@ -145,17 +145,29 @@ def test_tapswitch_peer_config_is_two_l3_tenants_of_one_l2():
     assert "tso4" in ports["tsb1"].options["offloads"]
     switch = Switch()
     config.apply(cfg, switch)          # the model accepts it
-    plain = TapswitchPeer(offloads=False)
+    plain = TapswitchPeer("tapswitch-nooffload", offloads=False)
     plain.workdir = "/tmp/x"
     assert all(not p.options.get("vnet_hdr") for p in config.load_config(plain.config_text(a, b)).ports)
 
 
 def test_tapswitch_peer_with_an_unknown_backend_is_unavailable_with_the_reason():
     from bench.peers import TapswitchPeer
-    peer = TapswitchPeer(offloads=True, backend="no-such-backend")
-    assert peer.name == "tapswitch-no-such-backend"
-    assert "cannot select I/O backend 'no-such-backend'" in peer.unavailable()
-    assert TapswitchPeer(offloads=False).unavailable() is None
+    peer = TapswitchPeer("tapswitch-x", offloads=True, backend="no-such-backend")
+    assert "I/O backend 'no-such-backend' is not usable here" in peer.unavailable()
+    assert TapswitchPeer("tapswitch", offloads=False).unavailable() is None
+
+
+def test_tapswitch_peer_selects_its_backend_in_the_config():
+    import fastpath
+    from bench.peers import PEERS, Endpoint
+    from pyctl import config
+    peer = PEERS["tapswitch-epoll"]()
+    assert peer.unavailable() is None          # epoll is always built
+    peer.workdir = "/tmp/x"
+    text = peer.config_text(Endpoint(None, "10.77.7.1/24", "a1", "na"), Endpoint(None, "10.77.7.2/24", "b1", "nb"))
+    assert config.load_config(text).daemon.io_backend == "epoll"
+    uring = PEERS["tapswitch-uring"]()
+    assert (uring.unavailable() is None) == ("io_uring" in fastpath.io_backends())
 
 
 @pytest.mark.parametrize("args", [["--peers", "nosuch"], ["--tests", "tcp9"], ["--reps", "0"]])
