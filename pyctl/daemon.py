@@ -43,7 +43,6 @@ log = logging.getLogger("tapswitch.daemon")
 __all__ = ["Daemon", "run_config"]
 
 TICK_S = 0.1
-_REASON_IGMP = getattr(verdicts, "REASON_IGMP", -1)   # until the fast path's group support lands
 
 
 class _DaemonDispatcher(Dispatcher):
@@ -198,7 +197,7 @@ class Daemon:
 
     def _slow_path(self, frames):
         for port_id, reason, data in frames:
-            if reason == _REASON_IGMP:
+            if reason == verdicts.REASON_IGMP:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
             else:
                 self._emit(self.slowpath.handle(port_id, reason, data))
@@ -267,7 +266,7 @@ class Daemon:
         api = self.switch if session is None else session.api
         raw = self.datapath.counters()
         out = select_counters(raw, api, namespace=namespace, port=port)
-        out["groups"] = {} if port is not None else group_counters(raw.get("groups", {}), api, namespace)
+        out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
         return out
 
     def _multicast_verb(self, session, **kw):
