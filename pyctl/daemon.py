@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import signal
@@ -177,7 +178,8 @@ class Daemon:
             wait = max(0.0, self._next_tick - now)
             if deadline is not None:
                 wait = min(wait, deadline - now)
-            ready = self.loop.run(int(wait * 1000) if wait > 0 else 0)
+            # Round up: a wait under a millisecond must still block, not spin.
+            ready = self.loop.run(math.ceil(wait * 1000) if wait > 0 else 0)
             self._service(ready)
         return self
 
