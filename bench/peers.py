@@ -227,7 +227,7 @@ class TapswitchPeer(Peer):
     def __init__(self, name: str, offloads: bool, backend: str | None = None):
         super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
                          + (", vnet header + TSO" if offloads else ", no offloads")
-                         + (f", {backend} backend" if backend else ""))
+                         + (f", io_backend={backend}" if backend else ""))
         self.offloads = offloads
         self.backend = backend
         self.workdir: str | None = None

@@ -30,7 +30,8 @@ def _bars(ax, doc, series, ylabel, title):
             hi.append(s["max"] - s["median"] if s else 0)
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(peers))]
         bars = ax.bar(xs, med, width, yerr=[lo, hi], capsize=3, label=label)
-        ax.bar_label(bars, labels=[f"{v:.3g}" if v else "" for v in med], fontsize=7, padding=2)
+        if k == 0 or len(series) * len(peers) <= 20:    # crowded: label the headline series only
+            ax.bar_label(bars, labels=[f"{v:.3g}" if v else "" for v in med], fontsize=7, padding=2)
     ax.set_xticks(range(len(peers)))
     ax.set_xticklabels(peers, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
