@@ -29,9 +29,15 @@
 # the kernel have it, epoll otherwise.
 #
 # Thread safety: run(), add_port(), remove_port(), add_wakeup(), remove_wakeup(),
-# send() and slow_frames() belong to the thread that runs the loop (the port and wake-up
-# calls are refused with Busy while run() is running); stop() may be called from any
-# thread, and a stop() that comes before run() makes the next run() return at once.
+# send(), slow_frames() and close() belong to the thread that runs the loop (the port,
+# wake-up and close calls are refused with Busy while run() is running); stop() may be
+# called from any thread, and a stop() that comes before run() makes the next run()
+# return at once.
+#
+# close() releases what the loop owns (epoll fd, stop eventfd, io_uring ring and its
+# mappings, the buffers) at once instead of when the object is freed; the ports' and
+# wake-up fds stay open (they are the caller's).  After it every method but close()
+# raises ValueError, as a closed select.epoll does.
 import os
 from libc.stdint cimport int64_t
 from libc.errno cimport errno, EAGAIN, EINTR, ENOMEM, EPERM, EOPNOTSUPP
@@ -179,6 +185,9 @@ cdef class PacketLoop:
     cdef readonly str backend
     cdef int epfd, stopfd, max_ports
     cdef bint running
+    cdef bint inited                # __init__ was entered (it runs once: it allocates)
+    cdef bint usable                # __init__ completed and close() was not called
+    cdef readonly bint closed
     # per port id (the datapath's id space): fd (-1: none), header, active, failed
     cdef int* port_fd
     cdef uint8_t* port_vnet
@@ -213,8 +222,9 @@ cdef class PacketLoop:
                  Py_ssize_t slot_size=65536 + 256, Py_ssize_t headroom=64,
                  int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20, backend=None):
         cdef epoll_event ev
-        if self.epfd >= 0:
+        if self.inited:
             raise RuntimeError("PacketLoop is already initialised")
+        self.inited = True
         if not 1 <= batch_size <= 4096:
             raise _InvalidArgument(f"batch_size must be in 1..4096, not {batch_size}")
         if not 1 <= slow_queue <= 1 << 20:
@@ -259,6 +269,7 @@ cdef class PacketLoop:
         ev.data.u64 = <uint64_t>KIND_STOP << 32
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.stopfd, &ev) < 0:
             raise OSError(errno, "epoll_ctl(stop eventfd) failed")
+        self.usable = True
 
     cdef _choose_backend(self, backend, Py_ssize_t batch_size):
         """backend: "auto" (io_uring where it runs, else epoll), "epoll" or "io_uring";
@@ -280,12 +291,31 @@ cdef class PacketLoop:
         elif backend == "io_uring":
             raise _NotSupported(f"I/O backend io_uring: {uring_unavailable(err)}")
 
-    def __dealloc__(self):
+    def close(self):
+        """Release the epoll fd, the stop eventfd, the io_uring ring and the buffers now
+        (see the top of fastpath/io.pxi); a second call does nothing.  Refused with Busy
+        while run() is running."""
+        if self.closed:
+            return
+        if self.running:
+            raise _Busy("close() while run() is running (stop() it first)")
+        self.closed = True
+        self.usable = False
+        self._release()
+        self.batch = None
+        self.dp = None
+        self.wakeups = None
+
+    cdef void _release(self) noexcept:
+        """Free every C resource the loop owns; what is freed reads NULL / -1 after, so
+        close() and __dealloc__ can both call it."""
         uring_tx_close(&self.uring)
         if self.epfd >= 0:
             close(self.epfd)
+            self.epfd = -1
         if self.stopfd >= 0:
             close(self.stopfd)
+            self.stopfd = -1
         free(self.port_fd)
         free(self.port_vnet)
         free(self.port_active)
@@ -296,10 +326,27 @@ cdef class PacketLoop:
         free(self.slow.reason)
         free(self.slow.off)
         free(self.slow.len)
+        self.port_fd = NULL
+        self.port_vnet = self.port_active = self.port_failed = NULL
+        self.active = NULL
+        self.active_n = self.rr = self.ready_n = 0
+        memset(&self.slow, 0, sizeof(SlowQueue))
+        self.buf = NULL
+
+    def __dealloc__(self):
+        self._release()
 
     # ---- ports and wake-ups (between runs) ------------------------------------------
 
+    cdef int _check_open(self, what) except -1:
+        if not self.usable:
+            if self.closed:
+                raise ValueError(f"{what} on a closed PacketLoop")
+            raise ValueError(f"{what} on a PacketLoop whose __init__ did not complete")
+        return 0
+
     cdef _not_running(self, what):
+        self._check_open(what)
         if self.running:
             raise _Busy(f"{what} while run() is running (call it from the loop's thread)")
 
@@ -367,6 +414,7 @@ cdef class PacketLoop:
     def ports(self):
         """{port_id: {"fd", "vnet_hdr", "failed"}}; a failed port gave a read error or EOF
         and is no longer polled (remove_port() and add_port() it again)."""
+        self._check_open("ports()")
         return {p: {"fd": self.port_fd[p], "vnet_hdr": bool(self.port_vnet[p]),
                     "failed": bool(self.port_failed[p])}
                 for p in range(self.max_ports) if self.port_fd[p] >= 0}
@@ -393,9 +441,9 @@ cdef class PacketLoop:
         ready wake-up fds.  A signal interrupting the wait runs its Python handlers here
         (PEP 475): an exception they raise comes out of run(); otherwise the wait goes on
         (a handler that wants run() to return writes to a wake-up fd or calls stop())."""
+        self._not_running("run()")
         if timeout_ms < -1:
             raise _InvalidArgument(f"timeout_ms must be -1 or >= 0, not {timeout_ms}")
-        self._not_running("run()")
         if self.dp.updating:
             raise RuntimeError("run() inside datapath.update() would deadlock")
         cdef int64_t deadline = now_ns() + <int64_t>timeout_ms * 1000000 if timeout_ms > 0 else 0
@@ -415,8 +463,10 @@ cdef class PacketLoop:
     def stop(self):
         """Make a running run() return promptly (from any thread)."""
         cdef uint64_t one = 1
-        with nogil:
-            write(self.stopfd, &one, 8)
+        self._check_open("stop()")
+        # With the GIL held, as close() runs: the eventfd cannot be closed (and its number
+        # reused) between the check and the write.  The write never blocks (EFD_NONBLOCK).
+        write(self.stopfd, &one, 8)
 
     cdef bint _run(self, int timeout_ms, int64_t deadline) noexcept nogil:
         """The loop of run(); True when a signal interrupted epoll_wait (EINTR: also
@@ -645,6 +695,7 @@ cdef class PacketLoop:
         """The frames the fast path handed to the slow path since the last call:
         [(port_id, reason, bytes)] (Ethernet frames, no virtio-net header)."""
         cdef int k
+        self._check_open("slow_frames()")
         out = [(self.slow.port[k], self.slow.reason[k],
                 (<char*>self.slow.arena)[self.slow.off[k]:self.slow.off[k] + self.slow.len[k]])
                for k in range(self.slow.n)]
@@ -656,6 +707,7 @@ cdef class PacketLoop:
         """Write a frame the slow path built to ``port_id`` (a zero virtio-net header goes
         in front on a vnet port).  True when written; False when the write failed (a full
         queue or an error, counted in stats())."""
+        self._check_open("send()")
         self._check_port_id(port_id)
         cdef int fd = self.port_fd[port_id]
         if fd < 0:
@@ -682,6 +734,7 @@ cdef class PacketLoop:
     def stats(self):
         """The loop's counters (a snapshot), with the backend and the vnet drop reasons."""
         cdef uint64_t* c = <uint64_t*>&self.st
+        self._check_open("stats()")
         out = {name: int(c[k]) for k, name in enumerate(STAT_NAMES)}
         for k in range(1, VNET_NREASONS):
             out[VNET_REASON_NAMES[k]] = int(self.st.vnet_drop[k])

@@ -2,6 +2,7 @@
 Datapath.process(), bursts are drained, ports are served fairly, run() returns for
 exactly its documented reasons, and every bad call or bad fd is refused."""
 import os
+import re
 import signal
 import socket
 import threading
@@ -353,3 +354,126 @@ def test_a_signal_runs_its_handler_inside_run_and_the_wait_goes_on(rig):
         signal.signal(signal.SIGUSR1, previous)
         os.close(r)
         os.close(w)
+
+
+# ---- close() ---------------------------------------------------------------------------
+
+def owned_fds():
+    """This process's fds of the kinds a PacketLoop owns: {fd: "anon_inode:[eventpoll]" /
+    "[eventfd]" / "[io_uring]"}."""
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:
+            continue                                # listdir's own fd, closed since
+        if target.startswith("anon_inode:"):
+            out[int(fd)] = target
+    return out
+
+
+def uring_mappings():
+    """How many io_uring ring mappings (SQ/CQ ring, SQE array) this process has."""
+    with open("/proc/self/maps") as f:
+        return sum("io_uring" in line for line in f)
+
+
+def test_close_releases_the_fds_and_ring_it_owns_and_not_the_callers(backend):
+    fds, maps = owned_fds(), uring_mappings()
+    loop = fastpath.PacketLoop(world(), batch_size=16, slot_size=4096, backend=backend)
+    owned = {fd: kind for fd, kind in owned_fds().items() if fd not in fds}
+    assert sorted(owned.values()) == sorted(["anon_inode:[eventfd]", "anon_inode:[eventpoll]"]
+                                            + ["anon_inode:[io_uring]"] * (backend == "io_uring"))
+    assert uring_mappings() - maps == (2 if backend == "io_uring" else 0)
+    tap = FakeTap()
+    r, w = os.pipe2(os.O_NONBLOCK)
+    try:
+        loop.add_port(1, tap.loop_fd)
+        loop.add_wakeup(r)
+        tap.inject(udp_frame(1, "10.0.0.2"))
+        loop.run(0)
+        assert loop.stats()["frames_in"] == 1
+        loop.close()
+        assert owned_fds() == fds
+        assert uring_mappings() == maps
+        assert loop.closed and loop.batch is None
+        os.fstat(tap.loop_fd)                       # the port's and wake-up fds are the caller's
+        os.fstat(r)
+        loop.close()                                # idempotent
+        assert loop.closed
+    finally:
+        tap.close()
+        os.close(r)
+        os.close(w)
+    del loop                                        # __dealloc__ after close(): nothing twice
+    assert owned_fds() == fds
+
+
+def test_a_loop_not_closed_is_released_when_freed(backend):
+    fds, maps = owned_fds(), uring_mappings()
+    loop = fastpath.PacketLoop(world(), batch_size=16, slot_size=4096, backend=backend)
+    assert not loop.closed and owned_fds() != fds
+    del loop
+    assert owned_fds() == fds and uring_mappings() == maps
+
+
+def test_every_method_but_close_refuses_a_closed_loop(rig, backend):
+    _, loop, taps = rig
+    loop.close()
+    calls = {"add_port()": lambda: loop.add_port(5, taps[1].loop_fd),
+             "remove_port()": lambda: loop.remove_port(1),
+             "ports()": loop.ports,
+             "add_wakeup()": lambda: loop.add_wakeup(taps[1].loop_fd),
+             "remove_wakeup()": lambda: loop.remove_wakeup(taps[1].loop_fd),
+             "run()": lambda: loop.run(0),
+             "stop()": loop.stop,
+             "slow_frames()": loop.slow_frames,
+             "send()": lambda: loop.send(1, udp_frame(1, "10.0.0.2")),
+             "stats()": loop.stats}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"^{re.escape(name)} on a closed PacketLoop$"):
+            call()
+    with pytest.raises(RuntimeError, match="already initialised"):
+        loop.__init__(world())                      # no second life for a closed loop
+    assert loop.closed and loop.backend == backend
+    assert taps[1].peer.send(b"x") == 1             # the fake TAP is untouched
+
+
+def test_a_loop_whose_init_failed_refuses_its_methods():
+    loop = fastpath.PacketLoop.__new__(fastpath.PacketLoop)
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        loop.run(0)
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        loop.stats()
+    loop.close()
+    with pytest.raises(ValueError, match="closed"):
+        loop.ports()
+
+
+def test_close_is_refused_while_run_runs_in_another_thread(rig):
+    _, loop, taps = rig
+    result = []
+
+    def forwarded(n):
+        got, deadline = [], time.monotonic() + 5
+        while len(got) < n and time.monotonic() < deadline:
+            got += taps[2].drain()
+            time.sleep(0.005)
+        return len(got)
+
+    taps[1].inject(udp_frame(1, "10.0.0.2"))
+    t = threading.Thread(target=lambda: result.append(loop.run(-1)))
+    t.start()
+    try:
+        assert forwarded(1) == 1                    # run() is in its loop (it returns only on stop())
+        with pytest.raises(Busy, match="close"):
+            loop.close()
+        assert not loop.closed
+        taps[1].inject(udp_frame(1, "10.0.0.2"))
+        assert forwarded(1) == 1                    # still forwarding after the refusal
+    finally:
+        loop.stop()
+        t.join(10)
+    assert result == [[]] and loop.stats()["frames_out"] == 2
+    loop.close()
+    assert loop.closed
