@@ -80,5 +80,7 @@ def main(out=None) -> int:
         _say(out, f"destroyed tenant cache: its address returned to the L2; init sees (tagged): "
                   f"{_addresses(topo, 'init')}")
         print_counters(topo.counters(), out)
+        _say(out, "(unsupported_ethertype: the tenants' kernels send IPv6 neighbour discovery; "
+                  "tapswitch forwards IPv4 and counts the rest as drops)")
     _say(out, "cleaned up: no TAP, kernel namespace or socket of the demo remains")
     return 0
