@@ -300,6 +300,9 @@ class Daemon:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        # Its epoll fd, eventfd and io_uring ring now, not when a collection frees the
+        # daemon's reference cycles.  Last: Busy if run() still runs in another thread.
+        self.loop.close()
 
     def __enter__(self):
         return self

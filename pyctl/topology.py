@@ -103,17 +103,6 @@ def _sigint_held():
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def _release(daemon):
-    """Free a closed Daemon's PacketLoop now.  The loop closes its epoll and eventfd
-    only when freed (it has no close()), and the daemon and its port manager, which
-    hold it, sit in reference cycles (dispatcher, bound methods) and in the frames
-    of a failed start's traceback: empty both rather than wait for a collection."""
-    ports = getattr(daemon, "ports", None)
-    if ports is not None:
-        vars(ports).clear()
-    vars(daemon).clear()
-
-
 @dataclasses.dataclass
 class Tenant:
     """An L3 namespace of the switch with a real kernel stack behind its TAP."""
@@ -471,8 +460,6 @@ class Topology:
             daemon.start(control=self.control)          # closes itself if it fails
         except BaseException:
             out.close()
-            if daemon is not None:
-                _release(daemon)
             raise
         self.daemon = daemon
         self._thread = threading.Thread(target=self._run_loop, name=f"tapswitch-{self.id}",
@@ -561,7 +548,6 @@ class Topology:
         finally:
             daemon.out.close()
             self.daemon = None
-            _release(daemon)
         if self._loop_error is not None:
             problems.append(RuntimeError(f"the packet loop of topology {self.id} failed: "
                                          f"{self._loop_error!r}"))
