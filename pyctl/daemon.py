@@ -36,7 +36,7 @@ from pyctl.daemon_ports import PortManager
 from pyctl.daemon_view import PlanView
 from pyctl.dispatch import Dispatcher
 from pyctl.multicast import Multicast, group_counters
-from pyctl.slowpath import NeighbourLearned, PeerMac, SlowPath, SlowPathConfig
+from pyctl.slowpath import NeighbourLearned, PeerMac, SlowPath, SlowPathConfig, TokenBucket
 from pyctl.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
@@ -81,7 +81,13 @@ class Daemon:
         limits = self.settings.slowpath
         self.view = PlanView(self.compiler, self.datapath)
         self.slowpath = SlowPath(self.view, SlowPathConfig(
-            icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst))
+            icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst,
+            arp_rate=float(limits.arp_requests_per_second)))
+        # What the slow path may take in, in all: a flood of ARP or of frames to
+        # the switch's own address costs Python time, not forwarding time.
+        self._slow_budget = TokenBucket(float(limits.frames_per_second),
+                                        max(1, limits.frames_per_second // 10), time.monotonic())
+        self.slow_frames_over_budget = 0
         self.ports = PortManager(switch, self.loop, self.registry)
         self.multicast = Multicast(switch, self.compiler, self.view, self.change)
         self.control = None
@@ -198,7 +204,11 @@ class Daemon:
         self._run_calls()
 
     def _slow_path(self, frames):
+        now = time.monotonic()
         for port_id, reason, data in frames:
+            if not self._slow_budget.take(now):
+                self.slow_frames_over_budget += 1
+                continue
             if reason == verdicts.REASON_IGMP:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
             else:
@@ -277,6 +287,7 @@ class Daemon:
     def stats(self):
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "igmp": dict(self.multicast.counters),
+                "slowpath_over_budget": self.slow_frames_over_budget,
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
     # ------------------------------------------------------------------ teardown

@@ -127,12 +127,16 @@ class SlowPathConfig:
     max_neighbours: int = 65536
     arp_retry_interval: float = 1.0
     arp_max_requests: int = 3
+    arp_rate: float = 100.0             # ARP requests the switch sends per second, in all
+    arp_burst: int = 50
     ttl: int = 64                       # of the datagrams the switch originates
 
     def __post_init__(self):
         checks = [
             ("icmp_rate", self.icmp_rate > 0),
             ("icmp_burst", self.icmp_burst >= 1),
+            ("arp_rate", self.arp_rate > 0),
+            ("arp_burst", self.arp_burst >= 1),
             ("pending_frames_per_neighbour", self.pending_frames_per_neighbour >= 1),
             ("max_pending_bytes", self.max_pending_bytes >= 1),
             ("max_pending_neighbours", self.max_pending_neighbours >= 1),
@@ -189,6 +193,7 @@ class SlowPath:
         self._neighbours: OrderedDict[tuple[int, int], tuple[bytes, int]] = OrderedDict()
         self._pending: dict[tuple[int, int], _Pending] = {}
         self._pending_bytes = 0
+        self._arp_bucket: TokenBucket | None = None
 
     # -- entry points -------------------------------------------------------
 
@@ -337,12 +342,17 @@ class SlowPath:
         if port_mac is None:
             pend.requests = self.config.arp_max_requests   # times out at the next tick
             return
+        if self._arp_bucket is None:
+            self._arp_bucket = TokenBucket(self.config.arp_rate, self.config.arp_burst, now)
+        pend.requests += 1
+        pend.next_request = now + self.config.arp_retry_interval
+        if not self._arp_bucket.take(now):
+            self.counters["arp_request_rate_limited"] += 1    # counts as a try: it times out
+            return
         spa = self.view.icmp_source(pend.port_id) or 0
         request = pk.build_arp(pk.ARP_REQUEST, port_mac, spa, pk.ZERO_MAC, target)
         out.frames.append((pend.port_id, pk.build_ethernet(pk.BROADCAST_MAC, port_mac,
                                                            pk.ETH_P_ARP, request)))
-        pend.requests += 1
-        pend.next_request = now + self.config.arp_retry_interval
         self.counters["arp_request_sent"] += 1
 
     # -- routed frames --------------------------------------------------------

@@ -239,3 +239,15 @@ def test_unknown_tenant_mac_is_resolved_on_its_port(sp):
     pkt = Ether(fwd)
     assert port == 11 and pkt.dst == ENDPOINT_MAC[11] and pkt.src == PORT_MAC[11]
     assert pkt[IP].ttl == 63 and bytes(pkt[UDP].payload) == b"in"
+
+
+
+def test_arp_requests_are_rate_limited_and_counted(clock):
+    sp = SlowPath(StaticView(), SlowPathConfig(arp_rate=0.01, arp_burst=1), clock=clock)
+    first = sp.handle(10, Punt.NO_NEIGHBOUR, routed(1))
+    assert [f[12:14] for _, f in first.frames] == [b"\x08\x06"]      # the first request goes out
+    for _ in range(2):                                                 # the retries find no token
+        clock.now += sp.config.arp_retry_interval + 0.01
+        assert [f for _, f in sp.tick().frames if f[12:14] == b"\x08\x06"] == []
+    assert sp.counters["arp_request_rate_limited"] == 2
+    assert sp.counters["arp_request_sent"] == 1
