@@ -6,6 +6,7 @@ import pytest
 from fastpath import Datapath
 from pyctl import Switch
 from pyctl.compiler import Compiler, compile_plan
+from compiler_support import FailingDatapath
 
 
 def ip(text):
@@ -68,28 +69,6 @@ def test_sync_programs_and_follows_changes(sw):
     sw.del_route("init", "10.9.0.0/16")
     comp.sync()
     assert dp.lookup_route(0, ip("10.9.1.1")) is None
-
-
-class FailingDatapath:
-    """Forwards to a real datapath and raises on the n-th table write."""
-
-    WRITES = {"set_namespace", "remove_namespace", "set_port", "remove_port", "add_address",
-              "remove_address", "set_broadcast", "remove_broadcast", "add_route", "remove_route"}
-
-    def __init__(self, dp, fail_at):
-        self.dp, self.fail_at, self.writes = dp, fail_at, 0
-
-    def __getattr__(self, name):
-        attr = getattr(self.dp, name)
-        if name not in self.WRITES:
-            return attr
-
-        def write(*args):
-            self.writes += 1
-            if self.writes == self.fail_at:
-                raise MemoryError("table full (injected)")
-            return attr(*args)
-        return write
 
 
 def dp_state(dp, sw_ids, scopes, addrs):

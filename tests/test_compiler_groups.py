@@ -5,6 +5,7 @@ import pytest
 from pyctl import Switch, errors
 from pyctl.compiler import Compiler, compile_plan
 
+from compiler_support import FailingDatapath
 from multicast_support import G1, G2, build_switch, datapaths, ip, make_datapath
 
 
@@ -99,31 +100,6 @@ def test_a_changed_group_is_rewritten_never_removed(sw, dp):
                            ("set_group", (n["blue"], G1, tuple(sorted((n["b1"], n["db"])))))]
     first_set, second_set = [i for i, c in enumerate(recorder.calls) if c[0] == "set_group"]
     assert first_set < names.index("remove_namespace") < names.index("set_namespace") < second_set
-
-
-class FailingDatapath:
-    """Forwards to a real datapath and raises on the n-th table write."""
-
-    WRITES = {"set_namespace", "remove_namespace", "set_port", "remove_port", "add_address",
-              "remove_address", "set_broadcast", "remove_broadcast", "add_route", "remove_route",
-              "set_group", "remove_group"}
-
-    def __init__(self, dp, fail_at):
-        self.dp, self.fail_at, self.writes = dp, fail_at, 0
-        self.calls = []
-
-    def __getattr__(self, name):
-        attr = getattr(self.dp, name)
-        if name not in self.WRITES:
-            return attr
-
-        def write(*args):
-            self.writes += 1
-            if self.writes == self.fail_at:
-                raise MemoryError("group table full (injected)")
-            self.calls.append((name, args))
-            return attr(*args)
-        return write
 
 
 def group_state(dp, scopes):
