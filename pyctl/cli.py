@@ -255,13 +255,18 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--socket", "-s", help="control socket (default: $TAPSWITCH_SOCKET or "
                                             "/run/tapswitch/control.sock)")
     ctl.add_argument("--json", "-j", action="store_true", help="print the raw JSON result")
+    # --json is also accepted after the verb (`tapswitch ctl counters --json`);
+    # SUPPRESS keeps a verb's parser from resetting the flag given before it.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--json", "-j", action="store_true", default=argparse.SUPPRESS,
+                       help="print the raw JSON result")
     verbs = ctl.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, (help_text, arguments, _render) in _CTL.items():
-        vp = verbs.add_parser(verb, help=help_text, description=help_text)
+        vp = verbs.add_parser(verb, help=help_text, description=help_text, parents=[after])
         for flags, kwargs in arguments:
             vp.add_argument(*flags, **kwargs)
     call = verbs.add_parser("call", help="any verb, with KEY=VALUE arguments (values are JSON "
-                                         "when they parse)")
+                                         "when they parse)", parents=[after])
     call.add_argument("call_verb", metavar="VERB")
     call.add_argument("params", nargs="*", metavar="KEY=VALUE")
     return p

@@ -49,6 +49,16 @@ def test_json_output_is_the_raw_result(ctl, served):
     assert [n["name"] for n in json.loads(out)] == ["init", "tenants", "web", "db", "other"]
 
 
+def test_json_flag_after_the_verb(ctl):
+    code, out, _ = ctl("namespaces", "--json")
+    assert code == 0
+    assert [n["name"] for n in json.loads(out)][:2] == ["init", "tenants"]
+    code, out, _ = ctl("addresses", "web", "-j")
+    assert code == 0 and "10.1.0.10/24" in json.loads(out)
+    code, out, _ = ctl("addresses", "web")                 # without it: a table, not JSON
+    assert code == 0 and not out.lstrip().startswith("[")
+
+
 def test_show(ctl):
     code, out, _ = ctl("show", "web")
     assert code == 0
