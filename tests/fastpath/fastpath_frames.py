@@ -91,3 +91,23 @@ def build_world(dp, *, peers=True):
 def from_t1(dst, **kw):
     """A frame tenant 1 sends through its port (to the switch's MAC)."""
     return (1, ipv4_frame(port_mac(1), PEER[1], A1, dst, **kw))
+
+
+def batch_results(batch):
+    """Everything process() decided for a batch: per frame (verdict, reason, out port,
+    rewritten bytes, fan-out slice) and every fan-out copy as it goes on the wire."""
+    return ([(int(batch.verdict[i]), int(batch.reason[i]), int(batch.out_port[i]), batch.frame(i),
+              int(batch.fanout_first[i]), int(batch.fanout_n[i])) for i in range(batch.count)],
+            [batch.copy(k) for k in range(batch.fanout_count)])
+
+
+def assert_same_batch(core, ref, frames, max_fanout):
+    """Run ``frames`` through both datapaths; results and counters must be identical."""
+    out = []
+    for dp in (core, ref):
+        b = Batch(capacity=len(frames), slot_size=256, max_fanout=max_fanout)
+        b.load(frames)
+        dp.process(b)
+        out.append(batch_results(b))
+    assert out[0] == out[1]
+    assert core.counters() == ref.counters()

@@ -2,9 +2,9 @@
 malformed frames; the compiled core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastpath import Batch, Datapath
+from fastpath import Datapath
 from fastpath.reference import ReferenceDatapath
-from fastpath_frames import BCAST, ip, ipv4_frame, arp_frame, mac
+from fastpath_frames import assert_same_batch, BCAST, ip, ipv4_frame, arp_frame, mac
 
 ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
 SPECIAL = [0, 0xFFFFFFFF, ip("10.0.0.255"), ip("239.1.2.3"), ip("224.0.0.1"), ip("127.0.0.1"),
@@ -120,13 +120,6 @@ def change(dp, what, ports, owned, port_ns):
             dp.set_port(ports[0], port_ns[ports[0]], mac(0x555))   # new switch MAC
 
 
-def results(batch):
-    return ([(batch.verdict[i], batch.reason[i], batch.out_port[i], batch.frame(i))
-             for i in range(batch.count)],
-            [batch.copy(k) for k in range(batch.fanout_count)],
-            [(int(batch.fanout_first[i]), int(batch.fanout_n[i])) for i in range(batch.count)])
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(scenarios(), st.integers(1, 64))
@@ -140,14 +133,7 @@ def test_core_matches_reference(scenario, max_fanout):
         for p, m in peers.items():
             dp.set_peer_mac(p, m)
     for frames_, what in zip(batches, changes):
-        out = []
-        for dp in (core, ref):
-            b = Batch(capacity=len(frames_), slot_size=256, max_fanout=max_fanout)
-            b.load(frames_)
-            dp.process(b)
-            out.append(results(b))
-        assert out[0] == out[1]
-        assert core.counters() == ref.counters()
+        assert_same_batch(core, ref, frames_, max_fanout)
         assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]
         for dp in (core, ref):
             change(dp, what, ports, owned, port_ns)

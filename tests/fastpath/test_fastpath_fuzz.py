@@ -1,5 +1,4 @@
 """Malformed input never crashes the core or makes it read past a frame; codes agree."""
-import os
 import re
 
 import numpy as np

@@ -1,7 +1,7 @@
 """One test per forwarding step of docs/architecture.md, run on the reference and the core."""
 from fastpath import Batch, verdicts as V
 from fastpath.reference import ipv4_checksum
-from fastpath_frames import (A1, A2, A3, A6, BCAST, GW, GW_MAC, PEER, ROOT, SIB, SW, T1, T2, T3, T6,
+from fastpath_frames import (A1, A2, A3, A6, BCAST, GW_MAC, PEER, ROOT, SIB, SW, T1, T2, T3, T6,
                              build_world, from_t1, ip, ipv4_frame, mac, port_mac, run)
 
 import pytest
