@@ -1,0 +1,216 @@
+"""``python -m bench.tcp_cost``: where does the CPU go when one TCP stream
+crosses a peer? Answers why a switch over TAP carries less than a veth pair.
+
+For each peer, one iperf3 stream runs while ``perf record -a`` samples both
+CPUs. The table gives, per gigabyte carried, the machine's busy CPU time, the
+part of it spent copying bytes (the kernel's copy routines, in every process),
+and the switch process's own time and copies. A veth pair copies each byte
+twice (sender into the kernel, kernel out to the receiver); a switch over TAP
+adds its own read and write, two more copies of every byte. When sender,
+receiver and switch share the machine's cores, a switch whose only cost
+beyond veth's were those copies would still be capped at::
+
+    cores x 1000 / (veth busy ms per GB + switch copies ms per GB)   GB/s
+
+    python -m bench.tcp_cost                                     # veth, C forwarder (vnet), tapswitch
+    python -m bench.tcp_cost --peers veth,tapswitch --reps 3 --seconds 5
+
+Needs root, perf (Debian: linux-perf) and iperf3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from pyctl import kernel
+
+from bench import loads
+from bench.peers import PEERS
+from bench.runner import Plan, Run, _setup_peers
+
+DEFAULT_PEERS = ("veth", "minimal-forwarder-vnet", "tapswitch")
+PERF_HZ = 999
+# The kernel's byte-copying routines (names differ between kernel builds and CPUs).
+COPY_SYMBOL = re.compile(r"copy_(to|from)_iter|copy_user|rep_movs|memcpy|memmove|copy_page")
+EXPLAIN = """
+busy ms/GB: CPU time of the whole machine per GB carried (/proc/stat); copies: the part
+in the kernel's copy routines (perf samples), every process; switch: the switch's own
+processes. CPU ceiling: the rate with every core busy at that cost per GB. Copies-only
+ceiling: the CPU ceiling of a switch whose only cost beyond veth's were its own copies,
+as a multiple of veth's measured rate: what any switch that reads and writes TAPs can
+reach here, whatever else it does."""
+_SCRIPT_LINE = re.compile(r"^\s*(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+(?P<sym>\S+)")
+
+
+def parse_perf_script(text: str) -> dict:
+    """``perf script -F pid,tid,ip,sym`` output (one sample per line, "PID/TID IP SYMBOL")
+    -> {"samples": N, "copy": N, "by_pid": {pid: {"samples": N, "copy": N}}}."""
+    out = {"samples": 0, "copy": 0, "by_pid": {}}
+    for line in text.splitlines():
+        m = _SCRIPT_LINE.match(line)
+        if not m:
+            continue
+        copy = 1 if COPY_SYMBOL.search(m["sym"]) else 0
+        pid = int(m["pid"])
+        per = out["by_pid"].setdefault(pid, {"samples": 0, "copy": 0})
+        for d in (out, per):
+            d["samples"] += 1
+            d["copy"] += copy
+    return out
+
+
+def _busy_cores(before: list[int], after: list[int]) -> float:
+    """Busy CPUs between two readings of /proc/stat's "cpu" line (jiffies)."""
+    d = [b - a for a, b in zip(before, after)]
+    total = sum(d[:8])
+    idle = d[3] + d[4]                     # idle + iowait
+    return (total - idle) / total * (os.cpu_count() or 1) if total else 0.0
+
+
+def _cpu_line() -> list[int]:
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def measure(pair: loads.Pair, seconds: float, workdir: str) -> dict:
+    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB."""
+    data = os.path.join(workdir, "perf.data")
+    perf = subprocess.Popen(["perf", "record", "-a", "-F", str(PERF_HZ), "-o", data, "-q",
+                             "--", "sleep", str(seconds)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        stat0 = _cpu_line()
+        m = loads.tcp(pair, 1, seconds, "iperf3")
+        busy = _busy_cores(stat0, _cpu_line())
+    finally:
+        try:
+            _, err = perf.communicate(timeout=seconds + loads.TIMEOUT_SLACK)
+        except subprocess.TimeoutExpired:
+            perf.kill()
+            perf.communicate()
+            raise RuntimeError("perf record did not finish")
+    if perf.returncode != 0:
+        raise RuntimeError(f"perf record failed (exit {perf.returncode}): {err.strip()[-300:]}")
+    script = subprocess.run(["perf", "script", "-i", data, "-F", "pid,tid,ip,sym"],
+                            capture_output=True, text=True, timeout=120)
+    prof = parse_perf_script(script.stdout)
+    return costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"))
+
+
+def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switch_pids: set,
+          switch_cores: float | None) -> dict:
+    """CPU milliseconds per GB carried: the whole machine's (busy cores from /proc/stat),
+    the copies' (perf samples every CPU PERF_HZ times a second, idle or not, so each
+    sample stands for 1/PERF_HZ s of one CPU), the switch's (its own CPU clock) and its
+    copies'."""
+    gb_per_s = gbps / 8
+    if not gb_per_s:
+        raise RuntimeError("nothing was carried")
+    per_gb = lambda cores: cores * 1e3 / gb_per_s
+    sampled = lambda n: n / PERF_HZ / perf_seconds          # in cores
+    out = {"gbps": gbps, "busy_cores": busy_cores, "samples": prof["samples"],
+           "busy_ms_per_gb": per_gb(busy_cores), "copy_ms_per_gb": per_gb(sampled(prof["copy"]))}
+    if switch_pids:
+        sw = [prof["by_pid"][p] for p in switch_pids if p in prof["by_pid"]]
+        sw_copy = sum(d["copy"] for d in sw)
+        out["switch_ms_per_gb"] = per_gb(switch_cores if switch_cores is not None
+                                         else sampled(sum(d["samples"] for d in sw)))
+        out["switch_copy_ms_per_gb"] = per_gb(sampled(sw_copy))
+    return out
+
+
+def summarize(samples: dict, cores: int) -> dict:
+    """{peer: [costs...]} -> {peer: {key: median, ...}} plus, per peer, its CPU ceiling:
+    the rate at which ``cores`` CPUs would be all busy at the peer's cost per GB; for a
+    switch, also the ceiling of one whose only cost beyond veth's were its own copies."""
+    med = {peer: {k: statistics.median(v[k] for v in runs if v.get(k) is not None)
+                  for k in runs[0] if any(v.get(k) is not None for v in runs)}
+           for peer, runs in samples.items() if runs}
+    ceiling = lambda ms_per_gb: cores * 1e3 / ms_per_gb * 8         # Gbit/s
+    veth = med.get("veth")
+    for m in med.values():
+        m["ceiling_gbps"] = ceiling(m["busy_ms_per_gb"])
+        m["vs_veth"] = m["gbps"] / veth["gbps"] if veth else None
+        extra = m.get("switch_copy_ms_per_gb")
+        m["copy_ceiling_vs_veth"] = (ceiling(veth["busy_ms_per_gb"] + extra) / veth["gbps"]
+                                     if veth and extra else None)
+    return med
+
+
+def table(med: dict) -> str:
+    def f(v, fmt):
+        return format(v, fmt) if v is not None else "-"
+    cols = ("peer", "Gbit/s", "x veth", "busy cores", "CPU ceiling Gbit/s", "busy ms/GB",
+            "copies ms/GB", "switch ms/GB", "switch copies ms/GB", "copies-only ceiling x veth")
+    rows = [(peer, f(m["gbps"], ".1f"), f(m.get("vs_veth"), ".2f"), f(m["busy_cores"], ".2f"),
+             f(m["ceiling_gbps"], ".1f"), f(m["busy_ms_per_gb"], ".0f"),
+             f(m["copy_ms_per_gb"], ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
+             f(m.get("switch_copy_ms_per_gb"), ".0f"), f(m.get("copy_ceiling_vs_veth"), ".2f"))
+            for peer, m in med.items()]
+    width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(r, width)))
+    return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.tcp_cost", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--peers", default=",".join(DEFAULT_PEERS),
+                   help=f"comma-separated (default {','.join(DEFAULT_PEERS)}); veth is the reference")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
+    args = p.parse_args(argv)
+    peers = [x.strip() for x in args.peers.split(",") if x.strip()]
+    unknown = [x for x in peers if x not in PEERS]
+    if unknown or not peers:
+        p.error(f"unknown peer {', '.join(unknown) or '(none)'}; known: {', '.join(PEERS)}")
+    if args.reps < 1 or args.seconds <= 0:
+        p.error("--reps must be >= 1 and --seconds > 0")
+    for tool, pkg in (("perf", "linux-perf"), ("iperf3", "iperf3")):
+        if not shutil.which(tool):
+            print(f"{tool} is not installed (apt-get install {pkg})", file=sys.stderr)
+            return 2
+    if os.geteuid() != 0:
+        print("needs root (kernel namespaces, perf -a)", file=sys.stderr)
+        return 2
+    registry = kernel.registry
+    samples: dict = {}
+    workdir = tempfile.mkdtemp(prefix="tapswitch-tcpcost-")
+    registry.register(f"directory {workdir}", lambda: shutil.rmtree(workdir, ignore_errors=True))
+    try:
+        pairs = _setup_peers(Plan(peers=peers, tests=["tcp1"]), Run(Plan(peers, ["tcp1"])),
+                             registry, print)
+        for rep in range(1, args.reps + 1):          # interleaved: drift hits all peers alike
+            for name, pair in pairs.items():
+                c = measure(pair, args.seconds, workdir)
+                samples.setdefault(name, []).append(c)
+                print(f"rep {rep}/{args.reps} {name:<24} {c['gbps']:.1f} Gbit/s, "
+                      f"{c['busy_cores']:.2f} cores busy", flush=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted: cleaning up")
+    finally:
+        failures = registry.cleanup()
+        if failures:
+            print(f"cleanup problems: {failures}", file=sys.stderr)
+    med = summarize(samples, os.cpu_count() or 1)
+    print()
+    print(table(med))
+    print(EXPLAIN)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"argv": sys.argv, "samples": samples, "medians": med}, f, indent=1)
+    return 0 if samples else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
