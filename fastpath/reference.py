@@ -20,7 +20,8 @@ COUNTER_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
 
 
 def ipv4_checksum(header):
-    """RFC 1071 checksum of an IPv4 header (with its checksum field zeroed)."""
+    """RFC 1071 checksum of an IPv4 header: with its checksum field zeroed, the value that
+    belongs there; with the field filled in, 0 when the header is valid."""
     s = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
@@ -398,8 +399,8 @@ class ReferenceDatapath:
         if version != 4 or ihl < 5 or 14 + ihl * 4 > n or total < ihl * 4 or 14 + total > n:
             return refuse(V.REASON_MALFORMED)
         header = frame[14:14 + ihl * 4]
-        if ipv4_checksum(header[:10] + b"\0\0" + header[12:]) != int.from_bytes(header[10:12], "big"):
-            return refuse(V.REASON_BAD_CHECKSUM)
+        if ipv4_checksum(header) != 0:          # RFC 1071: all words, checksum included, sum to
+            return refuse(V.REASON_BAD_CHECKSUM)  # all ones (a 0x0000 checksum may come as 0xFFFF)
         ttl = header[8]
         src, dst = int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big")
         scope, is_l3 = self.namespaces[ns]

@@ -99,6 +99,45 @@ def test_ttl_255_and_every_protocol_keep_a_valid_checksum(make_dp):
         assert b.verdict[i] == V.VERDICT_FORWARD and header_ok(b.frame(i))
 
 
+def ones_sum(data):
+    s = sum(int.from_bytes(data[k:k + 2], "big") for k in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def zero_checksum_frame(field, ttl_zero_at):
+    """From tenant 1 to A2: an IPv4 header whose correct checksum is 0x0000 while its TTL
+    is ``ttl_zero_at`` (the ID is chosen for that), sent with TTL 64 and, when the TTL is
+    64, ``field`` in the checksum field (0x0000, or the equivalent 0xFFFF)."""
+    port, f = from_t1(A2, ttl=ttl_zero_at)
+    h = bytearray(f[14:34])
+    h[4:6] = h[10:12] = b"\0\0"
+    h[4:6] = (~ones_sum(h) & 0xFFFF).to_bytes(2, "big")      # now the header sums to all ones
+    h[8] = 64
+    h[10:12] = (field if ttl_zero_at == 64 else ipv4_checksum(bytes(h))).to_bytes(2, "big")
+    return port, f[:14] + bytes(h) + f[34:]
+
+
+@pytest.mark.parametrize("field", [0x0000, 0xFFFF])
+def test_a_zero_header_checksum_may_be_sent_as_0xffff(make_dp, field):
+    # RFC 1071: a header is valid when all its words, checksum included, sum to all ones;
+    # 0x0000 and 0xFFFF are the same checksum (one's complement +0 and -0)
+    dp = build_world(make_dp())
+    b = run(dp, [zero_checksum_frame(field, 64)])
+    assert verdict_of(b) == (V.VERDICT_FORWARD, "none")
+    out = b.frame(0)
+    assert out[14 + 8] == 63 and header_ok(out) and out[24:26] == b"\x01\x00"
+
+
+def test_ttl_update_that_lands_on_a_zero_checksum(make_dp):
+    dp = build_world(make_dp())
+    b = run(dp, [zero_checksum_frame(None, 63)])
+    out = b.frame(0)
+    assert verdict_of(b) == (V.VERDICT_FORWARD, "none")
+    assert out[14 + 8] == 63 and out[24:26] == b"\0\0" and header_ok(out)
+
+
 def test_ip_options_and_ethernet_padding_are_kept(make_dp):
     dp = build_world(make_dp())
     frame = from_t1(A2, options=b"\x01\x01\x01\x00", pad=b"\0" * 7)
