@@ -13,7 +13,8 @@
 #   - gso_type UDP (UFO, long deprecated, never sent by current kernels): refused.
 # Header checks (a refused header is a counted drop, the frame never reaches process()):
 # unknown flag bits, unknown gso_type, ECN without TCP, csum_start/csum_offset beyond the
-# frame, hdr_len beyond the frame, GSO without NEEDS_CSUM or with gso_size 0, GSO on a
+# frame or csum_start before the end of the Ethernet and IPv4/IPv6 header (completing the
+# checksum would rewrite what process() checked: addresses, TTL), hdr_len beyond the frame, GSO without NEEDS_CSUM or with gso_size 0, GSO on a
 # frame that is not the IPv4/IPv6 TCP/UDP packet its gso_type says (IPv6 extension
 # headers and IPv4 fragments included), or whose L4 header is not at csum_start.
 #
@@ -162,6 +163,20 @@ cdef inline uint8_t gso_parse(const uint8_t* f, uint32_t n, uint8_t gso, GsoInfo
     return VNET_OK
 
 
+cdef inline uint32_t l4_floor(const uint8_t* f, uint32_t n) noexcept nogil:
+    """The first offset an L4 header may have in frame ``f``: past the Ethernet header
+    and, for IPv4 / IPv6, past the IP header."""
+    cdef uint16_t et
+    if n <= ETH_HLEN:
+        return ETH_HLEN
+    et = be16(f + 12)
+    if et == ETHERTYPE_IPV4:
+        return ETH_HLEN + (f[ETH_HLEN] & 0xF) * 4
+    if et == ETHERTYPE_IPV6:
+        return ETH_HLEN + 40
+    return ETH_HLEN
+
+
 cdef inline uint8_t vnet_check(const uint8_t* h, const uint8_t* f, uint32_t n) noexcept nogil:
     """VNET_OK, or why the header ``h`` of frame ``f`` (``n`` bytes) is refused."""
     cdef uint8_t flags = h[0], gso = h[1] & ~VNET_GSO_ECN
@@ -174,7 +189,7 @@ cdef inline uint8_t vnet_check(const uint8_t* h, const uint8_t* f, uint32_t n) n
         return VNET_BAD_GSO_TYPE
     if h[1] & VNET_GSO_ECN and gso != VNET_GSO_TCPV4 and gso != VNET_GSO_TCPV6:
         return VNET_BAD_GSO_TYPE
-    if flags & VNET_F_NEEDS_CSUM and (cstart < ETH_HLEN or cstart + coff + 2 > n):
+    if flags & VNET_F_NEEDS_CSUM and (cstart + coff + 2 > n or cstart < l4_floor(f, n)):
         return VNET_BAD_CSUM
     if le16(h + 2) > n:
         return VNET_BAD_HDR_LEN

@@ -47,6 +47,12 @@ def test_checksum_completion_gives_the_real_checksum(build, n):
     assert fastpath.vnet_to_plain(hdr, partial) == [frame]
 
 
+def test_checksum_completion_after_ip_options():
+    frame = IP_OPTIONS
+    hdr, partial = offloaded(frame)
+    assert fastpath.vnet_to_plain(hdr, partial) == [frame]
+
+
 def test_a_frame_without_offloads_passes_unchanged():
     frame = udp4(100)
     assert fastpath.vnet_to_plain(vnet_hdr(), frame) == [frame]
@@ -135,6 +141,7 @@ def _bad(hdr_kw, frame):
 
 TCP4 = tcp4(3000)
 L4 = 34
+IP_OPTIONS = bytes(Ether(**ETH) / IP(**V4, options=b"\x01" * 8) / TCP() / payload(100))   # L4 at 42
 
 
 @pytest.mark.parametrize("hdr_kw,frame,why", [
@@ -150,6 +157,12 @@ L4 = 34
     (dict(flags=1, csum_start=len(TCP4) - 17, csum_offset=16), TCP4, "vnet_bad_csum"),
     (dict(flags=1, csum_start=10, csum_offset=2), TCP4, "vnet_bad_csum"),    # inside Ethernet
     (dict(flags=1, csum_start=L4, csum_offset=0xFFFF), TCP4, "vnet_bad_csum"),
+    # inside the IP header: completing the "checksum" would rewrite the source address
+    # (or TTL, addresses, length) after the switch checked them
+    (dict(flags=1, csum_start=14, csum_offset=12), TCP4, "vnet_bad_csum"),
+    (dict(flags=1, csum_start=L4 - 4, csum_offset=0), TCP4, "vnet_bad_csum"),
+    (dict(flags=1, csum_start=L4, csum_offset=16), IP_OPTIONS, "vnet_bad_csum"),
+    (dict(flags=1, csum_start=54 - 8, csum_offset=4), tcp6(100), "vnet_bad_csum"),
     (dict(hdr_len=len(TCP4) + 1), TCP4, "vnet_bad_hdr_len"),
     (dict(gso_type=GSO_TCPV4, flags=1, csum_start=L4, csum_offset=16, gso_size=0), TCP4,
      "vnet_bad_gso"),
