@@ -624,7 +624,7 @@ cdef class Datapath:
         fib = self.fibs.get(scope_id)
         if fib is None:
             fib = self.fibs[scope_id] = Dir24Fib()
-        cdef uint32_t old
+        cdef uint32_t old = 0
         had = (<Dir24Fib>fib).get_route(prefix, plen, &old)
         nh = self._nh_acquire(port_id, gateway)
         try:
