@@ -39,6 +39,7 @@
 # wake-up fds stay open (they are the caller's).  After it every method but close()
 # raises ValueError, as a closed select.epoll does.
 import os
+import errno as _errno_mod
 from libc.stdint cimport int64_t
 from libc.errno cimport errno, EAGAIN, EINTR, ENOMEM, EPERM, EOPNOTSUPP
 from posix.uio cimport iovec, writev
@@ -79,6 +80,15 @@ cdef enum:
     KIND_WAKEUP = 2
     KIND_STOP = 3
     MAX_EVENTS = 64
+    PORT_EOF = -1           # port_failed[p] of a port whose read returned 0 bytes
+
+
+def _failure_name(int why):
+    if why == 0:
+        return None
+    if why == PORT_EOF:
+        return "EOF"
+    return _errno_mod.errorcode.get(why, f"errno {why}")
 
 # Loop counters; STAT_NAMES gives their names in stats(), in this order.
 cdef struct LoopStats:
@@ -188,11 +198,12 @@ cdef class PacketLoop:
     cdef bint inited                # __init__ was entered (it runs once: it allocates)
     cdef bint usable                # __init__ completed and close() was not called
     cdef readonly bint closed
-    # per port id (the datapath's id space): fd (-1: none), header, active, failed
+    # per port id (the datapath's id space): fd (-1: none), header, active, and why it
+    # failed (0: it did not; else the errno of the read that failed it, PORT_EOF for EOF)
     cdef int* port_fd
     cdef uint8_t* port_vnet
     cdef uint8_t* port_active
-    cdef uint8_t* port_failed
+    cdef int* port_failed
     cdef int32_t* active            # round-robin list of ports that may hold frames
     cdef int active_n, rr
     cdef dict wakeups               # fd -> True
@@ -211,7 +222,8 @@ cdef class PacketLoop:
         self.epfd = -1
         self.stopfd = -1
         self.port_fd = NULL
-        self.port_vnet = self.port_active = self.port_failed = NULL
+        self.port_vnet = self.port_active = NULL
+        self.port_failed = NULL
         self.active = NULL
         memset(&self.slow, 0, sizeof(SlowQueue))
         memset(&self.st, 0, sizeof(LoopStats))
@@ -243,7 +255,7 @@ cdef class PacketLoop:
         self.port_fd = <int*>malloc(self.max_ports * sizeof(int))
         self.port_vnet = <uint8_t*>calloc(self.max_ports, 1)
         self.port_active = <uint8_t*>calloc(self.max_ports, 1)
-        self.port_failed = <uint8_t*>calloc(self.max_ports, 1)
+        self.port_failed = <int*>calloc(self.max_ports, sizeof(int))
         self.active = <int32_t*>calloc(self.max_ports, sizeof(int32_t))
         self.slow.size, self.slow.cap, self.slow.st = slow_queue_bytes, slow_queue, &self.st
         self.slow.arena = <uint8_t*>malloc(slow_queue_bytes)
@@ -327,7 +339,8 @@ cdef class PacketLoop:
         free(self.slow.off)
         free(self.slow.len)
         self.port_fd = NULL
-        self.port_vnet = self.port_active = self.port_failed = NULL
+        self.port_vnet = self.port_active = NULL
+        self.port_failed = NULL
         self.active = NULL
         self.active_n = self.rr = self.ready_n = 0
         memset(&self.slow, 0, sizeof(SlowQueue))
@@ -412,11 +425,12 @@ cdef class PacketLoop:
         self.port_failed[port_id] = 0
 
     def ports(self):
-        """{port_id: {"fd", "vnet_hdr", "failed"}}; a failed port gave a read error or EOF
-        and is no longer polled (remove_port() and add_port() it again)."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error"}}; a failed port gave a read
+        error or EOF and is no longer polled (remove_port() and add_port() it again);
+        ``error`` is that read's errno name (EBADFD: the TAP was deleted), "EOF", or None."""
         self._check_open("ports()")
         return {p: {"fd": self.port_fd[p], "vnet_hdr": bool(self.port_vnet[p]),
-                    "failed": bool(self.port_failed[p])}
+                    "failed": bool(self.port_failed[p]), "error": _failure_name(self.port_failed[p])}
                 for p in range(self.max_ports) if self.port_fd[p] >= 0}
 
     def add_wakeup(self, fd):
@@ -518,10 +532,11 @@ cdef class PacketLoop:
         if self.rr > i:
             self.rr -= 1
 
-    cdef void _fail(self, int32_t p) noexcept nogil:
-        """A read error or EOF: stop polling the port (it would report ready forever)."""
+    cdef void _fail(self, int32_t p, int why) noexcept nogil:
+        """A read error (``why``: its errno) or EOF (PORT_EOF): stop polling the port (it
+        would report ready forever)."""
         epoll_ctl(self.epfd, EPOLL_CTL_DEL, self.port_fd[p], NULL)
-        self.port_failed[p] = 1
+        self.port_failed[p] = why
 
     cdef int _read_one(self, int32_t p, Py_ssize_t slot) noexcept nogil:
         """Read one frame of port p into batch slot ``slot``: 1 = a frame, 0 = nothing
@@ -540,11 +555,11 @@ cdef class PacketLoop:
             if errno == EINTR:
                 return 0
             self.st.read_errors += 1
-            self._fail(p)
+            self._fail(p, errno)
             return -2
         if r == 0:
             self.st.read_eof += 1          # a TAP never reads 0 bytes; a closed socket does
-            self._fail(p)
+            self._fail(p, PORT_EOF)
             return -2
         self.st.reads += 1
         self.st.read_bytes += <uint64_t>r

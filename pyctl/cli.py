@@ -58,7 +58,16 @@ def _render_routes(result: list[dict]) -> str:
     return table([[r["dst"], r["via"], r["port"]] for r in result], ["DESTINATION", "VIA", "PORT"])
 
 
+def _port_state(p: dict) -> str:
+    return p["state"] + (f": {p['error']}" if p.get("error") else "")
+
+
 def _render_ports(result: list[dict]) -> str:
+    """A daemon adds each port's state (up, failed: why, missing): a STATE column."""
+    if any("state" in p for p in result):
+        return table([[p["id"], p["name"], p["namespace"], p["mac"], _inline(p["options"]),
+                       _port_state(p)] for p in result],
+                     ["ID", "NAME", "NAMESPACE", "MAC", "OPTIONS", "STATE"])
     return table([[p["id"], p["name"], p["namespace"], p["mac"], _inline(p["options"])]
                   for p in result], ["ID", "NAME", "NAMESPACE", "MAC", "OPTIONS"])
 

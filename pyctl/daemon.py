@@ -44,6 +44,7 @@ log = logging.getLogger("tapswitch.daemon")
 __all__ = ["Daemon", "run_config"]
 
 TICK_S = 0.1
+NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
 
 
 class _DaemonDispatcher(Dispatcher):
@@ -97,6 +98,8 @@ class Daemon:
         self._closed = False
         self._thread = None
         self._next_tick = 0.0
+        self._next_netns_check = 0.0
+        self._loop_failures = 0         # read errors + EOFs of the loop already acted on
         self._unsubscribe = None
         self.started_at = None
 
@@ -133,6 +136,13 @@ class Daemon:
         dispatcher.register("stats", lambda session, **kw: self.stats(), (),
                             access="read", summary="the packet loop's and slow path's counters",
                             replace=True)
+        model_ports = dispatcher.get("ports")
+
+        def ports(session, **kw):
+            return [{**p, **self.ports.status(p["id"])} for p in model_ports.handler(session, **kw)]
+        dispatcher.register("ports", ports, model_ports.params, access=model_ports.access,
+                            summary=model_ports.summary + "; state: up, failed (with the "
+                                    "error) or missing", replace=True)
 
     # ------------------------------------------------------------------ changes
 
@@ -199,9 +209,22 @@ class Daemon:
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
+            self._check_ports(now)
             self._emit(self.slowpath.tick())
             self._send(self.multicast.tick(now, self.ports.open))
         self._run_calls()
+
+    def _check_ports(self, now):
+        """Ports that failed under the daemon (TAP or kernel namespace deleted from
+        outside): out of service, with the reason (``ctl ports``, ``ctl stats``)."""
+        loop = self.loop.stats()
+        failures = loop["read_errors"] + loop["read_eof"]
+        if failures != self._loop_failures:
+            self._loop_failures = failures
+            self.ports.check_loop()
+        if now >= self._next_netns_check:
+            self._next_netns_check = now + NETNS_CHECK_S
+            self.ports.check_netns()
 
     def _slow_path(self, frames):
         now = time.monotonic()
@@ -288,6 +311,7 @@ class Daemon:
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "igmp": dict(self.multicast.counters),
                 "slowpath_over_budget": self.slow_frames_over_budget,
+                "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
     # ------------------------------------------------------------------ teardown

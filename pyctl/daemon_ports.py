@@ -8,6 +8,13 @@ change never loses a working port.  A port's kernel side (``netns``,
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
 as it is), the TAP is moved into it and configured there.
+
+A port can fail under the daemon: its TAP deleted from outside (the packet loop
+sees the read error and stops polling it), or its kernel namespace deleted from
+outside (``check_netns()`` sees that the name no longer leads to the namespace
+the daemon holds).  ``fail()`` then closes the TAP and keeps the port in
+``failed`` with the reason, out of ``open``, until the model drops or changes
+it: a failed port is not reopened behind the operator's back.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ class OpenPort:
     netns: object | None = None      # kernel.NetNamespace the TAP lives in, if any
     options: dict = field(default_factory=dict)
     kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
+    failure: str | None = None       # why the port failed (PortManager.fail), None while up
 
     def describe(self):
         return {"id": self.id, "name": self.name, "vnet_hdr": self.tap.vnet_hdr,
@@ -38,7 +46,8 @@ class OpenPort:
 class PortManager:
     def __init__(self, switch, loop, registry):
         self.switch, self.loop, self.registry = switch, loop, registry
-        self.open: dict[int, OpenPort] = {}
+        self.open: dict[int, OpenPort] = {}       # forwarding
+        self.failed: dict[int, OpenPort] = {}     # failed under the daemon, TAP closed
         self._netns: dict[str, list] = {}     # name -> [NetNamespace, ports in it]
         self._closed: list[int] = []
 
@@ -47,7 +56,7 @@ class PortManager:
         added = []
         try:
             for pid, port in wanted.items():
-                current = self.open.get(pid)
+                current = self.open.get(pid) or self.failed.get(pid)
                 if current is not None and current.name == port.name and current.options == port.options:
                     continue
                 if current is not None:           # same id, another port: replace it
@@ -59,7 +68,7 @@ class PortManager:
                 if pid in self.open:
                     self._close(pid)
             raise
-        for pid in [p for p in self.open if p not in wanted]:
+        for pid in [p for p in (*self.open, *self.failed) if p not in wanted]:
             self._close(pid)
         for pid, entry in self.open.items():
             if entry.netns is not None:
@@ -116,19 +125,67 @@ class PortManager:
         return entry
 
     def _close(self, pid):
-        entry = self.open.pop(pid)
+        entry = self.open.pop(pid, None) or self.failed.pop(pid)
         try:
-            self.loop.remove_port(pid)
+            if entry.failure is None:
+                self.loop.remove_port(pid)
         finally:
             entry.tap.close()
             if entry.netns is not None:
                 self._release_netns(entry.netns.name)
             self._closed.append(pid)
 
+    def fail(self, pid, reason):
+        """Take open port ``pid`` out of service: out of the loop, its TAP closed (the
+        device goes, if it was still there), kept in ``failed`` with ``reason``."""
+        entry = self.open.pop(pid)
+        entry.failure = reason
+        self.failed[pid] = entry
+        log.warning("port %s (id %d) failed: %s", entry.name, pid, reason)
+        try:
+            self.loop.remove_port(pid)
+        finally:
+            entry.tap.close()
+
+    def check_loop(self):
+        """Fail the open ports the packet loop stopped polling (a read error or EOF)."""
+        for pid, state in self.loop.ports().items():
+            if state["failed"] and pid in self.open:
+                error = state["error"]
+                why = "the TAP was deleted" if error == "EBADFD" else "the TAP's fd failed"
+                self.fail(pid, f"read error {error}: {why}")
+
+    def check_netns(self):
+        """Fail the ports whose kernel namespace was deleted from outside, and let go
+        of the namespace (the daemon's handle kept it alive: now the kernel frees it)."""
+        for name, (netns, _) in list(self._netns.items()):
+            if netns.named:
+                continue
+            del self._netns[name]
+            for pid, entry in list(self.open.items()):
+                if entry.netns is netns:
+                    self.fail(pid, f"kernel namespace {name} was deleted")
+            for entry in self.failed.values():
+                if entry.netns is netns:
+                    entry.netns = None
+            netns.remove()          # the handle only: the name is gone or someone else's
+
+    def status(self, pid):
+        """``{"state": "up"}``, ``{"state": "failed", "error": reason}``, or
+        ``{"state": "missing"}`` for a model port the daemon could not open."""
+        if pid in self.open:
+            return {"state": "up"}
+        if pid in self.failed:
+            return {"state": "failed", "error": self.failed[pid].failure}
+        return {"state": "missing"}
+
     def _acquire_netns(self, name):
         """The kernel namespace a port goes into.  One tapswitch creates is removed
         with the last port in it; an existing one (a container's) is only entered."""
         slot = self._netns.get(name)
+        if slot is not None and not slot[0].named:      # deleted since the last check
+            self.check_netns()
+            slot = None
         if slot is None:
             if name in kernel.list_netns():
                 slot = [kernel.NetNamespace.attach(name), 0]
@@ -146,7 +203,7 @@ class PortManager:
             slot[0].remove()            # for an attached namespace: only the handle
 
     def close_all(self):
-        for pid in list(self.open):
+        for pid in [*self.open, *self.failed]:
             try:
                 self._close(pid)
             except Exception:

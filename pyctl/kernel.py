@@ -535,16 +535,35 @@ class NetNamespace(_Netns):
     def alive(self) -> bool:
         return self._nsfd is not None
 
+    @property
+    def named(self) -> bool:
+        """Whether the name still leads to this namespace: False once ``ip netns del``
+        removed it from outside (the handle keeps the namespace itself alive), or
+        when another namespace now has the name."""
+        if self._nsfd is None:
+            return False
+        try:
+            by_name = os.stat(self.path)
+        except OSError:
+            return False
+        held = os.fstat(self._nsfd)
+        return (by_name.st_dev, by_name.st_ino) == (held.st_dev, held.st_ino)
+
     def remove(self) -> None:
         """Remove the namespace; its virtual links go with it once no process
-        or socket holds it. Safe to call twice."""
+        or socket holds it. Safe to call twice.  A name that no longer leads to
+        this namespace (deleted from outside, perhaps made again by someone
+        else) is left alone: only the handle goes."""
+        named = self._nsfd is None or self.named     # no fd yet: __init__ failing
         if self._nsfd is not None:
             os.close(self._nsfd)
             self._nsfd = None
-        if self._registry is None:          # attached, not ours
+        if self._registry is None or self._key is None:   # attached, not ours; or removed
             return
-        netns_exec.remove_named_netns(self.path)
+        if named:
+            netns_exec.remove_named_netns(self.path)
         self._registry.forget(self._key)
+        self._key = None
 
     def __enter__(self):
         return self
