@@ -40,6 +40,19 @@ cdef MapSlot* map_alloc(uint64_t size) noexcept nogil:
     return s
 
 
+cdef inline bint map_find(const MapSlot* slots, uint64_t mask, uint64_t key, uint64_t* value) noexcept nogil:
+    """Look ``key`` up in a table of mask + 1 slots (the batch loop calls it on the slots
+    it took under the lock; U64Map.get on its own)."""
+    cdef uint64_t i = mix64(key) & mask
+    while True:
+        if slots[i].key == key:
+            value[0] = slots[i].value
+            return True
+        if slots[i].key == MAP_EMPTY:
+            return False
+        i = (i + 1) & mask
+
+
 @cython.final
 cdef class U64Map:
     cdef MapSlot* slots
@@ -66,21 +79,8 @@ cdef class U64Map:
     def size(self):
         return self.mask + 1
 
-    cdef inline const MapSlot* home(self, uint64_t key) noexcept nogil:
-        """The slot a lookup of ``key`` starts at (what the batch loop prefetches)."""
-        return &self.slots[mix64(key) & self.mask]
-
     cdef inline bint get(self, uint64_t key, uint64_t* value) noexcept nogil:
-        cdef uint64_t i = mix64(key) & self.mask
-        cdef MapSlot* s
-        while True:
-            s = &self.slots[i]
-            if s.key == key:
-                value[0] = s.value
-                return True
-            if s.key == MAP_EMPTY:
-                return False
-            i = (i + 1) & self.mask
+        return map_find(self.slots, self.mask, key, value)
 
     cdef int put(self, uint64_t key, uint64_t value) except -1:
         """Insert or replace."""

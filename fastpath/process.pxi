@@ -104,17 +104,6 @@ cdef struct BatchView:
     Py_ssize_t fanout_count
 
 
-cdef inline bint map_find(const MapSlot* slots, uint64_t mask, uint64_t key, uint64_t* value) noexcept nogil:
-    cdef uint64_t i = mix64(key) & mask
-    while True:
-        if slots[i].key == key:
-            value[0] = slots[i].value
-            return True
-        if slots[i].key == MAP_EMPTY:
-            return False
-        i = (i + 1) & mask
-
-
 cdef inline uint64_t load_mac(const uint8_t* p) noexcept nogil:
     # 8 readable bytes at p: callers only use it at offsets 0 and 6 of a >= 14-byte frame
     cdef uint64_t v
@@ -128,21 +117,6 @@ cdef inline void store_mac(uint8_t* p, uint64_t mac) noexcept nogil:
 
 cdef inline uint32_t load_be32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
-
-
-cdef inline bint ipv4_header_ok(const uint8_t* ip, uint32_t hlen) noexcept nogil:
-    """True if the one's complement sum of the header is all ones (RFC 1071).  The sum
-    does not depend on byte order, so native 32-bit loads are summed and folded."""
-    cdef uint64_t s = 0
-    cdef uint32_t w, k
-    for k in range(0, hlen, 4):
-        memcpy(&w, ip + k, 4)
-        s += w
-    s = (s & 0xFFFFFFFFu) + (s >> 32)
-    s = (s & 0xFFFFFFFFu) + (s >> 32)
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return s == 0xFFFF
 
 
 cdef inline void decrement_ttl(uint8_t* ip) noexcept nogil:
@@ -180,13 +154,16 @@ cdef inline void count_tx(const DpTables* t, int32_t port, uint32_t nbytes) noex
     nc[PORT_TX_BYTES] += nbytes
 
 
-cdef inline bint add_copy(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t op,
-                          uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
-    """Append one copy of frame i out of port op; False if the fan-out list is full."""
+cdef inline uint32_t add_copy(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns, int32_t op,
+                              uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
+    """Append a copy of frame i (sent by namespace ns) out of port op, unless op is one of
+    the sender's own ports.  Returns 1 for a copy the full list had no room for, else 0."""
     cdef Py_ssize_t idx = b.fanout_count
     cdef uint8_t* eth
+    if t.port_ns[op] == ns:
+        return 0
     if idx >= b.max_fanout:
-        return False
+        return 1
     b.fanout_count = idx + 1
     b.fanout_port[idx] = op
     b.fanout_frame[idx] = <uint32_t>i
@@ -196,12 +173,13 @@ cdef inline bint add_copy(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t
     eth[12] = ETHERTYPE_IPV4 >> 8
     eth[13] = ETHERTYPE_IPV4 & 0xFF
     count_tx(t, op, nbytes)
-    return True
+    return 0
 
 
 cdef inline uint8_t fanout_verdict(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
-                                   Py_ssize_t start, uint32_t copies, uint32_t overflow) noexcept nogil:
-    """Frame i's verdict once its copies (from list index start) are in the fan-out list."""
+                                   Py_ssize_t start, uint32_t overflow) noexcept nogil:
+    """Frame i's verdict once its copies are in the fan-out list (from index start on)."""
+    cdef uint32_t copies = <uint32_t>(b.fanout_count - start)
     if overflow:
         t.reason_ctr[REASON_FANOUT_OVERFLOW] += overflow
         t.ns_reason_ctr[<size_t>ns * REASON_COUNT + REASON_FANOUT_OVERFLOW] += overflow
@@ -218,45 +196,33 @@ cdef inline uint8_t fanout_verdict(const DpTables* t, BatchView* b, Py_ssize_t i
 
 
 cdef inline uint8_t fan_out(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
-                            int32_t in_port, int32_t gid, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
-    """Frame i's copies for listener list gid (the L3 ports of its namespaces, minus the sender)."""
-    cdef int32_t first = 0, n = 0, k, member, op
+                            int32_t gid, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
+    """Frame i's copies for listener list gid: the ports of its L3 namespaces (an L2 in
+    the list has none), never the sender's."""
+    cdef int32_t first = 0, n = 0, k, op
     cdef Py_ssize_t start = b.fanout_count
-    cdef uint32_t copies = 0, overflow = 0
+    cdef uint32_t overflow = 0
     if gid < t.n_groups:
         first, n = t.grp_first[gid], t.grp_len[gid]
     for k in range(first, first + n):
-        member = t.grp_members[k]
-        if member == ns:
-            continue
-        op = t.ns_port[member]
-        if op < 0 or op == in_port:
-            continue
-        if add_copy(t, b, i, op, dst_mac, nbytes):
-            copies += 1
-        else:
-            overflow += 1
-    return fanout_verdict(t, b, i, ns, start, copies, overflow)
+        op = t.ns_port[t.grp_members[k]]
+        if op >= 0:
+            overflow += add_copy(t, b, i, ns, op, dst_mac, nbytes)
+    return fanout_verdict(t, b, i, ns, start, overflow)
 
 
 cdef inline uint8_t fan_out_group(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
                                   McastGroup* g, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
     """Frame i's copies for a multicast group: every member port not of the sender."""
-    cdef int32_t k, op
+    cdef int32_t k
     cdef Py_ssize_t start = b.fanout_count
-    cdef uint32_t copies = 0, overflow = 0
+    cdef uint32_t overflow = 0
     g.rx_packets += 1
     g.rx_bytes += nbytes
     for k in range(g.n):
-        op = g.ports[k]
-        if t.port_ns[op] == ns:
-            continue
-        if add_copy(t, b, i, op, dst_mac, nbytes):
-            copies += 1
-        else:
-            overflow += 1
-    g.copies += copies
-    return fanout_verdict(t, b, i, ns, start, copies, overflow)
+        overflow += add_copy(t, b, i, ns, g.ports[k], dst_mac, nbytes)
+    g.copies += <uint64_t>(b.fanout_count - start)
+    return fanout_verdict(t, b, i, ns, start, overflow)
 
 
 cdef inline uint8_t forward(const DpTables* t, BatchView* b, Py_ssize_t i, uint8_t* p,
@@ -324,7 +290,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     if (ip[0] >> 4) != 4 or hlen < IPV4_MIN_HLEN or ETH_HLEN + hlen > n \
             or tot < hlen or ETH_HLEN + tot > n:
         return drop(t, b, i, ns, REASON_MALFORMED)
-    if not ipv4_header_ok(ip, hlen):
+    if csum_bytes(ip, hlen) != 0xFFFF:      # RFC 1071: all words, checksum included
         return drop(t, b, i, ns, REASON_BAD_CHECKSUM)
     src = load_be32(ip + 12)
     dst = load_be32(ip + 16)
@@ -350,12 +316,12 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
 
     # 6. broadcast and multicast: bridged to the scope's listeners, no TTL change
     if dst == 0xFFFFFFFFu:
-        return fan_out(t, b, i, ns, port, scope, 0xFFFFFFFFFFFFULL, n)
+        return fan_out(t, b, i, ns, scope, 0xFFFFFFFFFFFFULL, n)
     if (dst >> 28) == 0xE:
         mac = 0x5E0001ULL | (<uint64_t>((dst >> 16) & 0x7F) << 24) \
             | (<uint64_t>((dst >> 8) & 0xFF) << 32) | (<uint64_t>(dst & 0xFF) << 40)
         if (dst >> 8) == 0xE00000u:         # 224.0.0.0/24, link-local: every L3 of the scope
-            return fan_out(t, b, i, ns, port, scope, mac, n)
+            return fan_out(t, b, i, ns, scope, mac, n)
         if map_find(t.demux, t.demux_mask, (<uint64_t>scope << 32) | dst, &v) \
                 and (v & DEMUX_MCAST) == DEMUX_MCAST:
             return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n)
@@ -366,7 +332,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     # 3. demux: an address of the scope
     if map_find(t.demux, t.demux_mask, (<uint64_t>scope << 32) | dst, &v):
         if v & DEMUX_GROUP:
-            return fan_out(t, b, i, ns, port, <int32_t>(v & 0xFFFFFFFFu), 0xFFFFFFFFFFFFULL, n)
+            return fan_out(t, b, i, ns, <int32_t>(v & 0xFFFFFFFFu), 0xFFFFFFFFFFFFULL, n)
         if dmac & 1:
             return drop(t, b, i, ns, REASON_NOT_FOR_US)
         owner = <int32_t>v

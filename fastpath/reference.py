@@ -422,12 +422,12 @@ class ReferenceDatapath:
 
         # broadcast and multicast
         if dst == 0xFFFFFFFF:
-            return self._fan_out(ns, port, self._l3_ports(self._all_l3(scope)), BROADCAST_MAC,
+            return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), BROADCAST_MAC,
                                  frame, copies_so_far, batch)
         if dst >> 28 == 0xE:
             mcast_mac = bytes([0x01, 0x00, 0x5E, dst >> 16 & 0x7F, dst >> 8 & 0xFF, dst & 0xFF])
             if dst >> 8 == 0xE00000:            # link-local: every L3 of the scope
-                return self._fan_out(ns, port, self._l3_ports(self._all_l3(scope)), mcast_mac,
+                return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mcast_mac,
                                      frame, copies_so_far, batch)
             members = self.groups.get((scope, dst))
             if members is None:
@@ -435,14 +435,14 @@ class ReferenceDatapath:
             ctr = self.group_ctr[(scope, dst)]
             ctr["rx_packets"] += 1
             ctr["rx_bytes"] += n
-            result = self._fan_out(ns, port, self._member_ports(members), mcast_mac,
+            result = self._fan_out(ns, self._member_ports(members), mcast_mac,
                                    frame, copies_so_far, batch)
             ctr["copies"] += len(result[3])
             return result
         if dst >> 24 in (0, 127) or dst >> 28 == 0xF:
             return refuse(V.REASON_BAD_DESTINATION)
         if (scope, dst) in self.broadcasts:
-            return self._fan_out(ns, port, self._l3_ports(self.broadcasts[(scope, dst)]), BROADCAST_MAC,
+            return self._fan_out(ns, self._l3_ports(self.broadcasts[(scope, dst)]), BROADCAST_MAC,
                                  frame, copies_so_far, batch)
         if group_mac:
             return refuse(V.REASON_NOT_FOR_US)
@@ -504,11 +504,11 @@ class ReferenceDatapath:
                 ports += sorted(p for p, (n, _, _) in self.ports.items() if n == m)
         return ports
 
-    def _fan_out(self, ns, in_port, ports, dst_mac, frame, copies_so_far, batch):
-        """Copies out of ``ports`` except the sender's (and the ingress port)."""
+    def _fan_out(self, ns, ports, dst_mac, frame, copies_so_far, batch):
+        """Copies out of ``ports``, except the sender's own (the ingress port among them)."""
         copies, overflow = [], 0
         for out in ports:
-            if self.ports[out][0] == ns or out == in_port:
+            if self.ports[out][0] == ns:
                 continue
             if copies_so_far + len(copies) >= batch.max_fanout:
                 overflow += 1

@@ -54,17 +54,6 @@ VNET_REASON_NAMES = ("ok", "vnet_short", "vnet_bad_flags", "vnet_bad_gso_type",
                      "vnet_bad_csum", "vnet_bad_hdr_len", "vnet_bad_gso")
 
 
-cdef extern from *:
-    """
-    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    #define TS_BE16_FROM_NATIVE(x) ((uint16_t)(x))
-    #else
-    #define TS_BE16_FROM_NATIVE(x) __builtin_bswap16((uint16_t)(x))
-    #endif
-    """
-    uint16_t TS_BE16_FROM_NATIVE(uint32_t x) noexcept nogil
-
-
 cdef struct GsoInfo:
     uint32_t l4             # offset of the TCP/UDP header in the frame
     uint32_t hl             # offset of the payload (end of the L4 header)
@@ -83,36 +72,6 @@ cdef inline uint16_t be16(const uint8_t* p) noexcept nogil:
 cdef inline void put_be16(uint8_t* p, uint32_t v) noexcept nogil:
     p[0] = (v >> 8) & 0xFF
     p[1] = v & 0xFF
-
-
-cdef inline uint32_t csum_bytes(const uint8_t* p, size_t n) noexcept nogil:
-    """Ones'-complement sum of ``n`` bytes as big-endian 16-bit words, folded to 16 bits
-    (same value as csum_fold(csum_partial(p, n, 0)), eight bytes per step)."""
-    cdef uint64_t s = 0, w = 0
-    cdef uint32_t w32 = 0
-    cdef uint16_t w16 = 0
-    while n >= 8:
-        memcpy(&w, p, 8)
-        s += (w & 0xFFFFFFFFULL) + (w >> 32)
-        p += 8
-        n -= 8
-    if n >= 4:
-        memcpy(&w32, p, 4)
-        s += w32
-        p += 4
-        n -= 4
-    if n >= 2:
-        memcpy(&w16, p, 2)
-        s += w16
-        p += 2
-        n -= 2
-    if n:
-        w16 = 0
-        memcpy(&w16, p, 1)      # the odd byte is the high half of a big-endian word
-        s += w16
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return TS_BE16_FROM_NATIVE(<uint32_t>s)
 
 
 cdef inline uint8_t gso_parse(const uint8_t* f, uint32_t n, uint8_t gso, GsoInfo* g) noexcept nogil:
