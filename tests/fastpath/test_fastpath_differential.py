@@ -3,7 +3,7 @@ malformed frames; the compiled core must give the reference's verdicts, bytes an
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastpath import Datapath
-from fastpath.reference import ReferenceDatapath
+from fastpath.reference import ReferenceDatapath, ipv4_checksum
 from fastpath_frames import assert_same_batch, BCAST, ip, ipv4_frame, arp_frame, mac
 
 ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
@@ -57,6 +57,15 @@ def worlds(draw):
     return ops, ports, owned, peers
 
 
+def with_header_checksum(f):
+    """Frame f with its IPv4 header checksum recomputed (where it has a whole header)."""
+    hlen = (f[14] & 15) * 4
+    if hlen < 20 or 14 + hlen > len(f):
+        return f
+    h = f[14:24] + b"\0\0" + f[26:14 + hlen]
+    return f[:24] + ipv4_checksum(h).to_bytes(2, "big") + f[26:]
+
+
 @st.composite
 def frames(draw, ports, owned):
     port = draw(st.sampled_from(sorted(ports) + [MAX_PORTS - 1]))
@@ -75,7 +84,7 @@ def frames(draw, ports, owned):
                        proto=draw(st.integers(0, 255)), payload=draw(st.binary(max_size=30)),
                        options=draw(st.sampled_from([b"", b"\x01\x01\x01\x00"])),
                        pad=draw(st.sampled_from([b"", bytes(10)])))
-    mutation = draw(st.sampled_from(["none"] * 6 + ["truncate", "byte", "ihl", "total"]))
+    mutation = draw(st.sampled_from(["none"] * 6 + ["truncate", "byte", "ihl", "total", "header"]))
     if mutation == "truncate":
         f = f[:draw(st.integers(0, len(f)))]
     elif mutation == "byte" and f:
@@ -85,6 +94,11 @@ def frames(draw, ports, owned):
         f = f[:14] + bytes([(f[14] & 0xF0) | draw(st.integers(0, 15))]) + f[15:]
     elif mutation == "total" and len(f) > 17:
         f = f[:16] + draw(st.integers(0, 0xFFFF)).to_bytes(2, "big") + f[18:]
+    elif mutation == "header" and len(f) >= 34:
+        # any field of the IPv4 header (version, IHL, length, TTL, protocol, addresses),
+        # with the checksum made right again so the frame gets past the checksum check
+        k = draw(st.integers(14, 33))
+        f = with_header_checksum(f[:k] + bytes([draw(st.integers(0, 255))]) + f[k + 1:])
     return port, f
 
 
