@@ -218,6 +218,12 @@ cdef class Datapath:
             raise InvalidArgument(f"scope {scope_id} is an L3 namespace, not an L2")
         return scope_id
 
+    cdef uint32_t _addr(self, ip) except? 0xFFFFFFFF:
+        """An address to look up: any IPv4 address as an int."""
+        if not isinstance(ip, int) or not 0 <= ip <= 0xFFFFFFFF:
+            raise InvalidArgument(f"bad address {ip!r}")
+        return ip
+
     cdef int _port(self, port_id) except -1:
         if not isinstance(port_id, int) or not 0 <= port_id < self.max_ports:
             raise InvalidArgument(f"port id {port_id!r} is not in 0..{self.max_ports - 1}")
@@ -409,9 +415,7 @@ cdef class Datapath:
         """The namespace owning (scope, ip), or -1."""
         cdef uint64_t v
         self._ns(scope_id, "scope")
-        if not isinstance(ip, int) or not 0 <= ip <= 0xFFFFFFFF:
-            raise InvalidArgument(f"bad address {ip!r}")
-        if self.demux.get((<uint64_t>scope_id << 32) | <uint32_t>ip, &v) and not v & DEMUX_GROUP:
+        if self.demux.get((<uint64_t>scope_id << 32) | self._addr(ip), &v) and not v & DEMUX_GROUP:
             return <int>v
         return -1
 
@@ -656,7 +660,7 @@ cdef class Datapath:
     def lookup_route(self, scope_id, ip):
         """Longest-prefix match in the scope's FIB: (port, gateway) or None."""
         self._ns(scope_id, "scope")
-        cdef uint32_t e = fib_entry_lookup(&self.fib[scope_id], <uint32_t>ip)
+        cdef uint32_t e = fib_entry_lookup(&self.fib[scope_id], self._addr(ip))
         if e == 0:
             return None
         nh = (e & FIB_NH_MASK) - 1
@@ -719,7 +723,7 @@ cdef class Datapath:
     def neighbour(self, scope_id, ip):
         cdef uint64_t v
         self._ns(scope_id, "scope")
-        if self.neigh.get((<uint64_t>scope_id << 32) | <uint32_t>ip, &v):
+        if self.neigh.get((<uint64_t>scope_id << 32) | self._addr(ip), &v):
             return int(v).to_bytes(6, "little")
         return None
 

@@ -95,6 +95,11 @@ class ReferenceDatapath:
         if port not in self.ports:
             raise NotFound(f"port {port} does not exist")
 
+    def _addr(self, ip):
+        if not isinstance(ip, int) or not 0 <= ip <= 0xFFFFFFFF:
+            raise InvalidArgument(f"bad address {ip!r}")
+        return ip
+
     def _children(self, scope):
         return [n for n, (s, l3) in self.namespaces.items() if l3 and s == scope]
 
@@ -214,9 +219,7 @@ class ReferenceDatapath:
 
     def lookup_address(self, scope_id, ip):
         self._ns(scope_id, "scope")
-        if not isinstance(ip, int) or not 0 <= ip <= 0xFFFFFFFF:
-            raise InvalidArgument(f"bad address {ip!r}")
-        return self.addresses.get((scope_id, ip), -1)
+        return self.addresses.get((scope_id, self._addr(ip)), -1)
 
     def set_broadcast(self, scope_id, bcast_ip, ns_ids):
         self._writing()
@@ -293,6 +296,7 @@ class ReferenceDatapath:
 
     def lookup_route(self, scope_id, ip):
         self._ns(scope_id, "scope")
+        self._addr(ip)
         table = self.routes_.get(scope_id, {})
         for plen in range(32, -1, -1):
             hop = table.get((ip & _mask(plen), plen))
@@ -321,7 +325,7 @@ class ReferenceDatapath:
 
     def neighbour(self, scope_id, ip):
         self._ns(scope_id, "scope")
-        return self.neighbours.get((scope_id, ip))
+        return self.neighbours.get((scope_id, self._addr(ip)))
 
     # ---- counters ----------------------------------------------------------------------------------
 

@@ -207,3 +207,13 @@ def test_dir24_fib_matches_a_linear_longest_prefix_match(ops, probes):
                                            for r in ref.routes(0)]
     for a in probes + edges + [(e + 1) & 0xFFFFFFFF for e in edges]:
         assert core.lookup_route(0, a) == ref.lookup_route(0, a)
+
+
+@pytest.mark.parametrize("lookup", ["lookup_route", "neighbour", "lookup_address"])
+@pytest.mark.parametrize("bad", [-1, 1 << 32, "10.0.0.1", None])
+def test_lookups_refuse_what_is_not_an_ipv4_int(make_dp, lookup, bad):
+    # -1 and 2**32 once gave OverflowError from the core and a route (the default) from
+    # the reference
+    dp = build_world(make_dp())
+    with pytest.raises(InvalidArgument):
+        getattr(dp, lookup)(ROOT, bad)
