@@ -40,6 +40,7 @@ class Switch(_Verbs):
         self._state = State.with_root()
         self._lock = threading.RLock()
         self._subscribers = []
+        self._watchers = []           # told of every change at once, and of undone ones
         self._pending = None          # events held back by an open transaction
         self.subscriber_errors = 0    # callbacks that raised (the changes stood)
 
@@ -90,12 +91,38 @@ class Switch(_Verbs):
                     self._subscribers.remove(callback)
         return unsubscribe
 
+    def watch(self, callback):
+        """Call ``callback(event, undone)`` at once on every change, also inside a
+        transaction (``undone=False``), and again when a rolled-back transaction undoes
+        it (``undone=True``, newest first, the state already back).  For caches of the
+        model that must know what may differ from what they saw (``pyctl.compiler``).
+        Returns an unwatch function.  A callback that raises is logged and counted in
+        ``subscriber_errors``; the change stands."""
+        with self._lock:
+            self._watchers.append(callback)
+
+        def unwatch():
+            with self._lock:
+                if callback in self._watchers:
+                    self._watchers.remove(callback)
+        return unwatch
+
+    def _tell_watchers(self, event, undone):
+        for callback in list(self._watchers):
+            try:
+                callback(event, undone)
+            except Exception:
+                self.subscriber_errors += 1
+                log.exception("watcher %r failed on %s (version %d)", callback, event.kind,
+                              event.version)
+
     def _commit(self, kind, categories, details):
         state = self._state
         state.version += 1
         for category in categories:
             state.versions[category] += 1
         event = Event(kind, details, state.version, tuple(categories))
+        self._tell_watchers(event, False)
         if self._pending is not None:
             self._pending.append(event)
         else:
@@ -131,7 +158,9 @@ class Switch(_Verbs):
                 yield self
             except BaseException:
                 self._state = checkpoint
-                self._pending = None
+                undone, self._pending = self._pending, None
+                for event in reversed(undone):
+                    self._tell_watchers(event, True)
                 raise
             events, self._pending = self._pending, None
             self._deliver(events)
