@@ -1,7 +1,7 @@
 # tapswitch fast path: one extension, its parts included below (uvloop style) so
 # the C compiler can inline across them.
 #   verdicts.pxi   verdict / reason codes (mirror of verdicts.py)
-#   checksum.pxi   Internet checksum (RFC 1071) and incremental update (RFC 1624)
+#   checksum.pxi   Internet checksum (RFC 1071): one summing routine for every check and fill
 #   batch.pxi      Batch: buffer pool + per-frame results (the contract with io.pxi)
 #   hashtable.pxi  U64Map: open-addressing hash (demux, neighbours, route sets)
 #   fib.pxi        Dir24Fib: DIR-24-8 longest-prefix match per L2 scope
