@@ -82,14 +82,7 @@ class Switch(_Verbs):
         is complete. A callback that raises does not undo the change nor stop the
         other callbacks: the exception is logged and counted in ``subscriber_errors``.
         """
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe():
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-        return unsubscribe
+        return self._listen(self._subscribers, callback)
 
     def watch(self, callback):
         """Call ``callback(event, undone)`` at once on every change, also inside a
@@ -98,14 +91,18 @@ class Switch(_Verbs):
         model that must know what may differ from what they saw (``pyctl.compiler``).
         Returns an unwatch function.  A callback that raises is logged and counted in
         ``subscriber_errors``; the change stands."""
-        with self._lock:
-            self._watchers.append(callback)
+        return self._listen(self._watchers, callback)
 
-        def unwatch():
+    def _listen(self, listeners, callback):
+        """Add ``callback`` to ``listeners``; returns the function that removes it."""
+        with self._lock:
+            listeners.append(callback)
+
+        def remove():
             with self._lock:
-                if callback in self._watchers:
-                    self._watchers.remove(callback)
-        return unwatch
+                if callback in listeners:
+                    listeners.remove(callback)
+        return remove
 
     def _tell_watchers(self, event, undone):
         for callback in list(self._watchers):
