@@ -642,7 +642,6 @@ cdef class PacketLoop:
         cdef uint32_t n = self.batch.c_length[i]
         cdef uint8_t* h = f - VNET_HDR_LEN
         cdef int cnt
-        cdef Py_ssize_t segs
         if out < 0 or out >= self.max_ports or self.port_fd[out] < 0:
             self.st.tx_no_port += 1
             return
@@ -660,17 +659,8 @@ cdef class PacketLoop:
                 cnt = 3
             self.tx(&sink, iov, cnt)
             return
-        if h[1] != VNET_GSO_NONE:
-            segs = gso_segment(eth if eth != NULL else f, f, n, h, self.scratch, self.tx, &sink)
-            if segs < 0:
-                self.st.sw_gso_refused += 1
-            else:
-                self.st.sw_gso_frames += 1
-                self.st.sw_segments += <uint64_t>segs
+        if self._segment_or_complete(eth if eth != NULL else f, f, n, h, self.tx, &sink):
             return
-        if h[0] & VNET_F_NEEDS_CSUM:
-            vnet_complete_csum(f, n, h)
-            self.st.sw_csum += 1
         if eth == NULL:
             iov[0].iov_base, iov[0].iov_len = f, n
             cnt = 1
@@ -680,6 +670,25 @@ cdef class PacketLoop:
             cnt = 2
         self.tx(&sink, iov, cnt)
 
+    cdef bint _segment_or_complete(self, const uint8_t* eth, uint8_t* f, uint32_t n, uint8_t* h,
+                                   seg_sink sink, void* ctx) noexcept nogil:
+        """Fit a frame for a destination without the virtio-net header: a GSO super-frame
+        goes to ``sink`` as its segments (True: nothing left to write); a partial checksum
+        is completed in place (False: the caller writes the frame).  Counted either way."""
+        cdef Py_ssize_t segs
+        if h[1] != VNET_GSO_NONE:
+            segs = gso_segment(eth, f, n, h, self.scratch, sink, ctx)
+            if segs < 0:
+                self.st.sw_gso_refused += 1
+            else:
+                self.st.sw_gso_frames += 1
+                self.st.sw_segments += <uint64_t>segs
+            return True
+        if h[0] & VNET_F_NEEDS_CSUM:
+            vnet_complete_csum(f, n, h)
+            self.st.sw_csum += 1
+        return False
+
     cdef void _queue_slow(self, Py_ssize_t i) noexcept nogil:
         """Copy frame i into the slow queue as the slow path wants it: a frame as on a
         wire (partial checksum completed; a GSO super-frame cut into its segments)."""
@@ -687,20 +696,10 @@ cdef class PacketLoop:
         cdef uint32_t n = self.batch.c_length[i]
         cdef uint8_t* h = f - VNET_HDR_LEN
         cdef iovec iov
-        cdef Py_ssize_t segs
         self.slow.cur_port = self.batch.c_port[i]
         self.slow.cur_reason = self.batch.c_reason[i]
-        if h[1] != VNET_GSO_NONE:
-            segs = gso_segment(f, f, n, h, self.scratch, slow_append, &self.slow)
-            if segs < 0:
-                self.st.sw_gso_refused += 1
-            else:
-                self.st.sw_gso_frames += 1
-                self.st.sw_segments += <uint64_t>segs
+        if self._segment_or_complete(f, f, n, h, slow_append, &self.slow):
             return
-        if h[0] & VNET_F_NEEDS_CSUM:
-            vnet_complete_csum(f, n, h)
-            self.st.sw_csum += 1
         iov.iov_base, iov.iov_len = f, n
         slow_append(&self.slow, &iov, 1)
 
