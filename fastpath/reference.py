@@ -11,12 +11,12 @@ from contextlib import contextmanager
 import struct
 import threading
 
-from pyctl.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath import verdicts as V
 from fastpath.addresses import check_group, check_ip, group_str, ip_str as _ip, mac_bytes_to_int
+from fastpath.errors import AddressInUse, Busy, InvalidArgument, NotFound
+from fastpath.reasons import TRAFFIC_COUNTER_NAMES as COUNTER_NAMES
 
 BROADCAST_MAC = b"\xff" * 6
-COUNTER_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
 
 
 def ipv4_checksum(header):

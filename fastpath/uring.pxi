@@ -1,9 +1,10 @@
-# The io_uring write backend of PacketLoop: a batch's writes are queued as SQEs and
+# The io_uring write backend of PacketLoop (a port's tx, port_io.pxi, for TAP ports): a
+# batch's writes are queued as SQEs and
 # submitted together at the end of the batch (one io_uring_enter for up to the ring's
 # size), then the loop waits until every one has completed before the batch's buffers
 # are read into again.  Reads stay plain non-blocking read() (io_uring gains little
 # there, and ignores O_NONBLOCK on an empty TAP).  The ring is set up with raw syscalls
-# (fastpath/uring.h); setup.py builds it only where <linux/io_uring.h> exists.
+# (fastpath/includes/uring.h); setup.py builds it only where <linux/io_uring.h> exists.
 #
 # What a queued write may point at until its completion: the LAST iovec of a write
 # stays where the caller put it (the batch buffer: the frame, or a slice of a GSO
@@ -12,24 +13,9 @@
 # write's own head buffer.  Each write is issued with RWF_NOWAIT: a TAP that cannot take
 # the frame completes it with -EAGAIN (a counted drop, write_eagain) instead of making
 # the loop wait.
-import os as _os
-
-cdef extern from "uring.h" nogil:
-    struct io_uring_cqe:
-        uint64_t user_data
-        int32_t res
-    ctypedef struct ts_uring:
-        unsigned entries
-        unsigned filled
-    int TS_IO_URING_BUILT
-    void ts_uring_init(ts_uring* r)
-    int ts_uring_open(ts_uring* r, unsigned entries)
-    void ts_uring_close(ts_uring* r)
-    int ts_uring_queue_write(ts_uring* r, int fd, const iovec* iov, int iovcnt,
-                             uint64_t user_data)
-    int ts_uring_submit_wait(ts_uring* r)
-    io_uring_cqe* ts_uring_cqe(ts_uring* r)
-    void ts_uring_cqe_seen(ts_uring* r)
+from fastpath.includes.uring cimport (io_uring_cqe, ts_uring, TS_IO_URING_BUILT, ts_uring_init,
+                                     ts_uring_open, ts_uring_close, ts_uring_queue_write,
+                                     ts_uring_submit_wait, ts_uring_cqe, ts_uring_cqe_seen)
 
 IO_URING_BUILT = bool(TS_IO_URING_BUILT)
 IO_BACKENDS = ("auto", "epoll", "io_uring")
@@ -107,7 +93,7 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         used += iov[j].iov_len
     if used > URING_HEAD:           # no caller does this; stay correct if one ever does
         uring_flush(u, s.st)        # (flush first: this port's frames keep their order)
-        return tx_write(ctx, iov, iovcnt)
+        return fd_write(ctx, iov, iovcnt)
     if u.ring.filled >= u.ring.entries:
         uring_flush(u, s.st)
     w = &u.w[u.ring.filled]
@@ -133,7 +119,7 @@ cdef str uring_unavailable(int err):
         return "io_uring is disabled on this machine (sysctl kernel.io_uring_disabled)"
     if err == -EOPNOTSUPP:
         return "the kernel's io_uring lacks what the backend needs (single mmap, WRITE/WRITEV)"
-    return f"io_uring_setup failed: {_os.strerror(-err)}"
+    return f"io_uring_setup failed: {os.strerror(-err)}"
 
 
 def io_backends():

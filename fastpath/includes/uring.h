@@ -1,4 +1,5 @@
-/* A minimal io_uring submission ring for batched writes (fastpath/uring.pxi uses it).
+/* A minimal io_uring submission ring for batched writes (fastpath/uring.pxi uses it,
+ * through fastpath/includes/uring.pxd).
  *
  * Raw syscalls (io_uring_setup, io_uring_enter, io_uring_register) and mmap of the
  * rings: no liburing.  setup.py defines TAPSWITCH_HAVE_IO_URING when a test program
