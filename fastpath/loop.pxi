@@ -153,7 +153,8 @@ cdef class PacketLoop:
     cdef void _release(self) noexcept:
         """Free every C resource the loop owns; what is freed reads NULL / -1 after, so
         close() and __dealloc__ can both call it."""
-        uring_tx_close(&self.uring)
+        with nogil:
+            uring_tx_close(&self.uring)     # waits for the kernel's teardown (uring.pxi)
         if self.epfd >= 0:
             close(self.epfd)
             self.epfd = -1

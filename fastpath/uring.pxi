@@ -5,6 +5,8 @@
 # are read into again.  Reads stay plain non-blocking read() (io_uring gains little
 # there, and ignores O_NONBLOCK on an empty TAP).  The ring is set up with raw syscalls
 # (fastpath/includes/uring.h); setup.py builds it only where <linux/io_uring.h> exists.
+# Closing a ring waits for the kernel's teardown to reach the thread that made it
+# (uring.h says why): a closed loop cannot interrupt a later wait.
 #
 # What a queued write may point at until its completion: the LAST iovec of a write
 # stays where the caller put it (the batch buffer: the frame, or a slice of a GSO
@@ -50,6 +52,7 @@ cdef int uring_tx_open(UringTx* u, unsigned entries) noexcept nogil:
 
 
 cdef void uring_tx_close(UringTx* u) noexcept nogil:
+    """Close the ring (waiting for its teardown, see above) and free the buffers."""
     ts_uring_close(&u.ring)
     free(u.w)
     u.w = NULL
