@@ -6,8 +6,13 @@
 # process() looks the source up (source rule) and the destination (delivery) with
 # hash4_find(); the control API below refuses what would make an entry ambiguous.
 
-cdef uint64_t DEMUX_GROUP = 1ULL << 32     # value: directed broadcast -> listener list
-cdef uint64_t DEMUX_MCAST = DEMUX_GROUP | (1ULL << 33)   # value: multicast group -> McastGroup
+cdef extern from *:
+    """
+    #define TS_DEMUX_GROUP ((uint64_t)1 << 32)
+    #define TS_DEMUX_MCAST (TS_DEMUX_GROUP | ((uint64_t)1 << 33))
+    """
+    const uint64_t DEMUX_GROUP "TS_DEMUX_GROUP"     # value: directed broadcast -> listener list
+    const uint64_t DEMUX_MCAST "TS_DEMUX_MCAST"     # value: multicast group -> McastGroup
 
 
 @cython.final

@@ -40,7 +40,13 @@ cdef enum:
     HASH_MIN_SIZE = 64
     HASH_MAX_TAG = 0x7FFFFFFF
 
-cdef uint64_t SLOT_EMPTY = 0xFFFFFFFFFFFFFFFFULL
+cdef extern from *:
+    """
+    #define TS_SLOT_EMPTY (~(uint64_t)0)
+    """
+    # the key (Slot4) / tag (Slot6) of an empty slot: a constant, so a probe compares
+    # with an immediate instead of loading a variable
+    const uint64_t SLOT_EMPTY "TS_SLOT_EMPTY"
 
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:

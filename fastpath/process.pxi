@@ -12,9 +12,13 @@
 # a MAC compare is one integer compare and the group bit is bit 0.  The tables' lookups
 # are theirs (hashtable.pxi, route_cache.pxi, dir24.pxi, counters.pxi); broadcast and
 # multicast copies are fanout.pxi's.
-from fastpath.includes.compiler cimport TS_PREFETCH, TS_PREFETCH_W
+from fastpath.includes.compiler cimport TS_PREFETCH, TS_PREFETCH_W, unlikely
 
-cdef uint64_t MAC_MASK = 0xFFFFFFFFFFFFULL
+cdef extern from *:
+    """
+    #define TS_MAC_MASK ((uint64_t)0xFFFFFFFFFFFFULL)
+    """
+    const uint64_t MAC_MASK "TS_MAC_MASK"       # the 48 bits of a MAC; also the broadcast MAC
 
 cdef enum:
     ETHERTYPE_IPV4 = 0x0800
@@ -61,7 +65,7 @@ cdef inline uint64_t load_mac(const uint8_t* p) noexcept nogil:
     # 8 readable bytes at p: callers only use it at offsets 0 and 6 of a >= 14-byte frame
     cdef uint64_t v
     memcpy(&v, p, 8)
-    return v & 0xFFFFFFFFFFFFULL
+    return v & MAC_MASK
 
 
 cdef inline void store_mac(uint8_t* p, uint64_t mac) noexcept nogil:
@@ -123,34 +127,34 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     b.out_port[i] = -1
     b.fanout_n[i] = 0
     b.fanout_first[i] = 0
-    if port < 0 or port >= t.max_ports or t.ports.ns[port] < 0:
+    if unlikely(port < 0 or port >= t.max_ports or t.ports.ns[port] < 0):
         return drop(t, b, i, -1, REASON_UNKNOWN_PORT)
     ns = t.ports.ns[port]
     count_rx(&t.ctr, port, ns, n)
-    if <uint64_t>off + n > b.pool_size or n < ETH_HLEN:
+    if unlikely(<uint64_t>off + n > b.pool_size or n < ETH_HLEN):
         return drop(t, b, i, ns, REASON_MALFORMED)
     p = b.buf + off
 
     # 1. Ethernet: unicast only to this port's MAC; IPv4 or ARP
     dmac = load_mac(p)
-    if not (dmac & 1) and dmac != t.ports.mac[port]:
+    if unlikely(not (dmac & 1) and dmac != t.ports.mac[port]):
         return drop(t, b, i, ns, REASON_NOT_FOR_US)
     ethertype = (<uint16_t>p[12] << 8) | p[13]
-    if ethertype == ETHERTYPE_ARP:
+    if unlikely(ethertype == ETHERTYPE_ARP):
         if n < ETH_HLEN + ARP_LEN:
             return drop(t, b, i, ns, REASON_MALFORMED)
         return slow(t, b, i, ns, REASON_ARP)
-    if ethertype != ETHERTYPE_IPV4:
+    if unlikely(ethertype != ETHERTYPE_IPV4):
         return drop(t, b, i, ns, REASON_UNSUPPORTED_ETHERTYPE)
-    if n < ETH_HLEN + IPV4_MIN_HLEN:
+    if unlikely(n < ETH_HLEN + IPV4_MIN_HLEN):
         return drop(t, b, i, ns, REASON_MALFORMED)
     ip = p + ETH_HLEN
     hlen = (ip[0] & 0x0F) * 4
     tot = (<uint32_t>ip[2] << 8) | ip[3]
-    if (ip[0] >> 4) != 4 or hlen < IPV4_MIN_HLEN or ETH_HLEN + hlen > n \
-            or tot < hlen or ETH_HLEN + tot > n:
+    if unlikely((ip[0] >> 4) != 4 or hlen < IPV4_MIN_HLEN or ETH_HLEN + hlen > n
+                or tot < hlen or ETH_HLEN + tot > n):
         return drop(t, b, i, ns, REASON_MALFORMED)
-    if csum_bytes(ip, hlen) != 0xFFFF:      # RFC 1071: all words, checksum included
+    if unlikely(csum_bytes(ip, hlen) != 0xFFFF):    # RFC 1071: all words, checksum included
         return drop(t, b, i, ns, REASON_BAD_CHECKSUM)
     src = load_be32(ip + 12)
     dst = load_be32(ip + 16)
@@ -159,19 +163,19 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     # 2. source rule: an L3 sends from its own addresses (or 0.0.0.0); an L2 port from
     #    any address no other namespace of the scope owns; martians never
     if src != 0:
-        if (src >> 24) == 127 or (src >> 28) >= 0xE:
+        if unlikely((src >> 24) == 127 or (src >> 28) >= 0xE):
             return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
         if hash4_find(&t.demux, scope, src, &v):
-            if v != <uint64_t>ns:
+            if unlikely(v != <uint64_t>ns):
                 return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
-        elif t.ns.l3[ns]:
+        elif unlikely(t.ns.l3[ns]):
             return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
     smac = load_mac(p + 6)
     if not (smac & 1) and smac != 0:
         t.ports.peer[port] = smac          # learn the endpoint behind the port
 
     # IGMP is the switch's business (snooping, querier), never fanned out
-    if ip[9] == IPPROTO_IGMP:
+    if unlikely(ip[9] == IPPROTO_IGMP):
         return slow(t, b, i, ns, REASON_IGMP)
 
     # 6. broadcast and multicast: bridged to the scope's listeners, no TTL change
@@ -185,7 +189,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
         if hash4_find(&t.demux, scope, dst, &v) and (v & DEMUX_MCAST) == DEMUX_MCAST:
             return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n)
         return drop(t, b, i, ns, REASON_NO_LISTENER)
-    if (dst >> 24) == 0 or (dst >> 24) == 127 or (dst >> 28) == 0xF:
+    if unlikely((dst >> 24) == 0 or (dst >> 24) == 127 or (dst >> 28) == 0xF):
         return drop(t, b, i, ns, REASON_BAD_DESTINATION)
 
     # 3. demux: an address of the scope
@@ -198,39 +202,41 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
         if not t.ns.l3[owner]:
             return slow(t, b, i, ns, REASON_LOCAL)
         op = t.ns.port[owner]
-        if op < 0:
+        if unlikely(op < 0):
             return drop(t, b, i, ns, REASON_NO_PORT)
-        if ip[8] <= 1:
+        if unlikely(ip[8] <= 1):
             return slow(t, b, i, ns, REASON_TTL_EXPIRED)
         mac = t.ports.peer[op]
-        if mac == 0:
+        if unlikely(mac == 0):
             return slow(t, b, i, ns, REASON_PEER_UNKNOWN)
-        return forward(t, b, i, p, op, mac, n)
-    if dmac & 1:
+    elif dmac & 1:
         return drop(t, b, i, ns, REASON_NOT_FOR_US)
-
-    # 4. route: the sender's own cache, else the scope's FIB and neighbour table
-    gen = t.ns.gen[scope]
-    rc = rc4_slot(&t.rc, ns, dst)
-    if rc.gen == gen and rc.dst == dst:
-        if ip[8] <= 1:
-            return slow(t, b, i, ns, REASON_TTL_EXPIRED)
-        return forward(t, b, i, p, <int32_t>(rc.hop >> 48), rc.hop & MAC_MASK, n)
-    e = fib_entry_lookup(&t.fib[scope], dst)
-    if e == 0:
-        return slow(t, b, i, ns, REASON_NO_ROUTE)
-    hop = &t.nh[(e & FIB_NH_MASK) - 1]
-    op = hop.port
-    if t.ports.ns[op] < 0:
-        return drop(t, b, i, ns, REASON_NO_PORT)
-    if ip[8] <= 1:
-        return slow(t, b, i, ns, REASON_TTL_EXPIRED)
-    gw = hop.gw
-    if not hash4_find(&t.neigh, scope, gw if gw else dst, &mac):
-        return slow(t, b, i, ns, REASON_NO_NEIGHBOUR)
-    rc.dst = dst
-    rc.gen = gen
-    rc.hop = mac | (<uint64_t>op << 48)
+    else:
+        # 4. route: the sender's own cache, else the scope's FIB and neighbour table
+        gen = t.ns.gen[scope]
+        rc = rc4_slot(&t.rc, ns, dst)
+        if rc.gen == gen and rc.dst == dst:
+            if unlikely(ip[8] <= 1):
+                return slow(t, b, i, ns, REASON_TTL_EXPIRED)
+            op = <int32_t>(rc.hop >> 48)
+            mac = rc.hop & MAC_MASK
+        else:
+            e = fib_entry_lookup(&t.fib[scope], dst)
+            if unlikely(e == 0):
+                return slow(t, b, i, ns, REASON_NO_ROUTE)
+            hop = &t.nh[(e & FIB_NH_MASK) - 1]
+            op = hop.port
+            if unlikely(t.ports.ns[op] < 0):
+                return drop(t, b, i, ns, REASON_NO_PORT)
+            if unlikely(ip[8] <= 1):
+                return slow(t, b, i, ns, REASON_TTL_EXPIRED)
+            gw = hop.gw
+            if unlikely(not hash4_find(&t.neigh, scope, gw if gw else dst, &mac)):
+                return slow(t, b, i, ns, REASON_NO_NEIGHBOUR)
+            rc.dst = dst
+            rc.gen = gen
+            rc.hop = mac | (<uint64_t>op << 48)
+    # 5. out of port op to mac (one place: the C compiler inlines it once)
     return forward(t, b, i, p, op, mac, n)
 
 

@@ -15,3 +15,7 @@ cdef extern from *:
     void TS_PREFETCH_W(const void* p) noexcept nogil
     # a 16-bit value summed from native-order words, as the big-endian sum (RFC 1071, 2(B))
     unsigned short TS_BE16_FROM_NATIVE(unsigned int x) noexcept nogil
+    # branch hints (Cython's own macros): the per-packet code marks its drops unlikely, so
+    # the C compiler lays the forwarding path out straight and keeps its registers for it
+    bint likely(bint x) noexcept nogil
+    bint unlikely(bint x) noexcept nogil

@@ -13,7 +13,7 @@ cdef extern from "uring.h" nogil:
     int TS_IO_URING_BUILT               # 1 when built with <linux/io_uring.h>
     void ts_uring_init(ts_uring* r)
     int ts_uring_open(ts_uring* r, unsigned entries)            # 0 or -errno
-    void ts_uring_close(ts_uring* r)
+    void ts_uring_close(ts_uring* r)    # waits for the kernel's teardown (uring.h)
     int ts_uring_queue_write(ts_uring* r, int fd, const iovec* iov, int iovcnt,
                              uint64_t user_data)
     int ts_uring_submit_wait(ts_uring* r)                       # enter calls, or -errno
