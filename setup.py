@@ -66,7 +66,10 @@ def have_io_uring_header() -> bool:
     return done.returncode == 0
 
 
-def generate_reasons_pxi(root=os.path.dirname(os.path.abspath(__file__))):
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def generate_reasons_pxi(root=ROOT):
     """Write fastpath/reasons.pxi from fastpath/reasons.py (loaded by path: the fastpath
     package itself need not import); rewritten only when it changes, so an unchanged
     table does not force a rebuild."""

@@ -93,7 +93,8 @@ cdef class PacketLoop:
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
         self.dp = datapath
-        self._choose_backend(backend, batch_size)
+        self.backend = open_backend(backend, batch_size, &self.uring)
+        self.tx = tx_uring if self.backend == "io_uring" else fd_write
         self.rx.buf, self.rx.slot_size, self.rx.headroom = self.batch.c_buf, slot_size, headroom
         self.rx.offset, self.rx.length = self.batch.c_offset, self.batch.c_length
         self.rx.port, self.rx.st = self.batch.c_port, &self.st
@@ -113,26 +114,6 @@ cdef class PacketLoop:
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.stopfd, &ev) < 0:
             raise OSError(errno, "epoll_ctl(stop eventfd) failed")
         self.usable = True
-
-    cdef _choose_backend(self, backend, Py_ssize_t batch_size):
-        """backend: "auto" (io_uring where it runs, else epoll), "epoll" or "io_uring";
-        None: the TAPSWITCH_IO_BACKEND environment variable, else "auto"."""
-        source = "backend"
-        if backend is None:
-            backend = os.environ.get(IO_BACKEND_ENV) or "auto"
-            source = IO_BACKEND_ENV
-        if backend not in IO_BACKENDS:
-            raise InvalidArgument(f"{source} must be one of {', '.join(IO_BACKENDS)}, "
-                                  f"not {backend!r}")
-        self.backend, self.tx = "epoll", fd_write
-        if backend == "epoll":
-            return
-        cdef unsigned entries = <unsigned>min(max(batch_size, URING_MIN_ENTRIES), URING_MAX_ENTRIES)
-        cdef int err = uring_tx_open(&self.uring, entries)
-        if err == 0:
-            self.backend, self.tx = "io_uring", tx_uring
-        elif backend == "io_uring":
-            raise NotSupported(f"I/O backend io_uring: {uring_unavailable(err)}")
 
     def close(self):
         """Release the epoll fd, the stop eventfd, the io_uring ring and the buffers now
@@ -396,16 +377,7 @@ cdef class PacketLoop:
         if not ETH_HLEN <= n <= self.rx.slot_size - self.rx.headroom:
             raise InvalidArgument(f"a frame is {ETH_HLEN}..{self.rx.slot_size - self.rx.headroom} "
                                   f"bytes, not {n}")
-        cdef TxSink sink
-        cdef iovec iov[2]
-        cdef int cnt = 0
-        sink.fd, sink.st, sink.uring = p.fd, &self.st, NULL
-        if p.vnet:
-            iov[0].iov_base, iov[0].iov_len = ZERO_VNET_HDR, VNET_HDR_LEN
-            cnt = 1
-        iov[cnt].iov_base, iov[cnt].iov_len = <void*>&data[0], n
-        cnt += 1
-        if fd_write(&sink, iov, cnt) != 0:     # at once, whatever the backend: the caller's bytes
+        if fd_send(p.fd, p.vnet, &data[0], n, &self.st) != 0:    # at once, whatever the backend
             return False
         self.st.sent += 1
         return True

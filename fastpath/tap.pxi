@@ -4,8 +4,9 @@
 #   tap_rx    one read() into the next batch slot: TAP reads do not batch (recvmmsg and
 #             readv do not, PLATFORM.md), and one frame per port per round keeps a busy
 #             port from starving the others;
-#   fd_write  one write()/writev() per frame: the "epoll" write backend, and what send()
-#             uses whatever the backend (the io_uring one is uring.pxi).
+#   fd_write  one write()/writev() per frame: the "epoll" write backend (the io_uring one
+#             is uring.pxi);
+#   fd_send   a frame the slow path built, written at once whatever the backend.
 
 
 cdef uint8_t ZERO_VNET_HDR[VNET_HDR_LEN]      # static: all zero
@@ -57,3 +58,17 @@ cdef int fd_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     s.st.frames_out += 1
     s.st.bytes_out += <uint64_t>r
     return 0
+
+
+cdef int fd_send(int fd, bint vnet, const uint8_t* frame, Py_ssize_t n, LoopStats* st) noexcept:
+    """Write one frame (a zero virtio-net header in front on a vnet port) at once: 0, or
+    -1 for a counted failed write."""
+    cdef TxSink sink
+    cdef iovec iov[2]
+    cdef int cnt = 0
+    sink.fd, sink.st, sink.uring = fd, st, NULL
+    if vnet:
+        iov[0].iov_base, iov[0].iov_len = ZERO_VNET_HDR, VNET_HDR_LEN
+        cnt = 1
+    iov[cnt].iov_base, iov[cnt].iov_len = <void*>frame, n
+    return fd_write(&sink, iov, cnt + 1)

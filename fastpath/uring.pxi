@@ -113,6 +113,27 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     return 0
 
 
+cdef str open_backend(backend, Py_ssize_t batch_size, UringTx* u):
+    """The write backend a PacketLoop runs: "epoll", or "io_uring" with its ring set up
+    in ``u``.  ``backend``: "auto" (io_uring where it runs, else epoll), "epoll" or
+    "io_uring"; None: the TAPSWITCH_IO_BACKEND environment variable, else "auto"."""
+    source = "backend"
+    if backend is None:
+        backend = os.environ.get(IO_BACKEND_ENV) or "auto"
+        source = IO_BACKEND_ENV
+    if backend not in IO_BACKENDS:
+        raise InvalidArgument(f"{source} must be one of {', '.join(IO_BACKENDS)}, not {backend!r}")
+    if backend == "epoll":
+        return "epoll"
+    cdef unsigned entries = <unsigned>min(max(batch_size, URING_MIN_ENTRIES), URING_MAX_ENTRIES)
+    cdef int err = uring_tx_open(u, entries)
+    if err == 0:
+        return "io_uring"
+    if backend == "io_uring":
+        raise NotSupported(f"I/O backend io_uring: {uring_unavailable(err)}")
+    return "epoll"
+
+
 cdef str uring_unavailable(int err):
     """Why the io_uring backend cannot run here (``err``: ts_uring_open's -errno)."""
     if not TS_IO_URING_BUILT:

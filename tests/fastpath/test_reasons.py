@@ -59,7 +59,7 @@ def test_the_loop_stats_are_named_from_the_table():
 def test_the_docs_table_is_the_table():
     with open(os.path.join(ROOT, "docs", "architecture.md")) as f:
         doc = f.read()
-    found = re.search(r"<!-- reasons:begin -->\n(.*?)\n<!-- reasons:end -->", doc, re.S)
+    found = re.search(r"<!-- reasons:begin -->\n(.*?)\n<!-- reasons:end -->", doc, re.DOTALL)
     assert found, "docs/architecture.md lost its reason table markers"
     assert found.group(1) == reasons.markdown_table(), \
         "docs/architecture.md's reason table drifted: paste `python -m fastpath.reasons` there"
