@@ -87,3 +87,12 @@ def test_nothing_under_fastpath_imports_pyctl():
                         offenders.append(os.path.relpath(path, ROOT))
     assert offenders == []
     assert _imports(os.path.join(FASTPATH, "addresses.py"))          # the scan sees imports
+
+
+def test_pyctl_errors_are_the_fast_paths():
+    import fastpath.errors
+    import pyctl.errors
+    names = ["TapswitchError", "NotFound", "AlreadyExists", "AddressInUse", "PermissionDenied",
+             "InvalidArgument", "Busy", "NotSupported", "from_code"]
+    assert sorted(pyctl.errors.__all__) == sorted(names)
+    assert all(getattr(pyctl.errors, n) is getattr(fastpath.errors, n) for n in names)
