@@ -80,6 +80,7 @@ cdef class DatapathTables:
     def _begin_update(self):
         if self.updating:
             raise RuntimeError("datapath.update() blocks do not nest")
+        self._check_inited()
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
         self.updating = True
@@ -96,6 +97,11 @@ cdef class DatapathTables:
         finally:
             self.updating = False
             PyThread_release_lock(self.lock)
+
+    cdef int _check_inited(self) except -1:
+        if self.ns is None:
+            raise ValueError("a Datapath whose __init__ did not complete")
+        return 0
 
     cdef _writing(self):
         if not self.updating:
@@ -115,6 +121,7 @@ cdef class DatapathTables:
         """Python-side entry (GIL held on entry; released while frames are decided)."""
         if self.updating:
             raise RuntimeError("process() inside datapath.update() would deadlock")
+        self._check_inited()
         if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
             with nogil:
                 PyThread_acquire_lock(self.lock, WAIT_LOCK)

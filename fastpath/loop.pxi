@@ -82,6 +82,7 @@ cdef class PacketLoop:
         if self.inited:
             raise RuntimeError("PacketLoop is already initialised")
         self.inited = True
+        datapath._check_inited()
         if not 1 <= batch_size <= 4096:
             raise InvalidArgument(f"batch_size must be in 1..4096, not {batch_size}")
         if not 1 <= slow_queue <= 1 << 20:

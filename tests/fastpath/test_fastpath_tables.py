@@ -200,3 +200,15 @@ def test_lookups_refuse_what_is_not_an_ipv4_int(make_dp, lookup, bad):
     dp = build_world(make_dp())
     with pytest.raises(InvalidArgument):
         getattr(dp, lookup)(ROOT, bad)
+
+
+def test_a_datapath_whose_init_did_not_run_refuses_batches_updates_and_loops():
+    import fastpath
+    dp = Datapath.__new__(Datapath)
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        dp.process(fastpath.Batch(capacity=1))
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        with dp.update():
+            pass
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        fastpath.PacketLoop(dp, backend="epoll")
