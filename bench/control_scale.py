@@ -29,7 +29,7 @@ import time
 
 import fastpath
 from pyctl import Switch
-from pyctl.compiler import Compiler
+from pyctl.compile.compiler import Compiler
 
 TENANTS = 200
 ROUTE_BASE = int(ipaddress.ip_address("10.64.0.0"))      # routes: prefixes of 10.64.0.0/10

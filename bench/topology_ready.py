@@ -23,8 +23,8 @@ import statistics
 import sys
 import time
 
-from pyctl import probes
-from pyctl.topology import MODES, Topology
+from pyctl.rig import probes
+from pyctl.rig.topology import MODES, Topology
 
 
 def default_topology(mode):

@@ -1,6 +1,18 @@
 """tapswitch's control layer: the namespace model (the truth) and, around it,
 the compiler, daemon, control socket and CLI.
 
+The layers, bottom to top (each imports only those below it)::
+
+    errors      the exception hierarchy (defined in fastpath.errors, the lowest layer)
+    model/      the truth: namespace tree, addresses, routes, ports, groups
+    config/     the TOML topology file, validated into passive records
+    compile/    model -> fast-path tables, incrementally
+    kernel/     netlink and network-namespace plumbing (pyroute2)
+    control/    the control socket: protocol, server, verbs, client
+    daemon/     model + fast path + packet loop + slow path + control socket
+    rig/        test rigs: Topology, probes, the demo
+    cli.py, pytest_plugin.py   the entry points
+
 The model's public API::
 
     from pyctl import Switch, errors
@@ -11,8 +23,16 @@ The model's public API::
 See docs/model.md.
 """
 from pyctl import errors
-from pyctl.model import ActingContext, Switch
-from pyctl.values import L2, L3, Event, Namespace, Port, Route, TaggedAddress
+from pyctl.model.switch import ActingContext, Switch
+from pyctl.model.values import L2, L3, Event, Namespace, Port, Route, TaggedAddress
 
 __all__ = ["Switch", "ActingContext", "errors", "Namespace", "Port", "Route",
-           "TaggedAddress", "Event", "L2", "L3"]
+           "TaggedAddress", "Event", "L2", "L3", "Topology"]
+
+
+def __getattr__(name):
+    # The test rig pulls in the daemon and the compiled fast path: loaded only when asked for.
+    if name == "Topology":
+        from pyctl.rig.topology import Topology
+        return Topology
+    raise AttributeError(f"module 'pyctl' has no attribute {name!r}")

@@ -17,8 +17,8 @@ import sys
 from typing import Any, Callable
 
 from pyctl import errors
-from pyctl.counters import format_counters
-from pyctl.tables import table
+from pyctl.control.counters import format_counters
+from pyctl.control.tables import table
 
 __all__ = ["main"]
 
@@ -284,7 +284,7 @@ def _parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ main
 
 def _ctl(ns: argparse.Namespace, out) -> int:
-    from pyctl.client import ControlClient
+    from pyctl.control.client import ControlClient
     verb = ns.call_verb if ns.verb == "call" else ns.verb
     args = _ctl_args(ns.verb, ns)
     with ControlClient(ns.socket) as client:
@@ -316,13 +316,13 @@ def _check(ns: argparse.Namespace, out) -> int:
 
 
 def _run(ns: argparse.Namespace, out) -> int:
-    from pyctl import daemon
+    from pyctl.daemon import daemon
     status = daemon.run_config(ns.config, socket=ns.socket)
     return EXIT_OK if status is None else int(status)
 
 
 def _demo(ns: argparse.Namespace, out) -> int:
-    from pyctl import demo
+    from pyctl.rig import demo
     status = demo.main()
     return EXIT_OK if status is None else int(status)
 

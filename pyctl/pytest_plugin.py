@@ -5,7 +5,7 @@ Installing tapswitch registers it (entry point ``pytest11``: ``tapswitch``),
 so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_topology``
-    A started ``pyctl.topology.Topology``: the root L2 ``init`` holds the
+    A started ``pyctl.rig.topology.Topology``: the root L2 ``init`` holds the
     switch's own address 10.0.0.1/24 (the tenants' gateway), and two L3
     tenants ``a`` (10.0.0.2/24) and ``b`` (10.0.0.3/24) each have a TAP in
     their own kernel network namespace, configured and up, default route via
@@ -69,7 +69,7 @@ def _require_root():
 def tapswitch_factory(request):
     """``make(mode=None, **kwargs)``: a new Topology, closed when the test ends."""
     _require_root()
-    from pyctl.topology import Topology
+    from pyctl.rig.topology import Topology
     default_mode = request.config.getoption("tapswitch_mode", None) or DEFAULT_MODE
     made = []
 

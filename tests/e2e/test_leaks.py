@@ -20,8 +20,10 @@ import time
 
 import pytest
 
-from pyctl import kernel, probes
-from pyctl.topology import Topology
+from pyctl import kernel
+
+from pyctl.rig import probes
+from pyctl.rig.topology import Topology
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -87,7 +89,7 @@ _RECORDER = textwrap.dedent('''
 _TESTS = textwrap.dedent('''
     import os, threading, time
     from conftest import record
-    from pyctl import probes
+    from pyctl.rig import probes
 
     def test_0_warm_up(tapswitch_topology):
         # the first topology of a process imports and caches what every later one reuses

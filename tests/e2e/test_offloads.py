@@ -16,7 +16,7 @@ import struct
 import pytest
 
 import fastpath
-from pyctl import probes
+from pyctl.rig import probes
 
 IP_RECVTTL = 12                 # <linux/in.h>; not in Python's socket module
 UDP_SEGMENT = 103               # <linux/udp.h>

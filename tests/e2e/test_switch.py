@@ -8,8 +8,10 @@ import socket
 
 import pytest
 
-from pyctl import errors, probes
-from pyctl.client import ControlClient
+from pyctl import errors
+
+from pyctl.rig import probes
+from pyctl.control.client import ControlClient
 
 
 def test_icmp_echo_between_tenants_and_to_the_switch(tapswitch_topology):

@@ -1,0 +1,312 @@
+"""Verbs of the namespace tree and of address ownership: create, destroy,
+add/delete addresses, push, pull, assign-and-push, the listings (plain and
+tagged) and the source-address rule.
+
+Address ownership: within one L2 scope (an L2 and its L3 children) an IP
+address has at most one holder. Sibling L2 namespaces are separate scopes and
+may use the same addresses.
+"""
+from pyctl import errors
+from pyctl.model.access import Access, locked
+from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, check_namespace_name,
+                              parse_interface, parse_ip, sort_key)
+from pyctl.model.state import ROOT_ID
+from pyctl.model.values import L2, L3, TaggedAddress
+
+KINDS = (L2, L3)
+
+
+def _check_flag(name, value):
+    # strict: a control-socket "false" (a non-empty string) must not mean yes
+    if not isinstance(value, bool):
+        raise errors.InvalidArgument(f"{name} must be true or false, not {value!r}")
+
+
+class NamespaceVerbs(Access):
+
+    # -- the tree -------------------------------------------------------------
+
+    @locked
+    def namespace(self, ref):
+        """The namespace named ``ref`` (name or id)."""
+        return self._resolve(self._actor(), ref).value()
+
+    @locked
+    def namespaces(self):
+        """Every visible namespace, in tree order (a parent before its children)."""
+        state = self._sw._state
+        top = self._actor() or state.namespaces[ROOT_ID]
+        return [record.value() for record in state.subtree(top)]
+
+    @locked
+    def scope_of(self, ns):
+        """The L2 namespace whose routes and address space ``ns`` uses (an L2: itself)."""
+        state = self._sw._state
+        record = self._resolve(self._actor(), ns)
+        return state.namespaces[state.scope_id(record)].value()
+
+    @locked
+    def create(self, name, kind, parent=None):
+        """Create namespace ``name`` of ``kind`` ("l2" or "l3") under ``parent``
+        (default: the root, or the acting namespace)."""
+        actor = self._actor()
+        self._configuring(actor, f"creating namespace {name!r}")
+        state = self._sw._state
+        check_namespace_name(name)
+        if not isinstance(kind, str) or kind.lower() not in KINDS:
+            raise errors.InvalidArgument(f"invalid namespace kind {kind!r}: use 'l2' or 'l3'")
+        kind = kind.lower()
+        if parent is None:
+            parent_record = actor or state.namespaces[ROOT_ID]
+        else:
+            parent_record = self._resolve(actor, parent)
+        if parent_record.kind == L3:
+            raise errors.InvalidArgument(
+                f"cannot create {name!r} under '{parent_record.name}': "
+                f"'{parent_record.name}' is an L3 namespace (a leaf)")
+        if name in state.by_name:
+            raise errors.AlreadyExists(f"a namespace named {name!r} already exists")
+        record = state.add_namespace(name, kind, parent_record.id)
+        value = record.value()
+        self._sw._commit("namespace.create", ("namespaces",), value.to_dict())
+        return value
+
+    @locked
+    def destroy(self, ns, recursive=False):
+        """Destroy a namespace (see docs/model.md for what happens to its addresses).
+
+        An L3's addresses return to its parent. An L2 with children is refused
+        unless ``recursive``; then its whole subtree goes, and with it every
+        address of the scopes that die. Ports attached to destroyed namespaces
+        are removed.
+        """
+        actor = self._actor()
+        self._configuring(actor, f"destroying namespace {ns!r}")
+        state = self._sw._state
+        _check_flag("recursive", recursive)
+        record = self._resolve(actor, ns)
+        if record.id == ROOT_ID:
+            raise errors.PermissionDenied(f"the root namespace '{record.name}' cannot be destroyed")
+        if actor is not None and record.id == actor.id:
+            raise errors.PermissionDenied(
+                f"'{record.name}' cannot destroy itself: its parent (or the administrator) can")
+        if record.children and not recursive:
+            names = ", ".join(f"'{state.namespaces[c].name}'" for c in record.children)
+            raise errors.Busy(f"cannot destroy '{record.name}': it still has children ({names}); "
+                              f"destroy them first or destroy recursively")
+        doomed = state.subtree(record)
+        parent = state.namespaces[record.parent]
+        returned, removed, ports = [], [], []
+        categories = ["namespaces"]
+        if record.kind == L3:
+            for ip, iface in sorted(record.addresses.items(), key=lambda item: sort_key(item[1])):
+                parent.addresses[ip] = iface
+                state.holders[parent.id][ip] = parent.id
+                returned.append(str(iface))
+        else:
+            removed = [str(i) for r in doomed for i in sorted(r.addresses.values(), key=sort_key)]
+        if returned or removed:
+            categories.append("addresses")
+        if any(r.routes for r in doomed):
+            categories.append("routes")
+        if any(r.groups for r in doomed):
+            categories.append("groups")
+        for doomed_record in reversed(doomed):        # children before parents
+            for port_name in list(doomed_record.ports):
+                ports.append(port_name)
+                self._drop_port(state.ports[port_name])
+            if doomed_record.kind == L2:
+                del state.holders[doomed_record.id]
+            del state.namespaces[doomed_record.id]
+            del state.by_name[doomed_record.name]
+            state.namespace_ids.release(doomed_record.id)
+        parent.children.remove(record.id)
+        if ports:
+            categories.append("ports")
+        details = {
+            "id": record.id, "name": record.name, "kind": record.kind, "parent": parent.id,
+            "destroyed": [{"id": r.id, "name": r.name, "kind": r.kind} for r in reversed(doomed)],
+            "returned": returned, "removed_addresses": removed, "removed_ports": ports,
+        }
+        self._sw._commit("namespace.destroy", categories, details)
+
+    # -- addresses ------------------------------------------------------------
+
+    def _holder_name(self, ident):
+        return self._sw._state.namespaces[ident].name
+
+    def _l2_only(self, record, verb, hint):
+        if record.kind != L2:
+            raise errors.InvalidArgument(
+                f"cannot {verb} in '{record.name}': it is an L3 namespace ({hint})")
+
+    def _l3_only(self, record, verb, hint):
+        if record.kind != L3:
+            raise errors.InvalidArgument(
+                f"cannot {verb} '{record.name}': it is an L2 namespace ({hint})")
+
+    @locked
+    def add_address(self, ns, address):
+        """Create ``address`` (``A/N``) in L2 namespace ``ns``."""
+        actor = self._actor()
+        self._configuring(actor, f"adding address {address!r}")
+        iface = parse_interface(address)
+        record = self._resolve(actor, ns)
+        self._l2_only(record, f"add {iface}", "addresses are created in its parent L2 "
+                                             "and pushed; see assign_and_push")
+        holders = self._sw._state.holders[record.id]
+        holder = holders.get(iface.ip)
+        if holder == record.id:
+            raise errors.AlreadyExists(
+                f"'{record.name}' already has {iface.ip} (as {record.addresses[iface.ip]})")
+        if holder is not None:
+            raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
+                                      f"in the scope of '{record.name}'")
+        record.addresses[iface.ip] = iface
+        holders[iface.ip] = record.id
+        self._sw._commit("address.add", ("addresses",),
+                         {"namespace": record.name, "address": str(iface)})
+
+    @locked
+    def del_address(self, ns, address):
+        """Delete ``address`` from L2 namespace ``ns`` (it must hold it, not a child)."""
+        actor = self._actor()
+        self._configuring(actor, f"deleting address {address!r}")
+        iface = parse_interface(address)
+        record = self._resolve(actor, ns)
+        self._l2_only(record, f"delete {iface}", "its addresses go back with pull")
+        holders = self._sw._state.holders[record.id]
+        holder = holders.get(iface.ip)
+        if holder is None:
+            raise errors.NotFound(f"'{record.name}' has no address {iface}")
+        if holder != record.id:
+            raise errors.AddressInUse(f"{iface} is held by '{self._holder_name(holder)}': "
+                                      f"pull it back to '{record.name}' first")
+        if record.addresses[iface.ip] != iface:
+            raise errors.NotFound(f"'{record.name}' has {record.addresses[iface.ip]}, not {iface}")
+        del record.addresses[iface.ip]
+        del holders[iface.ip]
+        self._sw._commit("address.delete", ("addresses",),
+                         {"namespace": record.name, "address": str(iface)})
+
+    @locked
+    def push(self, address, ns):
+        """Move ``address`` from the parent L2 of L3 namespace ``ns`` into ``ns``."""
+        actor = self._actor()
+        self._configuring(actor, f"pushing address {address!r}")
+        iface = parse_interface(address)
+        record = self._resolve(actor, ns)
+        self._l3_only(record, f"push {iface} into", "push moves an address from an L2 "
+                                                    "into one of its L3 children")
+        state = self._sw._state
+        parent = state.namespaces[record.parent]
+        holder = state.holders[parent.id].get(iface.ip)
+        if holder is None:
+            raise errors.NotFound(f"'{parent.name}' has no address {iface} to push")
+        if holder == record.id:
+            raise errors.AlreadyExists(f"'{record.name}' already holds {iface.ip}")
+        if holder != parent.id:
+            raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}', "
+                                      f"not by '{parent.name}'")
+        if parent.addresses[iface.ip] != iface:
+            raise errors.NotFound(f"'{parent.name}' has {parent.addresses[iface.ip]}, not {iface}")
+        del parent.addresses[iface.ip]
+        record.addresses[iface.ip] = iface
+        state.holders[parent.id][iface.ip] = record.id
+        self._sw._commit("address.push", ("addresses",),
+                         {"address": str(iface), "from": parent.name, "to": record.name})
+
+    @locked
+    def pull(self, address, ns):
+        """Give ``address`` held by L3 namespace ``ns`` back to its parent L2."""
+        actor = self._actor()
+        self._configuring(actor, f"pulling address {address!r}")
+        iface = parse_interface(address)
+        record = self._resolve(actor, ns)
+        self._l3_only(record, f"pull {iface} from", "an L2 keeps its addresses; "
+                                                    "delete them with del_address")
+        state = self._sw._state
+        if record.addresses.get(iface.ip) != iface:
+            raise errors.NotFound(f"'{record.name}' does not hold {iface}")
+        parent = state.namespaces[record.parent]
+        del record.addresses[iface.ip]
+        parent.addresses[iface.ip] = iface
+        state.holders[parent.id][iface.ip] = parent.id
+        self._sw._commit("address.pull", ("addresses",),
+                         {"address": str(iface), "from": record.name, "to": parent.name})
+
+    @locked
+    def assign_and_push(self, address, ns):
+        """Create ``address`` in the parent L2 of L3 ``ns`` and push it, in one step:
+        the L2 never holds it."""
+        actor = self._actor()
+        self._configuring(actor, f"assigning address {address!r}")
+        iface = parse_interface(address)
+        record = self._resolve(actor, ns)
+        self._l3_only(record, f"assign {iface} to", "use add_address for an L2")
+        state = self._sw._state
+        parent = state.namespaces[record.parent]
+        holder = state.holders[parent.id].get(iface.ip)
+        if holder == record.id:
+            raise errors.AlreadyExists(f"'{record.name}' already holds {iface.ip}")
+        if holder is not None:
+            raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
+                                      f"in the scope of '{parent.name}'")
+        record.addresses[iface.ip] = iface
+        state.holders[parent.id][iface.ip] = record.id
+        self._sw._commit("address.assign_and_push", ("addresses",),
+                         {"address": str(iface), "scope": parent.name, "to": record.name})
+
+    @locked
+    def addresses(self, ns, tagged=False):
+        """Loopback plus the addresses ``ns`` holds, as ``A/N`` strings.
+
+        ``tagged=True``: ``TaggedAddress(address, owner)`` tuples, and for an L2
+        also every descendant's addresses tagged with the holder's name."""
+        _check_flag("tagged", tagged)
+        state = self._sw._state
+        record = self._resolve(self._actor(), ns)
+        own = [str(i) for i in LOOPBACK_INTERFACES]
+        own += [str(i) for i in sorted(record.addresses.values(), key=sort_key)]
+        if not tagged:
+            return own
+        out = [TaggedAddress(address, record.name) for address in own]
+        for descendant in state.subtree(record)[1:]:
+            out += [TaggedAddress(str(i), descendant.name)
+                    for i in sorted(descendant.addresses.values(), key=sort_key)]
+        return out
+
+    @locked
+    def owner_of(self, address, scope):
+        """The namespace holding IP ``address`` in L2 scope ``scope`` (or ``None``)."""
+        state = self._sw._state
+        record = self._resolve(self._actor(), scope)
+        ip = parse_ip(address)
+        holder = state.holders[state.scope_id(record)].get(ip)
+        if holder is None:
+            return None
+        holder_record = state.namespaces[holder]
+        actor = self._actor()
+        if actor is not None and not state.is_within(holder_record, actor):
+            return None
+        return holder_record.value()
+
+    @locked
+    def may_send_from(self, ns, source):
+        """The source-address rule: may namespace ``ns`` send from IP ``source``?
+
+        An L3: its own addresses, loopback, 0.0.0.0 / ``::``, multicast, the
+        limited broadcast and the directed broadcast of its own subnets. An L2:
+        any address no other namespace of its scope holds."""
+        state = self._sw._state
+        record = self._resolve(self._actor(), ns)
+        ip = parse_ip(source, what="source address")
+        if record.kind == L2:
+            return state.holders[record.id].get(ip, record.id) == record.id
+        if ip in record.addresses or ip.is_loopback or ip.is_unspecified or ip.is_multicast:
+            return True
+        if ip == LIMITED_BROADCAST:
+            return True
+        return any(iface.version == 4 and iface.network.prefixlen <= 30
+                   and ip == iface.network.broadcast_address
+                   for iface in record.addresses.values())
