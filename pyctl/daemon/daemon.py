@@ -90,7 +90,7 @@ class Daemon:
                                         max(1, limits.frames_per_second // 10), time.monotonic())
         self.slow_frames_over_budget = 0
         self.ports = PortManager(switch, self.loop, self.registry)
-        self.multicast = Multicast(switch, self.compiler, self.view, self.change)
+        self.multicast = Multicast(switch, self.view, self.change)
         self.control = None
         self._calls = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)

@@ -5,7 +5,8 @@ import pytest
 
 from fastpath import Datapath
 from pyctl import Switch
-from pyctl.compile.compiler import Compiler, compile_plan
+from pyctl.compile.compiler import Compiler
+from pyctl.compile.plan_builder import compile_plan
 from tests.support.compiler import FailingDatapath
 
 
@@ -40,7 +41,7 @@ def ids(sw):
 
 def test_plan_holds_the_models_facts(sw):
     ns, ports = ids(sw)
-    plan = compile_plan(sw.snapshot())
+    plan = compile_plan(sw)
     assert plan.addresses[(0, ip("10.0.0.2"))] == ns["web"]
     assert plan.addresses[(ns["blue"], ip("10.0.0.2"))] == ns["b1"]
     assert plan.addresses[(0, ip("10.0.0.1"))] == 0
@@ -84,7 +85,7 @@ def test_a_refused_write_leaves_model_and_datapath_as_they_were(sw, fail_at):
     Compiler(sw, real).sync()
     flaky = FailingDatapath(real, fail_at)
     comp = Compiler(sw, flaky)
-    comp.plan = compile_plan(sw.snapshot())
+    comp.plan = compile_plan(sw)
     comp.synced_version = sw.version
     scopes = [0, ns["blue"]]
     addrs = [ip(f"10.0.0.{i}") for i in (1, 2, 3, 4, 255)]

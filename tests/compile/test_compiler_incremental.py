@@ -1,8 +1,10 @@
-"""The incremental compiler against its oracle: after any sequence of model
+"""The incremental compiler against its oracles: after any sequence of model
 changes (refused ones, batches, transactions committed or rolled back, syncs
 inside them, datapath writes refused halfway) the plan ``Compiler.sync()``
-keeps equals ``compile_plan(switch.snapshot())``, and the datapath holds what a
-fresh full compile into an empty datapath installs."""
+keeps equals a fresh full build (``compile_plan(switch)``, the same rules
+applied to everything) and the independent oracle ``expected_plan(snapshot)``
+(tests/support/plan_oracle.py), and the datapath holds what a fresh full
+compile into an empty datapath installs."""
 import copy
 import ipaddress
 
@@ -14,9 +16,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from fastpath import Datapath
 from fastpath.reference import ReferenceDatapath
 from pyctl import Switch, errors
-from pyctl.compile.compiler import Compiler, compile_plan
+from pyctl.compile.compiler import Compiler
+from pyctl.compile.plan_builder import compile_plan
 
 from tests.support.compiler import FailingDatapath
+from tests.support.plan_oracle import expected_plan
 
 NAMES = ["init", "a", "b", "c", "d", "e"]
 PORTS = ["p0", "p1", "p2", "p3"]
@@ -75,7 +79,7 @@ def probe(dp, keys):
             pass
     return (ports, {k: dp.lookup_address(*k) for k in keys["addresses"]},
             {k: dp.lookup_broadcast(*k) for k in keys["broadcasts"]},
-            {k: dp.lookup_group(*k) for k in keys["groups"]},
+            {k: dp.lookup_group(*k) for k in keys["multicast"]},
             {s: dp.routes(s) for s in scopes})
 
 
@@ -95,7 +99,7 @@ class IncrementalMachine(RuleBasedStateMachine):
         self.comp = Compiler(self.sw, self.ref)
         self.core = Datapath(**LIMITS)
         self.core_comp = Compiler(self.sw, self.core)
-        self.seen = {"addresses": set(), "broadcasts": set(), "groups": set()}
+        self.seen = {"addresses": set(), "broadcasts": set(), "multicast": set()}
 
     # -- one random verb (refusals are part of the game) -------------------------------
 
@@ -237,7 +241,7 @@ class IncrementalMachine(RuleBasedStateMachine):
                     assert tables(self.ref) == tables_before
                 continue
             assert refused is None
-            assert comp.plan == compile_plan(self.sw.snapshot())
+            assert comp.plan == compile_plan(self.sw) == expected_plan(self.sw.snapshot())
         if refused is not None:
             return
         fresh = ReferenceDatapath(**LIMITS)
@@ -305,7 +309,7 @@ def test_pulling_a_gateway_takes_its_routes_out_and_pushing_puts_them_back(sw):
     sw.push("10.0.0.2/24", "web")
     comp.sync()
     assert key in comp.plan.routes and key not in comp.plan.unresolved
-    assert comp.plan == compile_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot())
 
 
 def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
@@ -321,7 +325,7 @@ def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
             assert comp.plan != before
             raise _Rollback()
     comp.sync()
-    assert comp.plan == before == compile_plan(sw.snapshot())
+    assert comp.plan == before == expected_plan(sw.snapshot())
 
 
 def test_a_refused_write_keeps_the_change_to_retry(sw):
@@ -337,13 +341,13 @@ def test_a_refused_write_keeps_the_change_to_retry(sw):
     assert comp.plan == before
     comp.datapath = real
     comp.sync()
-    assert comp.plan == compile_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot())
     assert real.lookup_route(0, int(ipaddress.ip_address("10.64.0.1"))) is None
 
 
 def test_an_assigned_plan_is_diffed_in_full(sw):
     comp, recorder = recorded(sw)
-    comp.plan = compile_plan(Switch().snapshot())        # as if the datapath ran an empty switch
+    comp.plan = compile_plan(Switch())                   # as if the datapath ran an empty switch
     comp.sync()
-    assert comp.plan == compile_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot())
     assert sum(name == "add_route" for name, _ in recorder.calls) == len(comp.plan.routes)
