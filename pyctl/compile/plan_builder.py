@@ -84,7 +84,7 @@ class PlanBuilder:
         for ns in namespaces:
             self._namespace(reader, edit, ns, ports, routes)
         for pid in ports:
-            self._port(reader, edit, pid, routes)
+            self._port(reader, edit, pid)
         for scope, ip in addrs:
             self._address(reader, edit, scope, ip, routes)
         for key in routes:
@@ -130,15 +130,11 @@ class PlanBuilder:
             for key in index.addresses_of(ns):
                 routes.update(index.gw_routes.get(key, ()))
 
-    def _port(self, reader, edit, pid, routes):
-        index = self.index
+    def _port(self, reader, edit, pid):
+        # A port that comes, goes or moves changes the routes via its namespaces'
+        # addresses: every such change marks those namespaces too (``_namespace``).
         port = reader.port(pid)
-        entry = GONE if port is None else (port.ns, _mac_bytes(port.mac))
-        old = index.plan.ports.get(pid)
-        if edit.put("ports", pid, entry) and old is not None:
-            routes.update(index.port_routes.get(pid, ()))
-            for key in index.addresses_of(old[0]):
-                routes.update(index.gw_routes.get(key, ()))
+        edit.put("ports", pid, GONE if port is None else (port.ns, _mac_bytes(port.mac)))
 
     def _address(self, reader, edit, scope, ip, routes):
         holding = reader.holding(scope, ipaddress.IPv4Address(ip))

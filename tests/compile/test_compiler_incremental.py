@@ -4,7 +4,8 @@ inside them, datapath writes refused halfway) the plan ``Compiler.sync()``
 keeps equals a fresh full build (``compile_plan(switch)``, the same rules
 applied to everything) and the independent oracle ``expected_plan(snapshot)``
 (tests/support/plan_oracle.py), and the datapath holds what a fresh full
-compile into an empty datapath installs."""
+compile into an empty datapath installs; the slow path's view of the kept plan
+(``PlanView``, answered from the plan's indexes) says what a scan of the model says."""
 import copy
 import ipaddress
 
@@ -18,16 +19,18 @@ from fastpath.reference import ReferenceDatapath
 from pyctl import Switch, errors
 from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan_builder import compile_plan
+from pyctl.daemon.view import PlanView
 
 from tests.support.compiler import FailingDatapath
-from tests.support.plan_oracle import expected_plan
+from tests.support.plan_oracle import expected_plan, expected_view
 
 NAMES = ["init", "a", "b", "c", "d", "e"]
 PORTS = ["p0", "p1", "p2", "p3"]
 # /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: a
-# plan the datapath refuses), a /31, IPv6 and loopback (they stay in the model).
+# plan the datapath refuses), a /30 and a /31 (the widest and narrowest subnets with and
+# without a directed broadcast), IPv6 and loopback (they stay in the model).
 ADDRESSES = ["10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24", "10.0.0.130/25", "10.0.0.255/16",
-             "10.0.1.1/31", "fd00::1/64", "127.0.0.2/8"]
+             "10.0.1.1/31", "10.0.2.1/30", "fd00::1/64", "127.0.0.2/8"]
 GATEWAYS = [None, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.130", "10.0.0.254"]
 ROUTES = ["10.9.0.0/16", "10.8.0.0/16", "0.0.0.0/0", "10.9.1.0/24", "fd00:9::/64"]
 GROUPS = ["239.1.1.1", "239.2.2.2", "ff05::1"]
@@ -244,6 +247,10 @@ class IncrementalMachine(RuleBasedStateMachine):
             assert comp.plan == compile_plan(self.sw) == expected_plan(self.sw.snapshot())
         if refused is not None:
             return
+        view = PlanView(self.comp, self.ref)
+        assert {pid: (view.port_place(pid), view.ports_of(view.port_namespace(pid)),
+                      view.icmp_source(pid)) for pid in self.comp.plan.ports} == \
+            expected_view(self.sw.snapshot())
         fresh = ReferenceDatapath(**LIMITS)
         Compiler(self.sw, fresh).sync()
         assert tables(self.ref) == tables(fresh)

@@ -64,3 +64,24 @@ def expected_plan(snapshot):
             else:
                 plan.routes[key] = (port, gateway)
     return plan
+
+
+def expected_view(snapshot):
+    """What the slow path's ``PlanView`` answers for each port of ``snapshot``:
+    ``{port id: ((ns, scope, is_l3), the ns's port ids, icmp source)}``, by scanning."""
+    by_id = {ns["id"]: ns for ns in snapshot["namespaces"]}
+
+    def v4(ns):
+        return [i for i in map(ipaddress.ip_interface, ns["addresses"]) if _fast_path(i.ip)]
+
+    out = {}
+    for port in snapshot["ports"]:
+        ns = by_id[port["ns"]]
+        scope = ns["parent"] if ns["kind"] == "l3" else ns["id"]
+        own = v4(by_id[scope])
+        near = [int(o.ip) for o in own if ns["id"] != scope
+                and any(mine.ip in o.network for mine in v4(ns))]
+        source = min(near) if near else min((int(o.ip) for o in own), default=None)
+        ports = sorted(p["id"] for p in snapshot["ports"] if p["ns"] == ns["id"])
+        out[port["id"]] = ((ns["id"], scope, ns["kind"] == "l3"), ports, source)
+    return out
