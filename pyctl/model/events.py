@@ -21,9 +21,9 @@ from pyctl.model.values import Namespace, Port, Route
 
 __all__ = [
     "ChangeEvent", "NamespaceCreated", "NamespaceDestroyed", "DestroyedNamespace",
-    "AddressEvent", "AddressAdded", "AddressDeleted", "AddressPushed", "AddressPulled",
-    "AddressAssigned", "RouteEvent", "RouteAdded", "RouteDeleted", "PortAdded", "PortDeleted",
-    "GroupJoined", "GroupLeft", "EVENT_TYPES",
+    "AddressEvent", "AddressAdded", "AddressDeleted", "TenantAddressEvent", "AddressPushed",
+    "AddressPulled", "AddressAssigned", "RouteEvent", "RouteAdded", "RouteDeleted", "PortEvent",
+    "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft", "EVENT_TYPES",
 ]
 
 Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
@@ -136,24 +136,26 @@ class AddressDeleted(AddressEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddressPushed(AddressEvent):
+class TenantAddressEvent(AddressEvent):
+    tenant: Namespace                 # the L3 child of ``scope`` it moved to or from
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddressPushed(TenantAddressEvent):
     """Moved from ``scope`` to its L3 child ``tenant``."""
     kind = "address.push"
-    tenant: Namespace
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddressPulled(AddressEvent):
+class AddressPulled(TenantAddressEvent):
     """Moved from the L3 ``tenant`` back to its parent ``scope``."""
     kind = "address.pull"
-    tenant: Namespace
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddressAssigned(AddressEvent):
+class AddressAssigned(TenantAddressEvent):
     """Created in ``scope`` and pushed to ``tenant`` in one step (``scope`` never held it)."""
     kind = "address.assign_and_push"
-    tenant: Namespace
 
 
 # -- routes of an L2 -----------------------------------------------------------------------
@@ -186,37 +188,39 @@ class RouteDeleted(RouteEvent):
 # -- ports ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
-class PortAdded(ChangeEvent):
-    kind = "port.add"
+class PortEvent(ChangeEvent):
     categories = ("ports",)
     port: Port
     namespace: Namespace              # the one ``port.ns`` names
 
 
 @dataclass(frozen=True, kw_only=True)
-class PortDeleted(ChangeEvent):
+class PortAdded(PortEvent):
+    kind = "port.add"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortDeleted(PortEvent):
     kind = "port.delete"
-    categories = ("ports",)
-    port: Port
-    namespace: Namespace
 
 
 # -- multicast membership ------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
-class GroupJoined(ChangeEvent):
-    kind = "group.join"
+class MembershipEvent(ChangeEvent):
     categories = ("groups",)
     namespace: Namespace              # the member; its scope is ``namespace.scope_id``
     group: Address
 
 
 @dataclass(frozen=True, kw_only=True)
-class GroupLeft(ChangeEvent):
+class GroupJoined(MembershipEvent):
+    kind = "group.join"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupLeft(MembershipEvent):
     kind = "group.leave"
-    categories = ("groups",)
-    namespace: Namespace
-    group: Address
 
 
 EVENT_TYPES = (NamespaceCreated, NamespaceDestroyed, AddressAdded, AddressDeleted,

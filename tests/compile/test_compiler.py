@@ -7,7 +7,7 @@ from fastpath import Datapath
 from pyctl import Switch
 from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan_builder import compile_plan
-from tests.support.compiler import FailingDatapath
+from tests.support.compiler import compiler_over
 
 
 def ip(text):
@@ -82,11 +82,7 @@ def dp_state(dp, sw_ids, scopes, addrs):
 def test_a_refused_write_leaves_model_and_datapath_as_they_were(sw, fail_at):
     ns, _ = ids(sw)
     real = Datapath(max_namespaces=64, max_ports=64)
-    Compiler(sw, real).sync()
-    flaky = FailingDatapath(real, fail_at)
-    comp = Compiler(sw, flaky)
-    comp.plan = compile_plan(sw)
-    comp.synced_version = sw.version
+    comp, _ = compiler_over(sw, real, fail_at)
     scopes = [0, ns["blue"]]
     addrs = [ip(f"10.0.0.{i}") for i in (1, 2, 3, 4, 255)]
     before_dp = dp_state(real, ns, scopes, addrs)

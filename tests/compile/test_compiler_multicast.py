@@ -8,7 +8,7 @@ from pyctl import Switch, errors
 from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan_builder import compile_plan
 
-from tests.support.compiler import FailingDatapath
+from tests.support.compiler import compiler_over
 from tests.support.multicast import G1, G2, build_switch, datapaths, ip, make_datapath
 
 
@@ -85,11 +85,7 @@ def test_a_changed_group_is_rewritten_never_removed(sw, dp):
     sw.join("web", "239.1.1.1")
     sw.join("db", "239.1.1.1")
     sw.join("b1", "239.1.1.1")
-    Compiler(sw, dp).sync()
-    recorder = FailingDatapath(dp, fail_at=0)
-    comp = Compiler(sw, recorder)
-    comp.plan = compile_plan(sw)
-    comp.synced_version = sw.version
+    comp, recorder = compiler_over(sw, dp)
     with sw.transaction():
         sw.destroy("db")
         sw.create("cache", kind="l3", parent="blue")
@@ -120,11 +116,7 @@ def test_a_refused_write_leaves_groups_as_they_were(sw, dp, fail_at):
     sw.join("db", "239.1.1.1")
     sw.join("db", "239.2.2.2")
     sw.join("b1", "239.1.1.1")
-    Compiler(sw, dp).sync()
-    flaky = FailingDatapath(dp, fail_at)
-    comp = Compiler(sw, flaky)
-    comp.plan = compile_plan(sw)
-    comp.synced_version = sw.version
+    comp, flaky = compiler_over(sw, dp, fail_at)
     scopes = [0, n["blue"]]
     before_dp, before_model = group_state(dp, scopes), sw.snapshot()
     try:
@@ -149,11 +141,7 @@ def test_every_group_write_is_reached_by_the_failure_sweep(sw, dp):
     sw.join("db", "239.1.1.1")
     sw.join("db", "239.2.2.2")
     sw.join("b1", "239.1.1.1")
-    Compiler(sw, dp).sync()
-    counting = FailingDatapath(dp, fail_at=0)
-    comp = Compiler(sw, counting)
-    comp.plan = compile_plan(sw)
-    comp.synced_version = sw.version
+    comp, counting = compiler_over(sw, dp)
     sw.destroy("db")
     sw.create("cache", kind="l3", parent="blue")
     sw.join("cache", "239.1.1.1")

@@ -5,10 +5,11 @@ import ipaddress
 import pytest
 
 from fastpath.reference import ReferenceDatapath
-from pyctl import Switch
 from pyctl.compile.compiler import Compiler
 from pyctl.daemon.slowpath import Route
 from pyctl.daemon.view import PlanView
+
+from tests.support.model import tenants
 
 
 def ip(text):
@@ -17,17 +18,11 @@ def ip(text):
 
 @pytest.fixture
 def rig():
-    sw = Switch()
-    sw.create("web", kind="l3")
-    sw.create("lab", kind="l2")
-    sw.add_port("up0", "init")
-    sw.add_port("up1", "init")
-    sw.add_port("tap-web", "web")
-    sw.add_port("up-lab", "lab")
+    sw = tenants()                  # init 10.0.0.1/24, web 10.0.0.5, db; lab, its probe
+    for port, ns in [("up0", "init"), ("up1", "init"), ("tap-web", "web"), ("up-lab", "lab")]:
+        sw.add_port(port, ns)
     sw.add_address("init", "10.0.1.1/24")
     sw.add_address("init", "10.0.0.9/24")
-    sw.add_address("init", "10.0.0.1/24")
-    sw.assign_and_push("10.0.0.5/24", "web")
     sw.add_route("init", "10.9.0.0/16", via="10.0.0.254", port="up1")
     dp = ReferenceDatapath(max_namespaces=8, max_ports=8)
     comp = Compiler(sw, dp)
@@ -53,8 +48,8 @@ def test_routes_sources_and_owners(rig):
     assert view.route(0, ip("10.9.1.1")) == Route(up1, ip("10.0.0.254"))
     assert view.route(0, ip("10.8.1.1")) is None
     assert view.source_allowed(tap, ip("10.0.0.5"))
-    assert not view.source_allowed(tap, ip("10.0.0.6"))
-    assert view.source_allowed(up1, ip("10.0.0.6")) and not view.source_allowed(up1, ip("10.0.0.5"))
+    assert not view.source_allowed(tap, ip("10.0.0.6"))                      # db's
+    assert view.source_allowed(up1, ip("10.0.0.7")) and not view.source_allowed(up1, ip("10.0.0.5"))
 
 
 def test_icmp_source_is_the_scopes_address_on_the_endpoints_subnet(rig):

@@ -121,23 +121,20 @@ def concrete_event_types():
     return out
 
 
+EVERY_VERB = [                      # one call of every configuring verb, each destroy too
+    ("create", "probe", "l3", "lab"), ("add_address", "init", "10.0.0.1/24"),
+    ("add_address", "init", "10.0.0.5/24"), ("push", "10.0.0.5/24", "web"),
+    ("pull", "10.0.0.5/24", "web"), ("del_address", "init", "10.0.0.5/24"),
+    ("assign_and_push", "10.0.0.6/24", "web"), ("add_route", "init", "10.9.0.0/16", None, "up0"),
+    ("del_route", "init", "10.9.0.0/16"), ("add_port", "tap-web", "web"), ("del_port", "tap-web"),
+    ("join", "web", "239.1.1.1"), ("leave", "web", "239.1.1.1"), ("destroy", "web"),
+    ("destroy", "lab", True),
+]
+
+
 def every_verb(sw):
-    """One call of every configuring verb, each kind of destroy included."""
-    sw.create("probe", kind="l3", parent="lab")
-    sw.add_address("init", "10.0.0.1/24")
-    sw.add_address("init", "10.0.0.5/24")
-    sw.push("10.0.0.5/24", "web")
-    sw.pull("10.0.0.5/24", "web")
-    sw.del_address("init", "10.0.0.5/24")
-    sw.assign_and_push("10.0.0.6/24", "web")
-    sw.add_route("init", "10.9.0.0/16", port="up0")
-    sw.del_route("init", "10.9.0.0/16")
-    sw.add_port("tap-web", "web")
-    sw.del_port("tap-web")
-    sw.join("web", "239.1.1.1")
-    sw.leave("web", "239.1.1.1")
-    sw.destroy("web")
-    sw.destroy("lab", recursive=True)
+    for verb, *args in EVERY_VERB:
+        getattr(sw, verb)(*args)
 
 
 def test_event_types_is_every_type_and_the_verbs_emit_them_all(sw):
