@@ -2,6 +2,7 @@
 read from the plan the fast path runs, so both halves see the same facts."""
 from __future__ import annotations
 
+from fastpath.source_rule import BROADCAST, may_send_from
 from pyctl.daemon.slowpath import Route
 
 __all__ = ["PlanView"]
@@ -54,10 +55,8 @@ class PlanView:
         if ns is None:
             return False
         scope, is_l3 = self._plan.namespaces[ns]
-        owner = self.owner(scope, ip)
-        if is_l3:
-            return owner == ns
-        return owner is None or owner == ns
+        owner = BROADCAST if (scope, ip) in self._plan.broadcasts else self.owner(scope, ip)
+        return may_send_from(is_l3, ns, owner, ip)
 
     def icmp_source(self, port_id):
         """The scope's own address on the endpoint's subnet, else any of the scope's own."""

@@ -6,6 +6,7 @@ Address ownership: within one L2 scope (an L2 and its L3 children) an IP
 address has at most one holder. Sibling L2 namespaces are separate scopes and
 may use the same addresses.
 """
+from fastpath import source_rule
 from pyctl import errors
 from pyctl.model.access import Access, locked
 from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, check_namespace_name,
@@ -293,20 +294,30 @@ class NamespaceVerbs(Access):
 
     @locked
     def may_send_from(self, ns, source):
-        """The source-address rule: may namespace ``ns`` send from IP ``source``?
+        """The bind check: may namespace ``ns`` use IP ``source`` as its source address?
 
-        An L3: its own addresses, loopback, 0.0.0.0 / ``::``, multicast, the
-        limited broadcast and the directed broadcast of its own subnets. An L2:
-        any address no other namespace of its scope holds."""
+        The source rule (``fastpath.source_rule.may_send_from``: an L3 its own
+        addresses, an L2 any address no other namespace of its scope holds, either
+        0.0.0.0 / ``::``, martians never), widened by what a socket may bind though
+        no link carries it as a source (``_bind_only``)."""
         state = self._sw._state
         record = self._resolve(self._actor(), ns)
         ip = parse_ip(source, what="source address")
-        if record.kind == L2:
-            return state.holders[record.id].get(ip, record.id) == record.id
-        if ip in record.addresses or ip.is_loopback or ip.is_unspecified or ip.is_multicast:
-            return True
-        if ip == LIMITED_BROADCAST:
-            return True
-        return any(iface.version == 4 and iface.network.prefixlen <= 30
-                   and ip == iface.network.broadcast_address
-                   for iface in record.addresses.values())
+        owner = state.holders[state.scope_id(record)].get(ip)
+        return (source_rule.may_send_from(record.kind == L3, record.id, owner, ip)
+                or _bind_only(record, owner, ip))
+
+
+def _bind_only(record, owner, ip):
+    """The design thread's derivative addresses: what a socket of ``record`` may bind
+    although a link never carries it as a source.  An L2: any address no other
+    namespace holds (loopback, multicast, broadcasts).  An L3: loopback, multicast,
+    the limited broadcast and the directed broadcasts of its own IPv4 subnets
+    (prefixes up to /30)."""
+    if record.kind == L2:
+        return owner is None or owner == record.id
+    if ip.is_loopback or ip.is_multicast or ip == LIMITED_BROADCAST:
+        return True
+    return any(iface.version == 4 and iface.network.prefixlen <= 30
+               and ip == iface.network.broadcast_address
+               for iface in record.addresses.values())
