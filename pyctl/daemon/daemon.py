@@ -36,7 +36,8 @@ from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
 from pyctl.control.dispatch import Dispatcher
 from pyctl.daemon.multicast import Multicast, group_counters
-from pyctl.daemon.slowpath import NeighbourLearned, PeerMac, SlowPath, SlowPathConfig, TokenBucket
+from pyctl.daemon.ratelimit import TokenBucket
+from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
 from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
@@ -83,7 +84,9 @@ class Daemon:
         self.view = PlanView(self.compiler, self.datapath)
         self.slowpath = SlowPath(self.view, SlowPathConfig(
             icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst,
-            arp_rate=float(limits.arp_requests_per_second)))
+            arp_rate=float(limits.arp_requests_per_second), max_neighbours=limits.neighbours,
+            max_neighbours_per_scope=limits.neighbours_per_scope,
+            reachable_time=float(limits.neighbour_reachable_time)), datapath=self.datapath)
         # What the slow path may take in, in all: a flood of ARP or of frames to
         # the switch's own address costs Python time, not forwarding time.
         self._slow_budget = TokenBucket(float(limits.frames_per_second),
@@ -180,6 +183,11 @@ class Daemon:
                 self.apply()
             except errors.TapswitchError:
                 log.exception("could not apply %s", event.kind)
+        # Told after the change was applied (inside change(), events wait for its end):
+        # what the slow path keeps of a destroyed namespace goes, from the datapath too.
+        if event.kind == "namespace.destroy":
+            for gone in event.details["destroyed"]:
+                self.slowpath.forget_namespace(gone["id"])
 
     # ------------------------------------------------------------------ running
 
@@ -238,15 +246,10 @@ class Daemon:
                 self._emit(self.slowpath.handle(port_id, reason, data))
 
     def _emit(self, output):
-        learned = output.learned
-        if learned:
-            with self.datapath.update():
-                for fact in learned:
-                    if isinstance(fact, NeighbourLearned):
-                        self.datapath.set_neighbour(fact.scope, fact.ip, fact.mac)
-            for fact in learned:
-                if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
-                    self.datapath.set_peer_mac(fact.port_id, fact.mac)
+        # (Neighbours are in the datapath already: the slow path's table writes them.)
+        for fact in output.learned:
+            if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
+                self.datapath.set_peer_mac(fact.port_id, fact.mac)
         self._send(output.frames)
 
     def _send(self, frames):
@@ -309,7 +312,8 @@ class Daemon:
 
     def stats(self):
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
-                "slowpath": dict(self.slowpath.counters), "igmp": dict(self.multicast.counters),
+                "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
+                "igmp": dict(self.multicast.counters),
                 "slowpath_over_budget": self.slow_frames_over_budget,
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
