@@ -66,9 +66,6 @@ class IdAllocator:
         self.next = first
         self.free = []                # heap of released ids below ``next``
 
-    def peek(self):
-        return self.free[0] if self.free else self.next
-
     def take(self):
         if self.free:
             return heapq.heappop(self.free)
