@@ -94,23 +94,22 @@ class NeighbourTable:
         """``ip`` in ``scope`` is at ``mac`` behind ``port_id``, as of ``now``.
         False if the datapath refused the entry (then neither holds it)."""
         entry = self.get(scope, ip)
-        with self._writes() as dp:
-            if entry is None or entry.mac != mac:
+        if entry is None or entry.mac != mac:
+            with self._writes() as dp:
                 if not self._install(dp, scope, ip, mac):
                     return False
-            if entry is None:
-                self._make_room(dp, scope)
-                entry = Neighbour(scope, ip, mac, port_id)
-                self._scopes.setdefault(scope, OrderedDict())[ip] = entry
-                self._by_port.setdefault(port_id, set()).add(entry.key)
-            else:
-                entry.mac = mac
-                if entry.port_id != port_id:
-                    self._unindex_port(entry)
-                    entry.port_id = port_id
+                if entry is None:
+                    self._make_room(dp, scope)
+                    entry = Neighbour(scope, ip, mac, port_id)
+                    self._scopes.setdefault(scope, OrderedDict())[ip] = entry
                     self._by_port.setdefault(port_id, set()).add(entry.key)
-                self._scopes[scope].move_to_end(ip)
-                self._stale.pop(entry.key, None)
+            entry.mac = mac
+        if entry.port_id != port_id:
+            self._unindex_port(entry)
+            entry.port_id = port_id
+            self._by_port.setdefault(port_id, set()).add(entry.key)
+        self._scopes[scope].move_to_end(ip)
+        self._stale.pop(entry.key, None)
         entry.state, entry.confirmed, entry.probes = REACHABLE, now, 0
         self._reachable[entry.key] = entry
         self._reachable.move_to_end(entry.key)

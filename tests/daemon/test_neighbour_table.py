@@ -214,3 +214,29 @@ def test_full_icmp_buckets_are_freed(clock):
     sp.handle(11, Punt.TTL_EXCEEDED, ip_frame(11, "10.0.0.3", "10.1.2.3", UDP(), ttl=1))
     assert sp.counters["icmp_sent_11_0"] == 2
     assert len(sp.icmp.buckets) == 1                             # ns 2's went, ns 3's came
+
+
+class CountingUpdates:
+    """A datapath that counts its update() blocks."""
+
+    def __init__(self, dp):
+        self.dp, self.updates = dp, 0
+
+    def update(self):
+        self.updates += 1
+        return self.dp.update()
+
+    def __getattr__(self, name):
+        return getattr(self.dp, name)
+
+
+def test_hearing_from_a_known_neighbour_writes_nothing(clock, dp):
+    counting = CountingUpdates(dp)
+    sp = slow_path(clock, counting)
+    uplink_says(sp, "10.0.0.254", op=2)
+    assert counting.updates == 1
+    for _ in range(5):
+        clock.now += 1.0
+        uplink_says(sp, "10.0.0.254", op=2)
+        sp.tick()
+    assert counting.updates == 1 and sp.neighbours.get(1, ROUTER).confirmed == clock.now
