@@ -373,6 +373,8 @@ class SlowPath:
                 self._drop(out, "drop_malformed_icmp")
             elif icmp.type != pk.ICMP_ECHO_REQUEST or icmp.code != 0:
                 self._drop(out, "drop_local_icmp")
+            elif not pk.is_unicast_host(ip.src):
+                self._drop(out, "drop_echo_bad_source")     # 0.0.0.0: no one to answer
             else:
                 reply = pk.build_icmp(pk.ICMP_ECHO_REPLY, 0, icmp.rest, icmp.data)
                 out.frames.append((port_id, self.icmp.datagram(port_id, eth.src, ip.dst, ip.src,

@@ -240,3 +240,4 @@ def test_hearing_from_a_known_neighbour_writes_nothing(clock, dp):
         uplink_says(sp, "10.0.0.254", op=2)
         sp.tick()
     assert counting.updates == 1 and sp.neighbours.get(1, ROUTER).confirmed == clock.now
+
