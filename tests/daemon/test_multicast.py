@@ -318,7 +318,7 @@ def test_group_counters_are_named_and_limited_to_what_the_reader_sees(rig):
 
 
 def test_ctl_renders_memberships_and_group_counters():
-    from pyctl.cli import _render_multicast
+    from pyctl.control.render import multicast as _render_multicast
     from pyctl.control.counters import format_counters
     text = _render_multicast({"init": {"239.1.1.1": [
         {"namespace": "web", "origin": "learned", "expires_in": 200.0},
