@@ -19,7 +19,7 @@ The model's public API (the control socket's verbs, ``address-add`` -> ``address
     from pyctl import Switch, errors
     sw = Switch()
     sw.create("web", kind="l3", parent="init")
-    sw.add_address("init", "10.0.0.5/24"); sw.push("10.0.0.5/24", "web")
+    sw.address_add("init", "10.0.0.5/24"); sw.push("10.0.0.5/24", "web")
 
 See docs/model.md.
 """

@@ -2,7 +2,7 @@
 hung on a switch that runs inside the test process or as a child daemon.
 
     with Topology() as topo:                            # mode="thread" (default) or "process"
-        topo.add_address("init", "10.0.0.1/24")         # the switch's own address (the gateway)
+        topo.address_add("init", "10.0.0.1/24")         # the switch's own address (the gateway)
         web = topo.tenant("web", "10.0.0.2/24")         # an L3, its TAP in its own kernel netns
         db = topo.tenant("db", "10.0.0.3/24")
         topo.start()
