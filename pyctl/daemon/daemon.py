@@ -30,7 +30,7 @@ from fastpath import verdicts
 from pyctl import errors, kernel
 from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
-from pyctl.control.counters import PARAMS as counter_params, format_counters, select as select_counters
+from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
@@ -38,6 +38,7 @@ from pyctl.control.dispatch import Dispatcher
 from pyctl.daemon.multicast import Multicast, group_counters
 from pyctl.daemon.ratelimit import TokenBucket
 from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
+from pyctl.control.verb_table import VERBS
 from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
@@ -55,8 +56,7 @@ class _DaemonDispatcher(Dispatcher):
         super().__init__()
         self._daemon = daemon
         for verb in base.verbs():
-            self.register(verb.name, verb.handler, verb.params, access=verb.access,
-                          summary=verb.summary)
+            self.register(verb, verb.handler)
 
     def dispatch(self, session, request):
         verb = self.get(request.verb)
@@ -131,21 +131,16 @@ class Daemon:
         return self
 
     def _register_daemon_verbs(self, dispatcher):
-        dispatcher.register("counters", self.counters, counter_params, access="read",
-                            summary="packet and drop counters", replace=True)
-        dispatcher.register("multicast", self._multicast_verb, (), access="read",
-                            summary="group memberships: learned (with expiry) or configured",
-                            replace=True)
-        dispatcher.register("stats", lambda session, **kw: self.stats(), (),
-                            access="read", summary="the packet loop's and slow path's counters",
-                            replace=True)
-        model_ports = dispatcher.get("ports")
+        """The verb table's daemon verbs, and ``ports`` with each port's state."""
+        dispatcher.register(VERBS["counters"], self.counters, replace=True)
+        dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
+        dispatcher.register(VERBS["stats"], lambda session: self.stats(), replace=True)
+        model_ports = dispatcher.get("ports").handler
 
-        def ports(session, **kw):
-            return [{**p, **self.ports.status(p["id"])} for p in model_ports.handler(session, **kw)]
-        dispatcher.register("ports", ports, model_ports.params, access=model_ports.access,
-                            summary=model_ports.summary + "; state: up, failed (with the "
-                                    "error) or missing", replace=True)
+        def ports(session, namespace):
+            return [{**p, **self.ports.status(p["id"])}
+                    for p in model_ports(session, namespace=namespace)]
+        dispatcher.register(VERBS["ports"], ports, replace=True)
 
     # ------------------------------------------------------------------ changes
 
@@ -307,7 +302,7 @@ class Daemon:
         out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
         return out
 
-    def _multicast_verb(self, session, **kw):
+    def _multicast_verb(self, session):
         return self.multicast.memberships(session.api, time.monotonic())
 
     def stats(self):

@@ -60,8 +60,8 @@ def test_two_tenants_example_contents():
 
 def test_sibling_example_overlapping_addresses():
     switch = check(load_config(EXAMPLES / "sibling-l2.toml"))
-    assert switch.owner_of("10.0.0.10", "blue").name == "blue-a"
-    assert switch.owner_of("10.0.0.10", "red").name == "red-a"
+    assert switch.owner("10.0.0.10", "blue").name == "blue-a"
+    assert switch.owner("10.0.0.10", "red").name == "red-a"
 
 
 def test_neighbour_limits_are_read():

@@ -30,7 +30,7 @@ def switch_with_ports():
     sw = tenants()
     sw.assign_and_push("10.0.0.7/24", "web")
     for name, ns in (("up", "init"), ("tw", "web"), ("td", "db"), ("lab0", "lab"), ("tp", "probe")):
-        sw.add_port(name, ns)
+        sw.port_add(name, ns)
     return sw
 
 
