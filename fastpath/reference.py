@@ -14,6 +14,7 @@ import threading
 from pyctl.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath import verdicts as V
 from fastpath.addresses import check_group, check_ip, group_str, ip_str as _ip, mac_bytes_to_int
+from fastpath.source_rule import BROADCAST, may_send_from
 
 BROADCAST_MAC = b"\xff" * 6
 COUNTER_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
@@ -409,15 +410,10 @@ class ReferenceDatapath:
         src, dst = int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big")
         scope, is_l3 = self.namespaces[ns]
 
-        # source rule
-        if src != 0:
-            if src >> 24 == 127 or src >> 28 >= 0xE:
-                return refuse(V.REASON_SPOOFED_SOURCE)
-            if (scope, src) in self.broadcasts:
-                return refuse(V.REASON_SPOOFED_SOURCE)
-            owner = self.addresses.get((scope, src))
-            if (owner is None and is_l3) or (owner is not None and owner != ns):
-                return refuse(V.REASON_SPOOFED_SOURCE)
+        # source rule (fastpath/source_rule.py)
+        owner = BROADCAST if (scope, src) in self.broadcasts else self.addresses.get((scope, src))
+        if not may_send_from(is_l3, ns, owner, src):
+            return refuse(V.REASON_SPOOFED_SOURCE)
         if not src_mac[0] & 1 and src_mac != bytes(6):
             self.ports[port][2] = src_mac
 

@@ -4,21 +4,22 @@ the compiler, daemon, control socket and CLI.
 The layers, bottom to top (each imports only those below it)::
 
     errors      the exception hierarchy (defined in fastpath.errors, the lowest layer)
+    deprecated  the verbs' old Python names, kept one release as warning aliases
     model/      the truth: namespace tree, addresses, routes, ports, groups
     config/     the TOML topology file, validated into passive records
     compile/    model -> fast-path tables, incrementally
     kernel/     netlink and network-namespace plumbing (pyroute2)
-    control/    the control socket: protocol, server, verbs, client
+    control/    the verb table; the control socket: protocol, server, verbs, client; ctl
     daemon/     model + fast path + packet loop + slow path + control socket
     rig/        test rigs: Topology, probes, the demo
     cli.py, pytest_plugin.py   the entry points
 
-The model's public API::
+The model's public API (the control socket's verbs, ``address-add`` -> ``address_add``)::
 
     from pyctl import Switch, errors
     sw = Switch()
     sw.create("web", kind="l3", parent="init")
-    sw.add_address("init", "10.0.0.5/24"); sw.push("10.0.0.5/24", "web")
+    sw.address_add("init", "10.0.0.5/24"); sw.push("10.0.0.5/24", "web")
 
 See docs/model.md.
 """

@@ -15,7 +15,7 @@ so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_factory``
     ``make(mode=None, **kwargs) -> Topology`` for anything else: build with
-    ``l2()``, ``tenant()``, ``add_address()``, ``add_route()``, then
+    ``l2()``, ``tenant()``, ``address_add()``, ``route_add()``, then
     ``start()``; push/pull/destroy/join live; ``counters()``.  Every topology
     made is closed when the test ends, passed or failed; a topology that left
     a kernel object behind makes the test error (``TopologyLeak``).
@@ -93,7 +93,7 @@ def tapswitch_factory(request):
 def tapswitch_topology(tapswitch_factory):
     """A started topology: gateway 10.0.0.1/24 in ``init``, tenants ``a`` (.2) and ``b`` (.3)."""
     topo = tapswitch_factory()
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     topo.tenant("b", "10.0.0.3/24")
     return topo.start()

@@ -30,18 +30,18 @@ def apply(config: Config, switch) -> None:
 
     with switch.transaction():
         for i, address in enumerate(config.root_addresses):
-            step(("root", "addresses", i), switch.add_address, ROOT, address)
+            step(("root", "addresses", i), switch.address_add, ROOT, address)
         for ns in config.namespaces:
             path = _path_of(ns.key)
             step(path + ("name",), switch.create, ns.name, ns.kind, parent=ns.parent)
-            add = switch.add_address if ns.kind == "l2" else _swap(switch.assign_and_push)
+            add = switch.address_add if ns.kind == "l2" else _swap(switch.assign_and_push)
             for i, address in enumerate(ns.addresses):
                 step(path + ("addresses", i), add, ns.name, address)
         for port in config.ports:
-            step(_path_of(port.key), switch.add_port, port.name, port.namespace,
+            step(_path_of(port.key), switch.port_add, port.name, port.namespace,
                  mac=port.mac, options=dict(port.options))
         for route in config.routes:
-            step(_path_of(route.key), switch.add_route, route.namespace, route.prefix,
+            step(_path_of(route.key), switch.route_add, route.namespace, route.prefix,
                  via=route.via, port=route.port)
 
 

@@ -10,6 +10,7 @@ from pyctl.config.reader import _dotted, _index_lines, _Reader
 from pyctl.config.spec import (
     IO_BACKENDS,
     KINDS,
+    SLOWPATH_LIMIT_RANGES,
     Config,
     ConfigError,
     DaemonSettings,
@@ -237,12 +238,9 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     slow = SlowPathLimits()
     if "slowpath" in t:
         sp = path + ("slowpath",)
-        st = r.table(t["slowpath"], sp, ("icmp_errors_per_second", "icmp_errors_burst",
-                                         "arp_requests_per_second", "frames_per_second"))
-        slow = SlowPathLimits(**{
-            key: r.integer(st, sp, key, getattr(slow, key), 0, 10_000_000)
-            for key in ("icmp_errors_per_second", "icmp_errors_burst",
-                        "arp_requests_per_second", "frames_per_second")})
+        st = r.table(t["slowpath"], sp, tuple(SLOWPATH_LIMIT_RANGES))
+        slow = SlowPathLimits(**{key: r.integer(st, sp, key, getattr(slow, key), low, high)
+                                 for key, (low, high) in SLOWPATH_LIMIT_RANGES.items()})
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
                           io_backend=io_backend, slowpath=slow)

@@ -74,6 +74,18 @@ class SlowPathLimits:
     icmp_errors_burst: int = 20
     arp_requests_per_second: int = 100
     frames_per_second: int = 20000
+    neighbours: int = 65536                 # learned neighbours, in all
+    neighbours_per_scope: int = 4096        # learned neighbours of one L2 scope
+    neighbour_reachable_time: int = 30      # seconds; then stale, probed, removed unanswered
+
+
+# [daemon.slowpath] key -> (smallest, largest) value the file may give it
+SLOWPATH_LIMIT_RANGES = {
+    "icmp_errors_per_second": (0, 10_000_000), "icmp_errors_burst": (0, 10_000_000),
+    "arp_requests_per_second": (0, 10_000_000), "frames_per_second": (0, 10_000_000),
+    "neighbours": (1, 10_000_000), "neighbours_per_scope": (1, 10_000_000),
+    "neighbour_reachable_time": (1, 86400),
+}
 
 
 IO_BACKENDS = ("auto", "epoll", "io_uring")     # the packet loop's (fastpath.IO_BACKENDS)

@@ -20,15 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from pyctl import errors
-from pyctl.control.dispatch import Param
 from pyctl.control.tables import table
+from pyctl.control.verb_table import VERBS
 
 __all__ = ["PARAMS", "select", "format_counters"]
 
-# The `counters` verb's arguments (the daemon registers it).
-PARAMS = (Param("namespace", "namespace", required=False,
-                help="only this namespace and its ports"),
-          Param("port", "port", required=False, help="only this port"))
+# The `counters` verb's arguments (declared in the verb table; the daemon serves it).
+PARAMS = VERBS["counters"].params
 
 _TRAFFIC = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
 _TRAFFIC_HEADER = ["RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES"]

@@ -1,13 +1,15 @@
 """How the control socket runs a verb: argument checking, capability gate, handler.
 
-A ``Dispatcher`` maps verb names to ``Verb`` records (handler, parameters,
-access level).  ``pyctl.control.verbs.standard_dispatcher()`` holds the model's verbs; the daemon
-extends it with ``register()`` (``counters``) or replaces one (``port-add``,
-to open the TAP as well)::
+A ``Dispatcher`` maps verb names to bound ``Verb`` declarations (handler,
+parameters, access level; ``pyctl.control.declare``).  ``pyctl.control.verbs.
+standard_dispatcher()`` serves the verbs of the verb table the model and the
+server answer; the daemon binds its own verbs of the table and replaces one
+(``ports``, adding each port's state)::
 
     d = standard_dispatcher()
-    d.register("counters", counters_handler, [Param("port", "str", required=False)],
-               summary="packet and drop counters")
+    d.register(VERBS["counters"], counters_handler)          # a verb of the table
+    d.register("my-verb", handler, [Param("port", "str", required=False)],
+               summary="...")                               # or declared on the spot
 
 A handler is ``handler(session, **args)``; ``session.api`` is the model as
 the client's binding sees it (the Switch for the admin socket, an acting
@@ -22,85 +24,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from pyctl import errors
 
 from pyctl.control import protocol
+from pyctl.control.declare import ACCESS, Param, Verb
 from pyctl.model.values import L3
 
 __all__ = ["Param", "Verb", "Dispatcher", "Session", "to_wire"]
 
 log = logging.getLogger("pyctl.control.server")
-
-ACCESS = ("read", "config", "member")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "int": (_is_int, "an integer"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "namespace": (lambda v: isinstance(v, str) or _is_int(v), "a namespace name or id"),
-    "port": (lambda v: isinstance(v, str) or _is_int(v), "a port name or id"),
-    "object": (lambda v: isinstance(v, dict), "a JSON object"),
-}
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    type: str
-    required: bool = True
-    default: Any = None
-    help: str = ""
-
-    def __post_init__(self):
-        if self.type not in _TYPES:
-            raise ValueError(f"unknown parameter type {self.type!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "required": self.required,
-                "default": self.default, "help": self.help}
-
-
-@dataclass(frozen=True)
-class Verb:
-    name: str
-    handler: Callable[..., Any]
-    params: tuple[Param, ...] = ()
-    access: str = "read"
-    summary: str = ""
-
-    def check_args(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The handler's keyword arguments: defaults filled, everything type-checked."""
-        known = {p.name: p for p in self.params}
-        extra = sorted(set(args) - set(known))
-        if extra:
-            allowed = ", ".join(known) or "none"
-            raise errors.InvalidArgument(f"{self.name}: unknown argument(s) {', '.join(extra)} "
-                                         f"(allowed: {allowed})")
-        out = {}
-        for p in self.params:
-            if p.name not in args or (args[p.name] is None and not p.required):
-                if p.required:
-                    raise errors.InvalidArgument(f"{self.name}: missing argument {p.name!r}")
-                out[p.name] = p.default
-                continue
-            check, want = _TYPES[p.type]
-            if not check(args[p.name]):
-                raise errors.InvalidArgument(f"{self.name}: argument {p.name!r} must be {want}, "
-                                             f"not {args[p.name]!r}")
-            out[p.name] = args[p.name]
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "access": self.access, "summary": self.summary,
-                "params": [p.to_dict() for p in self.params]}
 
 
 class Session:
@@ -128,15 +62,23 @@ class Dispatcher:
     def __init__(self):
         self._verbs: dict[str, Verb] = {}
 
-    def register(self, name: str, handler: Callable[..., Any], params=(), *,
+    def register(self, verb: str | Verb, handler: Callable[..., Any], params=(), *,
                  access: str = "read", summary: str = "", replace: bool = False) -> Verb:
-        if access not in ACCESS:
-            raise ValueError(f"access must be one of {ACCESS}")
-        if name in self._verbs and not replace:
-            raise ValueError(f"verb {name!r} is already registered (pass replace=True)")
-        verb = Verb(name, handler, tuple(params), access, summary)
-        self._verbs[name] = verb
-        return verb
+        """Serve ``verb`` with ``handler(session, **args)``: a declared ``Verb`` (of the
+        verb table), or a name with its parameters, access and summary."""
+        if isinstance(verb, Verb):
+            if params or access != "read" or summary:
+                raise ValueError(f"{verb.name}: a declared verb brings its own parameters, "
+                                 f"access and summary")
+        else:
+            if access not in ACCESS:
+                raise ValueError(f"access must be one of {ACCESS}")
+            verb = Verb(verb, tuple(params), access, summary)
+        if verb.name in self._verbs and not replace:
+            raise ValueError(f"verb {verb.name!r} is already registered (pass replace=True)")
+        bound = verb.bind(handler)
+        self._verbs[verb.name] = bound
+        return bound
 
     def get(self, name: str) -> Verb:
         verb = self._verbs.get(name)

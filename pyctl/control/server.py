@@ -20,6 +20,9 @@ from outside: watch ``fileno()`` (one epoll fd that is readable whenever a
 listener or a connection needs service) and call ``poll(0)``; or watch each
 of ``filenos()`` and call ``handle_ready(fd)``.  ``serve_forever()`` is the
 same machinery in a loop, for tests and tools.
+
+The namespace sockets are in ``pyctl.control.bindings``, the socket files and
+peer credentials in ``pyctl.control.sockets``.
 """
 from __future__ import annotations
 
@@ -28,14 +31,13 @@ import logging
 import os
 import selectors
 import socket
-import stat
-import struct
-from dataclasses import dataclass, field
 
 from pyctl import errors
 
 from pyctl.control import protocol
+from pyctl.control.bindings import Binding, Bindings, Listener
 from pyctl.control.dispatch import Dispatcher, Session
+from pyctl.control.sockets import Peer, check_path, clear_stale, listen, make_dir, peer_of
 from pyctl.control.verbs import standard_dispatcher
 
 __all__ = ["ControlServer", "Binding", "Peer"]
@@ -47,37 +49,6 @@ _RECV_SIZE = 64 * 1024
 _OUTPUT_HIGH_WATER = 1 << 20       # stop reading requests from a client this far behind
 _OUTPUT_LIMIT = protocol.MAX_REPLY  # drop a client that stopped reading its replies
 _ACCEPT_BURST = 32
-_MAX_SUN_PATH = 107
-_PEERCRED = struct.Struct("3i")
-
-
-@dataclass(frozen=True)
-class Peer:
-    pid: int
-    uid: int
-    gid: int
-
-    def __str__(self) -> str:
-        return f"pid={self.pid} uid={self.uid} gid={self.gid}"
-
-
-@dataclass(frozen=True)
-class Binding:
-    """What a listening socket's connections act as: ``namespace`` is an id (None for the
-    admin socket), ``api`` the model as they see it (the Switch, or an acting context)."""
-    path: str
-    namespace: int | None
-    name: str
-    api: object = field(compare=False, repr=False, default=None)
-
-    @property
-    def admin(self) -> bool:
-        return self.namespace is None
-
-
-class _Listener:
-    def __init__(self, sock: socket.socket, binding: Binding, identity: tuple[int, int]):
-        self.sock, self.binding, self.identity = sock, binding, identity
 
 
 class _Connection:
@@ -90,85 +61,7 @@ class _Connection:
         self.events = READ
 
 
-def _peer_of(sock: socket.socket) -> Peer:
-    try:
-        pid, uid, gid = _PEERCRED.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
-    except OSError:
-        return Peer(0, -1, -1)
-    return Peer(pid, uid, gid)
-
-
-def _check_path(path: str) -> str:
-    path = os.fspath(path)
-    if not path or "\0" in path:
-        raise errors.InvalidArgument(f"invalid socket path {path!r}")
-    if len(os.fsencode(path)) > _MAX_SUN_PATH:
-        raise errors.InvalidArgument(
-            f"socket path {path!r} is longer than {_MAX_SUN_PATH} bytes (the AF_UNIX limit)")
-    return path
-
-
-def _make_dir(directory: str, mode: int) -> None:
-    """Create ``directory`` with ``mode`` (parents too); an existing one is kept as it is,
-    unless anyone may write to it without the sticky bit (then we refuse: files there could
-    be swapped under us)."""
-    if not directory:
-        return
-    try:
-        os.makedirs(directory, mode=mode)
-        os.chmod(directory, mode)   # makedirs' mode goes through the umask
-    except FileExistsError:
-        st = os.stat(directory)
-        if not stat.S_ISDIR(st.st_mode):
-            raise errors.AlreadyExists(f"{directory!r} exists and is not a directory") from None
-        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-            raise errors.PermissionDenied(
-                f"socket directory {directory!r} is world-writable: refusing to put sockets there")
-
-
-def _clear_stale(path: str) -> None:
-    """Remove a socket file nobody listens on; refuse to touch anything else."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise errors.AlreadyExists(f"{path!r} exists and is not a socket: not replacing it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except (ConnectionRefusedError, FileNotFoundError):
-        os.unlink(path)
-        return
-    except OSError as exc:
-        raise errors.Busy(f"cannot tell whether {path!r} is in use: {exc}") from None
-    finally:
-        probe.close()
-    raise errors.Busy(f"{path!r} is in use: another tapswitch is listening there")
-
-
-def _listen(path: str, mode: int, uid: int | None, gid: int | None) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
-                         | socket.SOCK_CLOEXEC)
-    try:
-        old = os.umask(0o777 & ~mode)   # the file is born with the right mode: no window
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
-        os.chmod(path, mode)
-        if uid is not None or gid is not None:
-            os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
-        sock.listen(64)
-    except OSError as exc:
-        sock.close()
-        raise errors.TapswitchError(f"cannot listen on {path!r}: {exc.strerror}") from None
-    return sock
-
-
-class ControlServer:
+class ControlServer(Bindings):
     """The control socket(s) of one switch, driven by the caller's event loop."""
 
     def __init__(self, switch, path: str, *, dispatcher: Dispatcher | None = None,
@@ -176,11 +69,11 @@ class ControlServer:
                  uid: int | None = None, gid: int | None = None):
         self.switch = switch
         self.dispatcher = dispatcher if dispatcher is not None else standard_dispatcher()
-        self.path = _check_path(path)
+        self.path = check_path(path)
         self.socket_dir = socket_dir or os.path.join(os.path.dirname(self.path) or ".", "ns")
         self.mode, self.dir_mode = mode, dir_mode
         self._selector = selectors.DefaultSelector()
-        self._listeners: dict[int, _Listener] = {}
+        self._listeners: dict[int, Listener] = {}
         self._connections: dict[int, _Connection] = {}
         self._by_name: dict[str, int] = {}       # bound namespace name -> listener fd
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -190,9 +83,9 @@ class ControlServer:
         self._closed = False
         self._unsubscribe = None
         try:
-            _make_dir(os.path.dirname(self.path), dir_mode)
-            _clear_stale(self.path)
-            sock = _listen(self.path, mode, uid, gid)
+            make_dir(os.path.dirname(self.path), dir_mode)
+            clear_stale(self.path)
+            sock = listen(self.path, mode, uid, gid)
         except BaseException:
             self._close_selector()
             raise
@@ -201,90 +94,6 @@ class ControlServer:
         if subscribe is not None:
             self._unsubscribe = subscribe(self._on_event)
         log.info("control socket listening on %s (admin)", self.path)
-
-    # ------------------------------------------------------------ bindings
-
-    def bind_namespace(self, name_or_id, *, mode: int | None = None,
-                       uid: int | None = None, gid: int | None = None) -> str:
-        """Open ``<socket_dir>/<name>.sock`` acting as that namespace; returns its path."""
-        api = self.switch.as_namespace(name_or_id)
-        ns = api.acting
-        if ns.name in self._by_name:
-            raise errors.AlreadyExists(f"namespace {ns.name!r} already has a control socket: "
-                                       f"{self._listeners[self._by_name[ns.name]].binding.path}")
-        path = _check_path(os.path.join(self.socket_dir, f"{ns.name}.sock"))
-        _make_dir(self.socket_dir, self.dir_mode)
-        _clear_stale(path)
-        sock = _listen(path, self.mode if mode is None else mode, uid, gid)
-        self._add_listener(sock, Binding(path, ns.id, ns.name, api))
-        log.info("control socket %s acts as namespace %s (id %d, %s)",
-                 path, ns.name, ns.id, ns.kind)
-        return path
-
-    def unbind_namespace(self, name: str) -> None:
-        """Close a namespace's socket, its open connections, and remove the file."""
-        fd = self._by_name.get(name)
-        if fd is None:
-            raise errors.NotFound(f"namespace {name!r} has no control socket")
-        self._drop_listener(fd)
-
-    def bindings(self) -> dict[str, str]:
-        """Bound namespace name -> socket path (the admin socket is not listed)."""
-        return {name: self._listeners[fd].binding.path for name, fd in self._by_name.items()}
-
-    def _add_listener(self, sock: socket.socket, binding: Binding) -> None:
-        st = os.stat(binding.path)
-        self._listeners[sock.fileno()] = _Listener(sock, binding, (st.st_dev, st.st_ino))
-        self._selector.register(sock.fileno(), READ, None)
-        if not binding.admin:
-            self._by_name[binding.name] = sock.fileno()
-
-    def _drop_listener(self, fd: int) -> None:
-        listener = self._listeners.pop(fd)
-        self._selector.unregister(fd)
-        binding = listener.binding
-        if not binding.admin:
-            self._by_name.pop(binding.name, None)
-        for conn in [c for c in self._connections.values() if c.binding is binding]:
-            try:                   # a last answer ("destroyed") if the socket takes it now
-                conn.sock.send(conn.outbuf)
-            except OSError:
-                pass
-            self._close(conn, "its namespace socket was closed")
-        listener.sock.close()
-        try:  # only our own file: someone may have put a new one there since
-            st = os.lstat(binding.path)
-            if (st.st_dev, st.st_ino) == listener.identity:
-                os.unlink(binding.path)
-        except FileNotFoundError:
-            pass
-        log.info("control socket %s closed", binding.path)
-
-    def _on_event(self, event) -> None:
-        """Model change feed: a destroyed namespace loses its socket.
-
-        May run on any thread (whoever changed the model), so it only marks the
-        work and wakes the loop; the sockets are closed on the server's thread,
-        before the reply to the request that destroyed it when there was one."""
-        if getattr(event, "kind", None) == "namespace.destroy":
-            self._prune_pending = True
-            self._wake()
-
-    def _prune(self) -> None:
-        self._prune_pending = False
-        for name, fd in list(self._by_name.items()):
-            binding = self._listeners[fd].binding
-            if not self._binding_alive(binding):
-                self._drop_listener(fd)
-
-    def _binding_alive(self, binding: Binding) -> bool:
-        if binding.admin:
-            return True
-        try:
-            binding.api.acting      # the context knows its namespace's uid: a new one
-        except errors.NotFound:     # of the same name or id is not it
-            return False
-        return True
 
     # ------------------------------------------------------------- driving
 
@@ -352,7 +161,7 @@ class ControlServer:
 
     # ---------------------------------------------------------- connections
 
-    def _accept(self, listener: _Listener) -> None:
+    def _accept(self, listener: Listener) -> None:
         for _ in range(_ACCEPT_BURST):
             try:
                 sock, _ = listener.sock.accept()
@@ -362,7 +171,7 @@ class ControlServer:
                 log.warning("accept on %s failed: %s", listener.binding.path, exc)
                 return
             sock.setblocking(False)
-            peer = _peer_of(sock)
+            peer = peer_of(sock)
             binding = listener.binding
             session = Session(self, self.switch, binding, peer)
             conn = _Connection(sock, binding, peer, session)
@@ -507,4 +316,3 @@ class ControlServer:
 
     def __exit__(self, *exc):
         self.close()
-

@@ -1,27 +1,25 @@
-"""The standard verbs of the control socket: the model's API, named like the ip command.
+"""The handlers of the standard verbs: the model's and the control server's.
 
-Every handler acts through ``session.api`` (the Switch for the admin socket,
-``switch.as_namespace(...)`` for a namespace socket), so the model decides
-visibility and capabilities; a verb that takes an optional ``namespace``
-defaults to the namespace the client is bound to.  Each verb is one model
-call (which is atomic), so no verb can be half-applied.
+The verbs themselves (names, arguments, access) are declared in
+``pyctl.control.verb_table``.  A model verb runs ``session.api.<py_name>(**args)``
+(the Switch for the admin socket, ``switch.as_namespace(...)`` for a namespace
+socket), so the model decides visibility and capabilities and an optional
+``namespace`` defaults to the one the client acts as; ``model_result`` turns
+a few results into plain data (names instead of values).  Each verb is one
+model call (which is atomic), so no verb can be half-applied.
 """
 from __future__ import annotations
 
 from importlib import metadata
+from typing import Any
 
 from pyctl import errors
 
 from pyctl.control import protocol
-from pyctl.control.dispatch import Dispatcher, Param, Session
+from pyctl.control.dispatch import Dispatcher, Session
+from pyctl.control.verb_table import VERBS, served_by
 
-__all__ = ["standard_dispatcher"]
-
-_NS = Param("namespace", "namespace", help="namespace name or id")
-_NS_OPT = Param("namespace", "namespace", required=False,
-                help="namespace name or id (default: the one this socket acts as)")
-_ADDR = Param("address", "str", help="interface address A/N, e.g. 10.0.0.5/24")
-_GROUP = Param("group", "str", help="multicast group address")
+__all__ = ["standard_dispatcher", "call_model"]
 
 
 def _package_version() -> str:
@@ -31,7 +29,43 @@ def _package_version() -> str:
         return "unknown"
 
 
-# -- about the connection -------------------------------------------------------
+# -- the model's verbs --------------------------------------------------------------
+
+def _port(api, port) -> dict[str, Any]:
+    return {**port.to_dict(), "namespace": api.namespace(port.ns).name}
+
+
+def _namespaces(api, listed):
+    names = {ns.id: ns.name for ns in listed}
+    return [{**ns.to_dict(), "parent_name": names.get(ns.parent)} for ns in listed]
+
+
+# Results the wire gives other than as the model's values.
+_RESULTS = {
+    "namespaces": _namespaces,
+    "owner": lambda api, holder: None if holder is None else holder.name,
+    "ports": lambda api, ports: [_port(api, p) for p in ports],
+    "port-add": _port,
+    "members": lambda api, members: [ns.name for ns in members],
+}
+
+
+def call_model(api, verb: str, args: dict[str, Any]) -> Any:
+    """Model verb ``verb`` on ``api`` (a Switch or an acting context), its result as the
+    control socket gives it (before ``to_wire``)."""
+    result = getattr(api, VERBS[verb].py_name)(**args)
+    shape = _RESULTS.get(verb)
+    return result if shape is None else shape(api, result)
+
+
+def _model_handler(verb: str):
+    def handler(s: Session, **args):
+        return call_model(s.api, verb, args)
+    handler.__name__ = VERBS[verb].py_name
+    return handler
+
+
+# -- the server's verbs -------------------------------------------------------------
 
 def ping(s: Session):
     return "pong"
@@ -53,14 +87,6 @@ def verbs(s: Session):
     return [v.to_dict() for v in s.server.dispatcher.verbs()]
 
 
-# -- namespaces -------------------------------------------------------------------
-
-def namespaces(s: Session):
-    listed = s.api.namespaces()
-    names = {ns.id: ns.name for ns in listed}
-    return [{**ns.to_dict(), "parent_name": names.get(ns.parent)} for ns in listed]
-
-
 def show(s: Session, namespace):
     api = s.api
     ns = api.namespace(s.default_namespace(namespace))
@@ -73,100 +99,9 @@ def show(s: Session, namespace):
             parent = None
     return {**ns.to_dict(), "parent_name": parent, "scope": api.scope_of(ns.id).name,
             "children": children, "addresses": api.addresses(ns.id),
-            "routes": api.routes(ns.id), "ports": [_port_dict(api, p) for p in api.ports(ns.id)],
+            "routes": api.routes(ns.id), "ports": [_port(api, p) for p in api.ports(ns.id)],
             "groups": api.groups(ns.id)}
 
-
-def create(s: Session, name, kind, parent):
-    return s.api.create(name, kind, parent=parent)
-
-
-def destroy(s: Session, namespace, recursive):
-    s.api.destroy(namespace, recursive=recursive)
-
-
-# -- addresses --------------------------------------------------------------------
-
-def addresses(s: Session, namespace, tagged):
-    return s.api.addresses(s.default_namespace(namespace), tagged=tagged)
-
-
-def address_add(s: Session, namespace, address):
-    s.api.add_address(namespace, address)
-
-
-def address_del(s: Session, namespace, address):
-    s.api.del_address(namespace, address)
-
-
-def push(s: Session, address, namespace):
-    s.api.push(address, namespace)
-
-
-def pull(s: Session, address, namespace):
-    s.api.pull(address, namespace)
-
-
-def assign_and_push(s: Session, address, namespace):
-    s.api.assign_and_push(address, namespace)
-
-
-def owner(s: Session, address, namespace):
-    holder = s.api.owner_of(address, s.default_namespace(namespace))
-    return None if holder is None else holder.name
-
-
-# -- routes -----------------------------------------------------------------------
-
-def routes(s: Session, namespace):
-    return s.api.routes(s.default_namespace(namespace))
-
-
-def route_add(s: Session, namespace, prefix, via, port):
-    return s.api.add_route(namespace, prefix, via=via, port=port)
-
-
-def route_del(s: Session, namespace, prefix, via, port):
-    s.api.del_route(namespace, prefix, via=via, port=port)
-
-
-# -- ports ------------------------------------------------------------------------
-
-def _port_dict(api, port):
-    return {**port.to_dict(), "namespace": api.namespace(port.ns).name}
-
-
-def ports(s: Session, namespace):
-    return [_port_dict(s.api, p) for p in s.api.ports(namespace)]
-
-
-def port_add(s: Session, name, namespace, mac, options):
-    return _port_dict(s.api, s.api.add_port(name, namespace, mac=mac, options=options))
-
-
-def port_del(s: Session, name):
-    s.api.del_port(name)
-
-
-# -- multicast membership ---------------------------------------------------------
-
-def join(s: Session, group, namespace):
-    s.api.join(s.default_namespace(namespace), group)
-
-
-def leave(s: Session, group, namespace):
-    s.api.leave(s.default_namespace(namespace), group)
-
-
-def groups(s: Session, namespace):
-    return s.api.groups(s.default_namespace(namespace))
-
-
-def members(s: Session, group, namespace):
-    return [ns.name for ns in s.api.members(s.default_namespace(namespace), group)]
-
-
-# -- namespace sockets ------------------------------------------------------------
 
 def sockets(s: Session):
     visible = {ns.name for ns in s.api.namespaces()}
@@ -187,61 +122,16 @@ def socket_del(s: Session, namespace):
     s.server.unbind_namespace(ns.name)
 
 
+_SERVER = {"ping": ping, "version": version, "whoami": whoami, "verbs": verbs, "show": show,
+           "sockets": sockets, "socket-add": socket_add, "socket-del": socket_del}
+
+
 def standard_dispatcher() -> Dispatcher:
-    """A fresh dispatcher with every model verb; extend it before giving it to the server."""
+    """A fresh dispatcher serving every verb of the table the model and the server
+    answer; the daemon binds its own (``served_by="daemon"``) before serving."""
     d = Dispatcher()
-    r = d.register
-    r("ping", ping, summary="check the connection")
-    r("version", version, summary="tapswitch and protocol versions, model version")
-    r("whoami", whoami, summary="the namespace this socket acts as, and your credentials")
-    r("verbs", verbs, summary="every verb with its arguments")
-    r("namespaces", namespaces, summary="visible namespaces, parents first")
-    r("show", show, [_NS_OPT], summary="one namespace: addresses, routes, ports, groups")
-    r("create", create, [Param("name", "str"), Param("kind", "str", help="l2 or l3"),
-                         Param("parent", "namespace", required=False,
-                               help="default: the root, or the acting L2")],
-      access="config", summary="create a namespace")
-    r("destroy", destroy, [_NS, Param("recursive", "bool", required=False, default=False)],
-      access="config", summary="destroy a namespace (an L3's addresses return to its parent)")
-    r("addresses", addresses, [_NS_OPT, Param("tagged", "bool", required=False, default=False,
-                                              help="also descendants' addresses, tagged")],
-      summary="addresses of a namespace (loopback included)")
-    r("address-add", address_add, [_NS, _ADDR], access="config",
-      summary="create an address in an L2")
-    r("address-del", address_del, [_NS, _ADDR], access="config",
-      summary="delete an address of an L2")
-    r("push", push, [_ADDR, _NS], access="config",
-      summary="move an address of the parent L2 into an L3")
-    r("pull", pull, [_ADDR, _NS], access="config",
-      summary="give an L3's address back to its parent")
-    r("assign-and-push", assign_and_push, [_ADDR, _NS], access="config",
-      summary="create an address in the parent and push it, in one step")
-    r("owner", owner, [Param("address", "str", help="IP address"), _NS_OPT],
-      summary="which namespace holds an IP in a scope")
-    r("routes", routes, [_NS_OPT], summary="routes a namespace uses (an L3: its parent's)")
-    r("route-add", route_add, [_NS, Param("prefix", "str", help="A/N or default"),
-                               Param("via", "str", required=False),
-                               Param("port", "port", required=False)],
-      access="config", summary="add a route to an L2")
-    r("route-del", route_del, [_NS, Param("prefix", "str"), Param("via", "str", required=False),
-                               Param("port", "port", required=False)],
-      access="config", summary="delete a route of an L2")
-    r("ports", ports, [Param("namespace", "namespace", required=False,
-                             help="default: every visible port")],
-      summary="ports (TAPs) and their options")
-    r("port-add", port_add, [Param("name", "str"), _NS, Param("mac", "str", required=False),
-                             Param("options", "object", required=False,
-                                   help="vnet_hdr, offloads, txqueuelen, mtu, netns, "
-                                        "address, gateway")],
-      access="config", summary="attach a port to a namespace")
-    r("port-del", port_del, [Param("name", "port")], access="config", summary="remove a port")
-    r("join", join, [_GROUP, _NS_OPT], access="member",
-      summary="join a multicast group (an L3 may, for itself)")
-    r("leave", leave, [_GROUP, _NS_OPT], access="member", summary="leave a multicast group")
-    r("groups", groups, [_NS_OPT], summary="multicast groups of a namespace")
-    r("members", members, [_GROUP, _NS_OPT], summary="members of a group in a scope")
-    r("sockets", sockets, summary="namespace control sockets that are open")
-    r("socket-add", socket_add, [_NS], access="config",
-      summary="open a control socket acting as a namespace")
-    r("socket-del", socket_del, [_NS], access="config", summary="close a namespace's socket")
+    for verb in served_by("model"):
+        d.register(verb, _model_handler(verb.name))
+    for verb in served_by("server"):
+        d.register(verb, _SERVER[verb.name])
     return d

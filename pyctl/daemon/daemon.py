@@ -30,13 +30,16 @@ from fastpath import verdicts
 from pyctl import errors, kernel
 from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
-from pyctl.control.counters import PARAMS as counter_params, format_counters, select as select_counters
+from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
+from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
 from pyctl.daemon.multicast import Multicast, group_counters
-from pyctl.daemon.slowpath import NeighbourLearned, PeerMac, SlowPath, SlowPathConfig, TokenBucket
+from pyctl.daemon.ratelimit import TokenBucket
+from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
+from pyctl.control.verb_table import VERBS
 from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
@@ -54,8 +57,7 @@ class _DaemonDispatcher(Dispatcher):
         super().__init__()
         self._daemon = daemon
         for verb in base.verbs():
-            self.register(verb.name, verb.handler, verb.params, access=verb.access,
-                          summary=verb.summary)
+            self.register(verb, verb.handler)
 
     def dispatch(self, session, request):
         verb = self.get(request.verb)
@@ -83,7 +85,9 @@ class Daemon:
         self.view = PlanView(self.compiler, self.datapath)
         self.slowpath = SlowPath(self.view, SlowPathConfig(
             icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst,
-            arp_rate=float(limits.arp_requests_per_second)))
+            arp_rate=float(limits.arp_requests_per_second), max_neighbours=limits.neighbours,
+            max_neighbours_per_scope=limits.neighbours_per_scope,
+            reachable_time=float(limits.neighbour_reachable_time)), datapath=self.datapath)
         # What the slow path may take in, in all: a flood of ARP or of frames to
         # the switch's own address costs Python time, not forwarding time.
         self._slow_budget = TokenBucket(float(limits.frames_per_second),
@@ -128,21 +132,16 @@ class Daemon:
         return self
 
     def _register_daemon_verbs(self, dispatcher):
-        dispatcher.register("counters", self.counters, counter_params, access="read",
-                            summary="packet and drop counters", replace=True)
-        dispatcher.register("multicast", self._multicast_verb, (), access="read",
-                            summary="group memberships: learned (with expiry) or configured",
-                            replace=True)
-        dispatcher.register("stats", lambda session, **kw: self.stats(), (),
-                            access="read", summary="the packet loop's and slow path's counters",
-                            replace=True)
-        model_ports = dispatcher.get("ports")
+        """The verb table's daemon verbs, and ``ports`` with each port's state."""
+        dispatcher.register(VERBS["counters"], self.counters, replace=True)
+        dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
+        dispatcher.register(VERBS["stats"], lambda session: self.stats(), replace=True)
+        model_ports = dispatcher.get("ports").handler
 
-        def ports(session, **kw):
-            return [{**p, **self.ports.status(p["id"])} for p in model_ports.handler(session, **kw)]
-        dispatcher.register("ports", ports, model_ports.params, access=model_ports.access,
-                            summary=model_ports.summary + "; state: up, failed (with the "
-                                    "error) or missing", replace=True)
+        def ports(session, namespace):
+            return [{**p, **self.ports.status(p["id"])}
+                    for p in model_ports(session, namespace=namespace)]
+        dispatcher.register(VERBS["ports"], ports, replace=True)
 
     # ------------------------------------------------------------------ changes
 
@@ -180,6 +179,11 @@ class Daemon:
                 self.apply()
             except errors.TapswitchError:
                 log.exception("could not apply %s", event.kind)
+        # Told after the change was applied (inside change(), events wait for its end):
+        # what the slow path keeps of a destroyed namespace goes, from the datapath too.
+        if isinstance(event, NamespaceDestroyed):
+            for gone in event.destroyed:
+                self.slowpath.forget_namespace(gone.namespace.id)
 
     # ------------------------------------------------------------------ running
 
@@ -238,15 +242,10 @@ class Daemon:
                 self._emit(self.slowpath.handle(port_id, reason, data))
 
     def _emit(self, output):
-        learned = output.learned
-        if learned:
-            with self.datapath.update():
-                for fact in learned:
-                    if isinstance(fact, NeighbourLearned):
-                        self.datapath.set_neighbour(fact.scope, fact.ip, fact.mac)
-            for fact in learned:
-                if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
-                    self.datapath.set_peer_mac(fact.port_id, fact.mac)
+        # (Neighbours are in the datapath already: the slow path's table writes them.)
+        for fact in output.learned:
+            if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
+                self.datapath.set_peer_mac(fact.port_id, fact.mac)
         self._send(output.frames)
 
     def _send(self, frames):
@@ -304,12 +303,13 @@ class Daemon:
         out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
         return out
 
-    def _multicast_verb(self, session, **kw):
+    def _multicast_verb(self, session):
         return self.multicast.memberships(session.api, time.monotonic())
 
     def stats(self):
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
-                "slowpath": dict(self.slowpath.counters), "igmp": dict(self.multicast.counters),
+                "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
+                "igmp": dict(self.multicast.counters),
                 "slowpath_over_budget": self.slow_frames_over_budget,
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}

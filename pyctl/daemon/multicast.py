@@ -147,9 +147,9 @@ class Multicast:
                     group = pk.ip_str(change.group)
                     member = group in acting.groups(change.namespace)
                     if change.joined and not member:
-                        acting.join(change.namespace, group)
+                        acting.join(group, change.namespace)
                     elif not change.joined and member:
-                        acting.leave(change.namespace, group)
+                        acting.leave(group, change.namespace)
         except errors.TapswitchError as exc:
             self.counters["igmp_apply_failed"] += len(changes)
             log.warning("IGMP membership change refused (%s: %s); %d change(s) undone",

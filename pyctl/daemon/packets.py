@@ -67,10 +67,6 @@ def ip_int(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
 
 
-def mac_str(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
-
-
 def is_multicast_mac(mac: bytes) -> bool:
     """True for group (multicast and broadcast) Ethernet addresses."""
     return bool(mac[0] & 1)

@@ -40,10 +40,6 @@ class OpenPort:
     kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
     failure: str | None = None       # why the port failed (PortManager.fail), None while up
 
-    def describe(self):
-        return {"id": self.id, "name": self.name, "vnet_hdr": self.tap.vnet_hdr,
-                "offloads": list(self.tap.offloads), "netns": self.netns.name if self.netns else None}
-
 
 class PortManager:
     def __init__(self, switch, loop, registry):

@@ -1,18 +1,62 @@
-"""What the slow path may know of the switch (``pyctl.daemon.slowpath.SwitchView``),
-read from the plan the fast path runs, so both halves see the same facts.
+"""What the slow path may know of the switch: ``SwitchView`` says what, ``PlanView``
+reads it from the plan the fast path runs, so both halves see the same facts.
 
-Each answer comes from the plan's tables and indexes (``Compiler.index``,
-``pyctl.compile.plan_index.PlanIndex``) in O(1) or O(answer), never from a
-scan of the ports or addresses.
+``PlanView`` answers from the plan's tables and indexes (``Compiler.index``,
+``pyctl.compile.plan_index.PlanIndex``) in O(1) or O(answer), never from a scan of
+the ports or addresses.
 """
 from __future__ import annotations
 
-from pyctl.daemon.slowpath import Route
+from typing import NamedTuple, Protocol
 
-__all__ = ["PlanView"]
+from fastpath.source_rule import BROADCAST, may_send_from
+
+__all__ = ["Route", "SwitchView", "PlanView"]
+
+
+class Route(NamedTuple):
+    """Where the fast path sends a destination: out of ``port_id`` to ``next_hop``
+    (the destination itself when it is on the port's link)."""
+    port_id: int
+    next_hop: int
+
+
+class SwitchView(Protocol):
+    """The read-only facts about the switch that the slow path needs.
+
+    Every method answers None for what does not exist (an unknown port, an
+    address nobody owns): the slow path then counts a drop."""
+
+    def port_namespace(self, port_id: int) -> int | None:
+        """The namespace the port is attached to."""
+
+    def port_scope(self, port_id: int) -> int | None:
+        """The scope (L2) of that namespace: itself for an L2, the parent for an L3."""
+
+    def port_mac(self, port_id: int) -> bytes | None:
+        """The switch-side MAC of the port: what endpoints see as their gateway."""
+
+    def owner(self, scope: int, ip: int) -> int | None:
+        """The namespace owning ``ip`` in ``scope``; the scope itself means the
+        address is one of the switch's own."""
+
+    def route(self, scope: int, ip: int) -> Route | None:
+        """The fast path's forwarding decision for ``ip`` in ``scope``: owned by
+        an L3 -> that namespace's port; else the longest-prefix route."""
+
+    def source_allowed(self, port_id: int, ip: int) -> bool:
+        """The source rule (``fastpath.source_rule``): may a frame entering at
+        ``port_id`` come from ``ip``?"""
+
+    def icmp_source(self, port_id: int) -> int | None:
+        """The switch's own address that ICMP errors and ARP requests sent out
+        of this port come from (None: ICMP errors are not sent, ARP requests go
+        out as probes from 0.0.0.0)."""
 
 
 class PlanView:
+    """The ``SwitchView`` of a running daemon: the compiler's plan and the datapath's FIB."""
+
     def __init__(self, compiler, datapath):
         self._compiler = compiler
         self._dp = datapath
@@ -63,10 +107,8 @@ class PlanView:
         if place is None:
             return False
         ns, scope, is_l3 = place
-        owner = self.owner(scope, ip)
-        if is_l3:
-            return owner == ns
-        return owner is None or owner == ns
+        owner = BROADCAST if (scope, ip) in self._index.plan.broadcasts else self.owner(scope, ip)
+        return may_send_from(is_l3, ns, owner, ip)
 
     def icmp_source(self, port_id):
         """The scope's own address on a subnet of the endpoint's addresses (the lowest

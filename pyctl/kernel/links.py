@@ -105,9 +105,6 @@ class _Netns:
             raise BadArgument(f"txqueuelen must be a non-negative integer: {qlen!r}")
         self._set_link(ifname, "setting txqueuelen of", txqlen=qlen)
 
-    def set_hwaddr(self, ifname: str, mac: str) -> None:
-        self._set_link(ifname, "setting MAC of", address=mac)
-
     def delete_link(self, ifname: str) -> bool:
         """Delete an interface; False if it was already gone."""
         with self.ipr() as ipr:

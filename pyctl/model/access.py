@@ -9,6 +9,7 @@ for its neighbours.
 import functools
 
 from pyctl import errors
+from pyctl.model.state import ROOT_ID
 from pyctl.model.values import L3, Namespace, Port
 
 
@@ -48,6 +49,26 @@ class Access:
             shown = ref.name if isinstance(ref, Namespace) else ref
             raise errors.NotFound(f"no namespace {shown!r}")
         return record
+
+    def _resolve_or_acting(self, actor, ref):
+        """``_resolve``, where ``None`` is the acting namespace (the root for the
+        administrator): the default of every verb whose namespace is optional, as on
+        the control socket."""
+        if ref is None:
+            return actor if actor is not None else self._sw._state.namespaces[ROOT_ID]
+        return self._resolve(actor, ref)
+
+    def _names_a_namespace(self, ref):
+        """Whether ``ref`` names an existing namespace, visible or not (only to read the
+        old argument order of join/leave/members: ``pyctl.deprecated.group_first``)."""
+        state = self._sw._state
+        if isinstance(ref, Namespace):
+            return True
+        if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+            return False
+        if isinstance(ref, int) or _is_id_text(ref):
+            return int(ref) in state.namespaces
+        return ref in state.by_name
 
     def _configuring(self, actor, verb):
         """Refuse a configuring verb to an L3 actor: it has no NET_ADMIN."""

@@ -1,12 +1,17 @@
 """Verbs of the namespace tree and of address ownership: create, destroy,
-add/delete addresses, push, pull, assign-and-push, the listings (plain and
-tagged) and the source-address rule.
+address-add/-del, push, pull, assign-and-push, the listings (plain and
+tagged), owner and the source-address rule.
+
+Names and argument orders are the control socket's (``pyctl.control.verb_table``;
+tests/control/test_verb_table.py holds them to it).
 
 Address ownership: within one L2 scope (an L2 and its L3 children) an IP
 address has at most one holder. Sibling L2 namespaces are separate scopes and
 may use the same addresses.
 """
+from fastpath import source_rule
 from pyctl import errors
+from pyctl.deprecated import with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, DestroyedNamespace, NamespaceCreated,
@@ -25,6 +30,7 @@ def _check_flag(name, value):
         raise errors.InvalidArgument(f"{name} must be true or false, not {value!r}")
 
 
+@with_renamed_aliases
 class NamespaceVerbs(Access):
 
     # -- the tree -------------------------------------------------------------
@@ -75,7 +81,7 @@ class NamespaceVerbs(Access):
         return value
 
     @locked
-    def destroy(self, ns, recursive=False):
+    def destroy(self, namespace, recursive=False):
         """Destroy a namespace (see docs/model.md for what happens to its addresses).
 
         An L3's addresses return to its parent. An L2 with children is refused
@@ -84,10 +90,10 @@ class NamespaceVerbs(Access):
         are removed.
         """
         actor = self._actor()
-        self._configuring(actor, f"destroying namespace {ns!r}")
+        self._configuring(actor, f"destroying namespace {namespace!r}")
         state = self._sw._state
         _check_flag("recursive", recursive)
-        record = self._resolve(actor, ns)
+        record = self._resolve(actor, namespace)
         if record.id == ROOT_ID:
             raise errors.PermissionDenied(f"the root namespace '{record.name}' cannot be destroyed")
         if actor is not None and record.id == actor.id:
@@ -141,12 +147,12 @@ class NamespaceVerbs(Access):
                 f"cannot {verb} '{record.name}': it is an L2 namespace ({hint})")
 
     @locked
-    def add_address(self, ns, address):
-        """Create ``address`` (``A/N``) in L2 namespace ``ns``."""
+    def address_add(self, namespace, address):
+        """Create ``address`` (``A/N``) in L2 ``namespace``."""
         actor = self._actor()
         self._configuring(actor, f"adding address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ns)
+        record = self._resolve(actor, namespace)
         self._l2_only(record, f"add {iface}", "addresses are created in its parent L2 "
                                              "and pushed; see assign_and_push")
         holders = self._sw._state.holders[record.id]
@@ -162,12 +168,12 @@ class NamespaceVerbs(Access):
         self._sw._commit(AddressAdded, address=iface, scope=record.value())
 
     @locked
-    def del_address(self, ns, address):
-        """Delete ``address`` from L2 namespace ``ns`` (it must hold it, not a child)."""
+    def address_del(self, namespace, address):
+        """Delete ``address`` from L2 ``namespace`` (it must hold it, not a child)."""
         actor = self._actor()
         self._configuring(actor, f"deleting address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ns)
+        record = self._resolve(actor, namespace)
         self._l2_only(record, f"delete {iface}", "its addresses go back with pull")
         holders = self._sw._state.holders[record.id]
         holder = holders.get(iface.ip)
@@ -183,12 +189,12 @@ class NamespaceVerbs(Access):
         self._sw._commit(AddressDeleted, address=iface, scope=record.value())
 
     @locked
-    def push(self, address, ns):
-        """Move ``address`` from the parent L2 of L3 namespace ``ns`` into ``ns``."""
+    def push(self, address, namespace):
+        """Move ``address`` from the parent L2 of L3 ``namespace`` into it."""
         actor = self._actor()
         self._configuring(actor, f"pushing address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ns)
+        record = self._resolve(actor, namespace)
         self._l3_only(record, f"push {iface} into", "push moves an address from an L2 "
                                                     "into one of its L3 children")
         state = self._sw._state
@@ -210,14 +216,14 @@ class NamespaceVerbs(Access):
                          tenant=record.value())
 
     @locked
-    def pull(self, address, ns):
-        """Give ``address`` held by L3 namespace ``ns`` back to its parent L2."""
+    def pull(self, address, namespace):
+        """Give ``address`` held by L3 ``namespace`` back to its parent L2."""
         actor = self._actor()
         self._configuring(actor, f"pulling address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ns)
+        record = self._resolve(actor, namespace)
         self._l3_only(record, f"pull {iface} from", "an L2 keeps its addresses; "
-                                                    "delete them with del_address")
+                                                    "delete them with address_del")
         state = self._sw._state
         if record.addresses.get(iface.ip) != iface:
             raise errors.NotFound(f"'{record.name}' does not hold {iface}")
@@ -229,14 +235,14 @@ class NamespaceVerbs(Access):
                          tenant=record.value())
 
     @locked
-    def assign_and_push(self, address, ns):
-        """Create ``address`` in the parent L2 of L3 ``ns`` and push it, in one step:
-        the L2 never holds it."""
+    def assign_and_push(self, address, namespace):
+        """Create ``address`` in the parent L2 of L3 ``namespace`` and push it, in one
+        step: the L2 never holds it."""
         actor = self._actor()
         self._configuring(actor, f"assigning address {address!r}")
         iface = parse_interface(address)
-        record = self._resolve(actor, ns)
-        self._l3_only(record, f"assign {iface} to", "use add_address for an L2")
+        record = self._resolve(actor, namespace)
+        self._l3_only(record, f"assign {iface} to", "use address_add for an L2")
         state = self._sw._state
         parent = state.namespaces[record.parent]
         holder = state.holders[parent.id].get(iface.ip)
@@ -251,14 +257,15 @@ class NamespaceVerbs(Access):
                          tenant=record.value())
 
     @locked
-    def addresses(self, ns, tagged=False):
-        """Loopback plus the addresses ``ns`` holds, as ``A/N`` strings.
+    def addresses(self, namespace=None, tagged=False):
+        """Loopback plus the addresses ``namespace`` (default: the acting one) holds,
+        as ``A/N`` strings.
 
         ``tagged=True``: ``TaggedAddress(address, owner)`` tuples, and for an L2
         also every descendant's addresses tagged with the holder's name."""
         _check_flag("tagged", tagged)
         state = self._sw._state
-        record = self._resolve(self._actor(), ns)
+        record = self._resolve_or_acting(self._actor(), namespace)
         own = [str(i) for i in LOOPBACK_INTERFACES]
         own += [str(i) for i in sorted(record.addresses.values(), key=sort_key)]
         if not tagged:
@@ -270,10 +277,11 @@ class NamespaceVerbs(Access):
         return out
 
     @locked
-    def owner_of(self, address, scope):
-        """The namespace holding IP ``address`` in L2 scope ``scope`` (or ``None``)."""
+    def owner(self, address, namespace=None):
+        """The namespace holding IP ``address`` in the scope of ``namespace`` (default:
+        the acting one), or ``None``."""
         state = self._sw._state
-        record = self._resolve(self._actor(), scope)
+        record = self._resolve_or_acting(self._actor(), namespace)
         ip = parse_ip(address)
         holder = state.holders[state.scope_id(record)].get(ip)
         if holder is None:
@@ -286,20 +294,30 @@ class NamespaceVerbs(Access):
 
     @locked
     def may_send_from(self, ns, source):
-        """The source-address rule: may namespace ``ns`` send from IP ``source``?
+        """The bind check: may namespace ``ns`` use IP ``source`` as its source address?
 
-        An L3: its own addresses, loopback, 0.0.0.0 / ``::``, multicast, the
-        limited broadcast and the directed broadcast of its own subnets. An L2:
-        any address no other namespace of its scope holds."""
+        The source rule (``fastpath.source_rule.may_send_from``: an L3 its own
+        addresses, an L2 any address no other namespace of its scope holds, either
+        0.0.0.0 / ``::``, martians never), widened by what a socket may bind though
+        no link carries it as a source (``_bind_only``)."""
         state = self._sw._state
         record = self._resolve(self._actor(), ns)
         ip = parse_ip(source, what="source address")
-        if record.kind == L2:
-            return state.holders[record.id].get(ip, record.id) == record.id
-        if ip in record.addresses or ip.is_loopback or ip.is_unspecified or ip.is_multicast:
-            return True
-        if ip == LIMITED_BROADCAST:
-            return True
-        return any(iface.version == 4 and iface.network.prefixlen <= 30
-                   and ip == iface.network.broadcast_address
-                   for iface in record.addresses.values())
+        owner = state.holders[state.scope_id(record)].get(ip)
+        return (source_rule.may_send_from(record.kind == L3, record.id, owner, ip)
+                or _bind_only(record, owner, ip))
+
+
+def _bind_only(record, owner, ip):
+    """The design thread's derivative addresses: what a socket of ``record`` may bind
+    although a link never carries it as a source.  An L2: any address no other
+    namespace holds (loopback, multicast, broadcasts).  An L3: loopback, multicast,
+    the limited broadcast and the directed broadcasts of its own IPv4 subnets
+    (prefixes up to /30)."""
+    if record.kind == L2:
+        return owner is None or owner == record.id
+    if ip.is_loopback or ip.is_multicast or ip == LIMITED_BROADCAST:
+        return True
+    return any(iface.version == 4 and iface.network.prefixlen <= 30
+               and ip == iface.network.broadcast_address
+               for iface in record.addresses.values())

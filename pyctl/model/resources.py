@@ -1,10 +1,14 @@
 """Verbs of what hangs off namespaces: routes (owned by an L2, read by its L3
 children), ports (TAPs; an L3 has at most one) and multicast group
 membership (the one configuring verb an L3 keeps, for itself only).
+
+Names and argument orders are the control socket's (``pyctl.control.verb_table``;
+tests/control/test_verb_table.py holds them to it).
 """
 import ipaddress
 
 from pyctl import errors
+from pyctl.deprecated import group_first, with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (GroupJoined, GroupLeft, PortAdded, PortDeleted, RouteAdded,
                                 RouteDeleted)
@@ -20,14 +24,15 @@ _LINK_LOCAL_GROUPS = ipaddress.ip_network("224.0.0.0/24")
 _MAC_PREFIX = "02:74:73"
 
 
+@with_renamed_aliases
 class ResourceVerbs(Access):
 
     # -- routes ---------------------------------------------------------------
 
-    def _route_owner(self, ns, verb):
+    def _route_owner(self, namespace, verb):
         actor = self._actor()
         self._configuring(actor, verb)
-        record = self._resolve(actor, ns)
+        record = self._resolve(actor, namespace)
         if record.kind != L2:
             parent = self._sw._state.namespaces[record.parent]
             raise errors.InvalidArgument(
@@ -36,11 +41,11 @@ class ResourceVerbs(Access):
         return record
 
     @locked
-    def add_route(self, ns, dst, via=None, port=None):
-        """Add a route to ``dst`` (``A/N`` or ``"default"``) in L2 ``ns``, through
-        gateway ``via`` and/or out of ``port`` (a port attached to ``ns``)."""
-        record = self._route_owner(ns, f"adding route {dst!r}")
-        network = parse_network(dst)
+    def route_add(self, namespace, prefix, via=None, port=None):
+        """Add a route to ``prefix`` (``A/N`` or ``"default"``) in L2 ``namespace``,
+        through gateway ``via`` and/or out of ``port`` (a port attached to it)."""
+        record = self._route_owner(namespace, f"adding route {prefix!r}")
+        network = parse_network(prefix)
         gateway = None
         if via is not None:
             gateway = parse_ip(via, what="gateway")
@@ -69,10 +74,11 @@ class ResourceVerbs(Access):
         return route
 
     @locked
-    def del_route(self, ns, dst, via=None, port=None):
-        """Delete the route to ``dst`` of L2 ``ns``; ``via``/``port``, if given, must match."""
-        record = self._route_owner(ns, f"deleting route {dst!r}")
-        network = parse_network(dst)
+    def route_del(self, namespace, prefix, via=None, port=None):
+        """Delete the route to ``prefix`` of L2 ``namespace``; ``via``/``port``, if given,
+        must match."""
+        record = self._route_owner(namespace, f"deleting route {prefix!r}")
+        network = parse_network(prefix)
         route = record.routes.get(network)
         if route is None:
             raise errors.NotFound(f"'{record.name}' has no route to {network}")
@@ -89,10 +95,11 @@ class ResourceVerbs(Access):
                          port=None if port_record is None else port_record.value())
 
     @locked
-    def routes(self, ns):
-        """The routes ``ns`` uses: an L2's own, or (read-only) its parent's for an L3."""
+    def routes(self, namespace=None):
+        """The routes ``namespace`` (default: the acting one) uses: an L2's own, or
+        (read-only) its parent's for an L3."""
         state = self._sw._state
-        record = self._resolve(self._actor(), ns)
+        record = self._resolve_or_acting(self._actor(), namespace)
         scope = state.namespaces[state.scope_id(record)]
         return [route for _, route in sorted(scope.routes.items(), key=lambda i: sort_key(i[0]))]
 
@@ -109,14 +116,14 @@ class ResourceVerbs(Access):
             counter += 1
 
     @locked
-    def add_port(self, name, ns, mac=None, options=None):
-        """Attach a new port ``name`` to namespace ``ns``; ``mac=None`` generates a
+    def port_add(self, name, namespace, mac=None, options=None):
+        """Attach a new port ``name`` to ``namespace``; ``mac=None`` generates a
         locally administered one. ``options``: see ``pyctl.model.port_options``."""
         actor = self._actor()
         self._configuring(actor, f"adding port {name!r}")
         state = self._sw._state
         check_port_name(name)
-        record = self._resolve(actor, ns)
+        record = self._resolve(actor, namespace)
         if mac is not None:
             mac = parse_mac(mac)
         checked = check_port_options(options)
@@ -140,12 +147,12 @@ class ResourceVerbs(Access):
         return value
 
     @locked
-    def del_port(self, ref):
-        """Remove a port; refused while a route of its namespace goes out of it."""
+    def port_del(self, name):
+        """Remove port ``name`` (or id); refused while a route of its namespace goes out of it."""
         actor = self._actor()
-        self._configuring(actor, f"deleting port {ref!r}")
+        self._configuring(actor, f"deleting port {name!r}")
         state = self._sw._state
-        port = self._resolve_port(actor, ref)
+        port = self._resolve_port(actor, name)
         owner = state.namespaces[port.ns]
         users = [route.dst for route in owner.routes.values() if route.port == port.name]
         if users:
@@ -161,12 +168,12 @@ class ResourceVerbs(Access):
         return self._resolve_port(self._actor(), ref).value()
 
     @locked
-    def ports(self, ns=None):
-        """The ports of namespace ``ns``, or every visible port; by id."""
+    def ports(self, namespace=None):
+        """The ports of ``namespace``, or (``None``) every visible port; by id."""
         state = self._sw._state
         actor = self._actor()
-        if ns is not None:
-            records = [state.ports[n] for n in self._resolve(actor, ns).ports]
+        if namespace is not None:
+            records = [state.ports[n] for n in self._resolve(actor, namespace).ports]
         else:
             records = [state.ports[n] for n in state.port_names.values()]
             if actor is not None:
@@ -176,10 +183,11 @@ class ResourceVerbs(Access):
 
     # -- multicast membership -------------------------------------------------
 
+    @group_first
     @locked
-    def join(self, ns, group):
-        """Make namespace ``ns`` a member of multicast ``group``."""
-        record = self._resolve(self._actor(), ns)
+    def join(self, group, namespace=None):
+        """Make ``namespace`` (default: the acting one) a member of multicast ``group``."""
+        record = self._resolve_or_acting(self._actor(), namespace)
         ip = parse_group(group)
         if ip.version == 4 and ip in _LINK_LOCAL_GROUPS:
             raise errors.InvalidArgument(
@@ -190,10 +198,11 @@ class ResourceVerbs(Access):
         record.groups.add(ip)
         self._sw._commit(GroupJoined, namespace=record.value(), group=ip)
 
+    @group_first
     @locked
-    def leave(self, ns, group):
-        """Remove namespace ``ns`` from multicast ``group``."""
-        record = self._resolve(self._actor(), ns)
+    def leave(self, group, namespace=None):
+        """Remove ``namespace`` (default: the acting one) from multicast ``group``."""
+        record = self._resolve_or_acting(self._actor(), namespace)
         ip = parse_group(group)
         if ip not in record.groups:
             raise errors.NotFound(f"'{record.name}' is not a member of {ip}")
@@ -201,16 +210,18 @@ class ResourceVerbs(Access):
         self._sw._commit(GroupLeft, namespace=record.value(), group=ip)
 
     @locked
-    def groups(self, ns):
-        """The groups namespace ``ns`` is a member of."""
-        record = self._resolve(self._actor(), ns)
+    def groups(self, namespace=None):
+        """The groups ``namespace`` (default: the acting one) is a member of."""
+        record = self._resolve_or_acting(self._actor(), namespace)
         return [str(g) for g in sorted(record.groups, key=sort_key)]
 
+    @group_first
     @locked
-    def members(self, scope, group):
-        """The visible namespaces of L2 scope ``scope`` that are members of ``group``."""
+    def members(self, group, namespace=None):
+        """The visible namespaces of the scope of ``namespace`` (default: the acting one)
+        that are members of ``group``."""
         state = self._sw._state
-        record = self._resolve(self._actor(), scope)
+        record = self._resolve_or_acting(self._actor(), namespace)
         ip = parse_group(group)
         scope_record = state.namespaces[state.scope_id(record)]
         candidates = [scope_record] + [state.namespaces[c] for c in scope_record.children

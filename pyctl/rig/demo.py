@@ -32,7 +32,7 @@ def main(out=None) -> int:
         return 1
     with Topology(vnet_hdr=True) as topo:    # virtio-net header + TSO on every TAP
         _say(out, "== tapswitch demo ==")
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
         web = topo.tenant("web", "10.0.0.2/24")
         db = topo.tenant("db", "10.0.0.3/24")
         cache = topo.tenant("cache", "10.0.0.4/24")

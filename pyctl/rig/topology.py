@@ -2,7 +2,7 @@
 hung on a switch that runs inside the test process or as a child daemon.
 
     with Topology() as topo:                            # mode="thread" (default) or "process"
-        topo.add_address("init", "10.0.0.1/24")         # the switch's own address (the gateway)
+        topo.address_add("init", "10.0.0.1/24")         # the switch's own address (the gateway)
         web = topo.tenant("web", "10.0.0.2/24")         # an L3, its TAP in its own kernel netns
         db = topo.tenant("db", "10.0.0.3/24")
         topo.start()
@@ -18,8 +18,12 @@ control socket (``pyctl.rig.topology_child``).  The API is the same; only
 
 Building works before ``start()`` (into a draft model, validated as you go)
 and after it (live, each call atomic: a refused call leaves the switch and the
-kernel as they were).  Live verbs return None; read state with
-``addresses()``, ``namespaces()``, ``counters()``.
+kernel as they were).  The verbs are the control socket's, with the same
+names (``address-add`` -> ``address_add``) and arguments, made from the verb
+table (``pyctl.rig.verbs``).  Configuring verbs return None; reads
+(``addresses()``, ``routes()``, ``owner()``, ... , ``counters()``) return what
+the control socket would, in both modes; ``namespaces()`` gives the names.
+Starting and closing are in ``pyctl.rig.lifecycle``.
 
 Leaving the ``with`` block -- normally, by an exception, or by Ctrl-C --
 stops the switch and removes every TAP, kernel namespace, socket file and
@@ -37,22 +41,18 @@ the tenants' private namespaces, so two topologies may use the same ones.
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-import dataclasses
 import ipaddress
 import itertools
 import logging
-import os
 import re
-import shutil
-import signal
-import tempfile
 import threading
 
 from pyctl import errors, kernel
-from pyctl.model.switch import Switch
 from pyctl.model.state import ROOT_NAME
+from pyctl.model.switch import Switch
+from pyctl.rig.lifecycle import Lifecycle, TopologyLeak
+from pyctl.rig.tenant import Tenant
+from pyctl.rig.verbs import RigVerbs
 
 __all__ = ["Topology", "Tenant", "TopologyLeak", "MODES"]
 
@@ -61,81 +61,9 @@ log = logging.getLogger("tapswitch.topology")
 MODES = ("thread", "process")
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
 _serial = itertools.count()
-_open: set = set()            # started, not yet closed: closed at exit if the caller forgot
 
 
-class TopologyLeak(errors.TapswitchError):
-    """Kernel objects of a closed topology were still there (they have been removed)."""
-
-    code = "EBUSY"
-
-
-@atexit.register
-def _close_forgotten():
-    for topo in list(_open):
-        with contextlib.suppress(Exception):
-            topo.close()
-
-
-@contextlib.contextmanager
-def _sigint_held():
-    """Hold Ctrl-C while kernel objects are made or removed; deliver it afterwards.
-
-    Yields an Event that is set when a Ctrl-C arrived (long waits poll it and
-    give up early).  Only the main thread receives signals: elsewhere this
-    holds nothing."""
-    arrived = threading.Event()
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is None):     # not installed from Python
-        yield arrived
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: arrived.set())
-    try:
-        yield arrived
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if arrived.is_set():
-        if previous is signal.default_int_handler:
-            raise KeyboardInterrupt
-        if callable(previous):
-            previous(signal.SIGINT, None)
-        elif previous == signal.SIG_DFL:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
-@dataclasses.dataclass
-class Tenant:
-    """An L3 namespace of the switch with a real kernel stack behind its TAP."""
-    topology: "Topology"
-    name: str
-    address: str                  # interface address, e.g. "10.0.0.2/24"
-    netns_name: str               # the kernel network namespace its TAP lives in
-    port: str                     # the TAP's name
-    parent: str = ROOT_NAME
-
-    @property
-    def ip(self) -> str:
-        return str(ipaddress.ip_interface(self.address).ip)
-
-    @property
-    def netns(self) -> kernel.NetNamespace:
-        """A handle on the tenant's kernel namespace (the topology started)."""
-        return self.topology._netns_of(self)
-
-    def run(self, argv, **kwargs):
-        """Run a command inside the tenant's kernel namespace (subprocess.CompletedProcess)."""
-        return self.netns.run(argv, **kwargs)
-
-    def call(self, func, *args, timeout=60.0, **kwargs):
-        """Run a picklable callable inside the tenant's kernel namespace; its result."""
-        return self.netns.call(func, *args, timeout=timeout, **kwargs)
-
-    def socket(self, *args, **kwargs):
-        """A socket created inside the tenant's kernel namespace."""
-        return self.netns.socket(*args, **kwargs)
-
-
-class Topology:
+class Topology(RigVerbs, Lifecycle):
     """A switch and its tenants, made and removed together (see the module docstring)."""
 
     def __init__(self, mode="thread", *, batch_size=64, vnet_hdr=False, control=True,
@@ -275,7 +203,7 @@ class Topology:
         steps = [(lambda sw: sw.create(name, kind="l2", parent=parent),
                   ("create", {"name": name, "kind": "l2", "parent": parent}),
                   [("destroy", {"namespace": name, "recursive": True})])]
-        steps += [(lambda sw, a=a: sw.add_address(name, a),
+        steps += [(lambda sw, a=a: sw.address_add(name, a),
                    ("address-add", {"namespace": name, "address": a}), []) for a in addresses]
         self._do(steps)
         return name
@@ -311,7 +239,7 @@ class Topology:
              ("assign-and-push", {"address": str(iface), "namespace": name}),
              [("pull", {"address": str(iface), "namespace": name}),
               ("address-del", {"namespace": parent, "address": str(iface)})]),
-            (lambda sw: sw.add_port(port_name, name, options=options),
+            (lambda sw: sw.port_add(port_name, name, options=options),
              ("port-add", {"name": port_name, "namespace": name, "options": options}),
              [("port-del", {"name": port_name})]),
         ])
@@ -337,45 +265,13 @@ class Topology:
                 return str(own.ip)
         return None
 
-    # ------------------------------------------------------------ live verbs
+    # ------------------------------------------------------------ verbs of its own
+    # The other verbs come from the verb table (pyctl.rig.verbs).
 
-    def add_address(self, ns, address):
-        self._do([(lambda sw: sw.add_address(ns, address),
-                   ("address-add", {"namespace": ns, "address": address}), [])])
-
-    def del_address(self, ns, address):
-        self._do([(lambda sw: sw.del_address(ns, address),
-                   ("address-del", {"namespace": ns, "address": address}), [])])
-
-    def push(self, address, ns):
-        self._do([(lambda sw: sw.push(address, ns),
-                   ("push", {"address": address, "namespace": ns}), [])])
-
-    def pull(self, address, ns):
-        self._do([(lambda sw: sw.pull(address, ns),
-                   ("pull", {"address": address, "namespace": ns}), [])])
-
-    def assign_and_push(self, address, ns):
-        self._do([(lambda sw: sw.assign_and_push(address, ns),
-                   ("assign-and-push", {"address": address, "namespace": ns}), [])])
-
-    def add_route(self, ns, dst, via=None, port=None):
-        self._do([(lambda sw: sw.add_route(ns, dst, via=via, port=port),
-                   ("route-add", {"namespace": ns, "prefix": dst, "via": via, "port": port}), [])])
-
-    def join(self, ns, group):
-        self._do([(lambda sw: sw.join(ns, group),
-                   ("join", {"group": group, "namespace": ns}), [])])
-
-    def leave(self, ns, group):
-        self._do([(lambda sw: sw.leave(ns, group),
-                   ("leave", {"group": group, "namespace": ns}), [])])
-
-    def destroy(self, ns, recursive=False):
+    def destroy(self, namespace, recursive=False):
         """Destroy a namespace (an L3's addresses go back to its parent, its TAP and
         kernel namespace are removed)."""
-        self._do([(lambda sw: sw.destroy(ns, recursive=recursive),
-                   ("destroy", {"namespace": ns, "recursive": recursive}), [])])
+        self._change("destroy", {"namespace": namespace, "recursive": recursive})
         alive = set(self.namespaces())
         for name in [t for t in self.tenants if t not in alive]:
             tenant = self.tenants.pop(name)
@@ -383,30 +279,26 @@ class Topology:
             if handle is not None:
                 handle.remove()
 
-    # ------------------------------------------------------------ reading
-
     def namespaces(self) -> list[str]:
         """Names of every namespace, parents first."""
-        found = self._read(lambda sw: [{"name": ns.name} for ns in sw.namespaces()], "namespaces")
-        return [ns["name"] for ns in found]
+        return [ns["name"] for ns in self._query("namespaces", {})]
 
-    def addresses(self, ns) -> list[str]:
-        """A namespace's addresses (loopback included) as ``"a.b.c.d/len"`` strings."""
-        return [str(a) for a in self._read(lambda sw: sw.addresses(ns), "addresses", namespace=ns)]
-
-    def counters(self):
-        """The switch's packet and drop counters, by namespace and port name."""
-        return self._running_read(lambda: self.daemon.counters(), "counters")
+    def counters(self, namespace=None, port=None):
+        """The switch's packet and drop counters, by namespace and port name (``namespace``:
+        that one and its ports; ``port``: that port)."""
+        return self._running_read(
+            lambda: self.daemon.counters(namespace=namespace, port=port), "counters",
+            namespace=namespace, port=port)
 
     def stats(self):
-        """The packet loop's and the slow path's counters."""
+        """The packet loop's, the slow path's and the IGMP snooper's counters."""
         return self._running_read(lambda: self.daemon.stats(), "stats")
 
-    def _running_read(self, func, verb):
+    def _running_read(self, func, verb, **args):
         if not self._live():
             raise errors.InvalidArgument("the topology is not started")
         if self._child is not None:
-            return self._child.call(verb)
+            return self._child.call(verb, **args)
         self._check_loop()
         return self.daemon.call(func)
 
@@ -421,147 +313,3 @@ class Topology:
             if handle is None:
                 handle = self._handles[tenant.netns_name] = kernel.NetNamespace.attach(tenant.netns_name)
             return handle
-
-    # ------------------------------------------------------------ life cycle
-
-    def start(self):
-        """Open the TAPs and kernel namespaces and start the switch; returns self."""
-        with self._lock:
-            if self._state == "started":
-                return self
-            self._live()                                    # refuses a closed topology
-            try:
-                with _sigint_held() as interrupted:
-                    self._mark_foreign()
-                    self._rundir = tempfile.mkdtemp(prefix=f"tapswitch-{self.id}-")
-                    self._state = "started"
-                    _open.add(self)
-                    if self.mode == "thread":
-                        self._start_thread()
-                    else:
-                        self._start_child(interrupted)
-            except BaseException as exc:
-                try:
-                    self.close()
-                except Exception as close_exc:     # the reason start failed matters more
-                    exc.add_note(f"tapswitch: cleaning up also failed: {close_exc!r}")
-                raise
-        return self
-
-    def _start_thread(self):
-        from pyctl.config import DaemonSettings
-        from pyctl.daemon.daemon import Daemon
-        settings = DaemonSettings(socket=os.path.join(self._rundir, "control.sock"),
-                                  batch_size=self.batch_size)
-        out = open(os.devnull, "w")
-        daemon = None
-        try:
-            daemon = Daemon(self._switch, settings, out=out)
-            daemon.start(control=self.control)          # closes itself if it fails
-        except BaseException:
-            out.close()
-            raise
-        self.daemon = daemon
-        self._thread = threading.Thread(target=self._run_loop, name=f"tapswitch-{self.id}",
-                                        daemon=True)
-        self._thread.start()
-        daemon._thread = self._thread.ident      # calls from now on go to the loop thread
-
-    def _run_loop(self):
-        try:
-            self.daemon.run()
-        except BaseException as exc:   # surfaced by the next call and by close()
-            self._loop_error = exc
-            log.exception("the packet loop of topology %s failed", self.id)
-
-    def _start_child(self, interrupted):
-        from pyctl.rig.topology_child import ChildDaemon, config_toml
-        self._child = ChildDaemon(self._rundir)
-        text, joins = config_toml(self._switch, socket=self._child.socket,
-                                  batch_size=self.batch_size)
-        self._child.start(text, timeout=self.start_timeout, interrupted=interrupted)
-        for ns, group in joins:
-            self._child.call("join", group=group, namespace=ns)
-
-    def close(self):
-        """Stop the switch and remove every TAP, kernel namespace, file and process
-        the topology made.  Idempotent.  Raises TopologyLeak if kernel objects
-        outlived the switch, RuntimeError if the packet loop or the child failed."""
-        with self._lock:
-            if self._state == "closed":
-                return
-            was_started, self._state = self._state == "started", "closed"
-            if not was_started:
-                return
-            try:
-                with _sigint_held():
-                    problem = self._teardown()
-            finally:
-                _open.discard(self)
-        if problem is not None:
-            raise problem
-
-    def _teardown(self):
-        """Everything close() undoes, each step even if an earlier one failed; the
-        first problem found (returned, not raised)."""
-        problems = []
-        for handle in self._handles.values():
-            handle.remove()
-        self._handles.clear()
-        if self.daemon is not None:
-            problems += self._stop_thread()
-        if self._child is not None:
-            returncode, killed = self._child.stop(self.stop_timeout)
-            if killed:
-                problems.append(RuntimeError(
-                    f"the child daemon ignored SIGTERM for {self.stop_timeout:g} s and was killed"))
-            elif returncode not in (0, None, -signal.SIGTERM):   # -SIGTERM: stopped before it
-                                                                 # installed its handler
-                problems.append(RuntimeError(f"the child daemon exited with status {returncode}: "
-                                             f"{self._child.output.strip()[-2000:]}"))
-        if self._rundir is not None:
-            shutil.rmtree(self._rundir, ignore_errors=True)
-        from pyctl.rig.topology_child import sweep
-        try:
-            self.leftovers = sweep(self._netns_names - self._foreign, self._port_names)
-        except Exception as exc:     # pragma: no cover - the kernel refused a removal
-            problems.append(exc)
-        if self.leftovers:
-            problems.append(TopologyLeak(f"topology {self.id} left {', '.join(self.leftovers)} "
-                                         f"behind (now removed)"))
-        for extra in problems[1:]:
-            log.warning("closing topology %s: %s", self.id, extra)
-        return problems[0] if problems else None
-
-    def _stop_thread(self):
-        daemon, problems = self.daemon, []
-        daemon.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=self.stop_timeout + 5)
-            if self._thread.is_alive():
-                problems.append(RuntimeError(f"the packet loop thread of topology {self.id} "
-                                             f"did not stop"))
-        try:
-            daemon.close(report=False)
-        except Exception as exc:
-            problems.append(exc)
-        finally:
-            daemon.out.close()
-            self.daemon = None
-        if self._loop_error is not None:
-            problems.append(RuntimeError(f"the packet loop of topology {self.id} failed: "
-                                         f"{self._loop_error!r}"))
-        return problems
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            self.close()
-        except Exception as close_exc:
-            if exc is None:
-                raise
-            # The test's own failure matters more: keep it, note the cleanup's.
-            exc.add_note(f"tapswitch: closing topology {self.id} also failed: {close_exc!r}")
-        return False

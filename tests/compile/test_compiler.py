@@ -21,17 +21,17 @@ def sw():
     sw.create("db", kind="l3", parent="init")
     sw.create("blue", kind="l2", parent="init")
     sw.create("b1", kind="l3", parent="blue")
-    sw.add_port("tap-web", "web")
-    sw.add_port("tap-db", "db")
-    sw.add_port("tap-b1", "b1")
-    sw.add_port("up0", "init")
-    sw.add_address("init", "10.0.0.1/24")
+    sw.port_add("tap-web", "web")
+    sw.port_add("tap-db", "db")
+    sw.port_add("tap-b1", "b1")
+    sw.port_add("up0", "init")
+    sw.address_add("init", "10.0.0.1/24")
     sw.assign_and_push("10.0.0.2/24", "web")
     sw.assign_and_push("10.0.0.3/24", "db")
-    sw.add_address("blue", "10.0.0.1/24")          # siblings overlap
+    sw.address_add("blue", "10.0.0.1/24")          # siblings overlap
     sw.assign_and_push("10.0.0.2/24", "b1")
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.254", port="up0")
-    sw.add_route("init", "10.8.0.0/16", via="10.0.0.3")   # via a tenant: out of its port
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254", port="up0")
+    sw.route_add("init", "10.8.0.0/16", via="10.0.0.3")   # via a tenant: out of its port
     return sw
 
 
@@ -67,7 +67,7 @@ def test_sync_programs_and_follows_changes(sw):
     comp.sync()
     assert dp.lookup_address(0, ip("10.0.0.3")) == 0
     assert dp.lookup_route(0, ip("10.8.0.1")) is None       # its gateway has no port now
-    sw.del_route("init", "10.9.0.0/16")
+    sw.route_del("init", "10.9.0.0/16")
     comp.sync()
     assert dp.lookup_route(0, ip("10.9.1.1")) is None
 
@@ -91,7 +91,7 @@ def test_a_refused_write_leaves_model_and_datapath_as_they_were(sw, fail_at):
         with sw.transaction():
             sw.destroy("db")
             sw.assign_and_push("10.0.0.4/24", "web")
-            sw.del_route("init", "10.9.0.0/16")
+            sw.route_del("init", "10.9.0.0/16")
             comp.sync()
     assert sw.snapshot() == before_model
     assert dp_state(real, ns, scopes, addrs) == before_dp

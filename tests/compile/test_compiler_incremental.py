@@ -130,8 +130,8 @@ class IncrementalMachine(RuleBasedStateMachine):
     def verb(self, data):
         sw = self.sw
         verb = data.draw(st.sampled_from([
-            "create", "destroy", "add_address", "del_address", "push", "pull",
-            "assign_and_push", "add_route", "del_route", "add_port", "del_port", "join", "leave"]))
+            "create", "destroy", "address_add", "address_del", "push", "pull",
+            "assign_and_push", "route_add", "route_del", "port_add", "port_del", "join", "leave"]))
         ns = self.pick(data, NAMES, self.names())
         l2 = self.pick(data, NAMES, self.names("l2"))
         address = self.address(data, ns if verb in ("push", "pull") else l2)
@@ -139,19 +139,19 @@ class IncrementalMachine(RuleBasedStateMachine):
             "create": lambda: sw.create(data.draw(st.sampled_from(NAMES)),
                                         kind=data.draw(st.sampled_from(["l2", "l3"])), parent=l2),
             "destroy": lambda: sw.destroy(ns, recursive=data.draw(st.booleans())),
-            "add_address": lambda: sw.add_address(l2, address),
-            "del_address": lambda: sw.del_address(l2, address),
+            "address_add": lambda: sw.address_add(l2, address),
+            "address_del": lambda: sw.address_del(l2, address),
             "push": lambda: sw.push(address, ns),
             "pull": lambda: sw.pull(address, ns),
             "assign_and_push": lambda: sw.assign_and_push(address, ns),
-            "add_route": lambda: sw.add_route(
+            "route_add": lambda: sw.route_add(
                 l2, data.draw(st.sampled_from(ROUTES)), via=data.draw(st.sampled_from(GATEWAYS)),
                 port=data.draw(st.none() | st.sampled_from(PORTS))),
-            "del_route": lambda: sw.del_route(l2, data.draw(st.sampled_from(ROUTES))),
-            "add_port": lambda: sw.add_port(data.draw(st.sampled_from(PORTS)), ns),
-            "del_port": lambda: sw.del_port(data.draw(st.sampled_from(PORTS))),
-            "join": lambda: sw.join(ns, data.draw(st.sampled_from(GROUPS))),
-            "leave": lambda: sw.leave(ns, data.draw(st.sampled_from(GROUPS))),
+            "route_del": lambda: sw.route_del(l2, data.draw(st.sampled_from(ROUTES))),
+            "port_add": lambda: sw.port_add(data.draw(st.sampled_from(PORTS)), ns),
+            "port_del": lambda: sw.port_del(data.draw(st.sampled_from(PORTS))),
+            "join": lambda: sw.join(data.draw(st.sampled_from(GROUPS)), ns),
+            "leave": lambda: sw.leave(data.draw(st.sampled_from(GROUPS)), ns),
         }
         try:
             calls[verb]()
@@ -171,13 +171,13 @@ class IncrementalMachine(RuleBasedStateMachine):
             sw.create("a", kind="l3", parent="init")
             sw.create("b", kind="l2", parent="init")
             sw.create("c", kind="l3", parent="b")
-            sw.add_port("p0", "init")
-            sw.add_port("p1", "a")
-            sw.add_address("init", "10.0.0.1/24")
+            sw.port_add("p0", "init")
+            sw.port_add("p1", "a")
+            sw.address_add("init", "10.0.0.1/24")
             sw.assign_and_push("10.0.0.2/24", "a")
             sw.assign_and_push("10.0.0.2/24", "c")
-            sw.add_route("init", "10.9.0.0/16", via="10.0.0.2")
-            sw.join("a", "239.1.1.1")
+            sw.route_add("init", "10.9.0.0/16", via="10.0.0.2")
+            sw.join("239.1.1.1", "a")
 
     @rule(data=st.data())
     def one_change(self, data):
@@ -277,13 +277,13 @@ test_incremental_plan_equals_the_full_compile = IncrementalMachine.TestCase
 def sw():
     sw = Switch()
     sw.create("web", kind="l3", parent="init")
-    sw.add_port("up0", "init")
-    sw.add_port("tap-web", "web")
-    sw.add_address("init", "10.0.0.1/24")
+    sw.port_add("up0", "init")
+    sw.port_add("tap-web", "web")
+    sw.address_add("init", "10.0.0.1/24")
     sw.assign_and_push("10.0.0.2/24", "web")
     for i in range(200):
-        sw.add_route("init", f"10.{64 + i // 256}.{i % 256}.0/24", via="10.0.0.254", port="up0")
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.2")
+        sw.route_add("init", f"10.{64 + i // 256}.{i % 256}.0/24", via="10.0.0.254", port="up0")
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.2")
     return sw
 
 
@@ -298,7 +298,7 @@ def recorded(sw):
 
 def test_a_route_change_writes_that_route_only(sw):
     comp, recorder = recorded(sw)
-    sw.add_route("init", "10.99.0.0/16", via="10.0.0.254", port="up0")
+    sw.route_add("init", "10.99.0.0/16", via="10.0.0.254", port="up0")
     comp.sync()
     assert recorder.calls == [("add_route", (0, int(ipaddress.ip_address("10.99.0.0")), 16,
                                              comp.plan.routes[(0, 0x0A630000, 16)][0],
@@ -327,7 +327,7 @@ def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
     with pytest.raises(_Rollback):
         with sw.transaction():
             sw.destroy("web")
-            sw.del_route("init", "10.64.0.0/24")
+            sw.route_del("init", "10.64.0.0/24")
             comp.sync()
             assert comp.plan != before
             raise _Rollback()
@@ -342,7 +342,7 @@ def test_a_refused_write_keeps_the_change_to_retry(sw):
     real = comp.datapath.dp
     comp.datapath = FailingDatapath(real, fail_at=1)
     before = copy.deepcopy(comp.plan)
-    sw.del_route("init", "10.64.0.0/24")
+    sw.route_del("init", "10.64.0.0/24")
     with pytest.raises(MemoryError):
         comp.sync()
     assert comp.plan == before

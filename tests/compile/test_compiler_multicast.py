@@ -28,12 +28,12 @@ def ids(sw):
 
 def test_plan_multicast_is_per_scope_member_sets(sw):
     n = ids(sw)
-    sw.join("web", "239.1.1.1")
-    sw.join("db", "239.1.1.1")
-    sw.join("init", "239.1.1.1")              # an L2 (its uplinks) may listen too
-    sw.join("b1", "239.1.1.1")                # the sibling L2's tenant: its own scope
-    sw.join("web", "239.2.2.2")
-    sw.join("web", "ff05::1")                 # IPv6 stays in the model
+    sw.join("239.1.1.1", "web")
+    sw.join("239.1.1.1", "db")
+    sw.join("239.1.1.1", "init")              # an L2 (its uplinks) may listen too
+    sw.join("239.1.1.1", "b1")                # the sibling L2's tenant: its own scope
+    sw.join("239.2.2.2", "web")
+    sw.join("ff05::1", "web")                 # IPv6 stays in the model
     plan = compile_plan(sw)
     assert plan.multicast == {
         (0, G1): tuple(sorted((n["init"], n["web"], n["db"]))),
@@ -44,12 +44,12 @@ def test_plan_multicast_is_per_scope_member_sets(sw):
 
 def test_link_local_groups_are_never_table_entries(sw):
     with pytest.raises(errors.InvalidArgument, match="link-local"):
-        sw.join("web", "224.0.0.251")
+        sw.join("224.0.0.251", "web")
     # a model that held one anyway (the verbs refuse it) still compiles none
     sw._state.namespaces[ids(sw)["web"]].groups.add(ipaddress.ip_address("224.0.0.251"))
     assert compile_plan(sw).multicast == {}
-    sw.leave("web", "224.0.0.251")
-    sw.join("web", "224.0.1.1")               # just above 224.0.0.0/24: an ordinary group
+    sw.leave("224.0.0.251", "web")
+    sw.join("224.0.1.1", "web")               # just above 224.0.0.0/24: an ordinary group
     assert list(compile_plan(sw).multicast) == [(0, ip("224.0.1.1"))]
 
 
@@ -58,13 +58,13 @@ def test_sync_follows_joins_leaves_and_destroys(sw, dp):
     comp = Compiler(sw, dp)
     comp.sync()
     assert dp.lookup_group(0, G1) is None
-    sw.join("web", "239.1.1.1")
-    sw.join("db", "239.1.1.1")
-    sw.join("b1", "239.1.1.1")
+    sw.join("239.1.1.1", "web")
+    sw.join("239.1.1.1", "db")
+    sw.join("239.1.1.1", "b1")
     comp.sync()
     assert dp.lookup_group(0, G1) == sorted([n["web"], n["db"]])
     assert dp.lookup_group(n["blue"], G1) == [n["b1"]]
-    sw.leave("web", "239.1.1.1")
+    sw.leave("239.1.1.1", "web")
     comp.sync()
     assert dp.lookup_group(0, G1) == [n["db"]]
     sw.destroy("db")                          # the last member goes with its namespace
@@ -82,14 +82,14 @@ def test_a_changed_group_is_rewritten_never_removed(sw, dp):
     datapath, blue's is widened after the new namespace exists; neither is removed
     (their counters stay), and no write names a namespace the datapath lacks."""
     n = ids(sw)
-    sw.join("web", "239.1.1.1")
-    sw.join("db", "239.1.1.1")
-    sw.join("b1", "239.1.1.1")
+    sw.join("239.1.1.1", "web")
+    sw.join("239.1.1.1", "db")
+    sw.join("239.1.1.1", "b1")
     comp, recorder = compiler_over(sw, dp)
     with sw.transaction():
         sw.destroy("db")
         sw.create("cache", kind="l3", parent="blue")
-        sw.join("cache", "239.1.1.1")
+        sw.join("239.1.1.1", "cache")
     assert ids(sw)["cache"] == n["db"]        # ids are reused, smallest first
     comp.sync()
     assert dp.lookup_group(0, G1) == [n["web"]]
@@ -112,10 +112,10 @@ SWEEP = range(1, 15)
 @pytest.mark.parametrize("fail_at", SWEEP)
 def test_a_refused_write_leaves_groups_as_they_were(sw, dp, fail_at):
     n = ids(sw)
-    sw.join("web", "239.1.1.1")
-    sw.join("db", "239.1.1.1")
-    sw.join("db", "239.2.2.2")
-    sw.join("b1", "239.1.1.1")
+    sw.join("239.1.1.1", "web")
+    sw.join("239.1.1.1", "db")
+    sw.join("239.2.2.2", "db")
+    sw.join("239.1.1.1", "b1")
     comp, flaky = compiler_over(sw, dp, fail_at)
     scopes = [0, n["blue"]]
     before_dp, before_model = group_state(dp, scopes), sw.snapshot()
@@ -123,9 +123,9 @@ def test_a_refused_write_leaves_groups_as_they_were(sw, dp, fail_at):
         with sw.transaction():
             sw.destroy("db")                      # G1 shrinks, G2 goes
             sw.create("cache", kind="l3", parent="blue")
-            sw.join("cache", "239.1.1.1")         # takes db's id in blue: G1 widened there
-            sw.join("cache", "239.3.3.3")         # a new group
-            sw.leave("b1", "239.1.1.1")           # the sibling's group goes
+            sw.join("239.1.1.1", "cache")         # takes db's id in blue: G1 widened there
+            sw.join("239.3.3.3", "cache")         # a new group
+            sw.leave("239.1.1.1", "b1")           # the sibling's group goes
             comp.sync()
     except MemoryError:
         assert sw.snapshot() == before_model
@@ -137,16 +137,16 @@ def test_a_refused_write_leaves_groups_as_they_were(sw, dp, fail_at):
 
 def test_every_group_write_is_reached_by_the_failure_sweep(sw, dp):
     """The sweep above must fail inside the group writes, not only before them."""
-    sw.join("web", "239.1.1.1")
-    sw.join("db", "239.1.1.1")
-    sw.join("db", "239.2.2.2")
-    sw.join("b1", "239.1.1.1")
+    sw.join("239.1.1.1", "web")
+    sw.join("239.1.1.1", "db")
+    sw.join("239.2.2.2", "db")
+    sw.join("239.1.1.1", "b1")
     comp, counting = compiler_over(sw, dp)
     sw.destroy("db")
     sw.create("cache", kind="l3", parent="blue")
-    sw.join("cache", "239.1.1.1")
-    sw.join("cache", "239.3.3.3")
-    sw.leave("b1", "239.1.1.1")
+    sw.join("239.1.1.1", "cache")
+    sw.join("239.3.3.3", "cache")
+    sw.leave("239.1.1.1", "b1")
     comp.sync()
     assert counting.writes < SWEEP[-1]
     assert {"set_group", "remove_group"} <= {name for name, _ in counting.calls}

@@ -75,19 +75,19 @@ def test_handlers_mark_the_entries_of_their_change():
     sw = Switch()
     sw.create("web", kind="l3")
     sw.create("lab", kind="l2")
-    sw.add_port("tap-web", "web")
+    sw.port_add("tap-web", "web")
     web, lab = sw.namespace("web").id, sw.namespace("lab").id
     port = sw.port("tap-web").id
     sw.assign_and_push("10.0.0.5/24", "web")
 
     cases = [
-        (lambda: sw.add_address("init", "10.0.0.1/24"), {"addresses": {(0, ip("10.0.0.1"))}}),
-        (lambda: sw.add_address("init", "fd00::1/64"), {}),          # IPv6: the model only
-        (lambda: sw.add_route("init", "10.9.0.0/16", via="10.0.0.5"),
+        (lambda: sw.address_add("init", "10.0.0.1/24"), {"addresses": {(0, ip("10.0.0.1"))}}),
+        (lambda: sw.address_add("init", "fd00::1/64"), {}),          # IPv6: the model only
+        (lambda: sw.route_add("init", "10.9.0.0/16", via="10.0.0.5"),
          {"routes": {(0, ip("10.9.0.0"), 16)}}),
-        (lambda: sw.add_route("init", "fd00:9::/64", via="fd00::5"), {}),
-        (lambda: sw.join("web", "239.1.1.1"), {"namespaces": {web}}),
-        (lambda: sw.add_port("up0", "lab"), {"ports": {port + 1}, "namespaces": {lab}}),
+        (lambda: sw.route_add("init", "fd00:9::/64", via="fd00::5"), {}),
+        (lambda: sw.join("239.1.1.1", "web"), {"namespaces": {web}}),
+        (lambda: sw.port_add("up0", "lab"), {"ports": {port + 1}, "namespaces": {lab}}),
         (lambda: sw.create("blue", kind="l2"), {"namespaces": {lab + 1}, "scopes": {lab + 1}}),
         (lambda: sw.destroy("web"), {"namespaces": {web}, "addresses": {(0, ip("10.0.0.5"))}}),
     ]
@@ -101,7 +101,7 @@ def test_handlers_mark_the_entries_of_their_change():
 def test_an_undone_change_marks_what_it_marked_when_made():
     sw = Switch()
     sw.create("web", kind="l3")
-    sw.add_port("tap-web", "web")
+    sw.port_add("tap-web", "web")
     sw.assign_and_push("10.0.0.5/24", "web")
     sw.create("lab", kind="l2")
     sw.create("probe", kind="l3", parent="lab")
@@ -111,7 +111,7 @@ def test_an_undone_change_marks_what_it_marked_when_made():
             with sw.transaction():
                 sw.destroy("web")
                 sw.destroy("lab", recursive=True)
-                sw.add_route("init", "10.9.0.0/16", via="10.0.0.5")
+                sw.route_add("init", "10.9.0.0/16", via="10.0.0.5")
                 raise RuntimeError("undo")
     made, undone = marks_told(sw, rolled_back)
     assert made and as_sets(made) == as_sets(undone)

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 
 from pyctl import errors
-from pyctl.config import ConfigError, DaemonSettings, apply, check, load_config
+from pyctl.config import ConfigError, DaemonSettings, SlowPathLimits, apply, check, load_config
 from pyctl.model.switch import Switch
 
 from tests.support import EXAMPLES
@@ -60,8 +60,16 @@ def test_two_tenants_example_contents():
 
 def test_sibling_example_overlapping_addresses():
     switch = check(load_config(EXAMPLES / "sibling-l2.toml"))
-    assert switch.owner_of("10.0.0.10", "blue").name == "blue-a"
-    assert switch.owner_of("10.0.0.10", "red").name == "red-a"
+    assert switch.owner("10.0.0.10", "blue").name == "blue-a"
+    assert switch.owner("10.0.0.10", "red").name == "red-a"
+
+
+def test_neighbour_limits_are_read():
+    config = load_config("[daemon.slowpath]\nneighbours = 500\nneighbours_per_scope = 50\n"
+                         "neighbour_reachable_time = 60\n")
+    assert config.daemon.slowpath == SlowPathLimits(neighbours=500, neighbours_per_scope=50,
+                                                    neighbour_reachable_time=60)
+    assert SlowPathLimits().neighbours_per_scope == 4096
 
 
 def test_defaults_and_empty_file():
@@ -191,6 +199,10 @@ CASES = [
     ("[daemon.slowpath]\nicmp_errors_per_second = -5\n", "daemon.slowpath.icmp_errors_per_second",
      2, "out of range"),
     ("[daemon]\n[daemon.slowpath]\narp = 1\n", "daemon.slowpath.arp", 3, "unknown key"),
+    ("[daemon.slowpath]\nneighbours_per_scope = 0\n", "daemon.slowpath.neighbours_per_scope",
+     2, "out of range"),
+    ("[daemon.slowpath]\nneighbour_reachable_time = 0\n",
+     "daemon.slowpath.neighbour_reachable_time", 2, "out of range"),
     ("[daemon]\nslowpath = { arp = 1 }\n", "daemon.slowpath.arp", 2, "unknown key"),
     ("[root]\naddresses = [\"127.0.0.2/8\"]\n", "root.addresses[0]", 2, "loopback"),
     ("[root]\nname = \"x\"\n", "root.name", 2, "unknown key"),

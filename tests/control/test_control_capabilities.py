@@ -33,7 +33,7 @@ CONFIGURING = [
 @pytest.fixture
 def served(tmp_path):
     switch = tenants(Switch())
-    switch.add_route("tenants", "10.9.0.0/16", via="10.1.0.254")
+    switch.route_add("tenants", "10.9.0.0/16", via="10.1.0.254")
     with Served(tmp_path, switch) as s:
         yield s
 

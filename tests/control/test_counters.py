@@ -30,7 +30,7 @@ def raw_counters(switch):
 @pytest.fixture
 def switch():
     sw = tenants(Switch())
-    sw.add_port("tsw-other", "other")
+    sw.port_add("tsw-other", "other")
     return sw
 
 

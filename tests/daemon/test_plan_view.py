@@ -20,10 +20,10 @@ def ip(text):
 def rig():
     sw = tenants()                  # init 10.0.0.1/24, web 10.0.0.5, db; lab, its probe
     for port, ns in [("up0", "init"), ("up1", "init"), ("tap-web", "web"), ("up-lab", "lab")]:
-        sw.add_port(port, ns)
-    sw.add_address("init", "10.0.1.1/24")
-    sw.add_address("init", "10.0.0.9/24")
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.254", port="up1")
+        sw.port_add(port, ns)
+    sw.address_add("init", "10.0.1.1/24")
+    sw.address_add("init", "10.0.0.9/24")
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254", port="up1")
     dp = ReferenceDatapath(max_namespaces=8, max_ports=8)
     comp = Compiler(sw, dp)
     comp.sync()
@@ -58,8 +58,8 @@ def test_icmp_source_is_the_scopes_address_on_the_endpoints_subnet(rig):
     assert view.icmp_source(tap) == ip("10.0.0.1")     # the lowest on 10.0.0.0/24
     assert view.icmp_source(up0) == ip("10.0.0.1")     # an L2 port: the scope's lowest
     assert view.icmp_source(lab_port) is None          # lab holds no address
-    sw.del_address("init", "10.0.0.1/24")
-    sw.del_address("init", "10.0.0.9/24")
+    sw.address_del("init", "10.0.0.1/24")
+    sw.address_del("init", "10.0.0.9/24")
     comp.sync()
     assert view.icmp_source(tap) == ip("10.0.1.1")     # none on its subnet: the lowest
     assert view.icmp_source(up0) == ip("10.0.1.1")

@@ -167,6 +167,12 @@ def test_no_icmp_source_address_means_no_error(sp):
     assert sp.counters["icmp_no_source_address"] == 1
 
 
+def test_an_echo_from_the_unspecified_address_gets_no_reply(sp):
+    frame = ip_frame(10, "0.0.0.0", SWITCH_IP, ICMP(type=8))     # the source rule lets it in
+    assert sp.handle(10, Punt.LOCAL, frame) == ([], [])
+    assert sp.counters["drop_echo_bad_source"] == 1
+
+
 def test_spoofed_source_gets_no_error(sp):
     frame = ip_frame(10, "10.0.0.3", "10.1.2.3", UDP(), ttl=1)
     assert sp.handle(10, Punt.TTL_EXCEEDED, frame) == ([], [])

@@ -164,7 +164,7 @@ LOOPS = {"thread": 50, "process": 10}    # a child daemon costs a Python start-u
 
 def _smallest(mode):
     topo = Topology(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     return topo, a
 

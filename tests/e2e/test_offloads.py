@@ -35,8 +35,8 @@ def routed(request, tapswitch_factory, monkeypatch):
     monkeypatch.setenv(fastpath.IO_BACKEND_ENV, backend)
     net = random.randint(16, 250)
     topo = tapswitch_factory(vnet_hdr=True)
-    topo.add_address("init", f"10.{net}.1.1/24")
-    topo.add_address("init", f"10.{net}.2.1/24")
+    topo.address_add("init", f"10.{net}.1.1/24")
+    topo.address_add("init", f"10.{net}.2.1/24")
     a = topo.tenant("a", f"10.{net}.1.2/24", offloads=ALL_OFFLOADS)
     if side == "on":
         b = topo.tenant("b", f"10.{net}.2.2/24", offloads=ALL_OFFLOADS)

@@ -39,7 +39,7 @@ def _udp(src, dst, port, payload=b"x"):
 
 def test_two_tenants_talk_in_both_modes(tapswitch_factory, mode):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a, b = topo.tenant("a", "10.0.0.2/24"), topo.tenant("b", "10.0.0.3/24")
     topo.start()
     assert sorted(_ours(topo)) == sorted([a.netns_name, b.netns_name])
@@ -63,12 +63,12 @@ def _kernel_addresses():
 
 def test_live_changes_in_both_modes(tapswitch_factory, mode):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     topo.start()
     b = topo.tenant("b", "10.0.0.3/24")                  # a tenant added live
     assert _udp(a, b, 7002) == [b"x"]
-    topo.add_address("init", "10.0.0.9/24")
+    topo.address_add("init", "10.0.0.9/24")
     topo.push("10.0.0.9/24", "b")
     assert "10.0.0.9" in b.call(_kernel_addresses)       # mirrored into b's kernel stack
     topo.destroy("b")
@@ -80,7 +80,7 @@ def test_live_changes_in_both_modes(tapswitch_factory, mode):
 
 def test_a_refused_live_tenant_changes_nothing(tapswitch_factory, mode):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     topo.start()
     names, netns, own = topo.namespaces(), _ours(topo), topo.addresses("init")
@@ -95,7 +95,7 @@ def test_a_refused_live_tenant_changes_nothing(tapswitch_factory, mode):
 def test_a_kernel_namespace_made_by_someone_else_is_left_alone(tapswitch_factory, mode,
                                                                make_netns):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     taken = make_netns(f"{topo.prefix}-{topo.id}-x")   # the name tenant "x" would get
     with pytest.raises(errors.AlreadyExists, match=taken.name):
@@ -124,7 +124,7 @@ def test_a_failure_while_starting_leaves_nothing(tapswitch_factory, monkeypatch)
         return opened[-1]
     monkeypatch.setattr(ports.TapPort, "open", classmethod(open_then_fail))
     topo = tapswitch_factory("thread")
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     topo.tenant("b", "10.0.0.3/24")
     fds = len(os.listdir("/proc/self/fd"))
@@ -197,7 +197,7 @@ def test_ctrl_c_during_start_is_held_then_raised(monkeypatch, mode):
 def test_two_topologies_in_one_process_do_not_collide(tapswitch_factory):
     one, two = tapswitch_factory("thread"), tapswitch_factory("process")
     for topo in (one, two):                           # same names, same addresses
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
         topo.tenant("a", "10.0.0.2/24")
         topo.tenant("b", "10.0.0.3/24")
         topo.start()
@@ -214,7 +214,7 @@ _OTHER_PROCESS = textwrap.dedent("""
     from pyctl.rig import probes
     from pyctl.rig.topology import Topology
     with Topology() as topo:
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
         a, b = topo.tenant("a", "10.0.0.2/24"), topo.tenant("b", "10.0.0.3/24")
         topo.start()
         print("ready", topo.id, flush=True)
@@ -233,7 +233,7 @@ def test_two_topologies_in_two_processes_do_not_collide(tapswitch_factory):
         first = child.stdout.readline().split()
         assert first[:1] == ["ready"], child.stderr.read()
         topo = tapswitch_factory()
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
         a, b = topo.tenant("a", "10.0.0.2/24"), topo.tenant("b", "10.0.0.3/24")
         topo.start()
         assert topo.id != first[1]

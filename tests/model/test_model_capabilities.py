@@ -10,21 +10,21 @@ from pyctl import Switch, errors
 @pytest.fixture
 def sw():
     sw = Switch()
-    sw.add_address("init", "10.0.0.1/24")
-    sw.add_address("init", "10.0.0.9/24")
+    sw.address_add("init", "10.0.0.1/24")
+    sw.address_add("init", "10.0.0.9/24")
     sw.create("web", kind="l3")
     sw.assign_and_push("10.0.0.5/24", "web")
-    sw.add_port("tap-web", "web")
-    sw.add_port("uplink0", "init")
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.254")
+    sw.port_add("tap-web", "web")
+    sw.port_add("uplink0", "init")
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
     sw.create("lab", kind="l2")
-    sw.add_address("lab", "10.1.0.1/24")
-    sw.add_port("uplink1", "lab")
+    sw.address_add("lab", "10.1.0.1/24")
+    sw.port_add("uplink1", "lab")
     sw.create("probe", kind="l3", parent="lab")
     sw.assign_and_push("10.1.0.5/24", "probe")
     sw.create("other", kind="l2")
-    sw.add_address("other", "10.2.0.1/24")
-    sw.join("web", "239.1.1.1")
+    sw.address_add("other", "10.2.0.1/24")
+    sw.join("239.1.1.1", "web")
     return sw
 
 
@@ -34,15 +34,15 @@ def configuring_calls(ctx, target):
     return {
         "create": lambda: ctx.create("x", kind="l3", parent=target),
         "destroy": lambda: ctx.destroy(target),
-        "add_address": lambda: ctx.add_address(target, "10.0.0.77/24"),
-        "del_address": lambda: ctx.del_address(target, "10.0.0.5/24"),
+        "address_add": lambda: ctx.address_add(target, "10.0.0.77/24"),
+        "address_del": lambda: ctx.address_del(target, "10.0.0.5/24"),
         "push": lambda: ctx.push("10.0.0.9/24", target),
         "pull": lambda: ctx.pull("10.0.0.5/24", target),
         "assign_and_push": lambda: ctx.assign_and_push("10.0.0.78/24", target),
-        "add_route": lambda: ctx.add_route(target, "10.8.0.0/16", via="10.0.0.254"),
-        "del_route": lambda: ctx.del_route(target, "10.9.0.0/16"),
-        "add_port": lambda: ctx.add_port("tap-x", target),
-        "del_port": lambda: ctx.del_port("tap-web"),
+        "route_add": lambda: ctx.route_add(target, "10.8.0.0/16", via="10.0.0.254"),
+        "route_del": lambda: ctx.route_del(target, "10.9.0.0/16"),
+        "port_add": lambda: ctx.port_add("tap-x", target),
+        "port_del": lambda: ctx.port_del("tap-web"),
     }
 
 
@@ -56,7 +56,7 @@ def test_l3_is_refused_every_configuring_verb(sw, verb, target):
 
 def test_l3_is_refused_even_with_garbage_arguments(sw):
     ctx = sw.as_namespace("web")
-    refused(sw, errors.PermissionDenied, ctx.add_address, "nope", "not an address")
+    refused(sw, errors.PermissionDenied, ctx.address_add, "nope", "not an address")
     refused(sw, errors.PermissionDenied, ctx.create, "", kind="l9")
 
 
@@ -72,8 +72,8 @@ def test_l3_reads_its_own_state(sw):
     assert ctx.scope_of("web").name == "init"
     assert ctx.may_send_from("web", "10.0.0.5")
     assert not ctx.may_send_from("web", "10.0.0.1")
-    assert ctx.owner_of("10.0.0.5", "web").name == "web"
-    assert ctx.owner_of("10.0.0.1", "web") is None        # the parent is not visible
+    assert ctx.owner("10.0.0.5", "web").name == "web"
+    assert ctx.owner("10.0.0.1", "web") is None        # the parent is not visible
 
 
 @pytest.mark.parametrize("ref", ["init", "lab", "probe", 0])
@@ -89,24 +89,24 @@ def test_l3_sees_nothing_else(sw, ref):
 
 def test_l3_keeps_its_own_multicast_membership(sw):
     ctx = sw.as_namespace("web")
-    ctx.join("web", "239.2.2.2")
-    ctx.leave("web", "239.1.1.1")
+    ctx.join("239.2.2.2", "web")
+    ctx.leave("239.1.1.1", "web")
     assert sw.groups("web") == ["239.2.2.2"]
-    refused(sw, errors.NotFound, ctx.join, "probe", "239.2.2.2")
-    refused(sw, errors.NotFound, ctx.join, "init", "239.2.2.2")
+    refused(sw, errors.NotFound, ctx.join, "239.2.2.2", "probe")
+    refused(sw, errors.NotFound, ctx.join, "239.2.2.2", "init")
 
 
 def test_l2_configures_its_subtree(sw):
     ctx = sw.as_namespace("lab")
     ctx.create("db", kind="l3")                       # parent defaults to the actor
     assert sw.namespace("db").parent == sw.namespace("lab").id
-    ctx.add_address("lab", "10.1.0.6/24")
+    ctx.address_add("lab", "10.1.0.6/24")
     ctx.push("10.1.0.6/24", "db")
     ctx.pull("10.1.0.5/24", "probe")
     ctx.assign_and_push("10.1.0.7/24", "probe")
-    ctx.add_route("lab", "default", via="10.1.0.254", port="uplink1")
-    ctx.add_port("tap-db", "db")
-    ctx.del_port("tap-db")
+    ctx.route_add("lab", "default", via="10.1.0.254", port="uplink1")
+    ctx.port_add("tap-db", "db")
+    ctx.port_del("tap-db")
     ctx.destroy("db")
     assert [n.name for n in ctx.namespaces()] == ["lab", "probe"]
     assert sw.addresses("lab") == ["127.0.0.1/8", "::1/128", "10.1.0.1/24", "10.1.0.5/24",

@@ -15,12 +15,12 @@ def test_every_change_bumps_the_version_and_its_categories():
     sw = Switch()
     steps = [
         (lambda: sw.create("web", kind="l3"), {"namespaces"}),
-        (lambda: sw.add_address("init", "10.0.0.5/24"), {"addresses"}),
+        (lambda: sw.address_add("init", "10.0.0.5/24"), {"addresses"}),
         (lambda: sw.push("10.0.0.5/24", "web"), {"addresses"}),
-        (lambda: sw.add_port("uplink0", "init"), {"ports"}),
-        (lambda: sw.add_route("init", "default", port="uplink0"), {"routes"}),
-        (lambda: sw.join("web", "239.1.1.1"), {"groups"}),
-        (lambda: sw.add_port("tap-web", "web"), {"ports"}),
+        (lambda: sw.port_add("uplink0", "init"), {"ports"}),
+        (lambda: sw.route_add("init", "default", port="uplink0"), {"routes"}),
+        (lambda: sw.join("239.1.1.1", "web"), {"groups"}),
+        (lambda: sw.port_add("tap-web", "web"), {"ports"}),
         (lambda: sw.destroy("web"), {"namespaces", "addresses", "ports", "groups"}),
     ]
     for number, (step, categories) in enumerate(steps, start=1):
@@ -99,9 +99,9 @@ def test_subscriber_sees_the_state_after_the_change():
 
 def test_snapshot_is_deep_json_and_detached():
     sw = tenants()
-    sw.add_port("tap-web", "web", options={"offloads": ["csum"]})
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.254")
-    sw.join("web", "239.1.1.1")
+    sw.port_add("tap-web", "web", options={"offloads": ["csum"]})
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
+    sw.join("239.1.1.1", "web")
     snap = sw.snapshot()
     assert json.loads(json.dumps(snap)) == snap
     assert [n["name"] for n in snap["namespaces"]] == ["init", "web", "db", "lab", "probe"]
@@ -135,7 +135,7 @@ def test_transaction_rolls_everything_back_on_error():
         with sw.transaction():
             sw.create("new", kind="l3")
             sw.destroy("web")
-            sw.add_port("tap-new", "new")
+            sw.port_add("tap-new", "new")
             sw.assign_and_push("10.0.0.6/24", "new")      # db holds it
     assert sw.snapshot() == before
     assert events == []

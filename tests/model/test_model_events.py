@@ -20,7 +20,7 @@ def sw():
     sw = Switch()
     sw.create("web", kind="l3")
     sw.create("lab", kind="l2")
-    sw.add_port("up0", "init")
+    sw.port_add("up0", "init")
     return sw
 
 
@@ -43,52 +43,52 @@ def test_each_verb_emits_its_type_with_ids_and_parsed_values(sw):
     init, web = ns(sw, "init"), ns(sw, "web")
     up0 = sw.port("up0")
     cases = [
-        (lambda: sw.add_address("init", "10.0.0.1/24"),
+        (lambda: sw.address_add("init", "10.0.0.1/24"),
          ev.AddressAdded(version=4, address=I("10.0.0.1/24"), scope=init)),
-        (lambda: sw.add_address("init", "10.0.0.5/24"),
+        (lambda: sw.address_add("init", "10.0.0.5/24"),
          ev.AddressAdded(version=5, address=I("10.0.0.5/24"), scope=init)),
         (lambda: sw.push("10.0.0.5/24", "web"),
          ev.AddressPushed(version=6, address=I("10.0.0.5/24"), scope=init, tenant=web)),
         (lambda: sw.pull("10.0.0.5/24", "web"),
          ev.AddressPulled(version=7, address=I("10.0.0.5/24"), scope=init, tenant=web)),
-        (lambda: sw.del_address("init", "10.0.0.5/24"),
+        (lambda: sw.address_del("init", "10.0.0.5/24"),
          ev.AddressDeleted(version=8, address=I("10.0.0.5/24"), scope=init)),
         (lambda: sw.assign_and_push("10.0.0.6/24", "web"),
          ev.AddressAssigned(version=9, address=I("10.0.0.6/24"), scope=init, tenant=web)),
-        (lambda: sw.add_route("init", "10.9.0.0/16", via="10.0.0.254", port="up0"),
+        (lambda: sw.route_add("init", "10.9.0.0/16", via="10.0.0.254", port="up0"),
          ev.RouteAdded(version=10, scope=init, network=N("10.9.0.0/16"), via=A("10.0.0.254"),
                        port=up0)),
-        (lambda: sw.del_route("init", "10.9.0.0/16"),
+        (lambda: sw.route_del("init", "10.9.0.0/16"),
          ev.RouteDeleted(version=11, scope=init, network=N("10.9.0.0/16"), via=A("10.0.0.254"),
                          port=up0)),
-        (lambda: sw.add_route("init", "default", via="10.0.0.6"),
+        (lambda: sw.route_add("init", "default", via="10.0.0.6"),
          ev.RouteAdded(version=12, scope=init, network=N("0.0.0.0/0"), via=A("10.0.0.6"))),
-        (lambda: sw.join("web", "239.1.1.1"),
+        (lambda: sw.join("239.1.1.1", "web"),
          ev.GroupJoined(version=13, namespace=web, group=A("239.1.1.1"))),
-        (lambda: sw.leave("web", "239.1.1.1"),
+        (lambda: sw.leave("239.1.1.1", "web"),
          ev.GroupLeft(version=14, namespace=web, group=A("239.1.1.1"))),
     ]
     for verb, expected in cases:
         assert emitted(sw, verb) == expected
-    event = emitted(sw, lambda: sw.add_port("tap-web", "web", mac="02:00:00:00:00:05"))
+    event = emitted(sw, lambda: sw.port_add("tap-web", "web", mac="02:00:00:00:00:05"))
     assert event == ev.PortAdded(version=15, port=sw.port("tap-web"), namespace=web)
     assert event.port.ns == web.id and event.port.id == sw.port("tap-web").id
-    event = emitted(sw, lambda: sw.del_port("tap-web"))
+    event = emitted(sw, lambda: sw.port_del("tap-web"))
     assert isinstance(event, ev.PortDeleted) and event.port.name == "tap-web"
     event = emitted(sw, lambda: sw.create("db", kind="l3", parent="init"))
     assert event == ev.NamespaceCreated(version=17, namespace=ns(sw, "db"))
 
 
 def test_a_route_event_gives_the_models_route_value(sw):
-    event = emitted(sw, lambda: sw.add_route("init", "10.9.0.0/16", port="up0"))
+    event = emitted(sw, lambda: sw.route_add("init", "10.9.0.0/16", port="up0"))
     assert event.route == sw.routes("init")[0]
     assert event.route.via is None and event.via is None
 
 
 def test_destroying_an_l3_returns_its_addresses_to_the_parent(sw):
     sw.assign_and_push("10.0.0.6/24", "web")
-    sw.add_port("tap-web", "web")
-    sw.join("web", "239.1.1.1")
+    sw.port_add("tap-web", "web")
+    sw.join("239.1.1.1", "web")
     web, port = ns(sw, "web"), sw.port("tap-web")
     event = emitted(sw, lambda: sw.destroy("web"))
     assert event.namespace == web and event.parent == ns(sw, "init")
@@ -100,9 +100,9 @@ def test_destroying_an_l3_returns_its_addresses_to_the_parent(sw):
 
 def test_destroying_an_l2_lists_its_subtree_children_first_with_what_went(sw):
     sw.create("probe", kind="l3", parent="lab")
-    sw.add_address("lab", "10.1.0.1/24")
+    sw.address_add("lab", "10.1.0.1/24")
     sw.assign_and_push("10.1.0.5/24", "probe")
-    sw.add_route("lab", "10.9.0.0/16", via="10.1.0.5")
+    sw.route_add("lab", "10.9.0.0/16", via="10.1.0.5")
     lab, probe = ns(sw, "lab"), ns(sw, "probe")
     event = emitted(sw, lambda: sw.destroy("lab", recursive=True))
     assert event.destroyed == (
@@ -122,12 +122,12 @@ def concrete_event_types():
 
 
 EVERY_VERB = [                      # one call of every configuring verb, each destroy too
-    ("create", "probe", "l3", "lab"), ("add_address", "init", "10.0.0.1/24"),
-    ("add_address", "init", "10.0.0.5/24"), ("push", "10.0.0.5/24", "web"),
-    ("pull", "10.0.0.5/24", "web"), ("del_address", "init", "10.0.0.5/24"),
-    ("assign_and_push", "10.0.0.6/24", "web"), ("add_route", "init", "10.9.0.0/16", None, "up0"),
-    ("del_route", "init", "10.9.0.0/16"), ("add_port", "tap-web", "web"), ("del_port", "tap-web"),
-    ("join", "web", "239.1.1.1"), ("leave", "web", "239.1.1.1"), ("destroy", "web"),
+    ("create", "probe", "l3", "lab"), ("address_add", "init", "10.0.0.1/24"),
+    ("address_add", "init", "10.0.0.5/24"), ("push", "10.0.0.5/24", "web"),
+    ("pull", "10.0.0.5/24", "web"), ("address_del", "init", "10.0.0.5/24"),
+    ("assign_and_push", "10.0.0.6/24", "web"), ("route_add", "init", "10.9.0.0/16", None, "up0"),
+    ("route_del", "init", "10.9.0.0/16"), ("port_add", "tap-web", "web"), ("port_del", "tap-web"),
+    ("join", "239.1.1.1", "web"), ("leave", "239.1.1.1", "web"), ("destroy", "web"),
     ("destroy", "lab", True),
 ]
 
@@ -168,7 +168,7 @@ def test_a_rollback_hands_every_event_back_newest_first(sw):
     sw.watch(lambda event, undone: told.append((event.kind, event.version, undone)))
     with pytest.raises(RuntimeError):
         with sw.transaction():
-            sw.add_address("init", "10.0.0.1/24")
+            sw.address_add("init", "10.0.0.1/24")
             sw.destroy("web")
             raise RuntimeError("changed my mind")
     assert told == [("address.add", 4, False), ("namespace.destroy", 5, False),

@@ -19,9 +19,9 @@ JSONISH = st.recursive(
                                                                 max_size=3),
     max_leaves=4)
 
-VERBS = ["namespace", "scope_of", "create", "destroy", "add_address", "del_address", "push",
-         "pull", "assign_and_push", "addresses", "owner_of", "may_send_from", "add_route",
-         "del_route", "routes", "add_port", "del_port", "port", "ports", "join", "leave",
+VERBS = ["namespace", "scope_of", "create", "destroy", "address_add", "address_del", "push",
+         "pull", "assign_and_push", "addresses", "owner", "may_send_from", "route_add",
+         "route_del", "routes", "port_add", "port_del", "port", "ports", "join", "leave",
          "groups", "members", "as_namespace"]
 
 
@@ -39,7 +39,7 @@ ARITY = {verb: arity(verb) for verb in VERBS}
     [None, "web", "lab"]))
 def test_any_arguments_give_a_result_or_a_clean_refusal(verb, data, acting):
     sw = tenants()
-    sw.add_port("tap-web", "web")
+    sw.port_add("tap-web", "web")
     low, high = ARITY[verb]
     args = data.draw(st.lists(JSONISH, min_size=low, max_size=high))
     target = sw if acting is None else sw.as_namespace(acting)

@@ -11,11 +11,11 @@ from tests.support.model import tenants
 
 def test_ports_routes_and_groups_by_id():
     sw = tenants()
-    sw.add_port("up0", "init")
-    sw.add_port("up1", "init")
-    sw.add_port("tap-web", "web")
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.254", port="up1")
-    sw.join("web", "239.1.1.1")
+    sw.port_add("up0", "init")
+    sw.port_add("up1", "init")
+    sw.port_add("tap-web", "web")
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254", port="up1")
+    sw.join("239.1.1.1", "web")
     web, init = sw.namespace("web"), sw.namespace("init")
     with sw.read() as reader:
         assert reader.namespace(web.id) == web and reader.namespace(99) is None

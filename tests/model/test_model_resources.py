@@ -9,10 +9,10 @@ from pyctl import Port, Route, Switch, errors
 
 def test_routes_belong_to_an_l2_and_its_l3_children_see_them():
     sw = tenants()
-    sw.add_port("uplink0", "init")
-    assert sw.add_route("init", "10.9.0.0/16", via="10.0.0.254") == Route("10.9.0.0/16", "10.0.0.254")
-    sw.add_route("init", "default", via="10.0.0.254", port="uplink0")
-    sw.add_route("init", "fd09::/32", port="uplink0")
+    sw.port_add("uplink0", "init")
+    assert sw.route_add("init", "10.9.0.0/16", via="10.0.0.254") == Route("10.9.0.0/16", "10.0.0.254")
+    sw.route_add("init", "default", via="10.0.0.254", port="uplink0")
+    sw.route_add("init", "fd09::/32", port="uplink0")
     expected = [Route("0.0.0.0/0", "10.0.0.254", "uplink0"), Route("10.9.0.0/16", "10.0.0.254"),
                 Route("fd09::/32", None, "uplink0")]
     assert sw.routes("init") == sw.routes("web") == sw.routes("db") == expected
@@ -20,27 +20,27 @@ def test_routes_belong_to_an_l2_and_its_l3_children_see_them():
 
 def test_sibling_l2_routes_are_isolated():
     sw = tenants()
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.254")
-    sw.add_route("lab", "10.9.0.0/16", via="10.0.0.253")   # same destination, other scope
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
+    sw.route_add("lab", "10.9.0.0/16", via="10.0.0.253")   # same destination, other scope
     assert sw.routes("lab") == sw.routes("probe") == [Route("10.9.0.0/16", "10.0.0.253")]
     assert sw.routes("init") == [Route("10.9.0.0/16", "10.0.0.254")]
 
 
 def test_l3_routes_are_read_only_even_for_the_admin():
     sw = tenants()
-    err = refused(sw, errors.InvalidArgument, sw.add_route, "web", "10.9.0.0/16", via="10.0.0.254")
+    err = refused(sw, errors.InvalidArgument, sw.route_add, "web", "10.9.0.0/16", via="10.0.0.254")
     assert "'web'" in err.message and "'init'" in err.message
-    refused(sw, errors.InvalidArgument, sw.del_route, "web", "10.9.0.0/16")
+    refused(sw, errors.InvalidArgument, sw.route_del, "web", "10.9.0.0/16")
 
 
 def test_delete_route():
     sw = tenants()
-    sw.add_route("init", "10.9.0.0/16", via="10.0.0.254")
-    refused(sw, errors.NotFound, sw.del_route, "init", "10.9.0.0/16", via="10.0.0.253")
-    refused(sw, errors.NotFound, sw.del_route, "init", "10.9.0.0/16", port="uplink0")
-    refused(sw, errors.NotFound, sw.del_route, "init", "10.8.0.0/16")
-    refused(sw, errors.NotFound, sw.del_route, "lab", "10.9.0.0/16")
-    sw.del_route("init", "10.9.0.0/16", via="10.0.0.254")
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
+    refused(sw, errors.NotFound, sw.route_del, "init", "10.9.0.0/16", via="10.0.0.253")
+    refused(sw, errors.NotFound, sw.route_del, "init", "10.9.0.0/16", port="uplink0")
+    refused(sw, errors.NotFound, sw.route_del, "init", "10.8.0.0/16")
+    refused(sw, errors.NotFound, sw.route_del, "lab", "10.9.0.0/16")
+    sw.route_del("init", "10.9.0.0/16", via="10.0.0.254")
     assert sw.routes("init") == []
 
 
@@ -62,19 +62,19 @@ def test_delete_route():
 ])
 def test_bad_routes(dst, via, port, error):
     sw = tenants()
-    sw.add_port("tap-web", "web")
-    sw.add_route("init", "10.8.0.0/16", via="10.0.0.253")
-    refused(sw, error, sw.add_route, "init", dst, via=via, port=port)
+    sw.port_add("tap-web", "web")
+    sw.route_add("init", "10.8.0.0/16", via="10.0.0.253")
+    refused(sw, error, sw.route_add, "init", dst, via=via, port=port)
 
 
 # -- ports --------------------------------------------------------------------------
 
 def test_ports_with_generated_and_given_macs():
     sw = tenants()
-    web = sw.add_port("tap-web", "web", options={"vnet_hdr": True, "offloads": ["tso4", "csum"],
+    web = sw.port_add("tap-web", "web", options={"vnet_hdr": True, "offloads": ["tso4", "csum"],
                                                  "txqueuelen": 10000, "netns": "ts-web-1",
                                                  "address": "10.0.0.5/24", "gateway": "10.0.0.1"})
-    up = sw.add_port("uplink0", "init", mac="02:AA:bb:cc:dd:ee")
+    up = sw.port_add("uplink0", "init", mac="02:AA:bb:cc:dd:ee")
     assert web == Port("tap-web", 0, sw.namespace("web").id, "02:74:73:00:00:01",
                        {"vnet_hdr": True, "offloads": ["csum", "tso4"], "txqueuelen": 10000,
                         "netns": "ts-web-1", "address": "10.0.0.5/24", "gateway": "10.0.0.1"})
@@ -88,44 +88,44 @@ def test_ports_with_generated_and_given_macs():
 
 def test_generated_mac_skips_taken_ones():
     sw = Switch()
-    sw.add_port("a", "init", mac="02:74:73:00:00:02")    # what id 1 would get
-    assert sw.add_port("b", "init").mac == "02:74:73:00:00:03"
+    sw.port_add("a", "init", mac="02:74:73:00:00:02")    # what id 1 would get
+    assert sw.port_add("b", "init").mac == "02:74:73:00:00:03"
 
 
 def test_an_l3_has_at_most_one_port_an_l2_many():
     sw = tenants()
-    sw.add_port("tap-web", "web")
-    err = refused(sw, errors.Busy, sw.add_port, "tap-web2", "web")
+    sw.port_add("tap-web", "web")
+    err = refused(sw, errors.Busy, sw.port_add, "tap-web2", "web")
     assert "'web'" in err.message and "'tap-web'" in err.message
-    sw.add_port("uplink0", "init")
-    sw.add_port("uplink1", "init")
+    sw.port_add("uplink0", "init")
+    sw.port_add("uplink1", "init")
 
 
 def test_delete_port_and_reuse_of_its_id():
     sw = tenants()
-    sw.add_port("a", "init")
-    sw.add_port("b", "init")
-    sw.del_port("a")
-    assert sw.add_port("c", "web").id == 0
-    refused(sw, errors.NotFound, sw.del_port, "a")
+    sw.port_add("a", "init")
+    sw.port_add("b", "init")
+    sw.port_del("a")
+    assert sw.port_add("c", "web").id == 0
+    refused(sw, errors.NotFound, sw.port_del, "a")
 
 
 def test_port_used_by_a_route_is_busy():
     sw = tenants()
-    sw.add_port("uplink0", "init")
-    sw.add_route("init", "default", port="uplink0")
-    err = refused(sw, errors.Busy, sw.del_port, "uplink0")
+    sw.port_add("uplink0", "init")
+    sw.route_add("init", "default", port="uplink0")
+    err = refused(sw, errors.Busy, sw.port_del, "uplink0")
     assert "0.0.0.0/0" in err.message
-    sw.del_route("init", "default")
-    sw.del_port("uplink0")
+    sw.route_del("init", "default")
+    sw.port_del("uplink0")
 
 
 def test_destroying_an_l3_removes_its_port():
     sw = tenants()
-    sw.add_port("tap-web", "web")
+    sw.port_add("tap-web", "web")
     sw.destroy("web")
     assert sw.ports() == []
-    sw.add_port("tap-web", "db")                 # name and MAC free again
+    sw.port_add("tap-web", "db")                 # name and MAC free again
 
 
 @pytest.mark.parametrize("name, mac, options, error", [
@@ -157,13 +157,13 @@ def test_destroying_an_l3_removes_its_port():
 ])
 def test_bad_ports(name, mac, options, error):
     sw = tenants()
-    sw.add_port("uplink0", "init", mac="02:00:00:00:00:01")
-    refused(sw, error, sw.add_port, name, "init", mac=mac, options=options)
+    sw.port_add("uplink0", "init", mac="02:00:00:00:00:01")
+    refused(sw, error, sw.port_add, name, "init", mac=mac, options=options)
 
 
 def test_port_on_unknown_namespace():
     sw = tenants()
-    refused(sw, errors.NotFound, sw.add_port, "p", "nope")
+    refused(sw, errors.NotFound, sw.port_add, "p", "nope")
     refused(sw, errors.NotFound, sw.ports, "nope")
     refused(sw, errors.NotFound, sw.port, 5)
     refused(sw, errors.InvalidArgument, sw.port, None)
@@ -173,38 +173,38 @@ def test_port_on_unknown_namespace():
 
 def test_join_leave_groups_and_members():
     sw = tenants()
-    sw.join("web", "239.1.1.1")
-    sw.join("db", "239.1.1.1")
-    sw.join("init", "239.1.1.1")
-    sw.join("probe", "239.1.1.1")                   # another scope
-    sw.join("web", "ff15::1")
+    sw.join("239.1.1.1", "web")
+    sw.join("239.1.1.1", "db")
+    sw.join("239.1.1.1", "init")
+    sw.join("239.1.1.1", "probe")                   # another scope
+    sw.join("ff15::1", "web")
     assert sw.groups("web") == ["239.1.1.1", "ff15::1"]
-    assert [n.name for n in sw.members("init", "239.1.1.1")] == ["init", "web", "db"]
-    assert [n.name for n in sw.members("web", "239.1.1.1")] == ["init", "web", "db"]
-    assert [n.name for n in sw.members("lab", "239.1.1.1")] == ["probe"]
-    sw.leave("db", "239.1.1.1")
-    assert [n.name for n in sw.members("init", "239.1.1.1")] == ["init", "web"]
+    assert [n.name for n in sw.members("239.1.1.1", "init")] == ["init", "web", "db"]
+    assert [n.name for n in sw.members("239.1.1.1", "web")] == ["init", "web", "db"]
+    assert [n.name for n in sw.members("239.1.1.1", "lab")] == ["probe"]
+    sw.leave("239.1.1.1", "db")
+    assert [n.name for n in sw.members("239.1.1.1", "init")] == ["init", "web"]
 
 
 @pytest.mark.parametrize("group", ["10.0.0.5", "239.1.1.1/32", "", None, "ff15::1%eth0"])
 def test_bad_groups(group):
     sw = tenants()
-    refused(sw, errors.InvalidArgument, sw.join, "web", group)
-    refused(sw, errors.InvalidArgument, sw.leave, "web", group)
+    refused(sw, errors.InvalidArgument, sw.join, group, "web")
+    refused(sw, errors.InvalidArgument, sw.leave, group, "web")
 
 
 def test_duplicate_join_and_leave_without_join():
     sw = tenants()
-    sw.join("web", "239.1.1.1")
-    refused(sw, errors.AlreadyExists, sw.join, "web", "239.1.1.1")
-    refused(sw, errors.NotFound, sw.leave, "db", "239.1.1.1")
-    refused(sw, errors.NotFound, sw.join, "nope", "239.1.1.1")
+    sw.join("239.1.1.1", "web")
+    refused(sw, errors.AlreadyExists, sw.join, "239.1.1.1", "web")
+    refused(sw, errors.NotFound, sw.leave, "239.1.1.1", "db")
+    refused(sw, errors.NotFound, sw.join, "239.1.1.1", "nope")
 
 
 def test_destroy_drops_memberships():
     sw = tenants()
-    sw.join("web", "239.1.1.1")
+    sw.join("239.1.1.1", "web")
     before = sw.versions["groups"]
     sw.destroy("web")
-    assert sw.members("init", "239.1.1.1") == []
+    assert sw.members("239.1.1.1", "init") == []
     assert sw.versions["groups"] == before + 1

@@ -104,7 +104,7 @@ class ModelMachine(RuleBasedStateMachine):
             self.kind[name], self.parent[name], self.own[name] = kind, parent, {}
         for name, address in (("init", "10.0.0.1/24"), ("init", "10.0.0.2/24"),
                               ("b", "10.0.0.1/24")):
-            self.sw.add_address(name, address)
+            self.sw.address_add(name, address)
             self.own[name][ip_of(address)] = address
 
     @rule(data=st.data(), name=st.sampled_from(NAMES), kind=st.sampled_from(KINDS))
@@ -135,7 +135,7 @@ class ModelMachine(RuleBasedStateMachine):
         name = self.draw_name(data, "l2")
         ok = (self.valid(address) and self.kind.get(name) == "l2"
               and self.holder(name, ip_of(address)) is None)
-        if self.attempt(ok, self.sw.add_address, name, address):
+        if self.attempt(ok, self.sw.address_add, name, address):
             self.own[name][ip_of(address)] = address
 
     @rule(data=st.data())
@@ -144,7 +144,7 @@ class ModelMachine(RuleBasedStateMachine):
         address = self.draw_address(data, name)
         ok = (self.valid(address) and self.kind.get(name) == "l2"
               and self.own[name].get(ip_of(address)) == address)
-        if self.attempt(ok, self.sw.del_address, name, address):
+        if self.attempt(ok, self.sw.address_del, name, address):
             del self.own[name][ip_of(address)]
 
     @rule(data=st.data())
@@ -198,7 +198,7 @@ class ModelMachine(RuleBasedStateMachine):
             ips = [ip for ip, _ in held]
             assert len(ips) == len(set(ips))
             for ip, name in held:
-                assert self.sw.owner_of(str(ip), scope).name == name
+                assert self.sw.owner(str(ip), scope).name == name
                 assert self.sw.may_send_from(name, str(ip))
                 assert all(not self.sw.may_send_from(other, str(ip))
                            for other in members if other != name)

@@ -135,10 +135,10 @@ def test_destroying_an_l2_with_children_needs_recursive():
 
 def test_recursive_destroy_removes_the_subtree_and_its_scopes_addresses():
     sw = tenants()
-    sw.add_address("lab", "10.0.0.1/24")          # overlaps init: separate scope
+    sw.address_add("lab", "10.0.0.1/24")          # overlaps init: separate scope
     sw.create("inner", kind="l2", parent="lab")
-    sw.add_address("inner", "192.168.1.1/24")
-    sw.add_port("tap-probe", "probe")
+    sw.address_add("inner", "192.168.1.1/24")
+    sw.port_add("tap-probe", "probe")
     events = []
     sw.subscribe(events.append)
     sw.destroy("lab", recursive=True)
@@ -154,13 +154,13 @@ def test_recursive_destroy_removes_the_subtree_and_its_scopes_addresses():
     assert [p.name for p in event.removed_ports] == ["tap-probe"]
     # the names and the scope are free again
     sw.create("lab", kind="l2")
-    sw.add_address("lab", "10.0.0.5/24")
+    sw.address_add("lab", "10.0.0.5/24")
 
 
 def test_empty_l2_destroys_without_recursive():
     sw = Switch()
     sw.create("lab", kind="l2")
-    sw.add_address("lab", "10.1.0.1/24")
+    sw.address_add("lab", "10.1.0.1/24")
     sw.destroy("lab")
     assert [n.name for n in sw.namespaces()] == ["init"]
 

@@ -27,28 +27,28 @@ def _rebuilt(switch):
     assert cfg.daemon.socket == "/tmp/x/control.sock" and cfg.daemon.batch_size == 32
     copy = config.check(cfg)
     for ns, group in joins:
-        copy.join(ns, group)
+        copy.join(group, ns)
     return copy
 
 
 def test_a_rich_model_survives_the_round_trip():
     sw = Switch()
-    sw.add_address("init", "10.0.0.1/24")
-    sw.add_address("init", "10.0.0.9/24")
+    sw.address_add("init", "10.0.0.1/24")
+    sw.address_add("init", "10.0.0.9/24")
     sw.create("red", kind="l2", parent="init")
-    sw.add_address("red", "10.1.0.1/24")
-    sw.add_port("up", "red", options={"txqueuelen": 5000})
-    sw.add_route("red", "default", via="10.1.0.254", port="up")
-    sw.add_route("red", "192.168.0.0/16", via="10.1.0.253")
+    sw.address_add("red", "10.1.0.1/24")
+    sw.port_add("up", "red", options={"txqueuelen": 5000})
+    sw.route_add("red", "default", via="10.1.0.254", port="up")
+    sw.route_add("red", "192.168.0.0/16", via="10.1.0.253")
     sw.create("web", kind="l3", parent="init")
     sw.assign_and_push("10.0.0.2/24", "web")
     sw.push("10.0.0.9/24", "web")
-    sw.add_port("tweb", "web", mac="02:00:00:00:00:02",
+    sw.port_add("tweb", "web", mac="02:00:00:00:00:02",
                 options={"netns": "ns-web", "address": "10.0.0.2/24", "gateway": "10.0.0.1",
                          "vnet_hdr": True, "offloads": ["csum", "tso4"], "mtu": 9000})
     sw.create("r1", kind="l3", parent="red")
     sw.assign_and_push("10.1.0.2/24", "r1")
-    sw.join("r1", "239.1.2.3")
+    sw.join("239.1.2.3", "r1")
     sw.create("gone", kind="l3", parent="init")     # ids no longer dense
     sw.destroy("gone")
     assert _comparable(_rebuilt(sw)) == _comparable(sw)
@@ -61,7 +61,7 @@ def test_an_empty_model_gives_an_empty_daemon():
 
 def test_a_topology_draft_exports_its_tenants():
     topo = Topology("process")
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     topo.l2("blue", "10.0.0.1/24")
     topo.tenant("b", "10.0.0.2/24", parent="blue")
@@ -74,7 +74,7 @@ def test_a_topology_draft_exports_its_tenants():
 
 def test_refused_draft_steps_change_nothing():
     topo = Topology()
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     before = _comparable(topo.switch)
     with pytest.raises(errors.AddressInUse):
@@ -98,7 +98,7 @@ def test_a_closed_topology_refuses_work_and_closes_again():
     topo.close()
     topo.close()
     with pytest.raises(errors.InvalidArgument, match="closed"):
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
     with pytest.raises(errors.InvalidArgument, match="closed"):
         topo.start()
 

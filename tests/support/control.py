@@ -34,14 +34,14 @@ class Served:
 def tenants(switch):
     """init -> tenants (L2: 10.1.0.1/24) -> web (10.1.0.10), db (10.1.0.20); init -> other (L2)."""
     switch.create("tenants", "l2")
-    switch.add_address("tenants", "10.1.0.1/24")
+    switch.address_add("tenants", "10.1.0.1/24")
     switch.create("web", "l3", parent="tenants")
     switch.assign_and_push("10.1.0.10/24", "web")
     switch.create("db", "l3", parent="tenants")
     switch.assign_and_push("10.1.0.20/24", "db")
     switch.create("other", "l2")
-    switch.add_address("other", "10.1.0.1/24")
-    switch.add_port("tsw-up", "tenants")
+    switch.address_add("other", "10.1.0.1/24")
+    switch.port_add("tsw-up", "tenants")
     return switch
 
 

@@ -29,7 +29,7 @@ def tenants():
     """init (L2) with 10.0.0.1/24 kept, two L3 tenants web (10.0.0.5) and db (10.0.0.6),
     and an L2 'lab' whose L3 'probe' holds 10.0.0.5/24 too (a separate scope)."""
     sw = Switch()
-    sw.add_address("init", "10.0.0.1/24")
+    sw.address_add("init", "10.0.0.1/24")
     sw.create("web", kind="l3")
     sw.create("db", kind="l3")
     sw.assign_and_push("10.0.0.5/24", "web")

@@ -83,17 +83,17 @@ PEER = {"web": b"\x02\xee\x00\x00\x00\x02", "db": b"\x02\xee\x00\x00\x00\x03",
 def build_switch():
     """init (10.0.0.1/24) with L3s web and db and an uplink; a sibling L2 blue with b1."""
     sw = Switch()
-    sw.add_address("init", "10.0.0.1/24")
+    sw.address_add("init", "10.0.0.1/24")
     for name, addr in (("web", "10.0.0.2/24"), ("db", "10.0.0.3/24")):
         sw.create(name, kind="l3", parent="init")
         sw.assign_and_push(addr, name)
-        sw.add_port(f"tap-{name}", name)
-    sw.add_port("up0", "init")
+        sw.port_add(f"tap-{name}", name)
+    sw.port_add("up0", "init")
     sw.create("blue", kind="l2", parent="init")
-    sw.add_address("blue", "10.0.0.1/24")
+    sw.address_add("blue", "10.0.0.1/24")
     sw.create("b1", kind="l3", parent="blue")
     sw.assign_and_push("10.0.0.2/24", "b1")
-    sw.add_port("tap-b1", "b1")
+    sw.port_add("tap-b1", "b1")
     return sw
 
 

@@ -12,6 +12,7 @@ from scapy.compat import raw
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
+from fastpath.source_rule import may_send_from
 from pyctl.daemon.packets import ip_int
 from pyctl.daemon.slowpath import Route
 
@@ -68,10 +69,7 @@ class StaticView:
     def source_allowed(self, port_id, ip):
         ns = self.ports.get(port_id)
         scope = self.scopes[ns]
-        owner = self.owner(scope, ip)
-        if ns != scope:                      # an L3: its own addresses or 0.0.0.0
-            return ip == 0 or owner == ns
-        return owner is None                 # an L2 port: nobody else's address
+        return may_send_from(ns != scope, ns, self.owner(scope, ip), ip)
 
     def icmp_source(self, port_id):
         src = self.icmp_sources.get(port_id)
