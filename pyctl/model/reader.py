@@ -1,4 +1,4 @@
-"""The model's facts by id, for the parts that compile or serve it (``Switch.reader``).
+"""The model's facts by id, for the parts that compile or serve it (``Switch.read()``).
 
 The verbs answer people: names, access checks, sorted listings of text.  The
 compiler and the daemon ask other questions, many per change, by id: who holds
