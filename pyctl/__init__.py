@@ -24,11 +24,12 @@ The model's public API (the control socket's verbs, ``address-add`` -> ``address
 See docs/model.md.
 """
 from pyctl import errors
+from pyctl.model.events import ChangeEvent
 from pyctl.model.switch import ActingContext, Switch
-from pyctl.model.values import L2, L3, Event, Namespace, Port, Route, TaggedAddress
+from pyctl.model.values import L2, L3, Namespace, Port, Route, TaggedAddress
 
 __all__ = ["Switch", "ActingContext", "errors", "Namespace", "Port", "Route",
-           "TaggedAddress", "Event", "L2", "L3", "Topology"]
+           "TaggedAddress", "ChangeEvent", "L2", "L3", "Topology"]
 
 
 def __getattr__(name):

@@ -1,318 +1,171 @@
-"""The compiler's incremental half: which plan entries a model change may touch
-("marks"), and a ``Plan`` kept up to date by recompiling only those.
+"""The compile rules: the model's facts turned into plan entries, one entry at a time.
 
-A mark names a piece of the model by ids, resolved when the change happens
-(``Switch.watch`` calls at once, also inside a transaction): ``("ns", id)``
-a namespace's record (kind, scope, groups, ports), ``("scope", id)`` all of
-an L2 scope, ``("addr", scope, ip)``, ``("route", scope, (prefix, plen))``,
-``("port", id)``.  ``PlanBuilder.update(state, marks)`` recompiles the marked
-entries from the model's state, and those that depend on them (the routes via
-a gateway whose owner or its port changed, the broadcast and group lists an
-address or a membership is part of), through indexes of the plan; every write
-records the entry's previous value, so ``Edit.revert()`` puts plan and indexes
-back exactly.  ``compile_plan(snapshot)`` (pyctl.compile.compiler) is the oracle: the
-tests check the two agree after any sequence of changes.
+There is one set of rules.  ``PlanBuilder.update(reader, marks)`` recompiles
+the marked entries (``pyctl.compile.event_marks``) from the model's read API
+(``Switch.read()``), and those that depend on them through the plan's indexes
+(``pyctl.compile.plan_index``): the routes via a gateway whose holder or whose
+holder's port changed, the listeners of a directed broadcast, the members of a
+multicast group.  The full build is the same update with everything marked
+(``PlanBuilder.build``, ``compile_plan``).
+
+The rules, per entry:
+
+- a namespace: ``(scope, is_l3)``; its IPv4 groups (not link-local 224.0.0.0/24,
+  which reach the whole scope without an entry) make it a member in ``multicast``;
+- a port: ``(namespace, MAC bytes)``;
+- an IPv4 address held in a scope (loopback and IPv6 stay in the model): its holder
+  in ``addresses``; an L3 holding an address on a /30-or-wider subnet listens to
+  that subnet's directed broadcast (``broadcasts``);
+- an IPv4 route: out of its port if it names one, else out of the port of the L3
+  that holds its gateway; neither: ``unresolved`` (not installed).
 """
 import ipaddress
-from collections import Counter
 
-from pyctl.model.addressing import parse_interface, parse_network
-from pyctl.model.values import L2, L3
+from pyctl.compile.event_marks import Marks
+from pyctl.compile.plan import GONE, Plan, fast_path_ipv4
+from pyctl.compile.plan_index import Edit, PlanIndex
 
-__all__ = ["GONE", "PlanBuilder", "Edit", "marks_of", "LINK_LOCAL_PREFIX"]
+__all__ = ["PlanBuilder", "compile_plan", "LINK_LOCAL_PREFIX"]
 
 LINK_LOCAL_PREFIX = 0xE00000      # 224.0.0.0/24, as ip >> 8
 _ROUTE_WHY = "gateway {} is reachable through no port"
 
 
-class _Gone:
-    def __repr__(self):
-        return "GONE"
+def _mac_bytes(text):
+    return bytes(int(part, 16) for part in text.split(":"))
 
 
-GONE = _Gone()                    # "no entry", as a value
+def _multicast_groups(groups):
+    return frozenset(int(g) for g in groups
+                     if g.version == 4 and int(g) >> 8 != LINK_LOCAL_PREFIX)
 
 
-def _ipv4(ip):
-    """The int of an IPv4 address the fast path may hold (not loopback), else None."""
-    if ip.version != 4 or ip.is_loopback:
-        return None
-    return int(ip)
+def everything(reader):
+    """Marks covering the whole model."""
+    marks = Marks()
+    marks.namespaces.update(reader.namespace_ids())
+    marks.scopes.update(reader.scope_ids())
+    marks.ports.update(reader.port_ids())
+    return marks
 
 
-def marks_of(state, event):
-    """The marks of one change, read while ``state`` is the state right after it;
-    ``None`` when the kind is unknown (the caller then recompiles everything)."""
-    kind, d = event.kind, event.details
-    if kind == "namespace.create":
-        return {("ns", d["id"]), ("scope", d["id"])} if d["kind"] == L2 else {("ns", d["id"])}
-    if kind == "namespace.destroy":
-        marks = set()
-        for gone in d["destroyed"]:
-            marks.add(("ns", gone["id"]))
-            if gone["kind"] == L2:
-                marks.add(("scope", gone["id"]))
-        for text in d["returned"]:             # an L3's addresses, back with its parent
-            ip = _ipv4(parse_interface(text).ip)
-            if ip is not None:
-                marks.add(("addr", d["parent"], ip))
-        return marks
-    if kind.startswith("address."):
-        scope_name = {"address.add": "namespace", "address.delete": "namespace",
-                      "address.push": "from", "address.pull": "to",
-                      "address.assign_and_push": "scope"}.get(kind)
-        if scope_name is None:
-            return None
-        ip = _ipv4(parse_interface(d["address"]).ip)
-        return set() if ip is None else {("addr", state.by_name[d[scope_name]], ip)}
-    if kind in ("route.add", "route.delete"):
-        network = parse_network(d["dst"])
-        if network.version != 4:
-            return set()
-        key = (int(network.network_address), network.prefixlen)
-        return {("route", state.by_name[d["namespace"]], key)}
-    if kind in ("port.add", "port.delete"):
-        return {("port", d["id"]), ("ns", d["ns"])}
-    if kind in ("group.join", "group.leave"):
-        return {("ns", d["id"])}
-    return None
-
-
-class Edit:
-    """The writes of one update: each entry's value before it, to diff and to revert."""
-
-    def __init__(self, builder):
-        self.builder = builder
-        self.before = {}              # table name -> {key: value before (or GONE)}
-
-    def put(self, table, key, value):
-        b = self.builder
-        current = b.tables[table]
-        old = current.get(key, GONE)
-        if old == value:
-            return False
-        self.before.setdefault(table, {}).setdefault(key, old)
-        if old is not GONE:
-            b.unindex(table, key, old)
-        if value is GONE:
-            del current[key]
-        else:
-            current[key] = value
-            b.index(table, key, value)
-        return True
-
-    def old(self, table, key):
-        """The entry's value before this update."""
-        before = self.before.get(table, {})
-        if key in before:
-            return before[key]
-        return self.builder.tables[table].get(key, GONE)
-
-    def changes(self, table):
-        """[(key, before, now)] of the entries whose value changed."""
-        now = self.builder.tables[table]
-        return [(k, old, now.get(k, GONE)) for k, old in self.before.get(table, {}).items()
-                if now.get(k, GONE) != old]
-
-    def revert(self):
-        undo, self.before = self.before, {}
-        for table, entries in undo.items():
-            for key, old in entries.items():
-                self.put(table, key, old)
-        self.before = {}
+def compile_plan(switch):
+    """The plan of the whole model (what a full sync installs)."""
+    with switch.read() as reader:
+        return PlanBuilder.build(reader).plan
 
 
 class PlanBuilder:
-    """A ``Plan`` and the indexes that say what depends on what."""
+    """Keeps a ``PlanIndex`` (a plan and its indexes) equal to the model's plan."""
 
-    PLAN_TABLES = ("namespaces", "ports", "addresses", "prefixes", "broadcasts", "routes",
-                   "groups", "unresolved")
+    def __init__(self, index):
+        self.index = index
 
-    def __init__(self, plan):
-        self.plan = plan
-        # Tables beside the plan's: what each model piece contributes.
-        self.contrib = {}     # (scope, ip) -> (owner ns, directed broadcast): an L3 on a subnet
-        self.ns_groups = {}   # ns -> (scope, frozenset of IPv4 groups, not link-local)
-        self.route_src = {}   # (scope, prefix, plen) -> (L2 name, dst, gateway int, port id or None)
-        self.tables = {name: getattr(plan, name) for name in self.PLAN_TABLES}
-        self.tables.update(contrib=self.contrib, ns_groups=self.ns_groups,
-                           route_src=self.route_src)
-        # Indexes of those tables.
-        self.ns_ports = {}        # ns -> {port ids}
-        self.ns_addrs = {}        # ns -> {(scope, ip)} it owns
-        self.scope_addrs = {}     # scope -> {ip}
-        self.scope_routes = {}    # scope -> {(prefix, plen)} of its IPv4 routes
-        self.gw_routes = {}       # (scope, gateway) -> {route keys} of routes without a port
-        self.port_routes = {}     # port id -> {route keys} of installed routes
-        self.bcast_count = {}     # (scope, bcast) -> Counter(ns -> addresses on such subnets)
-        self.members = {}         # (scope, group) -> {ns}
-        self.touched_bcasts = set()
-        self.touched_groups = set()
+    @classmethod
+    def build(cls, reader):
+        """A builder holding the plan of the whole model."""
+        builder = cls(PlanIndex(Plan()))
+        builder.update(reader, everything(reader))
+        return builder
 
-    # -- indexes ------------------------------------------------------------------
+    @property
+    def plan(self):
+        return self.index.plan
 
-    def index(self, table, key, value):
-        self._index(table, key, value, True)
-
-    def unindex(self, table, key, value):
-        self._index(table, key, value, False)
-
-    def _index(self, table, key, value, add):
-        if table == "ports":
-            _set_edit(self.ns_ports, value[0], key, add)
-        elif table == "addresses":
-            _set_edit(self.ns_addrs, value, key, add)
-            _set_edit(self.scope_addrs, key[0], key[1], add)
-        elif table == "routes":
-            _set_edit(self.port_routes, value[0], key, add)
-        elif table == "route_src":
-            _set_edit(self.scope_routes, key[0], key[1:], add)
-            if value[3] is None:
-                _set_edit(self.gw_routes, (key[0], value[2]), key, add)
-        elif table == "contrib":
-            bkey = (key[0], value[1])
-            count = self.bcast_count.setdefault(bkey, Counter())
-            count[value[0]] += 1 if add else -1
-            if count[value[0]] == 0:
-                del count[value[0]]
-            if not count:
-                del self.bcast_count[bkey]
-            self.touched_bcasts.add(bkey)
-        elif table == "ns_groups":
-            scope, groups = value
-            for group in groups:
-                _set_edit(self.members, (scope, group), key, add)
-                self.touched_groups.add((scope, group))
-
-    # -- recompiling ----------------------------------------------------------------
-
-    def update(self, state, marks):
-        """Recompile the marked entries from ``state``; returns the ``Edit``."""
-        edit = Edit(self)
-        self.touched_bcasts, self.touched_groups = set(), set()
-        namespaces, ports, addrs, routes = set(), set(), set(), set()
-        for mark in marks:
-            what = mark[0]
-            if what == "ns":
-                namespaces.add(mark[1])
-            elif what == "port":
-                ports.add(mark[1])
-            elif what == "addr":
-                addrs.add(mark[1:])
-            elif what == "route":
-                routes.add((mark[1],) + mark[2])
-            elif what == "scope":
-                self._expand_scope(state, mark[1], namespaces, addrs, routes)
+    def update(self, reader, marks):
+        """Recompile the marked entries from ``reader``; returns the ``Edit``."""
+        index = self.index
+        edit = Edit(index)
+        index.touched_bcasts, index.touched_multicast = set(), set()
+        namespaces, ports = set(marks.namespaces), set(marks.ports)
+        addrs, routes = set(marks.addresses), set(marks.routes)
+        for scope in marks.scopes:
+            self._expand_scope(reader, scope, namespaces, addrs, routes)
         for ns in namespaces:
-            self._namespace(state, edit, ns, ports, routes)
+            self._namespace(reader, edit, ns, ports, routes)
         for pid in ports:
-            self._port(state, edit, pid, routes)
+            self._port(reader, edit, pid)
         for scope, ip in addrs:
-            self._address(state, edit, scope, ip, routes)
+            self._address(reader, edit, scope, ip, routes)
         for key in routes:
-            self._route(state, edit, key)
-        for key in self.touched_bcasts:
-            count = self.bcast_count.get(key)
-            edit.put("broadcasts", key, tuple(sorted(count)) if count else GONE)
-        for key in self.touched_groups:
-            members = self.members.get(key)
-            edit.put("groups", key, tuple(sorted(members)) if members else GONE)
+            self._route(reader, edit, key)
+        for key in index.touched_bcasts:
+            listeners = index.bcast_listeners.get(key)
+            edit.put("broadcasts", key, tuple(sorted(listeners)) if listeners else GONE)
+        for key in index.touched_multicast:
+            members = index.multicast_members.get(key)
+            edit.put("multicast", key, tuple(sorted(members)) if members else GONE)
         return edit
 
-    def _expand_scope(self, state, scope, namespaces, addrs, routes):
+    def _expand_scope(self, reader, scope, namespaces, addrs, routes):
+        """Every address and route of L2 ``scope``: those the plan has, those the model has."""
+        index = self.index
         namespaces.add(scope)
-        addrs.update((scope, ip) for ip in self.scope_addrs.get(scope, ()))
-        routes.update((scope,) + key for key in self.scope_routes.get(scope, ()))
-        record = state.namespaces.get(scope)
-        if record is None or record.kind != L2:
-            return
-        for ip in state.holders[scope]:
-            value = _ipv4(ip)
+        addrs.update((scope, ip) for ip in index.scope_addrs.get(scope, ()))
+        routes.update((scope,) + key for key in index.scope_routes.get(scope, ()))
+        for ip in reader.held_ips(scope):
+            value = fast_path_ipv4(ip)
             if value is not None:
                 addrs.add((scope, value))
-        for network in record.routes:
+        for network in reader.route_networks(scope):
             if network.version == 4:
                 routes.add((scope, int(network.network_address), network.prefixlen))
 
-    def _namespace(self, state, edit, ns, ports, routes):
-        record = state.namespaces.get(ns)
-        if record is None:
-            entry, port_ids, groups = GONE, set(), GONE
+    def _namespace(self, reader, edit, ns, ports, routes):
+        index = self.index
+        value = reader.namespace(ns)
+        if value is None:
+            entry, port_ids, multicast = GONE, set(), GONE
         else:
-            scope = state.scope_id(record)
-            entry = (scope, record.kind == L3)
-            port_ids = {state.ports[name].id for name in record.ports}
-            groups = (scope, frozenset(int(g) for g in record.groups
-                                       if g.version == 4 and int(g) >> 8 != LINK_LOCAL_PREFIX))
+            entry = (value.scope_id, value.is_l3)
+            port_ids = set(reader.port_ids_of(ns))
+            groups = _multicast_groups(reader.groups_of(ns))
+            multicast = (value.scope_id, groups) if groups else GONE
         changed = edit.put("namespaces", ns, entry)
-        edit.put("ns_groups", ns, groups if groups is GONE or groups[1] else GONE)
-        ports |= port_ids | self.ns_ports.get(ns, set())
-        if changed or port_ids != self.ns_ports.get(ns, set()):
+        edit.put("ns_multicast", ns, multicast)
+        known = index.ns_ports.get(ns, set())
+        ports |= port_ids | known
+        if changed or port_ids != known:
             # routes via this namespace's addresses go out of its port (or of none now)
-            for scope, ip in self.ns_addrs.get(ns, ()):
-                routes.update(self.gw_routes.get((scope, ip), ()))
+            for key in index.addresses_of(ns):
+                routes.update(index.gw_routes.get(key, ()))
 
-    def _port(self, state, edit, pid, routes):
-        name = state.port_names.get(pid)
-        if name is None:
-            entry = GONE
-        else:
-            port = state.ports[name]
-            entry = (port.ns, bytes(int(part, 16) for part in port.mac.split(":")))
-        old = self.plan.ports.get(pid)
-        if edit.put("ports", pid, entry) and old is not None:
-            routes.update(self.port_routes.get(pid, ()))
-            for scope, ip in self.ns_addrs.get(old[0], ()):
-                routes.update(self.gw_routes.get((scope, ip), ()))
+    def _port(self, reader, edit, pid):
+        # A port that comes, goes or moves changes the routes via its namespaces'
+        # addresses: every such change marks those namespaces too (``_namespace``).
+        port = reader.port(pid)
+        edit.put("ports", pid, GONE if port is None else (port.ns, _mac_bytes(port.mac)))
 
-    def _address(self, state, edit, scope, ip, routes):
-        holders = state.holders.get(scope)
-        holder = None if holders is None else holders.get(ipaddress.IPv4Address(ip))
-        if holder is None:
-            owner = prefix = contrib = GONE
+    def _address(self, reader, edit, scope, ip, routes):
+        holding = reader.holding(scope, ipaddress.IPv4Address(ip))
+        if holding is None:
+            owner = held = GONE
         else:
-            record = state.namespaces[holder]
-            network = record.addresses[ipaddress.IPv4Address(ip)].network
-            owner, prefix = holder, network.prefixlen
-            contrib = GONE
-            if record.kind == L3 and prefix <= 30:
-                contrib = (holder, int(network.broadcast_address))
+            owner = holding.holder
+            held = (owner, holding.address.network.prefixlen)
         edit.put("addresses", (scope, ip), owner)
-        edit.put("prefixes", (scope, ip), prefix)
-        edit.put("contrib", (scope, ip), contrib)
-        routes.update(self.gw_routes.get((scope, ip), ()))
+        edit.put("held", (scope, ip), held)
+        routes.update(self.index.gw_routes.get((scope, ip), ()))
 
-    def _route(self, state, edit, key):
+    def _route(self, reader, edit, key):
         scope, prefix, plen = key
-        record = state.namespaces.get(scope)
-        route = None
-        if record is not None and record.kind == L2:
-            route = record.routes.get(ipaddress.IPv4Network((prefix, plen)))
+        route = reader.route(scope, ipaddress.IPv4Network((prefix, plen)))
         if route is None:
             for table in ("route_src", "routes", "unresolved"):
                 edit.put(table, key, GONE)
             return
+        index = self.index
+        name = reader.namespace(scope).name
         gateway = int(ipaddress.IPv4Address(route.via)) if route.via else 0
-        port_id = None if route.port is None else state.ports[route.port].id
-        edit.put("route_src", key, (record.name, route.dst, gateway, port_id))
+        port_id = None if route.port is None else reader.port_id(route.port)
+        edit.put("route_src", key, (name, route.dst, gateway, port_id))
         if port_id is None:
-            owner = self.plan.addresses.get((scope, gateway))
-            entry = self.plan.namespaces.get(owner)
-            owner_ports = self.ns_ports.get(owner) if entry is not None and entry[1] else None
-            port_id = min(owner_ports) if owner_ports else None
+            owner = index.plan.addresses.get((scope, gateway))
+            entry = index.plan.namespaces.get(owner)
+            port_id = index.port_of(owner) if entry is not None and entry[1] else None
         if port_id is None:
             edit.put("routes", key, GONE)
-            edit.put("unresolved", key, (record.name, route.dst, _ROUTE_WHY.format(route.via)))
+            edit.put("unresolved", key, (name, route.dst, _ROUTE_WHY.format(route.via)))
         else:
             edit.put("routes", key, (port_id, gateway))
             edit.put("unresolved", key, GONE)
-
-
-def _set_edit(index, key, item, add):
-    if add:
-        index.setdefault(key, set()).add(item)
-    else:
-        members = index[key]
-        members.discard(item)
-        if not members:
-            del index[key]

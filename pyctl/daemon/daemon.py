@@ -34,6 +34,7 @@ from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
+from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
 from pyctl.daemon.multicast import Multicast, group_counters
 from pyctl.daemon.ratelimit import TokenBucket
@@ -93,7 +94,7 @@ class Daemon:
                                         max(1, limits.frames_per_second // 10), time.monotonic())
         self.slow_frames_over_budget = 0
         self.ports = PortManager(switch, self.loop, self.registry)
-        self.multicast = Multicast(switch, self.compiler, self.view, self.change)
+        self.multicast = Multicast(switch, self.view, self.change)
         self.control = None
         self._calls = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -180,9 +181,9 @@ class Daemon:
                 log.exception("could not apply %s", event.kind)
         # Told after the change was applied (inside change(), events wait for its end):
         # what the slow path keeps of a destroyed namespace goes, from the datapath too.
-        if event.kind == "namespace.destroy":
-            for gone in event.details["destroyed"]:
-                self.slowpath.forget_namespace(gone["id"])
+        if isinstance(event, NamespaceDestroyed):
+            for gone in event.destroyed:
+                self.slowpath.forget_namespace(gone.namespace.id)
 
     # ------------------------------------------------------------------ running
 

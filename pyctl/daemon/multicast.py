@@ -21,8 +21,8 @@ Learned and configured memberships (docs/multicast.md):
 
 The model is the truth of *who* is a member; the snooper's tables keep *how*
 (learned, with its expiry, or configured).  Model events keep them in line:
-a ``group.join`` the snooper did not make is configured, a ``group.leave`` drops
-the entry, a destroyed namespace loses its entries.
+a ``GroupJoined`` the snooper did not make is configured, a ``GroupLeft`` drops
+the entry, a ``NamespaceDestroyed`` takes the entries of what it destroyed.
 
 The querier: Linux hosts repeat their reports only when queried, so every open
 port gets an IGMPv3 general query when it first appears (and a second one a
@@ -36,9 +36,9 @@ import logging
 from collections import defaultdict
 
 from pyctl import errors
-
 from pyctl.daemon import igmp
 from pyctl.daemon import packets as pk
+from pyctl.model.events import GroupJoined, GroupLeft, NamespaceDestroyed
 
 log = logging.getLogger("tapswitch.multicast")
 
@@ -51,16 +51,15 @@ LAST_MEMBER_QUERY_INTERVAL = 1.0  # RFC 3376 8.8: max response time of a group-s
 class Multicast:
     """Snooping tables, querier and their glue to the model, for one daemon.
 
-    ``compiler`` gives the plan the fast path runs (ports, namespaces),
-    ``view`` the slow path's view of it (``icmp_source``, ``source_allowed``),
+    ``view`` is what the fast path runs, as the slow path sees it
+    (``pyctl.daemon.view.PlanView``: ports, namespaces, ``icmp_source``, ``source_allowed``),
     ``change`` is ``Daemon.change`` (a model transaction applied to the fast
     path, undone as a whole on failure).  Every method takes ``now``
     (``time.monotonic()`` seconds) and returns the frames to send, as
     ``[(port_id, frame)]``."""
 
-    def __init__(self, switch, compiler, view, change, config: igmp.IgmpConfig | None = None):
+    def __init__(self, switch, view, change, config: igmp.IgmpConfig | None = None):
         self.switch = switch
-        self.compiler = compiler
         self.view = view
         self._change = change
         self.snooper = igmp.IgmpSnooper(config)
@@ -85,28 +84,28 @@ class Multicast:
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _pin(self, scope, ns_id, text):
-        group = _ipv4_group(text)
+    def _pin(self, scope, ns_id, group):
+        group = _ipv4_group(group)
         if group is not None:
             self.snooper.table(scope).join(ns_id, group)
 
     def _on_event(self, event):
-        kind, details = event.kind, event.details
-        if kind == "namespace.destroy":
-            for gone in details["destroyed"]:
+        if isinstance(event, NamespaceDestroyed):
+            for gone in event.destroyed:
+                ns = gone.namespace
                 for table in self.snooper.tables.values():
-                    table.remove_namespace(gone["id"])
-                if gone["kind"] == "l2":
-                    self.snooper.remove_scope(gone["id"])
+                    table.remove_namespace(ns.id)
+                if ns.is_l2:
+                    self.snooper.remove_scope(ns.id)
         elif self._learning:
             return                        # the snooper's own change: its table has it
-        elif kind == "group.join":
-            self._pin(details["scope"], details["id"], details["group"])
-        elif kind == "group.leave":
-            group = _ipv4_group(details["group"])
-            table = self.snooper.tables.get(details["scope"])
+        elif isinstance(event, GroupJoined):
+            self._pin(event.namespace.scope_id, event.namespace.id, event.group)
+        elif isinstance(event, GroupLeft):
+            group = _ipv4_group(event.group)
+            table = self.snooper.tables.get(event.namespace.scope_id)
             if group is not None and table is not None:
-                table.drop(details["id"], group)
+                table.drop(event.namespace.id, group)
 
     # ------------------------------------------------------------------ snooping
 
@@ -238,15 +237,10 @@ class Multicast:
     # ------------------------------------------------------------------ helpers
 
     def _port(self, port_id):
-        plan = self.compiler.plan
-        entry = plan.ports.get(port_id)
-        if entry is None or entry[0] not in plan.namespaces:
-            return None
-        scope, is_l3 = plan.namespaces[entry[0]]
-        return entry[0], scope, is_l3
+        return self.view.port_place(port_id)
 
     def _ports_of(self, ns):
-        return sorted(pid for pid, (owner, _) in self.compiler.plan.ports.items() if owner == ns)
+        return self.view.ports_of(ns)
 
 
 def group_counters(raw_groups: dict, api, namespace=None) -> dict:
@@ -271,10 +265,11 @@ def group_counters(raw_groups: dict, api, namespace=None) -> dict:
     return dict(out)
 
 
-def _ipv4_group(text):
-    """The group as an int if the fast path has tables for it (IPv4, not link-local)."""
+def _ipv4_group(group):
+    """The group (text or an ``ipaddress`` address) as an int if the fast path has
+    tables for it (IPv4, not link-local)."""
     try:
-        group = pk.ip_int(text)
+        group = pk.ip_int(group)
     except (OSError, ValueError):
         return None                       # an IPv6 group: the model only
     return None if igmp.is_link_local_group(group) else group

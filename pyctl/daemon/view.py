@@ -1,5 +1,10 @@
 """What the slow path may know of the switch: ``SwitchView`` says what, ``PlanView``
-reads it from the plan the fast path runs, so both halves see the same facts."""
+reads it from the plan the fast path runs, so both halves see the same facts.
+
+``PlanView`` answers from the plan's tables and indexes (``Compiler.index``,
+``pyctl.compile.plan_index.PlanIndex``) in O(1) or O(answer), never from a scan of
+the ports or addresses.
+"""
 from __future__ import annotations
 
 from typing import NamedTuple, Protocol
@@ -57,35 +62,39 @@ class PlanView:
         self._dp = datapath
 
     @property
-    def _plan(self):
-        return self._compiler.plan
+    def _index(self):
+        return self._compiler.index
 
     def port_namespace(self, port_id):
-        entry = self._plan.ports.get(port_id)
+        entry = self._index.plan.ports.get(port_id)
         return None if entry is None else entry[0]
+
+    def port_place(self, port_id):
+        """``(namespace, scope, is_l3)`` of the port, or None."""
+        plan = self._index.plan
+        entry = plan.ports.get(port_id)
+        place = None if entry is None else plan.namespaces.get(entry[0])
+        return None if place is None else (entry[0], place[0], place[1])
 
     def port_scope(self, port_id):
-        ns = self.port_namespace(port_id)
-        entry = None if ns is None else self._plan.namespaces.get(ns)
-        return None if entry is None else entry[0]
+        place = self.port_place(port_id)
+        return None if place is None else place[1]
 
     def port_mac(self, port_id):
-        entry = self._plan.ports.get(port_id)
+        entry = self._index.plan.ports.get(port_id)
         return None if entry is None else entry[1]
 
-    def owner(self, scope, ip):
-        return self._plan.addresses.get((scope, ip))
+    def ports_of(self, ns):
+        """The ids of namespace ``ns``'s ports, lowest first."""
+        return self._index.ports_of(ns)
 
-    def _port_of(self, ns):
-        for pid, (owner, _) in self._plan.ports.items():
-            if owner == ns:
-                return pid
-        return None
+    def owner(self, scope, ip):
+        return self._index.plan.addresses.get((scope, ip))
 
     def route(self, scope, ip):
         owner = self.owner(scope, ip)
         if owner is not None and owner != scope:
-            port = self._port_of(owner)
+            port = self._index.port_of(owner)
             return None if port is None else Route(port, ip)
         found = self._dp.lookup_route(scope, ip)
         if found is None:
@@ -94,25 +103,24 @@ class PlanView:
         return Route(port, gateway or ip)
 
     def source_allowed(self, port_id, ip):
-        ns = self.port_namespace(port_id)
-        if ns is None:
+        place = self.port_place(port_id)
+        if place is None:
             return False
-        scope, is_l3 = self._plan.namespaces[ns]
-        owner = BROADCAST if (scope, ip) in self._plan.broadcasts else self.owner(scope, ip)
+        ns, scope, is_l3 = place
+        owner = BROADCAST if (scope, ip) in self._index.plan.broadcasts else self.owner(scope, ip)
         return may_send_from(is_l3, ns, owner, ip)
 
     def icmp_source(self, port_id):
-        """The scope's own address on the endpoint's subnet, else any of the scope's own."""
-        ns = self.port_namespace(port_id)
-        if ns is None:
+        """The scope's own address on a subnet of the endpoint's addresses (the lowest
+        such), else the scope's lowest own address."""
+        place = self.port_place(port_id)
+        if place is None:
             return None
-        scope = self._plan.namespaces[ns][0]
-        own = [ip for (s, ip), owner in self._plan.addresses.items() if s == scope and owner == scope]
-        if not own:
-            return None
-        mine = [ip for (s, ip), owner in self._plan.addresses.items() if s == scope and owner == ns]
-        for candidate in own:
-            mask = (0xFFFFFFFF << (32 - self._plan.prefixes[(scope, candidate)])) & 0xFFFFFFFF
-            if any((candidate ^ addr) & mask == 0 for addr in mine):
-                return candidate                    # on the endpoint's subnet: its gateway
-        return own[0]
+        ns, scope, _ = place
+        index = self._index
+        if ns != scope:
+            near = [index.own_address_near(scope, ip) for _, ip in index.addresses_of(ns)]
+            near = [ip for ip in near if ip is not None]
+            if near:
+                return min(near)                   # on the endpoint's subnet: its gateway
+        return index.own_address(scope)

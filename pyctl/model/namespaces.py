@@ -13,6 +13,9 @@ from fastpath import source_rule
 from pyctl import errors
 from pyctl.deprecated import with_renamed_aliases
 from pyctl.model.access import Access, locked
+from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
+                                AddressPushed, DestroyedNamespace, NamespaceCreated,
+                                NamespaceDestroyed)
 from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, check_namespace_name,
                               parse_interface, parse_ip, sort_key)
 from pyctl.model.state import ROOT_ID
@@ -74,7 +77,7 @@ class NamespaceVerbs(Access):
             raise errors.AlreadyExists(f"a namespace named {name!r} already exists")
         record = state.add_namespace(name, kind, parent_record.id)
         value = record.value()
-        self._sw._commit("namespace.create", ("namespaces",), value.to_dict())
+        self._sw._commit(NamespaceCreated, namespace=value)
         return value
 
     @locked
@@ -102,39 +105,31 @@ class NamespaceVerbs(Access):
                               f"destroy them first or destroy recursively")
         doomed = state.subtree(record)
         parent = state.namespaces[record.parent]
-        returned, removed, ports = [], [], []
-        categories = ["namespaces"]
+        returned = ()
         if record.kind == L3:
-            for ip, iface in sorted(record.addresses.items(), key=lambda item: sort_key(item[1])):
-                parent.addresses[ip] = iface
-                state.holders[parent.id][ip] = parent.id
-                returned.append(str(iface))
-        else:
-            removed = [str(i) for r in doomed for i in sorted(r.addresses.values(), key=sort_key)]
-        if returned or removed:
-            categories.append("addresses")
-        if any(r.routes for r in doomed):
-            categories.append("routes")
-        if any(r.groups for r in doomed):
-            categories.append("groups")
+            returned = tuple(sorted(record.addresses.values(), key=sort_key))
+            for iface in returned:
+                parent.addresses[iface.ip] = iface
+                state.holders[parent.id][iface.ip] = parent.id
+            record.addresses.clear()
+        destroyed = []
         for doomed_record in reversed(doomed):        # children before parents
-            for port_name in list(doomed_record.ports):
-                ports.append(port_name)
-                self._drop_port(state.ports[port_name])
+            ports = tuple(state.ports[name].value() for name in doomed_record.ports)
+            for port in ports:
+                self._drop_port(state.ports[port.name])
+            destroyed.append(DestroyedNamespace(
+                doomed_record.value(),
+                tuple(sorted(doomed_record.addresses.values(), key=sort_key)),
+                tuple(sorted(doomed_record.routes, key=sort_key)), ports,
+                tuple(sorted(doomed_record.groups, key=sort_key))))
             if doomed_record.kind == L2:
                 del state.holders[doomed_record.id]
             del state.namespaces[doomed_record.id]
             del state.by_name[doomed_record.name]
             state.namespace_ids.release(doomed_record.id)
         parent.children.remove(record.id)
-        if ports:
-            categories.append("ports")
-        details = {
-            "id": record.id, "name": record.name, "kind": record.kind, "parent": parent.id,
-            "destroyed": [{"id": r.id, "name": r.name, "kind": r.kind} for r in reversed(doomed)],
-            "returned": returned, "removed_addresses": removed, "removed_ports": ports,
-        }
-        self._sw._commit("namespace.destroy", categories, details)
+        self._sw._commit(NamespaceDestroyed, namespace=destroyed[-1].namespace,
+                         parent=parent.value(), destroyed=tuple(destroyed), returned=returned)
 
     # -- addresses ------------------------------------------------------------
 
@@ -170,8 +165,7 @@ class NamespaceVerbs(Access):
                                       f"in the scope of '{record.name}'")
         record.addresses[iface.ip] = iface
         holders[iface.ip] = record.id
-        self._sw._commit("address.add", ("addresses",),
-                         {"namespace": record.name, "address": str(iface)})
+        self._sw._commit(AddressAdded, address=iface, scope=record.value())
 
     @locked
     def address_del(self, namespace, address):
@@ -192,8 +186,7 @@ class NamespaceVerbs(Access):
             raise errors.NotFound(f"'{record.name}' has {record.addresses[iface.ip]}, not {iface}")
         del record.addresses[iface.ip]
         del holders[iface.ip]
-        self._sw._commit("address.delete", ("addresses",),
-                         {"namespace": record.name, "address": str(iface)})
+        self._sw._commit(AddressDeleted, address=iface, scope=record.value())
 
     @locked
     def push(self, address, namespace):
@@ -219,8 +212,8 @@ class NamespaceVerbs(Access):
         del parent.addresses[iface.ip]
         record.addresses[iface.ip] = iface
         state.holders[parent.id][iface.ip] = record.id
-        self._sw._commit("address.push", ("addresses",),
-                         {"address": str(iface), "from": parent.name, "to": record.name})
+        self._sw._commit(AddressPushed, address=iface, scope=parent.value(),
+                         tenant=record.value())
 
     @locked
     def pull(self, address, namespace):
@@ -238,8 +231,8 @@ class NamespaceVerbs(Access):
         del record.addresses[iface.ip]
         parent.addresses[iface.ip] = iface
         state.holders[parent.id][iface.ip] = parent.id
-        self._sw._commit("address.pull", ("addresses",),
-                         {"address": str(iface), "from": record.name, "to": parent.name})
+        self._sw._commit(AddressPulled, address=iface, scope=parent.value(),
+                         tenant=record.value())
 
     @locked
     def assign_and_push(self, address, namespace):
@@ -260,8 +253,8 @@ class NamespaceVerbs(Access):
                                       f"in the scope of '{parent.name}'")
         record.addresses[iface.ip] = iface
         state.holders[parent.id][iface.ip] = record.id
-        self._sw._commit("address.assign_and_push", ("addresses",),
-                         {"address": str(iface), "scope": parent.name, "to": record.name})
+        self._sw._commit(AddressAssigned, address=iface, scope=parent.value(),
+                         tenant=record.value())
 
     @locked
     def addresses(self, namespace=None, tagged=False):

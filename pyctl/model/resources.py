@@ -10,6 +10,8 @@ import ipaddress
 from pyctl import errors
 from pyctl.deprecated import group_first, with_renamed_aliases
 from pyctl.model.access import Access, locked
+from pyctl.model.events import (GroupJoined, GroupLeft, PortAdded, PortDeleted, RouteAdded,
+                                RouteDeleted)
 from pyctl.model.addressing import (check_port_name, parse_group, parse_ip, parse_mac, parse_network,
                               sort_key)
 from pyctl.model.port_options import check_port_options
@@ -53,21 +55,22 @@ class ResourceVerbs(Access):
             if (gateway.is_multicast or gateway.is_loopback or gateway.is_unspecified
                     or str(gateway) == "255.255.255.255"):
                 raise errors.InvalidArgument(f"invalid gateway {gateway}: not a unicast address")
-        port_name = None
+        port_record = None
         if port is not None:
             port_record = self._resolve_port(self._actor(), port)
             if port_record.ns != record.id:
                 owner = self._sw._state.namespaces[port_record.ns].name
                 raise errors.InvalidArgument(f"port '{port_record.name}' is attached to "
                                              f"'{owner}', not to '{record.name}'")
-            port_name = port_record.name
-        if gateway is None and port_name is None:
+        if gateway is None and port_record is None:
             raise errors.InvalidArgument(f"route to {network} needs a gateway (via) or a port")
         if network in record.routes:
             raise errors.AlreadyExists(f"'{record.name}' already has a route to {network}")
-        route = Route(str(network), None if gateway is None else str(gateway), port_name)
+        route = Route(str(network), None if gateway is None else str(gateway),
+                      None if port_record is None else port_record.name)
         record.routes[network] = route
-        self._sw._commit("route.add", ("routes",), {"namespace": record.name, **route.to_dict()})
+        self._sw._commit(RouteAdded, scope=record.value(), network=network, via=gateway,
+                         port=None if port_record is None else port_record.value())
         return route
 
     @locked
@@ -86,7 +89,10 @@ class ResourceVerbs(Access):
             raise errors.NotFound(f"the route to {network} in '{record.name}' uses port "
                                   f"{route.port!r}, not {port!r}")
         del record.routes[network]
-        self._sw._commit("route.delete", ("routes",), {"namespace": record.name, **route.to_dict()})
+        port_record = None if route.port is None else self._sw._state.ports[route.port]
+        self._sw._commit(RouteDeleted, scope=record.value(), network=network,
+                         via=None if route.via is None else parse_ip(route.via),
+                         port=None if port_record is None else port_record.value())
 
     @locked
     def routes(self, namespace=None):
@@ -137,7 +143,7 @@ class ResourceVerbs(Access):
         state.macs[mac] = name
         record.ports.append(name)
         value = port.value()
-        self._sw._commit("port.add", ("ports",), {**value.to_dict(), "namespace": record.name})
+        self._sw._commit(PortAdded, port=value, namespace=record.value())
         return value
 
     @locked
@@ -154,7 +160,7 @@ class ResourceVerbs(Access):
                               f"of '{owner.name}': delete them first")
         value = port.value()
         self._drop_port(port)
-        self._sw._commit("port.delete", ("ports",), {**value.to_dict(), "namespace": owner.name})
+        self._sw._commit(PortDeleted, port=value, namespace=owner.value())
 
     @locked
     def port(self, ref):
@@ -190,7 +196,7 @@ class ResourceVerbs(Access):
         if ip in record.groups:
             raise errors.AlreadyExists(f"'{record.name}' is already a member of {ip}")
         record.groups.add(ip)
-        self._sw._commit("group.join", ("groups",), self._group_details(record, ip))
+        self._sw._commit(GroupJoined, namespace=record.value(), group=ip)
 
     @group_first
     @locked
@@ -201,13 +207,7 @@ class ResourceVerbs(Access):
         if ip not in record.groups:
             raise errors.NotFound(f"'{record.name}' is not a member of {ip}")
         record.groups.remove(ip)
-        self._sw._commit("group.leave", ("groups",), self._group_details(record, ip))
-
-    def _group_details(self, record, ip):
-        # Ids too: a listener keyed by id (the daemon's snooping tables) needs no lookup
-        # of a name that a later verb of the same transaction may have reused.
-        return {"namespace": record.name, "id": record.id, "group": str(ip),
-                "scope": self._sw._state.scope_id(record)}
+        self._sw._commit(GroupLeft, namespace=record.value(), group=ip)
 
     @locked
     def groups(self, namespace=None):

@@ -18,9 +18,9 @@ from types import MappingProxyType
 
 from pyctl import errors
 from pyctl.model.namespaces import NamespaceVerbs
+from pyctl.model.reader import ModelReader
 from pyctl.model.resources import ResourceVerbs
 from pyctl.model.state import State
-from pyctl.model.values import Event
 
 __all__ = ["Switch", "ActingContext"]
 
@@ -43,6 +43,7 @@ class Switch(_Verbs):
         self._watchers = []           # told of every change at once, and of undone ones
         self._pending = None          # events held back by an open transaction
         self.subscriber_errors = 0    # callbacks that raised (the changes stood)
+        self._reader = ModelReader(self)
 
     def _actor(self):
         return None
@@ -51,6 +52,13 @@ class Switch(_Verbs):
     def acting(self):
         """The acting namespace (``None``: the administrator)."""
         return None
+
+    @contextlib.contextmanager
+    def read(self):
+        """``with switch.read() as reader:`` the model's facts by id (``ModelReader``),
+        all of one state: the model's lock is held until the ``with`` ends."""
+        with self._lock:
+            yield self._reader
 
     @property
     def version(self):
@@ -76,7 +84,8 @@ class Switch(_Verbs):
     # -- change announcements -------------------------------------------------
 
     def subscribe(self, callback):
-        """Call ``callback(event)`` after every successful change; returns an unsubscribe function.
+        """Call ``callback(event)`` after every successful change (``event``: one of
+        ``pyctl.model.events.EVENT_TYPES``); returns an unsubscribe function.
 
         Callbacks run in version order, under the model's lock, after the change
         is complete. A callback that raises does not undo the change nor stop the
@@ -113,12 +122,14 @@ class Switch(_Verbs):
                 log.exception("watcher %r failed on %s (version %d)", callback, event.kind,
                               event.version)
 
-    def _commit(self, kind, categories, details):
+    def _commit(self, event_type, **fields):
+        """A verb changed the state: bump the versions, tell the watchers and send (or,
+        in a transaction, hold back) the ``event_type`` event made of ``fields``."""
         state = self._state
-        state.version += 1
-        for category in categories:
+        event = event_type(version=state.version + 1, **fields)
+        state.version = event.version
+        for category in event.categories:
             state.versions[category] += 1
-        event = Event(kind, details, state.version, tuple(categories))
         self._tell_watchers(event, False)
         if self._pending is not None:
             self._pending.append(event)

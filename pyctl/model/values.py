@@ -1,5 +1,5 @@
-"""The immutable values the model hands out: namespaces, ports, routes,
-tagged addresses and change events.
+"""The immutable values the model hands out: namespaces, ports, routes and
+tagged addresses (the change events are in ``pyctl.model.events``).
 
 They are copies: holding one never pins or changes the model. Each has
 ``to_dict()`` giving plain JSON-able data (what the control socket sends).
@@ -7,7 +7,7 @@ They are copies: holding one never pins or changes the model. Each has
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple, Optional
 
-__all__ = ["Namespace", "Port", "Route", "TaggedAddress", "Event", "L2", "L3"]
+__all__ = ["Namespace", "Port", "Route", "TaggedAddress", "L2", "L3"]
 
 L2 = "l2"
 L3 = "l3"
@@ -29,6 +29,11 @@ class Namespace:
     @property
     def is_l3(self):
         return self.kind == L3
+
+    @property
+    def scope_id(self):
+        """The id of the L2 whose routes and address space it uses (an L2: itself)."""
+        return self.parent if self.kind == L3 else self.id
 
     def to_dict(self):
         return asdict(self)
@@ -69,18 +74,3 @@ class TaggedAddress(NamedTuple):
 
     address: str
     owner: str
-
-
-@dataclass(frozen=True)
-class Event:
-    """One successful change: ``kind`` like ``"address.push"``, ``details`` plain data,
-    ``version`` the switch's version after it, ``categories`` the versions it bumped."""
-
-    kind: str
-    details: dict = field(hash=False)
-    version: int
-    categories: tuple
-
-    def to_dict(self):
-        return {"kind": self.kind, "details": self.details, "version": self.version,
-                "categories": list(self.categories)}

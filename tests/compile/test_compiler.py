@@ -5,8 +5,9 @@ import pytest
 
 from fastpath import Datapath
 from pyctl import Switch
-from pyctl.compile.compiler import Compiler, compile_plan
-from tests.support.compiler import FailingDatapath
+from pyctl.compile.compiler import Compiler
+from pyctl.compile.plan_builder import compile_plan
+from tests.support.compiler import compiler_over
 
 
 def ip(text):
@@ -40,7 +41,7 @@ def ids(sw):
 
 def test_plan_holds_the_models_facts(sw):
     ns, ports = ids(sw)
-    plan = compile_plan(sw.snapshot())
+    plan = compile_plan(sw)
     assert plan.addresses[(0, ip("10.0.0.2"))] == ns["web"]
     assert plan.addresses[(ns["blue"], ip("10.0.0.2"))] == ns["b1"]
     assert plan.addresses[(0, ip("10.0.0.1"))] == 0
@@ -81,11 +82,7 @@ def dp_state(dp, sw_ids, scopes, addrs):
 def test_a_refused_write_leaves_model_and_datapath_as_they_were(sw, fail_at):
     ns, _ = ids(sw)
     real = Datapath(max_namespaces=64, max_ports=64)
-    Compiler(sw, real).sync()
-    flaky = FailingDatapath(real, fail_at)
-    comp = Compiler(sw, flaky)
-    comp.plan = compile_plan(sw.snapshot())
-    comp.synced_version = sw.version
+    comp, _ = compiler_over(sw, real, fail_at)
     scopes = [0, ns["blue"]]
     addrs = [ip(f"10.0.0.{i}") for i in (1, 2, 3, 4, 255)]
     before_dp = dp_state(real, ns, scopes, addrs)

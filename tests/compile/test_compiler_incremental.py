@@ -1,8 +1,11 @@
-"""The incremental compiler against its oracle: after any sequence of model
+"""The incremental compiler against its oracles: after any sequence of model
 changes (refused ones, batches, transactions committed or rolled back, syncs
 inside them, datapath writes refused halfway) the plan ``Compiler.sync()``
-keeps equals ``compile_plan(switch.snapshot())``, and the datapath holds what a
-fresh full compile into an empty datapath installs."""
+keeps equals a fresh full build (``compile_plan(switch)``, the same rules
+applied to everything) and the independent oracle ``expected_plan(snapshot)``
+(tests/support/plan_oracle.py), and the datapath holds what a fresh full
+compile into an empty datapath installs; the slow path's view of the kept plan
+(``PlanView``, answered from the plan's indexes) says what a scan of the model says."""
 import copy
 import ipaddress
 
@@ -14,16 +17,20 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from fastpath import Datapath
 from fastpath.reference import ReferenceDatapath
 from pyctl import Switch, errors
-from pyctl.compile.compiler import Compiler, compile_plan
+from pyctl.compile.compiler import Compiler
+from pyctl.compile.plan_builder import compile_plan
+from pyctl.daemon.view import PlanView
 
 from tests.support.compiler import FailingDatapath
+from tests.support.plan_oracle import expected_plan, expected_view
 
 NAMES = ["init", "a", "b", "c", "d", "e"]
 PORTS = ["p0", "p1", "p2", "p3"]
 # /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: a
-# plan the datapath refuses), a /31, IPv6 and loopback (they stay in the model).
+# plan the datapath refuses), a /30 and a /31 (the widest and narrowest subnets with and
+# without a directed broadcast), IPv6 and loopback (they stay in the model).
 ADDRESSES = ["10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24", "10.0.0.130/25", "10.0.0.255/16",
-             "10.0.1.1/31", "fd00::1/64", "127.0.0.2/8"]
+             "10.0.1.1/31", "10.0.2.1/30", "fd00::1/64", "127.0.0.2/8"]
 GATEWAYS = [None, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.130", "10.0.0.254"]
 ROUTES = ["10.9.0.0/16", "10.8.0.0/16", "0.0.0.0/0", "10.9.1.0/24", "fd00:9::/64"]
 GROUPS = ["239.1.1.1", "239.2.2.2", "ff05::1"]
@@ -75,7 +82,7 @@ def probe(dp, keys):
             pass
     return (ports, {k: dp.lookup_address(*k) for k in keys["addresses"]},
             {k: dp.lookup_broadcast(*k) for k in keys["broadcasts"]},
-            {k: dp.lookup_group(*k) for k in keys["groups"]},
+            {k: dp.lookup_group(*k) for k in keys["multicast"]},
             {s: dp.routes(s) for s in scopes})
 
 
@@ -95,7 +102,7 @@ class IncrementalMachine(RuleBasedStateMachine):
         self.comp = Compiler(self.sw, self.ref)
         self.core = Datapath(**LIMITS)
         self.core_comp = Compiler(self.sw, self.core)
-        self.seen = {"addresses": set(), "broadcasts": set(), "groups": set()}
+        self.seen = {"addresses": set(), "broadcasts": set(), "multicast": set()}
 
     # -- one random verb (refusals are part of the game) -------------------------------
 
@@ -237,9 +244,13 @@ class IncrementalMachine(RuleBasedStateMachine):
                     assert tables(self.ref) == tables_before
                 continue
             assert refused is None
-            assert comp.plan == compile_plan(self.sw.snapshot())
+            assert comp.plan == compile_plan(self.sw) == expected_plan(self.sw.snapshot())
         if refused is not None:
             return
+        view = PlanView(self.comp, self.ref)
+        assert {pid: (view.port_place(pid), view.ports_of(view.port_namespace(pid)),
+                      view.icmp_source(pid)) for pid in self.comp.plan.ports} == \
+            expected_view(self.sw.snapshot())
         fresh = ReferenceDatapath(**LIMITS)
         Compiler(self.sw, fresh).sync()
         assert tables(self.ref) == tables(fresh)
@@ -305,7 +316,7 @@ def test_pulling_a_gateway_takes_its_routes_out_and_pushing_puts_them_back(sw):
     sw.push("10.0.0.2/24", "web")
     comp.sync()
     assert key in comp.plan.routes and key not in comp.plan.unresolved
-    assert comp.plan == compile_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot())
 
 
 def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
@@ -321,7 +332,7 @@ def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
             assert comp.plan != before
             raise _Rollback()
     comp.sync()
-    assert comp.plan == before == compile_plan(sw.snapshot())
+    assert comp.plan == before == expected_plan(sw.snapshot())
 
 
 def test_a_refused_write_keeps_the_change_to_retry(sw):
@@ -337,13 +348,13 @@ def test_a_refused_write_keeps_the_change_to_retry(sw):
     assert comp.plan == before
     comp.datapath = real
     comp.sync()
-    assert comp.plan == compile_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot())
     assert real.lookup_route(0, int(ipaddress.ip_address("10.64.0.1"))) is None
 
 
 def test_an_assigned_plan_is_diffed_in_full(sw):
     comp, recorder = recorded(sw)
-    comp.plan = compile_plan(Switch().snapshot())        # as if the datapath ran an empty switch
+    comp.plan = compile_plan(Switch())                   # as if the datapath ran an empty switch
     comp.sync()
-    assert comp.plan == compile_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot())
     assert sum(name == "add_route" for name, _ in recorder.calls) == len(comp.plan.routes)

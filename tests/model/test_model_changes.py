@@ -1,5 +1,6 @@
 """How changes are seen: versions, per-category versions, subscriber events
 (and what a failing subscriber does), snapshots and transactions."""
+import ipaddress
 import json
 import logging
 
@@ -7,6 +8,7 @@ import pytest
 
 from tests.support.model import refused, tenants
 from pyctl import Switch, errors
+from pyctl.model.events import AddressAssigned
 
 
 def test_every_change_bumps_the_version_and_its_categories():
@@ -45,9 +47,16 @@ def test_events_describe_each_change_in_order():
     sw.destroy("web")
     assert [(e.kind, e.version) for e in events] == [
         ("namespace.create", 1), ("address.assign_and_push", 2), ("namespace.destroy", 3)]
-    assert events[1].details == {"address": "10.0.0.5/24", "scope": "init", "to": "web"}
-    assert events[2].details["returned"] == ["10.0.0.5/24"]
+    assert isinstance(events[1], AddressAssigned)
+    assert (events[1].address, events[1].scope.name, events[1].tenant.name) == (
+        ipaddress.ip_interface("10.0.0.5/24"), "init", "web")
+    assert events[2].returned == (ipaddress.ip_interface("10.0.0.5/24"),)
     assert events[2].categories == ("namespaces", "addresses")
+    assert events[1].to_dict() == {
+        "kind": "address.assign_and_push", "version": 2, "address": "10.0.0.5/24",
+        "scope": {"id": 0, "name": "init", "kind": "l2", "parent": None},
+        "tenant": {"id": 1, "name": "web", "kind": "l3", "parent": 0},
+        "categories": ["addresses"]}
     json.dumps([e.to_dict() for e in events])
 
 

@@ -4,7 +4,8 @@ assign-and-push, checked against a small shadow model after every step.
 Invariants: every address has exactly one holder in its scope; an L3 never
 has children; a namespace lists exactly its own addresses plus loopback (and
 an L2's tagged view adds its descendants'); destroying an L3 returns its
-addresses to its parent; a refused step changes nothing at all.
+addresses to its parent; a refused step changes nothing at all; the id-keyed
+read API (``Switch.read()``) answers the same.
 """
 import copy
 import functools
@@ -201,6 +202,22 @@ class ModelMachine(RuleBasedStateMachine):
                 assert self.sw.may_send_from(name, str(ip))
                 assert all(not self.sw.may_send_from(other, str(ip))
                            for other in members if other != name)
+
+    @invariant()
+    def the_reader_answers_like_the_shadow(self):
+        ids = {n.name: n.id for n in self.sw.namespaces()}
+        with self.sw.read() as reader:
+            assert set(reader.namespace_ids()) == set(ids.values())
+            assert set(reader.scope_ids()) == {ids[n] for n, k in self.kind.items() if k == "l2"}
+            for name, held in self.own.items():
+                assert reader.namespace(ids[name]).name == name
+                scope = ids[self.scope(name)]
+                for ip, address in held.items():
+                    assert reader.holding(scope, ip) == (ids[name], ipaddress.ip_interface(address))
+            for scope in (n for n, k in self.kind.items() if k == "l2"):
+                expected = {ip for n, held in self.own.items() if self.scope(n) == scope
+                            for ip in held}
+                assert set(reader.held_ips(ids[scope])) == expected
 
     @invariant()
     def tagged_view_covers_the_subtree(self):

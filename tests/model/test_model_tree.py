@@ -4,6 +4,7 @@ import pytest
 
 from tests.support.model import refused, tenants
 from pyctl import Namespace, Switch, errors
+from pyctl.model.events import NamespaceDestroyed
 
 
 def test_root_is_init_l2_with_id_0():
@@ -145,12 +146,12 @@ def test_recursive_destroy_removes_the_subtree_and_its_scopes_addresses():
     assert sw.addresses("init") == ["127.0.0.1/8", "::1/128", "10.0.0.1/24"]
     assert sw.ports() == []
     (event,) = events
-    assert event.kind == "namespace.destroy"
-    assert [d["name"] for d in event.details["destroyed"]] == ["inner", "probe", "lab"]
-    assert sorted(event.details["removed_addresses"]) == ["10.0.0.1/24", "10.0.0.5/24",
-                                                          "192.168.1.1/24"]
-    assert event.details["returned"] == []
-    assert event.details["removed_ports"] == ["tap-probe"]
+    assert isinstance(event, NamespaceDestroyed) and event.kind == "namespace.destroy"
+    assert [d.namespace.name for d in event.destroyed] == ["inner", "probe", "lab"]
+    assert sorted(map(str, event.removed_addresses)) == ["10.0.0.1/24", "10.0.0.5/24",
+                                                         "192.168.1.1/24"]
+    assert event.returned == ()
+    assert [p.name for p in event.removed_ports] == ["tap-probe"]
     # the names and the scope are free again
     sw.create("lab", kind="l2")
     sw.address_add("lab", "10.0.0.5/24")

@@ -1,4 +1,6 @@
 """A datapath that refuses the n-th table write: the compiler tests' fault injector."""
+from pyctl.compile.compiler import Compiler
+from pyctl.compile.plan_builder import compile_plan
 
 
 class FailingDatapath:
@@ -24,3 +26,15 @@ class FailingDatapath:
             self.calls.append((name, args))
             return attr(*args)
         return write
+
+
+def compiler_over(sw, dp, fail_at=0):
+    """A compiler for ``sw`` whose datapath ``dp`` already runs its plan, writing through
+    ``FailingDatapath(dp, fail_at)`` (0: never refuses; ``calls`` records the writes).
+    Its next sync diffs two whole plans (it was handed the plan, not told the changes)."""
+    Compiler(sw, dp).sync()
+    failing = FailingDatapath(dp, fail_at)
+    comp = Compiler(sw, failing)
+    comp.plan = compile_plan(sw)
+    comp.synced_version = sw.version
+    return comp, failing

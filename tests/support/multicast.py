@@ -107,7 +107,7 @@ class Rig:
         self.compiler = Compiler(self.sw, self.dp)
         self.compiler.sync()
         self.view = PlanView(self.compiler, self.dp)
-        self.mc = Multicast(self.sw, self.compiler, self.view, self.change)
+        self.mc = Multicast(self.sw, self.view, self.change)
         self.mc.attach()
         self.ids = {ns.name: ns.id for ns in self.sw.namespaces()}
         self.ports = {p.name: p.id for p in self.sw.ports()}
