@@ -29,7 +29,7 @@ import time
 
 import fastpath
 from pyctl import Switch
-from pyctl.compiler import Compiler
+from pyctl.compile.compiler import Compiler
 
 TENANTS = 200
 ROUTE_BASE = int(ipaddress.ip_address("10.64.0.0"))      # routes: prefixes of 10.64.0.0/10
@@ -55,20 +55,20 @@ def _address(i):
 def build(n):
     """The loaded model and a compiler whose datapath runs it."""
     sw = Switch()
-    sw.add_port("up0", "init")
-    sw.add_address("init", "10.0.0.1/24")
+    sw.port_add("up0", "init")
+    sw.address_add("init", "10.0.0.1/24")
     tenants = [f"t{k}" for k in range(TENANTS)]
     for k, name in enumerate(tenants):
         sw.create(name, kind="l3", parent="init")
-        sw.add_port(f"tap{k}", name)
+        sw.port_add(f"tap{k}", name)
     for i in range(n):
         sw.assign_and_push(_address(i), tenants[i % TENANTS])
     plen = _route_length(n)
     for i in range(n):
         if i % 10 == 9:                        # via a tenant's address: out of its port
-            sw.add_route("init", _route(i, plen), via=str(ipaddress.ip_interface(_address(i)).ip))
+            sw.route_add("init", _route(i, plen), via=str(ipaddress.ip_interface(_address(i)).ip))
         else:
-            sw.add_route("init", _route(i, plen), via="10.0.0.254", port="up0")
+            sw.route_add("init", _route(i, plen), via="10.0.0.254", port="up0")
     dp = fastpath.Datapath(max_namespaces=TENANTS + 16, max_ports=TENANTS + 16)
     comp = Compiler(sw, dp)
     t0 = time.perf_counter()
@@ -94,10 +94,10 @@ def measure(n, repeat, budget_s):
     row = {"n": n, "initial_sync_ms": load_s * 1e3}
 
     def route_add(k):
-        sw.add_route("init", _route(n + k, plen), via="10.0.0.254", port="up0")
+        sw.route_add("init", _route(n + k, plen), via="10.0.0.254", port="up0")
 
     def route_del(k):
-        sw.del_route("init", _route(n + k, plen))
+        sw.route_del("init", _route(n + k, plen))
 
     def push(k):
         address, tenant = _address(k % n), f"t{k % n % TENANTS}"
@@ -107,7 +107,7 @@ def measure(n, repeat, budget_s):
 
     def route_add_in_transaction(k):
         with sw.transaction():
-            sw.add_route("init", _route(n + HEADROOM + k, plen), via="10.0.0.254", port="up0")
+            sw.route_add("init", _route(n + HEADROOM + k, plen), via="10.0.0.254", port="up0")
             comp.sync()
 
     added_s, added = _timed(route_add, comp.sync, repeat, budget_s)

@@ -21,7 +21,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from pyctl import kernel, netns_exec
+from pyctl import kernel
+
+from pyctl.kernel import netns_exec
 from pyctl.kernel import CleanupRegistry, NetNamespace
 
 from bench import cbuild
@@ -234,7 +236,7 @@ class TapswitchPeer(Peer):
         self.endpoints: tuple[Endpoint, ...] = ()
 
     def unavailable(self):
-        for module in ("pyctl.cli", "pyctl.daemon", "fastpath._core"):
+        for module in ("pyctl.cli", "pyctl.daemon.daemon", "fastpath._core"):
             try:
                 if importlib.util.find_spec(module) is None:
                     return f"{module} is missing (build with: pip install -e '.[test]')"

@@ -23,13 +23,13 @@ import statistics
 import sys
 import time
 
-from pyctl import probes
-from pyctl.topology import MODES, Topology
+from pyctl.rig import probes
+from pyctl.rig.topology import MODES, Topology
 
 
 def default_topology(mode):
     topo = Topology(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     topo.tenant("b", "10.0.0.3/24")
     return topo.start()

@@ -79,7 +79,7 @@ def test_isolated_networks_with_the_same_addresses(tapswitch_factory):
 
 def test_live_changes_and_counters(tapswitch_topology):
     topo = tapswitch_topology
-    topo.add_address("init", "10.0.0.9/24")     # a spare address of the switch ...
+    topo.address_add("init", "10.0.0.9/24")     # a spare address of the switch ...
     topo.push("10.0.0.9/24", "b")               # ... moved into b, live
     assert "10.0.0.9/24" in topo.addresses("b")
     assert "10.0.0.9/24" in topo.tenants["b"].run(["ip", "-4", "addr"]).stdout

@@ -6,6 +6,7 @@ recomputed from scratch -- and run on a ``fastpath.Batch`` exactly as the core d
 import struct
 
 from fastpath import verdicts as V
+from fastpath.source_rule import BROADCAST, may_send_from
 
 BROADCAST_MAC = b"\xff" * 6
 
@@ -104,15 +105,10 @@ class ReferenceBatch:
         src, dst = int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big")
         scope, is_l3 = self.namespaces[ns]
 
-        # source rule
-        if src != 0:
-            if src >> 24 == 127 or src >> 28 >= 0xE:
-                return refuse(V.REASON_SPOOFED_SOURCE)
-            if (scope, src) in self.broadcasts:
-                return refuse(V.REASON_SPOOFED_SOURCE)
-            owner = self.addresses.get((scope, src))
-            if (owner is None and is_l3) or (owner is not None and owner != ns):
-                return refuse(V.REASON_SPOOFED_SOURCE)
+        # source rule (fastpath/source_rule.py)
+        owner = BROADCAST if (scope, src) in self.broadcasts else self.addresses.get((scope, src))
+        if not may_send_from(is_l3, ns, owner, src):
+            return refuse(V.REASON_SPOOFED_SOURCE)
         if not src_mac[0] & 1 and src_mac != bytes(6):
             self.ports[port][2] = src_mac
 

@@ -5,7 +5,7 @@ Installing tapswitch registers it (entry point ``pytest11``: ``tapswitch``),
 so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_topology``
-    A started ``pyctl.topology.Topology``: the root L2 ``init`` holds the
+    A started ``pyctl.rig.topology.Topology``: the root L2 ``init`` holds the
     switch's own address 10.0.0.1/24 (the tenants' gateway), and two L3
     tenants ``a`` (10.0.0.2/24) and ``b`` (10.0.0.3/24) each have a TAP in
     their own kernel network namespace, configured and up, default route via
@@ -15,7 +15,7 @@ so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_factory``
     ``make(mode=None, **kwargs) -> Topology`` for anything else: build with
-    ``l2()``, ``tenant()``, ``add_address()``, ``add_route()``, then
+    ``l2()``, ``tenant()``, ``address_add()``, ``route_add()``, then
     ``start()``; push/pull/destroy/join live; ``counters()``.  Every topology
     made is closed when the test ends, passed or failed; a topology that left
     a kernel object behind makes the test error (``TopologyLeak``).
@@ -69,7 +69,7 @@ def _require_root():
 def tapswitch_factory(request):
     """``make(mode=None, **kwargs)``: a new Topology, closed when the test ends."""
     _require_root()
-    from pyctl.topology import Topology
+    from pyctl.rig.topology import Topology
     default_mode = request.config.getoption("tapswitch_mode", None) or DEFAULT_MODE
     made = []
 
@@ -93,7 +93,7 @@ def tapswitch_factory(request):
 def tapswitch_topology(tapswitch_factory):
     """A started topology: gateway 10.0.0.1/24 in ``init``, tenants ``a`` (.2) and ``b`` (.3)."""
     topo = tapswitch_factory()
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     topo.tenant("b", "10.0.0.3/24")
     return topo.start()

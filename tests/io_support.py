@@ -1,21 +1,13 @@
 """Helpers for the packet-loop tests: a small datapath world and socket pairs that
 stand in for TAP fds (SOCK_SEQPACKET keeps frame boundaries: one read, one frame)."""
-import os
 import socket
 import struct
 
-import pytest
 
 import fastpath
 from fastpath import verdicts
 
 BACKENDS = fastpath.io_backends()       # each loop test runs on every backend built here
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    """The PacketLoop I/O backend a test runs on ("io_uring", "epoll")."""
-    return request.param
 
 SCOPE = 0
 TENANTS = {1: "10.0.0.1", 2: "10.0.0.2", 3: "10.0.0.3"}   # namespace = port id

@@ -13,7 +13,6 @@ import pytest
 import fastpath
 from fastpath import verdicts
 from pyctl.errors import AlreadyExists, Busy, InvalidArgument, NotFound, NotSupported
-from tests.io_support import backend  # noqa: F401  (fixture: each test runs on every backend)
 from tests.io_support import (BACKENDS, FakeTap, SWITCH_IP, TENANTS, arp_request, expected, udp_frame,
                               world)
 
@@ -228,9 +227,9 @@ def test_bad_port_and_fd_arguments(rig):
         with pytest.raises(InvalidArgument):
             loop.run(-2)
         with pytest.raises(InvalidArgument):
-            fastpath.PacketLoop(world(), batch_size=0, backend=backend)
+            fastpath.PacketLoop(world(), batch_size=0, backend=loop.backend)
         with pytest.raises(InvalidArgument):
-            fastpath.PacketLoop(world(), slot_size=10, backend=backend)
+            fastpath.PacketLoop(world(), slot_size=10, backend=loop.backend)
     finally:
         extra.close()
 

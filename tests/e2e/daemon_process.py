@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from pyctl.client import ControlClient
-from pyctl.topology_child import sweep
+from pyctl.control.client import ControlClient
+from pyctl.rig.topology_child import sweep
 
 
 def wait_for_socket(path, proc, timeout=20.0):

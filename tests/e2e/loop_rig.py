@@ -12,7 +12,7 @@ import socket
 import threading
 
 import fastpath
-from pyctl import ports
+from pyctl.daemon import tap_port as ports
 
 NUD_PERMANENT = 0x80
 

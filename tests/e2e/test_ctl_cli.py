@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from pyctl import kernel, probes
+from pyctl import kernel
+
+from pyctl.rig import probes
 from tests.e2e.daemon_process import DaemonProcess
 
 CONFIG = """

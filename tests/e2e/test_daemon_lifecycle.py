@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from pyctl import kernel
-from pyctl.client import ControlClient
+from pyctl.control.client import ControlClient
 from tests.e2e.daemon_process import DaemonProcess
 
 

@@ -20,8 +20,10 @@ import time
 
 import pytest
 
-from pyctl import kernel, probes
-from pyctl.topology import Topology
+from pyctl import kernel
+
+from pyctl.rig import probes
+from pyctl.rig.topology import Topology
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -87,7 +89,7 @@ _RECORDER = textwrap.dedent('''
 _TESTS = textwrap.dedent('''
     import os, threading, time
     from conftest import record
-    from pyctl import probes
+    from pyctl.rig import probes
 
     def test_0_warm_up(tapswitch_topology):
         # the first topology of a process imports and caches what every later one reuses
@@ -162,7 +164,7 @@ LOOPS = {"thread": 50, "process": 10}    # a child daemon costs a Python start-u
 
 def _smallest(mode):
     topo = Topology(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     return topo, a
 

@@ -100,7 +100,7 @@ class Switch:
 @pytest.fixture
 def rig(tapswitch_factory):
     topo = tapswitch_factory()
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     tenants = {name: topo.tenant(name, f"10.0.0.{k}/24") for k, name in enumerate("abc", start=2)}
     topo.l2("blue", "10.0.0.1/24")
     tenants["d"] = topo.tenant("d", "10.0.0.2/24", parent="blue")
@@ -180,7 +180,7 @@ def test_group_datagrams_reach_exactly_the_members_of_the_senders_l2(rig):
 
 def test_a_configured_membership_outlives_the_endpoints_leave(rig):
     topo, t, sw = rig
-    topo.join("b", GROUP)                              # set through the API
+    topo.join(GROUP, "b")                              # set through the API
     sock = member_socket(t["b"])
     sender = sender_socket(t["c"])
     igmp = lambda: sw.client.call("stats")["igmp"]      # noqa: E731
@@ -194,7 +194,7 @@ def test_a_configured_membership_outlives_the_endpoints_leave(rig):
         before = sw.counters()
         send_round(sender, {}, "configured")
         assert sw.sent_to(before, sw.counters())["b"] == COUNT
-        topo.leave("b", GROUP)
+        topo.leave(GROUP, "b")
         assert sw.members("init") == set()
     finally:
         sock.close()

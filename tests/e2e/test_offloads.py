@@ -16,7 +16,7 @@ import struct
 import pytest
 
 import fastpath
-from pyctl import probes
+from pyctl.rig import probes
 
 IP_RECVTTL = 12                 # <linux/in.h>; not in Python's socket module
 UDP_SEGMENT = 103               # <linux/udp.h>
@@ -35,8 +35,8 @@ def routed(request, tapswitch_factory, monkeypatch):
     monkeypatch.setenv(fastpath.IO_BACKEND_ENV, backend)
     net = random.randint(16, 250)
     topo = tapswitch_factory(vnet_hdr=True)
-    topo.add_address("init", f"10.{net}.1.1/24")
-    topo.add_address("init", f"10.{net}.2.1/24")
+    topo.address_add("init", f"10.{net}.1.1/24")
+    topo.address_add("init", f"10.{net}.2.1/24")
     a = topo.tenant("a", f"10.{net}.1.2/24", offloads=ALL_OFFLOADS)
     if side == "on":
         b = topo.tenant("b", f"10.{net}.2.2/24", offloads=ALL_OFFLOADS)

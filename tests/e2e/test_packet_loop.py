@@ -4,7 +4,6 @@ header and offloads on both sides, on one side only, and on neither.  The receiv
 kernels count no checksum or header errors."""
 import hashlib
 import socket
-import struct
 import threading
 
 import pytest

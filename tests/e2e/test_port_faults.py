@@ -13,8 +13,10 @@ import time
 
 import pytest
 
-from pyctl import kernel, probes
-from pyctl.client import ControlClient
+from pyctl import kernel
+
+from pyctl.rig import probes
+from pyctl.control.client import ControlClient
 from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_ctl_cli import ctl
 

@@ -8,7 +8,9 @@ import socket
 import pytest
 from pyroute2.ethtool import Ethtool
 
-from pyctl import kernel, ports
+from pyctl import kernel
+
+from pyctl.daemon import tap_port as ports
 from pyctl.errors import AlreadyExists, InvalidArgument
 
 FEATURES = {"csum": "tx-checksum-ip-generic", "tso4": "tx-tcp-segmentation",

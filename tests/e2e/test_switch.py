@@ -8,8 +8,10 @@ import socket
 
 import pytest
 
-from pyctl import errors, probes
-from pyctl.client import ControlClient
+from pyctl import errors
+
+from pyctl.rig import probes
+from pyctl.control.client import ControlClient
 
 
 def test_icmp_echo_between_tenants_and_to_the_switch(tapswitch_topology):
@@ -64,7 +66,7 @@ def test_sibling_l2s_with_the_same_subnet_are_isolated(tapswitch_factory):
 
 def test_spoofed_source_is_dropped_and_counted(tapswitch_factory):
     topo = tapswitch_factory()
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     b = topo.tenant("b", "10.0.0.3/24")
     c = topo.tenant("c", "10.0.0.4/24")
@@ -83,8 +85,8 @@ def test_spoofed_source_is_dropped_and_counted(tapswitch_factory):
 
 def test_live_push_then_destroy_returns_the_address(tapswitch_factory):
     topo = tapswitch_factory()
-    topo.add_address("init", "10.0.0.1/24")
-    topo.add_address("init", "10.0.0.9/24")
+    topo.address_add("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.9/24")
     a = topo.tenant("a", "10.0.0.2/24")
     b = topo.tenant("b", "10.0.0.3/24")
     topo.start()
@@ -108,8 +110,8 @@ def test_live_push_then_destroy_returns_the_address(tapswitch_factory):
 
 def test_broadcast_reaches_the_subnet_and_nobody_else(tapswitch_factory):
     topo = tapswitch_factory()
-    topo.add_address("init", "10.0.0.1/24")
-    topo.add_address("init", "10.0.1.1/24")
+    topo.address_add("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.1.1/24")
     topo.l2("blue", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     b = topo.tenant("b", "10.0.0.3/24")

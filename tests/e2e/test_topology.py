@@ -1,4 +1,4 @@
-"""End-to-end: the test-rig API (pyctl.topology) in both modes -- the switch on a
+"""End-to-end: the test-rig API (pyctl.rig.topology) in both modes -- the switch on a
 thread of this process, and the switch as a child `tapswitch run` daemon --
 through the project's own pytest fixtures.  Traffic stays between the
 kernel namespaces each topology made; every test checks what it leaves."""
@@ -12,8 +12,10 @@ import threading
 
 import pytest
 
-from pyctl import errors, kernel, probes
-from pyctl.topology import Topology, TopologyLeak
+from pyctl import errors, kernel
+
+from pyctl.rig import probes
+from pyctl.rig.topology import Topology, TopologyLeak
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -37,7 +39,7 @@ def _udp(src, dst, port, payload=b"x"):
 
 def test_two_tenants_talk_in_both_modes(tapswitch_factory, mode):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a, b = topo.tenant("a", "10.0.0.2/24"), topo.tenant("b", "10.0.0.3/24")
     topo.start()
     assert sorted(_ours(topo)) == sorted([a.netns_name, b.netns_name])
@@ -61,12 +63,12 @@ def _kernel_addresses():
 
 def test_live_changes_in_both_modes(tapswitch_factory, mode):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     topo.start()
     b = topo.tenant("b", "10.0.0.3/24")                  # a tenant added live
     assert _udp(a, b, 7002) == [b"x"]
-    topo.add_address("init", "10.0.0.9/24")
+    topo.address_add("init", "10.0.0.9/24")
     topo.push("10.0.0.9/24", "b")
     assert "10.0.0.9" in b.call(_kernel_addresses)       # mirrored into b's kernel stack
     topo.destroy("b")
@@ -78,7 +80,7 @@ def test_live_changes_in_both_modes(tapswitch_factory, mode):
 
 def test_a_refused_live_tenant_changes_nothing(tapswitch_factory, mode):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     topo.start()
     names, netns, own = topo.namespaces(), _ours(topo), topo.addresses("init")
@@ -93,7 +95,7 @@ def test_a_refused_live_tenant_changes_nothing(tapswitch_factory, mode):
 def test_a_kernel_namespace_made_by_someone_else_is_left_alone(tapswitch_factory, mode,
                                                                make_netns):
     topo = tapswitch_factory(mode)
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     a = topo.tenant("a", "10.0.0.2/24")
     taken = make_netns(f"{topo.prefix}-{topo.id}-x")   # the name tenant "x" would get
     with pytest.raises(errors.AlreadyExists, match=taken.name):
@@ -111,7 +113,7 @@ def test_a_kernel_namespace_made_by_someone_else_is_left_alone(tapswitch_factory
 
 
 def test_a_failure_while_starting_leaves_nothing(tapswitch_factory, monkeypatch):
-    from pyctl import ports
+    from pyctl.daemon import tap_port as ports
     real_open = ports.TapPort.open.__func__
     opened = []
 
@@ -122,7 +124,7 @@ def test_a_failure_while_starting_leaves_nothing(tapswitch_factory, monkeypatch)
         return opened[-1]
     monkeypatch.setattr(ports.TapPort, "open", classmethod(open_then_fail))
     topo = tapswitch_factory("thread")
-    topo.add_address("init", "10.0.0.1/24")
+    topo.address_add("init", "10.0.0.1/24")
     topo.tenant("a", "10.0.0.2/24")
     topo.tenant("b", "10.0.0.3/24")
     fds = len(os.listdir("/proc/self/fd"))
@@ -171,7 +173,7 @@ def test_ctrl_c_during_start_is_held_then_raised(monkeypatch, mode):
     topo = Topology(mode)
     topo.tenant("a", "10.0.0.2/24")
     if mode == "thread":
-        from pyctl.daemon import Daemon
+        from pyctl.daemon.daemon import Daemon
         real_start = Daemon.start
 
         def start_interrupted(self, *args, **kwargs):
@@ -179,7 +181,7 @@ def test_ctrl_c_during_start_is_held_then_raised(monkeypatch, mode):
             return real_start(self, *args, **kwargs)
         monkeypatch.setattr(Daemon, "start", start_interrupted)
     else:
-        from pyctl.topology_child import ChildDaemon
+        from pyctl.rig.topology_child import ChildDaemon
         real_start = ChildDaemon.start
 
         def start_interrupted(self, *args, **kwargs):
@@ -195,7 +197,7 @@ def test_ctrl_c_during_start_is_held_then_raised(monkeypatch, mode):
 def test_two_topologies_in_one_process_do_not_collide(tapswitch_factory):
     one, two = tapswitch_factory("thread"), tapswitch_factory("process")
     for topo in (one, two):                           # same names, same addresses
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
         topo.tenant("a", "10.0.0.2/24")
         topo.tenant("b", "10.0.0.3/24")
         topo.start()
@@ -209,10 +211,10 @@ def test_two_topologies_in_one_process_do_not_collide(tapswitch_factory):
 
 _OTHER_PROCESS = textwrap.dedent("""
     import sys
-    from pyctl import probes
-    from pyctl.topology import Topology
+    from pyctl.rig import probes
+    from pyctl.rig.topology import Topology
     with Topology() as topo:
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
         a, b = topo.tenant("a", "10.0.0.2/24"), topo.tenant("b", "10.0.0.3/24")
         topo.start()
         print("ready", topo.id, flush=True)
@@ -231,7 +233,7 @@ def test_two_topologies_in_two_processes_do_not_collide(tapswitch_factory):
         first = child.stdout.readline().split()
         assert first[:1] == ["ready"], child.stderr.read()
         topo = tapswitch_factory()
-        topo.add_address("init", "10.0.0.1/24")
+        topo.address_add("init", "10.0.0.1/24")
         a, b = topo.tenant("a", "10.0.0.2/24"), topo.tenant("b", "10.0.0.3/24")
         topo.start()
         assert topo.id != first[1]
@@ -276,7 +278,7 @@ def test_leftovers_of_a_clean_stop_are_an_error(tapswitch_factory, monkeypatch):
     topo = tapswitch_factory("thread")
     a = topo.tenant("a", "10.0.0.2/24")
     topo.start()
-    from pyctl import daemon_ports
+    from pyctl.daemon import port_manager as daemon_ports
     monkeypatch.setattr(daemon_ports.PortManager, "_release_netns", lambda self, name: None)
     monkeypatch.setattr(topo.daemon.registry, "cleanup", lambda: [])
     with pytest.raises(TopologyLeak, match=a.netns_name):
@@ -287,7 +289,7 @@ def test_leftovers_of_a_clean_stop_are_an_error(tapswitch_factory, monkeypatch):
 def test_process_mode_reports_the_childs_refusal(tapswitch_factory, monkeypatch):
     topo = tapswitch_factory("process")
     topo.tenant("a", "10.0.0.2/24")
-    from pyctl import topology_child
+    from pyctl.rig import topology_child
     real = topology_child.config_toml
 
     def broken(*args, **kwargs):

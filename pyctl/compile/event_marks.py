@@ -1,0 +1,113 @@
+"""What each model change may touch in the plan: one handler per event type.
+
+``MARKS_OF`` maps every type of ``pyctl.model.events.EVENT_TYPES`` to the
+function that adds, to a ``Marks``, the plan entries a change of that type may
+touch, by id.  ``PlanBuilder.update`` then recompiles exactly those (and what
+depends on them).  The events carry ids and parsed values, so no handler reads
+the model: a rolled-back change marks the same entries as it did when made.
+An event type without an entry is a programming error: ``marks_of`` raises
+``UnhandledEvent`` (tests/compile/test_event_marks.py checks every type has one).
+"""
+from pyctl.compile.plan import fast_path_ipv4
+from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
+                                AddressPushed, GroupJoined, GroupLeft, NamespaceCreated,
+                                NamespaceDestroyed, PortAdded, PortDeleted, RouteAdded,
+                                RouteDeleted)
+
+__all__ = ["Marks", "MARKS_OF", "marks_of", "UnhandledEvent"]
+
+
+class UnhandledEvent(TypeError):
+    """A model event the compiler has no rule for: its plan may now be wrong."""
+
+
+class Marks:
+    """Plan entries to recompile, by id."""
+
+    __slots__ = ("namespaces", "ports", "addresses", "routes", "scopes")
+
+    def __init__(self):
+        self.namespaces = set()       # ns ids: kind, scope, ports, multicast memberships
+        self.ports = set()            # port ids
+        self.addresses = set()        # (scope, ip int)
+        self.routes = set()           # (scope, prefix int, plen)
+        self.scopes = set()           # L2 ids: every address and route of the scope
+
+    def update(self, other):
+        for name in self.__slots__:
+            getattr(self, name).update(getattr(other, name))
+
+    def __bool__(self):
+        return any(getattr(self, name) for name in self.__slots__)
+
+
+def _mark_address(marks, scope_id, ip):
+    value = fast_path_ipv4(ip)
+    if value is not None:
+        marks.addresses.add((scope_id, value))
+
+
+def _namespace_created(event, marks):
+    ns = event.namespace
+    marks.namespaces.add(ns.id)
+    if ns.is_l2:
+        marks.scopes.add(ns.id)
+
+
+def _namespace_destroyed(event, marks):
+    for gone in event.destroyed:
+        ns = gone.namespace
+        marks.namespaces.add(ns.id)   # its ports and memberships with it
+        if ns.is_l2:
+            marks.scopes.add(ns.id)   # its addresses (and its L3s') and its routes
+    for iface in event.returned:      # an L3's addresses, back with its parent
+        _mark_address(marks, event.parent.id, iface.ip)
+
+
+def _address(event, marks):
+    _mark_address(marks, event.scope.id, event.address.ip)
+
+
+def _route(event, marks):
+    network = event.network
+    if network.version == 4:
+        marks.routes.add((event.scope.id, int(network.network_address), network.prefixlen))
+
+
+def _port(event, marks):
+    marks.ports.add(event.port.id)
+    marks.namespaces.add(event.port.ns)   # the routes via its namespace's addresses
+
+
+def _membership(event, marks):
+    marks.namespaces.add(event.namespace.id)
+
+
+# event type         handler               plan tables it may touch
+MARKS_OF = {
+    NamespaceCreated:   _namespace_created,   # namespaces; a new L2: its scope
+    NamespaceDestroyed: _namespace_destroyed,  # everything of the subtree, returned addresses
+    AddressAdded:       _address,             # addresses, broadcasts, routes via it
+    AddressDeleted:     _address,
+    AddressPushed:      _address,
+    AddressPulled:      _address,
+    AddressAssigned:    _address,
+    RouteAdded:         _route,               # routes, unresolved
+    RouteDeleted:       _route,
+    PortAdded:          _port,                # ports, routes via its namespace
+    PortDeleted:        _port,
+    GroupJoined:        _membership,          # multicast
+    GroupLeft:          _membership,
+}
+
+
+def marks_of(event, marks):
+    """Add to ``marks`` what ``event`` may touch; ``UnhandledEvent`` for an unknown type."""
+    handler = MARKS_OF.get(type(event))
+    if handler is None:
+        raise UnhandledEvent(f"the compiler has no rule for {type(event).__name__} "
+                             f"({getattr(event, 'kind', '?')}, version "
+                             f"{getattr(event, 'version', '?')}): add it to "
+                             f"pyctl.compile.event_marks.MARKS_OF")
+    handler(event, marks)
+    return marks

@@ -1,0 +1,183 @@
+"""A ``Plan`` with the indexes that say what depends on what, and the questions
+the daemon asks of it.
+
+``PlanIndex`` holds the plan's tables and three of its own, each entry what one
+piece of the model contributes: ``held`` ((scope, ip) -> (owner, prefix
+length)), ``ns_multicast`` (ns -> (scope, its IPv4 groups)) and ``route_src``
+((scope, prefix, plen) -> (L2 name, dst, gateway, port id or None)).  Every
+write goes through an ``Edit``, which keeps the indexes in step and records the
+entry's previous value, so the diff is the entries that moved and
+``Edit.revert()`` puts tables and indexes back exactly.
+
+The indexes answer the compile rules (``pyctl.compile.plan_builder``: the routes
+via a gateway, the listeners of a directed broadcast, the members of a group)
+and the slow path's view (``pyctl.daemon.view.PlanView``: a namespace's ports,
+the scope's own address on an endpoint's subnet), each in O(1) or O(answer).
+"""
+from collections import Counter
+
+from pyctl.compile.plan import GONE, PLAN_TABLES
+
+__all__ = ["PlanIndex", "Edit"]
+
+_MASKS = [(0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF for plen in range(33)]
+
+
+class PlanIndex:
+    def __init__(self, plan):
+        self.plan = plan
+        self.held = {}            # (scope, ip) -> (owner ns, prefix length)
+        self.ns_multicast = {}    # ns -> (scope, frozenset of IPv4 groups, not link-local)
+        self.route_src = {}       # (scope, prefix, plen) -> (L2 name, dst, gateway int, port id)
+        self.tables = {name: getattr(plan, name) for name in PLAN_TABLES}
+        self.tables.update(held=self.held, ns_multicast=self.ns_multicast,
+                           route_src=self.route_src)
+        self.ns_ports = {}        # ns -> {port ids}
+        self.port_routes = {}     # port id -> {route keys} of installed routes
+        self.ns_addrs = {}        # ns -> {(scope, ip)} it holds
+        self.scope_addrs = {}     # scope -> {ip} held in it
+        self.bcast_listeners = {}  # (scope, bcast) -> Counter(L3 ns -> addresses on such subnets)
+        self.own_subnets = {}     # (scope, plen, network) -> {ip} the scope itself holds there
+        self.own_prefixes = {}    # scope -> Counter(plen) of the addresses it holds itself
+        self.own_lowest = {}      # scope -> its lowest own ip (a cache, filled when asked)
+        self.scope_routes = {}    # scope -> {(prefix, plen)} of its IPv4 routes
+        self.gw_routes = {}       # (scope, gateway) -> {route keys} of routes without a port
+        self.multicast_members = {}   # (scope, group) -> {ns}
+        self.touched_bcasts = set()       # derived entries to recompute after an update
+        self.touched_multicast = set()
+
+    # -- questions ------------------------------------------------------------------
+
+    def ports_of(self, ns):
+        """The ids of the ports of namespace ``ns``, lowest first."""
+        return sorted(self.ns_ports.get(ns, ()))
+
+    def port_of(self, ns):
+        """The lowest port id of ``ns`` (an L3 has at most one), or None."""
+        ports = self.ns_ports.get(ns)
+        return min(ports) if ports else None
+
+    def addresses_of(self, ns):
+        """``{(scope, ip)}`` that ``ns`` holds."""
+        return self.ns_addrs.get(ns, frozenset())
+
+    def own_address_near(self, scope, ip):
+        """The lowest address the L2 ``scope`` holds itself on a subnet holding ``ip``."""
+        found = [own for plen in self.own_prefixes.get(scope, ())
+                 for own in self.own_subnets.get((scope, plen, ip & _MASKS[plen]), ())]
+        return min(found) if found else None
+
+    def own_address(self, scope):
+        """The lowest address the L2 ``scope`` holds itself, or None."""
+        if scope not in self.own_lowest:
+            own = [ip for _, ip in self.ns_addrs.get(scope, ())]
+            if not own:
+                return None
+            self.own_lowest[scope] = min(own)
+        return self.own_lowest[scope]
+
+    # -- keeping the indexes --------------------------------------------------------
+
+    def index(self, table, key, value):
+        self._index(table, key, value, True)
+
+    def unindex(self, table, key, value):
+        self._index(table, key, value, False)
+
+    def _index(self, table, key, value, add):
+        if table == "ports":
+            _set_edit(self.ns_ports, value[0], key, add)
+        elif table == "routes":
+            _set_edit(self.port_routes, value[0], key, add)
+        elif table == "held":
+            self._index_held(key, value, add)
+        elif table == "route_src":
+            _set_edit(self.scope_routes, key[0], key[1:], add)
+            if value[3] is None:
+                _set_edit(self.gw_routes, (key[0], value[2]), key, add)
+        elif table == "ns_multicast":
+            scope, groups = value
+            for group in groups:
+                _set_edit(self.multicast_members, (scope, group), key, add)
+                self.touched_multicast.add((scope, group))
+
+    def _index_held(self, key, value, add):
+        (scope, ip), (owner, plen) = key, value
+        _set_edit(self.ns_addrs, owner, key, add)
+        _set_edit(self.scope_addrs, scope, ip, add)
+        if owner == scope:            # the L2's own address
+            _set_edit(self.own_subnets, (scope, plen, ip & _MASKS[plen]), ip, add)
+            _count_edit(self.own_prefixes, scope, plen, add)
+            lowest = self.own_lowest.get(scope)
+            if lowest is not None and (ip < lowest if add else ip == lowest):
+                if add:
+                    self.own_lowest[scope] = ip
+                else:
+                    del self.own_lowest[scope]
+        elif plen <= 30:              # an L3 listening to its subnet's directed broadcast
+            bkey = (scope, ip | (~_MASKS[plen] & 0xFFFFFFFF))
+            _count_edit(self.bcast_listeners, bkey, owner, add)
+            self.touched_bcasts.add(bkey)
+
+
+class Edit:
+    """The writes of one update: each entry's value before it, to diff and to revert."""
+
+    def __init__(self, index):
+        self.index = index
+        self.before = {}              # table name -> {key: value before (or GONE)}
+
+    def put(self, table, key, value):
+        index = self.index
+        current = index.tables[table]
+        old = current.get(key, GONE)
+        if old == value:
+            return False
+        self.before.setdefault(table, {}).setdefault(key, old)
+        if old is not GONE:
+            index.unindex(table, key, old)
+        if value is GONE:
+            del current[key]
+        else:
+            current[key] = value
+            index.index(table, key, value)
+        return True
+
+    def old(self, table, key):
+        """The entry's value before this update."""
+        before = self.before.get(table, {})
+        if key in before:
+            return before[key]
+        return self.index.tables[table].get(key, GONE)
+
+    def changes(self, table):
+        """[(key, before, now)] of the entries whose value changed."""
+        now = self.index.tables[table]
+        return [(k, old, now.get(k, GONE)) for k, old in self.before.get(table, {}).items()
+                if now.get(k, GONE) != old]
+
+    def revert(self):
+        undo, self.before = self.before, {}
+        for table, entries in undo.items():
+            for key, old in entries.items():
+                self.put(table, key, old)
+        self.before = {}
+
+
+def _set_edit(index, key, item, add):
+    if add:
+        index.setdefault(key, set()).add(item)
+    else:
+        members = index[key]
+        members.discard(item)
+        if not members:
+            del index[key]
+
+
+def _count_edit(index, key, item, add):
+    count = index.setdefault(key, Counter())
+    count[item] += 1 if add else -1
+    if count[item] == 0:
+        del count[item]
+    if not count:
+        del index[key]

@@ -1,0 +1,125 @@
+"""What a topology file says, as passive frozen records (no model objects), and
+``ConfigError``, whose message starts with ``FILE:LINE: key.path:``."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyctl import errors
+from pyctl.model.state import ROOT_NAME as ROOT
+
+KINDS = ("l2", "l3")
+DEFAULT_SOCKET = "/run/tapswitch/control.sock"
+
+
+class ConfigError(errors.InvalidArgument):
+    """A refused config file: ``key`` is the dotted key path, ``line`` the 1-based line (or None).
+
+    ``code`` is EINVAL for what the file itself gets wrong, or the model's
+    code (EEXIST, EADDRINUSE, ...) when applying it is refused.
+    """
+
+    def __init__(self, source: str, key: str, line: int | None, reason: str,
+                 code: str | None = None):
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
+        self.source, self.key, self.line, self.reason = source, key, line, reason
+        if code is not None:
+            self.code = code
+
+
+# ----------------------------------------------------------------- records
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    name: str
+    kind: str
+    parent: str
+    addresses: tuple[str, ...] = ()   # an L2's own; an L3's are assigned in the parent and pushed
+    socket: bool = False              # give it its own control socket (<socket_dir>/<name>.sock)
+    key: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    namespace: str
+    prefix: str
+    via: str | None = None
+    port: str | None = None
+    key: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A TAP port; ``options`` are the model's port options (pyctl.model.port_options):
+    vnet_hdr, offloads, txqueuelen, mtu, and the kernel side netns/address/gateway."""
+    name: str
+    namespace: str
+    mac: str | None = None
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    key: str = ""
+    line: int | None = None
+
+    @property
+    def netns(self) -> str | None:
+        return self.options.get("netns")
+
+
+@dataclass(frozen=True)
+class SlowPathLimits:
+    icmp_errors_per_second: int = 100
+    icmp_errors_burst: int = 20
+    arp_requests_per_second: int = 100
+    frames_per_second: int = 20000
+    neighbours: int = 65536                 # learned neighbours, in all
+    neighbours_per_scope: int = 4096        # learned neighbours of one L2 scope
+    neighbour_reachable_time: int = 30      # seconds; then stale, probed, removed unanswered
+
+
+# [daemon.slowpath] key -> (smallest, largest) value the file may give it
+SLOWPATH_LIMIT_RANGES = {
+    "icmp_errors_per_second": (0, 10_000_000), "icmp_errors_burst": (0, 10_000_000),
+    "arp_requests_per_second": (0, 10_000_000), "frames_per_second": (0, 10_000_000),
+    "neighbours": (1, 10_000_000), "neighbours_per_scope": (1, 10_000_000),
+    "neighbour_reachable_time": (1, 86400),
+}
+
+
+IO_BACKENDS = ("auto", "epoll", "io_uring")     # the packet loop's (fastpath.IO_BACKENDS)
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    socket: str = DEFAULT_SOCKET
+    socket_dir: str | None = None      # per-namespace sockets; default <dir of socket>/ns
+    socket_mode: int = 0o600
+    batch_size: int = 64
+    io_backend: str | None = None      # IO_BACKENDS; None: $TAPSWITCH_IO_BACKEND, else "auto"
+    slowpath: SlowPathLimits = SlowPathLimits()
+
+    @property
+    def namespace_socket_dir(self) -> str:
+        return self.socket_dir or os.path.join(os.path.dirname(self.socket) or ".", "ns")
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    root_addresses: tuple[str, ...] = ()
+    root_socket: bool = False
+    namespaces: tuple[NamespaceSpec, ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
+    daemon: DaemonSettings = DaemonSettings()
+    lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def namespace_sockets(self) -> list[str]:
+        """Names of the namespaces that get their own control socket."""
+        names = [ROOT] if self.root_socket else []
+        return names + [ns.name for ns in self.namespaces if ns.socket]
+
+
+# ------------------------------------------------------- finding key lines

@@ -1,0 +1,99 @@
+"""`tapswitch ctl`: one subcommand per verb of the verb table, with ip-like arguments.
+
+Made from ``pyctl.control.verb_table``: a verb's required arguments are
+positional, in the table's order; optional ones are optional positionals, or
+options where the table says so (a ``bool`` is a flag, an ``object`` a repeated
+``KEY=VALUE`` option); help texts are the table's summaries and argument
+helps; the result is printed by the verb's renderer, or raw with ``--json``.
+``call VERB KEY=VALUE...`` reaches any verb, also one only a newer daemon knows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from pyctl.control import render
+from pyctl.control.declare import Param, Verb, json_or_text, keyvalue
+from pyctl.control.verb_table import VERBS
+
+__all__ = ["add_ctl_parser", "ctl_args", "run"]
+
+# argparse dests that are not a verb's arguments
+_OWN = ("command", "socket", "json", "verb", "params", "call_verb")
+
+
+def _add_param(parser: argparse.ArgumentParser, p: Param) -> None:
+    kwargs: dict[str, Any] = {"help": p.help or None}
+    if p.choices:
+        kwargs["choices"] = p.choices
+    if not p.is_option:
+        if not p.required:
+            kwargs["nargs"] = "?"
+        parser.add_argument(p.name, **kwargs)
+        return
+    kwargs["dest"] = p.name
+    kwargs["default"] = None          # not given: the wire's default applies
+    if p.type == "bool":
+        kwargs["action"] = "store_true"
+    elif p.type == "object":
+        kwargs.update(action="append", metavar="KEY=VALUE")
+    parser.add_argument(*p.cli_flags, **kwargs)
+
+
+def add_ctl_parser(sub) -> argparse.ArgumentParser:
+    """The ``ctl`` command and a subcommand per verb, on the ``sub`` subparsers."""
+    ctl = sub.add_parser("ctl", help="talk to a running daemon",
+                         description="Verbs of the control socket; see docs/control.md.")
+    ctl.add_argument("--socket", "-s", help="control socket (default: $TAPSWITCH_SOCKET or "
+                                            "/run/tapswitch/control.sock)")
+    ctl.add_argument("--json", "-j", action="store_true", help="print the raw JSON result")
+    # --json is also accepted after the verb (`tapswitch ctl counters --json`);
+    # SUPPRESS keeps a verb's parser from resetting the flag given before it.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--json", "-j", action="store_true", default=argparse.SUPPRESS,
+                       help="print the raw JSON result")
+    verbs = ctl.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb in VERBS.values():
+        vp = verbs.add_parser(verb.name, help=verb.summary, description=verb.summary,
+                              parents=[after])
+        for p in verb.params:
+            _add_param(vp, p)
+    call = verbs.add_parser("call", help="any verb, with KEY=VALUE arguments (values are JSON "
+                                         "when they parse)", parents=[after])
+    call.add_argument("call_verb", metavar="VERB")
+    call.add_argument("params", nargs="*", metavar="KEY=VALUE")
+    return ctl
+
+
+def _item(text: str) -> tuple[str, Any]:
+    key, value = keyvalue(text)
+    return key, json_or_text(value)
+
+
+def ctl_args(ns: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The verb and its wire arguments from a parsed ``ctl`` command line."""
+    if ns.verb == "call":
+        return ns.call_verb, {key.replace("-", "_"): value
+                              for key, value in map(_item, ns.params or [])}
+    verb: Verb = VERBS[ns.verb]
+    args = {k: v for k, v in vars(ns).items() if k not in _OWN}
+    for p in verb.params:
+        if p.type == "object" and args.get(p.name) is not None:
+            args[p.name] = dict((p.item or _item)(text) for text in args[p.name])
+    return ns.verb, args
+
+
+def run(ns: argparse.Namespace, out) -> None:
+    """Send the verb, print its result (raw with ``--json``)."""
+    from pyctl.control.client import ControlClient
+    verb, args = ctl_args(ns)
+    with ControlClient(ns.socket) as client:
+        result = client.call(verb, **args)
+    if ns.json:
+        print(json.dumps(result, indent=2), file=out)
+        return
+    declared = VERBS.get(ns.verb)
+    text = (declared.render if declared is not None and declared.render else render.generic)(result)
+    if text:
+        print(text, file=out)

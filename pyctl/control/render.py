@@ -1,0 +1,140 @@
+"""How `tapswitch ctl` shows a verb's result to people (``--json`` prints it raw).
+
+Each verb of ``pyctl.control.verb_table`` names its renderer (a function here, or
+``declare.Columns``); a verb without one, or one only a newer daemon knows, is
+shown by ``generic``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pyctl.control.tables import table
+
+__all__ = ["pairs", "inline", "quiet", "lines", "generic", "namespaces", "routes", "ports",
+           "show", "addresses", "verbs", "multicast", "counters", "socket_path"]
+
+
+def pairs(mapping: dict[str, Any]) -> str:
+    """``key: value`` lines, the values aligned."""
+    width = max((len(k) for k in mapping), default=0)
+    return "\n".join(f"{k + ':':<{width + 1}} {inline(v)}" for k, v in mapping.items())
+
+
+def inline(value: Any, sep: str = ", ") -> str:
+    """One value on one line: lists joined, dicts as k=v, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return sep.join(inline(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={inline(v, ',')}" for k, v in value.items()) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def quiet(result: Any) -> str:
+    """Nothing: a configuring verb that worked."""
+    return ""
+
+
+def lines(result: list) -> str:
+    return "\n".join(result)
+
+
+def socket_path(result: dict) -> str:
+    return result["path"]
+
+
+def namespaces(result: list[dict]) -> str:
+    depth: dict[int, int] = {}
+    rows = []
+    for ns in result:   # parents first
+        depth[ns["id"]] = depth.get(ns["parent"], -1) + 1 if ns["parent"] in depth else 0
+        rows.append([ns["id"], "  " * depth[ns["id"]] + ns["name"], ns["kind"],
+                     ns.get("parent_name")])
+    return table(rows, ["ID", "NAME", "KIND", "PARENT"])
+
+
+def routes(result: list[dict]) -> str:
+    return table([[r["dst"], r["via"], r["port"]] for r in result], ["DESTINATION", "VIA", "PORT"])
+
+
+def _port_state(p: dict) -> str:
+    return p["state"] + (f": {p['error']}" if p.get("error") else "")
+
+
+def ports(result: list[dict]) -> str:
+    """A daemon adds each port's state (up, failed: why, missing): a STATE column."""
+    if any("state" in p for p in result):
+        return table([[p["id"], p["name"], p["namespace"], p["mac"], inline(p["options"]),
+                       _port_state(p)] for p in result],
+                     ["ID", "NAME", "NAMESPACE", "MAC", "OPTIONS", "STATE"])
+    return table([[p["id"], p["name"], p["namespace"], p["mac"], inline(p["options"])]
+                  for p in result], ["ID", "NAME", "NAMESPACE", "MAC", "OPTIONS"])
+
+
+def show(ns: dict) -> str:
+    head = {"namespace": f"{ns['name']} (id {ns['id']}, {ns['kind']})",
+            "parent": ns["parent_name"], "scope": ns["scope"], "children": ns["children"],
+            "groups": ns["groups"]}
+    out = [pairs(head), "addresses:"] + [f"  {a}" for a in ns["addresses"]]
+    if ns["routes"]:
+        out += ["routes" + (" (of " + ns["scope"] + ")" if ns["scope"] != ns["name"] else "") + ":"]
+        out += ["  " + line for line in routes(ns["routes"]).splitlines()]
+    if ns["ports"]:
+        out += ["ports:"] + ["  " + line for line in ports(ns["ports"]).splitlines()]
+    return "\n".join(out)
+
+
+def addresses(result: list) -> str:
+    if result and isinstance(result[0], dict):
+        return table([[a["address"], a["owner"]] for a in result], ["ADDRESS", "OWNER"])
+    return "\n".join(result)
+
+
+def verbs(result: list[dict]) -> str:
+    def args(v):
+        return " ".join(p["name"] if p["required"] else f"[{p['name']}]" for p in v["params"])
+    return table([[v["name"], v["access"], args(v), v["summary"]] for v in result],
+                 ["VERB", "ACCESS", "ARGUMENTS", "SUMMARY"])
+
+
+def multicast(result: dict) -> str:
+    rows = [[scope, group, m["namespace"], m["origin"], m["expires_in"]]
+            for scope, groups in result.items() for group, members in groups.items()
+            for m in members]
+    if not rows:
+        return "no group memberships"
+    return table(rows, ["SCOPE", "GROUP", "NAMESPACE", "ORIGIN", "EXPIRES IN (S)"], right=[4])
+
+
+def counters(result: dict) -> str:
+    # Imported here: the counter names come from the compiled fast path's reason table.
+    from pyctl.control.counters import format_counters
+    return format_counters(result)
+
+
+def generic(result: Any) -> str:
+    """Whatever a verb without a renderer returns (a newer daemon's, ``call``)."""
+    if result is None:
+        return ""
+    if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+        keys = list(dict.fromkeys(k for r in result for k in r))
+        return table([[inline(r.get(k)) for k in keys] for r in result],
+                     [k.upper() for k in keys])
+    if isinstance(result, list):
+        return "\n".join(inline(r) for r in result)
+    if isinstance(result, dict):
+        return _sections(result)
+    return str(result)
+
+
+def _sections(mapping: dict[str, Any]) -> str:
+    """Plain values aligned first, then each non-empty mapping as an indented section."""
+    nested = {k: v for k, v in mapping.items() if isinstance(v, dict) and v}
+    flat = {k: v for k, v in mapping.items() if k not in nested}
+    out = [pairs(flat)] if flat else []
+    for key, value in nested.items():
+        out += [f"{key}:"] + ["  " + line for line in _sections(value).splitlines()]
+    return "\n".join(out)

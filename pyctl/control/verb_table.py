@@ -1,0 +1,174 @@
+"""THE verb table: every control verb, declared once (``pyctl.control.declare.Verb``).
+
+From it come the control socket's argument checks and access gate
+(``verbs.standard_dispatcher``, the daemon's verbs), `tapswitch ctl`'s
+subcommands, arguments, help and renderers (``ctl``), the verb list of
+docs/control.md (``verb_docs``) and the test rig's ``Topology`` verbs
+(``pyctl.rig.verbs``).  The model's ``Switch`` / ``ActingContext`` methods of
+the verbs ``served_by="model"`` are written by hand, with the names
+(``Verb.py_name``) and argument orders declared here:
+tests/control/test_verb_table.py fails when any of these views drifts.
+
+A verb added here is served once something binds a handler to it: the model's
+verbs and the server's in ``pyctl.control.verbs``, the daemon's in
+``pyctl.daemon.daemon``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pyctl.control import render
+from pyctl.control.declare import Columns, Param, Verb, json_or_text, keyvalue
+
+__all__ = ["VERBS", "served_by"]
+
+_NS = Param("namespace", "namespace", help="namespace name or id")
+_NS_OPT = Param("namespace", "namespace", required=False,
+                help="namespace name or id (default: the one this socket acts as)")
+_ADDR = Param("address", "str", help="interface address A/N, e.g. 10.0.0.5/24")
+_GROUP = Param("group", "str", help="multicast group address, e.g. 239.1.1.1")
+_VIA = Param("via", "str", required=False, option=True, help="next hop (gateway) address")
+_PORT_OPT = Param("port", "port", required=False, option=True, help="a port of that L2")
+
+
+def _port_option(text: str) -> tuple[str, Any]:
+    """``-o KEY=VALUE`` of port-add: offloads is a comma list, other values JSON or text."""
+    key, value = keyvalue(text, "port option ")
+    if key == "offloads":
+        return key, [v for v in value.split(",") if v]
+    return key, json_or_text(value)
+
+
+_TABLE = (
+    # -- about the connection ---------------------------------------------------
+    Verb("ping", summary="check that the daemon answers", result='`"pong"`', render=str),
+    Verb("version", summary="tapswitch and protocol versions, model version",
+         result="`{tapswitch, protocol, model_version}`", render=render.pairs),
+    Verb("whoami", summary="the namespace this socket acts as, and your credentials",
+         result="`{namespace, id, kind, admin, scope, socket, peer: {pid, uid, gid}}`",
+         render=render.pairs),
+    Verb("verbs", summary="every verb with its arguments",
+         result="every verb with its parameters and access", render=render.verbs),
+    # -- namespaces -------------------------------------------------------------
+    Verb("namespaces", served_by="model", rig=True, summary="visible namespaces, parents first",
+         result="`[{id, name, kind, parent, parent_name}]`, parents first",
+         render=render.namespaces),
+    Verb("show", [_NS_OPT], summary="one namespace: addresses, routes, ports, groups",
+         result="one namespace with `scope`, `children`, `addresses`, `routes`, `ports`, "
+                "`groups`", render=render.show),
+    Verb("create", [Param("name", "str", help="the new namespace's name"),
+                    Param("kind", "str", choices=("l2", "l3"), help="l2 or l3"),
+                    Param("parent", "namespace", required=False, option=True,
+                          help="its parent L2 (default: the root, or the socket's L2)")],
+         access="config", served_by="model", summary="create a namespace",
+         result="the new namespace (`parent` defaults to the root, or the socket's L2)",
+         render=render.quiet),
+    Verb("destroy", [_NS, Param("recursive", "bool", required=False, default=False,
+                                flags=("--recursive", "-r"), help="with its whole subtree")],
+         access="config", served_by="model", rig=True,
+         summary="destroy a namespace (an L3's addresses return to its parent)",
+         result="null; an L3's addresses return to its parent", render=render.quiet),
+    # -- addresses --------------------------------------------------------------
+    Verb("addresses", [_NS_OPT, Param("tagged", "bool", required=False, default=False,
+                                      flags=("--tagged", "-t"),
+                                      help="also the descendants' addresses, tagged")],
+         served_by="model", rig=True, summary="addresses of a namespace (loopback included)",
+         result='`["127.0.0.1/8", "::1/128", "10.1.0.10/24"]`; tagged: `[{address, owner}]` '
+                "including descendants'", render=render.addresses),
+    Verb("address-add", [_NS, _ADDR], access="config", served_by="model", rig=True,
+         summary="create an address in an L2",
+         result="null (addresses are created in an L2)", render=render.quiet),
+    Verb("address-del", [_NS, _ADDR], access="config", served_by="model", rig=True,
+         summary="delete an address of an L2", result="null (it must hold it, not a child)",
+         render=render.quiet),
+    Verb("push", [_ADDR, _NS], access="config", served_by="model", rig=True,
+         summary="move an address of the parent L2 into an L3",
+         result="null (from the L3's parent into the L3)", render=render.quiet),
+    Verb("pull", [_ADDR, _NS], access="config", served_by="model", rig=True,
+         summary="give an L3's address back to its parent",
+         result="null (from the L3 back to its parent)", render=render.quiet),
+    Verb("assign-and-push", [_ADDR, _NS], access="config", served_by="model", rig=True,
+         summary="create an address in the parent and push it, in one step",
+         result="null (the parent never holds it)", render=render.quiet),
+    Verb("owner", [Param("address", "str", help="an IP address, e.g. 10.0.0.5"), _NS_OPT],
+         served_by="model", rig=True, summary="which namespace holds an IP in a scope",
+         result="the name of the namespace holding that IP in the scope, or null",
+         render=render.inline),
+    # -- routes -----------------------------------------------------------------
+    Verb("routes", [_NS_OPT], served_by="model", rig=True,
+         summary="routes a namespace uses (an L3: its parent's)",
+         result="`[{dst, via, port}]` (an L3: its parent's)", render=render.routes),
+    Verb("route-add", [_NS, Param("prefix", "str", help="A/N or default"), _VIA, _PORT_OPT],
+         access="config", served_by="model", rig=True, summary="add a route to an L2",
+         result="the route (`prefix` may be `default`)", render=render.quiet),
+    Verb("route-del", [_NS, Param("prefix", "str", help="A/N or default"), _VIA, _PORT_OPT],
+         access="config", served_by="model", rig=True, summary="delete a route of an L2",
+         result="null", render=render.quiet),
+    # -- ports ------------------------------------------------------------------
+    Verb("ports", [Param("namespace", "namespace", required=False,
+                         help="namespace name or id (default: every visible port)")],
+         served_by="model", rig=True,
+         summary="ports (TAPs), their options and, under a daemon, their state",
+         result="`[{id, name, ns, namespace, mac, options}]` (default: every visible port); "
+                "the daemon adds `state` (`up`, `failed` with `error`, `missing`)",
+         render=render.ports),
+    Verb("port-add", [Param("name", "str", help="interface name, at most 15 characters"), _NS,
+                      Param("mac", "str", required=False, option=True,
+                            help="default: generated, locally administered"),
+                      Param("options", "object", required=False, flags=("--option", "-o"),
+                            item=_port_option,
+                            help="KEY=VALUE, repeated: vnet_hdr=true, offloads=csum,tso4, "
+                                 "txqueuelen=10000, mtu, netns, address, gateway")],
+         access="config", served_by="model", summary="attach a port to a namespace",
+         result="the port; options as in the config file", render=render.quiet),
+    Verb("port-del", [Param("name", "port", help="port name or id")], access="config",
+         served_by="model", summary="remove a port", result="null", render=render.quiet),
+    # -- multicast membership ---------------------------------------------------
+    Verb("join", [_GROUP, _NS_OPT], access="member", served_by="model", rig=True,
+         summary="join a multicast group (an L3 may, for itself)", result="null",
+         render=render.quiet),
+    Verb("leave", [_GROUP, _NS_OPT], access="member", served_by="model", rig=True,
+         summary="leave a multicast group", result="null", render=render.quiet),
+    Verb("groups", [_NS_OPT], served_by="model", rig=True,
+         summary="multicast groups of a namespace", result='`["239.1.1.1"]`',
+         render=render.lines),
+    Verb("members", [_GROUP, _NS_OPT], served_by="model", rig=True,
+         summary="members of a multicast group in a scope",
+         result="names of the members in the scope", render=render.lines),
+    # -- namespace control sockets ------------------------------------------------
+    Verb("sockets", summary="namespace control sockets that are open",
+         result="`[{namespace, path}]` of the visible namespace sockets",
+         render=Columns((("NAMESPACE", "namespace"), ("PATH", "path")))),
+    Verb("socket-add", [_NS], access="config",
+         summary="open a control socket acting as a namespace", result="`{namespace, path}`",
+         render=render.socket_path),
+    Verb("socket-del", [_NS], access="config", summary="close a namespace's control socket",
+         result="null", render=render.quiet),
+    # -- the daemon's -----------------------------------------------------------
+    Verb("counters", [Param("namespace", "namespace", required=False,
+                            help="only this namespace and its ports (default: every visible one)"),
+                      Param("port", "port", required=False, option=True,
+                            flags=("--port", "-p"), help="only this port")],
+         served_by="daemon", rig=True, summary="packet and drop counters",
+         result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons}}, "
+                "ports: {name: {namespace, rx_packets, ...}}, reasons, groups: {scope: {group: "
+                "{rx_packets, rx_bytes, copies}}}}` (below)", render=render.counters),
+    Verb("multicast", served_by="daemon",
+         summary="group memberships: learned (with expiry) or configured",
+         result="`{scope: {group: [{namespace, origin: learned\\|configured, expires_in}]}}` "
+                "(docs/multicast.md)", render=render.multicast),
+    Verb("stats", served_by="daemon", rig=True,
+         summary="the packet loop's, slow path's and IGMP snooper's counters",
+         result="the packet loop's, slow path's and IGMP snooper's (`igmp`) counters, what the "
+                "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
+                "bytes, ICMP buckets), `ports_up`, `ports_failed`, uptime", render=render.generic),
+)
+
+VERBS: dict[str, Verb] = {verb.name: verb for verb in _TABLE}
+if len(VERBS) != len(_TABLE):
+    raise ValueError("a verb is declared twice")
+
+
+def served_by(who: str, table: dict[str, Verb] | None = None) -> list[Verb]:
+    """The verbs ``who`` ("model", "server", "daemon") answers, in table order."""
+    return [v for v in (VERBS if table is None else table).values() if v.served_by == who]

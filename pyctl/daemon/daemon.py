@@ -1,0 +1,387 @@
+"""The tapswitch daemon: the model, the fast path, the packet loop, the slow
+path and the control socket, put together.
+
+One thread runs everything.  ``PacketLoop.run()`` forwards without the GIL
+and comes back to Python only between batches: when the control socket or the
+wake-up pipe is readable, when the fast path handed frames to the slow path,
+or on the housekeeping tick.  Every change of the model goes through
+``Daemon.change()``: the model's transaction, then the compiler's diff and the
+TAPs' reconciliation; if any of it fails, all of it is undone.
+
+Another thread (the in-process test-rig API) talks to a running daemon with
+``Daemon.call(func)``, which runs ``func`` in the daemon's thread between
+batches and hands back its result or exception.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import Future
+
+import fastpath
+from fastpath import verdicts
+from pyctl import errors, kernel
+from pyctl.compile.compiler import Compiler
+from pyctl.config import DaemonSettings
+from pyctl.control.counters import format_counters, select as select_counters
+from pyctl.control.server import ControlServer
+from pyctl.daemon.port_manager import PortManager
+from pyctl.daemon.view import PlanView
+from pyctl.model.events import NamespaceDestroyed
+from pyctl.control.dispatch import Dispatcher
+from pyctl.daemon.multicast import Multicast, group_counters
+from pyctl.daemon.ratelimit import TokenBucket
+from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
+from pyctl.control.verb_table import VERBS
+from pyctl.control.verbs import standard_dispatcher
+
+log = logging.getLogger("tapswitch.daemon")
+
+__all__ = ["Daemon", "run_config"]
+
+TICK_S = 0.1
+NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
+
+
+class _DaemonDispatcher(Dispatcher):
+    """The standard verbs, each configuring one run inside ``Daemon.change()``."""
+
+    def __init__(self, daemon, base):
+        super().__init__()
+        self._daemon = daemon
+        for verb in base.verbs():
+            self.register(verb, verb.handler)
+
+    def dispatch(self, session, request):
+        verb = self.get(request.verb)
+        if verb.access == "read":
+            return super().dispatch(session, request)
+        with self._daemon.change():
+            return super().dispatch(session, request)
+
+
+class Daemon:
+    """A running switch.  ``start()``, then ``run()`` until ``stop()``; ``close()`` cleans up."""
+
+    def __init__(self, switch, settings: DaemonSettings | None = None, *,
+                 max_namespaces=4096, max_ports=1024, slot_size=65536 + 256,
+                 registry: kernel.CleanupRegistry | None = None, out=None):
+        self.switch = switch
+        self.settings = settings or DaemonSettings()
+        self.out = out if out is not None else sys.stdout
+        self.registry = registry if registry is not None else kernel.CleanupRegistry()
+        self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
+        self.compiler = Compiler(switch, self.datapath)
+        self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
+                                        slot_size=slot_size, backend=self.settings.io_backend)
+        limits = self.settings.slowpath
+        self.view = PlanView(self.compiler, self.datapath)
+        self.slowpath = SlowPath(self.view, SlowPathConfig(
+            icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst,
+            arp_rate=float(limits.arp_requests_per_second), max_neighbours=limits.neighbours,
+            max_neighbours_per_scope=limits.neighbours_per_scope,
+            reachable_time=float(limits.neighbour_reachable_time)), datapath=self.datapath)
+        # What the slow path may take in, in all: a flood of ARP or of frames to
+        # the switch's own address costs Python time, not forwarding time.
+        self._slow_budget = TokenBucket(float(limits.frames_per_second),
+                                        max(1, limits.frames_per_second // 10), time.monotonic())
+        self.slow_frames_over_budget = 0
+        self.ports = PortManager(switch, self.loop, self.registry)
+        self.multicast = Multicast(switch, self.view, self.change)
+        self.control = None
+        self._calls = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._stopping = False
+        self._closed = False
+        self._thread = None
+        self._next_tick = 0.0
+        self._next_netns_check = 0.0
+        self._loop_failures = 0         # read errors + EOFs of the loop already acted on
+        self._unsubscribe = None
+        self.started_at = None
+
+    # ------------------------------------------------------------------ setup
+
+    def start(self, control=True):
+        """Program the fast path, open the ports and the control socket."""
+        try:
+            self.apply()
+            self.multicast.attach()
+            self.loop.add_wakeup(self._wake_r)
+            if control:
+                base = standard_dispatcher()
+                self._register_daemon_verbs(base)
+                self.control = ControlServer(self.switch, self.settings.socket,
+                                             dispatcher=_DaemonDispatcher(self, base),
+                                             socket_dir=self.settings.socket_dir,
+                                             mode=self.settings.socket_mode)
+                self.loop.add_wakeup(self.control.fileno())
+            self._unsubscribe = self.switch.subscribe(self._on_model_event)
+        except BaseException:
+            self.close(report=False)
+            raise
+        self.started_at = time.monotonic()
+        log.info("tapswitch running: %d ports, I/O backend %s", len(self.ports.open), self.loop.backend)
+        return self
+
+    def _register_daemon_verbs(self, dispatcher):
+        """The verb table's daemon verbs, and ``ports`` with each port's state."""
+        dispatcher.register(VERBS["counters"], self.counters, replace=True)
+        dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
+        dispatcher.register(VERBS["stats"], lambda session: self.stats(), replace=True)
+        model_ports = dispatcher.get("ports").handler
+
+        def ports(session, namespace):
+            return [{**p, **self.ports.status(p["id"])}
+                    for p in model_ports(session, namespace=namespace)]
+        dispatcher.register(VERBS["ports"], ports, replace=True)
+
+    # ------------------------------------------------------------------ changes
+
+    def apply(self):
+        """Bring the fast path and the TAPs in line with the model.
+
+        Each half is all-or-nothing on its own (the compiler undoes its writes,
+        the port manager closes what it opened); ``change()`` puts them together."""
+        self.compiler.sync()
+        self.ports.reconcile()
+        for pid in self.ports.take_closed():
+            self.slowpath.forget_port(pid)
+
+    @contextlib.contextmanager
+    def change(self):
+        """``with daemon.change() as sw:`` -- verbs on ``sw`` are applied together or not at all."""
+        try:
+            with self.switch.transaction():
+                yield self.switch
+                self.apply()
+        except BaseException:
+            # The transaction put the model back: bring the tables and TAPs back to it.
+            try:
+                self.apply()
+            except Exception:  # pragma: no cover - re-applying a plan that worked before
+                log.exception("could not restore the previous plan")
+            raise
+
+    def _on_model_event(self, event):
+        # Changes made outside change() (the Python API): apply them now.  A
+        # refusal here cannot undo the model's change: it is logged and the
+        # tables keep the last plan that worked.
+        if self.compiler.synced_version != self.switch.version:
+            try:
+                self.apply()
+            except errors.TapswitchError:
+                log.exception("could not apply %s", event.kind)
+        # Told after the change was applied (inside change(), events wait for its end):
+        # what the slow path keeps of a destroyed namespace goes, from the datapath too.
+        if isinstance(event, NamespaceDestroyed):
+            for gone in event.destroyed:
+                self.slowpath.forget_namespace(gone.namespace.id)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, duration=None):
+        """Forward until ``stop()`` (or for ``duration`` seconds)."""
+        self._thread = threading.get_ident()
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self._stopping:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            wait = max(0.0, self._next_tick - now)
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            # Round up: a wait under a millisecond must still block, not spin.
+            ready = self.loop.run(math.ceil(wait * 1000) if wait > 0 else 0)
+            self._service(ready)
+        return self
+
+    def _service(self, ready):
+        for fd in ready:
+            if fd == self._wake_r:
+                self._drain_wake()
+            elif self.control is not None and fd == self.control.fileno():
+                self.control.poll(0)
+        self._slow_path(self.loop.slow_frames())
+        now = time.monotonic()
+        if now >= self._next_tick:
+            self._next_tick = now + TICK_S
+            self._check_ports(now)
+            self._emit(self.slowpath.tick())
+            self._send(self.multicast.tick(now, self.ports.open))
+        self._run_calls()
+
+    def _check_ports(self, now):
+        """Ports that failed under the daemon (TAP or kernel namespace deleted from
+        outside): out of service, with the reason (``ctl ports``, ``ctl stats``)."""
+        loop = self.loop.stats()
+        failures = loop["read_errors"] + loop["read_eof"]
+        if failures != self._loop_failures:
+            self._loop_failures = failures
+            self.ports.check_loop()
+        if now >= self._next_netns_check:
+            self._next_netns_check = now + NETNS_CHECK_S
+            self.ports.check_netns()
+
+    def _slow_path(self, frames):
+        now = time.monotonic()
+        for port_id, reason, data in frames:
+            if not self._slow_budget.take(now):
+                self.slow_frames_over_budget += 1
+                continue
+            if reason == verdicts.REASON_IGMP:
+                self._send(self.multicast.handle(port_id, data, time.monotonic()))
+            else:
+                self._emit(self.slowpath.handle(port_id, reason, data))
+
+    def _emit(self, output):
+        # (Neighbours are in the datapath already: the slow path's table writes them.)
+        for fact in output.learned:
+            if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
+                self.datapath.set_peer_mac(fact.port_id, fact.mac)
+        self._send(output.frames)
+
+    def _send(self, frames):
+        for port_id, frame in frames:
+            if port_id in self.ports.open:
+                self.loop.send(port_id, frame)
+
+    def _drain_wake(self):
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _run_calls(self):
+        while True:
+            try:
+                func, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(func())
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+    def call(self, func, timeout=30.0):
+        """Run ``func()`` in the daemon's thread between batches; its result or exception."""
+        if self._thread is None or self._thread == threading.get_ident():
+            return func()
+        future = Future()
+        self._calls.put((func, future))
+        self._wake()
+        return future.result(timeout)
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    def stop(self):
+        """Make ``run()`` return (safe from any thread and from a signal handler)."""
+        self._stopping = True
+        self._wake()
+
+    # ------------------------------------------------------------------ reading
+
+    def counters(self, session=None, namespace=None, port=None):
+        """The fast path's counters, named, limited to what ``session`` sees and filtered
+        (pyctl.control.counters.select)."""
+        api = self.switch if session is None else session.api
+        raw = self.datapath.counters()
+        out = select_counters(raw, api, namespace=namespace, port=port)
+        out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
+        return out
+
+    def _multicast_verb(self, session):
+        return self.multicast.memberships(session.api, time.monotonic())
+
+    def stats(self):
+        return {"loop": self.loop.stats(), "backend": self.loop.backend,
+                "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
+                "igmp": dict(self.multicast.counters),
+                "slowpath_over_budget": self.slow_frames_over_budget,
+                "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
+                "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
+
+    # ------------------------------------------------------------------ teardown
+
+    def close(self, report=True):
+        """Stop serving, close every TAP, remove what the daemon made in the kernel."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.multicast.detach()
+        if report and self.started_at is not None:
+            print_counters(self.counters(), self.out, title="final counters")
+        if self.control is not None:
+            self.control.close()
+        self.ports.close_all()
+        problems = self.registry.cleanup()
+        for what, exc in problems:
+            log.warning("cleanup of %s failed: %s", what, exc)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        # Its epoll fd, eventfd and io_uring ring now, not when a collection frees the
+        # daemon's reference cycles.  Last: Busy if run() still runs in another thread.
+        self.loop.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def print_counters(counters, out, title="counters"):
+    """A compact human table of ``Daemon.counters()``."""
+    print(format_counters(counters, title=title), file=out)
+
+
+def run_config(path, socket=None, out=None):
+    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
+    from pyctl import config as config_mod
+    from pyctl.model.switch import Switch
+    out = out if out is not None else sys.stdout
+    try:
+        cfg = config_mod.load_config(path)
+        switch = Switch()
+        config_mod.apply(cfg, switch)
+    except errors.TapswitchError as exc:
+        print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    settings = cfg.daemon
+    if socket is not None:
+        import dataclasses
+        settings = dataclasses.replace(settings, socket=socket)
+    daemon = Daemon(switch, settings, out=out)
+    previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            daemon.start()
+        except errors.TapswitchError as exc:
+            print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
+            return 1
+        for name in cfg.namespace_sockets():
+            daemon.control.bind_namespace(name)
+        print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
+              f"control socket {settings.socket}", file=out, flush=True)
+        daemon.run()
+        return 0
+    finally:
+        daemon.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,343 @@
+"""IGMP snooping: who listens to which multicast group, per L2 scope.
+
+``parse_igmp`` turns one IGMP message (v1/v2 reports, v2 leaves, v3 reports)
+into group-level events; ``MembershipTable`` keeps, for one scope, group ->
+{namespace: expiry}; ``IgmpSnooper`` ties both to the daemon: it takes the
+IGMP datagrams the fast path hands up and returns membership changes to
+compile into the fan-out tables.  Everything is pure logic with an injected
+clock (``now`` arguments, seconds).
+
+Choices (RFC 4541 snooping at group granularity):
+
+- IGMPv3 records: MODE_IS_EXCLUDE / CHANGE_TO_EXCLUDE (whatever the sources),
+  and MODE_IS_INCLUDE / CHANGE_TO_INCLUDE / ALLOW_NEW_SOURCES with sources, are
+  joins; CHANGE_TO_INCLUDE and MODE_IS_INCLUDE with no source are leaves;
+  BLOCK_OLD_SOURCES changes nothing (sources are not tracked: a member stays a
+  member of the whole group until it leaves or expires).
+- Expiry: a membership lasts the Group Membership Interval (260 s, RFC 3376
+  8.4) after the last report.  Hosts repeat reports only when queried, so the
+  daemon must send a general query (``build_query``) every ``query_interval``
+  (``IgmpSnooper.general_query_due``) out of every port of the scope.
+- Leave: an L3 namespace has exactly one endpoint, so its v2 leave or v3
+  TO_IN{} removes it at once (fast leave; the kernel sends the leave when the
+  last socket of the group drops it).  A namespace behind which several hosts
+  may sit (an L2 uplink: ``fast_leave=False``) only gets its expiry cut to the
+  Last Member Query Time (2 s), and the caller is asked to send a
+  group-specific query there; a host still listening answers and stays.
+- Link-local groups (224.0.0.0/24) reach the whole scope anyway: reports for
+  them are ignored, joins refused.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from pyctl.daemon import packets as pk
+from pyctl.errors import InvalidArgument
+
+IGMP_QUERY = 0x11
+IGMP_V1_REPORT = 0x12
+IGMP_V2_REPORT = 0x16
+IGMP_V2_LEAVE = 0x17
+IGMP_V3_REPORT = 0x22
+
+MODE_IS_INCLUDE = 1
+MODE_IS_EXCLUDE = 2
+CHANGE_TO_INCLUDE = 3
+CHANGE_TO_EXCLUDE = 4
+ALLOW_NEW_SOURCES = 5
+BLOCK_OLD_SOURCES = 6
+
+ALL_HOSTS = 0xE0000001          # 224.0.0.1
+ROUTER_ALERT = b"\x94\x04\x00\x00"
+
+_V3_HEADER = struct.Struct("!BBHHH")
+_V3_RECORD = struct.Struct("!BBHI")
+
+
+class IgmpEvent(NamedTuple):
+    group: int
+    join: bool        # False: leave
+
+
+class Change(NamedTuple):
+    group: int
+    namespace: int
+    joined: bool      # False: left (leave, expiry or removal)
+
+
+def is_multicast(ip: int) -> bool:
+    return ip >> 28 == 0xE
+
+
+def is_link_local_group(ip: int) -> bool:
+    return ip >> 8 == 0xE00000
+
+
+def parse_igmp(message: bytes) -> list[IgmpEvent] | None:
+    """The events one IGMP message (an IPv4 payload) carries; None if malformed.
+
+    Queries and messages of unknown types carry no event ([]).  Reports for
+    link-local groups are left out."""
+    if len(message) < 8 or pk.checksum(message) != 0:
+        return None
+    itype = message[0]
+    if itype in (IGMP_V1_REPORT, IGMP_V2_REPORT, IGMP_V2_LEAVE):
+        group = int.from_bytes(message[4:8], "big")
+        if not is_multicast(group):
+            return None
+        if is_link_local_group(group):
+            return []
+        return [IgmpEvent(group, itype != IGMP_V2_LEAVE)]
+    if itype == IGMP_V3_REPORT:
+        return _parse_v3_report(message)
+    return []
+
+
+def _parse_v3_report(message: bytes) -> list[IgmpEvent] | None:
+    _, _, _, _, nrec = _V3_HEADER.unpack_from(message)
+    off = 8
+    events = []
+    for _ in range(nrec):
+        if off + 8 > len(message):
+            return None
+        rtype, aux_words, nsrc, group = _V3_RECORD.unpack_from(message, off)
+        off += 8 + 4 * nsrc + 4 * aux_words
+        if off > len(message) or not is_multicast(group) or not 1 <= rtype <= 6:
+            return None
+        if is_link_local_group(group):
+            continue
+        if rtype in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE):
+            events.append(IgmpEvent(group, True))
+        elif rtype in (MODE_IS_INCLUDE, CHANGE_TO_INCLUDE):
+            events.append(IgmpEvent(group, nsrc > 0))
+        elif rtype == ALLOW_NEW_SOURCES and nsrc > 0:
+            events.append(IgmpEvent(group, True))
+    return events
+
+
+def build_query(group: int = 0, *, max_resp_time: float = 10.0, version: int = 3,
+                robustness: int = 2, query_interval: int = 125) -> bytes:
+    """An IGMP membership query (general when ``group`` is 0), as an IPv4 payload."""
+    # In tenths of a second; v3 codes from 128 up are a float format: stay below.
+    code = max(1, min(255 if version == 2 else 127, round(max_resp_time * 10)))
+    if version == 2:
+        head = struct.pack("!BBHI", IGMP_QUERY, code, 0, group)
+        return head[:2] + pk.checksum(head).to_bytes(2, "big") + head[4:]
+    if version != 3:
+        raise InvalidArgument(f"IGMP query version must be 2 or 3, not {version!r}")
+    body = struct.pack("!BBHIBBH", IGMP_QUERY, code, 0, group, robustness & 7,
+                       min(query_interval, 127), 0)
+    return body[:2] + pk.checksum(body).to_bytes(2, "big") + body[4:]
+
+
+def build_query_frame(src_mac: bytes, src_ip: int, group: int = 0, **kw) -> bytes:
+    """A query as a whole Ethernet frame: TTL 1, Router Alert, to 224.0.0.1 (general)
+    or to the group (group-specific)."""
+    dst = group or ALL_HOSTS
+    message = build_query(group, **kw)
+    # build_ipv4 writes no options: add Router Alert (IHL 6) by hand.
+    total = 24 + len(message)
+    head = struct.pack("!BBHHHBBHII", 0x46, 0xC0, total, 0, 0, 1, pk.IPPROTO_IGMP, 0,
+                       src_ip, dst) + ROUTER_ALERT
+    head = head[:10] + pk.checksum(head).to_bytes(2, "big") + head[12:]
+    dst_mac = b"\x01\x00\x5e" + (dst & 0x7FFFFF).to_bytes(3, "big")
+    return pk.build_ethernet(dst_mac, src_mac, pk.ETH_P_IP, head + message)
+
+
+def _check_group(group: int) -> None:
+    if not isinstance(group, int) or not is_multicast(group):
+        raise InvalidArgument(f"{group!r} is not an IPv4 multicast group (224.0.0.0/4)")
+    if is_link_local_group(group):
+        raise InvalidArgument(f"group {pk.ip_str(group)} is link-local (224.0.0.0/24): "
+                              "it reaches every namespace of the scope without a join")
+
+
+@dataclass(frozen=True)
+class IgmpConfig:
+    group_membership_interval: float = 260.0     # RFC 3376 8.4: 2 * 125 s + 10 s
+    last_member_query_time: float = 2.0          # RFC 3376 8.8: 2 * 1 s
+    query_interval: float = 125.0
+    max_memberships: int = 65536                 # per scope
+
+    def __post_init__(self):
+        for name in ("group_membership_interval", "last_member_query_time", "query_interval"):
+            if not getattr(self, name) > 0:
+                raise InvalidArgument(f"IGMP setting {name}={getattr(self, name)!r} must be > 0")
+        if self.max_memberships < 1:
+            raise InvalidArgument(f"IGMP setting max_memberships={self.max_memberships!r} must be >= 1")
+
+
+class MembershipTable:
+    """group -> {namespace: expiry} for one L2 scope.  ``math.inf`` marks a
+    membership set through the API: it never expires and snooped leaves do not
+    remove it."""
+
+    def __init__(self, config: IgmpConfig | None = None):
+        self.config = config or IgmpConfig()
+        self._groups: dict[int, dict[int, float]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def members(self, group: int) -> frozenset[int]:
+        return frozenset(self._groups.get(group, ()))
+
+    def groups(self) -> dict[int, frozenset[int]]:
+        return {g: frozenset(m) for g, m in self._groups.items()}
+
+    def groups_of(self, namespace: int) -> list[int]:
+        return sorted(g for g, m in self._groups.items() if namespace in m)
+
+    def expiry(self, group: int, namespace: int) -> float | None:
+        return self._groups.get(group, {}).get(namespace)
+
+    # -- snooped ------------------------------------------------------------------
+
+    def report(self, namespace: int, group: int, now: float) -> Change | None:
+        """A report: (re)start the membership's timer.  The change, or None if
+        the fan-out does not change.  Raises OverflowError when a new membership
+        would exceed ``max_memberships`` (the snooper counts it as a drop)."""
+        members = self._groups.get(group)
+        if members is not None and namespace in members:
+            if members[namespace] != math.inf:
+                members[namespace] = now + self.config.group_membership_interval
+            return None
+        if self._count >= self.config.max_memberships:
+            raise OverflowError
+        self._groups.setdefault(group, {})[namespace] = now + self.config.group_membership_interval
+        self._count += 1
+        return Change(group, namespace, True)
+
+    def leave(self, namespace: int, group: int, now: float, fast: bool = True) -> Change | None:
+        """A snooped leave: remove at once (``fast``) or expire after the Last
+        Member Query Time.  API memberships stay."""
+        members = self._groups.get(group)
+        expiry = None if members is None else members.get(namespace)
+        if expiry is None or expiry == math.inf:
+            return None
+        if fast:
+            return self._remove(group, namespace)
+        members[namespace] = min(expiry, now + self.config.last_member_query_time)
+        return None
+
+    def expire(self, now: float) -> list[Change]:
+        """Remove the memberships whose time has come; the changes, sorted."""
+        gone = [(g, ns) for g, m in self._groups.items() for ns, t in m.items() if t <= now]
+        return [self._remove(g, ns) for g, ns in sorted(gone)]
+
+    def next_expiry(self) -> float | None:
+        times = [t for m in self._groups.values() for t in m.values() if t != math.inf]
+        return min(times, default=None)
+
+    # -- set through the API -----------------------------------------------------------
+
+    def join(self, namespace: int, group: int) -> Change | None:
+        """A permanent membership (API / control socket)."""
+        _check_group(group)
+        members = self._groups.get(group)
+        if members is not None and namespace in members:
+            members[namespace] = math.inf
+            return None
+        if self._count >= self.config.max_memberships:
+            raise InvalidArgument(f"the scope already has {self._count} group memberships "
+                                  f"(max_memberships={self.config.max_memberships})")
+        self._groups.setdefault(group, {})[namespace] = math.inf
+        self._count += 1
+        return Change(group, namespace, True)
+
+    def drop(self, namespace: int, group: int) -> Change | None:
+        """Remove a membership, snooped or permanent (API / control socket)."""
+        _check_group(group)
+        if namespace not in self._groups.get(group, ()):
+            return None
+        return self._remove(group, namespace)
+
+    def remove_namespace(self, namespace: int) -> list[Change]:
+        """Every membership of a namespace that goes away."""
+        return [self._remove(g, namespace) for g in self.groups_of(namespace)]
+
+    def _remove(self, group: int, namespace: int) -> Change:
+        members = self._groups[group]
+        del members[namespace]
+        if not members:
+            del self._groups[group]
+        self._count -= 1
+        return Change(group, namespace, False)
+
+
+class QueryRequest(NamedTuple):
+    """Send a group-specific query out of the namespace's ports (after a
+    leave that was not fast)."""
+    scope: int
+    namespace: int
+    group: int
+
+
+class IgmpSnooper:
+    """Membership tables of every scope, fed with the IGMP datagrams endpoints send."""
+
+    def __init__(self, config: IgmpConfig | None = None):
+        self.config = config or IgmpConfig()
+        self.tables: dict[int, MembershipTable] = {}
+        self.counters: Counter = Counter()
+        self._next_query: float | None = None
+
+    def table(self, scope: int) -> MembershipTable:
+        table = self.tables.get(scope)
+        if table is None:
+            table = self.tables[scope] = MembershipTable(self.config)
+        return table
+
+    def handle(self, scope: int, namespace: int, datagram: bytes, now: float,
+               fast_leave: bool = True) -> tuple[list[Change], list[QueryRequest]]:
+        """One IPv4 datagram (protocol 2) from ``namespace``: the membership
+        changes and the group-specific queries to send.  Malformed -> counted."""
+        ip = pk.parse_ipv4(datagram)
+        if ip is None or ip.proto != pk.IPPROTO_IGMP or ip.more_fragments or ip.frag_offset:
+            self.counters["drop_igmp_malformed"] += 1
+            return [], []
+        events = parse_igmp(ip.payload)
+        if events is None:
+            self.counters["drop_igmp_malformed"] += 1
+            return [], []
+        self.counters["igmp_in"] += 1
+        table = self.table(scope)
+        changes, queries = [], []
+        for event in events:
+            if event.join:
+                self.counters["igmp_join"] += 1
+                try:
+                    change = table.report(namespace, event.group, now)
+                except OverflowError:
+                    self.counters["drop_igmp_table_full"] += 1
+                    continue
+            else:
+                self.counters["igmp_leave"] += 1
+                change = table.leave(namespace, event.group, now, fast=fast_leave)
+                if not fast_leave and namespace in table.members(event.group):
+                    queries.append(QueryRequest(scope, namespace, event.group))
+            if change is not None:
+                changes.append(change)
+        return changes, queries
+
+    def expire(self, now: float) -> list[tuple[int, Change]]:
+        """(scope, change) for every membership that timed out."""
+        out = [(scope, c) for scope, table in self.tables.items() for c in table.expire(now)]
+        self.counters["igmp_expired"] += len(out)
+        return out
+
+    def general_query_due(self, now: float) -> bool:
+        """True once per query interval (and at the first call): time to send a
+        general query out of every port."""
+        if self._next_query is not None and now < self._next_query:
+            return False
+        self._next_query = now + self.config.query_interval
+        return True
+
+    def remove_scope(self, scope: int) -> None:
+        self.tables.pop(scope, None)

@@ -1,0 +1,208 @@
+"""The daemon's TAPs, kept in line with the model's ports.
+
+``reconcile()`` opens a TAP for every port the model has and the daemon does
+not, and closes the ones the model no longer has.  Opening comes first and
+is all-or-nothing (a failure closes what this call opened), so a refused
+change never loses a working port.  A port's kernel side (``netns``,
+``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
+network namespace is created if it does not exist (and then removed with the
+last port that uses it; an existing one, a container's, is entered and left
+as it is), the TAP is moved into it and configured there.
+
+A port can fail under the daemon: its TAP deleted from outside (the packet loop
+sees the read error and stops polling it), or its kernel namespace deleted from
+outside (``check_netns()`` sees that the name no longer leads to the namespace
+the daemon holds).  ``fail()`` then closes the TAP and keeps the port in
+``failed`` with the reason, out of ``open``, until the model drops or changes
+it: a failed port is not reopened behind the operator's back.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from pyctl import kernel
+
+from pyctl.daemon import tap_port as tap_ports
+
+log = logging.getLogger("tapswitch.ports")
+
+__all__ = ["PortManager", "OpenPort"]
+
+
+@dataclass
+class OpenPort:
+    id: int
+    name: str
+    tap: object                      # pyctl.daemon.tap_port.TapPort
+    netns: object | None = None      # kernel.NetNamespace the TAP lives in, if any
+    options: dict = field(default_factory=dict)
+    kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
+    failure: str | None = None       # why the port failed (PortManager.fail), None while up
+
+
+class PortManager:
+    def __init__(self, switch, loop, registry):
+        self.switch, self.loop, self.registry = switch, loop, registry
+        self.open: dict[int, OpenPort] = {}       # forwarding
+        self.failed: dict[int, OpenPort] = {}     # failed under the daemon, TAP closed
+        self._netns: dict[str, list] = {}     # name -> [NetNamespace, ports in it]
+        self._closed: list[int] = []
+
+    def reconcile(self):
+        wanted = {p.id: p for p in self.switch.ports()}
+        added = []
+        try:
+            for pid, port in wanted.items():
+                current = self.open.get(pid) or self.failed.get(pid)
+                if current is not None and current.name == port.name and current.options == port.options:
+                    continue
+                if current is not None:           # same id, another port: replace it
+                    self._close(pid)
+                added.append(pid)
+                self.open[pid] = self._open(port)
+        except BaseException:
+            for pid in added:
+                if pid in self.open:
+                    self._close(pid)
+            raise
+        for pid in [p for p in (*self.open, *self.failed) if p not in wanted]:
+            self._close(pid)
+        for pid, entry in self.open.items():
+            if entry.netns is not None:
+                self._mirror_addresses(entry, wanted[pid])
+
+    def _mirror_addresses(self, entry, port):
+        """A tenant's kernel stack holds the addresses its L3 holds: a push adds the
+        address to the TAP in the tenant's kernel namespace, a pull removes it."""
+        ns = self.switch.namespace(port.ns)
+        want = set()
+        if ns.is_l3:
+            want = {a for a in map(str, self.switch.addresses(ns.id))
+                    if ":" not in a and not a.startswith("127.")}
+        if entry.options.get("address"):
+            want.add(entry.options["address"])
+        for cidr in sorted(want - entry.kernel_addresses):
+            entry.netns.add_address(entry.name, cidr)
+            entry.kernel_addresses.add(cidr)
+        for cidr in sorted(entry.kernel_addresses - want):
+            try:
+                entry.netns.del_address(entry.name, cidr)
+            except OSError:
+                log.warning("could not remove %s from %s in %s", cidr, entry.name, entry.netns.name)
+            entry.kernel_addresses.discard(cidr)
+
+    def take_closed(self):
+        closed, self._closed = self._closed, []
+        return closed
+
+    def _open(self, port):
+        opts = port.options
+        netns = self._acquire_netns(opts["netns"]) if opts.get("netns") else None
+        try:
+            extra = {} if opts.get("txqueuelen") is None else {"txqueuelen": opts["txqueuelen"]}
+            tap = tap_ports.TapPort.open(
+                port.name, vnet_hdr=opts.get("vnet_hdr", False), offloads=opts.get("offloads"),
+                mtu=opts.get("mtu"), mac=port.mac, netns=netns,
+                address=opts.get("address"), gateway=opts.get("gateway"), **extra)
+            try:
+                self.loop.add_port(port.id, tap.fd, vnet_hdr=tap.vnet_hdr)
+            except BaseException:
+                tap.close()
+                raise
+        except BaseException:
+            if netns is not None:
+                self._release_netns(netns.name)
+            raise
+        log.info("port %s (id %d) up%s, offloads %s", port.name, port.id,
+                 f" in kernel namespace {netns.name}" if netns else "",
+                 ",".join(sorted(tap.offloads)) or "off")
+        entry = OpenPort(port.id, port.name, tap, netns, dict(opts))
+        if opts.get("address"):
+            entry.kernel_addresses = {opts["address"]}
+        return entry
+
+    def _close(self, pid):
+        entry = self.open.pop(pid, None) or self.failed.pop(pid)
+        try:
+            if entry.failure is None:
+                self.loop.remove_port(pid)
+        finally:
+            entry.tap.close()
+            if entry.netns is not None:
+                self._release_netns(entry.netns.name)
+            self._closed.append(pid)
+
+    def fail(self, pid, reason):
+        """Take open port ``pid`` out of service: out of the loop, its TAP closed (the
+        device goes, if it was still there), kept in ``failed`` with ``reason``."""
+        entry = self.open.pop(pid)
+        entry.failure = reason
+        self.failed[pid] = entry
+        log.warning("port %s (id %d) failed: %s", entry.name, pid, reason)
+        try:
+            self.loop.remove_port(pid)
+        finally:
+            entry.tap.close()
+
+    def check_loop(self):
+        """Fail the open ports the packet loop stopped polling (a read error or EOF)."""
+        for pid, state in self.loop.ports().items():
+            if state["failed"] and pid in self.open:
+                error = state["error"]
+                why = "the TAP was deleted" if error == "EBADFD" else "the TAP's fd failed"
+                self.fail(pid, f"read error {error}: {why}")
+
+    def check_netns(self):
+        """Fail the ports whose kernel namespace was deleted from outside, and let go
+        of the namespace (the daemon's handle kept it alive: now the kernel frees it)."""
+        for name, (netns, _) in list(self._netns.items()):
+            if netns.named:
+                continue
+            del self._netns[name]
+            for pid, entry in list(self.open.items()):
+                if entry.netns is netns:
+                    self.fail(pid, f"kernel namespace {name} was deleted")
+            for entry in self.failed.values():
+                if entry.netns is netns:
+                    entry.netns = None
+            netns.remove()          # the handle only: the name is gone or someone else's
+
+    def status(self, pid):
+        """``{"state": "up"}``, ``{"state": "failed", "error": reason}``, or
+        ``{"state": "missing"}`` for a model port the daemon could not open."""
+        if pid in self.open:
+            return {"state": "up"}
+        if pid in self.failed:
+            return {"state": "failed", "error": self.failed[pid].failure}
+        return {"state": "missing"}
+
+    def _acquire_netns(self, name):
+        """The kernel namespace a port goes into.  One tapswitch creates is removed
+        with the last port in it; an existing one (a container's) is only entered."""
+        slot = self._netns.get(name)
+        if slot is not None and not slot[0].named:      # deleted since the last check
+            self.check_netns()
+            slot = None
+        if slot is None:
+            if name in kernel.list_netns():
+                slot = [kernel.NetNamespace.attach(name), 0]
+            else:
+                slot = [kernel.NetNamespace(name, registry=self.registry), 0]
+            self._netns[name] = slot
+        slot[1] += 1
+        return slot[0]
+
+    def _release_netns(self, name):
+        slot = self._netns[name]
+        slot[1] -= 1
+        if slot[1] == 0:
+            del self._netns[name]
+            slot[0].remove()            # for an attached namespace: only the handle
+
+    def close_all(self):
+        for pid in [*self.open, *self.failed]:
+            try:
+                self._close(pid)
+            except Exception:
+                log.exception("closing port %d", pid)

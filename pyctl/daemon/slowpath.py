@@ -1,0 +1,399 @@
+"""The slow path: what the fast path hands up and cannot finish itself.
+
+Logic on bytes, no I/O: the daemon calls ``SlowPath.handle()`` with each
+frame the fast path punted (and ``tick()`` now and then), writes the frames the
+result lists and applies the peer MACs it learned to the ports.  The neighbour
+table (``pyctl.daemon.neighbours``) writes the fast path's neighbour copy itself.
+
+What it does, per punt reason:
+
+- ``ARP``: a request from an endpoint for any IPv4 address of its scope (other
+  namespaces' addresses, the switch's own, and, proxy style, any destination
+  routed out of another port) is answered with the ingress port's MAC.  A
+  request for the requester's own address (gratuitous ARP, duplicate address
+  detection) gets no answer.  Every ARP whose sender address passes the
+  source rule teaches the sender's MAC (``NeighbourLearned``: into the
+  neighbour table, with expiry; ``PeerMac``); replies release frames waiting
+  for that neighbour.
+- ``LOCAL`` (IPv4 to an address owned by an L2, the switch itself): ICMP echo
+  requests are answered; UDP and TCP get ICMP port unreachable (the switch
+  runs no service; Linux endpoints turn this into ECONNREFUSED), other
+  protocols ICMP protocol unreachable; other ICMP messages and fragments are
+  dropped (no reassembly) and counted.
+- ``TTL_EXCEEDED``: ICMP time exceeded (11/0) back to the sender.
+- ``NO_ROUTE``: ICMP destination unreachable, net (3/0).
+- ``NO_NEIGHBOUR`` / ``PEER_UNKNOWN``: the next hop's (or the L3 endpoint's)
+  MAC is unknown: ARP requests go out of the egress port (every
+  ``arp_retry_interval`` s, at most ``arp_max_requests``), the frames wait
+  (``pyctl.daemon.resolution``) and are forwarded when the reply comes, or
+  dropped with ICMP host unreachable (3/1) when the neighbour times out
+  (RFC 1812 4.3.3.1).
+
+Frames handed up are plain Ethernet frames as received (no virtio-net header,
+TTL not yet decremented).  ICMP errors: ``pyctl.daemon.icmp_errors``.  Every
+frame that produces nothing increments one of ``SlowPath.counters``.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+from fastpath import verdicts
+from pyctl.daemon import packets as pk
+from pyctl.daemon.icmp_errors import IcmpErrors
+from pyctl.daemon.neighbours import Neighbour, NeighbourTable
+from pyctl.daemon.ratelimit import TokenBucket
+from pyctl.daemon.resolution import Resolution, Resolutions
+from pyctl.daemon.view import Route, SwitchView
+from pyctl.errors import InvalidArgument
+
+__all__ = ["Punt", "Route", "SwitchView", "NeighbourLearned", "PeerMac", "Output",
+           "SlowPathConfig", "SlowPath", "TokenBucket"]
+
+
+class Punt(enum.IntEnum):
+    """Why the fast path handed a frame up (its reason codes, fastpath/verdicts.py)."""
+    ARP = verdicts.REASON_ARP
+    LOCAL = verdicts.REASON_LOCAL                # IPv4 to an address of the switch itself
+    NO_ROUTE = verdicts.REASON_NO_ROUTE
+    TTL_EXCEEDED = verdicts.REASON_TTL_EXPIRED   # a routed frame whose TTL would reach 0
+    NO_NEIGHBOUR = verdicts.REASON_NO_NEIGHBOUR  # the next hop's MAC is unknown
+    PEER_UNKNOWN = verdicts.REASON_PEER_UNKNOWN  # the MAC of the endpoint behind an L3 port
+
+
+class NeighbourLearned(NamedTuple):
+    scope: int
+    ip: int
+    mac: bytes
+    port_id: int
+
+
+class PeerMac(NamedTuple):
+    """The MAC of the endpoint on the other side of a port (L3 ports: the
+    destination MAC of every frame the switch delivers there)."""
+    port_id: int
+    mac: bytes
+
+
+class Output(NamedTuple):
+    frames: list          # [(port_id, frame bytes)] to write, in order
+    learned: list         # [NeighbourLearned (in the neighbour table and the fast path's
+    #                        copy already) | PeerMac (for the daemon to apply)]
+
+
+@dataclass(frozen=True)
+class SlowPathConfig:
+    icmp_rate: float = 100.0            # ICMP errors per second per sending namespace
+    icmp_burst: int = 50
+    pending_frames_per_neighbour: int = 101     # Linux's neighbour queue (unres_qlen)
+    max_pending_bytes: int = 4 << 20            # every waiting frame together
+    max_pending_neighbours: int = 1024         # neighbours being resolved at once
+    max_neighbours: int = 65536                 # learned neighbours, in all
+    max_neighbours_per_scope: int = 4096        # learned neighbours of one L2 scope
+    reachable_time: float = 30.0                # then stale and probed (Linux: 30 s)
+    arp_retry_interval: float = 1.0
+    arp_max_requests: int = 3
+    arp_rate: float = 100.0             # ARP requests the switch sends per second, in all
+    arp_burst: int = 50
+    ttl: int = 64                       # of the datagrams the switch originates
+
+    def __post_init__(self):
+        checks = [
+            ("icmp_rate", self.icmp_rate > 0),
+            ("icmp_burst", self.icmp_burst >= 1),
+            ("arp_rate", self.arp_rate > 0),
+            ("arp_burst", self.arp_burst >= 1),
+            ("pending_frames_per_neighbour", self.pending_frames_per_neighbour >= 1),
+            ("max_pending_bytes", self.max_pending_bytes >= 1),
+            ("max_pending_neighbours", self.max_pending_neighbours >= 1),
+            ("max_neighbours", self.max_neighbours >= 1),
+            ("max_neighbours_per_scope", self.max_neighbours_per_scope >= 1),
+            ("reachable_time", self.reachable_time > 0),
+            ("arp_retry_interval", self.arp_retry_interval > 0),
+            ("arp_max_requests", self.arp_max_requests >= 1),
+            ("ttl", 1 <= self.ttl <= 255),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise InvalidArgument(f"slow path setting {name}={getattr(self, name)!r} "
+                                      "is out of range")
+
+
+class SlowPath:
+    """``view``: what the slow path may know of the switch; ``datapath``: the fast
+    path whose neighbour table is the compiled copy of ``neighbours`` (None: no
+    copy, for tests of the packet logic)."""
+
+    def __init__(self, view: SwitchView, config: SlowPathConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic, datapath=None):
+        self.view = view
+        self.config = config or SlowPathConfig()
+        self.clock = clock
+        self.counters: Counter = Counter()
+        self.neighbours = NeighbourTable(self.config, self.counters, datapath)
+        self.resolutions = Resolutions(self.config, self.counters)
+        self.icmp = IcmpErrors(view, self.config, self.counters)
+        self._arp_bucket: TokenBucket | None = None
+
+    # -- entry points -------------------------------------------------------
+
+    def handle(self, port_id: int, reason: int, frame: bytes) -> Output:
+        """Process one punted frame that entered at ``port_id``."""
+        out = Output([], [])
+        eth = pk.parse_ethernet(frame)
+        if eth is None:
+            return self._drop(out, "drop_malformed")
+        if self.view.port_scope(port_id) is None or self.view.port_mac(port_id) is None:
+            return self._drop(out, "drop_unknown_port")
+        if eth.ethertype == pk.ETH_P_ARP:
+            return self._arp(port_id, eth, out)
+        if eth.ethertype != pk.ETH_P_IP:
+            return self._drop(out, "drop_unsupported_ethertype")
+        ip = pk.parse_ipv4(eth.payload)
+        if ip is None:
+            return self._drop(out, "drop_malformed")
+        if not self.view.source_allowed(port_id, ip.src):
+            return self._drop(out, "drop_spoofed_source")
+        if reason == Punt.LOCAL:
+            self._local(port_id, eth, ip, out)
+        elif reason == Punt.TTL_EXCEEDED:
+            self._icmp_error(port_id, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
+        elif reason == Punt.NO_ROUTE:
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
+        elif reason == Punt.NO_NEIGHBOUR or reason == Punt.PEER_UNKNOWN:
+            self._no_neighbour(port_id, eth, ip, out)
+        else:
+            self._drop(out, "drop_bad_reason")
+        return out
+
+    def tick(self) -> Output:
+        """Send the ARP requests that are due (resolutions and probes of stale
+        neighbours); give up on neighbours that did not answer: a resolution's
+        frames are dropped with ICMP host unreachable, a stale entry is removed."""
+        out = Output([], [])
+        now = self.clock()
+        for key, res in self.resolutions.due(now):
+            if res.requests >= self.config.arp_max_requests:
+                self.resolutions.take(key)
+                self.counters["neighbour_timeout"] += 1
+                for ingress, frame in res.frames:
+                    self.counters["drop_neighbour_timeout"] += 1
+                    eth = pk.parse_ethernet(frame)
+                    self._icmp_error(ingress, eth, pk.parse_ipv4(eth.payload),
+                                     pk.ICMP_DEST_UNREACH, pk.ICMP_HOST_UNREACH, out)
+            else:
+                self._send_arp_request(key[1], res, now, out)
+        self.neighbours.tick(now, lambda entry: self._probe(entry, now, out))
+        return out
+
+    def neighbour(self, scope: int, ip: int) -> tuple[bytes, int] | None:
+        """The (MAC, port id) learned for ``ip`` in ``scope``, if any."""
+        entry = self.neighbours.get(scope, ip)
+        return None if entry is None else (entry.mac, entry.port_id)
+
+    def forget_port(self, port_id: int) -> None:
+        """Drop what was learned through a port that went away, and what waits for it."""
+        self.neighbours.forget_port(port_id)
+        self.resolutions.forget_port(port_id)
+
+    def forget_namespace(self, namespace: int) -> None:
+        """A namespace was destroyed: its ICMP bucket goes; an L2 takes its scope's
+        neighbours and the frames waiting in it along."""
+        self.icmp.forget(namespace)
+        self.neighbours.forget_scope(namespace)
+        self.resolutions.forget_scope(namespace)
+
+    @property
+    def pending_neighbours(self) -> int:
+        return len(self.resolutions)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.resolutions.bytes
+
+    def gauges(self) -> dict:
+        """How much the slow path holds now (``ctl stats``)."""
+        return {"neighbours": len(self.neighbours), "neighbours_stale": self.neighbours.stale,
+                "resolving": len(self.resolutions), "waiting_bytes": self.resolutions.bytes,
+                "icmp_buckets": len(self.icmp.buckets)}
+
+    # -- ARP ----------------------------------------------------------------
+
+    def _arp(self, port_id: int, eth: pk.Ethernet, out: Output) -> Output:
+        arp = pk.parse_arp(eth.payload)
+        if arp is None or pk.is_multicast_mac(arp.sha):
+            return self._drop(out, "drop_malformed_arp")
+        if arp.sha != eth.src:
+            # Learning from such a frame would let one host speak for another.
+            return self._drop(out, "drop_arp_sha_mismatch")
+        view = self.view
+        scope = view.port_scope(port_id)
+        port_mac = view.port_mac(port_id)
+        if arp.spa != 0:
+            if not view.source_allowed(port_id, arp.spa):
+                return self._drop(out, "drop_arp_spoofed")
+            if view.owner(scope, arp.spa) == scope:
+                # Someone claims one of the switch's own addresses: never learn it.
+                return self._drop(out, "drop_arp_switch_address")
+            self._learn(scope, arp.spa, arp.sha, port_id, out)
+        namespace = view.port_namespace(port_id)
+        if namespace != scope:
+            out.learned.append(PeerMac(port_id, arp.sha))   # an L3 port: one endpoint
+        if arp.op == pk.ARP_REPLY:
+            self.counters["arp_reply_in"] += 1
+            return out
+        if arp.tpa == arp.spa:
+            self.counters["arp_gratuitous"] += 1
+            return out
+        owner = view.owner(scope, arp.tpa)
+        if owner is not None:
+            if owner == namespace and namespace != scope:
+                # An L3 asking about its own address: duplicate address detection.
+                self.counters["arp_own_address"] += 1
+                return out
+        else:
+            route = view.route(scope, arp.tpa)
+            if route is None or route.port_id == port_id:
+                # Not ours to answer: unroutable, or on the requester's own link.
+                self.counters["arp_ignored"] += 1
+                return out
+        reply = pk.build_arp(pk.ARP_REPLY, port_mac, arp.tpa, arp.sha, arp.spa)
+        out.frames.append((port_id, pk.build_ethernet(arp.sha, port_mac, pk.ETH_P_ARP, reply)))
+        self.counters["arp_reply_sent"] += 1
+        return out
+
+    def _learn(self, scope: int, ip: int, mac: bytes, port_id: int, out: Output) -> None:
+        if not self.neighbours.learn(scope, ip, mac, port_id, self.clock()):
+            return
+        out.learned.append(NeighbourLearned(scope, ip, mac, port_id))
+        key = (scope, ip)
+        res = self.resolutions.get(key)
+        if res is None or res.port_id != port_id:
+            return      # (heard on another port than the route's: keep waiting)
+        self.resolutions.take(key)
+        self.counters["neighbour_resolved"] += 1
+        for ingress, frame in res.frames:
+            self._forward(ingress, frame, res.port_id, mac, out)
+
+    def _take_arp_token(self, now: float) -> bool:
+        if self._arp_bucket is None:
+            self._arp_bucket = TokenBucket(self.config.arp_rate, self.config.arp_burst, now)
+        return self._arp_bucket.take(now)
+
+    def _send_arp_request(self, target: int, res: Resolution, now: float, out: Output) -> None:
+        """A broadcast ARP request for ``target`` out of the resolution's port."""
+        port_mac = self.view.port_mac(res.port_id)
+        if port_mac is None:
+            res.requests = self.config.arp_max_requests    # times out at the next tick
+            return
+        res.requests += 1
+        res.next_request = now + self.config.arp_retry_interval
+        if not self._take_arp_token(now):
+            self.counters["arp_request_rate_limited"] += 1    # counts as a try: it times out
+            return
+        self._arp_request(res.port_id, port_mac, pk.BROADCAST_MAC, target, out)
+        self.counters["arp_request_sent"] += 1
+
+    def _probe(self, entry: Neighbour, now: float, out: Output) -> bool:
+        """A unicast ARP request to a stale neighbour; True when it counts as a try
+        (sent, or its port is gone), False when the ARP budget had no token."""
+        port_mac = self.view.port_mac(entry.port_id)
+        if port_mac is None:
+            return True
+        if not self._take_arp_token(now):
+            self.counters["arp_probe_rate_limited"] += 1
+            return False
+        self._arp_request(entry.port_id, port_mac, entry.mac, entry.ip, out)
+        self.counters["arp_probe_sent"] += 1
+        return True
+
+    def _arp_request(self, port_id: int, port_mac: bytes, eth_dst: bytes, target: int,
+                     out: Output) -> None:
+        """Who has ``target``?  Out of ``port_id`` to ``eth_dst`` (broadcast, or the MAC
+        a probe checks), from the switch's address there (else 0.0.0.0, a probe)."""
+        spa = self.view.icmp_source(port_id) or 0
+        request = pk.build_arp(pk.ARP_REQUEST, port_mac, spa, pk.ZERO_MAC, target)
+        out.frames.append((port_id, pk.build_ethernet(eth_dst, port_mac, pk.ETH_P_ARP, request)))
+
+    # -- routed frames --------------------------------------------------------
+
+    def _no_neighbour(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, out: Output) -> None:
+        scope = self.view.port_scope(port_id)
+        route = self.view.route(scope, ip.dst)
+        if route is None:
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
+            return
+        frame = pk.build_ethernet(eth.dst, eth.src, eth.ethertype, ip.datagram)
+        key = (scope, route.next_hop)
+        known = self.neighbours.get(*key)
+        if known is not None and known.port_id == route.port_id:
+            # Punted before the entry was learned, or the datapath lost it: forward now.
+            self.neighbours.ensure_installed(known)
+            self._forward(port_id, frame, route.port_id, known.mac, out)
+            return
+        res = self.resolutions.get(key)
+        if res is None:
+            res = self.resolutions.start(key, route.port_id)
+            if res is None:
+                return
+            self._send_arp_request(route.next_hop, res, self.clock(), out)
+        self.resolutions.queue(res, port_id, frame)
+
+    def _forward(self, ingress: int, frame: bytes, egress: int, dst_mac: bytes,
+                 out: Output) -> None:
+        eth = pk.parse_ethernet(frame)
+        ip = pk.parse_ipv4(eth.payload)
+        if ip.ttl <= 1:
+            self._icmp_error(ingress, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
+            return
+        src_mac = self.view.port_mac(egress)
+        if src_mac is None:
+            self._drop(out, "drop_port_gone")
+            return
+        out.frames.append((egress, pk.build_ethernet(dst_mac, src_mac, pk.ETH_P_IP,
+                                                     pk.decrement_ttl(ip.datagram))))
+        self.counters["frame_forwarded"] += 1
+
+    # -- the switch's own addresses ------------------------------------------
+
+    def _local(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, out: Output) -> None:
+        scope = self.view.port_scope(port_id)
+        if self.view.owner(scope, ip.dst) != scope:
+            self._drop(out, "drop_not_local")
+            return
+        if ip.more_fragments or ip.frag_offset:
+            self._drop(out, "drop_local_fragment")
+            return
+        if ip.proto == pk.IPPROTO_ICMP:
+            icmp = pk.parse_icmp(ip.payload)
+            if icmp is None:
+                self._drop(out, "drop_malformed_icmp")
+            elif icmp.type != pk.ICMP_ECHO_REQUEST or icmp.code != 0:
+                self._drop(out, "drop_local_icmp")
+            elif not pk.is_unicast_host(ip.src):
+                self._drop(out, "drop_echo_bad_source")     # 0.0.0.0: no one to answer
+            else:
+                reply = pk.build_icmp(pk.ICMP_ECHO_REPLY, 0, icmp.rest, icmp.data)
+                out.frames.append((port_id, self.icmp.datagram(port_id, eth.src, ip.dst, ip.src,
+                                                               pk.IPPROTO_ICMP, reply)))
+                self.counters["echo_reply_sent"] += 1
+        elif ip.proto in (pk.IPPROTO_UDP, pk.IPPROTO_TCP):
+            # The addressed host itself answers: from the address it was sent to.
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_PORT_UNREACH, out,
+                             source=ip.dst)
+        else:
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_PROT_UNREACH, out,
+                             source=ip.dst)
+
+    def _icmp_error(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, itype: int,
+                    code: int, out: Output, source: int | None = None) -> None:
+        frame = self.icmp.error(port_id, eth, ip, itype, code, self.clock(), source)
+        if frame is not None:
+            out.frames.append((port_id, frame))
+
+    def _drop(self, out: Output, counter: str) -> Output:
+        self.counters[counter] += 1
+        return out

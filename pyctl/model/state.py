@@ -1,0 +1,167 @@
+"""The model's internal, mutable state: namespace and port records, the
+address-holder index of each L2 scope, id allocation, and the snapshot.
+
+Only ``pyctl.model.switch`` changes it. Everything here is plain data (dataclasses,
+dicts, lists), so a deep copy is a full checkpoint and ``==`` compares two
+states exactly (used by transactions and the atomicity tests).
+"""
+import heapq
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pyctl.model.addressing import sort_key
+from pyctl.model.values import L2, Namespace, Port
+
+ROOT_ID = 0
+ROOT_NAME = "init"
+CATEGORIES = ("namespaces", "addresses", "routes", "ports", "groups")
+
+
+@dataclass
+class NamespaceRecord:
+    id: int
+    uid: int                      # never reused: tells a namespace from a later one with its id
+    name: str
+    kind: str
+    parent: Optional[int]
+    children: list = field(default_factory=list)      # ids, in creation order
+    addresses: dict = field(default_factory=dict)     # ip -> interface, held by this namespace
+    routes: dict = field(default_factory=dict)        # network -> Route (L2 only)
+    ports: list = field(default_factory=list)         # port names, in attach order
+    groups: set = field(default_factory=set)          # multicast group ips
+
+    def value(self):
+        return Namespace(self.id, self.name, self.kind, self.parent)
+
+    def clone(self):
+        # addresses, routes and groups hold immutable values: copying the containers is enough
+        return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
+                               list(self.children), dict(self.addresses), dict(self.routes),
+                               list(self.ports), set(self.groups))
+
+
+@dataclass
+class PortRecord:
+    name: str
+    id: int
+    ns: int
+    mac: str
+    options: dict
+
+    def value(self):
+        return Port(self.name, self.id, self.ns, self.mac, _copy_options(self.options))
+
+    def clone(self):
+        return PortRecord(self.name, self.id, self.ns, self.mac, _copy_options(self.options))
+
+
+def _copy_options(options):
+    return {key: list(val) if isinstance(val, list) else val for key, val in options.items()}
+
+
+class IdAllocator:
+    """Smallest free id first (like the kernel's idr), so id-indexed tables stay small."""
+
+    def __init__(self, first=0):
+        self.next = first
+        self.free = []                # heap of released ids below ``next``
+
+    def take(self):
+        if self.free:
+            return heapq.heappop(self.free)
+        self.next += 1
+        return self.next - 1
+
+    def release(self, ident):
+        heapq.heappush(self.free, ident)
+
+    def clone(self):
+        copied = IdAllocator(self.next)
+        copied.free = list(self.free)
+        return copied
+
+    def __eq__(self, other):
+        return (isinstance(other, IdAllocator) and self.next == other.next
+                and sorted(self.free) == sorted(other.free))
+
+
+@dataclass
+class State:
+    namespaces: dict = field(default_factory=dict)   # id -> NamespaceRecord
+    by_name: dict = field(default_factory=dict)      # name -> id
+    holders: dict = field(default_factory=dict)      # L2 id -> {ip: holder id} for its scope
+    ports: dict = field(default_factory=dict)        # port name -> PortRecord
+    port_names: dict = field(default_factory=dict)   # port id -> port name
+    macs: dict = field(default_factory=dict)         # mac -> port name
+    namespace_ids: IdAllocator = field(default_factory=IdAllocator)
+    port_ids: IdAllocator = field(default_factory=IdAllocator)
+    next_uid: int = 0
+    version: int = 0
+    versions: dict = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+
+    @classmethod
+    def with_root(cls):
+        state = cls()
+        state.add_namespace(ROOT_NAME, L2, None)
+        return state
+
+    def __deepcopy__(self, memo):
+        """A full checkpoint, sharing only immutable values (fast: used by transactions)."""
+        return State(
+            namespaces={i: r.clone() for i, r in self.namespaces.items()},
+            by_name=dict(self.by_name),
+            holders={i: dict(h) for i, h in self.holders.items()},
+            ports={n: p.clone() for n, p in self.ports.items()},
+            port_names=dict(self.port_names), macs=dict(self.macs),
+            namespace_ids=self.namespace_ids.clone(), port_ids=self.port_ids.clone(),
+            next_uid=self.next_uid, version=self.version, versions=dict(self.versions))
+
+    def add_namespace(self, name, kind, parent):
+        ident = self.namespace_ids.take()
+        record = NamespaceRecord(ident, self.next_uid, name, kind, parent)
+        self.next_uid += 1
+        self.namespaces[ident] = record
+        self.by_name[name] = ident
+        if kind == L2:
+            self.holders[ident] = {}
+        if parent is not None:
+            self.namespaces[parent].children.append(ident)
+        return record
+
+    def scope_id(self, record):
+        """The L2 whose address space and routes ``record`` uses."""
+        return record.id if record.kind == L2 else record.parent
+
+    def subtree(self, record):
+        """``record`` and its descendants, parents before children (tree order)."""
+        out, stack = [], [record.id]
+        while stack:
+            node = self.namespaces[stack.pop()]
+            out.append(node)
+            stack.extend(reversed(node.children))
+        return out
+
+    def is_within(self, record, top):
+        """True when ``record`` is ``top`` or one of its descendants."""
+        ident = record.id
+        while ident is not None:
+            if ident == top.id:
+                return True
+            ident = self.namespaces[ident].parent
+        return False
+
+    def snapshot(self):
+        """Plain JSON-able data of the whole state (ids' allocator aside), in tree order."""
+        namespaces = []
+        for rec in self.subtree(self.namespaces[ROOT_ID]):
+            namespaces.append({
+                "id": rec.id, "name": rec.name, "kind": rec.kind, "parent": rec.parent,
+                "addresses": [str(i) for i in sorted(rec.addresses.values(), key=sort_key)],
+                "routes": [route.to_dict() for _, route in
+                           sorted(rec.routes.items(), key=lambda item: sort_key(item[0]))],
+                "ports": list(rec.ports),
+                "groups": [str(g) for g in sorted(rec.groups, key=sort_key)],
+            })
+        ports = [self.ports[self.port_names[i]].value().to_dict() for i in sorted(self.port_names)]
+        return {"version": self.version, "versions": dict(self.versions),
+                "namespaces": namespaces, "ports": ports}

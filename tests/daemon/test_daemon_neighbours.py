@@ -1,0 +1,89 @@
+"""The daemon's neighbour state: its bounds come from [daemon.slowpath], and what the slow
+path keeps of a namespace goes when the namespace is destroyed, from the datapath's copy
+too, whichever way the change comes (no root needed: no ports, nothing is opened)."""
+import dataclasses
+
+import pytest
+
+from pyctl import Switch
+from pyctl.config import DaemonSettings, SlowPathLimits
+from pyctl.daemon.daemon import Daemon
+
+ROUTER = 0x0A0000FE          # 10.0.0.254
+MAC = bytes.fromhex("525400000001")
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = Daemon(Switch(), DaemonSettings(socket=str(tmp_path / "s.sock")))
+    d.start(control=False)
+    yield d
+    d.close(report=False)
+
+
+def hold_state(daemon, scope, tenant):
+    """What traffic would leave behind: a learned neighbour and a spent ICMP bucket."""
+    assert daemon.slowpath.neighbours.learn(scope, ROUTER, MAC, 7, 0.0)
+    daemon.slowpath.icmp.buckets.take(tenant, 0.0)
+    assert daemon.datapath.neighbour(scope, ROUTER) == MAC
+
+
+def held(daemon):
+    sp = daemon.slowpath
+    return len(sp.neighbours), len(sp.icmp.buckets), sp.pending_neighbours
+
+
+def test_destroy_through_the_api(daemon):
+    sw = daemon.switch
+    lab = sw.create("lab", kind="l2")
+    web = sw.create("web", kind="l3", parent="lab")
+    hold_state(daemon, lab.id, web.id)
+    sw.destroy("lab", recursive=True)
+    assert held(daemon) == (0, 0, 0)
+
+
+def test_destroy_and_a_new_scope_with_its_id_in_one_change(daemon):
+    sw = daemon.switch
+    lab = sw.create("lab", kind="l2")
+    hold_state(daemon, lab.id, lab.id)
+    with daemon.change() as model:
+        model.destroy("lab")
+        again = model.create("lab2", kind="l2")
+    assert again.id == lab.id                    # the datapath keeps the namespace as it was
+    assert held(daemon) == (0, 0, 0)
+    assert daemon.datapath.neighbour(lab.id, ROUTER) is None
+
+
+def test_a_refused_change_forgets_nothing(daemon):
+    sw = daemon.switch
+    lab = sw.create("lab", kind="l2")
+    hold_state(daemon, lab.id, lab.id)
+    with pytest.raises(RuntimeError):
+        with daemon.change() as model:
+            model.destroy("lab")
+            raise RuntimeError("refused")
+    assert held(daemon) == (1, 1, 0)
+    assert daemon.datapath.neighbour(lab.id, ROUTER) == MAC
+
+
+def test_namespace_churn_grows_nothing(daemon):
+    sw = daemon.switch
+    for cycle in range(300):
+        lab = sw.create(f"lab{cycle}", kind="l2")
+        web = sw.create(f"web{cycle}", kind="l3", parent=lab.name)
+        hold_state(daemon, lab.id, web.id)
+        sw.destroy(lab.name, recursive=True)
+    assert held(daemon) == (0, 0, 0)
+
+
+def test_the_bounds_come_from_the_config(tmp_path):
+    limits = SlowPathLimits(neighbours=500, neighbours_per_scope=50, neighbour_reachable_time=60)
+    settings = dataclasses.replace(DaemonSettings(socket=str(tmp_path / "s.sock")), slowpath=limits)
+    daemon = Daemon(Switch(), settings)
+    try:
+        config = daemon.slowpath.config
+        assert (config.max_neighbours, config.max_neighbours_per_scope, config.reachable_time) \
+            == (500, 50, 60.0)
+        assert daemon.stats()["slowpath_holds"]["neighbours"] == 0
+    finally:
+        daemon.close(report=False)

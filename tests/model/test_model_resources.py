@@ -1,0 +1,210 @@
+"""Routes (issue 2, point 7), ports and multicast membership."""
+import pytest
+
+from tests.support.model import refused, tenants
+from pyctl import Port, Route, Switch, errors
+
+
+# -- routes -----------------------------------------------------------------------
+
+def test_routes_belong_to_an_l2_and_its_l3_children_see_them():
+    sw = tenants()
+    sw.port_add("uplink0", "init")
+    assert sw.route_add("init", "10.9.0.0/16", via="10.0.0.254") == Route("10.9.0.0/16", "10.0.0.254")
+    sw.route_add("init", "default", via="10.0.0.254", port="uplink0")
+    sw.route_add("init", "fd09::/32", port="uplink0")
+    expected = [Route("0.0.0.0/0", "10.0.0.254", "uplink0"), Route("10.9.0.0/16", "10.0.0.254"),
+                Route("fd09::/32", None, "uplink0")]
+    assert sw.routes("init") == sw.routes("web") == sw.routes("db") == expected
+
+
+def test_sibling_l2_routes_are_isolated():
+    sw = tenants()
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
+    sw.route_add("lab", "10.9.0.0/16", via="10.0.0.253")   # same destination, other scope
+    assert sw.routes("lab") == sw.routes("probe") == [Route("10.9.0.0/16", "10.0.0.253")]
+    assert sw.routes("init") == [Route("10.9.0.0/16", "10.0.0.254")]
+
+
+def test_l3_routes_are_read_only_even_for_the_admin():
+    sw = tenants()
+    err = refused(sw, errors.InvalidArgument, sw.route_add, "web", "10.9.0.0/16", via="10.0.0.254")
+    assert "'web'" in err.message and "'init'" in err.message
+    refused(sw, errors.InvalidArgument, sw.route_del, "web", "10.9.0.0/16")
+
+
+def test_delete_route():
+    sw = tenants()
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
+    refused(sw, errors.NotFound, sw.route_del, "init", "10.9.0.0/16", via="10.0.0.253")
+    refused(sw, errors.NotFound, sw.route_del, "init", "10.9.0.0/16", port="uplink0")
+    refused(sw, errors.NotFound, sw.route_del, "init", "10.8.0.0/16")
+    refused(sw, errors.NotFound, sw.route_del, "lab", "10.9.0.0/16")
+    sw.route_del("init", "10.9.0.0/16", via="10.0.0.254")
+    assert sw.routes("init") == []
+
+
+@pytest.mark.parametrize("dst, via, port, error", [
+    ("10.9.0.1/16", "10.0.0.254", None, errors.InvalidArgument),        # host bits
+    ("10.9.0.0", "10.0.0.254", None, errors.InvalidArgument),           # no prefix
+    ("10.9.0.0/33", "10.0.0.254", None, errors.InvalidArgument),
+    ("127.0.0.0/8", "10.0.0.254", None, errors.InvalidArgument),
+    ("224.0.0.0/4", "10.0.0.254", None, errors.InvalidArgument),
+    ("10.9.0.0/16", None, None, errors.InvalidArgument),                # nowhere to go
+    ("10.9.0.0/16", "10.0.0.254/24", None, errors.InvalidArgument),
+    ("10.9.0.0/16", "fd00::1", None, errors.InvalidArgument),           # family mismatch
+    ("10.9.0.0/16", "224.0.0.1", None, errors.InvalidArgument),
+    ("10.9.0.0/16", "0.0.0.0", None, errors.InvalidArgument),
+    ("10.9.0.0/16", "255.255.255.255", None, errors.InvalidArgument),
+    ("10.9.0.0/16", None, "nope", errors.NotFound),
+    ("10.9.0.0/16", None, "tap-web", errors.InvalidArgument),           # port of another ns
+    ("10.8.0.0/16", "10.0.0.254", None, errors.AlreadyExists),
+])
+def test_bad_routes(dst, via, port, error):
+    sw = tenants()
+    sw.port_add("tap-web", "web")
+    sw.route_add("init", "10.8.0.0/16", via="10.0.0.253")
+    refused(sw, error, sw.route_add, "init", dst, via=via, port=port)
+
+
+# -- ports --------------------------------------------------------------------------
+
+def test_ports_with_generated_and_given_macs():
+    sw = tenants()
+    web = sw.port_add("tap-web", "web", options={"vnet_hdr": True, "offloads": ["tso4", "csum"],
+                                                 "txqueuelen": 10000, "netns": "ts-web-1",
+                                                 "address": "10.0.0.5/24", "gateway": "10.0.0.1"})
+    up = sw.port_add("uplink0", "init", mac="02:AA:bb:cc:dd:ee")
+    assert web == Port("tap-web", 0, sw.namespace("web").id, "02:74:73:00:00:01",
+                       {"vnet_hdr": True, "offloads": ["csum", "tso4"], "txqueuelen": 10000,
+                        "netns": "ts-web-1", "address": "10.0.0.5/24", "gateway": "10.0.0.1"})
+    assert up.mac == "02:aa:bb:cc:dd:ee" and up.id == 1
+    assert sw.ports() == [web, up]
+    assert sw.ports("web") == [web]
+    assert sw.port("tap-web") == sw.port(0) == sw.port("0") == web
+    web.options["mtu"] = 1                      # a copy: the model is untouched
+    assert "mtu" not in sw.port("tap-web").options
+
+
+def test_generated_mac_skips_taken_ones():
+    sw = Switch()
+    sw.port_add("a", "init", mac="02:74:73:00:00:02")    # what id 1 would get
+    assert sw.port_add("b", "init").mac == "02:74:73:00:00:03"
+
+
+def test_an_l3_has_at_most_one_port_an_l2_many():
+    sw = tenants()
+    sw.port_add("tap-web", "web")
+    err = refused(sw, errors.Busy, sw.port_add, "tap-web2", "web")
+    assert "'web'" in err.message and "'tap-web'" in err.message
+    sw.port_add("uplink0", "init")
+    sw.port_add("uplink1", "init")
+
+
+def test_delete_port_and_reuse_of_its_id():
+    sw = tenants()
+    sw.port_add("a", "init")
+    sw.port_add("b", "init")
+    sw.port_del("a")
+    assert sw.port_add("c", "web").id == 0
+    refused(sw, errors.NotFound, sw.port_del, "a")
+
+
+def test_port_used_by_a_route_is_busy():
+    sw = tenants()
+    sw.port_add("uplink0", "init")
+    sw.route_add("init", "default", port="uplink0")
+    err = refused(sw, errors.Busy, sw.port_del, "uplink0")
+    assert "0.0.0.0/0" in err.message
+    sw.route_del("init", "default")
+    sw.port_del("uplink0")
+
+
+def test_destroying_an_l3_removes_its_port():
+    sw = tenants()
+    sw.port_add("tap-web", "web")
+    sw.destroy("web")
+    assert sw.ports() == []
+    sw.port_add("tap-web", "db")                 # name and MAC free again
+
+
+@pytest.mark.parametrize("name, mac, options, error", [
+    ("", None, None, errors.InvalidArgument),
+    ("a" * 16, None, None, errors.InvalidArgument),
+    ("tap web", None, None, errors.InvalidArgument),
+    ("tap/web", None, None, errors.InvalidArgument),
+    ("12", None, None, errors.InvalidArgument),
+    (None, None, None, errors.InvalidArgument),
+    ("p", "02:00:00:00:00", None, errors.InvalidArgument),
+    ("p", "01:00:5e:00:00:01", None, errors.InvalidArgument),
+    ("p", "00:00:00:00:00:00", None, errors.InvalidArgument),
+    ("p", "02-00-00-00-00-01", None, errors.InvalidArgument),
+    ("p", None, {"vnet_header": True}, errors.InvalidArgument),
+    ("p", None, {"vnet_hdr": 1}, errors.InvalidArgument),
+    ("p", None, {"offloads": "tso4"}, errors.InvalidArgument),
+    ("p", None, {"offloads": ["gso"]}, errors.InvalidArgument),
+    ("p", None, {"txqueuelen": -1}, errors.InvalidArgument),
+    ("p", None, {"txqueuelen": True}, errors.InvalidArgument),
+    ("p", None, {"mtu": 67}, errors.InvalidArgument),
+    ("p", None, {"netns": "a/b"}, errors.InvalidArgument),
+    ("p", None, {"address": "10.0.0.5"}, errors.InvalidArgument),
+    ("p", None, {"gateway": "10.0.0.1"}, errors.InvalidArgument),
+    ("p", None, {"address": "10.0.0.5/24", "gateway": "10.1.0.1"}, errors.InvalidArgument),
+    ("p", None, {"address": "10.0.0.5/24", "gateway": "10.0.0.5"}, errors.InvalidArgument),
+    ("p", None, ["vnet_hdr"], errors.InvalidArgument),
+    ("uplink0", None, None, errors.AlreadyExists),
+    ("p", "02:00:00:00:00:01", None, errors.AddressInUse),
+])
+def test_bad_ports(name, mac, options, error):
+    sw = tenants()
+    sw.port_add("uplink0", "init", mac="02:00:00:00:00:01")
+    refused(sw, error, sw.port_add, name, "init", mac=mac, options=options)
+
+
+def test_port_on_unknown_namespace():
+    sw = tenants()
+    refused(sw, errors.NotFound, sw.port_add, "p", "nope")
+    refused(sw, errors.NotFound, sw.ports, "nope")
+    refused(sw, errors.NotFound, sw.port, 5)
+    refused(sw, errors.InvalidArgument, sw.port, None)
+
+
+# -- multicast membership ------------------------------------------------------------
+
+def test_join_leave_groups_and_members():
+    sw = tenants()
+    sw.join("239.1.1.1", "web")
+    sw.join("239.1.1.1", "db")
+    sw.join("239.1.1.1", "init")
+    sw.join("239.1.1.1", "probe")                   # another scope
+    sw.join("ff15::1", "web")
+    assert sw.groups("web") == ["239.1.1.1", "ff15::1"]
+    assert [n.name for n in sw.members("239.1.1.1", "init")] == ["init", "web", "db"]
+    assert [n.name for n in sw.members("239.1.1.1", "web")] == ["init", "web", "db"]
+    assert [n.name for n in sw.members("239.1.1.1", "lab")] == ["probe"]
+    sw.leave("239.1.1.1", "db")
+    assert [n.name for n in sw.members("239.1.1.1", "init")] == ["init", "web"]
+
+
+@pytest.mark.parametrize("group", ["10.0.0.5", "239.1.1.1/32", "", None, "ff15::1%eth0"])
+def test_bad_groups(group):
+    sw = tenants()
+    refused(sw, errors.InvalidArgument, sw.join, group, "web")
+    refused(sw, errors.InvalidArgument, sw.leave, group, "web")
+
+
+def test_duplicate_join_and_leave_without_join():
+    sw = tenants()
+    sw.join("239.1.1.1", "web")
+    refused(sw, errors.AlreadyExists, sw.join, "239.1.1.1", "web")
+    refused(sw, errors.NotFound, sw.leave, "239.1.1.1", "db")
+    refused(sw, errors.NotFound, sw.join, "239.1.1.1", "nope")
+
+
+def test_destroy_drops_memberships():
+    sw = tenants()
+    sw.join("239.1.1.1", "web")
+    before = sw.versions["groups"]
+    sw.destroy("web")
+    assert sw.members("239.1.1.1", "init") == []
+    assert sw.versions["groups"] == before + 1

@@ -1,0 +1,40 @@
+"""A datapath that refuses the n-th table write: the compiler tests' fault injector."""
+from pyctl.compile.compiler import Compiler
+from pyctl.compile.plan_builder import compile_plan
+
+
+class FailingDatapath:
+    """Forwards to a real datapath and raises on the n-th table write."""
+
+    WRITES = {"set_namespace", "remove_namespace", "set_port", "remove_port", "add_address",
+              "remove_address", "set_broadcast", "remove_broadcast", "add_route", "remove_route",
+              "set_group", "remove_group"}
+
+    def __init__(self, dp, fail_at):
+        self.dp, self.fail_at, self.writes = dp, fail_at, 0
+        self.calls = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.dp, name)
+        if name not in self.WRITES:
+            return attr
+
+        def write(*args):
+            self.writes += 1
+            if self.writes == self.fail_at:
+                raise MemoryError("group table full (injected)")
+            self.calls.append((name, args))
+            return attr(*args)
+        return write
+
+
+def compiler_over(sw, dp, fail_at=0):
+    """A compiler for ``sw`` whose datapath ``dp`` already runs its plan, writing through
+    ``FailingDatapath(dp, fail_at)`` (0: never refuses; ``calls`` records the writes).
+    Its next sync diffs two whole plans (it was handed the plan, not told the changes)."""
+    Compiler(sw, dp).sync()
+    failing = FailingDatapath(dp, fail_at)
+    comp = Compiler(sw, failing)
+    comp.plan = compile_plan(sw)
+    comp.synced_version = sw.version
+    return comp, failing
