@@ -15,6 +15,7 @@ It needs valgrind.  ``--child WORKLOAD`` is the part that runs under callgrind.
 import argparse
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def measure(name):
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         frames = int(re.search(r"FRAMES (\d+)", done.stdout).group(1))
         with open(out) as f:
-            totals = re.search(r"^(?:totals|summary):\s+(\d+)", f.read(), re.M)
+            totals = re.search(r"^(?:totals|summary):\s+(\d+)", f.read(), re.MULTILINE)
     return int(totals.group(1)) / frames
 
 
@@ -105,16 +106,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.child:
         child(args.child)
-        return 0
+        return
     result = {}
     for name in args.workloads.split(","):
         result[name] = measure(name)
         print(f"{name:<10} {result[name]:>8.1f} Ir/frame", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-    return 0
+        pathlib.Path(args.json).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
