@@ -3,10 +3,14 @@
 Compiler directives are set here, once.  TAPSWITCH_DEBUG=1 turns bounds and
 initialisation checks back on (and keeps asserts), for a debug run of the suite.
 
-io_uring (the packet loop's batched-write backend, fastpath/uring.h) is built when a
+fastpath/reasons.pxi (the C enums of verdicts, reasons and counters) is generated here
+from fastpath/reasons.py, the one table of them, before Cython runs.
+
+io_uring (the packet loop's batched-write backend, fastpath/includes/uring.h) is built when a
 test program using <linux/io_uring.h> compiles here; TAPSWITCH_IO_URING=0 leaves it
 out.  Either way the extension builds, and ``fastpath.IO_URING_BUILT`` says which.
 """
+import importlib.util
 import os
 import shlex
 import subprocess
@@ -62,6 +66,30 @@ def have_io_uring_header() -> bool:
     return done.returncode == 0
 
 
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def generate_reasons_pxi(root=ROOT):
+    """Write fastpath/reasons.pxi from fastpath/reasons.py (loaded by path: the fastpath
+    package itself need not import); rewritten only when it changes, so an unchanged
+    table does not force a rebuild."""
+    spec = importlib.util.spec_from_file_location("_tapswitch_reasons",
+                                                  os.path.join(root, "fastpath", "reasons.py"))
+    reasons = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reasons)
+    text = reasons.generate_pxi()
+    path = os.path.join(root, "fastpath", "reasons.pxi")
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    with open(path, "w") as f:
+        f.write(text)
+
+
+generate_reasons_pxi()
 IO_URING = have_io_uring_header()
 print(f"tapswitch: io_uring backend {'built' if IO_URING else 'left out'}")
 
@@ -69,9 +97,9 @@ extensions = [
     Extension(
         f"fastpath.{name}",
         [f"fastpath/{name}.pyx"],
-        include_dirs=["fastpath"],
+        include_dirs=["fastpath/includes"],
         define_macros=[("TAPSWITCH_HAVE_IO_URING", "1")] if IO_URING else [],
-        depends=["fastpath/uring.h"],
+        depends=["fastpath/includes/uring.h", "fastpath/reasons.py"],
         extra_compile_args=cflags + ["-Wno-unused-function"],
     )
     for name in ("_core",)

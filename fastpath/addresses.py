@@ -1,10 +1,17 @@
 """Argument checks shared by the compiled Datapath and the reference: MACs, IPv4 ints, groups."""
-from pyctl.errors import InvalidArgument
+import ipaddress
+
+from fastpath.errors import InvalidArgument
 
 
 def ip_str(ip):
     """Dotted quad of a host-order int (for messages)."""
     return f"{ip >> 24 & 255}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}"
+
+
+def addr_str(family, address):
+    """An address of either family as people write it (for messages)."""
+    return ip_str(address) if family == 4 else str(ipaddress.IPv6Address(address))
 
 
 def mac_bytes_to_int(mac, what="MAC"):

@@ -1,6 +1,6 @@
 # Batch: the unit of work of the fast path -- a buffer pool of frames plus the
 # per-frame results that process() fills.  Shared contract between the
-# forwarding core (process.pxi) and the packet loop (io.pxi).
+# forwarding core (process.pxi) and the packet loop (loop.pxi, port_io.pxi).
 #
 # Layout (all arrays are owned by the Batch, C pointers below alias numpy arrays
 # that Python sees through the properties of the same name):

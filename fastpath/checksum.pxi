@@ -2,16 +2,7 @@
 # (IPv4 header check in process.pxi, checksum completion and software GSO in vnet.pxi).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
-
-cdef extern from *:
-    """
-    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    #define TS_BE16_FROM_NATIVE(x) ((uint16_t)(x))
-    #else
-    #define TS_BE16_FROM_NATIVE(x) __builtin_bswap16((uint16_t)(x))
-    #endif
-    """
-    uint16_t TS_BE16_FROM_NATIVE(uint32_t x) noexcept nogil
+from fastpath.includes.compiler cimport TS_BE16_FROM_NATIVE
 
 
 cdef inline uint16_t csum_fold(uint32_t s) noexcept nogil:

@@ -5,32 +5,23 @@ Same API and the same forwarding rules as the compiled ``fastpath.Datapath``
 dicts instead of hash tables, a scan of prefix lengths instead of DIR-24-8, no
 route cache (a cache that is never stale cannot change a result), and checksums
 recomputed from scratch instead of updated incrementally.  Frames are processed
-in a ``fastpath.Batch`` exactly as the core does.
+in a ``fastpath.Batch`` exactly as the core does (reference_batch.py).
 """
 from contextlib import contextmanager
-import struct
 import threading
 
-from pyctl.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath import verdicts as V
 from fastpath.addresses import check_group, check_ip, group_str, ip_str as _ip, mac_bytes_to_int
-from fastpath.source_rule import BROADCAST, may_send_from
+from fastpath.errors import AddressInUse, Busy, InvalidArgument, NotFound
+from fastpath.reasons import TRAFFIC_COUNTER_NAMES as COUNTER_NAMES
+from fastpath.reference_batch import ReferenceBatch, ipv4_checksum
 
-BROADCAST_MAC = b"\xff" * 6
-COUNTER_NAMES = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
-
-
-def ipv4_checksum(header):
-    """RFC 1071 checksum of an IPv4 header: with its checksum field zeroed, the value that
-    belongs there; with the field filled in, 0 when the header is valid."""
-    s = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+__all__ = ["ReferenceDatapath", "ipv4_checksum"]
 
 
-class ReferenceDatapath:
-    """Reference implementation of ``fastpath.Datapath`` (same methods, same results)."""
+class ReferenceDatapath(ReferenceBatch):
+    """Reference implementation of ``fastpath.Datapath`` (same methods, same results);
+    its batch function and counters are ReferenceBatch's (reference_batch.py)."""
 
     def __init__(self, *, max_namespaces=4096, max_ports=1024, route_cache_size=256):
         if not 1 <= max_namespaces <= 1 << 24:
@@ -327,204 +318,6 @@ class ReferenceDatapath:
     def neighbour(self, scope_id, ip):
         self._ns(scope_id, "scope")
         return self.neighbours.get((scope_id, self._addr(ip)))
-
-    # ---- counters ----------------------------------------------------------------------------------
-
-    def counters(self):
-        names = {c: n for c, n in V.REASON_NAMES.items() if c}
-        return {
-            "reasons": {n: self.reason_ctr[c] for c, n in names.items()},
-            "ports": {p: dict(self.port_ctr[p]) for p in sorted(self.ports)},
-            "namespaces": {ns: {**self.ns_ctr[ns],
-                                "reasons": {n: self.ns_reason_ctr[ns][c] for c, n in names.items()}}
-                           for ns in sorted(self.namespaces)},
-            "groups": {key: dict(ctr) for key, ctr in self.group_ctr.items()},
-        }
-
-    def _charge(self, ns, reason, k=1):
-        self.reason_ctr[reason] += k
-        if ns is not None:
-            self.ns_reason_ctr[ns][reason] += k
-
-    def _count(self, port, ns, direction, nbytes):
-        for ctr in (self.port_ctr[port], self.ns_ctr[ns]):
-            ctr[f"{direction}_packets"] += 1
-            ctr[f"{direction}_bytes"] += nbytes
-
-    # ---- the batch function -------------------------------------------------------------------------
-
-    def process(self, batch):
-        if self._updating:
-            raise RuntimeError("process() inside datapath.update() would deadlock")
-        with self._lock:
-            copies = []
-            for i in range(batch.count):
-                verdict, reason, out_port, frame_copies, new_bytes = self._decide(batch, i, len(copies))
-                batch.verdict[i], batch.reason[i], batch.out_port[i] = verdict, reason, out_port
-                batch.fanout_first[i] = len(copies) if frame_copies else 0
-                batch.fanout_n[i] = len(frame_copies)
-                copies.extend((i, port, eth) for port, eth in frame_copies)
-                if new_bytes is not None:
-                    start = int(batch.offset[i])
-                    batch.buf[start:start + len(new_bytes)] = bytearray(new_bytes)
-            for k, (i, port, eth) in enumerate(copies):
-                batch.fanout_frame[k], batch.fanout_port[k] = i, port
-                batch.fanout_eth[k] = bytearray(eth)
-            batch.fanout_count = len(copies)
-
-    def _decide(self, batch, i, copies_so_far):
-        """(verdict, reason, out_port, [(port, eth header)], rewritten frame or None)."""
-        port = int(batch.port[i])
-        if port not in self.ports:
-            self._charge(None, V.REASON_UNKNOWN_PORT)
-            return V.VERDICT_DROP, V.REASON_UNKNOWN_PORT, -1, [], None
-        ns, port_mac, _ = self.ports[port]
-        start, n = int(batch.offset[i]), int(batch.length[i])
-        self._count(port, ns, "rx", n)
-
-        def refuse(reason):
-            self._charge(ns, reason)
-            return V.reason_verdict(reason), reason, -1, [], None
-
-        if start + n > len(batch.buf) or n < 14:
-            return refuse(V.REASON_MALFORMED)
-        frame = bytes(batch.buf[start:start + n])
-        dst_mac, src_mac, ethertype = frame[0:6], frame[6:12], int.from_bytes(frame[12:14], "big")
-        group_mac = bool(dst_mac[0] & 1)
-        if not group_mac and dst_mac != port_mac:
-            return refuse(V.REASON_NOT_FOR_US)
-        if ethertype == 0x0806:
-            return refuse(V.REASON_MALFORMED if n < 14 + 28 else V.REASON_ARP)
-        if ethertype != 0x0800:
-            return refuse(V.REASON_UNSUPPORTED_ETHERTYPE)
-        if n < 14 + 20:
-            return refuse(V.REASON_MALFORMED)
-        version, ihl = frame[14] >> 4, frame[14] & 15
-        total = int.from_bytes(frame[16:18], "big")
-        if version != 4 or ihl < 5 or 14 + ihl * 4 > n or total < ihl * 4 or 14 + total > n:
-            return refuse(V.REASON_MALFORMED)
-        header = frame[14:14 + ihl * 4]
-        if ipv4_checksum(header) != 0:          # RFC 1071: all words, checksum included, sum to
-            return refuse(V.REASON_BAD_CHECKSUM)  # all ones (a 0x0000 checksum may come as 0xFFFF)
-        ttl = header[8]
-        src, dst = int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big")
-        scope, is_l3 = self.namespaces[ns]
-
-        # source rule (fastpath/source_rule.py)
-        owner = BROADCAST if (scope, src) in self.broadcasts else self.addresses.get((scope, src))
-        if not may_send_from(is_l3, ns, owner, src):
-            return refuse(V.REASON_SPOOFED_SOURCE)
-        if not src_mac[0] & 1 and src_mac != bytes(6):
-            self.ports[port][2] = src_mac
-
-        if header[9] == 2:                      # IGMP: the switch snoops and queries
-            return refuse(V.REASON_IGMP)
-
-        # broadcast and multicast
-        if dst == 0xFFFFFFFF:
-            return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), BROADCAST_MAC,
-                                 frame, copies_so_far, batch)
-        if dst >> 28 == 0xE:
-            mcast_mac = bytes([0x01, 0x00, 0x5E, dst >> 16 & 0x7F, dst >> 8 & 0xFF, dst & 0xFF])
-            if dst >> 8 == 0xE00000:            # link-local: every L3 of the scope
-                return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mcast_mac,
-                                     frame, copies_so_far, batch)
-            members = self.groups.get((scope, dst))
-            if members is None:
-                return refuse(V.REASON_NO_LISTENER)
-            ctr = self.group_ctr[(scope, dst)]
-            ctr["rx_packets"] += 1
-            ctr["rx_bytes"] += n
-            result = self._fan_out(ns, self._member_ports(members), mcast_mac,
-                                   frame, copies_so_far, batch)
-            ctr["copies"] += len(result[3])
-            return result
-        if dst >> 24 in (0, 127) or dst >> 28 == 0xF:
-            return refuse(V.REASON_BAD_DESTINATION)
-        if (scope, dst) in self.broadcasts:
-            return self._fan_out(ns, self._l3_ports(self.broadcasts[(scope, dst)]), BROADCAST_MAC,
-                                 frame, copies_so_far, batch)
-        if group_mac:
-            return refuse(V.REASON_NOT_FOR_US)
-
-        # demux
-        owner = self.addresses.get((scope, dst))
-        if owner is not None:
-            if not self.namespaces[owner][1]:
-                return refuse(V.REASON_LOCAL)
-            out = self._l3_port(owner)
-            if out < 0:
-                return refuse(V.REASON_NO_PORT)
-            if ttl <= 1:
-                return refuse(V.REASON_TTL_EXPIRED)
-            peer = self.ports[out][2]
-            if peer is None:
-                return refuse(V.REASON_PEER_UNKNOWN)
-            return self._forward(out, peer, frame)
-
-        # route
-        hop = self.lookup_route(scope, dst)
-        if hop is None:
-            return refuse(V.REASON_NO_ROUTE)
-        out, gateway = hop
-        if out not in self.ports:
-            return refuse(V.REASON_NO_PORT)
-        if ttl <= 1:
-            return refuse(V.REASON_TTL_EXPIRED)
-        mac = self.neighbours.get((scope, gateway or dst))
-        if mac is None:
-            return refuse(V.REASON_NO_NEIGHBOUR)
-        return self._forward(out, mac, frame)
-
-    def _all_l3(self, scope):
-        return sorted(self._children(scope))
-
-    def _forward(self, out, dst_mac, frame):
-        out_ns, out_mac, _ = self.ports[out]
-        ihl = frame[14] & 15
-        header = bytearray(frame[14:14 + ihl * 4])
-        header[8] -= 1
-        header[10:12] = b"\0\0"
-        header[10:12] = ipv4_checksum(bytes(header)).to_bytes(2, "big")
-        self._count(out, out_ns, "tx", len(frame))
-        new = dst_mac + out_mac + frame[12:14] + bytes(header) + frame[14 + ihl * 4:]
-        return V.VERDICT_FORWARD, V.REASON_NONE, out, [], new
-
-    def _l3_ports(self, members):
-        """The ports of a broadcast list: each L3 member's port (an L2 member has none)."""
-        return [p for m in members if m in self.namespaces for p in [self._l3_port(m)] if p >= 0]
-
-    def _member_ports(self, members):
-        """The ports of a group's members: an L3's port, an L2's ports (its uplinks) by id."""
-        ports = []
-        for m in members:
-            if self.namespaces[m][1]:
-                ports += [p for p in [self._l3_port(m)] if p >= 0]
-            else:
-                ports += sorted(p for p, (n, _, _) in self.ports.items() if n == m)
-        return ports
-
-    def _fan_out(self, ns, ports, dst_mac, frame, copies_so_far, batch):
-        """Copies out of ``ports``, except the sender's own (the ingress port among them)."""
-        copies, overflow = [], 0
-        for out in ports:
-            if self.ports[out][0] == ns:
-                continue
-            if copies_so_far + len(copies) >= batch.max_fanout:
-                overflow += 1
-                continue
-            out_ns, out_mac, _ = self.ports[out]
-            copies.append((out, dst_mac + out_mac + b"\x08\x00"))
-            self._count(out, out_ns, "tx", len(frame))
-        if overflow:
-            self._charge(ns, V.REASON_FANOUT_OVERFLOW, overflow)
-        if copies:
-            return (V.VERDICT_FANOUT, V.REASON_FANOUT_OVERFLOW if overflow else V.REASON_NONE,
-                    -1, copies, None)
-        if overflow:
-            return V.VERDICT_DROP, V.REASON_FANOUT_OVERFLOW, -1, [], None
-        self._charge(ns, V.REASON_NO_LISTENER)
-        return V.VERDICT_DROP, V.REASON_NO_LISTENER, -1, [], None
 
 
 def _mask(plen):

@@ -1,9 +1,12 @@
-# The io_uring write backend of PacketLoop: a batch's writes are queued as SQEs and
+# The io_uring write backend of PacketLoop (a port's tx, port_io.pxi, for TAP ports): a
+# batch's writes are queued as SQEs and
 # submitted together at the end of the batch (one io_uring_enter for up to the ring's
 # size), then the loop waits until every one has completed before the batch's buffers
 # are read into again.  Reads stay plain non-blocking read() (io_uring gains little
 # there, and ignores O_NONBLOCK on an empty TAP).  The ring is set up with raw syscalls
-# (fastpath/uring.h); setup.py builds it only where <linux/io_uring.h> exists.
+# (fastpath/includes/uring.h); setup.py builds it only where <linux/io_uring.h> exists.
+# Closing a ring waits for the kernel's teardown to reach the thread that made it
+# (uring.h says why): a closed loop cannot interrupt a later wait.
 #
 # What a queued write may point at until its completion: the LAST iovec of a write
 # stays where the caller put it (the batch buffer: the frame, or a slice of a GSO
@@ -12,24 +15,9 @@
 # write's own head buffer.  Each write is issued with RWF_NOWAIT: a TAP that cannot take
 # the frame completes it with -EAGAIN (a counted drop, write_eagain) instead of making
 # the loop wait.
-import os as _os
-
-cdef extern from "uring.h" nogil:
-    struct io_uring_cqe:
-        uint64_t user_data
-        int32_t res
-    ctypedef struct ts_uring:
-        unsigned entries
-        unsigned filled
-    int TS_IO_URING_BUILT
-    void ts_uring_init(ts_uring* r)
-    int ts_uring_open(ts_uring* r, unsigned entries)
-    void ts_uring_close(ts_uring* r)
-    int ts_uring_queue_write(ts_uring* r, int fd, const iovec* iov, int iovcnt,
-                             uint64_t user_data)
-    int ts_uring_submit_wait(ts_uring* r)
-    io_uring_cqe* ts_uring_cqe(ts_uring* r)
-    void ts_uring_cqe_seen(ts_uring* r)
+from fastpath.includes.uring cimport (io_uring_cqe, ts_uring, TS_IO_URING_BUILT, ts_uring_init,
+                                     ts_uring_open, ts_uring_close, ts_uring_queue_write,
+                                     ts_uring_submit_wait, ts_uring_cqe, ts_uring_cqe_seen)
 
 IO_URING_BUILT = bool(TS_IO_URING_BUILT)
 IO_BACKENDS = ("auto", "epoll", "io_uring")
@@ -64,6 +52,7 @@ cdef int uring_tx_open(UringTx* u, unsigned entries) noexcept nogil:
 
 
 cdef void uring_tx_close(UringTx* u) noexcept nogil:
+    """Close the ring (waiting for its teardown, see above) and free the buffers."""
     ts_uring_close(&u.ring)
     free(u.w)
     u.w = NULL
@@ -107,7 +96,7 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         used += iov[j].iov_len
     if used > URING_HEAD:           # no caller does this; stay correct if one ever does
         uring_flush(u, s.st)        # (flush first: this port's frames keep their order)
-        return tx_write(ctx, iov, iovcnt)
+        return fd_write(ctx, iov, iovcnt)
     if u.ring.filled >= u.ring.entries:
         uring_flush(u, s.st)
     w = &u.w[u.ring.filled]
@@ -124,6 +113,27 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     return 0
 
 
+cdef str open_backend(backend, Py_ssize_t batch_size, UringTx* u):
+    """The write backend a PacketLoop runs: "epoll", or "io_uring" with its ring set up
+    in ``u``.  ``backend``: "auto" (io_uring where it runs, else epoll), "epoll" or
+    "io_uring"; None: the TAPSWITCH_IO_BACKEND environment variable, else "auto"."""
+    source = "backend"
+    if backend is None:
+        backend = os.environ.get(IO_BACKEND_ENV) or "auto"
+        source = IO_BACKEND_ENV
+    if backend not in IO_BACKENDS:
+        raise InvalidArgument(f"{source} must be one of {', '.join(IO_BACKENDS)}, not {backend!r}")
+    if backend == "epoll":
+        return "epoll"
+    cdef unsigned entries = <unsigned>min(max(batch_size, URING_MIN_ENTRIES), URING_MAX_ENTRIES)
+    cdef int err = uring_tx_open(u, entries)
+    if err == 0:
+        return "io_uring"
+    if backend == "io_uring":
+        raise NotSupported(f"I/O backend io_uring: {uring_unavailable(err)}")
+    return "epoll"
+
+
 cdef str uring_unavailable(int err):
     """Why the io_uring backend cannot run here (``err``: ts_uring_open's -errno)."""
     if not TS_IO_URING_BUILT:
@@ -133,7 +143,7 @@ cdef str uring_unavailable(int err):
         return "io_uring is disabled on this machine (sysctl kernel.io_uring_disabled)"
     if err == -EOPNOTSUPP:
         return "the kernel's io_uring lacks what the backend needs (single mmap, WRITE/WRITEV)"
-    return f"io_uring_setup failed: {_os.strerror(-err)}"
+    return f"io_uring_setup failed: {os.strerror(-err)}"
 
 
 def io_backends():

@@ -39,19 +39,9 @@ cdef enum:
     IPPROTO_UDP_ = 17
     SEG_SCRATCH = 256           # rebuilt L3+L4 header of one segment (<= 60 + 60)
 
-# Why a header was refused (index into the loop's vnet drop counters).
-cdef enum:
-    VNET_OK = 0
-    VNET_SHORT = 1              # the read was shorter than the header
-    VNET_BAD_FLAGS = 2
-    VNET_BAD_GSO_TYPE = 3
-    VNET_BAD_CSUM = 4
-    VNET_BAD_HDR_LEN = 5
-    VNET_BAD_GSO = 6
-    VNET_NREASONS = 7
-
-VNET_REASON_NAMES = ("ok", "vnet_short", "vnet_bad_flags", "vnet_bad_gso_type",
-                     "vnet_bad_csum", "vnet_bad_hdr_len", "vnet_bad_gso")
+# Why a header was refused: VNET_OK, VNET_SHORT, ... (the loop's vnet drop counters) are
+# generated from VNET_REFUSALS of fastpath/reasons.py, as are their names.
+VNET_REASON_NAMES = VNET_REFUSAL_NAMES
 
 
 cdef struct GsoInfo:

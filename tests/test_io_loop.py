@@ -26,6 +26,7 @@ def rig(backend):
     for p, t in taps.items():
         loop.add_port(p, t.loop_fd)
     yield dp, loop, taps
+    loop.close()            # released here, not whenever the loop is collected
     for t in taps.values():
         t.close()
 

@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fastpath import Datapath, U64Map, verdicts as V
+from fastpath import Datapath, verdicts as V
 from fastpath.reference import ReferenceDatapath
 from fastpath_frames import (A1, A2, GW, GW_MAC, PEER, ROOT, SIB, T1, T2, T3, T6, build_world,
                              from_t1, ip, ipv4_frame, mac, port_mac, run)
@@ -161,23 +161,6 @@ def test_removing_an_l2_takes_its_tables(make_dp):
 
 # ---- the tables themselves -------------------------------------------------------------------
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 300)), max_size=400))
-def test_u64map_behaves_like_a_dict(ops):
-    m, d = U64Map(), {}
-    for put, k in ops:
-        key = k * 0x1000193 % 1031                      # collisions in a small key space
-        if put:
-            m.py_put(key, k)
-            d[key] = k
-        else:
-            assert m.py_delete(key) == (d.pop(key, None) is not None)
-        assert len(m) == len(d)
-    assert sorted(m.items()) == sorted(d.items())
-    for key in range(1031):
-        assert m.py_get(key) == d.get(key)
-
-
 prefixes = st.integers(0, 32).flatmap(lambda plen: st.tuples(
     st.integers(0, 0xFFFFFFFF).map(lambda a: a & ((0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0)),
     st.just(plen)))
@@ -217,3 +200,15 @@ def test_lookups_refuse_what_is_not_an_ipv4_int(make_dp, lookup, bad):
     dp = build_world(make_dp())
     with pytest.raises(InvalidArgument):
         getattr(dp, lookup)(ROOT, bad)
+
+
+def test_a_datapath_whose_init_did_not_run_refuses_batches_updates_and_loops():
+    import fastpath
+    dp = Datapath.__new__(Datapath)
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        dp.process(fastpath.Batch(capacity=1))
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        with dp.update():
+            pass
+    with pytest.raises(ValueError, match="__init__ did not complete"):
+        fastpath.PacketLoop(dp, backend="epoll")

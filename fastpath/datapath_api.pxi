@@ -1,0 +1,310 @@
+# Datapath: the control API pyctl's compiler writes the tables through (not per packet).
+# Each call checks all its arguments before anything changes -- a refused call leaves
+# every table as it was (errors from fastpath.errors, with errno-like codes) -- and keeps
+# the rules that span tables: an L3 has at most one port; a namespace with addresses,
+# ports or children cannot go; an L2 that goes takes its scope's routes, neighbours,
+# broadcast lists and groups with it; a group's egress ports follow its members' ports.
+# Writes happen inside ``with datapath.update():`` (datapath.pxi).
+
+
+cdef class Datapath(DatapathTables):
+    """The forwarding tables, their control API and the batch function (see process.pxi)."""
+
+    # ---- namespaces -------------------------------------------------------------------
+
+    def set_namespace(self, ns_id, scope_id, is_l3):
+        """Create namespace ``ns_id`` (an L2 is its own scope; an L3's scope is an L2)."""
+        self._writing()
+        self.ns.check(ns_id)
+        is_l3 = bool(is_l3)
+        if is_l3:
+            self.ns.check_scope(scope_id)
+            if scope_id == ns_id:
+                raise InvalidArgument(f"L3 namespace {ns_id} cannot be its own scope")
+        elif scope_id != ns_id:
+            raise InvalidArgument(f"L2 namespace {ns_id} is its own scope, not {scope_id}")
+        if self.ns.scope[ns_id] >= 0:
+            if self.ns.same(ns_id, scope_id, is_l3):
+                return
+            if self._busy(ns_id):
+                raise Busy(f"namespace {ns_id} still has addresses, ports or children")
+            self._forget_namespace(ns_id)
+        self.ns.create(ns_id, scope_id, is_l3)
+        self._clear_ns_state(ns_id)
+        self.lists.dirty |= is_l3
+        self._dirty(scope_id)
+
+    def remove_namespace(self, ns_id):
+        """Remove a namespace that has no ports, addresses or children.  An L2 takes its
+        scope's routes, neighbours, broadcast lists and groups with it."""
+        self._writing()
+        self.ns.existing(ns_id)
+        if self.ports.of_ns.get(ns_id):
+            raise Busy(f"namespace {ns_id} still has ports {self.ports.ports_of(ns_id)}")
+        if self.ns.n_addresses.get(ns_id):
+            raise Busy(f"namespace {ns_id} still owns {self.ns.n_addresses[ns_id]} addresses")
+        if self.ns.l3_children(ns_id):
+            raise Busy(f"namespace {ns_id} is the scope of {sorted(self.ns.l3_children(ns_id))}")
+        self._forget_namespace(ns_id)
+        self._clear_ns_state(ns_id)
+
+    cdef bint _busy(self, int ns_id):
+        return bool(self.ns.n_addresses.get(ns_id) or self.ports.of_ns.get(ns_id)
+                    or self.ns.l3_children(ns_id))
+
+    cdef _forget_namespace(self, int ns_id):
+        cdef int scope = self.ns.scope[ns_id]
+        if not self.ns.l3[ns_id]:                   # the scope's own tables go with the L2
+            self.fib.forget_scope(ns_id)
+            self.neigh.delete_tag(ns_id)
+            for address in self.lists.addresses_of(ns_id):
+                self._drop_broadcast(ns_id, address)
+            for key in self.mcast.keys_of_scope(ns_id):
+                self._drop_group(key)
+        self.lists.forget_member(ns_id)
+        keys = self.mcast.keys_of(ns_id)
+        self.mcast.forget_member(ns_id)
+        for key in keys:
+            self._resolve_group(key)
+        self.ns.forget(ns_id)
+        self._dirty(scope)
+
+    cdef _clear_ns_state(self, int ns_id):
+        self.rcache.clear_ns(ns_id)
+        self.ctr.clear_ns(ns_id)
+
+    # ---- ports --------------------------------------------------------------------------
+
+    def set_port(self, port_id, ns_id, mac):
+        """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it."""
+        self._writing()
+        self.ports.check(port_id)
+        self.ns.existing(ns_id)
+        m = mac_bytes_to_int(mac, "port MAC")
+        old_ns = self.ports.ns[port_id]
+        if self.ns.l3[ns_id] and self.ns.port[ns_id] not in (-1, port_id):
+            raise Busy(f"L3 namespace {ns_id} already has port {self.ns.port[ns_id]}")
+        if old_ns != ns_id:
+            self.mcast.reserve_for(ns_id)   # the one allocation, before anything changes
+            if old_ns >= 0:
+                self._detach_port(port_id)
+            self.ctr.clear_port(port_id)
+            self.ports.attach(port_id, ns_id)
+            if self.ns.l3[ns_id]:
+                self.ns.port[ns_id] = port_id
+            self._resolve_groups_of(ns_id)
+        self.ports.mac[port_id] = m
+        self.dirty_all = True
+
+    def remove_port(self, port_id):
+        self._writing()
+        self.ports.existing(port_id)
+        self._detach_port(port_id)
+        self.dirty_all = True
+
+    cdef _detach_port(self, int port_id):
+        cdef int ns_id = self.ports.detach(port_id)
+        if self.ns.port[ns_id] == port_id:
+            self.ns.port[ns_id] = -1
+        self._resolve_groups_of(ns_id)
+
+    def set_peer_mac(self, port_id, mac):
+        """Set (or, with None, forget) the MAC of the endpoint behind a port.  Needs no
+        update block: the slow path calls it when it resolves a peer."""
+        self.ports.existing(port_id)
+        m = 0 if mac is None else mac_bytes_to_int(mac, "peer MAC")
+        if self.updating:
+            self.ports.peer[port_id] = m
+        else:
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            self.ports.peer[port_id] = m
+            PyThread_release_lock(self.lock)
+
+    def peer_mac(self, port_id):
+        self.ports.existing(port_id)
+        return self.ports.bytes_of(self.ports.peer[port_id])
+
+    def port_mac_of(self, port_id):
+        self.ports.existing(port_id)
+        return self.ports.bytes_of(self.ports.mac[port_id])
+
+    # ---- addresses (the demux) --------------------------------------------------------------
+
+    def add_address(self, scope_id, ip, ns_id):
+        """(scope, ip) is owned by ns_id (an L3 child of the scope, or the L2 itself)."""
+        self._writing()
+        self.ns.check_scope(scope_id)
+        check_ip(ip)
+        self.ns.in_scope(ns_id, scope_id)
+        if self.demux.add_owner(scope_id, ip, ns_id):
+            self.ns.count_address(ns_id, 1)
+            self._dirty(scope_id)
+
+    def remove_address(self, scope_id, ip):
+        self._writing()
+        self.ns.check_scope(scope_id)
+        check_ip(ip)
+        self.ns.count_address(self.demux.remove_owner(scope_id, ip), -1)
+        self._dirty(scope_id)
+
+    def lookup_address(self, scope_id, ip):
+        """The namespace owning (scope, ip), or -1."""
+        self.ns.check(scope_id, "scope")
+        return self.demux.owner(scope_id, _lookup_ip(ip))
+
+    # ---- routes and neighbours -----------------------------------------------------------
+
+    def add_route(self, scope_id, prefix, plen, port_id, gateway=0):
+        """Add (or replace) prefix/plen -> port (via gateway, 0: on-link) in the scope's FIB."""
+        self._writing()
+        self.ns.check_scope(scope_id)
+        if not isinstance(plen, int) or not 0 <= plen <= 32:
+            raise InvalidArgument(f"prefix length {plen!r} is not in 0..32")
+        if not isinstance(prefix, int) or not 0 <= prefix <= 0xFFFFFFFF:
+            raise InvalidArgument(f"prefix {prefix!r} is not an IPv4 address as an int")
+        if prefix & ~prefix_mask(plen) & 0xFFFFFFFF:
+            raise InvalidArgument(f"{ip_str(prefix)}/{plen} has host bits set")
+        self.ports.existing(port_id)
+        if gateway != 0:
+            check_ip(gateway, "gateway")
+        self.fib.add(scope_id, prefix, plen, port_id, gateway)
+        self._dirty(scope_id)
+
+    def remove_route(self, scope_id, prefix, plen):
+        self._writing()
+        self.ns.check_scope(scope_id)
+        if (not isinstance(plen, int) or not 0 <= plen <= 32
+                or not isinstance(prefix, int) or not 0 <= prefix <= 0xFFFFFFFF
+                or not self.fib.remove(scope_id, prefix, plen)):
+            raise NotFound(f"no route {prefix!r}/{plen!r} in scope {scope_id}")
+        self._dirty(scope_id)
+
+    def lookup_route(self, scope_id, ip):
+        """Longest-prefix match in the scope's FIB: (port, gateway) or None."""
+        self.ns.check(scope_id, "scope")
+        return self.fib.lookup(scope_id, _lookup_ip(ip))
+
+    def routes(self, scope_id):
+        """[(prefix, plen, port, gateway)] of the scope (sorted by plen, prefix)."""
+        return self.fib.routes(scope_id)
+
+    def set_neighbour(self, scope_id, ip, mac):
+        self._writing()
+        self.ns.check_scope(scope_id)
+        check_ip(ip, "neighbour")
+        self.neigh.set(scope_id, ip, mac_bytes_to_int(mac, "neighbour MAC"))
+        self._dirty(scope_id)
+
+    def remove_neighbour(self, scope_id, ip):
+        self._writing()
+        self.ns.check_scope(scope_id)
+        check_ip(ip, "neighbour")
+        if not self.neigh.remove(scope_id, ip):
+            raise NotFound(f"no neighbour {ip_str(ip)} in scope {scope_id}")
+        self._dirty(scope_id)
+
+    def neighbour(self, scope_id, ip):
+        self.ns.check(scope_id, "scope")
+        return self.neigh.mac_of(scope_id, _lookup_ip(ip))
+
+    # ---- broadcast lists and multicast groups (issue 6) -------------------------------------
+
+    cdef tuple _members(self, int scope_id, ns_ids):
+        """The distinct namespaces of ``ns_ids`` (each of the scope), sorted."""
+        try:
+            wanted = list(ns_ids)
+        except TypeError:
+            raise InvalidArgument(f"members must be an iterable of namespace ids, not {ns_ids!r}") from None
+        for n in wanted:
+            self.ns.in_scope(n, scope_id)
+        return tuple(sorted(set(wanted)))
+
+    def set_broadcast(self, scope_id, bcast_ip, ns_ids):
+        """Frames to the directed broadcast ``bcast_ip`` of the scope go to ``ns_ids``."""
+        self._writing()
+        self.ns.check_scope(scope_id)
+        check_ip(bcast_ip, "broadcast address")
+        members = self._members(scope_id, ns_ids)
+        self.demux.check_free(scope_id, bcast_ip)
+        self.demux.set_listeners(scope_id, bcast_ip, self.lists.set(scope_id, bcast_ip, members))
+
+    def remove_broadcast(self, scope_id, bcast_ip):
+        self._writing()
+        self.ns.check_scope(scope_id)
+        if self.lists.lookup(scope_id, bcast_ip) is None:
+            raise NotFound(f"{ip_str(bcast_ip)} is not a broadcast address of scope {scope_id}")
+        self._drop_broadcast(scope_id, bcast_ip)
+
+    cdef _drop_broadcast(self, int scope_id, uint32_t ip):
+        self.lists.drop(scope_id, ip)
+        self.demux.remove(scope_id, ip)
+
+    def lookup_broadcast(self, scope_id, ip):
+        """The listening namespaces of a directed broadcast address, or None."""
+        return self.lists.lookup(scope_id, ip)
+
+    def set_group(self, scope_id, group_ip, ns_ids):
+        """Frames to multicast ``group_ip`` in the scope go to ``ns_ids`` (its member
+        namespaces, each in the scope): an L3 gets a copy on its port, an L2 (the scope
+        itself, for its uplinks) on each of its ports; never the sender.  Link-local
+        groups (224.0.0.0/24) reach every L3 of the scope and have no table entry."""
+        self._writing()
+        self.ns.check_scope(scope_id)
+        check_group(group_ip)
+        members = self._members(scope_id, ns_ids)
+        key = (scope_id, group_ip)
+        old = self.mcast.members.get(key)
+        gid = self.mcast.new_id() if old is None else old[0]    # may raise: nothing changed
+        try:
+            if old is None:
+                self.demux.set_group(scope_id, group_ip, gid)
+            self.mcast.set(key, gid, members, self._member_ports(members))
+        except MemoryError:
+            if old is None:
+                self.demux.remove(scope_id, group_ip)
+                self.mcast.release_id(gid)
+            raise
+
+    def remove_group(self, scope_id, group_ip):
+        """Forget the group of the scope (its frames are then no_listener drops)."""
+        self._writing()
+        self.ns.check_scope(scope_id)
+        if (scope_id, group_ip) not in self.mcast.members:
+            raise NotFound(f"{group_str(group_ip)} is not a group of scope {scope_id}")
+        self._drop_group((scope_id, group_ip))
+
+    def lookup_group(self, scope_id, group_ip):
+        """The member namespaces (sorted) of the group in the scope, or None."""
+        self.ns.check(scope_id, "scope")
+        return self.mcast.lookup((scope_id, group_ip))
+
+    cdef _drop_group(self, key):
+        self.mcast.drop(key)
+        self.demux.remove(key[0], key[1])
+
+    cdef list _member_ports(self, members):
+        """A group's egress ports: each member L3's port, each member L2's ports by id."""
+        ports = []
+        for n in members:
+            if self.ns.l3[n]:
+                if self.ns.port[n] >= 0:
+                    ports.append(self.ns.port[n])
+            else:
+                ports.extend(self.ports.ports_of(n))
+        return ports
+
+    cdef _resolve_group(self, key):
+        gid, members = self.mcast.members[key]
+        self.mcast.set(key, gid, members, self._member_ports(members))
+
+    cdef _resolve_groups_of(self, int ns_id):
+        for key in self.mcast.keys_of(ns_id):
+            self._resolve_group(key)
+
+
+cdef uint32_t _lookup_ip(ip) except? 0xFFFFFFFF:
+    """An address to look up: any IPv4 address as an int."""
+    if not isinstance(ip, int) or not 0 <= ip <= 0xFFFFFFFF:
+        raise InvalidArgument(f"bad address {ip!r}")
+    return ip

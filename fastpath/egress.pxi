@@ -1,0 +1,82 @@
+# Egress: a decided frame fitted to where it goes, then handed to that port's tx.
+#   Out to a vnet port: virtio-net header + frame as read (the receiving kernel segments
+#   and checksums it).  Out to a port without the header: a partial checksum completed in
+#   place, a GSO super-frame cut into segments in software (vnet.pxi).  A fan-out copy is
+#   its own 14-byte Ethernet header + the frame's body (the frame's bytes are shared).
+#   To the slow queue: as on a wire (checksum completed, segments), slow_queue.pxi.
+# Each function takes the frame ``f`` (``n`` bytes, its virtio-net header right before it)
+# and counts what it does in ``st``.
+
+
+cdef bint segment_or_complete(const uint8_t* eth, uint8_t* f, uint32_t n, uint8_t* scratch,
+                              seg_sink sink, void* ctx, LoopStats* st) noexcept nogil:
+    """Fit a frame for a destination without the virtio-net header: a GSO super-frame goes
+    to ``sink`` as its segments (True: nothing left to write); a partial checksum is
+    completed in place (False: the caller writes the frame).  Counted either way."""
+    cdef uint8_t* h = f - VNET_HDR_LEN
+    cdef Py_ssize_t segs
+    if h[1] != VNET_GSO_NONE:
+        segs = gso_segment(eth, f, n, h, scratch, sink, ctx)
+        if segs < 0:
+            st.sw_gso_refused += 1
+        else:
+            st.sw_gso_frames += 1
+            st.sw_segments += <uint64_t>segs
+        return True
+    if h[0] & VNET_F_NEEDS_CSUM:
+        vnet_complete_csum(f, n, h)
+        st.sw_csum += 1
+    return False
+
+
+cdef void settle_csum(uint8_t* f, uint32_t n, LoopStats* st) noexcept nogil:
+    """Complete a partial checksum before a frame's fan-out copies go out: a copy to a
+    plain port would complete it in place while a vnet copy queued earlier (io_uring)
+    still points at the frame.  Completed, the frame is valid for every port."""
+    cdef uint8_t* h = f - VNET_HDR_LEN
+    if h[0] & VNET_F_NEEDS_CSUM and h[1] == VNET_GSO_NONE:
+        vnet_complete_csum(f, n, h)
+        st.sw_csum += 1
+
+
+cdef void send_out(LoopPort* p, uint8_t* f, uint32_t n, const uint8_t* eth, uint8_t* scratch,
+                   LoopStats* st) noexcept nogil:
+    """Write frame ``f`` (with ``eth`` instead of its own Ethernet header, for a fan-out
+    copy) out of port ``p``, fitted to whether that port has the virtio-net header."""
+    cdef iovec iov[3]
+    cdef uint8_t* h = f - VNET_HDR_LEN
+    cdef int cnt
+    if p.vnet:
+        if eth == NULL:
+            iov[0].iov_base, iov[0].iov_len = h, VNET_HDR_LEN + n
+            cnt = 1
+        else:
+            iov[0].iov_base, iov[0].iov_len = h, VNET_HDR_LEN
+            iov[1].iov_base, iov[1].iov_len = <void*>eth, ETH_HLEN
+            iov[2].iov_base, iov[2].iov_len = f + ETH_HLEN, n - ETH_HLEN
+            cnt = 3
+        p.tx(&p.sink, iov, cnt)
+        return
+    if segment_or_complete(eth if eth != NULL else f, f, n, scratch, p.tx, &p.sink, st):
+        return
+    if eth == NULL:
+        iov[0].iov_base, iov[0].iov_len = f, n
+        cnt = 1
+    else:
+        iov[0].iov_base, iov[0].iov_len = <void*>eth, ETH_HLEN
+        iov[1].iov_base, iov[1].iov_len = f + ETH_HLEN, n - ETH_HLEN
+        cnt = 2
+    p.tx(&p.sink, iov, cnt)
+
+
+cdef void queue_slow(SlowQueue* q, uint8_t* f, uint32_t n, int32_t port, uint8_t reason,
+                     uint8_t* scratch, LoopStats* st) noexcept nogil:
+    """Copy frame ``f`` (read on ``port``, handed up for ``reason``) into the slow queue
+    as the slow path wants it: as on a wire."""
+    cdef iovec iov
+    q.cur_port = port
+    q.cur_reason = reason
+    if segment_or_complete(f, f, n, scratch, slow_append, q, st):
+        return
+    iov.iov_base, iov.iov_len = f, n
+    slow_append(q, &iov, 1)

@@ -1,0 +1,21 @@
+# The io_uring submission ring of uring.h (raw syscalls, no liburing): what the packet
+# loop's io_uring write backend (fastpath/uring.pxi) calls.
+from libc.stdint cimport int32_t, uint64_t
+from posix.uio cimport iovec
+
+cdef extern from "uring.h" nogil:
+    struct io_uring_cqe:
+        uint64_t user_data
+        int32_t res
+    ctypedef struct ts_uring:
+        unsigned entries
+        unsigned filled
+    int TS_IO_URING_BUILT               # 1 when built with <linux/io_uring.h>
+    void ts_uring_init(ts_uring* r)
+    int ts_uring_open(ts_uring* r, unsigned entries)            # 0 or -errno
+    void ts_uring_close(ts_uring* r)    # waits for the kernel's teardown (uring.h)
+    int ts_uring_queue_write(ts_uring* r, int fd, const iovec* iov, int iovcnt,
+                             uint64_t user_data)
+    int ts_uring_submit_wait(ts_uring* r)                       # enter calls, or -errno
+    io_uring_cqe* ts_uring_cqe(ts_uring* r)                     # oldest unseen, or NULL
+    void ts_uring_cqe_seen(ts_uring* r)

@@ -1,0 +1,196 @@
+# The packet loop's ports, and the seam a port kind plugs into.
+#
+# A port kind is two functions: ``rx`` reads frames of the port into free batch slots (a
+# burst: up to ``room`` frames; it returns how many it placed, RX_EMPTY when the port has
+# nothing now, RX_FAILED when the port is dead, having set its ``failed``), and ``tx`` writes one frame given as
+# iovecs (a seg_sink, vnet.pxi: a GSO super-frame's segments arrive the same way).  The
+# loop never touches a port's fd itself: it waits for readiness on the port's ``fd``
+# (epoll), calls ``rx`` round-robin and hands every decided frame to ``tx``.  TAP ports
+# (tap.pxi: read() one frame; write()/writev(), or io_uring, uring.pxi) are the one kind
+# today; AF_PACKET and AF_XDP rings (issue 17) are further kinds behind the same two calls.
+#
+# Every frame in a batch has a 12-byte virtio-net header right before it (in the batch's
+# headroom): read from a vnet port, zeros from a port without one.  rx_accept() checks and
+# places a frame a kind has read; the egress (egress.pxi) fits a frame to the port it
+# leaves by.
+#
+# LoopPorts owns the per-port state (by port id, the datapath's id space) and the
+# round-robin list of ports that may hold frames; the nogil code works on its PortSet.
+
+
+cdef enum:
+    KIND_PORT = 1           # what an epoll event is: tag = kind << 32 | id
+    KIND_WAKEUP = 2
+    KIND_STOP = 3
+    PORT_EOF = -1           # LoopPort.failed of a port whose read returned 0 bytes
+    RX_EMPTY = -1           # rx: nothing to read now
+    RX_FAILED = -2          # rx: the port failed (read error or EOF); it is no longer polled
+
+cdef struct TxSink:         # what a port's tx writes with
+    int fd
+    LoopStats* st
+    UringTx* uring          # the io_uring backend's ring (NULL: write at once)
+
+cdef struct RxBatch:        # where a port kind's rx puts frames
+    uint8_t* buf
+    Py_ssize_t slot_size, headroom
+    uint32_t* offset
+    uint32_t* length
+    int32_t* port
+    LoopStats* st
+
+cdef struct LoopPort
+ctypedef Py_ssize_t (*port_rx_fn)(LoopPort* p, int32_t port_id, const RxBatch* rx,
+                                  Py_ssize_t slot, Py_ssize_t room) noexcept nogil
+
+cdef struct LoopPort:
+    int fd                  # -1: no port with this id
+    uint8_t vnet            # frames carry a virtio-net header on this port
+    uint8_t active          # in the round-robin list
+    int failed              # 0; else the errno of the read that failed it, or PORT_EOF
+    port_rx_fn rx           # the kind's read
+    seg_sink tx             # the write backend's write
+    TxSink sink             # tx's context
+
+cdef struct PortSet:
+    LoopPort* port          # n entries, by port id
+    int32_t* active         # round-robin list of ports that may hold frames
+    int n, active_n, rr
+    int epfd
+
+
+cdef inline void ports_activate(PortSet* ps, int32_t p) noexcept nogil:
+    if ps.port[p].fd >= 0 and not ps.port[p].active:
+        ps.port[p].active = 1
+        ps.active[ps.active_n] = p
+        ps.active_n += 1
+
+
+cdef inline void ports_deactivate(PortSet* ps, int i) noexcept nogil:
+    """Take entry i out of the round-robin list."""
+    ps.port[ps.active[i]].active = 0
+    memmove(&ps.active[i], &ps.active[i + 1], (ps.active_n - i - 1) * sizeof(int32_t))
+    ps.active_n -= 1
+    if ps.rr > i:
+        ps.rr -= 1
+
+
+cdef inline void port_failed(const PortSet* ps, int32_t p) noexcept nogil:
+    """Port p's rx said RX_FAILED (a read error, or EOF): stop polling it (it would report
+    ready forever)."""
+    epoll_ctl(ps.epfd, EPOLL_CTL_DEL, ps.port[p].fd, NULL)
+
+
+cdef inline Py_ssize_t rx_accept(const RxBatch* rx, int32_t port_id, bint vnet,
+                                 Py_ssize_t slot, uint32_t off, size_t got, size_t room) noexcept nogil:
+    """A kind read ``got`` bytes into batch slot ``slot`` (at ``off``, or its header right
+    before it on a vnet port; ``room`` bytes fitted): check and place the frame.  1 when it
+    is in the batch, 0 when it was a counted drop."""
+    cdef uint8_t* f = rx.buf + off
+    cdef uint8_t* h = f - VNET_HDR_LEN
+    cdef uint32_t n
+    cdef uint8_t why
+    rx.st.reads += 1
+    rx.st.read_bytes += got
+    if got >= room:
+        rx.st.rx_oversize += 1         # may have been cut short to fit the slot
+        return 0
+    if vnet:
+        if got < VNET_HDR_LEN:
+            rx.st.vnet_drop[VNET_SHORT] += 1
+            return 0
+        n = <uint32_t>(got - VNET_HDR_LEN)
+        why = vnet_check(h, f, n)
+        if why != VNET_OK:
+            rx.st.vnet_drop[why] += 1
+            return 0
+    else:
+        n = <uint32_t>got
+        memset(h, 0, VNET_HDR_LEN)
+    rx.offset[slot] = off
+    rx.length[slot] = n
+    rx.port[slot] = port_id
+    rx.st.frames_in += 1
+    return 1
+
+
+@cython.final
+cdef class LoopPorts:
+    """The loop's ports by id: fd, kind, header, state; and the round-robin list."""
+    cdef PortSet ps
+
+    def __cinit__(self, int n, int epfd):
+        cdef int p
+        self.ps.port = <LoopPort*>calloc(n, sizeof(LoopPort))
+        self.ps.active = <int32_t*>calloc(n, sizeof(int32_t))
+        if self.ps.port == NULL or self.ps.active == NULL:
+            raise MemoryError()
+        self.ps.n, self.ps.epfd = n, epfd
+        for p in range(n):
+            self.ps.port[p].fd = -1
+
+    def __dealloc__(self):
+        free(self.ps.port)
+        free(self.ps.active)
+
+    cdef int check_id(self, port_id) except -1:
+        if not isinstance(port_id, int) or not 0 <= port_id < self.ps.n:
+            raise InvalidArgument(f"port id {port_id!r} is not in 0..{self.ps.n - 1}")
+        return port_id
+
+    cdef int owner_of_fd(self, int fd) noexcept:
+        """The port whose fd this is, or -1."""
+        cdef int p
+        for p in range(self.ps.n):
+            if self.ps.port[p].fd == fd:
+                return p
+        return -1
+
+    cdef int add(self, int port_id, int fd, bint vnet, port_rx_fn rx, seg_sink tx,
+                 TxSink sink) except -1:
+        """Poll and serve ``fd`` as port ``port_id`` (the caller checked both)."""
+        cdef epoll_event ev
+        cdef LoopPort* p = &self.ps.port[port_id]
+        ev.events = EPOLLIN
+        ev.data.u64 = (<uint64_t>KIND_PORT << 32) | <uint32_t>port_id
+        if epoll_ctl(self.ps.epfd, EPOLL_CTL_ADD, fd, &ev) < 0:
+            e = errno
+            raise InvalidArgument(f"port {port_id}: fd {fd} cannot be polled: {os.strerror(e)}")
+        memset(p, 0, sizeof(LoopPort))
+        p.fd, p.vnet, p.rx, p.tx, p.sink = fd, vnet, rx, tx, sink
+        return 0
+
+    cdef int remove(self, int port_id) except -1:
+        cdef LoopPort* p = &self.ps.port[port_id]
+        cdef int i
+        if p.fd < 0:
+            raise NotFound(f"port {port_id} is not in the loop")
+        if not p.failed:
+            epoll_ctl(self.ps.epfd, EPOLL_CTL_DEL, p.fd, NULL)   # gone already if fd was closed
+        if p.active:
+            for i in range(self.ps.active_n):
+                if self.ps.active[i] == port_id:
+                    ports_deactivate(&self.ps, i)
+                    break
+        memset(p, 0, sizeof(LoopPort))
+        p.fd = -1
+        return 0
+
+    cdef dict describe(self):
+        """{port_id: {"fd", "vnet_hdr", "failed", "error"}} (PacketLoop.ports())."""
+        cdef LoopPort* p
+        out = {}
+        for k in range(self.ps.n):
+            p = &self.ps.port[k]
+            if p.fd >= 0:
+                out[k] = {"fd": p.fd, "vnet_hdr": bool(p.vnet), "failed": bool(p.failed),
+                          "error": _failure_name(p.failed)}
+        return out
+
+
+def _failure_name(int why):
+    if why == 0:
+        return None
+    if why == PORT_EOF:
+        return "EOF"
+    return _errno_mod.errorcode.get(why, f"errno {why}")

@@ -1,0 +1,172 @@
+"""The fast path's codes, each written down once: verdicts, drop and slow-path reasons,
+virtio-net header refusals, and the names of the traffic and packet-loop counters.
+
+Everything else derives from these tables (VPP's ``foreach_ip4_error`` style):
+setup.py generates ``fastpath/reasons.pxi`` (the C enums, the loop's counter struct and
+``C_CODES``, what the compiled core was built with) from them; ``fastpath.verdicts`` holds
+the Python names; the counters are named from them; docs/architecture.md's reason table
+is ``markdown_table()`` (a test fails when the docs drift: ``python -m fastpath.reasons``
+prints the table to paste).
+
+To add a reason: append a ``Reason`` with the next free code (codes are stable: the slow
+queue hands them to pyctl, tests pin them), its verdict and one line of help.  Its C name
+is ``REASON_`` + the name in capitals, its counter is the name.  Importing this module
+loads nothing else.
+"""
+from typing import NamedTuple
+
+
+class Verdict(NamedTuple):
+    name: str
+    code: int
+    help: str
+
+
+class Reason(NamedTuple):
+    name: str
+    code: int
+    verdict: str            # "drop" or "slowpath"
+    help: str
+
+
+class Counter(NamedTuple):
+    name: str
+    help: str
+
+
+VERDICTS = (
+    Verdict("drop", 0, "the frame is gone; its reason is counted"),
+    Verdict("forward", 1, "rewritten in place, out to batch.out_port[i]"),
+    Verdict("fanout", 2, "copies in the batch's fan-out list"),
+    Verdict("slowpath", 3, "handed to pyctl's slow path; batch.reason[i] says why"),
+)
+
+# Every frame process() looks at gets one verdict and, unless forwarded, one reason; each
+# reason belongs to exactly one verdict.  Code 0 ("none") is the reason of a forwarded frame.
+REASONS = (
+    Reason("malformed", 1, "drop", "truncated, bad IPv4 version or IHL, a total length that lies, a short ARP"),
+    Reason("bad_checksum", 2, "drop", "IPv4 header checksum wrong"),
+    Reason("unsupported_ethertype", 3, "drop", "neither IPv4 nor ARP (IPv6, VLAN tags, ...)"),
+    Reason("not_for_us", 4, "drop", "unicast MAC other than the port's, or IP unicast in an L2 broadcast"),
+    Reason("unknown_port", 5, "drop", "ingress port id not configured"),
+    Reason("spoofed_source", 6, "drop", "a source address the sender may not use (or a martian)"),
+    Reason("bad_destination", 7, "drop", "0.0.0.0/8, 127.0.0.0/8 or 240.0.0.0/4 (not the limited broadcast)"),
+    Reason("no_port", 8, "drop", "the destination namespace (or route) has no usable port"),
+    Reason("no_listener", 9, "drop", "broadcast or multicast nobody else listens to"),
+    Reason("fanout_overflow", 10, "drop", "fan-out copies that did not fit the batch's list (counted per copy)"),
+    Reason("arp", 16, "slowpath", "ARP: the slow path answers for the switch"),
+    Reason("local", 17, "slowpath", "to an address the L2 scope itself owns (the switch)"),
+    Reason("no_route", 18, "slowpath", "no FIB entry: the slow path sends ICMP unreachable"),
+    Reason("ttl_expired", 19, "slowpath", "TTL <= 1 on a routed frame: ICMP time exceeded"),
+    Reason("no_neighbour", 20, "slowpath", "the next hop's MAC is unknown: the slow path resolves it"),
+    Reason("peer_unknown", 21, "slowpath", "the MAC of the endpoint behind the destination port is unknown"),
+    Reason("igmp", 22, "slowpath", "IGMP (IPv4 protocol 2): the switch snoops and is the querier"),
+)
+
+# Why a port refused a virtio-net header (the frame never reaches process()); code = position.
+VNET_REFUSALS = (
+    Counter("ok", "accepted"),
+    Counter("vnet_short", "the read was shorter than the header"),
+    Counter("vnet_bad_flags", "unknown flag bits"),
+    Counter("vnet_bad_gso_type", "unknown gso_type, UFO, or ECN without TCP"),
+    Counter("vnet_bad_csum", "csum_start/csum_offset beyond the frame or inside the Ethernet/IP header"),
+    Counter("vnet_bad_hdr_len", "hdr_len beyond the frame"),
+    Counter("vnet_bad_gso", "GSO without NEEDS_CSUM or gso_size, or on a frame that is not what gso_type says"),
+)
+
+# Per port and per namespace, charged by process(); index = position.
+TRAFFIC_COUNTERS = (
+    Counter("rx_packets", "frames received on the port / sent by the namespace"),
+    Counter("rx_bytes", "their bytes"),
+    Counter("tx_packets", "frames (and fan-out copies) decided out of the port / to the namespace"),
+    Counter("tx_bytes", "their bytes"),
+)
+
+# The packet loop's counters (PacketLoop.stats()), in the order of its C struct.
+LOOP_STATS = (
+    Counter("batches", "batches decided"),
+    Counter("epoll_waits", "epoll_wait calls"),
+    Counter("reads", "frames read"),
+    Counter("read_bytes", "bytes read (virtio-net headers included)"),
+    Counter("frames_in", "frames put in a batch"),
+    Counter("writes", "writes that succeeded"),
+    Counter("frames_out", "frames written"),
+    Counter("bytes_out", "bytes written"),
+    Counter("write_eagain", "writes refused with a full queue (dropped)"),
+    Counter("write_errors", "writes that failed otherwise (dropped)"),
+    Counter("tx_no_port", "frames to a port the loop does not have (dropped)"),
+    Counter("read_errors", "reads that failed; the port is failed"),
+    Counter("read_eof", "reads of 0 bytes; the port is failed"),
+    Counter("rx_oversize", "frames that did not fit a slot (dropped)"),
+    Counter("slow_queued", "frames queued for the slow path"),
+    Counter("slow_overflow", "frames the full slow queue refused (dropped)"),
+    Counter("sw_csum", "checksums completed in software"),
+    Counter("sw_gso_frames", "super-frames segmented in software"),
+    Counter("sw_segments", "segments they were cut into"),
+    Counter("sw_gso_refused", "super-frames that could not be segmented (dropped)"),
+    Counter("sent", "frames the slow path sent with send()"),
+    Counter("tx_submits", "write submissions (one per write on epoll, one per batch on io_uring)"),
+)
+
+VERDICT_NAMES = {v.code: v.name for v in VERDICTS}
+REASON_NAMES = {0: "none", **{r.code: r.name for r in REASONS}}
+REASON_COUNT = max(REASON_NAMES) + 1          # size of reason-indexed counter arrays
+DROP_REASONS = frozenset(r.code for r in REASONS if r.verdict == "drop")
+SLOWPATH_REASONS = frozenset(r.code for r in REASONS if r.verdict == "slowpath")
+TRAFFIC_COUNTER_NAMES = tuple(c.name for c in TRAFFIC_COUNTERS)
+LOOP_STAT_NAMES = tuple(c.name for c in LOOP_STATS)
+VNET_REFUSAL_NAMES = tuple(c.name for c in VNET_REFUSALS)
+
+
+def check_tables():
+    """The rules the tables keep (a wrong append fails the build, not a test run later)."""
+    verdict_names = {v.name for v in VERDICTS}
+    codes = [r.code for r in REASONS]
+    names = [r.name for r in REASONS] + [c.name for c in VNET_REFUSALS]
+    if len(set(codes)) != len(codes) or min(codes) < 1 or max(codes) > 255:
+        raise ValueError("reason codes must be distinct, in 1..255 (a uint8; 0 is 'none')")
+    if len(set(names)) != len(names) or not all(n.isidentifier() and n.islower() for n in names):
+        raise ValueError("reason names must be distinct lower-case identifiers")
+    bad = [r.name for r in REASONS if r.verdict not in ("drop", "slowpath")]
+    if bad or not {"drop", "slowpath"} <= verdict_names:
+        raise ValueError(f"a reason's verdict is 'drop' or 'slowpath', not that of {bad}")
+
+
+def _c_name(prefix, name):
+    return f"{prefix}_{name.upper()}"
+
+
+def generate_pxi():
+    """The text of fastpath/reasons.pxi: the C side of these tables."""
+    check_tables()
+    out = ["# GENERATED by setup.py from fastpath/reasons.py -- do not edit; edit the tables there.",
+           "from libc.stdint cimport uint64_t", "", "cdef enum:"]
+    out += [f"    {_c_name('VERDICT', v.name)} = {v.code}" for v in VERDICTS]
+    out += ["", "cdef enum:", "    REASON_NONE = 0"]
+    out += [f"    {_c_name('REASON', r.name)} = {r.code}" for r in REASONS]
+    out += [f"    REASON_COUNT = {max(r.code for r in REASONS) + 1}", "", "cdef enum:"]
+    out += [f"    {_c_name('TRAFFIC', c.name)} = {k}" for k, c in enumerate(TRAFFIC_COUNTERS)]
+    out += [f"    NCOUNTERS = {len(TRAFFIC_COUNTERS)}", "", "cdef enum:"]
+    out += [f"    {_c_name('VNET', c.name.removeprefix('vnet_'))} = {k}" for k, c in enumerate(VNET_REFUSALS)]
+    out += [f"    VNET_NREASONS = {len(VNET_REFUSALS)}", "", "cdef struct LoopStats:"]
+    out += [f"    uint64_t {c.name}" for c in LOOP_STATS]
+    out += ["    uint64_t vnet_drop[VNET_NREASONS]", "",
+            "# The codes as this extension was compiled (a test compares them with fastpath/reasons.py).",
+            "C_CODES = {"]
+    out += [f"    {_c_name('VERDICT', v.name)!r}: {_c_name('VERDICT', v.name)}," for v in VERDICTS]
+    out += ["    'REASON_NONE': REASON_NONE,"]
+    out += [f"    {_c_name('REASON', r.name)!r}: {_c_name('REASON', r.name)}," for r in REASONS]
+    out += ["    'REASON_COUNT': REASON_COUNT,", "}", ""]
+    return "\n".join(out)
+
+
+def markdown_table():
+    """The reason table of docs/architecture.md (between its reason-table markers)."""
+    check_tables()
+    rows = ["| code | reason | verdict | what it means |", "|---|---|---|---|"]
+    rows += [f"| {r.code} | `{r.name}` | {r.verdict} | {r.help} |" for r in sorted(REASONS, key=lambda r: r.code)]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

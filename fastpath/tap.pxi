@@ -1,0 +1,74 @@
+# The TAP port kind (port_io.pxi): a non-blocking fd that reads and writes one Ethernet
+# frame per call -- a TAP opened with IFF_TAP | IFF_NO_PI (and IFF_VNET_HDR: a 12-byte
+# virtio-net header before each frame), or in tests a SOCK_SEQPACKET socket pair.
+#   tap_rx    one read() into the next batch slot: TAP reads do not batch (recvmmsg and
+#             readv do not, PLATFORM.md), and one frame per port per round keeps a busy
+#             port from starving the others;
+#   fd_write  one write()/writev() per frame: the "epoll" write backend (the io_uring one
+#             is uring.pxi);
+#   fd_send   a frame the slow path built, written at once whatever the backend.
+
+
+cdef uint8_t ZERO_VNET_HDR[VNET_HDR_LEN]      # static: all zero
+
+
+cdef Py_ssize_t tap_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize_t slot,
+                       Py_ssize_t room) noexcept nogil:
+    """Read one frame of the TAP into batch slot ``slot``: 1 = a frame, 0 = nothing usable
+    (a counted drop, or EINTR), RX_EMPTY, or RX_FAILED (p.failed says why)."""
+    cdef uint32_t off = slot * rx.slot_size + rx.headroom
+    cdef uint8_t* f = rx.buf + off
+    cdef size_t fits = rx.slot_size - rx.headroom + (VNET_HDR_LEN if p.vnet else 0)
+    cdef ssize_t r = read(p.fd, (f - VNET_HDR_LEN) if p.vnet else f, fits)
+    if r < 0:
+        if errno == EAGAIN:
+            return RX_EMPTY
+        if errno == EINTR:
+            return 0
+        rx.st.read_errors += 1
+        p.failed = errno
+        return RX_FAILED
+    if r == 0:
+        rx.st.read_eof += 1                # a TAP never reads 0 bytes; a closed socket does
+        p.failed = PORT_EOF
+        return RX_FAILED
+    return rx_accept(rx, port_id, p.vnet, slot, off, <size_t>r, fits)
+
+
+cdef int fd_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
+    """One write()/writev() of a frame to the sink's fd (a seg_sink); a full queue
+    (EAGAIN) or any other error is a counted drop."""
+    cdef TxSink* s = <TxSink*>ctx
+    cdef ssize_t r
+    s.st.tx_submits += 1
+    while True:
+        if iovcnt == 1:
+            r = write(s.fd, iov[0].iov_base, iov[0].iov_len)
+        else:
+            r = writev(s.fd, iov, iovcnt)
+        if r >= 0 or errno != EINTR:
+            break
+    if r < 0:
+        if errno == EAGAIN:
+            s.st.write_eagain += 1
+        else:
+            s.st.write_errors += 1
+        return -1
+    s.st.writes += 1
+    s.st.frames_out += 1
+    s.st.bytes_out += <uint64_t>r
+    return 0
+
+
+cdef int fd_send(int fd, bint vnet, const uint8_t* frame, Py_ssize_t n, LoopStats* st) noexcept:
+    """Write one frame (a zero virtio-net header in front on a vnet port) at once: 0, or
+    -1 for a counted failed write."""
+    cdef TxSink sink
+    cdef iovec iov[2]
+    cdef int cnt = 0
+    sink.fd, sink.st, sink.uring = fd, st, NULL
+    if vnet:
+        iov[0].iov_base, iov[0].iov_len = ZERO_VNET_HDR, VNET_HDR_LEN
+        cnt = 1
+    iov[cnt].iov_base, iov[cnt].iov_len = <void*>frame, n
+    return fd_write(&sink, iov, cnt + 1)
