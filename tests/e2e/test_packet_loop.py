@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tests.e2e.loop_rig import LoopRig
-from tests.io_support import BACKENDS
+from tests.support.io import BACKENDS
 
 UDP_SEGMENT = 103          # <linux/udp.h>; not in Python's socket module
 SIDES = [("vnet", "vnet"), ("vnet", "plain"), ("plain", "vnet"), ("plain", "plain"),

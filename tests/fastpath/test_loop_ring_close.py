@@ -2,12 +2,12 @@
 wait.  The kernel tears a closed ring down in a worker and then interrupts the thread that
 created it once, like a signal, some milliseconds after close(2); close() waits for that
 (fastpath/includes/uring.h).  Before, the interruption landed in whatever the thread
-waited in next -- another loop's epoll_wait -- and tests/test_io_loop.py's epoll_waits
+waited in next -- another loop's epoll_wait -- and tests/fastpath/test_io_loop.py's epoll_waits
 counts failed when an earlier test's ring went away during a later test."""
 import pytest
 
 import fastpath
-from tests.io_support import world
+from tests.support.io import world
 
 pytestmark = pytest.mark.skipif("io_uring" not in fastpath.io_backends(),
                                 reason="io_uring does not run here")

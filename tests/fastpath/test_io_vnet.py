@@ -8,7 +8,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 import fastpath
-from tests.io_support import (GSO_TCPV4, GSO_UDP_L4, NEEDS_CSUM, SWITCH_IP, TENANTS, FakeTap,
+from tests.support.io import (GSO_TCPV4, GSO_UDP_L4, NEEDS_CSUM, SWITCH_IP, TENANTS, FakeTap,
                               checksums_ok, expected, mac, mac_str, offloaded, peer_mac, udp_frame,
                               vnet_hdr, world)
 

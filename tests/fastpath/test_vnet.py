@@ -9,7 +9,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Ether
 
 import fastpath
-from tests.io_support import (GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4,
+from tests.support.io import (GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4,
                               checksums_ok, offloaded, vnet_hdr)
 
 ETH = dict(dst="02:00:00:00:00:01", src="02:ee:00:00:00:01")

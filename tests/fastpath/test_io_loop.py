@@ -13,7 +13,7 @@ import pytest
 import fastpath
 from fastpath import verdicts
 from pyctl.errors import AlreadyExists, Busy, InvalidArgument, NotFound, NotSupported
-from tests.io_support import (BACKENDS, FakeTap, SWITCH_IP, TENANTS, arp_request, expected, udp_frame,
+from tests.support.io import (BACKENDS, FakeTap, SWITCH_IP, TENANTS, arp_request, expected, udp_frame,
                               world)
 
 
