@@ -8,11 +8,13 @@ from pathlib import Path
 
 from pyctl.config.reader import _dotted, _index_lines, _Reader
 from pyctl.config.spec import (
+    CONTROL_LIMIT_RANGES,
     IO_BACKENDS,
     KINDS,
     SLOWPATH_LIMIT_RANGES,
     Config,
     ConfigError,
+    ControlLimits,
     DaemonSettings,
     NamespaceSpec,
     PortSpec,
@@ -219,7 +221,7 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
         return DaemonSettings()
     path = ("daemon",)
     t = r.table(doc["daemon"], path, ("socket", "socket_dir", "socket_mode", "batch_size",
-                                      "io_backend", "slowpath"))
+                                      "io_backend", "slowpath", "control"))
     defaults = DaemonSettings()
     socket = r.typed(t, path, "socket", str, defaults.socket)
     socket_dir = r.typed(t, path, "socket_dir", str, None)
@@ -235,15 +237,25 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     io_backend = r.typed(t, path, "io_backend", str, None)
     if io_backend is not None and io_backend not in IO_BACKENDS:
         raise r.error(path + ("io_backend",), f"expected one of {', '.join(IO_BACKENDS)}")
-    slow = SlowPathLimits()
-    if "slowpath" in t:
-        sp = path + ("slowpath",)
-        st = r.table(t["slowpath"], sp, tuple(SLOWPATH_LIMIT_RANGES))
-        slow = SlowPathLimits(**{key: r.integer(st, sp, key, getattr(slow, key), low, high)
-                                 for key, (low, high) in SLOWPATH_LIMIT_RANGES.items()})
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
-                          io_backend=io_backend, slowpath=slow)
+                          io_backend=io_backend,
+                          slowpath=_limits(r, t, path, "slowpath", SlowPathLimits,
+                                           SLOWPATH_LIMIT_RANGES),
+                          control=_limits(r, t, path, "control", ControlLimits,
+                                          CONTROL_LIMIT_RANGES))
+
+
+def _limits(r: _Reader, table: dict, path: tuple, key: str, record: type, ranges: dict):
+    """The ``[daemon.KEY]`` table of integer limits as ``record``; missing keys keep
+    their defaults, each value checked against its (smallest, largest)."""
+    defaults = record()
+    if key not in table:
+        return defaults
+    sub = path + (key,)
+    values = r.table(table[key], sub, tuple(ranges))
+    return record(**{name: r.integer(values, sub, name, getattr(defaults, name), low, high)
+                     for name, (low, high) in ranges.items()})
 
 
 # ----------------------------------------------------------------- applying

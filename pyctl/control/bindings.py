@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 
 from pyctl import errors
+from pyctl.control.admission import SocketCounters
 from pyctl.control.sockets import check_path, clear_stale, listen, make_dir
 
 __all__ = ["Binding", "Bindings", "Listener"]
@@ -33,10 +34,14 @@ class Binding:
 
 
 class Listener:
-    """A listening socket, what its connections act as, and its file's (dev, inode)."""
+    """A listening socket, what its connections act as, its file's (dev, inode), what it
+    refused (``counters``), its request bucket, and whether the server accepts from it."""
 
     def __init__(self, sock: socket.socket, binding: Binding, identity: tuple[int, int]):
         self.sock, self.binding, self.identity = sock, binding, identity
+        self.counters = SocketCounters()
+        self.bucket = None          # pyctl.control.admission's, made on the first request
+        self.watched = True         # in the server's epoll set (False: full or backing off)
 
 
 class Bindings:
@@ -79,7 +84,9 @@ class Bindings:
 
     def _drop_listener(self, fd: int) -> None:
         listener = self._listeners.pop(fd)
-        self._selector.unregister(fd)
+        if listener.watched:
+            self._selector.unregister(fd)
+        self._unwatched.discard(fd)
         binding = listener.binding
         if not binding.admin:
             self._by_name.pop(binding.name, None)

@@ -121,7 +121,8 @@ class Daemon:
                 self.control = ControlServer(self.switch, self.settings.socket,
                                              dispatcher=_DaemonDispatcher(self, base),
                                              socket_dir=self.settings.socket_dir,
-                                             mode=self.settings.socket_mode)
+                                             mode=self.settings.socket_mode,
+                                             limits=self.settings.control)
                 self.loop.add_wakeup(self.control.fileno())
             self._unsubscribe = self.switch.subscribe(self._on_model_event)
         except BaseException:
@@ -135,7 +136,8 @@ class Daemon:
         """The verb table's daemon verbs, and ``ports`` with each port's state."""
         dispatcher.register(VERBS["counters"], self.counters, replace=True)
         dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
-        dispatcher.register(VERBS["stats"], lambda session: self.stats(), replace=True)
+        dispatcher.register(VERBS["stats"], lambda session: {
+            **self.stats(), "control": self.control.stats(session.binding)}, replace=True)
         model_ports = dispatcher.get("ports").handler
 
         def ports(session, namespace):

@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 from pyctl import errors
-from pyctl.config import ConfigError, DaemonSettings, SlowPathLimits, apply, check, load_config
+from pyctl.config import (ConfigError, ControlLimits, DaemonSettings, SlowPathLimits, apply, check,
+                          load_config)
 from pyctl.model.switch import Switch
 
 from tests.support import EXAMPLES
@@ -70,6 +71,14 @@ def test_neighbour_limits_are_read():
     assert config.daemon.slowpath == SlowPathLimits(neighbours=500, neighbours_per_scope=50,
                                                     neighbour_reachable_time=60)
     assert SlowPathLimits().neighbours_per_scope == 4096
+
+
+def test_control_limits_are_read():
+    config = load_config("[daemon.control]\nconnections_per_socket = 4\nidle_timeout = 30\n"
+                         "requests_per_second = 0\n")
+    assert config.daemon.control == ControlLimits(connections_per_socket=4, idle_timeout=30,
+                                                  requests_per_second=0)
+    assert load_config("").daemon.control == ControlLimits()
 
 
 def test_defaults_and_empty_file():
@@ -204,6 +213,9 @@ CASES = [
     ("[daemon.slowpath]\nneighbour_reachable_time = 0\n",
      "daemon.slowpath.neighbour_reachable_time", 2, "out of range"),
     ("[daemon]\nslowpath = { arp = 1 }\n", "daemon.slowpath.arp", 2, "unknown key"),
+    ("[daemon.control]\nrequest_depth = 1000\n", "daemon.control.request_depth", 2, "out of range"),
+    ("[daemon.control]\nconnections = 0\n", "daemon.control.connections", 2, "out of range"),
+    ("[daemon.control]\nbacklog = 5\n", "daemon.control.backlog", 2, "unknown key"),
     ("[root]\naddresses = [\"127.0.0.2/8\"]\n", "root.addresses[0]", 2, "loopback"),
     ("[root]\nname = \"x\"\n", "root.name", 2, "unknown key"),
 ]
