@@ -8,13 +8,18 @@ on exit and yields a dict that grows with what it did (the row's notes).  Regist
 ``@attack("name")``; ``python -m bench.hostile --attacks name`` then runs it.
 
 Attacks that need no topology (a control socket path is enough) are plain context
-managers below the registry: ``control_socket_flood(path)``.
+managers below the registry: ``control_socket_flood(path)``; the attacks run them in a
+process of their own inside the attacker's kernel namespace (``Scene.attacker_process``:
+``python -m bench.attacks control-socket-flood PATH`` prints "ready", attacks until its
+stdin closes, then prints its notes as JSON).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import socket
+import sys
 import threading
 import time
 
@@ -95,10 +100,30 @@ def control_socket_flood(path: str, idle: int = 5000, persist: float = 3.0,
 def control_socket(scene):
     """Item 15: thousands of idle connections and connect bursts on the attacker's own
     (L3) control socket, the daemon held to 1,024 open files as a service manager would."""
-    path = scene.attacker_socket()
     scene.limit_daemon_files(1024)
-    started = time.monotonic()
-    with control_socket_flood(path) as notes:
+    proc = scene.attacker_process("control-socket-flood", scene.attacker_socket())
+    notes = {}
+    try:
         notes["admin_ping_ms"] = scene.admin_ping_ms()
         yield notes
-    notes["seconds"] = round(time.monotonic() - started, 1)
+    finally:
+        notes.update(scene.stop_attacker(proc))
+
+
+# ------------------------------------------------------------------ as a process
+
+_PROCESS_ATTACKS = {"control-socket-flood": control_socket_flood}
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.attacks NAME ARG...``: attack until stdin closes, then the notes."""
+    name, args = argv[0], argv[1:]
+    with _PROCESS_ATTACKS[name](*args) as notes:
+        print("ready", flush=True)
+        sys.stdin.read()
+    print(json.dumps(notes), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
