@@ -221,11 +221,12 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
         return DaemonSettings()
     path = ("daemon",)
     t = r.table(doc["daemon"], path, ("socket", "socket_dir", "socket_mode", "batch_size",
-                                      "io_backend", "slowpath", "control"))
+                                      "io_backend", "slowpath", "control", "state_file"))
     defaults = DaemonSettings()
     socket = r.typed(t, path, "socket", str, defaults.socket)
     socket_dir = r.typed(t, path, "socket_dir", str, None)
-    for key, value in (("socket", socket), ("socket_dir", socket_dir)):
+    state_file = r.typed(t, path, "state_file", str, None)
+    for key, value in (("socket", socket), ("socket_dir", socket_dir), ("state_file", state_file)):
         if value is not None and (not value or "\0" in value):
             raise r.error(path + (key,), "expected a file system path")
     if len(os.fsencode(socket)) > 107:
@@ -239,7 +240,7 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
         raise r.error(path + ("io_backend",), f"expected one of {', '.join(IO_BACKENDS)}")
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
-                          io_backend=io_backend,
+                          io_backend=io_backend, state_file=state_file,
                           slowpath=_limits(r, t, path, "slowpath", SlowPathLimits,
                                            SLOWPATH_LIMIT_RANGES),
                           control=_limits(r, t, path, "control", ControlLimits,

@@ -122,10 +122,17 @@ class DaemonSettings:
     io_backend: str | None = None      # IO_BACKENDS; None: $TAPSWITCH_IO_BACKEND, else "auto"
     slowpath: SlowPathLimits = SlowPathLimits()
     control: ControlLimits = ControlLimits()
+    state_file: str | None = None      # what it made in the kernel; default <socket>.state
 
     @property
     def namespace_socket_dir(self) -> str:
         return self.socket_dir or os.path.join(os.path.dirname(self.socket) or ".", "ns")
+
+    @property
+    def state_path(self) -> str:
+        """The state file (pyctl.daemon.ownership): ``state_file``, else the admin socket's
+        path with ``.state`` for its extension."""
+        return self.state_file or os.path.splitext(self.socket)[0] + ".state"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
 from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
+from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
@@ -110,9 +111,13 @@ class Daemon:
     # ------------------------------------------------------------------ setup
 
     def start(self, control=True):
-        """Program the fast path, open the ports and the control socket."""
+        """Program the fast path, open the ports and the control socket.  What a dead
+        daemon of the same state file left in the kernel is taken over or removed first
+        (``pyctl.daemon.ownership``)."""
         try:
+            self.ports.ownership = Ownership.open(self.settings.state_path, self.registry)
             self.apply()
+            self.ports.ownership.finish_reclaim()
             self.multicast.attach()
             self.loop.add_wakeup(self._wake_r)
             if control:
@@ -334,6 +339,8 @@ class Daemon:
         problems = self.registry.cleanup()
         for what, exc in problems:
             log.warning("cleanup of %s failed: %s", what, exc)
+        if isinstance(self.ports.ownership, Ownership):
+            self.ports.ownership.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
