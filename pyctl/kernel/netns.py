@@ -102,11 +102,6 @@ class NetNamespace(_Netns):
         return f"namespace {self.name}"
 
     @property
-    def owned(self) -> bool:
-        """Made (or adopted) by this process and not yet removed: ``remove()`` deletes it."""
-        return self._key is not None
-
-    @property
     def cookie(self) -> int:
         """The kernel's cookie of this namespace (``netns_exec.netns_cookie``)."""
         return netns_exec.netns_cookie(self._fd())
