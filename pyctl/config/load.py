@@ -23,6 +23,7 @@ from pyctl.config.spec import (
 )
 from pyctl.model import addressing
 from pyctl.model.port_options import check_port_options
+from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
 
@@ -78,7 +79,8 @@ def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool]:
 def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
     specs: dict[str, NamespaceSpec] = {}
     for path, item in r.array_of_tables(doc, "namespace"):
-        t = r.table(item, path, ("name", "kind", "parent", "addresses", "socket"), ("name", "kind"))
+        t = r.table(item, path, ("name", "kind", "parent", "addresses", "socket", "quota"),
+                    ("name", "kind"))
         name = r.checked(path + ("name",), addressing.check_namespace_name,
                          r.typed(t, path, "name", str))
         if name == ROOT or name in specs:
@@ -91,7 +93,7 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
         parent = r.typed(t, path, "parent", str, ROOT)
         specs[name] = NamespaceSpec(
             name=name, kind=kind, parent=parent, addresses=_addresses(r, t, path),
-            socket=r.typed(t, path, "socket", bool, False),
+            socket=r.typed(t, path, "socket", bool, False), quota=_quota(r, t, path, kind),
             key=_dotted(path), line=r.line_of(path))
     for spec in specs.values():  # references, once every name is known
         path = _path_of(spec.key) + ("parent",)
@@ -102,7 +104,42 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
             if parent.kind == "l3":
                 raise r.error(path, f"{spec.parent!r} is an L3 namespace: it cannot hold "
                                     f"namespace {spec.name!r} (an L3 is a leaf)")
-    return tuple(_parents_first(r, specs))
+    ordered = _parents_first(r, specs)
+    _check_socket_quotas(r, ordered)
+    return tuple(ordered)
+
+
+def _quota(r: _Reader, table: dict, path: tuple, kind: str) -> dict[str, int]:
+    """``quota = { routes = 10, ... }`` (or a ``[namespace.quota]`` table) of an L2."""
+    if "quota" not in table:
+        return {}
+    where = path + ("quota",)
+    if kind != "l2":
+        raise r.error(where, "quotas are set on L2 namespaces (an L3's parent counts what it "
+                             "holds)")
+    values = r.table(table["quota"], where, QUOTA_KEYS)
+    return {key: r.integer(values, where, key, 0, 0, 10_000_000) for key in values}
+
+
+def _check_socket_quotas(r: _Reader, ordered: list[NamespaceSpec]) -> None:
+    """``socket = true`` namespaces below an L2 within its ``sockets`` quota (the sockets
+    are opened once the daemon runs, after the model is built)."""
+    parent = {spec.name: spec.parent for spec in ordered}
+    for spec in ordered:
+        limit = spec.quota.get("sockets")
+        if limit is None:
+            continue
+        below = []
+        for other in ordered:
+            up = parent.get(other.name)
+            while up is not None and up != spec.name:
+                up = parent.get(up)
+            if up == spec.name and other.socket:
+                below.append(other.name)
+        if len(below) > limit:
+            raise r.error(_path_of(spec.key) + ("quota", "sockets"),
+                          f"{len(below)} namespaces below {spec.name!r} have socket = true "
+                          f"({', '.join(below)}): more than its quota of {limit}", "EDQUOT")
 
 
 def _parents_first(r: _Reader, specs: dict[str, NamespaceSpec]) -> list[NamespaceSpec]:

@@ -38,6 +38,7 @@ class NamespaceSpec:
     parent: str
     addresses: tuple[str, ...] = ()   # an L2's own; an L3's are assigned in the parent and pushed
     socket: bool = False              # give it its own control socket (<socket_dir>/<name>.sock)
+    quota: dict[str, int] = field(default_factory=dict, hash=False)   # an L2's (model/quotas.py)
     key: str = ""
     line: int | None = None
 

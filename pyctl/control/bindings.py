@@ -58,7 +58,12 @@ class Bindings:
         path = check_path(os.path.join(self.socket_dir, f"{ns.name}.sock"))
         make_dir(self.socket_dir, self.dir_mode)
         clear_stale(path)
-        sock = listen(path, self.mode if mode is None else mode, uid, gid)
+        self.switch.socket_opened(ns.id)      # its ancestors' sockets quotas (EDQUOT)
+        try:
+            sock = listen(path, self.mode if mode is None else mode, uid, gid)
+        except BaseException:
+            self.switch.socket_closed(ns.id, api.uid)
+            raise
         self._add_listener(sock, Binding(path, ns.id, ns.name, api))
         log.info("control socket %s acts as namespace %s (id %d, %s)",
                  path, ns.name, ns.id, ns.kind)
@@ -97,6 +102,8 @@ class Bindings:
                 pass
             self._close(conn, "its namespace socket was closed")
         listener.sock.close()
+        if not binding.admin:
+            self.switch.socket_closed(binding.namespace, binding.api.uid)
         try:  # only our own file: someone may have put a new one there since
             st = os.lstat(binding.path)
             if (st.st_dev, st.st_ino) == listener.identity:

@@ -48,6 +48,7 @@ log = logging.getLogger("tapswitch.daemon")
 __all__ = ["Daemon", "run_config"]
 
 TICK_S = 0.1
+MAX_NAMESPACES, MAX_PORTS = 4096, 1024     # the fast path's table sizes (the model's capacity)
 NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
 
 
@@ -72,12 +73,14 @@ class Daemon:
     """A running switch.  ``start()``, then ``run()`` until ``stop()``; ``close()`` cleans up."""
 
     def __init__(self, switch, settings: DaemonSettings | None = None, *,
-                 max_namespaces=4096, max_ports=1024, slot_size=65536 + 256,
+                 max_namespaces=MAX_NAMESPACES, max_ports=MAX_PORTS, slot_size=65536 + 256,
                  registry: kernel.CleanupRegistry | None = None, out=None):
         self.switch = switch
         self.settings = settings or DaemonSettings()
         self.out = out if out is not None else sys.stdout
         self.registry = registry if registry is not None else kernel.CleanupRegistry()
+        # The model refuses what the tables cannot hold (TableFull, naming the table).
+        switch.set_capacity(namespaces=max_namespaces, ports=max_ports)
         self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
         self.compiler = Compiler(switch, self.datapath)
         self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
@@ -368,6 +371,7 @@ def run_config(path, socket=None, out=None):
     try:
         cfg = config_mod.load_config(path)
         switch = Switch()
+        switch.set_capacity(namespaces=MAX_NAMESPACES, ports=MAX_PORTS)
         config_mod.apply(cfg, switch)
     except errors.TapswitchError as exc:
         print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
@@ -381,11 +385,11 @@ def run_config(path, socket=None, out=None):
     try:
         try:
             daemon.start()
+            for name in cfg.namespace_sockets():
+                daemon.control.bind_namespace(name)
         except errors.TapswitchError as exc:
             print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
             return 1
-        for name in cfg.namespace_sockets():
-            daemon.control.bind_namespace(name)
         print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
               f"control socket {settings.socket}", file=out, flush=True)
         daemon.run()
