@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from pyctl import kernel
+from pyctl import errors, kernel
 from pyctl.control.client import ControlClient
 from pyctl.rig.topology import Topology
 
@@ -62,11 +62,15 @@ class Scene:
         sets it; undone after the attack)."""
         resource.prlimit(self.daemon_pid, resource.RLIMIT_NOFILE, (limit, self._files_limit[1]))
 
-    def admin_ping_ms(self, timeout: float = 10.0) -> float:
-        """How long the admin socket takes to connect and answer a ping, in ms."""
+    def admin_ping_ms(self, timeout: float = 10.0) -> float | str:
+        """How long the admin socket takes to connect and answer a ping, in ms (or why it
+        did not, as text: an attack that silences the operator is a finding, not a crash)."""
         started = time.monotonic()
-        with ControlClient(self.admin, timeout=timeout) as admin:
-            admin.call("ping")
+        try:
+            with ControlClient(self.admin, timeout=timeout) as admin:
+                admin.call("ping")
+        except errors.TapswitchError as exc:
+            return f"{exc.code}: {exc.message}"
         return round((time.monotonic() - started) * 1000, 2)
 
     def attacker_process(self, *argv: str) -> subprocess.Popen:
@@ -152,7 +156,9 @@ def format_row(row: dict) -> str:
         return (f"{r['median_us']:7.0f} {r['p99_us']:7.0f} {r['max_us']:8.0f} "
                 f"{r['lost']:5d}")
     verdict = "met" if row["target_met"] else f"MISSED (p99 <= {row['p99_limit_us']:.0f} us)"
-    return f"{row['attack']:<16} {figs(row['base'])} | {figs(row['attack_run'])}  {verdict}"
+    notes = " ".join(f"{key}={value}" for key, value in row["notes"].items())
+    return (f"{row['attack']:<16} {figs(row['base'])} | {figs(row['attack_run'])}  {verdict}\n"
+            f"{'':<16} {notes}")
 
 
 HEADER = (f"{'attack':<16} {'no attack: p50':>14} {'p99':>7} {'max':>8} {'lost':>5} | "
