@@ -28,5 +28,5 @@ def test_every_attack_runs_and_is_reported(tmp_path):
         assert row["attack"] in proc.stdout
     flood = next(r["notes"] for r in rows if r["attack"] == "control-socket")
     assert flood["idle_open"] > 0 and flood["idle_open"] + flood["refused"] >= 5000
-    assert flood["admin_ping_ms"] > 0
+    assert isinstance(flood["admin_ping_ms"], float), flood["admin_ping_ms"]    # it answered
     assert [n for n in set(kernel.list_netns()) - netns_before if n.startswith("tshost")] == []
