@@ -166,7 +166,8 @@ HEADER = (f"{'attack':<16} {'no attack: p50':>14} {'p99':>7} {'max':>8} {'lost':
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.hostile", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.hostile",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--attacks", default=",".join(ATTACKS),
                    help=f"comma-separated, of: {', '.join(ATTACKS)} (default: all)")
     p.add_argument("--count", type=int, default=10000, help="request/replies per measurement")

@@ -111,13 +111,13 @@ _OPEN_TWO_CLOSE_ZERO = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
 def check_nesting(line: bytes, what: str, max_depth: int,
                   max_containers: int = MAX_CONTAINERS) -> None:
-    """Refuse (TooDeep, a BadMessage) a line whose arrays and objects nest deeper than ``max_depth``, or
-    that holds more than ``max_containers`` of them, without parsing it: the parser recurses
-    once per level.  A line with no more opening brackets than ``max_depth`` (strings
-    included) passes at once; otherwise strings are cut out, the brackets counted, and the
-    depth worked out as the highest running count (each ``[`` is 2 and ``]`` 0, so after
-    k brackets the depth is the sum minus k).  What a malformed line leaves unpaired counts
-    as nested: never less than the parser could recurse into."""
+    """Refuse (TooDeep, a BadMessage) a line whose arrays and objects nest deeper than
+    ``max_depth``, or that holds more than ``max_containers`` of them, without parsing it:
+    the parser recurses once per level.  A line with no more opening brackets than
+    ``max_depth`` (strings included) passes at once; otherwise strings are cut out, the
+    brackets counted, and the depth worked out as the highest running count (each ``[`` is
+    2 and ``]`` 0, so after k brackets the depth is the sum minus k).  What a malformed line
+    leaves unpaired counts as nested: never less than the parser could recurse into."""
     if line.count(b"[") + line.count(b"{") <= max_depth:
         return
     brackets = _JSON_STRING.sub(b"", line).translate(None, _NOT_BRACKETS)
@@ -153,7 +153,8 @@ def _load_object(line: bytes, what: str, limit: int | None,
     return doc
 
 
-def decode_request(line: bytes, *, max_bytes: int = MAX_LINE, max_depth: int = MAX_DEPTH) -> Request:
+def decode_request(line: bytes, *, max_bytes: int = MAX_LINE,
+                   max_depth: int = MAX_DEPTH) -> Request:
     """Parse one request line (without or with its newline).
 
     Raises BadMessage / MessageTooLong / InvalidArgument.  When the

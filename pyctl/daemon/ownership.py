@@ -3,8 +3,9 @@
 everything it did not make.
 
 The state file (``DaemonSettings.state_path``: ``[daemon] state_file``, by default beside
-the admin socket, ``control.sock`` -> ``control.state``; JSON, written to a temporary file and renamed over
-the old one, so a crash leaves the old version or the new one, never half of one)::
+the admin socket, ``control.sock`` -> ``control.state``; JSON, written to a temporary file
+and renamed over the old one, so a crash leaves the old version or the new one, never half
+of one)::
 
     {"version": 1, "pid": 4242, "boot_id": "...", "tokens": ["9f3c..."],
      "netns": {"tenant-web": 4099, ...},       # kernel namespaces it created: their cookies

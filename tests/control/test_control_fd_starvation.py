@@ -20,7 +20,8 @@ def _cpu_seconds(pid):
 def test_out_of_fds_backs_off_logs_little_and_lets_the_admin_in(tmp_path):
     path = str(tmp_path / "c.sock")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     child = subprocess.Popen([sys.executable, "-m", "tests.support.fd_starved", path, "6"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     clients = []
