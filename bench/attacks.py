@@ -101,9 +101,10 @@ def control_socket(scene):
     """Item 15: thousands of idle connections and connect bursts on the attacker's own
     (L3) control socket, the daemon held to 1,024 open files as a service manager would."""
     scene.limit_daemon_files(1024)
+    notes = {"daemon_cpu_ms_per_s_before": scene.daemon_cpu_ms_per_s()}
     proc = scene.attacker_process("control-socket-flood", scene.attacker_socket())
-    notes = {}
     try:
+        notes["daemon_cpu_ms_per_s_under"] = scene.daemon_cpu_ms_per_s()
         notes["admin_ping_ms"] = scene.admin_ping_ms()
         yield notes
     finally:

@@ -30,6 +30,7 @@ from pyctl.rig.topology import Topology
 
 from bench import cbuild
 from bench.attacks import ATTACKS
+from bench.loads import cpu_ns
 from bench.peers import wait_ready
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +74,12 @@ class Scene:
             return f"{exc.code}: {exc.message}"
         return round((time.monotonic() - started) * 1000, 2)
 
+    def daemon_cpu_ms_per_s(self, seconds: float = 2.0) -> float:
+        """The daemon's CPU use over ``seconds`` with no victim traffic, in ms per second."""
+        before = cpu_ns([self.daemon_pid])
+        time.sleep(seconds)
+        return round((cpu_ns([self.daemon_pid]) - before) / 1e6 / seconds, 2)
+
     def attacker_process(self, *argv: str) -> subprocess.Popen:
         """``python -m bench.attacks ARGV...`` inside the attacker's kernel namespace: its
         own process (and fds), as a tenant's would be.  ``stop_attacker`` ends it."""
@@ -106,21 +113,25 @@ def build_scene(stack) -> Scene:
 
 
 def victims_rtt(scene: Scene, count: int) -> dict:
-    """``count`` UDP request/replies a -> b -> a: min/median/p99/max (us), count, lost."""
+    """``count`` UDP request/replies a -> b -> a: min/median/p99/max (us), count, lost, and
+    the CPU the daemon used meanwhile (``daemon_cpu_ms``: what the attack cost the switch,
+    apart from what the attacker's own work costs a shared machine)."""
     blast = cbuild.tool("udpblast")
     port = "29000"
     echo = scene.b.netns.popen([blast, "echo", scene.b.ip, port, str(count + 60)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(echo, "udpblast echo")
+        cpu_before = cpu_ns([scene.daemon_pid])
         client = scene.a.run([blast, "rtt", scene.b.ip, port, str(RTT_PAYLOAD), str(count)],
                              timeout=count * 1.0 + 60, check=False)
+        cpu = cpu_ns([scene.daemon_pid]) - cpu_before
     finally:
         kernel.stop_process(echo)
     lines = [line for line in client.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"udpblast rtt printed nothing: {client.stderr.strip()}")
-    return json.loads(lines[-1])
+    return {**json.loads(lines[-1]), "daemon_cpu_ms": round(cpu / 1e6, 1)}
 
 
 def _row(name: str, base: dict, under: dict, notes: dict) -> dict:
@@ -152,17 +163,18 @@ def run(attacks: list[str], count: int) -> list[dict]:
 def format_row(row: dict) -> str:
     def figs(r):
         if not r.get("count"):
-            return "no replies".ljust(28)
+            return "no replies".ljust(36)
         return (f"{r['median_us']:7.0f} {r['p99_us']:7.0f} {r['max_us']:8.0f} "
-                f"{r['lost']:5d}")
+                f"{r['lost']:5d} {r['daemon_cpu_ms']:7.0f}")
     verdict = "met" if row["target_met"] else f"MISSED (p99 <= {row['p99_limit_us']:.0f} us)"
     notes = " ".join(f"{key}={value}" for key, value in row["notes"].items())
     return (f"{row['attack']:<16} {figs(row['base'])} | {figs(row['attack_run'])}  {verdict}\n"
             f"{'':<16} {notes}")
 
 
-HEADER = (f"{'attack':<16} {'no attack: p50':>14} {'p99':>7} {'max':>8} {'lost':>5} | "
-          f"{'attack: p50':>7} {'p99':>7} {'max':>8} {'lost':>5}  target  (RTT in us)")
+HEADER = (f"{'attack':<16} {'no attack: p50':>14} {'p99':>7} {'max':>8} {'lost':>5} "
+          f"{'cpu ms':>7} | {'attack: p50':>7} {'p99':>7} {'max':>8} {'lost':>5} "
+          f"{'cpu ms':>7}  target  (RTT in us; cpu: the daemon's during the run)")
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,7 @@ def test_every_attack_runs_and_is_reported(tmp_path):
     for row in rows:
         for run in (row["base"], row["attack_run"]):
             assert run["count"] + run["lost"] == 300 and run["median_us"] <= run["p99_us"]
+            assert run["daemon_cpu_ms"] >= 0
         assert row["attack"] in proc.stdout
     flood = next(r["notes"] for r in rows if r["attack"] == "control-socket")
     assert flood["idle_open"] > 0 and flood["idle_open"] + flood["refused"] >= 5000
