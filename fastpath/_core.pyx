@@ -34,7 +34,8 @@
 import os
 import errno as _errno_mod
 
-from fastpath.addresses import addr_str, check_group, check_ip, group_str, ip_str, mac_bytes_to_int
+from fastpath.addresses import (addr_str, check_flag, check_group, check_ip, check_plen, group_str,
+                                ip_str, mac_bytes_to_int)
 from fastpath.errors import (AddressInUse, AlreadyExists, Busy, InvalidArgument, NotFound,
                              NotSupported)
 from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, TRAFFIC_COUNTER_NAMES,

@@ -1,4 +1,5 @@
-"""Argument checks shared by the compiled Datapath and the reference: MACs, IPv4 ints, groups."""
+"""Argument checks shared by the compiled Datapath and the reference: MACs, IPv4 ints,
+prefix lengths, groups, flags."""
 import ipaddress
 
 from fastpath.errors import InvalidArgument
@@ -34,13 +35,27 @@ def check_ip(ip, what="address"):
     return ip
 
 
+def check_plen(plen, what="prefix length"):
+    """The prefix length of an IPv4 address's subnet: an int in 1..32."""
+    if isinstance(plen, bool) or not isinstance(plen, int) or not 1 <= plen <= 32:
+        raise InvalidArgument(f"{what} {plen!r} is not in 1..32")
+    return plen
+
+
+def check_flag(value, what):
+    """A real bool (a table flag)."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{what} must be True or False, not {value!r}")
+    return value
+
+
 def check_group(group_ip):
     """A multicast group the group tables hold: 224.0.0.0/4 outside link-local 224.0.0.0/24."""
     if not isinstance(group_ip, int) or not 0 <= group_ip <= 0xFFFFFFFF or group_ip >> 28 != 0xE:
         raise InvalidArgument(f"group {group_ip!r} is not an IPv4 multicast address as an int")
     if group_ip >> 8 == 0xE00000:
         raise InvalidArgument(f"group {ip_str(group_ip)} is link-local (224.0.0.0/24): "
-                              "it reaches every L3 of the scope and takes no members")
+                              "it reaches the sender's subnet and takes no members")
     return group_ip
 
 

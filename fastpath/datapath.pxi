@@ -89,7 +89,7 @@ cdef class DatapathTables:
         cdef int s
         try:
             if self.lists.dirty:
-                self.lists.rebuild(self.ns.children)
+                self.lists.rebuild(self._dhcp_servers())
             for s in (range(self.max_namespaces) if self.dirty_all else self.dirty_scopes):
                 if self.ns.bump(s):             # wrapped: forget every cache entry
                     self.rcache.clear()
@@ -97,6 +97,12 @@ cdef class DatapathTables:
         finally:
             self.updating = False
             PyThread_release_lock(self.lock)
+
+    cdef dict _dhcp_servers(self):
+        """Scope -> its L3s whose port is marked as a DHCP server (listeners.pxi)."""
+        return {scope: [n for n in l3s if self.ns.port[n] >= 0
+                        and self.ports.dhcp_server[self.ns.port[n]]]
+                for scope, l3s in self.ns.children.items()}
 
     cdef int _check_inited(self) except -1:
         if self.ns is None:

@@ -75,12 +75,15 @@ cdef class Datapath(DatapathTables):
 
     # ---- ports --------------------------------------------------------------------------
 
-    def set_port(self, port_id, ns_id, mac):
-        """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it."""
+    def set_port(self, port_id, ns_id, mac, dhcp_server=False):
+        """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it;
+        ``dhcp_server``: the endpoint behind it is a DHCP server the L2 trusts (its server
+        messages are let in, DHCP clients' broadcasts reach it)."""
         self._writing()
         self.ports.check(port_id)
         self.ns.existing(ns_id)
         m = mac_bytes_to_int(mac, "port MAC")
+        check_flag(dhcp_server, "dhcp_server")
         old_ns = self.ports.ns[port_id]
         if self.ns.l3[ns_id] and self.ns.port[ns_id] not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {self.ns.port[ns_id]}")
@@ -94,13 +97,20 @@ cdef class Datapath(DatapathTables):
                 self.ns.port[ns_id] = port_id
             self._resolve_groups_of(ns_id)
         self.ports.mac[port_id] = m
+        self.ports.dhcp_server[port_id] = dhcp_server
+        self.lists.dirty = True         # a scope's DHCP servers (listeners.pxi)
         self.dirty_all = True
 
     def remove_port(self, port_id):
         self._writing()
         self.ports.existing(port_id)
+        self.lists.dirty = True
         self._detach_port(port_id)
         self.dirty_all = True
+
+    def port_is_dhcp_server(self, port_id):
+        self.ports.existing(port_id)
+        return bool(self.ports.dhcp_server[port_id])
 
     cdef _detach_port(self, int port_id):
         cdef int ns_id = self.ports.detach(port_id)
@@ -131,15 +141,18 @@ cdef class Datapath(DatapathTables):
 
     # ---- addresses (the demux) --------------------------------------------------------------
 
-    def add_address(self, scope_id, ip, ns_id):
-        """(scope, ip) is owned by ns_id (an L3 child of the scope, or the L2 itself)."""
+    def add_address(self, scope_id, ip, ns_id, plen=32):
+        """(scope, ip) is owned by ns_id (an L3 child of the scope, or the L2 itself), on
+        a subnet of prefix length ``plen`` (a sender's subnet: its broadcasts reach it,
+        within it frames are switched without a TTL change)."""
         self._writing()
         self.ns.check_scope(scope_id)
         check_ip(ip)
+        check_plen(plen)
         self.ns.in_scope(ns_id, scope_id)
-        if self.demux.add_owner(scope_id, ip, ns_id):
+        if self.demux.add_owner(scope_id, ip, ns_id, plen):
             self.ns.count_address(ns_id, 1)
-            self._dirty(scope_id)
+        self._dirty(scope_id)
 
     def remove_address(self, scope_id, ip):
         self._writing()
@@ -152,6 +165,23 @@ cdef class Datapath(DatapathTables):
         """The namespace owning (scope, ip), or -1."""
         self.ns.check(scope_id, "scope")
         return self.demux.owner(scope_id, _lookup_ip(ip))
+
+    def address_prefix(self, scope_id, ip):
+        """The prefix length of an address the scope's namespaces own, or None."""
+        self.ns.check(scope_id, "scope")
+        plen = self.demux.prefix(scope_id, _lookup_ip(ip))
+        return None if plen < 0 else plen
+
+    def set_directed_broadcast(self, scope_id, enabled):
+        """Let directed broadcasts of the scope in from other subnets (routed ones, off by
+        default: RFC 2644); a sender on the subnet always reaches its broadcast."""
+        self._writing()
+        self.ns.check_scope(scope_id)
+        self.ns.directed[scope_id] = check_flag(enabled, "enabled")
+
+    def directed_broadcast(self, scope_id):
+        self.ns.check_scope(scope_id)
+        return bool(self.ns.directed[scope_id])
 
     # ---- routes and neighbours -----------------------------------------------------------
 

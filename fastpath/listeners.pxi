@@ -1,8 +1,10 @@
 # ListenerLists: who a broadcast goes to.  List id s < size (a namespace id space) is
-# scope s's "every L3 namespace" list (limited broadcast, link-local multicast); ids from
-# size on are directed-broadcast lists, one per (scope, broadcast address), found through
-# the demux (DEMUX_GROUP | id).  process() walks a list's members and sends a copy to each
-# member's L3 port (an L2 member has none), never to the sender.
+# scope s's DHCP servers (its L3s whose port is marked as one: where a DHCP client's
+# broadcast from 0.0.0.0 goes); ids from size on are directed-broadcast lists, one per
+# (scope, broadcast address), found through the demux (DEMUX_GROUP | id): the L3s on that
+# subnet, also what a limited broadcast or link-local multicast from the subnet reaches.
+# process() walks a list's members and sends a copy to each member's L3 port (an L2
+# member has none), never to the sender.
 #
 # The lists are kept as Python sets / tuples and flattened into three C arrays (first,
 # length, members) when an update block ends with a change (rebuild(): the one place that
@@ -75,7 +77,7 @@ cdef class ListenerLists:
         return 0
 
     cdef int rebuild(self, dict children) except -1:
-        """Flatten the lists (``children``: scope -> its L3 namespaces) into the arrays."""
+        """Flatten the lists (``children``: scope -> its DHCP-server L3s) into the arrays."""
         cdef int32_t n = max(self.next_id, self.size), k
         lists = [(scope, sorted(l3s)) for scope, l3s in children.items()]
         lists += [(list_id, members) for list_id, members in self.bcast.values()]

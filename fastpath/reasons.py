@@ -49,11 +49,18 @@ REASONS = (
     Reason("unsupported_ethertype", 3, "drop", "neither IPv4 nor ARP (IPv6, VLAN tags, ...)"),
     Reason("not_for_us", 4, "drop", "unicast MAC other than the port's, or IP unicast in an L2 broadcast"),
     Reason("unknown_port", 5, "drop", "ingress port id not configured"),
-    Reason("spoofed_source", 6, "drop", "a source address the sender may not use (or a martian)"),
+    Reason("spoofed_source", 6, "drop", "a source the sender does not hold: another namespace's, the scope's own "
+           "(the gateway's), a directed broadcast of the scope; for an L3 any but its own"),
     Reason("bad_destination", 7, "drop", "0.0.0.0/8, 127.0.0.0/8 or 240.0.0.0/4 (not the limited broadcast)"),
     Reason("no_port", 8, "drop", "the destination namespace (or route) has no usable port"),
     Reason("no_listener", 9, "drop", "broadcast or multicast nobody else listens to"),
     Reason("fanout_overflow", 10, "drop", "fan-out copies that did not fit the batch's list (counted per copy)"),
+    Reason("martian_source", 11, "drop", "a source no router forwards (RFC 1812 5.3.7): 0.0.0.0/8 (0.0.0.0 "
+           "itself only for IGMP and a DHCP client's broadcast), 127.0.0.0/8, multicast, 240.0.0.0/4"),
+    Reason("directed_broadcast", 12, "drop", "a directed broadcast from outside its subnet (RFC 2644; "
+           "the L2's directed_broadcast option lets them in)"),
+    Reason("rogue_dhcp", 13, "drop", "a DHCP server message (UDP from port 67) from an L3 port not "
+           "marked as a DHCP server (port option dhcp_server)"),
     Reason("arp", 16, "slowpath", "ARP: the slow path answers for the switch"),
     Reason("local", 17, "slowpath", "to an address the L2 scope itself owns (the switch)"),
     Reason("no_route", 18, "slowpath", "no FIB entry: the slow path sends ICMP unreachable"),

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 import threading
 
 from fastpath import verdicts as V
-from fastpath.addresses import check_group, check_ip, group_str, ip_str as _ip, mac_bytes_to_int
+from fastpath.addresses import (check_flag, check_group, check_ip, check_plen, group_str,
+                                ip_str as _ip, mac_bytes_to_int)
 from fastpath.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath.reasons import TRAFFIC_COUNTER_NAMES as COUNTER_NAMES
 from fastpath.reference_batch import ReferenceBatch, ipv4_checksum
@@ -37,11 +38,14 @@ class ReferenceDatapath(ReferenceBatch):
         self.namespaces = {}      # ns -> (scope, is_l3)
         self.ports = {}           # port -> [ns, mac, peer mac or None]
         self.addresses = {}       # (scope, ip) -> ns
+        self.prefixes = {}        # (scope, ip) -> prefix length of the address (its subnet)
         self.broadcasts = {}      # (scope, ip) -> tuple of ns
         self.groups = {}          # (scope, group ip) -> tuple of member ns
         self.group_ctr = {}       # (scope, group ip) -> {"rx_packets", "rx_bytes", "copies"}
         self.routes_ = {}         # scope -> {(prefix, plen): (port, gateway)}
         self.neighbours = {}      # (scope, ip) -> mac
+        self.dhcp_servers = set() # port ids marked as DHCP servers
+        self.directed = set()     # scopes that let directed broadcasts in from other subnets
         self.reason_ctr = dict.fromkeys(V.REASON_NAMES, 0)
         self.port_ctr, self.ns_ctr, self.ns_reason_ctr = {}, {}, {}
 
@@ -139,6 +143,7 @@ class ReferenceDatapath(ReferenceBatch):
     def _forget(self, ns_id):
         if not self.namespaces[ns_id][1]:
             self.routes_.pop(ns_id, None)
+            self.directed.discard(ns_id)
             self.neighbours = {k: v for k, v in self.neighbours.items() if k[0] != ns_id}
             self.broadcasts = {k: v for k, v in self.broadcasts.items() if k[0] != ns_id}
             for key in [k for k in self.groups if k[0] == ns_id]:
@@ -151,11 +156,12 @@ class ReferenceDatapath(ReferenceBatch):
         self.ns_ctr[ns_id] = dict.fromkeys(COUNTER_NAMES, 0)
         self.ns_reason_ctr[ns_id] = dict.fromkeys(V.REASON_NAMES, 0)
 
-    def set_port(self, port_id, ns_id, mac):
+    def set_port(self, port_id, ns_id, mac, dhcp_server=False):
         self._writing()
         self._port(port_id)
         self._existing_ns(ns_id)
         mac_bytes_to_int(mac, "port MAC")
+        check_flag(dhcp_server, "dhcp_server")
         current = self._l3_port(ns_id)
         if self.namespaces[ns_id][1] and current not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {current}")
@@ -165,11 +171,20 @@ class ReferenceDatapath(ReferenceBatch):
             self.port_ctr[port_id] = dict.fromkeys(COUNTER_NAMES, 0)
         else:
             old[1] = bytes(mac)
+        if dhcp_server:
+            self.dhcp_servers.add(port_id)
+        else:
+            self.dhcp_servers.discard(port_id)
 
     def remove_port(self, port_id):
         self._writing()
         self._existing_port(port_id)
         del self.ports[port_id]
+        self.dhcp_servers.discard(port_id)
+
+    def port_is_dhcp_server(self, port_id):
+        self._existing_port(port_id)
+        return port_id in self.dhcp_servers
 
     def set_peer_mac(self, port_id, mac):
         self._existing_port(port_id)
@@ -187,10 +202,11 @@ class ReferenceDatapath(ReferenceBatch):
 
     # ---- addresses, broadcasts, routes, neighbours -------------------------------------------------
 
-    def add_address(self, scope_id, ip, ns_id):
+    def add_address(self, scope_id, ip, ns_id, plen=32):
         self._writing()
         self._scope(scope_id)
         check_ip(ip)
+        check_plen(plen)
         self._existing_ns(ns_id)
         if self.namespaces[ns_id][0] != scope_id:
             raise InvalidArgument(f"namespace {ns_id} is not in scope {scope_id}")
@@ -200,6 +216,7 @@ class ReferenceDatapath(ReferenceBatch):
         if owner is not None and owner != ns_id:
             raise AddressInUse(f"{_ip(ip)} is owned by namespace {owner} in scope {scope_id}")
         self.addresses[(scope_id, ip)] = ns_id
+        self.prefixes[(scope_id, ip)] = plen
 
     def remove_address(self, scope_id, ip):
         self._writing()
@@ -207,11 +224,29 @@ class ReferenceDatapath(ReferenceBatch):
         check_ip(ip)
         if (scope_id, ip) not in self.addresses:
             raise NotFound(f"{_ip(ip)} is not an address of scope {scope_id}")
-        del self.addresses[(scope_id, ip)]
+        del self.addresses[(scope_id, ip)], self.prefixes[(scope_id, ip)]
 
     def lookup_address(self, scope_id, ip):
         self._ns(scope_id, "scope")
         return self.addresses.get((scope_id, self._addr(ip)), -1)
+
+    def address_prefix(self, scope_id, ip):
+        """The prefix length (subnet) of an owned address of the scope, or None."""
+        self._ns(scope_id, "scope")
+        return self.prefixes.get((scope_id, self._addr(ip)))
+
+    def set_directed_broadcast(self, scope_id, enabled):
+        self._writing()
+        self._scope(scope_id)
+        check_flag(enabled, "enabled")
+        if enabled:
+            self.directed.add(scope_id)
+        else:
+            self.directed.discard(scope_id)
+
+    def directed_broadcast(self, scope_id):
+        self._scope(scope_id)
+        return scope_id in self.directed
 
     def set_broadcast(self, scope_id, bcast_ip, ns_ids):
         self._writing()
