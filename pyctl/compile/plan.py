@@ -21,18 +21,20 @@ GONE = _Gone()
 @dataclass
 class Plan:
     namespaces: dict = field(default_factory=dict)   # ns id -> (scope id, is_l3)
-    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes)
-    addresses: dict = field(default_factory=dict)    # (scope, ip) -> owner ns id
+    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes, dhcp_server)
+    addresses: dict = field(default_factory=dict)    # (scope, ip) -> (owner ns id, prefix length)
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids):
     #   the L3s of the scope with an address on a subnet, /30 or wider, of that broadcast
     routes: dict = field(default_factory=dict)       # (scope, prefix, plen) -> (port id, gateway ip)
     multicast: dict = field(default_factory=dict)    # (scope, group ip) -> tuple(member ns ids)
     unresolved: dict = field(default_factory=dict)   # (scope, prefix, plen) -> (L2 name, dst, why):
     #   routes of the model the datapath cannot use
+    directed: dict = field(default_factory=dict)     # L2 id -> True: it lets routed directed
+    #   broadcasts in (its directed_broadcast option)
 
 
 PLAN_TABLES = ("namespaces", "ports", "addresses", "broadcasts", "routes", "multicast",
-               "unresolved")
+               "unresolved", "directed")
 
 
 def fast_path_ipv4(ip):

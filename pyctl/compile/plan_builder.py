@@ -11,13 +11,17 @@ multicast group.  The full build is the same update with everything marked
 The rules, per entry:
 
 - a namespace: ``(scope, is_l3)``; its IPv4 groups (not link-local 224.0.0.0/24,
-  which reach the whole scope without an entry) make it a member in ``multicast``;
-- a port: ``(namespace, MAC bytes)``;
+  which reach the sender's subnet without an entry) make it a member in ``multicast``;
+  an L2 with the ``directed_broadcast`` option is in ``directed``;
+- a port: ``(namespace, MAC bytes, dhcp_server)`` (its ``dhcp_server`` option);
 - an IPv4 address held in a scope (loopback and IPv6 stay in the model): its holder
-  in ``addresses``; an L3 holding an address on a /30-or-wider subnet listens to
-  that subnet's directed broadcast (``broadcasts``);
+  and its subnet's prefix length in ``addresses``; an L3 holding an address on a
+  /30-or-wider subnet listens to that subnet's directed broadcast (``broadcasts``);
 - an IPv4 route: out of its port if it names one, else out of the port of the L3
-  that holds its gateway; neither: ``unresolved`` (not installed).
+  that holds its gateway; neither: ``unresolved`` (not installed).  A connected
+  route (the subnet of an L2's own address, ``pyctl.model.subnets``) is on-link out
+  of the port that leads there; with none it is not installed (nor unresolved: the
+  subnet's namespaces are reached by address).
 """
 import ipaddress
 
@@ -38,6 +42,11 @@ def _mac_bytes(text):
 def _multicast_groups(groups):
     return frozenset(int(g) for g in groups
                      if g.version == 4 and int(g) >> 8 != LINK_LOCAL_PREFIX)
+
+
+def _route_key(network):
+    """(prefix int, prefix length) of an IPv4 network."""
+    return int(network.network_address), network.prefixlen
 
 
 def everything(reader):
@@ -81,6 +90,9 @@ class PlanBuilder:
         addrs, routes = set(marks.addresses), set(marks.routes)
         for scope in marks.scopes:
             self._expand_scope(reader, scope, namespaces, addrs, routes)
+        for scope in marks.connected:
+            routes.update((scope,) + _route_key(net)
+                          for net in reader.connected_networks(scope) if net.version == 4)
         for ns in namespaces:
             self._namespace(reader, edit, ns, ports, routes)
         for pid in ports:
@@ -109,20 +121,22 @@ class PlanBuilder:
                 addrs.add((scope, value))
         for network in reader.route_networks(scope):
             if network.version == 4:
-                routes.add((scope, int(network.network_address), network.prefixlen))
+                routes.add((scope,) + _route_key(network))
 
     def _namespace(self, reader, edit, ns, ports, routes):
         index = self.index
         value = reader.namespace(ns)
         if value is None:
-            entry, port_ids, multicast = GONE, set(), GONE
+            entry, port_ids, multicast, directed = GONE, set(), GONE, GONE
         else:
             entry = (value.scope_id, value.is_l3)
             port_ids = set(reader.port_ids_of(ns))
             groups = _multicast_groups(reader.groups_of(ns))
             multicast = (value.scope_id, groups) if groups else GONE
+            directed = True if reader.options_of(ns).get("directed_broadcast") else GONE
         changed = edit.put("namespaces", ns, entry)
         edit.put("ns_multicast", ns, multicast)
+        edit.put("directed", ns, directed)
         known = index.ns_ports.get(ns, set())
         ports |= port_ids | known
         if changed or port_ids != known:
@@ -134,7 +148,8 @@ class PlanBuilder:
         # A port that comes, goes or moves changes the routes via its namespaces'
         # addresses: every such change marks those namespaces too (``_namespace``).
         port = reader.port(pid)
-        edit.put("ports", pid, GONE if port is None else (port.ns, _mac_bytes(port.mac)))
+        edit.put("ports", pid, GONE if port is None else
+                 (port.ns, _mac_bytes(port.mac), port.options.get("dhcp_server", False)))
 
     def _address(self, reader, edit, scope, ip, routes):
         holding = reader.holding(scope, ipaddress.IPv4Address(ip))
@@ -143,7 +158,7 @@ class PlanBuilder:
         else:
             owner = holding.holder
             held = (owner, holding.address.network.prefixlen)
-        edit.put("addresses", (scope, ip), owner)
+        edit.put("addresses", (scope, ip), held)
         edit.put("held", (scope, ip), held)
         routes.update(self.index.gw_routes.get((scope, ip), ()))
 
@@ -158,9 +173,13 @@ class PlanBuilder:
         name = reader.namespace(scope).name
         gateway = int(ipaddress.IPv4Address(route.via)) if route.via else 0
         port_id = None if route.port is None else reader.port_id(route.port)
+        if route.connected and port_id is None:      # on-link, leading nowhere: not installed
+            for table in ("route_src", "routes", "unresolved"):
+                edit.put(table, key, GONE)
+            return
         edit.put("route_src", key, (name, route.dst, gateway, port_id))
         if port_id is None:
-            owner = index.plan.addresses.get((scope, gateway))
+            owner = index.plan.addresses.get((scope, gateway), (None,))[0]
             entry = index.plan.namespaces.get(owner)
             port_id = index.port_of(owner) if entry is not None and entry[1] else None
         if port_id is None:

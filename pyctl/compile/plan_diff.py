@@ -85,8 +85,8 @@ def apply_diff(dp, diff, undo):
 
     Removals first (what goes away or changes: routes, broadcasts, multicast
     groups, addresses, ports, then namespaces, children first), then additions
-    in the reverse order (namespaces parents first, ports, addresses,
-    broadcasts, multicast groups, routes)."""
+    in the reverse order (namespaces parents first, ports, addresses, the scopes'
+    directed-broadcast flags, broadcasts, multicast groups, routes)."""
     ports = diff.changes("ports")
     moved_ports = {p for p, old, new in ports
                    if old is not GONE and (new is GONE or new[0] != old[0])}
@@ -128,7 +128,7 @@ def apply_diff(dp, diff, undo):
     for key, old, _ in addresses:
         if old is not GONE:
             undo.do(lambda k=key: dp.remove_address(*k),
-                    lambda k=key, v=old: dp.add_address(*k, v))
+                    lambda k=key, v=old: dp.add_address(*k, *v))
     old_ports = {p: old for p, old, _ in ports}
     for pid in moved_ports:
         undo.do(lambda p=pid: dp.remove_port(p),
@@ -155,8 +155,13 @@ def apply_diff(dp, diff, undo):
                     lambda p=pid: dp.remove_port(p))
     for key, _, new in addresses:
         if new is not GONE:
-            undo.do(lambda k=key, v=new: dp.add_address(*k, v),
+            undo.do(lambda k=key, v=new: dp.add_address(*k, *v),
                     lambda k=key: dp.remove_address(*k))
+    for scope, old, new in diff.changes("directed"):
+        if diff.new("namespaces", scope) is GONE:
+            continue                 # the scope went, its flag with it
+        undo.do(lambda s=scope, v=new is not GONE: dp.set_directed_broadcast(s, v),
+                lambda s=scope, v=old is not GONE: dp.set_directed_broadcast(s, v))
     for key, _, new in broadcasts:
         if new is not GONE:
             undo.do(lambda k=key, v=new: dp.set_broadcast(*k, v),

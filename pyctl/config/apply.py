@@ -31,11 +31,17 @@ def apply(config: Config, switch) -> None:
     with switch.transaction():
         for i, address in enumerate(config.root_addresses):
             step(("root", "addresses", i), switch.address_add, ROOT, address)
+        if config.root_options:
+            step(("root",), switch.namespace_set, ROOT, dict(config.root_options))
         for ns in config.namespaces:
             path = _path_of(ns.key)
             step(path + ("name",), switch.create, ns.name, ns.kind, parent=ns.parent)
             if ns.quota:
                 step(path + ("quota",), switch.quota_set, ns.name, dict(ns.quota))
+            if ns.options:
+                step(path, switch.namespace_set, ns.name, dict(ns.options))
+            for i, netns in enumerate(ns.netns):
+                step(path + ("netns", i), switch.netns_delegate, ns.name, netns)
             add = switch.address_add if ns.kind == "l2" else _swap(switch.assign_and_push)
             for i, address in enumerate(ns.addresses):
                 step(path + ("addresses", i), add, ns.name, address)

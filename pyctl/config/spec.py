@@ -39,6 +39,8 @@ class NamespaceSpec:
     addresses: tuple[str, ...] = ()   # an L2's own; an L3's are assigned in the parent and pushed
     socket: bool = False              # give it its own control socket (<socket_dir>/<name>.sock)
     quota: dict[str, int] = field(default_factory=dict, hash=False)   # an L2's (model/quotas.py)
+    options: dict[str, Any] = field(default_factory=dict, hash=False)  # an L2's (directed_broadcast)
+    netns: tuple[str, ...] = ()       # kernel namespaces delegated to an L2 (model/kernel_reach.py)
     key: str = ""
     line: int | None = None
 
@@ -141,6 +143,7 @@ class Config:
     source: str
     root_addresses: tuple[str, ...] = ()
     root_socket: bool = False
+    root_options: dict[str, Any] = field(default_factory=dict, hash=False)
     namespaces: tuple[NamespaceSpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()

@@ -245,23 +245,15 @@ class Multicast:
 
 def group_counters(raw_groups: dict, api, namespace=None) -> dict:
     """The fast path's per-group counters (``{(scope, group): {...}}``) as
-    ``{scope name: {group: {...}}}``, for the scopes ``api`` sees (an L3: the
-    groups it is a member of), only ``namespace``'s scope if given."""
+    ``{scope name: {group: {...}}}``, for the scopes ``api`` sees (an L3 sees none: a
+    group's counters are its scope's, everybody's traffic to it), only ``namespace``'s
+    scope if given."""
     visible = {ns.id: ns for ns in api.namespaces()}
     only = None if namespace is None else api.scope_of(namespace).id
-    acting = api.acting
-    mine = set()
-    if acting is not None and acting.kind == "l3":
-        mine = set(api.groups(acting.id))
     out = defaultdict(dict)
     for (scope, group), value in sorted(raw_groups.items()):
-        if only is not None and scope != only:
-            continue
-        text = pk.ip_str(group)
-        if scope in visible:
-            out[visible[scope].name][text] = dict(value)
-        elif text in mine and acting.parent == scope:
-            out[api.scope_of(acting.id).name][text] = dict(value)
+        if (only is None or scope == only) and scope in visible:
+            out[visible[scope].name][pk.ip_str(group)] = dict(value)
     return dict(out)
 
 

@@ -7,7 +7,8 @@ change never loses a working port.  A port's kernel side (``netns``,
 ``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
-as it is), the TAP is moved into it and configured there.
+as it is, unless a delegated client named it: the switch must make those,
+``pyctl.model.kernel_reach``), the TAP is moved into it and configured there.
 
 A port can fail under the daemon: its TAP deleted from outside (the packet loop
 sees the read error and stops polling it), or its kernel namespace deleted from
@@ -18,10 +19,11 @@ it: a failed port is not reopened behind the operator's back.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 
-from pyctl import kernel
+from pyctl import errors, kernel
 
 from pyctl.daemon import tap_port as tap_ports
 from pyctl.daemon.ownership import NotRecorded
@@ -75,24 +77,34 @@ class PortManager:
                 self._mirror_addresses(entry, wanted[pid])
 
     def _mirror_addresses(self, entry, port):
-        """A tenant's kernel stack holds the addresses its L3 holds: a push adds the
-        address to the TAP in the tenant's kernel namespace, a pull removes it."""
+        """A tenant's kernel stack holds exactly the IPv4 addresses its L3 holds: a push
+        adds the address to the TAP in the tenant's kernel namespace, a pull removes it,
+        also the one the port's ``address`` option put there (docs/model.md, "Ports"), and
+        the option's gateway comes back with an address of its subnet.  An L2 port's
+        kernel side (the far end of an uplink) keeps its ``address`` option."""
         ns = self.switch.namespace(port.ns)
-        want = set()
         if ns.is_l3:
             want = {a for a in map(str, self.switch.addresses(ns.id))
                     if ":" not in a and not a.startswith("127.")}
-        if entry.options.get("address"):
-            want.add(entry.options["address"])
-        for cidr in sorted(want - entry.kernel_addresses):
-            entry.netns.add_address(entry.name, cidr)
-            entry.kernel_addresses.add(cidr)
+        else:
+            want = {entry.options["address"]} if entry.options.get("address") else set()
         for cidr in sorted(entry.kernel_addresses - want):
             try:
                 entry.netns.del_address(entry.name, cidr)
             except OSError:
                 log.warning("could not remove %s from %s in %s", cidr, entry.name, entry.netns.name)
             entry.kernel_addresses.discard(cidr)
+        added = sorted(want - entry.kernel_addresses)
+        for cidr in added:
+            entry.netns.add_address(entry.name, cidr)
+            entry.kernel_addresses.add(cidr)
+        gateway = entry.options.get("gateway")
+        if gateway and any(ipaddress.ip_address(gateway) in ipaddress.ip_interface(cidr).network
+                           for cidr in added):
+            try:                    # the route went with the last address of its subnet
+                entry.netns.add_route("default", gateway=gateway, dev=entry.name)
+            except kernel.KernelExists:
+                pass
 
     def take_closed(self):
         closed, self._closed = self._closed, []
@@ -192,6 +204,10 @@ class PortManager:
         if slot is None:
             if name in kernel.list_netns():
                 netns = self.ownership.claim_netns(name)   # a dead predecessor's, or None
+                if netns is None and self.switch.netns_must_be_created(name):
+                    raise errors.PermissionDenied(
+                        f"kernel namespace {name!r} exists and the switch did not make it: "
+                        f"a port a delegated client added may not enter it (docs/security.md)")
                 if netns is None:
                     netns = kernel.NetNamespace.attach(name)
                     self.ownership.entered(netns)

@@ -89,7 +89,8 @@ class PlanView:
         return self._index.ports_of(ns)
 
     def owner(self, scope, ip):
-        return self._index.plan.addresses.get((scope, ip))
+        held = self._index.plan.addresses.get((scope, ip))
+        return None if held is None else held[0]
 
     def route(self, scope, ip):
         owner = self.owner(scope, ip)

@@ -103,3 +103,4 @@ class Access:
         del state.macs[record.mac]
         state.port_ids.release(record.id)
         state.namespaces[record.ns].ports.remove(record.name)
+        state.note_netns(record, False)

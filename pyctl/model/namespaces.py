@@ -15,11 +15,13 @@ from pyctl.deprecated import with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, DestroyedNamespace, NamespaceCreated,
-                                NamespaceDestroyed)
+                                NamespaceDestroyed, NamespaceOptionsSet)
+from pyctl.model.namespace_options import check_namespace_options
 from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, check_namespace_name,
                               parse_interface, parse_ip, sort_key)
 from pyctl.model.quotas import QUOTA_KEYS, RESOURCE_KEYS, charge, charge_under, check_capacity
 from pyctl.model.state import ROOT_ID
+from pyctl.model.subnets import check_edges, forget_scope, note_edges, note_own
 from pyctl.model.values import L2, L3, TaggedAddress
 
 KINDS = (L2, L3)
@@ -116,6 +118,7 @@ class NamespaceVerbs(Access):
             for iface in returned:
                 parent.addresses[iface.ip] = iface
                 state.holders[parent.id][iface.ip] = parent.id
+                note_own(state, parent.id, iface, True)
             record.addresses.clear()
         destroyed = []
         for doomed_record in reversed(doomed):        # children before parents
@@ -129,12 +132,35 @@ class NamespaceVerbs(Access):
                 tuple(sorted(doomed_record.groups, key=sort_key))))
             if doomed_record.kind == L2:
                 del state.holders[doomed_record.id]
+                forget_scope(state, doomed_record.id)
+                for netns in doomed_record.netns:
+                    del state.netns_delegated[netns]
             del state.namespaces[doomed_record.id]
             del state.by_name[doomed_record.name]
             state.namespace_ids.release(doomed_record.id)
         parent.children.remove(record.id)
         self._sw._commit(NamespaceDestroyed, namespace=destroyed[-1].namespace,
                          parent=parent.value(), destroyed=tuple(destroyed), returned=returned)
+
+    @locked
+    def namespace_set(self, namespace, options=None):
+        """Set options of L2 ``namespace`` (``pyctl.model.namespace_options``: the keys
+        given change, the others stay)."""
+        actor = self._actor()
+        self._configuring(actor, f"setting options of {namespace!r}")
+        checked = check_namespace_options(options)
+        record = self._resolve(actor, namespace)
+        self._l2_only(record, "set options", "options belong to its scope, the parent L2")
+        record.options.update(checked)
+        self._sw._commit(NamespaceOptionsSet, namespace=record.value(),
+                         options=tuple(sorted(record.options.items())))
+
+    @locked
+    def namespace_options(self, namespace=None):
+        """The options of ``namespace``'s scope (default: the acting one's)."""
+        state = self._sw._state
+        record = self._resolve_or_acting(self._actor(), namespace)
+        return dict(state.namespaces[state.scope_id(record)].options)
 
     # -- addresses ------------------------------------------------------------
 
@@ -168,10 +194,14 @@ class NamespaceVerbs(Access):
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{record.name}'")
-        charge(self._sw._state, record, "addresses")
+        state = self._sw._state
+        check_edges(state, record.id, iface)
+        charge(state, record, "addresses")
 
         record.addresses[iface.ip] = iface
         holders[iface.ip] = record.id
+        note_edges(state, record.id, iface, True)
+        note_own(state, record.id, iface, True)
         self._sw._commit(AddressAdded, address=iface, scope=record.value())
 
     @locked
@@ -191,10 +221,13 @@ class NamespaceVerbs(Access):
                                       f"pull it back to '{record.name}' first")
         if record.addresses[iface.ip] != iface:
             raise errors.NotFound(f"'{record.name}' has {record.addresses[iface.ip]}, not {iface}")
-        charge(self._sw._state, record, "addresses", -1)
+        state = self._sw._state
+        charge(state, record, "addresses", -1)
 
         del record.addresses[iface.ip]
         del holders[iface.ip]
+        note_edges(state, record.id, iface, False)
+        note_own(state, record.id, iface, False)
         self._sw._commit(AddressDeleted, address=iface, scope=record.value())
 
     @locked
@@ -221,6 +254,7 @@ class NamespaceVerbs(Access):
         del parent.addresses[iface.ip]
         record.addresses[iface.ip] = iface
         state.holders[parent.id][iface.ip] = record.id
+        note_own(state, parent.id, iface, False)
         self._sw._commit(AddressPushed, address=iface, scope=parent.value(),
                          tenant=record.value())
 
@@ -240,6 +274,7 @@ class NamespaceVerbs(Access):
         del record.addresses[iface.ip]
         parent.addresses[iface.ip] = iface
         state.holders[parent.id][iface.ip] = parent.id
+        note_own(state, parent.id, iface, True)
         self._sw._commit(AddressPulled, address=iface, scope=parent.value(),
                          tenant=record.value())
 
@@ -260,10 +295,12 @@ class NamespaceVerbs(Access):
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{parent.name}'")
+        check_edges(state, parent.id, iface)
         charge(state, record, "addresses")
 
         record.addresses[iface.ip] = iface
         state.holders[parent.id][iface.ip] = record.id
+        note_edges(state, parent.id, iface, True)
         self._sw._commit(AddressAssigned, address=iface, scope=parent.value(),
                          tenant=record.value())
 

@@ -12,7 +12,15 @@ Known keys and their values:
 ``address``     interface address (``10.0.0.5/24``) to give the TAP there
 ``gateway``     default gateway for the TAP's side; needs ``address`` and
                 must lie inside its subnet
+``dhcp_server`` bool: the endpoint is a DHCP server the L2 trusts: its
+                server messages (UDP from port 67) reach the others and
+                DHCP clients' broadcasts reach it (an L3's port; without
+                it a tenant's server messages are ``rogue_dhcp`` drops;
+                an L2's own ports are trusted anyway)
 ==============  ==========================================================
+
+Who may set ``netns``, ``address`` and ``gateway`` is ``pyctl.model.kernel_reach``'s
+rule (a delegated client: kernel namespaces of its own subtree only).
 
 Anything else is refused, so a typo never passes silently.
 """
@@ -69,6 +77,7 @@ _CHECKS = {
     "netns": _netns,
     "address": _address,
     "gateway": _gateway,
+    "dhcp_server": _bool,
 }
 
 

@@ -58,8 +58,9 @@ def config_toml(switch, *, socket: str, batch_size: int) -> tuple[str, list[tupl
     for ns in snap["namespaces"]:
         joins += [(ns["name"], group) for group in ns["groups"]]
         routes += [(ns["name"], route) for route in ns["routes"]]
+        options = [f"{key} = {_toml(value)}" for key, value in ns.get("options", {}).items()]
         if ns["name"] == ROOT_NAME:
-            lines += ["[root]", f"addresses = {_toml(ns['addresses'])}", ""]
+            lines += ["[root]", f"addresses = {_toml(ns['addresses'])}", *options, ""]
             continue
         lines += ["[[namespace]]", f"name = {_toml(ns['name'])}", f"kind = {_toml(ns['kind'])}",
                   f"parent = {_toml(names[ns['parent']])}",
@@ -67,6 +68,7 @@ def config_toml(switch, *, socket: str, batch_size: int) -> tuple[str, list[tupl
         if ns.get("quota"):
             lines.append("quota = { " + ", ".join(f"{key} = {int(limit)}" for key, limit
                                                    in ns["quota"].items()) + " }")
+        lines += options + ([f"netns = {_toml(ns['netns'])}"] if ns.get("netns") else [])
         lines.append("")
     for port in snap["ports"]:
         lines += ["[[port]]", f"name = {_toml(port['name'])}",

@@ -78,7 +78,9 @@ def test_configuring_verbs_change_the_switch(ctl, served):
     assert "tsw-c  cache      02:00:00:00:00:33  vnet_hdr=yes offloads=csum,tso4" in out
     assert ctl("route-add", "tenants", "default", "--via", "10.1.0.254", "--port", "tsw-up")[0] == 0
     code, out, _ = ctl("routes", "cache")
-    assert out.splitlines() == ["DESTINATION  VIA         PORT", "0.0.0.0/0    10.1.0.254  tsw-up"]
+    assert out.splitlines() == ["DESTINATION  VIA         PORT    KIND",
+                                "0.0.0.0/0    10.1.0.254  tsw-up  static",
+                                "10.1.0.0/24  -           -       connected"]
     assert ctl("route-del", "tenants", "default")[0] == 0
     assert ctl("join", "239.1.1.1", "cache")[0] == 0
     assert ctl("groups", "cache")[1] == "239.1.1.1\n"

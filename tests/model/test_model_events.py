@@ -130,7 +130,10 @@ EVERY_VERB = [                      # one call of every configuring verb, each d
     ("address_add", "init", "10.0.0.5/24"), ("push", "10.0.0.5/24", "web"),
     ("pull", "10.0.0.5/24", "web"), ("address_del", "init", "10.0.0.5/24"),
     ("assign_and_push", "10.0.0.6/24", "web"), ("route_add", "init", "10.9.0.0/16", None, "up0"),
+    ("route_replace", "init", "10.9.0.0/16", "10.0.0.9"),
     ("route_del", "init", "10.9.0.0/16"), ("port_add", "tap-web", "web"), ("port_del", "tap-web"),
+    ("namespace_set", "lab", {"directed_broadcast": True}), ("netns_delegate", "lab", "ctr-x"),
+    ("netns_revoke", "lab", "ctr-x"),
     ("join", "239.1.1.1", "web"), ("leave", "239.1.1.1", "web"),
     ("quota_set", "lab", {"routes": 3}), ("destroy", "web"), ("destroy", "lab", True),
 ]

@@ -13,8 +13,9 @@ def test_routes_belong_to_an_l2_and_its_l3_children_see_them():
     assert sw.route_add("init", "10.9.0.0/16", via="10.0.0.254") == Route("10.9.0.0/16", "10.0.0.254")
     sw.route_add("init", "default", via="10.0.0.254", port="uplink0")
     sw.route_add("init", "fd09::/32", port="uplink0")
-    expected = [Route("0.0.0.0/0", "10.0.0.254", "uplink0"), Route("10.9.0.0/16", "10.0.0.254"),
-                Route("fd09::/32", None, "uplink0")]
+    expected = [Route("0.0.0.0/0", "10.0.0.254", "uplink0"),
+                Route("10.0.0.0/24", connected=True),               # init's own 10.0.0.1/24
+                Route("10.9.0.0/16", "10.0.0.254"), Route("fd09::/32", None, "uplink0")]
     assert sw.routes("init") == sw.routes("web") == sw.routes("db") == expected
 
 
@@ -23,7 +24,8 @@ def test_sibling_l2_routes_are_isolated():
     sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
     sw.route_add("lab", "10.9.0.0/16", via="10.0.0.253")   # same destination, other scope
     assert sw.routes("lab") == sw.routes("probe") == [Route("10.9.0.0/16", "10.0.0.253")]
-    assert sw.routes("init") == [Route("10.9.0.0/16", "10.0.0.254")]
+    assert sw.routes("init") == [Route("10.0.0.0/24", connected=True),
+                                 Route("10.9.0.0/16", "10.0.0.254")]
 
 
 def test_l3_routes_are_read_only_even_for_the_admin():
@@ -41,7 +43,7 @@ def test_delete_route():
     refused(sw, errors.NotFound, sw.route_del, "init", "10.8.0.0/16")
     refused(sw, errors.NotFound, sw.route_del, "lab", "10.9.0.0/16")
     sw.route_del("init", "10.9.0.0/16", via="10.0.0.254")
-    assert sw.routes("init") == []
+    assert sw.routes("init") == [Route("10.0.0.0/24", connected=True)]
 
 
 @pytest.mark.parametrize("dst, via, port, error", [

@@ -8,7 +8,7 @@ class FailingDatapath:
 
     WRITES = {"set_namespace", "remove_namespace", "set_port", "remove_port", "add_address",
               "remove_address", "set_broadcast", "remove_broadcast", "add_route", "remove_route",
-              "set_group", "remove_group"}
+              "set_group", "remove_group", "set_directed_broadcast"}
 
     def __init__(self, dp, fail_at):
         self.dp, self.fail_at, self.writes = dp, fail_at, 0

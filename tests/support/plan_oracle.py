@@ -20,7 +20,8 @@ def expected_plan(snapshot):
     port_ids = {p["name"]: p["id"] for p in snapshot["ports"]}
     first_port = {}
     for port in sorted(snapshot["ports"], key=lambda p: p["id"]):
-        plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")))
+        plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")),
+                                  port["options"].get("dhcp_server", False))
         first_port.setdefault(port["ns"], port["id"])
 
     def scope_of(ns):
@@ -30,11 +31,13 @@ def expected_plan(snapshot):
     for ns in snapshot["namespaces"]:
         scope, is_l3 = scope_of(ns), ns["kind"] == "l3"
         plan.namespaces[ns["id"]] = (scope, is_l3)
+        if ns.get("options", {}).get("directed_broadcast"):
+            plan.directed[ns["id"]] = True
         for text in ns["addresses"]:
             iface = ipaddress.ip_interface(text)
             if not _fast_path(iface.ip):
                 continue
-            plan.addresses[(scope, int(iface.ip))] = ns["id"]
+            plan.addresses[(scope, int(iface.ip))] = (ns["id"], iface.network.prefixlen)
             if is_l3 and iface.network.prefixlen <= 30:
                 key = (scope, int(iface.network.broadcast_address))
                 listeners.setdefault(key, set()).add(ns["id"])
@@ -46,6 +49,17 @@ def expected_plan(snapshot):
     plan.multicast = {key: tuple(sorted(ids)) for key, ids in members.items()}
 
     for ns in snapshot["namespaces"]:
+        given = {ipaddress.ip_network(r["dst"]) for r in ns["routes"]}
+        for text in ns["addresses"] if ns["kind"] == "l2" else ():
+            network = ipaddress.ip_interface(text).network     # connected, unless given
+            if network.version != 4 or network in given or network.prefixlen == 32:
+                continue
+            leading = [p["id"] for p in snapshot["ports"] if p["ns"] == ns["id"]
+                       and p["options"].get("address")
+                       and ipaddress.ip_interface(p["options"]["address"]).ip in network]
+            if leading:
+                plan.routes[(ns["id"], int(network.network_address), network.prefixlen)] = \
+                    (min(leading), 0)
         for route in ns["routes"]:
             network = ipaddress.ip_network(route["dst"])
             if network.version != 4:
@@ -55,7 +69,7 @@ def expected_plan(snapshot):
             if route["port"] is not None:
                 port = port_ids[route["port"]]
             else:                     # via a tenant (an L3) of the scope: out of its port
-                owner = plan.addresses.get((ns["id"], gateway))
+                owner = plan.addresses.get((ns["id"], gateway), (None,))[0]
                 tenant = owner is not None and by_id[owner]["kind"] == "l3"
                 port = first_port.get(owner) if tenant else None
             if port is None:
