@@ -209,11 +209,12 @@ class Topology(RigVerbs, Lifecycle):
         return name
 
     def tenant(self, name, address, *, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
-               offloads=None, txqueuelen=None, mtu=None) -> Tenant:
+               offloads=None, txqueuelen=None, mtu=None, dhcp_server=False) -> Tenant:
         """An L3 namespace holding ``address`` (assigned and pushed in one step), its
         TAP in a new kernel namespace, configured and up, with a default route
         through ``gateway``: by default the parent L2's own address on that subnet
-        (none: no default route)."""
+        (none: no default route).  ``dhcp_server``: its port is a DHCP server the L2
+        trusts (port option ``dhcp_server``)."""
         iface = ipaddress.ip_interface(address)
         netns_name = f"{self.prefix}-{self.id}-{name}"
         port_name = kernel.unique_name(f"t{next(self._ports)}")
@@ -229,6 +230,8 @@ class Topology(RigVerbs, Lifecycle):
             options["txqueuelen"] = txqueuelen
         if mtu is not None:
             options["mtu"] = mtu
+        if dhcp_server:
+            options["dhcp_server"] = True
         self._claim(netns_name)
         self._port_names.add(port_name)
         self._do([
