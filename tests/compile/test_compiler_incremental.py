@@ -26,14 +26,18 @@ from tests.support.plan_oracle import expected_plan, expected_view
 
 NAMES = ["init", "a", "b", "c", "d", "e"]
 PORTS = ["p0", "p1", "p2", "p3"]
-# /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: a
-# plan the datapath refuses), a /30 and a /31 (the widest and narrowest subnets with and
-# without a directed broadcast), IPv6 and loopback (they stay in the model).
+# /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: the
+# model refuses one while the other is held), a /30 and a /31 (the widest and narrowest
+# subnets with and without a directed broadcast), IPv6 and loopback (they stay in the model).
 ADDRESSES = ["10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24", "10.0.0.130/25", "10.0.0.255/16",
              "10.0.1.1/31", "10.0.2.1/30", "fd00::1/64", "127.0.0.2/8"]
 GATEWAYS = [None, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.130", "10.0.0.254"]
 ROUTES = ["10.9.0.0/16", "10.8.0.0/16", "0.0.0.0/0", "10.9.1.0/24", "fd00:9::/64"]
 GROUPS = ["239.1.1.1", "239.2.2.2", "ff05::1"]
+# Port options the plan reads: a kernel side on a subnet (an L2's port there carries its
+# connected route), a trusted DHCP server.
+PORT_OPTIONS = [None, {"netns": "ns-up", "address": "10.0.0.200/24"},
+                {"netns": "ns-up2", "address": "10.0.2.2/30"}, {"dhcp_server": True}]
 LIMITS = dict(max_namespaces=16, max_ports=16)
 REFUSED = (errors.TapswitchError, MemoryError)
 
@@ -67,8 +71,9 @@ class RefusingOnce(FailingDatapath):
 def tables(dp):
     """Every table of a reference datapath, as plain data."""
     return (dict(dp.namespaces), {p: tuple(v[:2]) for p, v in dp.ports.items()},
-            dict(dp.addresses), dict(dp.broadcasts), dict(dp.groups),
-            {s: dict(r) for s, r in dp.routes_.items() if r})
+            dict(dp.addresses), dict(dp.prefixes), dict(dp.broadcasts), dict(dp.groups),
+            {s: dict(r) for s, r in dp.routes_.items() if r}, set(dp.dhcp_servers),
+            set(dp.directed))
 
 
 def probe(dp, keys):
@@ -77,10 +82,17 @@ def probe(dp, keys):
     ports = {}
     for pid in range(LIMITS["max_ports"]):
         try:
-            ports[pid] = dp.port_mac_of(pid)
+            ports[pid] = (dp.port_mac_of(pid), dp.port_is_dhcp_server(pid))
         except errors.NotFound:
             pass
-    return (ports, {k: dp.lookup_address(*k) for k in keys["addresses"]},
+    directed = {}
+    for scope in scopes:
+        try:
+            directed[scope] = dp.directed_broadcast(scope)
+        except errors.TapswitchError:
+            pass
+    return (ports, directed, {k: dp.lookup_address(*k) for k in keys["addresses"]},
+            {k: dp.address_prefix(*k) for k in keys["addresses"]},
             {k: dp.lookup_broadcast(*k) for k in keys["broadcasts"]},
             {k: dp.lookup_group(*k) for k in keys["multicast"]},
             {s: dp.routes(s) for s in scopes})
@@ -131,7 +143,8 @@ class IncrementalMachine(RuleBasedStateMachine):
         sw = self.sw
         verb = data.draw(st.sampled_from([
             "create", "destroy", "address_add", "address_del", "push", "pull",
-            "assign_and_push", "route_add", "route_del", "port_add", "port_del", "join", "leave"]))
+            "assign_and_push", "route_add", "route_del", "route_replace", "port_add", "port_del",
+            "join", "leave", "namespace_set"]))
         ns = self.pick(data, NAMES, self.names())
         l2 = self.pick(data, NAMES, self.names("l2"))
         address = self.address(data, ns if verb in ("push", "pull") else l2)
@@ -148,7 +161,13 @@ class IncrementalMachine(RuleBasedStateMachine):
                 l2, data.draw(st.sampled_from(ROUTES)), via=data.draw(st.sampled_from(GATEWAYS)),
                 port=data.draw(st.none() | st.sampled_from(PORTS))),
             "route_del": lambda: sw.route_del(l2, data.draw(st.sampled_from(ROUTES))),
-            "port_add": lambda: sw.port_add(data.draw(st.sampled_from(PORTS)), ns),
+            "route_replace": lambda: sw.route_replace(
+                l2, data.draw(st.sampled_from(ROUTES)), via=data.draw(st.sampled_from(GATEWAYS)),
+                port=data.draw(st.none() | st.sampled_from(PORTS))),
+            "port_add": lambda: sw.port_add(data.draw(st.sampled_from(PORTS)), ns,
+                                            options=data.draw(st.sampled_from(PORT_OPTIONS))),
+            "namespace_set": lambda: sw.namespace_set(
+                l2, {"directed_broadcast": data.draw(st.booleans())}),
             "port_del": lambda: sw.port_del(data.draw(st.sampled_from(PORTS))),
             "join": lambda: sw.join(data.draw(st.sampled_from(GROUPS)), ns),
             "leave": lambda: sw.leave(data.draw(st.sampled_from(GROUPS)), ns),
