@@ -81,6 +81,9 @@ def test_configuring_verbs_change_the_switch(ctl, served):
     assert out.splitlines() == ["DESTINATION  VIA         PORT    KIND",
                                 "0.0.0.0/0    10.1.0.254  tsw-up  static",
                                 "10.1.0.0/24  -           -       connected"]
+    assert ctl("route-replace", "tenants", "default", "--via", "10.1.0.253")[0] == 0
+    code, out, _ = ctl("routes", "tenants")
+    assert out.splitlines()[1] == "0.0.0.0/0    10.1.0.253  -     static"
     assert ctl("route-del", "tenants", "default")[0] == 0
     assert ctl("join", "239.1.1.1", "cache")[0] == 0
     assert ctl("groups", "cache")[1] == "239.1.1.1\n"

@@ -96,3 +96,40 @@ def test_6_the_administrator_sees_what_the_clients_may_not(switch):
 def test_6_every_read_verb_is_tried(switch):
     required = {name for name in READ_VERBS for p in VERBS[name].params if p.required}
     assert required <= set(ARGS), "give the new verb's required arguments in ARGS"
+
+
+FOREIGN_ARGS = [("namespace", "victim-a"), ("namespace", "init"), ("port", "victim-b")]
+
+
+@pytest.mark.parametrize("param,name", FOREIGN_ARGS)
+@pytest.mark.parametrize("who", ["attacker", "evil"])
+def test_6_naming_a_victim_is_answered_as_naming_nobody(switch, who, param, name):
+    """Every read verb that takes a namespace or a port, asked about a victim's (its
+    name, or its port's name), answers as for a name that does not exist: the client
+    learns neither what the victim holds nor that it is there."""
+    admin, clients, foreign = switch
+    client = clients[who]
+    port = {p["namespace"]: p["name"] for p in admin.call("ports")}.get(name)
+    value = port if param == "port" else name
+    tried = 0
+    for verb in READ_VERBS:
+        if param not in {p.name for p in VERBS[verb].params}:
+            continue
+        asked = reply_with(client, verb, **{param: value})
+        nobody = reply_with(client, verb, **{param: "no-such-ns" if param == "namespace"
+                                             else "nosuchport"})
+        # only the name it gave comes back (in the message), as for a made-up one
+        assert json.loads(asked).get("refused") == "ENOENT", f"{verb} as {who}: {asked}"
+        assert named(asked, foreign - {value}) == set(), f"{verb} as {who}: {asked}"
+        assert asked.replace(value, "?") == nobody.replace(
+            "no-such-ns" if param == "namespace" else "nosuchport", "?"), f"{verb}: {asked}"
+        tried += 1
+    assert tried >= (1 if param == "port" else 8)
+
+
+def reply_with(client, verb, **args):
+    """Like ``reply``, with ``args`` over the verb's required ones."""
+    try:
+        return json.dumps(client.call(verb, **{**ARGS.get(verb, {}), **args}))
+    except errors.TapswitchError as exc:
+        return json.dumps({"refused": exc.code, "message": exc.message})
