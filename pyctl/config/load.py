@@ -22,7 +22,7 @@ from pyctl.config.spec import (
     SlowPathLimits,
 )
 from pyctl.model import addressing
-from pyctl.model.namespace_options import check_namespace_options
+from pyctl.model.namespace_options import NAMESPACE_OPTIONS, check_namespace_options
 from pyctl.model.port_options import check_port_options
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
@@ -70,7 +70,7 @@ def _addresses(r: _Reader, table: dict, path: tuple, key: str = "addresses") -> 
     return tuple(out)
 
 
-NAMESPACE_OPTION_KEYS = ("directed_broadcast",)   # pyctl.model.namespace_options, an L2's keys
+NAMESPACE_OPTION_KEYS = NAMESPACE_OPTIONS      # an L2's keys (pyctl.model.namespace_options)
 
 
 def _namespace_options(r: _Reader, table: dict, path: tuple, kind: str) -> dict:
