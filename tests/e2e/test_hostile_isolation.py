@@ -146,11 +146,11 @@ def test_7_a_host_on_an_uplink_subnet_is_reached_by_the_connected_route(tapswitc
         admin.call("port-add", name=uplink, namespace="init",
                    options={"netns": upstream, "address": "192.168.50.2/24",
                             "gateway": "192.168.50.1"})
+        assert probes.ping(a, "192.168.50.2", count=3, timeout=2.0)
         routes = admin.call("routes", namespace="init")
         assert {"dst": "192.168.50.0/24", "via": None, "port": uplink,
                 "connected": True} in routes
         assert not [r for r in routes if not r["connected"]]     # no route was given
-        assert probes.ping(a, "192.168.50.2", count=3, timeout=2.0)
         admin.call("port-del", name=uplink)
 
 
