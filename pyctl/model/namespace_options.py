@@ -14,33 +14,14 @@ Known keys and their values:
 Only an L2 has options (an L3 uses its parent's scope).  Anything else is
 refused, so a typo never passes silently.
 """
-from pyctl.errors import InvalidArgument
+from pyctl.model.option_check import checked_options, flag
 
 __all__ = ["NAMESPACE_OPTIONS", "check_namespace_options"]
 
-NAMESPACE_OPTIONS = ("directed_broadcast",)
-
-
-def _bool(key, value):
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"namespace option {key!r} must be true or false, not {value!r}")
-    return value
-
-
-_CHECKS = {"directed_broadcast": _bool}
+_CHECKS = {"directed_broadcast": flag("namespace")}
+NAMESPACE_OPTIONS = tuple(_CHECKS)
 
 
 def check_namespace_options(options):
     """A validated copy of ``options`` (a mapping; ``None`` means none)."""
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise InvalidArgument(f"namespace options must be a mapping, not {type(options).__name__}")
-    out = {}
-    for key, value in options.items():
-        check = _CHECKS.get(key)
-        if check is None:
-            raise InvalidArgument(f"unknown namespace option {key!r} "
-                                  f"(known: {', '.join(NAMESPACE_OPTIONS)})")
-        out[key] = check(key, value)
-    return out
+    return checked_options("namespace", options, _CHECKS)

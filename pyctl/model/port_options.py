@@ -26,16 +26,11 @@ Anything else is refused, so a typo never passes silently.
 """
 from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
+from pyctl.model.option_check import checked_options, flag
 
 __all__ = ["OFFLOADS", "check_port_options"]
 
 OFFLOADS = ("csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")
-
-
-def _bool(key, value):
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"port option {key!r} must be true or false, not {value!r}")
-    return value
 
 
 def _int_range(low, high):
@@ -70,29 +65,20 @@ def _gateway(key, value):
 
 
 _CHECKS = {
-    "vnet_hdr": _bool,
+    "vnet_hdr": flag("port"),
     "offloads": _offloads,
     "txqueuelen": _int_range(0, 2**31 - 1),
     "mtu": _int_range(68, 65535),
     "netns": _netns,
     "address": _address,
     "gateway": _gateway,
-    "dhcp_server": _bool,
+    "dhcp_server": flag("port"),
 }
 
 
 def check_port_options(options):
     """A validated, normalised copy of ``options`` (``None`` means no options)."""
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise InvalidArgument(f"port options must be a mapping, not {type(options).__name__}")
-    out = {}
-    for key, value in options.items():
-        check = _CHECKS.get(key)
-        if check is None:
-            raise InvalidArgument(f"unknown port option {key!r} (known: {', '.join(_CHECKS)})")
-        out[key] = check(key, value)
+    out = checked_options("port", options, _CHECKS)
     if "gateway" in out:
         if "address" not in out:
             raise InvalidArgument("port option 'gateway' needs option 'address'")
