@@ -193,3 +193,52 @@ def test_an_l2s_options_are_set_by_who_configures_it():
             {"directed_broadcast": False})
     sw.namespace_set("red", {"directed_broadcast": False})
     assert sw.namespace_options("red") == {"directed_broadcast": False}
+
+
+# -- 1, as a property: whatever the order, a delegated client never reaches outside ----------
+
+TREE = {"red": "init", "sub": "red", "r1": "red", "s1": "sub", "blue": "init", "b1": "blue"}
+ACTORS = [None, "red", "sub", "blue"]          # None: the administrator
+NETNS = ["k0", "k1", "k2"]
+
+
+def _within(name, top):
+    while name is not None:
+        if name == top:
+            return True
+        name = TREE.get(name)
+    return False
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["add", "add", "del", "delegate", "revoke"]),
+                          st.sampled_from(ACTORS), st.sampled_from(sorted(TREE)),
+                          st.sampled_from(NETNS), st.integers(0, 5)), max_size=30))
+def test_a_delegated_client_never_puts_a_port_beside_a_stranger(steps):
+    sw = Switch()
+    for name, parent in TREE.items():
+        sw.create(name, kind="l3" if name[-1] == "1" else "l2", parent=parent)
+    for verb, actor, ns, netns, k in steps:
+        api = sw if actor is None else sw.as_namespace(actor)
+        port = f"p{k}"
+        before = sw.snapshot()
+        beside = {p.name: sw.namespace(p.ns).name for p in sw.ports()
+                  if p.options.get("netns") == netns}
+        delegated_to = next((l2 for l2 in ("red", "sub", "blue") if netns in
+                             sw.netns_delegated(l2)), None)
+        try:
+            {"add": lambda: api.port_add(port, ns, options={"netns": netns}),
+             "del": lambda: sw.port_del(port),
+             "delegate": lambda: api.netns_delegate(ns, netns),
+             "revoke": lambda: sw.netns_revoke(ns, netns)}[verb]()
+        except errors.TapswitchError:
+            assert sw.snapshot() == before                  # a refusal changes nothing
+            continue
+        if actor is None or verb not in ("add", "delegate"):
+            continue
+        # it reached only its own subtree: given to it, or nobody else's there
+        if delegated_to is not None:
+            assert _within(delegated_to, actor), (verb, actor, netns, delegated_to)
+        else:
+            assert all(_within(holder, actor) for holder in beside.values()), \
+                (verb, actor, netns, beside)
