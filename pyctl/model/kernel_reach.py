@@ -8,9 +8,8 @@ anything changes (``check_port_reach``):
 
 - the **administrator** may name any (an existing one, a container's, is entered);
 - a **delegated client** (acting as an L2 below the root) only
-  - a kernel namespace delegated to an L2 of its own subtree (``netns_delegate``:
-    the administrator's, or an ancestor's that may use it; ``netns = [...]`` of an L2
-    in the config), or
+  - a kernel namespace the administrator delegated to an L2 of its own subtree
+    (``netns_delegate``; ``netns = [...]`` of an L2 in the config), or
   - one the switch creates for its subtree: a name no port uses and nobody was given
     (the first port makes it *create-only*: the daemon must create it and refuses,
     EPERM, to enter one that exists in the kernel already, ``Switch.netns_must_be_created``),
@@ -18,7 +17,10 @@ anything changes (``check_port_reach``):
   and never ``address`` or ``gateway`` without ``netns``: they would configure the
   daemon's own (host) namespace.
 
-Anything else is ``PermissionDenied`` (EPERM) naming the rule; nothing changes.  Who
+Anything else is ``PermissionDenied`` (EPERM) naming the rule; nothing changes.  Only
+the administrator delegates and revokes: a delegated client that could delegate a name
+to itself would make the daemon enter any kernel namespace of that name, someone
+else's included.  Who
 uses which name is ``State.note_netns``'s index; a name stops being create-only when its
 last port goes.
 """
@@ -69,6 +71,10 @@ class KernelReachVerbs(Access):
 
     def _delegate_target(self, actor, namespace, netns, verb):
         self._configuring(actor, f"{verb} kernel namespace {netns!r}")
+        if actor is not None:
+            raise errors.PermissionDenied(
+                f"'{actor.name}' may not {verb} kernel namespace {netns!r}: only the "
+                f"administrator gives kernel namespaces to an L2 ({_RULE})")
         check_netns_name(netns)
         record = self._resolve(actor, namespace)
         if record.kind != L2:
@@ -79,13 +85,9 @@ class KernelReachVerbs(Access):
     @locked
     def netns_delegate(self, namespace, netns):
         """Let the clients of L2 ``namespace`` (and of its ancestors) put ports into kernel
-        namespace ``netns``, existing or not."""
-        actor = self._actor()
-        record = self._delegate_target(actor, namespace, netns, "delegate")
+        namespace ``netns``, existing or not (the administrator only)."""
+        record = self._delegate_target(self._actor(), namespace, netns, "delegate")
         state = self._sw._state
-        if actor is not None and not _may_use(state, actor, netns):
-            raise errors.PermissionDenied(f"'{actor.name}' may not delegate kernel namespace "
-                                          f"{netns!r}: {_RULE}")
         holder = state.netns_delegated.get(netns)
         if holder is not None:
             raise errors.AlreadyExists(
@@ -102,9 +104,9 @@ class KernelReachVerbs(Access):
 
     @locked
     def netns_revoke(self, namespace, netns):
-        """Take back kernel namespace ``netns`` from L2 ``namespace`` (no port may use it)."""
-        actor = self._actor()
-        record = self._delegate_target(actor, namespace, netns, "revoke")
+        """Take back kernel namespace ``netns`` from L2 ``namespace`` (no port may use it;
+        the administrator only)."""
+        record = self._delegate_target(self._actor(), namespace, netns, "revoke")
         state = self._sw._state
         if netns not in record.netns:
             raise errors.NotFound(f"kernel namespace {netns!r} is not delegated to "

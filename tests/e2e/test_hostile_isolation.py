@@ -42,6 +42,9 @@ def test_1_delegated_client_names_only_kernel_namespaces_of_its_subtree(tapswitc
             assert admin.call("ports") == before                  # nothing changed
             assert not a.netns.has_link(name) and not foreign.has_link(name)
             assert not kernel.host.has_link(name)
+        with pytest.raises(errors.PermissionDenied) as refused:   # nor give it to itself
+            evil.call("netns-delegate", namespace="evil", netns=foreign.name)
+        assert "only the administrator" in refused.value.message
         assert probes.ping(a, b.ip, count=1)                      # the victims still talk
 
         mine = kernel.unique_name("hxns")                         # new: the switch makes it
