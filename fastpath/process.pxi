@@ -11,7 +11,8 @@
 # MACs are handled as 48-bit ints loaded little-endian from the wire bytes (x86), so
 # a MAC compare is one integer compare and the group bit is bit 0.  The tables' lookups
 # are theirs (hashtable.pxi, route_cache.pxi, dir24.pxi, counters.pxi); broadcast and
-# multicast copies are fanout.pxi's.
+# multicast copies are fanout.pxi's.  An IPv6 frame leaves decide() after its Ethernet
+# header for decide6() (process6.pxi), and pass 1 for prefetch_frame6().
 from fastpath.includes.compiler cimport TS_PREFETCH, TS_PREFETCH_W, unlikely
 
 cdef extern from *:
@@ -38,6 +39,11 @@ cdef struct DpTables:
     const FibView* fib          # per scope
     const NextHop4* nh
     RouteCacheView rc
+    HashView demux6             # the IPv6 instances of the address-keyed tables (process6.pxi)
+    HashView neigh6
+    const Lpm6View* fib6        # per scope
+    const NextHop6* nh6
+    RouteCacheView rc6
     ListenerView lists
     McastGroup* mgroups
     CounterView ctr
@@ -145,6 +151,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             return drop(t, b, i, ns, REASON_MALFORMED)
         return slow(t, b, i, ns, REASON_ARP)
     if unlikely(ethertype != ETHERTYPE_IPV4):
+        if ethertype == ETHERTYPE_IPV6:
+            return decide6(t, b, i, port, ns, p, n, dmac)
         return drop(t, b, i, ns, REASON_UNSUPPORTED_ETHERTYPE)
     if unlikely(n < ETH_HLEN + IPV4_MIN_HLEN):
         return drop(t, b, i, ns, REASON_MALFORMED)
@@ -180,14 +188,14 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
 
     # 6. broadcast and multicast: bridged to the scope's listeners, no TTL change
     if dst == 0xFFFFFFFFu:
-        return fan_out(t, b, i, ns, scope, MAC_MASK, n)
+        return fan_out(t, b, i, ns, scope, MAC_MASK, n, ETHERTYPE_IPV4)
     if (dst >> 28) == 0xE:
         mac = 0x5E0001ULL | (<uint64_t>((dst >> 16) & 0x7F) << 24) \
             | (<uint64_t>((dst >> 8) & 0xFF) << 32) | (<uint64_t>(dst & 0xFF) << 40)
         if (dst >> 8) == 0xE00000u:         # 224.0.0.0/24, link-local: every L3 of the scope
-            return fan_out(t, b, i, ns, scope, mac, n)
+            return fan_out(t, b, i, ns, scope, mac, n, ETHERTYPE_IPV4)
         if hash4_find(&t.demux, scope, dst, &v) and (v & DEMUX_MCAST) == DEMUX_MCAST:
-            return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n)
+            return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n, ETHERTYPE_IPV4)
         return drop(t, b, i, ns, REASON_NO_LISTENER)
     if unlikely((dst >> 24) == 0 or (dst >> 24) == 127 or (dst >> 28) == 0xF):
         return drop(t, b, i, ns, REASON_BAD_DESTINATION)
@@ -195,7 +203,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     # 3. demux: an address of the scope
     if hash4_find(&t.demux, scope, dst, &v):
         if v & DEMUX_GROUP:
-            return fan_out(t, b, i, ns, <int32_t>(v & 0xFFFFFFFFu), MAC_MASK, n)
+            return fan_out(t, b, i, ns, <int32_t>(v & 0xFFFFFFFFu), MAC_MASK, n, ETHERTYPE_IPV4)
         if dmac & 1:
             return drop(t, b, i, ns, REASON_NOT_FOR_US)
         owner = <int32_t>v
@@ -254,6 +262,9 @@ cdef inline void prefetch_frame(const DpTables* t, const BatchView* b, Py_ssize_
         return
     scope = t.ns.scope[ns]
     ip = b.buf + off + ETH_HLEN
+    if unlikely(b.buf[off + 12] == (ETHERTYPE_IPV6 >> 8)):
+        prefetch_frame6(t, b, i, ns, scope, ip)
+        return
     src = load_be32(ip + 12)
     dst = load_be32(ip + 16)
     TS_PREFETCH(hash4_home(&t.demux, scope, src))

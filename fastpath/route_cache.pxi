@@ -1,6 +1,6 @@
 # RouteCache: each namespace's own direct-mapped cache of routed destinations -> (egress
 # port, next-hop MAC), so a frame of a flow seen before costs one slot read instead of the
-# FIB and neighbour lookups.  One instance per address family (IPv6: issue 15), written
+# FIB and neighbour lookups.  One instance per address family (the IPv6 one: RcEntry6), written
 # once over the entry type; ``size`` slots per namespace, indexed by a hash of the
 # destination.  An entry is valid while its generation is its scope's (namespaces.pxi):
 # whatever changes the scope's routes, neighbours, addresses or ports bumps it, so a stale
@@ -33,6 +33,13 @@ cdef inline uint32_t rc_index(uint32_t dst, uint32_t mask) noexcept nogil:
 cdef inline RcEntry4* rc4_slot(const RouteCacheView* rc, int32_t ns, uint32_t dst) noexcept nogil:
     """The slot of namespace ns that holds dst if it is cached."""
     return &(<RcEntry4*>rc.entries)[<size_t>ns * rc.size + rc_index(dst, rc.mask)]
+
+
+cdef inline RcEntry6* rc6_slot(const RouteCacheView* rc, int32_t ns, uint64_t hi, uint64_t lo) noexcept nogil:
+    """The slot of namespace ns that holds hi:lo if it is cached (the low half first:
+    it is what tells a subnet's hosts apart)."""
+    cdef uint64_t x = lo ^ (lo >> 29) ^ (hi * 0x9E3779B97F4A7C15ULL)
+    return &(<RcEntry6*>rc.entries)[<size_t>ns * rc.size + rc_index(<uint32_t>(x ^ (x >> 32)), rc.mask)]
 
 
 @cython.final
