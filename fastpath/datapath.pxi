@@ -149,6 +149,7 @@ cdef class DatapathTables:
         cdef DpTables t
         cdef BatchView bv
         t.max_ns, t.max_ports = self.max_namespaces, self.max_ports
+        t.ipv6 = decide6
         t.ns, t.ports = self.ns.view(), self.ports.view()
         t.demux, t.neigh = self.demux.view(), self.neigh.view()
         t.fib, t.nh, t.rc = self.fib.view4(), <const NextHop4*>self.fib.hops(), self.rcache.view()

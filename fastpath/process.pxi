@@ -29,9 +29,14 @@ cdef enum:
     IPV4_MIN_HLEN = 20
     PREFETCH_CHUNK = 32
 
+cdef struct DpTables
+ctypedef uint8_t (*frame_fn)(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port, int32_t ns,
+                             uint8_t* p, uint32_t n, uint64_t dmac) noexcept nogil
+
 cdef struct DpTables:
     # the tables as the batch loop sees them, taken by Datapath under the batch lock
     int32_t max_ns, max_ports
+    frame_fn ipv6
     NsView ns
     PortView ports
     HashView demux
@@ -133,7 +138,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     b.out_port[i] = -1
     b.fanout_n[i] = 0
     b.fanout_first[i] = 0
-    if unlikely(port < 0 or port >= t.max_ports or t.ports.ns[port] < 0):
+    if unlikely(<uint32_t>port >= <uint32_t>t.max_ports or t.ports.ns[port] < 0):
         return drop(t, b, i, -1, REASON_UNKNOWN_PORT)
     ns = t.ports.ns[port]
     count_rx(&t.ctr, port, ns, n)
@@ -152,7 +157,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
         return slow(t, b, i, ns, REASON_ARP)
     if unlikely(ethertype != ETHERTYPE_IPV4):
         if ethertype == ETHERTYPE_IPV6:
-            return decide6(t, b, i, port, ns, p, n, dmac)
+            return t.ipv6(t, b, i, port, ns, p, n, dmac)
         return drop(t, b, i, ns, REASON_UNSUPPORTED_ETHERTYPE)
     if unlikely(n < ETH_HLEN + IPV4_MIN_HLEN):
         return drop(t, b, i, ns, REASON_MALFORMED)
@@ -188,14 +193,14 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
 
     # 6. broadcast and multicast: bridged to the scope's listeners, no TTL change
     if dst == 0xFFFFFFFFu:
-        return fan_out(t, b, i, ns, scope, MAC_MASK, n, ETHERTYPE_IPV4)
+        return fan_out(t, b, i, ns, scope, MAC_MASK, n)
     if (dst >> 28) == 0xE:
         mac = 0x5E0001ULL | (<uint64_t>((dst >> 16) & 0x7F) << 24) \
             | (<uint64_t>((dst >> 8) & 0xFF) << 32) | (<uint64_t>(dst & 0xFF) << 40)
         if (dst >> 8) == 0xE00000u:         # 224.0.0.0/24, link-local: every L3 of the scope
-            return fan_out(t, b, i, ns, scope, mac, n, ETHERTYPE_IPV4)
+            return fan_out(t, b, i, ns, scope, mac, n)
         if hash4_find(&t.demux, scope, dst, &v) and (v & DEMUX_MCAST) == DEMUX_MCAST:
-            return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n, ETHERTYPE_IPV4)
+            return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n)
         return drop(t, b, i, ns, REASON_NO_LISTENER)
     if unlikely((dst >> 24) == 0 or (dst >> 24) == 127 or (dst >> 28) == 0xF):
         return drop(t, b, i, ns, REASON_BAD_DESTINATION)
@@ -203,7 +208,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     # 3. demux: an address of the scope
     if hash4_find(&t.demux, scope, dst, &v):
         if v & DEMUX_GROUP:
-            return fan_out(t, b, i, ns, <int32_t>(v & 0xFFFFFFFFu), MAC_MASK, n, ETHERTYPE_IPV4)
+            return fan_out(t, b, i, ns, <int32_t>(v & 0xFFFFFFFFu), MAC_MASK, n)
         if dmac & 1:
             return drop(t, b, i, ns, REASON_NOT_FOR_US)
         owner = <int32_t>v
@@ -254,7 +259,7 @@ cdef inline void prefetch_frame(const DpTables* t, const BatchView* b, Py_ssize_
     cdef uint32_t off = b.offset[i], src, dst
     cdef const uint8_t* ip
     cdef const FibView* f
-    if port < 0 or port >= t.max_ports or b.length[i] < ETH_HLEN + IPV4_MIN_HLEN \
+    if <uint32_t>port >= <uint32_t>t.max_ports or b.length[i] < ETH_HLEN + IPV4_MIN_HLEN \
             or <uint64_t>off + b.length[i] > b.pool_size:
         return
     ns = t.ports.ns[port]

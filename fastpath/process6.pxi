@@ -52,6 +52,16 @@ cdef inline uint8_t forward6(const DpTables* t, BatchView* b, Py_ssize_t i, uint
     return VERDICT_FORWARD
 
 
+cdef inline uint8_t ipv6_copies(BatchView* b, Py_ssize_t start, uint8_t verdict) noexcept nogil:
+    """The fan-out copies made from ``start`` on get IPv6's ethertype (fanout.pxi writes
+    IPv4's: a parameter there cost the IPv4 path instructions); returns ``verdict``."""
+    cdef Py_ssize_t k
+    for k in range(start, b.fanout_count):
+        b.fanout_eth[k * ETH_HLEN + 12] = ETHERTYPE_IPV6 >> 8
+        b.fanout_eth[k * ETH_HLEN + 13] = ETHERTYPE_IPV6 & 0xFF
+    return verdict
+
+
 cdef inline uint32_t wire_len6(const uint8_t* p, uint32_t off, const uint8_t* ip, uint32_t end,
                                const Ip6Upper* u) noexcept nogil:
     """The largest IPv6 packet frame ``p`` puts on a link: itself (``end`` bytes), or
@@ -78,6 +88,7 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
     cdef int32_t scope, owner, op
     cdef uint8_t icmp_type
     cdef bint link_src, src_owned = False, routed
+    cdef Py_ssize_t first
     cdef Ip6Upper u
     cdef RcEntry6* rc
     cdef const NextHop6* hop
@@ -130,12 +141,13 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
         mac = ip6_group_mac(dlo)
         if unlikely(scope_bits < MCAST_SCOPE_LINK):
             return drop(t, b, i, ns, REASON_BAD_DESTINATION)
+        first = b.fanout_count
         if scope_bits == MCAST_SCOPE_LINK:
-            return fan_out(t, b, i, ns, scope, mac, n, ETHERTYPE_IPV6)
+            return ipv6_copies(b, first, fan_out(t, b, i, ns, scope, mac, n))
         if unlikely(link_src):
             return drop(t, b, i, ns, REASON_LINK_LOCAL_SOURCE_ROUTED)
         if hash6_find(&t.demux6, scope, dhi, dlo, &v) and (v & DEMUX_MCAST) == DEMUX_MCAST:
-            return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n, ETHERTYPE_IPV6)
+            return ipv6_copies(b, first, fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n))
         return drop(t, b, i, ns, REASON_NO_LISTENER)
 
     # 5. unicast
