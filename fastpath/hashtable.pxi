@@ -16,7 +16,7 @@
 # (includes/memory.pxd: at 1M entries the TLB, not the cache, is what a probe waits for).
 from libc.stdlib cimport malloc, calloc, free, realloc
 from libc.string cimport memset, memcpy
-from fastpath.includes.memory cimport ts_table_alloc, ts_table_free
+from fastpath.includes.memory cimport ts_table_alloc, ts_table_free, ts_table_zalloc
 cimport cython
 
 cdef struct Slot4:
@@ -224,10 +224,12 @@ cdef class AddrHash:
         return slot_find(<Slot6*>self.slots, self.mask, &p6, value)
 
     cdef int put(self, uint64_t tag, uint64_t hi, uint64_t lo, uint64_t value) except -1:
-        """Insert or replace (tag, address) -> value."""
+        """Insert or replace (tag, address) -> value.  Replacing never allocates (so
+        never fails): a caller may undo a change with it."""
         cdef Slot4 p4
         cdef Slot6 p6
-        if (<uint64_t>self.used + 1) * 2 > self.mask + 1:
+        cdef uint64_t old
+        if (<uint64_t>self.used + 1) * 2 > self.mask + 1 and not self.get(tag, hi, lo, &old):
             self._resize((self.mask + 1) * 2)
         if self.family == 4:
             slot_set_key(&p4, tag, hi, lo)

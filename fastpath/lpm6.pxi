@@ -2,42 +2,41 @@
 #
 # The structure: a hash per prefix length (one AddrHash(6) tagged by the length), searched
 # longest first -- but only over the lengths that occur in the destination's own /24
-# block.  A direct table indexed by the address's first 24 bits (``blocks``) names, per
-# block, the set of prefix lengths longer than /24 present inside it (a bitmap of lengths
+# block.  A second hash (``blocks``: block = the address's first 24 bits) names, per block
+# that holds prefixes longer than /24, the set of their lengths (a bitmap of lengths
 # 25..128, kept once per distinct set in ``sets``); prefixes of /24 and shorter (the
 # default route among them) are a DIR-24 of the address's top 32 bits (dir24.pxi's
-# Dir24Fib, fed /0../24 only, so it never needs a tbl8).  A lookup reads one block entry,
-# probes the hash at each length of the block's set from the longest down, and stops at
-# the first hit; a block without longer prefixes answers from the DIR-24 at once.
+# Dir24Fib, fed /0../24 only, so it never needs a tbl8).  A lookup probes the block hash,
+# then the route hash at each length of the block's set from the longest down, and stops
+# at the first hit; a block without longer prefixes answers from the DIR-24 at once.
 #
 # Why this and not the others (DPDK's lpm6, a DIR-24-8-8-... multibit trie; the kernel's
 # fib6, a binary radix tree; Waldvogel's binary search on lengths with markers):
 # - Memory follows the routes.  A multibit trie spends a 256-entry group per 8 bits of
 #   every distinct path: 1M scattered /48s need ~3 groups each (GBs), and DPDK makes the
 #   operator size the group pool up front.  Here a route is one 32-byte hash slot (load
-#   <= 1/2) plus its share of the block table (64 MB of address space, calloc'd: only the
-#   pages of blocks that hold routes are ever touched).
+#   <= 1/2), its block one 16-byte slot; a scope with a few routes costs a few KB (no
+#   direct table of 2^24 blocks), and the large hashes sit on huge pages.
 # - Few probes where it matters.  Tenant networks (fd00::/8 ULAs, /48 sites, /64
 #   subnets, /128 hosts) and even a full BGP table put only a few lengths in any one /24
-#   block, so a lookup is the block read plus one to a few probes; the global set of
-#   lengths, which a plain "bitmap of lengths present" would search, is much larger.  A
-#   radix tree walks up to 128 nodes; a multibit trie 1 + (length - 24) / 8 dependent
+#   block, so a lookup is the block probe plus one to a few route probes; the global set
+#   of lengths, which a plain "bitmap of lengths present" would search, is much larger.
+#   A radix tree walks up to 128 nodes; a multibit trie 1 + (length - 24) / 8 dependent
 #   reads for every lookup (6 for a /64).
 # - Cheap, local updates.  Adding or removing a prefix longer than /24 touches its hash
 #   slot, a count, and at most its block's set id; Waldvogel's markers must be recomputed
 #   when a shorter prefix changes the best match of markers below it, and the search
 #   tree over lengths is rebuilt when a length appears or goes.
-# - The batch loop prefetches the block entry (and the DIR-24 entry) of each frame in
-#   pass 1, as it does tbl24 for IPv4; the per-namespace route cache (route_cache.pxi)
-#   answers repeated destinations before any of this.
+# - Prefetchable.  The batch loop starts the block probe's and the DIR-24 entry's reads
+#   of every frame in pass 1 (lpm6_prefetch), as it does tbl24's for IPv4; the
+#   per-namespace route cache (route_cache.pxi) answers repeated destinations first.
 # The cost: a block whose set holds many lengths (a /24 with prefixes of ten lengths) pays
-# a probe per length longer than the match.  The hash probes are the same slot_find() as
-# the demux's.
+# a probe per length longer than the match, each a dependent read.  The probes are the
+# demux's slot_find().
 #
 # The counts behind the sets ((length, block) -> number of prefixes) are an AddrHash(4)
 # too, so no Python object exists per route.  FibTable (fib.pxi) holds one Lpm6Fib per L2
 # scope that has IPv6 routes.
-
 from fastpath.includes.compiler cimport TS_PREFETCH
 
 cdef struct LenSet:
@@ -46,24 +45,23 @@ cdef struct LenSet:
 
 cdef struct Lpm6View:
     FibView top                 # /0../24 over the top 32 bits (dir24.pxi)
-    const uint32_t* blocks      # per /24 block: its LenSet id (0: no longer prefix); NULL: none at all
+    uint32_t longer             # are there prefixes longer than /24?
+    HashView blocks             # (0, /24 block) -> its LenSet id
     const LenSet* sets
     HashView routes             # (length, prefix) -> next hop, lengths 25..128
 
 cdef enum:
-    LPM6_BLOCKS = 1 << 24
     LPM6_DIR_LEN = 24
 
 
 cdef inline uint32_t lpm6_lookup(const Lpm6View* f, uint64_t hi, uint64_t lo) noexcept nogil:
     """Next hop + 1 of the longest prefix covering hi:lo; 0 when none does."""
-    cdef uint32_t s, k
-    cdef uint64_t bits, v
+    cdef uint32_t k
+    cdef uint64_t bits, v, s
     cdef const LenSet* ls
     cdef Slot6 probe
-    if f.blocks != NULL:
-        s = f.blocks[hi >> 40]
-        if s:
+    if f.longer:
+        if hash4_find(&f.blocks, 0, <uint32_t>(hi >> 40), &s):
             ls = &f.sets[s]
             bits = ls.hi
             probe.hi = hi
@@ -88,8 +86,8 @@ cdef inline uint32_t lpm6_lookup(const Lpm6View* f, uint64_t hi, uint64_t lo) no
 
 cdef inline void lpm6_prefetch(const Lpm6View* f, uint64_t hi) noexcept nogil:
     """Pass 1 of the batch loop: start reading what lpm6_lookup(hi) reads first."""
-    if f.blocks != NULL:
-        TS_PREFETCH(&f.blocks[hi >> 40])
+    if f.longer:
+        TS_PREFETCH(hash4_home(&f.blocks, 0, <uint32_t>(hi >> 40)))
     if f.top.tbl24 != NULL:
         TS_PREFETCH(&f.top.tbl24[hi >> 40])
 
@@ -99,7 +97,7 @@ cdef class Lpm6Fib:
     cdef Dir24Fib top               # /0../24
     cdef AddrHash routes            # (length, prefix) -> next hop, /25../128
     cdef AddrHash counts            # (length, block) -> prefixes of that length in the block
-    cdef uint32_t* blocks           # LPM6_BLOCKS set ids; NULL while no prefix is longer than /24
+    cdef AddrHash blocks            # (0, block) -> set id, for the blocks with longer prefixes
     cdef LenSet* sets               # set id -> lengths (id 0: the empty set)
     cdef uint32_t sets_cap
     cdef dict set_ids               # (hi, lo) bitmap -> set id
@@ -108,12 +106,11 @@ cdef class Lpm6Fib:
 
     def __cinit__(self):
         self.top = Dir24Fib()
-        self.routes, self.counts = AddrHash(6), AddrHash(4)
-        self.blocks, self.sets, self.sets_cap = NULL, NULL, 0
+        self.routes, self.counts, self.blocks = AddrHash(6), AddrHash(4), AddrHash(4)
+        self.sets, self.sets_cap = NULL, 0
         self.set_ids, self.set_refs, self.free_sets = {}, [0], []
 
     def __dealloc__(self):
-        free(self.blocks)
         free(self.sets)
 
     def __len__(self):
@@ -121,7 +118,8 @@ cdef class Lpm6Fib:
 
     cdef Lpm6View view(self) noexcept:
         cdef Lpm6View v
-        v.top, v.blocks, v.sets, v.routes = self.top.view(), self.blocks, self.sets, self.routes.view()
+        v.top, v.sets, v.routes, v.blocks = self.top.view(), self.sets, self.routes.view(), self.blocks.view()
+        v.longer = len(self.routes) > 0
         return v
 
     cdef bint get_route(self, uint64_t hi, uint64_t lo, int plen, uint32_t* nh) noexcept:
@@ -137,34 +135,33 @@ cdef class Lpm6Fib:
         """Add or replace prefix/plen -> nh (the caller checked the arguments).  A
         MemoryError leaves the table as it was."""
         cdef uint64_t v
-        cdef uint32_t block = <uint32_t>(hi >> 40), new_set
+        cdef uint32_t block = <uint32_t>(hi >> 40), new_set, old_set
         if plen <= LPM6_DIR_LEN:
             return self.top.insert(<uint32_t>(hi >> 32), plen, nh)
         if self.routes.get(plen, hi, lo, &v):
-            return self.routes.put(plen, hi, lo, nh)        # replaced in place
-        if self.blocks == NULL:
-            self.blocks = <uint32_t*>calloc(LPM6_BLOCKS, sizeof(uint32_t))
-            if self.blocks == NULL:
-                raise MemoryError("IPv6 FIB: block table")
+            return self.routes.put(plen, hi, lo, nh)        # replaced: never allocates
+        old_set = self._block_set(block)
         new_set = self._set_with(block, plen, True)         # may raise: nothing changed yet
         try:
             self._count(block, plen, 1)
             try:
                 self.routes.put(plen, hi, lo, nh)
+                try:
+                    self.blocks.put(0, 0, block, new_set)
+                except BaseException:
+                    self.routes.delete(plen, hi, lo)
+                    raise
             except BaseException:
                 self._count(block, plen, -1)
                 raise
         except BaseException:
             self._release_set(new_set)
-            if len(self.routes) == 0:
-                self._free_blocks()
             raise
-        self._assign(block, new_set)
-        return 0
+        return self._release_set(old_set)
 
     cdef int remove(self, uint64_t hi, uint64_t lo, int plen) except -1:
         """Remove prefix/plen (present: the caller checked)."""
-        cdef uint32_t block = <uint32_t>(hi >> 40), new_set = 0
+        cdef uint32_t block = <uint32_t>(hi >> 40), new_set = 0, old_set
         cdef uint64_t n = 0
         if plen <= LPM6_DIR_LEN:
             return self.top.remove(<uint32_t>(hi >> 32), plen)
@@ -174,9 +171,12 @@ cdef class Lpm6Fib:
         self.routes.delete(plen, hi, lo)
         self._count(block, plen, -1)
         if n == 1:
-            self._assign(block, new_set)
-        if len(self.routes) == 0:
-            self._free_blocks()
+            old_set = self._block_set(block)
+            if new_set:
+                self.blocks.put(0, 0, block, new_set)       # replaced: never allocates
+            else:
+                self.blocks.delete(0, 0, block)
+            self._release_set(old_set)
         return 0
 
     # ---- the length sets ---------------------------------------------------------------
@@ -192,13 +192,20 @@ cdef class Lpm6Fib:
             self.counts.delete(plen, 0, block)
         return n
 
+    cdef uint32_t _block_set(self, uint32_t block) noexcept:
+        """The set id of ``block`` (0: none)."""
+        cdef uint64_t sid = 0
+        self.blocks.get(0, 0, block, &sid)
+        return <uint32_t>sid
+
     cdef uint32_t _set_with(self, uint32_t block, int plen, bint present) except? 0xFFFFFFFF:
         """The id (a new reference) of ``block``'s current set with length ``plen``
         present or absent."""
         cdef LenSet s
+        cdef uint32_t sid = self._block_set(block)
         s.hi = s.lo = 0
-        if self.blocks[block]:
-            s = self.sets[self.blocks[block]]
+        if sid:
+            s = self.sets[sid]
         if plen > 64:
             s.hi = (s.hi | (1ULL << (plen - 65))) if present else (s.hi & ~(1ULL << (plen - 65)))
         else:
@@ -240,16 +247,6 @@ cdef class Lpm6Fib:
             self.free_sets.append(sid)
         return 0
 
-    cdef int _assign(self, uint32_t block, uint32_t sid) except -1:
-        """``block`` now has set ``sid`` (a reference the caller acquired)."""
-        cdef uint32_t old = self.blocks[block]
-        self.blocks[block] = sid
-        return self._release_set(old)
-
-    cdef void _free_blocks(self) noexcept:
-        free(self.blocks)
-        self.blocks = NULL
-
     def routes_list(self):
         """[(prefix, plen, nexthop)] with the prefix as a 128-bit int (control plane, tests)."""
         out = [(p << 96, l, nh) for p, l, nh in self.top.routes_list()]
@@ -258,13 +255,10 @@ cdef class Lpm6Fib:
 
     def length_sets(self):
         """{block: [lengths]} of the blocks that hold prefixes longer than /24 (tests)."""
-        cdef uint32_t b
         cdef LenSet s
-        if self.blocks == NULL:
-            return {}
         out = {}
-        for b in {block for _, block, _ in self.counts.items()}:
-            s = self.sets[self.blocks[b]]
-            out[b] = [l for l in range(25, 129)
-                      if (s.hi >> (l - 65) & 1 if l > 64 else s.lo >> (l - 25) & 1)]
+        for _, block, sid in self.blocks.items():
+            s = self.sets[sid]
+            out[block] = [l for l in range(25, 129)
+                          if (s.hi >> (l - 65) & 1 if l > 64 else s.lo >> (l - 25) & 1)]
         return out

@@ -4,8 +4,9 @@
 # once over the entry type; ``size`` slots per namespace, indexed by a hash of the
 # destination.  An entry is valid while its generation is its scope's (namespaces.pxi):
 # whatever changes the scope's routes, neighbours, addresses or ports bumps it, so a stale
-# entry is never used and nothing has to be searched out.  calloc: the pages of
-# namespaces that never route stay untouched (a zero generation is an empty slot).
+# entry is never used and nothing has to be searched out.  Zeroed as the pages are first
+# touched (includes/memory.pxd): the pages of namespaces that never route stay untouched
+# (a zero generation is an empty slot).
 
 
 cdef struct RcEntry4:           # 16 bytes, 4 per cache line
@@ -55,12 +56,12 @@ cdef class RouteCache:
             raise InvalidArgument("route_cache_size must be a power of two up to 65536")
         self.family, self.namespaces, self.size = family, namespaces, size
         self.entry_size = sizeof(RcEntry4) if family == 4 else sizeof(RcEntry6)
-        self.entries = calloc(<size_t>namespaces * size, self.entry_size)
+        self.entries = ts_table_zalloc(<size_t>namespaces * size * self.entry_size)
         if self.entries == NULL:
             raise MemoryError()
 
     def __dealloc__(self):
-        free(self.entries)
+        ts_table_free(self.entries, <size_t>self.namespaces * self.size * self.entry_size)
 
     cdef RouteCacheView view(self) noexcept nogil:
         cdef RouteCacheView v
