@@ -11,7 +11,7 @@ An event type without an entry is a programming error: ``marks_of`` raises
 from pyctl.compile.plan import fast_path_ipv4
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, GroupJoined, GroupLeft, NamespaceCreated,
-                                NamespaceDestroyed, PortAdded, PortDeleted, RouteAdded,
+                                NamespaceDestroyed, PortAdded, PortDeleted, QuotaSet, RouteAdded,
                                 RouteDeleted)
 
 __all__ = ["Marks", "MARKS_OF", "marks_of", "UnhandledEvent"]
@@ -83,6 +83,10 @@ def _membership(event, marks):
     marks.namespaces.add(event.namespace.id)
 
 
+def _nothing(event, marks):
+    pass
+
+
 # event type         handler               plan tables it may touch
 MARKS_OF = {
     NamespaceCreated:   _namespace_created,   # namespaces; a new L2: its scope
@@ -98,6 +102,7 @@ MARKS_OF = {
     PortDeleted:        _port,
     GroupJoined:        _membership,          # multicast
     GroupLeft:          _membership,
+    QuotaSet:           _nothing,             # none: what may be held, not what is
 }
 
 

@@ -34,6 +34,8 @@ def apply(config: Config, switch) -> None:
         for ns in config.namespaces:
             path = _path_of(ns.key)
             step(path + ("name",), switch.create, ns.name, ns.kind, parent=ns.parent)
+            if ns.quota:
+                step(path + ("quota",), switch.quota_set, ns.name, dict(ns.quota))
             add = switch.address_add if ns.kind == "l2" else _swap(switch.assign_and_push)
             for i, address in enumerate(ns.addresses):
                 step(path + ("addresses", i), add, ns.name, address)

@@ -23,7 +23,8 @@ __all__ = [
     "ChangeEvent", "NamespaceCreated", "NamespaceDestroyed", "DestroyedNamespace",
     "AddressEvent", "AddressAdded", "AddressDeleted", "TenantAddressEvent", "AddressPushed",
     "AddressPulled", "AddressAssigned", "RouteEvent", "RouteAdded", "RouteDeleted", "PortEvent",
-    "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft", "EVENT_TYPES",
+    "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft", "QuotaSet",
+    "EVENT_TYPES",
 ]
 
 Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
@@ -223,6 +224,21 @@ class GroupLeft(MembershipEvent):
     kind = "group.leave"
 
 
+# -- quotas (pyctl.model.quotas) -----------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class QuotaSet(ChangeEvent):
+    """``namespace``'s quotas are now ``quota``: ((key, limit), ...), sorted; what may be
+    held, not what is (no category: no table changes)."""
+    kind = "quota.set"
+    namespace: Namespace
+    quota: tuple = ()
+
+    @property
+    def limits(self):
+        return dict(self.quota)
+
+
 EVENT_TYPES = (NamespaceCreated, NamespaceDestroyed, AddressAdded, AddressDeleted,
                AddressPushed, AddressPulled, AddressAssigned, RouteAdded, RouteDeleted,
-               PortAdded, PortDeleted, GroupJoined, GroupLeft)
+               PortAdded, PortDeleted, GroupJoined, GroupLeft, QuotaSet)
