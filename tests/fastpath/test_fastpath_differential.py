@@ -4,6 +4,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastpath import Datapath
 from fastpath.reference import ReferenceDatapath, ipv4_checksum
+from differential_worlds import apply, skeleton
 from fastpath_frames import assert_same_batch, BCAST, ip, ipv4_frame, arp_frame, mac
 
 ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
@@ -18,24 +19,7 @@ MAX_PORTS = 8
 @st.composite
 def worlds(draw):
     """A list of table writes: L2 scopes 0 and 1, up to 5 L3 namespaces, ports, tables."""
-    ops = [("set_namespace", 0, 0, False)]
-    if draw(st.booleans()):
-        ops.append(("set_namespace", 1, 1, False))
-    scopes = [op[1] for op in ops]
-    l3 = {}
-    for n in range(2, 2 + draw(st.integers(0, 5))):
-        l3[n] = draw(st.sampled_from(scopes))
-        ops.append(("set_namespace", n, l3[n], True))
-    namespaces = scopes + list(l3)
-    scope_of = {**{s: s for s in scopes}, **l3}
-    ports, used_l3 = {}, set()
-    for p in range(draw(st.integers(1, MAX_PORTS - 1))):
-        n = draw(st.sampled_from(namespaces))
-        if n in l3 and n in used_l3:
-            continue
-        used_l3.add(n)
-        ports[p] = n
-        ops.append(("set_port", p, n, mac(p + 1)))
+    ops, scopes, _, namespaces, scope_of, ports, _ = skeleton(draw, MAX_PORTS)
     owned = {}
     for a in draw(st.lists(st.sampled_from(ADDRS), max_size=8)):
         n = draw(st.sampled_from(namespaces))
@@ -110,12 +94,6 @@ def scenarios(draw):
     changes = draw(st.lists(st.sampled_from(["route", "unroute", "neigh", "move", "port"]),
                             min_size=len(batches), max_size=len(batches)))
     return ops, peers, batches, changes, sorted(ports), owned
-
-
-def apply(dp, ops):
-    with dp.update():
-        for name, *args in ops:
-            getattr(dp, name)(*args)
 
 
 def change(dp, what, ports, owned, port_ns):

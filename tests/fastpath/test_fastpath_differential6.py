@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastpath import Batch, Datapath
 from fastpath.reference import ReferenceDatapath
+from differential_worlds import apply, skeleton
 from fastpath_frames import batch_results, ip, ipv4_frame, mac
 from fastpath_frames6 import (AUTH, DEST_OPTS, FRAGMENT, HBH, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
                               V6, ext, gso_header, icmp6, ipv6_frame, load_with_headers, mcast_mac)
@@ -30,24 +31,7 @@ MAX_PORTS = 8
 
 @st.composite
 def worlds(draw):
-    ops = [("set_namespace", 0, 0, False)]
-    if draw(st.booleans()):
-        ops.append(("set_namespace", 1, 1, False))
-    scopes = [op[1] for op in ops]
-    l3 = {}
-    for n in range(2, 2 + draw(st.integers(0, 5))):
-        l3[n] = draw(st.sampled_from(scopes))
-        ops.append(("set_namespace", n, l3[n], True))
-    namespaces = scopes + list(l3)
-    scope_of = {**{s: s for s in scopes}, **l3}
-    ports, used_l3 = {}, set()
-    for p in range(draw(st.integers(1, MAX_PORTS - 1))):
-        n = draw(st.sampled_from(namespaces))
-        if n in l3 and n in used_l3:
-            continue
-        used_l3.add(n)
-        ports[p] = n
-        ops.append(("set_port", p, n, mac(p + 1), draw(st.sampled_from(MTUS))))
+    ops, scopes, _, namespaces, scope_of, ports, used_l3 = skeleton(draw, MAX_PORTS, MTUS)
     owned = {}
     wanted = [(draw(st.sampled_from(ADDRS)), n) for n in sorted(used_l3) if draw(st.integers(0, 4))]
     wanted += [(a, draw(st.sampled_from(namespaces))) for a in
@@ -131,12 +115,6 @@ def scenarios(draw):
     changes = draw(st.lists(st.sampled_from(["route", "unroute", "neigh", "move", "mtu"]),
                             min_size=len(batches), max_size=len(batches)))
     return ops, peers, batches, changes, sorted(ports), owned
-
-
-def apply(dp, ops):
-    with dp.update():
-        for name, *args in ops:
-            getattr(dp, name)(*args)
 
 
 def change(dp, what, ports, owned, port_ns):
