@@ -6,14 +6,39 @@
 # broadcast lists and groups with it; a group's egress ports follow its members' ports.
 # Writes happen inside ``with datapath.update():`` (datapath.pxi).
 #
-# Both families through the same methods: an IPv4 address is a host-order int, an IPv6
-# address an ipaddress.IPv6Address (fastpath/addresses.py checks them and says which);
-# each address-keyed call goes to that family's table, and answers come back in the
-# family asked.  IPv6 specifics: add_address takes the address's on-link prefix length
-# (``plen``: two addresses of one subnet talk as on one link, their frames keep their hop
-# limit); a route's gateway is an IPv6Address or None (on-link); groups are ff00::/8 of a
-# scope wider than link-local; IPv6 has no broadcast.  A port's MTU (set_port's ``mtu``,
-# 1500 by default: a TAP's) bounds the IPv6 frames routed out of it (too_big).
+# Both families through the same methods (no "6" twins): an IPv4 address is a host-order
+# int, an IPv6 address an ipaddress.IPv6Address (a prefix: the IPv6Address of the network
+# + its length); fastpath/addresses.py checks them and says which.  Each address-keyed
+# call goes to that family's table; answers come back in the family asked.  A bad family,
+# type or range is InvalidArgument, as for IPv4.  The final API (fastpath.reference's
+# ReferenceDatapath has the same; IPv4 signatures as before):
+#   set_port(port, ns, mac, mtu=1500)   mtu: the largest IP packet the port's link carries
+#                                       (68..65535; an IPv6 link needs 1280+: the model's check);
+#                                       a routed or switched IPv6 frame (a super-frame: its
+#                                       largest segment) over the egress port's MTU goes to
+#                                       the slow path, reason too_big.  IPv4 is not checked.
+#   port_mtu(port) -> int
+#   add_address(scope, ip, ns, plen=None)   IPv6: plen = the address's on-link prefix
+#                                       length 0..128 (None: 128, none known); two owned
+#                                       addresses with the same plen and prefix are on one
+#                                       link (switched, hop limit kept), else routed.
+#                                       IPv4 takes no plen.  No multicast, ::, ::1, fe80::/10
+#                                       or ::ffff:0:0/96 (the switch answers link-local).
+#   remove_address(scope, ip), lookup_address(scope, ip) -> ns or -1
+#   address_onlink(scope, ip) -> plen of an owned IPv6 address (128: none), or None
+#   add_route(scope, prefix, plen, port, gateway=0)   IPv6: plen 0..128, gateway an
+#                                       IPv6Address or None (0 accepted) = on-link
+#   remove_route(scope, prefix, plen), lookup_route(scope, ip) -> (port, gateway) or None
+#                                       (IPv6 on-link: gateway None; IPv4: 0)
+#   routes(scope) -> [(prefix, plen, port, gateway)]: IPv4 then IPv6, each by plen, prefix
+#   set_neighbour(scope, ip, mac), remove_neighbour(scope, ip), neighbour(scope, ip) -> mac
+#   set_group(scope, group, ns_ids), remove_group(scope, group), lookup_group(scope, group)
+#                                       IPv6 groups: ff00::/8 of a scope wider than link
+#                                       (ff02::/16 and other link-scope groups reach every
+#                                       L3 of the scope with no entry, like 224.0.0.0/24;
+#                                       scope 0/1 are bad_destination drops)
+#   set_broadcast / remove_broadcast / lookup_broadcast: IPv4 only (IPv6 has none)
+#   families == (4, 6)
 
 
 cdef class Datapath(DatapathTables):
