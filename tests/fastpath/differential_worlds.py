@@ -1,10 +1,12 @@
 """What the differential tests of both families draw alike: a world's skeleton (L2 scope
 0 and maybe 1, up to five L3 namespaces in them, ports -- an L3 has at most one) as table
-writes, and writing a world's table operations to a datapath."""
+writes, and the core and the reference given a world's table operations."""
 from typing import NamedTuple
 
 from hypothesis import strategies as st
 
+from fastpath import Datapath
+from fastpath.reference import ReferenceDatapath
 from fastpath_frames import mac
 
 
@@ -47,3 +49,15 @@ def apply(dp, ops):
     with dp.update():
         for name, *args in ops:
             getattr(dp, name)(*args)
+
+
+def twins(ops, peers, max_ports):
+    """(core, reference), both with the world ``ops`` and the peers' MACs ``peers``
+    ({port: mac}), and {port: namespace} of the world."""
+    core = Datapath(max_namespaces=8, max_ports=max_ports, route_cache_size=4)
+    ref = ReferenceDatapath(max_namespaces=8, max_ports=max_ports, route_cache_size=4)
+    for dp in (core, ref):
+        apply(dp, ops)
+        for p, m in peers.items():
+            dp.set_peer_mac(p, m)
+    return core, ref, {args[0]: args[1] for name, *args in ops if name == "set_port"}

@@ -2,9 +2,8 @@
 malformed frames; the compiled core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastpath import Datapath
-from fastpath.reference import ReferenceDatapath, ipv4_checksum
-from differential_worlds import apply, skeleton
+from fastpath.reference import ipv4_checksum
+from differential_worlds import skeleton, twins
 from fastpath_frames import assert_same_batch, BCAST, ip, ipv4_frame, arp_frame, mac
 
 ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
@@ -117,13 +116,7 @@ def change(dp, what, ports, owned, port_ns):
 @given(scenarios(), st.integers(1, 64))
 def test_core_matches_reference(scenario, max_fanout):
     ops, peers, batches, changes, ports, owned = scenario
-    core = Datapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
-    ref = ReferenceDatapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
-    port_ns = {args[0]: args[1] for name, *args in ops if name == "set_port"}
-    for dp in (core, ref):
-        apply(dp, ops)
-        for p, m in peers.items():
-            dp.set_peer_mac(p, m)
+    core, ref, port_ns = twins(ops, peers, MAX_PORTS)
     for frames_, what in zip(batches, changes):
         assert_same_batch(core, ref, frames_, max_fanout)
         assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]

@@ -8,9 +8,8 @@ flipped bytes; GSO claims in the virtio-net header before the frame -- with IPv4
 mixed in.  The core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastpath import Batch, Datapath
-from fastpath.reference import ReferenceDatapath
-from differential_worlds import apply, skeleton
+from fastpath import Batch
+from differential_worlds import skeleton, twins
 from fastpath_frames import batch_results, ip, ipv4_frame, mac
 from fastpath_frames6 import (AUTH, DEST_OPTS, FRAGMENT, HBH, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
                               V6, ext, gso_header, icmp6, ipv6_frame, load_with_headers, mcast_mac)
@@ -149,13 +148,7 @@ def same_batch(core, ref, frames_, hdrs, max_fanout):
 @given(scenarios(), st.integers(1, 64))
 def test_core_matches_reference_on_ipv6(scenario, max_fanout):
     ops, peers, batches, changes, ports, owned = scenario
-    core = Datapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
-    ref = ReferenceDatapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
-    port_ns = {args[0]: args[1] for name, *args in ops if name == "set_port"}
-    for dp in (core, ref):
-        apply(dp, ops)
-        for p, m in peers.items():
-            dp.set_peer_mac(p, m)
+    core, ref, port_ns = twins(ops, peers, MAX_PORTS)
     assert core.routes(0) == ref.routes(0)
     for (frames_, hdrs), what in zip(batches, changes):
         same_batch(core, ref, frames_, hdrs, max_fanout)
