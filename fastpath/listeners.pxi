@@ -1,8 +1,10 @@
 # ListenerLists: who a broadcast goes to.  List id s < size (a namespace id space) is
-# scope s's DHCP servers (its L3s whose port is marked as one: where a DHCP client's
-# broadcast from 0.0.0.0 goes); ids from size on are directed-broadcast lists, one per
-# (scope, broadcast address), found through the demux (DEMUX_GROUP | id): the L3s on that
-# subnet, also what a limited broadcast or link-local multicast from the subnet reaches.
+# scope s's "every L3 namespace" list (IPv6 link-scope multicast); id size + s is scope
+# s's DHCP servers (its L3s whose port is marked as one: where a DHCP client's broadcast
+# from 0.0.0.0 goes, ``dhcp_list``); ids from 2 * size on are directed-broadcast lists,
+# one per (scope, broadcast address), found through the demux (DEMUX_GROUP | id): the
+# L3s on that subnet, also what an IPv4 limited broadcast or link-local multicast from
+# the subnet reaches.
 # process() walks a list's members and sends a copy to each member's L3 port (an L2
 # member has none), never to the sender.
 #
@@ -16,6 +18,7 @@ cdef struct ListenerView:
     const int32_t* length       # list id -> number of members
     const int32_t* members
     int32_t n                   # list ids 0..n-1
+    int32_t dhcp                # scope s's DHCP servers: list id dhcp + s
 
 
 @cython.final
@@ -29,7 +32,7 @@ cdef class ListenerLists:
 
     def __cinit__(self, int size):
         self.size = size
-        self.bcast, self.free_ids, self.next_id = {}, [], size
+        self.bcast, self.free_ids, self.next_id = {}, [], 2 * size
         self.dirty = True
 
     def __dealloc__(self):
@@ -76,10 +79,12 @@ cdef class ListenerLists:
         self.dirty = True
         return 0
 
-    cdef int rebuild(self, dict children) except -1:
-        """Flatten the lists (``children``: scope -> its DHCP-server L3s) into the arrays."""
-        cdef int32_t n = max(self.next_id, self.size), k
+    cdef int rebuild(self, dict children, dict dhcp_servers) except -1:
+        """Flatten the lists (``children``: scope -> its L3 namespaces; ``dhcp_servers``:
+        scope -> those whose port is a DHCP server) into the arrays."""
+        cdef int32_t n = max(self.next_id, 2 * self.size), k
         lists = [(scope, sorted(l3s)) for scope, l3s in children.items()]
+        lists += [(self.size + scope, sorted(l3s)) for scope, l3s in dhcp_servers.items()]
         lists += [(list_id, members) for list_id, members in self.bcast.values()]
         total = sum(len(m) for _, m in lists)
         cdef int32_t* first = <int32_t*>calloc(n, sizeof(int32_t))
@@ -100,5 +105,6 @@ cdef class ListenerLists:
         free(<void*>self.v.length)
         free(<void*>self.v.members)
         self.v.first, self.v.length, self.v.members, self.v.n = first, length, pool, n
+        self.v.dhcp = self.size
         self.dirty = False
         return 0

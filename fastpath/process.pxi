@@ -11,7 +11,8 @@
 # MACs are handled as 48-bit ints loaded little-endian from the wire bytes (x86), so
 # a MAC compare is one integer compare and the group bit is bit 0.  The tables' lookups
 # are theirs (hashtable.pxi, route_cache.pxi, dir24.pxi, counters.pxi); broadcast and
-# multicast copies are fanout.pxi's.
+# multicast copies are fanout.pxi's.  An IPv6 frame leaves decide() after its Ethernet
+# header for decide6() (process6.pxi), and pass 1 for prefetch_frame6().
 from fastpath.includes.compiler cimport TS_PREFETCH, TS_PREFETCH_W, unlikely
 
 cdef extern from *:
@@ -32,9 +33,14 @@ cdef enum:
     IPV4_MIN_HLEN = 20
     PREFETCH_CHUNK = 32
 
+cdef struct DpTables
+ctypedef uint8_t (*frame_fn)(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port, int32_t ns,
+                             uint8_t* p, uint32_t n, uint64_t dmac) noexcept nogil
+
 cdef struct DpTables:
     # the tables as the batch loop sees them, taken by Datapath under the batch lock
     int32_t max_ns, max_ports
+    frame_fn ipv6
     NsView ns
     PortView ports
     HashView demux
@@ -42,6 +48,11 @@ cdef struct DpTables:
     const FibView* fib          # per scope
     const NextHop4* nh
     RouteCacheView rc
+    HashView demux6             # the IPv6 instances of the address-keyed tables (process6.pxi)
+    HashView neigh6
+    const Lpm6View* fib6        # per scope
+    const NextHop6* nh6
+    RouteCacheView rc6
     ListenerView lists
     McastGroup* mgroups
     CounterView ctr
@@ -107,7 +118,7 @@ cdef inline int32_t udp_port(const uint8_t* ip, uint32_t hlen, uint32_t tot,
 cdef inline uint32_t subnet_broadcast(uint32_t src, uint64_t sv) noexcept nogil:
     """The directed broadcast of the subnet of the sender's address ``src`` (``sv``: its
     demux value, 0 for an address nobody holds); 0 when it has none (/31, /32, unknown)."""
-    cdef uint32_t plen = <uint32_t>(sv >> DEMUX_PLEN_SHIFT)
+    cdef uint32_t plen = demux_plen(sv)
     if plen == 0 or plen > 30:
         return 0
     return src | (0xFFFFFFFFu >> plen)
@@ -126,8 +137,8 @@ cdef inline int32_t subnet_list(const DpTables* t, int32_t scope, uint32_t src,
 cdef inline bint same_subnet(uint32_t src, uint64_t sv, uint32_t dst, uint64_t dv) noexcept nogil:
     """Switched, not routed: sender and receiver addresses (demux values ``sv``, ``dv``)
     on one subnet, the same prefix."""
-    cdef uint32_t plen = <uint32_t>(sv >> DEMUX_PLEN_SHIFT)
-    if plen == 0 or plen > 31 or plen != <uint32_t>(dv >> DEMUX_PLEN_SHIFT):
+    cdef uint32_t plen = demux_plen(sv)
+    if plen == 0 or plen > 31 or plen != demux_plen(dv):
         return False
     return (src ^ dst) >> (32 - plen) == 0
 
@@ -171,7 +182,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     b.out_port[i] = -1
     b.fanout_n[i] = 0
     b.fanout_first[i] = 0
-    if unlikely(port < 0 or port >= t.max_ports or t.ports.ns[port] < 0):
+    if unlikely(<uint32_t>port >= <uint32_t>t.max_ports or t.ports.ns[port] < 0):
         return drop(t, b, i, -1, REASON_UNKNOWN_PORT)
     ns = t.ports.ns[port]
     count_rx(&t.ctr, port, ns, n)
@@ -189,6 +200,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             return drop(t, b, i, ns, REASON_MALFORMED)
         return slow(t, b, i, ns, REASON_ARP)
     if unlikely(ethertype != ETHERTYPE_IPV4):
+        if ethertype == ETHERTYPE_IPV6:
+            return t.ipv6(t, b, i, port, ns, p, n, dmac)
         return drop(t, b, i, ns, REASON_UNSUPPORTED_ETHERTYPE)
     if unlikely(n < ETH_HLEN + IPV4_MIN_HLEN):
         return drop(t, b, i, ns, REASON_MALFORMED)
@@ -211,7 +224,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
         if unlikely((src >> 24) == 127 or (src >> 28) >= 0xE or (src >> 24) == 0):
             return drop(t, b, i, ns, REASON_MARTIAN_SOURCE)
         if hash4_find(&t.demux, scope, src, &sv):
-            if unlikely((sv & DEMUX_OWNER) != <uint64_t>ns or not t.ns.l3[ns]):
+            if unlikely(<int32_t>sv != ns or not t.ns.l3[ns]):
                 return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
         elif unlikely(t.ns.l3[ns]):
             return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
@@ -233,7 +246,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     # 6. broadcast and multicast: bridged to the listeners on the sender's subnet, no TTL
     #    change; a DHCP client's broadcast (from 0.0.0.0) to the scope's DHCP servers
     if dst == 0xFFFFFFFFu:
-        return fan_out(t, b, i, ns, scope if src == 0 else subnet_list(t, scope, src, sv),
+        return fan_out(t, b, i, ns,
+                       t.lists.dhcp + scope if src == 0 else subnet_list(t, scope, src, sv),
                        MAC_MASK, n)
     if (dst >> 28) == 0xE:
         mac = 0x5E0001ULL | (<uint64_t>((dst >> 16) & 0x7F) << 24) \
@@ -254,7 +268,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             return fan_out(t, b, i, ns, <int32_t>(v & 0xFFFFFFFFu), MAC_MASK, n)
         if dmac & 1:
             return drop(t, b, i, ns, REASON_NOT_FOR_US)
-        owner = <int32_t>(v & DEMUX_OWNER)
+        owner = <int32_t>v
         if not t.ns.l3[owner]:
             return slow(t, b, i, ns, REASON_LOCAL)
         op = t.ns.port[owner]
@@ -303,7 +317,7 @@ cdef inline void prefetch_frame(const DpTables* t, const BatchView* b, Py_ssize_
     cdef uint32_t off = b.offset[i], src, dst
     cdef const uint8_t* ip
     cdef const FibView* f
-    if port < 0 or port >= t.max_ports or b.length[i] < ETH_HLEN + IPV4_MIN_HLEN \
+    if <uint32_t>port >= <uint32_t>t.max_ports or b.length[i] < ETH_HLEN + IPV4_MIN_HLEN \
             or <uint64_t>off + b.length[i] > b.pool_size:
         return
     ns = t.ports.ns[port]
@@ -311,6 +325,9 @@ cdef inline void prefetch_frame(const DpTables* t, const BatchView* b, Py_ssize_
         return
     scope = t.ns.scope[ns]
     ip = b.buf + off + ETH_HLEN
+    if unlikely(b.buf[off + 12] == (ETHERTYPE_IPV6 >> 8)):
+        prefetch_frame6(t, b, i, ns, scope, ip)
+        return
     src = load_be32(ip + 12)
     dst = load_be32(ip + 16)
     TS_PREFETCH(hash4_home(&t.demux, scope, src))

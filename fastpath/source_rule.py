@@ -1,17 +1,26 @@
 """The source rule: who may send from which address.  Written once, here.
 
 - An **L3** sends only from its own addresses.
-- An **L2** port sends only from addresses that *no* namespace of its scope
-  holds: not its L3s', and not the L2's own either -- those are the switch's
-  (the tenants' gateway), which only the switch itself sends from.
+- An **L2** port sends only from addresses that no *other* namespace of its
+  scope holds, and for IPv4 not from the L2's own either: those are the
+  switch's (the tenants' gateway), which only the switch itself sends from.
 - The unspecified address (``0.0.0.0`` / ``::``) may be used, but only for
-  what stays on the link (``stays_on_link``): IGMP, and a DHCP client's
-  broadcast to the servers (UDP to 255.255.255.255 port 67; ARP probes are
-  ARP, not IPv4).  A router never forwards anything else from it.
+  what stays on the link: for IPv4 (``stays_on_link``) IGMP and a DHCP
+  client's broadcast to the servers (UDP to 255.255.255.255 port 67; ARP
+  probes are ARP, not IPv4); for IPv6 neighbour discovery and MLD (below).  A
+  router never forwards anything else from it.
 - **Martians never**, whoever sends (RFC 1812 5.3.7, sources no router
-  forwards): the rest of ``0.0.0.0/8``, loopback, multicast, the reserved
-  class E block with the limited broadcast in it; and a directed broadcast of
-  the scope (its ``owner`` is ``BROADCAST``) cannot be a source on a link.
+  forwards): loopback, multicast, for IPv4 the rest of ``0.0.0.0/8`` and the
+  reserved class E block with the limited broadcast in it, for IPv6 an
+  IPv4-mapped address (``::ffff:0:0/96``); and a directed broadcast of the
+  scope (its ``owner`` is ``BROADCAST``) cannot be a source on a link.
+- **IPv6 link sources** (``is_link_source``): a link-local address (``fe80::/10``,
+  which no namespace holds: every link has its own) and ``::`` are valid on the
+  sender's own link only.  The frame path lets such a frame reach the switch
+  (neighbour discovery, MLD, the switch's own link-local address) and link-scope
+  multicast (``ff02::/16``, bridged to the L3s of the scope as 224.0.0.0/24 is),
+  and drops it anywhere else (``link_local_source_routed``); ``::`` is a source
+  of neighbour discovery and MLD only (``spoofed_source`` otherwise).
 
 ``source_refusal`` says which of the two fast-path reasons a refused source
 gets (``martian_source``: no router forwards it; ``spoofed_source``: someone
@@ -27,7 +36,8 @@ layer, so that every layer above can call it.
 import ipaddress
 
 __all__ = ["BROADCAST", "MARTIAN", "SPOOFED", "may_send_from", "source_refusal",
-           "is_martian_source", "stays_on_link", "DHCP_SERVER_PORT", "DHCP_CLIENT_PORT"]
+           "is_martian_source", "is_link_source", "stays_on_link", "DHCP_SERVER_PORT",
+           "DHCP_CLIENT_PORT"]
 
 BROADCAST = -1
 """The owner of a directed broadcast address of the scope: a fan-out list, never a sender."""
@@ -48,17 +58,24 @@ def _as_address(address):
 
 
 def is_martian_source(address) -> bool:
-    """Never a source on a link (RFC 1812 5.3.7): loopback, multicast, and for IPv4
+    """Never a source on a link (RFC 1812 5.3.7): loopback, multicast; for IPv4
     0.0.0.0/8 but 0.0.0.0 itself (``stays_on_link`` says when that one may be used)
-    and 240.0.0.0/4 (reserved, with 255.255.255.255).  ``address``: an ``ipaddress``
-    address, or an IPv4 address as a host-order int."""
+    and 240.0.0.0/4 (reserved, with 255.255.255.255); for IPv6 an IPv4-mapped address.
+    ``address``: an ``ipaddress`` address, or an IPv4 address as a host-order int."""
     address = _as_address(address)
     if address.is_loopback or address.is_multicast:
         return True
-    if address.version != 4:
-        return False
+    if address.version == 6:
+        return address.ipv4_mapped is not None
     first = int(address) >> 24
     return first >= 0xF0 or (first == 0 and int(address) != 0)
+
+
+def is_link_source(address) -> bool:
+    """An IPv6 source valid on the sender's own link only: link-local (fe80::/10) or
+    the unspecified address (see the module's docstring for where such frames go)."""
+    address = _as_address(address)
+    return address.version == 6 and (address.is_link_local or address.is_unspecified)
 
 
 def source_refusal(sender_is_l3: bool, sender: int, owner, address):
@@ -73,9 +90,9 @@ def source_refusal(sender_is_l3: bool, sender: int, owner, address):
         return MARTIAN
     if owner is None:
         return SPOOFED if sender_is_l3 else None
-    if sender_is_l3 and owner == sender:
+    if owner == sender and (sender_is_l3 or address.version == 6):
         return None
-    return SPOOFED          # another namespace's, a directed broadcast, or the L2's own
+    return SPOOFED          # another namespace's, a directed broadcast, or the L2's own (IPv4)
 
 
 def may_send_from(sender_is_l3: bool, sender: int, owner, address) -> bool:

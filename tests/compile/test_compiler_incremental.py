@@ -55,11 +55,11 @@ class RefusingOnce(FailingDatapath):
         if name not in self.WRITES:
             return write
 
-        def once(*args):
+        def once(*args, **kwargs):
             if self.failed:
-                return getattr(self.dp, name)(*args)
+                return getattr(self.dp, name)(*args, **kwargs)
             try:
-                return write(*args)
+                return write(*args, **kwargs)
             except REFUSED:
                 self.failed = True
                 raise
@@ -71,7 +71,7 @@ class RefusingOnce(FailingDatapath):
 def tables(dp):
     """Every table of a reference datapath, as plain data."""
     return (dict(dp.namespaces), {p: tuple(v[:2]) for p, v in dp.ports.items()},
-            dict(dp.addresses), dict(dp.prefixes), dict(dp.broadcasts), dict(dp.groups),
+            dict(dp.addresses), dict(dp.onlink), dict(dp.broadcasts), dict(dp.groups),
             {s: dict(r) for s, r in dp.routes_.items() if r}, set(dp.dhcp_servers),
             set(dp.directed))
 
@@ -92,7 +92,7 @@ def probe(dp, keys):
         except errors.TapswitchError:
             pass
     return (ports, directed, {k: dp.lookup_address(*k) for k in keys["addresses"]},
-            {k: dp.address_prefix(*k) for k in keys["addresses"]},
+            {k: dp.address_onlink(*k) for k in keys["addresses"]},
             {k: dp.lookup_broadcast(*k) for k in keys["broadcasts"]},
             {k: dp.lookup_group(*k) for k in keys["multicast"]},
             {s: dp.routes(s) for s in scopes})

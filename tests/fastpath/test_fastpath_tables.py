@@ -132,7 +132,7 @@ def test_refused_writes_change_nothing(make_dp, call, error):
 def snapshot(dp):
     addrs = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 77, 254, 255)]
     return ([dp.lookup_address(s, a) for s in (ROOT, SIB) for a in addrs], dp.routes(ROOT),
-            [dp.address_prefix(ROOT, a) for a in addrs], dp.directed_broadcast(ROOT),
+            [dp.address_onlink(ROOT, a) for a in addrs], dp.directed_broadcast(ROOT),
             [dp.port_is_dhcp_server(p) for p in (0, 1, 2, 4, 6)],
             [dp.lookup_broadcast(ROOT, a) for a in addrs], [dp.peer_mac(p) for p in (0, 1, 2, 4, 6)],
             dp.neighbour(ROOT, GW), [dp.port_mac_of(p) for p in (0, 1, 2, 4, 6)], dp.counters())
@@ -228,8 +228,8 @@ def test_isolation_tables_read_back_and_go_with_what_they_belong_to(make_dp):
         dp.add_address(ROOT, ip("10.0.0.9"), T2, 24)
         dp.set_port(1, T1, port_mac(1), dhcp_server=True)
         dp.set_directed_broadcast(SIB, True)
-    assert dp.address_prefix(ROOT, ip("10.0.0.9")) == 24 and dp.address_prefix(ROOT, A1) == 32
-    assert dp.address_prefix(ROOT, ip("10.0.0.77")) is None
+    assert dp.address_onlink(ROOT, ip("10.0.0.9")) == 24 and dp.address_onlink(ROOT, A1) == 32
+    assert dp.address_onlink(ROOT, ip("10.0.0.77")) is None
     assert dp.port_is_dhcp_server(1) and not dp.port_is_dhcp_server(2)
     assert dp.directed_broadcast(SIB) and not dp.directed_broadcast(ROOT)
     with dp.update():
@@ -242,5 +242,5 @@ def test_isolation_tables_read_back_and_go_with_what_they_belong_to(make_dp):
         dp.remove_namespace(T6)
         dp.remove_namespace(SIB)
         dp.set_namespace(SIB, SIB, False)
-    assert dp.address_prefix(ROOT, ip("10.0.0.9")) == 16
+    assert dp.address_onlink(ROOT, ip("10.0.0.9")) == 16
     assert not dp.port_is_dhcp_server(1) and not dp.directed_broadcast(SIB)

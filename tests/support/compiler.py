@@ -19,12 +19,12 @@ class FailingDatapath:
         if name not in self.WRITES:
             return attr
 
-        def write(*args):
+        def write(*args, **kwargs):
             self.writes += 1
             if self.writes == self.fail_at:
                 raise MemoryError("group table full (injected)")
-            self.calls.append((name, args))
-            return attr(*args)
+            self.calls.append((name, args + tuple(kwargs.values())))
+            return attr(*args, **kwargs)
         return write
 
 
