@@ -136,14 +136,22 @@ def test_broadcast_reaches_the_subnet_and_nobody_else(tapswitch_factory):
 
 
 def test_ttl_1_gets_time_exceeded(tapswitch_topology):
-    a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
+    """Only routing takes a TTL (issue 14 item 9): TTL 1 to b's address on another subnet
+    is time-exceeded by the gateway; within a subnet it is switched (test_hostile_isolation)."""
+    topo = tapswitch_topology
+    a = topo.tenants["a"]
+    topo.assign_and_push("10.0.1.3/24", "b")            # b on a second subnet: routed there
 
     def send():
         s = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
-        s.sendto(b"short-lived", (b.ip, 6005))
+        s.sendto(b"short-lived", ("10.0.1.3", 6005))
         s.close()
-    assert (11, 0, "10.0.0.1") in probes.icmp_errors(a, send)
+    try:
+        assert (11, 0, "10.0.0.1") in probes.icmp_errors(a, send)
+    finally:
+        topo.pull("10.0.1.3/24", "b")
+        topo.address_del("init", "10.0.1.3/24")
 
 
 CONFIGURING = [
