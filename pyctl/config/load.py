@@ -20,7 +20,7 @@ from pyctl.config.spec import (
     SlowPathLimits,
 )
 from pyctl.model import addressing
-from pyctl.model.port_options import check_port_options
+from pyctl.model.port_options import check_port_option, check_port_options
 from pyctl.model.state import ROOT_NAME as ROOT
 
 
@@ -153,11 +153,9 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...]) ->
             mac = r.checked(path + ("mac",), addressing.parse_mac, r.typed(t, path, "mac", str))
         options = {}
         for key in option_keys:  # one at a time, so an error names its key
-            if key == "gateway" and key in t:
-                r.checked(path + (key,), lambda v: addressing.parse_ip(v, what="gateway"), t[key])
-                options[key] = t[key]
-            elif key in t:
-                options.update(r.checked(path + (key,), check_port_options, {key: t[key]}))
+            if key in t:
+                options[key] = r.checked(path + (key,), lambda v, k=key: check_port_option(k, v),
+                                         t[key])
         for key in ("address", "gateway"):
             if key in options and "netns" not in options:
                 raise r.error(path + (key,), "only meaningful with netns (the kernel side of the TAP)")
@@ -190,11 +188,13 @@ def _read_routes(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
         if ns in known and known[ns].kind == "l3":
             raise r.error(path + ("namespace",), f"{ns!r} is an L3 namespace: routes belong to "
                                                  f"its parent L2 {known[ns].parent!r}")
-        prefix = str(r.checked(path + ("prefix",), addressing.parse_network,
-                               r.typed(t, path, "prefix", str)))
         via = t.get("via")
         if via is not None:
             via = str(r.checked(path + ("via",), addressing.parse_ip, r.typed(t, path, "via", str)))
+        family = None if via is None else (6 if ":" in via else 4)
+        prefix = str(r.checked(path + ("prefix",),
+                               lambda v: addressing.parse_network(v, version=family),
+                               r.typed(t, path, "prefix", str)))
         port = r.typed(t, path, "port", str)
         if port is not None:
             if port not in by_port:

@@ -313,10 +313,13 @@ def _bind_only(record, owner, ip):
     although a link never carries it as a source.  An L2: any address no other
     namespace holds (loopback, multicast, broadcasts).  An L3: loopback, multicast,
     the limited broadcast and the directed broadcasts of its own IPv4 subnets
-    (prefixes up to /30)."""
+    (prefixes up to /30).  Either: IPv6 link-local addresses, its link's own (no
+    namespace holds them; they never leave the link)."""
     if record.kind == L2:
         return owner is None or owner == record.id
     if ip.is_loopback or ip.is_multicast or ip == LIMITED_BROADCAST:
+        return True
+    if ip.version == 6 and ip.is_link_local:
         return True
     return any(iface.version == 4 and iface.network.prefixlen <= 30
                and ip == iface.network.broadcast_address
