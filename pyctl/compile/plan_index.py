@@ -13,14 +13,24 @@ The indexes answer the compile rules (``pyctl.compile.plan_builder``: the routes
 via a gateway, the listeners of a directed broadcast, the members of a group)
 and the slow path's view (``pyctl.daemon.view.PlanView``: a namespace's ports,
 the scope's own address on an endpoint's subnet), each in O(1) or O(answer).
+Keys are in either family (``pyctl.compile.plan``); the scope's own addresses
+are indexed per family, so a question about one family answers in it.
 """
 from collections import Counter
 
-from pyctl.compile.plan import GONE, PLAN_TABLES
+from pyctl.compile.plan import GONE, PLAN_TABLES, key_family
 
 __all__ = ["PlanIndex", "Edit"]
 
-_MASKS = [(0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF for plen in range(33)]
+_BITS = {4: 32, 6: 128}
+_MASKS = {v: [((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1) for plen in range(bits + 1)]
+          for v, bits in _BITS.items()}
+
+
+def _subnet(ip, plen):
+    """``(family, plen, network as an int)``: the subnet of plan key ``ip``."""
+    version = key_family(ip)
+    return (version, plen, int(ip) & _MASKS[version][plen])
 
 
 class PlanIndex:
@@ -37,10 +47,10 @@ class PlanIndex:
         self.ns_addrs = {}        # ns -> {(scope, ip)} it holds
         self.scope_addrs = {}     # scope -> {ip} held in it
         self.bcast_listeners = {}  # (scope, bcast) -> Counter(L3 ns -> addresses on such subnets)
-        self.own_subnets = {}     # (scope, plen, network) -> {ip} the scope itself holds there
-        self.own_prefixes = {}    # scope -> Counter(plen) of the addresses it holds itself
-        self.own_lowest = {}      # scope -> its lowest own ip (a cache, filled when asked)
-        self.scope_routes = {}    # scope -> {(prefix, plen)} of its IPv4 routes
+        self.own_subnets = {}     # (scope, family, plen, network int) -> {ip} the scope holds there
+        self.own_prefixes = {}    # (scope, family) -> Counter(plen) of the addresses it holds
+        self.own_lowest = {}      # (scope, family) -> its lowest own ip (a cache, filled when asked)
+        self.scope_routes = {}    # scope -> {(prefix, plen)} of its routes
         self.gw_routes = {}       # (scope, gateway) -> {route keys} of routes without a port
         self.multicast_members = {}   # (scope, group) -> {ns}
         self.touched_bcasts = set()       # derived entries to recompute after an update
@@ -62,19 +72,22 @@ class PlanIndex:
         return self.ns_addrs.get(ns, frozenset())
 
     def own_address_near(self, scope, ip):
-        """The lowest address the L2 ``scope`` holds itself on a subnet holding ``ip``."""
-        found = [own for plen in self.own_prefixes.get(scope, ())
-                 for own in self.own_subnets.get((scope, plen, ip & _MASKS[plen]), ())]
+        """The lowest address the L2 ``scope`` holds itself on a subnet holding ``ip``
+        (of ``ip``'s family)."""
+        version = key_family(ip)
+        found = [own for plen in self.own_prefixes.get((scope, version), ())
+                 for own in self.own_subnets.get((scope,) + _subnet(ip, plen), ())]
         return min(found) if found else None
 
-    def own_address(self, scope):
-        """The lowest address the L2 ``scope`` holds itself, or None."""
-        if scope not in self.own_lowest:
-            own = [ip for _, ip in self.ns_addrs.get(scope, ())]
+    def own_address(self, scope, version=4):
+        """The lowest address of family ``version`` the L2 ``scope`` holds itself, or None."""
+        key = (scope, version)
+        if key not in self.own_lowest:
+            own = [ip for _, ip in self.ns_addrs.get(scope, ()) if key_family(ip) == version]
             if not own:
                 return None
-            self.own_lowest[scope] = min(own)
-        return self.own_lowest[scope]
+            self.own_lowest[key] = min(own)
+        return self.own_lowest[key]
 
     # -- keeping the indexes --------------------------------------------------------
 
@@ -105,17 +118,18 @@ class PlanIndex:
         (scope, ip), (owner, plen) = key, value
         _set_edit(self.ns_addrs, owner, key, add)
         _set_edit(self.scope_addrs, scope, ip, add)
+        version = key_family(ip)
         if owner == scope:            # the L2's own address
-            _set_edit(self.own_subnets, (scope, plen, ip & _MASKS[plen]), ip, add)
-            _count_edit(self.own_prefixes, scope, plen, add)
-            lowest = self.own_lowest.get(scope)
+            _set_edit(self.own_subnets, (scope,) + _subnet(ip, plen), ip, add)
+            _count_edit(self.own_prefixes, (scope, version), plen, add)
+            lowest = self.own_lowest.get((scope, version))
             if lowest is not None and (ip < lowest if add else ip == lowest):
                 if add:
-                    self.own_lowest[scope] = ip
+                    self.own_lowest[(scope, version)] = ip
                 else:
-                    del self.own_lowest[scope]
-        elif plen <= 30:              # an L3 listening to its subnet's directed broadcast
-            bkey = (scope, ip | (~_MASKS[plen] & 0xFFFFFFFF))
+                    del self.own_lowest[(scope, version)]
+        elif version == 4 and plen <= 30:   # an L3 listening to its subnet's directed broadcast
+            bkey = (scope, ip | (~_MASKS[4][plen] & 0xFFFFFFFF))
             _count_edit(self.bcast_listeners, bkey, owner, add)
             self.touched_bcasts.add(bkey)
 

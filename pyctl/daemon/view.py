@@ -4,21 +4,26 @@ reads it from the plan the fast path runs, so both halves see the same facts.
 ``PlanView`` answers from the plan's tables and indexes (``Compiler.index``,
 ``pyctl.compile.plan_index.PlanIndex``) in O(1) or O(answer), never from a scan of
 the ports or addresses.
+
+Addresses are the plan's keys in both families: an IPv4 address a host-order
+``int``, an IPv6 address an ``ipaddress.IPv6Address``; an answer comes in the
+family of the question.
 """
 from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
 from fastpath.source_rule import BROADCAST, may_send_from
+from pyctl.compile.plan import key_family
 
 __all__ = ["Route", "SwitchView", "PlanView"]
 
 
 class Route(NamedTuple):
     """Where the fast path sends a destination: out of ``port_id`` to ``next_hop``
-    (the destination itself when it is on the port's link)."""
+    (the destination itself when it is on the port's link), in its family."""
     port_id: int
-    next_hop: int
+    next_hop: object
 
 
 class SwitchView(Protocol):
@@ -48,10 +53,11 @@ class SwitchView(Protocol):
         """The source rule (``fastpath.source_rule``): may a frame entering at
         ``port_id`` come from ``ip``?"""
 
-    def icmp_source(self, port_id: int) -> int | None:
-        """The switch's own address that ICMP errors and ARP requests sent out
-        of this port come from (None: ICMP errors are not sent, ARP requests go
-        out as probes from 0.0.0.0)."""
+    def icmp_source(self, port_id: int, version: int = 4):
+        """The switch's own address of family ``version`` that ICMP errors and ARP
+        requests (or neighbour solicitations) sent out of this port come from (None:
+        IPv4: ICMP errors are not sent, ARP requests go out as probes from 0.0.0.0;
+        IPv6: the port's link-local address is used)."""
 
 
 class PlanView:
@@ -96,6 +102,8 @@ class PlanView:
         if owner is not None and owner != scope:
             port = self._index.port_of(owner)
             return None if port is None else Route(port, ip)
+        if key_family(ip) not in self._compiler.families:
+            return None                            # a datapath without that family
         found = self._dp.lookup_route(scope, ip)
         if found is None:
             return None
@@ -110,17 +118,18 @@ class PlanView:
         owner = BROADCAST if (scope, ip) in self._index.plan.broadcasts else self.owner(scope, ip)
         return may_send_from(is_l3, ns, owner, ip)
 
-    def icmp_source(self, port_id):
-        """The scope's own address on a subnet of the endpoint's addresses (the lowest
-        such), else the scope's lowest own address."""
+    def icmp_source(self, port_id, version=4):
+        """The scope's own address of family ``version`` on a subnet of the endpoint's
+        addresses (the lowest such), else the scope's lowest own address of that family."""
         place = self.port_place(port_id)
         if place is None:
             return None
         ns, scope, _ = place
         index = self._index
         if ns != scope:
-            near = [index.own_address_near(scope, ip) for _, ip in index.addresses_of(ns)]
+            near = [index.own_address_near(scope, ip) for _, ip in index.addresses_of(ns)
+                    if key_family(ip) == version]
             near = [ip for ip in near if ip is not None]
             if near:
                 return min(near)                   # on the endpoint's subnet: its gateway
-        return index.own_address(scope)
+        return index.own_address(scope, version)
