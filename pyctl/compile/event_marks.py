@@ -11,8 +11,8 @@ An event type without an entry is a programming error: ``marks_of`` raises
 from pyctl.compile.plan import fast_path_key
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, GroupJoined, GroupLeft, NamespaceCreated,
-                                NamespaceDestroyed, PortAdded, PortDeleted, RouteAdded,
-                                RouteDeleted)
+                                NamespaceDestroyed, NamespaceOptionsSet, PortAdded, PortDeleted,
+                                RouteAdded, RouteDeleted)
 
 __all__ = ["Marks", "MARKS_OF", "marks_of", "UnhandledEvent"]
 
@@ -82,6 +82,10 @@ def _membership(event, marks):
     marks.namespaces.add(event.namespace.id)
 
 
+def _options(event, marks):
+    marks.namespaces.add(event.namespace.id)
+
+
 # event type         handler               plan tables it may touch
 MARKS_OF = {
     NamespaceCreated:   _namespace_created,   # namespaces; a new L2: its scope
@@ -97,6 +101,7 @@ MARKS_OF = {
     PortDeleted:        _port,
     GroupJoined:        _membership,          # multicast
     GroupLeft:          _membership,
+    NamespaceOptionsSet: _options,            # scope_options (the slow path's, no datapath table)
 }
 
 

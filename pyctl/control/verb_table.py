@@ -32,6 +32,12 @@ _PORT_OPT = Param("port", "port", required=False, option=True, help="a port of t
 _PREFIX = Param("prefix", "str", help="A/N, or default (0.0.0.0/0; ::/0 with an IPv6 via)")
 
 
+def _namespace_option(text: str) -> tuple[str, Any]:
+    """``-o KEY=VALUE`` of namespace-set: values JSON or text (``advertise=true``)."""
+    key, value = keyvalue(text, "namespace option ")
+    return key, json_or_text(value)
+
+
 def _port_option(text: str) -> tuple[str, Any]:
     """``-o KEY=VALUE`` of port-add: offloads is a comma list, and so are address and
     gateway when they hold a comma (``address=10.0.0.5/24,fd00::5/64``); other values
@@ -60,7 +66,7 @@ _TABLE = (
          render=render.namespaces),
     Verb("show", [_NS_OPT], summary="one namespace: addresses, routes, ports, groups",
          result="one namespace with `scope`, `children`, `addresses`, `routes`, `ports`, "
-                "`groups`", render=render.show),
+                "`groups`, `options` (its scope's)", render=render.show),
     Verb("create", [Param("name", "str", help="the new namespace's name"),
                     Param("kind", "str", choices=("l2", "l3"), help="l2 or l3"),
                     Param("parent", "namespace", required=False, option=True,
@@ -68,6 +74,13 @@ _TABLE = (
          access="config", served_by="model", summary="create a namespace",
          result="the new namespace (`parent` defaults to the root, or the socket's L2)",
          render=render.quiet),
+    Verb("namespace-set", [_NS, Param("options", "object", required=False, flags=("--option", "-o"),
+                                      item=_namespace_option,
+                                      help="KEY=VALUE, repeated: advertise=true (IPv6 router "
+                                           "advertisements on the L2's links)")],
+         access="config", served_by="model", rig=True,
+         summary="set options of an L2 (the keys given; the others stay)",
+         result="null (see `show`: `options`)", render=render.quiet),
     Verb("destroy", [_NS, Param("recursive", "bool", required=False, default=False,
                                 flags=("--recursive", "-r"), help="with its whole subtree")],
          access="config", served_by="model", rig=True,

@@ -15,7 +15,8 @@ from pyctl.deprecated import with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, DestroyedNamespace, NamespaceCreated,
-                                NamespaceDestroyed)
+                                NamespaceDestroyed, NamespaceOptionsSet)
+from pyctl.model.namespace_options import check_namespace_options
 from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, check_namespace_name,
                               parse_interface, parse_ip, sort_key)
 from pyctl.model.state import ROOT_ID
@@ -130,6 +131,26 @@ class NamespaceVerbs(Access):
         parent.children.remove(record.id)
         self._sw._commit(NamespaceDestroyed, namespace=destroyed[-1].namespace,
                          parent=parent.value(), destroyed=tuple(destroyed), returned=returned)
+
+    @locked
+    def namespace_set(self, namespace, options=None):
+        """Set options of L2 ``namespace`` (``pyctl.model.namespace_options``: the keys
+        given change, the others stay)."""
+        actor = self._actor()
+        self._configuring(actor, f"setting options of {namespace!r}")
+        checked = check_namespace_options(options)
+        record = self._resolve(actor, namespace)
+        self._l2_only(record, "set options", "options belong to its scope, the parent L2")
+        record.options.update(checked)
+        self._sw._commit(NamespaceOptionsSet, namespace=record.value(),
+                         options=tuple(sorted(record.options.items())))
+
+    @locked
+    def namespace_options(self, namespace=None):
+        """The options of ``namespace``'s scope (default: the acting one's)."""
+        state = self._sw._state
+        record = self._resolve_or_acting(self._actor(), namespace)
+        return dict(state.namespaces[state.scope_id(record)].options)
 
     # -- addresses ------------------------------------------------------------
 

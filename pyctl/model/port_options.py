@@ -15,6 +15,9 @@ Known keys and their values:
 ``gateway``     default gateway for the TAP's side, or a list of at most one
                 per family; each needs an ``address`` of its family and must
                 lie inside its subnet
+``router``      bool: a router stands behind the port: the IPv6 router
+                advertisements and redirects it sends reach the scope's other
+                ports (without it they are dropped: a tenant is no router)
 ==============  ==========================================================
 
 A single ``address`` or ``gateway`` is stored as the string it is, a list as
@@ -27,12 +30,13 @@ import ipaddress
 from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
 
-__all__ = ["OFFLOADS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "check_port_options",
+__all__ = ["OFFLOADS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU", "check_port_options",
            "check_port_option", "port_interfaces", "port_gateways"]
 
 OFFLOADS = ("csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")
 MAX_PORT_ADDRESSES = 16
 IPV6_MIN_MTU = 1280       # RFC 8200 5: every IPv6 link carries 1280-byte packets
+DEFAULT_MTU = 1500        # a TAP's, when the port sets none
 
 
 def _bool(key, value):
@@ -128,6 +132,7 @@ _CHECKS = {
     "netns": _netns,
     "address": _address,
     "gateway": _gateway,
+    "router": _bool,
 }
 
 

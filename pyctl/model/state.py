@@ -29,15 +29,17 @@ class NamespaceRecord:
     routes: dict = field(default_factory=dict)        # network -> Route (L2 only)
     ports: list = field(default_factory=list)         # port names, in attach order
     groups: set = field(default_factory=set)          # multicast group ips
+    options: dict = field(default_factory=dict)       # an L2's (pyctl.model.namespace_options)
 
     def value(self):
         return Namespace(self.id, self.name, self.kind, self.parent)
 
     def clone(self):
-        # addresses, routes and groups hold immutable values: copying the containers is enough
+        # addresses, routes, groups and options hold immutable values: copying the
+        # containers is enough
         return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
                                list(self.children), dict(self.addresses), dict(self.routes),
-                               list(self.ports), set(self.groups))
+                               list(self.ports), set(self.groups), dict(self.options))
 
 
 @dataclass
@@ -161,6 +163,7 @@ class State:
                            sorted(rec.routes.items(), key=lambda item: sort_key(item[0]))],
                 "ports": list(rec.ports),
                 "groups": [str(g) for g in sorted(rec.groups, key=sort_key)],
+                "options": dict(rec.options),
             })
         ports = [self.ports[self.port_names[i]].value().to_dict() for i in sorted(self.port_names)]
         return {"version": self.version, "versions": dict(self.versions),

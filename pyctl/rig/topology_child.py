@@ -57,12 +57,13 @@ def config_toml(switch, *, socket: str, batch_size: int) -> tuple[str, list[tupl
     for ns in snap["namespaces"]:
         joins += [(ns["name"], group) for group in ns["groups"]]
         routes += [(ns["name"], route) for route in ns["routes"]]
+        options = [f"{key} = {_toml(value)}" for key, value in sorted(ns["options"].items())]
         if ns["name"] == ROOT_NAME:
-            lines += ["[root]", f"addresses = {_toml(ns['addresses'])}", ""]
+            lines += ["[root]", f"addresses = {_toml(ns['addresses'])}", *options, ""]
             continue
         lines += ["[[namespace]]", f"name = {_toml(ns['name'])}", f"kind = {_toml(ns['kind'])}",
                   f"parent = {_toml(names[ns['parent']])}",
-                  f"addresses = {_toml(ns['addresses'])}", ""]
+                  f"addresses = {_toml(ns['addresses'])}", *options, ""]
     for port in snap["ports"]:
         lines += ["[[port]]", f"name = {_toml(port['name'])}",
                   f"namespace = {_toml(names[port['ns']])}", f"mac = {_toml(port['mac'])}"]

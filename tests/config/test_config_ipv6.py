@@ -14,6 +14,7 @@ addresses = ["10.0.0.1/24", "fd00::1/64"]
 name = "tenants"
 kind = "l2"
 addresses = ["10.1.0.1/24", "fd00:1::1/64"]
+advertise = true
 
 [[namespace]]
 name = "web"
@@ -31,6 +32,7 @@ gateway = ["10.1.0.1", "fd00:1::1"]
 [[port]]
 name = "tsw-up"
 namespace = "tenants"
+router = true
 
 [[route]]
 namespace = "tenants"
@@ -62,6 +64,27 @@ def test_dual_stack_file_loads_and_applies():
     assert sw.addresses("init")[2:] == ["10.0.0.1/24", "fd00::1/64"]
     assert [r.dst for r in sw.routes("web")] == ["0.0.0.0/0", "::/0", "fd00:9::/48"]
     assert sw.port("tsw-web").options["gateway"] == ["10.1.0.1", "fd00:1::1"]
+    assert sw.port("tsw-up").options["router"] is True
+    assert sw.namespace_options("tenants") == {"advertise": True}
+    assert sw.namespace_options("web") == {"advertise": True}        # its scope's
+    assert sw.namespace_options("init") == {}
+
+
+def test_root_options_and_refusals():
+    sw = check(load_config('[root]\naddresses = ["fd00::1/64"]\nadvertise = true\n'))
+    assert sw.namespace_options("init") == {"advertise": True}
+    for text, key, fragment in [
+        ('[root]\nadvertise = 1\n', "root.advertise", "true or false"),
+        ('[[namespace]]\nname = "w"\nkind = "l3"\nadvertise = true\n', "namespace[0].advertise",
+         "parent L2"),
+        ('[[namespace]]\nname = "w"\nkind = "l2"\nadvertize = true\n', "namespace[0]",
+         "advertize"),
+        ('[[port]]\nname = "p"\nnamespace = "init"\nrouter = "yes"\n', "port[0].router",
+         "true or false"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(text)
+        assert info.value.key.startswith(key) and fragment in str(info.value), str(info.value)
 
 
 def test_the_same_default_twice_is_refused_per_family():

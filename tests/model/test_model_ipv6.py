@@ -186,3 +186,48 @@ def test_bad_port_address_options(options, words):
 
 def test_small_mtu_is_fine_for_ipv4_only():
     assert check_port_options({"address": "10.0.0.5/24", "mtu": 576})["mtu"] == 576
+
+
+# -- an L2's options (router advertisements) --------------------------------------------
+
+def test_namespace_set_changes_the_keys_given():
+    sw = dual()
+    seen = []
+    sw.subscribe(seen.append)
+    sw.namespace_set("init", {"advertise": True})
+    assert sw.namespace_options("init") == {"advertise": True}
+    assert sw.namespace_options("web") == {"advertise": True}     # an L3: its scope's
+    assert [e.kind for e in seen] == ["namespace.set"]
+    assert seen[0].options == (("advertise", True),) and seen[0].namespace.name == "init"
+    sw.namespace_set("init", {})
+    assert sw.namespace_options("init") == {"advertise": True}
+    sw.namespace_set("init", {"advertise": False})
+    assert sw.snapshot()["namespaces"][0]["options"] == {"advertise": False}
+
+
+@pytest.mark.parametrize("namespace, options, error", [
+    ("web", {"advertise": True}, errors.InvalidArgument),       # an L3
+    ("init", {"advertise": "yes"}, errors.InvalidArgument),
+    ("init", {"advertize": True}, errors.InvalidArgument),
+    ("init", ["advertise"], errors.InvalidArgument),
+    ("nowhere", {"advertise": True}, errors.NotFound),
+])
+def test_bad_namespace_options(namespace, options, error):
+    sw = dual()
+    refused(sw, error, sw.namespace_set, namespace, options)
+
+
+def test_namespace_options_need_config_rights():
+    sw = dual()
+    sw.create("lab", kind="l2")
+    refused(sw, errors.PermissionDenied, sw.as_namespace("web").namespace_set, "init",
+            {"advertise": True})
+    refused(sw, errors.NotFound, sw.as_namespace("lab").namespace_set, "init", {"advertise": True})
+    sw.as_namespace("lab").namespace_set("lab", {"advertise": True})
+    assert sw.namespace_options("lab") == {"advertise": True}
+
+
+def test_port_router_option():
+    assert check_port_options({"router": True}) == {"router": True}
+    with pytest.raises(errors.InvalidArgument, match="true or false"):
+        check_port_options({"router": 1})

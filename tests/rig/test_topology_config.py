@@ -14,7 +14,8 @@ def _comparable(switch):
     names = {ns["id"]: ns["name"] for ns in snap["namespaces"]}
     namespaces = {ns["name"]: {"kind": ns["kind"], "parent": names.get(ns["parent"]),
                                "addresses": sorted(ns["addresses"]), "routes": ns["routes"],
-                               "ports": sorted(ns["ports"]), "groups": sorted(ns["groups"])}
+                               "ports": sorted(ns["ports"]), "groups": sorted(ns["groups"]),
+                               "options": ns["options"]}
                   for ns in snap["namespaces"]}
     ports = {p["name"]: {"ns": names[p["ns"]], "mac": p["mac"], "options": p["options"]}
              for p in snap["ports"]}
@@ -58,7 +59,10 @@ def test_a_dual_stack_model_survives_the_round_trip():
     sw = Switch()
     sw.address_add("init", "10.0.0.1/24")
     sw.address_add("init", "fd00::1/64")
-    sw.port_add("up", "init")
+    sw.namespace_set("init", {"advertise": True})
+    sw.create("lab", kind="l2")
+    sw.namespace_set("lab", {"advertise": False})
+    sw.port_add("up", "init", options={"router": True})
     sw.route_add("init", "default", via="fd00::fe", port="up")    # ::/0
     sw.route_add("init", "default", via="10.0.0.254")             # 0.0.0.0/0
     sw.route_add("init", "fd00:9::/48", port="up")
