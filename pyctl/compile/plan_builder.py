@@ -16,7 +16,8 @@ its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
 - a namespace: ``(scope, is_l3)``; its groups (not those of link scope:
   224.0.0.0/24 and ff02::/16 reach the whole scope without an entry, and no
   narrower ones are joined) make it a member in ``multicast``;
-- a port: ``(namespace, MAC bytes)``;
+- a port: ``(namespace, MAC bytes)``; for the slow path ``port_info`` (its MTU,
+  whether a router stands behind it), and an L2's ``scope_options``;
 - an address held in a scope (loopback stays in the model): its holder in
   ``addresses``; an L3 holding an IPv4 address on a /30-or-wider subnet listens
   to that subnet's directed broadcast (``broadcasts``; IPv6 has none);
@@ -32,6 +33,7 @@ from pyctl.compile.plan import (FAMILIES, GONE, Plan, address_of, fast_path_key,
                                 network_of)
 from pyctl.compile.plan_index import Edit, PlanIndex
 from pyctl.model.addressing import is_link_scope_group
+from pyctl.model.port_options import DEFAULT_MTU
 
 __all__ = ["PlanBuilder", "compile_plan"]
 
@@ -132,14 +134,16 @@ class PlanBuilder:
         index = self.index
         value = reader.namespace(ns)
         if value is None:
-            entry, port_ids, multicast = GONE, set(), GONE
+            entry, port_ids, multicast, options = GONE, set(), GONE, GONE
         else:
             entry = (value.scope_id, value.is_l3)
             port_ids = set(reader.port_ids_of(ns))
             groups = self._multicast_groups(reader.groups_of(ns))
             multicast = (value.scope_id, groups) if groups else GONE
+            options = tuple(sorted(reader.options_of(ns).items())) or GONE
         changed = edit.put("namespaces", ns, entry)
         edit.put("ns_multicast", ns, multicast)
+        edit.put("scope_options", ns, options)
         known = index.ns_ports.get(ns, set())
         ports |= port_ids | known
         if changed or port_ids != known:
@@ -152,6 +156,8 @@ class PlanBuilder:
         # addresses: every such change marks those namespaces too (``_namespace``).
         port = reader.port(pid)
         edit.put("ports", pid, GONE if port is None else (port.ns, _mac_bytes(port.mac)))
+        edit.put("port_info", pid, GONE if port is None else
+                 (port.options.get("mtu", DEFAULT_MTU), port.options.get("router", False)))
 
     def _address(self, reader, edit, scope, ip, routes):
         holding = reader.holding(scope, address_of(ip))

@@ -1,10 +1,12 @@
 """A ``Plan`` with the indexes that say what depends on what, and the questions
 the daemon asks of it.
 
-``PlanIndex`` holds the plan's tables and three of its own, each entry what one
+``PlanIndex`` holds the plan's tables and five of its own, each entry what one
 piece of the model contributes: ``held`` ((scope, ip) -> (owner, prefix
-length)), ``ns_multicast`` (ns -> (scope, its IPv4 groups)) and ``route_src``
-((scope, prefix, plen) -> (L2 name, dst, gateway, port id or None)).  Every
+length)), ``ns_multicast`` (ns -> (scope, its groups)), ``route_src``
+((scope, prefix, plen) -> (L2 name, dst, gateway, port id or None)), and what
+only the slow path reads: ``port_info`` (port id -> (MTU, router)) and
+``scope_options`` (L2 id -> its options, as sorted pairs).  Every
 write goes through an ``Edit``, which keeps the indexes in step and records the
 entry's previous value, so the diff is the entries that moved and
 ``Edit.revert()`` puts tables and indexes back exactly.
@@ -16,9 +18,10 @@ the scope's own address on an endpoint's subnet), each in O(1) or O(answer).
 Keys are in either family (``pyctl.compile.plan``); the scope's own addresses
 are indexed per family, so a question about one family answers in it.
 """
+import ipaddress
 from collections import Counter
 
-from pyctl.compile.plan import GONE, PLAN_TABLES, key_family
+from pyctl.compile.plan import GONE, PLAN_TABLES, address_of, key_family
 
 __all__ = ["PlanIndex", "Edit"]
 
@@ -39,9 +42,13 @@ class PlanIndex:
         self.held = {}            # (scope, ip) -> (owner ns, prefix length)
         self.ns_multicast = {}    # ns -> (scope, frozenset of IPv4 groups, not link-local)
         self.route_src = {}       # (scope, prefix, plen) -> (L2 name, dst, gateway int, port id)
+        self.port_info = {}       # port id -> (MTU, router: bool)
+        self.scope_options = {}   # L2 id -> ((key, value), ...) of its options, when it has some
         self.tables = {name: getattr(plan, name) for name in PLAN_TABLES}
         self.tables.update(held=self.held, ns_multicast=self.ns_multicast,
-                           route_src=self.route_src)
+                           route_src=self.route_src, port_info=self.port_info,
+                           scope_options=self.scope_options)
+        self.scope_members = {}   # scope -> {ns} whose scope it is (itself included)
         self.ns_ports = {}        # ns -> {port ids}
         self.port_routes = {}     # port id -> {route keys} of installed routes
         self.ns_addrs = {}        # ns -> {(scope, ip)} it holds
@@ -66,6 +73,20 @@ class PlanIndex:
         """The lowest port id of ``ns`` (an L3 has at most one), or None."""
         ports = self.ns_ports.get(ns)
         return min(ports) if ports else None
+
+    def scope_ports(self, scope):
+        """The ids of every port of L2 ``scope``'s namespaces (its own, its L3s'), lowest first."""
+        return sorted(p for ns in self.scope_members.get(scope, ())
+                      for p in self.ns_ports.get(ns, ()))
+
+    def own_networks(self, scope, version):
+        """The subnets of the addresses of family ``version`` the L2 ``scope`` holds itself."""
+        out = set()
+        for key in self.ns_addrs.get(scope, ()):
+            if key_family(key[1]) == version:
+                _, plen = self.held[key]
+                out.add(ipaddress.ip_network((address_of(key[1]), plen), strict=False))
+        return sorted(out)
 
     def addresses_of(self, ns):
         """``{(scope, ip)}`` that ``ns`` holds."""
@@ -100,6 +121,8 @@ class PlanIndex:
     def _index(self, table, key, value, add):
         if table == "ports":
             _set_edit(self.ns_ports, value[0], key, add)
+        elif table == "namespaces":
+            _set_edit(self.scope_members, value[0], key, add)
         elif table == "routes":
             _set_edit(self.port_routes, value[0], key, add)
         elif table == "held":

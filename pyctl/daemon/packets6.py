@@ -112,6 +112,7 @@ class IPv6(NamedTuple):
     dst: ipaddress.IPv6Address
     upper: int                # the upper layer's protocol, past the extension headers
     upper_offset: int         # where it starts in ``datagram``
+    upper_field: int          # the offset of the next-header field that names it
     frag_offset: int          # of a fragment header, in 8-byte units (0: none or first)
     more_fragments: bool
     router_alert: bool        # a hop-by-hop Router Alert option (MLD carries one)
@@ -139,17 +140,19 @@ def parse_ipv6(payload: bytes) -> IPv6 | None:
     chain = _walk(datagram, nh)
     if chain is None:
         return None
-    upper, offset, frag_offset, more, alert = chain
+    upper, offset, field, frag_offset, more, alert = chain
     return IPv6((word >> 20) & 0xFF, word & 0xFFFFF, hops, nh, ipaddress.IPv6Address(src),
-                ipaddress.IPv6Address(dst), upper, offset, frag_offset, more, alert, datagram)
+                ipaddress.IPv6Address(dst), upper, offset, field, frag_offset, more, alert,
+                datagram)
 
 
 def _walk(datagram: bytes, nh: int):
-    """(upper protocol, its offset, fragment offset, more fragments, router alert)."""
-    offset, frag_offset, more, alert = IPV6_HLEN, 0, False, False
+    """(upper protocol, its offset, the offset of the field naming it, fragment offset,
+    more fragments, router alert)."""
+    offset, field, frag_offset, more, alert = IPV6_HLEN, 6, 0, False, False
     for count in range(MAX_EXTENSION_HEADERS + 1):
         if nh not in EXTENSION_HEADERS:
-            return nh, offset, frag_offset, more, alert
+            return nh, offset, field, frag_offset, more, alert
         if count == MAX_EXTENSION_HEADERS or offset + 8 > len(datagram):
             return None
         if nh == IPPROTO_FRAGMENT:
@@ -167,7 +170,7 @@ def _walk(datagram: bytes, nh: int):
                 alert = _router_alert(datagram[offset + 2:offset + size])
                 if alert is None:
                     return None
-        nh, offset = datagram[offset], offset + size
+        nh, field, offset = datagram[offset], offset, offset + size
     return None
 
 

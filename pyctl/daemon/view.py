@@ -94,6 +94,33 @@ class PlanView:
         """The ids of namespace ``ns``'s ports, lowest first."""
         return self._index.ports_of(ns)
 
+    def scope_ports(self, scope):
+        """The ids of every port of L2 ``scope`` (its own and its L3s'), lowest first."""
+        return self._index.scope_ports(scope)
+
+    def port_mtu(self, port_id):
+        """The port's MTU (the TAP's: its ``mtu`` option, else 1500), or None."""
+        info = self._index.port_info.get(port_id)
+        return None if info is None else info[0]
+
+    def port_is_router(self, port_id):
+        """True if the port's ``router`` option says a router stands behind it."""
+        info = self._index.port_info.get(port_id)
+        return info is not None and info[1]
+
+    def advertises(self, scope):
+        """True if L2 ``scope`` sends IPv6 router advertisements (its ``advertise`` option)."""
+        return dict(self._index.scope_options.get(scope, ())).get("advertise", False)
+
+    def advertising_scopes(self):
+        """The L2s whose ``advertise`` option is on."""
+        return sorted(s for s, options in self._index.scope_options.items()
+                      if dict(options).get("advertise", False))
+
+    def own_networks(self, scope, version):
+        """The subnets of the L2 ``scope``'s own addresses of family ``version``."""
+        return self._index.own_networks(scope, version)
+
     def owner(self, scope, ip):
         return self._index.plan.addresses.get((scope, ip))
 
