@@ -54,6 +54,8 @@ REASONS = (
     Reason("no_port", 8, "drop", "the destination namespace (or route) has no usable port"),
     Reason("no_listener", 9, "drop", "broadcast or multicast nobody else listens to"),
     Reason("fanout_overflow", 10, "drop", "fan-out copies that did not fit the batch's list (counted per copy)"),
+    Reason("bad_extension_header", 11, "drop", "a malformed or over-long IPv6 extension-header chain"),
+    Reason("link_local_source_routed", 12, "drop", "a link-local or unspecified IPv6 source that would leave the link"),
     Reason("arp", 16, "slowpath", "ARP: the slow path answers for the switch"),
     Reason("local", 17, "slowpath", "to an address the L2 scope itself owns (the switch)"),
     Reason("no_route", 18, "slowpath", "no FIB entry: the slow path sends ICMP unreachable"),
@@ -61,6 +63,9 @@ REASONS = (
     Reason("no_neighbour", 20, "slowpath", "the next hop's MAC is unknown: the slow path resolves it"),
     Reason("peer_unknown", 21, "slowpath", "the MAC of the endpoint behind the destination port is unknown"),
     Reason("igmp", 22, "slowpath", "IGMP (IPv4 protocol 2): the switch snoops and is the querier"),
+    Reason("nd", 23, "slowpath", "ICMPv6 neighbour discovery (types 133-137): the switch answers, nothing is forwarded"),
+    Reason("mld", 24, "slowpath", "MLDv1/v2 (ICMPv6 130-132, 143): the switch snoops and is the querier"),
+    Reason("too_big", 25, "slowpath", "larger than the egress port's MTU: ICMPv6 packet too big, ICMP fragmentation needed, or fragmented"),
 )
 
 # Why a port refused a virtio-net header (the frame never reaches process()); code = position.

@@ -36,11 +36,12 @@ class IcmpErrors:
         self.buckets = BucketPerKey(config.icmp_rate, config.icmp_burst)
 
     def error(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, itype: int, code: int,
-              now: float, source: int | None = None) -> bytes | None:
+              now: float, source: int | None = None, rest: bytes = bytes(4)) -> bytes | None:
         """The frame carrying ICMP ``itype``/``code`` about ``ip`` back to its sender
         (out of ``port_id``), or None when RFC 1812 4.3.2.7 forbids it or the sender's
         bucket is empty.  It comes from ``source`` (the switch as the addressed host)
-        or, for a router's errors, from the switch's address facing the sender."""
+        or, for a router's errors, from the switch's address facing the sender.  ``rest``:
+        the 4 bytes after the checksum (fragmentation needed: the next hop's MTU)."""
         why = self._suppressed(eth, ip)
         if why is None and source is None:
             source = self.view.icmp_source(port_id)
@@ -51,7 +52,7 @@ class IcmpErrors:
         if why is not None:
             self.counters[why] += 1
             return None
-        message = pk.build_icmp(itype, code, bytes(4), ip.datagram[:ICMP_QUOTE_MAX])
+        message = pk.build_icmp(itype, code, rest, ip.datagram[:ICMP_QUOTE_MAX])
         self.counters[f"icmp_sent_{itype}_{code}"] += 1
         return self.datagram(port_id, eth.src, source, ip.src, pk.IPPROTO_ICMP, message)
 

@@ -59,6 +59,25 @@ class SwitchView(Protocol):
         IPv4: ICMP errors are not sent, ARP requests go out as probes from 0.0.0.0;
         IPv6: the port's link-local address is used)."""
 
+    def port_mtu(self, port_id: int) -> int | None:
+        """The port's MTU: larger frames to it are punted ``too_big``."""
+
+    def port_is_router(self, port_id: int) -> bool:
+        """Whether a router stands behind the port (its router advertisements and
+        redirects may reach the scope)."""
+
+    def advertises(self, scope: int) -> bool:
+        """Whether L2 ``scope`` sends IPv6 router advertisements."""
+
+    def advertising_scopes(self) -> list:
+        """Every L2 that sends IPv6 router advertisements."""
+
+    def scope_ports(self, scope: int) -> list:
+        """The ids of every port of L2 ``scope`` (its own and its L3s')."""
+
+    def own_networks(self, scope: int, version: int) -> list:
+        """The subnets of the L2 ``scope``'s own addresses of family ``version``."""
+
 
 class PlanView:
     """The ``SwitchView`` of a running daemon: the compiler's plan and the datapath's FIB."""
