@@ -236,7 +236,7 @@ class Daemon:
             if not self._slow_budget.take(now):
                 self.slow_frames_over_budget += 1
                 continue
-            if reason == verdicts.REASON_IGMP:
+            if reason == verdicts.REASON_IGMP or reason == verdicts.REASON_MLD:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
             else:
                 self._emit(self.slowpath.handle(port_id, reason, data))
