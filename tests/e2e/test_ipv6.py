@@ -1,0 +1,382 @@
+"""IPv6 end to end (issue 15): real kernel stacks on both sides of tapswitch.
+
+Tenants are dual-stack (``Topology.tenant(name, "10.x/24", "fd00::x/64")``): their TAPs
+get the addresses at once (no duplicate address detection to wait for), IPv6 on and
+router advertisements off, a default route per family.  Between them: ping, routing
+between two IPv6 subnets with the hop limit decremented and time exceeded when it runs
+out, packet too big toward a smaller-MTU port and TCP going through it by path MTU
+discovery, 200 MB of TCP with offloads on, spoofed sources dropped and counted,
+overlapping prefixes in sibling L2s kept apart, MLD membership with kernel sockets,
+a tenant's duplicate address detection seeing a conflict (and none for a free address),
+and a rogue router advertisement that reaches nobody.
+"""
+import random
+import socket
+import struct
+import time
+
+import pytest
+from scapy.compat import raw
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import (ICMPv6EchoRequest, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_RS,
+                                ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, IPv6)
+from scapy.layers.l2 import Ether
+
+from pyctl.rig import probes
+
+IPV6_RECVHOPLIMIT = 51          # <linux/in6.h>
+IPV6_HOPLIMIT = 52
+IFA_F_DADFAILED = 0x08          # <linux/if_addr.h>
+IFA_F_TENTATIVE = 0x40
+ALL_OFFLOADS = ["csum", "tso4", "tso6", "uso4", "uso6"]
+
+
+def two_subnets(factory, **kw):
+    """a in fd00:1::/64, b in fd00:2::/64, both of init, whose own addresses there are the
+    gateways: every frame between them is routed by the switch."""
+    net = random.randint(16, 250)
+    topo = factory(**kw)
+    topo.address_add("init", f"10.{net}.1.1/24")
+    topo.address_add("init", f"10.{net}.2.1/24")
+    topo.address_add("init", "fd00:1::1/64")
+    topo.address_add("init", "fd00:2::1/64")
+    return topo, net
+
+
+def eth_of(tenant):
+    return tenant.port         # the TAP keeps its name in the tenant's namespace
+
+
+# -- reachability ----------------------------------------------------------------------------
+
+def test_ping6_between_tenants_and_to_the_gateway(tapswitch_topology):
+    a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
+    assert len(probes.ping(a, b.ip6, count=3)) == 3
+    assert len(probes.ping(b, a.ip6, count=3)) == 3
+    assert len(probes.ping(a, "fd00::1", count=3)) == 3
+    counters = tapswitch_topology.counters()
+    assert counters["namespaces"]["a"]["reasons"]["spoofed_source"] == 0
+
+
+def test_udp_and_tcp_over_ipv6_in_one_subnet(tapswitch_topology):
+    a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
+    rx = probes.udp_receiver(b, b.ip6, 6100)
+    try:
+        probes.udp_send(a, b.ip6, 6100, [b"six %d" % i for i in range(30)])
+        got = probes.drain(rx, 0.5)
+    finally:
+        rx.close()
+    assert sorted(d for d, _ in got) == sorted(b"six %d" % i for i in range(30))
+    assert {addr[0] for _, addr in got} == {a.ip6}
+    sent, received, nbytes, _ = probes.tcp_transfer(a, b, b.ip6, 20 << 20)
+    assert nbytes == 20 << 20 and received == sent
+
+
+def test_routed_between_two_subnets_hop_limit_decremented_then_time_exceeded(tapswitch_factory):
+    topo, net = two_subnets(tapswitch_factory)
+    a = topo.tenant("a", f"10.{net}.1.2/24", "fd00:1::2/64")
+    b = topo.tenant("b", f"10.{net}.2.2/24", "fd00:2::2/64")
+    topo.start()
+    assert len(probes.ping(a, b.ip6, count=2)) == 2
+    with b.socket(socket.AF_INET6, socket.SOCK_DGRAM) as rx, \
+            a.socket(socket.AF_INET6, socket.SOCK_DGRAM) as tx:
+        rx.bind((b.ip6, 6101))
+        rx.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+        rx.settimeout(2)
+        tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 64)
+        tx.sendto(b"count the hops", (b.ip6, 6101))
+        data, ancillary, _, source = rx.recvmsg(2048, socket.CMSG_SPACE(4))
+    hops = [struct.unpack("i", d[:4])[0] for level, kind, d in ancillary
+            if (level, kind) == (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)]
+    assert (data, source[0], hops) == (b"count the hops", a.ip6, [63])
+    errors = probes.icmp_errors(
+        a, lambda: probes.udp_send(a, b.ip6, 6101, [b"short-lived"], hops=1),
+        family=socket.AF_INET6)
+    assert (3, 0, "fd00:1::1") in errors
+    assert topo.stats()["slowpath"]["icmp6_sent_3_0"] >= 1
+
+
+def test_packet_too_big_toward_a_smaller_mtu_port_and_tcp_through_it(tapswitch_factory):
+    topo, net = two_subnets(tapswitch_factory)
+    a = topo.tenant("a", f"10.{net}.1.2/24", "fd00:1::2/64")
+    b = topo.tenant("b", f"10.{net}.2.2/24", "fd00:2::2/64", mtu=1280)
+    topo.start()
+    # b's own link is 1280 bytes, but it advertises a larger MSS (as a host behind a
+    # larger link would): only path MTU discovery keeps a's segments small enough.
+    b.run(["ip", "-6", "route", "replace", "fd00:1::/64", "via", "fd00:2::1", "dev", eth_of(b),
+           "advmss", "1440"])
+    errors = probes.icmp_errors(
+        a, lambda: probes.udp_send(a, b.ip6, 6102, [b"x" * 1400]), family=socket.AF_INET6)
+    assert (2, 0, "fd00:1::1", 1280) in errors
+    sent, received, nbytes, _ = probes.tcp_transfer(a, b, b.ip6, 8 << 20, timeout=30)
+    assert nbytes == 8 << 20 and received == sent
+    route = a.run(["ip", "-6", "route", "get", b.ip6]).stdout
+    assert "mtu 1280" in route, route
+    slow = topo.stats()["slowpath"]
+    assert slow["too_big_ipv6"] >= 2 and slow["icmp6_sent_2_0"] >= 2
+
+
+def test_tcp_200_mb_over_ipv6_with_offloads(tapswitch_factory):
+    topo, net = two_subnets(tapswitch_factory, vnet_hdr=True)
+    a = topo.tenant("a", f"10.{net}.1.2/24", "fd00:1::2/64", offloads=ALL_OFFLOADS)
+    b = topo.tenant("b", f"10.{net}.2.2/24", "fd00:2::2/64", offloads=ALL_OFFLOADS)
+    topo.start()
+    sent, received, nbytes, _ = probes.tcp_transfer(a, b, b.ip6, 200 << 20, timeout=60)
+    assert nbytes == 200 << 20 and received == sent
+    loop = topo.stats()["loop"]
+    assert loop["write_errors"] == 0 and loop["tx_no_port"] == 0
+    assert sum(v for k, v in loop.items() if k.startswith("vnet_")) == 0
+    assert loop["read_bytes"] / loop["frames_in"] > 8000      # TSO6 super-frames crossed whole
+
+
+# -- isolation ----------------------------------------------------------------------------------
+
+def test_ipv6_spoofing_is_dropped_and_counted(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "fd00::1/64")
+    topo.address_add("init", "fd00:2::1/64")
+    a = topo.tenant("a", "fd00::2/64")
+    b = topo.tenant("b", "fd00::3/64")
+    c = topo.tenant("c", "fd00::4/64")
+    d = topo.tenant("d", "fd00:2::2/64")
+    topo.start()
+    assert probes.ping(a, b.ip6, count=1) and probes.ping(a, d.ip6, count=1)
+    rx_b, rx_d = probes.udp_receiver(b, b.ip6, 6103), probes.udp_receiver(d, d.ip6, 6103)
+    try:
+        probes.send_spoofed_udp(a, c.ip6, b.ip6, 6103, b"forged", count=7)
+        probes.send_spoofed_udp(a, "fe80::1234", d.ip6, 6103, b"off-link", count=5)
+        probes.udp_send(a, b.ip6, 6103, [b"honest"])
+        got_b, got_d = probes.drain(rx_b, 0.5), probes.drain(rx_d, 0.5)
+    finally:
+        rx_b.close()
+        rx_d.close()
+    assert [data for data, _ in got_b] == [b"honest"] and got_d == []
+    reasons = topo.counters()["namespaces"]["a"]["reasons"]
+    assert reasons["spoofed_source"] == 7
+    assert reasons["link_local_source_routed"] == 5
+
+
+def test_overlapping_ipv6_prefixes_in_sibling_l2s_are_isolated(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.l2("red", "fd00::1/64")
+    topo.l2("blue", "fd00::1/64")
+    r1 = topo.tenant("r1", "fd00::2/64", parent="red")
+    r2 = topo.tenant("r2", "fd00::3/64", parent="red")
+    b1 = topo.tenant("b1", "fd00::2/64", parent="blue")
+    b2 = topo.tenant("b2", "fd00::3/64", parent="blue")
+    topo.start()
+    receivers = {t.name: probes.udp_receiver(t, t.ip6, 6104) for t in (r2, b2)}
+    try:
+        probes.udp_send(r1, "fd00::3", 6104, [b"from red"] * 10)
+        probes.udp_send(b1, "fd00::3", 6104, [b"from blue"] * 10)
+        got = {name: [d for d, _ in probes.drain(s, 0.5)] for name, s in receivers.items()}
+    finally:
+        for s in receivers.values():
+            s.close()
+    assert got == {"r2": [b"from red"] * 10, "b2": [b"from blue"] * 10}
+    assert len(probes.ping(r1, "fd00::3")) == 3 and len(probes.ping(b1, "fd00::1")) == 3
+
+
+def test_neighbour_solicitations_reach_only_the_switch(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "fd00::1/64")
+    a = topo.tenant("a", "fd00::2/64")
+    b = topo.tenant("b", "fd00::3/64")
+    c = topo.tenant("c", "fd00::4/64")
+    topo.start()
+
+    def is_nd(frame):
+        pkt = Ether(frame)
+        return pkt.haslayer(ICMPv6ND_NS) and pkt[ICMPv6ND_NS].tgt in (c.ip6, b.ip6)
+    seen_by_b = probes.capture(b, lambda: probes.ping(a, c.ip6, count=2), timeout=0.5,
+                               accept=is_nd)
+    assert seen_by_b == []
+    assert topo.stats()["slowpath"]["nd_advert_sent"] >= 1
+
+
+# -- duplicate address detection --------------------------------------------------------------
+
+def _dad(tenant, cidr, timeout=5.0):
+    """Add ``cidr`` to the tenant's link *with* duplicate address detection; its flags
+    once DAD is over (tentative gone, or failed)."""
+    ifname = eth_of(tenant)
+    tenant.netns.set_sysctl(f"net.ipv6.conf.{ifname}.accept_dad", 1)
+    tenant.netns.set_sysctl(f"net.ipv6.conf.{ifname}.dad_transmits", 1)
+    tenant.run(["ip", "-6", "addr", "add", cidr, "dev", ifname])
+    ip = cidr.split("/")[0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = tenant.run(["ip", "-6", "-o", "addr", "show", "dev", ifname]).stdout
+        line = next(l for l in out.splitlines() if f" {ip}/" in l)
+        if "dadfailed" in line or "tentative" not in line:
+            return line
+        time.sleep(0.1)
+    pytest.fail(f"DAD of {cidr} did not finish")
+
+
+def test_dad_sees_a_conflict_and_none_for_a_free_address(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "fd00::1/64")
+    a = topo.tenant("a", "fd00::2/64")
+    topo.tenant("b", "fd00::3/64")
+    topo.start()
+    assert "dadfailed" in _dad(a, "fd00::3/64")        # b holds it
+    assert "dadfailed" in _dad(a, "fd00::1/64")        # the switch holds it
+    free = _dad(a, "fd00::77/64")                      # nobody does (not pushed: a's kernel only)
+    assert "dadfailed" not in free and "tentative" not in free
+
+
+# -- routers ----------------------------------------------------------------------------
+
+def test_a_rogue_router_advertisement_reaches_no_other_tenant(tapswitch_topology):
+    topo = tapswitch_topology
+    a, b = topo.tenants["a"], topo.tenants["b"]
+    a_mac = a.netns.link_info(eth_of(a))["address"]
+    rogue = raw(Ether(dst="33:33:00:00:00:01", src=a_mac)
+                / IPv6(src="fe80::bad", dst="ff02::1", hlim=255)
+                / ICMPv6ND_RA(routerlifetime=9000)
+                / ICMPv6NDOptSrcLLAddr(lladdr=a_mac)
+                / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64))
+    before = topo.stats()["slowpath"].get("drop_rogue_router", 0)
+    seen = probes.capture(b, lambda: probes.send_frames(a, [rogue] * 5), timeout=0.5,
+                          accept=lambda f: Ether(f).haslayer(ICMPv6ND_RA)
+                          and Ether(f)[IPv6].src == "fe80::bad")
+    assert seen == []
+    assert topo.stats()["slowpath"]["drop_rogue_router"] - before == 5
+    assert len(probes.ping(b, a.ip6, count=1)) == 1          # and b still reaches a
+
+
+def test_an_advertising_l2_configures_a_host_that_listens(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "fd00:5::1/64")
+    topo.namespace_set("init", {"advertise": True})
+    a = topo.tenant("a", "fd00:5::2/64")
+    topo.start()
+    ifname = eth_of(a)
+    a.netns.set_sysctl(f"net.ipv6.conf.{ifname}.accept_ra", 1)
+    a_mac = a.netns.link_info(ifname)["address"]
+    solicit = raw(Ether(dst="33:33:00:00:00:02", src=a_mac)
+                  / IPv6(src="fe80::a", dst="ff02::2", hlim=255)
+                  / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=a_mac))
+    seen = probes.capture(a, lambda: probes.send_frames(a, [solicit]), timeout=1.0,
+                          accept=lambda f: Ether(f).haslayer(ICMPv6ND_RA))
+    assert seen, "no router advertisement answered the solicitation"
+    pkt = Ether(seen[0])
+    assert pkt[ICMPv6NDOptPrefixInfo].prefix == "fd00:5::"
+    assert pkt[IPv6].hlim == 255 and pkt[IPv6].src.startswith("fe80::")
+    # a's kernel took it: a default route via the switch's link-local address there.
+    _wait_for(lambda: "default via fe80::" in a.run(["ip", "-6", "route"]).stdout, 2.0,
+              "a default route from the advertisement")
+
+
+# -- multicast -------------------------------------------------------------------------------
+
+GROUP6 = "ff05::1:3"
+
+
+def _wait_for(predicate, timeout, what):
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def test_mld_membership_with_kernel_sockets(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "fd00::1/64")
+    a = topo.tenant("a", "fd00::2/64")
+    b = topo.tenant("b", "fd00::3/64")
+    c = topo.tenant("c", "fd00::4/64")
+    topo.start()
+    index = b.netns.link_index(eth_of(b))
+    member = b.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    member.bind(("::", 6105))
+    member.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                      socket.inet_pton(socket.AF_INET6, GROUP6) + struct.pack("@I", index))
+    bystander = probes.udp_receiver(c, "::", 6105)
+    sender = a.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF,
+                      a.netns.link_index(eth_of(a)))
+    sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 8)
+    try:
+        _wait_for(lambda: topo.groups("b") == [GROUP6], 3.0, "b's MLD report learned")
+        for i in range(10):
+            sender.sendto(b"to the group %d" % i, (GROUP6, 6105))
+        got_b = probes.drain(member, 0.5)
+        got_c = probes.drain(bystander, 0.3)
+        assert sorted(d for d, _ in got_b) == sorted(b"to the group %d" % i for i in range(10))
+        assert got_c == []
+        member.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP,
+                          socket.inet_pton(socket.AF_INET6, GROUP6) + struct.pack("@I", index))
+        _wait_for(lambda: topo.groups("b") == [], 2.0, "b's MLD done applied")
+        before = topo.counters()["reasons"]["no_listener"]
+        sender.sendto(b"nobody", (GROUP6, 6105))
+        assert probes.drain(member, 0.3) == []
+        _wait_for(lambda: topo.counters()["reasons"]["no_listener"] > before, 1.0,
+                  "the group's datagram counted as no listener")
+    finally:
+        for sock in (member, bystander, sender):
+            sock.close()
+    assert topo.stats()["igmp"]["mld_join"] >= 1
+
+
+def test_ff02_1_stays_in_the_senders_scope(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.l2("red", "fd00::1/64")
+    topo.l2("blue", "fd00::1/64")
+    r1 = topo.tenant("r1", "fd00::2/64", parent="red")
+    r2 = topo.tenant("r2", "fd00::3/64", parent="red")
+    b1 = topo.tenant("b1", "fd00::2/64", parent="blue")
+    topo.start()
+    echo = raw(Ether(dst="33:33:00:00:00:01", src=r1.netns.link_info(eth_of(r1))["address"])
+               / IPv6(src=r1.ip6, dst="ff02::1", hlim=1) / UDP(sport=1, dport=6106)
+               / b"all nodes of red")
+
+    def wanted(frame):
+        pkt = Ether(frame)
+        return pkt.haslayer(UDP) and pkt[UDP].dport == 6106
+    assert len(probes.capture(r2, lambda: probes.send_frames(r1, [echo]), accept=wanted)) == 1
+    assert probes.capture(b1, lambda: probes.send_frames(r1, [echo]), accept=wanted) == []
+
+
+def test_echo_to_the_switchs_link_local_address(tapswitch_topology):
+    a = tapswitch_topology.tenants["a"]
+    port_mac = bytes.fromhex(tapswitch_topology.switch.port(a.port).mac.replace(":", ""))
+    from pyctl.daemon.packets6 import link_local_of
+    switch_ll = str(link_local_of(port_mac))
+    index = a.netns.link_index(eth_of(a))
+    sock = a.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    try:
+        sock.settimeout(2)
+        sock.sendto(raw(ICMPv6EchoRequest(id=9, seq=1, data=b"ll")), (switch_ll, 0, 0, index))
+        data, source = sock.recvfrom(2048)
+    finally:
+        sock.close()
+    assert data[0] == 129 and source[0].split("%")[0] == switch_ll
+
+
+# -- the tenant's kernel side -----------------------------------------------------------------
+
+def test_pushed_ipv6_addresses_are_mirrored_at_once(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "10.0.0.1/24")
+    topo.address_add("init", "fd00::1/64")
+    a = topo.tenant("a", "10.0.0.2/24")                  # IPv4 only at first
+    b = topo.tenant("b", "10.0.0.3/24", "fd00::3/64")
+    topo.start()
+
+    def six(tenant):
+        out = tenant.run(["ip", "-6", "-o", "addr", "show", "dev", eth_of(tenant)]).stdout
+        return {line.split()[3]: line for line in out.splitlines()}
+    assert "fd00::3/64" in six(b) and "tentative" not in six(b)["fd00::3/64"]
+    assert b.run(["ip", "-6", "route", "show", "default"]).stdout.startswith("default via fd00::1")
+    assert b.netns.get_sysctl(f"net.ipv6.conf.{eth_of(b)}.accept_ra") == "0"
+    topo.assign_and_push("fd00::2/64", "a")
+    assert "fd00::2/64" in six(a) and "tentative" not in six(a)["fd00::2/64"]
+    topo.pull("fd00::2/64", "a")
+    assert "fd00::2/64" not in six(a)
+    with a.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:    # IPv6 stays on, usable
+        s.bind(("::", 0))
