@@ -122,15 +122,21 @@ def _parse_v3_report(message: bytes) -> list[IgmpEvent] | None:
         off += 8 + 4 * nsrc + 4 * aux_words
         if off > len(message) or not is_multicast(group) or not 1 <= rtype <= 6:
             return None
-        if is_link_local_group(group):
-            continue
-        if rtype in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE):
-            events.append(IgmpEvent(group, True))
-        elif rtype in (MODE_IS_INCLUDE, CHANGE_TO_INCLUDE):
-            events.append(IgmpEvent(group, nsrc > 0))
-        elif rtype == ALLOW_NEW_SOURCES and nsrc > 0:
-            events.append(IgmpEvent(group, True))
+        if not is_link_local_group(group):
+            record_event(events, rtype, group, nsrc)
     return events
+
+
+def record_event(events: list, rtype: int, group, nsrc: int) -> None:
+    """The group-level event of one IGMPv3 / MLDv2 record (the same rules), if it has one:
+    EXCLUDE (any sources) and INCLUDE or ALLOW with sources join, INCLUDE without
+    sources leaves, BLOCK changes nothing."""
+    if rtype in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE):
+        events.append(IgmpEvent(group, True))
+    elif rtype in (MODE_IS_INCLUDE, CHANGE_TO_INCLUDE):
+        events.append(IgmpEvent(group, nsrc > 0))
+    elif rtype == ALLOW_NEW_SOURCES and nsrc > 0:
+        events.append(IgmpEvent(group, True))
 
 
 def build_query(group: int = 0, *, max_resp_time: float = 10.0, version: int = 3,

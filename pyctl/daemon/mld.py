@@ -23,8 +23,7 @@ import struct
 
 from pyctl.daemon import packets as pk
 from pyctl.daemon import packets6 as pk6
-from pyctl.daemon.igmp import (ALLOW_NEW_SOURCES, CHANGE_TO_EXCLUDE, CHANGE_TO_INCLUDE,
-                               MODE_IS_EXCLUDE, MODE_IS_INCLUDE, IgmpEvent)
+from pyctl.daemon.igmp import IgmpEvent, record_event
 from pyctl.model.addressing import is_link_scope_group
 
 __all__ = ["parse_mld", "build_query", "build_query_frame"]
@@ -69,14 +68,8 @@ def _v2_report(body: bytes) -> list[IgmpEvent] | None:
         group = ipaddress.IPv6Address(raw_group)
         if off > len(body) or not group.is_multicast or not 1 <= rtype <= 6:
             return None
-        if is_link_scope_group(group):
-            continue
-        if rtype in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE):
-            events.append(IgmpEvent(group, True))
-        elif rtype in (MODE_IS_INCLUDE, CHANGE_TO_INCLUDE):
-            events.append(IgmpEvent(group, nsrc > 0))
-        elif rtype == ALLOW_NEW_SOURCES and nsrc > 0:
-            events.append(IgmpEvent(group, True))
+        if not is_link_scope_group(group):
+            record_event(events, rtype, group, nsrc)
     return events
 
 

@@ -288,26 +288,28 @@ class Advertisement(NamedTuple):
     options: NdOptions
 
 
-def parse_solicitation(body: bytes) -> Solicitation | None:
-    """A neighbour solicitation's body (after the ICMPv6 checksum)."""
+def _target_and_options(body: bytes):
+    """(target, options) of a solicitation's or advertisement's body (after the ICMPv6
+    checksum: 4 bytes of flags or reserved, the target, options); None if malformed."""
     if len(body) < 20:
         return None
     options = parse_nd_options(body[20:])
     target = ipaddress.IPv6Address(bytes(body[4:20]))
     if options is None or target.is_multicast:
         return None
-    return Solicitation(target, options)
+    return target, options
+
+
+def parse_solicitation(body: bytes) -> Solicitation | None:
+    """A neighbour solicitation's body (after the ICMPv6 checksum)."""
+    found = _target_and_options(body)
+    return None if found is None else Solicitation(*found)
 
 
 def parse_advertisement(body: bytes) -> Advertisement | None:
     """A neighbour advertisement's body (after the ICMPv6 checksum)."""
-    if len(body) < 20:
-        return None
-    options = parse_nd_options(body[20:])
-    target = ipaddress.IPv6Address(bytes(body[4:20]))
-    if options is None or target.is_multicast:
-        return None
-    return Advertisement(body[0] & 0xE0, target, options)
+    found = _target_and_options(body)
+    return None if found is None else Advertisement(body[0] & 0xE0, *found)
 
 
 def lladdr_option(kind: int, mac: bytes) -> bytes:

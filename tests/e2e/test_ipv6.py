@@ -23,6 +23,7 @@ from scapy.layers.inet6 import (ICMPv6EchoRequest, ICMPv6ND_NS, ICMPv6ND_RA, ICM
 from scapy.layers.l2 import Ether
 
 from pyctl.rig import probes
+from tests.support.waiting import wait_for
 
 IPV6_RECVHOPLIMIT = 51          # <linux/in6.h>
 IPV6_HOPLIMIT = 52
@@ -41,6 +42,27 @@ def two_subnets(factory, **kw):
     topo.address_add("init", "fd00:1::1/64")
     topo.address_add("init", "fd00:2::1/64")
     return topo, net
+
+
+def red_and_blue(factory):
+    """Two sibling L2s with the same fd00::1/64, tenants fd00::2 and fd00::3 in red,
+    fd00::2 in blue: (topology, r1, r2, b1)."""
+    topo = factory()
+    topo.l2("red", "fd00::1/64")
+    topo.l2("blue", "fd00::1/64")
+    r1 = topo.tenant("r1", "fd00::2/64", parent="red")
+    r2 = topo.tenant("r2", "fd00::3/64", parent="red")
+    b1 = topo.tenant("b1", "fd00::2/64", parent="blue")
+    return topo, r1, r2, b1
+
+
+def three_tenants(factory):
+    """A started topology: fd00::1/64 in init, IPv6-only tenants a, b, c (::2 .. ::4)."""
+    topo = factory()
+    topo.address_add("init", "fd00::1/64")
+    tenants = [topo.tenant(name, f"fd00::{host}/64") for name, host in (("a", 2), ("b", 3), ("c", 4))]
+    topo.start()
+    return (topo, *tenants)
 
 
 def eth_of(tenant):
@@ -157,12 +179,7 @@ def test_ipv6_spoofing_is_dropped_and_counted(tapswitch_factory):
 
 
 def test_overlapping_ipv6_prefixes_in_sibling_l2s_are_isolated(tapswitch_factory):
-    topo = tapswitch_factory()
-    topo.l2("red", "fd00::1/64")
-    topo.l2("blue", "fd00::1/64")
-    r1 = topo.tenant("r1", "fd00::2/64", parent="red")
-    r2 = topo.tenant("r2", "fd00::3/64", parent="red")
-    b1 = topo.tenant("b1", "fd00::2/64", parent="blue")
+    topo, r1, r2, b1 = red_and_blue(tapswitch_factory)
     b2 = topo.tenant("b2", "fd00::3/64", parent="blue")
     topo.start()
     receivers = {t.name: probes.udp_receiver(t, t.ip6, 6104) for t in (r2, b2)}
@@ -178,12 +195,7 @@ def test_overlapping_ipv6_prefixes_in_sibling_l2s_are_isolated(tapswitch_factory
 
 
 def test_neighbour_solicitations_reach_only_the_switch(tapswitch_factory):
-    topo = tapswitch_factory()
-    topo.address_add("init", "fd00::1/64")
-    a = topo.tenant("a", "fd00::2/64")
-    b = topo.tenant("b", "fd00::3/64")
-    c = topo.tenant("c", "fd00::4/64")
-    topo.start()
+    topo, a, b, c = three_tenants(tapswitch_factory)
 
     def is_nd(frame):
         pkt = Ether(frame)
@@ -265,7 +277,7 @@ def test_an_advertising_l2_configures_a_host_that_listens(tapswitch_factory):
     assert pkt[ICMPv6NDOptPrefixInfo].prefix == "fd00:5::"
     assert pkt[IPv6].hlim == 255 and pkt[IPv6].src.startswith("fe80::")
     # a's kernel took it: a default route via the switch's link-local address there.
-    _wait_for(lambda: "default via fe80::" in a.run(["ip", "-6", "route"]).stdout, 2.0,
+    wait_for(lambda: "default via fe80::" in a.run(["ip", "-6", "route"]).stdout, 2.0,
               "a default route from the advertisement")
 
 
@@ -274,22 +286,8 @@ def test_an_advertising_l2_configures_a_host_that_listens(tapswitch_factory):
 GROUP6 = "ff05::1:3"
 
 
-def _wait_for(predicate, timeout, what):
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.01)
-    return time.monotonic() - start
-
-
 def test_mld_membership_with_kernel_sockets(tapswitch_factory):
-    topo = tapswitch_factory()
-    topo.address_add("init", "fd00::1/64")
-    a = topo.tenant("a", "fd00::2/64")
-    b = topo.tenant("b", "fd00::3/64")
-    c = topo.tenant("c", "fd00::4/64")
-    topo.start()
+    topo, a, b, c = three_tenants(tapswitch_factory)
     index = b.netns.link_index(eth_of(b))
     member = b.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     member.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -302,7 +300,7 @@ def test_mld_membership_with_kernel_sockets(tapswitch_factory):
                       a.netns.link_index(eth_of(a)))
     sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 8)
     try:
-        _wait_for(lambda: topo.groups("b") == [GROUP6], 3.0, "b's MLD report learned")
+        wait_for(lambda: topo.groups("b") == [GROUP6], 3.0, "b's MLD report learned")
         for i in range(10):
             sender.sendto(b"to the group %d" % i, (GROUP6, 6105))
         got_b = probes.drain(member, 0.5)
@@ -311,11 +309,11 @@ def test_mld_membership_with_kernel_sockets(tapswitch_factory):
         assert got_c == []
         member.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP,
                           socket.inet_pton(socket.AF_INET6, GROUP6) + struct.pack("@I", index))
-        _wait_for(lambda: topo.groups("b") == [], 2.0, "b's MLD done applied")
+        wait_for(lambda: topo.groups("b") == [], 2.0, "b's MLD done applied")
         before = topo.counters()["reasons"]["no_listener"]
         sender.sendto(b"nobody", (GROUP6, 6105))
         assert probes.drain(member, 0.3) == []
-        _wait_for(lambda: topo.counters()["reasons"]["no_listener"] > before, 1.0,
+        wait_for(lambda: topo.counters()["reasons"]["no_listener"] > before, 1.0,
                   "the group's datagram counted as no listener")
     finally:
         for sock in (member, bystander, sender):
@@ -324,12 +322,7 @@ def test_mld_membership_with_kernel_sockets(tapswitch_factory):
 
 
 def test_ff02_1_stays_in_the_senders_scope(tapswitch_factory):
-    topo = tapswitch_factory()
-    topo.l2("red", "fd00::1/64")
-    topo.l2("blue", "fd00::1/64")
-    r1 = topo.tenant("r1", "fd00::2/64", parent="red")
-    r2 = topo.tenant("r2", "fd00::3/64", parent="red")
-    b1 = topo.tenant("b1", "fd00::2/64", parent="blue")
+    topo, r1, r2, b1 = red_and_blue(tapswitch_factory)
     topo.start()
     echo = raw(Ether(dst="33:33:00:00:00:01", src=r1.netns.link_info(eth_of(r1))["address"])
                / IPv6(src=r1.ip6, dst="ff02::1", hlim=1) / UDP(sport=1, dport=6106)

@@ -173,3 +173,18 @@ def assert_icmp6_checksum(frame: bytes):
     layer = fresh.getlayer(type(icmp))
     del layer.cksum
     assert IPv6(raw(fresh)).getlayer(type(icmp)).cksum == icmp.cksum
+
+
+def check_every_truncation(frames, reason, headers):
+    """Each cut of each frame is handled by a fresh slow path: counted, never raising, and
+    no output from a frame cut inside its first ``headers`` bytes."""
+    import pytest
+    from pyctl.daemon.slowpath import SlowPath
+    sp = SlowPath(StaticView(), clock=FakeClock())
+    for frame in frames:
+        for cut in range(len(frame)):
+            before = sum(sp.counters.values())
+            out = sp.handle(10, reason, frame[:cut])
+            if cut < headers and out.frames:
+                pytest.fail(f"truncated frame {frame[:cut].hex()} produced output")
+            assert sum(sp.counters.values()) > before
