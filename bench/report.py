@@ -28,7 +28,8 @@ COLUMNS = [
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),
 ]
-RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp1v6", "gbps"), ("tcp4", "gbps"), ("udp64", "delivered_kpps")]
+RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp1v6", "gbps"), ("tcp4", "gbps"),
+                 ("udp64", "delivered_kpps")]
 # a peer's own figure over IPv6 beside its IPv4 one: (test, over test, metric)
 FAMILY_RATIOS = [("tcp1v6", "tcp1", "gbps")]
 
@@ -161,7 +162,8 @@ def table(doc: dict) -> str:
         if info.get("status") != "ok":
             continue
         rows.append([peer] + [_num(_get(summary, peer, t, m)) for t, m, _, _ in cols]
-                    + [_ratio(_get(summary, peer, t, m), _get(summary, base, t, m)) for t, m in ratios]
+                    + [_ratio(_get(summary, peer, t, m), _get(summary, base, t, m))
+                       for t, m in ratios]
                     + [_ratio(_get(summary, peer, t, m), _get(summary, peer, over, m))
                        for t, over, m in own])
         spread.append([peer] + [f"{_num(_get(summary, peer, t, m, 'min'))}..{_num(_get(summary, peer, t, m, 'max'))}"

@@ -60,7 +60,8 @@ def three_tenants(factory):
     """A started topology: fd00::1/64 in init, IPv6-only tenants a, b, c (::2 .. ::4)."""
     topo = factory()
     topo.address_add("init", "fd00::1/64")
-    tenants = [topo.tenant(name, f"fd00::{host}/64") for name, host in (("a", 2), ("b", 3), ("c", 4))]
+    tenants = [topo.tenant(name, f"fd00::{host}/64")
+               for name, host in (("a", 2), ("b", 3), ("c", 4))]
     topo.start()
     return (topo, *tenants)
 
