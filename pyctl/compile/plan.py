@@ -7,7 +7,11 @@ MACs as bytes.  IPv6 is a second instance of each address-keyed entry, not a
 table of its own: ``addresses`` holds ``(scope, 0x0a000005)`` and ``(scope,
 IPv6Address("fd00::5"))`` side by side, ``routes`` IPv4 and IPv6 prefixes
 (an IPv6 route's gateway is an ``IPv6Address`` or None, on-link; IPv4's an int,
-0 on-link), ``multicast`` both families' groups.  ``GONE`` stands for "no
+0 on-link), ``multicast`` both families' groups.  What the datapath's API takes
+besides for IPv6 is in the entry's value: an IPv6 address's owner comes with
+its on-link prefix length (``add_address(scope, ip, owner, plen)``: two
+addresses of one subnet talk as on one link), and a port of a datapath that
+takes IPv6 with its MTU (``set_port(port, ns, mac, mtu)``: too_big).  ``GONE`` stands for "no
 entry" where a value is expected (the old or new side of an entry that appears
 or goes away).
 """
@@ -15,7 +19,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 __all__ = ["Plan", "GONE", "PLAN_TABLES", "FAMILIES", "datapath_families", "fast_path_key",
-           "address_of", "network_of", "key_family"]
+           "address_of", "network_of", "key_family", "address_owner"]
 
 FAMILIES = (4, 6)
 
@@ -31,8 +35,9 @@ GONE = _Gone()
 @dataclass
 class Plan:
     namespaces: dict = field(default_factory=dict)   # ns id -> (scope id, is_l3)
-    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes)
-    addresses: dict = field(default_factory=dict)    # (scope, ip key) -> owner ns id
+    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes[, MTU])
+    addresses: dict = field(default_factory=dict)    # (scope, ip key) -> owner ns id;
+    #   an IPv6 key's: (owner ns id, on-link prefix length)
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids):
     #   the L3s of the scope with an address on a subnet, /30 or wider, of that broadcast
     routes: dict = field(default_factory=dict)       # (scope, prefix key, plen) -> (port id, gateway)
@@ -53,6 +58,11 @@ def datapath_families(datapath):
     if not families or not set(families) <= set(FAMILIES):
         raise ValueError(f"datapath families must be some of {FAMILIES}, not {families!r}")
     return families
+
+
+def address_owner(value):
+    """The owner ns id of a plan ``addresses`` value (an IPv6 one carries its plen too)."""
+    return value if isinstance(value, int) else value[0]
 
 
 def key_family(key):

@@ -16,10 +16,11 @@ its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
 - a namespace: ``(scope, is_l3)``; its groups (not those of link scope:
   224.0.0.0/24 and ff02::/16 reach the whole scope without an entry, and no
   narrower ones are joined) make it a member in ``multicast``;
-- a port: ``(namespace, MAC bytes)``; for the slow path ``port_info`` (its MTU,
-  whether a router stands behind it), and an L2's ``scope_options``;
+- a port: ``(namespace, MAC bytes)``, and its MTU for a datapath that takes IPv6;
+  for the slow path ``port_info`` (its MTU, whether a router stands behind it),
+  and an L2's ``scope_options``;
 - an address held in a scope (loopback stays in the model): its holder in
-  ``addresses``; an L3 holding an IPv4 address on a /30-or-wider subnet listens
+  ``addresses`` (an IPv6 one with its prefix length: on-link for the fast path); an L3 holding an IPv4 address on a /30-or-wider subnet listens
   to that subnet's directed broadcast (``broadcasts``; IPv6 has none);
 - a route: out of its port if it names one, else out of the port of the L3
   that holds its gateway; neither: ``unresolved`` (not installed).  No route
@@ -29,8 +30,8 @@ its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
 import ipaddress
 
 from pyctl.compile.event_marks import Marks
-from pyctl.compile.plan import (FAMILIES, GONE, Plan, address_of, fast_path_key, key_family,
-                                network_of)
+from pyctl.compile.plan import (FAMILIES, GONE, Plan, address_of, address_owner, fast_path_key,
+                                key_family, network_of)
 from pyctl.compile.plan_index import Edit, PlanIndex
 from pyctl.model.addressing import is_link_scope_group
 from pyctl.model.port_options import DEFAULT_MTU
@@ -155,9 +156,12 @@ class PlanBuilder:
         # A port that comes, goes or moves changes the routes via its namespaces'
         # addresses: every such change marks those namespaces too (``_namespace``).
         port = reader.port(pid)
-        edit.put("ports", pid, GONE if port is None else (port.ns, _mac_bytes(port.mac)))
-        edit.put("port_info", pid, GONE if port is None else
-                 (port.options.get("mtu", DEFAULT_MTU), port.options.get("router", False)))
+        mtu = None if port is None else port.options.get("mtu", DEFAULT_MTU)
+        entry = GONE if port is None else (port.ns, _mac_bytes(port.mac))
+        if entry is not GONE and 6 in self.families:
+            entry += (mtu,)               # the IPv6 fast path's too_big bound
+        edit.put("ports", pid, entry)
+        edit.put("port_info", pid, GONE if port is None else (mtu, port.options.get("router", False)))
 
     def _address(self, reader, edit, scope, ip, routes):
         holding = reader.holding(scope, address_of(ip))
@@ -166,6 +170,8 @@ class PlanBuilder:
         else:
             owner = holding.holder
             held = (owner, holding.address.network.prefixlen)
+            if key_family(ip) == 6:
+                owner = held                  # with its on-link prefix length
         edit.put("addresses", (scope, ip), owner)
         edit.put("held", (scope, ip), held)
         routes.update(self.index.gw_routes.get((scope, ip), ()))
@@ -186,8 +192,8 @@ class PlanBuilder:
         edit.put("route_src", key, (name, route.dst, gateway, port_id))
         if port_id is None:
             owner = index.plan.addresses.get((scope, gateway))
-            entry = index.plan.namespaces.get(owner)
-            port_id = index.port_of(owner) if entry is not None and entry[1] else None
+            entry = None if owner is None else index.plan.namespaces.get(address_owner(owner))
+            port_id = index.port_of(address_owner(owner)) if entry is not None and entry[1] else None
         if port_id is None:
             edit.put("routes", key, GONE)
             edit.put("unresolved", key, (name, route.dst, _ROUTE_WHY.format(route.via)))

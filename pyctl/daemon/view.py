@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 from fastpath.source_rule import BROADCAST, may_send_from
-from pyctl.compile.plan import key_family
+from pyctl.compile.plan import address_owner, key_family
 
 __all__ = ["Route", "SwitchView", "PlanView"]
 
@@ -141,7 +141,8 @@ class PlanView:
         return self._index.own_networks(scope, version)
 
     def owner(self, scope, ip):
-        return self._index.plan.addresses.get((scope, ip))
+        entry = self._index.plan.addresses.get((scope, ip))
+        return None if entry is None else address_owner(entry)
 
     def route(self, scope, ip):
         owner = self.owner(scope, ip)

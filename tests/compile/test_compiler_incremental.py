@@ -345,7 +345,7 @@ def test_pulling_a_gateway_takes_its_routes_out_and_pushing_puts_them_back(sw):
     sw.push("10.0.0.2/24", "web")
     comp.sync()
     assert key in comp.plan.routes and key not in comp.plan.unresolved
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
 
 
 def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
@@ -361,7 +361,7 @@ def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
             assert comp.plan != before
             raise _Rollback()
     comp.sync()
-    assert comp.plan == before == expected_plan(sw.snapshot())
+    assert comp.plan == before == expected_plan(sw.snapshot(), comp.families)
 
 
 def test_a_refused_write_keeps_the_change_to_retry(sw):
@@ -377,7 +377,7 @@ def test_a_refused_write_keeps_the_change_to_retry(sw):
     assert comp.plan == before
     comp.datapath = real
     comp.sync()
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
     assert real.lookup_route(0, int(ipaddress.ip_address("10.64.0.1"))) is None
 
 
@@ -385,5 +385,5 @@ def test_an_assigned_plan_is_diffed_in_full(sw):
     comp, recorder = recorded(sw)
     comp.plan = compile_plan(Switch())                   # as if the datapath ran an empty switch
     comp.sync()
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
     assert sum(name == "add_route" for name, _ in recorder.calls) == len(comp.plan.routes)

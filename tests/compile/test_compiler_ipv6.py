@@ -56,10 +56,11 @@ def ids(sw):
 def test_the_plan_holds_both_families_side_by_side(sw):
     ns, ports = ids(sw)
     plan = compile_plan(sw)
-    assert plan.addresses[(0, V6("fd00::2"))] == ns["web"]
-    assert plan.addresses[(0, V6("fd00::1"))] == 0
+    assert plan.addresses[(0, V6("fd00::2"))] == (ns["web"], 64)     # with its on-link plen
+    assert plan.addresses[(0, V6("fd00::1"))] == (0, 64)
     assert plan.addresses[(0, 0x0A000002)] == ns["web"]
-    assert plan.addresses[(ns["blue"], V6("fd00::2"))] == ns["b1"]    # its own scope
+    assert plan.addresses[(ns["blue"], V6("fd00::2"))] == (ns["b1"], 64)   # its own scope
+    assert plan.ports[ports["tap-web"]][2] == 1500                   # the IPv6 fast path's bound
     assert plan.routes[(0, V6("::"), 0)] == (ports["up0"], V6("fd00::fe"))
     assert plan.routes[(0, V6("fd00:9::"), 48)] == (ports["tap-db"], V6("fd00::3"))
     assert plan.routes[(0, V6("fd00:8::"), 48)] == (ports["up0"], None)
@@ -106,7 +107,7 @@ def test_sync_installs_ipv6_and_follows_changes(sw):
     assert dp.lookup_address(0, V6("fd00::2")) == 0
     assert dp.lookup_group(0, V6("ff05::1:3")) == [ns["db"]]
     assert dp.lookup_route(0, V6("fd00:9::1")) == (ports["tap-db"], V6("fd00::3"))
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
     fresh = DualStackDatapath(**LIMITS)
     Compiler(sw, fresh).sync()
     assert (dp.addresses, dp.routes_, dp.groups) == (fresh.addresses, fresh.routes_, fresh.groups)
@@ -125,7 +126,8 @@ def test_an_ipv6_change_writes_its_entries_only(sw):
     recorder.calls.clear()
     sw.assign_and_push("fd00::22/64", "db")
     comp.sync()
-    assert recorder.calls == [("add_address", (0, V6("fd00::22"), ids(sw)[0]["db"]))]
+    assert recorder.calls == [("add_address", (0, V6("fd00::22"), ids(sw)[0]["db"], 64))]
+    assert dp.onlink[(0, V6("fd00::22"))] == 64
 
 
 @pytest.mark.parametrize("fail_at", range(1, 9))
@@ -146,7 +148,23 @@ def test_a_refused_ipv6_write_puts_everything_back(sw, fail_at):
         assert (comp.plan, dp.addresses, dp.routes_, dp.groups, sw.snapshot()) == before
     else:
         assert comp.datapath.writes < fail_at
-        assert comp.plan == expected_plan(sw.snapshot())
+        assert comp.plan == expected_plan(sw.snapshot(), comp.families)
+
+
+def test_a_new_prefix_length_rewrites_the_address_and_ports_carry_their_mtu(sw):
+    dp = DualStackDatapath(**LIMITS)
+    comp = Compiler(sw, dp)
+    comp.sync()
+    with sw.transaction():
+        sw.pull("fd00::2/64", "web")
+        sw.address_del("init", "fd00::2/64")
+        sw.address_add("init", "fd00::2/48")
+    comp.sync()
+    assert dp.onlink[(0, V6("fd00::2"))] == 48 and dp.lookup_address(0, V6("fd00::2")) == 0
+    sw.create("small", kind="l3")
+    sw.port_add("tap-small", "small", options={"mtu": 1280})
+    comp.sync()
+    assert dp.mtus[sw.port("tap-small").id] == 1280 and dp.mtus[sw.port("up0").id] == 1500
 
 
 def test_link_local_and_link_scope_groups_never_reach_the_plan(sw):

@@ -50,10 +50,10 @@ def test_a_compiler_that_saw_an_unknown_event_refuses_to_sync_until_forced():
         comp.sync()
     assert comp.plan.namespaces == before and dict(dp.namespaces) == before
     comp.sync(force=True)                      # an explicit full recompile clears it
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
     sw.create("db", kind="l3")
     comp.sync()
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
 
 
 def marks_told(sw, verb):

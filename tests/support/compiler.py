@@ -35,6 +35,6 @@ def compiler_over(sw, dp, fail_at=0):
     Compiler(sw, dp).sync()
     failing = FailingDatapath(dp, fail_at)
     comp = Compiler(sw, failing)
-    comp.plan = compile_plan(sw)
+    comp.plan = compile_plan(sw, comp.families)
     comp.synced_version = sw.version
     return comp, failing

@@ -5,7 +5,8 @@ as IPv4's.
 
 An IPv6 address, prefix, gateway or group is an ``ipaddress.IPv6Address``; a route's
 gateway is an ``IPv6Address`` or None (on-link); plen is 0..128; a group is in
-ff00::/8 with a scope wider than link-local.  Entries live in the reference's own
+ff00::/8 with a scope wider than link-local; ``add_address`` takes an IPv6 address's
+on-link prefix length and ``set_port`` a port's MTU (68..65535, 1500 by default).  Entries live in the reference's own
 tables beside the IPv4 ones, so its checks of namespaces, scopes and ports (and
 the incremental compiler test's ``tables()``) cover both families alike.
 """
@@ -31,14 +32,33 @@ def _mask(plen):
 class DualStackDatapath(ReferenceDatapath):
     families = (4, 6)
 
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.mtus = {}             # port id -> MTU
+        self.onlink = {}           # (scope, IPv6 address) -> its on-link prefix length
+
+    def set_port(self, port_id, ns_id, mac, mtu=1500):
+        if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
+            raise InvalidArgument(f"MTU {mtu!r} is not an int in 68..65535")
+        super().set_port(port_id, ns_id, mac)
+        self.mtus[port_id] = mtu
+
+    def remove_port(self, port_id):
+        super().remove_port(port_id)
+        del self.mtus[port_id]
+
     # -- addresses --------------------------------------------------------------------
 
-    def add_address(self, scope_id, ip, ns_id):
+    def add_address(self, scope_id, ip, ns_id, plen=None):
         if not isinstance(ip, _V6):
+            if plen is not None:
+                raise InvalidArgument("an IPv4 address takes no on-link prefix length")
             return super().add_address(scope_id, ip, ns_id)
         self._writing()
         self._scope(scope_id)
         _check_host(ip)
+        if plen is not None and (not isinstance(plen, int) or not 0 <= plen <= 128):
+            raise InvalidArgument(f"prefix length {plen!r} is not in 0..128")
         self._existing_ns(ns_id)
         if self.namespaces[ns_id][0] != scope_id:
             raise InvalidArgument(f"namespace {ns_id} is not in scope {scope_id}")
@@ -46,6 +66,7 @@ class DualStackDatapath(ReferenceDatapath):
         if owner is not None and owner != ns_id:
             raise AddressInUse(f"{ip} is owned by namespace {owner} in scope {scope_id}")
         self.addresses[(scope_id, ip)] = ns_id
+        self.onlink[(scope_id, ip)] = plen
 
     def remove_address(self, scope_id, ip):
         if not isinstance(ip, _V6):
@@ -54,7 +75,7 @@ class DualStackDatapath(ReferenceDatapath):
         self._scope(scope_id)
         if (scope_id, ip) not in self.addresses:
             raise NotFound(f"{ip} is not an address of scope {scope_id}")
-        del self.addresses[(scope_id, ip)]
+        del self.addresses[(scope_id, ip)], self.onlink[(scope_id, ip)]
 
     def lookup_address(self, scope_id, ip):
         if not isinstance(ip, _V6):

@@ -36,6 +36,8 @@ def expected_plan(snapshot, families=(4, 6)):
     first_port = {}
     for port in sorted(snapshot["ports"], key=lambda p: p["id"]):
         plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")))
+        if 6 in families:             # a datapath with IPv6 bounds its frames by the port's MTU
+            plan.ports[port["id"]] += (port["options"].get("mtu", 1500),)
         first_port.setdefault(port["ns"], port["id"])
 
     def scope_of(ns):
@@ -49,7 +51,8 @@ def expected_plan(snapshot, families=(4, 6)):
             iface = ipaddress.ip_interface(text)
             if not _fast_path(iface.ip, families):
                 continue
-            plan.addresses[(scope, _key(iface.ip))] = ns["id"]
+            plan.addresses[(scope, _key(iface.ip))] = \
+                ns["id"] if iface.version == 4 else (ns["id"], iface.network.prefixlen)
             if is_l3 and iface.version == 4 and iface.network.prefixlen <= 30:
                 key = (scope, int(iface.network.broadcast_address))
                 listeners.setdefault(key, set()).add(ns["id"])
@@ -74,6 +77,7 @@ def expected_plan(snapshot, families=(4, 6)):
                 port = port_ids[route["port"]]
             else:                     # via a tenant (an L3) of the scope: out of its port
                 owner = plan.addresses.get((ns["id"], gateway))
+                owner = owner[0] if isinstance(owner, tuple) else owner
                 tenant = owner is not None and by_id[owner]["kind"] == "l3"
                 port = first_port.get(owner) if tenant else None
             if port is None:
