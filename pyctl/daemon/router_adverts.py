@@ -7,8 +7,9 @@ autonomous for /64s), managed and other-configuration flags off, the port's
 MTU and MAC, router lifetime 1800 s, from the port's link-local address to
 all nodes, hop limit 255.  A port gets three at once-then-16 s apart when it
 appears (RFC 4861 6.2.4), then one every ``interval`` seconds, and one at
-once for a router solicitation unless the last went out less than
-``min_delay`` seconds before (counted).  A port whose scope stops
+once for a router solicitation, or, if the last went out less than
+``min_delay`` seconds before, as soon as that delay is over (RFC 4861 6.2.6;
+counted).  A port whose scope stops
 advertising gets a last one with router lifetime 0 (RFC 4861 6.2.5).
 """
 from __future__ import annotations
@@ -75,7 +76,8 @@ class RouterAdverts:
         if state is None:
             state = self._ports[port_id] = _Port(now, self.config.initial_count)
         if state.last is not None and now - state.last < self.config.min_delay:
-            self.counters["nd_advert_rate_limited"] += 1
+            self.counters["nd_advert_delayed"] += 1
+            state.next = min(state.next, state.last + self.config.min_delay)
             return
         self._advertise(port_id, state, now, out)
         self.counters["nd_advert_solicited"] += 1

@@ -239,7 +239,11 @@ def test_an_advertising_l2_answers_solicitations_with_its_prefixes(sp, clock):
     assert (prefix.prefix, prefix.prefixlen, prefix.L, prefix.A) == ("fd00::", 64, 1, 1)
     assert_icmp6_checksum(frame)
     assert sp.handle(10, Punt.ND, router_solicitation(10, "::")).frames == []   # within 3 s
-    assert sp.counters["nd_advert_rate_limited"] == 1
+    assert sp.counters["nd_advert_delayed"] == 1
+    clock.now += 2.0
+    assert [p for p, _ in sp.tick().frames if p == 10] == []    # (the others' first ones go)
+    clock.now += 1.0                                  # ... and sent once the 3 s are over
+    assert [p for p, f in sp.tick().frames if Ether(f).haslayer(ICMPv6ND_RA)] == [10]
     clock.now += 3.5
     assert len(sp.handle(10, Punt.ND, router_solicitation(10)).frames) == 1
 

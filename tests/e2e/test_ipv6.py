@@ -271,7 +271,8 @@ def test_an_advertising_l2_configures_a_host_that_listens(tapswitch_factory):
     solicit = raw(Ether(dst="33:33:00:00:00:02", src=a_mac)
                   / IPv6(src="fe80::a", dst="ff02::2", hlim=255)
                   / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=a_mac))
-    seen = probes.capture(a, lambda: probes.send_frames(a, [solicit]), timeout=1.0,
+    # (at most 3 s after the port's first advertisement: RFC 4861's least delay)
+    seen = probes.capture(a, lambda: probes.send_frames(a, [solicit]), timeout=4.0,
                           accept=lambda f: Ether(f).haslayer(ICMPv6ND_RA))
     assert seen, "no router advertisement answered the solicitation"
     pkt = Ether(seen[0])
