@@ -150,16 +150,17 @@ def _walk(datagram: bytes, nh: int):
     """(upper protocol, its offset, the offset of the field naming it, fragment offset,
     more fragments, router alert)."""
     offset, field, frag_offset, more, alert = IPV6_HLEN, 6, 0, False, False
+    fragment_seen = False
     for count in range(MAX_EXTENSION_HEADERS + 1):
         if nh not in EXTENSION_HEADERS:
             return nh, offset, field, frag_offset, more, alert
         if count == MAX_EXTENSION_HEADERS or offset + 8 > len(datagram):
             return None
         if nh == IPPROTO_FRAGMENT:
-            if frag_offset or more:
+            if fragment_seen:
                 return None                          # two fragment headers
-            field = struct.unpack_from("!H", datagram, offset + 2)[0]
-            frag_offset, more, size = field >> 3, bool(field & 1), 8
+            word = struct.unpack_from("!H", datagram, offset + 2)[0]
+            frag_offset, more, size, fragment_seen = word >> 3, bool(word & 1), 8, True
         else:
             if nh == IPPROTO_HOPOPTS and offset != IPV6_HLEN:
                 return None                          # hop-by-hop only right after the header
