@@ -195,6 +195,8 @@ class NeighbourDiscovery:
         scope = view.port_scope(port_id)
         if ip.dst.is_multicast:
             targets = [p for p in view.scope_ports(scope) if p != port_id]
+        elif ip.dst.is_link_local:
+            targets = []                          # another link's host: not the switch's to find
         else:
             route = view.route(scope, ip.dst)
             targets = [] if route is None or route.port_id == port_id else [route.port_id]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 from fastpath.source_rule import BROADCAST, may_send_from
+from pyctl.errors import TapswitchError
 from pyctl.compile.plan import address_owner, key_family
 
 __all__ = ["Route", "SwitchView", "PlanView"]
@@ -151,7 +152,10 @@ class PlanView:
             return None if port is None else Route(port, ip)
         if key_family(ip) not in self._compiler.families:
             return None                            # a datapath without that family
-        found = self._dp.lookup_route(scope, ip)
+        try:
+            found = self._dp.lookup_route(scope, ip)
+        except TapswitchError:
+            return None                            # no address a route leads to (multicast, ...)
         if found is None:
             return None
         port, gateway = found

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from fastpath.reference import ReferenceDatapath
-from pyctl import Switch
+from pyctl import Switch, errors
 from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan import FAMILIES, datapath_families, fast_path_key
 from pyctl.compile.plan_builder import compile_plan
@@ -216,3 +216,9 @@ def test_the_slow_paths_view_answers_ipv6(sw):
     assert not view.source_allowed(ports["up0"], V6("fd00::2"))
     ref = ReferenceDatapath(**LIMITS)                  # no IPv6: no route to answer with
     assert PlanView(Compiler(sw, ref), ref).route(0, V6("fd00:9::5")) is None
+
+    class Refusing(DualStackDatapath):                 # an address no route can lead to
+        def lookup_route(self, scope, ip):
+            raise errors.InvalidArgument(f"{ip} is not routed")
+    dp = Refusing(**LIMITS)
+    assert PlanView(Compiler(sw, dp), dp).route(0, V6("ff0e::1")) is None

@@ -284,3 +284,14 @@ def test_a_router_ports_advertisements_reach_the_scope(sp):
         assert relayed[:6] == b"\x33\x33\x00\x00\x00\x01" and relayed[6:12] == mac_bytes(PORT_MAC[port])
         assert relayed[14:] == frame[14:]
     assert sp.counters["router_message_relayed"] == 2
+
+
+def test_a_router_ports_redirect_reaches_the_host_it_is_for_only(sp):
+    sp.view.routers.add(12)
+    sp.handle(10, Punt.ND, solicitation(10, "fd00::2", "fd00::3"))       # fd00::2 is known
+    redirect = ICMPv6ND_Redirect(tgt="fe80::66", dst="fd00:1::9")
+    out = sp.handle(12, Punt.ND, ip6_frame(12, "fe80::fe", "fd00::2", redirect, hlim=255))
+    assert [p for p, _ in out.frames] == [10]
+    assert out.frames[0][1][:6] == mac_bytes(ENDPOINT_MAC[10])
+    out = sp.handle(12, Punt.ND, ip6_frame(12, "fe80::fe", "fe80::2", redirect, hlim=255))
+    assert out.frames == [] and sp.counters["drop_router_message_no_port"] == 1
