@@ -71,8 +71,14 @@ def test_the_plan_holds_both_families_side_by_side(sw):
     assert plan == expected_plan(sw.snapshot())
 
 
+class Ipv4Only(ReferenceDatapath):
+    """A datapath that says it takes IPv4 alone (as one built before IPv6 does by saying
+    nothing)."""
+    families = (4,)
+
+
 def test_a_datapath_without_ipv6_gets_the_ipv4_entries_only(sw):
-    dp = ReferenceDatapath(**LIMITS)
+    dp = Ipv4Only(**LIMITS)
     comp = Compiler(sw, dp)
     assert comp.families == (4,)
     plan = comp.sync()
@@ -214,7 +220,7 @@ def test_the_slow_paths_view_answers_ipv6(sw):
     assert view.source_allowed(ports["tap-web"], V6("::"))
     assert view.source_allowed(ports["up0"], V6("2001:db8::5"))       # an L2: anyone's not held
     assert not view.source_allowed(ports["up0"], V6("fd00::2"))
-    ref = ReferenceDatapath(**LIMITS)                  # no IPv6: no route to answer with
+    ref = Ipv4Only(**LIMITS)                           # no IPv6: no route to answer with
     assert PlanView(Compiler(sw, ref), ref).route(0, V6("fd00:9::5")) is None
 
     class Refusing(DualStackDatapath):                 # an address no route can lead to
