@@ -8,4 +8,7 @@
 - ``bench/bench_fastpath.py`` (pytest-benchmark) and ``python -m bench.fastpath``:
   in-memory fast-path benchmarks; ``python -m bench --fastpath`` or
   ``--fastpath-json FILE`` plots their scaling curves with the run.
+- ``python -m bench.hostile``: the hostile-tenant section (issue 14): two victim
+  tenants' request/reply RTT and loss with no attack and under each attack of
+  ``bench/attacks.py`` (one function per attack), in one run.
 """

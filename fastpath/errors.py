@@ -20,6 +20,8 @@ __all__ = [
     "InvalidArgument",
     "Busy",
     "NotSupported",
+    "QuotaExceeded",
+    "TableFull",
     "from_code",
 ]
 
@@ -82,9 +84,30 @@ class NotSupported(TapswitchError):
     code = "ENOTSUP"
 
 
+class QuotaExceeded(TapswitchError):
+    """A quota its parent set on an L2 would be exceeded (``quota`` names it and its L2),
+    or an L2 would be given more than its parent has (pyctl.model.quotas)."""
+
+    code = "EDQUOT"
+
+    def __init__(self, message, quota=None, namespace=None):
+        super().__init__(message)
+        self.quota, self.namespace = quota, namespace
+
+
+class TableFull(TapswitchError):
+    """A table of the switch itself is full (``table`` names it): no quota, its size."""
+
+    code = "ENOSPC"
+
+    def __init__(self, message, table=None):
+        super().__init__(message)
+        self.table = table
+
+
 _BY_CODE = {cls.code: cls for cls in (
     TapswitchError, NotFound, AlreadyExists, AddressInUse, PermissionDenied,
-    InvalidArgument, Busy, NotSupported,
+    InvalidArgument, Busy, NotSupported, QuotaExceeded, TableFull,
 )}
 
 

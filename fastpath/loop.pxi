@@ -276,9 +276,14 @@ cdef class PacketLoop:
                 left = deadline - now_ns()
                 wait = 0 if left <= 0 else <int>((left + 999999) // 1000000)
             n = epoll_wait(self.epfd, ev, MAX_EVENTS, wait)
-            self.st.epoll_waits += 1
             if n < 0:
-                return True     # EINTR: run() lets Python run the signal handlers
+                # EINTR: a signal, or task work the kernel runs on this thread (an io_uring
+                # ring torn down after its close() interrupts the thread that created it
+                # once).  Counted apart: not a wait the loop chose; run() lets Python run
+                # the signal handlers and waits again.
+                self.st.epoll_interrupted += 1
+                return True
+            self.st.epoll_waits += 1
             for j in range(n):
                 tag = ev[j].data.u64
                 if tag >> 32 == KIND_PORT:

@@ -90,7 +90,9 @@ TRAFFIC_COUNTERS = (
 # The packet loop's counters (PacketLoop.stats()), in the order of its C struct.
 LOOP_STATS = (
     Counter("batches", "batches decided"),
-    Counter("epoll_waits", "epoll_wait calls"),
+    Counter("epoll_waits", "epoll_wait calls that returned (events or the timeout)"),
+    Counter("epoll_interrupted", "epoll_wait calls a signal or the kernel's task work "
+            "interrupted (EINTR), then retried"),
     Counter("reads", "frames read"),
     Counter("read_bytes", "bytes read (virtio-net headers included)"),
     Counter("frames_in", "frames put in a batch"),

@@ -15,10 +15,9 @@
  * worker (after an RCU grace period, some milliseconds later) and then makes every thread
  * tied to it -- the one that created it, any that submitted -- run a task-work item,
  * delivered like a signal: whatever that thread is blocked in at that moment (epoll_wait,
- * the packet loop's wait) returns EINTR.  ts_uring_close() therefore waits, on the thread
- * that created the ring, until that interruption has happened (it "settles"), so that a
- * closed ring cannot interrupt a wait that comes later (tests/test_io_loop.py counts
- * epoll_wait calls, and a ring closed by an earlier test used to add to the count).
+ * the packet loop's wait) returns EINTR, once.  Every wait of the loop is ready for that
+ * (it retries, and counts the interruption apart from the waits it chose: fastpath/loop.pxi),
+ * so close() does not wait for the teardown.
  */
 #ifndef TAPSWITCH_URING_H
 #define TAPSWITCH_URING_H
@@ -31,7 +30,6 @@
 
 #ifdef TAPSWITCH_HAVE_IO_URING
 #include <linux/io_uring.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -56,7 +54,6 @@ typedef struct {
     struct io_uring_cqe *cqes;
     void *ring;                         /* SQ and CQ rings: one mapping (FEAT_SINGLE_MMAP) */
     size_t ring_size, sqes_size;
-    pid_t creator;                      /* the thread that set the ring up */
 } ts_uring;
 
 static void ts_uring_init(ts_uring *r) {
@@ -66,22 +63,7 @@ static void ts_uring_init(ts_uring *r) {
 
 #ifdef TAPSWITCH_HAVE_IO_URING
 
-#define TS_URING_SETTLE_MS 250          /* a bound: the teardown takes ~10-40 ms */
-#define TS_URING_SETTLE_MISSES 8        /* bounds reached in a row before settling stops */
-
-/* Settles in a row that reached their bound.  A bound is reached when the interruption
- * came before the wait began (the thread was preempted between close() and the wait, and
- * the work ran then: nothing is left pending) or when the teardown took longer; a kernel
- * that never interrupts the creator would make every close wait for nothing, so after a
- * few such closes in a row the waiting stops. */
-static int ts_uring_settle_misses = 0;
-
 static void ts_uring_close(ts_uring *r) {
-    struct epoll_event ev;
-    int ep = -1;
-    if (r->fd >= 0 && r->creator == (pid_t)syscall(SYS_gettid)
-            && ts_uring_settle_misses < TS_URING_SETTLE_MISSES)
-        ep = epoll_create1(EPOLL_CLOEXEC);     /* before the close: the wait follows it at once */
     if (r->sqes != NULL && r->sqes != MAP_FAILED)
         munmap(r->sqes, r->sqes_size);
     if (r->ring != NULL && r->ring != MAP_FAILED)
@@ -89,15 +71,6 @@ static void ts_uring_close(ts_uring *r) {
     if (r->fd >= 0)
         close(r->fd);
     ts_uring_init(r);
-    if (ep >= 0) {
-        /* settle: an interruptible wait on an empty epoll set, which only the teardown's
-         * interruption (or a signal) ends before the bound */
-        if (epoll_wait(ep, &ev, 1, TS_URING_SETTLE_MS) == 0)
-            ts_uring_settle_misses++;
-        else
-            ts_uring_settle_misses = 0;
-        close(ep);
-    }
 }
 
 /* Does the kernel support ``op``?  (IORING_REGISTER_PROBE, Linux 5.6+.) */
@@ -122,7 +95,6 @@ static int ts_uring_open(ts_uring *r, unsigned entries) {
     r->fd = (int)syscall(__NR_io_uring_setup, entries, &p);
     if (r->fd < 0)
         return -errno;
-    r->creator = (pid_t)syscall(SYS_gettid);
     if (!(p.features & IORING_FEAT_SINGLE_MMAP) || !(p.features & IORING_FEAT_NODROP)
             || !ts_uring_has_op(r->fd, IORING_OP_WRITE)
             || !ts_uring_has_op(r->fd, IORING_OP_WRITEV)) {

@@ -12,7 +12,7 @@ from pyctl.compile.plan import fast_path_key
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, GroupJoined, GroupLeft, NamespaceCreated,
                                 NamespaceDestroyed, NamespaceOptionsSet, PortAdded, PortDeleted,
-                                RouteAdded, RouteDeleted)
+                                QuotaSet, RouteAdded, RouteDeleted)
 
 __all__ = ["Marks", "MARKS_OF", "marks_of", "UnhandledEvent"]
 
@@ -84,6 +84,8 @@ def _membership(event, marks):
 
 def _options(event, marks):
     marks.namespaces.add(event.namespace.id)
+def _nothing(event, marks):
+    pass
 
 
 # event type         handler               plan tables it may touch
@@ -102,6 +104,7 @@ MARKS_OF = {
     GroupJoined:        _membership,          # multicast
     GroupLeft:          _membership,
     NamespaceOptionsSet: _options,            # scope_options (the slow path's, no datapath table)
+    QuotaSet:           _nothing,             # none: what may be held, not what is
 }
 
 

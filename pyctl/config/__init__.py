@@ -16,6 +16,7 @@ from pyctl.config.spec import (
                                KINDS,
                                Config,
                                ConfigError,
+                               ControlLimits,
                                DaemonSettings,
                                NamespaceSpec,
                                PortSpec,
@@ -25,6 +26,6 @@ from pyctl.config.spec import (
 
 __all__ = [
     "ConfigError", "Config", "NamespaceSpec", "RouteSpec", "PortSpec",
-    "DaemonSettings", "SlowPathLimits", "load_config", "apply", "check",
+    "DaemonSettings", "SlowPathLimits", "ControlLimits", "load_config", "apply", "check",
     "DEFAULT_SOCKET", "IO_BACKENDS", "KINDS",
 ]

@@ -38,6 +38,8 @@ def apply(config: Config, switch) -> None:
             step(path + ("name",), switch.create, ns.name, ns.kind, parent=ns.parent)
             if ns.options:
                 step(path, switch.namespace_set, ns.name, dict(ns.options))
+            if ns.quota:
+                step(path + ("quota",), switch.quota_set, ns.name, dict(ns.quota))
             add = switch.address_add if ns.kind == "l2" else _swap(switch.assign_and_push)
             for i, address in enumerate(ns.addresses):
                 step(path + ("addresses", i), add, ns.name, address)

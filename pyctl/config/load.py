@@ -8,11 +8,13 @@ from pathlib import Path
 
 from pyctl.config.reader import _dotted, _index_lines, _Reader
 from pyctl.config.spec import (
+    CONTROL_LIMIT_RANGES,
     IO_BACKENDS,
     KINDS,
     SLOWPATH_LIMIT_RANGES,
     Config,
     ConfigError,
+    ControlLimits,
     DaemonSettings,
     NamespaceSpec,
     PortSpec,
@@ -22,6 +24,7 @@ from pyctl.config.spec import (
 from pyctl.model import addressing
 from pyctl.model.namespace_options import check_namespace_options
 from pyctl.model.port_options import check_port_option, check_port_options
+from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
 
@@ -93,7 +96,7 @@ def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool, dict]:
 def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
     specs: dict[str, NamespaceSpec] = {}
     for path, item in r.array_of_tables(doc, "namespace"):
-        t = r.table(item, path, ("name", "kind", "parent", "addresses", "socket")
+        t = r.table(item, path, ("name", "kind", "parent", "addresses", "socket", "quota")
                     + NAMESPACE_OPTION_KEYS, ("name", "kind"))
         name = r.checked(path + ("name",), addressing.check_namespace_name,
                          r.typed(t, path, "name", str))
@@ -107,7 +110,7 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
         parent = r.typed(t, path, "parent", str, ROOT)
         specs[name] = NamespaceSpec(
             name=name, kind=kind, parent=parent, addresses=_addresses(r, t, path),
-            socket=r.typed(t, path, "socket", bool, False),
+            socket=r.typed(t, path, "socket", bool, False), quota=_quota(r, t, path, kind),
             options=_namespace_options(r, t, path, kind),
             key=_dotted(path), line=r.line_of(path))
     for spec in specs.values():  # references, once every name is known
@@ -119,7 +122,42 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
             if parent.kind == "l3":
                 raise r.error(path, f"{spec.parent!r} is an L3 namespace: it cannot hold "
                                     f"namespace {spec.name!r} (an L3 is a leaf)")
-    return tuple(_parents_first(r, specs))
+    ordered = _parents_first(r, specs)
+    _check_socket_quotas(r, ordered)
+    return tuple(ordered)
+
+
+def _quota(r: _Reader, table: dict, path: tuple, kind: str) -> dict[str, int]:
+    """``quota = { routes = 10, ... }`` (or a ``[namespace.quota]`` table) of an L2."""
+    if "quota" not in table:
+        return {}
+    where = path + ("quota",)
+    if kind != "l2":
+        raise r.error(where, "quotas are set on L2 namespaces (an L3's parent counts what it "
+                             "holds)")
+    values = r.table(table["quota"], where, QUOTA_KEYS)
+    return {key: r.integer(values, where, key, 0, 0, 10_000_000) for key in values}
+
+
+def _check_socket_quotas(r: _Reader, ordered: list[NamespaceSpec]) -> None:
+    """``socket = true`` namespaces below an L2 within its ``sockets`` quota (the sockets
+    are opened once the daemon runs, after the model is built)."""
+    parent = {spec.name: spec.parent for spec in ordered}
+    for spec in ordered:
+        limit = spec.quota.get("sockets")
+        if limit is None:
+            continue
+        below = []
+        for other in ordered:
+            up = parent.get(other.name)
+            while up is not None and up != spec.name:
+                up = parent.get(up)
+            if up == spec.name and other.socket:
+                below.append(other.name)
+        if len(below) > limit:
+            raise r.error(_path_of(spec.key) + ("quota", "sockets"),
+                          f"{len(below)} namespaces below {spec.name!r} have socket = true "
+                          f"({', '.join(below)}): more than its quota of {limit}", "EDQUOT")
 
 
 def _parents_first(r: _Reader, specs: dict[str, NamespaceSpec]) -> list[NamespaceSpec]:
@@ -239,11 +277,12 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
         return DaemonSettings()
     path = ("daemon",)
     t = r.table(doc["daemon"], path, ("socket", "socket_dir", "socket_mode", "batch_size",
-                                      "io_backend", "slowpath"))
+                                      "io_backend", "slowpath", "control", "state_file"))
     defaults = DaemonSettings()
     socket = r.typed(t, path, "socket", str, defaults.socket)
     socket_dir = r.typed(t, path, "socket_dir", str, None)
-    for key, value in (("socket", socket), ("socket_dir", socket_dir)):
+    state_file = r.typed(t, path, "state_file", str, None)
+    for key, value in (("socket", socket), ("socket_dir", socket_dir), ("state_file", state_file)):
         if value is not None and (not value or "\0" in value):
             raise r.error(path + (key,), "expected a file system path")
     if len(os.fsencode(socket)) > 107:
@@ -255,15 +294,25 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     io_backend = r.typed(t, path, "io_backend", str, None)
     if io_backend is not None and io_backend not in IO_BACKENDS:
         raise r.error(path + ("io_backend",), f"expected one of {', '.join(IO_BACKENDS)}")
-    slow = SlowPathLimits()
-    if "slowpath" in t:
-        sp = path + ("slowpath",)
-        st = r.table(t["slowpath"], sp, tuple(SLOWPATH_LIMIT_RANGES))
-        slow = SlowPathLimits(**{key: r.integer(st, sp, key, getattr(slow, key), low, high)
-                                 for key, (low, high) in SLOWPATH_LIMIT_RANGES.items()})
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
-                          io_backend=io_backend, slowpath=slow)
+                          io_backend=io_backend, state_file=state_file,
+                          slowpath=_limits(r, t, path, "slowpath", SlowPathLimits,
+                                           SLOWPATH_LIMIT_RANGES),
+                          control=_limits(r, t, path, "control", ControlLimits,
+                                          CONTROL_LIMIT_RANGES))
+
+
+def _limits(r: _Reader, table: dict, path: tuple, key: str, record: type, ranges: dict):
+    """The ``[daemon.KEY]`` table of integer limits as ``record``; missing keys keep
+    their defaults, each value checked against its (smallest, largest)."""
+    defaults = record()
+    if key not in table:
+        return defaults
+    sub = path + (key,)
+    values = r.table(table[key], sub, tuple(ranges))
+    return record(**{name: r.integer(values, sub, name, getattr(defaults, name), low, high)
+                     for name, (low, high) in ranges.items()})
 
 
 # ----------------------------------------------------------------- applying

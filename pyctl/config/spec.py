@@ -39,6 +39,7 @@ class NamespaceSpec:
     addresses: tuple[str, ...] = ()   # an L2's own; an L3's are assigned in the parent and pushed
     socket: bool = False              # give it its own control socket (<socket_dir>/<name>.sock)
     options: dict[str, Any] = field(default_factory=dict, hash=False)   # an L2's (advertise)
+    quota: dict[str, int] = field(default_factory=dict, hash=False)   # an L2's (model/quotas.py)
     key: str = ""
     line: int | None = None
 
@@ -89,6 +90,28 @@ SLOWPATH_LIMIT_RANGES = {
 }
 
 
+@dataclass(frozen=True)
+class ControlLimits:
+    """What the control sockets' clients may take (pyctl.control.admission; docs/security.md)."""
+    connections: int = 256              # namespace-socket connections in all
+    connections_per_socket: int = 32    # connections of one namespace socket
+    admin_connections: int = 16         # the admin socket's own, apart from the rest
+    idle_timeout: int = 300             # seconds without a request: the connection is closed
+    request_bytes: int = 64 * 1024      # longest request line (without its newline)
+    request_depth: int = 32             # deepest nesting of arrays/objects in a request
+    requests_per_second: int = 200      # per namespace socket (0: no limit); the admin's: none
+    requests_burst: int = 200
+
+
+# [daemon.control] key -> (smallest, largest) value the file may give it
+CONTROL_LIMIT_RANGES = {
+    "connections": (1, 1_000_000), "connections_per_socket": (1, 1_000_000),
+    "admin_connections": (1, 1_000_000), "idle_timeout": (1, 86400),
+    "request_bytes": (1024, 16 * 1024 * 1024), "request_depth": (4, 256),
+    "requests_per_second": (0, 10_000_000), "requests_burst": (1, 10_000_000),
+}
+
+
 IO_BACKENDS = ("auto", "epoll", "io_uring")     # the packet loop's (fastpath.IO_BACKENDS)
 
 
@@ -100,10 +123,18 @@ class DaemonSettings:
     batch_size: int = 64
     io_backend: str | None = None      # IO_BACKENDS; None: $TAPSWITCH_IO_BACKEND, else "auto"
     slowpath: SlowPathLimits = SlowPathLimits()
+    control: ControlLimits = ControlLimits()
+    state_file: str | None = None      # what it made in the kernel; default <socket>.state
 
     @property
     def namespace_socket_dir(self) -> str:
         return self.socket_dir or os.path.join(os.path.dirname(self.socket) or ".", "ns")
+
+    @property
+    def state_path(self) -> str:
+        """The state file (pyctl.daemon.ownership): ``state_file``, else the admin socket's
+        path with ``.state`` for its extension."""
+        return self.state_file or os.path.splitext(self.socket)[0] + ".state"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 
 from pyctl import errors
+from pyctl.control.admission import SocketCounters
 from pyctl.control.sockets import check_path, clear_stale, listen, make_dir
 
 __all__ = ["Binding", "Bindings", "Listener"]
@@ -33,10 +34,14 @@ class Binding:
 
 
 class Listener:
-    """A listening socket, what its connections act as, and its file's (dev, inode)."""
+    """A listening socket, what its connections act as, its file's (dev, inode), what it
+    refused (``counters``), its request bucket, and whether the server accepts from it."""
 
     def __init__(self, sock: socket.socket, binding: Binding, identity: tuple[int, int]):
         self.sock, self.binding, self.identity = sock, binding, identity
+        self.counters = SocketCounters()
+        self.bucket = None          # pyctl.control.admission's, made on the first request
+        self.watched = True         # in the server's epoll set (False: full or backing off)
 
 
 class Bindings:
@@ -53,7 +58,12 @@ class Bindings:
         path = check_path(os.path.join(self.socket_dir, f"{ns.name}.sock"))
         make_dir(self.socket_dir, self.dir_mode)
         clear_stale(path)
-        sock = listen(path, self.mode if mode is None else mode, uid, gid)
+        self.switch.socket_opened(ns.id)      # its ancestors' sockets quotas (EDQUOT)
+        try:
+            sock = listen(path, self.mode if mode is None else mode, uid, gid)
+        except BaseException:
+            self.switch.socket_closed(ns.id, api.uid)
+            raise
         self._add_listener(sock, Binding(path, ns.id, ns.name, api))
         log.info("control socket %s acts as namespace %s (id %d, %s)",
                  path, ns.name, ns.id, ns.kind)
@@ -79,7 +89,9 @@ class Bindings:
 
     def _drop_listener(self, fd: int) -> None:
         listener = self._listeners.pop(fd)
-        self._selector.unregister(fd)
+        if listener.watched:
+            self._selector.unregister(fd)
+        self._unwatched.discard(fd)
         binding = listener.binding
         if not binding.admin:
             self._by_name.pop(binding.name, None)
@@ -90,6 +102,8 @@ class Bindings:
                 pass
             self._close(conn, "its namespace socket was closed")
         listener.sock.close()
+        if not binding.admin:
+            self.switch.socket_closed(binding.namespace, binding.api.uid)
         try:  # only our own file: someone may have put a new one there since
             st = os.lstat(binding.path)
             if (st.st_dev, st.st_ino) == listener.identity:

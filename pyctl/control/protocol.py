@@ -13,7 +13,10 @@ MAX_REPLY.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import operator
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,9 @@ from pyctl import errors
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024
 MAX_REPLY = 16 * 1024 * 1024
+MAX_DEPTH = 32          # arrays/objects inside each other in one request
+MAX_CONTAINERS = 1024   # arrays/objects in one request (a verb's arguments hold a handful)
+IDLE_CLOSE = "ETIMEDOUT"   # the code of the notice a server sends before closing an idle connection
 
 _REQUEST_KEYS = frozenset(("id", "verb", "args"))
 
@@ -36,6 +42,10 @@ class MessageTooLong(errors.TapswitchError):
     """A line longer than MAX_LINE bytes."""
 
     code = "EMSGSIZE"
+
+
+class TooDeep(BadMessage):
+    """A request whose arrays/objects nest deeper than the limit (or hold too many of them)."""
 
 
 class UnknownVerb(errors.TapswitchError):
@@ -91,13 +101,51 @@ def _valid_id(value: Any) -> bool:
         isinstance(value, int) and not isinstance(value, bool))
 
 
-def _load_object(line: bytes, what: str, limit: int | None) -> dict[str, Any]:
+# A JSON string (escapes included), or an unterminated one to the end of the line: it cannot
+# fail once it started, so matching never backtracks and stays linear.  Strings are cut out
+# before counting brackets, which only count outside them.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_OPEN_TWO_CLOSE_ZERO = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def check_nesting(line: bytes, what: str, max_depth: int,
+                  max_containers: int = MAX_CONTAINERS) -> None:
+    """Refuse (TooDeep, a BadMessage) a line whose arrays and objects nest deeper than
+    ``max_depth``, or that holds more than ``max_containers`` of them, without parsing it:
+    the parser recurses once per level.  A line with no more opening brackets than
+    ``max_depth`` (strings included) passes at once; otherwise strings are cut out, the
+    brackets counted, and the depth worked out as the highest running count (each ``[`` is
+    2 and ``]`` 0, so after k brackets the depth is the sum minus k).  What a malformed line
+    leaves unpaired counts as nested: never less than the parser could recurse into."""
+    if line.count(b"[") + line.count(b"{") <= max_depth:
+        return
+    brackets = _JSON_STRING.sub(b"", line).translate(None, _NOT_BRACKETS)
+    opening = len(brackets) - brackets.count(b"]") - brackets.count(b"}")
+    if opening <= max_depth:
+        return
+    if opening > max_containers:
+        raise TooDeep(f"{what} holds {opening} arrays/objects, the limit is {max_containers}")
+    steps = brackets.translate(_OPEN_TWO_CLOSE_ZERO)
+    depth = max(map(operator.sub, itertools.accumulate(steps), itertools.count(1)))
+    if depth > max_depth:
+        raise TooDeep(f"{what} nests arrays/objects {depth} deep, the limit is {max_depth}")
+
+
+def _load_object(line: bytes, what: str, limit: int | None,
+                 depth: int | None = None) -> dict[str, Any]:
     if limit is not None and len(line) > limit:
         raise MessageTooLong(f"{what} is {len(line)} bytes, the limit is {limit}")
-    try:
-        doc = json.loads(line)
+    try:      # UTF-8 only (json.loads would guess UTF-16/32), and where no byte of a
+        text = line.decode("utf-8")    # multibyte character looks like a quote or bracket
     except UnicodeDecodeError as exc:
         raise BadMessage(f"{what} is not UTF-8: {exc.reason}") from None
+    if depth is not None:
+        check_nesting(line, what, depth)
+    try:
+        doc = json.loads(text)
+    except RecursionError:    # a reply, which is not depth-checked: never a traceback
+        raise BadMessage(f"{what} nests arrays/objects too deeply to parse") from None
     except ValueError as exc:
         raise BadMessage(f"{what} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -105,14 +153,17 @@ def _load_object(line: bytes, what: str, limit: int | None) -> dict[str, Any]:
     return doc
 
 
-def decode_request(line: bytes) -> Request:
+def decode_request(line: bytes, *, max_bytes: int = MAX_LINE,
+                   max_depth: int = MAX_DEPTH) -> Request:
     """Parse one request line (without or with its newline).
 
     Raises BadMessage / MessageTooLong / InvalidArgument.  When the
     line parsed far enough to carry a usable id, the exception's
     ``request_id`` attribute holds it so the error reply can echo it.
+    A line nested deeper than ``max_depth`` is refused before the parser
+    sees it (the parser recurses per level).
     """
-    doc = _load_object(line, "request", MAX_LINE)
+    doc = _load_object(line, "request", max_bytes, max_depth)
     request_id = doc.get("id")
     if not _valid_id(request_id):
         raise BadMessage("request id must be an integer, a string or null")

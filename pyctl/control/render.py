@@ -11,7 +11,7 @@ from typing import Any
 from pyctl.control.tables import table
 
 __all__ = ["pairs", "inline", "quiet", "lines", "generic", "namespaces", "routes", "ports",
-           "show", "addresses", "verbs", "multicast", "counters", "socket_path"]
+           "show", "addresses", "verbs", "multicast", "counters", "socket_path", "quota"]
 
 
 def pairs(mapping: dict[str, Any]) -> str:
@@ -138,3 +138,10 @@ def _sections(mapping: dict[str, Any]) -> str:
     for key, value in nested.items():
         out += [f"{key}:"] + ["  " + line for line in _sections(value).splitlines()]
     return "\n".join(out)
+
+
+def quota(result: dict[str, Any]) -> str:
+    """One line per quota key: its limit, what the subtree holds, the tightest limit above."""
+    rows = [[key, inline(result["quota"][key]), result["usage"][key],
+             inline(result["effective"][key])] for key in result["usage"]]
+    return f"{result['namespace']}:\n" + table(rows, ["QUOTA", "LIMIT", "USED", "EFFECTIVE"])

@@ -12,8 +12,15 @@ How a client is bound to a namespace: by the socket it connects to.
   configuring verb except join/leave of its own membership; an L2 socket
   reaches only its own subtree.  Destroying the namespace closes its socket.
 
-Peer credentials (SO_PEERCRED) are logged for every connection and every
-configuring request.
+Peer credentials (SO_PEERCRED) are logged for every connection (rate-limited: a flood
+of connections must not flood the log) and every configuring request.
+
+What a client may take is bounded (``pyctl.control.admission``, ``[daemon.control]``):
+connection slots per socket, in all, and apart for the admin socket; requests per second
+per namespace socket; the size and nesting of a request; and a connection with no request
+for ``idle_timeout`` seconds is closed (after a last ``ETIMEDOUT`` notice, id null, which
+``ControlClient`` takes as its cue to reconnect).  The server's deadlines are a timerfd in
+its own epoll set, so they fire however the server is driven.
 
 The server owns no thread and no event loop.  It is non-blocking and driven
 from outside: watch ``fileno()`` (one epoll fd that is readable whenever a
@@ -31,13 +38,17 @@ import logging
 import os
 import selectors
 import socket
+import time
 
 from pyctl import errors
 
+from pyctl.config.spec import ControlLimits
 from pyctl.control import protocol
+from pyctl.control.admission import Admission
 from pyctl.control.bindings import Binding, Bindings, Listener
 from pyctl.control.dispatch import Dispatcher, Session
 from pyctl.control.sockets import Peer, check_path, clear_stale, listen, make_dir, peer_of
+from pyctl.control.timer import Timer
 from pyctl.control.verbs import standard_dispatcher
 
 __all__ = ["ControlServer", "Binding", "Peer"]
@@ -49,16 +60,21 @@ _RECV_SIZE = 64 * 1024
 _OUTPUT_HIGH_WATER = 1 << 20       # stop reading requests from a client this far behind
 _OUTPUT_LIMIT = protocol.MAX_REPLY  # drop a client that stopped reading its replies
 _ACCEPT_BURST = 32
+_SWEEP_EVERY = 1.0                  # seconds between looks for idle connections (at most)
 
 
 class _Connection:
-    def __init__(self, sock: socket.socket, binding: Binding, peer: Peer, session: Session):
-        self.sock, self.binding, self.peer, self.session = sock, binding, peer, session
+    def __init__(self, sock: socket.socket, listener: Listener, peer: Peer, session: Session,
+                 now: float):
+        self.sock, self.listener, self.peer, self.session = sock, listener, peer, session
+        self.binding = listener.binding
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.discarding = False    # skipping the rest of an oversize line
         self.eof = False           # the peer shut down its side: close once replies are out
+        self.throttled = False     # a request waits for its socket's rate limit
         self.events = READ
+        self.last_active = now     # last request or reply progress (idle timeout)
 
 
 class ControlServer(Bindings):
@@ -66,7 +82,8 @@ class ControlServer(Bindings):
 
     def __init__(self, switch, path: str, *, dispatcher: Dispatcher | None = None,
                  socket_dir: str | None = None, mode: int = 0o600, dir_mode: int = 0o700,
-                 uid: int | None = None, gid: int | None = None):
+                 uid: int | None = None, gid: int | None = None,
+                 limits: ControlLimits | None = None):
         self.switch = switch
         self.dispatcher = dispatcher if dispatcher is not None else standard_dispatcher()
         self.path = check_path(path)
@@ -78,6 +95,14 @@ class ControlServer(Bindings):
         self._by_name: dict[str, int] = {}       # bound namespace name -> listener fd
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._wake_r, READ, None)
+        self._timer = Timer()
+        self._selector.register(self._timer.fileno(), READ, None)
+        self.admission = Admission(limits if limits is not None else ControlLimits())
+        self.limits = self.admission.limits
+        self._unwatched: set[int] = set()          # listener fds not accepted from now
+        self._throttled: set[int] = set()          # connection fds waiting for a token
+        self._next_sweep: float | None = None
+        self.idle_closed = 0
         self._stopping = False
         self._prune_pending = False
         self._closed = False
@@ -102,8 +127,10 @@ class ControlServer(Bindings):
         return self._selector.fileno()
 
     def filenos(self) -> list[int]:
-        """Every listening and connected fd, for loops that watch them one by one."""
-        return list(self._listeners) + list(self._connections)
+        """Every fd to watch for reading, for loops that watch them one by one: the server's
+        timer, the listeners accepted from now, the connections."""
+        return ([self._timer.fileno()] + [fd for fd, lst in self._listeners.items() if lst.watched]
+                + list(self._connections))
 
     def write_filenos(self) -> list[int]:
         """Connections with replies waiting for the socket to drain (watch for writability)."""
@@ -124,6 +151,10 @@ class ControlServer(Bindings):
 
     def handle_ready(self, fd: int, events: int = READ | WRITE) -> None:
         """Accept, read, dispatch, reply: whatever ``fd`` is ready for.  Never blocks."""
+        if fd == self._timer.fileno():
+            self._timer.clear()
+            self._on_time(time.monotonic())
+            return
         if fd in self._listeners:
             self._accept(self._listeners[fd])
             return
@@ -162,23 +193,72 @@ class ControlServer(Bindings):
     # ---------------------------------------------------------- connections
 
     def _accept(self, listener: Listener) -> None:
+        admission = self.admission
         for _ in range(_ACCEPT_BURST):
+            if not admission.has_room(listener):
+                admission.full(listener)
+                self._stop_accepting(listener)
+                return
             try:
                 sock, _ = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:   # EMFILE and friends: leave it in the backlog
-                log.warning("accept on %s failed: %s", listener.binding.path, exc)
+            except OSError as exc:   # EMFILE and friends: it stays in the backlog
+                if admission.spend_reserve(listener, exc):
+                    continue
+                self._timer.arm(admission.accept_failed(listener, exc, time.monotonic()))
+                self._pause_accepting()
                 return
             sock.setblocking(False)
             peer = peer_of(sock)
             binding = listener.binding
             session = Session(self, self.switch, binding, peer)
-            conn = _Connection(sock, binding, peer, session)
+            conn = _Connection(sock, listener, peer, session, time.monotonic())
             self._connections[sock.fileno()] = conn
             self._selector.register(sock.fileno(), READ, None)
-            log.info("connection on %s (%s) from %s", binding.path,
-                     "admin" if binding.admin else f"as {binding.name}", peer)
+            admission.opened(listener)
+            self._arm_sweep()
+            admission.connection_log.log(logging.INFO, "connection on %s (%s) from %s",
+                                         binding.path, "admin" if binding.admin
+                                         else f"as {binding.name}", peer)
+
+    # Listeners without a free slot, or all of them while out of fds, leave the epoll set:
+    # a backlog nobody accepts from would keep the server's fd readable (a busy loop).
+
+    def _watch(self, fd: int, listener: Listener, want: bool) -> None:
+        if want == listener.watched:
+            return
+        if want:
+            self._selector.register(fd, READ, None)
+            self._unwatched.discard(fd)
+        else:
+            self._selector.unregister(fd)
+            self._unwatched.add(fd)
+        listener.watched = want
+
+    def _stop_accepting(self, listener: Listener) -> None:
+        """``listener`` is full: it stops; so do all namespace sockets if the total is."""
+        if listener.binding.admin or not self.admission.total_full():
+            self._watch(listener.sock.fileno(), listener, False)
+            return
+        for fd, other in list(self._listeners.items()):
+            if not other.binding.admin:
+                self._watch(fd, other, False)
+
+    def _pause_accepting(self) -> None:
+        for fd, listener in list(self._listeners.items()):
+            self._watch(fd, listener, False)
+
+    def _resume_accepting(self, now: float) -> None:
+        """After a connection closed or the back-off ended: accept again where there is room."""
+        if now < self.admission.backoff_until:
+            return
+        for fd in list(self._unwatched):
+            listener = self._listeners.get(fd)
+            if listener is None:
+                self._unwatched.discard(fd)
+            elif self.admission.has_room(listener):
+                self._watch(fd, listener, True)
 
     def _read(self, conn: _Connection) -> None:
         try:
@@ -188,51 +268,76 @@ class ControlServer(Bindings):
         except OSError as exc:
             self._close(conn, f"read failed: {exc}")
             return
+        conn.last_active = time.monotonic()
         if not data:
             conn.eof = True
-            if conn.inbuf and not conn.discarding:   # a last request without its newline
-                line, conn.inbuf = bytes(conn.inbuf), bytearray()
-                self._serve_line(conn, line)
-            self._update(conn)
-            return
-        conn.inbuf += data
-        while True:
+            if conn.inbuf and not conn.discarding:
+                conn.inbuf += b"\n"           # a last request without its newline
+        else:
+            conn.inbuf += data
+        self._serve_buffered(conn)
+
+    def _serve_buffered(self, conn: _Connection) -> None:
+        """Serve the complete request lines read so far, as far as the socket's rate allows."""
+        limit = self.limits.request_bytes
+        while not conn.throttled:
             nl = conn.inbuf.find(b"\n")
             if nl < 0:
                 break
-            line = bytes(conn.inbuf[:nl])
-            del conn.inbuf[:nl + 1]
             if conn.discarding:
+                del conn.inbuf[:nl + 1]
                 conn.discarding = False
                 continue
+            if conn.inbuf[:nl].strip() and self._must_wait(conn):
+                break
+            line = bytes(conn.inbuf[:nl])
+            del conn.inbuf[:nl + 1]
             self._serve_line(conn, line)
             if conn.sock.fileno() < 0:
                 return
-            if conn.eof:
+            if conn.eof:        # the last line, or its namespace went: nothing more is served
                 conn.inbuf.clear()
                 break
-        if len(conn.inbuf) > protocol.MAX_LINE and not conn.discarding:
+        if not conn.throttled and len(conn.inbuf) > limit and not conn.discarding:
             conn.inbuf.clear()
             conn.discarding = True
+            conn.listener.counters.refused += 1
             self._queue(conn, protocol.encode_error(
                 None, protocol.MessageTooLong.code,
-                f"request line longer than {protocol.MAX_LINE} bytes: discarded up to its newline"))
+                f"request line longer than {limit} bytes: discarded up to its newline"))
         elif conn.discarding:
             conn.inbuf.clear()
-        self._update(conn)
+        if conn.sock.fileno() >= 0:
+            self._update(conn)
+
+    def _must_wait(self, conn: _Connection) -> bool:
+        """Whether the next request of ``conn`` waits for its socket's rate limit."""
+        now = time.monotonic()
+        wait = self.admission.request_wait(conn.listener, now)
+        if not wait:
+            return False
+        conn.throttled = True
+        conn.listener.counters.throttled += 1
+        self._throttled.add(conn.sock.fileno())
+        self._timer.arm(now + wait)
+        return True
 
     def _serve_line(self, conn: _Connection, line: bytes) -> None:
         if not line.strip():
             return
         request_id = None
         try:
-            request = protocol.decode_request(line)
+            request = protocol.decode_request(line, max_bytes=self.limits.request_bytes,
+                                              max_depth=self.limits.request_depth)
             request_id = request.id
             if not self._binding_alive(conn.binding):
                 conn.eof = True     # answer, then close: this socket's namespace is gone
                 raise errors.NotFound(f"namespace {conn.binding.name!r} was destroyed")
             result = self.dispatcher.dispatch(conn.session, request)
             reply = protocol.encode_result(request_id, result)
+        except (protocol.MessageTooLong, protocol.TooDeep) as exc:
+            conn.listener.counters.refused += 1
+            reply = protocol.encode_error(getattr(exc, "request_id", None), exc.code, exc.message)
         except errors.TapswitchError as exc:
             request_id = getattr(exc, "request_id", request_id)
             reply = protocol.encode_error(request_id, exc.code, exc.message)
@@ -244,6 +349,56 @@ class ControlServer(Bindings):
             self._prune()
         if conn.sock.fileno() >= 0:
             self._flush(conn)
+
+    # ------------------------------------------------------------- deadlines
+
+    def _on_time(self, now: float) -> None:
+        """The timer fired: resume what waited for a token or the back-off, close the idle."""
+        self._resume_accepting(now)
+        if self._throttled:
+            for fd in list(self._throttled):
+                conn = self._connections.get(fd)
+                self._throttled.discard(fd)
+                if conn is not None:
+                    conn.throttled = False
+                    self._serve_buffered(conn)
+        if self._next_sweep is not None and now >= self._next_sweep:
+            self._next_sweep = None
+            self._close_idle(now)
+            self._arm_sweep()
+        # The timer holds one deadline: whatever else is pending is armed again.
+        if self._next_sweep is not None:
+            self._timer.arm(self._next_sweep)
+        if now < self.admission.backoff_until:
+            self._timer.arm(self.admission.backoff_until)
+
+    def _arm_sweep(self) -> None:
+        if self._next_sweep is None and self._connections:
+            self._next_sweep = time.monotonic() + min(_SWEEP_EVERY, self.limits.idle_timeout / 4)
+            self._timer.arm(self._next_sweep)
+
+    def _close_idle(self, now: float) -> None:
+        timeout = self.limits.idle_timeout
+        for conn in list(self._connections.values()):
+            if now - conn.last_active < timeout or conn.throttled:
+                continue
+            try:         # a request that came in since the last read: not idle
+                if conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                    continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                pass
+            conn.listener.counters.idle_closed += 1
+            self.idle_closed += 1
+            if not conn.outbuf:      # a last word, if the socket takes it now
+                try:
+                    conn.sock.send(protocol.encode_error(
+                        None, protocol.IDLE_CLOSE, f"no request for {timeout} s: closed"))
+                except OSError:
+                    pass
+            self._close(conn, f"idle for {timeout} s" if not conn.outbuf
+                        else f"replies unread for {timeout} s")
 
     def _queue(self, conn: _Connection, data: bytes) -> None:
         conn.outbuf += data
@@ -261,6 +416,7 @@ class ControlServer(Bindings):
                 self._close(conn, "peer went away")
                 return
             del conn.outbuf[:sent]
+            conn.last_active = time.monotonic()
         if len(conn.outbuf) > _OUTPUT_LIMIT:
             self._close(conn, f"{len(conn.outbuf)} bytes of replies unread")
             return
@@ -274,7 +430,7 @@ class ControlServer(Bindings):
             self._close(conn, None)
             return
         events = 0
-        if not conn.eof and len(conn.outbuf) < _OUTPUT_HIGH_WATER:
+        if not conn.eof and not conn.throttled and len(conn.outbuf) < _OUTPUT_HIGH_WATER:
             events |= READ
         if conn.outbuf:
             events |= WRITE
@@ -287,9 +443,30 @@ class ControlServer(Bindings):
         if self._connections.pop(fd, None) is None:
             return
         self._selector.unregister(fd)
+        self._throttled.discard(fd)
         conn.sock.close()
+        self.admission.closed(conn.listener)
+        if self._unwatched and not self._closed:
+            self._resume_accepting(time.monotonic())
         if reason:
-            log.info("connection from %s on %s closed: %s", conn.peer, conn.binding.path, reason)
+            self.admission.connection_log.log(logging.INFO, "connection from %s on %s closed: %s",
+                                              conn.peer, conn.binding.path, reason)
+
+    def stats(self, binding: Binding | None = None) -> dict:
+        """Connections and what the limits refused: every socket's for the admin (``binding``
+        None or admin), only its own socket's for a namespace socket's client."""
+        sockets = {("(admin)" if lst.binding.admin else lst.binding.name): lst.counters.to_dict()
+                   for lst in self._listeners.values()
+                   if binding is None or binding.admin or lst.binding is binding}
+        if binding is not None and not binding.admin:
+            return {"sockets": sockets}
+        adm = self.admission
+        return {"sockets": sockets, "connections": len(self._connections),
+                "namespace_connections": adm.namespace_connections,
+                "accept_errors": adm.accept_errors, "admin_reserve_used": adm.admin_reserve_used,
+                "idle_closed": self.idle_closed,
+                "log_suppressed": adm.accept_log.suppressed + adm.connection_log.suppressed,
+                "limits": dict(vars(self.limits))}
 
     # ------------------------------------------------------------- closing
 
@@ -308,6 +485,8 @@ class ControlServer(Bindings):
 
     def _close_selector(self) -> None:
         self._selector.close()
+        self._timer.close()
+        self.admission.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 

@@ -14,6 +14,7 @@ from pyctl import errors
 __all__ = ["Peer", "peer_of", "check_path", "make_dir", "clear_stale", "listen"]
 
 _MAX_SUN_PATH = 107
+BACKLOG = 1024      # connections waiting to be accepted (the kernel caps it at somaxconn)
 _PEERCRED = struct.Struct("3i")
 
 
@@ -99,7 +100,7 @@ def listen(path: str, mode: int, uid: int | None, gid: int | None) -> socket.soc
         os.chmod(path, mode)
         if uid is not None or gid is not None:
             os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
-        sock.listen(64)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise errors.TapswitchError(f"cannot listen on {path!r}: {exc.strerror}") from None

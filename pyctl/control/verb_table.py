@@ -50,6 +50,12 @@ def _port_option(text: str) -> tuple[str, Any]:
     return key, json_or_text(value)
 
 
+def _quota_item(text: str) -> tuple[str, Any]:
+    """``-q KEY=LIMIT`` of quota-set: an integer, or ``none`` (no quota of its own)."""
+    key, value = keyvalue(text, "quota ")
+    return key, None if value.lower() in ("none", "null") else json_or_text(value)
+
+
 _TABLE = (
     # -- about the connection ---------------------------------------------------
     Verb("ping", summary="check that the daemon answers", result='`"pong"`', render=str),
@@ -155,6 +161,19 @@ _TABLE = (
     Verb("members", [_GROUP, _NS_OPT], served_by="model", rig=True,
          summary="members of a multicast group in a scope",
          result="names of the members in the scope", render=render.lines),
+    # -- quotas -----------------------------------------------------------------
+    Verb("quota-set", [_NS, Param("limits", "object", required=False, flags=("--quota", "-q"),
+                                  item=_quota_item,
+                                  help="KEY=LIMIT, repeated: namespaces, addresses, routes, "
+                                       "ports, groups, sockets; LIMIT none removes it")],
+         access="config", served_by="model", rig=True,
+         summary="set quotas of an L2 below this one (all or none)",
+         result="null (never more than its parent allows, nor less than it holds)",
+         render=render.quiet),
+    Verb("quota", [_NS_OPT], served_by="model", rig=True,
+         summary="an L2's quotas, what its subtree holds, the tightest limit above it",
+         result="`{namespace, quota: {key: limit}, usage: {key: n}, effective: {key: limit}}`",
+         render=render.quota),
     # -- namespace control sockets ------------------------------------------------
     Verb("sockets", summary="namespace control sockets that are open",
          result="`[{namespace, path}]` of the visible namespace sockets",

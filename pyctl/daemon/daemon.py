@@ -32,6 +32,7 @@ from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
 from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
+from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
@@ -47,6 +48,7 @@ log = logging.getLogger("tapswitch.daemon")
 __all__ = ["Daemon", "run_config"]
 
 TICK_S = 0.1
+MAX_NAMESPACES, MAX_PORTS = 4096, 1024     # the fast path's table sizes (the model's capacity)
 NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
 
 
@@ -71,12 +73,14 @@ class Daemon:
     """A running switch.  ``start()``, then ``run()`` until ``stop()``; ``close()`` cleans up."""
 
     def __init__(self, switch, settings: DaemonSettings | None = None, *,
-                 max_namespaces=4096, max_ports=1024, slot_size=65536 + 256,
+                 max_namespaces=MAX_NAMESPACES, max_ports=MAX_PORTS, slot_size=65536 + 256,
                  registry: kernel.CleanupRegistry | None = None, out=None):
         self.switch = switch
         self.settings = settings or DaemonSettings()
         self.out = out if out is not None else sys.stdout
         self.registry = registry if registry is not None else kernel.CleanupRegistry()
+        # The model refuses what the tables cannot hold (TableFull, naming the table).
+        switch.set_capacity(namespaces=max_namespaces, ports=max_ports)
         self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
         self.compiler = Compiler(switch, self.datapath)
         self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
@@ -110,9 +114,13 @@ class Daemon:
     # ------------------------------------------------------------------ setup
 
     def start(self, control=True):
-        """Program the fast path, open the ports and the control socket."""
+        """Program the fast path, open the ports and the control socket.  What a dead
+        daemon of the same state file left in the kernel is taken over or removed first
+        (``pyctl.daemon.ownership``)."""
         try:
+            self.ports.ownership = Ownership.open(self.settings.state_path, self.registry)
             self.apply()
+            self.ports.ownership.finish_reclaim()
             self.multicast.attach()
             self.loop.add_wakeup(self._wake_r)
             if control:
@@ -121,7 +129,8 @@ class Daemon:
                 self.control = ControlServer(self.switch, self.settings.socket,
                                              dispatcher=_DaemonDispatcher(self, base),
                                              socket_dir=self.settings.socket_dir,
-                                             mode=self.settings.socket_mode)
+                                             mode=self.settings.socket_mode,
+                                             limits=self.settings.control)
                 self.loop.add_wakeup(self.control.fileno())
             self._unsubscribe = self.switch.subscribe(self._on_model_event)
         except BaseException:
@@ -135,7 +144,8 @@ class Daemon:
         """The verb table's daemon verbs, and ``ports`` with each port's state."""
         dispatcher.register(VERBS["counters"], self.counters, replace=True)
         dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
-        dispatcher.register(VERBS["stats"], lambda session: self.stats(), replace=True)
+        dispatcher.register(VERBS["stats"], lambda session: {
+            **self.stats(), "control": self.control.stats(session.binding)}, replace=True)
         model_ports = dispatcher.get("ports").handler
 
         def ports(session, namespace):
@@ -332,6 +342,8 @@ class Daemon:
         problems = self.registry.cleanup()
         for what, exc in problems:
             log.warning("cleanup of %s failed: %s", what, exc)
+        if isinstance(self.ports.ownership, Ownership):
+            self.ports.ownership.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -359,6 +371,7 @@ def run_config(path, socket=None, out=None):
     try:
         cfg = config_mod.load_config(path)
         switch = Switch()
+        switch.set_capacity(namespaces=MAX_NAMESPACES, ports=MAX_PORTS)
         config_mod.apply(cfg, switch)
     except errors.TapswitchError as exc:
         print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
@@ -372,11 +385,11 @@ def run_config(path, socket=None, out=None):
     try:
         try:
             daemon.start()
+            for name in cfg.namespace_sockets():
+                daemon.control.bind_namespace(name)
         except errors.TapswitchError as exc:
             print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
             return 1
-        for name in cfg.namespace_sockets():
-            daemon.control.bind_namespace(name)
         print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
               f"control socket {settings.socket}", file=out, flush=True)
         daemon.run()

@@ -27,6 +27,7 @@ from pyctl import kernel
 from pyctl.model.port_options import port_interfaces
 
 from pyctl.daemon import tap_port as tap_ports
+from pyctl.daemon.ownership import NotRecorded
 
 log = logging.getLogger("tapswitch.ports")
 
@@ -52,6 +53,7 @@ class PortManager:
         self.failed: dict[int, OpenPort] = {}     # failed under the daemon, TAP closed
         self._netns: dict[str, list] = {}     # name -> [NetNamespace, ports in it]
         self._closed: list[int] = []
+        self.ownership = NotRecorded(registry)   # the daemon's Ownership once it starts
 
     def reconcile(self):
         wanted = {p.id: p for p in self.switch.ports()}
@@ -112,6 +114,8 @@ class PortManager:
                 mtu=opts.get("mtu"), mac=port.mac, netns=netns,
                 address=opts.get("address"), gateway=opts.get("gateway"), **extra)
             try:
+                if self.ownership.marker:
+                    (netns or kernel.host).set_alias(tap.name, self.ownership.marker)
                 self.loop.add_port(port.id, tap.fd, vnet_hdr=tap.vnet_hdr)
             except BaseException:
                 tap.close()
@@ -173,6 +177,7 @@ class PortManager:
                 if entry.netns is netns:
                     entry.netns = None
             netns.remove()          # the handle only: the name is gone or someone else's
+            self.ownership.released(netns)
 
     def status(self, pid):
         """``{"state": "up"}``, ``{"state": "failed", "error": reason}``, or
@@ -192,10 +197,13 @@ class PortManager:
             slot = None
         if slot is None:
             if name in kernel.list_netns():
-                slot = [kernel.NetNamespace.attach(name), 0]
+                netns = self.ownership.claim_netns(name)   # a dead predecessor's, or None
+                if netns is None:
+                    netns = kernel.NetNamespace.attach(name)
+                    self.ownership.entered(netns)
             else:
-                slot = [kernel.NetNamespace(name, registry=self.registry), 0]
-            self._netns[name] = slot
+                netns = self.ownership.create_netns(name)
+            slot = self._netns[name] = [netns, 0]
         slot[1] += 1
         return slot[0]
 
@@ -205,6 +213,7 @@ class PortManager:
         if slot[1] == 0:
             del self._netns[name]
             slot[0].remove()            # for an attached namespace: only the handle
+            self.ownership.released(slot[0])
 
     def close_all(self):
         for pid in [*self.open, *self.failed]:

@@ -111,6 +111,16 @@ class _Netns:
             raise BadArgument(f"txqueuelen must be a non-negative integer: {qlen!r}")
         self._set_link(ifname, "setting txqueuelen of", txqlen=qlen)
 
+    def set_alias(self, ifname: str, alias: str) -> None:
+        """``ip link set IF alias ALIAS`` (IFLA_IFALIAS: a note on the interface itself)."""
+        self._set_link(ifname, "setting the alias of", ifalias=alias)
+
+    def link_aliases(self) -> dict[str, str]:
+        """Interface name -> alias, for the interfaces that have one."""
+        with self.ipr() as ipr:
+            return {l.get("ifname"): l.get("ifalias") for l in ipr.get_links()
+                    if l.get("ifalias")}
+
     def delete_link(self, ifname: str) -> bool:
         """Delete an interface; False if it was already gone."""
         with self.ipr() as ipr:

@@ -52,13 +52,14 @@ class NetNamespace(_Netns):
     """
 
     def __init__(self, name: str | None = None, *, prefix: str = "tsns",
-                 registry: CleanupRegistry | None = None) -> None:
+                 registry: CleanupRegistry | None = None, before_bind=None) -> None:
+        """``before_bind(cookie)``: see ``netns_exec.create_named_netns``."""
         self.name = check_netns_name(name) if name is not None else unique_name(prefix, 64)
         self.path = os.path.join(NETNS_RUN_DIR, self.name)
         self._registry = registry if registry is not None else globals()["registry"]
         self._nsfd: int | None = None
         try:
-            netns_exec.create_named_netns(self.path)
+            netns_exec.create_named_netns(self.path, before_bind)
         except FileExistsError:
             raise KernelExists(errno.EEXIST, f"network namespace {self.name!r} exists",
                                self.path) from None
@@ -88,8 +89,22 @@ class NetNamespace(_Netns):
             raise KernelNotFound(errno.ENOENT, f"no network namespace {name!r}", self.path) from None
         return self
 
+    @classmethod
+    def adopt(cls, name: str, *, registry: CleanupRegistry | None = None) -> "NetNamespace":
+        """A handle on an existing named namespace that is (now) the caller's: registered
+        and removed like one it created (a dead predecessor's, identified by its cookie)."""
+        self = cls.attach(name)
+        self._registry = registry if registry is not None else globals()["registry"]
+        self._key = self._registry.register(f"netns {self.name}", self.remove)
+        return self
+
     def __str__(self) -> str:
         return f"namespace {self.name}"
+
+    @property
+    def cookie(self) -> int:
+        """The kernel's cookie of this namespace (``netns_exec.netns_cookie``)."""
+        return netns_exec.netns_cookie(self._fd())
 
     def _fd(self) -> int:
         if self._nsfd is None:

@@ -10,8 +10,11 @@ child, never on the caller's thread, so the caller's namespace never changes:
   is how ``NetNamespace.socket`` and ``NetNamespace.popen`` work, with no fork.
 - ``call_in_netns(fd, func, ...)`` forks a child that joins the namespace, runs
   a Python callable and sends back its (pickled) result or exception.
-- ``new_netns_thread_bind(path)`` creates a namespace (unshare on a helper
+- ``create_named_netns(path)`` creates a namespace (unshare on a helper
   thread) and bind-mounts it at ``path`` like ``ip netns add`` does.
+- ``netns_cookie(fd)``: the namespace's cookie (SO_NETNS_COOKIE), a 64-bit number
+  the kernel never gives another namespace until it reboots: what a name that
+  may have been deleted and made again by someone else is checked against.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import os
 import pickle
 import select
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -32,6 +37,7 @@ MS_REC = 0x4000
 MS_BIND = 0x1000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
+SO_NETNS_COOKIE = 71       # <asm-generic/socket.h>, Linux 5.14
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -96,10 +102,23 @@ def _make_rundir_shared(rundir: str) -> None:
     _rundir_ready.add(rundir)
 
 
-def create_named_netns(path: str) -> None:
+def _current_cookie() -> int:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        return struct.unpack("Q", probe.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+
+
+def netns_cookie(fd: int | None) -> int:
+    """The cookie of the namespace open at ``fd`` (None: the caller's own)."""
+    return in_netns_thread(fd, _current_cookie)
+
+
+def create_named_netns(path: str, before_bind=None) -> None:
     """Create a new network namespace and pin it at ``path`` (a bind mount).
 
-    Raises FileExistsError if ``path`` exists; leaves nothing behind on error.
+    ``before_bind(cookie)``, if given, runs once the namespace exists and before it
+    gets its name: whoever records what it made can do so before anyone could see
+    it (if it raises, the namespace goes).  Raises FileExistsError if ``path``
+    exists; leaves nothing behind on error.
     """
     _make_rundir_shared(os.path.dirname(path))
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
@@ -107,6 +126,8 @@ def create_named_netns(path: str) -> None:
     def unshare_and_bind():
         if _libc.unshare(CLONE_NEWNET) != 0:
             _raise_errno("unshare(CLONE_NEWNET)")
+        if before_bind is not None:
+            before_bind(_current_cookie())
         src = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
         if _libc.mount(src, path.encode(), b"none", MS_BIND, None) != 0:
             _raise_errno("bind-mount of the namespace", path)

@@ -24,7 +24,7 @@ __all__ = [
     "AddressEvent", "AddressAdded", "AddressDeleted", "TenantAddressEvent", "AddressPushed",
     "AddressPulled", "AddressAssigned", "RouteEvent", "RouteAdded", "RouteDeleted", "PortEvent",
     "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft",
-    "NamespaceOptionsSet", "EVENT_TYPES",
+    "NamespaceOptionsSet", "QuotaSet", "EVENT_TYPES",
 ]
 
 Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
@@ -233,8 +233,21 @@ class NamespaceOptionsSet(ChangeEvent):
     categories = ("namespaces",)
     namespace: Namespace
     options: tuple = ()
+# -- quotas (pyctl.model.quotas) -----------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class QuotaSet(ChangeEvent):
+    """``namespace``'s quotas are now ``quota``: ((key, limit), ...), sorted; what may be
+    held, not what is (no category: no table changes)."""
+    kind = "quota.set"
+    namespace: Namespace
+    quota: tuple = ()
+
+    @property
+    def limits(self):
+        return dict(self.quota)
 
 
 EVENT_TYPES = (NamespaceCreated, NamespaceDestroyed, AddressAdded, AddressDeleted,
                AddressPushed, AddressPulled, AddressAssigned, RouteAdded, RouteDeleted,
-               PortAdded, PortDeleted, GroupJoined, GroupLeft, NamespaceOptionsSet)
+               PortAdded, PortDeleted, GroupJoined, GroupLeft, NamespaceOptionsSet, QuotaSet)

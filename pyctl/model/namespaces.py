@@ -19,6 +19,7 @@ from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, A
 from pyctl.model.namespace_options import check_namespace_options
 from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, check_namespace_name,
                               parse_interface, parse_ip, sort_key)
+from pyctl.model.quotas import QUOTA_KEYS, RESOURCE_KEYS, charge, charge_under, check_capacity
 from pyctl.model.state import ROOT_ID
 from pyctl.model.values import L2, L3, TaggedAddress
 
@@ -76,6 +77,9 @@ class NamespaceVerbs(Access):
                 f"'{parent_record.name}' is an L3 namespace (a leaf)")
         if name in state.by_name:
             raise errors.AlreadyExists(f"a namespace named {name!r} already exists")
+        check_capacity(state, "namespace", state.capacity.get("namespaces"), len(state.namespaces))
+        charge_under(state, parent_record.id, {"namespaces": 1})
+
         record = state.add_namespace(name, kind, parent_record.id)
         value = record.value()
         self._sw._commit(NamespaceCreated, namespace=value)
@@ -106,6 +110,7 @@ class NamespaceVerbs(Access):
                               f"destroy them first or destroy recursively")
         doomed = state.subtree(record)
         parent = state.namespaces[record.parent]
+        charge_under(state, parent.id, _held_by(record))
         returned = ()
         if record.kind == L3:
             returned = tuple(sorted(record.addresses.values(), key=sort_key))
@@ -184,6 +189,8 @@ class NamespaceVerbs(Access):
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{record.name}'")
+        charge(self._sw._state, record, "addresses")
+
         record.addresses[iface.ip] = iface
         holders[iface.ip] = record.id
         self._sw._commit(AddressAdded, address=iface, scope=record.value())
@@ -205,6 +212,8 @@ class NamespaceVerbs(Access):
                                       f"pull it back to '{record.name}' first")
         if record.addresses[iface.ip] != iface:
             raise errors.NotFound(f"'{record.name}' has {record.addresses[iface.ip]}, not {iface}")
+        charge(self._sw._state, record, "addresses", -1)
+
         del record.addresses[iface.ip]
         del holders[iface.ip]
         self._sw._commit(AddressDeleted, address=iface, scope=record.value())
@@ -272,6 +281,8 @@ class NamespaceVerbs(Access):
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{parent.name}'")
+        charge(state, record, "addresses")
+
         record.addresses[iface.ip] = iface
         state.holders[parent.id][iface.ip] = record.id
         self._sw._commit(AddressAssigned, address=iface, scope=parent.value(),
@@ -327,6 +338,18 @@ class NamespaceVerbs(Access):
         owner = state.holders[state.scope_id(record)].get(ip)
         return (source_rule.may_send_from(record.kind == L3, record.id, owner, ip)
                 or _bind_only(record, owner, ip))
+
+
+def _held_by(record):
+    """What destroying ``record`` takes from its ancestors' counts (negative deltas): an
+    L3 itself, its ports, memberships and socket (its addresses return to its parent);
+    an L2 everything its subtree holds, and itself."""
+    if record.kind == L3:
+        return {"namespaces": -1, "ports": -len(record.ports), "groups": -len(record.groups),
+                "sockets": -int(record.socket)}
+    return {key: -(record.usage[key] + (0 if key in RESOURCE_KEYS
+                                        else 1 if key == "namespaces" else int(record.socket)))
+            for key in QUOTA_KEYS}
 
 
 def _bind_only(record, owner, ip):

@@ -14,6 +14,7 @@ from pyctl.model.events import (GroupJoined, GroupLeft, PortAdded, PortDeleted, 
 from pyctl.model.addressing import (check_port_name, is_link_scope_group, parse_group, parse_ip,
                                     parse_mac, parse_network, sort_key)
 from pyctl.model.port_options import check_port_options
+from pyctl.model.quotas import charge, check_capacity
 from pyctl.model.state import PortRecord
 from pyctl.model.values import L2, L3, Route
 
@@ -74,6 +75,8 @@ class ResourceVerbs(Access):
             raise errors.InvalidArgument(f"route to {network} needs a gateway (via) or a port")
         if network in record.routes:
             raise errors.AlreadyExists(f"'{record.name}' already has a route to {network}")
+        charge(self._sw._state, record, "routes")
+
         route = Route(str(network), None if gateway is None else str(gateway),
                       None if port_record is None else port_record.name)
         record.routes[network] = route
@@ -97,6 +100,8 @@ class ResourceVerbs(Access):
         if port is not None and getattr(port, "name", port) != route.port:
             raise errors.NotFound(f"the route to {network} in '{record.name}' uses port "
                                   f"{route.port!r}, not {port!r}")
+        charge(self._sw._state, record, "routes", -1)
+
         del record.routes[network]
         port_record = None if route.port is None else self._sw._state.ports[route.port]
         self._sw._commit(RouteDeleted, scope=record.value(), network=network,
@@ -144,6 +149,9 @@ class ResourceVerbs(Access):
         if mac is not None and mac in state.macs:
             raise errors.AddressInUse(f"MAC {mac} is already the address of port "
                                       f"'{state.macs[mac]}'")
+        check_capacity(state, "port", state.capacity.get("ports"), len(state.ports))
+        charge(state, record, "ports")
+
         port_id = state.port_ids.take()
         mac = mac or self._generated_mac(port_id)
         port = PortRecord(name, port_id, record.id, mac, checked)
@@ -167,6 +175,8 @@ class ResourceVerbs(Access):
         if users:
             raise errors.Busy(f"port '{port.name}' is used by route(s) to {', '.join(users)} "
                               f"of '{owner.name}': delete them first")
+        charge(state, owner, "ports", -1)
+
         value = port.value()
         self._drop_port(port)
         self._sw._commit(PortDeleted, port=value, namespace=owner.value())
@@ -202,6 +212,8 @@ class ResourceVerbs(Access):
             raise errors.InvalidArgument(_LINK_SCOPE_REFUSAL[ip.version].format(ip))
         if ip in record.groups:
             raise errors.AlreadyExists(f"'{record.name}' is already a member of {ip}")
+        charge(self._sw._state, record, "groups")
+
         record.groups.add(ip)
         self._sw._commit(GroupJoined, namespace=record.value(), group=ip)
 
@@ -213,6 +225,8 @@ class ResourceVerbs(Access):
         ip = parse_group(group)
         if ip not in record.groups:
             raise errors.NotFound(f"'{record.name}' is not a member of {ip}")
+        charge(self._sw._state, record, "groups", -1)
+
         record.groups.remove(ip)
         self._sw._commit(GroupLeft, namespace=record.value(), group=ip)
 

@@ -15,6 +15,8 @@ from pyctl.model.values import L2, Namespace, Port
 ROOT_ID = 0
 ROOT_NAME = "init"
 CATEGORIES = ("namespaces", "addresses", "routes", "ports", "groups")
+# What quotas count (pyctl.model.quotas): here, so that a record can start its counters.
+QUOTA_KEYS = ("namespaces", "addresses", "routes", "ports", "groups", "sockets")
 
 
 @dataclass
@@ -30,6 +32,9 @@ class NamespaceRecord:
     ports: list = field(default_factory=list)         # port names, in attach order
     groups: set = field(default_factory=set)          # multicast group ips
     options: dict = field(default_factory=dict)       # an L2's (pyctl.model.namespace_options)
+    socket: bool = False          # a control socket acts as it (the server says so)
+    quota: dict = field(default_factory=dict)         # key -> limit its parent set (L2)
+    usage: dict = field(default_factory=lambda: dict.fromkeys(QUOTA_KEYS, 0))  # its subtree's
 
     def value(self):
         return Namespace(self.id, self.name, self.kind, self.parent)
@@ -39,7 +44,8 @@ class NamespaceRecord:
         # containers is enough
         return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
                                list(self.children), dict(self.addresses), dict(self.routes),
-                               list(self.ports), set(self.groups), dict(self.options))
+                               list(self.ports), set(self.groups), dict(self.options),
+                               self.socket, dict(self.quota), dict(self.usage))
 
 
 @dataclass
@@ -98,6 +104,7 @@ class State:
     namespace_ids: IdAllocator = field(default_factory=IdAllocator)
     port_ids: IdAllocator = field(default_factory=IdAllocator)
     next_uid: int = 0
+    capacity: dict = field(default_factory=dict)     # table -> size of the switch's own
     version: int = 0
     versions: dict = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
 
@@ -116,7 +123,8 @@ class State:
             ports={n: p.clone() for n, p in self.ports.items()},
             port_names=dict(self.port_names), macs=dict(self.macs),
             namespace_ids=self.namespace_ids.clone(), port_ids=self.port_ids.clone(),
-            next_uid=self.next_uid, version=self.version, versions=dict(self.versions))
+            next_uid=self.next_uid, capacity=dict(self.capacity), version=self.version,
+            versions=dict(self.versions))
 
     def add_namespace(self, name, kind, parent):
         ident = self.namespace_ids.take()
@@ -165,6 +173,8 @@ class State:
                 "groups": [str(g) for g in sorted(rec.groups, key=sort_key)],
                 "options": dict(rec.options),
             })
+            if rec.kind == L2:                  # quotas are an L2's (pyctl.model.quotas)
+                namespaces[-1]["quota"] = dict(sorted(rec.quota.items()))
         ports = [self.ports[self.port_names[i]].value().to_dict() for i in sorted(self.port_names)]
         return {"version": self.version, "versions": dict(self.versions),
                 "namespaces": namespaces, "ports": ports}

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from pyctl import errors
 from pyctl.model.namespaces import NamespaceVerbs
 from pyctl.model.reader import ModelReader
+from pyctl.model.quotas import QuotaVerbs, charge, check_capacity
 from pyctl.model.resources import ResourceVerbs
 from pyctl.model.state import State
 
@@ -27,7 +28,7 @@ __all__ = ["Switch", "ActingContext"]
 log = logging.getLogger("tapswitch.model")
 
 
-class _Verbs(NamespaceVerbs, ResourceVerbs):
+class _Verbs(NamespaceVerbs, ResourceVerbs, QuotaVerbs):
     """Every verb, written once; ``_actor()`` says who acts (``None``: the administrator)."""
 
 
@@ -80,6 +81,39 @@ class Switch(_Verbs):
         """A deep, comparable, JSON-able copy of the whole state, in tree order."""
         with self._lock:
             return self._state.snapshot()
+
+    # -- what the model counts for others -----------------------------------------
+
+    def set_capacity(self, *, namespaces=None, ports=None):
+        """The sizes of the switch's own tables (the fast path's; None: unbounded): past
+        them ``create`` and ``port_add`` are refused with TableFull (ENOSPC).  Refused if
+        the model already holds more."""
+        with self._lock:
+            state = self._state
+            for table, size, held in (("namespace", namespaces, len(state.namespaces)),
+                                      ("port", ports, len(state.ports))):
+                check_capacity(state, table, size, held, more=0)
+            state.capacity = {"namespaces": namespaces, "ports": ports}
+
+    def socket_opened(self, namespace):
+        """A control socket now acts as ``namespace`` (the control server says so before it
+        listens): counted for its ancestors' ``sockets`` quotas, refused (QuotaExceeded)
+        past one."""
+        with self._lock:
+            record = self._resolve(None, namespace)
+            if record.socket:
+                raise errors.AlreadyExists(f"'{record.name}' already has a control socket")
+            charge(self._state, record, "sockets")
+            record.socket = True
+
+    def socket_closed(self, namespace, uid):
+        """The control socket of namespace id ``namespace`` (whose uid was ``uid``) closed;
+        nothing if that namespace is gone (its destruction counted the socket)."""
+        with self._lock:
+            record = self._state.namespaces.get(namespace)
+            if record is not None and record.uid == uid and record.socket:
+                charge(self._state, record, "sockets", -1)
+                record.socket = False
 
     # -- change announcements -------------------------------------------------
 
@@ -208,6 +242,11 @@ class ActingContext(_Verbs):
 
     def transaction(self):
         return self._sw.transaction()
+
+    @property
+    def uid(self):
+        """The uid of the namespace it acts as (a later one with its id or name is not it)."""
+        return self._uid
 
     def __repr__(self):
         return f"<ActingContext as {self._name!r}>"

@@ -15,6 +15,8 @@ Rate limiting: a flood (bad frames, a misbehaving client) must not flood the log
 WARNING and above are limited per message template (the format string, not the formatted
 text, so "bad frame from %s" counts as one kind whatever the address): a burst of ``burst``,
 then ``rate`` per second.  The next record that passes says how many were suppressed.
+``LogLimiter`` does the same at one call site, at any level, whatever handler is installed
+(the control socket's accept errors and connection lines: one per client, under a flood).
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ import sys
 import threading
 import time
 
-__all__ = ["configure", "JsonFormatter", "TextFormatter", "RateLimitFilter", "LEVELS", "FORMATS"]
+__all__ = ["configure", "JsonFormatter", "TextFormatter", "RateLimitFilter", "LogLimiter",
+           "LEVELS", "FORMATS"]
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMATS = ("text", "json")
@@ -101,6 +104,28 @@ class RateLimitFilter(logging.Filter):
             record.suppressed = suppressed
             record.msg = f"{record.msg} ({suppressed} similar messages suppressed)"
         return True
+
+
+class LogLimiter:
+    """``RateLimitFilter``'s bucket per message template, applied before a record is handed
+    to ``logger``: ``limiter.log(logging.WARNING, "accept on %s failed: %s", path, exc)``."""
+
+    def __init__(self, logger: logging.Logger, rate: float = 1.0, burst: int = 10,
+                 clock=time.monotonic):
+        self.logger = logger
+        self._filter = RateLimitFilter(rate, burst, min_level=logging.NOTSET, clock=clock)
+
+    @property
+    def suppressed(self) -> int:
+        """Records held back so far."""
+        return self._filter.suppressed_total
+
+    def log(self, level: int, msg: str, *args) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
+        record = self.logger.makeRecord(self.logger.name, level, "(limited)", 0, msg, args, None)
+        if self._filter.filter(record):
+            self.logger.handle(record)
 
 
 def configure(level: str = "info", fmt: str = "text", stream=None) -> logging.Handler:

@@ -63,7 +63,11 @@ def config_toml(switch, *, socket: str, batch_size: int) -> tuple[str, list[tupl
             continue
         lines += ["[[namespace]]", f"name = {_toml(ns['name'])}", f"kind = {_toml(ns['kind'])}",
                   f"parent = {_toml(names[ns['parent']])}",
-                  f"addresses = {_toml(ns['addresses'])}", *options, ""]
+                  f"addresses = {_toml(ns['addresses'])}", *options]
+        if ns.get("quota"):
+            lines.append("quota = { " + ", ".join(f"{key} = {int(limit)}" for key, limit
+                                                   in ns["quota"].items()) + " }")
+        lines.append("")
     for port in snap["ports"]:
         lines += ["[[port]]", f"name = {_toml(port['name'])}",
                   f"namespace = {_toml(names[port['ns']])}", f"mac = {_toml(port['mac'])}"]

@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 from pyctl import errors
-from pyctl.config import ConfigError, DaemonSettings, SlowPathLimits, apply, check, load_config
+from pyctl.config import (ConfigError, ControlLimits, DaemonSettings, SlowPathLimits, apply, check,
+                          load_config)
 from pyctl.model.switch import Switch
 
 from tests.support import EXAMPLES
@@ -70,6 +71,75 @@ def test_neighbour_limits_are_read():
     assert config.daemon.slowpath == SlowPathLimits(neighbours=500, neighbours_per_scope=50,
                                                     neighbour_reachable_time=60)
     assert SlowPathLimits().neighbours_per_scope == 4096
+
+
+def test_control_limits_are_read():
+    config = load_config("[daemon.control]\nconnections_per_socket = 4\nidle_timeout = 30\n"
+                         "requests_per_second = 0\n")
+    assert config.daemon.control == ControlLimits(connections_per_socket=4, idle_timeout=30,
+                                                  requests_per_second=0)
+    assert load_config("").daemon.control == ControlLimits()
+
+
+QUOTAS = """
+[[namespace]]
+name = "t"
+kind = "l2"
+quota = { namespaces = 2, sockets = 1 }
+
+[[namespace]]
+name = "u"
+kind = "l2"
+parent = "t"
+[namespace.quota]
+routes = 3
+
+[[namespace]]
+name = "a"
+kind = "l3"
+parent = "u"
+socket = true
+"""
+
+
+def test_quotas_are_read_and_applied_parents_first():
+    config = load_config(QUOTAS)
+    assert [ns.quota for ns in config.namespaces] == [{"namespaces": 2, "sockets": 1},
+                                                      {"routes": 3}, {}]
+    switch = check(config)
+    assert switch.quota("u")["quota"]["routes"] == 3
+    assert switch.quota("t")["usage"]["namespaces"] == 2
+
+
+@pytest.mark.parametrize("change, key, code, fragment", [
+    ('quota = { tables = 1 }', "namespace[0].quota.tables", "EINVAL", "unknown key"),
+    ('quota = { routes = -1 }', "namespace[0].quota.routes", "EINVAL", "out of range"),
+    ('quota = { sockets = 0 }', "namespace[0].quota.sockets", "EDQUOT",
+     "1 namespaces below 't' have socket = true (a)"),
+])
+def test_quota_refusals_name_the_key(change, key, code, fragment):
+    error = refused(QUOTAS.replace("quota = { namespaces = 2, sockets = 1 }", change),
+                    source="q.toml")
+    assert (error.key, error.code) == (key, code) and fragment in error.reason
+
+
+def test_a_config_past_a_quota_names_the_entry():
+    config = load_config(QUOTAS.replace("namespaces = 2", "namespaces = 1"))
+    with pytest.raises(ConfigError) as info:
+        check(config)
+    assert info.value.key == "namespace[2].name" and info.value.code == "EDQUOT"
+    assert "quota namespaces=1 of 't'" in info.value.reason
+
+
+def test_an_l3_has_no_quota():
+    error = refused('[[namespace]]\nname = "a"\nkind = "l3"\nquota = { routes = 1 }\n')
+    assert error.key == "namespace[0].quota" and "L2" in error.reason
+
+
+def test_a_child_given_more_than_its_parent_is_refused():
+    with pytest.raises(ConfigError) as info:
+        check(load_config(QUOTAS.replace("routes = 3", "routes = 3\nnamespaces = 5")))
+    assert info.value.key == "namespace[1].quota" and info.value.code == "EDQUOT"
 
 
 def test_defaults_and_empty_file():
@@ -204,6 +274,9 @@ CASES = [
     ("[daemon.slowpath]\nneighbour_reachable_time = 0\n",
      "daemon.slowpath.neighbour_reachable_time", 2, "out of range"),
     ("[daemon]\nslowpath = { arp = 1 }\n", "daemon.slowpath.arp", 2, "unknown key"),
+    ("[daemon.control]\nrequest_depth = 1000\n", "daemon.control.request_depth", 2, "out of range"),
+    ("[daemon.control]\nconnections = 0\n", "daemon.control.connections", 2, "out of range"),
+    ("[daemon.control]\nbacklog = 5\n", "daemon.control.backlog", 2, "unknown key"),
     ("[root]\naddresses = [\"127.0.0.2/8\"]\n", "root.addresses[0]", 2, "loopback"),
     ("[root]\nname = \"x\"\n", "root.name", 2, "unknown key"),
 ]

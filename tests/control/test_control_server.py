@@ -467,14 +467,14 @@ def test_driven_per_fd_with_handle_ready(tmp_path):
             ready, _, _ = select.select(server.filenos(), [], [], 5)
             for fd in ready:
                 server.handle_ready(fd)
-            if len(server.filenos()) == 2:
+            if len(server.filenos()) == 3:      # the timer, the listener, the connection
                 raw.send(protocol.encode_request(1, "ping", {}))
         assert raw.reply()["result"] == "pong"
         raw.close()
         assert select.select(server.filenos(), [], [], 5)[0]   # the EOF
         for fd in server.filenos()[1:]:
             server.handle_ready(fd)
-        assert len(server.filenos()) == 1
+        assert len(server.filenos()) == 2
 
 
 def test_a_client_that_does_not_read_cannot_block_the_server(tmp_path):

@@ -29,13 +29,15 @@ def wait_for_socket(path, proc, timeout=20.0):
 class DaemonProcess:
     """``python -m pyctl run CONFIG`` in a child; ``stop()`` sends SIGTERM and returns
     (exit status, stdout, stderr).  Leaving the block stops a daemon still running
-    (SIGTERM, then SIGKILL) and sweeps ``netns`` and ``links`` that are left."""
+    (SIGTERM, then SIGKILL) and sweeps ``netns`` and ``links`` that are left.  Other keyword
+    arguments go to ``subprocess.Popen`` (``stderr=`` a file, ``preexec_fn=`` limits)."""
 
-    def __init__(self, config_path, socket_path, *, netns=(), links=()):
+    def __init__(self, config_path, socket_path, *, netns=(), links=(), **popen):
         self.socket = str(socket_path)
         self.netns, self.links = list(netns), list(links)
+        popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
         self.proc = subprocess.Popen([sys.executable, "-m", "pyctl", "run", str(config_path)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     **popen)
 
     def __enter__(self):
         try:

@@ -93,6 +93,6 @@ def test_pyctl_errors_are_the_fast_paths():
     import fastpath.errors
     import pyctl.errors
     names = ["TapswitchError", "NotFound", "AlreadyExists", "AddressInUse", "PermissionDenied",
-             "InvalidArgument", "Busy", "NotSupported", "from_code"]
+             "InvalidArgument", "Busy", "NotSupported", "QuotaExceeded", "TableFull", "from_code"]
     assert sorted(pyctl.errors.__all__) == sorted(names)
     assert all(getattr(pyctl.errors, n) is getattr(fastpath.errors, n) for n in names)

@@ -77,6 +77,10 @@ def test_each_verb_emits_its_type_with_ids_and_parsed_values(sw):
     assert isinstance(event, ev.PortDeleted) and event.port.name == "tap-web"
     event = emitted(sw, lambda: sw.create("db", kind="l3", parent="init"))
     assert event == ev.NamespaceCreated(version=17, namespace=ns(sw, "db"))
+    event = emitted(sw, lambda: sw.quota_set("lab", {"routes": 3, "ports": None, "groups": 2}))
+    assert event == ev.QuotaSet(version=18, namespace=ns(sw, "lab"),
+                                quota=(("groups", 2), ("routes", 3)))
+    assert event.categories == () and event.limits == {"groups": 2, "routes": 3}
 
 
 def test_a_route_event_gives_the_models_route_value(sw):
@@ -127,7 +131,8 @@ EVERY_VERB = [                      # one call of every configuring verb, each d
     ("pull", "10.0.0.5/24", "web"), ("address_del", "init", "10.0.0.5/24"),
     ("assign_and_push", "10.0.0.6/24", "web"), ("route_add", "init", "10.9.0.0/16", None, "up0"),
     ("route_del", "init", "10.9.0.0/16"), ("port_add", "tap-web", "web"), ("port_del", "tap-web"),
-    ("join", "239.1.1.1", "web"), ("leave", "239.1.1.1", "web"), ("destroy", "web"),
+    ("join", "239.1.1.1", "web"), ("leave", "239.1.1.1", "web"),
+    ("quota_set", "lab", {"routes": 3}), ("destroy", "web"),
     ("namespace_set", "lab", {"advertise": True}), ("destroy", "lab", True),
 ]
 

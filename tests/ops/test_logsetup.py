@@ -105,3 +105,26 @@ def test_the_template_table_is_bounded():
     for k in range(100):
         f.filter(record(f"preformatted {k}"))
     assert len(f._buckets) == 8
+
+
+def test_log_limiter_holds_back_one_call_site_at_any_level_whatever_the_handler():
+    clock = Clock()
+    logger = logging.getLogger("tapswitch.test.limiter")
+    logger.propagate = False
+    caught = []
+    handler = logging.Handler()
+    handler.emit = caught.append
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        limiter = logsetup.LogLimiter(logger, rate=1.0, burst=3, clock=clock)
+        for k in range(500):
+            limiter.log(logging.INFO, "connection from %s", k)
+        assert len(caught) == 3 and limiter.suppressed == 497
+        clock.now += 1.0
+        limiter.log(logging.INFO, "connection from %s", "late")
+        assert "(497 similar messages suppressed)" in caught[-1].getMessage()
+        limiter.log(logging.DEBUG, "below the level: not even counted")
+        assert limiter.suppressed == 497
+    finally:
+        logger.removeHandler(handler)

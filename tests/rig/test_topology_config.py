@@ -15,7 +15,7 @@ def _comparable(switch):
     namespaces = {ns["name"]: {"kind": ns["kind"], "parent": names.get(ns["parent"]),
                                "addresses": sorted(ns["addresses"]), "routes": ns["routes"],
                                "ports": sorted(ns["ports"]), "groups": sorted(ns["groups"]),
-                               "options": ns["options"]}
+                               "options": ns["options"], "quota": ns.get("quota")}
                   for ns in snap["namespaces"]}
     ports = {p["name"]: {"ns": names[p["ns"]], "mac": p["mac"], "options": p["options"]}
              for p in snap["ports"]}
@@ -37,6 +37,7 @@ def test_a_rich_model_survives_the_round_trip():
     sw.address_add("init", "10.0.0.1/24")
     sw.address_add("init", "10.0.0.9/24")
     sw.create("red", kind="l2", parent="init")
+    sw.quota_set("red", {"routes": 3, "namespaces": 5})
     sw.address_add("red", "10.1.0.1/24")
     sw.port_add("up", "red", options={"txqueuelen": 5000})
     sw.route_add("red", "default", via="10.1.0.254", port="up")

@@ -1,0 +1,204 @@
+"""``python -m bench.hostile``: the hostile-tenant section of the benchmark (issue 14).
+
+A child ``tapswitch run`` (the test rig's process mode) carries two victim tenants, a and
+b, and an attacker, x, each an L3 with its TAP in its own kernel namespace.  The victims
+exchange a UDP request/reply stream (bench/csrc/udpblast.c ``rtt``: one 64-byte request
+at a time, each round trip timed, a request without a reply within 1 s lost).  For each
+attack the victims are measured first with no attack, then under it, in the same run and
+topology; a row gives p50/p99/max RTT and loss of both, and whether the target of
+issue 14 holds: under attack, p99 at most 2x the no-attack p99 plus 1 ms, and no loss.
+
+    python -m bench.hostile                                  # every attack, 10,000 requests
+    python -m bench.hostile --attacks control-socket --count 20000 --json hostile.json
+
+The attacks are in bench/attacks.py, one function each, given the ``Scene`` below.
+Needs root (kernel namespaces, TAPs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from pyctl import errors, kernel
+from pyctl.control.client import ControlClient
+from pyctl.rig.topology import Topology
+
+from bench import cbuild
+from bench.attacks import ATTACKS
+from bench.loads import cpu_ns
+from bench.peers import wait_ready
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RTT_PAYLOAD = 18                 # a 64-byte frame on the wire (bench/loads.py)
+TARGET_FACTOR, TARGET_SLACK_US = 2.0, 1000.0
+
+
+class Scene:
+    """What an attack may use: the topology, the victims and the attacker (tenants of
+    ``pyctl.rig``), the child daemon's pid and admin socket."""
+
+    def __init__(self, topo: Topology):
+        self.topo = topo
+        self.a, self.b = topo.tenants["a"], topo.tenants["b"]
+        self.attacker = topo.tenants["x"]
+        self.daemon_pid = topo.process.pid
+        self.admin = topo.socket_path
+        self._attacker_socket: str | None = None
+        self._files_limit = resource.prlimit(self.daemon_pid, resource.RLIMIT_NOFILE)
+
+    def attacker_socket(self) -> str:
+        """The attacker's own control socket (an L3's: it may only read), opened once."""
+        if self._attacker_socket is None:
+            with ControlClient(self.admin) as admin:
+                self._attacker_socket = admin.call("socket-add", namespace="x")["path"]
+        return self._attacker_socket
+
+    def limit_daemon_files(self, limit: int) -> None:
+        """Hold the daemon to ``limit`` open files (the soft limit, as a service manager
+        sets it; undone after the attack)."""
+        resource.prlimit(self.daemon_pid, resource.RLIMIT_NOFILE, (limit, self._files_limit[1]))
+
+    def admin_ping_ms(self, timeout: float = 10.0) -> float | str:
+        """How long the admin socket takes to connect and answer a ping, in ms (or why it
+        did not, as text: an attack that silences the operator is a finding, not a crash)."""
+        started = time.monotonic()
+        try:
+            with ControlClient(self.admin, timeout=timeout) as admin:
+                admin.call("ping")
+        except errors.TapswitchError as exc:
+            return f"{exc.code}: {exc.message}"
+        return round((time.monotonic() - started) * 1000, 2)
+
+    def daemon_cpu_ms_per_s(self, seconds: float = 2.0) -> float:
+        """The daemon's CPU use over ``seconds`` with no victim traffic, in ms per second."""
+        before = cpu_ns([self.daemon_pid])
+        time.sleep(seconds)
+        return round((cpu_ns([self.daemon_pid]) - before) / 1e6 / seconds, 2)
+
+    def attacker_process(self, *argv: str) -> subprocess.Popen:
+        """``python -m bench.attacks ARGV...`` inside the attacker's kernel namespace: its
+        own process (and fds), as a tenant's would be.  ``stop_attacker`` ends it."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))}
+        proc = self.attacker.netns.popen([sys.executable, "-m", "bench.attacks", *argv],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True, env=env)
+        wait_ready(proc, f"attacker {' '.join(argv)}")
+        return proc
+
+    def stop_attacker(self, proc: subprocess.Popen) -> dict:
+        """Close its stdin (its cue to stop) and read the notes it prints as JSON."""
+        out, err = proc.communicate(input="", timeout=60)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"attacker failed ({proc.returncode}): {err.strip()[-500:]}")
+        return json.loads(lines[-1])
+
+    def restore(self) -> None:
+        resource.prlimit(self.daemon_pid, resource.RLIMIT_NOFILE, self._files_limit)
+
+
+def build_scene(stack) -> Scene:
+    topo = stack.enter_context(Topology("process", vnet_hdr=True, prefix="tshost"))
+    topo.address_add("init", "10.0.0.1/24")
+    for name, address in (("a", "10.0.0.2/24"), ("b", "10.0.0.3/24"), ("x", "10.0.0.4/24")):
+        topo.tenant(name, address)
+    topo.start()
+    return Scene(topo)
+
+
+def victims_rtt(scene: Scene, count: int) -> dict:
+    """``count`` UDP request/replies a -> b -> a: min/median/p99/max (us), count, lost, and
+    the CPU the daemon used meanwhile (``daemon_cpu_ms``: what the attack cost the switch,
+    apart from what the attacker's own work costs a shared machine)."""
+    blast = cbuild.tool("udpblast")
+    port = "29000"
+    echo = scene.b.netns.popen([blast, "echo", scene.b.ip, port, str(count + 60)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(echo, "udpblast echo")
+        cpu_before = cpu_ns([scene.daemon_pid])
+        client = scene.a.run([blast, "rtt", scene.b.ip, port, str(RTT_PAYLOAD), str(count)],
+                             timeout=count * 1.0 + 60, check=False)
+        cpu = cpu_ns([scene.daemon_pid]) - cpu_before
+    finally:
+        kernel.stop_process(echo)
+    lines = [line for line in client.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"udpblast rtt printed nothing: {client.stderr.strip()}")
+    return {**json.loads(lines[-1]), "daemon_cpu_ms": round(cpu / 1e6, 1)}
+
+
+def _row(name: str, base: dict, under: dict, notes: dict) -> dict:
+    limit = base["p99_us"] * TARGET_FACTOR + TARGET_SLACK_US if base.get("count") else 0.0
+    met = bool(under.get("count")) and under["p99_us"] <= limit and under["lost"] == 0 \
+        and base.get("lost", 1) == 0
+    return {"attack": name, "base": base, "attack_run": under, "notes": notes,
+            "p99_limit_us": round(limit, 1), "target_met": met}
+
+
+def run(attacks: list[str], count: int) -> list[dict]:
+    import contextlib
+    rows = []
+    with contextlib.ExitStack() as stack:
+        scene = build_scene(stack)
+        victims_rtt(scene, 200)                      # warm-up: ARP, caches
+        for name in attacks:
+            base = victims_rtt(scene, count)
+            try:
+                with ATTACKS[name](scene) as notes:
+                    under = victims_rtt(scene, count)
+            finally:
+                scene.restore()
+            rows.append(_row(name, base, under, notes))
+            print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+def format_row(row: dict) -> str:
+    def figs(r):
+        if not r.get("count"):
+            return "no replies".ljust(36)
+        return (f"{r['median_us']:7.0f} {r['p99_us']:7.0f} {r['max_us']:8.0f} "
+                f"{r['lost']:5d} {r['daemon_cpu_ms']:7.0f}")
+    verdict = "met" if row["target_met"] else f"MISSED (p99 <= {row['p99_limit_us']:.0f} us)"
+    notes = " ".join(f"{key}={value}" for key, value in row["notes"].items())
+    return (f"{row['attack']:<16} {figs(row['base'])} | {figs(row['attack_run'])}  {verdict}\n"
+            f"{'':<16} {notes}")
+
+
+HEADER = (f"{'attack':<16} {'no attack: p50':>14} {'p99':>7} {'max':>8} {'lost':>5} "
+          f"{'cpu ms':>7} | {'attack: p50':>7} {'p99':>7} {'max':>8} {'lost':>5} "
+          f"{'cpu ms':>7}  target  (RTT in us; cpu: the daemon's during the run)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.hostile",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--attacks", default=",".join(ATTACKS),
+                   help=f"comma-separated, of: {', '.join(ATTACKS)} (default: all)")
+    p.add_argument("--count", type=int, default=10000, help="request/replies per measurement")
+    p.add_argument("--json", help="write the rows here")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.attacks.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ATTACKS]
+    if unknown or not names:
+        p.error(f"unknown attack {', '.join(unknown) or '(none)'}; known: {', '.join(ATTACKS)}")
+    if os.geteuid() != 0:
+        print("bench.hostile: needs root (kernel namespaces and TAPs)", file=sys.stderr)
+        return 2
+    print(HEADER, flush=True)
+    rows = run(names, args.count)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"count": args.count, "rows": rows}, f, indent=2)
+    return 0 if all(r["target_met"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Smoke test of the hostile-tenant bench (``python -m bench.hostile``): every attack runs
+against a child daemon, each row carries the no-attack and the under-attack figures of
+the victims and the attack's notes, and nothing is left behind.  It checks that the
+harness works and that the attacks happen, never how fast anything is."""
+import json
+import os
+import subprocess
+import sys
+
+from bench.attacks import ATTACKS
+from pyctl import kernel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_every_attack_runs_and_is_reported(tmp_path):
+    netns_before = set(kernel.list_netns())
+    out = tmp_path / "hostile.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.hostile", "--count", "300",
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["attack"] for r in rows] == list(ATTACKS)
+    for row in rows:
+        for run in (row["base"], row["attack_run"]):
+            assert run["count"] + run["lost"] == 300 and run["median_us"] <= run["p99_us"]
+            assert run["daemon_cpu_ms"] >= 0
+        assert row["attack"] in proc.stdout
+    flood = next(r["notes"] for r in rows if r["attack"] == "control-socket")
+    assert flood["idle_open"] > 0 and flood["idle_open"] + flood["refused"] >= 5000
+    assert isinstance(flood["admin_ping_ms"], float), flood["admin_ping_ms"]    # it answered
+    assert [n for n in set(kernel.list_netns()) - netns_before if n.startswith("tshost")] == []
