@@ -17,7 +17,7 @@ import struct
 
 from pyctl.daemon import packets as pk
 from pyctl.daemon import packets6 as pk6
-from pyctl.daemon.ratelimit import BucketPerKey
+from pyctl.ops.ratelimit import BucketPerKey
 
 __all__ = ["IcmpErrors", "ICMP_QUOTE_MAX", "ICMP6_QUOTE_MAX"]
 

@@ -47,7 +47,7 @@ from pyctl.daemon.icmp_errors import IcmpErrors
 from pyctl.daemon.nd import NeighbourDiscovery
 from pyctl.daemon.neighbours import Neighbour, NeighbourTable
 from pyctl.daemon.output import NeighbourLearned, Output, PeerMac
-from pyctl.daemon.ratelimit import TokenBucket
+from pyctl.ops.ratelimit import TokenBucket
 from pyctl.daemon.resolution import Resolution, Resolutions
 from pyctl.daemon.router_adverts import RouterAdverts
 from pyctl.daemon.slowpath6 import Ipv6Punts
