@@ -22,7 +22,6 @@ from pyctl.compile.plan_builder import compile_plan
 from pyctl.daemon.view import PlanView
 
 from tests.support.compiler import FailingDatapath
-from tests.support.dual_datapath import DualStackDatapath
 from tests.support.plan_oracle import expected_plan, expected_view
 
 NAMES = ["init", "a", "b", "c", "d", "e"]
@@ -70,9 +69,9 @@ class RefusingOnce(FailingDatapath):
 
 
 def tables(dp):
-    """Every table of a reference datapath, as plain data."""
-    return (dict(dp.namespaces), {p: tuple(v[:2]) for p, v in dp.ports.items()},
-            dict(dp.addresses), dict(dp.broadcasts), dict(dp.groups),
+    """Every table of a reference datapath (both families), as plain data."""
+    return (dict(dp.namespaces), {p: (v[0], v[1], v[3]) for p, v in dp.ports.items()},
+            dict(dp.addresses), dict(dp.onlink), dict(dp.broadcasts), dict(dp.groups),
             {s: dict(r) for s, r in dp.routes_.items() if r})
 
 
@@ -82,10 +81,10 @@ def probe(dp, keys):
     ports = {}
     for pid in range(LIMITS["max_ports"]):
         try:
-            ports[pid] = dp.port_mac_of(pid)
+            ports[pid] = dp.port_mac_of(pid), dp.port_mtu(pid)
         except errors.NotFound:
             pass
-    return (ports, {k: dp.lookup_address(*k) for k in keys["addresses"]},
+    return (ports, {k: (dp.lookup_address(*k), dp.address_onlink(*k)) for k in keys["addresses"]},
             {k: dp.lookup_broadcast(*k) for k in keys["broadcasts"]},
             {k: dp.lookup_group(*k) for k in keys["multicast"]},
             {s: dp.routes(s) for s in scopes})
@@ -287,17 +286,6 @@ IncrementalMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_incremental_plan_equals_the_full_compile = IncrementalMachine.TestCase
-
-
-class DualStackMachine(IncrementalMachine):
-    """The same over a datapath that takes IPv6 (tests/support/dual_datapath.py): IPv6
-    addresses, routes and groups are plan entries beside the IPv4 ones."""
-    REFERENCE = DualStackDatapath
-    CORE = None
-
-
-DualStackMachine.TestCase.settings = IncrementalMachine.TestCase.settings
-test_dual_stack_plan_equals_the_full_compile = DualStackMachine.TestCase
 
 
 # -- targeted cases ------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from pyctl.daemon import igmp, mld
 from pyctl.daemon import packets6 as pk6
 from pyctl.daemon.multicast import group_counters
 
-from tests.support.dual_datapath import DualStackDatapath
-from tests.support.multicast import (PEER, Rig, link_local, make_datapath, mld1_done, mld1_report,
+from tests.support.multicast import (PEER, Rig, datapaths, link_local, mld1_done, mld1_report,
                                      mld2_join, mld2_leave, mld2_report, v3_join)
 from tests.support.slowpath import assert_icmp6_checksum
 
@@ -23,9 +22,9 @@ G6, G7 = V6("ff05::1:3"), V6("ff0e::7")
 GMI = igmp.IgmpConfig().group_membership_interval
 
 
-@pytest.fixture
-def rig():
-    return Rig(dp=make_datapath(DualStackDatapath))
+@pytest.fixture(params=datapaths(), ids=["core", "ref"])
+def rig(request):
+    return Rig(request.param)
 
 
 def parsed(frame):
