@@ -179,5 +179,5 @@ def apply_diff(dp, diff, undo):
 
 
 def _owner_args(value):
-    """``add_address``'s arguments after the key: the owner (IPv6: and its prefix length)."""
+    """What dp.add_address takes after the key: the owner (IPv6: and its prefix length)."""
     return (value,) if isinstance(value, int) else value
