@@ -14,7 +14,7 @@ from pyctl.compile.plan import FAMILIES, datapath_families, fast_path_key
 from pyctl.compile.plan_builder import compile_plan
 from pyctl.daemon.view import PlanView, Route
 
-from tests.support.compiler import FailingDatapath
+from tests.support.compiler import FailingDatapath, ids
 from tests.support.plan_oracle import expected_plan
 
 V6 = ipaddress.IPv6Address
@@ -57,10 +57,6 @@ def sw():
     sw.join("ff05::1:3", "db")
     sw.join("ff0e::9", "b1")
     return sw
-
-
-def ids(sw):
-    return {ns.name: ns.id for ns in sw.namespaces()}, {p.name: p.id for p in sw.ports()}
 
 
 def test_the_plan_holds_both_families_side_by_side(sw):

@@ -6,8 +6,8 @@ router advertisements off, a default route per family.  Between them: ping, rout
 between two IPv6 subnets with the hop limit decremented and time exceeded when it runs
 out, packet too big toward a smaller-MTU port and TCP going through it by path MTU
 discovery (200 MB of TCP and UDP up to 65,000 bytes over IPv6, with offloads on and off,
-are tests/e2e/test_offloads.py's), spoofed sources dropped and counted,
-overlapping prefixes in sibling L2s kept apart, MLD membership with kernel sockets,
+are tests/e2e/test_offloads.py's, overlapping prefixes in sibling L2s test_switch.py's),
+spoofed sources dropped and counted, MLD membership with kernel sockets,
 a tenant's duplicate address detection seeing a conflict (and none for a free address),
 and a rogue router advertisement that reaches nobody.
 """
@@ -169,22 +169,6 @@ def test_ipv6_spoofing_is_dropped_and_counted(tapswitch_factory):
     reasons = topo.counters()["namespaces"]["a"]["reasons"]
     assert reasons["spoofed_source"] == 7
     assert reasons["link_local_source_routed"] == 5
-
-
-def test_overlapping_ipv6_prefixes_in_sibling_l2s_are_isolated(tapswitch_factory):
-    topo, r1, r2, b1 = red_and_blue(tapswitch_factory)
-    b2 = topo.tenant("b2", "fd00::3/64", parent="blue")
-    topo.start()
-    receivers = {t.name: probes.udp_receiver(t, t.ip6, 6104) for t in (r2, b2)}
-    try:
-        probes.udp_send(r1, "fd00::3", 6104, [b"from red"] * 10)
-        probes.udp_send(b1, "fd00::3", 6104, [b"from blue"] * 10)
-        got = {name: [d for d, _ in probes.drain(s, 0.5)] for name, s in receivers.items()}
-    finally:
-        for s in receivers.values():
-            s.close()
-    assert got == {"r2": [b"from red"] * 10, "b2": [b"from blue"] * 10}
-    assert len(probes.ping(r1, "fd00::3")) == 3 and len(probes.ping(b1, "fd00::1")) == 3
 
 
 def test_neighbour_solicitations_reach_only_the_switch(tapswitch_factory):
