@@ -85,12 +85,13 @@ class IdAllocator:
     def release(self, ident):
         heapq.heappush(self.free, ident)
 
-    def untake(self, ident):
-        """Undo the ``take()`` that returned ``ident`` (the last one: the log undoes newest first)."""
-        if ident == self.next - 1:
-            self.next -= 1
-        else:
+    def untake(self, ident, was_free):
+        """Undo the ``take()`` that returned ``ident`` (``was_free``: it came from the free
+        ids; the log undoes newest first, so nothing was taken after it)."""
+        if was_free:
             heapq.heappush(self.free, ident)
+        else:
+            self.next -= 1
 
     def unrelease(self, ident):
         """Undo ``release(ident)``."""
@@ -211,8 +212,9 @@ class State:
         self._logged(items.insert, at, item)
 
     def take_id(self, allocator):
+        was_free = bool(allocator.free)
         ident = allocator.take()
-        self._logged(allocator.untake, ident)
+        self._logged(allocator.untake, ident, was_free)
         return ident
 
     def release_id(self, allocator, ident):
