@@ -30,7 +30,8 @@
 #   uring.pxi          the io_uring write backend
 #   slow_queue.pxi     frames handed to the slow path
 #   egress.pxi         a decided frame fitted to its destination port
-#   loop.pxi           PacketLoop: epoll, burst reads, process(), writes (no GIL)
+#   loop.pxi           LoopEngine: epoll, burst reads, process(), writes (no GIL); run(), serve()
+#   loop_api.pxi       PacketLoop: its ports, the slow path's frames, send(), stats
 import os
 import errno as _errno_mod
 
@@ -73,3 +74,4 @@ include "tap.pxi"
 include "slow_queue.pxi"
 include "egress.pxi"
 include "loop.pxi"
+include "loop_api.pxi"

@@ -117,7 +117,7 @@ cdef class Datapath(DatapathTables):
             self.ports.peer[port_id] = m
         else:
             with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                self.lock_for_control()
             self.ports.peer[port_id] = m
             PyThread_release_lock(self.lock)
 

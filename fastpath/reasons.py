@@ -102,6 +102,7 @@ LOOP_STATS = (
     Counter("rx_oversize", "frames that did not fit a slot (dropped)"),
     Counter("slow_queued", "frames queued for the slow path"),
     Counter("slow_overflow", "frames the full slow queue refused (dropped)"),
+    Counter("slow_ns_full", "frames refused because their namespace held its part of the slow queue (dropped)"),
     Counter("sw_csum", "checksums completed in software"),
     Counter("sw_gso_frames", "super-frames segmented in software"),
     Counter("sw_segments", "segments they were cut into"),
