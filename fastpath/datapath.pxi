@@ -6,9 +6,9 @@
 # API on top: the checked writes and the rules that span tables.
 #
 # Every write happens inside ``with datapath.update():``, which holds the lock process()
-# takes for a whole batch; leaving the block rebuilds the listener lists if they changed
-# and bumps the generation of every scope whose routes, neighbours, addresses or ports
-# changed, so route-cache entries filled before are never used again.
+# takes for a whole batch; leaving the block bumps the generation of every scope whose
+# routes, neighbours, addresses or ports changed, so route-cache entries filled before are
+# never used again.
 #
 # The lock's handoff.  A packet loop serving in its own thread (loop.pxi, serve()) takes
 # the lock for each batch cycle and gives it back between cycles; a lock does not queue
@@ -83,7 +83,6 @@ cdef class DatapathTables:
         self.lists, self.mcast = ListenerLists(max_namespaces), McastGroups()
         self.ctr = Counters(max_namespaces, max_ports)
         self.dirty_scopes, self.dirty_all = set(), False
-        self.lists.rebuild({})
         self.ns = NamespaceTable(max_namespaces)     # last: __init__ has completed
 
     # ---- the update lock ------------------------------------------------------------
@@ -104,8 +103,6 @@ cdef class DatapathTables:
     def _end_update(self):
         cdef int s
         try:
-            if self.lists.dirty:
-                self.lists.rebuild(self.ns.children)
             for s in (range(self.max_namespaces) if self.dirty_all else self.dirty_scopes):
                 if self.ns.bump(s):             # wrapped: forget every cache entry
                     self.rcache.clear()
@@ -195,17 +192,28 @@ cdef class DatapathTables:
 
     # ---- counters --------------------------------------------------------------------------
 
-    def counters(self):
+    def counters(self, namespaces=None, ports=None, groups=None):
         """{"reasons": {name: n}, "ports": {id: {...}}, "namespaces": {id: {..., "reasons": {...}}},
         "groups": {(scope, group ip): {"rx_packets", "rx_bytes", "copies"}}}.
         Reasons count both drops and slow-path hand-offs (verdicts.reason_verdict tells which);
-        namespace reasons are charged to the sending namespace."""
+        namespace reasons are charged to the sending namespace.  ``namespaces``, ``ports``
+        and ``groups`` (ids, ids, (scope, group) keys) read only those (None: all), so a
+        read costs its answer; ids that do not exist are left out.  Read while the loop
+        runs: each counter whole, the set not of one instant."""
+        if namespaces is None:
+            namespaces = range(self.max_namespaces)
+        if ports is None:
+            ports = range(self.max_ports)
         return {"reasons": self.ctr.reasons(),
-                "ports": {p: self.ctr.port_traffic(p)
-                          for p in range(self.max_ports) if self.ports.ns[p] >= 0},
-                "namespaces": {n: self.ctr.ns_traffic(n)
-                               for n in range(self.max_namespaces) if self.ns.scope[n] >= 0},
-                "groups": self.mcast.counters()}
+                "ports": {p: self.ctr.port_traffic(p) for p in ports
+                          if 0 <= p < self.max_ports and self.ports.ns[p] >= 0},
+                "namespaces": {n: self.ctr.ns_traffic(n) for n in namespaces
+                               if 0 <= n < self.max_namespaces and self.ns.scope[n] >= 0},
+                "groups": self.mcast.counters(groups)}
+
+    def group_keys(self, scope_id):
+        """The (scope, group) keys of the scope's multicast groups."""
+        return self.mcast.keys_of_scope(scope_id)
 
 
 def _make_ctx(DatapathTables dp):

@@ -28,10 +28,14 @@ cdef class Datapath(DatapathTables):
                 return
             if self._busy(ns_id):
                 raise Busy(f"namespace {ns_id} still has addresses, ports or children")
+        if is_l3:
+            self.lists.reserve_l3(scope_id)     # the one allocation, before anything changes
+        if self.ns.scope[ns_id] >= 0:
             self._forget_namespace(ns_id)
         self.ns.create(ns_id, scope_id, is_l3)
+        if is_l3:
+            self.lists.add_l3(scope_id, ns_id)
         self._clear_ns_state(ns_id)
-        self.lists.dirty |= is_l3
         self._dirty(scope_id)
 
     def remove_namespace(self, ns_id):
@@ -59,8 +63,11 @@ cdef class Datapath(DatapathTables):
             self.neigh.delete_tag(ns_id)
             for address in self.lists.addresses_of(ns_id):
                 self._drop_broadcast(ns_id, address)
+            self.lists.forget_scope(ns_id)
             for key in self.mcast.keys_of_scope(ns_id):
                 self._drop_group(key)
+        else:
+            self.lists.remove_l3(scope, ns_id)
         self.lists.forget_member(ns_id)
         keys = self.mcast.keys_of(ns_id)
         self.mcast.forget_member(ns_id)

@@ -37,14 +37,14 @@ from fastpath import verdicts
 from pyctl import errors, kernel
 from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
-from pyctl.control.counters import format_counters, select as select_counters
+from pyctl.control.counters import counted, format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
-from pyctl.daemon.multicast import Multicast, group_counters
+from pyctl.daemon.multicast import Multicast, group_counters, group_keys
 from pyctl.daemon.ratelimit import TokenBucket
 from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
 from pyctl.control.verb_table import VERBS
@@ -335,7 +335,9 @@ class Daemon:
         """The fast path's counters, named, limited to what ``session`` sees and filtered
         (pyctl.control.counters.select)."""
         api = self.switch if session is None else session.api
-        raw = self.datapath.counters()
+        ns_ids, port_ids = counted(api, namespace=namespace, port=port)
+        keys = () if port is not None else group_keys(api, self.datapath, namespace)
+        raw = self.datapath.counters(namespaces=ns_ids, ports=port_ids, groups=keys)
         out = select_counters(raw, api, namespace=namespace, port=port)
         out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
         return out

@@ -132,7 +132,7 @@ class NamespaceVerbs(Access):
             state.pop(state.namespaces, doomed_record.id)
             state.pop(state.by_name, doomed_record.name)
             state.release_id(state.namespace_ids, doomed_record.id)
-        state.remove(parent.children, record.id)
+        state.remove_child(parent, record)
         self._sw._commit(NamespaceDestroyed, namespace=destroyed[-1].namespace,
                          parent=parent.value(), destroyed=tuple(destroyed), returned=returned)
 

@@ -184,11 +184,10 @@ class ResourceVerbs(Access):
         actor = self._actor()
         if namespace is not None:
             records = [state.ports[n] for n in self._resolve(actor, namespace).ports]
-        else:
+        elif actor is None:
             records = [state.ports[n] for n in state.port_names.values()]
-            if actor is not None:
-                records = [p for p in records
-                           if state.is_within(state.namespaces[p.ns], actor)]
+        else:                           # the actor's subtree's: what it sees, no scan
+            records = [state.ports[n] for rec in state.subtree(actor) for n in rec.ports]
         return [p.value() for p in sorted(records, key=lambda p: p.id)]
 
     # -- multicast membership -------------------------------------------------

@@ -30,7 +30,7 @@ class NamespaceRecord:
     name: str
     kind: str
     parent: Optional[int]
-    children: list = field(default_factory=list)      # ids, in creation order
+    children: dict = field(default_factory=dict)      # id -> None, in creation order (uid order)
     addresses: dict = field(default_factory=dict)     # ip -> interface, held by this namespace
     routes: dict = field(default_factory=dict)        # network -> Route (L2 only)
     ports: list = field(default_factory=list)         # port names, in attach order
@@ -45,7 +45,7 @@ class NamespaceRecord:
     def clone(self):
         # addresses, routes and groups hold immutable values: copying the containers is enough
         return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
-                               list(self.children), dict(self.addresses), dict(self.routes),
+                               dict(self.children), dict(self.addresses), dict(self.routes),
                                list(self.ports), set(self.groups), self.socket,
                                dict(self.quota), dict(self.usage))
 
@@ -211,6 +211,21 @@ class State:
         del items[at]
         self._logged(items.insert, at, item)
 
+    def remove_child(self, parent, child):
+        """Take ``child`` (a record) from ``parent``'s children; the undo puts it back in
+        its place (children are in uid order)."""
+        del parent.children[child.id]
+        self._logged(self._put_child_back, parent, child.id, child.uid)
+
+    def _put_child_back(self, parent, ident, uid):
+        children = parent.children
+        last = next(reversed(children), None)
+        children[ident] = None
+        if last is not None and self.namespaces[last].uid > uid:      # not the newest
+            order = sorted(children, key=lambda c: uid if c == ident else self.namespaces[c].uid)
+            children.clear()
+            children.update(dict.fromkeys(order))
+
     def take_id(self, allocator):
         was_free = bool(allocator.free)
         ident = allocator.take()
@@ -230,7 +245,7 @@ class State:
         if kind == L2:
             self.put(self.holders, ident, {})
         if parent is not None:
-            self.append(self.namespaces[parent].children, ident)
+            self.put(self.namespaces[parent].children, ident, None)
         return record
 
     def scope_id(self, record):
