@@ -6,7 +6,7 @@ has children; a namespace lists exactly its own addresses plus loopback (and
 an L2's tagged view adds its descendants'); destroying an L3 returns its
 addresses to its parent; a refused step changes nothing at all; the id-keyed
 read API (``Switch.read()``) answers the same; a transaction of random verbs (ports,
-routes and groups too) that fails leaves the state equal to a deep-copy checkpoint
+routes, groups and quotas too) that fails leaves the state equal to a deep-copy checkpoint
 taken before it (what transactions took before they kept an undo log).
 """
 import copy
@@ -207,7 +207,7 @@ class ModelMachine(RuleBasedStateMachine):
 
     def draw_any_verb(self, data):
         sw = self.sw
-        choice = data.draw(st.integers(0, 11))
+        choice = data.draw(st.integers(0, 12))
         name = self.draw_name(data)
         address = self.draw_address(data, name)
         port = data.draw(st.sampled_from(PORTS))
@@ -234,6 +234,10 @@ class ModelMachine(RuleBasedStateMachine):
                 name, data.draw(st.sampled_from(PREFIXES)))
         if choice == 9:
             return sw.route_del, (name, data.draw(st.sampled_from(PREFIXES)))
+        if choice == 10:
+            key = data.draw(st.sampled_from(["addresses", "routes", "ports", "groups",
+                                             "namespaces"]))
+            return sw.quota_set, (name, {key: data.draw(st.none() | st.integers(0, 3))})
         return data.draw(st.sampled_from([sw.join, sw.leave])), (
             data.draw(st.sampled_from(GROUPS)), name)
 
