@@ -18,6 +18,7 @@
 #   listeners.pxi      ListenerLists: broadcast listener lists
 #   mcast.pxi          McastGroups: multicast groups and their egress ports
 #   counters.pxi       Counters: traffic per port / namespace, reasons
+#   slow_shares.pxi    SlowShares: each namespace's share of the slow path (token buckets)
 # the batch function and the Datapath:
 #   process.pxi        the per-frame decision and the batch loop (noexcept nogil)
 #   fanout.pxi         broadcast / multicast copies of a frame
@@ -36,9 +37,10 @@ import os
 import errno as _errno_mod
 
 from fastpath.addresses import addr_str, check_group, check_ip, group_str, ip_str, mac_bytes_to_int
+from fastpath.shares import check_share, share_of_reason
 from fastpath.errors import (AddressInUse, AlreadyExists, Busy, InvalidArgument, NotFound,
                              NotSupported)
-from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, TRAFFIC_COUNTER_NAMES,
+from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, SHARE_NAMES, TRAFFIC_COUNTER_NAMES,
                               VNET_REFUSAL_NAMES)
 
 __all__ = ["Batch", "Datapath", "PacketLoop", "AddrHash", "internet_checksum", "vnet_validate",
@@ -63,6 +65,7 @@ include "route_cache.pxi"
 include "listeners.pxi"
 include "mcast.pxi"
 include "counters.pxi"
+include "slow_shares.pxi"
 include "process.pxi"
 include "fanout.pxi"
 include "datapath.pxi"

@@ -55,6 +55,7 @@ cdef class DatapathTables:
     cdef ListenerLists lists
     cdef McastGroups mcast
     cdef Counters ctr
+    cdef SlowShares shares          # each namespace's share of the slow path (the loop asks)
     cdef set dirty_scopes
     cdef bint dirty_all
 
@@ -82,6 +83,7 @@ cdef class DatapathTables:
         self.fib = FibTable(max_namespaces)
         self.lists, self.mcast = ListenerLists(max_namespaces), McastGroups()
         self.ctr = Counters(max_namespaces, max_ports)
+        self.shares = SlowShares(max_namespaces, max_ports)
         self.dirty_scopes, self.dirty_all = set(), False
         self.ns = NamespaceTable(max_namespaces)     # last: __init__ has completed
 
@@ -196,7 +198,8 @@ cdef class DatapathTables:
         """{"reasons": {name: n}, "ports": {id: {...}}, "namespaces": {id: {..., "reasons": {...}}},
         "groups": {(scope, group ip): {"rx_packets", "rx_bytes", "copies"}}}.
         Reasons count both drops and slow-path hand-offs (verdicts.reason_verdict tells which);
-        namespace reasons are charged to the sending namespace.  ``namespaces``, ``ports``
+        namespace reasons are charged to the sending namespace, as are its frames refused
+        over its share of the slow path ("slow_refused": {share: n}).  ``namespaces``, ``ports``
         and ``groups`` (ids, ids, (scope, group) keys) read only those (None: all), so a
         read costs its answer; ids that do not exist are left out.  Read while the loop
         runs: each counter whole, the set not of one instant."""
@@ -207,7 +210,8 @@ cdef class DatapathTables:
         return {"reasons": self.ctr.reasons(),
                 "ports": {p: self.ctr.port_traffic(p) for p in ports
                           if 0 <= p < self.max_ports and self.ports.ns[p] >= 0},
-                "namespaces": {n: self.ctr.ns_traffic(n) for n in namespaces
+                "namespaces": {n: {**self.ctr.ns_traffic(n), "slow_refused": self.shares.refused(n)}
+                               for n in namespaces
                                if 0 <= n < self.max_namespaces and self.ns.scope[n] >= 0},
                 "groups": self.mcast.counters(groups)}
 

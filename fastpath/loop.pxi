@@ -19,8 +19,9 @@
 #      starve the others; the next batch starts where this one stopped).
 #   3. Datapath.process_locked().
 #   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy.
-#   5. SLOWPATH frames -> copied into the slow handoff's filling queue (bounded in all and
-#      per namespace, the refusals counted), under the handoff's lock, once per cycle.
+#   5. SLOWPATH frames -> within the sender's share of the slow path (slow_shares.pxi),
+#      copied into the slow handoff's filling queue (bounded in all and per namespace, the
+#      refusals counted), under the handoff's lock, once per cycle.
 #
 # Write backends (chosen at construction: backend="auto"|"epoll"|"io_uring", or the
 # TAPSWITCH_IO_BACKEND environment variable; ``loop.backend`` says which runs): a port's
@@ -354,17 +355,25 @@ cdef class LoopEngine:
         self.batch._count = 0
 
     cdef void _to_slow_path(self, bint serving) noexcept nogil:
-        """Step 5: the batch's SLOWPATH frames into the slow handoff."""
+        """Step 5: the batch's SLOWPATH frames into the slow handoff, each within its
+        sender's share of the slow path (slow_shares.pxi)."""
         cdef Py_ssize_t i
-        cdef int32_t port
+        cdef int32_t port, ns
+        cdef uint8_t reason
+        cdef int64_t now = now_ns()
+        cdef ShareView* shares = self.dp.shares.view()
         cdef SlowQueue* q = handoff_begin(&self.slow)
         for i in range(self.batch._count):
             if self.batch.c_verdict[i] != VERDICT_SLOWPATH:
                 continue
             port = self.batch.c_port[i]
+            ns = self.dp.ports.ns[port]
+            reason = self.batch.c_reason[i]
+            if not share_admit(shares, ns, port, reason_share(reason), now):
+                self.st.slow_refused += 1
+                continue
             queue_slow(q, self.batch.c_buf + self.batch.c_offset[i], self.batch.c_length[i],
-                       port, self.dp.ports.ns[port], self.batch.c_reason[i], self.scratch,
-                       &self.st)
+                       port, ns, reason, self.scratch, &self.st)
         handoff_end(&self.slow, serving)
 
     cdef inline void _out(self, uint8_t* f, uint32_t n, int32_t out, const uint8_t* eth) noexcept nogil:

@@ -45,7 +45,6 @@ from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
 from pyctl.daemon.multicast import Multicast, group_counters, group_keys
-from pyctl.daemon.ratelimit import TokenBucket
 from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
 from pyctl.control.verb_table import VERBS
 from pyctl.control.verbs import standard_dispatcher
@@ -99,11 +98,10 @@ class Daemon:
             arp_rate=float(limits.arp_requests_per_second), max_neighbours=limits.neighbours,
             max_neighbours_per_scope=limits.neighbours_per_scope,
             reachable_time=float(limits.neighbour_reachable_time)), datapath=self.datapath)
-        # What the slow path may take in, in all: a flood of ARP or of frames to
-        # the switch's own address costs Python time, not forwarding time.
-        self._slow_budget = TokenBucket(float(limits.frames_per_second),
-                                        max(1, limits.frames_per_second // 10), time.monotonic())
-        self.slow_frames_over_budget = 0
+        # Each namespace's share of the slow path: what is over it the packet thread
+        # refuses (counted per namespace and share) before Python sees it.
+        for name, (rate, burst) in limits.shares.items():
+            self.datapath.set_slow_share(name, rate, burst)
         self.ports = PortManager(switch, self.loop, self.registry)
         self.multicast = Multicast(switch, self.view, self.change)
         self.control = None
@@ -268,11 +266,7 @@ class Daemon:
             self.ports.check_netns()
 
     def _slow_path(self, frames):
-        now = time.monotonic()
         for port_id, reason, data in frames:
-            if not self._slow_budget.take(now):
-                self.slow_frames_over_budget += 1
-                continue
             if reason == verdicts.REASON_IGMP:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
             else:
@@ -349,7 +343,8 @@ class Daemon:
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters),
-                "slowpath_over_budget": self.slow_frames_over_budget,
+                "slowpath_shares": {name: {"rate": rate, "burst": burst} for name, (rate, burst)
+                                    in self.datapath.slow_shares().items()},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
