@@ -99,6 +99,7 @@ VNET_REFUSALS = (
     Counter("vnet_bad_csum", "csum_start/csum_offset beyond the frame or inside the Ethernet/IP header"),
     Counter("vnet_bad_hdr_len", "hdr_len beyond the frame"),
     Counter("vnet_bad_gso", "GSO without NEEDS_CSUM or gso_size, or on a frame that is not what gso_type says"),
+    Counter("vnet_too_many_segments", "a GSO super-frame that would need more than VNET_MAX_SEGMENTS (256) segments"),
 )
 
 # Per port and per namespace, charged by process(); index = position.
