@@ -44,6 +44,7 @@ from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
+from pyctl.daemon import igmp
 from pyctl.daemon.multicast import Multicast, group_counters, group_keys
 from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
 from pyctl.control.verb_table import VERBS
@@ -103,7 +104,8 @@ class Daemon:
         for name, (rate, burst) in limits.shares.items():
             self.datapath.set_slow_share(name, rate, burst)
         self.ports = PortManager(switch, self.loop, self.registry)
-        self.multicast = Multicast(switch, self.view, self.change)
+        self.multicast = Multicast(switch, self.view, self.change, igmp.IgmpConfig(
+            max_groups_per_namespace=limits.igmp_groups_per_namespace))
         self.control = None
         self._calls = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)

@@ -32,6 +32,7 @@ quarter of the query interval later, RFC 3376's startup queries), then every
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections import defaultdict
 
@@ -145,7 +146,8 @@ class Multicast:
                 for _, change in changes:
                     acting = sw.as_namespace(change.namespace)
                     group = pk.ip_str(change.group)
-                    member = group in acting.groups(change.namespace)
+                    with sw.read() as reader:       # O(1): a flood of reports is many changes
+                        member = reader.is_member(change.namespace, ipaddress.IPv4Address(group))
                     if change.joined and not member:
                         acting.join(group, change.namespace)
                     elif not change.joined and member:
