@@ -27,7 +27,7 @@ import time
 
 from pyctl.daemon import packets as pk
 
-__all__ = ["FLOODS", "slow_path_frames", "igmp_frames"]
+__all__ = ["FLOODS", "running", "slow_path_frames", "igmp_frames"]
 
 BROADCAST = b"\xff" * 6
 ROUTER_ALERT = b"\x94\x04\x00\x00"
@@ -90,32 +90,45 @@ def _neighbour_mac(ip: str) -> bytes:
 
 
 @contextlib.contextmanager
-def _paced(sock: socket.socket, frames: list[bytes], rate: float, repeat: bool = True):
-    """Send ``frames`` in turn (again from the start when ``repeat``) at ``rate`` per
-    second (0: as fast as the socket takes them) from a thread, until left."""
-    notes = {"sent": 0, "send_errors": 0}
+def running(*funcs):
+    """Each ``func(stop)`` in a thread of its own until the block is left; then ``stop``
+    (a threading.Event) is set and the threads joined."""
     stop = threading.Event()
+    threads = [threading.Thread(target=f, args=(stop,), name="attack", daemon=True)
+               for f in funcs]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
 
-    def run():
+
+@contextlib.contextmanager
+def _paced(sock: socket.socket, frames: list[bytes], rate: float):
+    """Send ``frames`` in turn, again and again, at ``rate`` per second from a thread,
+    until left."""
+    notes = {"sent": 0, "send_errors": 0}
+
+    def run(stop):
         start, k = time.monotonic(), 0
-        while not stop.is_set() and (repeat or k < len(frames)):
+        while not stop.is_set():
             try:
                 sock.send(frames[k % len(frames)])
                 notes["sent"] += 1
             except OSError:
                 notes["send_errors"] += 1
             k += 1
-            if rate and k % 50 == 0:
+            if k % 50 == 0:
                 ahead = start + k / rate - time.monotonic()
                 if ahead > 0:
                     stop.wait(ahead)
-    thread = threading.Thread(target=run, name="flood", daemon=True)
-    thread.start()
     try:
-        yield notes
+        with running(run):
+            yield notes
     finally:
-        stop.set()
-        thread.join(30)
         sock.close()
 
 

@@ -20,12 +20,11 @@ import errno
 import json
 import socket
 import sys
-import threading
 import time
 
 from pyctl.control.client import ControlClient
 
-from bench.attack_frames import FLOODS
+from bench.attack_frames import FLOODS, running
 
 __all__ = ["ATTACKS", "attack", "control_socket_flood"]
 
@@ -64,9 +63,8 @@ def control_socket_flood(path: str, idle: int = 5000, persist: float = 3.0,
     connects closed at once, for the duration."""
     notes = {"idle_wanted": idle, "idle_open": 0, "refused": 0, "burst_connects": 0}
     held = []
-    stop = threading.Event()
 
-    def bursts():
+    def bursts(stop):
         while not stop.wait(burst_every):
             for _ in range(burst):
                 sock = _connect_nonblocking(path)
@@ -88,13 +86,8 @@ def control_socket_flood(path: str, idle: int = 5000, persist: float = 3.0,
             else:
                 held.append(sock)
         notes["idle_open"] = len(held)
-        thread = threading.Thread(target=bursts, name="control-flood", daemon=True)
-        thread.start()
-        try:
+        with running(bursts):
             yield notes
-        finally:
-            stop.set()
-            thread.join(10)
     finally:
         for sock in held:
             sock.close()
@@ -142,8 +135,8 @@ def _delta(before: dict, after: dict) -> dict:
 
 
 @contextlib.contextmanager
-def _flood(scene, *argv: str):
-    """A flood of bench/attack_frames.py from the attacker's namespace: its notes, what
+def _attacking(scene, *argv: str):
+    """``python -m bench.attacks ARGV...`` in the attacker's namespace: its notes, what
     the switch counted meanwhile (``switch``), the admin socket's answer time under it."""
     before = _switch_figures(scene, scene.attacker.name)
     proc = scene.attacker_process(*argv)
@@ -161,7 +154,7 @@ def slow_path_flood(scene):
     """Item 14: ARP requests for the gateway and pings to it, 20,000 frames/s; a victim's
     own pings to the gateway (its share of the slow path) are counted too."""
     x = scene.attacker
-    with _flood(scene, "slow-path-flood", x.port, x.ip, scene.gateway, "20000") as notes:
+    with _attacking(scene, "slow-path-flood", x.port, x.ip, scene.gateway, "20000") as notes:
         notes["victim_gateway_pings_lost"] = scene.victim_gateway_pings_lost()
         yield notes
 
@@ -172,7 +165,7 @@ def igmp_flood(scene):
     1,000 reports/s."""
     x = scene.attacker
     try:
-        with _flood(scene, "igmp-flood", x.port, x.ip, "1000", "100", "1000") as notes:
+        with _attacking(scene, "igmp-flood", x.port, x.ip, "1000", "100", "1000") as notes:
             yield notes
     finally:
         with ControlClient(scene.admin) as admin:
@@ -186,30 +179,24 @@ def control_churn(admin_path: str, tenant_path: str, namespace: str, address: st
     """From two threads until left: push/pull cycles of ``address`` into ``namespace``
     over the admin socket, and ``counters`` over a tenant's own socket."""
     notes = {"push_pull_cycles": 0, "counters_reads": 0}
-    stop = threading.Event()
 
-    def push_pull():
+    def push_pull(stop):
         with ControlClient(admin_path) as admin:
             while not stop.is_set():
                 admin.call("pull", address=address, namespace=namespace)
                 admin.call("push", address=address, namespace=namespace)
                 notes["push_pull_cycles"] += 1
 
-    def counters():
+    def counters(stop):
         with ControlClient(tenant_path) as tenant:
             while not stop.is_set():
                 tenant.call("counters")
                 notes["counters_reads"] += 1
-    threads = [threading.Thread(target=f, daemon=True) for f in (push_pull, counters)]
     started = time.monotonic()
-    for t in threads:
-        t.start()
     try:
-        yield notes
+        with running(push_pull, counters):
+            yield notes
     finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
         seconds = time.monotonic() - started
         notes["push_pull_per_s"] = round(notes["push_pull_cycles"] / seconds, 1)
         notes["counters_per_s"] = round(notes["counters_reads"] / seconds, 1)
@@ -223,14 +210,11 @@ def control_ops(scene):
     with ControlClient(scene.admin) as admin:
         admin.call("create", name="y", kind="l3", parent="init")
         admin.call("assign-and-push", address="10.0.0.9/24", namespace="y")
-    proc = scene.attacker_process("control-churn", scene.admin, scene.attacker_socket(),
-                                  "y", "10.0.0.9/24")
-    notes: dict = {}
     try:
-        notes["admin_ping_ms"] = scene.admin_ping_ms()
-        yield notes
+        with _attacking(scene, "control-churn", scene.admin, scene.attacker_socket(), "y",
+                        "10.0.0.9/24") as notes:
+            yield notes
     finally:
-        notes.update(scene.stop_attacker(proc))
         with ControlClient(scene.admin) as admin:
             admin.call("destroy", namespace="y")
 
