@@ -35,10 +35,9 @@ link-local address, both from the port's MAC.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections import defaultdict
-
-import ipaddress
 
 from pyctl import errors
 from pyctl.daemon import igmp, mld
@@ -50,7 +49,7 @@ from pyctl.model.events import GroupJoined, GroupLeft, NamespaceDestroyed
 
 log = logging.getLogger("tapswitch.multicast")
 
-__all__ = ["Multicast", "group_counters", "STARTUP_QUERY_COUNT"]
+__all__ = ["Multicast", "group_counters", "group_keys", "STARTUP_QUERY_COUNT"]
 
 STARTUP_QUERY_COUNT = 2          # RFC 3376 8.7: the robustness variable
 LAST_MEMBER_QUERY_INTERVAL = 1.0  # RFC 3376 8.8: max response time of a group-specific query
@@ -163,7 +162,8 @@ class Multicast:
                 for _, change in changes:
                     acting = sw.as_namespace(change.namespace)
                     group = group_text(change.group)
-                    member = group in acting.groups(change.namespace)
+                    with sw.read() as reader:       # O(1): a flood of reports is many changes
+                        member = reader.is_member(change.namespace, ipaddress.ip_address(group))
                     if change.joined and not member:
                         acting.join(group, change.namespace)
                     elif not change.joined and member:
@@ -287,9 +287,26 @@ def group_counters(raw_groups: dict, api, namespace=None) -> dict:
     return dict(out)
 
 
+def group_keys(api, datapath, namespace=None):
+    """The fast path's group keys ``group_counters`` may show ``api`` (None: all of them,
+    the administrator's unfiltered view), read from the datapath's per-scope index."""
+    acting = api.acting
+    if namespace is not None:
+        scopes = [api.scope_of(namespace).id]
+    elif acting is None:
+        return None
+    elif acting.kind == "l3":
+        return [(acting.parent, g) for g in map(_table_group, api.groups(acting.id))
+                if g is not None]
+    else:
+        scopes = [ns.id for ns in api.namespaces() if ns.kind == "l2"]
+    return [key for scope in scopes for key in datapath.group_keys(scope)]
+
+
 def _table_group(group):
-    """The group (text or an ``ipaddress`` address) as the snooping tables key it (IPv4
-    an int, IPv6 an ``IPv6Address``), or None for a group of link scope (no table)."""
+    """The group (text or an ``ipaddress`` address) as the snooping tables and the fast
+    path key it (IPv4 an int, IPv6 an ``IPv6Address``), or None for a group of link
+    scope (no table)."""
     group = ipaddress.ip_address(group)
     if is_link_scope_group(group):
         return None
