@@ -205,6 +205,19 @@ def test_namespace_set_changes_the_keys_given():
     assert sw.snapshot()["namespaces"][0]["options"] == {"advertise": False}
 
 
+def test_a_failed_transaction_takes_the_options_back():
+    sw = dual()
+    sw.create("lab", kind="l2")
+    before = sw.snapshot()
+    with pytest.raises(errors.NotFound):
+        with sw.transaction():
+            sw.namespace_set("init", {"advertise": True})
+            sw.namespace_set("lab", {"advertise": True})
+            sw.destroy("nowhere")
+    assert sw.namespace_options("init") == {} and sw.namespace_options("lab") == {}
+    assert sw.snapshot() == before
+
+
 @pytest.mark.parametrize("namespace, options, error", [
     ("web", {"advertise": True}, errors.InvalidArgument),       # an L3
     ("init", {"advertise": "yes"}, errors.InvalidArgument),
