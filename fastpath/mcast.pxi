@@ -17,6 +17,12 @@ cdef struct McastGroup:
     uint64_t copies     # copies put in fan-out lists (overflowed ones not included)
 
 
+def group_order(key):
+    """(scope, address) keys of both families in one order: IPv4 (ints) before IPv6
+    (IPv6Address), each numerically (the two types do not compare with each other)."""
+    return key[0], not isinstance(key[1], int), int(key[1])
+
+
 @cython.final
 cdef class McastGroups:
     cdef McastGroup* groups
@@ -24,11 +30,12 @@ cdef class McastGroups:
     cdef list free_ids
     cdef dict members               # (scope, group address) -> (id, tuple of member namespaces)
     cdef dict of_ns                 # namespace -> set of the (scope, group) it is a member of
+    cdef dict of_scope              # scope -> set of its (scope, group) keys
 
     def __cinit__(self):
         self.groups = NULL
         self.cap = self.next_id = 0
-        self.free_ids, self.members, self.of_ns = [], {}, {}
+        self.free_ids, self.members, self.of_ns, self.of_scope = [], {}, {}, {}
 
     def __dealloc__(self):
         cdef int32_t g
@@ -78,6 +85,8 @@ cdef class McastGroups:
         old = self.members.get(key)
         old_members = () if old is None else old[1]
         self.resize(gid, len(ports))
+        if old is None:
+            self.of_scope.setdefault(key[0], set()).add(key)
         self.members[key] = (gid, members)
         self.write_ports(gid, ports)
         for n in old_members:
@@ -92,20 +101,24 @@ cdef class McastGroups:
         gid, members = self.members.pop(key)
         for n in members:
             self.of_ns.get(n, set()).discard(key)
+        keys = self.of_scope[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self.of_scope[key[0]]
         self.groups[<int32_t>gid].n = 0
         self.release_id(gid)
         return gid
 
     cdef list keys_of_scope(self, int scope):
-        return [key for key in self.members if key[0] == scope]
+        return list(self.of_scope.get(scope, ()))
 
     cdef list keys_of(self, int ns_id):
         """The groups a namespace is a member of, in order."""
-        return sorted(self.of_ns.get(ns_id, ()))
+        return sorted(self.of_ns.get(ns_id, ()), key=group_order)
 
     cdef int forget_member(self, int ns_id) except -1:
         """A namespace that goes leaves its groups (the caller resolves their ports)."""
-        for key in sorted(self.of_ns.pop(ns_id, ())):
+        for key in sorted(self.of_ns.pop(ns_id, ()), key=group_order):
             gid, members = self.members[key]
             self.members[key] = (gid, tuple(m for m in members if m != ns_id))
         return 0
@@ -140,11 +153,15 @@ cdef class McastGroups:
         g.n = len(ports)
         return 0
 
-    cdef dict counters(self):
+    cdef dict counters(self, keys=None):
+        """The counters of the groups ``keys`` (None: all) that exist."""
         cdef McastGroup* g
         out = {}
-        for key, (gid, _) in self.members.items():
-            g = &self.groups[<int32_t>gid]
+        for key in (self.members if keys is None else keys):
+            entry = self.members.get(key)
+            if entry is None:
+                continue
+            g = &self.groups[<int32_t>entry[0]]
             out[key] = {"rx_packets": int(g.rx_packets), "rx_bytes": int(g.rx_bytes),
                         "copies": int(g.copies)}
         return out

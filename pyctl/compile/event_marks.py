@@ -8,7 +8,7 @@ the model: a rolled-back change marks the same entries as it did when made.
 An event type without an entry is a programming error: ``marks_of`` raises
 ``UnhandledEvent`` (tests/compile/test_event_marks.py checks every type has one).
 """
-from pyctl.compile.plan import fast_path_ipv4
+from pyctl.compile.plan import fast_path_key
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, GroupJoined, GroupLeft, NamespaceCreated,
                                 NamespaceDestroyed, NamespaceOptionsSet, NetnsDelegated,
@@ -30,8 +30,8 @@ class Marks:
     def __init__(self):
         self.namespaces = set()       # ns ids: kind, scope, ports, multicast memberships
         self.ports = set()            # port ids
-        self.addresses = set()        # (scope, ip int)
-        self.routes = set()           # (scope, prefix int, plen)
+        self.addresses = set()        # (scope, ip key): both families (plan.fast_path_key)
+        self.routes = set()           # (scope, prefix key, plen)
         self.scopes = set()           # L2 ids: every address and route of the scope
         self.connected = set()        # L2 ids: their connected routes (the ports they use)
 
@@ -44,12 +44,13 @@ class Marks:
 
 
 def _mark_address(marks, scope_id, iface):
-    """The address, and the connected route of its subnet (if it is the L2's own)."""
-    value = fast_path_ipv4(iface.ip)
-    if value is not None:
-        marks.addresses.add((scope_id, value))
-        network = iface.network
-        marks.routes.add((scope_id, int(network.network_address), network.prefixlen))
+    """The address, and (IPv4) the connected route of its subnet if it is the L2's own."""
+    key = fast_path_key(iface.ip)
+    if key is not None:
+        marks.addresses.add((scope_id, key))
+        if iface.version == 4:
+            network = iface.network
+            marks.routes.add((scope_id, int(network.network_address), network.prefixlen))
 
 
 def _namespace_created(event, marks):
@@ -75,8 +76,7 @@ def _address(event, marks):
 
 def _route(event, marks):
     network = event.network
-    if network.version == 4:
-        marks.routes.add((event.scope.id, int(network.network_address), network.prefixlen))
+    marks.routes.add((event.scope.id, fast_path_key(network.network_address), network.prefixlen))
 
 
 def _port(event, marks):
@@ -90,6 +90,8 @@ def _membership(event, marks):
     marks.namespaces.add(event.namespace.id)
 
 
+def _options(event, marks):
+    marks.namespaces.add(event.namespace.id)
 def _nothing(event, marks):
     pass
 
@@ -109,6 +111,7 @@ MARKS_OF = {
     PortDeleted:        _port,
     GroupJoined:        _membership,          # multicast
     GroupLeft:          _membership,
+    NamespaceOptionsSet: _options,            # scope_options (the slow path's, no datapath table)
     QuotaSet:           _nothing,             # none: what may be held, not what is
     RouteReplaced:      _route,               # routes, unresolved
     NamespaceOptionsSet: _membership,         # directed_broadcast (the scope's flag)

@@ -89,9 +89,9 @@ def _set_namespace(dp, nid, value, directed):
 
 
 def _set_port(dp, pid, value):
-    """Write a plan's port (namespace, MAC, dhcp_server) to the datapath."""
-    ns, mac, dhcp_server = value
-    dp.set_port(pid, ns, mac, dhcp_server=dhcp_server)
+    """Write a plan's port (namespace, MAC, dhcp_server[, MTU]) to the datapath."""
+    ns, mac, dhcp_server, *mtu = value
+    dp.set_port(pid, ns, mac, *mtu, dhcp_server=dhcp_server)
 
 
 def apply_diff(dp, diff, undo):
@@ -111,9 +111,21 @@ def apply_diff(dp, diff, undo):
     for key, value in stale.items():
         undo.do(lambda k=key: dp.remove_route(*k),
                 lambda k=key, v=value: dp.add_route(*k, *v))
+    # A directed broadcast whose listeners change while each new one exists already is
+    # rewritten in place (one write: its entry stays); one that goes, or gains a
+    # namespace made in this diff, is removed here and set again below.
     broadcasts = diff.changes("broadcasts")
-    for key, old, _ in broadcasts:
-        if old is not GONE:
+    in_place = set()
+    for key, old, new in broadcasts:
+        if old is GONE:
+            continue
+        if new is not GONE and all(diff.old("namespaces", n) is not GONE
+                                   and diff.old("namespaces", n) == diff.new("namespaces", n)
+                                   for n in new):
+            in_place.add(key)
+            undo.do(lambda k=key, v=new: dp.set_broadcast(*k, v),
+                    lambda k=key, v=old: dp.set_broadcast(*k, v))
+        else:
             undo.do(lambda k=key: dp.remove_broadcast(*k),
                     lambda k=key, v=old: dp.set_broadcast(*k, v))
     # A multicast group whose members change is first narrowed to the members that stay
@@ -183,7 +195,7 @@ def apply_diff(dp, diff, undo):
         undo.do(lambda s=scope, v=new is not GONE: dp.set_directed_broadcast(s, v),
                 lambda s=scope, v=old is not GONE: dp.set_directed_broadcast(s, v))
     for key, _, new in broadcasts:
-        if new is not GONE:
+        if new is not GONE and key not in in_place:
             undo.do(lambda k=key, v=new: dp.set_broadcast(*k, v),
                     lambda k=key: dp.remove_broadcast(*k))
     for key, _, new in multicast:

@@ -36,6 +36,8 @@ def apply(config: Config, switch) -> None:
         for ns in config.namespaces:
             path = _path_of(ns.key)
             step(path + ("name",), switch.create, ns.name, ns.kind, parent=ns.parent)
+            if ns.options:
+                step(path, switch.namespace_set, ns.name, dict(ns.options))
             if ns.quota:
                 step(path + ("quota",), switch.quota_set, ns.name, dict(ns.quota))
             if ns.options:

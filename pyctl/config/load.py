@@ -11,6 +11,7 @@ from pyctl.config.spec import (
     CONTROL_LIMIT_RANGES,
     IO_BACKENDS,
     KINDS,
+    SHARE_RANGE,
     SLOWPATH_LIMIT_RANGES,
     Config,
     ConfigError,
@@ -23,7 +24,7 @@ from pyctl.config.spec import (
 )
 from pyctl.model import addressing
 from pyctl.model.namespace_options import NAMESPACE_OPTIONS, check_namespace_options
-from pyctl.model.port_options import check_port_options
+from pyctl.model.port_options import check_port_option, check_port_options
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
@@ -205,7 +206,7 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...]) ->
     ports: dict[str, PortSpec] = {}
     l3_port: dict[str, str] = {}
     option_keys = ("vnet_hdr", "offloads", "txqueuelen", "mtu", "netns", "address", "gateway",
-                   "dhcp_server")
+                   "router", "dhcp_server")
     for path, item in r.array_of_tables(doc, "port"):
         t = r.table(item, path, ("name", "namespace", "mac") + option_keys, ("name", "namespace"))
         name = r.checked(path + ("name",), addressing.check_port_name, r.typed(t, path, "name", str))
@@ -224,11 +225,9 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...]) ->
             mac = r.checked(path + ("mac",), addressing.parse_mac, r.typed(t, path, "mac", str))
         options = {}
         for key in option_keys:  # one at a time, so an error names its key
-            if key == "gateway" and key in t:
-                r.checked(path + (key,), lambda v: addressing.parse_ip(v, what="gateway"), t[key])
-                options[key] = t[key]
-            elif key in t:
-                options.update(r.checked(path + (key,), check_port_options, {key: t[key]}))
+            if key in t:
+                options[key] = r.checked(path + (key,), lambda v, k=key: check_port_option(k, v),
+                                         t[key])
         for key in ("address", "gateway"):
             if key in options and "netns" not in options:
                 raise r.error(path + (key,), "only meaningful with netns (the kernel side of the TAP)")
@@ -261,11 +260,13 @@ def _read_routes(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
         if ns in known and known[ns].kind == "l3":
             raise r.error(path + ("namespace",), f"{ns!r} is an L3 namespace: routes belong to "
                                                  f"its parent L2 {known[ns].parent!r}")
-        prefix = str(r.checked(path + ("prefix",), addressing.parse_network,
-                               r.typed(t, path, "prefix", str)))
         via = t.get("via")
         if via is not None:
             via = str(r.checked(path + ("via",), addressing.parse_ip, r.typed(t, path, "via", str)))
+        family = None if via is None else (6 if ":" in via else 4)
+        prefix = str(r.checked(path + ("prefix",),
+                               lambda v: addressing.parse_network(v, version=family),
+                               r.typed(t, path, "prefix", str)))
         port = r.typed(t, path, "port", str)
         if port is not None:
             if port not in by_port:
@@ -310,22 +311,50 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
                           io_backend=io_backend, state_file=state_file,
-                          slowpath=_limits(r, t, path, "slowpath", SlowPathLimits,
-                                           SLOWPATH_LIMIT_RANGES),
+                          slowpath=_slowpath(r, t, path),
                           control=_limits(r, t, path, "control", ControlLimits,
                                           CONTROL_LIMIT_RANGES))
 
 
-def _limits(r: _Reader, table: dict, path: tuple, key: str, record: type, ranges: dict):
+def _limits(r: _Reader, table: dict, path: tuple, key: str, record: type, ranges: dict,
+            extra: tuple = (), **more):
     """The ``[daemon.KEY]`` table of integer limits as ``record``; missing keys keep
-    their defaults, each value checked against its (smallest, largest)."""
+    their defaults, each value checked against its (smallest, largest); ``extra`` keys
+    are allowed and read by the caller (``more``: their values)."""
     defaults = record()
     if key not in table:
         return defaults
     sub = path + (key,)
-    values = r.table(table[key], sub, tuple(ranges))
+    values = r.table(table[key], sub, tuple(ranges) + extra)
     return record(**{name: r.integer(values, sub, name, getattr(defaults, name), low, high)
-                     for name, (low, high) in ranges.items()})
+                     for name, (low, high) in ranges.items()}, **more)
+
+
+def _slowpath(r: _Reader, table: dict, path: tuple) -> SlowPathLimits:
+    """``[daemon.slowpath]``, with its ``shares`` table: ``NAME = [rate, burst]``."""
+    sub = path + ("slowpath",)
+    given = table.get("slowpath", {})
+    if isinstance(given, dict) and "frames_per_second" in given:
+        raise r.error(sub + ("frames_per_second",),
+                      "the slow path has no switch-wide budget any more: each namespace has "
+                      "its share of it, set in [daemon.slowpath.shares] (docs/security.md)")
+    shares = SlowPathLimits().shares
+    if isinstance(given, dict) and "shares" in given:
+        where = sub + ("shares",)
+        values = r.table(given["shares"], where, tuple(shares))
+        shares = dict(shares)
+        for name, value in values.items():
+            low, high = SHARE_RANGE
+            if (not isinstance(value, list) or len(value) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high
+                           for v in value)):
+                raise r.error(where + (name,), f"expected [rate, burst]: two integers in "
+                                               f"{low}..{high} (frames per second, frames)")
+            if value[0] and not value[1]:
+                raise r.error(where + (name,), "a share with a rate needs a burst of at least 1")
+            shares[name] = tuple(value)
+    return _limits(r, table, path, "slowpath", SlowPathLimits, SLOWPATH_LIMIT_RANGES,
+                   extra=("shares",), shares=shares)
 
 
 # ----------------------------------------------------------------- applying

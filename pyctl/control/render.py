@@ -78,9 +78,7 @@ def ports(result: list[dict]) -> str:
 def show(ns: dict) -> str:
     head = {"namespace": f"{ns['name']} (id {ns['id']}, {ns['kind']})",
             "parent": ns["parent_name"], "scope": ns["scope"], "children": ns["children"],
-            "groups": ns["groups"]}
-    if ns.get("options"):
-        head["options"] = inline(ns["options"])
+            "groups": ns["groups"], "options": ns.get("options") or {}}
     if ns.get("netns"):
         head["kernel namespaces"] = ns["netns"]
     out = [pairs(head), "addresses:"] + [f"  {a}" for a in ns["addresses"]]

@@ -3,8 +3,13 @@
 ``reconcile()`` opens a TAP for every port the model has and the daemon does
 not, and closes the ones the model no longer has.  Opening comes first and
 is all-or-nothing (a failure closes what this call opened), so a refused
-change never loses a working port.  A port's kernel side (``netns``,
-``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
+change never loses a working port.  It costs what changed: the manager watches
+the model (``Switch.watch``: told of each change and of each undone one) and
+looks only at the ports a change named and at the ports of the tenants whose
+addresses moved; the first call, and one after a change it has no rule for,
+look at everything.  A port's kernel side (``netns``,
+``address``, ``gateway`` (each one or a list of both families), ``mtu``
+options) is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
 as it is, unless a delegated client named it: the switch must make those,
@@ -24,9 +29,13 @@ import logging
 from dataclasses import dataclass, field
 
 from pyctl import errors, kernel
+from pyctl.model.port_options import port_gateways, port_interfaces
 
 from pyctl.daemon import tap_port as tap_ports
 from pyctl.daemon.ownership import NotRecorded
+from pyctl.model.events import (AddressEvent, MembershipEvent, NamespaceCreated,
+                                NamespaceDestroyed, PortEvent, QuotaSet, RouteEvent,
+                                TenantAddressEvent)
 
 log = logging.getLogger("tapswitch.ports")
 
@@ -41,6 +50,7 @@ class OpenPort:
     netns: object | None = None      # kernel.NetNamespace the TAP lives in, if any
     options: dict = field(default_factory=dict)
     kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
+    ipv6_ready: bool = False         # its link readied for IPv6 (kernel.links.enable_ipv6)
     failure: str | None = None       # why the port failed (PortManager.fail), None while up
 
 
@@ -52,12 +62,47 @@ class PortManager:
         self._netns: dict[str, list] = {}     # name -> [NetNamespace, ports in it]
         self._closed: list[int] = []
         self.ownership = NotRecorded(registry)   # the daemon's Ownership once it starts
+        self._everything = True               # the next reconcile looks at every port
+        self._ports: set[int] = set()         # port ids a change named
+        self._tenants: set[int] = set()       # namespaces whose addresses moved
+        self._unwatch = switch.watch(self._note)
+
+    def _note(self, event, undone):
+        """A model change (or its undoing): what the next reconcile must look at."""
+        if isinstance(event, PortEvent):
+            self._ports.add(event.port.id)
+        elif isinstance(event, NamespaceDestroyed):
+            self._ports.update(port.id for port in event.removed_ports)
+        elif isinstance(event, TenantAddressEvent):
+            self._tenants.add(event.tenant.id)
+        elif not isinstance(event, (NamespaceCreated, AddressEvent, RouteEvent,
+                                    MembershipEvent, QuotaSet)):
+            self._everything = True           # a change with no rule here: look at all
 
     def reconcile(self):
-        wanted = {p.id: p for p in self.switch.ports()}
+        """Bring the TAPs in line with the model's ports (see the top)."""
+        everything, ports, tenants = self._everything, self._ports, self._tenants
+        self._everything, self._ports, self._tenants = False, set(), set()
+        try:
+            self._reconcile(everything, ports, tenants)
+        except BaseException:
+            self._everything |= everything    # looked at again next time
+            self._ports |= ports
+            self._tenants |= tenants
+            raise
+
+    def _reconcile(self, everything, ports, tenants):
+        with self.switch.read() as reader:
+            if everything:
+                ports = {*reader.port_ids(), *self.open, *self.failed}
+            wanted = {pid: reader.port(pid) for pid in ports}
+            for ns in tenants:
+                ports.update(reader.port_ids_of(ns))
         added = []
         try:
             for pid, port in wanted.items():
+                if port is None:
+                    continue
                 current = self.open.get(pid) or self.failed.get(pid)
                 if current is not None and current.name == port.name and current.options == port.options:
                     continue
@@ -70,24 +115,27 @@ class PortManager:
                 if pid in self.open:
                     self._close(pid)
             raise
-        for pid in [p for p in (*self.open, *self.failed) if p not in wanted]:
-            self._close(pid)
-        for pid, entry in self.open.items():
-            if entry.netns is not None:
-                self._mirror_addresses(entry, wanted[pid])
+        for pid, port in wanted.items():
+            if port is None and (pid in self.open or pid in self.failed):
+                self._close(pid)
+        for pid in ports:
+            entry = self.open.get(pid)
+            if entry is not None and entry.netns is not None:
+                self._mirror_addresses(entry, wanted.get(pid) or self.switch.port(pid))
 
     def _mirror_addresses(self, entry, port):
-        """A tenant's kernel stack holds exactly the IPv4 addresses its L3 holds: a push
-        adds the address to the TAP in the tenant's kernel namespace, a pull removes it,
-        also the one the port's ``address`` option put there (docs/model.md, "Ports"), and
-        the option's gateway comes back with an address of its subnet.  An L2 port's
-        kernel side (the far end of an uplink) keeps its ``address`` option."""
+        """A tenant's kernel stack holds exactly the addresses its L3 holds, both families: a
+        push adds the address to the TAP in the tenant's kernel namespace (an IPv6 one
+        readies the link for IPv6 first), a pull removes it, also one the port's
+        ``address`` option put there (docs/model.md, "Ports"), and the option's gateway
+        of a family comes back with an address of its subnet.  An L2 port's kernel side
+        (the far end of an uplink) keeps its ``address`` option."""
         ns = self.switch.namespace(port.ns)
         if ns.is_l3:
-            want = {a for a in map(str, self.switch.addresses(ns.id))
-                    if ":" not in a and not a.startswith("127.")}
+            want = {str(i) for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
+                    if not i.ip.is_loopback}
         else:
-            want = {entry.options["address"]} if entry.options.get("address") else set()
+            want = {str(i) for i in port_interfaces(entry.options)}
         for cidr in sorted(entry.kernel_addresses - want):
             try:
                 entry.netns.del_address(entry.name, cidr)
@@ -96,15 +144,17 @@ class PortManager:
             entry.kernel_addresses.discard(cidr)
         added = sorted(want - entry.kernel_addresses)
         for cidr in added:
+            if ":" in cidr and not entry.ipv6_ready:
+                entry.netns.enable_ipv6(entry.name)
+                entry.ipv6_ready = True
             entry.netns.add_address(entry.name, cidr)
             entry.kernel_addresses.add(cidr)
-        gateway = entry.options.get("gateway")
-        if gateway and any(ipaddress.ip_address(gateway) in ipaddress.ip_interface(cidr).network
-                           for cidr in added):
-            try:                    # the route went with the last address of its subnet
-                entry.netns.add_route("default", gateway=gateway, dev=entry.name)
-            except kernel.KernelExists:
-                pass
+        for gateway in port_gateways(entry.options):
+            if any(gateway in ipaddress.ip_interface(cidr).network for cidr in added):
+                try:                # the route went with the last address of its subnet
+                    entry.netns.add_route("default", gateway=str(gateway), dev=entry.name)
+                except kernel.KernelExists:
+                    pass
 
     def take_closed(self):
         closed, self._closed = self._closed, []
@@ -134,8 +184,8 @@ class PortManager:
                  f" in kernel namespace {netns.name}" if netns else "",
                  ",".join(sorted(tap.offloads)) or "off")
         entry = OpenPort(port.id, port.name, tap, netns, dict(opts))
-        if opts.get("address"):
-            entry.kernel_addresses = {opts["address"]}
+        entry.kernel_addresses = {str(i) for i in port_interfaces(opts)}
+        entry.ipv6_ready = any(i.version == 6 for i in port_interfaces(opts))
         return entry
 
     def _close(self, pid):
@@ -226,6 +276,7 @@ class PortManager:
             self.ownership.released(slot[0])
 
     def close_all(self):
+        self._unwatch()
         for pid in [*self.open, *self.failed]:
             try:
                 self._close(pid)

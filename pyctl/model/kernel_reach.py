@@ -98,8 +98,8 @@ class KernelReachVerbs(Access):
         if outside:
             raise errors.Busy(f"kernel namespace {netns!r} holds ports outside '{record.name}' "
                               f"({', '.join(outside)}): it cannot be delegated to it")
-        state.netns_delegated[netns] = record.id
-        record.netns.add(netns)
+        state.put(state.netns_delegated, netns, record.id)
+        state.add(record.netns, netns)
         self._sw._commit(NetnsDelegated, namespace=record.value(), netns=netns)
 
     @locked
@@ -115,8 +115,8 @@ class KernelReachVerbs(Access):
         if users:
             raise errors.Busy(f"kernel namespace {netns!r} is used by port(s) "
                               f"{', '.join(users)}: delete them first")
-        del state.netns_delegated[netns]
-        record.netns.discard(netns)
+        state.pop(state.netns_delegated, netns)
+        state.discard(record.netns, netns)
         self._sw._commit(NetnsRevoked, namespace=record.value(), netns=netns)
 
     @locked

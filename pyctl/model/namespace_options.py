@@ -3,6 +3,13 @@
 Known keys and their values:
 
 ======================  ==================================================
+``advertise``           bool: the switch sends IPv6 router advertisements
+                        out of the scope's ports (the L2's own IPv6
+                        prefixes, managed and other-configuration flags
+                        off, each port's MTU) and answers router
+                        solicitations; off (the default), solicitations
+                        are counted and ignored: tenants are configured
+                        by hand
 ``directed_broadcast``  bool: a directed broadcast of one of the scope's
                         subnets (10.0.0.255 for 10.0.0.0/24) is let in
                         from another subnet or an uplink (a routed one);
@@ -18,7 +25,7 @@ from pyctl.model.option_check import checked_options, flag
 
 __all__ = ["NAMESPACE_OPTIONS", "check_namespace_options"]
 
-_CHECKS = {"directed_broadcast": flag("namespace")}
+_CHECKS = {"advertise": flag("namespace"), "directed_broadcast": flag("namespace")}
 NAMESPACE_OPTIONS = tuple(_CHECKS)
 
 

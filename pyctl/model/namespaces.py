@@ -116,10 +116,10 @@ class NamespaceVerbs(Access):
         if record.kind == L3:
             returned = tuple(sorted(record.addresses.values(), key=sort_key))
             for iface in returned:
-                parent.addresses[iface.ip] = iface
-                state.holders[parent.id][iface.ip] = parent.id
+                state.put(parent.addresses, iface.ip, iface)
+                state.put(state.holders[parent.id], iface.ip, parent.id)
+                state.pop(record.addresses, iface.ip)
                 note_own(state, parent.id, iface, True)
-            record.addresses.clear()
         destroyed = []
         for doomed_record in reversed(doomed):        # children before parents
             ports = tuple(state.ports[name].value() for name in doomed_record.ports)
@@ -131,14 +131,14 @@ class NamespaceVerbs(Access):
                 tuple(sorted(doomed_record.routes, key=sort_key)), ports,
                 tuple(sorted(doomed_record.groups, key=sort_key))))
             if doomed_record.kind == L2:
-                del state.holders[doomed_record.id]
+                state.pop(state.holders, doomed_record.id)
                 forget_scope(state, doomed_record.id)
-                for netns in doomed_record.netns:
-                    del state.netns_delegated[netns]
-            del state.namespaces[doomed_record.id]
-            del state.by_name[doomed_record.name]
-            state.namespace_ids.release(doomed_record.id)
-        parent.children.remove(record.id)
+                for netns in sorted(doomed_record.netns):
+                    state.pop(state.netns_delegated, netns)
+            state.pop(state.namespaces, doomed_record.id)
+            state.pop(state.by_name, doomed_record.name)
+            state.release_id(state.namespace_ids, doomed_record.id)
+        state.remove_child(parent, record)
         self._sw._commit(NamespaceDestroyed, namespace=destroyed[-1].namespace,
                          parent=parent.value(), destroyed=tuple(destroyed), returned=returned)
 
@@ -151,7 +151,8 @@ class NamespaceVerbs(Access):
         checked = check_namespace_options(options)
         record = self._resolve(actor, namespace)
         self._l2_only(record, "set options", "options belong to its scope, the parent L2")
-        record.options.update(checked)
+        for key, value in checked.items():      # logged: a rolled-back transaction undoes it
+            self._sw._state.put(record.options, key, value)
         self._sw._commit(NamespaceOptionsSet, namespace=record.value(),
                          options=tuple(sorted(record.options.items())))
 
@@ -198,8 +199,8 @@ class NamespaceVerbs(Access):
         check_edges(state, record.id, iface)
         charge(state, record, "addresses")
 
-        record.addresses[iface.ip] = iface
-        holders[iface.ip] = record.id
+        state.put(record.addresses, iface.ip, iface)
+        state.put(holders, iface.ip, record.id)
         note_edges(state, record.id, iface, True)
         note_own(state, record.id, iface, True)
         self._sw._commit(AddressAdded, address=iface, scope=record.value())
@@ -224,8 +225,8 @@ class NamespaceVerbs(Access):
         state = self._sw._state
         charge(state, record, "addresses", -1)
 
-        del record.addresses[iface.ip]
-        del holders[iface.ip]
+        state.pop(record.addresses, iface.ip)
+        state.pop(holders, iface.ip)
         note_edges(state, record.id, iface, False)
         note_own(state, record.id, iface, False)
         self._sw._commit(AddressDeleted, address=iface, scope=record.value())
@@ -251,9 +252,9 @@ class NamespaceVerbs(Access):
                                       f"not by '{parent.name}'")
         if parent.addresses[iface.ip] != iface:
             raise errors.NotFound(f"'{parent.name}' has {parent.addresses[iface.ip]}, not {iface}")
-        del parent.addresses[iface.ip]
-        record.addresses[iface.ip] = iface
-        state.holders[parent.id][iface.ip] = record.id
+        state.pop(parent.addresses, iface.ip)
+        state.put(record.addresses, iface.ip, iface)
+        state.put(state.holders[parent.id], iface.ip, record.id)
         note_own(state, parent.id, iface, False)
         self._sw._commit(AddressPushed, address=iface, scope=parent.value(),
                          tenant=record.value())
@@ -271,9 +272,9 @@ class NamespaceVerbs(Access):
         if record.addresses.get(iface.ip) != iface:
             raise errors.NotFound(f"'{record.name}' does not hold {iface}")
         parent = state.namespaces[record.parent]
-        del record.addresses[iface.ip]
-        parent.addresses[iface.ip] = iface
-        state.holders[parent.id][iface.ip] = parent.id
+        state.pop(record.addresses, iface.ip)
+        state.put(parent.addresses, iface.ip, iface)
+        state.put(state.holders[parent.id], iface.ip, parent.id)
         note_own(state, parent.id, iface, True)
         self._sw._commit(AddressPulled, address=iface, scope=parent.value(),
                          tenant=record.value())
@@ -298,8 +299,8 @@ class NamespaceVerbs(Access):
         check_edges(state, parent.id, iface)
         charge(state, record, "addresses")
 
-        record.addresses[iface.ip] = iface
-        state.holders[parent.id][iface.ip] = record.id
+        state.put(record.addresses, iface.ip, iface)
+        state.put(state.holders[parent.id], iface.ip, record.id)
         note_edges(state, parent.id, iface, True)
         self._sw._commit(AddressAssigned, address=iface, scope=parent.value(),
                          tenant=record.value())
@@ -373,10 +374,13 @@ def _bind_only(record, owner, ip):
     although a link never carries it as a source.  An L2: any address no other
     namespace holds (loopback, multicast, broadcasts).  An L3: loopback, multicast,
     the limited broadcast and the directed broadcasts of its own IPv4 subnets
-    (prefixes up to /30)."""
+    (prefixes up to /30).  Either: IPv6 link-local addresses, its link's own (no
+    namespace holds them; they never leave the link)."""
     if record.kind == L2:
         return owner is None or owner == record.id
     if ip.is_loopback or ip.is_multicast or ip == LIMITED_BROADCAST:
+        return True
+    if ip.version == 6 and ip.is_link_local:
         return True
     return any(iface.version == 4 and iface.network.prefixlen <= 30
                and ip == iface.network.broadcast_address

@@ -41,6 +41,11 @@ class ModelReader:
         record = self._sw._state.namespaces.get(ns_id)
         return None if record is None else record.value()
 
+    def options_of(self, ns_id) -> dict:
+        """The options of L2 ``ns_id`` (a copy; {} for an L3 or none)."""
+        record = self._sw._state.namespaces.get(ns_id)
+        return {} if record is None else dict(record.options)
+
     def namespace_ids(self) -> tuple:
         return tuple(self._sw._state.namespaces)
 
@@ -58,6 +63,11 @@ class ModelReader:
         """The multicast groups namespace ``ns_id`` is a member of."""
         record = self._sw._state.namespaces.get(ns_id)
         return frozenset() if record is None else frozenset(record.groups)
+
+    def is_member(self, ns_id, group) -> bool:
+        """Namespace ``ns_id`` is a member of ``group`` (an ip_address); O(1)."""
+        record = self._sw._state.namespaces.get(ns_id)
+        return record is not None and group in record.groups
 
     def port_ids(self) -> tuple:
         return tuple(self._sw._state.port_names)

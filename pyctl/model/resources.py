@@ -5,15 +5,14 @@ membership (the one configuring verb an L3 keeps, for itself only).
 Names and argument orders are the control socket's (``pyctl.control.verb_table``;
 tests/control/test_verb_table.py holds them to it).
 """
-import ipaddress
 
 from pyctl import errors
 from pyctl.deprecated import group_first, with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (GroupJoined, GroupLeft, PortAdded, PortDeleted, RouteAdded,
                                 RouteDeleted, RouteReplaced)
-from pyctl.model.addressing import (check_port_name, parse_group, parse_ip, parse_mac, parse_network,
-                              sort_key)
+from pyctl.model.addressing import (check_port_name, is_link_scope_group, parse_group, parse_ip,
+                                    parse_mac, parse_network, sort_key)
 from pyctl.model.kernel_reach import check_port_reach
 from pyctl.model.port_options import check_port_options
 from pyctl.model.quotas import charge, check_capacity
@@ -21,7 +20,13 @@ from pyctl.model.state import PortRecord
 from pyctl.model.subnets import connected_networks, connected_route
 from pyctl.model.values import L2, L3, Route
 
-_LINK_LOCAL_GROUPS = ipaddress.ip_network("224.0.0.0/24")
+_LINK_SCOPE_REFUSAL = {
+    4: "group {} is link-local (224.0.0.0/24): it reaches every namespace of the scope "
+       "without a join",
+    6: "group {} has a scope of link-local or below (ff00::/16 .. ff02::/16): link-local "
+       "groups reach every namespace of the scope without a join, narrower ones never "
+       "leave a host",
+}
 
 # Generated port MACs: locally administered, unicast, "ts" (0x74 0x73), then a counter.
 _MAC_PREFIX = "02:74:73"
@@ -44,17 +49,20 @@ class ResourceVerbs(Access):
         return record
 
     def _route_args(self, record, prefix, via, port):
-        """(network, gateway or None, port record or None) of a route of L2 ``record``."""
-        network = parse_network(prefix)
-        gateway = None
-        if via is not None:
-            gateway = parse_ip(via, what="gateway")
+        """(network, gateway or None, port record or None) of a route of L2 ``record``
+        (``"default"`` is 0.0.0.0/0, or ::/0 with an IPv6 ``via``, as ``ip route``)."""
+        gateway = None if via is None else parse_ip(via, what="gateway")
+        network = parse_network(prefix, version=None if gateway is None else gateway.version)
+        if gateway is not None:
             if gateway.version != network.version:
                 raise errors.InvalidArgument(f"gateway {gateway} and destination {network} "
                                              f"are not of the same IP version")
             if (gateway.is_multicast or gateway.is_loopback or gateway.is_unspecified
                     or str(gateway) == "255.255.255.255"):
                 raise errors.InvalidArgument(f"invalid gateway {gateway}: not a unicast address")
+            if gateway.version == 6 and gateway.is_link_local:
+                raise errors.InvalidArgument(f"invalid gateway {gateway}: a link-local next hop "
+                                             f"names no link here; use the router's global address")
         port_record = None
         if port is not None:
             port_record = self._resolve_port(self._actor(), port)
@@ -69,7 +77,7 @@ class ResourceVerbs(Access):
     def _set_route(self, record, event_type, network, gateway, port_record, **fields):
         route = Route(str(network), None if gateway is None else str(gateway),
                       None if port_record is None else port_record.name)
-        record.routes[network] = route
+        self._sw._state.put(record.routes, network, route)
         self._sw._commit(event_type, scope=record.value(), network=network, via=gateway,
                          port=None if port_record is None else port_record.value(), **fields)
         return route
@@ -102,13 +110,14 @@ class ResourceVerbs(Access):
     @locked
     def route_del(self, namespace, prefix, via=None, port=None):
         """Delete the route to ``prefix`` of L2 ``namespace``; ``via``/``port``, if given,
-        must match."""
+        must match (``"default"`` as for ``route_add``)."""
         record = self._route_owner(namespace, f"deleting route {prefix!r}")
-        network = parse_network(prefix)
+        gateway = None if via is None else parse_ip(via, what="gateway")
+        network = parse_network(prefix, version=None if gateway is None else gateway.version)
         route = record.routes.get(network)
         if route is None:
             raise errors.NotFound(f"'{record.name}' has no route to {network}")
-        if via is not None and str(parse_ip(via, what="gateway")) != route.via:
+        if gateway is not None and str(gateway) != route.via:
             raise errors.NotFound(f"the route to {network} in '{record.name}' goes via "
                                   f"{route.via}, not {via}")
         if port is not None and getattr(port, "name", port) != route.port:
@@ -116,7 +125,7 @@ class ResourceVerbs(Access):
                                   f"{route.port!r}, not {port!r}")
         charge(self._sw._state, record, "routes", -1)
 
-        del record.routes[network]
+        self._sw._state.pop(record.routes, network)
         port_record = None if route.port is None else self._sw._state.ports[route.port]
         self._sw._commit(RouteDeleted, scope=record.value(), network=network,
                          via=None if route.via is None else parse_ip(route.via),
@@ -170,13 +179,13 @@ class ResourceVerbs(Access):
         check_capacity(state, "port", state.capacity.get("ports"), len(state.ports))
         charge(state, record, "ports")
 
-        port_id = state.port_ids.take()
+        port_id = state.take_id(state.port_ids)
         mac = mac or self._generated_mac(port_id)
         port = PortRecord(name, port_id, record.id, mac, checked)
-        state.ports[name] = port
-        state.port_names[port_id] = name
-        state.macs[mac] = name
-        record.ports.append(name)
+        state.put(state.ports, name, port)
+        state.put(state.port_names, port_id, name)
+        state.put(state.macs, mac, name)
+        state.append(record.ports, name)
         state.note_netns(port, True, by_delegate=actor is not None)
         value = port.value()
         self._sw._commit(PortAdded, port=value, namespace=record.value())
@@ -212,11 +221,10 @@ class ResourceVerbs(Access):
         actor = self._actor()
         if namespace is not None:
             records = [state.ports[n] for n in self._resolve(actor, namespace).ports]
-        else:
+        elif actor is None:
             records = [state.ports[n] for n in state.port_names.values()]
-            if actor is not None:
-                records = [p for p in records
-                           if state.is_within(state.namespaces[p.ns], actor)]
+        else:                           # the actor's subtree's: what it sees, no scan
+            records = [state.ports[n] for rec in state.subtree(actor) for n in rec.ports]
         return [p.value() for p in sorted(records, key=lambda p: p.id)]
 
     # -- multicast membership -------------------------------------------------
@@ -227,15 +235,13 @@ class ResourceVerbs(Access):
         """Make ``namespace`` (default: the acting one) a member of multicast ``group``."""
         record = self._resolve_or_acting(self._actor(), namespace)
         ip = parse_group(group)
-        if ip.version == 4 and ip in _LINK_LOCAL_GROUPS:
-            raise errors.InvalidArgument(
-                f"group {ip} is link-local (224.0.0.0/24): it reaches every namespace of the "
-                f"scope without a join")
+        if is_link_scope_group(ip):
+            raise errors.InvalidArgument(_LINK_SCOPE_REFUSAL[ip.version].format(ip))
         if ip in record.groups:
             raise errors.AlreadyExists(f"'{record.name}' is already a member of {ip}")
         charge(self._sw._state, record, "groups")
 
-        record.groups.add(ip)
+        self._sw._state.add(record.groups, ip)
         self._sw._commit(GroupJoined, namespace=record.value(), group=ip)
 
     @group_first
@@ -248,7 +254,7 @@ class ResourceVerbs(Access):
             raise errors.NotFound(f"'{record.name}' is not a member of {ip}")
         charge(self._sw._state, record, "groups", -1)
 
-        record.groups.remove(ip)
+        self._sw._state.discard(record.groups, ip)
         self._sw._commit(GroupLeft, namespace=record.value(), group=ip)
 
     @locked

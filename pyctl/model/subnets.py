@@ -9,12 +9,13 @@ cannot hold both of.  ``State.edges`` counts the edges of each scope by IP, so t
 is O(1); the verbs that bring an address into a scope or take it out keep it
 (``note_edges``).
 
-**Connected routes.**  Like the kernel's, each subnet of an L2's *own* addresses (not its
+**Connected routes.**  Like the kernel's, each IPv4 subnet of an L2's *own* addresses (not its
 L3s': those are reached by address) is a connected route of the L2, on-link, unless the
 L2 was given a route to that very network (which wins).  It goes out of the L2's port
 whose kernel side (its ``address`` option) lies in the subnet, the lowest such port; with
 none, the route is listed with no port and not installed (its namespaces are reached by
-address all the same).  ``State.own_networks`` counts the L2's own addresses per subnet
+address all the same; IPv6 has none: an IPv6 address's on-link prefix is what its
+owner reaches directly).  ``State.own_networks`` counts the L2's own addresses per subnet
 (``note_own``), so a route lookup is O(1) plus the L2's ports.
 """
 import ipaddress
@@ -56,36 +57,47 @@ def check_edges(state, scope_id, iface):
 
 
 def note_edges(state, scope_id, iface, add):
-    """``iface`` is now held in (``add``) or gone from L2 scope ``scope_id``."""
-    edges = state.edges.setdefault(scope_id, {})
+    """``iface`` is now held in (``add``) or gone from L2 scope ``scope_id`` (written
+    through the state's undo log, like every index here)."""
+    edges = _index(state, state.edges, scope_id)
     for _, edge in _edges(iface):
         users = edges.get(edge, ())
         users = users + (iface,) if add else tuple(u for u in users if u != iface)
         if users:
-            edges[edge] = users
+            state.put(edges, edge, users)
         else:
-            del edges[edge]
+            state.pop(edges, edge)
 
 
 def note_own(state, l2_id, iface, add):
     """L2 ``l2_id`` now holds ``iface`` itself (``add``), or no longer does."""
-    networks = state.own_networks.setdefault(l2_id, {})
+    networks = _index(state, state.own_networks, l2_id)
     net = iface.network
     count = networks.get(net, 0) + (1 if add else -1)
     if count:
-        networks[net] = count
+        state.put(networks, net, count)
     else:
-        del networks[net]
+        state.pop(networks, net)
+
+
+def _index(state, indexes, l2_id):
+    """L2 ``l2_id``'s dict in ``indexes`` (made, through the log, when it has none)."""
+    index = indexes.get(l2_id)
+    if index is None:
+        index = {}
+        state.put(indexes, l2_id, index)
+    return index
 
 
 def forget_scope(state, l2_id):
     """L2 ``l2_id`` is destroyed: its scope's indexes go with it."""
-    state.edges.pop(l2_id, None)
-    state.own_networks.pop(l2_id, None)
+    for indexes in (state.edges, state.own_networks):
+        if l2_id in indexes:
+            state.pop(indexes, l2_id)
 
 
 def _is_connected(state, record, network):
-    return (network.prefixlen < network.max_prefixlen and network not in record.routes
+    return (network.version == 4 and network.prefixlen < 32 and network not in record.routes
             and network in state.own_networks.get(record.id, ()))
 
 

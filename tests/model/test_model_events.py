@@ -135,7 +135,8 @@ EVERY_VERB = [                      # one call of every configuring verb, each d
     ("namespace_set", "lab", {"directed_broadcast": True}), ("netns_delegate", "lab", "ctr-x"),
     ("netns_revoke", "lab", "ctr-x"),
     ("join", "239.1.1.1", "web"), ("leave", "239.1.1.1", "web"),
-    ("quota_set", "lab", {"routes": 3}), ("destroy", "web"), ("destroy", "lab", True),
+    ("quota_set", "lab", {"routes": 3}), ("destroy", "web"),
+    ("namespace_set", "lab", {"advertise": True}), ("destroy", "lab", True),
 ]
 
 
