@@ -24,8 +24,11 @@ from dataclasses import dataclass
 
 from pyctl import kernel
 
-from bench import cbuild
+from bench import cbuild, schedstat
 from bench.peers import Endpoint, Peer, wait_ready
+from bench.placement import Placement
+
+UNPINNED = Placement("unpinned")
 
 UDP64_PAYLOAD = 18
 RTT_COUNT = 1000
@@ -86,6 +89,7 @@ class _Window:
         self.cpu = cpu_ns(self.pids)
         self.a = pair.a.ns.link_stats(pair.a.ifname)
         self.b = pair.b.ns.link_stats(pair.b.ifname)
+        self.loop = pair.peer.loop_stats()
 
     def close(self) -> dict:
         wall = time.monotonic() - self.t
@@ -95,7 +99,30 @@ class _Window:
         if self.pids:
             out["cpu_s"] = (cpu_ns(self.pids) - self.cpu) / 1e9
             out["cpu_util"] = out["cpu_s"] / wall
+        if self.loop is not None:
+            after = self.pair.peer.loop_stats() or {}
+            out["loop"] = {k: v - self.loop[k] for k, v in after.items()
+                           if isinstance(v, int) and isinstance(self.loop.get(k), int)}
         return out
+
+
+def loop_figures(loop: dict) -> dict:
+    """What a switch's packet-loop counters (a measurement's differences) say per frame
+    and per GB: frames per wake-up (frames read per wait that could sleep), empty reads
+    (EAGAIN) per frame, and syscalls (waits, reads, empty reads, write submissions and
+    slow-path sends) per GB read.  Keys the loop does not count are left out."""
+    frames, gb = loop.get("frames_in", 0), loop.get("read_bytes", 0) / 1e9
+    out = {}
+    if loop.get("sleeps"):
+        out["frames_per_wake"] = frames / loop["sleeps"]
+    if frames and "read_empty" in loop:
+        out["empty_reads_per_frame"] = loop["read_empty"] / frames
+    calls = sum(loop.get(k, 0) for k in ("epoll_waits", "reads", "read_empty", "tx_submits", "sent"))
+    if gb and calls:
+        out["syscalls_per_gb"] = calls / gb
+        if loop.get("sleeps"):
+            out["sleeps_per_gb"] = loop["sleeps"] / gb
+    return out
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, what: str, timeout: float = 10.0) -> None:
@@ -127,31 +154,47 @@ def tcp_tool(choice: str = "auto") -> str:
     return choice
 
 
-def tcp(pair: Pair, streams: int, seconds: float, tool: str) -> dict:
-    """TCP throughput a -> b with ``streams`` parallel connections."""
+def tcp(pair: Pair, streams: int, seconds: float, tool: str,
+        placement: Placement = UNPINNED) -> dict:
+    """TCP throughput a -> b with ``streams`` parallel connections; the sender (client)
+    and receiver (server) started on their CPUs of ``placement``, and how the scheduler
+    treated sender, receiver and switch (``sched``, bench.schedstat)."""
     a, b = pair.a, pair.b
     port = str(next(_ports))
     if tool == "iperf3":
-        server = b.ns.popen(["iperf3", "-s", "-1", "-B", b.ip, "-p", port, "--forceflush"],
+        server = b.ns.popen(placement.wrap("receiver", ["iperf3", "-s", "-1", "-B", b.ip, "-p", port,
+                                                        "--forceflush"]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_listening(server, int(port), "iperf3 server")
         client_argv = ["iperf3", "-c", b.ip, "-p", port, "-t", str(seconds), "-P", str(streams),
                        "-J", "--connect-timeout", "5000"]
     else:
-        server = b.ns.popen([sys.executable, "-m", "bench.tcpload", "server", b.ip, port,
-                             str(streams), str(seconds + TIMEOUT_SLACK)],
+        server = b.ns.popen(placement.wrap("receiver", [sys.executable, "-m", "bench.tcpload",
+                                                        "server", b.ip, port, str(streams),
+                                                        str(seconds + TIMEOUT_SLACK)]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_ready(server, "tcpload server")
         client_argv = [sys.executable, "-m", "bench.tcpload", "client", b.ip, port,
                        str(streams), str(seconds)]
     try:
         window = _Window(pair)
-        client = a.ns.run(client_argv, timeout=seconds + TIMEOUT_SLACK, check=False)
+        client = a.ns.popen(placement.wrap("sender", client_argv), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+        watch = schedstat.Watch({"sender": [client.pid], "receiver": [server.pid],
+                                 "switch": window.pids}).start()
+        try:
+            stdout, stderr = client.communicate(timeout=seconds + TIMEOUT_SLACK)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{tool} client did not finish within "
+                               f"{seconds + TIMEOUT_SLACK:.0f} s") from None
+        finally:
+            sched = watch.stop()
+            kernel.stop_process(client)         # forgets it in the registry
         counters = window.close()
         if client.returncode != 0:
-            raise RuntimeError(f"{tool} client failed: {(client.stderr or client.stdout)[-300:]}")
+            raise RuntimeError(f"{tool} client failed: {(stderr or stdout)[-300:]}")
         if tool == "iperf3":
-            result = json.loads(client.stdout)
+            result = json.loads(stdout)
             end = result["end"]
             received = end["sum_received"]
             metrics = {"gbps": received["bits_per_second"] / 1e9,
@@ -165,8 +208,19 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str) -> dict:
         kernel.stop_process(server)
     metrics["tool"] = tool
     metrics.update(_cpu_fields(counters))
+    metrics.update(_sched_fields(sched))
+    metrics.update(loop_figures(counters.get("loop", {})))
     metrics["counters"] = counters
     return metrics
+
+
+def _sched_fields(sched: dict) -> dict:
+    """The watch's shares as flat metrics (sender_on_cpu, sender_runq, ...) plus the raw."""
+    out = {f"{role}_{k}": v for role, d in sched.items() if isinstance(d, dict)
+           for k, v in d.items()}
+    if sched:
+        out["sched"] = sched
+    return out
 
 
 def _cpu_fields(counters: dict) -> dict:
@@ -180,19 +234,21 @@ def _warm_up(pair: Pair) -> None:
     time.sleep(0.1)
 
 
-def udp64(pair: Pair, seconds: float) -> dict:
+def udp64(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dict:
     """64-byte UDP frames a -> b, as fast as the generator sends them: rates
     sent, delivered to b's interface (its rx counter) and read by the sink."""
     blast = cbuild.tool("udpblast")
     a, b = pair.a, pair.b
     port = str(next(_ports))
-    sink = b.ns.popen([blast, "sink", b.ip, port, str(seconds + TIMEOUT_SLACK)],
+    sink = b.ns.popen(placement.wrap("receiver", [blast, "sink", b.ip, port,
+                                                  str(seconds + TIMEOUT_SLACK)]),
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(sink, "udpblast sink")
         _warm_up(pair)
         window = _Window(pair)
-        gen = a.ns.run([blast, "send", b.ip, port, str(UDP64_PAYLOAD), str(seconds)],
+        gen = a.ns.run(placement.wrap("sender", [blast, "send", b.ip, port, str(UDP64_PAYLOAD),
+                                                 str(seconds)]),
                        timeout=seconds + TIMEOUT_SLACK)
         time.sleep(0.3)                       # frames still in queues arrive
         counters = window.close()
@@ -221,18 +277,20 @@ def udp64(pair: Pair, seconds: float) -> dict:
     return metrics
 
 
-def rtt(pair: Pair, count: int = RTT_COUNT) -> dict:
+def rtt(pair: Pair, count: int = RTT_COUNT, placement: Placement = UNPINNED) -> dict:
     """Round-trip times of ``count`` 64-byte UDP request/replies a -> b -> a
     (after 50 untimed ones); median and 99th percentile in microseconds."""
     blast = cbuild.tool("udpblast")
     a, b = pair.a, pair.b
     port = str(next(_ports))
-    echo = b.ns.popen([blast, "echo", b.ip, port, str(count + TIMEOUT_SLACK)],
+    echo = b.ns.popen(placement.wrap("receiver", [blast, "echo", b.ip, port,
+                                                  str(count + TIMEOUT_SLACK)]),
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(echo, "udpblast echo")
         window = _Window(pair)
-        client = a.ns.run([blast, "rtt", b.ip, port, str(UDP64_PAYLOAD), str(count)],
+        client = a.ns.run(placement.wrap("sender", [blast, "rtt", b.ip, port, str(UDP64_PAYLOAD),
+                                                    str(count)]),
                           timeout=count * 1.0 + TIMEOUT_SLACK, check=False)
         counters = window.close()
         result = _json_line(client.stdout, "udpblast rtt")

@@ -4,7 +4,9 @@ A peer is a plug-in with four parts: ``unavailable()`` (None, or why it cannot
 run here), ``setup(a, b, registry)`` (connect ``a.ns`` and ``b.ns`` and leave
 in each an interface named ``ep.ifname`` with ``ep.cidr``, up), ``teardown()``
 and ``pids()`` (the switch's processes, whose CPU time the bench reads; empty
-for kernel peers); ``facts`` holds what setup learned (saved with the results). Everything a peer creates goes through ``pyctl.kernel`` or
+for kernel peers); ``switch_pids()`` (the processes a placement pins, bench/placement.py)
+and ``loop_stats()`` (the switch's own loop counters, where it has them) are optional;
+``facts`` holds what setup learned (saved with the results). Everything a peer creates goes through ``pyctl.kernel`` or
 is recorded in the registry it is given, so the bench removes it even on
 Ctrl-C. ``PEERS`` at the bottom lists them in table order.
 """
@@ -77,6 +79,14 @@ class Peer:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p.poll() is None]
+
+    def switch_pids(self) -> list[int]:
+        """The processes a placement pins to the switch's CPUs: all of the peer's."""
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def loop_stats(self) -> dict | None:
+        """The switch's packet-loop counters now (None: it does not report them)."""
+        return None
 
     def _start(self, argv, registry, ns: NetNamespace | None = None, **kw) -> subprocess.Popen:
         """Start a helper process (in ``ns`` or the host), recorded for cleanup."""
@@ -303,6 +313,12 @@ class TapswitchPeer(Peer):
         self.facts = {"backend": backend, "daemon_pid": proc.pid}
         if self.backend and self.backend not in backend:
             raise RuntimeError(f"asked for I/O backend {self.backend!r}, the daemon runs {backend!r}")
+
+    def loop_stats(self):
+        """The daemon's packet-loop counters (``tapswitch ctl stats``)."""
+        from pyctl.control.client import ControlClient
+        with ControlClient(os.path.join(self.workdir, "control.sock")) as client:
+            return client.call("stats")["loop"]
 
     @staticmethod
     def _ready_line(path: str) -> str | None:

@@ -1,19 +1,32 @@
 """``python -m bench.tcp_cost``: where does the CPU go when one TCP stream
-crosses a peer? Answers why a switch over TAP carries less than a veth pair.
+crosses a peer, and what holds the stream back?
 
 For each peer, one iperf3 stream runs while ``perf record -a`` samples both
-CPUs. The table gives, per gigabyte carried, the machine's busy CPU time, the
-part of it spent copying bytes (the kernel's copy routines, in every process),
-and the switch process's own time and copies. A veth pair copies each byte
-twice (sender into the kernel, kernel out to the receiver); a switch over TAP
-adds its own read and write, two more copies of every byte. When sender,
-receiver and switch share the machine's cores, a switch whose only cost
-beyond veth's were those copies would still be capped at::
+CPUs and bench.schedstat watches the sender, the receiver and the switch. The
+table gives, per gigabyte carried, the machine's busy CPU time (and how many
+cores were busy), the part spent copying bytes (the kernel's copy routines, in
+every process), each role's own CPU time, the sender's on-CPU and run-queue
+shares, and for tapswitch its loop's frames per wake-up and syscalls per GB.
 
-    cores x 1000 / (veth busy ms per GB + switch copies ms per GB)   GB/s
+Two bounds, both from what was measured:
+
+    pipeline bound = min(busiest role:  1000 / (largest role ms per GB),
+                         all cores:     cores x 1000 / busy ms per GB)        GB/s
+
+one stream is a pipeline (sender, switch, receiver): it cannot go faster than
+its busiest role running all the time, nor than the machine's cores all busy at
+its cost. A peer far below its bound is held back by scheduling (waits, sleeps,
+roles sharing a core), not by CPU work. And for a switch, what its own two
+copies would cost at the cores veth actually kept busy:
+
+    copies at veth's busy cores = veth busy ms/GB / (veth busy ms/GB + switch copies ms/GB)
+
+(x veth): a switch whose only cost beyond veth's were its copies, given no more
+busy cores than veth used. (The earlier "copies-only ceiling" assumed every core
+busy; no peer keeps two cores busy with one stream, so it came out above veth.)
 
     python -m bench.tcp_cost                                     # veth, C forwarder (vnet), tapswitch
-    python -m bench.tcp_cost --peers veth,tapswitch --reps 3 --seconds 5
+    python -m bench.tcp_cost --peers veth,tapswitch --reps 3 --seconds 5 --placement unpinned,pinned
 
 Needs root, perf (Debian: linux-perf) and iperf3.
 """
@@ -32,7 +45,7 @@ import tempfile
 
 from pyctl import kernel
 
-from bench import loads
+from bench import loads, placement as placement_mod
 from bench.peers import PEERS
 from bench.runner import Plan, Run, _setup_peers
 
@@ -41,12 +54,13 @@ PERF_HZ = 999
 # The kernel's byte-copying routines (names differ between kernel builds and CPUs).
 COPY_SYMBOL = re.compile(r"copy_(to|from)_iter|copy_user|rep_movs|memcpy|memmove|copy_page")
 EXPLAIN = """
-busy ms/GB: CPU time of the whole machine per GB carried (/proc/stat); copies: the part
-in the kernel's copy routines (perf samples), every process; switch: the switch's own
-processes. CPU ceiling: the rate with every core busy at that cost per GB. Copies-only
-ceiling: the CPU ceiling of a switch whose only cost beyond veth's were its own copies,
-as a multiple of veth's measured rate: what any switch that reads and writes TAPs can
-reach here, whatever else it does."""
+busy: whole-machine CPU per GB carried (/proc/stat) and the cores it kept busy; copies:
+the part in the kernel's copy routines (perf samples), every process; sender, switch,
+receiver: each role's own CPU per GB (schedstat: its threads, with the kernel work done in
+their context); snd on-CPU / runq: the share of the time the sender ran / waited to run
+(1.00 = all of it); frames/wake, syscalls/GB: tapswitch's loop counters. Bound: the
+pipeline bound (see python -m bench.tcp_cost --help); x bound = measured / bound.
+Copies @veth cores: a switch costing veth plus its own copies, at veth's busy cores, x veth."""
 _SCRIPT_LINE = re.compile(r"^\s*(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+(?P<sym>\S+)")
 
 
@@ -80,15 +94,17 @@ def _cpu_line() -> list[int]:
         return [int(x) for x in f.readline().split()[1:]]
 
 
-def measure(pair: loads.Pair, seconds: float, workdir: str) -> dict:
+def measure(pair: loads.Pair, seconds: float, workdir: str,
+            place: placement_mod.Placement) -> dict:
     """One iperf3 stream a -> b under ``perf record -a``; the costs per GB."""
     data = os.path.join(workdir, "perf.data")
+    place.pin("switch", pair.peer.switch_pids())
     perf = subprocess.Popen(["perf", "record", "-a", "-F", str(PERF_HZ), "-o", data, "-q",
                              "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         stat0 = _cpu_line()
-        m = loads.tcp(pair, 1, seconds, "iperf3")
+        m = loads.tcp(pair, 1, seconds, "iperf3", place)
         busy = _busy_cores(stat0, _cpu_line())
     finally:
         try:
@@ -102,15 +118,23 @@ def measure(pair: loads.Pair, seconds: float, workdir: str) -> dict:
     script = subprocess.run(["perf", "script", "-i", data, "-F", "pid,tid,ip,sym"],
                             capture_output=True, text=True, timeout=120)
     prof = parse_perf_script(script.stdout)
-    return costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"))
+    out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
+                sched=m.get("sched"))
+    out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "empty_reads_per_frame",
+                                  "sleeps_per_gb") if k in m})
+    return out
+
+
+ROLES = ("sender", "switch", "receiver")
 
 
 def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switch_pids: set,
-          switch_cores: float | None) -> dict:
+          switch_cores: float | None, sched: dict | None = None) -> dict:
     """CPU milliseconds per GB carried: the whole machine's (busy cores from /proc/stat),
     the copies' (perf samples every CPU PERF_HZ times a second, idle or not, so each
     sample stands for 1/PERF_HZ s of one CPU), the switch's (its own CPU clock) and its
-    copies'."""
+    copies'; each role's (``sched``: bench.schedstat shares) and the sender's on-CPU and
+    run-queue shares."""
     gb_per_s = gbps / 8
     if not gb_per_s:
         raise RuntimeError("nothing was carried")
@@ -124,36 +148,62 @@ def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switc
         out["switch_ms_per_gb"] = per_gb(switch_cores if switch_cores is not None
                                          else sampled(sum(d["samples"] for d in sw)))
         out["switch_copy_ms_per_gb"] = per_gb(sampled(sw_copy))
+    for role, share in (sched or {}).items():
+        if role in ROLES and isinstance(share, dict):
+            out[f"{role}_ms_per_gb"] = per_gb(share["on_cpu"])
+            if role == "sender":
+                out["sender_on_cpu"], out["sender_runq"] = share["on_cpu"], share["runq"]
     return out
 
 
+def pipeline_bound_gbps(m: dict, cores: int) -> float:
+    """min(busiest role running all the time, every core busy at the peer's cost), Gbit/s."""
+    bounds = [cores * 1e3 / m["busy_ms_per_gb"]]
+    roles = [m[f"{r}_ms_per_gb"] for r in ROLES if m.get(f"{r}_ms_per_gb")]
+    if roles:
+        bounds.append(1e3 / max(roles))
+    return min(bounds) * 8
+
+
 def summarize(samples: dict, cores: int) -> dict:
-    """{peer: [costs...]} -> {peer: {key: median, ...}} plus, per peer, its CPU ceiling:
-    the rate at which ``cores`` CPUs would be all busy at the peer's cost per GB; for a
-    switch, also the ceiling of one whose only cost beyond veth's were its own copies."""
+    """{peer: [costs...]} -> {peer: {key: median, ...}} plus, per peer, its pipeline bound
+    and the measured rate over it; for a switch, what its own copies would cost at the
+    cores veth kept busy (x veth)."""
     med = {peer: {k: statistics.median(v[k] for v in runs if v.get(k) is not None)
                   for k in runs[0] if any(v.get(k) is not None for v in runs)}
            for peer, runs in samples.items() if runs}
-    ceiling = lambda ms_per_gb: cores * 1e3 / ms_per_gb * 8         # Gbit/s
-    veth = med.get("veth")
-    for m in med.values():
-        m["ceiling_gbps"] = ceiling(m["busy_ms_per_gb"])
+    for peer, m in med.items():
+        veth = med.get(_veth_of(peer))
+        m["bound_gbps"] = pipeline_bound_gbps(m, cores)
+        m["vs_bound"] = m["gbps"] / m["bound_gbps"]
         m["vs_veth"] = m["gbps"] / veth["gbps"] if veth else None
         extra = m.get("switch_copy_ms_per_gb")
-        m["copy_ceiling_vs_veth"] = (ceiling(veth["busy_ms_per_gb"] + extra) / veth["gbps"]
-                                     if veth and extra else None)
+        m["copies_at_veth_cores_vs_veth"] = (veth["busy_ms_per_gb"] / (veth["busy_ms_per_gb"] + extra)
+                                             if veth and extra else None)
     return med
+
+
+def _veth_of(row: str) -> str:
+    """The veth row measured under the same placement ("veth" or "veth@PLACEMENT")."""
+    _, at, place = row.partition("@")
+    return f"veth@{place}" if at else "veth"
 
 
 def table(med: dict) -> str:
     def f(v, fmt):
         return format(v, fmt) if v is not None else "-"
-    cols = ("peer", "Gbit/s", "x veth", "busy cores", "CPU ceiling Gbit/s", "busy ms/GB",
-            "copies ms/GB", "switch ms/GB", "switch copies ms/GB", "copies-only ceiling x veth")
+    cols = ("peer", "Gbit/s", "x veth", "busy cores", "busy ms/GB", "copies ms/GB",
+            "sender ms/GB", "switch ms/GB", "receiver ms/GB", "switch copies ms/GB",
+            "snd on-CPU", "snd runq", "frames/wake", "syscalls/GB", "bound Gbit/s", "x bound",
+            "copies @veth cores x veth")
     rows = [(peer, f(m["gbps"], ".1f"), f(m.get("vs_veth"), ".2f"), f(m["busy_cores"], ".2f"),
-             f(m["ceiling_gbps"], ".1f"), f(m["busy_ms_per_gb"], ".0f"),
-             f(m["copy_ms_per_gb"], ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
-             f(m.get("switch_copy_ms_per_gb"), ".0f"), f(m.get("copy_ceiling_vs_veth"), ".2f"))
+             f(m["busy_ms_per_gb"], ".0f"), f(m["copy_ms_per_gb"], ".0f"),
+             f(m.get("sender_ms_per_gb"), ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
+             f(m.get("receiver_ms_per_gb"), ".0f"), f(m.get("switch_copy_ms_per_gb"), ".0f"),
+             f(m.get("sender_on_cpu"), ".2f"), f(m.get("sender_runq"), ".2f"),
+             f(m.get("frames_per_wake"), ".2f"), f(m.get("syscalls_per_gb"), ".0f"),
+             f(m["bound_gbps"], ".1f"), f(m["vs_bound"], ".2f"),
+             f(m.get("copies_at_veth_cores_vs_veth"), ".2f"))
             for peer, m in med.items()]
     width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
@@ -168,8 +218,15 @@ def main(argv=None) -> int:
                    help=f"comma-separated (default {','.join(DEFAULT_PEERS)}); veth is the reference")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--placement", default="unpinned",
+                   help="comma-separated CPU placements applied to every peer (bench/placement.py): "
+                        "unpinned (default), pinned, or ROLE=CPUS[:ROLE=CPUS...]")
     p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
     args = p.parse_args(argv)
+    try:
+        places = placement_mod.parse_list(args.placement)
+    except placement_mod.PlacementError as exc:
+        p.error(str(exc))
     peers = [x.strip() for x in args.peers.split(",") if x.strip()]
     unknown = [x for x in peers if x not in PEERS]
     if unknown or not peers:
@@ -190,12 +247,18 @@ def main(argv=None) -> int:
     try:
         pairs = _setup_peers(Plan(peers=peers, tests=["tcp1"]), Run(Plan(peers, ["tcp1"])),
                              registry, print)
+        for place in places:
+            print(f"placement {place.describe()}")
         for rep in range(1, args.reps + 1):          # interleaved: drift hits all peers alike
-            for name, pair in pairs.items():
-                c = measure(pair, args.seconds, workdir)
-                samples.setdefault(name, []).append(c)
-                print(f"rep {rep}/{args.reps} {name:<24} {c['gbps']:.1f} Gbit/s, "
-                      f"{c['busy_cores']:.2f} cores busy", flush=True)
+            for place in places:
+                for name, pair in pairs.items():
+                    row = f"{name}@{place.name}" if len(places) > 1 else name
+                    c = measure(pair, args.seconds, workdir, place)
+                    samples.setdefault(row, []).append(c)
+                    print(f"rep {rep}/{args.reps} {row:<34} {c['gbps']:.1f} Gbit/s, "
+                          f"{c['busy_cores']:.2f} cores busy, sender on a CPU "
+                          f"{c.get('sender_on_cpu', 0):.2f} (waiting {c.get('sender_runq', 0):.2f})",
+                          flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted: cleaning up")
     finally:
@@ -208,7 +271,8 @@ def main(argv=None) -> int:
     print(EXPLAIN)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"argv": sys.argv, "samples": samples, "medians": med}, f, indent=1)
+            json.dump({"argv": sys.argv, "placements": [p.as_dict() for p in places],
+                       "samples": samples, "medians": med}, f, indent=1)
     return 0 if samples else 1
 
 

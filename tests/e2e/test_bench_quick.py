@@ -57,3 +57,25 @@ def test_quick_bench_runs_end_to_end_and_cleans_up(tmp_path):
     # other tests may run at the same time: only the bench's names count
     assert [n for n in set(kernel.list_netns()) - netns_before if n.startswith(NETNS_PREFIXES)] == []
     assert [n for n in set(kernel.host.links()) - links_before if n.startswith(LINK_PREFIXES)] == []
+
+
+def test_quick_bench_applies_each_placement_to_every_peer(tmp_path):
+    """Two placements in one run: every sample names its placement, the forwarder's
+    process was pinned before each measurement, and the sender's scheduler shares
+    were read."""
+    out = tmp_path / "placed.json"
+    peers = ("veth", "minimal-forwarder")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--peers", ",".join(peers), "--tests", "tcp1",
+         "--tcp-tool", "python", "--placement", "unpinned,pinned", "-o", str(out), "--no-plots"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert [p["name"] for p in doc["placements"]] == ["unpinned", "pinned"]
+    got = {(s["peer"], s["placement"]) for s in doc["samples"] if "metrics" in s}
+    assert got == {(p, w) for p in peers for w in ("unpinned", "pinned")}
+    for s in doc["samples"]:
+        assert s["switch_threads_pinned"] == (0 if s["peer"] == "veth" else 1)   # minifwd: 1 thread
+        assert 0 < s["metrics"]["sender_on_cpu"] <= 1.05
+    assert set(doc["summary"]) == {f"{p}@{w}" for p in peers for w in ("unpinned", "pinned")}
+    assert "pinned: sender cpu" in proc.stdout
