@@ -4,8 +4,9 @@ path and the control socket, put together.
 One thread runs everything.  ``PacketLoop.run()`` forwards without the GIL
 and comes back to Python only between batches: when the control socket or the
 wake-up pipe is readable, when the fast path handed frames to the slow path,
-or on the housekeeping tick.  Every change of the model goes through
-``Daemon.change()``: the model's transaction, then the compiler's diff and the
+or on the housekeeping tick.  The thread that calls ``run()`` is the packet
+thread: ``[daemon] cpus`` pins it (``stats()`` shows where it runs).  Every
+change of the model goes through ``Daemon.change()``: the model's transaction, then the compiler's diff and the
 TAPs' reconciliation; if any of it fails, all of it is undone.
 
 Another thread (the in-process test-rig API) talks to a running daemon with
@@ -108,6 +109,7 @@ class Daemon:
         self._next_tick = 0.0
         self._next_netns_check = 0.0
         self._loop_failures = 0         # read errors + EOFs of the loop already acted on
+        self.packet_tid = None          # the native id of the thread running run()
         self._unsubscribe = None
         self.started_at = None
 
@@ -200,6 +202,7 @@ class Daemon:
     def run(self, duration=None):
         """Forward until ``stop()`` (or for ``duration`` seconds)."""
         self._thread = threading.get_ident()
+        self._place_packet_thread()
         deadline = None if duration is None else time.monotonic() + duration
         while not self._stopping:
             now = time.monotonic()
@@ -212,6 +215,28 @@ class Daemon:
             ready = self.loop.run(math.ceil(wait * 1000) if wait > 0 else 0)
             self._service(ready)
         return self
+
+    def _place_packet_thread(self):
+        """Pin the calling thread (the packet thread) to ``[daemon] cpus``."""
+        self.packet_tid = threading.get_native_id()
+        if self.settings.cpus:
+            try:
+                os.sched_setaffinity(0, self.settings.cpus)      # 0: this thread only
+            except OSError as exc:
+                raise errors.InvalidArgument(
+                    f"[daemon] cpus {list(self.settings.cpus)}: {exc.strerror}") from None
+            log.info("packet thread %d on CPUs %s", self.packet_tid, list(self.settings.cpus))
+
+    def placement(self):
+        """Where the packet thread runs: {"tid", "cpus"} (cpus: its affinity now), or
+        None before run()."""
+        if self.packet_tid is None:
+            return None
+        try:
+            cpus = sorted(os.sched_getaffinity(self.packet_tid))
+        except OSError:                 # the thread ended
+            return None
+        return {"tid": self.packet_tid, "cpus": cpus}
 
     def _service(self, ready):
         for fd in ready:
@@ -322,6 +347,7 @@ class Daemon:
                 "igmp": dict(self.multicast.counters),
                 "slowpath_over_budget": self.slow_frames_over_budget,
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
+                "packet_thread": self.placement(),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
     # ------------------------------------------------------------------ teardown
@@ -363,23 +389,28 @@ def print_counters(counters, out, title="counters"):
     print(format_counters(counters, title=title), file=out)
 
 
-def run_config(path, socket=None, out=None):
-    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
+def run_config(path, socket=None, out=None, cpus=None, poll_us=None):
+    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up.
+    ``socket``, ``cpus`` (a list or "0-1,3") and ``poll_us`` override the file's."""
+    import dataclasses
     from pyctl import config as config_mod
+    from pyctl.config.cpus import check_cpus, check_poll_us
     from pyctl.model.switch import Switch
     out = out if out is not None else sys.stdout
     try:
         cfg = config_mod.load_config(path)
+        overrides = {key: value for key, value in (
+            ("socket", socket),
+            ("cpus", None if cpus is None else _checked("--cpus", check_cpus, cpus)),
+            ("poll_us", None if poll_us is None else _checked("--poll-us", check_poll_us, poll_us)))
+            if value is not None}
         switch = Switch()
         switch.set_capacity(namespaces=MAX_NAMESPACES, ports=MAX_PORTS)
         config_mod.apply(cfg, switch)
     except errors.TapswitchError as exc:
         print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    settings = cfg.daemon
-    if socket is not None:
-        import dataclasses
-        settings = dataclasses.replace(settings, socket=socket)
+    settings = dataclasses.replace(cfg.daemon, **overrides)
     daemon = Daemon(switch, settings, out=out)
     previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -390,11 +421,20 @@ def run_config(path, socket=None, out=None):
         except errors.TapswitchError as exc:
             print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
             return 1
+        where = (f", packet thread on CPUs {','.join(map(str, settings.cpus))}"
+                 if settings.cpus else "")
         print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
-              f"control socket {settings.socket}", file=out, flush=True)
+              f"control socket {settings.socket}{where}", file=out, flush=True)
         daemon.run()
         return 0
     finally:
         daemon.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _checked(option, check, value):
+    try:
+        return check(value)
+    except errors.InvalidArgument as exc:
+        raise errors.InvalidArgument(f"{option}: {exc.message}") from None
