@@ -106,22 +106,25 @@ class _Window:
         return out
 
 
-def loop_figures(loop: dict) -> dict:
-    """What a switch's packet-loop counters (a measurement's differences) say per frame
-    and per GB: frames per wake-up (frames read per wait that could sleep), empty reads
-    (EAGAIN) per frame, and syscalls (waits, reads, empty reads, write submissions and
+def loop_figures(loop: dict, seconds: float, sleeps_per_s: float | None = None) -> dict:
+    """What a switch's packet-loop counters (a measurement's differences over ``seconds``)
+    say per frame and per GB: frames per wake-up (frames read per sleep of the switch's
+    threads, counted by the kernel: ``sleeps_per_s``), empty reads (EAGAIN) and skipped
+    reads per frame, and syscalls (waits, reads, empty reads, write submissions and
     slow-path sends) per GB read.  Keys the loop does not count are left out."""
     frames, gb = loop.get("frames_in", 0), loop.get("read_bytes", 0) / 1e9
     out = {}
-    if loop.get("sleeps"):
-        out["frames_per_wake"] = frames / loop["sleeps"]
-    if frames and "read_empty" in loop:
-        out["empty_reads_per_frame"] = loop["read_empty"] / frames
+    if frames and sleeps_per_s and seconds > 0:
+        out["frames_per_wake"] = frames / seconds / sleeps_per_s
+    for key in ("read_empty", "read_skipped"):
+        if frames and key in loop:
+            out[f"{key}_per_frame"] = loop[key] / frames
     calls = sum(loop.get(k, 0) for k in ("epoll_waits", "reads", "read_empty", "tx_submits", "sent"))
     if gb and calls:
         out["syscalls_per_gb"] = calls / gb
-        if loop.get("sleeps"):
-            out["sleeps_per_gb"] = loop["sleeps"] / gb
+    if loop.get("poll_episodes"):
+        out["poll_hit_share"] = loop.get("poll_hits", 0) / loop["poll_episodes"]
+        out["poll_shared"] = loop.get("poll_shared", 0)
     return out
 
 
@@ -209,7 +212,12 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str,
     metrics["tool"] = tool
     metrics.update(_cpu_fields(counters))
     metrics.update(_sched_fields(sched))
-    metrics.update(loop_figures(counters.get("loop", {})))
+    metrics.update(loop_figures(counters.get("loop", {}), counters["wall_s"],
+                                metrics.get("switch_sleeps_per_s")))
+    gb_per_s = metrics["gbps"] / 8
+    for role in ("sender", "switch", "receiver"):        # wake-ups each role paid, per GB
+        if f"{role}_sleeps_per_s" in metrics and gb_per_s:
+            metrics[f"{role}_sleeps_per_gb"] = metrics[f"{role}_sleeps_per_s"] / gb_per_s
     metrics["counters"] = counters
     return metrics
 

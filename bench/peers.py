@@ -236,12 +236,16 @@ class TapswitchPeer(Peer):
     BACKEND_KEY = "io_backend"      # [daemon] key that selects the packet loop's I/O backend
     STOP_GRACE = 15.0               # the daemon removes its TAPs and namespaces on SIGTERM
 
-    def __init__(self, name: str, offloads: bool, backend: str | None = None):
+    def __init__(self, name: str, offloads: bool, backend: str | None = None,
+                 poll_us: int = 0):
         super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
                          + (", vnet header + TSO" if offloads else ", no offloads")
-                         + (f", io_backend={backend}" if backend else ""))
+                         + (f", io_backend={backend}" if backend else "")
+                         + (f", poll_us={poll_us} (cpus = the pinned placement's switch CPU)"
+                            if poll_us else ""))
         self.offloads = offloads
         self.backend = backend
+        self.poll_us = poll_us
         self.workdir: str | None = None
         self.endpoints: tuple[Endpoint, ...] = ()
 
@@ -273,6 +277,9 @@ class TapswitchPeer(Peer):
         lines = ["[daemon]", f'socket = "{workdir}/control.sock"', f'socket_dir = "{workdir}/ns"']
         if self.backend:
             lines.append(f'{self.BACKEND_KEY} = "{self.backend}"')
+        if self.poll_us:        # polling needs a packet thread with CPUs of its own
+            from bench.placement import parse
+            lines += [f"poll_us = {self.poll_us}", f"cpus = {list(parse('pinned').switch)}"]
         lines += ["", "[[namespace]]", 'name = "bench"', 'kind = "l2"',
                   f'addresses = ["{net}.254/24"]', ""]
         for tenant, ep in (("ta", a), ("tb", b)):
@@ -369,4 +376,7 @@ PEERS = {
     "tapswitch-nooffload": lambda: TapswitchPeer("tapswitch-nooffload", offloads=False),
     "tapswitch-epoll": lambda: TapswitchPeer("tapswitch-epoll", offloads=True, backend="epoll"),
     "tapswitch-uring": lambda: TapswitchPeer("tapswitch-uring", offloads=True, backend="io_uring"),
+    # polling 50 us after each busy batch ([daemon] poll_us); it turns itself off where
+    # the loop finds its core shared
+    "tapswitch-poll": lambda: TapswitchPeer("tapswitch-poll", offloads=True, poll_us=50),
 }

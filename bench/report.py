@@ -31,6 +31,7 @@ COLUMNS = [
     ("tcp1", "sender_on_cpu", "TCP x1 sender on-CPU", True),
     ("tcp1", "sender_runq", "sender runq", False),
     ("tcp1", "cpu_util", "TCP x1 switch cores", False),
+    ("tcp1", "switch_sleeps_per_gb", "switch sleeps/GB", False),
     ("tcp1", "frames_per_wake", "frames/wake", True),
     ("tcp1", "syscalls_per_gb", "syscalls/GB", False),
 ]

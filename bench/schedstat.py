@@ -5,7 +5,9 @@ summed over every thread of the role's processes).
 ``Watch`` samples the roles from a thread while a load runs and reports, over the
 window from its first sample after the warm-up to its last one with every role still
 alive, each role's *on-CPU share* and *run-queue share* (nanoseconds per wall
-nanosecond: 1.0 = one CPU all the time). A sender on a CPU 0.57 of the time and
+nanosecond: 1.0 = one CPU all the time) and its *sleeps* per second (voluntary context
+switches from /proc/PID/task/TID/status: each a wait that blocked, so each a wake-up
+someone paid for). A sender on a CPU 0.57 of the time and
 waiting 0.24 of it is a sender the scheduler holds back; one on a CPU 0.95 of the
 time is the limit itself.
 """
@@ -17,9 +19,10 @@ import threading
 import time
 
 
-def read(pids) -> dict[int, tuple[int, int]] | None:
-    """{tid: (ns on a CPU, ns waiting to run)} of every thread of ``pids``; None when
-    one of the processes is gone (its totals can no longer be read whole)."""
+def read(pids) -> dict[int, tuple[int, int, int]] | None:
+    """{tid: (ns on a CPU, ns waiting to run, sleeps)} of every thread of ``pids``
+    (sleeps: voluntary context switches, each a wait that blocked); None when one of
+    the processes is gone (its totals can no longer be read whole)."""
     out = {}
     for pid in pids:
         try:
@@ -30,29 +33,33 @@ def read(pids) -> dict[int, tuple[int, int]] | None:
             try:
                 with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                     fields = f.read().split()
-                out[int(tid)] = (int(fields[0]), int(fields[1]))
-            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    sleeps = next(int(line.split()[1]) for line in f
+                                  if line.startswith("voluntary_ctxt_switches:"))
+                out[int(tid)] = (int(fields[0]), int(fields[1]), sleeps)
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError, StopIteration):
                 continue          # a thread that just ended
     return out
 
 
 def shares(first: dict, last: dict, seconds: float) -> dict:
-    """{role: {tid: (run_ns, wait_ns)}} at two moments -> {role: {"on_cpu", "runq"}} per
-    second.  Thread by thread: one that started meanwhile counts from zero, one that
-    ended meanwhile is left out (its time is no longer readable), so no share comes
-    out negative."""
+    """{role: {tid: (run_ns, wait_ns, sleeps)}} at two moments -> {role: {"on_cpu",
+    "runq", "sleeps_per_s"}}.  Thread by thread: one that started meanwhile counts from
+    zero, one that ended meanwhile is left out (its time is no longer readable), so no
+    figure comes out negative."""
     if seconds <= 0:
         return {}
     out = {}
     for role, threads in last.items():
         if role not in first:
             continue
-        run = wait = 0
-        for tid, (r, w) in threads.items():
-            r0, w0 = first[role].get(tid, (0, 0))
-            run += r - r0
-            wait += w - w0
-        out[role] = {"on_cpu": run / 1e9 / seconds, "runq": wait / 1e9 / seconds}
+        total = [0, 0, 0]
+        for tid, now in threads.items():
+            then = first[role].get(tid, (0, 0, 0))
+            for k in range(3):
+                total[k] += now[k] - then[k]
+        out[role] = {"on_cpu": total[0] / 1e9 / seconds, "runq": total[1] / 1e9 / seconds,
+                     "sleeps_per_s": total[2] / seconds}
     return out
 
 
@@ -63,7 +70,7 @@ class Watch:
     def __init__(self, roles: dict, warmup: float = 0.5, interval: float = 0.1):
         self.roles = {r: list(p) for r, p in roles.items() if p}
         self.warmup, self.interval = warmup, interval
-        self._first = self._last = None         # (monotonic, {role: {tid: (run, wait)}})
+        self._first = self._last = None         # (monotonic, {role: {tid: (run, wait, sleeps)}})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="schedstat-watch", daemon=True)
 

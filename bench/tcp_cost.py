@@ -58,7 +58,9 @@ busy: whole-machine CPU per GB carried (/proc/stat) and the cores it kept busy; 
 the part in the kernel's copy routines (perf samples), every process; sender, switch,
 receiver: each role's own CPU per GB (schedstat: its threads, with the kernel work done in
 their context); snd on-CPU / runq: the share of the time the sender ran / waited to run
-(1.00 = all of it); frames/wake, syscalls/GB: tapswitch's loop counters. Bound: the
+(1.00 = all of it); switch sleeps/GB: its threads' voluntary context switches (each a
+wake-up someone paid for); frames/wake (frames read per such sleep), syscalls/GB:
+tapswitch's loop counters. Bound: the
 pipeline bound (see python -m bench.tcp_cost --help); x bound = measured / bound.
 Copies @veth cores: a switch costing veth plus its own copies, at veth's busy cores, x veth."""
 _SCRIPT_LINE = re.compile(r"^\s*(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+(?P<sym>\S+)")
@@ -120,8 +122,9 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     prof = parse_perf_script(script.stdout)
     out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
                 sched=m.get("sched"))
-    out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "empty_reads_per_frame",
-                                  "sleeps_per_gb") if k in m})
+    out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "read_empty_per_frame",
+                                  "read_skipped_per_frame", "switch_sleeps_per_gb",
+                                  "sender_sleeps_per_gb", "poll_hit_share") if k in m})
     return out
 
 
@@ -194,14 +197,14 @@ def table(med: dict) -> str:
         return format(v, fmt) if v is not None else "-"
     cols = ("peer", "Gbit/s", "x veth", "busy cores", "busy ms/GB", "copies ms/GB",
             "sender ms/GB", "switch ms/GB", "receiver ms/GB", "switch copies ms/GB",
-            "snd on-CPU", "snd runq", "frames/wake", "syscalls/GB", "bound Gbit/s", "x bound",
-            "copies @veth cores x veth")
+            "snd on-CPU", "snd runq", "switch sleeps/GB", "frames/wake", "syscalls/GB",
+            "bound Gbit/s", "x bound", "copies @veth cores x veth")
     rows = [(peer, f(m["gbps"], ".1f"), f(m.get("vs_veth"), ".2f"), f(m["busy_cores"], ".2f"),
              f(m["busy_ms_per_gb"], ".0f"), f(m["copy_ms_per_gb"], ".0f"),
              f(m.get("sender_ms_per_gb"), ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
              f(m.get("receiver_ms_per_gb"), ".0f"), f(m.get("switch_copy_ms_per_gb"), ".0f"),
              f(m.get("sender_on_cpu"), ".2f"), f(m.get("sender_runq"), ".2f"),
-             f(m.get("frames_per_wake"), ".2f"), f(m.get("syscalls_per_gb"), ".0f"),
+             f(m.get("switch_sleeps_per_gb"), ".0f"), f(m.get("frames_per_wake"), ".2f"), f(m.get("syscalls_per_gb"), ".0f"),
              f(m["bound_gbps"], ".1f"), f(m["vs_bound"], ".2f"),
              f(m.get("copies_at_veth_cores_vs_veth"), ".2f"))
             for peer, m in med.items()]

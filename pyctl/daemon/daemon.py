@@ -85,7 +85,8 @@ class Daemon:
         self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
         self.compiler = Compiler(switch, self.datapath)
         self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
-                                        slot_size=slot_size, backend=self.settings.io_backend)
+                                        slot_size=slot_size, backend=self.settings.io_backend,
+                                        poll_us=self.poll_us)
         limits = self.settings.slowpath
         self.view = PlanView(self.compiler, self.datapath)
         self.slowpath = SlowPath(self.view, SlowPathConfig(
@@ -112,6 +113,13 @@ class Daemon:
         self.packet_tid = None          # the native id of the thread running run()
         self._unsubscribe = None
         self.started_at = None
+
+    @property
+    def poll_us(self):
+        """The loop's polling after a busy batch: ``[daemon] poll_us``, but only for a
+        packet thread on CPUs of its own (``[daemon] cpus``): unpinned, it shares every
+        core with the tenants and polling would take their time (docs/io.md)."""
+        return self.settings.poll_us if self.settings.cpus else 0
 
     # ------------------------------------------------------------------ setup
 
@@ -423,6 +431,9 @@ def run_config(path, socket=None, out=None, cpus=None, poll_us=None):
             return 1
         where = (f", packet thread on CPUs {','.join(map(str, settings.cpus))}"
                  if settings.cpus else "")
+        if settings.poll_us:
+            where += (f", polling {daemon.poll_us} us after busy batches" if daemon.poll_us else
+                      ", poll_us ignored: the packet thread has no CPUs of its own ([daemon] cpus)")
         print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
               f"control socket {settings.socket}{where}", file=out, flush=True)
         daemon.run()

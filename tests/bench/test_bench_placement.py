@@ -87,13 +87,16 @@ def test_pin_sets_every_thread_of_the_switch_and_unpinned_gives_them_back():
 
 
 def test_schedstat_shares_per_second_thread_by_thread():
-    first = {"sender": {1: (1_000_000_000, 0), 2: (5_000_000_000, 0)}, "switch": {7: (0, 0)}}
+    first = {"sender": {1: (1_000_000_000, 0, 10), 2: (5_000_000_000, 0, 99)},
+             "switch": {7: (0, 0, 0)}}
     # thread 2 ended (its time is gone: left out, not subtracted); thread 3 is new
-    last = {"sender": {1: (2_000_000_000, 1_000_000_000), 3: (1_000_000_000, 0)},
-            "switch": {7: (1_000_000_000, 0)}}
-    assert schedstat.shares(first, last, 4.0) == {"sender": {"on_cpu": 0.5, "runq": 0.25},
-                                                 "switch": {"on_cpu": 0.25, "runq": 0.0}}
-    assert schedstat.read([os.getpid()])[os.getpid()][0] > 0
+    last = {"sender": {1: (2_000_000_000, 1_000_000_000, 30), 3: (1_000_000_000, 0, 20)},
+            "switch": {7: (1_000_000_000, 0, 4000)}}
+    assert schedstat.shares(first, last, 4.0) == {
+        "sender": {"on_cpu": 0.5, "runq": 0.25, "sleeps_per_s": 10.0},
+        "switch": {"on_cpu": 0.25, "runq": 0.0, "sleeps_per_s": 1000.0}}
+    me = schedstat.read([os.getpid()])[os.getpid()]
+    assert me[0] > 0 and me[2] >= 0
     assert schedstat.read([2 ** 22 + 12345]) is None                   # no such process
 
 
@@ -110,6 +113,7 @@ def test_watch_sees_a_spinning_process_run():
         spin.wait()
     assert set(shares) == {"sender", "window_s"}
     assert shares["window_s"] > 0.5 and shares["sender"]["on_cpu"] > 0.05
+    assert shares["sender"]["sleeps_per_s"] < 1000        # it spins: it hardly ever blocks
 
 
 def _doc_two_placements():

@@ -107,3 +107,14 @@ def test_run_overrides_are_checked_before_anything_starts(tmp_path, capsys, monk
     assert daemon_mod.run_config(str(config), poll_us=5000) == 1
     assert "--poll-us: poll_us is 0 (off) .. 1000" in capsys.readouterr().err
     assert started == []
+
+
+def test_polling_is_on_only_for_a_packet_thread_with_cpus_of_its_own():
+    for settings, want in ((DaemonSettings(poll_us=50), 0),
+                           (DaemonSettings(poll_us=50, cpus=(ALLOWED[-1],)), 50),
+                           (DaemonSettings(cpus=(ALLOWED[-1],)), 0)):
+        daemon = Daemon(Switch(), settings, max_namespaces=8, max_ports=8)
+        try:
+            assert daemon.poll_us == daemon.loop.poll_us == want
+        finally:
+            daemon.close(report=False)

@@ -1,0 +1,181 @@
+"""PacketLoop: waking less and reading less (issue 18), without root: socket pairs
+stand in for TAP fds.  Reads stop at the first EAGAIN and, for a port whose
+activations give one frame each, skip even that read (epoll reports the port again if
+it was not drained, so no frame waits); polling after a busy batch is bounded, never
+happens when the loop is idle, and turns itself off on a shared core."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import fastpath
+from pyctl.errors import Busy, InvalidArgument
+from tests.support.io import FakeTap, TENANTS, udp_frame, world
+
+PROBE_EVERY = 8          # fastpath/tap.pxi
+
+
+@pytest.fixture
+def rig(backend):
+    dp = world()
+    loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096, backend=backend)
+    taps = {p: FakeTap() for p in TENANTS}
+    for p, t in taps.items():
+        loop.add_port(p, t.loop_fd)
+    yield loop, taps
+    loop.close()
+    for t in taps.values():
+        t.close()
+
+
+def _frame(k=0):
+    return udp_frame(1, "10.0.0.2", k.to_bytes(4, "big"))
+
+
+def test_a_burst_is_read_to_the_first_eagain_and_no_further(rig):
+    loop, taps = rig
+    for k in range(5):
+        taps[1].inject(_frame(k))
+    loop.run(0)
+    st = loop.stats()
+    assert st["reads"] == 5 and st["read_empty"] == 1 and st["read_skipped"] == 0
+    assert len(taps[2].drain()) == 5
+
+
+def test_a_port_giving_one_frame_per_activation_is_not_read_to_eagain(rig):
+    loop, taps = rig
+    rounds = 3 * (PROBE_EVERY + 1)
+    for k in range(rounds):
+        taps[1].inject(_frame(k))
+        loop.run(0)
+        assert len(taps[2].drain()) == 1                      # forwarded at once, every time
+    st = loop.stats()
+    assert st["reads"] == rounds
+    assert st["read_empty"] + st["read_skipped"] == rounds    # each activation ended once
+    # the first activation reads to EAGAIN and learns; then one probe in PROBE_EVERY + 1
+    assert st["read_empty"] == 1 + (rounds - 1) // (PROBE_EVERY + 1)
+    assert st["read_skipped"] == rounds - st["read_empty"]
+
+
+def test_a_port_predicted_drained_loses_no_frame_and_turns_bursty_again(rig):
+    loop, taps = rig
+    taps[1].inject(_frame())
+    loop.run(0)                                    # one frame, EAGAIN: predicted from now on
+    taps[2].drain()
+    for k in range(40):
+        taps[1].inject(_frame(k))
+    out, passes = [], 0
+    while len(out) < 40 and passes < 100:
+        passes += 1
+        loop.run(0)
+        out += taps[2].drain()
+    assert [f[-4:] for f in out] == [k.to_bytes(4, "big") for k in range(40)]   # all, in order
+    st = loop.stats()
+    assert st["frames_in"] == st["frames_out"] == 41
+    # one frame per pass until the probe reads on to EAGAIN and sees the burst; after it
+    # the rest goes in full batches
+    assert st["read_skipped"] <= PROBE_EVERY
+    assert passes <= PROBE_EVERY + 1 + 40 // 16 + 1
+
+
+def test_an_idle_loop_with_polling_on_does_not_poll_or_spin(rig):
+    loop, taps = rig
+    loop.poll_us = 1000
+    cpu = time.thread_time()
+    loop.run(300)
+    used = time.thread_time() - cpu
+    st = loop.stats()
+    assert st["poll_episodes"] == st["polls"] == 0
+    assert st["epoll_waits"] <= 3 and st["waits"] == st["epoll_waits"]
+    assert used < 0.05                              # 300 ms asleep, not spinning
+
+
+def test_after_a_busy_batch_the_loop_polls_at_most_poll_us_then_sleeps(rig):
+    loop, taps = rig
+    loop.poll_us = 1000
+    taps[1].inject(_frame())
+    cpu = time.thread_time()
+    loop.run(300)
+    used = time.thread_time() - cpu
+    st = loop.stats()
+    assert len(taps[2].drain()) == 1
+    assert st["poll_episodes"] == 1 and st["polls"] >= 1 and st["poll_hits"] == 0
+    assert 1_000_000 <= st["poll_ns"] < 100_000_000         # the budget, plus scheduling slack
+    assert used < 0.1                                        # ~1 ms of polling, then asleep
+    assert st["waits"] >= 1                                  # it went to sleep after the episode
+
+
+def test_a_frame_found_while_polling_is_a_hit_without_a_sleep(rig):
+    loop, taps = rig
+    loop.poll_us = 1000
+    taps[1].inject(_frame(0))
+    loop.run(0)                 # one frame then EAGAIN: port 1 is predicted drained from now on
+    taps[1].inject(_frame(1))
+    taps[1].inject(_frame(2))
+    before = loop.stats()
+    loop.run(50)
+    st = loop.stats()
+    # the first pass reads one frame and leaves the port to epoll; the poll after that
+    # busy batch finds the second frame at once: a hit, no sleep between the two
+    assert len(taps[2].drain()) == 3
+    assert st["poll_hits"] - before["poll_hits"] >= 1
+    assert st["batches"] - before["batches"] == 2
+
+
+def test_poll_us_is_bounded_and_set_between_runs(rig):
+    loop, _ = rig
+    assert loop.poll_us == 0                                  # off unless asked
+    for bad in (-1, 1001):
+        with pytest.raises(InvalidArgument, match="poll_us must be in 0..1000"):
+            loop.poll_us = bad
+    loop.poll_us = 50
+    assert loop.poll_us == 50
+    started = threading.Event()
+
+    def runner():
+        started.set()
+        loop.run(500)
+    thread = threading.Thread(target=runner)
+    thread.start()
+    started.wait()
+    time.sleep(0.05)
+    with pytest.raises(Busy):
+        loop.poll_us = 10
+    loop.stop()
+    thread.join()
+    assert fastpath.PacketLoop(world(), poll_us=20).poll_us == 20
+
+
+SPIN = "import time\nt = time.time() + 20\nwhile time.time() < t: pass"
+
+
+def test_polling_turns_itself_off_on_a_core_shared_with_a_busy_task(rig):
+    loop, taps = rig
+    loop.poll_us = 1000
+    cpu = min(os.sched_getaffinity(0))
+    saved = os.sched_getaffinity(0)
+    spinner = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", SPIN])
+    try:
+        os.sched_setaffinity(0, {cpu})                        # this thread runs the loop
+        deadline = time.monotonic() + 10
+        frames = 0
+        while loop.stats()["poll_shared"] == 0 and time.monotonic() < deadline:
+            taps[1].inject(_frame(frames))
+            frames += 1
+            loop.run(5)
+            taps[2].drain()
+        st = loop.stats()
+        assert st["poll_shared"] >= 1                         # it saw another task take its CPU
+        episodes = st["poll_episodes"]
+        for k in range(50):                                   # within the back-off: no polling
+            taps[1].inject(_frame(k))
+            loop.run(0)
+            taps[2].drain()
+        assert loop.stats()["poll_episodes"] == episodes
+    finally:
+        os.sched_setaffinity(0, saved)
+        spinner.kill()
+        spinner.wait()
