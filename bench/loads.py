@@ -15,10 +15,12 @@ from __future__ import annotations
 import glob
 import itertools
 import json
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -157,11 +159,49 @@ def tcp_tool(choice: str = "auto") -> str:
     return choice
 
 
+_SS_FIELD = re.compile(r"\b(rtt|cwnd|unacked|mss|notsent|bytes_sent):([0-9.]+)")
+_SS_WMEM = re.compile(r"skmem:\(r\d+,rb\d+,t\d+,tb(\d+),f\d+,w(\d+)")
+
+
+def parse_ss(text: str) -> dict:
+    """``ss -tinm`` of the sender's namespace -> the busiest connection's window: RTT
+    (us), cwnd (segments), bytes unacknowledged (in flight), bytes queued in the socket
+    (sent or not: the pages the sender's copies wrote and that are not yet freed), and
+    bytes not yet sent."""
+    best = None
+    for block in re.split(r"\n(?=\S)", text.strip()):
+        got = {k: float(v) for k, v in _SS_FIELD.findall(block)}
+        if "bytes_sent" not in got:
+            continue
+        wmem = _SS_WMEM.search(block)
+        if best is None or got["bytes_sent"] > best[0]["bytes_sent"]:
+            best = (got, wmem)
+    if best is None:
+        return {}
+    got, wmem = best
+    mss = got.get("mss", 0)
+    out = {"snd_rtt_us": got.get("rtt", 0) * 1000, "snd_cwnd": got.get("cwnd", 0),
+           "snd_inflight_kb": got.get("unacked", 0) * mss / 1024,
+           "snd_notsent_kb": got.get("notsent", 0) / 1024}
+    if wmem:
+        out["snd_sndbuf_kb"], out["snd_queued_kb"] = int(wmem[1]) / 1024, int(wmem[2]) / 1024
+    return out
+
+
+def _sender_window(ns, dst_ip: str, holder: dict):
+    """One ``ss`` look at the sender's sockets, into ``holder`` (run from a timer)."""
+    try:
+        holder.update(parse_ss(ns.run(["ss", "-tinmH", "dst", dst_ip], timeout=5).stdout))
+    except Exception as exc:            # a missing ss or a finished load: no figures
+        holder["ss_error"] = str(exc)[:200]
+
+
 def tcp(pair: Pair, streams: int, seconds: float, tool: str,
-        placement: Placement = UNPINNED) -> dict:
+        placement: Placement = UNPINNED, window: str | None = None) -> dict:
     """TCP throughput a -> b with ``streams`` parallel connections; the sender (client)
-    and receiver (server) started on their CPUs of ``placement``, and how the scheduler
-    treated sender, receiver and switch (``sched``, bench.schedstat)."""
+    and receiver (server) started on their CPUs of ``placement``, how the scheduler
+    treated sender, receiver and switch (``sched``, bench.schedstat), and the sender's
+    TCP window halfway (``ss``).  ``window``: iperf3's -w (socket buffers, both ends)."""
     a, b = pair.a, pair.b
     port = str(next(_ports))
     if tool == "iperf3":
@@ -170,7 +210,7 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_listening(server, int(port), "iperf3 server")
         client_argv = ["iperf3", "-c", b.ip, "-p", port, "-t", str(seconds), "-P", str(streams),
-                       "-J", "--connect-timeout", "5000"]
+                       "-J", "--connect-timeout", "5000"] + (["-w", window] if window else [])
     else:
         server = b.ns.popen(placement.wrap("receiver", [sys.executable, "-m", "bench.tcpload",
                                                         "server", b.ip, port, str(streams),
@@ -180,20 +220,26 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str,
         client_argv = [sys.executable, "-m", "bench.tcpload", "client", b.ip, port,
                        str(streams), str(seconds)]
     try:
-        window = _Window(pair)
+        span = _Window(pair)
         client = a.ns.popen(placement.wrap("sender", client_argv), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
         watch = schedstat.Watch({"sender": [client.pid], "receiver": [server.pid],
-                                 "switch": window.pids}).start()
+                                 "switch": span.pids}).start()
+        tcp_window: dict = {}
+        look = threading.Timer(seconds / 2, _sender_window, (a.ns, b.ip, tcp_window))
+        look.start()
         try:
             stdout, stderr = client.communicate(timeout=seconds + TIMEOUT_SLACK)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"{tool} client did not finish within "
                                f"{seconds + TIMEOUT_SLACK:.0f} s") from None
         finally:
+            look.cancel()
+            look.join()
             sched = watch.stop()
             kernel.stop_process(client)         # forgets it in the registry
-        counters = window.close()
+        role_pids = {"sender": client.pid, "receiver": server.pid}
+        counters = span.close()
         if client.returncode != 0:
             raise RuntimeError(f"{tool} client failed: {(stderr or stdout)[-300:]}")
         if tool == "iperf3":
@@ -210,6 +256,8 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str,
     finally:
         kernel.stop_process(server)
     metrics["tool"] = tool
+    metrics["role_pids"] = role_pids
+    metrics.update(tcp_window)
     metrics.update(_cpu_fields(counters))
     metrics.update(_sched_fields(sched))
     metrics.update(loop_figures(counters.get("loop", {}), counters["wall_s"],

@@ -97,7 +97,7 @@ def _cpu_line() -> list[int]:
 
 
 def measure(pair: loads.Pair, seconds: float, workdir: str,
-            place: placement_mod.Placement) -> dict:
+            place: placement_mod.Placement, window: str | None = None) -> dict:
     """One iperf3 stream a -> b under ``perf record -a``; the costs per GB."""
     data = os.path.join(workdir, "perf.data")
     place.pin("switch", pair.peer.switch_pids())
@@ -106,7 +106,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         stat0 = _cpu_line()
-        m = loads.tcp(pair, 1, seconds, "iperf3", place)
+        m = loads.tcp(pair, 1, seconds, "iperf3", place, window=window)
         busy = _busy_cores(stat0, _cpu_line())
     finally:
         try:
@@ -121,7 +121,9 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
                             capture_output=True, text=True, timeout=120)
     prof = parse_perf_script(script.stdout)
     out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
-                sched=m.get("sched"))
+                sched=m.get("sched"), role_pids=m.get("role_pids"))
+    out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
+                                  "snd_sndbuf_kb", "snd_notsent_kb") if k in m})
     out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "read_empty_per_frame",
                                   "read_skipped_per_frame", "switch_sleeps_per_gb",
                                   "sender_sleeps_per_gb", "poll_hit_share") if k in m})
@@ -132,7 +134,8 @@ ROLES = ("sender", "switch", "receiver")
 
 
 def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switch_pids: set,
-          switch_cores: float | None, sched: dict | None = None) -> dict:
+          switch_cores: float | None, sched: dict | None = None,
+          role_pids: dict | None = None) -> dict:
     """CPU milliseconds per GB carried: the whole machine's (busy cores from /proc/stat),
     the copies' (perf samples every CPU PERF_HZ times a second, idle or not, so each
     sample stands for 1/PERF_HZ s of one CPU), the switch's (its own CPU clock) and its
@@ -151,6 +154,8 @@ def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switc
         out["switch_ms_per_gb"] = per_gb(switch_cores if switch_cores is not None
                                          else sampled(sum(d["samples"] for d in sw)))
         out["switch_copy_ms_per_gb"] = per_gb(sampled(sw_copy))
+    for role, pid in (role_pids or {}).items():          # the sender's and receiver's copies
+        out[f"{role}_copy_ms_per_gb"] = per_gb(sampled(prof["by_pid"].get(pid, {}).get("copy", 0)))
     for role, share in (sched or {}).items():
         if role in ROLES and isinstance(share, dict):
             out[f"{role}_ms_per_gb"] = per_gb(share["on_cpu"])
@@ -214,6 +219,27 @@ def table(med: dict) -> str:
     return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
 
 
+SENDER_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("sender ms/GB", "sender_ms_per_gb", ".0f"),
+                  ("its copies ms/GB", "sender_copy_ms_per_gb", ".0f"),
+                  ("receiver copies ms/GB", "receiver_copy_ms_per_gb", ".0f"),
+                  ("sender sleeps/GB", "sender_sleeps_per_gb", ".0f"),
+                  ("on-CPU", "sender_on_cpu", ".2f"), ("runq", "sender_runq", ".2f"),
+                  ("RTT us", "snd_rtt_us", ".0f"), ("cwnd", "snd_cwnd", ".0f"),
+                  ("in flight KB", "snd_inflight_kb", ".0f"), ("queued KB", "snd_queued_kb", ".0f"))
+
+
+def sender_table(med: dict) -> str:
+    """The sender's side: its CPU and copies per GB, its scheduling, and its TCP window
+    halfway through (ss): what a cold-page or a queueing explanation must match."""
+    cols = ("peer",) + tuple(c[0] for c in SENDER_COLUMNS)
+    rows = [(peer,) + tuple(format(m[k], fmt) if m.get(k) is not None else "-"
+                            for _, k, fmt in SENDER_COLUMNS) for peer, m in med.items()]
+    width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(r, width)))
+    return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.tcp_cost", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -224,6 +250,9 @@ def main(argv=None) -> int:
     p.add_argument("--placement", default="unpinned",
                    help="comma-separated CPU placements applied to every peer (bench/placement.py): "
                         "unpinned (default), pinned, or ROLE=CPUS[:ROLE=CPUS...]")
+    p.add_argument("--window", metavar="BYTES",
+                   help="iperf3 -w: the socket buffers of both ends (e.g. 256K), bounding the "
+                        "bytes in flight")
     p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
     args = p.parse_args(argv)
     try:
@@ -256,7 +285,7 @@ def main(argv=None) -> int:
             for place in places:
                 for name, pair in pairs.items():
                     row = f"{name}@{place.name}" if len(places) > 1 else name
-                    c = measure(pair, args.seconds, workdir, place)
+                    c = measure(pair, args.seconds, workdir, place, args.window)
                     samples.setdefault(row, []).append(c)
                     print(f"rep {rep}/{args.reps} {row:<34} {c['gbps']:.1f} Gbit/s, "
                           f"{c['busy_cores']:.2f} cores busy, sender on a CPU "
@@ -272,6 +301,8 @@ def main(argv=None) -> int:
     print()
     print(table(med))
     print(EXPLAIN)
+    print()
+    print(sender_table(med))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"argv": sys.argv, "placements": [p.as_dict() for p in places],
