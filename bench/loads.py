@@ -159,26 +159,32 @@ def tcp_tool(choice: str = "auto") -> str:
     return choice
 
 
-_SS_FIELD = re.compile(r"\b(rtt|cwnd|unacked|mss|notsent|bytes_sent):([0-9.]+)")
+_SS_FIELD = re.compile(r"\b(rtt|cwnd|unacked|mss|notsent|bytes_sent|bytes_received):([0-9.]+)")
 _SS_WMEM = re.compile(r"skmem:\(r\d+,rb\d+,t\d+,tb(\d+),f\d+,w(\d+)")
 
 
-def parse_ss(text: str) -> dict:
+def parse_ss(text: str, receiver: bool = False) -> dict:
     """``ss -tinm`` of the sender's namespace -> the busiest connection's window: RTT
     (us), cwnd (segments), bytes unacknowledged (in flight), bytes queued in the socket
     (sent or not: the pages the sender's copies wrote and that are not yet freed), and
-    bytes not yet sent."""
+    bytes not yet sent.  Of the receiver's (``receiver``): the bytes waiting in its
+    socket for the application to read them (its Recv-Q)."""
     best = None
     for block in re.split(r"\n(?=\S)", text.strip()):
         got = {k: float(v) for k, v in _SS_FIELD.findall(block)}
-        if "bytes_sent" not in got:
+        state = block.split()
+        got["recv_q"] = float(state[1]) if len(state) > 2 and state[1].isdigit() else 0.0
+        key = "bytes_received" if receiver else "bytes_sent"
+        if key not in got:
             continue
         wmem = _SS_WMEM.search(block)
-        if best is None or got["bytes_sent"] > best[0]["bytes_sent"]:
+        if best is None or got[key] > best[0][key]:
             best = (got, wmem)
     if best is None:
         return {}
     got, wmem = best
+    if receiver:
+        return {"rcv_queued_kb": got["recv_q"] / 1024}
     mss = got.get("mss", 0)
     out = {"snd_rtt_us": got.get("rtt", 0) * 1000, "snd_cwnd": got.get("cwnd", 0),
            "snd_inflight_kb": got.get("unacked", 0) * mss / 1024,
@@ -188,10 +194,13 @@ def parse_ss(text: str) -> dict:
     return out
 
 
-def _sender_window(ns, dst_ip: str, holder: dict):
-    """One ``ss`` look at the sender's sockets, into ``holder`` (run from a timer)."""
+def _windows(pair: Pair, holder: dict):
+    """One ``ss`` look at the sender's and the receiver's sockets, into ``holder`` (run
+    from a timer halfway through a load)."""
     try:
-        holder.update(parse_ss(ns.run(["ss", "-tinmH", "dst", dst_ip], timeout=5).stdout))
+        holder.update(parse_ss(pair.a.ns.run(["ss", "-tinmH", "dst", pair.b.ip], timeout=5).stdout))
+        holder.update(parse_ss(pair.b.ns.run(["ss", "-tinmH", "src", pair.b.ip], timeout=5).stdout,
+                               receiver=True))
     except Exception as exc:            # a missing ss or a finished load: no figures
         holder["ss_error"] = str(exc)[:200]
 
@@ -226,7 +235,7 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str,
         watch = schedstat.Watch({"sender": [client.pid], "receiver": [server.pid],
                                  "switch": span.pids}).start()
         tcp_window: dict = {}
-        look = threading.Timer(seconds / 2, _sender_window, (a.ns, b.ip, tcp_window))
+        look = threading.Timer(seconds / 2, _windows, (pair, tcp_window))
         look.start()
         try:
             stdout, stderr = client.communicate(timeout=seconds + TIMEOUT_SLACK)

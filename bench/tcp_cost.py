@@ -123,7 +123,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
                 sched=m.get("sched"), role_pids=m.get("role_pids"))
     out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
-                                  "snd_sndbuf_kb", "snd_notsent_kb") if k in m})
+                                  "snd_sndbuf_kb", "snd_notsent_kb", "rcv_queued_kb") if k in m})
     out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "read_empty_per_frame",
                                   "read_skipped_per_frame", "switch_sleeps_per_gb",
                                   "sender_sleeps_per_gb", "poll_hit_share") if k in m})
@@ -225,7 +225,8 @@ SENDER_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("sender ms/GB", "sender_ms_per_gb"
                   ("sender sleeps/GB", "sender_sleeps_per_gb", ".0f"),
                   ("on-CPU", "sender_on_cpu", ".2f"), ("runq", "sender_runq", ".2f"),
                   ("RTT us", "snd_rtt_us", ".0f"), ("cwnd", "snd_cwnd", ".0f"),
-                  ("in flight KB", "snd_inflight_kb", ".0f"), ("queued KB", "snd_queued_kb", ".0f"))
+                  ("in flight KB", "snd_inflight_kb", ".0f"), ("queued KB", "snd_queued_kb", ".0f"),
+                  ("receiver's unread KB", "rcv_queued_kb", ".0f"))
 
 
 def sender_table(med: dict) -> str:

@@ -111,3 +111,28 @@ def test_an_unknown_placement_is_refused(capsys):
     with pytest.raises(SystemExit):
         tcp_cost.main(["--placement", "sideways"])
     assert "unknown placement 'sideways'" in capsys.readouterr().err
+
+
+SS_SENDER = """\
+ESTAB 0      0       10.77.7.1:47636 10.77.7.2:5999
+\t skmem:(r0,rb131072,t0,tb69120,f0,w0,o0,bl0,d0) bbr rtt:2.4/2.519 mss:1448 cwnd:13 bytes_sent:287
+ESTAB 0      1310720 10.77.7.1:47652 10.77.7.2:5999
+\t skmem:(r0,rb131072,t0,tb4194304,f3008,w1328192,o0,bl0,d0) bbr rtt:2.831/2.369 mss:1448 \
+advmss:1448 cwnd:2091 bytes_sent:1715339301 unacked:906 notsent:5120 minrtt:0.028
+"""
+SS_RECEIVER = """\
+ESTAB 0      0       10.77.7.2:5999 10.77.7.1:47636
+\t skmem:(r0,rb131072) bytes_received:287
+ESTAB 2097152 0      10.77.7.2:5999 10.77.7.1:47652
+\t skmem:(r2097152,rb6291456) bytes_received:1715339301
+"""
+
+
+def test_the_busiest_connection_window_is_read_from_ss():
+    from bench import loads
+    got = loads.parse_ss(SS_SENDER)
+    assert got["snd_rtt_us"] == 2831 and got["snd_cwnd"] == 2091      # not the control connection
+    assert got["snd_inflight_kb"] == 906 * 1448 / 1024 and got["snd_notsent_kb"] == 5
+    assert got["snd_sndbuf_kb"] == 4096 and got["snd_queued_kb"] == 1328192 / 1024
+    assert loads.parse_ss(SS_RECEIVER, receiver=True) == {"rcv_queued_kb": 2048}
+    assert loads.parse_ss("") == {}
