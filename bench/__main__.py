@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from bench import report
+from bench import placement, report
 from bench.peers import PEERS
 from bench.runner import TESTS, Plan, run_bench
 
@@ -47,14 +47,6 @@ def _list(value: str, known, what: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or '(none)'}; "
                                          f"known: {', '.join(known)}")
     return items
-
-
-def _placements(value: str) -> list[str]:
-    from bench import placement
-    try:
-        return [p.name for p in placement.parse_list(value)]
-    except placement.PlacementError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run_fastpath_sweep(out_json: str, quick: bool) -> None:
@@ -161,10 +153,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="1 repetition, 1 s per test")
     p.add_argument("--tcp-tool", choices=("auto", "iperf3", "python"), default="auto",
                    help="TCP load: iperf3 if installed (auto), or bench/tcpload.py")
-    p.add_argument("--placement", default="unpinned", type=_placements,
-                   help="comma-separated CPU placements applied to every peer: unpinned "
-                        "(default), pinned, or ROLE=CPUS[:ROLE=CPUS...] (roles sender, receiver, "
-                        "switch)")
+    placement.add_argument(p)
     p.add_argument("-o", "--output", help=f"results JSON (default {DEFAULT_OUT}/bench-DATE.json)")
     p.add_argument("--no-plots", action="store_true")
     fp = p.add_mutually_exclusive_group()

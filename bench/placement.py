@@ -26,9 +26,13 @@ Named placements (``parse``):
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 from dataclasses import dataclass
+
+from pyctl import errors
+from pyctl.config.cpus import cpu_list_text, parse_cpu_list
 
 ROLES = ("sender", "receiver", "switch")
 NAMED = ("unpinned", "pinned")
@@ -44,32 +48,11 @@ def allowed_cpus() -> tuple[int, ...]:
 
 
 def _cpu_list(text: str) -> tuple[int, ...]:
-    cpus: set[int] = set()
-    for part in text.split("+"):
-        lo, _, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi or lo)
-        except ValueError:
-            raise PlacementError(f"not a CPU list: {text!r} (use 0, 0-1 or 0+2)") from None
-        if first < 0 or last < first:
-            raise PlacementError(f"not a CPU list: {text!r}")
-        cpus.update(range(first, last + 1))
-    return tuple(sorted(cpus))
-
-
-def cpu_list_text(cpus) -> str:
-    """(0, 1, 3) -> "0-1,3" (taskset's and /proc's form)."""
-    out, run = [], []
-    for cpu in sorted(cpus):
-        if run and cpu == run[-1] + 1:
-            run.append(cpu)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [cpu]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
+    """"0", "0-1", "0+2" -> CPU numbers ("+" joins, since "," separates placements)."""
+    try:
+        return parse_cpu_list(text.replace("+", ","))
+    except errors.InvalidArgument:
+        raise PlacementError(f"not a CPU list: {text!r} (use 0, 0-1 or 0+2)") from None
 
 
 @dataclass(frozen=True)
@@ -179,3 +162,17 @@ def parse_list(text: str, cpus: tuple[int, ...] | None = None) -> list[Placement
     if len(set(names)) != len(names):
         raise PlacementError(f"a placement is given twice: {text!r}")
     return out
+
+
+def add_argument(parser: argparse.ArgumentParser) -> None:
+    """``--placement`` (its value: the names of the placements, checked) for the bench's
+    command lines."""
+    def names(value: str) -> list[str]:
+        try:
+            return [p.name for p in parse_list(value)]
+        except PlacementError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parser.add_argument("--placement", default=["unpinned"], type=names,
+                        help="comma-separated CPU placements applied to every peer "
+                             "(bench/placement.py): unpinned (default), pinned, or "
+                             "ROLE=CPUS[:ROLE=CPUS...] (roles sender, receiver, switch)")

@@ -248,18 +248,13 @@ def main(argv=None) -> int:
                    help=f"comma-separated (default {','.join(DEFAULT_PEERS)}); veth is the reference")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--placement", default="unpinned",
-                   help="comma-separated CPU placements applied to every peer (bench/placement.py): "
-                        "unpinned (default), pinned, or ROLE=CPUS[:ROLE=CPUS...]")
+    placement_mod.add_argument(p)
     p.add_argument("--window", metavar="BYTES",
                    help="iperf3 -w: the socket buffers of both ends (e.g. 256K), bounding the "
                         "bytes in flight")
     p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
     args = p.parse_args(argv)
-    try:
-        places = placement_mod.parse_list(args.placement)
-    except placement_mod.PlacementError as exc:
-        p.error(str(exc))
+    places = [placement_mod.parse(name) for name in args.placement]
     peers = [x.strip() for x in args.peers.split(",") if x.strip()]
     unknown = [x for x in peers if x not in PEERS]
     if unknown or not peers:

@@ -13,22 +13,9 @@ import pytest
 
 import fastpath
 from pyctl.errors import Busy, InvalidArgument
-from tests.support.io import FakeTap, TENANTS, udp_frame, world
+from tests.support.io import udp_frame, world
 
 PROBE_EVERY = 8          # fastpath/tap.pxi
-
-
-@pytest.fixture
-def rig(backend):
-    dp = world()
-    loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096, backend=backend)
-    taps = {p: FakeTap() for p in TENANTS}
-    for p, t in taps.items():
-        loop.add_port(p, t.loop_fd)
-    yield loop, taps
-    loop.close()
-    for t in taps.values():
-        t.close()
 
 
 def _frame(k=0):
@@ -36,7 +23,7 @@ def _frame(k=0):
 
 
 def test_a_burst_is_read_to_the_first_eagain_and_no_further(rig):
-    loop, taps = rig
+    _, loop, taps = rig
     for k in range(5):
         taps[1].inject(_frame(k))
     loop.run(0)
@@ -46,7 +33,7 @@ def test_a_burst_is_read_to_the_first_eagain_and_no_further(rig):
 
 
 def test_a_port_giving_one_frame_per_activation_is_not_read_to_eagain(rig):
-    loop, taps = rig
+    _, loop, taps = rig
     rounds = 3 * (PROBE_EVERY + 1)
     for k in range(rounds):
         taps[1].inject(_frame(k))
@@ -61,7 +48,7 @@ def test_a_port_giving_one_frame_per_activation_is_not_read_to_eagain(rig):
 
 
 def test_a_port_predicted_drained_loses_no_frame_and_turns_bursty_again(rig):
-    loop, taps = rig
+    _, loop, taps = rig
     taps[1].inject(_frame())
     loop.run(0)                                    # one frame, EAGAIN: predicted from now on
     taps[2].drain()
@@ -82,7 +69,7 @@ def test_a_port_predicted_drained_loses_no_frame_and_turns_bursty_again(rig):
 
 
 def test_an_idle_loop_with_polling_on_does_not_poll_or_spin(rig):
-    loop, taps = rig
+    _, loop, taps = rig
     loop.poll_us = 1000
     cpu = time.thread_time()
     loop.run(300)
@@ -94,7 +81,7 @@ def test_an_idle_loop_with_polling_on_does_not_poll_or_spin(rig):
 
 
 def test_after_a_busy_batch_the_loop_polls_at_most_poll_us_then_sleeps(rig):
-    loop, taps = rig
+    _, loop, taps = rig
     loop.poll_us = 1000
     taps[1].inject(_frame())
     cpu = time.thread_time()
@@ -109,7 +96,7 @@ def test_after_a_busy_batch_the_loop_polls_at_most_poll_us_then_sleeps(rig):
 
 
 def test_a_frame_found_while_polling_is_a_hit_without_a_sleep(rig):
-    loop, taps = rig
+    _, loop, taps = rig
     loop.poll_us = 1000
     taps[1].inject(_frame(0))
     loop.run(0)                 # one frame then EAGAIN: port 1 is predicted drained from now on
@@ -126,7 +113,7 @@ def test_a_frame_found_while_polling_is_a_hit_without_a_sleep(rig):
 
 
 def test_poll_us_is_bounded_and_set_between_runs(rig):
-    loop, _ = rig
+    _, loop, _ = rig
     assert loop.poll_us == 0                                  # off unless asked
     for bad in (-1, 1001):
         with pytest.raises(InvalidArgument, match="poll_us must be in 0..1000"):
@@ -153,7 +140,7 @@ SPIN = "import time\nt = time.time() + 20\nwhile time.time() < t: pass"
 
 
 def test_polling_turns_itself_off_on_a_core_shared_with_a_busy_task(rig):
-    loop, taps = rig
+    _, loop, taps = rig
     loop.poll_us = 1000
     cpu = min(os.sched_getaffinity(0))
     saved = os.sched_getaffinity(0)
