@@ -146,3 +146,23 @@ def test_one_placement_keeps_plain_peer_rows():
     samples = [{"peer": "veth", "test": "tcp1", "rep": 1, "placement": "pinned",
                 "metrics": {"gbps": 1.0}}]
     assert list(report.summarize(samples)) == ["veth"]
+
+
+def test_copy_cost_sizes_and_table():
+    from bench import copy_cost
+    assert copy_cost.size("256K") == 262144 and copy_cost.size("4m") == 4 << 20
+    assert copy_cost.size("65536") == 65536
+    with pytest.raises(Exception, match="not a size"):
+        copy_cost.size("lots")
+    results = {(262144, False): [18.0, 20.0, 19.0], (262144, True): [21.0],
+               (4 << 20, False): [38.0], (4 << 20, True): [40.0]}
+    rows = copy_cost.table(results, [262144, 4 << 20]).splitlines()
+    assert rows[1].split() == ["256KB", "19.0", "1.00", "21.0", "1.11"]
+    assert rows[2].split() == ["4096KB", "38.0", "2.00", "40.0", "2.11"]
+
+
+def test_copycost_runs_and_reports_per_kb():
+    from bench import copy_cost
+    got = copy_cost.measure(1 << 20, 0.2, min(os.sched_getaffinity(0)), None)
+    assert got["working_set"] == 1 << 20 and got["reader"] == 0 and got["chunks"] > 10
+    assert 0 < got["ns_per_kb_p10"] <= got["ns_per_kb_median"]
