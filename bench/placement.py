@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 
 from pyctl import errors
@@ -176,3 +177,18 @@ def add_argument(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated CPU placements applied to every peer "
                              "(bench/placement.py): unpinned (default), pinned, or "
                              "ROLE=CPUS[:ROLE=CPUS...] (roles sender, receiver, switch)")
+
+
+def steer_rx(netns: str, ifname: str, cpus) -> None:
+    """Receive Packet Steering on ``ifname`` in kernel namespace ``netns``: the frames that
+    arrive on it (those a switch writes into a TAP, or a veth peer sends) are processed by
+    the namespace's stack on ``cpus`` (None: where they arrive, the default) instead of in
+    the writer's context -- for a TCP sender, its ACKs then free its pages on its own CPU.
+    Through ``ip netns exec``, which mounts the namespace's /sys."""
+    mask = format(sum(1 << c for c in cpus), "x") if cpus else "0"
+    proc = subprocess.run(["ip", "netns", "exec", netns, "sh", "-c",
+                           f"for q in /sys/class/net/{ifname}/queues/rx-*; do "
+                           f"echo {mask} > $q/rps_cpus || exit 1; done"],
+                          capture_output=True, text=True, timeout=10)
+    if proc.returncode != 0:
+        raise PlacementError(f"RPS on {ifname} in {netns}: {proc.stderr.strip()[-200:]}")

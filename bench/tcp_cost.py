@@ -97,10 +97,15 @@ def _cpu_line() -> list[int]:
 
 
 def measure(pair: loads.Pair, seconds: float, workdir: str,
-            place: placement_mod.Placement, window: str | None = None) -> dict:
-    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB."""
+            place: placement_mod.Placement, window: str | None = None, rps: bool = False) -> dict:
+    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB.  ``rps``:
+    each tenant's interface steers what arrives on it to the tenant's CPUs (the
+    placement's sender / receiver CPUs; every CPU when unpinned)."""
     data = os.path.join(workdir, "perf.data")
     place.pin("switch", pair.peer.switch_pids())
+    for ep, role in ((pair.a, "sender"), (pair.b, "receiver")):
+        placement_mod.steer_rx(ep.ns.name, ep.ifname,
+                               (place.cpus(role) or placement_mod.allowed_cpus()) if rps else None)
     perf = subprocess.Popen(["perf", "record", "-a", "-F", str(PERF_HZ), "-o", data, "-q",
                              "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -192,9 +197,10 @@ def summarize(samples: dict, cores: int) -> dict:
 
 
 def _veth_of(row: str) -> str:
-    """The veth row measured under the same placement ("veth" or "veth@PLACEMENT")."""
-    _, at, place = row.partition("@")
-    return f"veth@{place}" if at else "veth"
+    """The veth row measured under the same placement and steering ("veth", "veth+rps",
+    "veth@PLACEMENT", ...)."""
+    peer, at, place = row.partition("@")
+    return "veth" + ("+rps" if peer.endswith("+rps") else "") + (f"@{place}" if at else "")
 
 
 def table(med: dict) -> str:
@@ -252,6 +258,10 @@ def main(argv=None) -> int:
     p.add_argument("--window", metavar="BYTES",
                    help="iperf3 -w: the socket buffers of both ends (e.g. 256K), bounding the "
                         "bytes in flight")
+    p.add_argument("--rps", action="store_true",
+                   help="also measure each peer with Receive Packet Steering on both tenants' "
+                        "interfaces to the tenant's CPUs (rows NAME+rps): a sender's ACKs are then "
+                        "processed, and its pages freed, on its own CPU")
     p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
     args = p.parse_args(argv)
     places = [placement_mod.parse(name) for name in args.placement]
@@ -279,9 +289,11 @@ def main(argv=None) -> int:
             print(f"placement {place.describe()}")
         for rep in range(1, args.reps + 1):          # interleaved: drift hits all peers alike
             for place in places:
-                for name, pair in pairs.items():
-                    row = f"{name}@{place.name}" if len(places) > 1 else name
-                    c = measure(pair, args.seconds, workdir, place, args.window)
+                for name, pair, rps in [(n, p, r) for n, p in pairs.items()
+                                        for r in ((False, True) if args.rps else (False,))]:
+                    row = (f"{name}{'+rps' if rps else ''}"
+                           + (f"@{place.name}" if len(places) > 1 else ""))
+                    c = measure(pair, args.seconds, workdir, place, args.window, rps)
                     samples.setdefault(row, []).append(c)
                     print(f"rep {rep}/{args.reps} {row:<34} {c['gbps']:.1f} Gbit/s, "
                           f"{c['busy_cores']:.2f} cores busy, sender on a CPU "

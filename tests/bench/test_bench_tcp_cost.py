@@ -136,3 +136,9 @@ def test_the_busiest_connection_window_is_read_from_ss():
     assert got["snd_sndbuf_kb"] == 4096 and got["snd_queued_kb"] == 1328192 / 1024
     assert loads.parse_ss(SS_RECEIVER, receiver=True) == {"rcv_queued_kb": 2048}
     assert loads.parse_ss("") == {}
+
+
+def test_rps_rows_compare_with_veth_under_the_same_steering():
+    assert tcp_cost._veth_of("tapswitch+rps@pinned") == "veth+rps@pinned"
+    assert tcp_cost._veth_of("tapswitch@pinned") == "veth@pinned"
+    assert tcp_cost._veth_of("tapswitch+rps") == "veth+rps" and tcp_cost._veth_of("x") == "veth"
