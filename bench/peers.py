@@ -236,8 +236,10 @@ class TapswitchPeer(Peer):
     BACKEND_KEY = "io_backend"      # [daemon] key that selects the packet loop's I/O backend
     STOP_GRACE = 15.0               # the daemon removes its TAPs and namespaces on SIGTERM
 
+    TREE_ENV = "TAPSWITCH_BENCH_TREE"   # the tapswitch-tree peer's source tree
+
     def __init__(self, name: str, offloads: bool, backend: str | None = None,
-                 poll_us: int = 0):
+                 poll_us: int = 0, tree: bool = False):
         super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
                          + (", vnet header + TSO" if offloads else ", no offloads")
                          + (f", io_backend={backend}" if backend else "")
@@ -246,10 +248,18 @@ class TapswitchPeer(Peer):
         self.offloads = offloads
         self.backend = backend
         self.poll_us = poll_us
+        self.wants_tree = tree
+        self.tree = os.environ.get(self.TREE_ENV) if tree else None
+        if tree:
+            self.description += f", the daemon of the tree in ${self.TREE_ENV} ({self.tree})"
         self.workdir: str | None = None
         self.endpoints: tuple[Endpoint, ...] = ()
 
     def unavailable(self):
+        if self.tree is not None and not os.path.isdir(os.path.join(self.tree, "pyctl")):
+            return f"${self.TREE_ENV} does not name a tapswitch source tree: {self.tree!r}"
+        if self.wants_tree and self.tree is None:
+            return f"set ${self.TREE_ENV} to a built tapswitch tree (e.g. a worktree of main)"
         for module in ("pyctl.cli", "pyctl.daemon.daemon", "fastpath._core"):
             try:
                 if importlib.util.find_spec(module) is None:
@@ -303,9 +313,10 @@ class TapswitchPeer(Peer):
         with open(config, "w") as f:
             f.write(self.config_text(a, b))
         out_path, err_path = os.path.join(workdir, "daemon.out"), os.path.join(workdir, "daemon.err")
+        env = dict(os.environ, PYTHONPATH=self.tree) if self.tree else None
         with open(out_path, "w") as out, open(err_path, "w") as err:
             proc = self._start([sys.executable, "-m", "pyctl.cli", "run", config], registry,
-                               stdout=out, stderr=err)
+                               stdout=out, stderr=err, env=env)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             backend = self._ready_line(out_path)
@@ -379,4 +390,7 @@ PEERS = {
     # polling 50 us after each busy batch ([daemon] poll_us); it turns itself off where
     # the loop finds its core shared
     "tapswitch-poll": lambda: TapswitchPeer("tapswitch-poll", offloads=True, poll_us=50),
+    # the daemon of another built tree ($TAPSWITCH_BENCH_TREE, e.g. main's worktree):
+    # before/after comparisons in one run
+    "tapswitch-tree": lambda: TapswitchPeer("tapswitch-tree", offloads=True, tree=True),
 }

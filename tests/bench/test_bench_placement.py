@@ -166,3 +166,12 @@ def test_copycost_runs_and_reports_per_kb():
     got = copy_cost.measure(1 << 20, 0.2, min(os.sched_getaffinity(0)), None)
     assert got["working_set"] == 1 << 20 and got["reader"] == 0 and got["chunks"] > 10
     assert 0 < got["ns_per_kb_p10"] <= got["ns_per_kb_median"]
+
+
+def test_the_tree_peer_says_what_it_needs(monkeypatch, tmp_path):
+    from bench.peers import PEERS
+    monkeypatch.delenv("TAPSWITCH_BENCH_TREE", raising=False)
+    assert "set $TAPSWITCH_BENCH_TREE" in PEERS["tapswitch-tree"]().unavailable()
+    monkeypatch.setenv("TAPSWITCH_BENCH_TREE", str(tmp_path))
+    assert "does not name a tapswitch source tree" in PEERS["tapswitch-tree"]().unavailable()
+    assert PEERS["tapswitch"]().unavailable() is None          # the others do not care
