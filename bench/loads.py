@@ -121,7 +121,8 @@ def loop_figures(loop: dict, seconds: float, sleeps_per_s: float | None = None) 
     for key in ("read_empty", "read_skipped"):
         if frames and key in loop:
             out[f"{key}_per_frame"] = loop[key] / frames
-    calls = sum(loop.get(k, 0) for k in ("epoll_waits", "reads", "read_empty", "tx_submits", "sent"))
+    calls = sum(loop.get(k, 0) for k in ("epoll_waits", "epoll_interrupted", "reads", "read_empty",
+                                         "tx_submits", "sent"))
     if gb and calls:
         out["syscalls_per_gb"] = calls / gb
     if loop.get("poll_episodes"):
