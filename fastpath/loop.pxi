@@ -7,10 +7,7 @@
 #   1. epoll_wait: blocks only when no port is known to hold frames (no busy spin when
 #      idle); otherwise polls (timeout 0) to pick up newly readable ports.  With
 #      ``poll_us`` set, after a batch that forwarded frames it keeps polling for up to
-#      that long before it blocks (a frame that comes meanwhile costs its sender no
-#      wake-up, and the loop no sleep); an idle loop never polls.  An episode in which
-#      the scheduler gave the loop's CPU to another task (the core is shared: polling
-#      would take it from a tenant) turns polling off for POLL_BACKOFF_NS.
+#      that long before it blocks (poll.pxi).
 #   2. Fill the batch round-robin: each active port's rx (its kind's read, tap.pxi) per
 #      round, until the batch is full or every port said RX_EMPTY (a busy port cannot
 #      starve the others; the next batch starts where this one stopped).
@@ -44,12 +41,10 @@ from cpython.exc cimport PyErr_CheckSignals
 from fastpath.includes.epoll cimport (epoll_event, epoll_create1, epoll_ctl, epoll_wait, EPOLLIN,
                                       EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC, eventfd,
                                       EFD_NONBLOCK, EFD_CLOEXEC)
-from fastpath.includes.system cimport now_ns, thread_preemptions
+from fastpath.includes.system cimport now_ns
 
 cdef enum:
     MAX_EVENTS = 64
-    POLL_US_MAX = 1000
-    POLL_BACKOFF_NS = 1000000000    # no polling for 1 s after an episode on a shared core
 
 
 cdef class PacketLoop:
@@ -72,11 +67,7 @@ cdef class PacketLoop:
     cdef LoopStats st
     cdef seg_sink tx                # the backend's write function
     cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
-    cdef int64_t poll_budget        # ns to poll after a busy batch (0: off)
-    cdef int64_t poll_off_until     # monotonic ns: no polling before (the core was shared)
-    cdef int64_t poll_end           # polling after a busy batch until then (0: not polling);
-    cdef int64_t poll_start         # kept across an EINTR of the wait (io_uring's task work)
-    cdef int64_t poll_preempted     # the thread's preemptions when the episode began
+    cdef PollState poll             # polling after a busy batch (poll.pxi)
     cdef uint8_t scratch[SEG_SCRATCH]
 
     def __cinit__(self):
@@ -240,7 +231,7 @@ cdef class PacketLoop:
     @property
     def poll_us(self):
         """Microseconds the loop polls after a busy batch before it sleeps (0: never)."""
-        return self.poll_budget // 1000
+        return self.poll.budget // 1000
 
     @poll_us.setter
     def poll_us(self, int us):
@@ -248,7 +239,7 @@ cdef class PacketLoop:
             raise Busy("poll_us while run() is running (set it between runs)")
         if not 0 <= us <= POLL_US_MAX:
             raise InvalidArgument(f"poll_us must be in 0..{POLL_US_MAX}, not {us}")
-        self.poll_budget = <int64_t>us * 1000
+        self.poll.budget = <int64_t>us * 1000
 
     # ---- running -----------------------------------------------------------------------
 
@@ -274,7 +265,7 @@ cdef class PacketLoop:
                     break
                 PyErr_CheckSignals()
         finally:
-            self._poll_done(False)
+            poll_done(&self.poll, &self.st, False)
             self.running = False
         return [self.ready[i] for i in range(self.ready_n)]
 
@@ -291,12 +282,12 @@ cdef class PacketLoop:
         what io_uring's task work can cause without any signal)."""
         cdef epoll_event ev[MAX_EVENTS]
         cdef int n, j, wait
-        cdef int64_t left, t
+        cdef int64_t left
         cdef uint64_t tag, drain, batches
         cdef bint stopped = False
         self.ready_n = 0
         while True:
-            if self.ps.active_n > 0 or timeout_ms == 0 or self.poll_end:
+            if self.ps.active_n > 0 or timeout_ms == 0 or self.poll.end:
                 wait = 0
             elif timeout_ms < 0:
                 wait = -1
@@ -314,10 +305,10 @@ cdef class PacketLoop:
             self.st.epoll_waits += 1
             if wait != 0:
                 self.st.waits += 1
-            if self.poll_end and self.ps.active_n == 0:
+            if self.poll.end and self.ps.active_n == 0:
                 self.st.polls += 1
-                if n > 0 or now_ns() >= self.poll_end:
-                    self._poll_done(n > 0)
+                if n > 0 or now_ns() >= self.poll.end:
+                    poll_done(&self.poll, &self.st, n > 0)
             for j in range(n):
                 tag = ev[j].data.u64
                 if tag >> 32 == KIND_PORT:
@@ -331,35 +322,14 @@ cdef class PacketLoop:
             if self.ps.active_n > 0 and not stopped:
                 batches = self.st.batches
                 self._cycle()
-                if (self.poll_budget and self.st.batches != batches and not self.poll_end
-                        and self.ps.active_n == 0):
-                    t = now_ns()
-                    if t >= self.poll_off_until:
-                        self.poll_end, self.poll_start = t + self.poll_budget, t
-                        self.poll_preempted = thread_preemptions()
-                        self.st.poll_episodes += 1
+                if self.st.batches != batches and self.ps.active_n == 0:
+                    poll_begin(&self.poll, &self.st)
             if self.ready_n or stopped or self.slow.n or timeout_ms == 0:
-                self._poll_done(False)
+                poll_done(&self.poll, &self.st, False)
                 return False
             if timeout_ms > 0 and now_ns() >= deadline:
-                self._poll_done(False)
+                poll_done(&self.poll, &self.st, False)
                 return False
-
-    cdef void _poll_done(self, bint hit) noexcept nogil:
-        """End the polling episode, if one runs (frames came, the budget ran out, or
-        run() returns): count it, and turn polling off for a while if another task took
-        the CPU meanwhile."""
-        cdef int64_t t
-        if not self.poll_end:
-            return
-        t = now_ns()
-        self.poll_end = 0
-        self.st.poll_ns += <uint64_t>(t - self.poll_start)
-        if hit:
-            self.st.poll_hits += 1
-        if self.poll_preempted >= 0 and thread_preemptions() > self.poll_preempted:
-            self.st.poll_shared += 1
-            self.poll_off_until = t + POLL_BACKOFF_NS
 
     cdef void _fill(self) noexcept nogil:
         """Step 2: read the active ports round-robin into the batch."""
