@@ -54,7 +54,9 @@ PERF_HZ = 999
 # The kernel's byte-copying routines (names differ between kernel builds and CPUs).
 COPY_SYMBOL = re.compile(r"copy_(to|from)_iter|copy_user|rep_movs|memcpy|memmove|copy_page")
 EXPLAIN = """
-busy: whole-machine CPU per GB carried (/proc/stat) and the cores it kept busy; copies:
+busy: whole-machine CPU per GB carried (/proc/stat) and the cores it kept busy; other
+cores: of those, what the three roles did not use (other work on a shared machine, and
+kernel threads such as ksoftirqd); copies:
 the part in the kernel's copy routines (perf samples), every process; sender, switch,
 receiver: each role's own CPU per GB (schedstat: its threads, with the kernel work done in
 their context); snd on-CPU / runq: the share of the time the sender ran / waited to run
@@ -110,6 +112,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
                              "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
+        load1 = os.getloadavg()[0]          # the machine's load as the sample starts
         stat0 = _cpu_line()
         m = loads.tcp(pair, 1, seconds, "iperf3", place, window=window)
         busy = _busy_cores(stat0, _cpu_line())
@@ -127,6 +130,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     prof = parse_perf_script(script.stdout)
     out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
                 sched=m.get("sched"), role_pids=m.get("role_pids"))
+    out["load1"] = load1
     out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
                                   "snd_sndbuf_kb", "snd_notsent_kb", "rcv_queued_kb") if k in m})
     out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "read_empty_per_frame",
@@ -166,6 +170,9 @@ def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switc
             out[f"{role}_ms_per_gb"] = per_gb(share["on_cpu"])
             if role == "sender":
                 out["sender_on_cpu"], out["sender_runq"] = share["on_cpu"], share["runq"]
+    roles_cores = [s["on_cpu"] for r, s in (sched or {}).items() if r in ROLES and isinstance(s, dict)]
+    if roles_cores:         # what else kept the cores busy: other work on a shared machine
+        out["other_cores"] = max(0.0, busy_cores - sum(roles_cores))
     return out
 
 
@@ -203,15 +210,30 @@ def _veth_of(row: str) -> str:
     return "veth" + ("+rps" if peer.endswith("+rps") else "") + (f"@{place}" if at else "")
 
 
+def load_line(samples: dict) -> str:
+    """How loaded the machine was while the samples ran (a shared machine's other work
+    moves every figure: compare rows of one run only)."""
+    runs = [c for rows in samples.values() for c in rows]
+    load = sorted(c["load1"] for c in runs if "load1" in c)
+    other = [c["other_cores"] for c in runs if "other_cores" in c]
+    if not load:
+        return "machine load: not measured"
+    text = (f"machine load during the run: 1-min load average {load[0]:.1f}..{load[-1]:.1f} "
+            f"(median {statistics.median(load):.1f}) on {os.cpu_count()} CPUs")
+    if other:
+        text += f"; other work kept {statistics.median(other):.2f} cores busy (median)"
+    return text
+
+
 def table(med: dict) -> str:
     def f(v, fmt):
         return format(v, fmt) if v is not None else "-"
-    cols = ("peer", "Gbit/s", "x veth", "busy cores", "busy ms/GB", "copies ms/GB",
+    cols = ("peer", "Gbit/s", "x veth", "busy cores", "other cores", "busy ms/GB", "copies ms/GB",
             "sender ms/GB", "switch ms/GB", "receiver ms/GB", "switch copies ms/GB",
             "snd on-CPU", "snd runq", "switch sleeps/GB", "frames/wake", "syscalls/GB",
             "bound Gbit/s", "x bound", "copies @veth cores x veth")
     rows = [(peer, f(m["gbps"], ".1f"), f(m.get("vs_veth"), ".2f"), f(m["busy_cores"], ".2f"),
-             f(m["busy_ms_per_gb"], ".0f"), f(m["copy_ms_per_gb"], ".0f"),
+             f(m.get("other_cores"), ".2f"), f(m["busy_ms_per_gb"], ".0f"), f(m["copy_ms_per_gb"], ".0f"),
              f(m.get("sender_ms_per_gb"), ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
              f(m.get("receiver_ms_per_gb"), ".0f"), f(m.get("switch_copy_ms_per_gb"), ".0f"),
              f(m.get("sender_on_cpu"), ".2f"), f(m.get("sender_runq"), ".2f"),
@@ -297,7 +319,8 @@ def main(argv=None) -> int:
                     samples.setdefault(row, []).append(c)
                     print(f"rep {rep}/{args.reps} {row:<34} {c['gbps']:.1f} Gbit/s, "
                           f"{c['busy_cores']:.2f} cores busy, sender on a CPU "
-                          f"{c.get('sender_on_cpu', 0):.2f} (waiting {c.get('sender_runq', 0):.2f})",
+                          f"{c.get('sender_on_cpu', 0):.2f} (waiting {c.get('sender_runq', 0):.2f}), "
+                          f"other work {c.get('other_cores', 0):.2f} cores, load {c['load1']:.1f}",
                           flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted: cleaning up")
@@ -309,6 +332,7 @@ def main(argv=None) -> int:
     print()
     print(table(med))
     print(EXPLAIN)
+    print(load_line(samples))
     print()
     print(sender_table(med))
     if args.json:

@@ -56,6 +56,25 @@ def test_roles_cost_and_sender_shares_come_from_schedstat():
     assert c["receiver_ms_per_gb"] == pytest.approx(300)
     assert (c["sender_on_cpu"], c["sender_runq"]) == (0.6, 0.25)
     assert "window_s_ms_per_gb" not in c and "switch_ms_per_gb" not in c
+    assert c["other_cores"] == pytest.approx(0.6)           # 1.5 busy, 0.9 of it the roles'
+
+
+def test_other_work_is_what_the_roles_did_not_use_and_never_negative():
+    prof = {"samples": 0, "copy": 0, "by_pid": {}}
+    assert "other_cores" not in tcp_cost.costs(8.0, 1.5, 2.0, prof, set(), None)
+    c = tcp_cost.costs(8.0, 1.0, 2.0, prof, set(), None,        # sampled over other windows
+                       sched={"sender": {"on_cpu": 0.7, "runq": 0}, "switch": {"on_cpu": 0.5,
+                                                                              "runq": 0}})
+    assert c["other_cores"] == 0.0
+
+
+def test_the_load_line_says_how_loaded_the_machine_was():
+    samples = {"veth": [{"load1": 7.0, "other_cores": 0.5}, {"load1": 9.0, "other_cores": 0.7}],
+               "sw": [{"load1": 8.0, "other_cores": 0.6}]}
+    line = tcp_cost.load_line(samples)
+    assert "1-min load average 7.0..9.0 (median 8.0)" in line
+    assert "other work kept 0.60 cores busy" in line
+    assert tcp_cost.load_line({"veth": [{}]}) == "machine load: not measured"
 
 
 def test_pipeline_bound_is_the_busiest_role_or_all_cores_busy():
