@@ -6,7 +6,9 @@ CPUs and bench.schedstat watches the sender, the receiver and the switch. The
 table gives, per gigabyte carried, the machine's busy CPU time (and how many
 cores were busy), the part spent copying bytes (the kernel's copy routines, in
 every process), each role's own CPU time, the sender's on-CPU and run-queue
-shares, and for tapswitch its loop's frames per wake-up and syscalls per GB.
+shares, and for tapswitch its loop's frames per wake-up and syscalls per GB; a
+second table counts every switch's system calls through the kernel (bench.syscounts),
+so the forwarders, Open vSwitch and tapswitch of any tree are counted alike.
 
 Two bounds, both from what was measured:
 
@@ -45,7 +47,7 @@ import tempfile
 
 from pyctl import kernel
 
-from bench import loads, placement as placement_mod
+from bench import loads, placement as placement_mod, syscounts
 from bench.peers import PEERS
 from bench.runner import Plan, Run, _setup_peers
 
@@ -65,6 +67,11 @@ wake-up someone paid for); frames/wake (frames read per such sleep), syscalls/GB
 tapswitch's loop counters. Bound: the
 pipeline bound (see python -m bench.tcp_cost --help); x bound = measured / bound.
 Copies @veth cores: a switch costing veth plus its own copies, at veth's busy cores, x veth."""
+SWITCH_CALLS_EXPLAIN = """
+The switch's system calls, counted by the kernel (perf stat on the syscall tracepoints of
+its processes, bench/syscounts.py): reads (read, recvmsg), writes (write, writev, sendmsg,
+io_uring_enter), waits (epoll_wait, epoll_pwait, poll, ppoll); sleeps: voluntary context
+switches (schedstat); reads/wake: reads per sleep. loop ...: tapswitch's own counters."""
 _SCRIPT_LINE = re.compile(r"^\s*(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+(?P<sym>\S+)")
 
 
@@ -111,6 +118,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     perf = subprocess.Popen(["perf", "record", "-a", "-F", str(PERF_HZ), "-o", data, "-q",
                              "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    calls = syscounts.Counter(pair.peer.pids(), seconds)
     try:
         load1 = os.getloadavg()[0]          # the machine's load as the sample starts
         stat0 = _cpu_line()
@@ -123,6 +131,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
             perf.kill()
             perf.communicate()
             raise RuntimeError("perf record did not finish")
+        counts = calls.finish()
     if perf.returncode != 0:
         raise RuntimeError(f"perf record failed (exit {perf.returncode}): {err.strip()[-300:]}")
     script = subprocess.run(["perf", "script", "-i", data, "-F", "pid,tid,ip,sym"],
@@ -131,6 +140,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
                 sched=m.get("sched"), role_pids=m.get("role_pids"))
     out["load1"] = load1
+    out.update(switch_calls(counts, m["gbps"], seconds, m.get("switch_sleeps_per_gb")))
     out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
                                   "snd_sndbuf_kb", "snd_notsent_kb", "rcv_queued_kb") if k in m})
     out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "read_empty_per_frame",
@@ -173,6 +183,18 @@ def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switc
     roles_cores = [s["on_cpu"] for r, s in (sched or {}).items() if r in ROLES and isinstance(s, dict)]
     if roles_cores:         # what else kept the cores busy: other work on a shared machine
         out["other_cores"] = max(0.0, busy_cores - sum(roles_cores))
+    return out
+
+
+def switch_calls(counts: dict, gbps: float, seconds: float, sleeps_per_gb) -> dict:
+    """The switch's system calls per GB carried, counted by the kernel over ``seconds``
+    (bench.syscounts), and its reads per wake-up (reads / voluntary sleeps)."""
+    if not counts or not gbps:
+        return {}
+    gb = gbps / 8 * seconds
+    out = {f"switch_{group}_per_gb": n / gb for group, n in counts.items()}
+    if sleeps_per_gb and "reads" in counts:
+        out["switch_reads_per_wake"] = out["switch_reads_per_gb"] / sleeps_per_gb
     return out
 
 
@@ -257,16 +279,39 @@ SENDER_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("sender ms/GB", "sender_ms_per_gb"
                   ("receiver's unread KB", "rcv_queued_kb", ".0f"))
 
 
-def sender_table(med: dict) -> str:
-    """The sender's side: its CPU and copies per GB, its scheduling, and its TCP window
-    halfway through (ss): what a cold-page or a queueing explanation must match."""
-    cols = ("peer",) + tuple(c[0] for c in SENDER_COLUMNS)
+SWITCH_CALL_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("syscalls/GB", "switch_syscalls_per_gb", ".0f"),
+                       ("reads/GB", "switch_reads_per_gb", ".0f"),
+                       ("writes/GB", "switch_writes_per_gb", ".0f"),
+                       ("waits/GB", "switch_waits_per_gb", ".0f"),
+                       ("sleeps/GB", "switch_sleeps_per_gb", ".0f"),
+                       ("reads/wake", "switch_reads_per_wake", ".2f"),
+                       ("loop frames/wake", "frames_per_wake", ".2f"),
+                       ("loop syscalls/GB", "syscalls_per_gb", ".0f"))
+
+
+def columns_table(med: dict, columns, only=None) -> str:
+    """A table of ``columns`` ((title, key, format), ...) per row of ``med`` (rows
+    ``only`` holds a key of, if given)."""
+    cols = ("peer",) + tuple(c[0] for c in columns)
     rows = [(peer,) + tuple(format(m[k], fmt) if m.get(k) is not None else "-"
-                            for _, k, fmt in SENDER_COLUMNS) for peer, m in med.items()]
+                            for _, k, fmt in columns)
+            for peer, m in med.items() if only is None or m.get(only) is not None]
     width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
                                for i, (c, w) in enumerate(zip(r, width)))
     return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
+
+
+def sender_table(med: dict) -> str:
+    """The sender's side: its CPU and copies per GB, its scheduling, and its TCP window
+    halfway through (ss): what a cold-page or a queueing explanation must match."""
+    return columns_table(med, SENDER_COLUMNS)
+
+
+def switch_calls_table(med: dict) -> str:
+    """The switch's kernel crossings per GB, counted by the kernel for every switch peer
+    alike, beside tapswitch's own loop counters."""
+    return columns_table(med, SWITCH_CALL_COLUMNS, only="switch_syscalls_per_gb")
 
 
 def main(argv=None) -> int:
@@ -335,6 +380,9 @@ def main(argv=None) -> int:
     print(load_line(samples))
     print()
     print(sender_table(med))
+    print()
+    print(switch_calls_table(med))
+    print(SWITCH_CALLS_EXPLAIN)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"argv": sys.argv, "placements": [p.as_dict() for p in places],
