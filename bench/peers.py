@@ -304,6 +304,18 @@ class TapswitchPeer(Peer):
             lines.append("")
         return "\n".join(lines)
 
+    @staticmethod
+    def daemon_argv(config: str) -> list[str]:
+        return [sys.executable, "-m", "pyctl.cli", "run", config]
+
+    def daemon_where(self) -> dict:
+        """The daemon's environment and working directory: a tree peer's runs in its
+        tree (``python -m`` puts the working directory first on sys.path, before
+        PYTHONPATH: started from another tree, it would run that tree's code)."""
+        if not self.tree:
+            return {}
+        return {"env": dict(os.environ, PYTHONPATH=self.tree), "cwd": self.tree}
+
     def setup(self, a, b, registry):
         self.workdir = workdir = tempfile.mkdtemp(prefix="tapswitch-bench-")
         registry.register(f"directory {workdir}", lambda: shutil.rmtree(workdir, ignore_errors=True))
@@ -313,10 +325,9 @@ class TapswitchPeer(Peer):
         with open(config, "w") as f:
             f.write(self.config_text(a, b))
         out_path, err_path = os.path.join(workdir, "daemon.out"), os.path.join(workdir, "daemon.err")
-        env = dict(os.environ, PYTHONPATH=self.tree) if self.tree else None
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            proc = self._start([sys.executable, "-m", "pyctl.cli", "run", config], registry,
-                               stdout=out, stderr=err, env=env)
+            proc = self._start(self.daemon_argv(config), registry, stdout=out, stderr=err,
+                               **self.daemon_where())
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             backend = self._ready_line(out_path)

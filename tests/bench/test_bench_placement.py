@@ -175,3 +175,20 @@ def test_the_tree_peer_says_what_it_needs(monkeypatch, tmp_path):
     monkeypatch.setenv("TAPSWITCH_BENCH_TREE", str(tmp_path))
     assert "does not name a tapswitch source tree" in PEERS["tapswitch-tree"]().unavailable()
     assert PEERS["tapswitch"]().unavailable() is None          # the others do not care
+
+
+def test_the_tree_peer_runs_the_daemon_of_its_tree_from_anywhere(monkeypatch, tmp_path):
+    """``python -m`` puts the working directory first on sys.path: started from this
+    tree, the daemon must still import the other tree's pyctl."""
+    import subprocess
+    from bench.peers import PEERS
+    (tmp_path / "pyctl").mkdir()
+    (tmp_path / "pyctl" / "__init__.py").write_text("")
+    (tmp_path / "pyctl" / "cli.py").write_text("import sys\nprint('the other tree', sys.argv[1:])\n")
+    monkeypatch.setenv("TAPSWITCH_BENCH_TREE", str(tmp_path))
+    peer = PEERS["tapswitch-tree"]()
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run(peer.daemon_argv("x.toml"), capture_output=True, text=True, timeout=60,
+                         **{"cwd": here, **peer.daemon_where()})
+    assert out.stdout.strip() == "the other tree ['run', 'x.toml']", out.stderr
+    assert PEERS["tapswitch"]().daemon_where() == {}
