@@ -346,6 +346,7 @@ def main(argv=None) -> int:
         print("needs root (kernel namespaces, perf -a)", file=sys.stderr)
         return 2
     registry = kernel.registry
+    registry.install_signal_handlers()      # SIGTERM, SIGINT: remove what was made, then exit
     samples: dict = {}
     workdir = tempfile.mkdtemp(prefix="tapswitch-tcpcost-")
     registry.register(f"directory {workdir}", lambda: shutil.rmtree(workdir, ignore_errors=True))
