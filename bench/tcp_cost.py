@@ -144,7 +144,7 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
                                   "snd_sndbuf_kb", "snd_notsent_kb", "rcv_queued_kb") if k in m})
     out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "read_empty_per_frame",
-                                  "read_skipped_per_frame", "switch_sleeps_per_gb",
+                                  "switch_sleeps_per_gb",
                                   "sender_sleeps_per_gb", "poll_hit_share") if k in m})
     return out
 

@@ -48,9 +48,6 @@ cdef struct LoopPort:
     uint8_t vnet            # frames carry a virtio-net header on this port
     uint8_t active          # in the round-robin list
     int failed              # 0; else the errno of the read that failed it, or PORT_EOF
-    uint32_t got            # frames rx read since the port last said RX_EMPTY (this activation)
-    uint8_t single          # its recent activations gave one frame each (tap_rx's prediction)
-    uint8_t guesses         # activations ended by prediction since the last read that hit EAGAIN
     port_rx_fn rx           # the kind's read
     seg_sink tx             # the write backend's write
     TxSink sink             # tx's context

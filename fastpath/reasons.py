@@ -116,8 +116,6 @@ LOOP_STATS = (
     Counter("waits", "of the epoll_waits, those that could sleep (no port known to hold frames, "
             "not polling)"),
     Counter("read_empty", "reads that found the port empty (EAGAIN)"),
-    Counter("read_skipped", "reads not made: the port's last activations gave one frame each, so it "
-                            "was left to epoll (level-triggered: reported again if not drained)"),
     Counter("poll_episodes", "times the loop polled after a busy batch instead of sleeping (poll_us)"),
     Counter("polls", "epoll_wait calls made while polling"),
     Counter("poll_hits", "polling episodes that found frames (a sleep and a wake-up saved)"),

@@ -3,13 +3,11 @@
 # virtio-net header before each frame), or in tests a SOCK_SEQPACKET socket pair.
 #   tap_rx    one read() into the next batch slot: TAP reads do not batch (recvmmsg and
 #             readv do not, PLATFORM.md), and one frame per port per round keeps a busy
-#             port from starving the others.  It stops at the first EAGAIN, and where it
-#             can predict that EAGAIN it skips the read: a port whose last activation gave
-#             one frame (a stream of 64 KB super-frames wakes the loop once per frame or
-#             two) is left to epoll after one frame -- epoll is level-triggered, so a port
-#             that still holds a frame is reported again at the next wait, which costs what
-#             the read would have.  Every PROBE_EVERY-th such activation reads on to EAGAIN
-#             to see whether the port has turned bursty;
+#             port from starving the others.  A port is read until its first EAGAIN
+#             (counted: ``read_empty``).  Skipping that read where it can be predicted (a
+#             port whose activations give one frame each, left to level-triggered epoll)
+#             was measured for issue 18 and dropped: it saved reads but cut batches short,
+#             and cost more epoll_waits, submissions and CPU per GB than it saved (docs/io.md);
 #   fd_write  one write()/writev() per frame: the "epoll" write backend (the io_uring one
 #             is uring.pxi);
 #   fd_send   a frame the slow path built, written at once whatever the backend.
@@ -17,31 +15,18 @@
 
 cdef uint8_t ZERO_VNET_HDR[VNET_HDR_LEN]      # static: all zero
 
-cdef enum:
-    PROBE_EVERY = 8         # a predicted-drained port reads on to EAGAIN once in this many
-
 
 cdef Py_ssize_t tap_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize_t slot,
                        Py_ssize_t room) noexcept nogil:
     """Read one frame of the TAP into batch slot ``slot``: 1 = a frame, 0 = nothing usable
-    (a counted drop, or EINTR), RX_EMPTY (read or predicted, see the top), or RX_FAILED
-    (p.failed says why)."""
+    (a counted drop, or EINTR), RX_EMPTY, or RX_FAILED (p.failed says why)."""
     cdef uint32_t off = slot * rx.slot_size + rx.headroom
     cdef uint8_t* f = rx.buf + off
     cdef size_t fits = rx.slot_size - rx.headroom + (VNET_HDR_LEN if p.vnet else 0)
-    cdef ssize_t r
-    if p.single and p.got >= 1 and p.guesses < PROBE_EVERY:
-        p.guesses += 1
-        p.got = 0
-        rx.st.read_skipped += 1
-        return RX_EMPTY
-    r = read(p.fd, (f - VNET_HDR_LEN) if p.vnet else f, fits)
+    cdef ssize_t r = read(p.fd, (f - VNET_HDR_LEN) if p.vnet else f, fits)
     if r < 0:
         if errno == EAGAIN:
             rx.st.read_empty += 1
-            p.single = p.got <= 1
-            p.got = 0
-            p.guesses = 0
             return RX_EMPTY
         if errno == EINTR:
             return 0
@@ -52,7 +37,6 @@ cdef Py_ssize_t tap_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize
         rx.st.read_eof += 1                # a TAP never reads 0 bytes; a closed socket does
         p.failed = PORT_EOF
         return RX_FAILED
-    p.got += 1
     return rx_accept(rx, port_id, p.vnet, slot, off, <size_t>r, fits)
 
 

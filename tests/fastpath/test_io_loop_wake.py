@@ -1,8 +1,7 @@
 """PacketLoop: waking less and reading less (issue 18), without root: socket pairs
-stand in for TAP fds.  Reads stop at the first EAGAIN and, for a port whose
-activations give one frame each, skip even that read (epoll reports the port again if
-it was not drained, so no frame waits); polling after a busy batch is bounded, never
-happens when the loop is idle, and turns itself off on a shared core."""
+stand in for TAP fds.  A port is read to its first EAGAIN and no further, frame after
+frame alike; polling after a busy batch is bounded, never happens when the loop is
+idle, and turns itself off on a shared core."""
 import os
 import subprocess
 import sys
@@ -15,9 +14,6 @@ import fastpath
 from pyctl.errors import Busy, InvalidArgument
 from tests.support.io import udp_frame, world
 
-PROBE_EVERY = 8          # fastpath/tap.pxi
-
-
 def _frame(k=0):
     return udp_frame(1, "10.0.0.2", k.to_bytes(4, "big"))
 
@@ -28,44 +24,18 @@ def test_a_burst_is_read_to_the_first_eagain_and_no_further(rig):
         taps[1].inject(_frame(k))
     loop.run(0)
     st = loop.stats()
-    assert st["reads"] == 5 and st["read_empty"] == 1 and st["read_skipped"] == 0
+    assert st["reads"] == 5 and st["read_empty"] == 1
     assert len(taps[2].drain()) == 5
 
 
-def test_a_port_giving_one_frame_per_activation_is_not_read_to_eagain(rig):
+def test_a_port_giving_one_frame_per_activation_is_read_once_more_each_time(rig):
     _, loop, taps = rig
-    rounds = 3 * (PROBE_EVERY + 1)
-    for k in range(rounds):
+    for k in range(6):
         taps[1].inject(_frame(k))
         loop.run(0)
         assert len(taps[2].drain()) == 1                      # forwarded at once, every time
     st = loop.stats()
-    assert st["reads"] == rounds
-    assert st["read_empty"] + st["read_skipped"] == rounds    # each activation ended once
-    # the first activation reads to EAGAIN and learns; then one probe in PROBE_EVERY + 1
-    assert st["read_empty"] == 1 + (rounds - 1) // (PROBE_EVERY + 1)
-    assert st["read_skipped"] == rounds - st["read_empty"]
-
-
-def test_a_port_predicted_drained_loses_no_frame_and_turns_bursty_again(rig):
-    _, loop, taps = rig
-    taps[1].inject(_frame())
-    loop.run(0)                                    # one frame, EAGAIN: predicted from now on
-    taps[2].drain()
-    for k in range(40):
-        taps[1].inject(_frame(k))
-    out, passes = [], 0
-    while len(out) < 40 and passes < 100:
-        passes += 1
-        loop.run(0)
-        out += taps[2].drain()
-    assert [f[-4:] for f in out] == [k.to_bytes(4, "big") for k in range(40)]   # all, in order
-    st = loop.stats()
-    assert st["frames_in"] == st["frames_out"] == 41
-    # one frame per pass until the probe reads on to EAGAIN and sees the burst; after it
-    # the rest goes in full batches
-    assert st["read_skipped"] <= PROBE_EVERY
-    assert passes <= PROBE_EVERY + 1 + 40 // 16 + 1
+    assert st["reads"] == 6 and st["read_empty"] == 6         # one EAGAIN per activation
 
 
 def test_an_idle_loop_with_polling_on_does_not_poll_or_spin(rig):
@@ -96,20 +66,35 @@ def test_after_a_busy_batch_the_loop_polls_at_most_poll_us_then_sleeps(rig):
 
 
 def test_a_frame_found_while_polling_is_a_hit_without_a_sleep(rig):
+    """A frame that comes while the loop polls after a busy batch is found by a poll (a
+    hit: the loop did not sleep for it).  Another thread sends it as soon as an episode
+    has begun; on a loaded machine that thread may come too late for one episode (1 ms),
+    so the test tries a few times and needs one hit."""
     _, loop, taps = rig
     loop.poll_us = 1000
-    taps[1].inject(_frame(0))
-    loop.run(0)                 # one frame then EAGAIN: port 1 is predicted drained from now on
-    taps[1].inject(_frame(1))
-    taps[1].inject(_frame(2))
-    before = loop.stats()
-    loop.run(50)
-    st = loop.stats()
-    # the first pass reads one frame and leaves the port to epoll; the poll after that
-    # busy batch finds the second frame at once: a hit, no sleep between the two
-    assert len(taps[2].drain()) == 3
-    assert st["poll_hits"] - before["poll_hits"] >= 1
-    assert st["batches"] - before["batches"] == 2
+
+    def send_while_polling(episodes):
+        deadline = time.monotonic() + 1.0
+        while loop.stats()["poll_episodes"] == episodes and time.monotonic() < deadline:
+            pass
+        taps[1].inject(_frame(1))
+
+    sent, out = 0, []
+    for _ in range(20):
+        before = loop.stats()
+        taps[1].inject(_frame(0))
+        sender = threading.Thread(target=send_while_polling, args=(before["poll_episodes"],))
+        sender.start()
+        loop.run(100)
+        sender.join()
+        sent += 2
+        out += taps[2].drain()
+        if loop.stats()["poll_hits"] > before["poll_hits"]:
+            break
+    assert loop.stats()["poll_hits"] >= 1
+    loop.run(0)                                  # a frame sent after the last run()
+    out += taps[2].drain()
+    assert len(out) == sent                      # none lost
 
 
 def test_poll_us_is_bounded_and_set_between_runs(rig):
