@@ -1,4 +1,6 @@
-# libc / POSIX bits of the fast path that Cython's own declarations do not give as such.
+# libc / POSIX bits of the fast path that Cython's own declarations do not give as such:
+# the monotonic clock, sched_yield (the lock handoff), the thread's signal mask (serve()),
+# the thread's preemptions (polling, poll.pxi).
 from libc.stdint cimport int64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.resource cimport getrusage, rusage
@@ -22,3 +24,16 @@ cdef inline int64_t thread_preemptions() noexcept nogil:
     if getrusage(RUSAGE_THREAD, &ru) != 0:
         return -1
     return ru.ru_nivcsw
+
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cdef extern from "<signal.h>" nogil:
+    ctypedef struct sigset_t:
+        pass
+    int sigfillset(sigset_t* s)
+    int pthread_sigmask(int how, const sigset_t* s, sigset_t* old)
+    enum:
+        SIG_BLOCK
+        SIG_SETMASK

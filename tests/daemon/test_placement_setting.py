@@ -67,17 +67,27 @@ def _run_in_thread(daemon):
     return thread
 
 
+def _placement(daemon):
+    """daemon.placement() once the packet thread has placed itself."""
+    deadline = time.monotonic() + 10
+    while (placed := daemon.call(daemon.placement)) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return placed
+
+
 def test_the_packet_thread_runs_on_its_cpus_and_no_other_thread_moves():
     cpu = ALLOWED[-1]
     before = os.sched_getaffinity(0)
     daemon = Daemon(Switch(), DaemonSettings(cpus=(cpu,)), max_namespaces=8, max_ports=8)
     try:
         daemon.start(control=False)
-        thread = _run_in_thread(daemon)
-        placed = daemon.call(daemon.placement)
-        assert placed["tid"] == thread.native_id
-        assert os.sched_getaffinity(thread.native_id) == {cpu}      # read back, that thread
+        thread = _run_in_thread(daemon)                   # run()'s: the control thread
+        placed = _placement(daemon)
+        packets = next(t for t in threading.enumerate() if t.name == "tapswitch-packets")
+        assert placed["tid"] == packets.native_id != thread.native_id
+        assert os.sched_getaffinity(packets.native_id) == {cpu}     # read back, that thread
         assert placed["cpus"] == [cpu] and daemon.call(daemon.stats)["packet_thread"] == placed
+        assert os.sched_getaffinity(thread.native_id) == before     # the control thread: not moved
         assert os.sched_getaffinity(0) == before                     # the caller's thread: as it was
     finally:
         daemon.stop()
@@ -90,7 +100,7 @@ def test_unpinned_the_packet_thread_keeps_the_process_cpus():
     try:
         daemon.start(control=False)
         thread = _run_in_thread(daemon)
-        assert daemon.call(daemon.placement)["cpus"] == ALLOWED
+        assert _placement(daemon)["cpus"] == ALLOWED
     finally:
         daemon.stop()
         thread.join(10)
