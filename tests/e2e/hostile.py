@@ -95,15 +95,7 @@ def own_mac(tenant):
     return bytes.fromhex(tenant.netns.link_info(tenant.port)["address"].replace(":", ""))
 
 
-def send_frames(tenant, frames):
-    """Whole Ethernet frames onto the tenant's link (AF_PACKET on its side of the TAP)."""
-    sock = tenant.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    try:
-        sock.bind((tenant.port, 0))
-        for frame in frames:
-            sock.send(frame)
-    finally:
-        sock.close()
+send_frames = probes.send_frames       # whole Ethernet frames onto the tenant's link
 
 
 def send_udp(tenant, dst, port, payloads, *, ttl=None, sport=0, broadcast=False):
