@@ -22,7 +22,7 @@ from tests.e2e import hostile as h
 READ_VERBS = sorted(name for name, verb in VERBS.items() if verb.access == "read")
 ARGS = {"owner": {"address": "10.0.0.2"}, "members": {"group": "239.1.1.1"}}  # required ones
 # What a client sees of the whole switch: only the administrator.
-SWITCH_WIDE = {"stats": {"loop", "slowpath", "slowpath_holds", "igmp", "slowpath_over_budget",
+SWITCH_WIDE = {"stats": {"loop", "slowpath", "slowpath_holds", "igmp", "slowpath_shares",
                          "backend"}}
 
 
