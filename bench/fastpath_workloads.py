@@ -104,14 +104,16 @@ def random_prefixes(n, rng):
     return sorted(out)
 
 
-@functools.lru_cache(maxsize=4)
-def _prefixes(n, seed):
-    return random_prefixes(n, np.random.default_rng(seed))
+@functools.lru_cache(maxsize=8)
+def cached_prefixes(draw, n, seed):
+    """``draw(n, rng)`` (random_prefixes or an IPv6 twin) with a generator seeded ``seed``,
+    kept for the next world of the same n and seed."""
+    return draw(n, np.random.default_rng(seed))
 
 
 def fib_world(cls, n_routes, seed=2, n_tenants=64, n_gateways=16):
     """n routes via 16 gateways on the uplink; 64 tenants send to random hosts of random routes."""
-    prefixes = _prefixes(n_routes, seed)
+    prefixes = cached_prefixes(random_prefixes, n_routes, seed)
     gws = [0x0AFF0001 + g for g in range(n_gateways)]
     dp = loaded(cls, n_tenants, ((tenant_addr(t), t) for t in range(1, n_tenants + 1)),
                 [(g, mac(0x20000 + g & 0xFFFF)) for g in gws], prefixes)

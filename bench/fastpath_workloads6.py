@@ -8,13 +8,18 @@ frames (14 + 40 + 8 UDP + 2) that hit them, hop limit 255.
 - ``fib6_world``: n routes shaped like an IPv6 BGP table (``random_prefixes6``) via 16
   gateways on the uplink; 64 tenants send to random hosts of random routes (routed).
 """
-import functools
 import ipaddress
 import struct
 
 import numpy as np
 
-from bench.fastpath_workloads import N_BATCH_FRAMES, cross_tenant_pairs, loaded, mac
+from bench.fastpath_workloads import (
+    N_BATCH_FRAMES,
+    cached_prefixes,
+    cross_tenant_pairs,
+    loaded,
+    mac,
+)
 
 V6 = ipaddress.IPv6Address
 TENANT_NET = 0xFD00_0000_0000_0001 << 64          # fd00:0:0:1::/64
@@ -67,13 +72,8 @@ def random_prefixes6(n, rng):
     return sorted(out)
 
 
-@functools.lru_cache(maxsize=4)
-def _prefixes6(n, seed):
-    return random_prefixes6(n, np.random.default_rng(seed))
-
-
 def fib6_world(cls, n_routes, seed=2, n_tenants=64, n_gateways=16):
-    prefixes = _prefixes6(n_routes, seed)
+    prefixes = cached_prefixes(random_prefixes6, n_routes, seed)
     gws = [V6(GATEWAY_NET + 1 + g) for g in range(n_gateways)]
     dp = loaded(cls, n_tenants, ((V6(tenant_addr6(t)), t, 64) for t in range(1, n_tenants + 1)),
                 [(gw, mac(0x20000 + g)) for g, gw in enumerate(gws)],
