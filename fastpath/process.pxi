@@ -105,15 +105,21 @@ cdef inline void decrement_ttl(uint8_t* ip) noexcept nogil:
     ip[11] = <uint8_t>hc
 
 
-cdef inline bint too_big4(const PortView* pv, int32_t op, const uint8_t* p, uint32_t off,
-                          const uint8_t* ip, uint32_t hlen, uint32_t tot) noexcept nogil:
-    """Is IPv4 packet ``ip`` (``tot`` bytes, header ``hlen``) larger than port ``op``'s
-    MTU?  A plain frame: its length; a super-frame: its largest segment (the headers up
-    to the TCP / UDP payload + gso_size; vnet_check made sure they are there).  The one
-    compare a frame that fits pays; the rest only for a frame longer than the MTU."""
-    cdef uint32_t hdr_end
-    if tot <= pv.mtu[op]:
-        return False
+cdef inline bint too_big4(const PortView* pv, int32_t op, const uint8_t* ip,
+                          const BatchView* b, Py_ssize_t i) noexcept nogil:
+    """Is frame i's IPv4 packet ``ip`` (checked by decide()) larger than port ``op``'s
+    MTU?  A plain frame: its length; a super-frame: its largest segment.  A frame that
+    fits pays one load and compare, inlined (its lengths are read again rather than
+    kept live across the lookups); the rest (over_mtu4) only a longer frame."""
+    return ((<uint32_t>ip[2] << 8) | ip[3]) > pv.mtu[op] and over_mtu4(pv, op, ip, b.offset[i])
+
+
+cdef bint over_mtu4(const PortView* pv, int32_t op, const uint8_t* ip, uint32_t off) noexcept nogil:
+    """too_big4() for a packet longer than the MTU: a plain one is too big; a super-frame
+    if its largest segment is (the headers up to the TCP / UDP payload + gso_size;
+    vnet_check made sure they are there)."""
+    cdef const uint8_t* p = ip - ETH_HLEN
+    cdef uint32_t hlen = (ip[0] & 0x0F) * 4, tot = (<uint32_t>ip[2] << 8) | ip[3], hdr_end
     if not is_super_frame(p, off):
         return True
     hdr_end = hlen
@@ -241,7 +247,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             return drop(t, b, i, ns, REASON_NO_PORT)
         if unlikely(ip[8] <= 1):
             return slow(t, b, i, ns, REASON_TTL_EXPIRED)
-        if unlikely(too_big4(&t.ports, op, p, off, ip, hlen, tot)):
+        if unlikely(too_big4(&t.ports, op, ip, b, i)):
             return slow(t, b, i, ns, REASON_TOO_BIG)
         mac = t.ports.peer[op]
         if unlikely(mac == 0):
@@ -256,7 +262,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             if unlikely(ip[8] <= 1):
                 return slow(t, b, i, ns, REASON_TTL_EXPIRED)
             op = <int32_t>(rc.hop >> 48)
-            if unlikely(too_big4(&t.ports, op, p, off, ip, hlen, tot)):
+            if unlikely(too_big4(&t.ports, op, ip, b, i)):
                 return slow(t, b, i, ns, REASON_TOO_BIG)
             mac = rc.hop & MAC_MASK
         else:
@@ -269,7 +275,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
                 return drop(t, b, i, ns, REASON_NO_PORT)
             if unlikely(ip[8] <= 1):
                 return slow(t, b, i, ns, REASON_TTL_EXPIRED)
-            if unlikely(too_big4(&t.ports, op, p, off, ip, hlen, tot)):
+            if unlikely(too_big4(&t.ports, op, ip, b, i)):
                 return slow(t, b, i, ns, REASON_TOO_BIG)
             gw = hop.gw
             if unlikely(not hash4_find(&t.neigh, scope, gw if gw else dst, &mac)):

@@ -131,6 +131,8 @@ LOOP_STATS = (
     Counter("write_eagain", "writes refused with a full queue (dropped)"),
     Counter("write_errors", "writes that failed otherwise (dropped)"),
     Counter("tx_no_port", "frames to a port the loop does not have (dropped)"),
+    Counter("tx_over_mtu", "fan-out copies larger than their port's MTU (a super-frame: its "
+            "segments), dropped as a bridge does"),
     Counter("read_errors", "reads that failed; the port is failed"),
     Counter("read_eof", "reads of 0 bytes; the port is failed"),
     Counter("rx_oversize", "frames that did not fit a slot (dropped)"),

@@ -53,6 +53,6 @@ def test_a_datagram_without_df_is_fragmented_by_the_switch(tapswitch_factory):
                  check=False)
     assert done.returncode == 0, done.stdout + done.stderr   # b reassembled and answered
     slow = topo.stats()["slowpath"]
-    assert slow["too_big_fragmented"] >= 3 and slow["too_big_df"] == 0
+    assert slow["too_big_fragmented"] >= 3 and slow.get("too_big_df", 0) == 0
     route = a.run(["ip", "route", "get", b.ip]).stdout
     assert "mtu" not in route, route                # nothing learnt: no error was sent
