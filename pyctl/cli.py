@@ -1,9 +1,15 @@
 """The `tapswitch` command: run a daemon, check a config, drive a daemon, run the demo.
 
+    tapswitch [--log-level LEVEL] [--log-format text|json] COMMAND ...
     tapswitch run CONFIG.toml [--socket PATH]
     tapswitch check CONFIG.toml [--json]
     tapswitch ctl [--socket PATH] [--json] VERB [ARGS...]
     tapswitch demo
+
+Logging (pyctl.ops.logsetup) goes to stderr, one line per record with a UTC timestamp,
+or one JSON object per line; ``--log-level`` and ``--log-format`` are taken before or
+after the command's name.  The daemon's default level, info, shows the audit log of control
+operations (logger ``tapswitch.audit``); the other commands default to warning.
 
 ``ctl`` verbs are the control socket's (docs/control.md), made from the verb
 table by ``pyctl.control.ctl``: ip-like positional arguments; output is a
@@ -18,6 +24,7 @@ import sys
 
 from pyctl import errors
 from pyctl.control import ctl
+from pyctl.ops import logsetup
 
 __all__ = ["main"]
 
@@ -26,21 +33,35 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 # ---------------------------------------------------------------- parser
 
+def _logging_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--log-level", choices=logsetup.LEVELS, default=default,
+                        help="log records at this level and above to stderr (default: info "
+                             "for run, warning for the other commands)")
+    parser.add_argument("--log-format", choices=logsetup.FORMATS, default=default,
+                        help="text lines, or one JSON object per line (default: text)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tapswitch", description=(
         "A userspace switch giving TAP endpoints the L2/L3 network-namespace model."))
+    _logging_options(p, None)
+    # also after the command's name; SUPPRESS keeps a subcommand from resetting them
+    after = argparse.ArgumentParser(add_help=False)
+    _logging_options(after, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the daemon with a topology file")
+    run = sub.add_parser("run", help="run the daemon with a topology file", parents=[after])
     run.add_argument("config", metavar="CONFIG.toml")
     run.add_argument("--socket", help="admin control socket (overrides the file's)")
 
-    check = sub.add_parser("check", help="validate a topology file without running it")
+    check = sub.add_parser("check", help="validate a topology file without running it",
+                           parents=[after])
     check.add_argument("config", metavar="CONFIG.toml")
     check.add_argument("--json", action="store_true", help="print the resulting model")
 
-    sub.add_parser("demo", help="build a small topology with real traffic, show it, clean up")
-    ctl.add_ctl_parser(sub)
+    sub.add_parser("demo", help="build a small topology with real traffic, show it, clean up",
+                   parents=[after])
+    ctl.add_ctl_parser(sub, parents=[after])
     return p
 
 
@@ -89,6 +110,8 @@ def main(argv: list[str] | None = None, *, stdout=None, stderr=None) -> int:
         ns = _parser().parse_args(argv)
     except SystemExit as exc:          # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    level = ns.log_level or ("info" if ns.command == "run" else "warning")
+    handler = logsetup.configure(level, ns.log_format or "text", stream=err)
     try:
         return _COMMANDS[ns.command](ns, out)
     except errors.TapswitchError as exc:
@@ -98,6 +121,8 @@ def main(argv: list[str] | None = None, *, stdout=None, stderr=None) -> int:
         return 130
     except BrokenPipeError:            # `tapswitch ctl ... | head`
         return EXIT_OK
+    finally:
+        logsetup.unconfigure(handler)
 
 
 if __name__ == "__main__":

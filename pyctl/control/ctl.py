@@ -20,7 +20,7 @@ from pyctl.control.verb_table import VERBS
 __all__ = ["add_ctl_parser", "ctl_args", "run"]
 
 # argparse dests that are not a verb's arguments
-_OWN = ("command", "socket", "json", "verb", "params", "call_verb")
+_OWN = ("command", "socket", "json", "verb", "params", "call_verb", "log_level", "log_format")
 
 
 def _add_param(parser: argparse.ArgumentParser, p: Param) -> None:
@@ -41,9 +41,10 @@ def _add_param(parser: argparse.ArgumentParser, p: Param) -> None:
     parser.add_argument(*p.cli_flags, **kwargs)
 
 
-def add_ctl_parser(sub) -> argparse.ArgumentParser:
-    """The ``ctl`` command and a subcommand per verb, on the ``sub`` subparsers."""
-    ctl = sub.add_parser("ctl", help="talk to a running daemon",
+def add_ctl_parser(sub, parents=()) -> argparse.ArgumentParser:
+    """The ``ctl`` command and a subcommand per verb, on the ``sub`` subparsers
+    (``parents``: the command's common options)."""
+    ctl = sub.add_parser("ctl", help="talk to a running daemon", parents=list(parents),
                          description="Verbs of the control socket; see docs/control.md.")
     ctl.add_argument("--socket", "-s", help="control socket (default: $TAPSWITCH_SOCKET or "
                                             "/run/tapswitch/control.sock)")

@@ -22,7 +22,7 @@ from pyctl.control.tables import table
 __all__ = ["Param", "Verb", "Columns", "ACCESS", "SERVED_BY", "TYPES", "keyvalue",
            "json_or_text"]
 
-ACCESS = ("read", "config", "member")
+ACCESS = ("read", "config", "member", "admin")
 # Who answers a verb: a method of the model (Switch / ActingContext, named py_name),
 # the control server itself (connection, namespace sockets), or only a running daemon.
 SERVED_BY = ("model", "server", "daemon")

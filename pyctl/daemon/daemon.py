@@ -61,12 +61,11 @@ class _DaemonDispatcher(Dispatcher):
         for verb in base.verbs():
             self.register(verb, verb.handler)
 
-    def dispatch(self, session, request):
-        verb = self.get(request.verb)
+    def execute(self, session, verb, args):
         if verb.access == "read":
-            return super().dispatch(session, request)
+            return verb.handler(session, **args)
         with self._daemon.change():
-            return super().dispatch(session, request)
+            return verb.handler(session, **args)
 
 
 class Daemon:
