@@ -2,7 +2,7 @@
 
     tapswitch [--log-level LEVEL] [--log-format text|json] COMMAND ...
     tapswitch run CONFIG.toml [--socket PATH]
-    tapswitch check CONFIG.toml [--json]
+    tapswitch check CONFIG.toml [--json] [--file-only]
     tapswitch ctl [--socket PATH] [--json] VERB [ARGS...]
     tapswitch demo
 
@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a topology file without running it",
                            parents=[after])
     check.add_argument("config", metavar="CONFIG.toml")
-    check.add_argument("--json", action="store_true", help="print the resulting model")
+    check.add_argument("--json", action="store_true", help="print the resulting model (or the "
+                                                           "errors) as JSON")
+    check.add_argument("--file-only", action="store_true",
+                       help="check the file and the model only, not this host (privileges, "
+                            "links and kernel namespaces that exist, sockets, limits)")
 
     sub.add_parser("demo", help="build a small topology with real traffic, show it, clean up",
                    parents=[after])
@@ -67,18 +71,34 @@ def _parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ main
 
-def _ctl(ns: argparse.Namespace, out) -> int:
+def _ctl(ns: argparse.Namespace, out, err) -> int:
     ctl.run(ns, out)
     return EXIT_OK
 
 
-def _check(ns: argparse.Namespace, out) -> int:
-    from pyctl import config
-    cfg = config.load_config(ns.config)
-    switch = config.check(cfg)
+def _check(ns: argparse.Namespace, out, err) -> int:
+    from pyctl.config.validate import validate
+    facts = None
+    if not ns.file_only:
+        from pyctl.kernel.facts import HostFacts
+        facts = HostFacts()
+    report = validate(ns.config, facts=facts)
+    cfg = report.config
+    if report.errors:
+        if ns.json:
+            print(json.dumps({"errors": [{"file": e.source, "line": e.line, "key": e.key,
+                                          "code": e.code, "reason": e.reason}
+                                         for e in report.errors]}, indent=2), file=out)
+        for e in report.errors:
+            print(f"tapswitch: {e.code}: {e.message}", file=err)
+        if len(report.errors) > 1:
+            print(f"tapswitch: {cfg.source}: {len(report.errors)} errors", file=err)
+        return EXIT_REFUSED
     if ns.json:
-        print(json.dumps(switch.snapshot(), indent=2), file=out)
+        print(json.dumps(report.switch.snapshot(), indent=2), file=out)
         return EXIT_OK
+    for note in report.notes:
+        print(f"note: {note}", file=out)
     addresses = len(cfg.root_addresses) + sum(len(n.addresses) for n in cfg.namespaces)
     counts = [(len(cfg.namespaces), "namespace"), (addresses, "address"),
               (len(cfg.ports), "port"), (len(cfg.routes), "route")]
@@ -88,13 +108,13 @@ def _check(ns: argparse.Namespace, out) -> int:
     return EXIT_OK
 
 
-def _run(ns: argparse.Namespace, out) -> int:
+def _run(ns: argparse.Namespace, out, err) -> int:
     from pyctl.daemon import daemon
     status = daemon.run_config(ns.config, socket=ns.socket)
     return EXIT_OK if status is None else int(status)
 
 
-def _demo(ns: argparse.Namespace, out) -> int:
+def _demo(ns: argparse.Namespace, out, err) -> int:
     from pyctl.rig import demo
     status = demo.main()
     return EXIT_OK if status is None else int(status)
@@ -113,7 +133,7 @@ def main(argv: list[str] | None = None, *, stdout=None, stderr=None) -> int:
     level = ns.log_level or ("info" if ns.command == "run" else "warning")
     handler = logsetup.configure(level, ns.log_format or "text", stream=err)
     try:
-        return _COMMANDS[ns.command](ns, out)
+        return _COMMANDS[ns.command](ns, out, err)
     except errors.TapswitchError as exc:
         print(f"tapswitch: {exc.code}: {exc.message}", file=err)
         return EXIT_REFUSED

@@ -29,6 +29,24 @@ class ConfigError(errors.InvalidArgument):
             self.code = code
 
 
+class ConfigErrors(ConfigError):
+    """Several refusals of one file, in line order (``errors``); the first's ``source``,
+    ``key``, ``line`` and ``reason``, and a message of one line per refusal."""
+
+    def __init__(self, errors_: list[ConfigError]):
+        first = errors_[0]
+        errors.InvalidArgument.__init__(self, "\n".join(e.message for e in errors_))
+        self.errors = list(errors_)
+        self.source, self.key, self.line, self.reason = first.source, first.key, first.line, first.reason
+        codes = {e.code for e in errors_}
+        self.code = codes.pop() if len(codes) == 1 else errors.InvalidArgument.code
+
+
+def config_errors(found: list[ConfigError]) -> ConfigError:
+    """One refusal as itself, several as ``ConfigErrors``."""
+    return found[0] if len(found) == 1 else ConfigErrors(found)
+
+
 # ----------------------------------------------------------------- records
 
 @dataclass(frozen=True)
@@ -125,6 +143,8 @@ class DaemonSettings:
     control: ControlLimits = ControlLimits()
     state_file: str | None = None      # what it made in the kernel; default <socket>.state
 
+    metrics: tuple[str, int] | None = None   # (host, port) of the Prometheus listener; None: off
+
     @property
     def namespace_socket_dir(self) -> str:
         return self.socket_dir or os.path.join(os.path.dirname(self.socket) or ".", "ns")
@@ -146,6 +166,12 @@ class Config:
     ports: tuple[PortSpec, ...] = ()
     daemon: DaemonSettings = DaemonSettings()
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # What the validator needs to know of a file read with its refusals (config.read_config):
+    # the names of namespaces and ports whose entries were refused (checks that depend on
+    # them are skipped: one mistake is reported once), and whether the file said nothing.
+    broken_namespaces: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    broken_ports: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    empty: bool = field(default=False, repr=False, compare=False)
 
     def namespace_sockets(self) -> list[str]:
         """Names of the namespaces that get their own control socket."""

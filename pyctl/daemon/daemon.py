@@ -30,6 +30,7 @@ from fastpath import verdicts
 from pyctl import errors, kernel
 from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
+from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
 from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon.ownership import Ownership
@@ -48,7 +49,6 @@ log = logging.getLogger("tapswitch.daemon")
 __all__ = ["Daemon", "run_config"]
 
 TICK_S = 0.1
-MAX_NAMESPACES, MAX_PORTS = 4096, 1024     # the fast path's table sizes (the model's capacity)
 NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
 
 
@@ -364,17 +364,19 @@ def print_counters(counters, out, title="counters"):
 
 def run_config(path, socket=None, out=None):
     """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
-    from pyctl import config as config_mod
-    from pyctl.model.switch import Switch
+    from pyctl.config.validate import validate
+    from pyctl.kernel.facts import HostFacts
     out = out if out is not None else sys.stdout
-    try:
-        cfg = config_mod.load_config(path)
-        switch = Switch()
-        switch.set_capacity(namespaces=MAX_NAMESPACES, ports=MAX_PORTS)
-        config_mod.apply(cfg, switch)
-    except errors.TapswitchError as exc:
-        print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
+    report = validate(path, facts=HostFacts(), check_sockets=socket is None)
+    for note in report.notes:
+        log.info("%s", note)
+    if report.errors:
+        for exc in report.errors:       # every one, as `tapswitch check` shows them
+            log.error("%s: %s", exc.code, exc.message)
+        log.error("%s: %d error%s: nothing was started", report.config.source,
+                  len(report.errors), "" if len(report.errors) == 1 else "s")
         return 1
+    cfg, switch = report.config, report.switch
     settings = cfg.daemon
     if socket is not None:
         import dataclasses
