@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion: see pyctl.cli_help)
 """The `tapswitch` command: run a daemon, check a config, drive a daemon, run the demo.
 
     tapswitch [--log-level LEVEL] [--log-format text|json] COMMAND ...
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from pyctl import errors
+from pyctl import cli_help, errors
 from pyctl.control import ctl
-from pyctl.ops import logsetup
 
 __all__ = ["main"]
 
@@ -33,17 +34,23 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 # ---------------------------------------------------------------- parser
 
+# pyctl.ops.logsetup's LEVELS and FORMATS (not imported here: `ctl` stays lean)
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_LOG_FORMATS = ("text", "json")
+
+
 def _logging_options(parser: argparse.ArgumentParser, default) -> None:
-    parser.add_argument("--log-level", choices=logsetup.LEVELS, default=default,
+    parser.add_argument("--log-level", choices=_LOG_LEVELS, default=default,
                         help="log records at this level and above to stderr (default: info "
                              "for run, warning for the other commands)")
-    parser.add_argument("--log-format", choices=logsetup.FORMATS, default=default,
+    parser.add_argument("--log-format", choices=_LOG_FORMATS, default=default,
                         help="text lines, or one JSON object per line (default: text)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(ctl_verb: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tapswitch", description=(
         "A userspace switch giving TAP endpoints the L2/L3 network-namespace model."))
+    p.add_argument("--version", action=cli_help.VersionAction)
     _logging_options(p, None)
     # also after the command's name; SUPPRESS keeps a subcommand from resetting them
     after = argparse.ArgumentParser(add_help=False)
@@ -65,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="build a small topology with real traffic, show it, clean up",
                    parents=[after])
-    ctl.add_ctl_parser(sub, parents=[after])
+    ctl.add_ctl_parser(sub, parents=[after], only=ctl_verb)
     return p
 
 
@@ -123,26 +130,52 @@ def _demo(ns: argparse.Namespace, out, err) -> int:
 _COMMANDS = {"ctl": _ctl, "check": _check, "run": _run, "demo": _demo}
 
 
+def _configure_logging(ns: argparse.Namespace, err):
+    """The handler on stderr (pyctl.ops.logsetup); None for a `ctl` call that asked for no
+    logging (it logs nothing of its own, and loads no logging module for it)."""
+    if ns.command == "ctl" and ns.log_level is None and ns.log_format is None:
+        return None
+    from pyctl.ops import logsetup
+    level = ns.log_level or ("info" if ns.command == "run" else "warning")
+    return logsetup.configure(level, ns.log_format or "text", stream=err)
+
+
 def main(argv: list[str] | None = None, *, stdout=None, stderr=None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    if "_ARGCOMPLETE" in os.environ:       # the shell asks what may come: every verb
+        cli_help.complete(_parser())
+    parser = _parser(ctl.verb_of(sys.argv[1:] if argv is None else argv))
     try:
-        ns = _parser().parse_args(argv)
+        ns = parser.parse_args(argv)
     except SystemExit as exc:          # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    level = ns.log_level or ("info" if ns.command == "run" else "warning")
-    handler = logsetup.configure(level, ns.log_format or "text", stream=err)
+    handler = _configure_logging(ns, err)
     try:
         return _COMMANDS[ns.command](ns, out, err)
     except errors.TapswitchError as exc:
         print(f"tapswitch: {exc.code}: {exc.message}", file=err)
+        hint = cli_help.privilege_hint(exc)
+        if hint:
+            print(f"tapswitch: {hint}", file=err)
+        return EXIT_REFUSED
+    except PermissionError as exc:      # the kernel's refusal, not wrapped in ours
+        print(f"tapswitch: {exc}", file=err)
+        print(f"tapswitch: {cli_help.privilege_hint(exc) or 'permission denied'}", file=err)
+        return EXIT_REFUSED
+    except ImportError as exc:
+        if type(exc).__name__ != "CoreNotBuilt":    # fastpath.CoreNotBuilt: say it, no traceback
+            raise
+        print(f"tapswitch: {exc}", file=err)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:            # `tapswitch ctl ... | head`
         return EXIT_OK
     finally:
-        logsetup.unconfigure(handler)
+        if handler is not None:
+            from pyctl.ops import logsetup
+            logsetup.unconfigure(handler)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ the same, in the same order, everywhere.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -160,6 +159,7 @@ class Verb:
 
 
 def _check_handler(verb: Verb, handler: Callable[..., Any]) -> None:
+    import inspect          # here: `tapswitch ctl` reads the table and binds no handler
     try:
         signature = inspect.signature(handler)
     except (TypeError, ValueError):      # a builtin: nothing to compare
