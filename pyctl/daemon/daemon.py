@@ -334,7 +334,10 @@ class Daemon:
             self._unsubscribe()
         self.multicast.detach()
         if report and self.started_at is not None:
-            print_counters(self.counters(), self.out, title="final counters")
+            try:
+                print_counters(self.counters(), self.out, title="final counters")
+            except (OSError, ValueError) as exc:   # stdout gone (a closed pipe): clean up anyway
+                log.warning("could not print the final counters: %s", exc)
         if self.control is not None:
             self.control.close()
         self.ports.close_all()
