@@ -25,6 +25,7 @@ class Plan:
     seconds: float = 5.0
     tcp_tool: str = "auto"
     rtt_count: int = loads.RTT_COUNT
+    quick: bool = False             # --quick: a smoke test (the report and plots say so)
 
     def expected_seconds(self, test: str) -> float:
         """A guess of one measurement's wall time, for the time-left estimate."""

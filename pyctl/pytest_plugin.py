@@ -5,11 +5,12 @@ Installing tapswitch registers it (entry point ``pytest11``: ``tapswitch``),
 so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_topology``
-    A started ``pyctl.rig.topology.Topology``: the root L2 ``init`` holds the
-    switch's own address 10.0.0.1/24 (the tenants' gateway), and two L3
-    tenants ``a`` (10.0.0.2/24) and ``b`` (10.0.0.3/24) each have a TAP in
-    their own kernel network namespace, configured and up, default route via
-    10.0.0.1.  ``topo.tenants["a"]`` is a ``Tenant``: ``.ip``, ``.run(argv)``,
+    A started ``pyctl.rig.topology.Topology`` on the subnet of
+    ``tapswitch_subnet`` (say 10.23.7.0/24): the root L2 ``init`` holds the
+    switch's own address .1 (the tenants' gateway, ``topo.gateway``), and two
+    L3 tenants ``a`` (.2) and ``b`` (.3) each have a TAP in their own kernel
+    network namespace, configured and up, default route via the gateway
+    (``topo.subnet`` is the network).  ``topo.tenants["a"]`` is a ``Tenant``: ``.ip``, ``.run(argv)``,
     ``.call(func, *args)`` (a picklable callable run in a child inside the
     namespace), ``.socket(family, type)`` (a socket created in it).
 
@@ -32,6 +33,11 @@ Example (examples/test_with_tapswitch.py is a complete file)::
             data, (source, _) = rx.recvfrom(100)
         assert (data, source) == (b"hello", a.ip)
 
+``tapswitch_subnet``
+    A free IPv4 subnet for a test's tenants (``ipaddress.IPv4Network``): a
+    random /24 of 10.0.0.0/8 that no route of the host covers
+    (``pyctl.rig.subnets``), or the one ``--tapswitch-subnet`` gives.
+
 Options:
 
 ``--tapswitch-mode=thread|process``
@@ -39,6 +45,10 @@ Options:
     ``thread`` (default) in the test process, its packet loop on its own
     thread; ``process`` as a child ``tapswitch run`` daemon driven through
     its control socket.
+
+``--tapswitch-subnet=10.99.0.0/24``
+    The subnet of ``tapswitch_subnet`` (and so of ``tapswitch_topology``)
+    instead of a free one picked at random.
 
 Tests using these fixtures need root (TAP devices and kernel network
 namespaces): without it they are skipped, with that reason.  Each topology's
@@ -58,6 +68,9 @@ def pytest_addoption(parser):
     group.addoption("--tapswitch-mode", choices=("thread", "process"), default=None,
                     help="where tapswitch fixtures run the switch: in the test process "
                          "(thread, the default) or as a child daemon (process)")
+    group.addoption("--tapswitch-subnet", default=None, metavar="A.B.C.D/N",
+                    help="the IPv4 subnet of the tapswitch_topology fixture (default: a free "
+                         "/24 of 10.0.0.0/8, picked at random)")
 
 
 def _require_root():
@@ -90,10 +103,22 @@ def tapswitch_factory(request):
 
 
 @pytest.fixture
-def tapswitch_topology(tapswitch_factory):
-    """A started topology: gateway 10.0.0.1/24 in ``init``, tenants ``a`` (.2) and ``b`` (.3)."""
+def tapswitch_subnet(request):
+    """A free IPv4 subnet (or ``--tapswitch-subnet``'s)."""
+    from pyctl.rig import subnets
+    given = request.config.getoption("tapswitch_subnet", None)
+    return subnets.parse_subnet(given) if given else subnets.free_subnet()
+
+
+@pytest.fixture
+def tapswitch_topology(tapswitch_factory, tapswitch_subnet):
+    """A started topology: the gateway .1 in ``init``, tenants ``a`` (.2) and ``b`` (.3) of
+    ``tapswitch_subnet``."""
+    net = tapswitch_subnet
+    gateway, a, b = (f"{net.network_address + k}/{net.prefixlen}" for k in (1, 2, 3))
     topo = tapswitch_factory()
-    topo.address_add("init", "10.0.0.1/24")
-    topo.tenant("a", "10.0.0.2/24")
-    topo.tenant("b", "10.0.0.3/24")
+    topo.subnet, topo.gateway = net, gateway.split("/")[0]
+    topo.address_add("init", gateway)
+    topo.tenant("a", a)
+    topo.tenant("b", b)
     return topo.start()

@@ -365,6 +365,12 @@ def print_counters(counters, out, title="counters"):
     print(format_counters(counters, title=title), file=out)
 
 
+def _log_refusal(exc: errors.TapswitchError) -> None:
+    """A refusal of `tapswitch run`, with its code as a field (``--log-format json``: the
+    test rig's child daemon reads it back as the error of that code)."""
+    log.error("%s: %s", exc.code, exc.message, extra={"code": exc.code, "error": exc.message})
+
+
 def run_config(path, socket=None, out=None):
     """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
     from pyctl.config.validate import validate
@@ -375,7 +381,7 @@ def run_config(path, socket=None, out=None):
         log.info("%s", note)
     if report.errors:
         for exc in report.errors:       # every one, as `tapswitch check` shows them
-            log.error("%s: %s", exc.code, exc.message)
+            _log_refusal(exc)
         log.error("%s: %d error%s: nothing was started", report.config.source,
                   len(report.errors), "" if len(report.errors) == 1 else "s")
         return 1
@@ -392,7 +398,7 @@ def run_config(path, socket=None, out=None):
             for name in cfg.namespace_sockets():
                 daemon.control.bind_namespace(name)
         except errors.TapswitchError as exc:
-            print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
+            _log_refusal(exc)
             return 1
         print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
               f"control socket {settings.socket}", file=out, flush=True)
