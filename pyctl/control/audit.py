@@ -16,8 +16,9 @@ address=10.0.0.5/24 -> EPERM: ...``; with ``--log-format json`` the same record 
 fields ``namespace``, ``admin``, ``socket``, ``pid``, ``uid``, ``gid``, ``verb``,
 ``arguments``, ``result``, ``error`` and ``ms``.
 
-``counts`` holds the operations by (verb, result) for the metrics; a verb the server does
-not know is counted as ``(unknown)`` so a client cannot grow the table with made-up names.
+``counts`` holds the operations by (namespace of the socket, verb, result) for the metrics;
+a verb the server does not know is counted as ``(unknown)`` so a client cannot grow the
+table with made-up names.
 """
 from __future__ import annotations
 
@@ -43,10 +44,10 @@ class Audit:
 
     def __init__(self, logger: logging.Logger = audit_log):
         self.logger = logger
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()      # metrics are read from the HTTP listener's thread
 
-    def snapshot(self) -> dict[tuple[str, str], int]:
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
         with self._lock:
             return dict(self.counts)
 
@@ -55,13 +56,13 @@ class Audit:
         """One operation: ``access`` None when the verb is unknown; ``code`` None when it
         succeeded."""
         result = code or "ok"
+        binding, peer = session.binding, session.peer
+        namespace = "init" if binding.admin else binding.name
         with self._lock:
-            self.counts[(verb if access is not None else UNKNOWN_VERB, result)] += 1
+            self.counts[(namespace, verb if access is not None else UNKNOWN_VERB, result)] += 1
         level = logging.DEBUG if code is None and access == "read" else logging.INFO
         if not self.logger.isEnabledFor(level):
             return
-        binding, peer = session.binding, session.peer
-        namespace = "init" if binding.admin else binding.name
         who = f"admin socket (init)" if binding.admin else namespace
         shown = " ".join(f"{k}={_arg_text(v)}" for k, v in args.items() if v is not None)
         outcome = "ok" if code is None else f"{code}: {message}"

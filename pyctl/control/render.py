@@ -109,9 +109,11 @@ def multicast(result: dict) -> str:
     return table(rows, ["SCOPE", "GROUP", "NAMESPACE", "ORIGIN", "EXPIRES IN (S)"], right=[4])
 
 
-def counters(result: dict) -> str:
-    # Imported here: the counter names come from the compiled fast path's reason table.
-    from pyctl.control.counters import format_counters
+def counters(result: dict | str) -> str:
+    """The counters as tables; ``--format prometheus``'s text as it came."""
+    if isinstance(result, str):
+        return result.rstrip("\n")
+    from pyctl.control.counters import format_counters   # the reason table: only when shown
     return format_counters(result)
 
 

@@ -167,11 +167,15 @@ _TABLE = (
     Verb("counters", [Param("namespace", "namespace", required=False,
                             help="only this namespace and its ports (default: every visible one)"),
                       Param("port", "port", required=False, option=True,
-                            flags=("--port", "-p"), help="only this port")],
+                            flags=("--port", "-p"), help="only this port"),
+                      Param("format", "str", required=False, option=True,
+                            choices=("json", "prometheus"),
+                            help="prometheus: the Prometheus text format (docs/operations.md)")],
          served_by="daemon", rig=True, summary="packet and drop counters",
-         result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons}}, "
-                "ports: {name: {namespace, rx_packets, ...}}, reasons, groups: {scope: {group: "
-                "{rx_packets, rx_bytes, copies}}}}` (below)", render=render.counters),
+         result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons, "
+                "drops, slowpath}}, ports: {name: {namespace, rx_packets, ...}}, reasons, groups: "
+                "{scope: {group: {rx_packets, rx_bytes, copies}}}}` (below); with `format` "
+                "`prometheus`: the metrics of what the socket sees, as text", render=render.counters),
     Verb("multicast", served_by="daemon",
          summary="group memberships: learned (with expiry) or configured",
          result="`{scope: {group: [{namespace, origin: learned\\|configured, expires_in}]}}` "

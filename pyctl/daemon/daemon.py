@@ -33,6 +33,8 @@ from pyctl.config import DaemonSettings
 from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
 from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
+from pyctl.daemon import metrics
+from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.view import PlanView
@@ -99,6 +101,7 @@ class Daemon:
         self.ports = PortManager(switch, self.loop, self.registry)
         self.multicast = Multicast(switch, self.view, self.change)
         self.control = None
+        self.metrics_http = None        # the HTTP listener, when [daemon] metrics is set
         self._calls = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._stopping = False
@@ -131,6 +134,9 @@ class Daemon:
                                              mode=self.settings.socket_mode,
                                              limits=self.settings.control)
                 self.loop.add_wakeup(self.control.fileno())
+            if self.settings.metrics is not None:
+                self.metrics_http = MetricsListener(self.settings.metrics,
+                                                    self._metrics_text).start()
             self._unsubscribe = self.switch.subscribe(self._on_model_event)
         except BaseException:
             self.close(report=False)
@@ -303,14 +309,23 @@ class Daemon:
 
     # ------------------------------------------------------------------ reading
 
-    def counters(self, session=None, namespace=None, port=None):
+    def counters(self, session=None, namespace=None, port=None, format=None):
         """The fast path's counters, named, limited to what ``session`` sees and filtered
-        (pyctl.control.counters.select)."""
+        (pyctl.control.counters.select); ``format="prometheus"``: the metrics of that view
+        as text (pyctl.daemon.metrics)."""
+        if format not in (None, "json", "prometheus"):
+            raise errors.InvalidArgument(f"format must be json or prometheus, not {format!r}")
         api = self.switch if session is None else session.api
         raw = self.datapath.counters()
         out = select_counters(raw, api, namespace=namespace, port=port)
         out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
+        if format == "prometheus":
+            return metrics.exposition(self, api, out, whole=namespace is None and port is None)
         return out
+
+    def _metrics_text(self):
+        """The admin's metrics, read on the daemon's thread (the HTTP listener's render)."""
+        return self.call(lambda: self.counters(format="prometheus"), timeout=5.0)
 
     def _multicast_verb(self, session):
         return self.multicast.memberships(session.api, time.monotonic())
@@ -338,6 +353,8 @@ class Daemon:
                 print_counters(self.counters(), self.out, title="final counters")
             except (OSError, ValueError) as exc:   # stdout gone (a closed pipe): clean up anyway
                 log.warning("could not print the final counters: %s", exc)
+        if self.metrics_http is not None:
+            self.metrics_http.close()
         if self.control is not None:
             self.control.close()
         self.ports.close_all()

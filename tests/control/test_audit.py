@@ -61,9 +61,9 @@ def test_operations_are_counted_by_verb_and_result(served):
             with pytest.raises(protocol.UnknownVerb):
                 ctl.call(made_up)
     counts = served.server.dispatcher.audit.snapshot()
-    assert counts[("ping", "ok")] == 2
-    assert counts[("create", "EEXIST")] == 1
-    assert counts[(UNKNOWN_VERB, "ENOSYS")] == 3 and ("a", "ENOSYS") not in counts
+    assert counts[("init", "ping", "ok")] == 2
+    assert counts[("init", "create", "EEXIST")] == 1
+    assert counts[("init", UNKNOWN_VERB, "ENOSYS")] == 3 and ("init", "a", "ENOSYS") not in counts
 
 
 def test_log_format_json_gives_one_object_per_line(served, capsys):

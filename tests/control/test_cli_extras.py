@@ -48,7 +48,7 @@ print("HEAVY", heavy, code)
 
 
 @pytest.mark.parametrize("argv", [["ping"], ["namespaces"], ["show", "web"], ["counters"],
-                                  ["version"]])
+                                  ["counters", "--format", "prometheus"], ["version"]])
 def test_a_ctl_call_loads_neither_numpy_nor_the_core(served, argv):
     served.server.dispatcher.register(VERBS["counters"], _counters, replace=True)
     done = python(["-c", LEAN, "ctl", "--socket", served.path, *argv])
@@ -56,7 +56,9 @@ def test_a_ctl_call_loads_neither_numpy_nor_the_core(served, argv):
     assert last == "HEAVY [] 0", done.stdout + done.stderr
 
 
-def _counters(session, namespace=None, port=None):
+def _counters(session, namespace=None, port=None, format=None):
+    if format == "prometheus":
+        return "# HELP tapswitch_x a metric\n# TYPE tapswitch_x gauge\ntapswitch_x 1\n"
     traffic = {"rx_packets": 1, "rx_bytes": 60, "tx_packets": 2, "tx_bytes": 120}
     return {"namespaces": {"web": {**traffic, "reasons": {"spoofed_source": 1, "arp": 2}}},
             "ports": {"tsw-web": {"namespace": "web", **traffic}},
