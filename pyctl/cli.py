@@ -87,8 +87,8 @@ def _check(ns: argparse.Namespace, out, err) -> int:
     from pyctl.config.validate import validate
     facts = None
     if not ns.file_only:
-        from pyctl.kernel.facts import HostFacts
-        facts = HostFacts()
+        from pyctl.daemon.ownership import HostAndStateFacts
+        facts = HostAndStateFacts()
     report = validate(ns.config, facts=facts)
     cfg = report.config
     if report.errors:

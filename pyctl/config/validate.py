@@ -71,6 +71,11 @@ class Facts:
         """RLIMIT_NOFILE's soft limit."""
         return None
 
+    def recorded(self, state_path: str):
+        """What the state file at ``state_path`` says (``pyctl.daemon.ownership.Recorded``:
+        ``live_pid``, ``links``, ``netns``), or None: cannot tell."""
+        return None
+
 
 @dataclass
 class Report:
@@ -91,7 +96,10 @@ class Report:
 def validate(path_or_text, *, source: str | None = None, facts: Facts | None = None,
              own_links=frozenset(), own_netns=frozenset(), check_sockets: bool = True,
              max_namespaces: int = MAX_NAMESPACES, max_ports: int = MAX_PORTS) -> Report:
-    """Every refusal of the file at ``path_or_text`` (phases in the module's docstring)."""
+    """Every refusal of the file at ``path_or_text`` (phases in the module's docstring).
+    With ``facts``, what ``facts.recorded(state file)`` says a dead daemon left (the
+    switch's own, taken over at start) is out of the way too, and a live daemon on the
+    same state file is a refusal."""
     from pyctl.model.switch import Switch
     config, found = read_config(path_or_text, source=source)
     report = Report(config, None, found)
@@ -111,6 +119,13 @@ def validate(path_or_text, *, source: str | None = None, facts: Facts | None = N
     ports = [p for p in config.ports if p.key not in failed]
     report.errors += _kernel_rules(r, ports)
     if facts is not None:
+        left = facts.recorded(config.daemon.state_path)
+        if left is not None and left.live_pid is not None and check_sockets:
+            report.errors.append(r.error(("daemon", "state_file"), f"another tapswitch (pid "
+                                         f"{left.live_pid}) runs with the state file "
+                                         f"{config.daemon.state_path}", "EBUSY"))
+        if left is not None:
+            own_links, own_netns = set(own_links) | left.links, set(own_netns) | left.netns
         report.errors += _host(r, config, ports, facts, frozenset(own_links),
                                frozenset(own_netns), report.notes)
         report.errors += _limits(r, config, facts)

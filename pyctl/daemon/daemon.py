@@ -391,9 +391,9 @@ def _log_refusal(exc: errors.TapswitchError) -> None:
 def run_config(path, socket=None, out=None):
     """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
     from pyctl.config.validate import validate
-    from pyctl.kernel.facts import HostFacts
+    from pyctl.daemon.ownership import HostAndStateFacts
     out = out if out is not None else sys.stdout
-    report = validate(path, facts=HostFacts(), check_sockets=socket is None)
+    report = validate(path, facts=HostAndStateFacts(), check_sockets=socket is None)
     for note in report.notes:
         log.info("%s", note)
     if report.errors:

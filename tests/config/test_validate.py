@@ -285,3 +285,28 @@ def test_run_refuses_what_check_refuses_and_logs_every_error(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "tapswitch.daemon"]
     assert len(lines) == 6 and lines[-1] == f"{path}: 5 errors: nothing was started"
     assert lines[4].startswith(f"EINVAL: {path}:24: port[0].mtu")
+
+
+class Left:
+    def __init__(self, live_pid=None, links=(), netns=()):
+        self.live_pid, self.links, self.netns = live_pid, frozenset(links), frozenset(netns)
+
+
+class HostWithState(FakeHost):
+    def __init__(self, left, **kwargs):
+        super().__init__(**kwargs)
+        self.left = left
+
+    def recorded(self, state_path):
+        return self.left
+
+
+def test_what_a_dead_daemon_left_is_the_switchs_own_and_a_live_one_is_refused():
+    taken = dict(links={"tsw-web"}, netns={"tenant-web"}, inside={"tenant-web": {"tsw-web"}})
+    assert [e.code for e in validate(GOOD, facts=FakeHost(**taken), check_sockets=False).errors] \
+        == ["EEXIST"]
+    left = Left(links={"tsw-web"}, netns={"tenant-web"})
+    assert validate(GOOD, facts=HostWithState(left, **taken), check_sockets=False).ok
+    report = validate(GOOD, facts=HostWithState(Left(live_pid=4242)))
+    assert [(e.key, e.code) for e in report.errors] == [("daemon.state_file", "EBUSY")]
+    assert "pid 4242" in report.errors[0].reason
