@@ -116,8 +116,8 @@ def _check(ns: argparse.Namespace, out, err) -> int:
 
 
 def _run(ns: argparse.Namespace, out, err) -> int:
-    from pyctl.daemon import daemon
-    status = daemon.run_config(ns.config, socket=ns.socket)
+    from pyctl.daemon import service
+    status = service.run_config(ns.config, socket=ns.socket)
     return EXIT_OK if status is None else int(status)
 
 

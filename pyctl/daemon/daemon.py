@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -48,7 +47,7 @@ from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
 
-__all__ = ["Daemon", "run_config"]
+__all__ = ["Daemon", "print_counters"]
 
 TICK_S = 0.1
 NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
@@ -381,47 +380,3 @@ def print_counters(counters, out, title="counters"):
     """A compact human table of ``Daemon.counters()``."""
     print(format_counters(counters, title=title), file=out)
 
-
-def _log_refusal(exc: errors.TapswitchError) -> None:
-    """A refusal of `tapswitch run`, with its code as a field (``--log-format json``: the
-    test rig's child daemon reads it back as the error of that code)."""
-    log.error("%s: %s", exc.code, exc.message, extra={"code": exc.code, "error": exc.message})
-
-
-def run_config(path, socket=None, out=None):
-    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
-    from pyctl.config.validate import validate
-    from pyctl.daemon.ownership import HostAndStateFacts
-    out = out if out is not None else sys.stdout
-    report = validate(path, facts=HostAndStateFacts(), check_sockets=socket is None)
-    for note in report.notes:
-        log.info("%s", note)
-    if report.errors:
-        for exc in report.errors:       # every one, as `tapswitch check` shows them
-            _log_refusal(exc)
-        log.error("%s: %d error%s: nothing was started", report.config.source,
-                  len(report.errors), "" if len(report.errors) == 1 else "s")
-        return 1
-    cfg, switch = report.config, report.switch
-    settings = cfg.daemon
-    if socket is not None:
-        import dataclasses
-        settings = dataclasses.replace(settings, socket=socket)
-    daemon = Daemon(switch, settings, out=out)
-    previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            daemon.start()
-            for name in cfg.namespace_sockets():
-                daemon.control.bind_namespace(name)
-        except errors.TapswitchError as exc:
-            _log_refusal(exc)
-            return 1
-        print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
-              f"control socket {settings.socket}", file=out, flush=True)
-        daemon.run()
-        return 0
-    finally:
-        daemon.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -277,7 +277,7 @@ def test_the_metrics_address_taken():
 
 
 def test_run_refuses_what_check_refuses_and_logs_every_error(tmp_path, caplog):
-    from pyctl.daemon.daemon import run_config
+    from pyctl.daemon.service import run_config
     path = tmp_path / "five.toml"
     path.write_text(FIVE)
     with caplog.at_level(logging.ERROR, logger="tapswitch.daemon"):

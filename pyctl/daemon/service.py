@@ -1,0 +1,89 @@
+"""`tapswitch run CONFIG.toml`: the daemon as a service.
+
+``run_config(path)`` validates the file (``pyctl.config.validate``: every refusal logged,
+nothing started), starts the ``Daemon`` and its namespace sockets, and serves until
+SIGTERM or SIGINT; then it cleans up.  With ``NOTIFY_SOCKET`` set (systemd's
+``Type=notify``; ``pyctl.ops.notify``) it says ``READY=1`` once the ports and the control
+sockets are up, ``STOPPING=1`` when it stops, and ``STATUS=`` lines between; the unit file
+is contrib/tapswitch.service (docs/operations.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+
+from pyctl import errors
+from pyctl.daemon.daemon import Daemon
+from pyctl.ops.notify import Notifier
+
+__all__ = ["run_config", "log_refusal"]
+
+log = logging.getLogger("tapswitch.daemon")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def log_refusal(exc: errors.TapswitchError) -> None:
+    """A refusal of `tapswitch run`, with its code as a field (``--log-format json``: the
+    test rig's child daemon reads it back as the error of that code)."""
+    log.error("%s: %s", exc.code, exc.message, extra={"code": exc.code, "error": exc.message})
+
+
+def _validated(path, socket):
+    """The file's model and settings, or None with every refusal logged."""
+    from pyctl.config.validate import validate
+    from pyctl.daemon.ownership import HostAndStateFacts
+    report = validate(path, facts=HostAndStateFacts(), check_sockets=socket is None)
+    for note in report.notes:
+        log.info("%s", note)
+    if report.errors:
+        for exc in report.errors:       # every one, as `tapswitch check` shows them
+            log_refusal(exc)
+        log.error("%s: %d error%s: nothing was started", report.config.source,
+                  len(report.errors), "" if len(report.errors) == 1 else "s")
+        return None
+    settings = report.config.daemon
+    if socket is not None:
+        settings = dataclasses.replace(settings, socket=socket)
+    return report, settings
+
+
+def _status(daemon) -> str:
+    return (f"{len(daemon.ports.open)} ports up, {len(daemon.ports.failed)} failed; "
+            f"I/O backend {daemon.loop.backend}; control socket {daemon.settings.socket}")
+
+
+def run_config(path, socket=None, out=None, notifier: Notifier | None = None):
+    """Validate, start, serve until SIGINT/SIGTERM, clean up; the exit status."""
+    out = out if out is not None else sys.stdout
+    notifier = notifier if notifier is not None else Notifier()
+    found = _validated(path, socket)
+    if found is None:
+        return 1
+    report, settings = found
+    daemon = Daemon(report.switch, settings, out=out)
+    previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in STOP_SIGNALS}
+    ready = False
+    try:
+        try:
+            daemon.start()
+            for name in report.config.namespace_sockets():
+                daemon.control.bind_namespace(name)
+        except errors.TapswitchError as exc:
+            log_refusal(exc)
+            return 1
+        status = _status(daemon)
+        print(f"tapswitch: {status}", file=out, flush=True)
+        log.info("ready: %s", status)
+        ready = notifier.ready(status) or True
+        daemon.run()
+        return 0
+    finally:
+        if ready:
+            notifier.notify(STOPPING=1, STATUS="stopping: closing the ports, removing what it "
+                                               "made in the kernel")
+        daemon.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
