@@ -78,6 +78,11 @@ def build(config: Config, switch) -> list[ConfigError]:
             continue
         step(_path_of(route.key), switch.route_add, route.namespace, route.prefix,
              via=route.via, port=route.port)
+    for i, group in enumerate(config.root_groups):
+        step(("root", "groups", i), switch.join, group, ROOT)
+    for ns in config.namespaces:
+        for i, group in enumerate(ns.groups if ns.name not in failed_ns else ()):
+            step(_path_of(ns.key) + ("groups", i), switch.join, group, ns.name)
     for message, (index, path, more) in full.items():
         if more:
             found[index] = r.error(path, f"{message} ({more} more past it)", found[index].code)

@@ -107,6 +107,7 @@ DAEMON_KEYS = (
 ROOT_KEYS = (
     Key("addresses", "strings", "addresses of the root L2 'init'", format="interface"),
     Key("socket", "boolean", "open a namespace socket for 'init'", default=False),
+    Key("groups", "strings", "multicast groups 'init' is a configured member of", format="ip"),
 )
 
 NAMESPACE_KEYS = (
@@ -117,6 +118,8 @@ NAMESPACE_KEYS = (
     Key("addresses", "strings", "an L2's own addresses; an L3's, assigned in the parent "
         "and pushed", format="interface"),
     Key("socket", "boolean", "open <socket_dir>/<name>.sock acting as it", default=False),
+    Key("groups", "strings", "multicast groups it is a configured member of (never expire; "
+        "docs/multicast.md)", format="ip"),
     Key("quota", "table", "an L2's quotas over its subtree (docs/model.md)",
         keys=tuple(Key(name, "integer", f"most {name} in the subtree", range=(0, QUOTA_MAX))
                    for name in QUOTA_KEYS)),

@@ -71,12 +71,13 @@ def read_config(path_or_text: str | os.PathLike, *,
                                                    f"TOML syntax error: {exc}")]
     r = _Reader(source, _index_lines(text))
     r.table(doc, (), keys.allowed())
-    root_addresses, root_socket = _read_root(r, doc)
+    root_addresses, root_socket, root_groups = _read_root(r, doc)
     namespaces, broken_ns = _read_namespaces(r, doc)
     ports, broken_ports = _read_ports(r, doc, namespaces, broken_ns)
     routes = _read_routes(r, doc, namespaces, ports, broken_ns, broken_ports)
     daemon = _read_daemon(r, doc)
     config = Config(source=source, root_addresses=root_addresses, root_socket=root_socket,
+                    root_groups=root_groups,
                     namespaces=namespaces, routes=routes, ports=ports, daemon=daemon,
                     lines=r.lines, broken_namespaces=frozenset(broken_ns),
                     broken_ports=frozenset(broken_ports), empty=not doc)
@@ -92,13 +93,23 @@ def _addresses(r: _Reader, entry, table: dict, path: tuple, key: str = "addresse
     return tuple(str(a) for a in parsed if a is not None)
 
 
-def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool]:
+def _groups(entry, r: _Reader, table: dict, path: tuple) -> tuple[str, ...]:
+    found = r.strings(table, path, "groups")
+    if found is None:
+        return ()
+    where, values = found
+    parsed = (entry.soft(where + (i,), addressing.parse_group, text) for i, text in enumerate(values))
+    return tuple(str(g) for g in parsed if g is not None)
+
+
+def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
     if "root" not in doc:
-        return (), False
+        return (), False, ()
     with r.collect() as entry:
         table = r.table(doc["root"], ("root",), keys.allowed("root"))
-        return _addresses(r, entry, table, ("root",)), r.typed(table, ("root",), "socket", bool, False)
-    return (), False
+        return (_addresses(r, entry, table, ("root",)), r.typed(table, ("root",), "socket", bool, False),
+                _groups(entry, r, table, ("root",)))
+    return (), False, ()
 
 
 def _read_namespaces(r: _Reader, doc: dict) -> tuple[tuple[NamespaceSpec, ...], set[str]]:
@@ -122,6 +133,7 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[tuple[NamespaceSpec, ...], 
             spec = NamespaceSpec(
                 name=name, kind=kind, parent=parent, addresses=_addresses(r, entry, t, path),
                 socket=r.typed(t, path, "socket", bool, False), quota=_quota(r, entry, t, path, kind),
+                groups=_groups(entry, r, t, path),
                 key=_dotted(path), line=r.line_of(path))
         if entry.ok:
             specs[name] = spec

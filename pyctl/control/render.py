@@ -117,6 +117,18 @@ def counters(result: dict | str) -> str:
     return format_counters(result)
 
 
+def reload(result: dict) -> str:
+    """What a reload changed (or would change, with --dry-run)."""
+    head = ("would change" if result.get("dry_run") else "changed") + f" ({result['file']}):"
+    lines = [f"  {text}" for text in result["changed"]] or ["  nothing"]
+    sockets = result.get("sockets", {})
+    lines += [f"  socket of {n} opened" for n in sockets.get("opened", [])]
+    lines += [f"  socket of {n} closed" for n in sockets.get("closed", [])]
+    lines += [f"  [daemon] {k} changed: it takes effect at the next start"
+              for k in result.get("restart_needed", [])]
+    return "\n".join([head, *lines])
+
+
 def generic(result: Any) -> str:
     """Whatever a verb without a renderer returns (a newer daemon's, ``call``)."""
     if result is None:

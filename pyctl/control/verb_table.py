@@ -180,6 +180,13 @@ _TABLE = (
          summary="group memberships: learned (with expiry) or configured",
          result="`{scope: {group: [{namespace, origin: learned\\|configured, expires_in}]}}` "
                 "(docs/multicast.md)", render=render.multicast),
+    Verb("reload", [Param("dry_run", "bool", required=False, default=False,
+                          flags=("--dry-run", "-n"), help="say what would change, change nothing")],
+         access="admin", served_by="daemon",
+         summary="re-read the topology file and apply what changed, in one step",
+         result="`{file, dry_run, changed: [what changed], sockets: {opened, closed}, "
+                "restart_needed: [[daemon] keys], ms}`; a file with errors: the refusal with "
+                "every error, nothing changed", render=render.reload),
     Verb("stats", served_by="daemon", rig=True,
          summary="the packet loop's, slow path's and IGMP snooper's counters",
          result="the packet loop's, slow path's and IGMP snooper's (`igmp`) counters, what the "

@@ -32,7 +32,7 @@ from pyctl.config import DaemonSettings
 from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
 from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
-from pyctl.daemon import metrics
+from pyctl.daemon import metrics, reload
 from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
@@ -63,7 +63,7 @@ class _DaemonDispatcher(Dispatcher):
             self.register(verb, verb.handler)
 
     def execute(self, session, verb, args):
-        if verb.access == "read":
+        if verb.access in ("read", "admin"):        # an admin verb makes its own change (reload)
             return verb.handler(session, **args)
         with self._daemon.change():
             return verb.handler(session, **args)
@@ -148,6 +148,7 @@ class Daemon:
         """The verb table's daemon verbs, and ``ports`` with each port's state."""
         dispatcher.register(VERBS["counters"], self.counters, replace=True)
         dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
+        dispatcher.register(VERBS["reload"], reload.not_from_a_file, replace=True)
         dispatcher.register(VERBS["stats"], lambda session: {
             **self.stats(), "control": self.control.stats(session.binding)}, replace=True)
         model_ports = dispatcher.get("ports").handler
@@ -290,10 +291,15 @@ class Daemon:
         """Run ``func()`` in the daemon's thread between batches; its result or exception."""
         if self._thread is None or self._thread == threading.get_ident():
             return func()
+        return self.submit(func).result(timeout)
+
+    def submit(self, func) -> Future:
+        """Queue ``func()`` for the daemon's thread, between batches; does not wait (safe
+        from a signal handler: SIGHUP's reload)."""
         future = Future()
         self._calls.put((func, future))
         self._wake()
-        return future.result(timeout)
+        return future
 
     def _wake(self):
         try:

@@ -2,10 +2,12 @@
 
 ``run_config(path)`` validates the file (``pyctl.config.validate``: every refusal logged,
 nothing started), starts the ``Daemon`` and its namespace sockets, and serves until
-SIGTERM or SIGINT; then it cleans up.  With ``NOTIFY_SOCKET`` set (systemd's
-``Type=notify``; ``pyctl.ops.notify``) it says ``READY=1`` once the ports and the control
-sockets are up, ``STOPPING=1`` when it stops, and ``STATUS=`` lines between; the unit file
-is contrib/tapswitch.service (docs/operations.md).
+SIGTERM or SIGINT; then it cleans up.  SIGHUP, like the ``reload`` verb, re-reads the file
+and applies what changed (``pyctl.daemon.reload``), on the daemon's thread between
+batches.  With ``NOTIFY_SOCKET`` set (systemd's ``Type=notify``; ``pyctl.ops.notify``) it
+says ``READY=1`` once the ports and the control sockets are up, ``RELOADING=1`` and
+``READY=1`` around a reload, ``STOPPING=1`` when it stops, and ``STATUS=`` lines between;
+the unit file is contrib/tapswitch.service (docs/operations.md).
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import signal
 import sys
 
 from pyctl import errors
+from pyctl.control.verb_table import VERBS
 from pyctl.daemon.daemon import Daemon
+from pyctl.daemon.reload import Reloader
 from pyctl.ops.notify import Notifier
 
 __all__ = ["run_config", "log_refusal"]
@@ -64,11 +68,16 @@ def run_config(path, socket=None, out=None, notifier: Notifier | None = None):
         return 1
     report, settings = found
     daemon = Daemon(report.switch, settings, out=out)
+    reloader = Reloader(daemon, path, notifier, socket_given=socket is not None)
     previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in STOP_SIGNALS}
+    # SIGHUP: the reload runs on the daemon's thread (a signal handler only queues it)
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP,
+                                            lambda *_: daemon.submit(reloader.on_signal))
     ready = False
     try:
         try:
             daemon.start()
+            daemon.control.dispatcher.register(VERBS["reload"], reloader.verb, replace=True)
             for name in report.config.namespace_sockets():
                 daemon.control.bind_namespace(name)
         except errors.TapswitchError as exc:
