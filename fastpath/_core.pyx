@@ -18,6 +18,7 @@
 #   listeners.pxi      ListenerLists: broadcast listener lists
 #   mcast.pxi          McastGroups: multicast groups and their egress ports
 #   counters.pxi       Counters: traffic per port / namespace, reasons
+#   capture.pxi        CaptureRing: copies of selected ports' frames (switch-side capture)
 # the batch function and the Datapath:
 #   process.pxi        the per-frame decision and the batch loop (noexcept nogil)
 #   fanout.pxi         broadcast / multicast copies of a frame
@@ -42,7 +43,8 @@ from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, TRAFFIC_COUNTER_NAM
 
 __all__ = ["Batch", "Datapath", "PacketLoop", "AddrHash", "internet_checksum", "vnet_validate",
            "vnet_to_plain", "io_backends", "IO_URING_BUILT", "IO_BACKENDS", "IO_BACKEND_ENV",
-           "C_CODES", "COUNTER_NAMES", "STAT_NAMES", "VNET_REASON_NAMES"]
+           "C_CODES", "COUNTER_NAMES", "STAT_NAMES", "VNET_REASON_NAMES",
+           "CAPTURE_RECEIVED", "CAPTURE_SENT", "CAPTURE_DROPPED"]
 
 COUNTER_NAMES = TRAFFIC_COUNTER_NAMES
 STAT_NAMES = LOOP_STAT_NAMES
@@ -62,6 +64,7 @@ include "route_cache.pxi"
 include "listeners.pxi"
 include "mcast.pxi"
 include "counters.pxi"
+include "capture.pxi"
 include "process.pxi"
 include "fanout.pxi"
 include "datapath.pxi"
@@ -73,3 +76,6 @@ include "tap.pxi"
 include "slow_queue.pxi"
 include "egress.pxi"
 include "loop.pxi"
+
+# the switch-side capture's selection flags and directions (Datapath.capture_select)
+CAPTURE_RECEIVED, CAPTURE_SENT, CAPTURE_DROPPED = CAP_RX, CAP_TX, CAP_DROP
