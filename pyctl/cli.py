@@ -79,7 +79,7 @@ def _parser(ctl_verb: str | None = None) -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ main
 
 def _ctl(ns: argparse.Namespace, out, err) -> int:
-    ctl.run(ns, out)
+    ctl.run(ns, out, err)
     return EXIT_OK
 
 

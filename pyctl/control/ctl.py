@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 from pyctl.control import render
@@ -56,6 +57,8 @@ def _add_param(parser: argparse.ArgumentParser, p: Param) -> None:
         elif p.type == "object":
             kwargs.update(action="append", metavar="KEY=VALUE")
         action = parser.add_argument(*p.cli_flags, **kwargs)
+    if p.type == "int" and not p.is_option:
+        action.type = int
     if p.type in _COMPLETERS:       # shell completion asks a running daemon (pyctl.cli_help)
         action.completer = names_from_daemon(_COMPLETERS[p.type])
 
@@ -88,6 +91,9 @@ def add_ctl_parser(sub, parents=(), only: str | None = None) -> argparse.Argumen
                                              "JSON when they parse)", parents=[after])
         call.add_argument("call_verb", metavar="VERB")
         call.add_argument("params", nargs="*", metavar="KEY=VALUE")
+    if only is None or only == "capture":          # a client of the capture-* verbs
+        from pyctl.control import capture_client
+        capture_client.add_parser(verbs)
     return ctl
 
 
@@ -111,7 +117,7 @@ def verb_of(argv: list[str]) -> str | None:
                 return None
             seen_ctl = True
         else:
-            return word if word in VERBS or word == "call" else None
+            return word if word in VERBS or word in ("call", "capture") else None
     return None
 
 
@@ -133,10 +139,10 @@ def ctl_args(ns: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return ns.verb, args
 
 
-def run(ns: argparse.Namespace, out) -> None:
+def run(ns: argparse.Namespace, out, err=None) -> None:
     """Send the verb, print its result (raw with ``--json``)."""
     from pyctl.control.client import ConnectionFailed, ControlClient, default_socket_path
-    verb, args = ctl_args(ns)
+    verb, args = ctl_args(ns) if ns.verb != "capture" else ("capture", {})
     try:
         client = ControlClient(ns.socket)
     except ConnectionFailed as exc:
@@ -148,6 +154,9 @@ def run(ns: argparse.Namespace, out) -> None:
             exc.args = (exc.message,)
         raise
     with client:
+        if ns.verb == "capture":
+            from pyctl.control import capture_client
+            return capture_client.run(ns, client, out, err if err is not None else sys.stderr)
         result = client.call(verb, **args)
     if ns.json:
         print(json.dumps(result, indent=2), file=out)

@@ -187,6 +187,19 @@ _TABLE = (
          result="`{file, dry_run, changed: [what changed], sockets: {opened, closed}, "
                 "restart_needed: [[daemon] keys], ms}`; a file with errors: the refusal with "
                 "every error, nothing changed", render=render.reload),
+    # -- the switch-side capture (`tapswitch ctl capture` is its client) --------
+    Verb("capture-start", [Param("target", "str", help="a port, or a namespace (its ports)"),
+                           Param("drops", "bool", required=False, default=False,
+                                 flags=("--drops",), help="the frames dropped, with the reason")],
+         served_by="daemon", summary="start a switch-side capture of a port or a namespace",
+         result="`{id, target, drops, ports}` (docs/operations.md); an L3's socket: its own "
+                "traffic only", render=render.generic),
+    Verb("capture-read", [Param("id", "int", help="the capture's id")], served_by="daemon",
+         summary="the frames a capture copied since the last read",
+         result="`{frames: [{port, direction: in\\|out\\|drop, reason, ts_ns, length, data "
+                "(base64)}], more, lost, ring_overflow, ports}`", render=render.generic),
+    Verb("capture-stop", [Param("id", "int", help="the capture's id")], served_by="daemon",
+         summary="end a capture", result="`{seen, lost}`", render=render.generic),
     Verb("stats", served_by="daemon", rig=True,
          summary="the packet loop's, slow path's and IGMP snooper's counters",
          result="the packet loop's, slow path's and IGMP snooper's (`igmp`) counters, what the "

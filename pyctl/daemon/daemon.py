@@ -33,6 +33,7 @@ from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
 from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon import metrics, reload
+from pyctl.daemon.capture import Captures
 from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
@@ -99,6 +100,7 @@ class Daemon:
         self.slow_frames_over_budget = 0
         self.ports = PortManager(switch, self.loop, self.registry)
         self.multicast = Multicast(switch, self.view, self.change)
+        self.captures = Captures(self.datapath, switch)
         self.control = None
         self.metrics_http = None        # the HTTP listener, when [daemon] metrics is set
         self._calls = queue.SimpleQueue()
@@ -149,6 +151,9 @@ class Daemon:
         dispatcher.register(VERBS["counters"], self.counters, replace=True)
         dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
         dispatcher.register(VERBS["reload"], reload.not_from_a_file, replace=True)
+        dispatcher.register(VERBS["capture-start"], self.captures.start, replace=True)
+        dispatcher.register(VERBS["capture-read"], self.captures.read, replace=True)
+        dispatcher.register(VERBS["capture-stop"], self.captures.stop, replace=True)
         dispatcher.register(VERBS["stats"], lambda session: {
             **self.stats(), "control": self.control.stats(session.binding)}, replace=True)
         model_ports = dispatcher.get("ports").handler
@@ -199,6 +204,7 @@ class Daemon:
         if isinstance(event, NamespaceDestroyed):
             for gone in event.destroyed:
                 self.slowpath.forget_namespace(gone.namespace.id)
+        self.captures.refresh()
 
     # ------------------------------------------------------------------ running
 
@@ -225,9 +231,12 @@ class Daemon:
             elif self.control is not None and fd == self.control.fileno():
                 self.control.poll(0)
         self._slow_path(self.loop.slow_frames())
+        if self.captures.active:
+            self.captures.drain()
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
+            self.captures.tick(now)
             self._check_ports(now)
             self._emit(self.slowpath.tick())
             self._send(self.multicast.tick(now, self.ports.open))
@@ -265,8 +274,8 @@ class Daemon:
 
     def _send(self, frames):
         for port_id, frame in frames:
-            if port_id in self.ports.open:
-                self.loop.send(port_id, frame)
+            if port_id in self.ports.open and self.loop.send(port_id, frame) and self.captures.active:
+                self.captures.sent(port_id, frame)
 
     def _drain_wake(self):
         try:
@@ -360,6 +369,7 @@ class Daemon:
                 log.warning("could not print the final counters: %s", exc)
         if self.metrics_http is not None:
             self.metrics_http.close()
+        self.captures.close()
         if self.control is not None:
             self.control.close()
         self.ports.close_all()
