@@ -16,6 +16,7 @@ from pyctl import kernel
 from pyctl.control.client import ControlClient
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
+from tests.support import config_text
 
 HOSTS = {"a": 2, "b": 3, "c": 4, "d": 5}
 
@@ -42,14 +43,12 @@ class Tenants:
         """The file with these tenants (``sockets``: those with a namespace socket) and
         ``extra`` TOML at its end."""
         plen = self.net.prefixlen
-        text = (f'[daemon]\nsocket = "{self.sock}"\n\n'
-                f'[root]\naddresses = ["{self.net.network_address + 1}/{plen}"]\n')
+        gateway = str(self.net.network_address + 1)
+        text = config_text.daemon(self.sock) + config_text.root(f"{gateway}/{plen}")
         for name in names:
-            text += (f'\n[[namespace]]\nname = "{name}"\nkind = "l3"\n'
-                     f'addresses = ["{self.ip(name)}/{plen}"]\n'
-                     + ("socket = true\n" if name in sockets else "") +
-                     f'\n[[port]]\nname = "{self.link(name)}"\nnamespace = "{name}"\n'
-                     f'netns = "{self.netns(name)}"\naddress = "{self.ip(name)}/{plen}"\n')
+            text += config_text.tenant(name, f"{self.ip(name)}/{plen}", port=self.link(name),
+                                       netns=self.netns(name), gateway=gateway,
+                                       socket=True if name in sockets else None)
         self.file.write_text(text + extra)
 
     def daemon(self, **popen):
