@@ -204,7 +204,8 @@ _TABLE = (
          summary="the packet loop's, slow path's and IGMP snooper's counters",
          result="the packet loop's, slow path's and IGMP snooper's (`igmp`) counters, what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
-                "bytes, ICMP buckets), `ports_up`, `ports_failed`, uptime", render=render.generic),
+                "bytes, ICMP buckets), `capture` (the capture ring: on, copied, overflow; captures), "
+                "`ports_up`, `ports_failed`, uptime", render=render.generic),
 )
 
 VERBS: dict[str, Verb] = {verb.name: verb for verb in _TABLE}

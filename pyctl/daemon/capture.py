@@ -8,8 +8,8 @@ own traffic.  What a capture sees: the frames the switch received from those por
 sent to them (``drops``: the frames of those ports it dropped, with the reason).
 
 The fast path copies the union of all captures' ports into its ring (fastpath
-capture.pxi: nothing selected costs one branch per batch); ``drain()``, between batches,
-hands each copy to the captures that want it.  Frames the slow path sends (ARP replies,
+capture.pxi: nothing selected costs one branch per batch); ``drain()``, on the daemon's
+tick and on a read, hands each copy to the captures that want it.  Frames the slow path sends (ARP replies,
 ICMP errors) are added by ``sent()``.  Everything is bounded: captures in all and per
 socket, frames and bytes a capture holds (beyond: counted in ``lost``), and a capture
 nobody read for ``IDLE_S`` stops (its client died).  A capture follows its ports: one
@@ -72,6 +72,10 @@ class Captures:
     @property
     def active(self) -> bool:
         return bool(self._captures)
+
+    @property
+    def count(self) -> int:
+        return len(self._captures)
 
     # ------------------------------------------------------------------ verbs
 
@@ -138,6 +142,10 @@ class Captures:
             capture.take(port_id, CAPTURE_SENT, record)
 
     def tick(self, now: float) -> None:
+        """The housekeeping tick: the ring is drained here (and by a read), not after
+        every batch, so a capture costs forwarding one bounded drain per tick; what
+        overflows the ring between two is counted (``ring_overflow``)."""
+        self.drain()
         for capture in [c for c in self._captures.values() if now - c.last_read > IDLE_S]:
             self._end(capture, f"not read for {IDLE_S:.0f} s")
 

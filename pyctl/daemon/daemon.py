@@ -231,12 +231,10 @@ class Daemon:
             elif self.control is not None and fd == self.control.fileno():
                 self.control.poll(0)
         self._slow_path(self.loop.slow_frames())
-        if self.captures.active:
-            self.captures.drain()
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
-            self.captures.tick(now)
+            self.captures.tick(now)         # drains the capture ring: per tick, not per batch
             self._check_ports(now)
             self._emit(self.slowpath.tick())
             self._send(self.multicast.tick(now, self.ports.open))
@@ -349,6 +347,7 @@ class Daemon:
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters),
                 "slowpath_over_budget": self.slow_frames_over_budget,
+                "capture": {**self.datapath.capture_stats(), "captures": self.captures.count},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 

@@ -126,6 +126,8 @@ def _switch_wide(daemon, counters: dict) -> list[Family]:
     out.append(Family("tapswitch_slowpath_over_budget_total", "counter",
                       "frames the slow path did not take in: over its frames_per_second")
                .add(daemon.slow_frames_over_budget))
+    out.append(Family("tapswitch_captures", "gauge", "switch-side captures running (ctl capture)")
+               .add(daemon.captures.count))
     if daemon.metrics_http is not None:
         served = Family("tapswitch_metrics_requests_total", "counter",
                         "requests to the metrics listener, by status code (503: over its bound)")
