@@ -27,7 +27,7 @@ from pyctl.config.spec import Config
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
-__all__ = ["Step", "reload_steps", "normal_form", "same_state"]
+__all__ = ["Step", "normal_form", "reload_steps", "same_state"]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import signal
 import time
 
@@ -38,58 +39,64 @@ def _describe(frame: dict) -> str:
 
 
 def run(ns: argparse.Namespace, client, out, err) -> None:
+    from pyctl import errors
     from pyctl.ops.pcap import PcapngWriter
     if ns.count is not None and ns.count < 1:
-        raise SystemExit("tapswitch: -c COUNT is at least 1")
-    stream = None
-    if ns.write == "-" or (ns.write is None and not out.isatty()):
-        stream = getattr(out, "buffer", out)
-    elif ns.write is not None:
-        stream = open(ns.write, "wb")
-    stopping = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    started = client.call("capture-start", target=ns.target, drops=ns.drops)
-    print(f"tapswitch: capturing {'drops' if ns.drops else 'traffic'} of {ns.target} (ports "
-          f"{', '.join(started['ports']) or 'none'}); Ctrl-C stops", file=err, flush=True)
-    writer = PcapngWriter(stream) if stream is not None else None
-    written = 0
+        raise errors.InvalidArgument(f"-c COUNT is at least 1, not {ns.count}")
+    with contextlib.ExitStack() as stack:
+        stream = None
+        if ns.write == "-" or (ns.write is None and not out.isatty()):
+            stream = getattr(out, "buffer", out)
+        elif ns.write is not None:
+            stream = stack.enter_context(open(ns.write, "wb"))
+        stopping = []
+        stack.callback(signal.signal, signal.SIGTERM,
+                       signal.signal(signal.SIGTERM, lambda *_: stopping.append(1)))
+        started = client.call("capture-start", target=ns.target, drops=ns.drops)
+        print(f"tapswitch: capturing {'drops' if ns.drops else 'traffic'} of {ns.target} (ports "
+              f"{', '.join(started['ports']) or 'none'}); Ctrl-C stops", file=err, flush=True)
+        writer = PcapngWriter(stream) if stream is not None else None
+        written = _Written(ns.count)
 
-    def write(frames):
-        nonlocal written
-        for frame in frames:
-            if ns.count is not None and written >= ns.count:
-                return
-            data = base64.b64decode(frame["data"])
+        def write(frames):
+            for frame in frames:
+                if written.full:
+                    return
+                data = base64.b64decode(frame["data"])
+                if writer is not None:
+                    writer.write(frame["port"], data, frame["ts_ns"],
+                                 original_length=frame["length"],
+                                 direction="in" if frame["direction"] != "out" else "out",
+                                 comment=f"drop: {frame['reason']}" if frame["reason"] else None)
+                else:
+                    print(_describe(frame), file=out)
+                written.n += 1
             if writer is not None:
-                writer.write(frame["port"], data, frame["ts_ns"], original_length=frame["length"],
-                             direction="in" if frame["direction"] != "out" else "out",
-                             comment=f"drop: {frame['reason']}" if frame["reason"] else None)
-            else:
-                print(_describe(frame), file=out)
-            written += 1
-        if writer is not None:
-            writer.flush()
-    try:
+                writer.flush()
         try:
-            while not stopping and (ns.count is None or written < ns.count):
+            try:
+                while not stopping and not written.full:
+                    got = client.call("capture-read", id=started["id"])
+                    write(got["frames"])
+                    if not got["more"]:
+                        time.sleep(POLL_S)
+            except KeyboardInterrupt:
+                pass
+            more = not written.full              # stopped: what is copied already
+            while more:
                 got = client.call("capture-read", id=started["id"])
                 write(got["frames"])
-                if not got["more"]:
-                    time.sleep(POLL_S)
-        except KeyboardInterrupt:
-            pass
-        more = ns.count is None or written < ns.count      # stopped: what is copied already
-        while more:
-            got = client.call("capture-read", id=started["id"])
-            write(got["frames"])
-            more = got["more"] and (ns.count is None or written < ns.count)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        try:
-            done = client.call("capture-stop", id=started["id"])
-            print(f"tapswitch: {written} frames written; the switch saw {done['seen']}, "
-                  f"{done['lost']} lost (not read in time)", file=err, flush=True)
+                more = got["more"] and not written.full
         finally:
-            if stream is not None and stream is not getattr(out, "buffer", out):
-                stream.close()
+            done = client.call("capture-stop", id=started["id"])
+            print(f"tapswitch: {written.n} frames written; the switch saw {done['seen']}, "
+                  f"{done['lost']} lost (not read in time)", file=err, flush=True)
 
+
+class _Written:
+    def __init__(self, count):
+        self.n, self.count = 0, count
+
+    @property
+    def full(self) -> bool:
+        return self.count is not None and self.n >= self.count

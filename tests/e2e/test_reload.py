@@ -5,7 +5,6 @@ RELOADING=1 then READY=1."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pyctl.control.client import ControlClient
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
 from tests.support import config_text
+from tests.support.notify import notify_socket, received as heard
 
 HOSTS = {"a": 2, "b": 3, "c": 4, "d": 5}
 
@@ -81,16 +81,8 @@ def received(ping):
 
 @pytest.fixture
 def manager(tmp_path):
-    """A datagram socket standing in for systemd's notification socket."""
-    path = str(tmp_path / "notify.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.bind(path)
-        s.settimeout(30)
-        yield path, s
-
-
-def heard(sock):
-    return dict(line.split("=", 1) for line in sock.recv(4096).decode().split("\n"))
+    with notify_socket(tmp_path) as found:
+        yield found
 
 
 def netns_names():

@@ -4,7 +4,6 @@ never says READY; the shipped unit file is one systemd reads."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from pyctl.control.client import ControlClient
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
 from tests.support import REPO
+from tests.support.notify import notify_socket, received
 
 
 def _config(tag, sock, net):
@@ -42,16 +42,8 @@ address = "{addr(2)}"
 
 @pytest.fixture
 def manager(tmp_path):
-    """A datagram socket standing in for systemd's notification socket."""
-    path = str(tmp_path / "notify.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.bind(path)
-        s.settimeout(30)
-        yield path, s
-
-
-def received(sock):
-    return dict(line.split("=", 1) for line in sock.recv(4096).decode().split("\n"))
+    with notify_socket(tmp_path) as found:
+        yield found
 
 
 def test_ready_once_serving_and_stopping_on_sigterm(tmp_path, manager):
