@@ -39,12 +39,12 @@ class Tenants:
     def link(self, name):
         return f"tr{name}{self.tag}"
 
-    def write(self, *names, extra="", sockets=()):
-        """The file with these tenants (``sockets``: those with a namespace socket) and
-        ``extra`` TOML at its end."""
+    def write(self, *names, extra="", sockets=(), **daemon):
+        """The file with these tenants (``sockets``: those with a namespace socket),
+        ``daemon`` keys, and ``extra`` TOML at its end."""
         plen = self.net.prefixlen
         gateway = str(self.net.network_address + 1)
-        text = config_text.daemon(self.sock) + config_text.root(f"{gateway}/{plen}")
+        text = config_text.daemon(self.sock, **daemon) + config_text.root(f"{gateway}/{plen}")
         for name in names:
             text += config_text.tenant(name, f"{self.ip(name)}/{plen}", port=self.link(name),
                                        netns=self.netns(name), gateway=gateway,
@@ -170,10 +170,12 @@ def test_a_file_with_errors_changes_nothing_and_every_error_is_logged(tmp_path, 
         assert received(t.ping("a", "b", count=2).stdout) == (2, 2)
         assert t.netns("c") not in netns_names()
         # a dry run of a good file says what would change, and changes nothing
-        t.write("a", "c")
+        t.write("a", "c", batch_size=32)
         dry = t.ctl("reload", "--dry-run")
         assert dry.returncode == 0 and dry.stdout.startswith("would change"), dry
         assert f"port {t.link('b')} goes" in dry.stdout and "namespace c comes" in dry.stdout
+        # [daemon] settings are read at start: a changed one is said, not applied
+        assert "[daemon] batch_size changed: it takes effect at the next start" in dry.stdout
         assert t.ports() == before and t.netns("c") not in netns_names()
         status, _, err = daemon.stop()
     assert status == 0, err
