@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pyctl import kernel
+from pyctl import errors, kernel
 from pyctl.control.client import ControlClient
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
@@ -193,7 +193,16 @@ def test_a_reload_needs_the_admin_socket(tmp_path):
     t.write("a", sockets=("a",))
     with t.daemon() as daemon:
         with ControlClient(str(tmp_path / "ns" / "a.sock")) as client:
-            with pytest.raises(Exception) as refused:
+            with pytest.raises(errors.PermissionDenied) as refused:
                 client.call("reload")
-        assert getattr(refused.value, "code", None) == "EPERM", refused.value
+        assert "admin socket only" in refused.value.message
         daemon.stop()
+
+
+def test_a_daemon_not_started_from_a_file_has_nothing_to_reload(tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.start()
+    with ControlClient(topo.socket_path) as admin:
+        with pytest.raises(errors.NotSupported) as refused:
+            admin.call("reload")
+    assert "not started from a topology file" in refused.value.message
