@@ -1,13 +1,12 @@
 """The reload's diff: from any valid topology to any other, the steps make the running model
 the file's, touching nothing that stays; learned memberships are left to the snooper."""
-import textwrap
-
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pyctl.config import check, load_config
 from pyctl.config.diff import reload_steps, same_state
 from pyctl.config.validate import validate
+from tests.support import config_text
 
 L2S = ("t1", "t2", "t3")
 L3S = ("a", "b", "c", "d")
@@ -80,32 +79,11 @@ def test_the_same_file_is_no_change(text):
     assert reload_steps(running.snapshot(), running.snapshot(), load_config(text)) == []
 
 
-BASE = textwrap.dedent("""\
-    [[namespace]]
-    name = "tenants"
-    kind = "l2"
-    addresses = ["10.1.0.1/24"]
-
-    [[namespace]]
-    name = "web"
-    kind = "l3"
-    parent = "tenants"
-    addresses = ["10.1.0.10/24"]
-
-    [[namespace]]
-    name = "db"
-    kind = "l3"
-    parent = "tenants"
-    addresses = ["10.1.0.20/24"]
-
-    [[port]]
-    name = "tsw-web"
-    namespace = "web"
-
-    [[port]]
-    name = "tsw-db"
-    namespace = "db"
-    """)
+BASE = (config_text.namespace("tenants", "l2", "10.1.0.1/24")
+        + config_text.namespace("web", "l3", "10.1.0.10/24", parent="tenants")
+        + config_text.namespace("db", "l3", "10.1.0.20/24", parent="tenants")
+        + config_text.table("[[port]]", name="tsw-web", namespace="web")
+        + config_text.table("[[port]]", name="tsw-db", namespace="db"))
 
 
 def test_the_generated_topologies_are_mostly_valid_and_varied():

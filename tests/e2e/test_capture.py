@@ -3,6 +3,7 @@ tenants, read back by `tcpdump -r`, shows the echo request and reply; `--drops` 
 spoofed frame with its reason; an L3's socket cannot capture another namespace; a capture
 is bounded and ends with its client."""
 import base64
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -30,9 +31,20 @@ def _tenants(factory, net):
     return topo, a, b
 
 
-def _capture(socket_path, *args):
-    return subprocess.Popen([sys.executable, "-m", "pyctl", "ctl", "-s", socket_path, "capture",
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def _capture(topo, *args):
+    """`tapswitch ctl capture ARGS` in a child, once the daemon runs its capture; killed
+    at the end of the block if it is still running."""
+    client = subprocess.Popen([sys.executable, "-m", "pyctl", "ctl", "-s", topo.socket_path,
+                               "capture", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        _started(topo)
+        yield client
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
 
 
 def _is_icmp(frame):
@@ -52,16 +64,10 @@ def test_a_ping_captured_on_a_namespace_reads_back_with_tcpdump(tapswitch_factor
                                                                 tapswitch_subnet, tmp_path):
     topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
     out = tmp_path / "ping.pcapng"
-    client = _capture(topo.socket_path, "b", "-w", str(out))
-    try:
-        _started(topo)
+    with _capture(topo, "b", "-w", str(out)) as client:
         assert len(probes.ping(a, b.ip, count=2)) == 2
         client.send_signal(signal.SIGTERM)                   # stops it: what was copied is written
         _, err = client.communicate(timeout=30)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.communicate()
     assert client.returncode == 0, err
     read = subprocess.run(["tcpdump", "-nn", "-r", str(out)], capture_output=True, text=True,
                           timeout=30)
@@ -80,19 +86,13 @@ def test_a_ping_captured_on_a_namespace_reads_back_with_tcpdump(tapswitch_factor
 def test_drops_come_with_their_reason(tapswitch_factory, tapswitch_subnet, tmp_path):
     topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
     out = tmp_path / "drops.pcapng"
-    client = _capture(topo.socket_path, "a", "--drops", "-w", str(out))
-    try:
-        _started(topo)
+    with _capture(topo, "a", "--drops", "-w", str(out)) as client:
         assert len(probes.ping(a, b.ip, count=2)) == 2           # forwarded: not a drop
         forged = str(tapswitch_subnet.network_address + 77)
         probes.send_spoofed_udp(a, forged, b.ip, 7000, b"forged", count=3)
         time.sleep(0.3)
         client.send_signal(signal.SIGTERM)
         _, err = client.communicate(timeout=30)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.communicate()
     assert client.returncode == 0, err
     packets = list(PcapNgReader(str(out)))
     # (the kernel's own IPv6 frames are dropped too: unsupported_ethertype)
@@ -106,15 +106,9 @@ def test_drops_come_with_their_reason(tapswitch_factory, tapswitch_subnet, tmp_p
 def test_count_stops_the_capture(tapswitch_factory, tapswitch_subnet, tmp_path):
     topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
     out = tmp_path / "two.pcapng"
-    client = _capture(topo.socket_path, "b", "-c", "2", "-w", str(out))
-    try:
-        _started(topo)
+    with _capture(topo, "b", "-c", "2", "-w", str(out)) as client:
         assert len(probes.ping(a, b.ip, count=3)) == 3
         _, err = client.communicate(timeout=30)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.communicate()
     assert client.returncode == 0 and "2 frames written" in err, err
     assert len(list(PcapNgReader(str(out)))) == 2
 
