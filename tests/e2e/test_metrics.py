@@ -15,6 +15,7 @@ from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.rig import probes
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
+from tests.support import config_text
 
 
 def parse(text):
@@ -100,38 +101,12 @@ def test_tapswitch_run_serves_metrics_on_http_and_through_ctl(tmp_path):
     addr = lambda k: f"{net.network_address + k}/{net.prefixlen}"     # noqa: E731
     port, sock = _free_port(), str(tmp_path / "ctl.sock")
     cfg = tmp_path / "metrics.toml"
-    cfg.write_text(f"""
-[daemon]
-socket = "{sock}"
-metrics = "127.0.0.1:{port}"
-
-[root]
-addresses = ["{addr(1)}"]
-
-[[namespace]]
-name = "a"
-kind = "l3"
-addresses = ["{addr(2)}"]
-
-[[namespace]]
-name = "b"
-kind = "l3"
-addresses = ["{addr(3)}"]
-
-[[port]]
-name = "ta{tag}"
-namespace = "a"
-netns = "tsa-{tag}"
-address = "{addr(2)}"
-gateway = "{net.network_address + 1}"
-
-[[port]]
-name = "tb{tag}"
-namespace = "b"
-netns = "tsb-{tag}"
-address = "{addr(3)}"
-gateway = "{net.network_address + 1}"
-""")
+    gateway = str(net.network_address + 1)
+    cfg.write_text(config_text.daemon(sock, metrics=f"127.0.0.1:{port}") + config_text.root(addr(1))
+                   + config_text.tenant("a", addr(2), port=f"ta{tag}", netns=f"tsa-{tag}",
+                                        gateway=gateway)
+                   + config_text.tenant("b", addr(3), port=f"tb{tag}", netns=f"tsb-{tag}",
+                                        gateway=gateway))
     with DaemonProcess(cfg, sock, netns=[f"tsa-{tag}", f"tsb-{tag}"],
                        links=[f"ta{tag}", f"tb{tag}"]) as daemon:
         url = f"http://127.0.0.1:{port}/metrics"

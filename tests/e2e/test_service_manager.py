@@ -13,31 +13,16 @@ from pyctl import kernel
 from pyctl.control.client import ControlClient
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
+from tests.support import config_text
 from tests.support import REPO
 from tests.support.notify import notify_socket, received
 
 
 def _config(tag, sock, net):
     addr = lambda k: f"{net.network_address + k}/{net.prefixlen}"     # noqa: E731
-    return f"""
-[daemon]
-socket = "{sock}"
-
-[root]
-addresses = ["{addr(1)}"]
-
-[[namespace]]
-name = "a"
-kind = "l3"
-addresses = ["{addr(2)}"]
-socket = true
-
-[[port]]
-name = "ta{tag}"
-namespace = "a"
-netns = "tsa-{tag}"
-address = "{addr(2)}"
-"""
+    return (config_text.daemon(sock) + config_text.root(addr(1))
+            + config_text.tenant("a", addr(2), port=f"ta{tag}", netns=f"tsa-{tag}", gateway=None,
+                                 socket=True))
 
 
 @pytest.fixture
