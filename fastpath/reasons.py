@@ -44,23 +44,28 @@ VERDICTS = (
 # Every frame process() looks at gets one verdict and, unless forwarded, one reason; each
 # reason belongs to exactly one verdict.  Code 0 ("none") is the reason of a forwarded frame.
 REASONS = (
-    Reason("malformed", 1, "drop", "truncated, bad IPv4 version or IHL, a total length that lies, a short ARP"),
+    Reason("malformed", 1, "drop", "truncated, bad IP version or IPv4 IHL, a total / payload length that lies, a short ARP or ICMPv6 header"),
     Reason("bad_checksum", 2, "drop", "IPv4 header checksum wrong"),
-    Reason("unsupported_ethertype", 3, "drop", "neither IPv4 nor ARP (IPv6, VLAN tags, ...)"),
+    Reason("unsupported_ethertype", 3, "drop", "neither IPv4, IPv6 nor ARP (VLAN tags, ...)"),
     Reason("not_for_us", 4, "drop", "unicast MAC other than the port's, or IP unicast in an L2 broadcast"),
     Reason("unknown_port", 5, "drop", "ingress port id not configured"),
-    Reason("spoofed_source", 6, "drop", "a source address the sender may not use (or a martian)"),
-    Reason("bad_destination", 7, "drop", "0.0.0.0/8, 127.0.0.0/8 or 240.0.0.0/4 (not the limited broadcast)"),
+    Reason("spoofed_source", 6, "drop", "a source address the sender may not use (or a martian; IPv6 :: outside ND and MLD)"),
+    Reason("bad_destination", 7, "drop", "0.0.0.0/8, 127.0.0.0/8, 240.0.0.0/4 (not the limited broadcast); ::, ::1, ::ffff:0:0/96, IPv6 multicast of scope 0 or 1 (interface-local)"),
     Reason("no_port", 8, "drop", "the destination namespace (or route) has no usable port"),
     Reason("no_listener", 9, "drop", "broadcast or multicast nobody else listens to"),
     Reason("fanout_overflow", 10, "drop", "fan-out copies that did not fit the batch's list (counted per copy)"),
+    Reason("bad_extension_header", 11, "drop", "an IPv6 extension-header chain that is malformed, too long or out of order (fastpath/ipv6.py)"),
+    Reason("link_local_source_routed", 12, "drop", "an IPv6 link-local source (fe80::/10) in a frame that would leave the sender's link"),
     Reason("arp", 16, "slowpath", "ARP: the slow path answers for the switch"),
     Reason("local", 17, "slowpath", "to an address the L2 scope itself owns (the switch)"),
-    Reason("no_route", 18, "slowpath", "no FIB entry: the slow path sends ICMP unreachable"),
-    Reason("ttl_expired", 19, "slowpath", "TTL <= 1 on a routed frame: ICMP time exceeded"),
+    Reason("no_route", 18, "slowpath", "no FIB entry: the slow path sends ICMP / ICMPv6 unreachable"),
+    Reason("ttl_expired", 19, "slowpath", "TTL or hop limit <= 1 on a routed frame: ICMP / ICMPv6 time exceeded"),
     Reason("no_neighbour", 20, "slowpath", "the next hop's MAC is unknown: the slow path resolves it"),
     Reason("peer_unknown", 21, "slowpath", "the MAC of the endpoint behind the destination port is unknown"),
     Reason("igmp", 22, "slowpath", "IGMP (IPv4 protocol 2): the switch snoops and is the querier"),
+    Reason("nd", 23, "slowpath", "ICMPv6 neighbour discovery (types 133-137): answered or refused by the switch, never forwarded"),
+    Reason("mld", 24, "slowpath", "MLD (ICMPv6 types 130-132, 143): the switch snoops and is the querier"),
+    Reason("too_big", 25, "slowpath", "larger than the egress port's MTU (an IPv6 frame): the slow path sends ICMPv6 packet too big"),
 )
 
 # Why a port refused a virtio-net header (the frame never reaches process()); code = position.
