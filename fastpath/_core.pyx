@@ -21,6 +21,7 @@
 #   mcast.pxi          McastGroups: multicast groups and their egress ports
 #   counters.pxi       Counters: traffic per port / namespace, reasons
 #   capture.pxi        CaptureRing: copies of selected ports' frames (switch-side capture)
+#   slow_shares.pxi    SlowShares: each namespace's share of the slow path (token buckets)
 # the batch function and the Datapath:
 #   process.pxi        the per-frame decision and the batch loop (noexcept nogil)
 #   process6.pxi       the IPv6 frame path decide() hands IPv6 frames to
@@ -34,16 +35,18 @@
 #   uring.pxi          the io_uring write backend
 #   slow_queue.pxi     frames handed to the slow path
 #   egress.pxi         a decided frame fitted to its destination port
-#   loop.pxi           PacketLoop: epoll, burst reads, process(), writes (no GIL)
+#   loop.pxi           LoopEngine: epoll, burst reads, process(), writes (no GIL); run(), serve()
+#   loop_api.pxi       PacketLoop: its ports, the slow path's frames, send(), stats
 import os
 import errno as _errno_mod
 
 from fastpath.addresses import (V6, addr_str, check_ip, gateway_key, gateway_value, group_key,
                                 group_str, host_key, ip_str, lookup_key, mac_bytes_to_int, onlink_key,
                                 prefix_key, route_key, value_str)
+from fastpath.shares import check_share, share_of_reason
 from fastpath.errors import (AddressInUse, AlreadyExists, Busy, InvalidArgument, NotFound,
                              NotSupported)
-from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, TRAFFIC_COUNTER_NAMES,
+from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, SHARE_NAMES, TRAFFIC_COUNTER_NAMES,
                               VNET_REFUSAL_NAMES)
 
 __all__ = ["Batch", "Datapath", "PacketLoop", "AddrHash", "internet_checksum", "vnet_validate",
@@ -72,6 +75,7 @@ include "listeners.pxi"
 include "mcast.pxi"
 include "counters.pxi"
 include "capture.pxi"
+include "slow_shares.pxi"
 include "process.pxi"
 include "process6.pxi"
 include "fanout.pxi"
@@ -84,6 +88,7 @@ include "tap.pxi"
 include "slow_queue.pxi"
 include "egress.pxi"
 include "loop.pxi"
+include "loop_api.pxi"
 
 # the switch-side capture's selection flags and directions (Datapath.capture_select)
 CAPTURE_RECEIVED, CAPTURE_SENT, CAPTURE_DROPPED = CAP_RX, CAP_TX, CAP_DROP

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fastpath.reasons import SLOW_SHARES
 from pyctl.config.spec import (
     CONTROL_LIMIT_RANGES,
     DEFAULT_SOCKET,
     IO_BACKENDS,
     KINDS,
+    SHARE_RANGE,
     SLOWPATH_LIMIT_RANGES,
     ControlLimits,
     DaemonSettings,
@@ -27,7 +29,8 @@ from pyctl.model.quotas import QUOTA_KEYS
 
 __all__ = ["Key", "FILE", "table_keys", "allowed", "required"]
 
-TYPES = ("string", "boolean", "integer", "strings", "table", "tables")
+TYPES = ("string", "boolean", "integer", "strings", "table", "tables", "pair")
+# "pair": two integers, each in ``range`` ([rate, burst] of a slow-path share)
 # What a string must look like (the loader checks it with the model's parsers).
 FORMATS = ("interface", "ip", "network", "mac", "namespace", "ifname", "netns", "path")
 
@@ -63,10 +66,10 @@ _SLOWPATH_HELP = {
     "icmp_errors_per_second": "ICMP errors sent, per sending namespace",
     "icmp_errors_burst": "burst of ICMP errors per sending namespace",
     "arp_requests_per_second": "ARP requests the switch sends (resolution and probes)",
-    "frames_per_second": "frames the slow path takes in (burst: a tenth); the rest counted",
     "neighbours": "learned neighbours in all",
     "neighbours_per_scope": "learned neighbours of one L2 scope",
     "neighbour_reachable_time": "seconds a neighbour is reachable; then stale and probed",
+    "igmp_groups_per_namespace": "groups one namespace may learn from its IGMP reports",
 }
 _CONTROL_HELP = {
     "connections": "namespace-socket connections in all",
@@ -99,7 +102,12 @@ DAEMON_KEYS = (
     Key("state_file", "string", "what the daemon made in the kernel, for a restart after a "
         "crash (default: the admin socket's path with .state)", format="path"),
     Key("slowpath", "table", "rate limits and bounds of the slow path",
-        keys=_limit_keys(SlowPathLimits, SLOWPATH_LIMIT_RANGES, _SLOWPATH_HELP)),
+        keys=_limit_keys(SlowPathLimits, SLOWPATH_LIMIT_RANGES, _SLOWPATH_HELP) + (
+            Key("shares", "table", "each namespace's share of the slow path: NAME = [frames "
+                "per second, burst] (rate 0: no limit; docs/security.md)",
+                keys=tuple(Key(share.name, "pair", f"[rate, burst] of the {share.name} share",
+                               range=SHARE_RANGE, default=[share.rate, share.burst])
+                           for share in SLOW_SHARES)),)),
     Key("control", "table", "what the control sockets' clients may take (docs/security.md)",
         keys=_limit_keys(ControlLimits, CONTROL_LIMIT_RANGES, _CONTROL_HELP)),
 )

@@ -20,6 +20,7 @@ from pyctl.config.reader import _dotted, _index_lines, _Reader, _Recorded
 from pyctl.config.spec import (
     IO_BACKENDS,
     KINDS,
+    SHARE_RANGE,
     Config,
     ConfigError,
     ControlLimits,
@@ -406,9 +407,10 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
         text = r.typed(t, path, "metrics", str, None)
         if text is not None:
             found["metrics"] = r.checked(path + ("metrics",), parse_listen_address, text)
-    for key, record in (("slowpath", SlowPathLimits), ("control", ControlLimits)):
-        if key in t:
-            found[key] = _limits(r, t[key], path + (key,), record)
+    if "slowpath" in t:
+        found["slowpath"] = _slowpath(r, t["slowpath"], path + ("slowpath",))
+    if "control" in t:
+        found["control"] = _limits(r, t["control"], path + ("control",), ControlLimits)
     return DaemonSettings(**{**vars(defaults), **found})
 
 
@@ -424,17 +426,46 @@ def _range(*path: str) -> tuple[int, int]:
     return next(k for k in keys.table_keys(*table) if k.name == name).range
 
 
-def _limits(r: _Reader, value, path: tuple, record: type):
+def _limits(r: _Reader, value, path: tuple, record: type, **more):
     """A table of integer limits as ``record``: each key checked against its declared
-    range on its own; missing or refused keys keep their defaults."""
+    range on its own; missing or refused keys keep their defaults (``more``: the
+    record's other fields, read by the caller)."""
     defaults = record()
     with r.collect() as entry:
+        if isinstance(value, dict) and "frames_per_second" in value and record is SlowPathLimits:
+            raise r.error(path + ("frames_per_second",),
+                          "the slow path has no switch-wide budget any more: each namespace has "
+                          "its share of it, set in [daemon.slowpath.shares] (docs/security.md)")
         t = r.table(value, path, keys.allowed(*path))
     if not entry.ok:
         return defaults
     found = {}
     for key in keys.table_keys(*path):
+        if key.type != "integer":
+            continue
         with r.collect():
             low, high = key.range
             found[key.name] = r.integer(t, path, key.name, getattr(defaults, key.name), low, high)
-    return record(**{**vars(defaults), **found})
+    return record(**{**vars(defaults), **found, **more})
+
+
+def _slowpath(r: _Reader, value, path: tuple) -> SlowPathLimits:
+    """``[daemon.slowpath]``, with its ``shares`` table: ``NAME = [rate, burst]``."""
+    shares = dict(SlowPathLimits().shares)
+    given = value.get("shares") if isinstance(value, dict) else None
+    if given is not None:
+        where = path + ("shares",)
+        with r.collect() as entry:
+            values = r.table(given, where, keys.allowed(*where))
+        for name, pair in (values.items() if entry.ok else ()):
+            with r.collect():
+                low, high = SHARE_RANGE
+                if (not isinstance(pair, list) or len(pair) != 2
+                        or any(isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high
+                               for v in pair)):
+                    raise r.error(where + (name,), f"expected [rate, burst]: two integers in "
+                                                   f"{low}..{high} (frames per second, frames)")
+                if pair[0] and not pair[1]:
+                    raise r.error(where + (name,), "a share with a rate needs a burst of at least 1")
+                shares[name] = tuple(pair)
+    return _limits(r, value, path, SlowPathLimits, shares=shares)

@@ -48,6 +48,10 @@ def _property(key: Key) -> dict:
         out = {"type": "array", "items": _string(key)}
     elif key.type == "boolean":
         out = {"type": "boolean"}
+    elif key.type == "pair":
+        low, high = key.range
+        out = {"type": "array", "items": {"type": "integer", "minimum": low, "maximum": high},
+               "minItems": 2, "maxItems": 2}
     else:
         out = {"type": "integer"}
         if key.range:

@@ -123,9 +123,6 @@ def _switch_wide(daemon, counters: dict) -> list[Family]:
         for event, n in sorted(source.items()):
             family.add(n, event=event)
         out.append(family)
-    out.append(Family("tapswitch_slowpath_over_budget_total", "counter",
-                      "frames the slow path did not take in: over its frames_per_second")
-               .add(daemon.slow_frames_over_budget))
     out.append(Family("tapswitch_captures", "gauge", "switch-side captures running (ctl capture)")
                .add(daemon.captures.count))
     if daemon.metrics_http is not None:
