@@ -5,18 +5,21 @@ Installing tapswitch registers it (entry point ``pytest11``: ``tapswitch``),
 so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_topology``
-    A started ``pyctl.rig.topology.Topology`` on the subnet of
-    ``tapswitch_subnet`` (say 10.23.7.0/24): the root L2 ``init`` holds the
-    switch's own address .1 (the tenants' gateway, ``topo.gateway``), and two
-    L3 tenants ``a`` (.2) and ``b`` (.3) each have a TAP in their own kernel
-    network namespace, configured and up, default route via the gateway
-    (``topo.subnet`` is the network).  ``topo.tenants["a"]`` is a ``Tenant``: ``.ip``, ``.run(argv)``,
+    A started ``pyctl.rig.topology.Topology``, dual-stack, on the IPv4 subnet of
+    ``tapswitch_subnet`` (say 10.23.7.0/24) and fd00::/64: the root L2 ``init``
+    holds the switch's own addresses .1 and fd00::1 (the tenants' gateways,
+    ``topo.gateway`` and ``topo.gateway6``), and two L3 tenants ``a`` (.2,
+    fd00::2) and ``b`` (.3, fd00::3) each have a TAP in their own kernel network
+    namespace, configured and up, default routes via the gateways (``topo.subnet``
+    and ``topo.subnet6`` are the networks).
+    ``topo.tenants["a"]`` is a ``Tenant``: ``.ip`` (its IPv4), ``.ip6``, ``.run(argv)``,
     ``.call(func, *args)`` (a picklable callable run in a child inside the
     namespace), ``.socket(family, type)`` (a socket created in it).
 
 ``tapswitch_factory``
     ``make(mode=None, **kwargs) -> Topology`` for anything else: build with
-    ``l2()``, ``tenant()``, ``address_add()``, ``route_add()``, then
+    ``l2()``, ``tenant()`` (one family or both: ``tenant("c", "10.0.0.4/24",
+    "fd00::4/64")``), ``address_add()``, ``route_add()``, then
     ``start()``; push/pull/destroy/join live; ``counters()``.  Every topology
     made is closed when the test ends, passed or failed; a topology that left
     a kernel object behind makes the test error (``TopologyLeak``).
@@ -110,15 +113,22 @@ def tapswitch_subnet(request):
     return subnets.parse_subnet(given) if given else subnets.free_subnet()
 
 
+TOPOLOGY_SUBNET6 = "fd00::/64"     # the tenants' own kernels hold it: no host route meets it
+
+
 @pytest.fixture
 def tapswitch_topology(tapswitch_factory, tapswitch_subnet):
-    """A started topology: the gateway .1 in ``init``, tenants ``a`` (.2) and ``b`` (.3) of
-    ``tapswitch_subnet``."""
-    net = tapswitch_subnet
+    """A started dual-stack topology: the gateways .1 and fd00::1 in ``init``, tenants
+    ``a`` (.2, fd00::2) and ``b`` (.3, fd00::3) of ``tapswitch_subnet`` and fd00::/64."""
+    import ipaddress
+    net, net6 = tapswitch_subnet, ipaddress.ip_network(TOPOLOGY_SUBNET6)
     gateway, a, b = (f"{net.network_address + k}/{net.prefixlen}" for k in (1, 2, 3))
+    gateway6, a6, b6 = (f"{net6.network_address + k}/{net6.prefixlen}" for k in (1, 2, 3))
     topo = tapswitch_factory()
     topo.subnet, topo.gateway = net, gateway.split("/")[0]
+    topo.subnet6, topo.gateway6 = net6, gateway6.split("/")[0]
     topo.address_add("init", gateway)
-    topo.tenant("a", a)
-    topo.tenant("b", b)
+    topo.address_add("init", gateway6)
+    topo.tenant("a", a, a6)
+    topo.tenant("b", b, b6)
     return topo.start()

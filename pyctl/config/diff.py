@@ -9,7 +9,8 @@ returns the verbs that turn the first into the second, in an order the model acc
 3. namespaces that go, deepest first (a namespace whose kind or parent changed goes and
    comes back, and with it what is below it);
 4. addresses an L2 no longer holds;
-5. quotas, then new namespaces (parents first);
+5. an L2's quotas and options (``advertise``), then new namespaces (parents first) with
+   theirs;
 6. addresses: an L2's own, then pushed into L3s (``push`` when the L2 holds it already,
    ``assign_and_push`` otherwise);
 7. ports, routes, configured multicast memberships.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pyctl.config.spec import Config
+from pyctl.model.namespace_options import NAMESPACE_OPTION_DEFAULTS
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
@@ -54,7 +56,9 @@ def normal_form(snapshot: dict, *, learned=frozenset(), macs=None) -> dict:
             "kind": ns["kind"], "parent": parent, "addresses": frozenset(ns["addresses"]),
             "routes": frozenset((r["dst"], r["via"], r["port"]) for r in ns["routes"]),
             "groups": frozenset(g for g in ns["groups"] if (ns["name"], g) not in learned),
-            "quota": {k: v for k, v in (ns.get("quota") or {}).items() if v is not None}}
+            "quota": {k: v for k, v in (ns.get("quota") or {}).items() if v is not None},
+            "options": ({**NAMESPACE_OPTION_DEFAULTS, **ns.get("options", {})}
+                        if ns["kind"] == "l2" else {})}
     ports = {}
     for p in snapshot["ports"]:
         keep_mac = macs is None or macs.get(p["name"]) is not None
@@ -142,15 +146,23 @@ def reload_steps(current: dict, desired: dict, config: Config, learned=frozenset
         limits = {k: dn[ns]["quota"].get(k) for k in QUOTA_KEYS}
         return Step("quota_set", (ns, limits), f"quotas of {ns}: "
                     + (", ".join(f"{k}={v}" for k, v in sorted(dn[ns]["quota"].items())) or "none"))
+    def options_step(ns, old):
+        changed = {k: v for k, v in sorted(dn[ns]["options"].items()) if old.get(k) != v}
+        return Step("namespace_set", (ns, changed), f"options of {ns}: "
+                    + ", ".join(f"{k}={str(v).lower()}" for k, v in changed.items()))
     for ns in sorted(kept):
         if dn[ns]["kind"] == "l2" and dn[ns]["quota"] != cn[ns]["quota"]:
             steps.append(quota_step(ns))
+        if dn[ns]["kind"] == "l2" and dn[ns]["options"] != cn[ns]["options"]:
+            steps.append(options_step(ns, cn[ns]["options"]))
     for ns in sorted(create, key=lambda n: _depth(dn, n)):
         steps.append(Step("create", (ns, dn[ns]["kind"]), f"namespace {ns} comes "
                           f"({dn[ns]['kind']} in {dn[ns]['parent']})", {"parent": dn[ns]["parent"]}))
         held[ns] = set()
         if dn[ns]["kind"] == "l2" and dn[ns]["quota"]:
             steps.append(quota_step(ns))
+        if dn[ns]["kind"] == "l2" and dn[ns]["options"] != NAMESPACE_OPTION_DEFAULTS:
+            steps.append(options_step(ns, NAMESPACE_OPTION_DEFAULTS))
     order = sorted(dn, key=lambda n: _depth(dn, n))
     for ns in order:
         if dn[ns]["kind"] == "l2":

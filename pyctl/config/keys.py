@@ -24,12 +24,14 @@ from pyctl.config.spec import (
     DaemonSettings,
     SlowPathLimits,
 )
-from pyctl.model.port_options import OFFLOADS
+from pyctl.model.namespace_options import NAMESPACE_OPTION_DEFAULTS
+from pyctl.model.port_options import MAX_PORT_ADDRESSES, OFFLOADS
 from pyctl.model.quotas import QUOTA_KEYS
 
 __all__ = ["Key", "FILE", "table_keys", "allowed", "required"]
 
-TYPES = ("string", "boolean", "integer", "strings", "table", "tables", "pair")
+TYPES = ("string", "boolean", "integer", "strings", "string_or_strings", "table", "tables", "pair")
+# "string_or_strings": one string, or a non-empty list of at most ``range[1]`` of them
 # "pair": two integers, each in ``range`` ([rate, burst] of a slow-path share)
 # What a string must look like (the loader checks it with the model's parsers).
 FORMATS = ("interface", "ip", "network", "mac", "namespace", "ifname", "netns", "path")
@@ -41,7 +43,7 @@ class Key:
     type: str
     help: str
     required: bool = False
-    range: tuple[int, int] | None = None        # integers: smallest, largest
+    range: tuple[int, int] | None = None        # integers: smallest, largest (lists: items)
     choices: tuple[str, ...] | None = None      # strings (or the items of "strings")
     format: str | None = None                   # strings (or the items of "strings")
     default: Any = None
@@ -52,6 +54,8 @@ class Key:
             raise ValueError(f"{self.name}: unknown type {self.type!r}")
         if self.format is not None and self.format not in FORMATS:
             raise ValueError(f"{self.name}: unknown format {self.format!r}")
+        if self.type == "string_or_strings" and self.range is None:
+            raise ValueError(f"{self.name}: a list needs its range of lengths")
         if bool(self.keys) != (self.type in ("table", "tables")):
             raise ValueError(f"{self.name}: only a table holds keys, and a table holds some")
 
@@ -116,6 +120,8 @@ ROOT_KEYS = (
     Key("addresses", "strings", "addresses of the root L2 'init'", format="interface"),
     Key("socket", "boolean", "open a namespace socket for 'init'", default=False),
     Key("groups", "strings", "multicast groups 'init' is a configured member of", format="ip"),
+    Key("advertise", "boolean", "send IPv6 router advertisements on its ports and answer "
+        "solicitations (docs/model.md)", default=NAMESPACE_OPTION_DEFAULTS["advertise"]),
 )
 
 NAMESPACE_KEYS = (
@@ -128,6 +134,9 @@ NAMESPACE_KEYS = (
     Key("socket", "boolean", "open <socket_dir>/<name>.sock acting as it", default=False),
     Key("groups", "strings", "multicast groups it is a configured member of (never expire; "
         "docs/multicast.md)", format="ip"),
+    Key("advertise", "boolean", "an L2's: send IPv6 router advertisements on its scope's "
+        "ports and answer solicitations (docs/model.md)",
+        default=NAMESPACE_OPTION_DEFAULTS["advertise"]),
     Key("quota", "table", "an L2's quotas over its subtree (docs/model.md)",
         keys=tuple(Key(name, "integer", f"most {name} in the subtree", range=(0, QUOTA_MAX))
                    for name in QUOTA_KEYS)),
@@ -146,9 +155,12 @@ PORT_KEYS = (
     Key("mtu", "integer", "the TAP's MTU", range=(68, 65535)),
     Key("netns", "string", "kernel network namespace the TAP is moved into (created when "
         "missing, entered when it exists)", format="netns"),
-    Key("address", "string", "the TAP's address inside netns", format="interface"),
-    Key("gateway", "string", "the default route inside netns (inside address's subnet)",
-        format="ip"),
+    Key("address", "string_or_strings", "the TAP's address inside netns, or a list mixing "
+        "IPv4 and IPv6", format="interface", range=(1, MAX_PORT_ADDRESSES)),
+    Key("gateway", "string_or_strings", "the default route inside netns (inside a subnet of "
+        "address), or a list of one per family", format="ip", range=(1, 2)),
+    Key("router", "boolean", "a router stands behind the port: its IPv6 router "
+        "advertisements and redirects reach the scope", default=False),
 )
 
 ROUTE_KEYS = (

@@ -32,7 +32,8 @@ from pyctl.config.spec import (
     config_errors,
 )
 from pyctl.model import addressing
-from pyctl.model.port_options import check_port_options
+from pyctl.model.namespace_options import NAMESPACE_OPTIONS, check_namespace_options
+from pyctl.model.port_options import check_port_option, check_port_options
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
@@ -72,13 +73,13 @@ def read_config(path_or_text: str | os.PathLike, *,
                                                    f"TOML syntax error: {exc}")]
     r = _Reader(source, _index_lines(text))
     r.table(doc, (), keys.allowed())
-    root_addresses, root_socket, root_groups = _read_root(r, doc)
+    root_addresses, root_socket, root_groups, root_options = _read_root(r, doc)
     namespaces, broken_ns = _read_namespaces(r, doc)
     ports, broken_ports = _read_ports(r, doc, namespaces, broken_ns)
     routes = _read_routes(r, doc, namespaces, ports, broken_ns, broken_ports)
     daemon = _read_daemon(r, doc)
     config = Config(source=source, root_addresses=root_addresses, root_socket=root_socket,
-                    root_groups=root_groups,
+                    root_groups=root_groups, root_options=root_options,
                     namespaces=namespaces, routes=routes, ports=ports, daemon=daemon,
                     lines=r.lines, broken_namespaces=frozenset(broken_ns),
                     broken_ports=frozenset(broken_ports), empty=not doc)
@@ -103,14 +104,28 @@ def _groups(entry, r: _Reader, table: dict, path: tuple) -> tuple[str, ...]:
     return tuple(str(g) for g in parsed if g is not None)
 
 
-def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
+def _namespace_options(r: _Reader, entry, table: dict, path: tuple, kind: str) -> dict:
+    """An L2's options (``advertise``: pyctl.model.namespace_options), each key on its own."""
+    options = {}
+    for key in NAMESPACE_OPTIONS:
+        if key not in table:
+            continue
+        if kind != "l2":
+            entry.fail(r.error(path + (key,), "an L3 has no options of its own: set them on "
+                                              "its parent L2"))
+            continue
+        options.update(entry.soft(path + (key,), check_namespace_options, {key: table[key]}) or {})
+    return options
+
+
+def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool, tuple[str, ...], dict]:
     if "root" not in doc:
-        return (), False, ()
+        return (), False, (), {}
     with r.collect() as entry:
         table = r.table(doc["root"], ("root",), keys.allowed("root"))
         return (_addresses(r, entry, table, ("root",)), r.typed(table, ("root",), "socket", bool, False),
-                _groups(entry, r, table, ("root",)))
-    return (), False, ()
+                _groups(entry, r, table, ("root",)), _namespace_options(r, entry, table, ("root",), "l2"))
+    return (), False, (), {}
 
 
 def _read_namespaces(r: _Reader, doc: dict) -> tuple[tuple[NamespaceSpec, ...], set[str]]:
@@ -134,7 +149,7 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[tuple[NamespaceSpec, ...], 
             spec = NamespaceSpec(
                 name=name, kind=kind, parent=parent, addresses=_addresses(r, entry, t, path),
                 socket=r.typed(t, path, "socket", bool, False), quota=_quota(r, entry, t, path, kind),
-                groups=_groups(entry, r, t, path),
+                groups=_groups(entry, r, t, path), options=_namespace_options(r, entry, t, path, kind),
                 key=_dotted(path), line=r.line_of(path))
         if entry.ok:
             specs[name] = spec
@@ -237,7 +252,7 @@ def _path_of(key: str) -> tuple:
     return (name, int(index.rstrip("]"))) if index else (name,)
 
 
-_OPTION_KEYS = ("vnet_hdr", "offloads", "txqueuelen", "mtu", "netns", "address", "gateway")
+_OPTION_KEYS = tuple(k for k in keys.allowed("port") if k not in ("name", "namespace", "mac"))
 
 
 def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
@@ -293,11 +308,9 @@ def _port_options(r: _Reader, entry, t: dict, path: tuple) -> dict:
     for key in _OPTION_KEYS:  # one at a time, so an error names its key
         if key not in t:
             continue
-        if key == "gateway":
-            if entry.soft(path + (key,), lambda v: addressing.parse_ip(v, what="gateway"), t[key]) is not None:
-                options[key] = t[key]
-        else:
-            options.update(entry.soft(path + (key,), check_port_options, {key: t[key]}) or {})
+        value = entry.soft(path + (key,), lambda v, k=key: check_port_option(k, v), t[key])
+        if value is not None:
+            options[key] = value
     if len(options) < len([k for k in _OPTION_KEYS if k in t]):
         return options          # a refused option: the combined check would only repeat it
     for key in ("address", "gateway"):
@@ -326,10 +339,13 @@ def _read_routes(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
             elif ns in known and known[ns].kind == "l3":
                 entry.fail(r.error(path + ("namespace",), f"{ns!r} is an L3 namespace: routes belong "
                                                           f"to its parent L2 {known[ns].parent!r}"))
-            prefix = entry.soft(path + ("prefix",), addressing.parse_network, r.typed(t, path, "prefix", str))
             via = t.get("via")
             if via is not None:
                 via = entry.soft(path + ("via",), addressing.parse_ip, r.typed(t, path, "via", str))
+            family = None if via is None else via.version    # 'default' takes the gateway's
+            prefix = entry.soft(path + ("prefix",),
+                                lambda v: addressing.parse_network(v, version=family),
+                                r.typed(t, path, "prefix", str))
             port = r.typed(t, path, "port", str)
             if port is not None and port not in broken_ports:
                 if port not in by_port:

@@ -21,7 +21,7 @@ __all__ = ["schema", "main"]
 SCHEMA_ID = "https://tapswitch.invalid/config.schema.json"
 _FORMATS = {
     "interface": "an interface address A/N, e.g. 10.1.0.10/24 or fd00::10/64",
-    "ip": "an IP address, e.g. 10.1.0.1",
+    "ip": "an IP address, e.g. 10.1.0.1 or fd00::1",
     "network": "a network A/N with no host bits, or 'default'",
     "path": "a file system path",
 }
@@ -46,6 +46,13 @@ def _property(key: Key) -> dict:
         out = _string(key)
     elif key.type == "strings":
         out = {"type": "array", "items": _string(key)}
+    elif key.type == "string_or_strings":
+        low, high = key.range
+        one = _string(key)
+        detail = one.pop("description", None)
+        out = {"anyOf": [one, {"type": "array", "items": one, "minItems": low, "maxItems": high}]}
+        if detail:
+            out["description"] = detail
     elif key.type == "boolean":
         out = {"type": "boolean"}
     elif key.type == "pair":

@@ -14,8 +14,8 @@ again, so one mistake is one refusal):
    the switch's (in the host or in the kernel namespace the TAP moves into), IPv6 where
    the kernel has none, the open-files limit, the admin
    socket in use, the metrics address taken.  (The tables' sizes are the model's
-   capacity: phase 2 refuses the namespace or port past them.)  Kernel rules that need no facts (an IPv6
-   address on a link under 1280 bytes) are checked always.
+   capacity: phase 2 refuses the namespace or port past them; an IPv6 address on a
+   link under 1280 bytes is the port options' refusal, phase 1.)
 
 A reload passes what the running switch owns (``own_links``, ``own_netns``) and
 ``check_sockets=False``: its own TAPs and sockets are not in the way.
@@ -23,7 +23,6 @@ A reload passes what the running switch owns (``own_links``, ``own_netns``) and
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket as socket_mod
 import stat
@@ -33,13 +32,13 @@ from pyctl.config.apply import build
 from pyctl.config.load import _path_of, read_config
 from pyctl.config.reader import _Reader
 from pyctl.config.spec import Config, ConfigError, config_errors
+from pyctl.model.port_options import port_interfaces
 
 __all__ = ["Facts", "Report", "validate", "MAX_NAMESPACES", "MAX_PORTS", "FD_RESERVE",
            "CAP_NET_ADMIN", "CAP_SYS_ADMIN"]
 
 MAX_NAMESPACES, MAX_PORTS = 4096, 1024     # the fast path's table sizes (the daemon's defaults)
 FD_RESERVE = 64         # files the daemon holds besides its TAPs (epoll, sockets, pipes, ...)
-IPV6_MIN_MTU = 1280
 CAP_NET_ADMIN, CAP_SYS_ADMIN = "CAP_NET_ADMIN", "CAP_SYS_ADMIN"
 
 
@@ -117,7 +116,6 @@ def validate(path_or_text, *, source: str | None = None, facts: Facts | None = N
     report.errors += build(config, switch)
     failed = {e.key.split(".")[0] for e in report.errors}     # "port[2]", "namespace[0]"
     ports = [p for p in config.ports if p.key not in failed]
-    report.errors += _kernel_rules(r, ports)
     if facts is not None:
         left = facts.recorded(config.daemon.state_path)
         if left is not None and left.live_pid is not None and check_sockets:
@@ -135,20 +133,8 @@ def validate(path_or_text, *, source: str | None = None, facts: Facts | None = N
     return report
 
 
-def _kernel_side(port) -> list:
-    values = [port.options.get("address"), port.options.get("gateway")]
-    return [ipaddress.ip_interface(v) for v in values if v]
-
-
-def _kernel_rules(r: _Reader, ports) -> list[ConfigError]:
-    out = []
-    for port in ports:
-        mtu = port.options.get("mtu")
-        if mtu is not None and mtu < IPV6_MIN_MTU and any(a.version == 6 for a in _kernel_side(port)):
-            out.append(r.error(_path_of(port.key) + ("mtu",), f"mtu {mtu} is below {IPV6_MIN_MTU}: "
-                               f"the kernel has no IPv6 on such a link, so its IPv6 address "
-                               f"cannot be set"))
-    return out
+def _has_ipv6(port) -> bool:
+    return any(i.version == 6 for i in port_interfaces(port.options))
 
 
 def _host(r: _Reader, config: Config, ports, facts: Facts, own_links, own_netns,
@@ -190,7 +176,7 @@ def _host(r: _Reader, config: Config, ports, facts: Facts, own_links, own_netns,
                          f"and leaves it in place when it closes")
     if facts.ipv6() is False:
         for port in ports:
-            if any(a.version == 6 for a in _kernel_side(port)):
+            if _has_ipv6(port):
                 out.append(r.error(_path_of(port.key) + ("address",), "IPv6 is disabled in this "
                                    "kernel (ipv6.disable=1): the address cannot be set",
                                    "EAFNOSUPPORT"))

@@ -8,7 +8,8 @@ the model (``Switch.watch``: told of each change and of each undone one) and
 looks only at the ports a change named and at the ports of the tenants whose
 addresses moved; the first call, and one after a change it has no rule for,
 look at everything.  A port's kernel side (``netns``,
-``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
+``address``, ``gateway`` (each one or a list of both families), ``mtu``
+options) is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
 as it is), the TAP is moved into it and configured there.
@@ -22,10 +23,12 @@ it: a failed port is not reopened behind the operator's back.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 
 from pyctl import kernel
+from pyctl.model.port_options import port_interfaces
 
 from pyctl.daemon import tap_port as tap_ports
 from pyctl.daemon.ownership import NotRecorded
@@ -46,6 +49,7 @@ class OpenPort:
     netns: object | None = None      # kernel.NetNamespace the TAP lives in, if any
     options: dict = field(default_factory=dict)
     kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
+    ipv6_ready: bool = False         # its link readied for IPv6 (kernel.links.enable_ipv6)
     failure: str | None = None       # why the port failed (PortManager.fail), None while up
 
 
@@ -119,16 +123,18 @@ class PortManager:
                 self._mirror_addresses(entry, wanted.get(pid) or self.switch.port(pid))
 
     def _mirror_addresses(self, entry, port):
-        """A tenant's kernel stack holds the addresses its L3 holds: a push adds the
-        address to the TAP in the tenant's kernel namespace, a pull removes it."""
+        """A tenant's kernel stack holds the addresses its L3 holds, both families: a
+        push adds the address to the TAP in the tenant's kernel namespace (an IPv6 one
+        readies the link for IPv6 first), a pull removes it."""
         ns = self.switch.namespace(port.ns)
-        want = set()
+        want = {str(i) for i in port_interfaces(entry.options)}
         if ns.is_l3:
-            want = {a for a in map(str, self.switch.addresses(ns.id))
-                    if ":" not in a and not a.startswith("127.")}
-        if entry.options.get("address"):
-            want.add(entry.options["address"])
+            want |= {str(i) for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
+                     if not i.ip.is_loopback}
         for cidr in sorted(want - entry.kernel_addresses):
+            if ":" in cidr and not entry.ipv6_ready:
+                entry.netns.enable_ipv6(entry.name)
+                entry.ipv6_ready = True
             entry.netns.add_address(entry.name, cidr)
             entry.kernel_addresses.add(cidr)
         for cidr in sorted(entry.kernel_addresses - want):
@@ -166,8 +172,8 @@ class PortManager:
                  f" in kernel namespace {netns.name}" if netns else "",
                  ",".join(sorted(tap.offloads)) or "off")
         entry = OpenPort(port.id, port.name, tap, netns, dict(opts))
-        if opts.get("address"):
-            entry.kernel_addresses = {opts["address"]}
+        entry.kernel_addresses = {str(i) for i in port_interfaces(opts)}
+        entry.ipv6_ready = any(i.version == 6 for i in port_interfaces(opts))
         return entry
 
     def _close(self, pid):

@@ -10,42 +10,61 @@ from tests.support import config_text
 
 L2S = ("t1", "t2", "t3")
 L3S = ("a", "b", "c", "d")
-GROUPS = ("239.1.1.1", "239.1.1.2")
+GROUPS = ("239.1.1.1", "239.1.1.2", "ff05::1:3")
 
 
 @st.composite
 def topologies(draw):
-    """TOML text of a random valid-looking topology (the validator has the last word)."""
+    """TOML text of a random valid-looking dual-stack topology (the validator has the last
+    word): L2s with an IPv4 subnet and maybe an IPv6 one and router advertisements, L3s with
+    addresses of either family, ports whose kernel side has one address or both families',
+    routes of both families."""
     out, l2s = [], []
+    if draw(st.booleans()):
+        out.append(f"[root]\nadvertise = {str(draw(st.booleans())).lower()}\n")
     for k, name in enumerate(L2S):
         if not draw(st.booleans()):
             continue
-        parent = draw(st.sampled_from(["init", *l2s]))
+        parent = draw(st.sampled_from(["init", *(n for n, _, _ in l2s)]))
         quota = draw(st.sampled_from(["", "quota = { namespaces = 8 }\n", "quota = { routes = 4 }\n"]))
+        six = draw(st.booleans())
+        addresses = f'"10.{k + 1}.0.1/24"' + (f', "fd00:{k + 1}::1/64"' if six else "")
+        advertise = draw(st.sampled_from(["", "advertise = true\n", "advertise = false\n"]))
         out.append(f'[[namespace]]\nname = "{name}"\nkind = "l2"\nparent = "{parent}"\n'
-                   f'addresses = ["10.{k + 1}.0.1/24"]\n{quota}')
-        l2s.append((name, k + 1))
+                   f'addresses = [{addresses}]\n{quota}{advertise}')
+        l2s.append((name, k + 1, six))
     hosts = {}
     for name in L3S:
         if not l2s or not draw(st.booleans()):
             continue
-        parent, k = draw(st.sampled_from(l2s))
+        parent, k, six = draw(st.sampled_from(l2s))
         free = [h for h in range(10, 16) if h not in hosts.setdefault(parent, set())]
         picked = draw(st.lists(st.sampled_from(free), max_size=2, unique=True)) if free else []
         hosts[parent].update(picked)
-        addresses = ", ".join(f'"10.{k}.0.{h}/24"' for h in picked)
+        addresses = [f"10.{k}.0.{h}/24" if not six or h % 2 else f"fd00:{k}::{h}/64" for h in picked]
         groups = ", ".join(f'"{g}"' for g in draw(st.lists(st.sampled_from(GROUPS), unique=True)))
         out.append(f'[[namespace]]\nname = "{name}"\nkind = "l3"\nparent = "{parent}"\n'
-                   f'addresses = [{addresses}]\ngroups = [{groups}]\n')
+                   f'addresses = [{", ".join(f"{a!r}" for a in addresses)}]\ngroups = [{groups}]\n'
+                   .replace("'", '"'))
         if draw(st.booleans()):
             mtu = draw(st.sampled_from([1500, 9000]))
-            out.append(f'[[port]]\nname = "p{name}"\nnamespace = "{name}"\nmtu = {mtu}\n')
-    for name, k in l2s:
+            kernel = draw(st.sampled_from([
+                "", f'netns = "rl-{name}"\naddress = "10.{k}.0.{20 + len(hosts)}/24"\n',
+                f'netns = "rl-{name}"\naddress = ["10.{k}.0.{20 + len(hosts)}/24", '
+                f'"fd00:{k}::{20 + len(hosts)}/64"]\ngateway = ["10.{k}.0.1", "fd00:{k}::1"]\n']))
+            out.append(f'[[port]]\nname = "p{name}"\nnamespace = "{name}"\nmtu = {mtu}\n{kernel}')
+    for name, k, six in l2s:
         if draw(st.booleans()):
-            out.append(f'[[port]]\nname = "up{name}"\nnamespace = "{name}"\n')
-            for r in draw(st.lists(st.sampled_from([1, 2]), unique=True)):
-                via = draw(st.sampled_from(["", f'via = "10.{k}.0.254"\n']))
-                out.append(f'[[route]]\nnamespace = "{name}"\nprefix = "10.9{r}.0.0/16"\n'
+            router = draw(st.sampled_from(["", "router = true\n"]))
+            out.append(f'[[port]]\nname = "up{name}"\nnamespace = "{name}"\n{router}')
+            for r in draw(st.lists(st.sampled_from([1, 2, 6] if six else [1, 2]), unique=True)):
+                if r == 6:
+                    via = draw(st.sampled_from(["", f'via = "fd00:{k}::fe"\n']))
+                    prefix = draw(st.sampled_from(["fd96::/48", "default"])) if via else "fd96::/48"
+                else:
+                    via = draw(st.sampled_from(["", f'via = "10.{k}.0.254"\n']))
+                    prefix = f"10.9{r}.0.0/16"
+                out.append(f'[[route]]\nnamespace = "{name}"\nprefix = "{prefix}"\n'
                            f'port = "up{name}"\n{via}')
     return "\n".join(out) or '[root]\naddresses = ["10.0.0.1/24"]\n'
 
@@ -90,7 +109,8 @@ def test_the_generated_topologies_are_mostly_valid_and_varied():
     from hypothesis import find
     # the property above would prove little on files the validator refuses
     big = find(topologies(), lambda t: validate(t).ok and t.count("[[namespace]]") >= 5
-               and "[[route]]" in t and "groups = [\"" in t and "quota" in t)
+               and "[[route]]" in t and "groups = [\"" in t and "quota" in t
+               and "fd96::/48" in t and "advertise = true" in t and '"fd00:' in t)
     assert validate(big).ok
 
 
@@ -140,3 +160,40 @@ def test_a_changed_kind_or_parent_replaces_the_namespace_and_what_is_below():
     assert "namespace web goes (changed: it comes back)" in texts
     assert "port tsw-web goes (changed: it comes back)" in texts
     assert running.namespace("web").parent == running.namespace("other").id
+
+
+BASE6 = (config_text.namespace("tenants", "l2", "10.1.0.1/24", "fd00:1::1/64")
+         + config_text.namespace("web", "l3", "10.1.0.10/24", "fd00:1::10/64", parent="tenants")
+         + config_text.namespace("db", "l3", "fd00:1::20/64", parent="tenants")
+         + config_text.table("[[port]]", name="tsw-web", namespace="web")
+         + config_text.table("[[port]]", name="tsw-up", namespace="tenants")
+         + config_text.table("[[route]]", namespace="tenants", prefix="default", via="fd00:1::fe",
+                             port="tsw-up"))
+
+
+def test_ipv6_addresses_routes_and_options_reload_without_touching_the_rest():
+    new = (BASE6.replace('"fd00:1::10/64"', '"fd00:1::11/64"')
+           .replace('via = "fd00:1::fe"', 'via = "fd00:1::fd"')
+           .replace('kind = "l2"\n', 'kind = "l2"\nadvertise = true\n', 1))
+    running, steps, desired, config = reloaded(BASE6, new)
+    assert [s.text for s in steps] == [
+        "route ::/0 in tenants goes", "fd00:1::10/64 pulled from web",
+        "fd00:1::10/64 of tenants goes", "options of tenants: advertise=true",
+        "fd00:1::11/64 comes to web", "route ::/0 in tenants comes"]
+    assert same_state(running.snapshot(), desired, config)
+    assert running.port("tsw-web").id == 0 and running.namespace_options("tenants") == {
+        "advertise": True}
+    back, steps, _, _ = reloaded(new, BASE6)         # advertise left out: the default again
+    assert "options of tenants: advertise=false" in [s.text for s in steps]
+    assert back.namespace_options("tenants") == {"advertise": False}
+
+
+def test_a_port_whose_kernel_side_gains_ipv6_comes_back_with_both_families():
+    old = BASE6 + config_text.table("[[port]]", name="tsw-db", namespace="db", netns="rl-db",
+                                    mtu=1500, address="10.1.0.20/24")
+    new = old.replace('address = "10.1.0.20/24"', 'address = ["10.1.0.20/24", "fd00:1::20/64"]\n'
+                      'gateway = ["10.1.0.1", "fd00:1::1"]')
+    running, steps, _, _ = reloaded(old, new)
+    assert [s.text for s in steps] == ["port tsw-db goes (changed: it comes back)",
+                                       "port tsw-db comes (in db)"]
+    assert running.port("tsw-db").options["gateway"] == ["10.1.0.1", "fd00:1::1"]

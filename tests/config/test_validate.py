@@ -166,7 +166,9 @@ def test_an_empty_file_is_refused_but_a_daemon_table_alone_is_not():
 def test_an_ipv6_address_on_a_link_below_1280_bytes_is_refused():
     text = GOOD.replace('address = "10.1.0.10/24"\ngateway = "10.1.0.1"',
                         'address = "fd00::10/64"\nmtu = 1000')
-    assert where(validate(text)) == [(17, "port[0].mtu")]
+    report = validate(text)
+    assert where(report) == [(16, "port[0].address")]       # the port options' one rule
+    assert "below 1280" in report.errors[0].reason
 
 
 class FakeHost(Facts):
