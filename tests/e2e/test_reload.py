@@ -19,6 +19,7 @@ from tests.support import config_text
 from tests.support.notify import notify_socket, received as heard
 
 HOSTS = {"a": 2, "b": 3, "c": 4, "d": 5}
+NET6 = "fd00:5e::"          # the tenants' IPv6 subnet (/64): in their own kernels only
 
 
 class Tenants:
@@ -29,6 +30,7 @@ class Tenants:
         self.net = free_subnet()
         self.sock = str(tmp_path / "ctl.sock")
         self.file = tmp_path / "switch.toml"
+        self.host6 = {}                 # a tenant's IPv6 host part, when not its IPv4 one
 
     def ip(self, name):
         return str(self.net.network_address + HOSTS[name])
@@ -39,25 +41,41 @@ class Tenants:
     def link(self, name):
         return f"tr{name}{self.tag}"
 
-    def write(self, *names, extra="", sockets=(), **daemon):
-        """The file with these tenants (``sockets``: those with a namespace socket),
-        ``daemon`` keys, and ``extra`` TOML at its end."""
+    def ip6(self, name):
+        return f"{NET6}{self.host6.get(name, HOSTS[name]):x}"
+
+    def write(self, *names, extra="", sockets=(), ipv6=False, **daemon):
+        """The file with these tenants (``sockets``: those with a namespace socket; ``ipv6``:
+        dual-stack, each tenant's IPv6 address ``ip6``), ``daemon`` keys, and ``extra`` TOML
+        at its end."""
         plen = self.net.prefixlen
         gateway = str(self.net.network_address + 1)
-        text = config_text.daemon(self.sock, **daemon) + config_text.root(f"{gateway}/{plen}")
+        if not ipv6:
+            text = config_text.daemon(self.sock, **daemon) + config_text.root(f"{gateway}/{plen}")
+        else:
+            text = (config_text.daemon(self.sock, **daemon)
+                    + config_text.root(f"{gateway}/{plen}", f"{NET6}1/64"))
         for name in names:
-            text += config_text.tenant(name, f"{self.ip(name)}/{plen}", port=self.link(name),
-                                       netns=self.netns(name), gateway=gateway,
-                                       socket=True if name in sockets else None)
+            if not ipv6:
+                text += config_text.tenant(name, f"{self.ip(name)}/{plen}", port=self.link(name),
+                                           netns=self.netns(name), gateway=gateway,
+                                           socket=True if name in sockets else None)
+                continue
+            both = [f"{self.ip(name)}/{plen}", f"{self.ip6(name)}/64"]
+            text += (config_text.namespace(name, "l3", *both,
+                                           socket=True if name in sockets else None)
+                     + config_text.table("[[port]]", name=self.link(name), namespace=name,
+                                         netns=self.netns(name), address=both,
+                                         gateway=[gateway, f"{NET6}1"]))
         self.file.write_text(text + extra)
 
     def daemon(self, **popen):
         return DaemonProcess(self.file, self.sock, netns=[self.netns(n) for n in HOSTS],
                              links=[self.link(n) for n in HOSTS], **popen)
 
-    def ping(self, src, dst, count=1, interval=0.2, background=False):
+    def ping(self, src, dst, count=1, interval=0.2, background=False, family=4):
         argv = ["ip", "netns", "exec", self.netns(src), "ping", "-q", "-n", "-c", str(count),
-                "-i", str(interval), "-W", "5", self.ip(dst)]
+                "-i", str(interval), "-W", "5", self.ip(dst) if family == 4 else self.ip6(dst)]
         if background:
             return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True)
@@ -124,6 +142,31 @@ def test_sighup_adds_and_removes_a_tenant_while_a_flow_goes_on(tmp_path, manager
     for text in ("reload: port %s goes" % t.link("d"), "reload: namespace c comes (l3 in init)",
                  "reloaded %s: 6 changes" % t.file):
         assert text in err
+
+
+def test_a_reload_moves_a_tenants_ipv6_address_and_its_neighbour_keeps_its_port(tmp_path):
+    t = Tenants(tmp_path)
+    t.write("a", "b", ipv6=True)
+    with t.daemon() as daemon:
+        assert received(t.ping("a", "b", count=3, family=6).stdout)[1] >= 1    # after ND
+        before = t.ports()
+        old = t.ip6("b")
+        t.host6["b"] = 0x13
+        t.write("a", "b", ipv6=True)
+        done = t.ctl("reload")
+        assert done.returncode == 0, done
+        for text in (f"{old}/64 pulled from b", f"{old}/64 of init goes",
+                     f"{t.ip6('b')}/64 comes to b", f"port {t.link('b')} goes (changed: it comes back)"):
+            assert text in done.stdout, done.stdout
+        after = t.ports()
+        assert after[t.link("a")] == before[t.link("a")]             # a: untouched
+        assert after[t.link("b")][1:] == ("b", "up")
+        assert received(t.ping("a", "b", count=3, family=6).stdout)[1] >= 1
+        assert received(t.ping("a", "b", count=2).stdout) == (2, 2)    # IPv4 still
+        with ControlClient(t.sock) as client:
+            assert f"{old}/64" not in str(client.call("show"))
+        status, _, err = daemon.stop()
+    assert status == 0, err
 
 
 FIVE_ERRORS = """
