@@ -123,8 +123,9 @@ def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool, tuple[str,
         return (), False, (), {}
     with r.collect() as entry:
         table = r.table(doc["root"], ("root",), keys.allowed("root"))
-        return (_addresses(r, entry, table, ("root",)), r.typed(table, ("root",), "socket", bool, False),
-                _groups(entry, r, table, ("root",)), _namespace_options(r, entry, table, ("root",), "l2"))
+        path = ("root",)
+        return (_addresses(r, entry, table, path), r.typed(table, path, "socket", bool, False),
+                _groups(entry, r, table, path), _namespace_options(r, entry, table, path, "l2"))
     return (), False, (), {}
 
 
@@ -149,7 +150,8 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[tuple[NamespaceSpec, ...], 
             spec = NamespaceSpec(
                 name=name, kind=kind, parent=parent, addresses=_addresses(r, entry, t, path),
                 socket=r.typed(t, path, "socket", bool, False), quota=_quota(r, entry, t, path, kind),
-                groups=_groups(entry, r, t, path), options=_namespace_options(r, entry, t, path, kind),
+                groups=_groups(entry, r, t, path),
+                options=_namespace_options(r, entry, t, path, kind),
                 key=_dotted(path), line=r.line_of(path))
         if entry.ok:
             specs[name] = spec
@@ -270,11 +272,7 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
                 first, name = ports[name], None
                 raise r.error(path + ("name",), f"port {first.name!r} is already defined at line {first.line}")
             ns = r.typed(t, path, "namespace", str)
-            if ns in broken_ns:
-                entry.fail(_Recorded())   # its namespace/port was refused: not again
-            elif ns != ROOT and ns not in known:
-                entry.fail(r.error(path + ("namespace",), f"unknown namespace {ns!r}"))
-            elif ns in known and known[ns].kind == "l3":
+            if _defined(r, entry, path, ns, known, broken_ns) and _is_l3(known, ns):
                 if ns in l3_port:
                     entry.fail(r.error(path + ("namespace",), f"L3 namespace {ns!r} already has port "
                                                               f"{l3_port[ns]!r} (an L3 has at most one)"))
@@ -301,6 +299,22 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
                 continue
             netns_owner[port.netns] = port.name
     return tuple(ports.values()), broken
+
+
+def _defined(r: _Reader, entry, path: tuple, ns: str, known: dict, broken_ns: set[str]) -> bool:
+    """True when the entry's ``namespace`` is the root or one the file defines; else the
+    entry fails: silently when that namespace was refused already (not again)."""
+    if ns in broken_ns:
+        entry.fail(_Recorded())
+    elif ns != ROOT and ns not in known:
+        entry.fail(r.error(path + ("namespace",), f"unknown namespace {ns!r}"))
+    else:
+        return True
+    return False
+
+
+def _is_l3(known: dict, ns: str) -> bool:
+    return ns in known and known[ns].kind == "l3"
 
 
 def _port_options(r: _Reader, entry, t: dict, path: tuple) -> dict:
@@ -332,11 +346,7 @@ def _read_routes(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
         with r.collect() as entry:
             t = r.table(item, path, keys.allowed("route"), keys.required("route"))
             ns = r.typed(t, path, "namespace", str)
-            if ns in broken_ns:
-                entry.fail(_Recorded())   # its namespace/port was refused: not again
-            elif ns != ROOT and ns not in known:
-                entry.fail(r.error(path + ("namespace",), f"unknown namespace {ns!r}"))
-            elif ns in known and known[ns].kind == "l3":
+            if _defined(r, entry, path, ns, known, broken_ns) and _is_l3(known, ns):
                 entry.fail(r.error(path + ("namespace",), f"{ns!r} is an L3 namespace: routes belong "
                                                           f"to its parent L2 {known[ns].parent!r}"))
             via = t.get("via")

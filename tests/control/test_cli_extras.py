@@ -83,7 +83,7 @@ def _complete(line, env=None):
 def test_completion_of_commands_verbs_and_names_from_the_daemon(served):
     pytest.importorskip("argcomplete", reason="completion needs the optional argcomplete")
     _, words = _complete("tapswitch ctl nam")
-    assert [w.strip() for w in words] == ["namespaces"]
+    assert sorted(w.strip() for w in words) == ["namespace-set", "namespaces"]
     _, words = _complete(f"tapswitch ctl --socket {served.path} addresses w")
     assert [w.strip() for w in words] == ["web"]
     _, words = _complete(f"tapswitch ctl --socket {served.path} counters --port tsw")
