@@ -34,7 +34,9 @@ def _bars(ax, doc, series, ylabel, title):
     """Grouped bars, one group per peer: every bar labelled with its median; tapswitch's
     bars hatched with a dark edge and their names in bold."""
     summary = doc["summary"]
-    peers = [p for p, i in doc["peers"].items() if i.get("status") == "ok" and p in summary]
+    ok = [p for p, i in doc["peers"].items() if i.get("status") == "ok"]
+    # a row per peer, or per peer and placement (bench.report.summarize)
+    peers = [row for row in summary if row.split("@")[0] in ok]
     width = 0.8 / max(1, len(series))
     crowded = len(series) * len(peers) > 20
     for k, (test, metric, label) in enumerate(series):

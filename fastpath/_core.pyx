@@ -87,6 +87,7 @@ include "port_io.pxi"
 include "tap.pxi"
 include "slow_queue.pxi"
 include "egress.pxi"
+include "poll.pxi"
 include "loop.pxi"
 include "loop_api.pxi"
 

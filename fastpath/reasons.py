@@ -144,6 +144,15 @@ LOOP_STATS = (
     Counter("sw_gso_refused", "super-frames that could not be segmented (dropped)"),
     Counter("sent", "frames the slow path sent with send()"),
     Counter("tx_submits", "write submissions (one per write on epoll, one per batch on io_uring)"),
+    Counter("waits", "of the epoll_waits, those that could sleep (no port known to hold frames, "
+            "not polling)"),
+    Counter("read_empty", "reads that found the port empty (EAGAIN)"),
+    Counter("poll_episodes", "times the loop polled after a busy batch instead of sleeping (poll_us)"),
+    Counter("polls", "epoll_wait calls made while polling"),
+    Counter("poll_hits", "polling episodes that found frames (a sleep and a wake-up saved)"),
+    Counter("poll_ns", "time spent polling, ns"),
+    Counter("poll_shared", "polling episodes in which another task took the loop's CPU; polling "
+                           "is off for a second after each"),
 )
 
 VERDICT_NAMES = {v.code: v.name for v in VERDICTS}

@@ -2,7 +2,7 @@
 """The `tapswitch` command: run a daemon, check a config, drive a daemon, run the demo.
 
     tapswitch [--log-level LEVEL] [--log-format text|json] COMMAND ...
-    tapswitch run CONFIG.toml [--socket PATH]
+    tapswitch run CONFIG.toml [--socket PATH] [--cpus LIST] [--poll-us N]
     tapswitch check CONFIG.toml [--json] [--file-only]
     tapswitch ctl [--socket PATH] [--json] VERB [ARGS...]
     tapswitch demo
@@ -60,6 +60,11 @@ def _parser(ctl_verb: str | None = None) -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon with a topology file", parents=[after])
     run.add_argument("config", metavar="CONFIG.toml")
     run.add_argument("--socket", help="admin control socket (overrides the file's)")
+    run.add_argument("--cpus", metavar="LIST",
+                     help="the packet thread's CPUs, e.g. 1 or 0-1,3 (overrides [daemon] cpus)")
+    run.add_argument("--poll-us", type=int, metavar="N",
+                     help="poll N microseconds after a busy batch before sleeping, 0..1000 "
+                          "(overrides [daemon] poll_us; 0: off)")
 
     check = sub.add_parser("check", help="validate a topology file without running it",
                            parents=[after])
@@ -117,7 +122,7 @@ def _check(ns: argparse.Namespace, out, err) -> int:
 
 def _run(ns: argparse.Namespace, out, err) -> int:
     from pyctl.daemon import service
-    status = service.run_config(ns.config, socket=ns.socket)
+    status = service.run_config(ns.config, socket=ns.socket, cpus=ns.cpus, poll_us=ns.poll_us)
     return EXIT_OK if status is None else int(status)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastpath.reasons import SLOW_SHARES
+from pyctl.config.cpus import POLL_US_MAX
 from pyctl.config.spec import (
     CONTROL_LIMIT_RANGES,
     DEFAULT_SOCKET,
@@ -30,7 +31,9 @@ from pyctl.model.quotas import QUOTA_KEYS
 
 __all__ = ["Key", "FILE", "table_keys", "allowed", "required"]
 
-TYPES = ("string", "boolean", "integer", "strings", "string_or_strings", "table", "tables", "pair")
+TYPES = ("string", "boolean", "integer", "integers", "strings", "string_or_strings", "table",
+         "tables", "pair")
+# "integers": a non-empty list of distinct integers, each in ``range``
 # "string_or_strings": one string, or a non-empty list of at most ``range[1]`` of them
 # "pair": two integers, each in ``range`` ([rate, burst] of a slow-path share)
 # What a string must look like (the loader checks it with the model's parsers).
@@ -86,6 +89,7 @@ _CONTROL_HELP = {
     "requests_burst": "burst of requests per namespace socket",
 }
 QUOTA_MAX = 10_000_000
+CPU_MAX = 8191          # the kernel's largest NR_CPUS; check_cpus asks the host itself
 
 
 _DAEMON = DaemonSettings()
@@ -101,6 +105,10 @@ DAEMON_KEYS = (
         default=_DAEMON.batch_size),
     Key("io_backend", "string", "the packet loop's write backend (default: "
         "$TAPSWITCH_IO_BACKEND, else auto)", choices=IO_BACKENDS),
+    Key("cpus", "integers", "the packet thread's CPUs (default: any; docs/io.md); each "
+        "must exist and be allowed to the daemon", range=(0, CPU_MAX)),
+    Key("poll_us", "integer", "poll this many microseconds after a busy batch before "
+        "sleeping (0: off; only with cpus)", range=(0, POLL_US_MAX), default=_DAEMON.poll_us),
     Key("metrics", "string", "HOST:PORT of the Prometheus HTTP listener (off when absent; "
         "what it serves is the admin's view)"),
     Key("state_file", "string", "what the daemon made in the kernel, for a restart after a "

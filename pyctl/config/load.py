@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 from pyctl.config import keys
+from pyctl.config.cpus import check_cpus
 from pyctl.config.reader import _dotted, _index_lines, _Reader, _Recorded
 from pyctl.config.spec import (
     IO_BACKENDS,
@@ -424,6 +425,12 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     with r.collect():
         found["batch_size"] = r.integer(t, path, "batch_size", defaults.batch_size,
                                         *_range("daemon", "batch_size"))
+    with r.collect():
+        if "cpus" in t:
+            found["cpus"] = r.checked(path + ("cpus",), check_cpus, r.typed(t, path, "cpus", list))
+    with r.collect():
+        found["poll_us"] = r.integer(t, path, "poll_us", defaults.poll_us,
+                                     *_range("daemon", "poll_us"))
     with r.collect():
         io_backend = r.typed(t, path, "io_backend", str, None)
         if io_backend is not None and io_backend not in IO_BACKENDS:

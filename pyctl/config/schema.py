@@ -55,6 +55,10 @@ def _property(key: Key) -> dict:
             out["description"] = detail
     elif key.type == "boolean":
         out = {"type": "boolean"}
+    elif key.type == "integers":
+        low, high = key.range
+        out = {"type": "array", "items": {"type": "integer", "minimum": low, "maximum": high},
+               "minItems": 1, "uniqueItems": True}
     elif key.type == "pair":
         low, high = key.range
         out = {"type": "array", "items": {"type": "integer", "minimum": low, "maximum": high},

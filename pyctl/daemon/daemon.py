@@ -11,7 +11,8 @@ everything in Python: the control socket, the compiler and the TAPs, the slow pa
 reach the packet thread between two batches, under the datapath's update lock,
 whose handoff lets the control thread in even while the loop never idles.  So a
 burst of control work or of slow-path frames costs forwarding at most one control
-step's wait for the lock, never Python's time.
+step's wait for the lock, never Python's time.  ``[daemon] cpus`` pins the packet
+thread (``stats()``: ``packet_thread``, where it runs); the control thread is not pinned.
 
 Every change of the model goes through ``Daemon.change()``: the model's transaction,
 then the compiler's diff and the TAPs' reconciliation; if any of it fails, all of it
@@ -93,7 +94,8 @@ class Daemon:
         self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
         self.compiler = Compiler(switch, self.datapath)
         self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
-                                        slot_size=slot_size, backend=self.settings.io_backend)
+                                        slot_size=slot_size, backend=self.settings.io_backend,
+                                        poll_us=self.poll_us)
         limits = self.settings.slowpath
         self.view = PlanView(self.compiler, self.datapath)
         self.slowpath = SlowPath(self.view, SlowPathConfig(
@@ -121,8 +123,16 @@ class Daemon:
         self._next_tick = 0.0
         self._next_netns_check = 0.0
         self._loop_failures = 0         # read errors + EOFs of the loop already acted on
+        self.packet_tid = None          # the native id of the packet thread (_forward)
         self._unsubscribe = None
         self.started_at = None
+
+    @property
+    def poll_us(self):
+        """The loop's polling after a busy batch: ``[daemon] poll_us``, but only for a
+        packet thread on CPUs of its own (``[daemon] cpus``): unpinned, it shares every
+        core with the tenants and polling would take their time (docs/io.md)."""
+        return self.settings.poll_us if self.settings.cpus else 0
 
     # ------------------------------------------------------------------ setup
 
@@ -242,9 +252,32 @@ class Daemon:
             raise RuntimeError("the packet thread failed") from self._packet_error
         return self
 
+    def _place_packet_thread(self):
+        """Pin the calling thread (the packet thread, _forward) to ``[daemon] cpus``."""
+        self.packet_tid = threading.get_native_id()
+        if self.settings.cpus:
+            try:
+                os.sched_setaffinity(0, self.settings.cpus)      # 0: this thread only
+            except OSError as exc:
+                raise errors.InvalidArgument(
+                    f"[daemon] cpus {list(self.settings.cpus)}: {exc.strerror}") from None
+            log.info("packet thread %d on CPUs %s", self.packet_tid, list(self.settings.cpus))
+
+    def placement(self):
+        """Where the packet thread runs: {"tid", "cpus"} (cpus: its affinity now), or
+        None before run()."""
+        if self.packet_tid is None:
+            return None
+        try:
+            cpus = sorted(os.sched_getaffinity(self.packet_tid))
+        except OSError:                 # the thread ended
+            return None
+        return {"tid": self.packet_tid, "cpus": cpus}
+
     def _forward(self):
         """The packet thread."""
         try:
+            self._place_packet_thread()
             self.loop.serve()
         except BaseException as exc:       # run() raises it in the control thread
             log.exception("the packet thread failed")
@@ -376,6 +409,7 @@ class Daemon:
                                     in self.datapath.slow_shares().items()},
                 "capture": {**self.datapath.capture_stats(), "captures": self.captures.count},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
+                "packet_thread": self.placement(),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
     # ------------------------------------------------------------------ teardown

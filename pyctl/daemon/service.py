@@ -35,10 +35,31 @@ def log_refusal(exc: errors.TapswitchError) -> None:
     log.error("%s: %s", exc.code, exc.message, extra={"code": exc.code, "error": exc.message})
 
 
-def _validated(path, socket):
+def _overrides(socket, cpus, poll_us) -> dict:
+    """The command line's settings over the file's, each checked (its option named)."""
+    from pyctl.config.cpus import check_cpus, check_poll_us
+    out = {}
+    for key, option, check, value in (("socket", "--socket", None, socket),
+                                      ("cpus", "--cpus", check_cpus, cpus),
+                                      ("poll_us", "--poll-us", check_poll_us, poll_us)):
+        if value is None:
+            continue
+        try:
+            out[key] = check(value) if check else value
+        except errors.InvalidArgument as exc:
+            raise errors.InvalidArgument(f"{option}: {exc.message}") from None
+    return out
+
+
+def _validated(path, socket, cpus=None, poll_us=None):
     """The file's model and settings, or None with every refusal logged."""
     from pyctl.config.validate import validate
     from pyctl.daemon.ownership import HostAndStateFacts
+    try:
+        overrides = _overrides(socket, cpus, poll_us)     # before anything is read or made
+    except errors.TapswitchError as exc:
+        log_refusal(exc)
+        return None
     report = validate(path, facts=HostAndStateFacts(), check_sockets=socket is None)
     for note in report.notes:
         log.info("%s", note)
@@ -48,22 +69,27 @@ def _validated(path, socket):
         log.error("%s: %d error%s: nothing was started", report.config.source,
                   len(report.errors), "" if len(report.errors) == 1 else "s")
         return None
-    settings = report.config.daemon
-    if socket is not None:
-        settings = dataclasses.replace(settings, socket=socket)
-    return report, settings
+    return report, dataclasses.replace(report.config.daemon, **overrides)
 
 
 def _status(daemon) -> str:
+    settings = daemon.settings
+    where = (f"; packet thread on CPUs {','.join(map(str, settings.cpus))}"
+             if settings.cpus else "")
+    if settings.poll_us:
+        where += (f", polling {daemon.poll_us} us after busy batches" if daemon.poll_us else
+                  "; poll_us ignored: the packet thread has no CPUs of its own ([daemon] cpus)")
     return (f"{len(daemon.ports.open)} ports up, {len(daemon.ports.failed)} failed; "
-            f"I/O backend {daemon.loop.backend}; control socket {daemon.settings.socket}")
+            f"I/O backend {daemon.loop.backend}; control socket {settings.socket}{where}")
 
 
-def run_config(path, socket=None, out=None, notifier: Notifier | None = None):
-    """Validate, start, serve until SIGINT/SIGTERM, clean up; the exit status."""
+def run_config(path, socket=None, out=None, notifier: Notifier | None = None, cpus=None,
+               poll_us=None):
+    """Validate, start, serve until SIGINT/SIGTERM, clean up; the exit status.  ``socket``,
+    ``cpus`` (a list or "0-1,3") and ``poll_us`` override the file's."""
     out = out if out is not None else sys.stdout
     notifier = notifier if notifier is not None else Notifier()
-    found = _validated(path, socket)
+    found = _validated(path, socket, cpus, poll_us)
     if found is None:
         return 1
     report, settings = found

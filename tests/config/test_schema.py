@@ -36,6 +36,8 @@ def test_the_examples_are_valid(name):
     '[[port]]\nname = "p"\nnamespace = "init"\nnetns = "n"\naddress = "10.0.0.2/24"\n'
     'gateway = ["10.0.0.1", "fd00::1", "10.0.0.3"]\n',               # one per family
     '[[port]]\nname = "p"\nnamespace = "init"\nrouter = 1\n',
+    '[daemon]\ncpus = []\n',                                        # at least one CPU
+    '[daemon]\npoll_us = 5000\n',
 ])
 def test_what_the_schema_refuses_the_loader_refuses_too(text):
     with pytest.raises(jsonschema.ValidationError):
