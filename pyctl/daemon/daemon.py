@@ -27,7 +27,6 @@ import logging
 import os
 import queue
 import select
-import signal
 import sys
 import threading
 import time
