@@ -20,6 +20,7 @@
 #   listeners.pxi      ListenerLists: broadcast listener lists
 #   mcast.pxi          McastGroups: multicast groups and their egress ports
 #   counters.pxi       Counters: traffic per port / namespace, reasons
+#   capture.pxi        CaptureRing: copies of selected ports' frames (switch-side capture)
 #   slow_shares.pxi    SlowShares: each namespace's share of the slow path (token buckets)
 # the batch function and the Datapath:
 #   process.pxi        the per-frame decision and the batch loop (noexcept nogil)
@@ -50,7 +51,8 @@ from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, SHARE_NAMES, TRAFFI
 
 __all__ = ["Batch", "Datapath", "PacketLoop", "AddrHash", "internet_checksum", "vnet_validate",
            "vnet_to_plain", "io_backends", "IO_URING_BUILT", "IO_BACKENDS", "IO_BACKEND_ENV",
-           "C_CODES", "COUNTER_NAMES", "STAT_NAMES", "VNET_REASON_NAMES"]
+           "C_CODES", "COUNTER_NAMES", "STAT_NAMES", "VNET_REASON_NAMES",
+           "CAPTURE_RECEIVED", "CAPTURE_SENT", "CAPTURE_DROPPED"]
 
 COUNTER_NAMES = TRAFFIC_COUNTER_NAMES
 STAT_NAMES = LOOP_STAT_NAMES
@@ -72,6 +74,7 @@ include "route_cache.pxi"
 include "listeners.pxi"
 include "mcast.pxi"
 include "counters.pxi"
+include "capture.pxi"
 include "slow_shares.pxi"
 include "process.pxi"
 include "process6.pxi"
@@ -87,3 +90,6 @@ include "egress.pxi"
 include "poll.pxi"
 include "loop.pxi"
 include "loop_api.pxi"
+
+# the switch-side capture's selection flags and directions (Datapath.capture_select)
+CAPTURE_RECEIVED, CAPTURE_SENT, CAPTURE_DROPPED = CAP_RX, CAP_TX, CAP_DROP

@@ -15,9 +15,9 @@
 #   set_port(port, ns, mac, mtu=1500, dhcp_server=False)
 #                                       mtu: the largest IP packet the port's link carries
 #                                       (68..65535; an IPv6 link needs 1280+: the model's check);
-#                                       a routed or switched IPv6 frame (a super-frame: its
-#                                       largest segment) over the egress port's MTU goes to
-#                                       the slow path, reason too_big.  IPv4 is not checked.
+#                                       a routed or switched unicast frame of either family
+#                                       (a super-frame: its largest segment) over the egress
+#                                       port's MTU goes to the slow path, reason too_big.
 #                                       dhcp_server: a DHCP server the L2 trusts.
 #   port_mtu(port) -> int, port_is_dhcp_server(port) -> bool
 #   add_address(scope, ip, ns, plen=None)   plen: the prefix length of the address's

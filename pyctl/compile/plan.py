@@ -12,7 +12,7 @@ besides is in the entry's value: an address's owner comes with its subnet's
 prefix length (``add_address(scope, ip, owner, plen)``: a sender's subnet is
 what its broadcasts reach, two addresses of one subnet talk as on one link), a
 port with its ``dhcp_server`` mark and, for a datapath that takes IPv6, its MTU
-(``set_port(port, ns, mac, mtu, dhcp_server=)``: too_big).  ``GONE`` stands for "no
+(``set_port(port, ns, mac, mtu, dhcp_server=)``: too_big, both families).  ``GONE`` stands for "no
 entry" where a value is expected (the old or new side of an entry that appears
 or goes away).
 """

@@ -168,7 +168,7 @@ class PlanBuilder:
         entry = GONE if port is None else (port.ns, _mac_bytes(port.mac),
                                            port.options.get("dhcp_server", False))
         if entry is not GONE and 6 in self.families:
-            entry += (mtu,)               # the IPv6 fast path's too_big bound
+            entry += (mtu,)               # the fast path's too_big bound, both families
         edit.put("ports", pid, entry)
         edit.put("port_info", pid, GONE if port is None else (mtu, port.options.get("router", False)))
 

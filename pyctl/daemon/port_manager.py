@@ -235,6 +235,10 @@ class PortManager:
             netns.remove()          # the handle only: the name is gone or someone else's
             self.ownership.released(netns)
 
+    def netns_names(self) -> set[str]:
+        """The kernel namespaces the daemon's ports are in (created or entered)."""
+        return set(self._netns)
+
     def status(self, pid):
         """``{"state": "up"}``, ``{"state": "failed", "error": reason}``, or
         ``{"state": "missing"}`` for a model port the daemon could not open."""

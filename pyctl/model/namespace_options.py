@@ -23,10 +23,12 @@ refused, so a typo never passes silently.
 """
 from pyctl.model.option_check import checked_options, flag
 
-__all__ = ["NAMESPACE_OPTIONS", "check_namespace_options"]
+__all__ = ["NAMESPACE_OPTIONS", "NAMESPACE_OPTION_DEFAULTS", "check_namespace_options"]
 
 _CHECKS = {"advertise": flag("namespace"), "directed_broadcast": flag("namespace")}
 NAMESPACE_OPTIONS = tuple(_CHECKS)
+NAMESPACE_OPTION_DEFAULTS = {"advertise": False,      # what an L2 that never set them has
+                             "directed_broadcast": False}
 
 
 def check_namespace_options(options):

@@ -4,6 +4,7 @@ Each test builds its topology with the project's own pytest plugin
 (``tapswitch_topology`` / ``tapswitch_factory``), sends traffic only between
 the kernel namespaces it made, and leaves nothing behind.
 """
+import ipaddress
 import socket
 
 import pytest
@@ -18,7 +19,7 @@ def test_icmp_echo_between_tenants_and_to_the_switch(tapswitch_topology):
     a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
     assert len(probes.ping(a, b.ip, count=3)) == 3
     assert len(probes.ping(b, a.ip, count=3)) == 3
-    assert len(probes.ping(a, "10.0.0.1", count=3)) == 3
+    assert len(probes.ping(a, tapswitch_topology.gateway, count=3)) == 3
 
 
 def test_tcp_20_mb_arrives_intact(tapswitch_topology):
@@ -142,18 +143,20 @@ def test_ttl_1_gets_time_exceeded(tapswitch_topology):
     is time-exceeded by the gateway; within a subnet it is switched (test_hostile_isolation)."""
     topo = tapswitch_topology
     a = topo.tenants["a"]
-    topo.assign_and_push("10.0.1.3/24", "b")            # b on a second subnet: routed there
+    other = ipaddress.ip_network((int(topo.subnet.network_address) ^ 0x100, 24))
+    far = f"{other.network_address + 3}/24"
+    topo.assign_and_push(far, "b")                      # b on a second subnet: routed there
 
     def send():
         s = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
-        s.sendto(b"short-lived", ("10.0.1.3", 6005))
+        s.sendto(b"short-lived", (far.split("/")[0], 6005))
         s.close()
     try:
-        assert (11, 0, "10.0.0.1") in probes.icmp_errors(a, send)
+        assert (11, 0, topo.gateway) in probes.icmp_errors(a, send)
     finally:
-        topo.pull("10.0.1.3/24", "b")
-        topo.address_del("init", "10.0.1.3/24")
+        topo.pull(far, "b")
+        topo.address_del("init", far)
 
 
 CONFIGURING = [
