@@ -20,7 +20,9 @@ from pyctl.rig.topology import Topology
 from tests.e2e import hostile as h
 
 READ_VERBS = sorted(name for name, verb in VERBS.items() if verb.access == "read")
-ARGS = {"owner": {"address": "10.0.0.2"}, "members": {"group": "239.1.1.1"}}  # required ones
+ARGS = {"owner": {"address": "10.0.0.2"}, "members": {"group": "239.1.1.1"},  # required ones
+        "capture-start": {"target": "attacker"},       # in both clients' subtrees
+        "capture-read": {"id": 1}, "capture-stop": {"id": 1}}
 # What a client sees of the whole switch: only the administrator.
 SWITCH_WIDE = {"stats": {"loop", "slowpath", "slowpath_holds", "igmp", "slowpath_shares",
                          "backend"}}
@@ -125,6 +127,19 @@ def test_6_naming_a_victim_is_answered_as_naming_nobody(switch, who, param, name
             "no-such-ns" if param == "namespace" else "nosuchport", "?"), f"{verb}: {asked}"
         tried += 1
     assert tried >= (1 if param == "port" else 8)
+
+
+@pytest.mark.parametrize("who", ["attacker", "evil"])
+def test_6_capturing_a_victim_is_answered_as_capturing_nobody(switch, who):
+    """capture-start names its target (a port or a namespace): a victim's is refused as a
+    made-up name is, and the answer names nothing foreign."""
+    admin, clients, foreign = switch
+    for victim in ("victim-a", "init", admin.call("ports", namespace="victim-b")[0]["name"]):
+        asked = reply_with(clients[who], "capture-start", target=victim)
+        nobody = reply_with(clients[who], "capture-start", target="nosuchtarget")
+        assert json.loads(asked).get("refused") == json.loads(nobody).get("refused") is not None, asked
+        assert named(asked, foreign - {victim}) == set(), asked
+        assert asked.replace(victim, "?") == nobody.replace("nosuchtarget", "?"), asked
 
 
 def reply_with(client, verb, **args):
