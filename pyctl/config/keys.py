@@ -130,6 +130,9 @@ ROOT_KEYS = (
     Key("groups", "strings", "multicast groups 'init' is a configured member of", format="ip"),
     Key("advertise", "boolean", "send IPv6 router advertisements on its ports and answer "
         "solicitations (docs/model.md)", default=NAMESPACE_OPTION_DEFAULTS["advertise"]),
+    Key("directed_broadcast", "boolean", "let a directed broadcast of the root's subnets in "
+        "from another subnet or an uplink (RFC 2644; docs/model.md)",
+        default=NAMESPACE_OPTION_DEFAULTS["directed_broadcast"]),
 )
 
 NAMESPACE_KEYS = (
@@ -145,6 +148,11 @@ NAMESPACE_KEYS = (
     Key("advertise", "boolean", "an L2's: send IPv6 router advertisements on its scope's "
         "ports and answer solicitations (docs/model.md)",
         default=NAMESPACE_OPTION_DEFAULTS["advertise"]),
+    Key("directed_broadcast", "boolean", "an L2's: let a directed broadcast of its subnets "
+        "in from another subnet or an uplink (RFC 2644; docs/model.md)",
+        default=NAMESPACE_OPTION_DEFAULTS["directed_broadcast"]),
+    Key("netns", "strings", "an L2's: kernel network namespaces delegated to its clients "
+        "(they may put ports there; docs/model.md)", format="netns"),
     Key("quota", "table", "an L2's quotas over its subtree (docs/model.md)",
         keys=tuple(Key(name, "integer", f"most {name} in the subtree", range=(0, QUOTA_MAX))
                    for name in QUOTA_KEYS)),
@@ -169,6 +177,8 @@ PORT_KEYS = (
         "address), or a list of one per family", format="ip", range=(1, 2)),
     Key("router", "boolean", "a router stands behind the port: its IPv6 router "
         "advertisements and redirects reach the scope", default=False),
+    Key("dhcp_server", "boolean", "the endpoint is a DHCP server the L2 trusts: its server "
+        "messages (UDP from port 67) reach the scope", default=False),
 )
 
 ROUTE_KEYS = (

@@ -119,6 +119,21 @@ def _namespace_options(r: _Reader, entry, table: dict, path: tuple, kind: str) -
     return options
 
 
+def _delegated_netns(r: _Reader, entry, table: dict, path: tuple, kind: str) -> tuple[str, ...]:
+    """``netns = ["ctr-a", ...]``: kernel namespaces delegated to an L2's clients."""
+    found = r.strings(table, path, "netns")
+    if found is None:
+        return ()
+    where, values = found
+    if kind != "l2":
+        entry.fail(r.error(where, "kernel namespaces are delegated to an L2 (its clients put "
+                                  "ports there)"))
+        return ()
+    parsed = (entry.soft(where + (i,), addressing.check_netns_name, name)
+              for i, name in enumerate(values))
+    return tuple(name for name in parsed if name is not None)
+
+
 def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool, tuple[str, ...], dict]:
     if "root" not in doc:
         return (), False, (), {}
@@ -153,6 +168,7 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[tuple[NamespaceSpec, ...], 
                 socket=r.typed(t, path, "socket", bool, False), quota=_quota(r, entry, t, path, kind),
                 groups=_groups(entry, r, t, path),
                 options=_namespace_options(r, entry, t, path, kind),
+                netns=_delegated_netns(r, entry, t, path, kind),
                 key=_dotted(path), line=r.line_of(path))
         if entry.ok:
             specs[name] = spec

@@ -175,7 +175,8 @@ class Daemon:
         dispatcher.register(VERBS["capture-read"], self.captures.read, replace=True)
         dispatcher.register(VERBS["capture-stop"], self.captures.stop, replace=True)
         dispatcher.register(VERBS["stats"], lambda session: {
-            **self.stats(), "control": self.control.stats(session.binding)}, replace=True)
+            **self.stats(session), "control": self.control.stats(session.binding)},
+            replace=True)
         model_ports = dispatcher.get("ports").handler
 
         def ports(session, namespace):
@@ -400,7 +401,15 @@ class Daemon:
     def _multicast_verb(self, session):
         return self.multicast.memberships(session.api, time.monotonic())
 
-    def stats(self):
+    def stats(self, session=None):
+        """The daemon's counters: all of them for the administrator (``session`` None or
+        the admin socket's); a namespace socket's client only its subtree's ports' states
+        (the loop's, slow path's and snooper's counters are the whole switch's)."""
+        if session is not None and session.api.acting is not None:
+            visible = [p.id for p in session.api.ports()]
+            return {"ports_up": sum(p in self.ports.open for p in visible),
+                    "ports_failed": sum(p in self.ports.failed for p in visible),
+                    "uptime_s": self._uptime()}
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters),
@@ -409,7 +418,10 @@ class Daemon:
                 "capture": {**self.datapath.capture_stats(), "captures": self.captures.count},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "packet_thread": self.placement(),
-                "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
+                "uptime_s": self._uptime()}
+
+    def _uptime(self):
+        return round(time.monotonic() - (self.started_at or time.monotonic()), 3)
 
     # ------------------------------------------------------------------ teardown
 

@@ -18,17 +18,25 @@ Known keys and their values:
 ``router``      bool: a router stands behind the port: the IPv6 router
                 advertisements and redirects it sends reach the scope's other
                 ports (without it they are dropped: a tenant is no router)
+``dhcp_server`` bool: the endpoint is a DHCP server the L2 trusts: its
+                server messages (UDP from port 67) reach the others and
+                DHCP clients' broadcasts reach it (an L3's port; without
+                it a tenant's server messages are ``rogue_dhcp`` drops;
+                an L2's own ports are trusted anyway)
 ==============  ==========================================================
 
 A single ``address`` or ``gateway`` is stored as the string it is, a list as
 a list; ``port_interfaces`` and ``port_gateways`` read either.  A port with an
 IPv6 address needs an ``mtu`` of at least 1280 (below it the kernel turns
-IPv6 off on the link).  Anything else is refused, so a typo never passes silently.
+IPv6 off on the link).  Who may set ``netns``, ``address`` and ``gateway`` is
+``pyctl.model.kernel_reach``'s rule (a delegated client: kernel namespaces of its
+own subtree only).  Anything else is refused, so a typo never passes silently.
 """
 import ipaddress
 
 from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
+from pyctl.model.option_check import checked_options, flag
 
 __all__ = ["OFFLOADS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU", "check_port_options",
            "check_port_option", "port_interfaces", "port_gateways"]
@@ -37,12 +45,6 @@ OFFLOADS = ("csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")
 MAX_PORT_ADDRESSES = 16
 IPV6_MIN_MTU = 1280       # RFC 8200 5: every IPv6 link carries 1280-byte packets
 DEFAULT_MTU = 1500        # a TAP's, when the port sets none
-
-
-def _bool(key, value):
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"port option {key!r} must be true or false, not {value!r}")
-    return value
 
 
 def _int_range(low, high):
@@ -125,14 +127,15 @@ def port_gateways(options):
 
 
 _CHECKS = {
-    "vnet_hdr": _bool,
+    "vnet_hdr": flag("port"),
     "offloads": _offloads,
     "txqueuelen": _int_range(0, 2**31 - 1),
     "mtu": _int_range(68, 65535),
     "netns": _netns,
     "address": _address,
     "gateway": _gateway,
-    "router": _bool,
+    "router": flag("port"),
+    "dhcp_server": flag("port"),
 }
 
 
@@ -147,11 +150,7 @@ def check_port_option(key, value):
 
 def check_port_options(options):
     """A validated, normalised copy of ``options`` (``None`` means no options)."""
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise InvalidArgument(f"port options must be a mapping, not {type(options).__name__}")
-    out = {key: check_port_option(key, value) for key, value in options.items()}
+    out = checked_options("port", options, _CHECKS)
     if "gateway" in out:
         _check_gateways(out)
     if out.get("mtu", IPV6_MIN_MTU) < IPV6_MIN_MTU:
