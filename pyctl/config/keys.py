@@ -213,3 +213,9 @@ def allowed(*path: str) -> tuple[str, ...]:
 
 def required(*path: str) -> tuple[str, ...]:
     return tuple(k.name for k in table_keys(*path) if k.required)
+
+
+def value_range(*path: str) -> tuple[int, int]:
+    """The declared range of the integer key at ``path`` (its table's path, then its name)."""
+    *table, name = path
+    return next(k for k in table_keys(*table) if k.name == name).range
