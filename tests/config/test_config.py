@@ -10,20 +10,9 @@ from pyctl.config import (ConfigError, ControlLimits, DaemonSettings, SlowPathLi
                           load_config)
 from pyctl.model.switch import Switch
 
-from tests.support import EXAMPLES
+from tests.support import EXAMPLES, config_text
 
-BASE = """\
-[[namespace]]
-name = "tenants"
-kind = "l2"
-addresses = ["10.1.0.1/24"]
-
-[[namespace]]
-name = "web"
-kind = "l3"
-parent = "tenants"
-addresses = ["10.1.0.10/24"]
-"""
+BASE = config_text.TENANTS_WEB
 
 
 def refused(text, **kwargs):
