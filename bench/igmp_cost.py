@@ -3,8 +3,8 @@ item 10: a join or leave must cost O(1) or O(log n), not the namespace's whole g
 
 In memory, no root: a Switch, a compiled ``fastpath.Datapath``, the Compiler and the
 daemon's multicast glue (``pyctl.daemon.multicast.Multicast``), wired as the daemon
-wires them (each IGMP message one ``change()``: a model transaction and a sync into the
-datapath).  For each N, a tenant ``x`` has first learned N groups from its own reports;
+wires them (each IGMP message one ``Compiler.change()``: a model transaction and a sync
+into the datapath).  For each N, a tenant ``x`` has first learned N groups from its own reports;
 then IGMPv3 reports of one record each are timed through ``Multicast.handle`` (parse,
 snooping table, model, compile, datapath write):
 
@@ -22,7 +22,6 @@ of each to its value at the smallest N (flat: the cost does not grow with the gr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ipaddress
 import statistics
 import time
@@ -57,7 +56,8 @@ class Rig:
         self.compiler = Compiler(self.sw, self.dp)
         self.compiler.sync()
         config = igmp.IgmpConfig(max_groups_per_namespace=max(256, n + 16))
-        self.mc = Multicast(self.sw, PlanView(self.compiler, self.dp), self.change, config)
+        self.mc = Multicast(self.sw, PlanView(self.compiler, self.dp), self.compiler.change,
+                            config)
         self.mc.attach()
         self.port = self.sw.port("tap-x").id
         self.now = 0.0
@@ -73,17 +73,6 @@ class Rig:
         self.join = igmp_frames(MAC, SOURCE, 1, 1, PROBE_GROUP)[0]
         self.leave = igmp_frames(MAC, SOURCE, 1, 1, PROBE_GROUP, CHANGE_TO_INCLUDE)[0]
         self.refresh = igmp_frames(MAC, SOURCE, 1, 1, FIRST_GROUP)[0]   # x has it
-
-    @contextlib.contextmanager
-    def change(self):
-        """``Daemon.change()`` without the TAPs: a transaction, then a sync."""
-        try:
-            with self.sw.transaction():
-                yield self.sw
-                self.compiler.sync()
-        except BaseException:
-            self.compiler.sync()
-            raise
 
     def send(self, frame: bytes) -> None:
         self.now += 0.001
