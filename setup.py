@@ -99,7 +99,7 @@ extensions = [
         [f"fastpath/{name}.pyx"],
         include_dirs=["fastpath/includes"],
         define_macros=[("TAPSWITCH_HAVE_IO_URING", "1")] if IO_URING else [],
-        depends=["fastpath/includes/uring.h", "fastpath/reasons.py"],
+        depends=["fastpath/includes/uring.h", "fastpath/includes/xdp.h", "fastpath/reasons.py"],
         extra_compile_args=cflags + ["-Wno-unused-function"],
     )
     for name in ("_core",)

@@ -122,6 +122,8 @@ cdef class DatapathTables:
         if self.updating:
             raise RuntimeError("process() inside datapath.update() would deadlock")
         self._check_inited()
+        if batch.span > batch.pool_size:
+            _check_in_pool(batch)
         if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
             with nogil:
                 PyThread_acquire_lock(self.lock, WAIT_LOCK)
@@ -137,7 +139,8 @@ cdef class DatapathTables:
 
     cdef void process_locked(self, Batch batch) noexcept nogil:
         """Decide every frame of ``batch``; the caller holds ``self.lock``.  The packet
-        loop (loop.pxi) calls this between its reads and writes without the GIL."""
+        loop (loop.pxi) calls this between its reads and writes without the GIL; its
+        frames may lie anywhere in the batch's span (the rings of its ports)."""
         cdef DpTables t
         cdef BatchView bv
         t.max_ns, t.max_ports = self.max_namespaces, self.max_ports
@@ -145,7 +148,7 @@ cdef class DatapathTables:
         t.demux, t.neigh = self.demux.view(), self.neigh.view()
         t.fib, t.nh, t.rc = self.fib.view(), self.fib.hops(), self.rcache.view()
         t.lists, t.mgroups, t.ctr = self.lists.view(), self.mcast.view(), self.ctr.view()
-        bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.pool_size, batch._count
+        bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.span, batch._count
         bv.offset, bv.length, bv.port = batch.c_offset, batch.c_length, batch.c_port
         bv.verdict, bv.reason, bv.out_port = batch.c_verdict, batch.c_reason, batch.c_out_port
         bv.fanout_first, bv.fanout_n = batch.c_fanout_first, batch.c_fanout_n
@@ -167,6 +170,17 @@ cdef class DatapathTables:
                 "namespaces": {n: self.ctr.ns_traffic(n)
                                for n in range(self.max_namespaces) if self.ns.scope[n] >= 0},
                 "groups": self.mcast.counters()}
+
+
+cdef int _check_in_pool(Batch batch) except -1:
+    """A batch handed in from Python is decided only where Python could have put its
+    frames: in the pool (a packet loop's batch also spans its ports' rings, which the
+    loop alone fills)."""
+    cdef Py_ssize_t i
+    for i in range(batch._count):
+        if <uint64_t>batch.c_offset[i] + batch.c_length[i] > <uint64_t>batch.pool_size:
+            raise InvalidArgument(f"frame {i} lies outside the batch's pool")
+    return 0
 
 
 def _make_ctx(DatapathTables dp):

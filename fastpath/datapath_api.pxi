@@ -75,12 +75,15 @@ cdef class Datapath(DatapathTables):
 
     # ---- ports --------------------------------------------------------------------------
 
-    def set_port(self, port_id, ns_id, mac):
-        """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it."""
+    def set_port(self, port_id, ns_id, mac, dhcp=False):
+        """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it; ``dhcp``:
+        the switch serves the port by DHCP (its clients' messages go to the slow path)."""
         self._writing()
         self.ports.check(port_id)
         self.ns.existing(ns_id)
         m = mac_bytes_to_int(mac, "port MAC")
+        if not isinstance(dhcp, bool):
+            raise InvalidArgument(f"dhcp must be True or False, not {dhcp!r}")
         old_ns = self.ports.ns[port_id]
         if self.ns.l3[ns_id] and self.ns.port[ns_id] not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {self.ns.port[ns_id]}")
@@ -94,6 +97,7 @@ cdef class Datapath(DatapathTables):
                 self.ns.port[ns_id] = port_id
             self._resolve_groups_of(ns_id)
         self.ports.mac[port_id] = m
+        self.ports.dhcp[port_id] = dhcp
         self.dirty_all = True
 
     def remove_port(self, port_id):
@@ -128,6 +132,11 @@ cdef class Datapath(DatapathTables):
     def port_mac_of(self, port_id):
         self.ports.existing(port_id)
         return self.ports.bytes_of(self.ports.mac[port_id])
+
+    def port_dhcp(self, port_id):
+        """Whether the switch serves the port by DHCP (set_port's ``dhcp``)."""
+        self.ports.existing(port_id)
+        return bool(self.ports.dhcp[port_id])
 
     # ---- addresses (the demux) --------------------------------------------------------------
 

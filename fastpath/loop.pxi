@@ -13,6 +13,11 @@
 #   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy; SLOWPATH ->
 #      copied into the slow queue (slow_queue.pxi; bounded, the overflow is counted).
 #
+# Ports of the ring kinds (AF_PACKET, AF_XDP: a RingPort made for this loop) map their
+# rings into the loop's FrameArena, whose start is the batch pool (arena.pxi): the batch
+# points at their frames in the rings, and after the writes each ring port the batch
+# touched gives its frames back and kicks its transmit ring (port_io.pxi's ``end``).
+#
 # Write backends (chosen at construction: backend="auto"|"epoll"|"io_uring", or the
 # TAPSWITCH_IO_BACKEND environment variable; ``loop.backend`` says which runs): a port's
 # tx is fd_write (tap.pxi, one write()/writev() per frame) or tx_uring (uring.pxi: the
@@ -37,7 +42,7 @@ from libc.string cimport memmove
 from posix.unistd cimport read, write, close
 from cpython.exc cimport PyErr_CheckSignals
 from fastpath.includes.epoll cimport (epoll_event, epoll_create1, epoll_ctl, epoll_wait, EPOLLIN,
-                                      EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC, eventfd,
+                                      EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC, eventfd,
                                       EFD_NONBLOCK, EFD_CLOEXEC)
 from fastpath.includes.system cimport now_ns
 
@@ -49,6 +54,8 @@ cdef class PacketLoop:
     """Forward between TAP fds through a Datapath (see the top of fastpath/loop.pxi)."""
     cdef DatapathTables dp
     cdef readonly Batch batch
+    cdef readonly FrameArena arena  # the batch pool, then the ring ports' rings
+    cdef dict ring_ports            # port id -> the RingPort served there
     cdef readonly str backend
     cdef LoopPorts port_table
     cdef PortSet* ps                # the ports' C state (owned by port_table)
@@ -89,10 +96,16 @@ cdef class PacketLoop:
             raise InvalidArgument(f"slow_queue must be in 1..{1 << 20}, not {slow_queue}")
         if not slot_size <= slow_queue_bytes <= 1 << 30:
             raise InvalidArgument(f"slow_queue_bytes must be in slot_size..{1 << 30}")
+        if batch_size * slot_size >= 1 << 32:
+            raise InvalidArgument("batch_size * slot_size must stay below 4 GiB (offsets are 32-bit)")
+        pool = batch_size * slot_size
+        self.arena = FrameArena(pool, (1 << 32) - page_up(pool) - ARENA_PAGE)
         try:
-            self.batch = Batch(capacity=batch_size, slot_size=slot_size, headroom=headroom)
+            self.batch = Batch(capacity=batch_size, slot_size=slot_size, headroom=headroom,
+                               arena=self.arena)
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
+        self.ring_ports = {}
         self.dp = datapath
         self.backend = open_backend(backend, batch_size, &self.uring)
         self.tx = tx_uring if self.backend == "io_uring" else fd_write
@@ -127,8 +140,12 @@ cdef class PacketLoop:
         self.closed = True
         self.usable = False
         self._release()
+        for ring in (self.ring_ports or {}).values():
+            (<RingPort>ring).serving = 0
+        self.ring_ports = None
         self.port_table = None
         self.batch = None
+        self.arena = None
         self.dp = None
         self.wakeups = None
 
@@ -176,12 +193,24 @@ cdef class PacketLoop:
 
     def add_port(self, port_id, fd, vnet_hdr=False):
         """Forward frames of the non-blocking TAP ``fd`` as port ``port_id`` (``vnet_hdr``:
-        the fd reads and writes a 12-byte virtio-net header before each frame)."""
+        the fd reads and writes a 12-byte virtio-net header before each frame); or, with
+        a RingPort made for this loop (AfPacketPort, XdpPort) instead of ``fd``, serve
+        that port (``vnet_hdr`` is then the kind's)."""
         cdef TxSink sink
+        cdef RingPort ring
         self._not_running("add_port()")
         self.port_table.check_id(port_id)
         if self.ps.port[port_id].fd >= 0:
             raise AlreadyExists(f"port {port_id} already has fd {self.ps.port[port_id].fd}")
+        if isinstance(fd, RingPort):
+            ring = fd
+            ring.check_usable(self.arena)
+            self._check_new_fd(ring.poll_fd, "port")
+            sink.fd, sink.st, sink.uring, sink.kind = ring.poll_fd, &self.st, NULL, ring.state
+            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink, ring.end)
+            ring.serving = 1
+            self.ring_ports[port_id] = ring
+            return
         self._check_new_fd(fd, "port")
         try:
             blocking = os.get_blocking(fd)
@@ -189,18 +218,22 @@ cdef class PacketLoop:
             raise InvalidArgument(f"port {port_id}: fd {fd}: {exc.strerror}") from None
         if blocking:
             raise InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
-        sink.fd, sink.st, sink.uring = fd, &self.st, &self.uring
+        sink.fd, sink.st, sink.uring, sink.kind = fd, &self.st, &self.uring, NULL
         self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
 
     def remove_port(self, port_id):
         """Stop polling and writing port ``port_id`` (call it before closing the fd)."""
         self._not_running("remove_port()")
         self.port_table.remove(self.port_table.check_id(port_id))
+        ring = self.ring_ports.pop(port_id, None)
+        if ring is not None:
+            (<RingPort>ring).serving = 0
 
     def ports(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error"}}; a failed port gave a read
-        error or EOF and is no longer polled (remove_port() and add_port() it again);
-        ``error`` is that read's errno name (EBADFD: the TAP was deleted), "EOF", or None."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring"}}; a failed port gave a
+        read error or EOF and is no longer polled (remove_port() and add_port() it again);
+        ``error`` is that read's errno name (EBADFD: the TAP was deleted; ENETDOWN: a ring
+        port's interface went down or away), "EOF", or None; ``ring``: a RingPort."""
         self._check_open("ports()")
         return self.port_table.describe()
 
@@ -287,6 +320,8 @@ cdef class PacketLoop:
             for j in range(n):
                 tag = ev[j].data.u64
                 if tag >> 32 == KIND_PORT:
+                    if ev[j].events & (EPOLLERR | EPOLLHUP):
+                        self.ps.port[<int32_t>(tag & 0xFFFFFFFFULL)].error_seen = 1
                     ports_activate(self.ps, <int32_t>(tag & 0xFFFFFFFFULL))
                 elif tag >> 32 == KIND_WAKEUP:
                     self.ready[self.ready_n] = <int>(tag & 0xFFFFFFFFULL)
@@ -313,6 +348,7 @@ cdef class PacketLoop:
                 j = 0
             p = ps.active[j]
             r = ps.port[p].rx(&ps.port[p], p, &self.rx, count, cap - count)
+            ports_touch(ps, &ps.port[p], p)
             if r < 0:
                 if r == RX_FAILED:
                     port_failed(ps, p)
@@ -353,12 +389,14 @@ cdef class PacketLoop:
                            self.scratch, &self.st)
         if self.uring.w != NULL:
             uring_flush(&self.uring, &self.st)     # before the next batch reuses the buffers
+        ports_end_batch(self.ps, &self.st)          # ring frames back, transmit rings kicked
         self.batch._count = 0
 
     cdef inline void _out(self, uint8_t* f, uint32_t n, int32_t out, const uint8_t* eth) noexcept nogil:
         if out < 0 or out >= self.ps.n or self.ps.port[out].fd < 0:
             self.st.tx_no_port += 1
             return
+        ports_touch(self.ps, &self.ps.port[out], out)
         send_out(&self.ps.port[out], f, n, eth, self.scratch, &self.st)
 
     # ---- Python side, between runs -----------------------------------------------------
@@ -383,7 +421,10 @@ cdef class PacketLoop:
         if not ETH_HLEN <= n <= self.rx.slot_size - self.rx.headroom:
             raise InvalidArgument(f"a frame is {ETH_HLEN}..{self.rx.slot_size - self.rx.headroom} "
                                   f"bytes, not {n}")
-        if fd_send(p.fd, p.vnet, &data[0], n, &self.st) != 0:    # at once, whatever the backend
+        if p.end != NULL:                   # a ring kind: its tx, then its end kicks it out
+            if port_send(p, &data[0], n, &self.st) != 0:
+                return False
+        elif fd_send(p.fd, p.vnet, &data[0], n, &self.st) != 0:  # at once, whatever the backend
             return False
         self.st.sent += 1
         return True

@@ -1,6 +1,7 @@
-# PortTable: per port id, the namespace it is attached to, the switch's MAC on it and the
+# PortTable: per port id, the namespace it is attached to, the switch's MAC on it, the
 # MAC of the endpoint behind it (learnt by process() from the frames the port sends, or
-# set by the slow path), as C arrays indexed by id; plus which ports each namespace has.
+# set by the slow path) and whether the switch serves it by DHCP, as C arrays indexed by
+# id; plus which ports each namespace has.
 # MACs are the 48-bit ints of the wire bytes (little-endian load, as process.pxi compares).
 
 
@@ -8,6 +9,7 @@ cdef struct PortView:
     const int32_t* ns           # -1: no such port
     const uint64_t* mac         # the switch's MAC on the port
     uint64_t* peer              # the endpoint's MAC (0: unknown); process() learns it
+    const uint8_t* dhcp         # 1: the switch answers DHCP there (client messages: slow path)
 
 
 @cython.final
@@ -16,6 +18,7 @@ cdef class PortTable:
     cdef int32_t* ns
     cdef uint64_t* mac
     cdef uint64_t* peer
+    cdef uint8_t* dhcp
     cdef dict of_ns                 # namespace -> set of its port ids
 
     def __cinit__(self, int size):
@@ -24,7 +27,8 @@ cdef class PortTable:
         self.ns = <int32_t*>malloc(size * sizeof(int32_t))
         self.mac = <uint64_t*>calloc(size, sizeof(uint64_t))
         self.peer = <uint64_t*>calloc(size, sizeof(uint64_t))
-        if self.ns == NULL or self.mac == NULL or self.peer == NULL:
+        self.dhcp = <uint8_t*>calloc(size, sizeof(uint8_t))
+        if self.ns == NULL or self.mac == NULL or self.peer == NULL or self.dhcp == NULL:
             raise MemoryError()
         for k in range(size):
             self.ns[k] = -1
@@ -34,10 +38,11 @@ cdef class PortTable:
         free(self.ns)
         free(self.mac)
         free(self.peer)
+        free(self.dhcp)
 
     cdef PortView view(self) noexcept nogil:
         cdef PortView v
-        v.ns, v.mac, v.peer = self.ns, self.mac, self.peer
+        v.ns, v.mac, v.peer, v.dhcp = self.ns, self.mac, self.peer, self.dhcp
         return v
 
     cdef int check(self, port_id) except -1:
@@ -69,6 +74,7 @@ cdef class PortTable:
         self.ns[port_id] = -1
         self.mac[port_id] = 0
         self.peer[port_id] = 0
+        self.dhcp[port_id] = 0
         return ns_id
 
     cdef bytes_of(self, uint64_t m):

@@ -24,6 +24,11 @@ cdef enum:
     ETHERTYPE_IPV4 = 0x0800
     ETHERTYPE_ARP = 0x0806
     IPPROTO_IGMP = 2
+    IPPROTO_UDP = 17
+    UDP_SOURCE_PORT = 0             # offsets in the UDP header
+    UDP_DEST_PORT = 2
+    DHCP_SERVER_PORT = 67
+    DHCP_CLIENT_PORT = 68
     ARP_LEN = 28
     IPV4_MIN_HLEN = 20
     PREFETCH_CHUNK = 32
@@ -89,6 +94,15 @@ cdef inline void decrement_ttl(uint8_t* ip) noexcept nogil:
     ip[8] -= 1
     ip[10] = <uint8_t>(hc >> 8)
     ip[11] = <uint8_t>hc
+
+
+cdef inline int32_t udp_port(const uint8_t* ip, uint32_t hlen, uint32_t tot,
+                             uint32_t at) noexcept nogil:
+    """The UDP port at ``at`` (UDP_SOURCE_PORT, UDP_DEST_PORT) of a UDP packet's first
+    fragment, -1 when the packet is not one or too short to hold it."""
+    if ip[9] != IPPROTO_UDP or ((ip[6] & 0x1F) | ip[7]) != 0 or tot < hlen + at + 2:
+        return -1
+    return (<int32_t>ip[hlen + at] << 8) | ip[hlen + at + 1]
 
 
 cdef inline uint8_t forward(const DpTables* t, BatchView* b, Py_ssize_t i, uint8_t* p,
@@ -159,6 +173,12 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     src = load_be32(ip + 12)
     dst = load_be32(ip + 16)
     scope = t.ns.scope[ns]
+
+    # a DHCP client on a port the switch serves by DHCP: the slow path answers; before the
+    # source rule, since a renewal comes from an address the client may no longer hold
+    if unlikely(t.ports.dhcp[port]) and udp_port(ip, hlen, tot, UDP_DEST_PORT) == DHCP_SERVER_PORT \
+            and udp_port(ip, hlen, tot, UDP_SOURCE_PORT) == DHCP_CLIENT_PORT:
+        return slow(t, b, i, ns, REASON_DHCP)
 
     # 2. source rule: an L3 sends from its own addresses (or 0.0.0.0); an L2 port from
     #    any address no other namespace of the scope owns; martians never

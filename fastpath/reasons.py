@@ -61,6 +61,8 @@ REASONS = (
     Reason("no_neighbour", 20, "slowpath", "the next hop's MAC is unknown: the slow path resolves it"),
     Reason("peer_unknown", 21, "slowpath", "the MAC of the endpoint behind the destination port is unknown"),
     Reason("igmp", 22, "slowpath", "IGMP (IPv4 protocol 2): the switch snoops and is the querier"),
+    Reason("dhcp", 26, "slowpath", "a DHCP client message (UDP 68 -> 67) on a port the switch serves "
+           "by DHCP (a port without an address option, or of kind attach): the switch answers"),
 )
 
 # Why a port refused a virtio-net header (the frame never reaches process()); code = position.
@@ -107,7 +109,10 @@ LOOP_STATS = (
     Counter("sw_segments", "segments they were cut into"),
     Counter("sw_gso_refused", "super-frames that could not be segmented (dropped)"),
     Counter("sent", "frames the slow path sent with send()"),
-    Counter("tx_submits", "write submissions (one per write on epoll, one per batch on io_uring)"),
+    Counter("tx_submits", "write submissions (one per write on epoll, one per batch on io_uring, "
+                          "one per kick of a ring port's transmit ring)"),
+    Counter("rx_socket_frames", "AF_PACKET frames too large for a ring slot, read from the socket"),
+    Counter("rx_vlan", "frames a ring port received VLAN-tagged (the tag in the ring's metadata): dropped"),
 )
 
 VERDICT_NAMES = {v.code: v.name for v in VERDICTS}

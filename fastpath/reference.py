@@ -36,6 +36,7 @@ class ReferenceDatapath(ReferenceBatch):
         self._updating = False
         self.namespaces = {}      # ns -> (scope, is_l3)
         self.ports = {}           # port -> [ns, mac, peer mac or None]
+        self.dhcp_ports = set()   # ports the switch serves by DHCP
         self.addresses = {}       # (scope, ip) -> ns
         self.broadcasts = {}      # (scope, ip) -> tuple of ns
         self.groups = {}          # (scope, group ip) -> tuple of member ns
@@ -151,11 +152,13 @@ class ReferenceDatapath(ReferenceBatch):
         self.ns_ctr[ns_id] = dict.fromkeys(COUNTER_NAMES, 0)
         self.ns_reason_ctr[ns_id] = dict.fromkeys(V.REASON_NAMES, 0)
 
-    def set_port(self, port_id, ns_id, mac):
+    def set_port(self, port_id, ns_id, mac, dhcp=False):
         self._writing()
         self._port(port_id)
         self._existing_ns(ns_id)
         mac_bytes_to_int(mac, "port MAC")
+        if not isinstance(dhcp, bool):
+            raise InvalidArgument(f"dhcp must be True or False, not {dhcp!r}")
         current = self._l3_port(ns_id)
         if self.namespaces[ns_id][1] and current not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {current}")
@@ -165,11 +168,13 @@ class ReferenceDatapath(ReferenceBatch):
             self.port_ctr[port_id] = dict.fromkeys(COUNTER_NAMES, 0)
         else:
             old[1] = bytes(mac)
+        (self.dhcp_ports.add if dhcp else self.dhcp_ports.discard)(port_id)
 
     def remove_port(self, port_id):
         self._writing()
         self._existing_port(port_id)
         del self.ports[port_id]
+        self.dhcp_ports.discard(port_id)
 
     def set_peer_mac(self, port_id, mac):
         self._existing_port(port_id)
@@ -184,6 +189,10 @@ class ReferenceDatapath(ReferenceBatch):
     def port_mac_of(self, port_id):
         self._existing_port(port_id)
         return self.ports[port_id][1]
+
+    def port_dhcp(self, port_id):
+        self._existing_port(port_id)
+        return port_id in self.dhcp_ports
 
     # ---- addresses, broadcasts, routes, neighbours -------------------------------------------------
 

@@ -11,6 +11,14 @@ from fastpath.source_rule import BROADCAST, may_send_from
 BROADCAST_MAC = b"\xff" * 6
 
 
+def _udp_ports(frame, hlen, total, header):
+    """(source, destination) ports of a UDP packet's first fragment, or None."""
+    if header[9] != 17 or int.from_bytes(header[6:8], "big") & 0x1FFF or total < hlen + 4:
+        return None
+    at = 14 + hlen
+    return int.from_bytes(frame[at:at + 2], "big"), int.from_bytes(frame[at + 2:at + 4], "big")
+
+
 def ipv4_checksum(header):
     """RFC 1071 checksum of an IPv4 header: with its checksum field zeroed, the value that
     belongs there; with the field filled in, 0 when the header is valid."""
@@ -104,6 +112,11 @@ class ReferenceBatch:
         ttl = header[8]
         src, dst = int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big")
         scope, is_l3 = self.namespaces[ns]
+
+        # a DHCP client on a port the switch serves by DHCP: to the slow path, source rule
+        # or not (a renewal may come from an address the client lost)
+        if port in self.dhcp_ports and _udp_ports(frame, ihl * 4, total, header) == (68, 67):
+            return refuse(V.REASON_DHCP)
 
         # source rule (fastpath/source_rule.py)
         owner = BROADCAST if (scope, src) in self.broadcasts else self.addresses.get((scope, src))

@@ -21,7 +21,7 @@ GONE = _Gone()
 @dataclass
 class Plan:
     namespaces: dict = field(default_factory=dict)   # ns id -> (scope id, is_l3)
-    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes)
+    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes, dhcp)
     addresses: dict = field(default_factory=dict)    # (scope, ip) -> owner ns id
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids):
     #   the L3s of the scope with an address on a subnet, /30 or wider, of that broadcast

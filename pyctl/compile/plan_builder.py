@@ -12,7 +12,7 @@ The rules, per entry:
 
 - a namespace: ``(scope, is_l3)``; its IPv4 groups (not link-local 224.0.0.0/24,
   which reach the whole scope without an entry) make it a member in ``multicast``;
-- a port: ``(namespace, MAC bytes)``;
+- a port: ``(namespace, MAC bytes, served by DHCP)`` (``port_options.dhcp_served``);
 - an IPv4 address held in a scope (loopback and IPv6 stay in the model): its holder
   in ``addresses``; an L3 holding an address on a /30-or-wider subnet listens to
   that subnet's directed broadcast (``broadcasts``);
@@ -24,6 +24,7 @@ import ipaddress
 from pyctl.compile.event_marks import Marks
 from pyctl.compile.plan import GONE, Plan, fast_path_ipv4
 from pyctl.compile.plan_index import Edit, PlanIndex
+from pyctl.model.port_options import dhcp_served
 
 __all__ = ["PlanBuilder", "compile_plan", "LINK_LOCAL_PREFIX"]
 
@@ -134,7 +135,12 @@ class PlanBuilder:
         # A port that comes, goes or moves changes the routes via its namespaces'
         # addresses: every such change marks those namespaces too (``_namespace``).
         port = reader.port(pid)
-        edit.put("ports", pid, GONE if port is None else (port.ns, _mac_bytes(port.mac)))
+        if port is None:
+            edit.put("ports", pid, GONE)
+            return
+        ns = reader.namespace(port.ns)
+        edit.put("ports", pid, (port.ns, _mac_bytes(port.mac),
+                                dhcp_served(port.options, ns is not None and ns.is_l3)))
 
     def _address(self, reader, edit, scope, ip, routes):
         holding = reader.holding(scope, ipaddress.IPv4Address(ip))

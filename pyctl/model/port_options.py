@@ -1,27 +1,46 @@
-"""Validation of a port's options (what the daemon applies when it opens the TAP).
+"""Validation of a port's options (what the daemon applies when it opens the port).
 
 Known keys and their values:
 
-==============  ==========================================================
-``vnet_hdr``    bool: open the TAP with IFF_VNET_HDR
-``offloads``    list of ``csum``, ``tso4``, ``tso6``, ``tso_ecn``, ``uso4``,
-                ``uso6`` (TUNSETOFFLOAD); stored sorted, without repeats
-``txqueuelen``  int 0 .. 2**31-1: the TAP's transmit queue length
-``mtu``         int 68 .. 65535
-``netns``       name of a kernel network namespace to move the TAP into
-``address``     interface address (``10.0.0.5/24``) to give the TAP there
-``gateway``     default gateway for the TAP's side; needs ``address`` and
-                must lie inside its subnet
-==============  ==========================================================
+===================  ==========================================================
+``kind``             how the switch serves the port (docs/io.md): ``tap`` (the
+                     default: a TAP it creates), ``veth`` (a veth pair, the
+                     switch's end on AF_PACKET rings), ``xdp`` (a veth pair, the
+                     switch's end on AF_XDP), ``attach`` (an interface that
+                     exists already in the switch's namespace, named like the
+                     port, on AF_PACKET rings, neither moved nor configured),
+                     ``auto`` (the best kind this machine allows)
+``vnet_hdr``         bool: open the TAP with IFF_VNET_HDR (kind tap)
+``offloads``         list of ``csum``, ``tso4``, ``tso6``, ``tso_ecn``, ``uso4``,
+                     ``uso6`` (TUNSETOFFLOAD); stored sorted, without repeats
+                     (kind tap)
+``txqueuelen``       int 0 .. 2**31-1: the TAP's transmit queue length (kind tap)
+``mtu``              int 68 .. 65535 (not for attach: the interface's own counts)
+``netns``            name of a kernel network namespace to put the endpoint's
+                     side (the TAP, the veth's other end) into (not for attach)
+``address``          interface address (``10.0.0.5/24``) to give it there
+                     (not for attach)
+``gateway``          default gateway for the endpoint's side; needs
+                     ``address`` and must lie inside its subnet
+``dhcp_lease_time``  int 2 .. 2**31-1 seconds: the lease the switch's DHCP
+                     server gives on this port (default 3600)
+===================  ==========================================================
+
+The switch serves a port by DHCP (pyctl/daemon/dhcp.py) when nothing else configures
+its endpoint: a port of kind ``attach``, or one without ``address`` (``dhcp_served``).
 
 Anything else is refused, so a typo never passes silently.
 """
 from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
 
-__all__ = ["OFFLOADS", "check_port_options"]
+__all__ = ["OFFLOADS", "KINDS", "check_port_options", "dhcp_served", "DEFAULT_LEASE_TIME"]
 
 OFFLOADS = ("csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")
+KINDS = ("tap", "veth", "xdp", "attach", "auto")
+TAP_ONLY = ("vnet_hdr", "offloads", "txqueuelen")
+NOT_FOR_ATTACH = ("mtu", "netns", "address", "gateway")
+DEFAULT_LEASE_TIME = 3600
 
 
 def _bool(key, value):
@@ -49,6 +68,12 @@ def _offloads(key, value):
     return sorted(set(value))
 
 
+def _kind(key, value):
+    if value not in KINDS:
+        raise InvalidArgument(f"port option {key!r} must be one of {', '.join(KINDS)}, not {value!r}")
+    return value
+
+
 def _netns(key, value):
     return check_netns_name(value)
 
@@ -62,6 +87,7 @@ def _gateway(key, value):
 
 
 _CHECKS = {
+    "kind": _kind,
     "vnet_hdr": _bool,
     "offloads": _offloads,
     "txqueuelen": _int_range(0, 2**31 - 1),
@@ -69,6 +95,7 @@ _CHECKS = {
     "netns": _netns,
     "address": _address,
     "gateway": _gateway,
+    "dhcp_lease_time": _int_range(2, 2**31 - 1),
 }
 
 
@@ -84,6 +111,15 @@ def check_port_options(options):
         if check is None:
             raise InvalidArgument(f"unknown port option {key!r} (known: {', '.join(_CHECKS)})")
         out[key] = check(key, value)
+    kind = out.get("kind", "tap")
+    for key in TAP_ONLY if kind != "tap" else ():
+        if key in out:
+            raise InvalidArgument(f"port option {key!r} is a TAP's (kind tap), not for kind {kind} "
+                                  f"(a veth or attach port always carries virtio-net headers)")
+    for key in NOT_FOR_ATTACH if kind == "attach" else ():
+        if key in out:
+            raise InvalidArgument(f"port option {key!r} is not for kind attach: the switch "
+                                  f"neither moves nor configures an interface it attaches to")
     if "gateway" in out:
         if "address" not in out:
             raise InvalidArgument("port option 'gateway' needs option 'address'")
@@ -93,3 +129,10 @@ def check_port_options(options):
             raise InvalidArgument(f"port option 'gateway' {gateway} must be another "
                                   f"address inside {iface.network}")
     return out
+
+
+def dhcp_served(options, is_l3):
+    """Whether the switch answers DHCP on a port with these (checked) ``options`` of a
+    namespace (an L3, ``is_l3``): nothing else configures its endpoint -- an attached
+    interface, or no ``address`` option.  An L2's ports (uplinks) never."""
+    return bool(is_l3) and (options.get("kind") == "attach" or "address" not in options)

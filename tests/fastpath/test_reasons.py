@@ -79,11 +79,12 @@ def test_a_wrong_append_fails_the_build(monkeypatch, bad):
 
 
 def test_an_appended_reason_gets_its_enum_and_counter(monkeypatch):
-    new = reasons.Reason("rate_limited", 23, "drop", "over the sender's rate")
+    code = max(r.code for r in reasons.REASONS) + 1
+    new = reasons.Reason("rate_limited", code, "drop", "over the sender's rate")
     monkeypatch.setattr(reasons, "REASONS", reasons.REASONS + (new,))
     pxi = reasons.generate_pxi()
-    assert "    REASON_RATE_LIMITED = 23\n" in pxi and "    REASON_COUNT = 24\n" in pxi
-    assert "| 23 | `rate_limited` | drop | over the sender's rate |" in reasons.markdown_table()
+    assert f"    REASON_RATE_LIMITED = {code}\n" in pxi and f"    REASON_COUNT = {code + 1}\n" in pxi
+    assert f"| {code} | `rate_limited` | drop | over the sender's rate |" in reasons.markdown_table()
 
 
 def test_the_reference_charges_the_same_names():

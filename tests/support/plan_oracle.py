@@ -20,7 +20,9 @@ def expected_plan(snapshot):
     port_ids = {p["name"]: p["id"] for p in snapshot["ports"]}
     first_port = {}
     for port in sorted(snapshot["ports"], key=lambda p: p["id"]):
-        plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")))
+        l3 = by_id[port["ns"]]["kind"] == "l3"
+        served = l3 and (port["options"].get("kind") == "attach" or "address" not in port["options"])
+        plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")), served)
         first_port.setdefault(port["ns"], port["id"])
 
     def scope_of(ns):
