@@ -173,7 +173,8 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...]) ->
     known = {ns.name: ns for ns in namespaces}
     ports: dict[str, PortSpec] = {}
     l3_port: dict[str, str] = {}
-    option_keys = ("vnet_hdr", "offloads", "txqueuelen", "mtu", "netns", "address", "gateway")
+    option_keys = ("kind", "vnet_hdr", "offloads", "txqueuelen", "mtu", "netns", "address",
+                   "gateway", "dhcp_lease_time")
     for path, item in r.array_of_tables(doc, "port"):
         t = r.table(item, path, ("name", "namespace", "mac") + option_keys, ("name", "namespace"))
         name = r.checked(path + ("name",), addressing.check_port_name, r.typed(t, path, "name", str))

@@ -123,8 +123,9 @@ _TABLE = (
                             help="default: generated, locally administered"),
                       Param("options", "object", required=False, flags=("--option", "-o"),
                             item=_port_option,
-                            help="KEY=VALUE, repeated: vnet_hdr=true, offloads=csum,tso4, "
-                                 "txqueuelen=10000, mtu, netns, address, gateway")],
+                            help="KEY=VALUE, repeated: kind=tap|veth|xdp|attach|auto, "
+                                 "vnet_hdr=true, offloads=csum,tso4, txqueuelen=10000, mtu, "
+                                 "netns, address, gateway, dhcp_lease_time")],
          access="config", served_by="model", summary="attach a port to a namespace",
          result="the port; options as in the config file", render=render.quiet),
     Verb("port-del", [Param("name", "port", help="port name or id")], access="config",

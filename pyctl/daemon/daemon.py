@@ -34,6 +34,7 @@ from pyctl.control.counters import format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
+from pyctl.daemon.dhcp import DhcpServer
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
@@ -98,6 +99,7 @@ class Daemon:
                                         max(1, limits.frames_per_second // 10), time.monotonic())
         self.slow_frames_over_budget = 0
         self.ports = PortManager(switch, self.loop, self.registry)
+        self.dhcp = DhcpServer(self.ports.dhcp_port)
         self.multicast = Multicast(switch, self.view, self.change)
         self.control = None
         self._calls = queue.SimpleQueue()
@@ -164,6 +166,7 @@ class Daemon:
         self.ports.reconcile()
         for pid in self.ports.take_closed():
             self.slowpath.forget_port(pid)
+            self.dhcp.forget_port(pid)
 
     @contextlib.contextmanager
     def change(self):
@@ -225,6 +228,7 @@ class Daemon:
             self._next_tick = now + TICK_S
             self._check_ports(now)
             self._emit(self.slowpath.tick())
+            self.dhcp.tick(now)
             self._send(self.multicast.tick(now, self.ports.open))
         self._run_calls()
 
@@ -239,6 +243,7 @@ class Daemon:
         if now >= self._next_netns_check:
             self._next_netns_check = now + NETNS_CHECK_S
             self.ports.check_netns()
+            self.ports.check_links()
 
     def _slow_path(self, frames):
         now = time.monotonic()
@@ -248,6 +253,8 @@ class Daemon:
                 continue
             if reason == verdicts.REASON_IGMP:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
+            elif reason == verdicts.REASON_DHCP:
+                self._send(self.dhcp.handle(port_id, data, now))
             else:
                 self._emit(self.slowpath.handle(port_id, reason, data))
 
@@ -319,7 +326,7 @@ class Daemon:
     def stats(self):
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
-                "igmp": dict(self.multicast.counters),
+                "igmp": dict(self.multicast.counters), "dhcp": dict(self.dhcp.counters),
                 "slowpath_over_budget": self.slow_frames_over_budget,
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}

@@ -1,13 +1,19 @@
-"""The daemon's TAPs, kept in line with the model's ports.
+"""The daemon's ports, kept in line with the model's.
 
-``reconcile()`` opens a TAP for every port the model has and the daemon does
-not, and closes the ones the model no longer has.  Opening comes first and
-is all-or-nothing (a failure closes what this call opened), so a refused
-change never loses a working port.  A port's kernel side (``netns``,
+``reconcile()`` opens every port the model has and the daemon does not, as its
+kind (``port_kinds``: a TAP, a veth pair on AF_PACKET rings or AF_XDP, an
+attached interface), and closes the ones the model no longer has.  Opening
+comes first and is all-or-nothing (a failure closes what this call opened), so
+a refused change never loses a working port.  A port's kernel side (``netns``,
 ``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
-as it is), the TAP is moved into it and configured there.
+as it is), the TAP (or the veth's endpoint end) is moved into it and
+configured there.  The switch ends of veth ports live in one private namespace
+of the daemon's (``pyctl.kernel.private_netns``), made with the first.
+
+The kernel side of a port the switch serves by DHCP (``dhcp_served``) holds no
+mirrored addresses: its endpoint takes them from the DHCP server.
 
 A port can fail under the daemon: its TAP deleted from outside (the packet loop
 sees the read error and stops polling it), or its kernel namespace deleted from
@@ -18,13 +24,16 @@ it: a failed port is not reopened behind the operator's back.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 
 from pyctl import kernel
-
-from pyctl.daemon import tap_port as tap_ports
+from pyctl.daemon import port_kinds
+from pyctl.daemon.dhcp import DhcpPort
 from pyctl.daemon.ownership import NotRecorded
+from pyctl.kernel.private_netns import PrivateNamespace
+from pyctl.model.port_options import DEFAULT_LEASE_TIME, dhcp_served
 
 log = logging.getLogger("tapswitch.ports")
 
@@ -35,7 +44,7 @@ __all__ = ["PortManager", "OpenPort"]
 class OpenPort:
     id: int
     name: str
-    tap: object                      # pyctl.daemon.tap_port.TapPort
+    tap: object                      # its kind's port: TapPort, VethPort, AttachPort
     netns: object | None = None      # kernel.NetNamespace the TAP lives in, if any
     options: dict = field(default_factory=dict)
     kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
@@ -50,6 +59,7 @@ class PortManager:
         self._netns: dict[str, list] = {}     # name -> [NetNamespace, ports in it]
         self._closed: list[int] = []
         self.ownership = NotRecorded(registry)   # the daemon's Ownership once it starts
+        self._switch_ns = None                # the veth ports' switch ends' namespace
 
     def reconcile(self):
         wanted = {p.id: p for p in self.switch.ports()}
@@ -79,7 +89,9 @@ class PortManager:
         address to the TAP in the tenant's kernel namespace, a pull removes it."""
         ns = self.switch.namespace(port.ns)
         want = set()
-        if ns.is_l3:
+        if dhcp_served(port.options, ns.is_l3):
+            pass                            # its endpoint asks the DHCP server
+        elif ns.is_l3:
             want = {a for a in map(str, self.switch.addresses(ns.id))
                     if ":" not in a and not a.startswith("127.")}
         if entry.options.get("address"):
@@ -102,15 +114,12 @@ class PortManager:
         opts = port.options
         netns = self._acquire_netns(opts["netns"]) if opts.get("netns") else None
         try:
-            extra = {} if opts.get("txqueuelen") is None else {"txqueuelen": opts["txqueuelen"]}
-            tap = tap_ports.TapPort.open(
-                port.name, vnet_hdr=opts.get("vnet_hdr", False), offloads=opts.get("offloads"),
-                mtu=opts.get("mtu"), mac=port.mac, netns=netns,
-                address=opts.get("address"), gateway=opts.get("gateway"), **extra)
+            tap = port_kinds.open_port(port, loop=self.loop, netns=netns,
+                                       switch_ns=self._switch_namespace, registry=self.registry)
             try:
-                if self.ownership.marker:
+                if self.ownership.marker and tap.kind != "attach":   # an attached one is not ours
                     (netns or kernel.host).set_alias(tap.name, self.ownership.marker)
-                self.loop.add_port(port.id, tap.fd, vnet_hdr=tap.vnet_hdr)
+                self.loop.add_port(port.id, tap.loop_io, vnet_hdr=tap.vnet_hdr)
             except BaseException:
                 tap.close()
                 raise
@@ -118,7 +127,7 @@ class PortManager:
             if netns is not None:
                 self._release_netns(netns.name)
             raise
-        log.info("port %s (id %d) up%s, offloads %s", port.name, port.id,
+        log.info("port %s (id %d, %s) up%s, offloads %s", port.name, port.id, tap.kind,
                  f" in kernel namespace {netns.name}" if netns else "",
                  ",".join(sorted(tap.offloads)) or "off")
         entry = OpenPort(port.id, port.name, tap, netns, dict(opts))
@@ -150,12 +159,27 @@ class PortManager:
             entry.tap.close()
 
     def check_loop(self):
-        """Fail the open ports the packet loop stopped polling (a read error or EOF)."""
+        """Fail the open ports the packet loop stopped polling (a read error or EOF); a
+        ring port whose interface only went down (ENETDOWN, still there) is served again:
+        its socket takes frames once the interface is up."""
         for pid, state in self.loop.ports().items():
             if state["failed"] and pid in self.open:
-                error = state["error"]
+                error, port = state["error"], self.open[pid].tap
+                if state["ring"] and port.alive():
+                    self.loop.remove_port(pid)
+                    self.loop.add_port(pid, port.loop_io, vnet_hdr=port.vnet_hdr)
+                    continue
                 why = "the TAP was deleted" if error == "EBADFD" else "the TAP's fd failed"
+                if state["ring"]:
+                    why = "its interface was deleted"
                 self.fail(pid, f"read error {error}: {why}")
+
+    def check_links(self):
+        """Fail the ring ports whose interface was deleted (an AF_XDP socket is not told)."""
+        for pid, entry in list(self.open.items()):
+            alive = getattr(entry.tap, "alive", None)
+            if alive is not None and not alive():
+                self.fail(pid, f"its interface {entry.name} was deleted")
 
     def check_netns(self):
         """Fail the ports whose kernel namespace was deleted from outside, and let go
@@ -173,14 +197,42 @@ class PortManager:
             netns.remove()          # the handle only: the name is gone or someone else's
             self.ownership.released(netns)
 
+    def dhcp_port(self, pid):
+        """What the DHCP server needs of port ``pid`` (a ``DhcpPort``); None when the
+        switch does not serve it by DHCP or it is not up."""
+        entry = self.open.get(pid)
+        if entry is None:
+            return None
+        port = self.switch.port(pid)
+        ns = self.switch.namespace(port.ns)
+        if not dhcp_served(port.options, ns.is_l3):
+            return None
+
+        def held(ns_id):
+            return tuple(ipaddress.IPv4Interface(a) for a in self.switch.addresses(ns_id)
+                         if ":" not in a and not a.startswith("127."))
+        mtu = port.options.get("mtu") or getattr(entry.tap, "mtu", None) or 1500
+        return DhcpPort(ns.id, entry.tap.mac, mtu,
+                        port.options.get("dhcp_lease_time", DEFAULT_LEASE_TIME),
+                        held(ns.id), held(ns.parent))
+
     def status(self, pid):
-        """``{"state": "up"}``, ``{"state": "failed", "error": reason}``, or
-        ``{"state": "missing"}`` for a model port the daemon could not open."""
+        """``{"state": "up", "kind": ...}``, ``{"state": "failed", "error": reason, "kind":
+        ...}``, or ``{"state": "missing"}`` for a model port the daemon could not open;
+        ``kind``: how it is served (``auto`` resolved)."""
         if pid in self.open:
-            return {"state": "up"}
+            return {"state": "up", "kind": self.open[pid].tap.kind}
         if pid in self.failed:
-            return {"state": "failed", "error": self.failed[pid].failure}
+            return {"state": "failed", "error": self.failed[pid].failure,
+                    "kind": self.failed[pid].tap.kind}
         return {"state": "missing"}
+
+    def _switch_namespace(self):
+        """The private namespace of the veth ports' switch ends, made on first use."""
+        if self._switch_ns is None or not self._switch_ns.alive:
+            self._switch_ns = PrivateNamespace("switch's namespace for veth ends",
+                                               registry=self.registry)
+        return self._switch_ns
 
     def _acquire_netns(self, name):
         """The kernel namespace a port goes into.  One tapswitch creates is removed
@@ -215,3 +267,6 @@ class PortManager:
                 self._close(pid)
             except Exception:
                 log.exception("closing port %d", pid)
+        if self._switch_ns is not None:
+            self._switch_ns.remove()
+            self._switch_ns = None

@@ -54,11 +54,12 @@ from pyctl.rig.lifecycle import Lifecycle, TopologyLeak
 from pyctl.rig.tenant import Tenant
 from pyctl.rig.verbs import RigVerbs
 
-__all__ = ["Topology", "Tenant", "TopologyLeak", "MODES"]
+__all__ = ["Topology", "Tenant", "TopologyLeak", "MODES", "KINDS"]
 
 log = logging.getLogger("tapswitch.topology")
 
 MODES = ("thread", "process")
+KINDS = ("tap", "veth", "xdp", "auto")      # of the tenants' ports (attach: an interface of yours)
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
 _serial = itertools.count()
 
@@ -67,12 +68,14 @@ class Topology(RigVerbs, Lifecycle):
     """A switch and its tenants, made and removed together (see the module docstring)."""
 
     def __init__(self, mode="thread", *, batch_size=64, vnet_hdr=False, control=True,
-                 prefix="ts", start_timeout=30.0, stop_timeout=5.0):
+                 prefix="ts", start_timeout=30.0, stop_timeout=5.0, kind="tap"):
         if mode not in MODES:
             raise errors.InvalidArgument(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if mode == "process" and not control:
             raise errors.InvalidArgument("a child daemon is driven through its control socket: "
                                          "mode='process' needs control=True")
+        if kind not in KINDS:
+            raise errors.InvalidArgument(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise errors.InvalidArgument(f"prefix must be 1-16 letters, digits, '-' or '_', "
                                          f"starting with a letter or digit: {prefix!r}")
@@ -80,6 +83,7 @@ class Topology(RigVerbs, Lifecycle):
         self.id = f"{kernel.process_tag()}{next(_serial):x}"
         self.prefix = prefix
         self.vnet_hdr, self.control, self.batch_size = vnet_hdr, control, batch_size
+        self.kind = kind                    # the tenants' port kind unless tenant() says
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self.tenants: dict[str, Tenant] = {}
         self.daemon = None                  # mode "thread": the running pyctl.daemon.daemon.Daemon
@@ -209,22 +213,32 @@ class Topology(RigVerbs, Lifecycle):
         return name
 
     def tenant(self, name, address, *, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
-               offloads=None, txqueuelen=None, mtu=None) -> Tenant:
+               offloads=None, txqueuelen=None, mtu=None, kind=None, dhcp=False) -> Tenant:
         """An L3 namespace holding ``address`` (assigned and pushed in one step), its
-        TAP in a new kernel namespace, configured and up, with a default route
-        through ``gateway``: by default the parent L2's own address on that subnet
-        (none: no default route)."""
+        port (of ``kind``, default the topology's: a TAP, or a veth pair's end) in a new
+        kernel namespace, configured and up, with a default route through ``gateway``:
+        by default the parent L2's own address on that subnet (none: no default route).
+        ``dhcp=True``: the port gets no address (nor route): the switch serves it by DHCP
+        and a DHCP client run in the tenant takes ``address`` from it.  ``vnet_hdr``,
+        ``offloads`` and ``txqueuelen`` are a TAP's."""
         iface = ipaddress.ip_interface(address)
         netns_name = f"{self.prefix}-{self.id}-{name}"
         port_name = kernel.unique_name(f"t{next(self._ports)}")
-        vnet = self.vnet_hdr if vnet_hdr is None else vnet_hdr
+        kind = self.kind if kind is None else kind
+        vnet = (self.vnet_hdr if vnet_hdr is None else vnet_hdr) if kind == "tap" else vnet_hdr
         if gateway is None:
             gateway = self._gateway_for(parent, iface)
-        options = {"netns": netns_name, "address": str(iface), "vnet_hdr": vnet}
-        if gateway is not None:
+        options = {"netns": netns_name} if dhcp else {"netns": netns_name, "address": str(iface)}
+        if kind != "tap":
+            options["kind"] = kind
+        if vnet is not None:
+            options["vnet_hdr"] = vnet
+        if gateway is not None and not dhcp:
             options["gateway"] = str(gateway)
         if vnet:
             options["offloads"] = list(offloads if offloads is not None else ["csum", "tso4", "tso6"])
+        elif offloads is not None:
+            options["offloads"] = list(offloads)
         if txqueuelen is not None:
             options["txqueuelen"] = txqueuelen
         if mtu is not None:
@@ -243,7 +257,7 @@ class Topology(RigVerbs, Lifecycle):
              ("port-add", {"name": port_name, "namespace": name, "options": options}),
              [("port-del", {"name": port_name})]),
         ])
-        tenant = Tenant(self, name, str(iface), netns_name, port_name, parent)
+        tenant = Tenant(self, name, str(iface), netns_name, port_name, parent, kind)
         self.tenants[name] = tenant
         return tenant
 
