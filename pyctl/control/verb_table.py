@@ -114,9 +114,10 @@ _TABLE = (
     Verb("ports", [Param("namespace", "namespace", required=False,
                          help="namespace name or id (default: every visible port)")],
          served_by="model", rig=True,
-         summary="ports (TAPs), their options and, under a daemon, their state",
+         summary="ports, their options and, under a daemon, their state",
          result="`[{id, name, ns, namespace, mac, options}]` (default: every visible port); "
-                "the daemon adds `state` (`up`, `failed` with `error`, `missing`)",
+                "the daemon adds `state` (`up`, `failed` with `error`, `missing`) and "
+                "`kind` (how it is served: `auto` resolved)",
          render=render.ports),
     Verb("port-add", [Param("name", "str", help="interface name, at most 15 characters"), _NS,
                       Param("mac", "str", required=False, option=True,
@@ -126,10 +127,10 @@ _TABLE = (
                             help="KEY=VALUE, repeated: kind=tap|veth|xdp|attach|auto, "
                                  "vnet_hdr=true, offloads=csum,tso4, txqueuelen=10000, mtu, "
                                  "netns, address, gateway, dhcp_lease_time")],
-         access="config", served_by="model", summary="attach a port to a namespace",
+         access="config", served_by="model", rig=True, summary="attach a port to a namespace",
          result="the port; options as in the config file", render=render.quiet),
     Verb("port-del", [Param("name", "port", help="port name or id")], access="config",
-         served_by="model", summary="remove a port", result="null", render=render.quiet),
+         served_by="model", rig=True, summary="remove a port", result="null", render=render.quiet),
     # -- multicast membership ---------------------------------------------------
     Verb("join", [_GROUP, _NS_OPT], access="member", served_by="model", rig=True,
          summary="join a multicast group (an L3 may, for itself)", result="null",

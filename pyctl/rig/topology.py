@@ -261,6 +261,30 @@ class Topology(RigVerbs, Lifecycle):
         self.tenants[name] = tenant
         return tenant
 
+    def attach(self, name, interface, address, *, parent=ROOT_NAME, lease_time=None) -> str:
+        """An L3 namespace holding ``address`` (assigned and pushed in one step) served
+        through ``interface``, which exists already in the switch's namespace (a VM's TAP
+        that its emulator holds): a port of kind attach, neither moved nor configured;
+        the endpoint behind it takes ``address`` from the switch's DHCP server (leases of
+        ``lease_time`` seconds).  Returns the namespace's name."""
+        iface = ipaddress.ip_interface(address)
+        options = {"kind": "attach"}
+        if lease_time is not None:
+            options["dhcp_lease_time"] = lease_time
+        self._do([
+            (lambda sw: sw.create(name, kind="l3", parent=parent),
+             ("create", {"name": name, "kind": "l3", "parent": parent}),
+             [("destroy", {"namespace": name})]),
+            (lambda sw: sw.assign_and_push(str(iface), name),
+             ("assign-and-push", {"address": str(iface), "namespace": name}),
+             [("pull", {"address": str(iface), "namespace": name}),
+              ("address-del", {"namespace": parent, "address": str(iface)})]),
+            (lambda sw: sw.port_add(interface, name, options=options),
+             ("port-add", {"name": interface, "namespace": name, "options": options}),
+             [("port-del", {"name": interface})]),
+        ])
+        return name
+
     def _claim(self, netns_name):
         """Record a kernel namespace name as ours; one that exists already is
         someone else's: refused here, and never removed by close()."""
