@@ -5,7 +5,8 @@
 # link, so it leaves the interface when the port closes or the process dies.
 from posix.mman cimport munmap, MAP_POPULATE, MAP_PRIVATE, MAP_ANONYMOUS
 from libc.stdlib cimport malloc, free
-from libc.errno cimport EOPNOTSUPP, EINVAL
+from libc.errno cimport EOPNOTSUPP, EINVAL, EBUSY
+import time
 from fastpath.includes.xdp cimport (
     xdp_umem_reg, xdp_mmap_offsets, xdp_ring_offset, sockaddr_xdp, xdp_statistics, AF_XDP,
     SOL_XDP, XDP_MMAP_OFFSETS, XDP_RX_RING, XDP_TX_RING, XDP_UMEM_REG, XDP_UMEM_FILL_RING,
@@ -21,6 +22,9 @@ XDP_MODES = ("native", "generic")
 cdef enum:
     XSK_CHUNK = 4096            # UMEM chunk: a page (frames up to 4096 - 256 bytes)
     XSK_LOG = 4096
+    XSK_BIND_TRIES = 50
+
+XSK_BIND_WAIT_S = 0.02          # the kernel frees a closed socket's queue in deferred work
 
 
 cdef int map_ring(ts_xsk_ring* r, int fd, xdp_ring_offset* off, uint32_t n, size_t entry,
@@ -166,14 +170,18 @@ cdef class XdpPort(RingPort):
         ts_xsk_store(x.fill.producer, n)
         memset(&sxdp, 0, sizeof(sxdp))
         sxdp.sxdp_family, sxdp.sxdp_ifindex, sxdp.sxdp_queue_id = AF_XDP, self.ifindex, self.queue
-        err = EOPNOTSUPP
-        if zerocopy is None or zerocopy:
-            sxdp.sxdp_flags = XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP
-            err = errno if bind(x.fd, <sockaddr*>&sxdp, sizeof(sxdp)) < 0 else 0
-            self.zerocopy = err == 0
-        if err and not zerocopy and (zerocopy is not None or err in (EOPNOTSUPP, EINVAL)):
-            sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP
-            err = errno if bind(x.fd, <sockaddr*>&sxdp, sizeof(sxdp)) < 0 else 0
+        for tries in range(XSK_BIND_TRIES):
+            err = EOPNOTSUPP
+            if zerocopy is None or zerocopy:
+                sxdp.sxdp_flags = XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP
+                err = errno if bind(x.fd, <sockaddr*>&sxdp, sizeof(sxdp)) < 0 else 0
+                self.zerocopy = err == 0
+            if err and not zerocopy and (zerocopy is not None or err in (EOPNOTSUPP, EINVAL)):
+                sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP
+                err = errno if bind(x.fd, <sockaddr*>&sxdp, sizeof(sxdp)) < 0 else 0
+            if err != EBUSY:
+                break
+            time.sleep(XSK_BIND_WAIT_S)     # a socket closed on this queue lets it go later
         self._step("bind", err, fault, f"{where}: bind ({'zero-copy' if zerocopy else 'copy'} "
                    f"mode; is there such an interface in this network namespace?)")
         self._step("map_update", min(ts_xskmap_set(self.map_fd, self.queue, x.fd), 0), fault,

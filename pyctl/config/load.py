@@ -22,7 +22,7 @@ from pyctl.config.spec import (
     SlowPathLimits,
 )
 from pyctl.model import addressing
-from pyctl.model.port_options import check_port_options
+from pyctl.model.port_options import check_kind_combination, check_port_options
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
@@ -198,6 +198,8 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...]) ->
                 options[key] = t[key]
             elif key in t:
                 options.update(r.checked(path + (key,), check_port_options, {key: t[key]}))
+        if "kind" in options:
+            r.checked(path + ("kind",), check_kind_combination, options)
         for key in ("address", "gateway"):
             if key in options and "netns" not in options:
                 raise r.error(path + (key,), "only meaningful with netns (the kernel side of the TAP)")

@@ -111,15 +111,7 @@ def check_port_options(options):
         if check is None:
             raise InvalidArgument(f"unknown port option {key!r} (known: {', '.join(_CHECKS)})")
         out[key] = check(key, value)
-    kind = out.get("kind", "tap")
-    for key in TAP_ONLY if kind != "tap" else ():
-        if key in out:
-            raise InvalidArgument(f"port option {key!r} is a TAP's (kind tap), not for kind {kind} "
-                                  f"(a veth or attach port always carries virtio-net headers)")
-    for key in NOT_FOR_ATTACH if kind == "attach" else ():
-        if key in out:
-            raise InvalidArgument(f"port option {key!r} is not for kind attach: the switch "
-                                  f"neither moves nor configures an interface it attaches to")
+    check_kind_combination(out)
     if "gateway" in out:
         if "address" not in out:
             raise InvalidArgument("port option 'gateway' needs option 'address'")
@@ -129,6 +121,19 @@ def check_port_options(options):
             raise InvalidArgument(f"port option 'gateway' {gateway} must be another "
                                   f"address inside {iface.network}")
     return out
+
+
+def check_kind_combination(options):
+    """Refuse options the port's kind does not take (checked ``options``)."""
+    kind = options.get("kind", "tap")
+    for key in TAP_ONLY if kind != "tap" else ():
+        if key in options:
+            raise InvalidArgument(f"port option {key!r} is a TAP's (kind tap), not for kind {kind} "
+                                  f"(a veth or attach port always carries virtio-net headers)")
+    for key in NOT_FOR_ATTACH if kind == "attach" else ():
+        if key in options:
+            raise InvalidArgument(f"port option {key!r} is not for kind attach: the switch "
+                                  f"neither moves nor configures an interface it attaches to")
 
 
 def dhcp_served(options, is_l3):
