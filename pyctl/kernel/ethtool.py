@@ -38,11 +38,15 @@ def _sock(netns):
 
 def set_feature(ifname: str, feature: str, on: bool, netns=None) -> None:
     """Turn ``feature`` (a key of FEATURES) on or off on ``ifname`` in ``netns`` (a
-    NetNamespace; None: this process's namespace)."""
+    NetNamespace; None: this process's namespace).  A feature the driver will not
+    change but that is already as asked is fine."""
     with _sock(netns) as sock:
         try:
             _ethtool_value(sock, ifname, FEATURES[feature][1], 1 if on else 0)
         except OSError as exc:
+            if exc.errno == errno.EOPNOTSUPP and \
+                    bool(_ethtool_value(sock, ifname, FEATURES[feature][0])) == on:
+                return
             raise kernel_error(exc.errno or errno.EIO, f"turning {feature} "
                                f"{'on' if on else 'off'} on {ifname}: {exc.strerror}") from None
 
