@@ -19,7 +19,7 @@ MODEL_OWN = {"namespace", "scope_of", "may_send_from", "port", "as_namespace", "
              "subscribe", "watch", "transaction", "read", "set_capacity", "socket_opened",
              "socket_closed"}
 # Public methods of Topology that are no verb: building tenants, the life cycle.
-RIG_OWN = {"l2", "tenant", "start", "close", "client"}
+RIG_OWN = {"l2", "tenant", "attach", "start", "close", "client"}
 # ctl subcommands that are no verb.
 CTL_OWN = {"call"}
 
