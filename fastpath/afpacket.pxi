@@ -21,10 +21,15 @@
 #
 # Transmit.  afp_tx copies a frame (its virtio_net_hdr first) into the next free TX slot
 # and marks it TP_STATUS_SEND_REQUEST; afp_end kicks the ring once per batch (send()):
-# with QDISC_BYPASS the kernel hands each frame to the driver at once.  A frame larger
-# than a slot goes through a second, ring-less socket bound to the same interface
-# (sendmsg), after a kick, so the port's frames keep their order.  A full ring is a
-# counted drop (write_eagain).
+# with QDISC_BYPASS the kernel hands each frame to the driver at once.  The header's
+# hdr_len is set to the whole frame, so the kernel builds a linear skb: a TX-ring skb with
+# the frame's tail left in the ring's pages would be copied again into fresh pages when
+# it enters a veth's receive path (skb_copy_ubufs: a page allocated per 64-byte frame).
+# The TX ring has a socket of its own, not the polled one: each sent skb's release wakes
+# its socket's waiters (sock_def_write_space), and the loop's epoll must not be one.  A
+# frame larger than a slot goes through a third, ring-less socket bound to the same
+# interface (sendmsg), after a kick, so the port's frames keep their order.  A full ring
+# is a counted drop (write_eagain).
 #
 # VLAN-tagged frames arrive with the tag in the slot's metadata, not in the frame: they
 # are dropped and counted (rx_vlan), as the fast path refuses tagged frames from a TAP.
@@ -40,10 +45,11 @@ cdef enum:
 
 
 cdef struct PacketRing:
-    int fd                      # the ring socket (polled)
+    int fd                      # the RX ring's socket (polled)
+    int tx_fd                   # the TX ring's socket
     int big_fd                  # ring-less socket: frames larger than a TX slot
-    uint8_t* rx                 # the RX ring, then the TX ring, in the FrameArena
-    uint8_t* tx
+    uint8_t* rx                 # the RX ring, in the FrameArena
+    uint8_t* tx                 # the TX ring
     uint32_t rx_base            # the RX ring's offset from the batch buffer
     uint32_t frame              # slot size (RX and TX)
     uint32_t rx_n, rx_next, rx_held, rx_holding   # slots; next to look at; first held; held
@@ -127,7 +133,7 @@ cdef Py_ssize_t afp_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize
 cdef int afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
     """Have the kernel send the TX slots filled since the last kick."""
     st.tx_submits += 1
-    if send(r.fd, NULL, 0, MSG_DONTWAIT) < 0 and errno != EAGAIN and errno != ENOBUFS:
+    if send(r.tx_fd, NULL, 0, MSG_DONTWAIT) < 0 and errno != EAGAIN and errno != ENOBUFS:
         st.write_errors += 1
     r.tx_queued = 0
     return 0
@@ -194,6 +200,8 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         return -1
     d = <uint8_t*>h + TPACKET2_TX_DATA
     memcpy(d, iov[0].iov_base, VIRTIO_NET_HDR_LEN)
+    d[2] = <uint8_t>(n - VIRTIO_NET_HDR_LEN)       # hdr_len: all of it linear (see the top)
+    d[3] = <uint8_t>((n - VIRTIO_NET_HDR_LEN) >> 8)
     used = iov[0].iov_len - VNET_HDR_LEN
     memcpy(d + VIRTIO_NET_HDR_LEN, <uint8_t*>iov[0].iov_base + VNET_HDR_LEN, used)
     used += VIRTIO_NET_HDR_LEN

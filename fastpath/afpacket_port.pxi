@@ -3,7 +3,7 @@
 # a failure leaves no socket, ring or mapping behind; ``_fault`` names a step to fail on
 # purpose (the fault-injection tests).
 from posix.unistd cimport close
-from posix.mman cimport mmap, MAP_FAILED, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FIXED
+from posix.mman cimport mmap, munmap, MAP_FAILED, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FIXED
 from fastpath.includes.afpacket cimport (
     socket, setsockopt, getsockopt, bind, socklen_t, sockaddr, sockaddr_ll, tpacket_req,
     tpacket_stats, htons, AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, SO_RCVBUF,
@@ -12,8 +12,8 @@ from fastpath.includes.afpacket cimport (
     PACKET_LOSS, PACKET_STATISTICS, TPACKET_V2, TPACKET2_TX_DATA)
 from libc.errno cimport EPERM, EACCES, ENODEV, ENXIO, EAFNOSUPPORT, ENOPROTOOPT, EIO
 
-AFP_SETUP_STEPS = ("socket", "options", "rx_ring", "tx_ring", "arena", "mmap", "bind",
-                   "big_socket")
+AFP_SETUP_STEPS = ("socket", "options", "rx_ring", "arena", "mmap", "bind", "tx_socket",
+                   "tx_ring", "big_socket")
 
 cdef enum:
     AFP_RCVBUF = 8 << 20        # the socket queue that holds super-frames (see afpacket.pxi)
@@ -56,13 +56,12 @@ cdef class AfPacketPort(RingPort):
     queue for super-frames grow past net.core.rmem_max)."""
     cdef PacketRing r
     cdef Py_ssize_t arena_off
-    cdef size_t arena_len
+    cdef size_t arena_len, tx_len
     cdef readonly int mtu, frame_size, rx_frames, tx_frames
     cdef uint64_t k_packets, k_drops
 
     def __cinit__(self):
-        self.r.fd = -1
-        self.r.big_fd = -1
+        self.r.fd = self.r.tx_fd = self.r.big_fd = -1
         self.arena_off = -1
 
     def __init__(self, PacketLoop loop not None, int ifindex, *, int mtu=1500,
@@ -106,6 +105,7 @@ cdef class AfPacketPort(RingPort):
         cdef sockaddr_ll sll
         cdef uint32_t frame = self.frame_size
         cdef uint32_t block = frame if frame > AFP_SMALL_BLOCK // 2 else AFP_SMALL_BLOCK
+        cdef void* m
         where = f"AF_PACKET port on ifindex {self.ifindex}"
         r.fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         self._step("socket", r.fd < 0, fault,
@@ -123,18 +123,14 @@ cdef class AfPacketPort(RingPort):
         req.tp_frame_nr, req.tp_block_nr = self.rx_frames, self.rx_frames * frame // block
         self._step("rx_ring", setsockopt(r.fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0,
                    fault, f"{where}: PACKET_RX_RING of {self.rx_frames} x {frame} bytes")
-        req.tp_frame_nr, req.tp_block_nr = self.tx_frames, self.tx_frames * frame // block
-        self._step("tx_ring", setsockopt(r.fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0,
-                   fault, f"{where}: PACKET_TX_RING of {self.tx_frames} x {frame} bytes")
         if fault == "arena":
             self._step("arena", False, fault, f"{where}: ring room")
-        self.arena_len = <size_t>(self.rx_frames + self.tx_frames) * frame
+        self.arena_len = <size_t>self.rx_frames * frame
         self.arena_off = self.arena.take(self.arena_len, where)
         r.rx = self.arena.base + self.arena_off
         failed = mmap(r.rx, self.arena_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
                       r.fd, 0) == MAP_FAILED
-        self._step("mmap", failed, fault, f"{where}: mmap of the rings")
-        r.tx = r.rx + <size_t>self.rx_frames * frame
+        self._step("mmap", failed, fault, f"{where}: mmap of the RX ring")
         r.rx_base = <uint32_t>self.arena_off
         r.frame, r.rx_n, r.tx_n = frame, self.rx_frames, self.tx_frames
         r.tx_room = frame - <uint32_t>TPACKET2_TX_DATA
@@ -142,26 +138,43 @@ cdef class AfPacketPort(RingPort):
         sll.sll_family, sll.sll_protocol, sll.sll_ifindex = AF_PACKET, htons(ETH_P_ALL), self.ifindex
         self._step("bind", bind(r.fd, <sockaddr*>&sll, sizeof(sll)) < 0, fault,
                    f"{where}: bind (is there such an interface in this network namespace?)")
+        sll.sll_protocol = 0                # the other two send only: nothing is queued on them
+        r.tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        failed = (r.tx_fd < 0 or setopt(r.tx_fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2) < 0
+                  or setopt(r.tx_fd, SOL_PACKET, PACKET_VNET_HDR, 1) < 0
+                  or setopt(r.tx_fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1) < 0
+                  or setopt(r.tx_fd, SOL_PACKET, PACKET_LOSS, 1) < 0
+                  or bind(r.tx_fd, <sockaddr*>&sll, sizeof(sll)) < 0)
+        self._step("tx_socket", failed, fault, f"{where}: the transmit ring's socket")
+        req.tp_frame_nr, req.tp_block_nr = self.tx_frames, self.tx_frames * frame // block
+        failed = setsockopt(r.tx_fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0
+        if not failed:
+            self.tx_len = <size_t>self.tx_frames * frame
+            m = mmap(NULL, self.tx_len, PROT_READ | PROT_WRITE, MAP_SHARED, r.tx_fd, 0)
+            failed = m == MAP_FAILED
+            r.tx = NULL if failed else <uint8_t*>m
+        self._step("tx_ring", failed, fault, f"{where}: PACKET_TX_RING of {self.tx_frames} x "
+                   f"{frame} bytes")
         r.big_fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         failed = (r.big_fd < 0 or setopt(r.big_fd, SOL_PACKET, PACKET_VNET_HDR, 1) < 0
-                  or setopt(r.big_fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1) < 0)
-        if not failed:
-            sll.sll_protocol = 0            # sends only: no frame is ever queued on it
-            failed = bind(r.big_fd, <sockaddr*>&sll, sizeof(sll)) < 0
+                  or setopt(r.big_fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1) < 0
+                  or bind(r.big_fd, <sockaddr*>&sll, sizeof(sll)) < 0)
         self._step("big_socket", failed, fault, f"{where}: the socket for large frames")
         return 0
 
     cdef void _release(self) noexcept:
-        """Unmap the rings (the arena's reservation back over them) and close both
-        sockets; what is released reads -1 after, so it may run twice."""
+        """Unmap the rings (the arena's reservation back over the RX ring) and close the
+        sockets; what is released reads NULL / -1 after, so it may run twice."""
         if self.arena_off >= 0:
             self.arena.give(self.arena_off, self.arena_len)
             self.arena_off = -1
+        if self.r.tx != NULL:
+            munmap(self.r.tx, self.tx_len)
         self.r.rx = self.r.tx = NULL
-        for fd in (self.r.fd, self.r.big_fd):
+        for fd in (self.r.fd, self.r.tx_fd, self.r.big_fd):
             if fd >= 0:
                 close(fd)
-        self.r.fd = self.r.big_fd = -1
+        self.r.fd = self.r.tx_fd = self.r.big_fd = -1
         self.poll_fd = -1
 
     def close(self):

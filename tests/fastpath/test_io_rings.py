@@ -122,6 +122,25 @@ def test_a_burst_larger_than_the_batch_keeps_its_order(rig):
     assert all(v == 0 for k, v in rings[1].kernel_stats().items() if "drop" in k or "full" in k)
 
 
+def test_an_idle_loop_waits_once_after_traffic_both_ways(rig):
+    """Once the rings are drained and every transmitted frame completed, a wait of 300 ms
+    is one epoll_wait that runs to its timeout: no port stays active, no transmit
+    completion or ring slot wakes the loop, nothing is read again."""
+    loop, ends, _ = rig
+    frames = [(1, udp_frame(1, "10.0.0.2", b"a" * 40)), (2, udp_frame(2, "10.0.0.1", b"b" * 40)),
+              (3, udp_frame(3, "10.0.0.1", b"c" * 40))] * 20
+    for port, data in frames:
+        ends[port].inject(data)
+    run(loop)
+    assert {p: len(e.drain()) for p, e in ends.items()} == {1: 40, 2: 20, 3: 0}
+    loop.run(50)                                # completions of the last kick, if any
+    before = loop.stats()
+    loop.run(300)
+    after = loop.stats()
+    assert after["epoll_waits"] - before["epoll_waits"] == 1
+    assert after["batches"] == before["batches"] and after["frames_in"] == len(frames)
+
+
 def test_slow_path_frames_come_and_go(rig):
     loop, ends, _ = rig
     ends[1].inject(arp_request(1, SWITCH_IP))
