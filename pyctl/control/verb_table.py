@@ -179,8 +179,9 @@ _TABLE = (
          result="`{scope: {group: [{namespace, origin: learned\\|configured, expires_in}]}}` "
                 "(docs/multicast.md)", render=render.multicast),
     Verb("stats", served_by="daemon", rig=True,
-         summary="the packet loop's, slow path's and IGMP snooper's counters",
-         result="the packet loop's, slow path's and IGMP snooper's (`igmp`) counters, what the "
+         summary="the packet loop's, slow path's, IGMP snooper's and DHCP server's counters",
+         result="the packet loop's, slow path's, IGMP snooper's (`igmp`) and DHCP server's "
+                "(`dhcp`) counters, the ring ports' own (`rings`: by port name), what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
                 "bytes, ICMP buckets), `ports_up`, `ports_failed`, uptime", render=render.generic),
 )

@@ -327,6 +327,7 @@ class Daemon:
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters), "dhcp": dict(self.dhcp.counters),
+                "rings": self.ports.ring_stats(),
                 "slowpath_over_budget": self.slow_frames_over_budget,
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}

@@ -216,6 +216,12 @@ class PortManager:
                         port.options.get("dhcp_lease_time", DEFAULT_LEASE_TIME),
                         held(ns.id), held(ns.parent))
 
+    def ring_stats(self):
+        """{port name: its ring's own counters (frames the kernel dropped, ...)} of the open
+        ports of the ring kinds."""
+        return {entry.name: entry.tap.loop_io.kernel_stats() for entry in self.open.values()
+                if entry.tap.kind != "tap"}
+
     def status(self, pid):
         """``{"state": "up", "kind": ...}``, ``{"state": "failed", "error": reason, "kind":
         ...}``, or ``{"state": "missing"}`` for a model port the daemon could not open;

@@ -3,8 +3,10 @@ port on a TAP another process holds (a stand-in for a VM's emulator, whose guest
 its address by DHCP); refusals with clear errors that change nothing; nothing left
 behind -- sockets, ring mappings, XDP programs, veths -- once the switch is gone.
 """
+import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -63,6 +65,11 @@ def test_tenants_of_every_kind_talk_in_one_switch(tapswitch_factory, mode):
         {p["name"]: topo.daemon.ports.status(p["id"])["kind"] for p in topo.ports()}
     assert served[by_name["auto"].port] == port_kinds.resolve("auto")
     assert {served[t.port] for t in tenants if t.kind != "auto"} == set(kinds) - {"auto"}
+    rings = topo.stats()["rings"]           # each ring port's own kernel counters
+    assert set(rings) == {t.port for t in tenants if served[t.port] != "tap"}
+    assert {n for n, r in rings.items() if "packets" in r} == \
+        {t.port for t in tenants if served[t.port] == "veth"}
+    assert all(r["packets"] > 0 for r in rings.values() if "packets" in r)
 
 
 def test_an_attach_port_serves_a_tap_an_emulator_holds(tapswitch_factory, udhcpc, make_netns):
@@ -138,3 +145,50 @@ def test_nothing_is_left_behind(tapswitch_factory):
     topo.close()
     assert process_resources() == held
     assert set(kernel.host.links()) == host_links
+
+
+def test_xdp_that_cannot_run_is_refused_with_the_reason(tapswitch_factory, monkeypatch):
+    """A port-add of kind xdp where AF_XDP cannot run is refused with the probe's reason
+    and changes nothing; auto still picks a kind that runs (the probe itself, without
+    CAP_BPF: the next test)."""
+    why = "creating a BPF map: Operation not permitted (AF_XDP ports need CAP_BPF and CAP_NET_ADMIN)"
+    real = port_kinds.unavailable
+    monkeypatch.setattr(port_kinds, "unavailable", lambda k: why if k == "xdp" else real(k))
+    net = random.randint(16, 250)
+    topo = tapswitch_factory()
+    topo.address_add("init", f"10.{net}.0.1/24")
+    a = topo.tenant("a", f"10.{net}.0.2/24", kind="auto")
+    topo.start()
+    before = topo.ports()
+    with pytest.raises(errors.NotSupported, match=r"port kind xdp cannot run here: creating a "
+                                                  r"BPF map: .*CAP_BPF"):
+        topo.port_add(kernel.unique_name("tnx"), "init", options={"kind": "xdp"})
+    assert topo.ports() == before
+    assert len(probes.ping(a, f"10.{net}.0.1", count=1)) == 1
+
+
+PROBE = """
+import json
+from pyctl import errors
+from pyctl.daemon import port_kinds
+out = {k: port_kinds.unavailable(k) for k in port_kinds.KINDS}
+try:
+    port_kinds.resolve("xdp")
+except errors.NotSupported as exc:
+    out["refused"] = str(exc)
+out["auto"] = port_kinds.resolve("auto")
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="no setpriv (util-linux)")
+def test_without_cap_bpf_the_probe_names_what_is_missing():
+    done = subprocess.run(["setpriv", "--bounding-set=-bpf,-sys_admin", "--inh-caps=-all",
+                           sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert "CAP_BPF" in out["xdp"] and "Operation not permitted" in out["xdp"]
+    assert out["refused"] == f"port kind xdp cannot run here: {out['xdp']}"
+    assert out["veth"] is None and out["attach"] is None
+    assert out["auto"] == "veth"
