@@ -12,10 +12,10 @@ kind        the switch's side                       needs
             rings (attach_port.py)
 ==========  ======================================  ==================================
 
-``auto`` takes the first kind of ``AUTO_PREFERENCE`` this process can run: veth (small
-frames at about twice a TAP's rate for a third of the switch's CPU, TSO kept, RTT as a
-TAP's), else tap.  xdp is faster still on small frames but carries no super-frames, so
-it is never picked for you.
+``auto`` takes the first kind of ``AUTO_PREFERENCE`` this process can run: veth (more small
+frames than a TAP for about half the machine's CPU per frame, TSO kept, RTT as a TAP's:
+docs/io.md), else tap.  xdp also beats a TAP on small frames but carries no
+super-frames, so it is never picked for you.
 """
 from __future__ import annotations
 
