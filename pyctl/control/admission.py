@@ -28,6 +28,7 @@ import resource
 
 from pyctl.config.spec import ControlLimits
 from pyctl.ops.logsetup import LogLimiter
+from pyctl.ops.ratelimit import TokenBucket
 
 __all__ = ["Admission", "SocketCounters", "fit_to_fd_limit"]
 
@@ -51,24 +52,6 @@ class SocketCounters:
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__slots__}
-
-
-class _RequestBucket:
-    """``rate`` requests per second, ``burst`` saved up; ``take`` says how long to wait."""
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: int, now: float):
-        self.rate, self.burst, self.tokens, self.stamp = rate, burst, float(burst), now
-
-    def take(self, now: float) -> float:
-        """0.0 if a request may go now (and spends its token), else the seconds until one may."""
-        if now > self.stamp:
-            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
 
 
 def fit_to_fd_limit(limits: ControlLimits) -> ControlLimits:
@@ -179,8 +162,8 @@ class Admission:
         if listener.binding.admin or rate == 0:
             return 0.0
         if listener.bucket is None:
-            listener.bucket = _RequestBucket(float(rate), self.limits.requests_burst, now)
-        return listener.bucket.take(now)
+            listener.bucket = TokenBucket(float(rate), self.limits.requests_burst, now)
+        return listener.bucket.wait(now)
 
     def close(self) -> None:
         if self._reserve is not None:

@@ -89,9 +89,7 @@ class Bindings:
 
     def _drop_listener(self, fd: int) -> None:
         listener = self._listeners.pop(fd)
-        if listener.watched:
-            self._selector.unregister(fd)
-        self._unwatched.discard(fd)
+        self._gate.forget(fd, listener)
         binding = listener.binding
         if not binding.admin:
             self._by_name.pop(binding.name, None)

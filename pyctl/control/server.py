@@ -29,7 +29,8 @@ of ``filenos()`` and call ``handle_ready(fd)``.  ``serve_forever()`` is the
 same machinery in a loop, for tests and tools.
 
 The namespace sockets are in ``pyctl.control.bindings``, the socket files and
-peer credentials in ``pyctl.control.sockets``.
+peer credentials in ``pyctl.control.sockets``, which listeners are accepted from in
+``pyctl.control.accepting``.
 """
 from __future__ import annotations
 
@@ -37,15 +38,16 @@ import errno
 import logging
 import os
 import selectors
-import socket
 import time
 
 from pyctl import errors
 
 from pyctl.config.spec import ControlLimits
 from pyctl.control import protocol
+from pyctl.control.accepting import AcceptGate
 from pyctl.control.admission import Admission
 from pyctl.control.bindings import Binding, Bindings, Listener
+from pyctl.control.connection import Connection
 from pyctl.control.dispatch import Dispatcher, Session
 from pyctl.control.sockets import Peer, check_path, clear_stale, listen, make_dir, peer_of
 from pyctl.control.timer import Timer
@@ -63,20 +65,6 @@ _ACCEPT_BURST = 32
 _SWEEP_EVERY = 1.0                  # seconds between looks for idle connections (at most)
 
 
-class _Connection:
-    def __init__(self, sock: socket.socket, listener: Listener, peer: Peer, session: Session,
-                 now: float):
-        self.sock, self.listener, self.peer, self.session = sock, listener, peer, session
-        self.binding = listener.binding
-        self.inbuf = bytearray()
-        self.outbuf = bytearray()
-        self.discarding = False    # skipping the rest of an oversize line
-        self.eof = False           # the peer shut down its side: close once replies are out
-        self.throttled = False     # a request waits for its socket's rate limit
-        self.events = READ
-        self.last_active = now     # last request or reply progress (idle timeout)
-
-
 class ControlServer(Bindings):
     """The control socket(s) of one switch, driven by the caller's event loop."""
 
@@ -91,7 +79,7 @@ class ControlServer(Bindings):
         self.mode, self.dir_mode = mode, dir_mode
         self._selector = selectors.DefaultSelector()
         self._listeners: dict[int, Listener] = {}
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, Connection] = {}
         self._by_name: dict[str, int] = {}       # bound namespace name -> listener fd
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._wake_r, READ, None)
@@ -99,7 +87,7 @@ class ControlServer(Bindings):
         self._selector.register(self._timer.fileno(), READ, None)
         self.admission = Admission(limits if limits is not None else ControlLimits())
         self.limits = self.admission.limits
-        self._unwatched: set[int] = set()          # listener fds not accepted from now
+        self._gate = AcceptGate(self._selector, self._listeners, self.admission)
         self._throttled: set[int] = set()          # connection fds waiting for a token
         self._next_sweep: float | None = None
         self.idle_closed = 0
@@ -197,7 +185,7 @@ class ControlServer(Bindings):
         for _ in range(_ACCEPT_BURST):
             if not admission.has_room(listener):
                 admission.full(listener)
-                self._stop_accepting(listener)
+                self._gate.full(listener)
                 return
             try:
                 sock, _ = listener.sock.accept()
@@ -207,13 +195,13 @@ class ControlServer(Bindings):
                 if admission.spend_reserve(listener, exc):
                     continue
                 self._timer.arm(admission.accept_failed(listener, exc, time.monotonic()))
-                self._pause_accepting()
+                self._gate.pause()
                 return
             sock.setblocking(False)
             peer = peer_of(sock)
             binding = listener.binding
             session = Session(self, self.switch, binding, peer)
-            conn = _Connection(sock, listener, peer, session, time.monotonic())
+            conn = Connection(sock, listener, peer, session, time.monotonic())
             self._connections[sock.fileno()] = conn
             self._selector.register(sock.fileno(), READ, None)
             admission.opened(listener)
@@ -222,45 +210,7 @@ class ControlServer(Bindings):
                                          binding.path, "admin" if binding.admin
                                          else f"as {binding.name}", peer)
 
-    # Listeners without a free slot, or all of them while out of fds, leave the epoll set:
-    # a backlog nobody accepts from would keep the server's fd readable (a busy loop).
-
-    def _watch(self, fd: int, listener: Listener, want: bool) -> None:
-        if want == listener.watched:
-            return
-        if want:
-            self._selector.register(fd, READ, None)
-            self._unwatched.discard(fd)
-        else:
-            self._selector.unregister(fd)
-            self._unwatched.add(fd)
-        listener.watched = want
-
-    def _stop_accepting(self, listener: Listener) -> None:
-        """``listener`` is full: it stops; so do all namespace sockets if the total is."""
-        if listener.binding.admin or not self.admission.total_full():
-            self._watch(listener.sock.fileno(), listener, False)
-            return
-        for fd, other in list(self._listeners.items()):
-            if not other.binding.admin:
-                self._watch(fd, other, False)
-
-    def _pause_accepting(self) -> None:
-        for fd, listener in list(self._listeners.items()):
-            self._watch(fd, listener, False)
-
-    def _resume_accepting(self, now: float) -> None:
-        """After a connection closed or the back-off ended: accept again where there is room."""
-        if now < self.admission.backoff_until:
-            return
-        for fd in list(self._unwatched):
-            listener = self._listeners.get(fd)
-            if listener is None:
-                self._unwatched.discard(fd)
-            elif self.admission.has_room(listener):
-                self._watch(fd, listener, True)
-
-    def _read(self, conn: _Connection) -> None:
+    def _read(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -277,7 +227,7 @@ class ControlServer(Bindings):
             conn.inbuf += data
         self._serve_buffered(conn)
 
-    def _serve_buffered(self, conn: _Connection) -> None:
+    def _serve_buffered(self, conn: Connection) -> None:
         """Serve the complete request lines read so far, as far as the socket's rate allows."""
         limit = self.limits.request_bytes
         while not conn.throttled:
@@ -310,7 +260,7 @@ class ControlServer(Bindings):
         if conn.sock.fileno() >= 0:
             self._update(conn)
 
-    def _must_wait(self, conn: _Connection) -> bool:
+    def _must_wait(self, conn: Connection) -> bool:
         """Whether the next request of ``conn`` waits for its socket's rate limit."""
         now = time.monotonic()
         wait = self.admission.request_wait(conn.listener, now)
@@ -322,7 +272,7 @@ class ControlServer(Bindings):
         self._timer.arm(now + wait)
         return True
 
-    def _serve_line(self, conn: _Connection, line: bytes) -> None:
+    def _serve_line(self, conn: Connection, line: bytes) -> None:
         if not line.strip():
             return
         request_id = None
@@ -354,7 +304,7 @@ class ControlServer(Bindings):
 
     def _on_time(self, now: float) -> None:
         """The timer fired: resume what waited for a token or the back-off, close the idle."""
-        self._resume_accepting(now)
+        self._gate.resume(now)
         if self._throttled:
             for fd in list(self._throttled):
                 conn = self._connections.get(fd)
@@ -380,15 +330,8 @@ class ControlServer(Bindings):
     def _close_idle(self, now: float) -> None:
         timeout = self.limits.idle_timeout
         for conn in list(self._connections.values()):
-            if now - conn.last_active < timeout or conn.throttled:
+            if not conn.idle(now, timeout):
                 continue
-            try:         # a request that came in since the last read: not idle
-                if conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                    continue
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:
-                pass
             conn.listener.counters.idle_closed += 1
             self.idle_closed += 1
             if not conn.outbuf:      # a last word, if the socket takes it now
@@ -400,11 +343,11 @@ class ControlServer(Bindings):
             self._close(conn, f"idle for {timeout} s" if not conn.outbuf
                         else f"replies unread for {timeout} s")
 
-    def _queue(self, conn: _Connection, data: bytes) -> None:
+    def _queue(self, conn: Connection, data: bytes) -> None:
         conn.outbuf += data
         self._flush(conn)
 
-    def _flush(self, conn: _Connection) -> None:
+    def _flush(self, conn: Connection) -> None:
         while conn.outbuf:
             try:
                 sent = conn.sock.send(conn.outbuf)
@@ -422,7 +365,7 @@ class ControlServer(Bindings):
             return
         self._update(conn)
 
-    def _update(self, conn: _Connection) -> None:
+    def _update(self, conn: Connection) -> None:
         fd = conn.sock.fileno()
         if fd not in self._connections:
             return
@@ -438,7 +381,7 @@ class ControlServer(Bindings):
             self._selector.modify(fd, events, None)
             conn.events = events
 
-    def _close(self, conn: _Connection, reason: str | None) -> None:
+    def _close(self, conn: Connection, reason: str | None) -> None:
         fd = conn.sock.fileno()
         if self._connections.pop(fd, None) is None:
             return
@@ -446,8 +389,8 @@ class ControlServer(Bindings):
         self._throttled.discard(fd)
         conn.sock.close()
         self.admission.closed(conn.listener)
-        if self._unwatched and not self._closed:
-            self._resume_accepting(time.monotonic())
+        if self._gate.unwatched and not self._closed:
+            self._gate.resume(time.monotonic())
         if reason:
             self.admission.connection_log.log(logging.INFO, "connection from %s on %s closed: %s",
                                               conn.peer, conn.binding.path, reason)

@@ -39,7 +39,7 @@ from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
 from pyctl.daemon.multicast import Multicast, group_counters
-from pyctl.daemon.ratelimit import TokenBucket
+from pyctl.ops.ratelimit import TokenBucket
 from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
 from pyctl.control.verb_table import VERBS
 from pyctl.control.verbs import standard_dispatcher

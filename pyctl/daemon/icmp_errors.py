@@ -11,7 +11,7 @@ single host.  Every error not sent is counted.
 from __future__ import annotations
 
 from pyctl.daemon import packets as pk
-from pyctl.daemon.ratelimit import BucketPerKey
+from pyctl.ops.ratelimit import BucketPerKey
 
 __all__ = ["IcmpErrors", "ICMP_QUOTE_MAX"]
 

@@ -45,7 +45,7 @@ from fastpath import verdicts
 from pyctl.daemon import packets as pk
 from pyctl.daemon.icmp_errors import IcmpErrors
 from pyctl.daemon.neighbours import Neighbour, NeighbourTable
-from pyctl.daemon.ratelimit import TokenBucket
+from pyctl.ops.ratelimit import TokenBucket
 from pyctl.daemon.resolution import Resolution, Resolutions
 from pyctl.daemon.view import Route, SwitchView
 from pyctl.errors import InvalidArgument

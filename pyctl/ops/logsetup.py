@@ -26,6 +26,8 @@ import sys
 import threading
 import time
 
+from pyctl.ops.ratelimit import TokenBucket
+
 __all__ = ["configure", "JsonFormatter", "TextFormatter", "RateLimitFilter", "LogLimiter",
            "LEVELS", "FORMATS"]
 
@@ -76,7 +78,7 @@ class RateLimitFilter(logging.Filter):
         super().__init__()
         self.rate, self.burst, self.min_level = rate, burst, min_level
         self.max_keys, self.clock = max_keys, clock
-        self._buckets: dict[tuple, list] = {}     # key -> [tokens, last refill, suppressed]
+        self._buckets: dict[tuple, list] = {}     # key -> [TokenBucket, suppressed since]
         self._lock = threading.Lock()
         self.suppressed_total = 0
 
@@ -86,20 +88,16 @@ class RateLimitFilter(logging.Filter):
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
+            entry = self._buckets.get(key)
+            if entry is None:
                 if len(self._buckets) >= self.max_keys:
                     self._buckets.pop(next(iter(self._buckets)))
-                bucket = self._buckets[key] = [float(self.burst), now, 0]
-            tokens = min(float(self.burst), bucket[0] + (now - bucket[1]) * self.rate)
-            bucket[1] = now
-            if tokens < 1.0:
-                bucket[0] = tokens
-                bucket[2] += 1
+                entry = self._buckets[key] = [TokenBucket(self.rate, self.burst, now), 0]
+            if not entry[0].take(now):
+                entry[1] += 1
                 self.suppressed_total += 1
                 return False
-            bucket[0] = tokens - 1.0
-            suppressed, bucket[2] = bucket[2], 0
+            suppressed, entry[1] = entry[1], 0
         if suppressed:
             record.suppressed = suppressed
             record.msg = f"{record.msg} ({suppressed} similar messages suppressed)"

@@ -14,27 +14,8 @@ from pyctl import kernel
 from pyctl.kernel import netns_exec
 from pyctl.rig import probes
 from tests.e2e.daemon_process import DaemonProcess
+from tests.support import config_text
 
-HEAD = """
-[daemon]
-socket = "{sock}"
-
-[root]
-addresses = ["10.0.0.1/24"]
-"""
-TENANT = """
-[[namespace]]
-name = "{name}"
-kind = "l3"
-addresses = ["10.0.0.{n}/24"]
-
-[[port]]
-name = "t{name}{tag}"
-namespace = "{name}"
-netns = "ts{name}-{tag}"
-address = "10.0.0.{n}/24"
-gateway = "10.0.0.1"
-"""
 TENANTS = {"a": 2, "b": 3, "c": 4}
 
 
@@ -52,8 +33,9 @@ def crashed(tmp_path):
 
         def config(self, names):
             path = tmp_path / f"topology-{''.join(names)}.toml"
-            path.write_text(HEAD.format(sock=sock) + "".join(
-                TENANT.format(name=n, n=TENANTS[n], tag=tag) for n in names))
+            path.write_text(config_text.daemon(sock) + config_text.root("10.0.0.1/24") + "".join(
+                config_text.tenant(n, f"10.0.0.{TENANTS[n]}/24", port=f"t{n}{tag}",
+                                   netns=f"ts{n}-{tag}", gateway="10.0.0.1") for n in names))
             return path
 
         def daemon(self, names, sweep=True):

@@ -13,43 +13,15 @@ from pyctl import kernel
 
 from pyctl.rig import probes
 from tests.e2e.daemon_process import DaemonProcess
+from tests.support import config_text
 
-CONFIG = """
-[daemon]
-socket = "{sock}"
-socket_dir = "{sock_dir}"
-
-[[namespace]]
-name = "tenants"
-kind = "l2"
-addresses = ["10.61.0.1/24"]
-
-[[namespace]]
-name = "web"
-kind = "l3"
-parent = "tenants"
-addresses = ["10.61.0.10/24"]
-
-[[namespace]]
-name = "db"
-kind = "l3"
-parent = "tenants"
-addresses = ["10.61.0.20/24"]
-
-[[port]]
-name = "{tap_web}"
-namespace = "web"
-netns = "{netns_web}"
-address = "10.61.0.10/24"
-gateway = "10.61.0.1"
-
-[[port]]
-name = "{tap_db}"
-namespace = "db"
-netns = "{netns_db}"
-address = "10.61.0.20/24"
-gateway = "10.61.0.1"
-"""
+def _config(sock, sock_dir, names):
+    return (config_text.daemon(sock, socket_dir=sock_dir)
+            + config_text.namespace("tenants", "l2", "10.61.0.1/24")
+            + "".join(config_text.tenant(name, f"10.61.0.{n}/24", parent="tenants",
+                                         port=names[f"tap_{name}"],
+                                         netns=names[f"netns_{name}"], gateway="10.61.0.1")
+                      for name, n in (("web", 10), ("db", 20))))
 
 
 def ctl(sock, *args, status=0):
@@ -68,7 +40,7 @@ def daemon(tmp_path):
              "netns_db": kernel.unique_name("tsctld", 64)}
     sock, sock_dir = tmp_path / "ctl.sock", tmp_path / "ns"
     config = tmp_path / "topology.toml"
-    config.write_text(CONFIG.format(sock=sock, sock_dir=sock_dir, **names))
+    config.write_text(_config(sock, sock_dir, names))
     with DaemonProcess(config, sock, netns=[names["netns_web"], names["netns_db"]],
                        links=[names["tap_web"], names["tap_db"]]) as d:
         d.names, d.sock_dir = names, sock_dir

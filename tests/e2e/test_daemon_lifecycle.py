@@ -9,40 +9,14 @@ import sys
 from pyctl import kernel
 from pyctl.control.client import ControlClient
 from tests.e2e.daemon_process import DaemonProcess
+from tests.support import config_text
 
 
 def _config(tag, sock):
-    return f"""
-[daemon]
-socket = "{sock}"
-
-[root]
-addresses = ["10.0.0.1/24"]
-
-[[namespace]]
-name = "a"
-kind = "l3"
-addresses = ["10.0.0.2/24"]
-
-[[namespace]]
-name = "b"
-kind = "l3"
-addresses = ["10.0.0.3/24"]
-
-[[port]]
-name = "ta{tag}"
-namespace = "a"
-netns = "tsa-{tag}"
-address = "10.0.0.2/24"
-gateway = "10.0.0.1"
-
-[[port]]
-name = "tb{tag}"
-namespace = "b"
-netns = "tsb-{tag}"
-address = "10.0.0.3/24"
-gateway = "10.0.0.1"
-"""
+    return (config_text.daemon(sock) + config_text.root("10.0.0.1/24")
+            + "".join(config_text.tenant(name, f"10.0.0.{n}/24", port=f"t{name}{tag}",
+                                         netns=f"ts{name}-{tag}", gateway="10.0.0.1")
+                      for name, n in (("a", 2), ("b", 3))))
 
 
 def _kernel_objects(tag):

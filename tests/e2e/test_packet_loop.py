@@ -38,6 +38,18 @@ def _pattern(n, seed):
     return (block * (n // len(block) + 1))[:n]
 
 
+def _digest_of(sock, size):
+    """The SHA-256 of the next ``size`` bytes read from ``sock`` (fewer if it closes)."""
+    h, n = hashlib.sha256(), 0
+    while n < size:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    return h.hexdigest()
+
+
 def test_tcp_both_ways_arrives_intact(rig):
     up, down = _pattern(6 << 20, b"up"), _pattern(3 << 20, b"down")
     srv = rig.ns[2].socket()
@@ -50,14 +62,7 @@ def test_tcp_both_ways_arrives_intact(rig):
         conn, _ = srv.accept()
         with conn:
             conn.settimeout(20)
-            h, n = hashlib.sha256(), 0
-            while n < len(up):
-                chunk = conn.recv(1 << 20)
-                if not chunk:
-                    break
-                h.update(chunk)
-                n += len(chunk)
-            result["up"] = h.hexdigest()
+            result["up"] = _digest_of(conn, len(up))
             conn.sendall(down)
 
     t = threading.Thread(target=serve)
@@ -67,19 +72,13 @@ def test_tcp_both_ways_arrives_intact(rig):
     try:
         cli.connect((rig.addrs[2], 5001))
         cli.sendall(up)
-        h, n = hashlib.sha256(), 0
-        while n < len(down):
-            chunk = cli.recv(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            n += len(chunk)
+        got_down = _digest_of(cli, len(down))
     finally:
         cli.close()
         t.join(30)
         srv.close()
     assert result.get("up") == hashlib.sha256(up).hexdigest()
-    assert h.hexdigest() == hashlib.sha256(down).hexdigest()
+    assert got_down == hashlib.sha256(down).hexdigest()
     for t_ in (1, 2):
         assert _errors(rig.snmp(t_)) == (0, 0, 0, 0)
     st = rig.loop.stats()

@@ -19,33 +19,9 @@ from pyctl.rig import probes
 from pyctl.control.client import ControlClient
 from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_ctl_cli import ctl
+from tests.support import config_text
 
 TENANTS = {"web": "10.62.0.10", "db": "10.62.0.20", "cache": "10.62.0.30"}
-
-CONFIG_HEAD = """
-[daemon]
-socket = "{sock}"
-
-[[namespace]]
-name = "tenants"
-kind = "l2"
-addresses = ["10.62.0.1/24"]
-"""
-
-TENANT = """
-[[namespace]]
-name = "{name}"
-kind = "l3"
-parent = "tenants"
-addresses = ["{ip}/24"]
-
-[[port]]
-name = "{tap}"
-namespace = "{name}"
-netns = "{netns}"
-address = "{ip}/24"
-gateway = "10.62.0.1"
-"""
 
 # A busy loop on a dead fd burns a whole core: 2 s of it would be ~2 s of CPU.
 IDLE_CPU_LIMIT_S = 0.5
@@ -69,9 +45,11 @@ def switch(tmp_path):
     netns = {name: f"tsfault-{name}-{tag}" for name in TENANTS}
     sock = tmp_path / "ctl.sock"
     config = tmp_path / "topology.toml"
-    config.write_text(CONFIG_HEAD.format(sock=sock) + "".join(
-        TENANT.format(name=name, ip=ip, tap=taps[name], netns=netns[name])
-        for name, ip in TENANTS.items()))
+    config.write_text(
+        config_text.daemon(sock) + config_text.namespace("tenants", "l2", "10.62.0.1/24")
+        + "".join(config_text.tenant(name, f"{ip}/24", parent="tenants", port=taps[name],
+                                     netns=netns[name], gateway="10.62.0.1")
+                  for name, ip in TENANTS.items()))
     with contextlib.ExitStack() as stack:
         daemon = stack.enter_context(DaemonProcess(config, sock, netns=list(netns.values()),
                                                    links=list(taps.values())))

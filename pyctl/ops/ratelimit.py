@@ -1,4 +1,5 @@
-"""Token buckets: how the slow path and the daemon bound what they take in and send.
+"""Token buckets: how the slow path, the daemon, the control sockets and the log bound what
+they take in and send.
 
 ``TokenBucket`` is one budget (``rate`` per second, ``burst`` saved up).
 ``BucketPerKey`` keeps one per key (a sending namespace) and frees it as soon
@@ -8,6 +9,7 @@ changes nothing, and only the keys that spent tokens in the last
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 __all__ = ["TokenBucket", "BucketPerKey"]
@@ -21,13 +23,21 @@ class TokenBucket:
         self.rate, self.burst, self.tokens, self.stamp = rate, burst, float(burst), now
 
     def take(self, now: float) -> bool:
+        """Spend a token if there is one."""
         if now > self.stamp:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
         return False
+
+    def wait(self, now: float) -> float:
+        """0.0 if a token was there (and is spent), else the seconds until one will be
+        (infinite at rate 0)."""
+        if self.take(now):
+            return 0.0
+        return (1.0 - self.tokens) / self.rate if self.rate > 0 else math.inf
 
 
 class BucketPerKey:

@@ -1,0 +1,42 @@
+"""Config files for the tests that run `tapswitch run FILE`: the TOML text of a daemon table,
+the root's addresses and tenants (an L3 namespace with a port into its own kernel namespace),
+written from keyword arguments so each test states only what differs."""
+import json
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(str(value))      # a TOML basic string is a JSON string
+
+
+def table(header: str, **keys) -> str:
+    """``[header]`` or ``[[header]]`` (pass the brackets) with its keys; None values left out."""
+    lines = [f"{k} = {_value(v)}" for k, v in keys.items() if v is not None]
+    return "\n" + header + "\n" + "".join(line + "\n" for line in lines)
+
+
+def daemon(sock, **keys) -> str:
+    """The ``[daemon]`` table with its control socket."""
+    return table("[daemon]", socket=sock, **keys)
+
+
+def root(*addresses) -> str:
+    return table("[root]", addresses=list(addresses))
+
+
+def namespace(name, kind, *addresses, parent=None) -> str:
+    return table("[[namespace]]", name=name, kind=kind, parent=parent,
+                 addresses=list(addresses))
+
+
+def tenant(name, address, *, port, netns, gateway, parent=None) -> str:
+    """An L3 namespace owning ``address`` (``IP/PLEN``) and its port ``port``, a TAP into
+    the kernel namespace ``netns`` configured with that address and ``gateway``."""
+    return (namespace(name, "l3", address, parent=parent)
+            + table("[[port]]", name=port, namespace=name, netns=netns, address=address,
+                    gateway=gateway))
