@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from bench.fastpath_workloads import frame, mac
-from fastpath import Batch, Datapath, verdicts as V
+from bench.fastpath_workloads import Stream, frame, mac
+from fastpath import Datapath, verdicts as V
 from fastpath.reference import ReferenceDatapath
 
 SCOPE, UPLINK = 0, 0
@@ -66,24 +66,14 @@ def fanout_world(cls, members, n_groups=N_GROUPS, n_frames=4096, seed=6):
     return dp, frames
 
 
-class FanoutStream:
+class FanoutStream(Stream):
     """Batches of BATCH frames with room for every copy; fan-out leaves frames unchanged,
-    so nothing needs restoring between runs."""
+    so ``restore()`` is never needed between runs."""
 
     def __init__(self, frames, members, size=BATCH):
+        super().__init__(frames, size, n_frames=len(frames), max_fanout=size * members)
         self.members = members
-        self.batches = []
-        for start in range(0, len(frames), size):
-            b = Batch(capacity=size, slot_size=128, headroom=64, max_fanout=size * members)
-            b.load(frames[start:start + size])
-            self.batches.append(b)
-        self.frames = sum(b.count for b in self.batches)
-
-    def run(self, dp, passes=1):
-        process = dp.process
-        for _ in range(passes):
-            for b in self.batches:
-                process(b)
+        self.frames = self.frames_per_pass
 
     def check(self, dp):
         """Every frame fanned out to exactly `members` ports (a benchmark of drops would lie)."""

@@ -118,10 +118,10 @@ def fib_world(cls, n_routes, seed=2, n_tenants=64, n_gateways=16):
 class Stream:
     """Batches of `size` frames cycled through; restore() puts the TTLs back (untimed)."""
 
-    def __init__(self, frames, size, n_frames=N_BATCH_FRAMES):
+    def __init__(self, frames, size, n_frames=N_BATCH_FRAMES, max_fanout=None):
         self.batches = []
         for start in range(0, min(len(frames), n_frames), size):
-            b = Batch(capacity=size, slot_size=128, headroom=64)
+            b = Batch(capacity=size, slot_size=128, headroom=64, max_fanout=max_fanout)
             b.load(frames[start:start + size])
             self.batches.append(b)
         self.pristine = [b.buf.copy() for b in self.batches]
