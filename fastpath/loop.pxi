@@ -368,6 +368,7 @@ cdef class PacketLoop:
         cdef uint32_t n
         self._fill()
         if self.batch._count == 0:
+            ports_end_batch(self.ps, &self.st)      # slots a ring kind dropped as it read
             return
         PyThread_acquire_lock(self.dp.lock, WAIT_LOCK)
         self.dp.process_locked(self.batch)

@@ -175,6 +175,34 @@ def test_a_frame_larger_than_a_slot_takes_the_socket_both_ways(ns):
             ends[p].close()
 
 
+def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
+    """A burst a ring port drops as it reads it (VLAN-tagged frames: rx_vlan) fills no
+    batch, yet its slots go back to the kernel: after more such frames than the ring has
+    slots, the next frame still arrives."""
+    loop = fastpath.PacketLoop(world(), batch_size=16)
+    ends = {1: RawEnd(ns, 1), 2: RawEnd(ns, 2)}
+    rings = {p: make_port("afpacket", ns, loop, e, rx_frames=32) for p, e in ends.items()}
+    try:
+        for p, ring in rings.items():
+            loop.add_port(p, ring)
+        plain = udp_frame(1, "10.0.0.2", b"tagged")
+        tagged = plain[:12] + b"\x81\x00\x00\x05" + plain[12:]
+        for _ in range(4):
+            for _ in range(30):
+                ends[1].inject(tagged)
+            run(loop, 3)
+        frames = [(1, udp_frame(1, "10.0.0.2", b"after"))]
+        ends[1].inject(frames[0][1])
+        run(loop, 5)
+        assert ends[2].drain() == expected(frames)[0][2]
+        assert loop.stats()["rx_vlan"] == 120
+    finally:
+        loop.close()
+        for p in ends:
+            rings[p].close()
+            ends[p].close()
+
+
 def test_bad_calls_are_refused(ns):
     dp = world()
     loop, other = fastpath.PacketLoop(dp, batch_size=16), fastpath.PacketLoop(dp, batch_size=16)
