@@ -245,18 +245,7 @@ class Topology(RigVerbs, Lifecycle):
             options["mtu"] = mtu
         self._claim(netns_name)
         self._port_names.add(port_name)
-        self._do([
-            (lambda sw: sw.create(name, kind="l3", parent=parent),
-             ("create", {"name": name, "kind": "l3", "parent": parent}),
-             [("destroy", {"namespace": name})]),
-            (lambda sw: sw.assign_and_push(str(iface), name),
-             ("assign-and-push", {"address": str(iface), "namespace": name}),
-             [("pull", {"address": str(iface), "namespace": name}),
-              ("address-del", {"namespace": parent, "address": str(iface)})]),
-            (lambda sw: sw.port_add(port_name, name, options=options),
-             ("port-add", {"name": port_name, "namespace": name, "options": options}),
-             [("port-del", {"name": port_name})]),
-        ])
+        self._l3_with_port(name, parent, iface, port_name, options)
         tenant = Tenant(self, name, str(iface), netns_name, port_name, parent, kind)
         self.tenants[name] = tenant
         return tenant
@@ -271,6 +260,12 @@ class Topology(RigVerbs, Lifecycle):
         options = {"kind": "attach"}
         if lease_time is not None:
             options["dhcp_lease_time"] = lease_time
+        self._l3_with_port(name, parent, iface, interface, options)
+        return name
+
+    def _l3_with_port(self, name, parent, iface, port_name, options):
+        """Create L3 ``name`` under ``parent`` holding ``iface`` (assigned and pushed) and
+        its port ``port_name``: all or nothing (``_do``)."""
         self._do([
             (lambda sw: sw.create(name, kind="l3", parent=parent),
              ("create", {"name": name, "kind": "l3", "parent": parent}),
@@ -279,11 +274,10 @@ class Topology(RigVerbs, Lifecycle):
              ("assign-and-push", {"address": str(iface), "namespace": name}),
              [("pull", {"address": str(iface), "namespace": name}),
               ("address-del", {"namespace": parent, "address": str(iface)})]),
-            (lambda sw: sw.port_add(interface, name, options=options),
-             ("port-add", {"name": interface, "namespace": name, "options": options}),
-             [("port-del", {"name": interface})]),
+            (lambda sw: sw.port_add(port_name, name, options=options),
+             ("port-add", {"name": port_name, "namespace": name, "options": options}),
+             [("port-del", {"name": port_name})]),
         ])
-        return name
 
     def _claim(self, netns_name):
         """Record a kernel namespace name as ours; one that exists already is
