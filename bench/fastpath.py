@@ -2,7 +2,8 @@
 
 Frames per second of Datapath.process() on one core, 64-byte frames, for batch sizes
 1, 32 and 256, with 10 / 1k / 100k / 1M addresses in the demux and 10 / 10k / 1M routes
-in the FIB, and the same workloads through the Python reference (batch 256).  Each
+in the FIB, their IPv6 twins (demux6, fib6: bench/fastpath_workloads6.py), and the same
+workloads through the Python reference (batch 256).  Each
 figure is the best of 7 timed runs (the machine is shared: the best run is the one least
 disturbed by other load); TTL restores between runs are not timed.
 """
@@ -12,6 +13,7 @@ import sys
 import time
 
 from bench.fastpath_workloads import IMPLEMENTATIONS, Stream, demux_world, fib_world
+from bench.fastpath_workloads6 import demux6_world, fib6_world
 
 DEMUX_SIZES = (10, 1_000, 100_000, 1_000_000)
 FIB_SIZES = (10, 10_000, 1_000_000)
@@ -39,6 +41,8 @@ def rows(quick=False):
     demux_sizes = DEMUX_SIZES[:3] if quick else DEMUX_SIZES
     fib_sizes = FIB_SIZES[:2] if quick else FIB_SIZES
     configs = [("demux", n, demux_world) for n in demux_sizes] + [("fib", n, fib_world) for n in fib_sizes]
+    configs += [("demux6", n, demux6_world) for n in demux_sizes]
+    configs += [("fib6", n, fib6_world) for n in fib_sizes]
     for table, n, build in configs:
         result = {"table": table, "entries": n}
         t = time.perf_counter()
@@ -71,9 +75,15 @@ def main(argv=None):
               f" {r['core_b32'] / 1e6:>8.2f} {r['core_b256'] / 1e6:>8.2f} {r['ref_b256'] / 1e6:>10.4f}"
               f" {r['core_b256'] / r['ref_b256']:>8.0f}x", flush=True)
     by = {(r["table"], r["entries"]): r for r in out}
-    if ("demux", 1_000) in by and ("demux", 1_000_000) in by:
-        print(f"demux 1M vs 1k per frame (b=256): "
-              f"{by[('demux', 1_000)]['core_b256'] / by[('demux', 1_000_000)]['core_b256']:.2f}x slower")
+    for table in ("demux", "demux6"):
+        small, large = (table, 1_000), (table, 1_000_000)
+        if small in by and large in by:
+            print(f"{small[0]} 1M vs 1k per frame (b=256): "
+                  f"{by[small]['core_b256'] / by[large]['core_b256']:.2f}x slower")
+    for v4, v6 in ((("demux", 1_000), ("demux6", 1_000)), (("fib", 10_000), ("fib6", 10_000))):
+        if v4 in by and v6 in by:
+            print(f"{v6[0]} vs {v4[0]} at {v4[1]:,} entries (b=256): "
+                  f"{by[v4]['core_b256'] / by[v6]['core_b256']:.2f}x the time per frame")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

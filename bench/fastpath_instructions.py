@@ -3,10 +3,11 @@
 Wall-clock figures on a shared 2-core machine move by 10-20 % from run to run; the
 number of instructions the core executes per frame for a fixed workload does not.  This
 runs a fixed set of workloads (the fast-path table's demux and FIB worlds, a multicast
-fan-out world and a mix of drops and slow-path hand-offs) under
-``valgrind --tool=callgrind``, collecting only inside ``Datapath.process()``, and prints
-instructions (Ir) per frame for each.  Compare two builds by running it in each tree:
-the figures are deterministic, so a difference of a few instructions is real.
+fan-out world, a mix of drops and slow-path hand-offs, and the IPv6 demux and FIB
+worlds) under ``valgrind --tool=callgrind``, collecting only inside
+``Datapath.process()``, and prints instructions (Ir) per frame for each.  Compare two
+builds by running it in each tree: the figures are deterministic, so a difference of a
+few instructions is real.
 
     python -m bench.fastpath_instructions [--workloads demux1k,fib10k,...] [--json FILE]
 
@@ -22,7 +23,7 @@ import sys
 import tempfile
 
 PASSES = 4          # passes over a workload's batches after the warm-up one
-WORKLOADS = ("demux1k", "demux100k", "fib10k", "fanout8", "mixed")
+WORKLOADS = ("demux1k", "demux100k", "fib10k", "fanout8", "mixed", "demux6_1k", "fib6_10k")
 
 
 def _mixed_frames(frames):
@@ -49,6 +50,7 @@ def _world(name):
     """(datapath, batches, restore, every frame forwarded?) of a workload."""
     from bench import fanout
     from bench.fastpath_workloads import IMPLEMENTATIONS, Stream, demux_world, fib_world
+    from bench.fastpath_workloads6 import demux6_world, fib6_world
     core = IMPLEMENTATIONS["core"]
     if name == "fanout8":
         dp, frames = fanout.fanout_world(core, 8, n_frames=2048)
@@ -59,6 +61,10 @@ def _world(name):
         dp, frames = demux_world(core, 100_000)
     elif name == "fib10k":
         dp, frames = fib_world(core, 10_000)
+    elif name == "demux6_1k":
+        dp, frames = demux6_world(core, 1_000)
+    elif name == "fib6_10k":
+        dp, frames = fib6_world(core, 10_000)
     else:
         raise SystemExit(f"unknown workload {name!r}: one of {', '.join(WORKLOADS)}")
     if name == "mixed":

@@ -8,19 +8,22 @@
 #   batch.pxi          Batch: buffer pool + per-frame results (the contract with the loop)
 # the tables, one unit each, owning their C memory:
 #   hashtable.pxi      AddrHash: the (tag, address) hash, written once over IPv4 / IPv6 keys
+#   ipv6.pxi           IPv6 addresses as two 64-bit halves, the extension-header walk
 #   demux.pxi          DemuxTable: (scope, address) -> owner | broadcast list | group
 #   neighbours.pxi     NeighbourTable: (scope, next hop) -> MAC
 #   namespaces.pxi     NamespaceTable: scope, L3 flag, port, scope generation per namespace
 #   ports.pxi          PortTable: namespace, MAC, learnt peer MAC per port
-#   dir24.pxi          Dir24Fib: DIR-24-8 longest-prefix match of one scope
+#   dir24.pxi          Dir24Fib: DIR-24-8 longest-prefix match of one scope (IPv4)
+#   lpm6.pxi           Lpm6Fib: IPv6 longest-prefix match of one scope (hash per length)
 #   nexthops.pxi       NextHopTable: (port, gateway) next hops, reference-counted
-#   fib.pxi            FibTable: the Dir24Fib of every scope and their next hops
+#   fib.pxi            FibTable: the FIB of every scope and their next hops (per family)
 #   route_cache.pxi    RouteCache: each namespace's cache of routed destinations
 #   listeners.pxi      ListenerLists: broadcast listener lists
 #   mcast.pxi          McastGroups: multicast groups and their egress ports
 #   counters.pxi       Counters: traffic per port / namespace, reasons
 # the batch function and the Datapath:
 #   process.pxi        the per-frame decision and the batch loop (noexcept nogil)
+#   process6.pxi       the IPv6 frame path decide() hands IPv6 frames to
 #   fanout.pxi         broadcast / multicast copies of a frame
 #   datapath.pxi       DatapathTables: the tables composed, update lock, process(), counters
 #   datapath_api.pxi   Datapath: the checked control API
@@ -39,7 +42,9 @@
 import os
 import errno as _errno_mod
 
-from fastpath.addresses import addr_str, check_group, check_ip, group_str, ip_str, mac_bytes_to_int
+from fastpath.addresses import (V6, addr_str, check_ip, gateway_key, gateway_value, group_key,
+                                group_str, host_key, ip_str, lookup_key, mac_bytes_to_int, onlink_key,
+                                prefix_key, route_key, value_str)
 from fastpath.errors import (AddressInUse, AlreadyExists, Busy, InvalidArgument, NotFound,
                              NotSupported, PermissionDenied, TapswitchError)
 from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, TRAFFIC_COUNTER_NAMES,
@@ -59,11 +64,13 @@ include "checksum.pxi"
 include "arena.pxi"
 include "batch.pxi"
 include "hashtable.pxi"
+include "ipv6.pxi"
 include "demux.pxi"
 include "neighbours.pxi"
 include "namespaces.pxi"
 include "ports.pxi"
 include "dir24.pxi"
+include "lpm6.pxi"
 include "nexthops.pxi"
 include "fib.pxi"
 include "route_cache.pxi"
@@ -71,6 +78,7 @@ include "listeners.pxi"
 include "mcast.pxi"
 include "counters.pxi"
 include "process.pxi"
+include "process6.pxi"
 include "fanout.pxi"
 include "datapath.pxi"
 include "datapath_api.pxi"

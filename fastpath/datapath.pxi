@@ -1,7 +1,8 @@
 # DatapathTables: the forwarding tables composed, the update lock and generations, the
 # batch function's entry and the counters.  Each table is its own unit owning its C memory
 # (namespaces.pxi, ports.pxi, demux.pxi, fib.pxi, route_cache.pxi, neighbours.pxi,
-# listeners.pxi, mcast.pxi, counters.pxi); process() hands process.pxi a DpTables snapshot
+# listeners.pxi, mcast.pxi, counters.pxi), the address-keyed ones (demux, neighbours,
+# FIB, route cache) once per family; process() hands process.pxi a DpTables snapshot
 # of their C views under the batch lock.  Datapath (datapath_api.pxi) adds the control
 # API on top: the checked writes and the rules that span tables.
 #
@@ -37,6 +38,10 @@ cdef class DatapathTables:
     cdef NeighbourTable neigh       # (scope, IPv4) -> MAC
     cdef FibTable fib
     cdef RouteCache rcache
+    cdef DemuxTable demux6          # the IPv6 instances: (scope, IPv6) -> owner | group
+    cdef NeighbourTable neigh6
+    cdef FibTable fib6
+    cdef RouteCache rcache6
     cdef ListenerLists lists
     cdef McastGroups mcast
     cdef Counters ctr
@@ -60,11 +65,13 @@ cdef class DatapathTables:
         if not 1 <= max_ports <= 0xFFFF:
             raise InvalidArgument("max_ports must be in 1..65535")
         self.rcache = RouteCache(4, max_namespaces, route_cache_size)
+        self.rcache6 = RouteCache(6, max_namespaces, route_cache_size)
         self.max_namespaces, self.max_ports = max_namespaces, max_ports
         self.route_cache_size = route_cache_size
         self.ports = PortTable(max_ports)
         self.demux, self.neigh = DemuxTable(4), NeighbourTable(4)
-        self.fib = FibTable(max_namespaces)
+        self.demux6, self.neigh6 = DemuxTable(6), NeighbourTable(6)
+        self.fib, self.fib6 = FibTable(4, max_namespaces), FibTable(6, max_namespaces)
         self.lists, self.mcast = ListenerLists(max_namespaces), McastGroups()
         self.ctr = Counters(max_namespaces, max_ports)
         self.dirty_scopes, self.dirty_all = set(), False
@@ -93,6 +100,7 @@ cdef class DatapathTables:
             for s in (range(self.max_namespaces) if self.dirty_all else self.dirty_scopes):
                 if self.ns.bump(s):             # wrapped: forget every cache entry
                     self.rcache.clear()
+                    self.rcache6.clear()
             self.dirty_scopes, self.dirty_all = set(), False
         finally:
             self.updating = False
@@ -144,9 +152,12 @@ cdef class DatapathTables:
         cdef DpTables t
         cdef BatchView bv
         t.max_ns, t.max_ports = self.max_namespaces, self.max_ports
+        t.ipv6 = decide6
         t.ns, t.ports = self.ns.view(), self.ports.view()
         t.demux, t.neigh = self.demux.view(), self.neigh.view()
-        t.fib, t.nh, t.rc = self.fib.view(), self.fib.hops(), self.rcache.view()
+        t.fib, t.nh, t.rc = self.fib.view4(), <const NextHop4*>self.fib.hops(), self.rcache.view()
+        t.demux6, t.neigh6 = self.demux6.view(), self.neigh6.view()
+        t.fib6, t.nh6, t.rc6 = self.fib6.view6(), <const NextHop6*>self.fib6.hops(), self.rcache6.view()
         t.lists, t.mgroups, t.ctr = self.lists.view(), self.mcast.view(), self.ctr.view()
         bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.span, batch._count
         bv.offset, bv.length, bv.port = batch.c_offset, batch.c_length, batch.c_port

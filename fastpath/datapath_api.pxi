@@ -5,10 +5,56 @@
 # ports or children cannot go; an L2 that goes takes its scope's routes, neighbours,
 # broadcast lists and groups with it; a group's egress ports follow its members' ports.
 # Writes happen inside ``with datapath.update():`` (datapath.pxi).
+#
+# Both families through the same methods (no "6" twins): an IPv4 address is a host-order
+# int, an IPv6 address an ipaddress.IPv6Address (a prefix: the IPv6Address of the network
+# + its length); fastpath/addresses.py checks them and says which.  Each address-keyed
+# call goes to that family's table; answers come back in the family asked.  A bad family,
+# type or range is InvalidArgument, as for IPv4.  The final API (fastpath.reference's
+# ReferenceDatapath has the same; IPv4 signatures as before):
+#   set_port(port, ns, mac, dhcp=False, mtu=1500)   dhcp: the switch answers DHCP there;
+#                                                    mtu: the largest IP packet of its link
+#                                       (68..65535; an IPv6 link needs 1280+: the model's check);
+#                                       a routed or switched IPv6 frame (a super-frame: its
+#                                       largest segment) over the egress port's MTU goes to
+#                                       the slow path, reason too_big.  IPv4 is not checked.
+#   port_mtu(port) -> int
+#   add_address(scope, ip, ns, plen=None)   IPv6: plen = the address's on-link prefix
+#                                       length 0..128 (None: 128, none known); two owned
+#                                       addresses with the same plen and prefix are on one
+#                                       link (switched, hop limit kept), else routed.
+#                                       IPv4 takes no plen.  No multicast, ::, ::1, fe80::/10
+#                                       or ::ffff:0:0/96 (the switch answers link-local).
+#   remove_address(scope, ip), lookup_address(scope, ip) -> ns or -1
+#   address_onlink(scope, ip) -> plen of an owned IPv6 address (128: none), or None
+#   add_route(scope, prefix, plen, port, gateway=0)   IPv6: plen 0..128, gateway an
+#                                       IPv6Address or None (0 accepted) = on-link
+#   remove_route(scope, prefix, plen), lookup_route(scope, ip) -> (port, gateway) or None
+#                                       (IPv6 on-link: gateway None; IPv4: 0)
+#   routes(scope) -> [(prefix, plen, port, gateway)]: IPv4 then IPv6, each by plen, prefix
+#   set_neighbour(scope, ip, mac), remove_neighbour(scope, ip), neighbour(scope, ip) -> mac
+#   set_group(scope, group, ns_ids), remove_group(scope, group), lookup_group(scope, group)
+#                                       IPv6 groups: ff00::/8 of a scope wider than link
+#                                       (ff02::/16 and other link-scope groups reach every
+#                                       L3 of the scope with no entry, like 224.0.0.0/24;
+#                                       scope 0/1 are bad_destination drops)
+#   set_broadcast / remove_broadcast / lookup_broadcast: IPv4 only (IPv6 has none)
+#   families == (4, 6)
 
 
 cdef class Datapath(DatapathTables):
     """The forwarding tables, their control API and the batch function (see process.pxi)."""
+
+    families = (4, 6)           # the IP versions its tables take (the compiler asks)
+
+    cdef DemuxTable _demux(self, int family):
+        return self.demux if family == 4 else self.demux6
+
+    cdef NeighbourTable _neigh(self, int family):
+        return self.neigh if family == 4 else self.neigh6
+
+    cdef FibTable _fib(self, int family):
+        return self.fib if family == 4 else self.fib6
 
     # ---- namespaces -------------------------------------------------------------------
 
@@ -55,8 +101,9 @@ cdef class Datapath(DatapathTables):
     cdef _forget_namespace(self, int ns_id):
         cdef int scope = self.ns.scope[ns_id]
         if not self.ns.l3[ns_id]:                   # the scope's own tables go with the L2
-            self.fib.forget_scope(ns_id)
-            self.neigh.delete_tag(ns_id)
+            for family in (4, 6):
+                self._fib(family).forget_scope(ns_id)
+                self._neigh(family).delete_tag(ns_id)
             for address in self.lists.addresses_of(ns_id):
                 self._drop_broadcast(ns_id, address)
             for key in self.mcast.keys_of_scope(ns_id):
@@ -71,19 +118,22 @@ cdef class Datapath(DatapathTables):
 
     cdef _clear_ns_state(self, int ns_id):
         self.rcache.clear_ns(ns_id)
+        self.rcache6.clear_ns(ns_id)
         self.ctr.clear_ns(ns_id)
 
     # ---- ports --------------------------------------------------------------------------
 
-    def set_port(self, port_id, ns_id, mac, dhcp=False):
+    def set_port(self, port_id, ns_id, mac, dhcp=False, mtu=PORT_DEFAULT_MTU):
         """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it; ``dhcp``:
-        the switch serves the port by DHCP (its clients' messages go to the slow path)."""
+        the switch serves the port by DHCP (its clients' messages go to the slow path);
+        ``mtu``: the largest IP packet its link carries (the TAP's MTU)."""
         self._writing()
         self.ports.check(port_id)
         self.ns.existing(ns_id)
         m = mac_bytes_to_int(mac, "port MAC")
         if not isinstance(dhcp, bool):
             raise InvalidArgument(f"dhcp must be True or False, not {dhcp!r}")
+        self.ports.check_mtu(mtu)
         old_ns = self.ports.ns[port_id]
         if self.ns.l3[ns_id] and self.ns.port[ns_id] not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {self.ns.port[ns_id]}")
@@ -98,7 +148,12 @@ cdef class Datapath(DatapathTables):
             self._resolve_groups_of(ns_id)
         self.ports.mac[port_id] = m
         self.ports.dhcp[port_id] = dhcp
+        self.ports.mtu[port_id] = mtu
         self.dirty_all = True
+
+    def port_mtu(self, port_id):
+        self.ports.existing(port_id)
+        return int(self.ports.mtu[port_id])
 
     def remove_port(self, port_id):
         self._writing()
@@ -140,82 +195,90 @@ cdef class Datapath(DatapathTables):
 
     # ---- addresses (the demux) --------------------------------------------------------------
 
-    def add_address(self, scope_id, ip, ns_id):
-        """(scope, ip) is owned by ns_id (an L3 child of the scope, or the L2 itself)."""
+    def add_address(self, scope_id, ip, ns_id, plen=None):
+        """(scope, ip) is owned by ns_id (an L3 child of the scope, or the L2 itself); an
+        IPv6 address with its on-link prefix length ``plen`` (None: none known)."""
         self._writing()
         self.ns.check_scope(scope_id)
-        check_ip(ip)
+        family, key = host_key(ip)
+        onlink = onlink_key(family, plen)
         self.ns.in_scope(ns_id, scope_id)
-        if self.demux.add_owner(scope_id, ip, ns_id):
+        if self._demux(family).add_owner(scope_id, key, ns_id, onlink):
             self.ns.count_address(ns_id, 1)
-            self._dirty(scope_id)
+        self._dirty(scope_id)
 
     def remove_address(self, scope_id, ip):
         self._writing()
         self.ns.check_scope(scope_id)
-        check_ip(ip)
-        self.ns.count_address(self.demux.remove_owner(scope_id, ip), -1)
+        family, key = host_key(ip)
+        self.ns.count_address(self._demux(family).remove_owner(scope_id, key), -1)
         self._dirty(scope_id)
 
     def lookup_address(self, scope_id, ip):
         """The namespace owning (scope, ip), or -1."""
         self.ns.check(scope_id, "scope")
-        return self.demux.owner(scope_id, _lookup_ip(ip))
+        family, key = lookup_key(ip)
+        return self._demux(family).owner(scope_id, key)
+
+    def address_onlink(self, scope_id, ip):
+        """The on-link prefix length of an owned IPv6 address (128: none), or None."""
+        self.ns.check(scope_id, "scope")
+        family, key = lookup_key(ip)
+        n = self._demux(family).onlink(scope_id, key) if family == 6 else -1
+        return None if n < 0 else n
 
     # ---- routes and neighbours -----------------------------------------------------------
 
     def add_route(self, scope_id, prefix, plen, port_id, gateway=0):
-        """Add (or replace) prefix/plen -> port (via gateway, 0: on-link) in the scope's FIB."""
+        """Add (or replace) prefix/plen -> port (via gateway; 0, or None for IPv6: on-link)
+        in the scope's FIB of the prefix's family."""
         self._writing()
         self.ns.check_scope(scope_id)
-        if not isinstance(plen, int) or not 0 <= plen <= 32:
-            raise InvalidArgument(f"prefix length {plen!r} is not in 0..32")
-        if not isinstance(prefix, int) or not 0 <= prefix <= 0xFFFFFFFF:
-            raise InvalidArgument(f"prefix {prefix!r} is not an IPv4 address as an int")
-        if prefix & ~prefix_mask(plen) & 0xFFFFFFFF:
-            raise InvalidArgument(f"{ip_str(prefix)}/{plen} has host bits set")
+        family, key = prefix_key(prefix, plen)
         self.ports.existing(port_id)
-        if gateway != 0:
-            check_ip(gateway, "gateway")
-        self.fib.add(scope_id, prefix, plen, port_id, gateway)
+        self._fib(family).add(scope_id, key, plen, port_id, gateway_key(family, gateway))
         self._dirty(scope_id)
 
     def remove_route(self, scope_id, prefix, plen):
         self._writing()
         self.ns.check_scope(scope_id)
-        if (not isinstance(plen, int) or not 0 <= plen <= 32
-                or not isinstance(prefix, int) or not 0 <= prefix <= 0xFFFFFFFF
-                or not self.fib.remove(scope_id, prefix, plen)):
-            raise NotFound(f"no route {prefix!r}/{plen!r} in scope {scope_id}")
+        found = route_key(prefix, plen)
+        if found is None or not self._fib(found[0]).remove(scope_id, found[1], plen):
+            raise NotFound(f"no route {value_str(prefix)}/{plen!r} in scope {scope_id}")
         self._dirty(scope_id)
 
     def lookup_route(self, scope_id, ip):
         """Longest-prefix match in the scope's FIB: (port, gateway) or None."""
         self.ns.check(scope_id, "scope")
-        return self.fib.lookup(scope_id, _lookup_ip(ip))
+        family, key = lookup_key(ip)
+        hop = self._fib(family).lookup(scope_id, key)
+        return None if hop is None else (hop[0], gateway_value(family, hop[1]))
 
     def routes(self, scope_id):
-        """[(prefix, plen, port, gateway)] of the scope (sorted by plen, prefix)."""
-        return self.fib.routes(scope_id)
+        """[(prefix, plen, port, gateway)] of the scope: IPv4 then IPv6, each sorted by
+        plen, prefix."""
+        return self.fib.routes(scope_id) + [
+            (V6(p), l, port, gateway_value(6, gw)) for p, l, port, gw in self.fib6.routes(scope_id)]
 
     def set_neighbour(self, scope_id, ip, mac):
         self._writing()
         self.ns.check_scope(scope_id)
-        check_ip(ip, "neighbour")
-        self.neigh.set(scope_id, ip, mac_bytes_to_int(mac, "neighbour MAC"))
+        family, key = host_key(ip, "neighbour")
+        self._neigh(family).set(scope_id, key, mac_bytes_to_int(mac, "neighbour MAC"))
         self._dirty(scope_id)
 
     def remove_neighbour(self, scope_id, ip):
         self._writing()
         self.ns.check_scope(scope_id)
-        check_ip(ip, "neighbour")
-        if not self.neigh.remove(scope_id, ip):
-            raise NotFound(f"no neighbour {ip_str(ip)} in scope {scope_id}")
+        family, key = host_key(ip, "neighbour")
+        if not self._neigh(family).remove(scope_id, key):
+            raise NotFound(f"no neighbour {addr_str(family, key)} in scope {scope_id}")
         self._dirty(scope_id)
 
     def neighbour(self, scope_id, ip):
         self.ns.check(scope_id, "scope")
-        return self.neigh.mac_of(scope_id, _lookup_ip(ip))
+        family, key = lookup_key(ip)
+        return self._neigh(family).mac_of(scope_id, key)
 
     # ---- broadcast lists and multicast groups (issue 6) -------------------------------------
 
@@ -242,7 +305,7 @@ cdef class Datapath(DatapathTables):
         self._writing()
         self.ns.check_scope(scope_id)
         if self.lists.lookup(scope_id, bcast_ip) is None:
-            raise NotFound(f"{ip_str(bcast_ip)} is not a broadcast address of scope {scope_id}")
+            raise NotFound(f"{value_str(bcast_ip)} is not a broadcast address of scope {scope_id}")
         self._drop_broadcast(scope_id, bcast_ip)
 
     cdef _drop_broadcast(self, int scope_id, uint32_t ip):
@@ -257,21 +320,21 @@ cdef class Datapath(DatapathTables):
         """Frames to multicast ``group_ip`` in the scope go to ``ns_ids`` (its member
         namespaces, each in the scope): an L3 gets a copy on its port, an L2 (the scope
         itself, for its uplinks) on each of its ports; never the sender.  Link-local
-        groups (224.0.0.0/24) reach every L3 of the scope and have no table entry."""
+        groups (224.0.0.0/24, ff02::/16) reach every L3 of the scope and have no entry."""
         self._writing()
         self.ns.check_scope(scope_id)
-        check_group(group_ip)
+        family, address = group_key(group_ip)
         members = self._members(scope_id, ns_ids)
         key = (scope_id, group_ip)
         old = self.mcast.members.get(key)
         gid = self.mcast.new_id() if old is None else old[0]    # may raise: nothing changed
         try:
             if old is None:
-                self.demux.set_group(scope_id, group_ip, gid)
+                self._demux(family).set_group(scope_id, address, gid)
             self.mcast.set(key, gid, members, self._member_ports(members))
         except MemoryError:
             if old is None:
-                self.demux.remove(scope_id, group_ip)
+                self._demux(family).remove(scope_id, address)
                 self.mcast.release_id(gid)
             raise
 
@@ -289,8 +352,9 @@ cdef class Datapath(DatapathTables):
         return self.mcast.lookup((scope_id, group_ip))
 
     cdef _drop_group(self, key):
+        family, address = group_key(key[1])
         self.mcast.drop(key)
-        self.demux.remove(key[0], key[1])
+        self._demux(family).remove(key[0], address)
 
     cdef list _member_ports(self, members):
         """A group's egress ports: each member L3's port, each member L2's ports by id."""
@@ -311,9 +375,3 @@ cdef class Datapath(DatapathTables):
         for key in self.mcast.keys_of(ns_id):
             self._resolve_group(key)
 
-
-cdef uint32_t _lookup_ip(ip) except? 0xFFFFFFFF:
-    """An address to look up: any IPv4 address as an int."""
-    if not isinstance(ip, int) or not 0 <= ip <= 0xFFFFFFFF:
-        raise InvalidArgument(f"bad address {ip!r}")
-    return ip

@@ -1,10 +1,16 @@
 # DemuxTable: (L2 scope, destination address) -> who gets the frame.  An AddrHash of one
-# address family (IPv6 is a second instance, issue 15), whose value is one of:
-#   owner namespace id                      an address a namespace of the scope owns
-#   DEMUX_GROUP | listener list id          a directed broadcast address (listeners.pxi)
+# address family (the IPv6 table is a second instance), whose value is one of:
+#   owner namespace id [| on-link prefix length << 40]    an address a namespace of the scope owns
+#   DEMUX_GROUP | listener list id          a directed broadcast address (listeners.pxi, IPv4)
 #   DEMUX_MCAST | multicast group id        a multicast group of the scope (mcast.pxi)
 # process() looks the source up (source rule) and the destination (delivery) with
-# hash4_find(); the control API below refuses what would make an entry ambiguous.
+# hash4_find() / hash6_find(); the control API below refuses what would make an entry
+# ambiguous.
+#
+# The on-link prefix length (IPv6 only, 0..128; 128 = none given) is the length of the
+# owner's subnet on that address: two namespaces of one subnet talk as on one link, so
+# process6.pxi hands such a frame over with its hop limit as it came (switching), and
+# decrements it only between subnets (routing).  An IPv4 entry holds the owner alone.
 
 cdef extern from *:
     """
@@ -14,6 +20,14 @@ cdef extern from *:
     const uint64_t DEMUX_GROUP "TS_DEMUX_GROUP"     # value: directed broadcast -> listener list
     const uint64_t DEMUX_MCAST "TS_DEMUX_MCAST"     # value: multicast group -> McastGroup
 
+cdef enum:
+    DEMUX_PLEN_SHIFT = 40           # an owner's on-link prefix length, in the value
+
+
+cdef inline uint32_t demux_plen(uint64_t v) noexcept nogil:
+    """The on-link prefix length of an IPv6 owner entry."""
+    return <uint32_t>(v >> DEMUX_PLEN_SHIFT) & 0xFF
+
 
 @cython.final
 cdef class DemuxTable(AddrHash):
@@ -22,21 +36,31 @@ cdef class DemuxTable(AddrHash):
         """The namespace owning (scope, address), or -1 (also for a broadcast or group)."""
         cdef uint64_t v
         if self.lookup(scope, address, &v) and not v & DEMUX_GROUP:
-            return <int>v
+            return <int32_t>v
         return -1
 
-    cdef int add_owner(self, int scope, address, int ns) except -1:
-        """(scope, address) is owned by ``ns``; AddressInUse when it is someone else's."""
+    cdef int onlink(self, int scope, address) except? -2:
+        """The on-link prefix length of an owned (scope, address), or -1."""
         cdef uint64_t v
+        if self.lookup(scope, address, &v) and not v & DEMUX_GROUP:
+            return demux_plen(v)
+        return -1
+
+    cdef int add_owner(self, int scope, address, int ns, int plen=0) except -1:
+        """(scope, address) is owned by ``ns`` (on-link prefix ``plen``, IPv6); 1 when
+        the address is new to it.  AddressInUse when it is someone else's."""
+        cdef uint64_t v, want = <uint32_t>ns | (<uint64_t>plen << DEMUX_PLEN_SHIFT)
         if self.lookup(scope, address, &v):
-            if v == <uint64_t>ns:
-                return 0
             if v & DEMUX_GROUP:
                 raise AddressInUse(f"{addr_str(self.family, address)} is a broadcast address "
                                    f"of scope {scope}")
-            raise AddressInUse(f"{addr_str(self.family, address)} is owned by namespace {v} "
-                               f"in scope {scope}")
-        self.store(scope, address, ns)
+            if <int32_t>v != ns:
+                raise AddressInUse(f"{addr_str(self.family, address)} is owned by namespace "
+                                   f"{<int32_t>v} in scope {scope}")
+            if v != want:
+                self.store(scope, address, want)
+            return 0
+        self.store(scope, address, want)
         return 1
 
     cdef int remove_owner(self, int scope, address) except -1:
@@ -45,14 +69,14 @@ cdef class DemuxTable(AddrHash):
         if not self.lookup(scope, address, &v) or v & DEMUX_GROUP:
             raise NotFound(f"{addr_str(self.family, address)} is not an address of scope {scope}")
         self.remove(scope, address)
-        return <int>v
+        return <int32_t>v
 
     cdef int check_free(self, int scope, address) except -1:
         """AddressInUse when a namespace owns (scope, address): it cannot be a broadcast."""
         cdef uint64_t v
         if self.lookup(scope, address, &v) and not v & DEMUX_GROUP:
-            raise AddressInUse(f"{addr_str(self.family, address)} is owned by namespace {v} "
-                               f"in scope {scope}")
+            raise AddressInUse(f"{addr_str(self.family, address)} is owned by namespace "
+                               f"{<int32_t>v} in scope {scope}")
         return 0
 
     cdef int set_listeners(self, int scope, address, int32_t list_id) except -1:

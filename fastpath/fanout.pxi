@@ -1,7 +1,8 @@
 # The per-packet fan-out of process(): a broadcast or multicast frame becomes copies in
 # the batch's fan-out list -- one per listening port, each with its own Ethernet header,
 # never to the sender's own ports -- decided from a listener list (listeners.pxi) or a
-# multicast group (mcast.pxi).  No payload is copied (batch.pxi says how a copy is
+# multicast group (mcast.pxi).  A copy's ethertype is IPv4's; process6.pxi gives the copies
+# of an IPv6 frame theirs (ipv6_copies).  No payload is copied (batch.pxi says how a copy is
 # written); copies that do not fit the list are counted fanout_overflow drops.
 
 

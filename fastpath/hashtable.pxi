@@ -1,5 +1,5 @@
 # AddrHash: the open-addressing hash every address-keyed table is made of -- the demux
-# (demux.pxi), the neighbours (neighbours.pxi), each FIB's route set (dir24.pxi) --
+# (demux.pxi), the neighbours (neighbours.pxi), each FIB's route set (dir24.pxi, lpm6.pxi) --
 # written once over its key type.  A key is (tag, address): the tag is an L2 scope (or a
 # prefix length), the address an IPv4 (Slot4) or IPv6 (Slot6) address.  The per-slot
 # operations below are fused over the two slot types, so a table of either family is the
@@ -12,9 +12,11 @@
 # when the load factor would pass 1/2 (probe sequences stay short: ~1.5 slots on a hit),
 # and deletion shifts the following cluster back (no tombstones, so lookups never slow down
 # after churn).  An empty slot is all ones (memset 0xFF): its Slot4 key / Slot6 tag is all
-# ones, which no key can be (tags are < 2^31).
+# ones, which no key can be (tags are < 2^31).  Slots of a large table sit on huge pages
+# (includes/memory.pxd: at 1M entries the TLB, not the cache, is what a probe waits for).
 from libc.stdlib cimport malloc, calloc, free, realloc
 from libc.string cimport memset, memcpy
+from fastpath.includes.memory cimport ts_table_alloc, ts_table_free, ts_table_zalloc
 cimport cython
 
 cdef struct Slot4:
@@ -111,6 +113,21 @@ cdef inline const Slot4* hash4_home(const HashView* h, uint32_t tag, uint32_t ip
     return &(<const Slot4*>h.slots)[mix64((<uint64_t>tag << 32) | ip) & h.mask]
 
 
+cdef inline bint hash6_find(const HashView* h, uint32_t tag, uint64_t hi, uint64_t lo,
+                           uint64_t* value) noexcept nogil:
+    """The per-packet lookup of an IPv6 table: (tag, hi:lo) -> value."""
+    cdef Slot6 probe
+    probe.hi, probe.lo, probe.tag = hi, lo, tag
+    return slot_find(<const Slot6*>h.slots, h.mask, &probe, value)
+
+
+cdef inline const Slot6* hash6_home(const HashView* h, uint32_t tag, uint64_t hi, uint64_t lo) noexcept nogil:
+    """Where the lookup of (tag, hi:lo) starts (the batch loop prefetches it)."""
+    cdef Slot6 probe
+    probe.hi, probe.lo, probe.tag = hi, lo, tag
+    return &(<const Slot6*>h.slots)[slot_hash(&probe) & h.mask]
+
+
 cdef bint slot_put(Slot* slots, uint64_t mask, const Slot* item) noexcept nogil:
     """Insert or replace; True when the key is new.  The caller keeps the load <= 1/2."""
     cdef uint64_t i = slot_hash(item) & mask
@@ -176,7 +193,7 @@ cdef class AddrHash:
         self.used = 0
 
     def __dealloc__(self):
-        free(self.slots)
+        ts_table_free(self.slots, (self.mask + 1) * self.slot_size)
 
     def __len__(self):
         return self.used
@@ -186,7 +203,7 @@ cdef class AddrHash:
         return self.mask + 1
 
     cdef void* _alloc(self, uint64_t size) except NULL:
-        cdef void* s = malloc(size * self.slot_size)
+        cdef void* s = ts_table_alloc(size * self.slot_size)
         if s == NULL:
             raise MemoryError()
         memset(s, 0xFF, size * self.slot_size)
@@ -207,10 +224,12 @@ cdef class AddrHash:
         return slot_find(<Slot6*>self.slots, self.mask, &p6, value)
 
     cdef int put(self, uint64_t tag, uint64_t hi, uint64_t lo, uint64_t value) except -1:
-        """Insert or replace (tag, address) -> value."""
+        """Insert or replace (tag, address) -> value.  Replacing never allocates (so
+        never fails): a caller may undo a change with it."""
         cdef Slot4 p4
         cdef Slot6 p6
-        if (<uint64_t>self.used + 1) * 2 > self.mask + 1:
+        cdef uint64_t old
+        if (<uint64_t>self.used + 1) * 2 > self.mask + 1 and not self.get(tag, hi, lo, &old):
             self._resize((self.mask + 1) * 2)
         if self.family == 4:
             slot_set_key(&p4, tag, hi, lo)
@@ -242,7 +261,7 @@ cdef class AddrHash:
             slots_move(<Slot4*>self.slots, self.mask + 1, <Slot4*>new, size - 1)
         else:
             slots_move(<Slot6*>self.slots, self.mask + 1, <Slot6*>new, size - 1)
-        free(self.slots)
+        ts_table_free(self.slots, (self.mask + 1) * self.slot_size)
         self.slots, self.mask = new, size - 1
         return 0
 

@@ -1,8 +1,15 @@
 # PortTable: per port id, the namespace it is attached to, the switch's MAC on it, the
 # MAC of the endpoint behind it (learnt by process() from the frames the port sends, or
-# set by the slow path) and whether the switch serves it by DHCP, as C arrays indexed by
-# id; plus which ports each namespace has.
-# MACs are the 48-bit ints of the wire bytes (little-endian load, as process.pxi compares).
+# set by the slow path), whether the switch serves it by DHCP and the port's MTU (the
+# largest IP packet its link carries: the TAP's MTU; process() refuses a routed IPv6 frame
+# larger, too_big), as C arrays indexed by id; plus which ports each namespace has.  MACs
+# are the 48-bit ints of the wire bytes (little-endian load, as process.pxi compares).
+
+
+cdef enum:
+    PORT_DEFAULT_MTU = 1500         # a TAP's, until the port says otherwise
+    PORT_MIN_MTU = 68               # RFC 791's least (an IPv6 link needs 1280: the model checks)
+    PORT_MAX_MTU = 65535
 
 
 cdef struct PortView:
@@ -10,6 +17,7 @@ cdef struct PortView:
     const uint64_t* mac         # the switch's MAC on the port
     uint64_t* peer              # the endpoint's MAC (0: unknown); process() learns it
     const uint8_t* dhcp         # 1: the switch answers DHCP there (client messages: slow path)
+    const uint16_t* mtu         # the largest IP packet out of the port
 
 
 @cython.final
@@ -19,6 +27,7 @@ cdef class PortTable:
     cdef uint64_t* mac
     cdef uint64_t* peer
     cdef uint8_t* dhcp
+    cdef uint16_t* mtu
     cdef dict of_ns                 # namespace -> set of its port ids
 
     def __cinit__(self, int size):
@@ -28,10 +37,13 @@ cdef class PortTable:
         self.mac = <uint64_t*>calloc(size, sizeof(uint64_t))
         self.peer = <uint64_t*>calloc(size, sizeof(uint64_t))
         self.dhcp = <uint8_t*>calloc(size, sizeof(uint8_t))
-        if self.ns == NULL or self.mac == NULL or self.peer == NULL or self.dhcp == NULL:
+        self.mtu = <uint16_t*>malloc(size * sizeof(uint16_t))
+        if (self.ns == NULL or self.mac == NULL or self.peer == NULL or self.dhcp == NULL
+                or self.mtu == NULL):
             raise MemoryError()
         for k in range(size):
             self.ns[k] = -1
+            self.mtu[k] = PORT_DEFAULT_MTU
         self.of_ns = {}
 
     def __dealloc__(self):
@@ -39,11 +51,17 @@ cdef class PortTable:
         free(self.mac)
         free(self.peer)
         free(self.dhcp)
+        free(self.mtu)
 
     cdef PortView view(self) noexcept nogil:
         cdef PortView v
-        v.ns, v.mac, v.peer, v.dhcp = self.ns, self.mac, self.peer, self.dhcp
+        v.ns, v.mac, v.peer, v.dhcp, v.mtu = self.ns, self.mac, self.peer, self.dhcp, self.mtu
         return v
+
+    cdef int check_mtu(self, mtu) except -1:
+        if isinstance(mtu, bool) or not isinstance(mtu, int) or not PORT_MIN_MTU <= mtu <= PORT_MAX_MTU:
+            raise InvalidArgument(f"MTU {mtu!r} is not an int in {PORT_MIN_MTU}..{PORT_MAX_MTU}")
+        return mtu
 
     cdef int check(self, port_id) except -1:
         if not isinstance(port_id, int) or not 0 <= port_id < self.size:
@@ -75,7 +93,30 @@ cdef class PortTable:
         self.mac[port_id] = 0
         self.peer[port_id] = 0
         self.dhcp[port_id] = 0
+        self.mtu[port_id] = PORT_DEFAULT_MTU
         return ns_id
 
     cdef bytes_of(self, uint64_t m):
         return None if m == 0 else int(m).to_bytes(6, "little")
+
+
+cdef inline bint over_mtu(const PortView* pv, int32_t op, uint32_t l3_len) noexcept nogil:
+    """Is an IP packet of ``l3_len`` bytes (for a super-frame: one of its segments,
+    segment_len) larger than port ``op``'s MTU?  The frame path's one MTU check, for
+    both families."""
+    return l3_len > pv.mtu[op]
+
+
+cdef inline bint is_super_frame(const uint8_t* f, uint32_t off) noexcept nogil:
+    """Does frame ``f`` (at ``off`` in the batch's pool) carry a GSO virtio-net header?
+    The loop keeps every frame's header right before it (zeros from a plain port); a
+    frame placed without that headroom (off < 12) has none."""
+    return off >= VNET_HDR_LEN and f[1 - VNET_HDR_LEN] != VNET_GSO_NONE
+
+
+cdef inline uint32_t segment_len(const uint8_t* f, uint32_t l3_len, uint32_t hdr_end) noexcept nogil:
+    """The IP length of the largest segment of super-frame ``f`` (``l3_len`` bytes of IP
+    packet): its headers up to ``hdr_end`` (from the IP header on) + gso_size."""
+    cdef const uint8_t* h = f - VNET_HDR_LEN
+    cdef uint32_t seg = hdr_end + ((<uint32_t>h[5] << 8) | h[4])
+    return seg if seg < l3_len else l3_len

@@ -11,7 +11,8 @@
 # MACs are handled as 48-bit ints loaded little-endian from the wire bytes (x86), so
 # a MAC compare is one integer compare and the group bit is bit 0.  The tables' lookups
 # are theirs (hashtable.pxi, route_cache.pxi, dir24.pxi, counters.pxi); broadcast and
-# multicast copies are fanout.pxi's.
+# multicast copies are fanout.pxi's.  An IPv6 frame leaves decide() after its Ethernet
+# header for decide6() (process6.pxi), and pass 1 for prefetch_frame6().
 from fastpath.includes.compiler cimport TS_PREFETCH, TS_PREFETCH_W, unlikely
 
 cdef extern from *:
@@ -33,9 +34,14 @@ cdef enum:
     IPV4_MIN_HLEN = 20
     PREFETCH_CHUNK = 32
 
+cdef struct DpTables
+ctypedef uint8_t (*frame_fn)(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port, int32_t ns,
+                             uint8_t* p, uint32_t n, uint64_t dmac) noexcept nogil
+
 cdef struct DpTables:
     # the tables as the batch loop sees them, taken by Datapath under the batch lock
     int32_t max_ns, max_ports
+    frame_fn ipv6
     NsView ns
     PortView ports
     HashView demux
@@ -43,6 +49,11 @@ cdef struct DpTables:
     const FibView* fib          # per scope
     const NextHop4* nh
     RouteCacheView rc
+    HashView demux6             # the IPv6 instances of the address-keyed tables (process6.pxi)
+    HashView neigh6
+    const Lpm6View* fib6        # per scope
+    const NextHop6* nh6
+    RouteCacheView rc6
     ListenerView lists
     McastGroup* mgroups
     CounterView ctr
@@ -141,7 +152,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     b.out_port[i] = -1
     b.fanout_n[i] = 0
     b.fanout_first[i] = 0
-    if unlikely(port < 0 or port >= t.max_ports or t.ports.ns[port] < 0):
+    if unlikely(<uint32_t>port >= <uint32_t>t.max_ports or t.ports.ns[port] < 0):
         return drop(t, b, i, -1, REASON_UNKNOWN_PORT)
     ns = t.ports.ns[port]
     count_rx(&t.ctr, port, ns, n)
@@ -159,6 +170,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             return drop(t, b, i, ns, REASON_MALFORMED)
         return slow(t, b, i, ns, REASON_ARP)
     if unlikely(ethertype != ETHERTYPE_IPV4):
+        if ethertype == ETHERTYPE_IPV6:
+            return t.ipv6(t, b, i, port, ns, p, n, dmac)
         return drop(t, b, i, ns, REASON_UNSUPPORTED_ETHERTYPE)
     if unlikely(n < ETH_HLEN + IPV4_MIN_HLEN):
         return drop(t, b, i, ns, REASON_MALFORMED)
@@ -266,7 +279,7 @@ cdef inline void prefetch_frame(const DpTables* t, const BatchView* b, Py_ssize_
     cdef uint32_t off = b.offset[i], src, dst
     cdef const uint8_t* ip
     cdef const FibView* f
-    if port < 0 or port >= t.max_ports or b.length[i] < ETH_HLEN + IPV4_MIN_HLEN \
+    if <uint32_t>port >= <uint32_t>t.max_ports or b.length[i] < ETH_HLEN + IPV4_MIN_HLEN \
             or <uint64_t>off + b.length[i] > b.pool_size:
         return
     ns = t.ports.ns[port]
@@ -274,6 +287,9 @@ cdef inline void prefetch_frame(const DpTables* t, const BatchView* b, Py_ssize_
         return
     scope = t.ns.scope[ns]
     ip = b.buf + off + ETH_HLEN
+    if unlikely(b.buf[off + 12] == (ETHERTYPE_IPV6 >> 8)):
+        prefetch_frame6(t, b, i, ns, scope, ip)
+        return
     src = load_be32(ip + 12)
     dst = load_be32(ip + 16)
     TS_PREFETCH(hash4_home(&t.demux, scope, src))

@@ -2,19 +2,23 @@
 
 Same API and the same forwarding rules as the compiled ``fastpath.Datapath``
 (docs/architecture.md, "Forwarding rules"), written to be read, not to be fast:
-dicts instead of hash tables, a scan of prefix lengths instead of DIR-24-8, no
-route cache (a cache that is never stale cannot change a result), and checksums
-recomputed from scratch instead of updated incrementally.  Frames are processed
-in a ``fastpath.Batch`` exactly as the core does (reference_batch.py).
+dicts instead of hash tables, a scan of prefix lengths instead of DIR-24-8 and the
+IPv6 FIB, no route cache (a cache that is never stale cannot change a result), and
+checksums recomputed from scratch instead of updated incrementally.  Both families
+through the same methods, keyed as the API spells them (IPv4: an int; IPv6: an
+``IPv6Address``; fastpath/addresses.py).  Frames are processed in a ``fastpath.Batch``
+exactly as the core does (reference_batch.py; IPv6 frames: reference_ipv6.py).
 """
 from contextlib import contextmanager
 import threading
 
 from fastpath import verdicts as V
-from fastpath.addresses import check_group, check_ip, group_str, ip_str as _ip, mac_bytes_to_int
+from fastpath.addresses import (MAX_PLEN, V6, addr_str, check_ip, gateway_key, gateway_value,
+                                group_key, group_str, host_key, lookup_key, mac_bytes_to_int,
+                                onlink_key, prefix_key, route_key, value_str)
 from fastpath.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath.reasons import TRAFFIC_COUNTER_NAMES as COUNTER_NAMES
-from fastpath.reference_batch import ReferenceBatch, ipv4_checksum
+from fastpath.reference_batch import DEFAULT_MTU, ReferenceBatch, ipv4_checksum
 
 __all__ = ["ReferenceDatapath", "ipv4_checksum"]
 
@@ -22,6 +26,8 @@ __all__ = ["ReferenceDatapath", "ipv4_checksum"]
 class ReferenceDatapath(ReferenceBatch):
     """Reference implementation of ``fastpath.Datapath`` (same methods, same results);
     its batch function and counters are ReferenceBatch's (reference_batch.py)."""
+
+    families = (4, 6)
 
     def __init__(self, *, max_namespaces=4096, max_ports=1024, route_cache_size=256):
         if not 1 <= max_namespaces <= 1 << 24:
@@ -35,13 +41,14 @@ class ReferenceDatapath(ReferenceBatch):
         self._lock = threading.Lock()
         self._updating = False
         self.namespaces = {}      # ns -> (scope, is_l3)
-        self.ports = {}           # port -> [ns, mac, peer mac or None]
+        self.ports = {}           # port -> [ns, mac, peer mac or None, mtu]
         self.dhcp_ports = set()   # ports the switch serves by DHCP
         self.addresses = {}       # (scope, ip) -> ns
+        self.onlink = {}          # (scope, IPv6 address) -> its on-link prefix length
         self.broadcasts = {}      # (scope, ip) -> tuple of ns
         self.groups = {}          # (scope, group ip) -> tuple of member ns
         self.group_ctr = {}       # (scope, group ip) -> {"rx_packets", "rx_bytes", "copies"}
-        self.routes_ = {}         # scope -> {(prefix, plen): (port, gateway)}
+        self.routes_ = {}         # scope -> {(prefix, plen): (port, gateway)}; IPv6: gateway None = on-link
         self.neighbours = {}      # (scope, ip) -> mac
         self.reason_ctr = dict.fromkeys(V.REASON_NAMES, 0)
         self.port_ctr, self.ns_ctr, self.ns_reason_ctr = {}, {}, {}
@@ -88,16 +95,11 @@ class ReferenceDatapath(ReferenceBatch):
         if port not in self.ports:
             raise NotFound(f"port {port} does not exist")
 
-    def _addr(self, ip):
-        if not isinstance(ip, int) or not 0 <= ip <= 0xFFFFFFFF:
-            raise InvalidArgument(f"bad address {ip!r}")
-        return ip
-
     def _children(self, scope):
         return [n for n, (s, l3) in self.namespaces.items() if l3 and s == scope]
 
     def _l3_port(self, ns):
-        return next((p for p, (n, _, _) in sorted(self.ports.items()) if n == ns), -1) \
+        return next((p for p, (n, *_) in sorted(self.ports.items()) if n == ns), -1) \
             if self.namespaces[ns][1] else -1
 
     # ---- namespaces and ports -------------------------------------------------------------------
@@ -122,13 +124,13 @@ class ReferenceDatapath(ReferenceBatch):
         self._clear_counters(ns_id)
 
     def _busy(self, ns):
-        return (any(n == ns for n, _, _ in self.ports.values())
+        return (any(n == ns for n, *_ in self.ports.values())
                 or any(n == ns for n in self.addresses.values()) or self._children(ns))
 
     def remove_namespace(self, ns_id):
         self._writing()
         self._existing_ns(ns_id)
-        if any(n == ns_id for n, _, _ in self.ports.values()):
+        if any(n == ns_id for n, *_ in self.ports.values()):
             raise Busy(f"namespace {ns_id} still has ports")
         if any(n == ns_id for n in self.addresses.values()):
             raise Busy(f"namespace {ns_id} still owns addresses")
@@ -152,23 +154,29 @@ class ReferenceDatapath(ReferenceBatch):
         self.ns_ctr[ns_id] = dict.fromkeys(COUNTER_NAMES, 0)
         self.ns_reason_ctr[ns_id] = dict.fromkeys(V.REASON_NAMES, 0)
 
-    def set_port(self, port_id, ns_id, mac, dhcp=False):
+    def set_port(self, port_id, ns_id, mac, dhcp=False, mtu=DEFAULT_MTU):
         self._writing()
         self._port(port_id)
         self._existing_ns(ns_id)
         mac_bytes_to_int(mac, "port MAC")
         if not isinstance(dhcp, bool):
             raise InvalidArgument(f"dhcp must be True or False, not {dhcp!r}")
+        if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
+            raise InvalidArgument(f"MTU {mtu!r} is not an int in 68..65535")
         current = self._l3_port(ns_id)
         if self.namespaces[ns_id][1] and current not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {current}")
         old = self.ports.get(port_id)
         if old is None or old[0] != ns_id:
-            self.ports[port_id] = [ns_id, bytes(mac), None]
+            self.ports[port_id] = [ns_id, bytes(mac), None, mtu]
             self.port_ctr[port_id] = dict.fromkeys(COUNTER_NAMES, 0)
         else:
-            old[1] = bytes(mac)
+            old[1], old[3] = bytes(mac), mtu
         (self.dhcp_ports.add if dhcp else self.dhcp_ports.discard)(port_id)
+
+    def port_mtu(self, port_id):
+        self._existing_port(port_id)
+        return self.ports[port_id][3]
 
     def remove_port(self, port_id):
         self._writing()
@@ -196,31 +204,41 @@ class ReferenceDatapath(ReferenceBatch):
 
     # ---- addresses, broadcasts, routes, neighbours -------------------------------------------------
 
-    def add_address(self, scope_id, ip, ns_id):
+    def add_address(self, scope_id, ip, ns_id, plen=None):
         self._writing()
         self._scope(scope_id)
-        check_ip(ip)
+        family, _ = host_key(ip)
+        onlink = onlink_key(family, plen)
         self._existing_ns(ns_id)
         if self.namespaces[ns_id][0] != scope_id:
             raise InvalidArgument(f"namespace {ns_id} is not in scope {scope_id}")
         if (scope_id, ip) in self.broadcasts:
-            raise AddressInUse(f"{_ip(ip)} is a broadcast address of scope {scope_id}")
+            raise AddressInUse(f"{value_str(ip)} is a broadcast address of scope {scope_id}")
         owner = self.addresses.get((scope_id, ip))
         if owner is not None and owner != ns_id:
-            raise AddressInUse(f"{_ip(ip)} is owned by namespace {owner} in scope {scope_id}")
+            raise AddressInUse(f"{value_str(ip)} is owned by namespace {owner} in scope {scope_id}")
         self.addresses[(scope_id, ip)] = ns_id
+        if family == 6:
+            self.onlink[(scope_id, ip)] = onlink
 
     def remove_address(self, scope_id, ip):
         self._writing()
         self._scope(scope_id)
-        check_ip(ip)
+        host_key(ip)
         if (scope_id, ip) not in self.addresses:
-            raise NotFound(f"{_ip(ip)} is not an address of scope {scope_id}")
+            raise NotFound(f"{value_str(ip)} is not an address of scope {scope_id}")
         del self.addresses[(scope_id, ip)]
+        self.onlink.pop((scope_id, ip), None)
 
     def lookup_address(self, scope_id, ip):
         self._ns(scope_id, "scope")
-        return self.addresses.get((scope_id, self._addr(ip)), -1)
+        lookup_key(ip)
+        return self.addresses.get((scope_id, ip), -1)
+
+    def address_onlink(self, scope_id, ip):
+        self._ns(scope_id, "scope")
+        lookup_key(ip)
+        return self.onlink.get((scope_id, ip))
 
     def set_broadcast(self, scope_id, bcast_ip, ns_ids):
         self._writing()
@@ -231,14 +249,14 @@ class ReferenceDatapath(ReferenceBatch):
             if self.namespaces[n][0] != scope_id:
                 raise InvalidArgument(f"namespace {n} is not in scope {scope_id}")
         if (scope_id, bcast_ip) in self.addresses:
-            raise AddressInUse(f"{_ip(bcast_ip)} is owned in scope {scope_id}")
+            raise AddressInUse(f"{value_str(bcast_ip)} is owned in scope {scope_id}")
         self.broadcasts[(scope_id, bcast_ip)] = tuple(sorted(set(ns_ids)))
 
     def remove_broadcast(self, scope_id, bcast_ip):
         self._writing()
         self._scope(scope_id)
         if (scope_id, bcast_ip) not in self.broadcasts:
-            raise NotFound(f"{_ip(bcast_ip)} is not a broadcast address of scope {scope_id}")
+            raise NotFound(f"{value_str(bcast_ip)} is not a broadcast address of scope {scope_id}")
         del self.broadcasts[(scope_id, bcast_ip)]
 
     def lookup_broadcast(self, scope_id, ip):
@@ -248,7 +266,7 @@ class ReferenceDatapath(ReferenceBatch):
     def set_group(self, scope_id, group_ip, ns_ids):
         self._writing()
         self._scope(scope_id)
-        check_group(group_ip)
+        group_key(group_ip)
         try:
             wanted = list(ns_ids)
         except TypeError:
@@ -277,57 +295,53 @@ class ReferenceDatapath(ReferenceBatch):
     def add_route(self, scope_id, prefix, plen, port_id, gateway=0):
         self._writing()
         self._scope(scope_id)
-        if not isinstance(plen, int) or not 0 <= plen <= 32:
-            raise InvalidArgument(f"prefix length {plen!r} is not in 0..32")
-        if not isinstance(prefix, int) or not 0 <= prefix <= 0xFFFFFFFF:
-            raise InvalidArgument(f"prefix {prefix!r} is not an IPv4 address as an int")
-        if prefix & ~_mask(plen) & 0xFFFFFFFF:
-            raise InvalidArgument(f"{_ip(prefix)}/{plen} has host bits set")
+        family, _ = prefix_key(prefix, plen)
         self._existing_port(port_id)
-        if gateway != 0:
-            check_ip(gateway, "gateway")
+        gateway = gateway_value(family, gateway_key(family, gateway))
         self.routes_.setdefault(scope_id, {})[(prefix, plen)] = (port_id, gateway)
 
     def remove_route(self, scope_id, prefix, plen):
         self._writing()
         self._scope(scope_id)
-        if (prefix, plen) not in self.routes_.get(scope_id, {}):
-            raise NotFound(f"no route {prefix!r}/{plen!r} in scope {scope_id}")
+        if route_key(prefix, plen) is None or (prefix, plen) not in self.routes_.get(scope_id, {}):
+            raise NotFound(f"no route {value_str(prefix)}/{plen!r} in scope {scope_id}")
         del self.routes_[scope_id][(prefix, plen)]
 
     def lookup_route(self, scope_id, ip):
         self._ns(scope_id, "scope")
-        self._addr(ip)
+        family, key = lookup_key(ip)
         table = self.routes_.get(scope_id, {})
-        for plen in range(32, -1, -1):
-            hop = table.get((ip & _mask(plen), plen))
+        bits = MAX_PLEN[family]
+        for plen in range(bits, -1, -1):
+            masked = key & (((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1))
+            hop = table.get((masked if family == 4 else V6(masked), plen))
             if hop is not None:
                 return hop
         return None
 
     def routes(self, scope_id):
+        def order(item):
+            (prefix, plen), _ = item
+            return isinstance(prefix, V6), plen, int(prefix)
         return [(p, l, port, gw) for (p, l), (port, gw)
-                in sorted(self.routes_.get(scope_id, {}).items(), key=lambda r: (r[0][1], r[0][0]))]
+                in sorted(self.routes_.get(scope_id, {}).items(), key=order)]
 
     def set_neighbour(self, scope_id, ip, mac):
         self._writing()
         self._scope(scope_id)
-        check_ip(ip, "neighbour")
+        host_key(ip, "neighbour")
         mac_bytes_to_int(mac, "neighbour MAC")
         self.neighbours[(scope_id, ip)] = bytes(mac)
 
     def remove_neighbour(self, scope_id, ip):
         self._writing()
         self._scope(scope_id)
-        check_ip(ip, "neighbour")
+        host_key(ip, "neighbour")
         if (scope_id, ip) not in self.neighbours:
-            raise NotFound(f"no neighbour {_ip(ip)} in scope {scope_id}")
+            raise NotFound(f"no neighbour {value_str(ip)} in scope {scope_id}")
         del self.neighbours[(scope_id, ip)]
 
     def neighbour(self, scope_id, ip):
         self._ns(scope_id, "scope")
-        return self.neighbours.get((scope_id, self._addr(ip)))
-
-
-def _mask(plen):
-    return (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+        lookup_key(ip)
+        return self.neighbours.get((scope_id, ip))

@@ -2,13 +2,16 @@
 fastpath.reference.ReferenceDatapath): the forwarding rules of docs/architecture.md
 written to be read, frame by frame, over the tables reference.py keeps -- dicts instead
 of hash tables, a scan of prefix lengths instead of DIR-24-8, no route cache, checksums
-recomputed from scratch -- and run on a ``fastpath.Batch`` exactly as the core does."""
+recomputed from scratch -- and run on a ``fastpath.Batch`` exactly as the core does.
+IPv6 frames go on to reference_ipv6.py after their Ethernet header."""
 import struct
 
 from fastpath import verdicts as V
+from fastpath.reference_ipv6 import ReferenceIpv6
 from fastpath.source_rule import BROADCAST, may_send_from
 
 BROADCAST_MAC = b"\xff" * 6
+DEFAULT_MTU = 1500            # a port's, until set_port says otherwise (a TAP's)
 
 
 def _udp_ports(frame, hlen, total, header):
@@ -28,7 +31,7 @@ def ipv4_checksum(header):
     return ~s & 0xFFFF
 
 
-class ReferenceBatch:
+class ReferenceBatch(ReferenceIpv6):
     """process() and counters() of ReferenceDatapath (which holds the tables)."""
 
     # ---- counters ----------------------------------------------------------------------------------
@@ -81,7 +84,7 @@ class ReferenceBatch:
         if port not in self.ports:
             self._charge(None, V.REASON_UNKNOWN_PORT)
             return V.VERDICT_DROP, V.REASON_UNKNOWN_PORT, -1, [], None
-        ns, port_mac, _ = self.ports[port]
+        ns, port_mac, *_ = self.ports[port]
         start, n = int(batch.offset[i]), int(batch.length[i])
         self._count(port, ns, "rx", n)
 
@@ -98,6 +101,8 @@ class ReferenceBatch:
             return refuse(V.REASON_NOT_FOR_US)
         if ethertype == 0x0806:
             return refuse(V.REASON_MALFORMED if n < 14 + 28 else V.REASON_ARP)
+        if ethertype == 0x86DD:
+            return self._decide6(batch, i, port, ns, frame, refuse, copies_so_far)
         if ethertype != 0x0800:
             return refuse(V.REASON_UNSUPPORTED_ETHERTYPE)
         if n < 14 + 20:
@@ -188,7 +193,7 @@ class ReferenceBatch:
         return sorted(self._children(scope))
 
     def _forward(self, out, dst_mac, frame):
-        out_ns, out_mac, _ = self.ports[out]
+        out_ns, out_mac, *_ = self.ports[out]
         ihl = frame[14] & 15
         header = bytearray(frame[14:14 + ihl * 4])
         header[8] -= 1
@@ -209,11 +214,12 @@ class ReferenceBatch:
             if self.namespaces[m][1]:
                 ports += [p for p in [self._l3_port(m)] if p >= 0]
             else:
-                ports += sorted(p for p, (n, _, _) in self.ports.items() if n == m)
+                ports += sorted(p for p, (n, *_) in self.ports.items() if n == m)
         return ports
 
     def _fan_out(self, ns, ports, dst_mac, frame, copies_so_far, batch):
         """Copies out of ``ports``, except the sender's own (the ingress port among them)."""
+        ethertype = frame[12:14]
         copies, overflow = [], 0
         for out in ports:
             if self.ports[out][0] == ns:
@@ -221,8 +227,8 @@ class ReferenceBatch:
             if copies_so_far + len(copies) >= batch.max_fanout:
                 overflow += 1
                 continue
-            out_ns, out_mac, _ = self.ports[out]
-            copies.append((out, dst_mac + out_mac + b"\x08\x00"))
+            out_ns, out_mac, *_ = self.ports[out]
+            copies.append((out, dst_mac + out_mac + ethertype))
             self._count(out, out_ns, "tx", len(frame))
         if overflow:
             self._charge(ns, V.REASON_FANOUT_OVERFLOW, overflow)

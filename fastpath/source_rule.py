@@ -1,13 +1,21 @@
 """The source rule: who may send from which address.  Written once, here.
 
 - An **L3** sends only from its own addresses (and from the unspecified
-  address, ``0.0.0.0`` / ``::``: DHCP, ARP probes).
+  address, ``0.0.0.0`` / ``::``: DHCP, ARP probes, IPv6 duplicate address
+  detection).
 - An **L2** port sends from any address that no *other* namespace of its scope
   holds (and from the unspecified address).
 - **Martians never**, whoever sends: loopback, multicast, the reserved class E
-  block with the limited broadcast in it (RFC 1812 5.3.7), and a directed
-  broadcast of the scope (its ``owner`` is ``BROADCAST``) cannot be a source
-  on a link.
+  block with the limited broadcast in it (RFC 1812 5.3.7), an IPv4-mapped IPv6
+  address (``::ffff:0:0/96``), and a directed broadcast of the scope (its
+  ``owner`` is ``BROADCAST``) cannot be a source on a link.
+- **IPv6 link sources** (``is_link_source``): a link-local address (``fe80::/10``,
+  which no namespace holds: every link has its own) and ``::`` are valid on the
+  sender's own link only.  The frame path lets such a frame reach the switch
+  (neighbour discovery, MLD, the switch's own link-local address) and link-scope
+  multicast (``ff02::/16``, bridged to the L3s of the scope as 224.0.0.0/24 is),
+  and drops it anywhere else (``link_local_source_routed``); ``::`` is a source
+  of neighbour discovery and MLD only (``spoofed_source`` otherwise).
 
 ``may_send_from`` is a pure predicate over what the caller looks up in its own
 tables: the model (``Switch.may_send_from``, which widens it to what a socket
@@ -20,7 +28,7 @@ above can call it.
 """
 import ipaddress
 
-__all__ = ["BROADCAST", "may_send_from", "is_martian_source"]
+__all__ = ["BROADCAST", "may_send_from", "is_martian_source", "is_link_source"]
 
 BROADCAST = -1
 """The owner of a directed broadcast address of the scope: a fan-out list, never a sender."""
@@ -33,13 +41,22 @@ def _as_address(address):
 
 
 def is_martian_source(address) -> bool:
-    """Never a source on a link (RFC 1812 5.3.7): loopback, multicast, and for IPv4
-    240.0.0.0/4 (reserved, with 255.255.255.255).  ``address``: an ``ipaddress``
-    address, or an IPv4 address as a host-order int."""
+    """Never a source on a link (RFC 1812 5.3.7): loopback, multicast, for IPv4
+    240.0.0.0/4 (reserved, with 255.255.255.255), for IPv6 an IPv4-mapped address.
+    ``address``: an ``ipaddress`` address, or an IPv4 address as a host-order int."""
     address = _as_address(address)
     if address.is_loopback or address.is_multicast:
         return True
-    return address.version == 4 and int(address) >> 28 == 0xF
+    if address.version == 6:
+        return address.ipv4_mapped is not None
+    return int(address) >> 28 == 0xF
+
+
+def is_link_source(address) -> bool:
+    """An IPv6 source valid on the sender's own link only: link-local (fe80::/10) or
+    the unspecified address (see the module's docstring for where such frames go)."""
+    address = _as_address(address)
+    return address.version == 6 and (address.is_link_local or address.is_unspecified)
 
 
 def may_send_from(sender_is_l3: bool, sender: int, owner, address) -> bool:

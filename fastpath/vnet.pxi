@@ -13,10 +13,13 @@
 #   - gso_type UDP (UFO, long deprecated, never sent by current kernels): refused.
 # Header checks (a refused header is a counted drop, the frame never reaches process()):
 # unknown flag bits, unknown gso_type, ECN without TCP, csum_start/csum_offset beyond the
-# frame or csum_start before the end of the Ethernet and IPv4/IPv6 header (completing the
-# checksum would rewrite what process() checked: addresses, TTL), hdr_len beyond the frame, GSO without NEEDS_CSUM or with gso_size 0, GSO on a
-# frame that is not the IPv4/IPv6 TCP/UDP packet its gso_type says (IPv6 extension
-# headers and IPv4 fragments included), or whose L4 header is not at csum_start.
+# frame or csum_start before the end of the Ethernet and IPv4 header / IPv6 extension
+# chain (completing the checksum would rewrite what process() checked: addresses, TTL,
+# the next-header chain; csum_field_ok), hdr_len beyond the frame, GSO without
+# NEEDS_CSUM or with gso_size 0, GSO on a frame that is not the IPv4/IPv6 TCP/UDP packet
+# its gso_type says (IPv4 fragments, IPv6 fragments and routing headers with segments
+# left included; other IPv6 extension headers are kept in every segment), or whose L4
+# header is not at csum_start.
 #
 # Header layout (TUNSETVNETHDRSZ=12, little-endian on x86): flags u8, gso_type u8,
 # hdr_len u16, gso_size u16, csum_start u16, csum_offset u16, num_buffers u16 (a TAP
@@ -34,10 +37,9 @@ cdef enum:
     VNET_GSO_TCPV6 = 4
     VNET_GSO_UDP_L4 = 5         # USO; Debian's Linux 6.1 headers lack it
     VNET_GSO_ECN = 0x80
-    ETHERTYPE_IPV6 = 0x86DD
     IPPROTO_TCP_ = 6
     IPPROTO_UDP_ = 17
-    SEG_SCRATCH = 256           # rebuilt L3+L4 header of one segment (<= 60 + 60)
+    SEG_SCRATCH = 512           # rebuilt L3+L4 header of one segment (<= 40 + 256 + 60)
 
 # Why a header was refused: VNET_OK, VNET_SHORT, ... (the loop's vnet drop counters) are
 # generated from VNET_REFUSALS of fastpath/reasons.py, as are their names.
@@ -69,6 +71,7 @@ cdef inline uint8_t gso_parse(const uint8_t* f, uint32_t n, uint8_t gso, GsoInfo
     cdef uint32_t ihl, tot, plen, l4h
     cdef uint16_t et
     cdef uint8_t proto
+    cdef Ip6Upper u
     if n < ETH_HLEN + 20:
         return VNET_BAD_GSO
     et = be16(f + 12)
@@ -85,15 +88,19 @@ cdef inline uint8_t gso_parse(const uint8_t* f, uint32_t n, uint8_t gso, GsoInfo
         g.l4 = ETH_HLEN + ihl
         g.end = ETH_HLEN + tot
     elif et == ETHERTYPE_IPV6 and gso != VNET_GSO_TCPV4:
-        if n < ETH_HLEN + 40 or f[14] >> 4 != 6:
+        if n < ETH_HLEN + IPV6_HLEN or f[14] >> 4 != 6:
             return VNET_BAD_GSO
         plen = be16(f + 18)
-        if ETH_HLEN + 40 + plen > n:
+        if ETH_HLEN + IPV6_HLEN + plen > n:
             return VNET_BAD_GSO
-        proto = f[20]                  # extension headers are refused
+        # extension headers are kept in every segment; a fragment, or a routing header
+        # whose destination is not the final one (the pseudo-header's), is refused
+        if not ipv6_walk(f + ETH_HLEN, IPV6_HLEN + plen, &u) or u.fragment or u.routed:
+            return VNET_BAD_GSO
+        proto = <uint8_t>u.proto
         g.v6 = True
-        g.l4 = ETH_HLEN + 40
-        g.end = ETH_HLEN + 40 + plen
+        g.l4 = ETH_HLEN + u.off
+        g.end = ETH_HLEN + IPV6_HLEN + plen
     else:
         return VNET_BAD_GSO
     if proto != (IPPROTO_TCP_ if g.tcp else IPPROTO_UDP_):
@@ -112,18 +119,33 @@ cdef inline uint8_t gso_parse(const uint8_t* f, uint32_t n, uint8_t gso, GsoInfo
     return VNET_OK
 
 
-cdef inline uint32_t l4_floor(const uint8_t* f, uint32_t n) noexcept nogil:
-    """The first offset an L4 header may have in frame ``f``: past the Ethernet header
-    and, for IPv4 / IPv6, past the IP header."""
+cdef inline bint csum_field_ok(const uint8_t* f, uint32_t n, uint32_t cstart, uint32_t coff) noexcept nogil:
+    """May a NEEDS_CSUM header of frame ``f`` have its checksum at cstart + coff?  It is
+    completed after process() decided, so it must not rewrite what process() read: the
+    Ethernet header; for IPv4 the IP header; for IPv6 the fixed header and the whole
+    extension chain (its next-header fields name the upper layer), and for ICMPv6 the
+    message type (the field must be ICMPv6's own, at offset 2: an echo completed into a
+    router advertisement would reach another tenant)."""
     cdef uint16_t et
+    cdef Ip6Upper u
+    cdef uint32_t end
+    if cstart + coff + 2 > n or cstart < ETH_HLEN:
+        return False
     if n <= ETH_HLEN:
-        return ETH_HLEN
+        return True
     et = be16(f + 12)
     if et == ETHERTYPE_IPV4:
-        return ETH_HLEN + (f[ETH_HLEN] & 0xF) * 4
+        return cstart >= ETH_HLEN + (f[ETH_HLEN] & 0xFu) * 4
     if et == ETHERTYPE_IPV6:
-        return ETH_HLEN + 40
-    return ETH_HLEN
+        if n < ETH_HLEN + IPV6_HLEN:
+            return False
+        end = IPV6_HLEN + be16(f + 18)
+        if ETH_HLEN + end > n or not ipv6_walk(f + ETH_HLEN, end, &u):
+            return False
+        if u.proto == NH_ICMPV6:
+            return cstart == ETH_HLEN + u.off and coff == 2
+        return cstart >= ETH_HLEN + u.off
+    return True
 
 
 cdef inline uint8_t vnet_check(const uint8_t* h, const uint8_t* f, uint32_t n) noexcept nogil:
@@ -138,7 +160,7 @@ cdef inline uint8_t vnet_check(const uint8_t* h, const uint8_t* f, uint32_t n) n
         return VNET_BAD_GSO_TYPE
     if h[1] & VNET_GSO_ECN and gso != VNET_GSO_TCPV4 and gso != VNET_GSO_TCPV6:
         return VNET_BAD_GSO_TYPE
-    if flags & VNET_F_NEEDS_CSUM and (cstart + coff + 2 > n or cstart < l4_floor(f, n)):
+    if flags & VNET_F_NEEDS_CSUM and not csum_field_ok(f, n, cstart, coff):
         return VNET_BAD_CSUM
     if le16(h + 2) > n:
         return VNET_BAD_HDR_LEN
@@ -208,7 +230,7 @@ cdef inline Py_ssize_t gso_segment(const uint8_t* eth, const uint8_t* f, uint32_
         memcpy(scratch, f + ETH_HLEN, hdrlen)
         l4len = g.hl - g.l4 + seglen
         if g.v6:
-            put_be16(ip + 4, l4len)
+            put_be16(ip + 4, hdrlen - IPV6_HLEN + seglen)   # extension headers included
             s = csum_bytes(ip + 8, 32)                      # source + destination
         else:
             put_be16(ip + 2, hdrlen + seglen)

@@ -2,8 +2,8 @@
 malformed frames; the compiled core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastpath import Datapath
-from fastpath.reference import ReferenceDatapath, ipv4_checksum
+from fastpath.reference import ipv4_checksum
+from differential_worlds import skeleton, twins
 from fastpath_frames import assert_same_batch, BCAST, ip, ipv4_frame, arp_frame, mac
 
 ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
@@ -18,24 +18,7 @@ MAX_PORTS = 8
 @st.composite
 def worlds(draw):
     """A list of table writes: L2 scopes 0 and 1, up to 5 L3 namespaces, ports, tables."""
-    ops = [("set_namespace", 0, 0, False)]
-    if draw(st.booleans()):
-        ops.append(("set_namespace", 1, 1, False))
-    scopes = [op[1] for op in ops]
-    l3 = {}
-    for n in range(2, 2 + draw(st.integers(0, 5))):
-        l3[n] = draw(st.sampled_from(scopes))
-        ops.append(("set_namespace", n, l3[n], True))
-    namespaces = scopes + list(l3)
-    scope_of = {**{s: s for s in scopes}, **l3}
-    ports, used_l3 = {}, set()
-    for p in range(draw(st.integers(1, MAX_PORTS - 1))):
-        n = draw(st.sampled_from(namespaces))
-        if n in l3 and n in used_l3:
-            continue
-        used_l3.add(n)
-        ports[p] = n
-        ops.append(("set_port", p, n, mac(p + 1)))
+    ops, scopes, _, namespaces, scope_of, ports, _ = skeleton(draw, MAX_PORTS)
     owned = {}
     for a in draw(st.lists(st.sampled_from(ADDRS), max_size=8)):
         n = draw(st.sampled_from(namespaces))
@@ -112,12 +95,6 @@ def scenarios(draw):
     return ops, peers, batches, changes, sorted(ports), owned
 
 
-def apply(dp, ops):
-    with dp.update():
-        for name, *args in ops:
-            getattr(dp, name)(*args)
-
-
 def change(dp, what, ports, owned, port_ns):
     with dp.update():
         if what == "route" and ports:
@@ -139,13 +116,7 @@ def change(dp, what, ports, owned, port_ns):
 @given(scenarios(), st.integers(1, 64))
 def test_core_matches_reference(scenario, max_fanout):
     ops, peers, batches, changes, ports, owned = scenario
-    core = Datapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
-    ref = ReferenceDatapath(max_namespaces=8, max_ports=MAX_PORTS, route_cache_size=4)
-    port_ns = {args[0]: args[1] for name, *args in ops if name == "set_port"}
-    for dp in (core, ref):
-        apply(dp, ops)
-        for p, m in peers.items():
-            dp.set_peer_mac(p, m)
+    core, ref, port_ns = twins(ops, peers, MAX_PORTS)
     for frames_, what in zip(batches, changes):
         assert_same_batch(core, ref, frames_, max_fanout)
         assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]

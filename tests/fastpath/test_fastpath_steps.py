@@ -248,7 +248,8 @@ def test_fanout_list_overflow_is_counted_per_copy(make_dp):
 @pytest.mark.parametrize("frame,reason", [
     ((1, ipv4_frame(mac(0x55), PEER[1], A1, A2)), "not_for_us"),
     ((1, ipv4_frame(BCAST, PEER[1], A1, A2)), "not_for_us"),
-    ((1, ipv4_frame(port_mac(1), PEER[1], A1, A2, ethertype=0x86DD)), "unsupported_ethertype"),
+    ((1, ipv4_frame(port_mac(1), PEER[1], A1, A2, ethertype=0x88CC)), "unsupported_ethertype"),
+    ((1, ipv4_frame(port_mac(1), PEER[1], A1, A2, ethertype=0x86DD)), "malformed"),   # no IPv6 inside
     ((1, ipv4_frame(port_mac(1), PEER[1], A1, A2, ethertype=0x8100)), "unsupported_ethertype"),
     ((9, ipv4_frame(port_mac(1), PEER[1], A1, A2)), "unknown_port"),
     ((1, ipv4_frame(port_mac(1), PEER[1], A1, A2)[:13]), "malformed"),

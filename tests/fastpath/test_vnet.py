@@ -5,7 +5,7 @@ import struct
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
 from scapy.layers.l2 import ARP, Ether
 
 import fastpath
@@ -187,8 +187,14 @@ IP_OPTIONS = bytes(Ether(**ETH) / IP(**V4, options=b"\x01" * 8) / TCP() / payloa
     (dict(gso_type=GSO_TCPV4, flags=1, csum_start=L4, csum_offset=16, gso_size=100),
      TCP4[:46] + bytes([0x40]) + TCP4[47:], "vnet_bad_gso"),                 # TCP data offset 4
     (dict(gso_type=GSO_TCPV6, flags=1, csum_start=62, csum_offset=16, gso_size=100),
-     bytes(Ether(**ETH) / IPv6(**V6) / IPv6ExtHdrHopByHop() / TCP() / payload(3000)),
-     "vnet_bad_gso"),                                                        # extension header
+     bytes(Ether(**ETH) / IPv6(**V6) / IPv6ExtHdrFragment() / TCP() / payload(3000)),
+     "vnet_bad_gso"),                                                        # a fragment
+    (dict(gso_type=GSO_TCPV6, flags=1, csum_start=78, csum_offset=16, gso_size=100),
+     bytes(Ether(**ETH) / IPv6(**V6) / IPv6ExtHdrRouting(addresses=["fd00::9"], segleft=1) / TCP()
+           / payload(3000)), "vnet_bad_gso"),                               # not the final destination
+    (dict(gso_type=GSO_TCPV6, flags=1, csum_start=62, csum_offset=16, gso_size=100),
+     bytes(Ether(**ETH) / IPv6(**V6) / IPv6ExtHdrHopByHop() / TCP() / payload(3000))[:61],
+     "vnet_bad_csum"),                                                       # chain beyond the frame
     (dict(gso_type=GSO_TCPV4, flags=1, csum_start=14, csum_offset=16, gso_size=100),
      bytes(Ether(**ETH) / ARP()), "vnet_bad_gso"),
     (dict(gso_type=GSO_TCPV4, flags=1, csum_start=0, csum_offset=0, gso_size=100), b"",
