@@ -13,7 +13,7 @@
 # type or range is InvalidArgument, as for IPv4.  The final API (fastpath.reference's
 # ReferenceDatapath has the same; IPv4 signatures as before):
 #   set_port(port, ns, mac, dhcp=False, mtu=1500)   dhcp: the switch answers DHCP there;
-#                                                    mtu: the largest IP packet of its link
+#                                       mtu: the largest IP packet the port's link carries
 #                                       (68..65535; an IPv6 link needs 1280+: the model's check);
 #                                       a routed or switched IPv6 frame (a super-frame: its
 #                                       largest segment) over the egress port's MTU goes to
