@@ -13,7 +13,7 @@ kind        the switch's side                       needs
 ==========  ======================================  ==================================
 
 ``auto`` takes the first kind of ``AUTO_PREFERENCE`` this process can run: veth (more small
-frames than a TAP for about half the machine's CPU per frame, TSO kept, RTT as a TAP's:
+frames than a TAP for less of the machine's CPU per frame, TSO kept, RTT as a TAP's:
 docs/io.md), else tap.  xdp also beats a TAP on small frames but carries no
 super-frames, so it is never picked for you.
 """
