@@ -40,8 +40,9 @@ def skeleton(draw, max_ports, mtus=None):
             continue
         used_l3.add(n)
         ports[p] = n
-        mtu = () if mtus is None else (draw(st.sampled_from(mtus)),)
-        ops.append(("set_port", p, n, mac(p + 1), *mtu))
+        extra = () if mtus is None else (draw(st.sampled_from([False, False, True])),  # DHCP-served
+                                         draw(st.sampled_from(mtus)))
+        ops.append(("set_port", p, n, mac(p + 1), *extra))
     return Skeleton(ops, scopes, l3, namespaces, scope_of, ports, used_l3)
 
 
