@@ -20,8 +20,11 @@ import errno
 import json
 import socket
 import sys
-import threading
 import time
+
+from pyctl.control.client import ControlClient
+
+from bench.attack_frames import FLOODS, running
 
 __all__ = ["ATTACKS", "attack", "control_socket_flood"]
 
@@ -60,9 +63,8 @@ def control_socket_flood(path: str, idle: int = 5000, persist: float = 3.0,
     connects closed at once, for the duration."""
     notes = {"idle_wanted": idle, "idle_open": 0, "refused": 0, "burst_connects": 0}
     held = []
-    stop = threading.Event()
 
-    def bursts():
+    def bursts(stop):
         while not stop.wait(burst_every):
             for _ in range(burst):
                 sock = _connect_nonblocking(path)
@@ -84,13 +86,8 @@ def control_socket_flood(path: str, idle: int = 5000, persist: float = 3.0,
             else:
                 held.append(sock)
         notes["idle_open"] = len(held)
-        thread = threading.Thread(target=bursts, name="control-flood", daemon=True)
-        thread.start()
-        try:
+        with running(bursts):
             yield notes
-        finally:
-            stop.set()
-            thread.join(10)
     finally:
         for sock in held:
             sock.close()
@@ -111,9 +108,121 @@ def control_socket(scene):
         notes.update(scene.stop_attacker(proc))
 
 
+# ------------------------------------------------------------------ items 10, 14: floods
+
+def _switch_figures(scene, namespace: str) -> dict:
+    """What the switch counted that these attacks are about: the loop's refusals, the
+    IGMP snooper's counters, ``namespace``'s refused slow-path frames."""
+    with ControlClient(scene.admin) as admin:
+        stats = admin.call("stats")
+        counters = admin.call("counters", namespace=namespace)
+    loop = stats["loop"]
+    return {"slow_refused": loop["slow_refused"], "slow_ns_full": loop["slow_ns_full"],
+            "slow_overflow": loop["slow_overflow"],
+            "igmp": stats.get("igmp", {}),
+            "ns_slow_refused": counters["namespaces"][namespace].get("slow_refused", {})}
+
+
+def _delta(before: dict, after: dict) -> dict:
+    out = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            out[key] = {k: v - before.get(key, {}).get(k, 0) for k, v in value.items()
+                        if isinstance(v, int) and v - before.get(key, {}).get(k, 0)}
+        else:
+            out[key] = value - before.get(key, 0)
+    return out
+
+
+@contextlib.contextmanager
+def _attacking(scene, *argv: str):
+    """``python -m bench.attacks ARGV...`` in the attacker's namespace: its notes, what
+    the switch counted meanwhile (``switch``), the admin socket's answer time under it."""
+    before = _switch_figures(scene, scene.attacker.name)
+    proc = scene.attacker_process(*argv)
+    notes: dict = {}
+    try:
+        notes["admin_ping_ms"] = scene.admin_ping_ms()
+        yield notes
+    finally:
+        notes.update(scene.stop_attacker(proc))
+        notes["switch"] = _delta(before, _switch_figures(scene, scene.attacker.name))
+
+
+@attack("slow-path-flood")
+def slow_path_flood(scene):
+    """Item 14: ARP requests for the gateway and pings to it, 20,000 frames/s; a victim's
+    own pings to the gateway (its share of the slow path) are counted too."""
+    x = scene.attacker
+    with _attacking(scene, "slow-path-flood", x.port, x.ip, scene.gateway, "20000") as notes:
+        notes["victim_gateway_pings_lost"] = scene.victim_gateway_pings_lost()
+        yield notes
+
+
+@attack("igmp-flood")
+def igmp_flood(scene):
+    """Item 10: 1,000 IGMPv3 reports of 100 new groups each, then the same again, at
+    1,000 reports/s."""
+    x = scene.attacker
+    try:
+        with _attacking(scene, "igmp-flood", x.port, x.ip, "1000", "100", "1000") as notes:
+            yield notes
+    finally:
+        with ControlClient(scene.admin) as admin:
+            notes["attacker_groups"] = len(admin.call("groups", namespace=x.name))
+
+
+# ------------------------------------------------------------------ item 13: control work
+
+@contextlib.contextmanager
+def control_churn(admin_path: str, tenant_path: str, namespace: str, address: str):
+    """From two threads until left: push/pull cycles of ``address`` into ``namespace``
+    over the admin socket, and ``counters`` over a tenant's own socket."""
+    notes = {"push_pull_cycles": 0, "counters_reads": 0}
+
+    def push_pull(stop):
+        with ControlClient(admin_path) as admin:
+            while not stop.is_set():
+                admin.call("pull", address=address, namespace=namespace)
+                admin.call("push", address=address, namespace=namespace)
+                notes["push_pull_cycles"] += 1
+
+    def counters(stop):
+        with ControlClient(tenant_path) as tenant:
+            while not stop.is_set():
+                tenant.call("counters")
+                notes["counters_reads"] += 1
+    started = time.monotonic()
+    try:
+        with running(push_pull, counters):
+            yield notes
+    finally:
+        seconds = time.monotonic() - started
+        notes["push_pull_per_s"] = round(notes["push_pull_cycles"] / seconds, 1)
+        notes["counters_per_s"] = round(notes["counters_reads"] / seconds, 1)
+
+
+@attack("control-ops")
+def control_ops(scene):
+    """Item 13: push/pull cycles on the admin socket as fast as they are answered, and
+    the attacker looping on ``counters`` on its own socket, both from the attacker's
+    namespace (an L3 y without a port holds the address that moves)."""
+    with ControlClient(scene.admin) as admin:
+        admin.call("create", name="y", kind="l3", parent="init")
+        admin.call("assign-and-push", address="10.0.0.9/24", namespace="y")
+    try:
+        with _attacking(scene, "control-churn", scene.admin, scene.attacker_socket(), "y",
+                        "10.0.0.9/24") as notes:
+            yield notes
+    finally:
+        with ControlClient(scene.admin) as admin:
+            admin.call("destroy", namespace="y")
+
+
 # ------------------------------------------------------------------ as a process
 
-_PROCESS_ATTACKS = {"control-socket-flood": control_socket_flood}
+_PROCESS_ATTACKS = {"control-socket-flood": control_socket_flood, "control-churn": control_churn,
+                    **FLOODS}
 
 
 def main(argv: list[str]) -> int:

@@ -1,15 +1,18 @@
 """``python -m bench.hostile``: the hostile-tenant section of the benchmark (issue 14).
 
 A child ``tapswitch run`` (the test rig's process mode) carries two victim tenants, a and
-b, and an attacker, x, each an L3 with its TAP in its own kernel namespace.  The victims
-exchange a UDP request/reply stream (bench/csrc/udpblast.c ``rtt``: one 64-byte request
-at a time, each round trip timed, a request without a reply within 1 s lost).  For each
-attack the victims are measured first with no attack, then under it, in the same run and
-topology; a row gives p50/p99/max RTT and loss of both, and whether the target of
-issue 14 holds: under attack, p99 at most 2x the no-attack p99 plus 1 ms, and no loss.
+b, and an attacker, x, each an L3 with its TAP in its own kernel namespace, under the L2
+init (10.0.0.1, the gateway).  The victims exchange a UDP request/reply stream
+(bench/csrc/udpblast.c ``rtt``: one 64-byte request at a time, each round trip timed, a
+request without a reply within 1 s lost), then a's UDP blast of 64-byte frames to b
+(throughput: frames per second b received).  For each attack the victims are measured
+first with no attack, then under it, in the same run and topology; a row gives p50/p99/max
+RTT, loss and throughput of both, and whether the target of issue 14 holds: under attack,
+p99 at most 2x the no-attack p99 plus 1 ms, and no loss.
 
     python -m bench.hostile                                  # every attack, 10,000 requests
     python -m bench.hostile --attacks control-socket --count 20000 --json hostile.json
+    python -m bench.hostile --attacks slow-path-flood,igmp-flood,control-ops
 
 The attacks are in bench/attacks.py, one function each, given the ``Scene`` below.
 Needs root (kernel namespaces, TAPs).
@@ -30,12 +33,13 @@ from pyctl.rig.topology import Topology
 
 from bench import cbuild
 from bench.attacks import ATTACKS
-from bench.loads import cpu_ns
+from bench.loads import _finish, _json_line, cpu_ns
 from bench.peers import wait_ready
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RTT_PAYLOAD = 18                 # a 64-byte frame on the wire (bench/loads.py)
 TARGET_FACTOR, TARGET_SLACK_US = 2.0, 1000.0
+GATEWAY = "10.0.0.1"
 
 
 class Scene:
@@ -46,6 +50,7 @@ class Scene:
         self.topo = topo
         self.a, self.b = topo.tenants["a"], topo.tenants["b"]
         self.attacker = topo.tenants["x"]
+        self.gateway = GATEWAY
         self.daemon_pid = topo.process.pid
         self.admin = topo.socket_path
         self._attacker_socket: str | None = None
@@ -99,13 +104,23 @@ class Scene:
             raise RuntimeError(f"attacker failed ({proc.returncode}): {err.strip()[-500:]}")
         return json.loads(lines[-1])
 
+    def victim_gateway_pings_lost(self, count: int = 50) -> int:
+        """Of ``count`` pings a sends to the gateway (the slow path answers them), how
+        many got no answer."""
+        out = self.a.run(["ping", "-n", "-q", "-c", str(count), "-i", "0.02", "-W", "1",
+                          self.gateway], timeout=count + 30, check=False).stdout
+        for line in out.splitlines():
+            if "received" in line:
+                return count - int(line.split(",")[1].split()[0])
+        raise RuntimeError(f"ping printed no summary: {out.strip()[-300:]}")
+
     def restore(self) -> None:
         resource.prlimit(self.daemon_pid, resource.RLIMIT_NOFILE, self._files_limit)
 
 
 def build_scene(stack) -> Scene:
     topo = stack.enter_context(Topology("process", vnet_hdr=True, prefix="tshost"))
-    topo.address_add("init", "10.0.0.1/24")
+    topo.address_add("init", f"{GATEWAY}/24")
     for name, address in (("a", "10.0.0.2/24"), ("b", "10.0.0.3/24"), ("x", "10.0.0.4/24")):
         topo.tenant(name, address)
     topo.start()
@@ -134,6 +149,33 @@ def victims_rtt(scene: Scene, count: int) -> dict:
     return {**json.loads(lines[-1]), "daemon_cpu_ms": round(cpu / 1e6, 1)}
 
 
+def victims_throughput(scene: Scene, seconds: float) -> dict:
+    """a blasts 64-byte frames at b for ``seconds``: frames per second sent and received."""
+    blast = cbuild.tool("udpblast")
+    port = "29001"
+    sink = scene.b.netns.popen([blast, "sink", scene.b.ip, port, str(int(seconds + 30))],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(sink, "udpblast sink")
+        gen = scene.a.run([blast, "send", scene.b.ip, port, str(RTT_PAYLOAD), str(seconds)],
+                          timeout=seconds + 60)
+        time.sleep(0.2)                              # the last frames in flight
+        got = _finish(sink, "udpblast sink", 10, terminate=True)
+    finally:
+        kernel.stop_process(sink)
+    sent = _json_line(gen.stdout, "udpblast send")
+    elapsed = sent["elapsed"] or seconds
+    return {"sent_pps": round(sent["sent"] / elapsed), "received_pps": round(got["received"] / elapsed)}
+
+
+def measure(scene: Scene, count: int, seconds: float) -> dict:
+    """The victims' RTT figures and, when ``seconds``, their throughput."""
+    figures = victims_rtt(scene, count)
+    if seconds:
+        figures["throughput"] = victims_throughput(scene, seconds)
+    return figures
+
+
 def _row(name: str, base: dict, under: dict, notes: dict) -> dict:
     limit = base["p99_us"] * TARGET_FACTOR + TARGET_SLACK_US if base.get("count") else 0.0
     met = bool(under.get("count")) and under["p99_us"] <= limit and under["lost"] == 0 \
@@ -142,17 +184,17 @@ def _row(name: str, base: dict, under: dict, notes: dict) -> dict:
             "p99_limit_us": round(limit, 1), "target_met": met}
 
 
-def run(attacks: list[str], count: int) -> list[dict]:
+def run(attacks: list[str], count: int, seconds: float = 2.0) -> list[dict]:
     import contextlib
     rows = []
     with contextlib.ExitStack() as stack:
         scene = build_scene(stack)
         victims_rtt(scene, 200)                      # warm-up: ARP, caches
         for name in attacks:
-            base = victims_rtt(scene, count)
+            base = measure(scene, count, seconds)
             try:
                 with ATTACKS[name](scene) as notes:
-                    under = victims_rtt(scene, count)
+                    under = measure(scene, count, seconds)
             finally:
                 scene.restore()
             rows.append(_row(name, base, under, notes))
@@ -162,10 +204,12 @@ def run(attacks: list[str], count: int) -> list[dict]:
 
 def format_row(row: dict) -> str:
     def figs(r):
+        tput = r.get("throughput", {}).get("received_pps")
+        tput = f"{tput / 1000:7.1f}" if tput is not None else "      -"
         if not r.get("count"):
-            return "no replies".ljust(36)
+            return "no replies".ljust(36) + " " + tput
         return (f"{r['median_us']:7.0f} {r['p99_us']:7.0f} {r['max_us']:8.0f} "
-                f"{r['lost']:5d} {r['daemon_cpu_ms']:7.0f}")
+                f"{r['lost']:5d} {r['daemon_cpu_ms']:7.0f} {tput}")
     verdict = "met" if row["target_met"] else f"MISSED (p99 <= {row['p99_limit_us']:.0f} us)"
     notes = " ".join(f"{key}={value}" for key, value in row["notes"].items())
     return (f"{row['attack']:<16} {figs(row['base'])} | {figs(row['attack_run'])}  {verdict}\n"
@@ -173,8 +217,9 @@ def format_row(row: dict) -> str:
 
 
 HEADER = (f"{'attack':<16} {'no attack: p50':>14} {'p99':>7} {'max':>8} {'lost':>5} "
-          f"{'cpu ms':>7} | {'attack: p50':>7} {'p99':>7} {'max':>8} {'lost':>5} "
-          f"{'cpu ms':>7}  target  (RTT in us; cpu: the daemon's during the run)")
+          f"{'cpu ms':>7} {'kpps':>7} | {'attack: p50':>7} {'p99':>7} {'max':>8} {'lost':>5} "
+          f"{'cpu ms':>7} {'kpps':>7}  target\n(RTT in us; cpu: the daemon's during the RTT run; "
+          f"kpps: the victims' 64-byte UDP throughput, thousands of frames/s received)")
 
 
 def main(argv=None) -> int:
@@ -183,6 +228,8 @@ def main(argv=None) -> int:
     p.add_argument("--attacks", default=",".join(ATTACKS),
                    help=f"comma-separated, of: {', '.join(ATTACKS)} (default: all)")
     p.add_argument("--count", type=int, default=10000, help="request/replies per measurement")
+    p.add_argument("--seconds", type=float, default=2.0,
+                   help="seconds of the throughput measurement (0: none)")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.attacks.split(",") if n.strip()]
@@ -193,10 +240,10 @@ def main(argv=None) -> int:
         print("bench.hostile: needs root (kernel namespaces and TAPs)", file=sys.stderr)
         return 2
     print(HEADER, flush=True)
-    rows = run(names, args.count)
+    rows = run(names, args.count, args.seconds)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"count": args.count, "rows": rows}, f, indent=2)
+            json.dump({"count": args.count, "seconds": args.seconds, "rows": rows}, f, indent=2)
     return 0 if all(r["target_met"] for r in rows) else 1
 
 

@@ -21,6 +21,7 @@
 #   listeners.pxi      ListenerLists: broadcast listener lists
 #   mcast.pxi          McastGroups: multicast groups and their egress ports
 #   counters.pxi       Counters: traffic per port / namespace, reasons
+#   slow_shares.pxi    SlowShares: each namespace's share of the slow path (token buckets)
 # the batch function and the Datapath:
 #   process.pxi        the per-frame decision and the batch loop (noexcept nogil)
 #   process6.pxi       the IPv6 frame path decide() hands IPv6 frames to
@@ -38,16 +39,18 @@
 #   uring.pxi          the io_uring write backend
 #   slow_queue.pxi     frames handed to the slow path
 #   egress.pxi         a decided frame fitted to its destination port
-#   loop.pxi           PacketLoop: epoll, burst reads, process(), writes (no GIL)
+#   loop.pxi           LoopEngine: epoll, burst reads, process(), writes (no GIL); run(), serve()
+#   loop_api.pxi       PacketLoop: its ports, the slow path's frames, send(), stats
 import os
 import errno as _errno_mod
 
 from fastpath.addresses import (V6, addr_str, check_ip, gateway_key, gateway_value, group_key,
                                 group_str, host_key, ip_str, lookup_key, mac_bytes_to_int, onlink_key,
                                 prefix_key, route_key, value_str)
+from fastpath.shares import check_share, share_of_reason
 from fastpath.errors import (AddressInUse, AlreadyExists, Busy, InvalidArgument, NotFound,
                              NotSupported, PermissionDenied, TapswitchError)
-from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, TRAFFIC_COUNTER_NAMES,
+from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, SHARE_NAMES, TRAFFIC_COUNTER_NAMES,
                               VNET_REFUSAL_NAMES)
 
 __all__ = ["Batch", "Datapath", "PacketLoop", "FrameArena", "RingPort", "AfPacketPort",
@@ -77,6 +80,7 @@ include "route_cache.pxi"
 include "listeners.pxi"
 include "mcast.pxi"
 include "counters.pxi"
+include "slow_shares.pxi"
 include "process.pxi"
 include "process6.pxi"
 include "fanout.pxi"
@@ -91,5 +95,6 @@ include "afxdp.pxi"
 include "slow_queue.pxi"
 include "egress.pxi"
 include "loop.pxi"
+include "loop_api.pxi"
 include "afpacket_port.pxi"
 include "afxdp_port.pxi"

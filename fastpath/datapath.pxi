@@ -7,12 +7,25 @@
 # API on top: the checked writes and the rules that span tables.
 #
 # Every write happens inside ``with datapath.update():``, which holds the lock process()
-# takes for a whole batch; leaving the block rebuilds the listener lists if they changed
-# and bumps the generation of every scope whose routes, neighbours, addresses or ports
-# changed, so route-cache entries filled before are never used again.
+# takes for a whole batch; leaving the block bumps the generation of every scope whose
+# routes, neighbours, addresses or ports changed, so route-cache entries filled before are
+# never used again.
+#
+# The lock's handoff.  A packet loop serving in its own thread (loop.pxi, serve()) takes
+# the lock for each batch cycle and gives it back between cycles; a lock does not queue
+# its waiters, so a busy loop would take it again at once and a control thread waiting
+# for it (an update, a port change, a peer MAC) could wait for ever.  A control thread
+# therefore says it waits (``waiters``, lock_for_control) and the loop, before its next
+# cycle, yields the CPU until the waiter holds the lock (lock_for_batch), at most
+# HANDOFF_SPIN_NS: forwarding waits at most one control step plus that.
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock,
-                               WAIT_LOCK, NOWAIT_LOCK)
+                               WAIT_LOCK, NOWAIT_LOCK, PyThread_get_thread_ident)
+from fastpath.includes.compiler cimport TS_ATOMIC_ADD, TS_ATOMIC_LOAD
+from fastpath.includes.system cimport now_ns, sched_yield
+
+cdef enum:
+    HANDOFF_SPIN_NS = 2000000     # the longest the packet loop yields to a waiting control thread
 
 
 cdef class _UpdateContext:
@@ -31,7 +44,9 @@ cdef class DatapathTables:
     """The forwarding tables and the batch function (see process.pxi); Datapath's base."""
     cdef readonly int max_namespaces, max_ports, route_cache_size
     cdef PyThread_type_lock lock
+    cdef int waiters                # control threads waiting for the lock (see the top)
     cdef bint updating
+    cdef unsigned long updater      # the thread inside update() (when updating)
     cdef NamespaceTable ns
     cdef PortTable ports
     cdef DemuxTable demux           # (scope, IPv4) -> owner | broadcast list | group
@@ -45,6 +60,7 @@ cdef class DatapathTables:
     cdef ListenerLists lists
     cdef McastGroups mcast
     cdef Counters ctr
+    cdef SlowShares shares          # each namespace's share of the slow path (the loop asks)
     cdef set dirty_scopes
     cdef bint dirty_all
 
@@ -74,8 +90,8 @@ cdef class DatapathTables:
         self.fib, self.fib6 = FibTable(4, max_namespaces), FibTable(6, max_namespaces)
         self.lists, self.mcast = ListenerLists(max_namespaces), McastGroups()
         self.ctr = Counters(max_namespaces, max_ports)
+        self.shares = SlowShares(max_namespaces, max_ports)
         self.dirty_scopes, self.dirty_all = set(), False
-        self.lists.rebuild({})
         self.ns = NamespaceTable(max_namespaces)     # last: __init__ has completed
 
     # ---- the update lock ------------------------------------------------------------
@@ -85,18 +101,17 @@ cdef class DatapathTables:
         return _make_ctx(self)
 
     def _begin_update(self):
-        if self.updating:
+        if self.updating_here():
             raise RuntimeError("datapath.update() blocks do not nest")
         self._check_inited()
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            self.lock_for_control()
         self.updating = True
+        self.updater = PyThread_get_thread_ident()
 
     def _end_update(self):
         cdef int s
         try:
-            if self.lists.dirty:
-                self.lists.rebuild(self.ns.children)
             for s in (range(self.max_namespaces) if self.dirty_all else self.dirty_scopes):
                 if self.ns.bump(s):             # wrapped: forget every cache entry
                     self.rcache.clear()
@@ -105,6 +120,29 @@ cdef class DatapathTables:
         finally:
             self.updating = False
             PyThread_release_lock(self.lock)
+
+    cdef bint updating_here(self) noexcept:
+        """This thread is inside ``update()``: taking the lock again would deadlock."""
+        return self.updating and self.updater == PyThread_get_thread_ident()
+
+    cdef void lock_for_control(self) noexcept nogil:
+        """Take the lock from a control thread: a serving loop lets it in between two
+        cycles (see the top)."""
+        if PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            return
+        TS_ATOMIC_ADD(&self.waiters, 1)
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        TS_ATOMIC_ADD(&self.waiters, -1)
+
+    cdef void lock_for_batch(self) noexcept nogil:
+        """Take the lock for a batch cycle, after a waiting control thread (at most
+        HANDOFF_SPIN_NS of yielding to it)."""
+        cdef int64_t until
+        if TS_ATOMIC_LOAD(&self.waiters) > 0:
+            until = now_ns() + HANDOFF_SPIN_NS
+            while TS_ATOMIC_LOAD(&self.waiters) > 0 and now_ns() < until:
+                sched_yield()
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
 
     cdef int _check_inited(self) except -1:
         if self.ns is None:
@@ -127,14 +165,14 @@ cdef class DatapathTables:
 
     cdef int _process(self, Batch batch) except -1:
         """Python-side entry (GIL held on entry; released while frames are decided)."""
-        if self.updating:
+        if self.updating_here():
             raise RuntimeError("process() inside datapath.update() would deadlock")
         self._check_inited()
         if batch.span > batch.pool_size:
             _check_in_pool(batch)
         if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
             with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                self.lock_for_control()
         try:
             if batch._count > 16:
                 with nogil:
@@ -170,17 +208,30 @@ cdef class DatapathTables:
 
     # ---- counters --------------------------------------------------------------------------
 
-    def counters(self):
+    def counters(self, namespaces=None, ports=None, groups=None):
         """{"reasons": {name: n}, "ports": {id: {...}}, "namespaces": {id: {..., "reasons": {...}}},
         "groups": {(scope, group ip): {"rx_packets", "rx_bytes", "copies"}}}.
         Reasons count both drops and slow-path hand-offs (verdicts.reason_verdict tells which);
-        namespace reasons are charged to the sending namespace."""
+        namespace reasons are charged to the sending namespace, as are its frames refused
+        over its share of the slow path ("slow_refused": {share: n}).  ``namespaces``, ``ports``
+        and ``groups`` (ids, ids, (scope, group) keys) read only those (None: all), so a
+        read costs its answer; ids that do not exist are left out.  Read while the loop
+        runs: each counter whole, the set not of one instant."""
+        if namespaces is None:
+            namespaces = range(self.max_namespaces)
+        if ports is None:
+            ports = range(self.max_ports)
         return {"reasons": self.ctr.reasons(),
-                "ports": {p: self.ctr.port_traffic(p)
-                          for p in range(self.max_ports) if self.ports.ns[p] >= 0},
-                "namespaces": {n: self.ctr.ns_traffic(n)
-                               for n in range(self.max_namespaces) if self.ns.scope[n] >= 0},
-                "groups": self.mcast.counters()}
+                "ports": {p: self.ctr.port_traffic(p) for p in ports
+                          if 0 <= p < self.max_ports and self.ports.ns[p] >= 0},
+                "namespaces": {n: {**self.ctr.ns_traffic(n), "slow_refused": self.shares.refused(n)}
+                               for n in namespaces
+                               if 0 <= n < self.max_namespaces and self.ns.scope[n] >= 0},
+                "groups": self.mcast.counters(groups)}
+
+    def group_keys(self, scope_id):
+        """The (scope, group) keys of the scope's multicast groups."""
+        return self.mcast.keys_of_scope(scope_id)
 
 
 cdef int _check_in_pool(Batch batch) except -1:

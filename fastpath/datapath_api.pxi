@@ -74,10 +74,14 @@ cdef class Datapath(DatapathTables):
                 return
             if self._busy(ns_id):
                 raise Busy(f"namespace {ns_id} still has addresses, ports or children")
+        if is_l3:
+            self.lists.reserve_l3(scope_id)     # the one allocation, before anything changes
+        if self.ns.scope[ns_id] >= 0:
             self._forget_namespace(ns_id)
         self.ns.create(ns_id, scope_id, is_l3)
+        if is_l3:
+            self.lists.add_l3(scope_id, ns_id)
         self._clear_ns_state(ns_id)
-        self.lists.dirty |= is_l3
         self._dirty(scope_id)
 
     def remove_namespace(self, ns_id):
@@ -106,8 +110,11 @@ cdef class Datapath(DatapathTables):
                 self._neigh(family).delete_tag(ns_id)
             for address in self.lists.addresses_of(ns_id):
                 self._drop_broadcast(ns_id, address)
+            self.lists.forget_scope(ns_id)
             for key in self.mcast.keys_of_scope(ns_id):
                 self._drop_group(key)
+        else:
+            self.lists.remove_l3(scope, ns_id)
         self.lists.forget_member(ns_id)
         keys = self.mcast.keys_of(ns_id)
         self.mcast.forget_member(ns_id)
@@ -120,6 +127,7 @@ cdef class Datapath(DatapathTables):
         self.rcache.clear_ns(ns_id)
         self.rcache6.clear_ns(ns_id)
         self.ctr.clear_ns(ns_id)
+        self.shares.clear_ns(ns_id)
 
     # ---- ports --------------------------------------------------------------------------
 
@@ -142,6 +150,7 @@ cdef class Datapath(DatapathTables):
             if old_ns >= 0:
                 self._detach_port(port_id)
             self.ctr.clear_port(port_id)
+            self.shares.clear_port(port_id)
             self.ports.attach(port_id, ns_id)
             if self.ns.l3[ns_id]:
                 self.ns.port[ns_id] = port_id
@@ -176,7 +185,7 @@ cdef class Datapath(DatapathTables):
             self.ports.peer[port_id] = m
         else:
             with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                self.lock_for_control()
             self.ports.peer[port_id] = m
             PyThread_release_lock(self.lock)
 
@@ -279,6 +288,43 @@ cdef class Datapath(DatapathTables):
         self.ns.check(scope_id, "scope")
         family, key = lookup_key(ip)
         return self._neigh(family).mac_of(scope_id, key)
+
+    # ---- the slow path's shares (issue 14) -----------------------------------------------
+
+    def set_slow_share(self, name, rate, burst):
+        """Each namespace (or port: SLOW_SHARES says) may hand ``rate`` frames per second
+        of share ``name`` to the slow path, ``burst`` at once (rate 0: no limit; every
+        bucket of the share starts again full).  Needs no update block (it takes the
+        batch lock itself).  The rules of fastpath/shares.py."""
+        cdef int k = check_share(name, rate, burst)
+        if self.updating_here():
+            self.shares.set_rule(k, float(rate), float(burst))
+            return
+        with nogil:
+            self.lock_for_control()
+        self.shares.set_rule(k, float(rate), float(burst))
+        PyThread_release_lock(self.lock)
+
+    def share_admit_at(self, port_id, reason, now_ns):
+        """What the packet loop asks of a slow-path frame with ``reason`` from port
+        ``port_id`` at monotonic time ``now_ns``: within its share (True, a token taken) or
+        refused (False, counted).  For the tests that compare it with the reference."""
+        self.ports.existing(port_id)
+        if isinstance(now_ns, bool) or not isinstance(now_ns, int) or now_ns <= 0:
+            raise InvalidArgument(f"now_ns must be a positive integer, not {now_ns!r}")
+        share_of_reason(reason)                 # a slow-path reason, or InvalidArgument
+        cdef uint8_t share = reason_share(<uint8_t>reason)     # as the loop charges it
+        cdef bint admitted
+        with nogil:
+            self.lock_for_control()
+        admitted = share_admit(self.shares.view(), self.ports.ns[port_id], port_id, share,
+                               <int64_t>now_ns)
+        PyThread_release_lock(self.lock)
+        return admitted
+
+    def slow_shares(self):
+        """{share: (rate, burst)} as set (rate 0: no limit)."""
+        return {name: self.shares.rule(k) for k, name in enumerate(SHARE_NAMES)}
 
     # ---- broadcast lists and multicast groups (issue 6) -------------------------------------
 

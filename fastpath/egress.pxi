@@ -69,12 +69,13 @@ cdef void send_out(LoopPort* p, uint8_t* f, uint32_t n, const uint8_t* eth, uint
     p.tx(&p.sink, iov, cnt)
 
 
-cdef void queue_slow(SlowQueue* q, uint8_t* f, uint32_t n, int32_t port, uint8_t reason,
-                     uint8_t* scratch, LoopStats* st) noexcept nogil:
-    """Copy frame ``f`` (read on ``port``, handed up for ``reason``) into the slow queue
-    as the slow path wants it: as on a wire."""
+cdef void queue_slow(SlowQueue* q, uint8_t* f, uint32_t n, int32_t port, int32_t ns,
+                     uint8_t reason, uint8_t* scratch, LoopStats* st) noexcept nogil:
+    """Copy frame ``f`` (read on ``port`` of namespace ``ns``, handed up for ``reason``)
+    into the slow queue as the slow path wants it: as on a wire."""
     cdef iovec iov
     q.cur_port = port
+    q.cur_ns = ns
     q.cur_reason = reason
     if segment_or_complete(f, f, n, scratch, slow_append, q, st):
         return

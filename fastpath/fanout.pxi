@@ -51,15 +51,16 @@ cdef inline uint8_t fan_out(const DpTables* t, BatchView* b, Py_ssize_t i, int32
                             int32_t list_id, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
     """Frame i's copies for listener list ``list_id``: the ports of its L3 namespaces (an
     L2 in the list has none), never the sender's."""
-    cdef int32_t first = 0, n = 0, k, op
+    cdef int32_t k, op
     cdef Py_ssize_t start = b.fanout_count
     cdef uint32_t overflow = 0
+    cdef const ListenerList* l
     if list_id < t.lists.n:
-        first, n = t.lists.first[list_id], t.lists.length[list_id]
-    for k in range(first, first + n):
-        op = t.ns.port[t.lists.members[k]]
-        if op >= 0:
-            overflow += add_copy(t, b, i, ns, op, dst_mac, nbytes)
+        l = &t.lists.lists[list_id]
+        for k in range(l.n):
+            op = t.ns.port[l.members[k]]
+            if op >= 0:
+                overflow += add_copy(t, b, i, ns, op, dst_mac, nbytes)
     return fanout_verdict(t, b, i, ns, start, overflow)
 
 

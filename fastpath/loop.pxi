@@ -1,22 +1,34 @@
-# PacketLoop: the I/O loop.  epoll over the ports (port_io.pxi), burst reads into a
-# Batch, one Datapath decision per batch, then the writes -- all without the GIL.  Python
-# runs only between calls of run(): when a wake-up fd (control socket, signal pipe, timer)
-# is readable, when frames wait for the slow path, when the timeout passed, on stop().
+# LoopEngine: the I/O loop.  epoll over the ports (port_io.pxi), burst reads into a
+# Batch, one Datapath decision per batch, then the writes -- all without the GIL.
+# PacketLoop (loop_api.pxi) adds what Python calls: ports, wake-ups, send(), slow frames,
+# stats.  Two ways to run it:
+#   run()    in the caller's thread, returning to Python between calls: when a wake-up
+#            fd (control socket, signal pipe, timer) is readable, when frames wait for
+#            the slow path, when the timeout passed, on stop();
+#   serve()  in a thread of its own, until stop(): it never needs the GIL.  Slow-path
+#            frames wait in the slow handoff (slow_queue.pxi) for the thread that calls
+#            slow_frames() (its eventfd, ``slow_fd``, says when); ports are added and
+#            removed from other threads, between batches.
 #
-# One batch cycle (_cycle):
-#   1. epoll_wait: blocks only when no port is known to hold frames (no busy spin when
-#      idle); otherwise polls (timeout 0) to pick up newly readable ports.
+# One batch cycle (_cycle), under the datapath's batch lock (taken after epoll_wait, given
+# back after the cycle; a waiting control thread is let in first: datapath.pxi's handoff):
+#   1. epoll_wait (no lock held): blocks only when no port is known to hold frames (no
+#      busy spin when idle); otherwise polls (timeout 0) to pick up newly readable ports.
 #   2. Fill the batch round-robin: each active port's rx (its kind's read, tap.pxi) per
 #      round, until the batch is full or every port said RX_EMPTY (a busy port cannot
 #      starve the others; the next batch starts where this one stopped).
-#   3. Datapath.process_locked() under the datapath's batch lock.
-#   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy; SLOWPATH ->
-#      copied into the slow queue (slow_queue.pxi; bounded, the overflow is counted).
+#   3. Datapath.process_locked().
+#   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy.
+#   5. SLOWPATH frames -> within the sender's share of the slow path (slow_shares.pxi),
+#      copied into the slow handoff's filling queue (bounded in all and per namespace, the
+#      refusals counted), under the handoff's lock, once per cycle.
+#   6. Each ring port the batch touched gives its frames back and kicks its transmit ring.
 #
 # Ports of the ring kinds (AF_PACKET, AF_XDP: a RingPort made for this loop) map their
 # rings into the loop's FrameArena, whose start is the batch pool (arena.pxi): the batch
-# points at their frames in the rings, and after the writes each ring port the batch
-# touched gives its frames back and kicks its transmit ring (port_io.pxi's ``end``).
+# points at their frames in the rings, and after the writes and the slow path's copies
+# each ring port the batch touched gives its frames back and kicks its transmit ring
+# (port_io.pxi's ``end``).
 #
 # Write backends (chosen at construction: backend="auto"|"epoll"|"io_uring", or the
 # TAPSWITCH_IO_BACKEND environment variable; ``loop.backend`` says which runs): a port's
@@ -25,16 +37,16 @@
 # their completions before the next batch reads into the same buffers).  "auto" takes
 # io_uring where this build and the kernel have it, epoll otherwise.
 #
-# Thread safety: run(), add_port(), remove_port(), add_wakeup(), remove_wakeup(),
-# send(), slow_frames() and close() belong to the thread that runs the loop (the port,
-# wake-up and close calls are refused with Busy while run() is running); stop() may be
-# called from any thread, and a stop() that comes before run() makes the next run()
-# return at once.
+# Thread safety: run() and close() belong to one thread, and the port, wake-up and close
+# calls are refused with Busy while run() runs in another.  While serve() runs: port
+# changes, ports(), stats(), send() and slow_frames() (one consumer thread) may come from
+# any thread; wake-up changes and close() are refused.  stop() may be called from any
+# thread, and a stop() that comes before run() or serve() makes it return at once.
 #
-# close() releases what the loop owns (epoll fd, stop eventfd, io_uring ring and its
-# mappings, the buffers) at once instead of when the object is freed; the ports' and
-# wake-up fds stay open (they are the caller's).  After it every method but close()
-# raises ValueError, as a closed select.epoll does.
+# close() releases what the loop owns (epoll fd, eventfds, io_uring ring and its mappings,
+# the buffers) at once instead of when the object is freed; the ports' and wake-up fds
+# stay open (they are the caller's).  After it every method but close() raises
+# ValueError, as a closed select.epoll does.
 from libc.errno cimport errno, EAGAIN, EINTR, ENOMEM, EPERM, EOPNOTSUPP
 from libc.stdint cimport int64_t
 from posix.uio cimport iovec, writev
@@ -42,16 +54,19 @@ from libc.string cimport memmove
 from posix.unistd cimport read, write, close
 from cpython.exc cimport PyErr_CheckSignals
 from fastpath.includes.epoll cimport (epoll_event, epoll_create1, epoll_ctl, epoll_wait, EPOLLIN,
-                                      EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC, eventfd,
+                                      EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_DEL,
+                                      EPOLL_CLOEXEC, eventfd,
                                       EFD_NONBLOCK, EFD_CLOEXEC)
-from fastpath.includes.system cimport now_ns
+from fastpath.includes.system cimport (now_ns, sigset_t, sigfillset, pthread_sigmask, SIG_BLOCK,
+                                       SIG_SETMASK)
 
 cdef enum:
     MAX_EVENTS = 64
 
 
-cdef class PacketLoop:
-    """Forward between TAP fds through a Datapath (see the top of fastpath/loop.pxi)."""
+cdef class LoopEngine:
+    """The packet loop's state and its running (see the top of fastpath/loop.pxi);
+    PacketLoop (loop_api.pxi) is what Python uses."""
     cdef DatapathTables dp
     cdef readonly Batch batch
     cdef readonly FrameArena arena  # the batch pool, then the ring ports' rings
@@ -61,15 +76,18 @@ cdef class PacketLoop:
     cdef PortSet* ps                # the ports' C state (owned by port_table)
     cdef int epfd, stopfd
     cdef bint running
+    cdef readonly bint serving      # serve() runs (in another thread)
     cdef bint inited                # __init__ was entered (it runs once: it allocates)
     cdef bint usable                # __init__ completed and close() was not called
     cdef readonly bint closed
+    cdef bint taking                # slow_frames() runs (one consumer at a time)
     cdef dict wakeups               # fd -> True
     cdef int ready[MAX_EVENTS]      # wake-up fds seen by the last run()
     cdef int ready_n
     cdef RxBatch rx                 # where the ports' rx put frames (the batch)
-    cdef SlowQueue slow
-    cdef LoopStats st
+    cdef SlowHandoff slow
+    cdef LoopStats st               # the loop thread's counters
+    cdef LoopStats send_st          # send()'s, from whichever thread calls it
     cdef seg_sink tx                # the backend's write function
     cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
     cdef uint8_t scratch[SEG_SCRATCH]
@@ -77,14 +95,20 @@ cdef class PacketLoop:
     def __cinit__(self):
         self.epfd = -1
         self.stopfd = -1
-        memset(&self.slow, 0, sizeof(SlowQueue))
+        memset(&self.slow, 0, sizeof(SlowHandoff))
+        self.slow.efd = -1
         memset(&self.st, 0, sizeof(LoopStats))
+        memset(&self.send_st, 0, sizeof(LoopStats))
         ts_uring_init(&self.uring.ring)
         self.uring.w = NULL
 
     def __init__(self, DatapathTables datapath not None, *, Py_ssize_t batch_size=256,
                  Py_ssize_t slot_size=65536 + 256, Py_ssize_t headroom=64,
-                 int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20, backend=None):
+                 int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20, slow_share=None,
+                 backend=None):
+        """``slow_queue`` entries and ``slow_queue_bytes`` bytes bound each of the slow
+        handoff's two queues, ``slow_share`` the entries of one of them one namespace may
+        hold (default: an eighth of ``slow_queue``)."""
         cdef epoll_event ev
         if self.inited:
             raise RuntimeError("PacketLoop is already initialised")
@@ -96,6 +120,9 @@ cdef class PacketLoop:
             raise InvalidArgument(f"slow_queue must be in 1..{1 << 20}, not {slow_queue}")
         if not slot_size <= slow_queue_bytes <= 1 << 30:
             raise InvalidArgument(f"slow_queue_bytes must be in slot_size..{1 << 30}")
+        share = max(1, slow_queue // 8) if slow_share is None else slow_share
+        if not isinstance(share, int) or not 1 <= share <= slow_queue:
+            raise InvalidArgument(f"slow_share must be in 1..slow_queue, not {slow_share!r}")
         if batch_size * slot_size >= 1 << 32:
             raise InvalidArgument("batch_size * slot_size must stay below 4 GiB (offsets are 32-bit)")
         pool = batch_size * slot_size
@@ -112,7 +139,8 @@ cdef class PacketLoop:
         self.rx.buf, self.rx.slot_size, self.rx.headroom = self.batch.c_buf, slot_size, headroom
         self.rx.offset, self.rx.length = self.batch.c_offset, self.batch.c_length
         self.rx.port, self.rx.st = self.batch.c_port, &self.st
-        if slow_open(&self.slow, slow_queue, slow_queue_bytes, &self.st) < 0:
+        if handoff_open(&self.slow, slow_queue, slow_queue_bytes, datapath.max_namespaces,
+                        share, &self.st) < 0:
             raise MemoryError()
         self.wakeups = {}
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
@@ -130,13 +158,13 @@ cdef class PacketLoop:
         self.usable = True
 
     def close(self):
-        """Release the epoll fd, the stop eventfd, the io_uring ring and the buffers now
+        """Release the epoll fd, the eventfds, the io_uring ring and the buffers now
         (see the top of fastpath/loop.pxi); a second call does nothing.  Refused with Busy
-        while run() is running."""
+        while run() or serve() is running."""
         if self.closed:
             return
         if self.running:
-            raise Busy("close() while run() is running (stop() it first)")
+            raise Busy("close() while the loop is running (stop() it first)")
         self.closed = True
         self.usable = False
         self._release()
@@ -160,15 +188,13 @@ cdef class PacketLoop:
         if self.stopfd >= 0:
             close(self.stopfd)
             self.stopfd = -1
-        slow_close(&self.slow)
+        handoff_close(&self.slow)
         self.ps = NULL
         self.ready_n = 0
         self.rx.buf = NULL
 
     def __dealloc__(self):
         self._release()
-
-    # ---- ports and wake-ups (between runs) ------------------------------------------
 
     cdef int _check_open(self, what) except -1:
         if not self.usable:
@@ -180,81 +206,7 @@ cdef class PacketLoop:
     cdef _not_running(self, what):
         self._check_open(what)
         if self.running:
-            raise Busy(f"{what} while run() is running (call it from the loop's thread)")
-
-    cdef _check_new_fd(self, fd, what):
-        if not isinstance(fd, int) or fd < 0:
-            raise InvalidArgument(f"{what} fd must be a non-negative int, not {fd!r}")
-        if fd in self.wakeups:
-            raise AlreadyExists(f"fd {fd} is already a wake-up fd")
-        cdef int p = self.port_table.owner_of_fd(fd)
-        if p >= 0:
-            raise AlreadyExists(f"fd {fd} is already port {p}")
-
-    def add_port(self, port_id, fd, vnet_hdr=False):
-        """Forward frames of the non-blocking TAP ``fd`` as port ``port_id`` (``vnet_hdr``:
-        the fd reads and writes a 12-byte virtio-net header before each frame); or, with
-        a RingPort made for this loop (AfPacketPort, XdpPort) instead of ``fd``, serve
-        that port (``vnet_hdr`` is then the kind's)."""
-        cdef TxSink sink
-        cdef RingPort ring
-        self._not_running("add_port()")
-        self.port_table.check_id(port_id)
-        if self.ps.port[port_id].fd >= 0:
-            raise AlreadyExists(f"port {port_id} already has fd {self.ps.port[port_id].fd}")
-        if isinstance(fd, RingPort):
-            ring = fd
-            ring.check_usable(self.arena)
-            self._check_new_fd(ring.poll_fd, "port")
-            sink.fd, sink.st, sink.uring, sink.kind = ring.poll_fd, &self.st, NULL, ring.state
-            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink, ring.end)
-            ring.serving = 1
-            self.ring_ports[port_id] = ring
-            return
-        self._check_new_fd(fd, "port")
-        try:
-            blocking = os.get_blocking(fd)
-        except OSError as exc:
-            raise InvalidArgument(f"port {port_id}: fd {fd}: {exc.strerror}") from None
-        if blocking:
-            raise InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
-        sink.fd, sink.st, sink.uring, sink.kind = fd, &self.st, &self.uring, NULL
-        self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
-
-    def remove_port(self, port_id):
-        """Stop polling and writing port ``port_id`` (call it before closing the fd)."""
-        self._not_running("remove_port()")
-        self.port_table.remove(self.port_table.check_id(port_id))
-        ring = self.ring_ports.pop(port_id, None)
-        if ring is not None:
-            (<RingPort>ring).serving = 0
-
-    def ports(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring"}}; a failed port gave a
-        read error or EOF and is no longer polled (remove_port() and add_port() it again);
-        ``error`` is that read's errno name (EBADFD: the TAP was deleted; ENETDOWN: a ring
-        port's interface went down or away), "EOF", or None; ``ring``: a RingPort."""
-        self._check_open("ports()")
-        return self.port_table.describe()
-
-    def add_wakeup(self, fd):
-        """Make run() return when ``fd`` is readable (it returns the ready fds)."""
-        cdef epoll_event ev
-        self._not_running("add_wakeup()")
-        self._check_new_fd(fd, "wake-up")
-        ev.events = EPOLLIN
-        ev.data.u64 = (<uint64_t>KIND_WAKEUP << 32) | <uint32_t>fd
-        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) < 0:
-            e = errno
-            raise InvalidArgument(f"wake-up: fd {fd} cannot be polled: {os.strerror(e)}")
-        self.wakeups[fd] = True
-
-    def remove_wakeup(self, fd):
-        self._not_running("remove_wakeup()")
-        if fd not in self.wakeups:
-            raise NotFound(f"fd {fd!r} is not a wake-up fd")
-        del self.wakeups[fd]
-        epoll_ctl(self.epfd, EPOLL_CTL_DEL, fd, NULL)
+            raise Busy(f"{what} while the loop is running (call it from the loop's thread)")
 
     # ---- running -----------------------------------------------------------------------
 
@@ -267,7 +219,7 @@ cdef class PacketLoop:
         self._not_running("run()")
         if timeout_ms < -1:
             raise InvalidArgument(f"timeout_ms must be -1 or >= 0, not {timeout_ms}")
-        if self.dp.updating:
+        if self.dp.updating_here():
             raise RuntimeError("run() inside datapath.update() would deadlock")
         cdef int64_t deadline = now_ns() + <int64_t>timeout_ms * 1000000 if timeout_ms > 0 else 0
         cdef bint interrupted
@@ -275,7 +227,7 @@ cdef class PacketLoop:
         try:
             while True:
                 with nogil:
-                    interrupted = self._run(timeout_ms, deadline)
+                    interrupted = self._run(timeout_ms, deadline, False)
                 if not interrupted:
                     break
                 PyErr_CheckSignals()
@@ -283,22 +235,45 @@ cdef class PacketLoop:
             self.running = False
         return [self.ready[i] for i in range(self.ready_n)]
 
+    def serve(self):
+        """Forward in the calling thread until stop(), without the GIL: meant for a thread
+        of its own (see the top of fastpath/loop.pxi).  Signals are blocked in this thread
+        while it serves (the process's other threads take them).  Wake-up fds are run()'s:
+        refused here."""
+        cdef sigset_t all_signals, previous
+        self._not_running("serve()")
+        if self.wakeups:
+            raise InvalidArgument("serve() returns only on stop(): remove the wake-up fds "
+                                  f"{sorted(self.wakeups)} (they are run()'s)")
+        if self.dp.updating_here():
+            raise RuntimeError("serve() inside datapath.update() would deadlock")
+        self.running = self.serving = True
+        try:
+            with nogil:
+                sigfillset(&all_signals)
+                pthread_sigmask(SIG_BLOCK, &all_signals, &previous)
+                self._run(-1, 0, True)
+                pthread_sigmask(SIG_SETMASK, &previous, NULL)
+        finally:
+            self.running = self.serving = False
+
     def stop(self):
-        """Make a running run() return promptly (from any thread)."""
+        """Make a running run() or serve() return promptly (from any thread)."""
         cdef uint64_t one = 1
         self._check_open("stop()")
         # With the GIL held, as close() runs: the eventfd cannot be closed (and its number
         # reused) between the check and the write.  The write never blocks (EFD_NONBLOCK).
         write(self.stopfd, &one, 8)
 
-    cdef bint _run(self, int timeout_ms, int64_t deadline) noexcept nogil:
-        """The loop of run(); True when a signal interrupted epoll_wait (EINTR: also
-        what io_uring's task work can cause without any signal)."""
+    cdef bint _run(self, int timeout_ms, int64_t deadline, bint serving) noexcept nogil:
+        """The loop of run() and serve(); True when a signal interrupted epoll_wait in
+        run() (EINTR: also what io_uring's task work can cause without any signal; serve()
+        just waits again)."""
         cdef epoll_event ev[MAX_EVENTS]
         cdef int n, j, wait
         cdef int64_t left
         cdef uint64_t tag, drain
-        cdef bint stopped = False
+        cdef bint stopped = False, pending
         self.ready_n = 0
         while True:
             if self.ps.active_n > 0 or timeout_ms == 0:
@@ -313,9 +288,14 @@ cdef class PacketLoop:
                 # EINTR: a signal, or task work the kernel runs on this thread (an io_uring
                 # ring torn down after its close() interrupts the thread that created it
                 # once).  Counted apart: not a wait the loop chose; run() lets Python run
-                # the signal handlers and waits again.
+                # the signal handlers and waits again, serve() (signals blocked) waits again.
+                self.dp.lock_for_batch()
                 self.st.epoll_interrupted += 1
+                PyThread_release_lock(self.dp.lock)
+                if serving:
+                    continue
                 return True
+            self.dp.lock_for_batch()
             self.st.epoll_waits += 1
             for j in range(n):
                 tag = ev[j].data.u64
@@ -330,8 +310,13 @@ cdef class PacketLoop:
                     read(self.stopfd, &drain, 8)
                     stopped = True
             if self.ps.active_n > 0 and not stopped:
-                self._cycle()
-            if self.ready_n or stopped or self.slow.n or timeout_ms == 0:
+                self._cycle(serving)
+            PyThread_release_lock(self.dp.lock)
+            if stopped:
+                return False
+            if serving:
+                continue
+            if self.ready_n or handoff_pending(&self.slow) or timeout_ms == 0:
                 return False
             if timeout_ms > 0 and now_ns() >= deadline:
                 return False
@@ -361,18 +346,18 @@ cdef class PacketLoop:
         ps.rr = j
         self.batch._count = count
 
-    cdef void _cycle(self) noexcept nogil:
+    cdef void _cycle(self, bint serving) noexcept nogil:
+        """Steps 2-5 (see the top); the caller holds the datapath's lock."""
         cdef Py_ssize_t i, k, end
         cdef uint8_t v
         cdef uint8_t* f
         cdef uint32_t n
+        cdef bint slow = False
         self._fill()
         if self.batch._count == 0:
             ports_end_batch(self.ps, &self.st)      # slots a ring kind dropped as it read
             return
-        PyThread_acquire_lock(self.dp.lock, WAIT_LOCK)
         self.dp.process_locked(self.batch)
-        PyThread_release_lock(self.dp.lock)
         self.st.batches += 1
         for i in range(self.batch._count):
             v = self.batch.c_verdict[i]
@@ -386,12 +371,35 @@ cdef class PacketLoop:
                 for k in range(self.batch.c_fanout_first[i], end):
                     self._out(f, n, self.batch.c_fanout_port[k], self.batch.c_fanout_eth + k * ETH_HLEN)
             elif v == VERDICT_SLOWPATH:
-                queue_slow(&self.slow, f, n, self.batch.c_port[i], self.batch.c_reason[i],
-                           self.scratch, &self.st)
+                slow = True
         if self.uring.w != NULL:
             uring_flush(&self.uring, &self.st)     # before the next batch reuses the buffers
+        if slow:
+            self._to_slow_path(serving)             # copied out of the rings first
         ports_end_batch(self.ps, &self.st)          # ring frames back, transmit rings kicked
         self.batch._count = 0
+
+    cdef void _to_slow_path(self, bint serving) noexcept nogil:
+        """Step 5: the batch's SLOWPATH frames into the slow handoff, each within its
+        sender's share of the slow path (slow_shares.pxi)."""
+        cdef Py_ssize_t i
+        cdef int32_t port, ns
+        cdef uint8_t reason
+        cdef int64_t now = now_ns()
+        cdef ShareView* shares = self.dp.shares.view()
+        cdef SlowQueue* q = handoff_begin(&self.slow)
+        for i in range(self.batch._count):
+            if self.batch.c_verdict[i] != VERDICT_SLOWPATH:
+                continue
+            port = self.batch.c_port[i]
+            ns = self.dp.ports.ns[port]
+            reason = self.batch.c_reason[i]
+            if not share_admit(shares, ns, port, reason_share(reason), now):
+                self.st.slow_refused += 1
+                continue
+            queue_slow(q, self.batch.c_buf + self.batch.c_offset[i], self.batch.c_length[i],
+                       port, ns, reason, self.scratch, &self.st)
+        handoff_end(&self.slow, serving)
 
     cdef inline void _out(self, uint8_t* f, uint32_t n, int32_t out, const uint8_t* eth) noexcept nogil:
         if out < 0 or out >= self.ps.n or self.ps.port[out].fd < 0:
@@ -399,44 +407,3 @@ cdef class PacketLoop:
             return
         ports_touch(self.ps, &self.ps.port[out], out)
         send_out(&self.ps.port[out], f, n, eth, self.scratch, &self.st)
-
-    # ---- Python side, between runs -----------------------------------------------------
-
-    def slow_frames(self):
-        """The frames the fast path handed to the slow path since the last call:
-        [(port_id, reason, bytes)] (Ethernet frames, no virtio-net header)."""
-        self._check_open("slow_frames()")
-        return slow_take(&self.slow)
-
-    def send(self, port_id, frame):
-        """Write a frame the slow path built to ``port_id`` (a zero virtio-net header goes
-        in front on a vnet port).  True when written; False when the write failed (a full
-        queue or an error, counted in stats())."""
-        self._check_open("send()")
-        self.port_table.check_id(port_id)
-        cdef LoopPort* p = &self.ps.port[<int>port_id]
-        if p.fd < 0:
-            raise NotFound(f"port {port_id} is not in the loop")
-        cdef const uint8_t[::1] data = frame
-        cdef Py_ssize_t n = data.shape[0]
-        if not ETH_HLEN <= n <= self.rx.slot_size - self.rx.headroom:
-            raise InvalidArgument(f"a frame is {ETH_HLEN}..{self.rx.slot_size - self.rx.headroom} "
-                                  f"bytes, not {n}")
-        if p.end != NULL:                   # a ring kind: its tx, then its end kicks it out
-            if port_send(p, &data[0], n, &self.st) != 0:
-                return False
-        elif fd_send(p.fd, p.vnet, &data[0], n, &self.st) != 0:  # at once, whatever the backend
-            return False
-        self.st.sent += 1
-        return True
-
-    def stats(self):
-        """The loop's counters (a snapshot), with the backend and the vnet drop reasons."""
-        cdef uint64_t* c = <uint64_t*>&self.st
-        self._check_open("stats()")
-        out = {name: int(c[k]) for k, name in enumerate(STAT_NAMES)}
-        for k in range(1, VNET_NREASONS):
-            out[VNET_REASON_NAMES[k]] = int(self.st.vnet_drop[k])
-        out["slow_pending"] = self.slow.n
-        out["backend"] = self.backend
-        return out

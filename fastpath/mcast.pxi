@@ -24,11 +24,12 @@ cdef class McastGroups:
     cdef list free_ids
     cdef dict members               # (scope, group address) -> (id, tuple of member namespaces)
     cdef dict of_ns                 # namespace -> set of the (scope, group) it is a member of
+    cdef dict of_scope              # scope -> set of its (scope, group) keys
 
     def __cinit__(self):
         self.groups = NULL
         self.cap = self.next_id = 0
-        self.free_ids, self.members, self.of_ns = [], {}, {}
+        self.free_ids, self.members, self.of_ns, self.of_scope = [], {}, {}, {}
 
     def __dealloc__(self):
         cdef int32_t g
@@ -78,6 +79,8 @@ cdef class McastGroups:
         old = self.members.get(key)
         old_members = () if old is None else old[1]
         self.resize(gid, len(ports))
+        if old is None:
+            self.of_scope.setdefault(key[0], set()).add(key)
         self.members[key] = (gid, members)
         self.write_ports(gid, ports)
         for n in old_members:
@@ -92,12 +95,16 @@ cdef class McastGroups:
         gid, members = self.members.pop(key)
         for n in members:
             self.of_ns.get(n, set()).discard(key)
+        keys = self.of_scope[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self.of_scope[key[0]]
         self.groups[<int32_t>gid].n = 0
         self.release_id(gid)
         return gid
 
     cdef list keys_of_scope(self, int scope):
-        return [key for key in self.members if key[0] == scope]
+        return list(self.of_scope.get(scope, ()))
 
     cdef list keys_of(self, int ns_id):
         """The groups a namespace is a member of, in order."""
@@ -140,11 +147,15 @@ cdef class McastGroups:
         g.n = len(ports)
         return 0
 
-    cdef dict counters(self):
+    cdef dict counters(self, keys=None):
+        """The counters of the groups ``keys`` (None: all) that exist."""
         cdef McastGroup* g
         out = {}
-        for key, (gid, _) in self.members.items():
-            g = &self.groups[<int32_t>gid]
+        for key in (self.members if keys is None else keys):
+            entry = self.members.get(key)
+            if entry is None:
+                continue
+            g = &self.groups[<int32_t>entry[0]]
             out[key] = {"rx_packets": int(g.rx_packets), "rx_bytes": int(g.rx_bytes),
                         "copies": int(g.copies)}
         return out

@@ -19,13 +19,15 @@ from fastpath.addresses import (MAX_PLEN, V6, addr_str, check_ip, gateway_key, g
 from fastpath.errors import AddressInUse, Busy, InvalidArgument, NotFound
 from fastpath.reasons import TRAFFIC_COUNTER_NAMES as COUNTER_NAMES
 from fastpath.reference_batch import DEFAULT_MTU, ReferenceBatch, ipv4_checksum
+from fastpath.shares import ReferenceShares
 
 __all__ = ["ReferenceDatapath", "ipv4_checksum"]
 
 
-class ReferenceDatapath(ReferenceBatch):
+class ReferenceDatapath(ReferenceBatch, ReferenceShares):
     """Reference implementation of ``fastpath.Datapath`` (same methods, same results);
-    its batch function and counters are ReferenceBatch's (reference_batch.py)."""
+    its batch function and counters are ReferenceBatch's (reference_batch.py), the
+    slow path's shares ReferenceShares' (shares.py)."""
 
     families = (4, 6)
 
@@ -52,6 +54,7 @@ class ReferenceDatapath(ReferenceBatch):
         self.neighbours = {}      # (scope, ip) -> mac
         self.reason_ctr = dict.fromkeys(V.REASON_NAMES, 0)
         self.port_ctr, self.ns_ctr, self.ns_reason_ctr = {}, {}, {}
+        self._init_shares()
 
     # ---- update lock ----------------------------------------------------------------------
 
@@ -153,6 +156,7 @@ class ReferenceDatapath(ReferenceBatch):
     def _clear_counters(self, ns_id):
         self.ns_ctr[ns_id] = dict.fromkeys(COUNTER_NAMES, 0)
         self.ns_reason_ctr[ns_id] = dict.fromkeys(V.REASON_NAMES, 0)
+        self._clear_ns_shares(ns_id)
 
     def set_port(self, port_id, ns_id, mac, dhcp=False, mtu=DEFAULT_MTU):
         self._writing()
@@ -170,6 +174,7 @@ class ReferenceDatapath(ReferenceBatch):
         if old is None or old[0] != ns_id:
             self.ports[port_id] = [ns_id, bytes(mac), None, mtu]
             self.port_ctr[port_id] = dict.fromkeys(COUNTER_NAMES, 0)
+            self._clear_port_shares(port_id)
         else:
             old[1], old[3] = bytes(mac), mtu
         (self.dhcp_ports.add if dhcp else self.dhcp_ports.discard)(port_id)

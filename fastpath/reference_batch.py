@@ -42,7 +42,8 @@ class ReferenceBatch(ReferenceIpv6):
             "reasons": {n: self.reason_ctr[c] for c, n in names.items()},
             "ports": {p: dict(self.port_ctr[p]) for p in sorted(self.ports)},
             "namespaces": {ns: {**self.ns_ctr[ns],
-                                "reasons": {n: self.ns_reason_ctr[ns][c] for c, n in names.items()}}
+                                "reasons": {n: self.ns_reason_ctr[ns][c] for c, n in names.items()},
+                                "slow_refused": self._refused_of(ns)}
                            for ns in sorted(self.namespaces)},
             "groups": {key: dict(ctr) for key, ctr in self.group_ctr.items()},
         }

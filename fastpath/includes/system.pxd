@@ -1,4 +1,5 @@
-# libc / POSIX bits of the fast path that Cython's own declarations do not give as such.
+# libc / POSIX bits of the fast path that Cython's own declarations do not give as such:
+# the monotonic clock, sched_yield (the lock handoff), the thread's signal mask (serve()).
 from libc.stdint cimport int64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -8,3 +9,16 @@ cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cdef extern from "<signal.h>" nogil:
+    ctypedef struct sigset_t:
+        pass
+    int sigfillset(sigset_t* s)
+    int pthread_sigmask(int how, const sigset_t* s, sigset_t* old)
+    enum:
+        SIG_BLOCK
+        SIG_SETMASK

@@ -97,9 +97,21 @@ def apply_diff(dp, diff, undo):
     for key, value in stale.items():
         undo.do(lambda k=key: dp.remove_route(*k),
                 lambda k=key, v=value: dp.add_route(*k, *v))
+    # A directed broadcast whose listeners change while each new one exists already is
+    # rewritten in place (one write: its entry stays); one that goes, or gains a
+    # namespace made in this diff, is removed here and set again below.
     broadcasts = diff.changes("broadcasts")
-    for key, old, _ in broadcasts:
-        if old is not GONE:
+    in_place = set()
+    for key, old, new in broadcasts:
+        if old is GONE:
+            continue
+        if new is not GONE and all(diff.old("namespaces", n) is not GONE
+                                   and diff.old("namespaces", n) == diff.new("namespaces", n)
+                                   for n in new):
+            in_place.add(key)
+            undo.do(lambda k=key, v=new: dp.set_broadcast(*k, v),
+                    lambda k=key, v=old: dp.set_broadcast(*k, v))
+        else:
             undo.do(lambda k=key: dp.remove_broadcast(*k),
                     lambda k=key, v=old: dp.set_broadcast(*k, v))
     # A multicast group whose members change is first narrowed to the members that stay
@@ -158,7 +170,7 @@ def apply_diff(dp, diff, undo):
             undo.do(lambda k=key, v=new: dp.add_address(*k, v),
                     lambda k=key: dp.remove_address(*k))
     for key, _, new in broadcasts:
-        if new is not GONE:
+        if new is not GONE and key not in in_place:
             undo.do(lambda k=key, v=new: dp.set_broadcast(*k, v),
                     lambda k=key: dp.remove_broadcast(*k))
     for key, _, new in multicast:

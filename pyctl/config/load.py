@@ -11,6 +11,7 @@ from pyctl.config.spec import (
     CONTROL_LIMIT_RANGES,
     IO_BACKENDS,
     KINDS,
+    SHARE_RANGE,
     SLOWPATH_LIMIT_RANGES,
     Config,
     ConfigError,
@@ -281,22 +282,50 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
                           io_backend=io_backend, state_file=state_file,
-                          slowpath=_limits(r, t, path, "slowpath", SlowPathLimits,
-                                           SLOWPATH_LIMIT_RANGES),
+                          slowpath=_slowpath(r, t, path),
                           control=_limits(r, t, path, "control", ControlLimits,
                                           CONTROL_LIMIT_RANGES))
 
 
-def _limits(r: _Reader, table: dict, path: tuple, key: str, record: type, ranges: dict):
+def _limits(r: _Reader, table: dict, path: tuple, key: str, record: type, ranges: dict,
+            extra: tuple = (), **more):
     """The ``[daemon.KEY]`` table of integer limits as ``record``; missing keys keep
-    their defaults, each value checked against its (smallest, largest)."""
+    their defaults, each value checked against its (smallest, largest); ``extra`` keys
+    are allowed and read by the caller (``more``: their values)."""
     defaults = record()
     if key not in table:
         return defaults
     sub = path + (key,)
-    values = r.table(table[key], sub, tuple(ranges))
+    values = r.table(table[key], sub, tuple(ranges) + extra)
     return record(**{name: r.integer(values, sub, name, getattr(defaults, name), low, high)
-                     for name, (low, high) in ranges.items()})
+                     for name, (low, high) in ranges.items()}, **more)
+
+
+def _slowpath(r: _Reader, table: dict, path: tuple) -> SlowPathLimits:
+    """``[daemon.slowpath]``, with its ``shares`` table: ``NAME = [rate, burst]``."""
+    sub = path + ("slowpath",)
+    given = table.get("slowpath", {})
+    if isinstance(given, dict) and "frames_per_second" in given:
+        raise r.error(sub + ("frames_per_second",),
+                      "the slow path has no switch-wide budget any more: each namespace has "
+                      "its share of it, set in [daemon.slowpath.shares] (docs/security.md)")
+    shares = SlowPathLimits().shares
+    if isinstance(given, dict) and "shares" in given:
+        where = sub + ("shares",)
+        values = r.table(given["shares"], where, tuple(shares))
+        shares = dict(shares)
+        for name, value in values.items():
+            low, high = SHARE_RANGE
+            if (not isinstance(value, list) or len(value) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high
+                           for v in value)):
+                raise r.error(where + (name,), f"expected [rate, burst]: two integers in "
+                                               f"{low}..{high} (frames per second, frames)")
+            if value[0] and not value[1]:
+                raise r.error(where + (name,), "a share with a rate needs a burst of at least 1")
+            shares[name] = tuple(value)
+    return _limits(r, table, path, "slowpath", SlowPathLimits, SLOWPATH_LIMIT_RANGES,
+                   extra=("shares",), shares=shares)
 
 
 # ----------------------------------------------------------------- applying

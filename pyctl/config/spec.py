@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastpath.reasons import SLOW_SHARES
 from pyctl import errors
 from pyctl.model.state import ROOT_NAME as ROOT
 
@@ -70,24 +71,32 @@ class PortSpec:
         return self.options.get("netns")
 
 
+def _default_shares() -> dict:
+    return {share.name: (share.rate, share.burst) for share in SLOW_SHARES}
+
+
 @dataclass(frozen=True)
 class SlowPathLimits:
     icmp_errors_per_second: int = 100
     icmp_errors_burst: int = 20
     arp_requests_per_second: int = 100
-    frames_per_second: int = 20000
     neighbours: int = 65536                 # learned neighbours, in all
     neighbours_per_scope: int = 4096        # learned neighbours of one L2 scope
     neighbour_reachable_time: int = 30      # seconds; then stale, probed, removed unanswered
+    igmp_groups_per_namespace: int = 256    # groups one namespace may learn from its reports
+    # [daemon.slowpath.shares]: share -> (frames per second, burst) each namespace (igmp:
+    # each port) may hand to the slow path (fastpath.reasons.SLOW_SHARES; rate 0: no limit)
+    shares: dict = field(default_factory=_default_shares, hash=False)
 
 
 # [daemon.slowpath] key -> (smallest, largest) value the file may give it
 SLOWPATH_LIMIT_RANGES = {
     "icmp_errors_per_second": (0, 10_000_000), "icmp_errors_burst": (0, 10_000_000),
-    "arp_requests_per_second": (0, 10_000_000), "frames_per_second": (0, 10_000_000),
+    "arp_requests_per_second": (0, 10_000_000),
     "neighbours": (1, 10_000_000), "neighbours_per_scope": (1, 10_000_000),
-    "neighbour_reachable_time": (1, 86400),
+    "neighbour_reachable_time": (1, 86400), "igmp_groups_per_namespace": (1, 65536),
 }
+SHARE_RANGE = (0, 1_000_000)            # a share's rate and burst
 
 
 @dataclass(frozen=True)

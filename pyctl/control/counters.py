@@ -12,6 +12,10 @@ its subtree) and applies the ``counters`` verb's filters::
 The daemon adds ``"groups": {scope: {group: {"rx_packets", "rx_bytes", "copies"}}}``
 (``pyctl.daemon.multicast.group_counters``).
 
+``counted(api, ...)`` says which namespace and port ids such an answer may hold,
+so that the daemon reads only those counters (an answer costs its size, not the
+switch's): None is "all" (the administrator's unfiltered view).
+
 ``format_counters(counters)`` is the table `tapswitch ctl counters` prints and
 the daemon prints when it stops.
 """
@@ -23,7 +27,7 @@ from pyctl import errors
 from pyctl.control.tables import table
 from pyctl.control.verb_table import VERBS
 
-__all__ = ["PARAMS", "select", "format_counters"]
+__all__ = ["PARAMS", "select", "counted", "format_counters"]
 
 # The `counters` verb's arguments (declared in the verb table; the daemon serves it).
 PARAMS = VERBS["counters"].params
@@ -60,6 +64,21 @@ def select(raw: dict, api, *, namespace=None, port=None) -> dict:
                   for i, value in raw["ports"].items() if i in ports},
         "reasons": dict(raw["reasons"]) if whole else {},
     }
+
+
+def counted(api, *, namespace=None, port=None) -> tuple:
+    """``(namespace ids, port ids)`` that ``select`` may keep for these arguments, each
+    None for "every one" (the administrator, unfiltered)."""
+    if api.acting is None and namespace is None and port is None:
+        return None, None
+    if port is not None:
+        wanted = api.port(port)
+        ns_ids = [] if namespace is None else [api.namespace(namespace).id]
+        return ns_ids, [wanted.id]
+    if namespace is not None:
+        ns = api.namespace(namespace)
+        return [ns.id], [p.id for p in api.ports(ns.id)]
+    return [ns.id for ns in api.namespaces()], [p.id for p in api.ports()]
 
 
 def _drop_names() -> frozenset[str]:

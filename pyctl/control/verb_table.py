@@ -171,7 +171,8 @@ _TABLE = (
                       Param("port", "port", required=False, option=True,
                             flags=("--port", "-p"), help="only this port")],
          served_by="daemon", rig=True, summary="packet and drop counters",
-         result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons}}, "
+         result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons, "
+                "slow_refused}}, "
                 "ports: {name: {namespace, rx_packets, ...}}, reasons, groups: {scope: {group: "
                 "{rx_packets, rx_bytes, copies}}}}` (below)", render=render.counters),
     Verb("multicast", served_by="daemon",

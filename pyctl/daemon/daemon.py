@@ -1,24 +1,31 @@
 """The tapswitch daemon: the model, the fast path, the packet loop, the slow
 path and the control socket, put together.
 
-One thread runs everything.  ``PacketLoop.run()`` forwards without the GIL
-and comes back to Python only between batches: when the control socket or the
-wake-up pipe is readable, when the fast path handed frames to the slow path,
-or on the housekeeping tick.  Every change of the model goes through
-``Daemon.change()``: the model's transaction, then the compiler's diff and the
-TAPs' reconciliation; if any of it fails, all of it is undone.
+Two threads.  The *packet thread* runs ``PacketLoop.serve()``: the compiled loop,
+which never needs the GIL; it hands the frames the slow path must see to a bounded
+queue (the slow handoff, ``loop.slow_fd`` says when) and takes the datapath's lock
+only for each batch.  The *control thread* (the one that calls ``run()``) does
+everything in Python: the control socket, the compiler and the TAPs, the slow path
+(ARP, ICMP, IGMP, neighbours) and the housekeeping tick, waiting on one epoll set
+(the wake-up pipe, the control socket, the slow handoff's eventfd).  Table changes
+reach the packet thread between two batches, under the datapath's update lock,
+whose handoff lets the control thread in even while the loop never idles.  So a
+burst of control work or of slow-path frames costs forwarding at most one control
+step's wait for the lock, never Python's time.
 
-Another thread (the in-process test-rig API) talks to a running daemon with
-``Daemon.call(func)``, which runs ``func`` in the daemon's thread between
-batches and hands back its result or exception.
+Every change of the model goes through ``Daemon.change()``: the model's transaction,
+then the compiler's diff and the TAPs' reconciliation; if any of it fails, all of it
+is undone.  Another thread (the in-process test-rig API) talks to a running daemon
+with ``Daemon.call(func)``, which runs ``func`` in the control thread and hands back
+its result or exception.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import queue
+import select
 import signal
 import sys
 import threading
@@ -30,7 +37,7 @@ from fastpath import verdicts
 from pyctl import errors, kernel
 from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
-from pyctl.control.counters import format_counters, select as select_counters
+from pyctl.control.counters import counted, format_counters, select as select_counters
 from pyctl.control.server import ControlServer
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
@@ -38,8 +45,8 @@ from pyctl.daemon.dhcp import DhcpServer
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.control.dispatch import Dispatcher
-from pyctl.daemon.multicast import Multicast, group_counters
-from pyctl.ops.ratelimit import TokenBucket
+from pyctl.daemon import igmp
+from pyctl.daemon.multicast import Multicast, group_counters, group_keys
 from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
 from pyctl.control.verb_table import VERBS
 from pyctl.control.verbs import standard_dispatcher
@@ -93,20 +100,22 @@ class Daemon:
             arp_rate=float(limits.arp_requests_per_second), max_neighbours=limits.neighbours,
             max_neighbours_per_scope=limits.neighbours_per_scope,
             reachable_time=float(limits.neighbour_reachable_time)), datapath=self.datapath)
-        # What the slow path may take in, in all: a flood of ARP or of frames to
-        # the switch's own address costs Python time, not forwarding time.
-        self._slow_budget = TokenBucket(float(limits.frames_per_second),
-                                        max(1, limits.frames_per_second // 10), time.monotonic())
-        self.slow_frames_over_budget = 0
+        # Each namespace's share of the slow path: what is over it the packet thread
+        # refuses (counted per namespace and share) before Python sees it.
+        for name, (rate, burst) in limits.shares.items():
+            self.datapath.set_slow_share(name, rate, burst)
         self.ports = PortManager(switch, self.loop, self.registry)
         self.dhcp = DhcpServer(self.ports.dhcp_port)
-        self.multicast = Multicast(switch, self.view, self.change)
+        self.multicast = Multicast(switch, self.view, self.change, igmp.IgmpConfig(
+            max_groups_per_namespace=limits.igmp_groups_per_namespace))
         self.control = None
         self._calls = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poller = select.epoll()       # the control thread's wait (see the top)
         self._stopping = False
         self._closed = False
-        self._thread = None
+        self._thread = None                 # the control thread (run()'s)
+        self._packet_error = None           # what ended the packet thread, if not stop()
         self._next_tick = 0.0
         self._next_netns_check = 0.0
         self._loop_failures = 0         # read errors + EOFs of the loop already acted on
@@ -124,7 +133,8 @@ class Daemon:
             self.apply()
             self.ports.ownership.finish_reclaim()
             self.multicast.attach()
-            self.loop.add_wakeup(self._wake_r)
+            self._poller.register(self._wake_r, select.EPOLLIN)
+            self._poller.register(self.loop.slow_fd, select.EPOLLIN)
             if control:
                 base = standard_dispatcher()
                 self._register_daemon_verbs(base)
@@ -133,7 +143,7 @@ class Daemon:
                                              socket_dir=self.settings.socket_dir,
                                              mode=self.settings.socket_mode,
                                              limits=self.settings.control)
-                self.loop.add_wakeup(self.control.fileno())
+                self._poller.register(self.control.fileno(), select.EPOLLIN)
             self._unsubscribe = self.switch.subscribe(self._on_model_event)
         except BaseException:
             self.close(report=False)
@@ -201,28 +211,45 @@ class Daemon:
     # ------------------------------------------------------------------ running
 
     def run(self, duration=None):
-        """Forward until ``stop()`` (or for ``duration`` seconds)."""
+        """Forward until ``stop()`` (or for ``duration`` seconds): the packet thread
+        forwards, the calling thread is the control thread (see the top)."""
         self._thread = threading.get_ident()
         deadline = None if duration is None else time.monotonic() + duration
-        while not self._stopping:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            wait = max(0.0, self._next_tick - now)
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            # Round up: a wait under a millisecond must still block, not spin.
-            ready = self.loop.run(math.ceil(wait * 1000) if wait > 0 else 0)
-            self._service(ready)
+        packets = threading.Thread(target=self._forward, name="tapswitch-packets", daemon=True)
+        packets.start()
+        try:
+            while not self._stopping and self._packet_error is None:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                wait = max(0.0, self._next_tick - now)
+                if deadline is not None:
+                    wait = min(wait, deadline - now)
+                self._service(self._poller.poll(wait))
+        finally:
+            self.loop.stop()
+            packets.join()
+        if self._packet_error is not None:
+            raise RuntimeError("the packet thread failed") from self._packet_error
         return self
 
-    def _service(self, ready):
-        for fd in ready:
+    def _forward(self):
+        """The packet thread."""
+        try:
+            self.loop.serve()
+        except BaseException as exc:       # run() raises it in the control thread
+            log.exception("the packet thread failed")
+            self._packet_error = exc
+            self._wake()
+
+    def _service(self, events):
+        for fd, _ in events:
             if fd == self._wake_r:
                 self._drain_wake()
+            elif fd == self.loop.slow_fd:
+                self._slow_path(self.loop.slow_frames())
             elif self.control is not None and fd == self.control.fileno():
                 self.control.poll(0)
-        self._slow_path(self.loop.slow_frames())
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
@@ -246,15 +273,11 @@ class Daemon:
             self.ports.check_links()
 
     def _slow_path(self, frames):
-        now = time.monotonic()
         for port_id, reason, data in frames:
-            if not self._slow_budget.take(now):
-                self.slow_frames_over_budget += 1
-                continue
             if reason == verdicts.REASON_IGMP:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
             elif reason == verdicts.REASON_DHCP:
-                self._send(self.dhcp.handle(port_id, data, now))
+                self._send(self.dhcp.handle(port_id, data, time.monotonic()))
             else:
                 self._emit(self.slowpath.handle(port_id, reason, data))
 
@@ -290,7 +313,7 @@ class Daemon:
                     future.set_exception(exc)
 
     def call(self, func, timeout=30.0):
-        """Run ``func()`` in the daemon's thread between batches; its result or exception."""
+        """Run ``func()`` in the control thread; its result or exception."""
         if self._thread is None or self._thread == threading.get_ident():
             return func()
         future = Future()
@@ -315,7 +338,9 @@ class Daemon:
         """The fast path's counters, named, limited to what ``session`` sees and filtered
         (pyctl.control.counters.select)."""
         api = self.switch if session is None else session.api
-        raw = self.datapath.counters()
+        ns_ids, port_ids = counted(api, namespace=namespace, port=port)
+        keys = () if port is not None else group_keys(api, self.datapath, namespace)
+        raw = self.datapath.counters(namespaces=ns_ids, ports=port_ids, groups=keys)
         out = select_counters(raw, api, namespace=namespace, port=port)
         out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
         return out
@@ -328,7 +353,8 @@ class Daemon:
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters), "dhcp": dict(self.dhcp.counters),
                 "rings": self.ports.ring_stats(),
-                "slowpath_over_budget": self.slow_frames_over_budget,
+                "slowpath_shares": {name: {"rate": rate, "burst": burst} for name, (rate, burst)
+                                    in self.datapath.slow_shares().items()},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
@@ -352,6 +378,7 @@ class Daemon:
             log.warning("cleanup of %s failed: %s", what, exc)
         if isinstance(self.ports.ownership, Ownership):
             self.ports.ownership.close()
+        self._poller.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)

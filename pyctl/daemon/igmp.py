@@ -162,13 +162,19 @@ class IgmpConfig:
     last_member_query_time: float = 2.0          # RFC 3376 8.8: 2 * 1 s
     query_interval: float = 125.0
     max_memberships: int = 65536                 # per scope
+    max_groups_per_namespace: int = 256          # learned from reports, per namespace
 
     def __post_init__(self):
         for name in ("group_membership_interval", "last_member_query_time", "query_interval"):
             if not getattr(self, name) > 0:
                 raise InvalidArgument(f"IGMP setting {name}={getattr(self, name)!r} must be > 0")
-        if self.max_memberships < 1:
-            raise InvalidArgument(f"IGMP setting max_memberships={self.max_memberships!r} must be >= 1")
+        for name in ("max_memberships", "max_groups_per_namespace"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InvalidArgument(f"IGMP setting {name}={getattr(self, name)!r} must be >= 1")
+
+
+class NamespaceFull(OverflowError):
+    """A report would give a namespace more than ``max_groups_per_namespace`` groups."""
 
 
 class MembershipTable:
@@ -180,6 +186,7 @@ class MembershipTable:
         self.config = config or IgmpConfig()
         self._groups: dict[int, dict[int, float]] = {}
         self._count = 0
+        self._of_ns: dict[int, int] = {}        # namespace -> its memberships
 
     def __len__(self) -> int:
         return self._count
@@ -201,17 +208,24 @@ class MembershipTable:
     def report(self, namespace: int, group: int, now: float) -> Change | None:
         """A report: (re)start the membership's timer.  The change, or None if
         the fan-out does not change.  Raises OverflowError when a new membership
-        would exceed ``max_memberships`` (the snooper counts it as a drop)."""
+        would exceed ``max_memberships``, NamespaceFull when the namespace already has
+        ``max_groups_per_namespace`` (the snooper counts them as drops).  O(1)."""
         members = self._groups.get(group)
         if members is not None and namespace in members:
             if members[namespace] != math.inf:
                 members[namespace] = now + self.config.group_membership_interval
             return None
+        if self._of_ns.get(namespace, 0) >= self.config.max_groups_per_namespace:
+            raise NamespaceFull
         if self._count >= self.config.max_memberships:
             raise OverflowError
-        self._groups.setdefault(group, {})[namespace] = now + self.config.group_membership_interval
-        self._count += 1
+        self._add(group, namespace, now + self.config.group_membership_interval)
         return Change(group, namespace, True)
+
+    def _add(self, group: int, namespace: int, expiry: float) -> None:
+        self._groups.setdefault(group, {})[namespace] = expiry
+        self._count += 1
+        self._of_ns[namespace] = self._of_ns.get(namespace, 0) + 1
 
     def leave(self, namespace: int, group: int, now: float, fast: bool = True) -> Change | None:
         """A snooped leave: remove at once (``fast``) or expire after the Last
@@ -246,8 +260,7 @@ class MembershipTable:
         if self._count >= self.config.max_memberships:
             raise InvalidArgument(f"the scope already has {self._count} group memberships "
                                   f"(max_memberships={self.config.max_memberships})")
-        self._groups.setdefault(group, {})[namespace] = math.inf
-        self._count += 1
+        self._add(group, namespace, math.inf)
         return Change(group, namespace, True)
 
     def drop(self, namespace: int, group: int) -> Change | None:
@@ -267,6 +280,9 @@ class MembershipTable:
         if not members:
             del self._groups[group]
         self._count -= 1
+        self._of_ns[namespace] -= 1
+        if not self._of_ns[namespace]:
+            del self._of_ns[namespace]
         return Change(group, namespace, False)
 
 
@@ -313,6 +329,9 @@ class IgmpSnooper:
                 self.counters["igmp_join"] += 1
                 try:
                     change = table.report(namespace, event.group, now)
+                except NamespaceFull:
+                    self.counters["drop_igmp_namespace_full"] += 1
+                    continue
                 except OverflowError:
                     self.counters["drop_igmp_table_full"] += 1
                     continue

@@ -32,6 +32,7 @@ quarter of the query interval later, RFC 3376's startup queries), then every
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections import defaultdict
 
@@ -42,7 +43,7 @@ from pyctl.model.events import GroupJoined, GroupLeft, NamespaceDestroyed
 
 log = logging.getLogger("tapswitch.multicast")
 
-__all__ = ["Multicast", "group_counters", "STARTUP_QUERY_COUNT"]
+__all__ = ["Multicast", "group_counters", "group_keys", "STARTUP_QUERY_COUNT"]
 
 STARTUP_QUERY_COUNT = 2          # RFC 3376 8.7: the robustness variable
 LAST_MEMBER_QUERY_INTERVAL = 1.0  # RFC 3376 8.8: max response time of a group-specific query
@@ -145,7 +146,8 @@ class Multicast:
                 for _, change in changes:
                     acting = sw.as_namespace(change.namespace)
                     group = pk.ip_str(change.group)
-                    member = group in acting.groups(change.namespace)
+                    with sw.read() as reader:       # O(1): a flood of reports is many changes
+                        member = reader.is_member(change.namespace, ipaddress.IPv4Address(group))
                     if change.joined and not member:
                         acting.join(group, change.namespace)
                     elif not change.joined and member:
@@ -263,6 +265,22 @@ def group_counters(raw_groups: dict, api, namespace=None) -> dict:
         elif text in mine and acting.parent == scope:
             out[api.scope_of(acting.id).name][text] = dict(value)
     return dict(out)
+
+
+def group_keys(api, datapath, namespace=None):
+    """The fast path's group keys ``group_counters`` may show ``api`` (None: all of them,
+    the administrator's unfiltered view), read from the datapath's per-scope index."""
+    acting = api.acting
+    if namespace is not None:
+        scopes = [api.scope_of(namespace).id]
+    elif acting is None:
+        return None
+    elif acting.kind == "l3":
+        return [(acting.parent, g) for g in map(_ipv4_group, api.groups(acting.id))
+                if g is not None]
+    else:
+        scopes = [ns.id for ns in api.namespaces() if ns.kind == "l2"]
+    return [key for scope in scopes for key in datapath.group_keys(scope)]
 
 
 def _ipv4_group(group):

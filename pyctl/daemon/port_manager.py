@@ -4,7 +4,11 @@
 kind (``port_kinds``: a TAP, a veth pair on AF_PACKET rings or AF_XDP, an
 attached interface), and closes the ones the model no longer has.  Opening
 comes first and is all-or-nothing (a failure closes what this call opened), so
-a refused change never loses a working port.  A port's kernel side (``netns``,
+a refused change never loses a working port.  It costs what changed: the manager
+watches the model (``Switch.watch``: told of each change and of each undone one)
+and looks only at the ports a change named and at the ports of the tenants whose
+addresses moved; the first call, and one after a change it has no rule for, look
+at everything.  A port's kernel side (``netns``,
 ``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
@@ -33,6 +37,9 @@ from pyctl.daemon import port_kinds
 from pyctl.daemon.dhcp import DhcpPort
 from pyctl.daemon.ownership import NotRecorded
 from pyctl.kernel.private_netns import PrivateNamespace
+from pyctl.model.events import (AddressEvent, MembershipEvent, NamespaceCreated,
+                                NamespaceDestroyed, PortEvent, QuotaSet, RouteEvent,
+                                TenantAddressEvent)
 from pyctl.model.port_options import DEFAULT_LEASE_TIME, dhcp_served
 
 log = logging.getLogger("tapswitch.ports")
@@ -60,12 +67,47 @@ class PortManager:
         self._closed: list[int] = []
         self.ownership = NotRecorded(registry)   # the daemon's Ownership once it starts
         self._switch_ns = None                # the veth ports' switch ends' namespace
+        self._everything = True               # the next reconcile looks at every port
+        self._ports: set[int] = set()         # port ids a change named
+        self._tenants: set[int] = set()       # namespaces whose addresses moved
+        self._unwatch = switch.watch(self._note)
+
+    def _note(self, event, undone):
+        """A model change (or its undoing): what the next reconcile must look at."""
+        if isinstance(event, PortEvent):
+            self._ports.add(event.port.id)
+        elif isinstance(event, NamespaceDestroyed):
+            self._ports.update(port.id for port in event.removed_ports)
+        elif isinstance(event, TenantAddressEvent):
+            self._tenants.add(event.tenant.id)
+        elif not isinstance(event, (NamespaceCreated, AddressEvent, RouteEvent,
+                                    MembershipEvent, QuotaSet)):
+            self._everything = True           # a change with no rule here: look at all
 
     def reconcile(self):
-        wanted = {p.id: p for p in self.switch.ports()}
+        """Bring the TAPs in line with the model's ports (see the top)."""
+        everything, ports, tenants = self._everything, self._ports, self._tenants
+        self._everything, self._ports, self._tenants = False, set(), set()
+        try:
+            self._reconcile(everything, ports, tenants)
+        except BaseException:
+            self._everything |= everything    # looked at again next time
+            self._ports |= ports
+            self._tenants |= tenants
+            raise
+
+    def _reconcile(self, everything, ports, tenants):
+        with self.switch.read() as reader:
+            if everything:
+                ports = {*reader.port_ids(), *self.open, *self.failed}
+            wanted = {pid: reader.port(pid) for pid in ports}
+            for ns in tenants:
+                ports.update(reader.port_ids_of(ns))
         added = []
         try:
             for pid, port in wanted.items():
+                if port is None:
+                    continue
                 current = self.open.get(pid) or self.failed.get(pid)
                 if current is not None and current.name == port.name and current.options == port.options:
                     continue
@@ -78,11 +120,13 @@ class PortManager:
                 if pid in self.open:
                     self._close(pid)
             raise
-        for pid in [p for p in (*self.open, *self.failed) if p not in wanted]:
-            self._close(pid)
-        for pid, entry in self.open.items():
-            if entry.netns is not None:
-                self._mirror_addresses(entry, wanted[pid])
+        for pid, port in wanted.items():
+            if port is None and (pid in self.open or pid in self.failed):
+                self._close(pid)
+        for pid in ports:
+            entry = self.open.get(pid)
+            if entry is not None and entry.netns is not None:
+                self._mirror_addresses(entry, wanted.get(pid) or self.switch.port(pid))
 
     def _mirror_addresses(self, entry, port):
         """A tenant's kernel stack holds the addresses its L3 holds: a push adds the
@@ -268,6 +312,7 @@ class PortManager:
             self.ownership.released(slot[0])
 
     def close_all(self):
+        self._unwatch()
         for pid in [*self.open, *self.failed]:
             try:
                 self._close(pid)

@@ -98,8 +98,8 @@ class Access:
     def _drop_port(self, record):
         """Remove a port record everywhere (the caller has checked it may go)."""
         state = self._sw._state
-        del state.ports[record.name]
-        del state.port_names[record.id]
-        del state.macs[record.mac]
-        state.port_ids.release(record.id)
-        state.namespaces[record.ns].ports.remove(record.name)
+        state.pop(state.ports, record.name)
+        state.pop(state.port_names, record.id)
+        state.pop(state.macs, record.mac)
+        state.release_id(state.port_ids, record.id)
+        state.remove(state.namespaces[record.ns].ports, record.name)

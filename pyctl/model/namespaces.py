@@ -114,9 +114,9 @@ class NamespaceVerbs(Access):
         if record.kind == L3:
             returned = tuple(sorted(record.addresses.values(), key=sort_key))
             for iface in returned:
-                parent.addresses[iface.ip] = iface
-                state.holders[parent.id][iface.ip] = parent.id
-            record.addresses.clear()
+                state.put(parent.addresses, iface.ip, iface)
+                state.put(state.holders[parent.id], iface.ip, parent.id)
+                state.pop(record.addresses, iface.ip)
         destroyed = []
         for doomed_record in reversed(doomed):        # children before parents
             ports = tuple(state.ports[name].value() for name in doomed_record.ports)
@@ -128,11 +128,11 @@ class NamespaceVerbs(Access):
                 tuple(sorted(doomed_record.routes, key=sort_key)), ports,
                 tuple(sorted(doomed_record.groups, key=sort_key))))
             if doomed_record.kind == L2:
-                del state.holders[doomed_record.id]
-            del state.namespaces[doomed_record.id]
-            del state.by_name[doomed_record.name]
-            state.namespace_ids.release(doomed_record.id)
-        parent.children.remove(record.id)
+                state.pop(state.holders, doomed_record.id)
+            state.pop(state.namespaces, doomed_record.id)
+            state.pop(state.by_name, doomed_record.name)
+            state.release_id(state.namespace_ids, doomed_record.id)
+        state.remove_child(parent, record)
         self._sw._commit(NamespaceDestroyed, namespace=destroyed[-1].namespace,
                          parent=parent.value(), destroyed=tuple(destroyed), returned=returned)
 
@@ -170,8 +170,9 @@ class NamespaceVerbs(Access):
                                       f"in the scope of '{record.name}'")
         charge(self._sw._state, record, "addresses")
 
-        record.addresses[iface.ip] = iface
-        holders[iface.ip] = record.id
+        state = self._sw._state
+        state.put(record.addresses, iface.ip, iface)
+        state.put(holders, iface.ip, record.id)
         self._sw._commit(AddressAdded, address=iface, scope=record.value())
 
     @locked
@@ -193,8 +194,9 @@ class NamespaceVerbs(Access):
             raise errors.NotFound(f"'{record.name}' has {record.addresses[iface.ip]}, not {iface}")
         charge(self._sw._state, record, "addresses", -1)
 
-        del record.addresses[iface.ip]
-        del holders[iface.ip]
+        state = self._sw._state
+        state.pop(record.addresses, iface.ip)
+        state.pop(holders, iface.ip)
         self._sw._commit(AddressDeleted, address=iface, scope=record.value())
 
     @locked
@@ -218,9 +220,9 @@ class NamespaceVerbs(Access):
                                       f"not by '{parent.name}'")
         if parent.addresses[iface.ip] != iface:
             raise errors.NotFound(f"'{parent.name}' has {parent.addresses[iface.ip]}, not {iface}")
-        del parent.addresses[iface.ip]
-        record.addresses[iface.ip] = iface
-        state.holders[parent.id][iface.ip] = record.id
+        state.pop(parent.addresses, iface.ip)
+        state.put(record.addresses, iface.ip, iface)
+        state.put(state.holders[parent.id], iface.ip, record.id)
         self._sw._commit(AddressPushed, address=iface, scope=parent.value(),
                          tenant=record.value())
 
@@ -237,9 +239,9 @@ class NamespaceVerbs(Access):
         if record.addresses.get(iface.ip) != iface:
             raise errors.NotFound(f"'{record.name}' does not hold {iface}")
         parent = state.namespaces[record.parent]
-        del record.addresses[iface.ip]
-        parent.addresses[iface.ip] = iface
-        state.holders[parent.id][iface.ip] = parent.id
+        state.pop(record.addresses, iface.ip)
+        state.put(parent.addresses, iface.ip, iface)
+        state.put(state.holders[parent.id], iface.ip, parent.id)
         self._sw._commit(AddressPulled, address=iface, scope=parent.value(),
                          tenant=record.value())
 
@@ -262,8 +264,8 @@ class NamespaceVerbs(Access):
                                       f"in the scope of '{parent.name}'")
         charge(state, record, "addresses")
 
-        record.addresses[iface.ip] = iface
-        state.holders[parent.id][iface.ip] = record.id
+        state.put(record.addresses, iface.ip, iface)
+        state.put(state.holders[parent.id], iface.ip, record.id)
         self._sw._commit(AddressAssigned, address=iface, scope=parent.value(),
                          tenant=record.value())
 

@@ -54,7 +54,7 @@ def charge_under(state, l2_id, deltas):
     for key, delta in deltas.items():
         if delta:
             for l2 in _chain(state, l2_id):
-                l2.usage[key] += delta
+                state.put(l2.usage, key, l2.usage[key] + delta)
 
 
 def charge(state, record, key, delta=1):
@@ -121,9 +121,10 @@ def set_limits(state, record, limits):
                                   f"{key}={own}: lower it first")
     for key, value in limits.items():
         if value is None:
-            record.quota.pop(key, None)
+            if key in record.quota:
+                state.pop(record.quota, key)
         else:
-            record.quota[key] = value
+            state.put(record.quota, key, value)
 
 
 def check_capacity(state, table, capacity, count, more=1):

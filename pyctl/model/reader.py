@@ -58,6 +58,11 @@ class ModelReader:
         record = self._sw._state.namespaces.get(ns_id)
         return frozenset() if record is None else frozenset(record.groups)
 
+    def is_member(self, ns_id, group) -> bool:
+        """Namespace ``ns_id`` is a member of ``group`` (an ip_address); O(1)."""
+        record = self._sw._state.namespaces.get(ns_id)
+        return record is not None and group in record.groups
+
     def port_ids(self) -> tuple:
         return tuple(self._sw._state.port_names)
 

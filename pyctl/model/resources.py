@@ -71,7 +71,7 @@ class ResourceVerbs(Access):
 
         route = Route(str(network), None if gateway is None else str(gateway),
                       None if port_record is None else port_record.name)
-        record.routes[network] = route
+        self._sw._state.put(record.routes, network, route)
         self._sw._commit(RouteAdded, scope=record.value(), network=network, via=gateway,
                          port=None if port_record is None else port_record.value())
         return route
@@ -93,7 +93,7 @@ class ResourceVerbs(Access):
                                   f"{route.port!r}, not {port!r}")
         charge(self._sw._state, record, "routes", -1)
 
-        del record.routes[network]
+        self._sw._state.pop(record.routes, network)
         port_record = None if route.port is None else self._sw._state.ports[route.port]
         self._sw._commit(RouteDeleted, scope=record.value(), network=network,
                          via=None if route.via is None else parse_ip(route.via),
@@ -143,13 +143,13 @@ class ResourceVerbs(Access):
         check_capacity(state, "port", state.capacity.get("ports"), len(state.ports))
         charge(state, record, "ports")
 
-        port_id = state.port_ids.take()
+        port_id = state.take_id(state.port_ids)
         mac = mac or self._generated_mac(port_id)
         port = PortRecord(name, port_id, record.id, mac, checked)
-        state.ports[name] = port
-        state.port_names[port_id] = name
-        state.macs[mac] = name
-        record.ports.append(name)
+        state.put(state.ports, name, port)
+        state.put(state.port_names, port_id, name)
+        state.put(state.macs, mac, name)
+        state.append(record.ports, name)
         value = port.value()
         self._sw._commit(PortAdded, port=value, namespace=record.value())
         return value
@@ -184,11 +184,10 @@ class ResourceVerbs(Access):
         actor = self._actor()
         if namespace is not None:
             records = [state.ports[n] for n in self._resolve(actor, namespace).ports]
-        else:
+        elif actor is None:
             records = [state.ports[n] for n in state.port_names.values()]
-            if actor is not None:
-                records = [p for p in records
-                           if state.is_within(state.namespaces[p.ns], actor)]
+        else:                           # the actor's subtree's: what it sees, no scan
+            records = [state.ports[n] for rec in state.subtree(actor) for n in rec.ports]
         return [p.value() for p in sorted(records, key=lambda p: p.id)]
 
     # -- multicast membership -------------------------------------------------
@@ -207,7 +206,7 @@ class ResourceVerbs(Access):
             raise errors.AlreadyExists(f"'{record.name}' is already a member of {ip}")
         charge(self._sw._state, record, "groups")
 
-        record.groups.add(ip)
+        self._sw._state.add(record.groups, ip)
         self._sw._commit(GroupJoined, namespace=record.value(), group=ip)
 
     @group_first
@@ -220,7 +219,7 @@ class ResourceVerbs(Access):
             raise errors.NotFound(f"'{record.name}' is not a member of {ip}")
         charge(self._sw._state, record, "groups", -1)
 
-        record.groups.remove(ip)
+        self._sw._state.discard(record.groups, ip)
         self._sw._commit(GroupLeft, namespace=record.value(), group=ip)
 
     @locked

@@ -1,9 +1,13 @@
 """The model's internal, mutable state: namespace and port records, the
 address-holder index of each L2 scope, id allocation, and the snapshot.
 
-Only ``pyctl.model.switch`` changes it. Everything here is plain data (dataclasses,
-dicts, lists), so a deep copy is a full checkpoint and ``==`` compares two
-states exactly (used by transactions and the atomicity tests).
+Only the model's verbs change it, and only through the ``State`` methods that write
+(``put``, ``pop``, ``add``, ``discard``, ``append``, ``remove``, ``take_id``,
+``release_id``, ``add_namespace``): inside a transaction each write logs the step that
+undoes it (``begin``/``rollback``/``end``), so a rollback costs what the transaction
+changed, not the size of the state.  Everything here is plain data (dataclasses,
+dicts, lists), so ``==`` compares two states exactly and a deep copy is a full
+checkpoint (the atomicity tests compare a rollback with one).
 """
 import heapq
 from dataclasses import dataclass, field
@@ -26,7 +30,7 @@ class NamespaceRecord:
     name: str
     kind: str
     parent: Optional[int]
-    children: list = field(default_factory=list)      # ids, in creation order
+    children: dict = field(default_factory=dict)      # id -> None, in creation order (uid order)
     addresses: dict = field(default_factory=dict)     # ip -> interface, held by this namespace
     routes: dict = field(default_factory=dict)        # network -> Route (L2 only)
     ports: list = field(default_factory=list)         # port names, in attach order
@@ -41,7 +45,7 @@ class NamespaceRecord:
     def clone(self):
         # addresses, routes and groups hold immutable values: copying the containers is enough
         return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
-                               list(self.children), dict(self.addresses), dict(self.routes),
+                               dict(self.children), dict(self.addresses), dict(self.routes),
                                list(self.ports), set(self.groups), self.socket,
                                dict(self.quota), dict(self.usage))
 
@@ -81,6 +85,19 @@ class IdAllocator:
     def release(self, ident):
         heapq.heappush(self.free, ident)
 
+    def untake(self, ident, was_free):
+        """Undo the ``take()`` that returned ``ident`` (``was_free``: it came from the free
+        ids; the log undoes newest first, so nothing was taken after it)."""
+        if was_free:
+            heapq.heappush(self.free, ident)
+        else:
+            self.next -= 1
+
+    def unrelease(self, ident):
+        """Undo ``release(ident)``."""
+        self.free.remove(ident)
+        heapq.heapify(self.free)
+
     def clone(self):
         copied = IdAllocator(self.next)
         copied.free = list(self.free)
@@ -105,6 +122,9 @@ class State:
     capacity: dict = field(default_factory=dict)     # table -> size of the switch's own
     version: int = 0
     versions: dict = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    # The undo log of the open transaction: [(function, args)], newest last; None outside.
+    log: Optional[list] = field(default=None, compare=False, repr=False)
+    _saved: tuple = field(default=(), compare=False, repr=False)
 
     @classmethod
     def with_root(cls):
@@ -124,16 +144,108 @@ class State:
             next_uid=self.next_uid, capacity=dict(self.capacity), version=self.version,
             versions=dict(self.versions))
 
+    # -- the undo log -------------------------------------------------------------
+
+    def begin(self):
+        """Start logging the writes (a transaction opens)."""
+        self.log = []
+        self._saved = (self.version, dict(self.versions), self.next_uid)
+
+    def end(self):
+        """Forget the log: the transaction's changes stay."""
+        self.log, self._saved = None, ()
+
+    def rollback(self):
+        """Undo every write since ``begin()``, newest first; versions as they were."""
+        log, self.log = self.log, None
+        for undo, args in reversed(log):
+            undo(*args)
+        self.version, versions, self.next_uid = self._saved
+        self.versions.update(versions)
+        self._saved = ()
+
+    def _logged(self, undo, *args):
+        if self.log is not None:
+            self.log.append((undo, args))
+
+    # -- the writes (each logs its undo inside a transaction) ---------------------
+
+    def put(self, mapping, key, value):
+        """``mapping[key] = value``."""
+        if self.log is not None:
+            if key in mapping:
+                self.log.append((mapping.__setitem__, (key, mapping[key])))
+            else:
+                self.log.append((mapping.__delitem__, (key,)))
+        mapping[key] = value
+
+    def set(self, obj, name, value):
+        """``setattr(obj, name, value)`` (a record's flag)."""
+        self._logged(setattr, obj, name, getattr(obj, name))
+        setattr(obj, name, value)
+
+    def pop(self, mapping, key):
+        """``del mapping[key]``; returns what it held."""
+        value = mapping.pop(key)
+        self._logged(mapping.__setitem__, key, value)
+        return value
+
+    def add(self, items, item):
+        """``items.add(item)`` (a set; the item is not in it)."""
+        items.add(item)
+        self._logged(items.remove, item)
+
+    def discard(self, items, item):
+        """``items.remove(item)`` (a set)."""
+        items.remove(item)
+        self._logged(items.add, item)
+
+    def append(self, items, item):
+        """``items.append(item)`` (a list)."""
+        items.append(item)
+        self._logged(items.pop)
+
+    def remove(self, items, item):
+        """``items.remove(item)`` (a list; the undo puts it back where it was)."""
+        at = items.index(item)
+        del items[at]
+        self._logged(items.insert, at, item)
+
+    def remove_child(self, parent, child):
+        """Take ``child`` (a record) from ``parent``'s children; the undo puts it back in
+        its place (children are in uid order)."""
+        del parent.children[child.id]
+        self._logged(self._put_child_back, parent, child.id, child.uid)
+
+    def _put_child_back(self, parent, ident, uid):
+        children = parent.children
+        last = next(reversed(children), None)
+        children[ident] = None
+        if last is not None and self.namespaces[last].uid > uid:      # not the newest
+            order = sorted(children, key=lambda c: uid if c == ident else self.namespaces[c].uid)
+            children.clear()
+            children.update(dict.fromkeys(order))
+
+    def take_id(self, allocator):
+        was_free = bool(allocator.free)
+        ident = allocator.take()
+        self._logged(allocator.untake, ident, was_free)
+        return ident
+
+    def release_id(self, allocator, ident):
+        allocator.release(ident)
+        self._logged(allocator.unrelease, ident)
+
     def add_namespace(self, name, kind, parent):
-        ident = self.namespace_ids.take()
+        ident = self.take_id(self.namespace_ids)
         record = NamespaceRecord(ident, self.next_uid, name, kind, parent)
-        self.next_uid += 1
-        self.namespaces[ident] = record
-        self.by_name[name] = ident
+        self.next_uid += 1              # (put back by rollback)
+        self.put(self.namespaces, ident, record)
+        self.put(self.by_name, name, ident)
         if kind == L2:
-            self.holders[ident] = {}
+            self.put(self.holders, ident, {})
         if parent is not None:
-            self.namespaces[parent].children.append(ident)
+            self.put(self.namespaces[parent].children, ident, None)
         return record
 
     def scope_id(self, record):

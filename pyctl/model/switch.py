@@ -11,7 +11,6 @@ the categories it touched) and is announced to subscribers.
 limited by the capabilities of that namespace (see docs/model.md).
 """
 import contextlib
-import copy
 import logging
 import threading
 from types import MappingProxyType
@@ -104,7 +103,7 @@ class Switch(_Verbs):
             if record.socket:
                 raise errors.AlreadyExists(f"'{record.name}' already has a control socket")
             charge(self._state, record, "sockets")
-            record.socket = True
+            self._state.set(record, "socket", True)
 
     def socket_closed(self, namespace, uid):
         """The control socket of namespace id ``namespace`` (whose uid was ``uid``) closed;
@@ -113,7 +112,7 @@ class Switch(_Verbs):
             record = self._state.namespaces.get(namespace)
             if record is not None and record.uid == uid and record.socket:
                 charge(self._state, record, "sockets", -1)
-                record.socket = False
+                self._state.set(record, "socket", False)
 
     # -- change announcements -------------------------------------------------
 
@@ -189,21 +188,27 @@ class Switch(_Verbs):
         exit they are delivered in order, on an exception the whole state
         (versions included) returns to where it was and the exception goes on.
         A nested transaction joins the outer one.
+
+        What a rollback needs is the state's undo log (``State.begin``): each write
+        of a verb logs the step that undoes it, so a transaction costs what it
+        changes, whatever the size of the model.
         """
         with self._lock:
             if self._pending is not None:
                 yield self
                 return
-            checkpoint = copy.deepcopy(self._state)
+            state = self._state
+            state.begin()
             self._pending = []
             try:
                 yield self
             except BaseException:
-                self._state = checkpoint
+                state.rollback()
                 undone, self._pending = self._pending, None
                 for event in reversed(undone):
                     self._tell_watchers(event, True)
                 raise
+            state.end()
             events, self._pending = self._pending, None
             self._deliver(events)
 

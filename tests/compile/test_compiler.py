@@ -78,7 +78,20 @@ def dp_state(dp, sw_ids, scopes, addrs):
             [dp.lookup_broadcast(s, a) for s in scopes for a in addrs])
 
 
-@pytest.mark.parametrize("fail_at", range(1, 10))
+def _three_changes(sw, comp):
+    sw.destroy("db")
+    sw.assign_and_push("10.0.0.4/24", "web")
+    sw.route_del("init", "10.9.0.0/16")
+    comp.sync()
+
+
+def test_the_three_changes_take_eight_writes(sw):
+    comp, failing = compiler_over(sw, Datapath(max_namespaces=64, max_ports=64))
+    _three_changes(sw, comp)
+    assert failing.writes == 8          # each one refused in turn below
+
+
+@pytest.mark.parametrize("fail_at", range(1, 9))
 def test_a_refused_write_leaves_model_and_datapath_as_they_were(sw, fail_at):
     ns, _ = ids(sw)
     real = Datapath(max_namespaces=64, max_ports=64)
@@ -89,9 +102,6 @@ def test_a_refused_write_leaves_model_and_datapath_as_they_were(sw, fail_at):
     before_model = sw.snapshot()
     with pytest.raises(MemoryError):
         with sw.transaction():
-            sw.destroy("db")
-            sw.assign_and_push("10.0.0.4/24", "web")
-            sw.route_del("init", "10.9.0.0/16")
-            comp.sync()
+            _three_changes(sw, comp)
     assert sw.snapshot() == before_model
     assert dp_state(real, ns, scopes, addrs) == before_dp

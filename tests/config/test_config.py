@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 
+from fastpath.reasons import SLOW_SHARES
 from pyctl import errors
 from pyctl.config import (ConfigError, ControlLimits, DaemonSettings, SlowPathLimits, apply, check,
                           load_config)
@@ -71,6 +72,16 @@ def test_neighbour_limits_are_read():
     assert config.daemon.slowpath == SlowPathLimits(neighbours=500, neighbours_per_scope=50,
                                                     neighbour_reachable_time=60)
     assert SlowPathLimits().neighbours_per_scope == 4096
+
+
+def test_slow_path_shares_are_read_and_default_from_the_table():
+    config = load_config("[daemon.slowpath]\nicmp_errors_burst = 5\n"
+                         "[daemon.slowpath.shares]\narp = [10, 4]\nother = [0, 0]\n")
+    shares = config.daemon.slowpath.shares
+    assert shares["arp"] == (10, 4) and shares["other"] == (0, 0)
+    assert shares["icmp"] == next((s.rate, s.burst) for s in SLOW_SHARES if s.name == "icmp")
+    assert set(shares) == {s.name for s in SLOW_SHARES}
+    assert config.daemon.slowpath.icmp_errors_burst == 5
 
 
 def test_control_limits_are_read():
@@ -280,6 +291,13 @@ CASES = [
     ("[daemon.slowpath]\nneighbour_reachable_time = 0\n",
      "daemon.slowpath.neighbour_reachable_time", 2, "out of range"),
     ("[daemon]\nslowpath = { arp = 1 }\n", "daemon.slowpath.arp", 2, "unknown key"),
+    ("[daemon.slowpath]\nframes_per_second = 100\n", "daemon.slowpath.frames_per_second", 2,
+     "each namespace has its share"),
+    ("[daemon.slowpath.shares]\nping = [1, 1]\n", "daemon.slowpath.shares.ping", 2, "unknown key"),
+    ("[daemon.slowpath.shares]\narp = 5\n", "daemon.slowpath.shares.arp", 2, "[rate, burst]"),
+    ("[daemon.slowpath.shares]\narp = [5, -1]\n", "daemon.slowpath.shares.arp", 2, "0..1000000"),
+    ("[daemon.slowpath.shares]\nicmp = [5, 0]\n", "daemon.slowpath.shares.icmp", 2,
+     "burst of at least 1"),
     ("[daemon.control]\nrequest_depth = 1000\n", "daemon.control.request_depth", 2, "out of range"),
     ("[daemon.control]\nconnections = 0\n", "daemon.control.connections", 2, "out of range"),
     ("[daemon.control]\nbacklog = 5\n", "daemon.control.backlog", 2, "unknown key"),

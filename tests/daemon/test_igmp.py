@@ -157,6 +157,29 @@ def test_table_is_bounded():
     assert len(t) == 2 and t.members(G1) == {2, 3}
 
 
+def test_a_namespace_learns_at_most_its_group_limit():
+    t = MembershipTable(IgmpConfig(max_groups_per_namespace=2))
+    t.report(2, G1, 0.0)
+    t.join(2, G2)                                    # configured ones count too
+    with pytest.raises(igmp.NamespaceFull):
+        t.report(2, G3, 0.0)
+    assert t.report(2, G1, 1.0) is None              # a refresh is not a new group
+    assert t.report(3, G3, 0.0) == Change(G3, 3, True)   # another namespace: its own limit
+    t.drop(2, G2)
+    assert t.report(2, G3, 0.0) == Change(G3, 2, True)
+    t.remove_namespace(2)
+    assert t.report(2, G2, 0.0) == Change(G2, 2, True)
+
+
+def test_the_snooper_counts_what_is_over_a_namespace_limit():
+    s = IgmpSnooper(IgmpConfig(max_groups_per_namespace=2))
+    records = [(4, f"239.9.0.{k}", []) for k in range(1, 6)]
+    changes, _ = s.handle(1, 2, datagram(v3(*records)), 0.0)
+    assert [c.group for c in changes] == [ip_int("239.9.0.1"), ip_int("239.9.0.2")]
+    assert s.counters["drop_igmp_namespace_full"] == 3
+    assert s.handle(1, 3, datagram(v3(*records[:1])), 0.0)[0] == [Change(ip_int("239.9.0.1"), 3, True)]
+
+
 def test_remove_namespace():
     t = MembershipTable()
     t.report(2, G1, 0.0)
@@ -209,7 +232,8 @@ def test_general_query_timer():
 
 
 @pytest.mark.parametrize("field", ["group_membership_interval", "last_member_query_time",
-                                   "query_interval", "max_memberships"])
+                                   "query_interval", "max_memberships",
+                                   "max_groups_per_namespace"])
 def test_bad_config(field):
     with pytest.raises(InvalidArgument, match=field):
         IgmpConfig(**{field: 0})

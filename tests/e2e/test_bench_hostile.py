@@ -1,6 +1,7 @@
 """Smoke test of the hostile-tenant bench (``python -m bench.hostile``): every attack runs
 against a child daemon, each row carries the no-attack and the under-attack figures of
-the victims and the attack's notes, and nothing is left behind.  It checks that the
+the victims (RTT and throughput) and the attack's notes, the floods were refused or
+bounded where the switch says so, and nothing is left behind.  It checks that the
 harness works and that the attacks happen, never how fast anything is."""
 import json
 import os
@@ -17,8 +18,8 @@ def test_every_attack_runs_and_is_reported(tmp_path):
     netns_before = set(kernel.list_netns())
     out = tmp_path / "hostile.json"
     proc = subprocess.run([sys.executable, "-m", "bench.hostile", "--count", "300",
-                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                           "--seconds", "0.3", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
     assert [r["attack"] for r in rows] == list(ATTACKS)
@@ -26,8 +27,17 @@ def test_every_attack_runs_and_is_reported(tmp_path):
         for run in (row["base"], row["attack_run"]):
             assert run["count"] + run["lost"] == 300 and run["median_us"] <= run["p99_us"]
             assert run["daemon_cpu_ms"] >= 0
+            assert run["throughput"]["sent_pps"] >= run["throughput"]["received_pps"] > 0
         assert row["attack"] in proc.stdout
     flood = next(r["notes"] for r in rows if r["attack"] == "control-socket")
     assert flood["idle_open"] > 0 and flood["idle_open"] + flood["refused"] >= 5000
     assert isinstance(flood["admin_ping_ms"], float), flood["admin_ping_ms"]    # it answered
+    notes = {r["attack"]: r["notes"] for r in rows}
+    slow = notes["slow-path-flood"]            # the attacker's frames over its share: refused
+    assert slow["sent"] > 0 and sum(slow["switch"]["ns_slow_refused"].values()) > 0
+    assert slow["victim_gateway_pings_lost"] == 0     # a victim's own share still answered
+    igmp = notes["igmp-flood"]                 # no more groups than the namespace's limit
+    assert igmp["sent"] > 0 and 0 < igmp["attacker_groups"] <= 256
+    churn = notes["control-ops"]
+    assert churn["push_pull_cycles"] > 0 and churn["counters_reads"] > 0
     assert [n for n in set(kernel.list_netns()) - netns_before if n.startswith("tshost")] == []

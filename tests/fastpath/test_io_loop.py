@@ -138,7 +138,7 @@ def test_slow_path_frames_are_handed_up_and_run_returns(rig):
 def test_slow_queue_overflow_is_counted(backend):
     dp = world()
     loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096, slow_queue=3,
-                               slow_queue_bytes=4096, backend=backend)
+                               slow_queue_bytes=4096, slow_share=3, backend=backend)
     tap = FakeTap()
     try:
         loop.add_port(1, tap.loop_fd)
@@ -382,7 +382,8 @@ def test_close_releases_the_fds_and_ring_it_owns_and_not_the_callers(backend):
     fds, maps = owned_fds(), uring_mappings()
     loop = fastpath.PacketLoop(world(), batch_size=16, slot_size=4096, backend=backend)
     owned = {fd: kind for fd, kind in owned_fds().items() if fd not in fds}
-    assert sorted(owned.values()) == sorted(["anon_inode:[eventfd]", "anon_inode:[eventpoll]"]
+    assert sorted(owned.values()) == sorted(["anon_inode:[eventfd]"] * 2   # stop, slow_fd
+                                            + ["anon_inode:[eventpoll]"]
                                             + ["anon_inode:[io_uring]"] * (backend == "io_uring"))
     assert uring_mappings() - maps == (2 if backend == "io_uring" else 0)
     tap = FakeTap()

@@ -41,7 +41,9 @@ def test_counters_are_named_from_the_table(make_dp):
     c = dp.counters()
     assert list(c["reasons"]) == [r.name for r in sorted(reasons.REASONS, key=lambda r: r.code)]
     assert list(c["ports"][1]) == list(reasons.TRAFFIC_COUNTER_NAMES)
-    assert list(c["namespaces"][0]) == list(reasons.TRAFFIC_COUNTER_NAMES) + ["reasons"]
+    assert list(c["namespaces"][0]) == list(reasons.TRAFFIC_COUNTER_NAMES) + ["reasons",
+                                                                             "slow_refused"]
+    assert list(c["namespaces"][0]["slow_refused"]) == list(reasons.SHARE_NAMES)
 
 
 def test_the_loop_stats_are_named_from_the_table():

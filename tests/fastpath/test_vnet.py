@@ -66,10 +66,8 @@ def segments_of(frame, gso_type, mss):
 
 
 @pytest.mark.parametrize("n,mss", [(10000, 1448), (2896, 1448), (100, 1448), (0, 1448),
-                                   (65000, 1448), (5000, 1), (65483, 9000)])
+                                   (65000, 1448), (256, 1), (65483, 9000)])
 def test_tcp4_segmentation(n, mss):
-    if mss == 1:
-        n = 300
     frame = tcp4(n, flags="FPA")
     segs = segments_of(frame, GSO_TCPV4, mss)
     assert len(segs) == max(1, -(-n // mss))
@@ -199,11 +197,26 @@ IP_OPTIONS = bytes(Ether(**ETH) / IP(**V4, options=b"\x01" * 8) / TCP() / payloa
      bytes(Ether(**ETH) / ARP()), "vnet_bad_gso"),
     (dict(gso_type=GSO_TCPV4, flags=1, csum_start=0, csum_offset=0, gso_size=100), b"",
      "vnet_bad_csum"),
+    # the work one frame may cause is bounded: 3000 bytes at gso_size 1 would be 3000 writes
+    (dict(gso_type=GSO_TCPV4, flags=1, csum_start=L4, csum_offset=16, gso_size=1), TCP4,
+     "vnet_too_many_segments"),
+    (dict(gso_type=GSO_UDP_L4, flags=1, csum_start=L4, csum_offset=6, gso_size=11), udp4(3000),
+     "vnet_too_many_segments"),                                              # 273 segments
 ])
 def test_malformed_headers_are_refused(hdr_kw, frame, why):
     assert _bad(hdr_kw, frame) == why
     with pytest.raises(ValueError, match=why):
         fastpath.vnet_to_plain(vnet_hdr(**hdr_kw), frame)
+
+
+@pytest.mark.parametrize("n", [256 * 8, 256 * 8 - 7])
+def test_a_super_frame_of_exactly_the_segment_limit_is_cut(n):
+    hdr, frame = offloaded(tcp4(n), GSO_TCPV4, 8)
+    assert fastpath.vnet_validate(hdr, frame) == "ok"
+    segments = fastpath.vnet_to_plain(hdr, frame)
+    assert len(segments) == 256 and all(checksums_ok(s) for s in segments)
+    hdr, frame = offloaded(tcp4(n + 8), GSO_TCPV4, 8)
+    assert fastpath.vnet_validate(hdr, frame) == "vnet_too_many_segments"
 
 
 def test_header_length_is_checked():

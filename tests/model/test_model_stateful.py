@@ -5,7 +5,9 @@ Invariants: every address has exactly one holder in its scope; an L3 never
 has children; a namespace lists exactly its own addresses plus loopback (and
 an L2's tagged view adds its descendants'); destroying an L3 returns its
 addresses to its parent; a refused step changes nothing at all; the id-keyed
-read API (``Switch.read()``) answers the same.
+read API (``Switch.read()``) answers the same; a transaction of random verbs (ports,
+routes, groups and quotas too) that fails leaves the state equal to a deep-copy checkpoint
+taken before it (what transactions took before they kept an undo log).
 """
 import copy
 import functools
@@ -22,6 +24,13 @@ NAMES = ["init", "a", "b", "c", "d", "e", "f", "ghost"]
 ADDRESSES = ["10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24", "10.0.0.4/24", "10.0.0.5/24",
              "10.0.0.1/16", "fd00::1/64", "10.0.0.0/24"]        # last one is invalid
 KINDS = ["l2", "l3"]
+PORTS = ["p0", "p1", "p2"]
+PREFIXES = ["10.9.0.0/16", "10.9.1.0/24", "default"]
+GROUPS = ["239.1.1.1", "239.1.1.2", "ff05::1"]
+
+
+class _Abort(Exception):
+    """Raised inside a transaction to roll it back."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -172,6 +181,65 @@ class ModelMachine(RuleBasedStateMachine):
               and self.holder(self.parent[name], ip_of(address)) is None)
         if self.attempt(ok, self.sw.assign_and_push, address, name):
             self.own[name][ip_of(address)] = address
+
+    @rule(data=st.data(), steps=st.integers(1, 8))
+    def failed_transaction_restores_the_checkpoint(self, data, steps):
+        """Random verbs in a transaction that then fails: the state is back exactly
+        (== a deep copy taken before), versions included; the shadow is unchanged."""
+        checkpoint, before = copy.deepcopy(self.sw._state), self.sw.snapshot()
+        done = 0
+        try:
+            with self.sw.transaction():
+                for _ in range(steps):
+                    verb, args = self.draw_any_verb(data)
+                    try:
+                        verb(*args)
+                        done += 1
+                    except errors.TapswitchError:
+                        pass
+                raise _Abort
+        except _Abort:
+            pass
+        event(f"rolled back {min(done, 3)}+ changes")
+        assert self.sw._state == checkpoint
+        assert self.sw.snapshot() == before
+        assert self.sw._state.log is None
+
+    def draw_any_verb(self, data):
+        sw = self.sw
+        choice = data.draw(st.integers(0, 12))
+        name = self.draw_name(data)
+        address = self.draw_address(data, name)
+        port = data.draw(st.sampled_from(PORTS))
+        if choice == 0:
+            return sw.create, (data.draw(st.sampled_from(NAMES)), data.draw(st.sampled_from(KINDS)),
+                               name)
+        if choice == 1:
+            return functools.partial(sw.destroy, recursive=data.draw(st.booleans())), (name,)
+        if choice == 2:
+            return sw.address_add, (name, address)
+        if choice == 3:
+            return sw.address_del, (name, address)
+        if choice == 4:
+            return data.draw(st.sampled_from([sw.push, sw.pull, sw.assign_and_push])), (address, name)
+        if choice == 5:
+            return sw.port_add, (port, name)
+        if choice == 6:
+            return sw.port_del, (port,)
+        if choice == 7:
+            return functools.partial(sw.route_add, via="10.0.0.254"), (
+                name, data.draw(st.sampled_from(PREFIXES)))
+        if choice == 8:
+            return functools.partial(sw.route_add, port=port), (
+                name, data.draw(st.sampled_from(PREFIXES)))
+        if choice == 9:
+            return sw.route_del, (name, data.draw(st.sampled_from(PREFIXES)))
+        if choice == 10:
+            key = data.draw(st.sampled_from(["addresses", "routes", "ports", "groups",
+                                             "namespaces"]))
+            return sw.quota_set, (name, {key: data.draw(st.none() | st.integers(0, 3))})
+        return data.draw(st.sampled_from([sw.join, sw.leave])), (
+            data.draw(st.sampled_from(GROUPS)), name)
 
     # -- invariants -----------------------------------------------------------
 
