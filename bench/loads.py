@@ -111,17 +111,19 @@ class _Window:
         return out
 
 
-def _wait_listening(proc: subprocess.Popen, port: int, what: str, timeout: float = 10.0) -> None:
-    """Wait until ``proc`` listens on TCP ``port`` (read from /proc/PID/net/tcp,
-    which shows the process's own namespace); iperf3's output is not line
+def _wait_listening(proc: subprocess.Popen, port: int, what: str, timeout: float = 10.0,
+                    family: int = 4) -> None:
+    """Wait until ``proc`` listens on TCP ``port`` (read from /proc/PID/net/tcp, or tcp6,
+    which show the process's own namespace); iperf3's output is not line
     buffered on a pipe, so its banner cannot be waited for."""
     deadline = time.monotonic() + timeout
-    needle = f":{port:04X} 00000000:0000 0A"
+    needle = f":{port:04X} " + ("0" * (32 if family == 6 else 8)) + ":0000 0A"
+    table = f"/proc/{proc.pid}/net/" + ("tcp6" if family == 6 else "tcp")
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode}: {proc.stderr.read()[-300:]}")
         try:
-            with open(f"/proc/{proc.pid}/net/tcp") as f:
+            with open(table) as f:
                 if needle in f.read():
                     return
         except OSError:
@@ -140,22 +142,26 @@ def tcp_tool(choice: str = "auto") -> str:
     return choice
 
 
-def tcp(pair: Pair, streams: int, seconds: float, tool: str) -> dict:
-    """TCP throughput a -> b with ``streams`` parallel connections."""
+def tcp(pair: Pair, streams: int, seconds: float, tool: str, family: int = 4) -> dict:
+    """TCP throughput a -> b with ``streams`` parallel connections, over IPv4 or
+    (``family`` 6) the endpoints' IPv6 addresses."""
     a, b = pair.a, pair.b
+    dst = b.ip6 if family == 6 else b.ip
+    if not dst:
+        raise RuntimeError("the endpoints have no IPv6 addresses (the plan measures no IPv6)")
     port = str(next(_ports))
     if tool == "iperf3":
-        server = b.ns.popen(["iperf3", "-s", "-1", "-B", b.ip, "-p", port, "--forceflush"],
+        server = b.ns.popen(["iperf3", "-s", "-1", "-B", dst, "-p", port, "--forceflush"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _wait_listening(server, int(port), "iperf3 server")
-        client_argv = ["iperf3", "-c", b.ip, "-p", port, "-t", str(seconds), "-P", str(streams),
+        _wait_listening(server, int(port), "iperf3 server", family=family)
+        client_argv = ["iperf3", "-c", dst, "-p", port, "-t", str(seconds), "-P", str(streams),
                        "-J", "--connect-timeout", "5000"]
     else:
-        server = b.ns.popen([sys.executable, "-m", "bench.tcpload", "server", b.ip, port,
+        server = b.ns.popen([sys.executable, "-m", "bench.tcpload", "server", dst, port,
                              str(streams), str(seconds + TIMEOUT_SLACK)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_ready(server, "tcpload server")
-        client_argv = [sys.executable, "-m", "bench.tcpload", "client", b.ip, port,
+        client_argv = [sys.executable, "-m", "bench.tcpload", "client", dst, port,
                        str(streams), str(seconds)]
     try:
         window = _Window(pair)
@@ -165,6 +171,8 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str) -> dict:
             raise RuntimeError(f"{tool} client failed: {(client.stderr or client.stdout)[-300:]}")
         if tool == "iperf3":
             result = json.loads(client.stdout)
+            if result.get("error"):
+                raise RuntimeError(f"iperf3: {result['error']}")
             end = result["end"]
             received = end["sum_received"]
             metrics = {"gbps": received["bits_per_second"] / 1e9,

@@ -12,6 +12,7 @@ Ctrl-C. ``PEERS`` at the bottom lists them in table order.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import select
 import shutil
@@ -50,10 +51,20 @@ class Endpoint:
     cidr: str                       # "10.77.3.1/24"
     ifname: str = ""                # the interface inside ns, set by the peer's setup
     netns_name: str = ""
+    cidr6: str = ""                 # "fd77:3::1/64" when the plan measures over IPv6 too
 
     @property
     def ip(self) -> str:
         return self.cidr.split("/")[0]
+
+    @property
+    def ip6(self) -> str:
+        return self.cidr6.split("/")[0]
+
+    @property
+    def addresses(self):
+        """What its interface gets: the IPv4 address, and the IPv6 one if any."""
+        return [self.cidr, self.cidr6] if self.cidr6 else self.cidr
 
 
 @dataclass
@@ -94,7 +105,7 @@ class Peer:
 
 
 def configure(ep: Endpoint, txqueuelen: int | None = None) -> None:
-    ep.ns.configure(ep.ifname, address=ep.cidr, txqueuelen=txqueuelen)
+    ep.ns.configure(ep.ifname, address=ep.addresses, txqueuelen=txqueuelen)
 
 
 def wait_ready(proc: subprocess.Popen, what: str, timeout: float = READY_TIMEOUT,
@@ -268,19 +279,25 @@ class TapswitchPeer(Peer):
 
     def config_text(self, a: Endpoint, b: Endpoint) -> str:
         net = a.cidr.rsplit(".", 1)[0]
+        own, gateways = [f"{net}.254/24"], [f"{net}.254"]
+        if a.cidr6:                   # the L2's IPv6 address on the same /64: the tenants' gateway
+            net6 = a.cidr6.split("::", 1)[0]
+            own.append(f"{net6}::fe/64")
+            gateways.append(f"{net6}::fe")
         workdir = self.workdir or "/nonexistent"
         lines = ["[daemon]", f'socket = "{workdir}/control.sock"', f'socket_dir = "{workdir}/ns"']
         if self.backend:
             lines.append(f'{self.BACKEND_KEY} = "{self.backend}"')
         lines += ["", "[[namespace]]", 'name = "bench"', 'kind = "l2"',
-                  f'addresses = ["{net}.254/24"]', ""]
+                  f"addresses = {json.dumps(own)}", ""]
         for tenant, ep in (("ta", a), ("tb", b)):
+            mine = [ep.cidr] + ([ep.cidr6] if ep.cidr6 else [])
             lines += ["[[namespace]]", f'name = "{tenant}"', 'kind = "l3"', 'parent = "bench"',
-                      f'addresses = ["{ep.cidr}"]', ""]
+                      f"addresses = {json.dumps(mine)}", ""]
         for tenant, ep in (("ta", a), ("tb", b)):
             lines += ["[[port]]", f'name = "{ep.ifname}"', f'namespace = "{tenant}"',
-                      f'netns = "{ep.netns_name}"', f'address = "{ep.cidr}"',
-                      f'gateway = "{net}.254"']
+                      f'netns = "{ep.netns_name}"', f"address = {json.dumps(ep.addresses)}",
+                      f"gateway = {json.dumps(gateways)}"]
             if self.kind != "tap":
                 lines.append(f'kind = "{self.kind}"')
             else:

@@ -17,6 +17,7 @@ FORMAT_VERSION = 1
 # (test, metric, column header, higher is better)
 COLUMNS = [
     ("tcp1", "gbps", "TCP x1 Gbit/s", True),
+    ("tcp1v6", "gbps", "TCP6 x1 Gbit/s", True),
     ("tcp4", "gbps", "TCP x4 Gbit/s", True),
     ("udp64", "delivered_kpps", "UDP64 deliv kf/s", True),
     ("udp64", "received_kpps", "UDP64 read kf/s", True),
@@ -28,7 +29,10 @@ COLUMNS = [
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),
 ]
-RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp4", "gbps"), ("udp64", "delivered_kpps")]
+RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp1v6", "gbps"), ("tcp4", "gbps"),
+                 ("udp64", "delivered_kpps")]
+# a peer's own figure over IPv6 beside its IPv4 one: (test, over test, metric)
+FAMILY_RATIOS = [("tcp1v6", "tcp1", "gbps")]
 
 
 def _version(argv) -> str | None:
@@ -151,13 +155,18 @@ def table(doc: dict) -> str:
                                                         for p in summary)]
     base = baseline_peer(doc)
     ratios = [c for c in RATIO_COLUMNS if c[0] in tests]
-    header = ["peer"] + [c[2] for c in cols] + [f"{t}/{base}" for t, _ in ratios]
+    own = [c for c in FAMILY_RATIOS if c[0] in tests and c[1] in tests]
+    header = (["peer"] + [c[2] for c in cols] + [f"{t}/{base}" for t, _ in ratios]
+              + [f"{t}/{over}" for t, over, _ in own])
     rows, spread = [], []
     for peer, info in doc["peers"].items():
         if info.get("status") != "ok":
             continue
         rows.append([peer] + [_num(_get(summary, peer, t, m)) for t, m, _, _ in cols]
-                    + [_ratio(_get(summary, peer, t, m), _get(summary, base, t, m)) for t, m in ratios])
+                    + [_ratio(_get(summary, peer, t, m), _get(summary, base, t, m))
+                       for t, m in ratios]
+                    + [_ratio(_get(summary, peer, t, m), _get(summary, peer, over, m))
+                       for t, over, m in own])
         spread.append([peer] + [f"{_num(_get(summary, peer, t, m, 'min'))}..{_num(_get(summary, peer, t, m, 'max'))}"
                                 for t, m, _, _ in cols])
     reps = doc["plan"]["reps"]

@@ -14,7 +14,8 @@ from pyctl import kernel
 from bench import loads
 from bench.peers import PEERS, Endpoint
 
-TESTS = ("tcp1", "tcp4", "udp64", "rtt")
+TESTS = ("tcp1", "tcp1v6", "tcp4", "udp64", "rtt")
+IPV6_TESTS = ("tcp1v6",)         # measured over the endpoints' IPv6 addresses
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Run:
 def _measure(pair: loads.Pair, test: str, plan: Plan, tool: str) -> dict:
     if test == "tcp1":
         return loads.tcp(pair, 1, plan.seconds, tool)
+    if test == "tcp1v6":
+        return loads.tcp(pair, 1, plan.seconds, tool, family=6)
     if test == "tcp4":
         return loads.tcp(pair, 4, plan.seconds, tool)
     if test == "udp64":
@@ -67,6 +70,7 @@ def _fmt_time(s: float) -> str:
 
 def _setup_peers(plan: Plan, run: Run, registry, log) -> dict:
     pairs = {}
+    ipv6 = any(t in IPV6_TESTS for t in plan.tests)
     for name in plan.peers:
         peer = PEERS[name]()
         run.peers[name] = {"description": peer.description}
@@ -78,14 +82,15 @@ def _setup_peers(plan: Plan, run: Run, registry, log) -> dict:
         index = list(PEERS).index(name)
         try:
             a, b = (Endpoint(None, f"10.77.{index}.{host}/24",
-                             netns_name=kernel.unique_name(f"tsbn{side}", 64))
+                             netns_name=kernel.unique_name(f"tsbn{side}", 64),
+                             cidr6=f"fd77:{index}::{host}/64" if ipv6 else "")
                     for side, host in (("a", 1), ("b", 2)))
             if not peer.creates_namespaces:
                 for ep in (a, b):
                     ep.ns = kernel.NetNamespace(ep.netns_name, registry=registry)
             registry.register(f"peer {name}", peer.teardown)
             peer.setup(a, b, registry)
-            for ns in (a.ns, b.ns):     # no IPv6 chatter in the counters
+            for ns in (a.ns, b.ns) if not ipv6 else ():   # no IPv6 chatter in the counters
                 ns.set_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
                 ns.set_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
         except Exception as exc:

@@ -24,7 +24,7 @@ PR_SET_PDEATHSIG = 1
 
 def server(bind, port, streams, max_seconds):
     signal.alarm(int(max_seconds) + 1)
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((bind, port))
     lsock.listen(streams)

@@ -17,6 +17,12 @@ cdef struct McastGroup:
     uint64_t copies     # copies put in fan-out lists (overflowed ones not included)
 
 
+def group_order(key):
+    """(scope, address) keys of both families in one order: IPv4 (ints) before IPv6
+    (IPv6Address), each numerically (the two types do not compare with each other)."""
+    return key[0], not isinstance(key[1], int), int(key[1])
+
+
 @cython.final
 cdef class McastGroups:
     cdef McastGroup* groups
@@ -108,11 +114,11 @@ cdef class McastGroups:
 
     cdef list keys_of(self, int ns_id):
         """The groups a namespace is a member of, in order."""
-        return sorted(self.of_ns.get(ns_id, ()))
+        return sorted(self.of_ns.get(ns_id, ()), key=group_order)
 
     cdef int forget_member(self, int ns_id) except -1:
         """A namespace that goes leaves its groups (the caller resolves their ports)."""
-        for key in sorted(self.of_ns.pop(ns_id, ())):
+        for key in sorted(self.of_ns.pop(ns_id, ()), key=group_order):
             gid, members = self.members[key]
             self.members[key] = (gid, tuple(m for m in members if m != ns_id))
         return 0

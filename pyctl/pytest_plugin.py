@@ -5,11 +5,12 @@ Installing tapswitch registers it (entry point ``pytest11``: ``tapswitch``),
 so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_topology``
-    A started ``pyctl.rig.topology.Topology``: the root L2 ``init`` holds the
-    switch's own address 10.0.0.1/24 (the tenants' gateway), and two L3
-    tenants ``a`` (10.0.0.2/24) and ``b`` (10.0.0.3/24) each have a TAP in
-    their own kernel network namespace, configured and up, default route via
-    10.0.0.1.  ``topo.tenants["a"]`` is a ``Tenant``: ``.ip``, ``.run(argv)``,
+    A started ``pyctl.rig.topology.Topology``, dual-stack: the root L2 ``init``
+    holds the switch's own addresses 10.0.0.1/24 and fd00::1/64 (the tenants'
+    gateways), and two L3 tenants ``a`` (10.0.0.2/24, fd00::2/64) and ``b``
+    (10.0.0.3/24, fd00::3/64) each have a TAP in their own kernel network
+    namespace, configured and up, default routes via 10.0.0.1 and fd00::1.
+    ``topo.tenants["a"]`` is a ``Tenant``: ``.ip`` (its IPv4), ``.ip6``, ``.run(argv)``,
     ``.call(func, *args)`` (a picklable callable run in a child inside the
     namespace), ``.socket(family, type)`` (a socket created in it).
 
@@ -20,7 +21,8 @@ so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_factory``
     ``make(mode=None, **kwargs) -> Topology`` for anything else: build with
-    ``l2()``, ``tenant()``, ``address_add()``, ``route_add()``, then
+    ``l2()``, ``tenant()`` (one family or both: ``tenant("c", "10.0.0.4/24",
+    "fd00::4/64")``), ``address_add()``, ``route_add()``, then
     ``start()``; push/pull/destroy/join live; ``counters()``.  Every topology
     made is closed when the test ends, passed or failed; a topology that left
     a kernel object behind makes the test error (``TopologyLeak``).
@@ -109,9 +111,11 @@ def tapswitch_factory(request, tapswitch_port_kind):
 
 @pytest.fixture
 def tapswitch_topology(tapswitch_factory):
-    """A started topology: gateway 10.0.0.1/24 in ``init``, tenants ``a`` (.2) and ``b`` (.3)."""
+    """A started dual-stack topology: gateways 10.0.0.1/24 and fd00::1/64 in ``init``,
+    tenants ``a`` (.2, ::2) and ``b`` (.3, ::3)."""
     topo = tapswitch_factory()
     topo.address_add("init", "10.0.0.1/24")
-    topo.tenant("a", "10.0.0.2/24")
-    topo.tenant("b", "10.0.0.3/24")
+    topo.address_add("init", "fd00::1/64")
+    topo.tenant("a", "10.0.0.2/24", "fd00::2/64")
+    topo.tenant("b", "10.0.0.3/24", "fd00::3/64")
     return topo.start()

@@ -20,13 +20,15 @@ left running the previous plan, and the compiler keeps the marks to retry.
 Call ``sync()`` inside the model's ``transaction()`` and the model is rolled
 back too.
 
-Only IPv4 reaches the fast path; IPv6 addresses stay in the model.
+Both families reach the fast path, each address-keyed entry in its own family
+(``pyctl.compile.plan``); a datapath that takes IPv4 only (``datapath_families``)
+gets the IPv4 entries, and IPv6 stays in the model.
 """
 import logging
 import weakref
 
 from pyctl.compile.event_marks import Marks, marks_of
-from pyctl.compile.plan import GONE, Plan
+from pyctl.compile.plan import GONE, Plan, datapath_families
 from pyctl.compile.plan_builder import PlanBuilder
 from pyctl.compile.plan_diff import EditDiff, PlanDiff, Undo, apply_diff
 from pyctl.compile.plan_index import PlanIndex
@@ -42,7 +44,8 @@ class Compiler:
     def __init__(self, switch, datapath):
         self.switch = switch
         self.datapath = datapath
-        self._builder = PlanBuilder(PlanIndex(Plan()))
+        self.families = datapath_families(datapath)
+        self._builder = PlanBuilder(PlanIndex(Plan()), self.families)
         self._full = True             # the next sync recompiles everything
         self._marks = Marks()         # what may differ from the plan since the last sync
         self._unhandled = None        # an event no rule covers: syncs refuse until forced
@@ -65,7 +68,7 @@ class Compiler:
 
     @plan.setter
     def plan(self, plan):
-        self._builder = PlanBuilder(PlanIndex(plan))
+        self._builder = PlanBuilder(PlanIndex(plan), self.families)
         self._full = True
 
     @property
@@ -101,7 +104,7 @@ class Compiler:
         self._full, self._marks = False, Marks()
         old_builder = self._builder
         if full:
-            builder = PlanBuilder.build(reader)
+            builder = PlanBuilder.build(reader, self.families)
             diff = PlanDiff(old_builder.plan, builder.plan)
         else:
             builder = old_builder

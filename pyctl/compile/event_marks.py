@@ -8,11 +8,11 @@ the model: a rolled-back change marks the same entries as it did when made.
 An event type without an entry is a programming error: ``marks_of`` raises
 ``UnhandledEvent`` (tests/compile/test_event_marks.py checks every type has one).
 """
-from pyctl.compile.plan import fast_path_ipv4
+from pyctl.compile.plan import fast_path_key
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, GroupJoined, GroupLeft, NamespaceCreated,
-                                NamespaceDestroyed, PortAdded, PortDeleted, QuotaSet, RouteAdded,
-                                RouteDeleted)
+                                NamespaceDestroyed, NamespaceOptionsSet, PortAdded, PortDeleted,
+                                QuotaSet, RouteAdded, RouteDeleted)
 
 __all__ = ["Marks", "MARKS_OF", "marks_of", "UnhandledEvent"]
 
@@ -29,8 +29,8 @@ class Marks:
     def __init__(self):
         self.namespaces = set()       # ns ids: kind, scope, ports, multicast memberships
         self.ports = set()            # port ids
-        self.addresses = set()        # (scope, ip int)
-        self.routes = set()           # (scope, prefix int, plen)
+        self.addresses = set()        # (scope, ip key): both families (plan.fast_path_key)
+        self.routes = set()           # (scope, prefix key, plen)
         self.scopes = set()           # L2 ids: every address and route of the scope
 
     def update(self, other):
@@ -42,9 +42,9 @@ class Marks:
 
 
 def _mark_address(marks, scope_id, ip):
-    value = fast_path_ipv4(ip)
-    if value is not None:
-        marks.addresses.add((scope_id, value))
+    key = fast_path_key(ip)
+    if key is not None:
+        marks.addresses.add((scope_id, key))
 
 
 def _namespace_created(event, marks):
@@ -70,8 +70,7 @@ def _address(event, marks):
 
 def _route(event, marks):
     network = event.network
-    if network.version == 4:
-        marks.routes.add((event.scope.id, int(network.network_address), network.prefixlen))
+    marks.routes.add((event.scope.id, fast_path_key(network.network_address), network.prefixlen))
 
 
 def _port(event, marks):
@@ -83,6 +82,8 @@ def _membership(event, marks):
     marks.namespaces.add(event.namespace.id)
 
 
+def _options(event, marks):
+    marks.namespaces.add(event.namespace.id)
 def _nothing(event, marks):
     pass
 
@@ -102,6 +103,7 @@ MARKS_OF = {
     PortDeleted:        _port,
     GroupJoined:        _membership,          # multicast
     GroupLeft:          _membership,
+    NamespaceOptionsSet: _options,            # scope_options (the slow path's, no datapath table)
     QuotaSet:           _nothing,             # none: what may be held, not what is
 }
 

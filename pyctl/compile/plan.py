@@ -2,12 +2,27 @@
 
 A ``Plan`` is what the compiler installs in a ``fastpath.Datapath``, in the
 fast path's terms: namespace and port ids, IPv4 addresses as host-order ints,
-MACs as bytes.  ``GONE`` stands for "no entry" where a value is expected (the
-old or new side of an entry that appears or goes away).
+IPv6 addresses as ``ipaddress.IPv6Address`` (the datapath's API takes both),
+MACs as bytes.  IPv6 is a second instance of each address-keyed entry, not a
+table of its own: ``addresses`` holds ``(scope, 0x0a000005)`` and ``(scope,
+IPv6Address("fd00::5"))`` side by side, ``routes`` IPv4 and IPv6 prefixes
+(an IPv6 route's gateway is an ``IPv6Address`` or None, on-link; IPv4's an int,
+0 on-link), ``multicast`` both families' groups.  What the datapath's API takes
+besides for IPv6 is in the entry's value: an IPv6 address's owner comes with
+its on-link prefix length (``add_address(scope, ip, owner, plen)``: two
+addresses of one subnet talk as on one link), and a port of a datapath that
+takes IPv6 with its MTU after the DHCP-served flag every port has
+(``set_port(port, ns, mac, dhcp, mtu)``: too_big).  ``GONE`` stands for "no
+entry" where a value is expected (the old or new side of an entry that appears
+or goes away).
 """
+import ipaddress
 from dataclasses import dataclass, field
 
-__all__ = ["Plan", "GONE", "PLAN_TABLES", "fast_path_ipv4"]
+__all__ = ["Plan", "GONE", "PLAN_TABLES", "FAMILIES", "datapath_families", "fast_path_key",
+           "address_of", "network_of", "key_family", "address_owner"]
+
+FAMILIES = (4, 6)
 
 
 class _Gone:
@@ -21,12 +36,13 @@ GONE = _Gone()
 @dataclass
 class Plan:
     namespaces: dict = field(default_factory=dict)   # ns id -> (scope id, is_l3)
-    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes, dhcp)
-    addresses: dict = field(default_factory=dict)    # (scope, ip) -> owner ns id
+    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes, dhcp[, MTU])
+    addresses: dict = field(default_factory=dict)    # (scope, ip key) -> owner ns id;
+    #   an IPv6 key's: (owner ns id, on-link prefix length)
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids):
     #   the L3s of the scope with an address on a subnet, /30 or wider, of that broadcast
-    routes: dict = field(default_factory=dict)       # (scope, prefix, plen) -> (port id, gateway ip)
-    multicast: dict = field(default_factory=dict)    # (scope, group ip) -> tuple(member ns ids)
+    routes: dict = field(default_factory=dict)       # (scope, prefix key, plen) -> (port id, gateway)
+    multicast: dict = field(default_factory=dict)    # (scope, group key) -> tuple(member ns ids)
     unresolved: dict = field(default_factory=dict)   # (scope, prefix, plen) -> (L2 name, dst, why):
     #   routes of the model the datapath cannot use
 
@@ -35,9 +51,41 @@ PLAN_TABLES = ("namespaces", "ports", "addresses", "broadcasts", "routes", "mult
                "unresolved")
 
 
-def fast_path_ipv4(ip):
-    """The host-order int of an ``ipaddress`` address the fast path holds (IPv4, not
-    loopback), else None: IPv6 and loopback stay in the model."""
-    if ip.version != 4 or ip.is_loopback:
+def datapath_families(datapath):
+    """The IP versions ``datapath``'s tables take: its ``families`` attribute, or
+    (4,) for a datapath that does not say (one built before IPv6): the entries of
+    another family then stay in the model and no write of them is tried."""
+    families = tuple(getattr(datapath, "families", (4,)))
+    if not families or not set(families) <= set(FAMILIES):
+        raise ValueError(f"datapath families must be some of {FAMILIES}, not {families!r}")
+    return families
+
+
+def address_owner(value):
+    """The owner ns id of a plan ``addresses`` value (an IPv6 one carries its plen too)."""
+    return value if isinstance(value, int) else value[0]
+
+
+def key_family(key):
+    """The IP version of a plan key: IPv4 keys are ints, IPv6 keys ``IPv6Address``."""
+    return 4 if isinstance(key, int) else 6
+
+
+def fast_path_key(ip):
+    """How the fast path's tables key an ``ipaddress`` address: IPv4 as its host-order
+    int, IPv6 as itself; None for what stays in the model (loopback, IPv6 link-local)."""
+    if ip.is_loopback:
         return None
-    return int(ip)
+    if ip.version == 4:
+        return int(ip)
+    return None if ip.is_link_local else ip
+
+
+def address_of(key):
+    """The ``ipaddress`` address a plan key stands for (``fast_path_key`` undone)."""
+    return ipaddress.IPv4Address(key) if isinstance(key, int) else key
+
+
+def network_of(prefix, plen):
+    """The ``ipaddress`` network of a plan route key's prefix and length."""
+    return ipaddress.ip_network((address_of(prefix), plen))

@@ -10,35 +10,42 @@ multicast group.  The full build is the same update with everything marked
 
 The rules, per entry:
 
-- a namespace: ``(scope, is_l3)``; its IPv4 groups (not link-local 224.0.0.0/24,
-  which reach the whole scope without an entry) make it a member in ``multicast``;
-- a port: ``(namespace, MAC bytes, served by DHCP)`` (``port_options.dhcp_served``);
-- an IPv4 address held in a scope (loopback and IPv6 stay in the model): its holder
-  in ``addresses``; an L3 holding an address on a /30-or-wider subnet listens to
-  that subnet's directed broadcast (``broadcasts``);
-- an IPv4 route: out of its port if it names one, else out of the port of the L3
-  that holds its gateway; neither: ``unresolved`` (not installed).
+Both families follow the same rules, each address-keyed entry in the family of
+its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
+
+- a namespace: ``(scope, is_l3)``; its groups (not those of link scope:
+  224.0.0.0/24 and ff02::/16 reach the whole scope without an entry, and no
+  narrower ones are joined) make it a member in ``multicast``;
+- a port: ``(namespace, MAC bytes, served by DHCPv4)`` (``port_options.dhcp_served``),
+  and its MTU for a datapath that takes IPv6;
+  for the slow path ``port_info`` (its MTU, whether a router stands behind it),
+  and an L2's ``scope_options``;
+- an address held in a scope (loopback stays in the model): its holder in
+  ``addresses`` (an IPv6 one with its prefix length: on-link for the fast path);
+  an L3 holding an IPv4 address on a /30-or-wider subnet listens
+  to that subnet's directed broadcast (``broadcasts``; IPv6 has none);
+- a route: out of its port if it names one, else out of the port of the L3
+  that holds its gateway; neither: ``unresolved`` (not installed).  No route
+  is implied by an address, in either family: a destination no namespace holds
+  is routed by the routes the L2 was given (docs/model.md).
 """
 import ipaddress
 
 from pyctl.compile.event_marks import Marks
-from pyctl.compile.plan import GONE, Plan, fast_path_ipv4
+from pyctl.compile.plan import (FAMILIES, GONE, Plan, address_of, address_owner, fast_path_key,
+                                key_family, network_of)
 from pyctl.compile.plan_index import Edit, PlanIndex
-from pyctl.model.port_options import dhcp_served
+from pyctl.model.addressing import is_link_scope_group
+from pyctl.model.port_options import DEFAULT_MTU, dhcp_served
 
-__all__ = ["PlanBuilder", "compile_plan", "LINK_LOCAL_PREFIX"]
+__all__ = ["PlanBuilder", "compile_plan"]
 
-LINK_LOCAL_PREFIX = 0xE00000      # 224.0.0.0/24, as ip >> 8
 _ROUTE_WHY = "gateway {} is reachable through no port"
+_ON_LINK = {4: 0, 6: None}        # the gateway of an on-link route, per family
 
 
 def _mac_bytes(text):
     return bytes(int(part, 16) for part in text.split(":"))
-
-
-def _multicast_groups(groups):
-    return frozenset(int(g) for g in groups
-                     if g.version == 4 and int(g) >> 8 != LINK_LOCAL_PREFIX)
 
 
 def everything(reader):
@@ -50,24 +57,36 @@ def everything(reader):
     return marks
 
 
-def compile_plan(switch):
-    """The plan of the whole model (what a full sync installs)."""
+def compile_plan(switch, families=FAMILIES):
+    """The plan of the whole model (what a full sync installs into a datapath that
+    takes ``families``)."""
     with switch.read() as reader:
-        return PlanBuilder.build(reader).plan
+        return PlanBuilder.build(reader, families).plan
 
 
 class PlanBuilder:
-    """Keeps a ``PlanIndex`` (a plan and its indexes) equal to the model's plan."""
+    """Keeps a ``PlanIndex`` (a plan and its indexes) equal to the model's plan, in
+    the IP versions ``families`` (what the datapath takes: ``plan.datapath_families``)."""
 
-    def __init__(self, index):
+    def __init__(self, index, families=FAMILIES):
         self.index = index
+        self.families = frozenset(families)
 
     @classmethod
-    def build(cls, reader):
+    def build(cls, reader, families=FAMILIES):
         """A builder holding the plan of the whole model."""
-        builder = cls(PlanIndex(Plan()))
+        builder = cls(PlanIndex(Plan()), families)
         builder.update(reader, everything(reader))
         return builder
+
+    def _key(self, ip):
+        """The plan key of ``ip`` if the plan holds its family, else None."""
+        key = fast_path_key(ip)
+        return key if key is not None and ip.version in self.families else None
+
+    def _multicast_groups(self, groups):
+        keys = (self._key(g) for g in groups if not is_link_scope_group(g))
+        return frozenset(key for key in keys if key is not None)
 
     @property
     def plan(self):
@@ -79,7 +98,8 @@ class PlanBuilder:
         edit = Edit(index)
         index.touched_bcasts, index.touched_multicast = set(), set()
         namespaces, ports = set(marks.namespaces), set(marks.ports)
-        addrs, routes = set(marks.addresses), set(marks.routes)
+        addrs = {key for key in marks.addresses if key_family(key[1]) in self.families}
+        routes = {key for key in marks.routes if key_family(key[1]) in self.families}
         for scope in marks.scopes:
             self._expand_scope(reader, scope, namespaces, addrs, routes)
         for ns in namespaces:
@@ -105,25 +125,28 @@ class PlanBuilder:
         addrs.update((scope, ip) for ip in index.scope_addrs.get(scope, ()))
         routes.update((scope,) + key for key in index.scope_routes.get(scope, ()))
         for ip in reader.held_ips(scope):
-            value = fast_path_ipv4(ip)
-            if value is not None:
-                addrs.add((scope, value))
+            key = self._key(ip)
+            if key is not None:
+                addrs.add((scope, key))
         for network in reader.route_networks(scope):
-            if network.version == 4:
-                routes.add((scope, int(network.network_address), network.prefixlen))
+            key = self._key(network.network_address)
+            if key is not None:
+                routes.add((scope, key, network.prefixlen))
 
     def _namespace(self, reader, edit, ns, ports, routes):
         index = self.index
         value = reader.namespace(ns)
         if value is None:
-            entry, port_ids, multicast = GONE, set(), GONE
+            entry, port_ids, multicast, options = GONE, set(), GONE, GONE
         else:
             entry = (value.scope_id, value.is_l3)
             port_ids = set(reader.port_ids_of(ns))
-            groups = _multicast_groups(reader.groups_of(ns))
+            groups = self._multicast_groups(reader.groups_of(ns))
             multicast = (value.scope_id, groups) if groups else GONE
+            options = tuple(sorted(reader.options_of(ns).items())) or GONE
         changed = edit.put("namespaces", ns, entry)
         edit.put("ns_multicast", ns, multicast)
+        edit.put("scope_options", ns, options)
         known = index.ns_ports.get(ns, set())
         ports |= port_ids | known
         if changed or port_ids != known:
@@ -137,38 +160,47 @@ class PlanBuilder:
         port = reader.port(pid)
         if port is None:
             edit.put("ports", pid, GONE)
+            edit.put("port_info", pid, GONE)
             return
         ns = reader.namespace(port.ns)
-        edit.put("ports", pid, (port.ns, _mac_bytes(port.mac),
-                                dhcp_served(port.options, ns is not None and ns.is_l3)))
+        mtu = port.options.get("mtu", DEFAULT_MTU)
+        entry = (port.ns, _mac_bytes(port.mac), dhcp_served(port.options, ns is not None and ns.is_l3))
+        if 6 in self.families:
+            entry += (mtu,)               # the IPv6 fast path's too_big bound
+        edit.put("ports", pid, entry)
+        edit.put("port_info", pid, (mtu, port.options.get("router", False)))
 
     def _address(self, reader, edit, scope, ip, routes):
-        holding = reader.holding(scope, ipaddress.IPv4Address(ip))
+        holding = reader.holding(scope, address_of(ip))
         if holding is None:
             owner = held = GONE
         else:
             owner = holding.holder
             held = (owner, holding.address.network.prefixlen)
+            if key_family(ip) == 6:
+                owner = held                  # with its on-link prefix length
         edit.put("addresses", (scope, ip), owner)
         edit.put("held", (scope, ip), held)
         routes.update(self.index.gw_routes.get((scope, ip), ()))
 
     def _route(self, reader, edit, key):
         scope, prefix, plen = key
-        route = reader.route(scope, ipaddress.IPv4Network((prefix, plen)))
+        network = network_of(prefix, plen)
+        route = reader.route(scope, network)
         if route is None:
             for table in ("route_src", "routes", "unresolved"):
                 edit.put(table, key, GONE)
             return
         index = self.index
         name = reader.namespace(scope).name
-        gateway = int(ipaddress.IPv4Address(route.via)) if route.via else 0
+        gateway = (fast_path_key(ipaddress.ip_address(route.via)) if route.via
+                   else _ON_LINK[network.version])
         port_id = None if route.port is None else reader.port_id(route.port)
         edit.put("route_src", key, (name, route.dst, gateway, port_id))
         if port_id is None:
             owner = index.plan.addresses.get((scope, gateway))
-            entry = index.plan.namespaces.get(owner)
-            port_id = index.port_of(owner) if entry is not None and entry[1] else None
+            entry = None if owner is None else index.plan.namespaces.get(address_owner(owner))
+            port_id = index.port_of(address_owner(owner)) if entry is not None and entry[1] else None
         if port_id is None:
             edit.put("routes", key, GONE)
             edit.put("unresolved", key, (name, route.dst, _ROUTE_WHY.format(route.via)))

@@ -140,7 +140,7 @@ def apply_diff(dp, diff, undo):
     for key, old, _ in addresses:
         if old is not GONE:
             undo.do(lambda k=key: dp.remove_address(*k),
-                    lambda k=key, v=old: dp.add_address(*k, v))
+                    lambda k=key, v=old: dp.add_address(*k, *_owner_args(v)))
     old_ports = {p: old for p, old, _ in ports}
     for pid in moved_ports:
         undo.do(lambda p=pid: dp.remove_port(p),
@@ -167,7 +167,7 @@ def apply_diff(dp, diff, undo):
                     lambda p=pid: dp.remove_port(p))
     for key, _, new in addresses:
         if new is not GONE:
-            undo.do(lambda k=key, v=new: dp.add_address(*k, v),
+            undo.do(lambda k=key, v=new: dp.add_address(*k, *_owner_args(v)),
                     lambda k=key: dp.remove_address(*k))
     for key, _, new in broadcasts:
         if new is not GONE and key not in in_place:
@@ -188,3 +188,8 @@ def apply_diff(dp, diff, undo):
     for key, value in fresh.items():
         undo.do(lambda k=key, v=value: dp.add_route(*k, *v),
                 lambda k=key: dp.remove_route(*k))
+
+
+def _owner_args(value):
+    """What dp.add_address takes after the key: the owner (IPv6: and its prefix length)."""
+    return (value,) if isinstance(value, int) else value

@@ -1,10 +1,12 @@
 """A ``Plan`` with the indexes that say what depends on what, and the questions
 the daemon asks of it.
 
-``PlanIndex`` holds the plan's tables and three of its own, each entry what one
+``PlanIndex`` holds the plan's tables and five of its own, each entry what one
 piece of the model contributes: ``held`` ((scope, ip) -> (owner, prefix
-length)), ``ns_multicast`` (ns -> (scope, its IPv4 groups)) and ``route_src``
-((scope, prefix, plen) -> (L2 name, dst, gateway, port id or None)).  Every
+length)), ``ns_multicast`` (ns -> (scope, its groups)), ``route_src``
+((scope, prefix, plen) -> (L2 name, dst, gateway, port id or None)), and what
+only the slow path reads: ``port_info`` (port id -> (MTU, router)) and
+``scope_options`` (L2 id -> its options, as sorted pairs).  Every
 write goes through an ``Edit``, which keeps the indexes in step and records the
 entry's previous value, so the diff is the entries that moved and
 ``Edit.revert()`` puts tables and indexes back exactly.
@@ -13,14 +15,25 @@ The indexes answer the compile rules (``pyctl.compile.plan_builder``: the routes
 via a gateway, the listeners of a directed broadcast, the members of a group)
 and the slow path's view (``pyctl.daemon.view.PlanView``: a namespace's ports,
 the scope's own address on an endpoint's subnet), each in O(1) or O(answer).
+Keys are in either family (``pyctl.compile.plan``); the scope's own addresses
+are indexed per family, so a question about one family answers in it.
 """
+import ipaddress
 from collections import Counter
 
-from pyctl.compile.plan import GONE, PLAN_TABLES
+from pyctl.compile.plan import GONE, PLAN_TABLES, address_of, key_family
 
 __all__ = ["PlanIndex", "Edit"]
 
-_MASKS = [(0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF for plen in range(33)]
+_BITS = {4: 32, 6: 128}
+_MASKS = {v: [((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1) for plen in range(bits + 1)]
+          for v, bits in _BITS.items()}
+
+
+def _subnet(ip, plen):
+    """``(family, plen, network as an int)``: the subnet of plan key ``ip``."""
+    version = key_family(ip)
+    return (version, plen, int(ip) & _MASKS[version][plen])
 
 
 class PlanIndex:
@@ -29,18 +42,22 @@ class PlanIndex:
         self.held = {}            # (scope, ip) -> (owner ns, prefix length)
         self.ns_multicast = {}    # ns -> (scope, frozenset of IPv4 groups, not link-local)
         self.route_src = {}       # (scope, prefix, plen) -> (L2 name, dst, gateway int, port id)
+        self.port_info = {}       # port id -> (MTU, router: bool)
+        self.scope_options = {}   # L2 id -> ((key, value), ...) of its options, when it has some
         self.tables = {name: getattr(plan, name) for name in PLAN_TABLES}
         self.tables.update(held=self.held, ns_multicast=self.ns_multicast,
-                           route_src=self.route_src)
+                           route_src=self.route_src, port_info=self.port_info,
+                           scope_options=self.scope_options)
+        self.scope_members = {}   # scope -> {ns} whose scope it is (itself included)
         self.ns_ports = {}        # ns -> {port ids}
         self.port_routes = {}     # port id -> {route keys} of installed routes
         self.ns_addrs = {}        # ns -> {(scope, ip)} it holds
         self.scope_addrs = {}     # scope -> {ip} held in it
         self.bcast_listeners = {}  # (scope, bcast) -> Counter(L3 ns -> addresses on such subnets)
-        self.own_subnets = {}     # (scope, plen, network) -> {ip} the scope itself holds there
-        self.own_prefixes = {}    # scope -> Counter(plen) of the addresses it holds itself
-        self.own_lowest = {}      # scope -> its lowest own ip (a cache, filled when asked)
-        self.scope_routes = {}    # scope -> {(prefix, plen)} of its IPv4 routes
+        self.own_subnets = {}     # (scope, family, plen, network int) -> {ip} the scope holds there
+        self.own_prefixes = {}    # (scope, family) -> Counter(plen) of the addresses it holds
+        self.own_lowest = {}      # (scope, family) -> its lowest own ip (a cache, filled when asked)
+        self.scope_routes = {}    # scope -> {(prefix, plen)} of its routes
         self.gw_routes = {}       # (scope, gateway) -> {route keys} of routes without a port
         self.multicast_members = {}   # (scope, group) -> {ns}
         self.touched_bcasts = set()       # derived entries to recompute after an update
@@ -57,24 +74,41 @@ class PlanIndex:
         ports = self.ns_ports.get(ns)
         return min(ports) if ports else None
 
+    def scope_ports(self, scope):
+        """The ids of every port of L2 ``scope``'s namespaces (its own, its L3s'), lowest first."""
+        return sorted(p for ns in self.scope_members.get(scope, ())
+                      for p in self.ns_ports.get(ns, ()))
+
+    def own_networks(self, scope, version):
+        """The subnets of the addresses of family ``version`` the L2 ``scope`` holds itself."""
+        out = set()
+        for key in self.ns_addrs.get(scope, ()):
+            if key_family(key[1]) == version:
+                _, plen = self.held[key]
+                out.add(ipaddress.ip_network((address_of(key[1]), plen), strict=False))
+        return sorted(out)
+
     def addresses_of(self, ns):
         """``{(scope, ip)}`` that ``ns`` holds."""
         return self.ns_addrs.get(ns, frozenset())
 
     def own_address_near(self, scope, ip):
-        """The lowest address the L2 ``scope`` holds itself on a subnet holding ``ip``."""
-        found = [own for plen in self.own_prefixes.get(scope, ())
-                 for own in self.own_subnets.get((scope, plen, ip & _MASKS[plen]), ())]
+        """The lowest address the L2 ``scope`` holds itself on a subnet holding ``ip``
+        (of ``ip``'s family)."""
+        version = key_family(ip)
+        found = [own for plen in self.own_prefixes.get((scope, version), ())
+                 for own in self.own_subnets.get((scope,) + _subnet(ip, plen), ())]
         return min(found) if found else None
 
-    def own_address(self, scope):
-        """The lowest address the L2 ``scope`` holds itself, or None."""
-        if scope not in self.own_lowest:
-            own = [ip for _, ip in self.ns_addrs.get(scope, ())]
+    def own_address(self, scope, version=4):
+        """The lowest address of family ``version`` the L2 ``scope`` holds itself, or None."""
+        key = (scope, version)
+        if key not in self.own_lowest:
+            own = [ip for _, ip in self.ns_addrs.get(scope, ()) if key_family(ip) == version]
             if not own:
                 return None
-            self.own_lowest[scope] = min(own)
-        return self.own_lowest[scope]
+            self.own_lowest[key] = min(own)
+        return self.own_lowest[key]
 
     # -- keeping the indexes --------------------------------------------------------
 
@@ -87,6 +121,8 @@ class PlanIndex:
     def _index(self, table, key, value, add):
         if table == "ports":
             _set_edit(self.ns_ports, value[0], key, add)
+        elif table == "namespaces":
+            _set_edit(self.scope_members, value[0], key, add)
         elif table == "routes":
             _set_edit(self.port_routes, value[0], key, add)
         elif table == "held":
@@ -105,17 +141,18 @@ class PlanIndex:
         (scope, ip), (owner, plen) = key, value
         _set_edit(self.ns_addrs, owner, key, add)
         _set_edit(self.scope_addrs, scope, ip, add)
+        version = key_family(ip)
         if owner == scope:            # the L2's own address
-            _set_edit(self.own_subnets, (scope, plen, ip & _MASKS[plen]), ip, add)
-            _count_edit(self.own_prefixes, scope, plen, add)
-            lowest = self.own_lowest.get(scope)
+            _set_edit(self.own_subnets, (scope,) + _subnet(ip, plen), ip, add)
+            _count_edit(self.own_prefixes, (scope, version), plen, add)
+            lowest = self.own_lowest.get((scope, version))
             if lowest is not None and (ip < lowest if add else ip == lowest):
                 if add:
-                    self.own_lowest[scope] = ip
+                    self.own_lowest[(scope, version)] = ip
                 else:
-                    del self.own_lowest[scope]
-        elif plen <= 30:              # an L3 listening to its subnet's directed broadcast
-            bkey = (scope, ip | (~_MASKS[plen] & 0xFFFFFFFF))
+                    del self.own_lowest[(scope, version)]
+        elif version == 4 and plen <= 30:   # an L3 listening to its subnet's directed broadcast
+            bkey = (scope, ip | (~_MASKS[4][plen] & 0xFFFFFFFF))
             _count_edit(self.bcast_listeners, bkey, owner, add)
             self.touched_bcasts.add(bkey)
 

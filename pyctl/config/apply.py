@@ -31,9 +31,13 @@ def apply(config: Config, switch) -> None:
     with switch.transaction():
         for i, address in enumerate(config.root_addresses):
             step(("root", "addresses", i), switch.address_add, ROOT, address)
+        if config.root_options:
+            step(("root",), switch.namespace_set, ROOT, dict(config.root_options))
         for ns in config.namespaces:
             path = _path_of(ns.key)
             step(path + ("name",), switch.create, ns.name, ns.kind, parent=ns.parent)
+            if ns.options:
+                step(path, switch.namespace_set, ns.name, dict(ns.options))
             if ns.quota:
                 step(path + ("quota",), switch.quota_set, ns.name, dict(ns.quota))
             add = switch.address_add if ns.kind == "l2" else _swap(switch.assign_and_push)

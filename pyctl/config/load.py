@@ -23,7 +23,8 @@ from pyctl.config.spec import (
     SlowPathLimits,
 )
 from pyctl.model import addressing
-from pyctl.model.port_options import check_kind_combination, check_port_options
+from pyctl.model.namespace_options import check_namespace_options
+from pyctl.model.port_options import check_kind_combination, check_port_option, check_port_options
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
@@ -50,11 +51,12 @@ def load_config(path_or_text: str | os.PathLike, *, source: str | None = None) -
                           f"TOML syntax error: {exc}") from None
     r = _Reader(source, _index_lines(text))
     r.table(doc, (), ("root", "namespace", "route", "port", "daemon"))
-    root_addresses, root_socket = _read_root(r, doc)
+    root_addresses, root_socket, root_options = _read_root(r, doc)
     namespaces = _read_namespaces(r, doc)
     ports = _read_ports(r, doc, namespaces)
     routes = _read_routes(r, doc, namespaces, ports)
     return Config(source=source, root_addresses=root_addresses, root_socket=root_socket,
+                  root_options=root_options,
                   namespaces=namespaces, routes=routes, ports=ports,
                   daemon=_read_daemon(r, doc), lines=r.lines)
 
@@ -70,18 +72,33 @@ def _addresses(r: _Reader, table: dict, path: tuple, key: str = "addresses") -> 
     return tuple(out)
 
 
-def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool]:
+NAMESPACE_OPTION_KEYS = ("advertise",)      # pyctl.model.namespace_options, keys of an L2's table
+
+
+def _namespace_options(r: _Reader, table: dict, path: tuple, kind: str) -> dict:
+    options = {}
+    for key in NAMESPACE_OPTION_KEYS:  # one at a time, so an error names its key
+        if key in table:
+            if kind != "l2":
+                raise r.error(path + (key,), "an L3 has no options of its own: set them on "
+                                             "its parent L2")
+            options.update(r.checked(path + (key,), check_namespace_options, {key: table[key]}))
+    return options
+
+
+def _read_root(r: _Reader, doc: dict) -> tuple[tuple[str, ...], bool, dict]:
     if "root" not in doc:
-        return (), False
-    table = r.table(doc["root"], ("root",), ("addresses", "socket"))
-    return _addresses(r, table, ("root",)), r.typed(table, ("root",), "socket", bool, False)
+        return (), False, {}
+    table = r.table(doc["root"], ("root",), ("addresses", "socket") + NAMESPACE_OPTION_KEYS)
+    return (_addresses(r, table, ("root",)), r.typed(table, ("root",), "socket", bool, False),
+            _namespace_options(r, table, ("root",), "l2"))
 
 
 def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
     specs: dict[str, NamespaceSpec] = {}
     for path, item in r.array_of_tables(doc, "namespace"):
-        t = r.table(item, path, ("name", "kind", "parent", "addresses", "socket", "quota"),
-                    ("name", "kind"))
+        t = r.table(item, path, ("name", "kind", "parent", "addresses", "socket", "quota")
+                    + NAMESPACE_OPTION_KEYS, ("name", "kind"))
         name = r.checked(path + ("name",), addressing.check_namespace_name,
                          r.typed(t, path, "name", str))
         if name == ROOT or name in specs:
@@ -95,6 +112,7 @@ def _read_namespaces(r: _Reader, doc: dict) -> tuple[NamespaceSpec, ...]:
         specs[name] = NamespaceSpec(
             name=name, kind=kind, parent=parent, addresses=_addresses(r, t, path),
             socket=r.typed(t, path, "socket", bool, False), quota=_quota(r, t, path, kind),
+            options=_namespace_options(r, t, path, kind),
             key=_dotted(path), line=r.line_of(path))
     for spec in specs.values():  # references, once every name is known
         path = _path_of(spec.key) + ("parent",)
@@ -175,7 +193,7 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...]) ->
     ports: dict[str, PortSpec] = {}
     l3_port: dict[str, str] = {}
     option_keys = ("kind", "vnet_hdr", "offloads", "txqueuelen", "mtu", "netns", "address",
-                   "gateway", "dhcp_lease_time")
+                   "gateway", "router", "dhcp_lease_time")
     for path, item in r.array_of_tables(doc, "port"):
         t = r.table(item, path, ("name", "namespace", "mac") + option_keys, ("name", "namespace"))
         name = r.checked(path + ("name",), addressing.check_port_name, r.typed(t, path, "name", str))
@@ -194,11 +212,9 @@ def _read_ports(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...]) ->
             mac = r.checked(path + ("mac",), addressing.parse_mac, r.typed(t, path, "mac", str))
         options = {}
         for key in option_keys:  # one at a time, so an error names its key
-            if key == "gateway" and key in t:
-                r.checked(path + (key,), lambda v: addressing.parse_ip(v, what="gateway"), t[key])
-                options[key] = t[key]
-            elif key in t:
-                options.update(r.checked(path + (key,), check_port_options, {key: t[key]}))
+            if key in t:
+                options[key] = r.checked(path + (key,), lambda v, k=key: check_port_option(k, v),
+                                         t[key])
         if "kind" in options:
             r.checked(path + ("kind",), check_kind_combination, options)
         for key in ("address", "gateway"):
@@ -233,11 +249,13 @@ def _read_routes(r: _Reader, doc: dict, namespaces: tuple[NamespaceSpec, ...],
         if ns in known and known[ns].kind == "l3":
             raise r.error(path + ("namespace",), f"{ns!r} is an L3 namespace: routes belong to "
                                                  f"its parent L2 {known[ns].parent!r}")
-        prefix = str(r.checked(path + ("prefix",), addressing.parse_network,
-                               r.typed(t, path, "prefix", str)))
         via = t.get("via")
         if via is not None:
             via = str(r.checked(path + ("via",), addressing.parse_ip, r.typed(t, path, "via", str)))
+        family = None if via is None else (6 if ":" in via else 4)
+        prefix = str(r.checked(path + ("prefix",),
+                               lambda v: addressing.parse_network(v, version=family),
+                               r.typed(t, path, "prefix", str)))
         port = r.typed(t, path, "port", str)
         if port is not None:
             if port not in by_port:

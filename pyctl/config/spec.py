@@ -39,6 +39,7 @@ class NamespaceSpec:
     parent: str
     addresses: tuple[str, ...] = ()   # an L2's own; an L3's are assigned in the parent and pushed
     socket: bool = False              # give it its own control socket (<socket_dir>/<name>.sock)
+    options: dict[str, Any] = field(default_factory=dict, hash=False)   # an L2's (advertise)
     quota: dict[str, int] = field(default_factory=dict, hash=False)   # an L2's (model/quotas.py)
     key: str = ""
     line: int | None = None
@@ -151,6 +152,7 @@ class Config:
     source: str
     root_addresses: tuple[str, ...] = ()
     root_socket: bool = False
+    root_options: dict[str, Any] = field(default_factory=dict, hash=False)
     namespaces: tuple[NamespaceSpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()

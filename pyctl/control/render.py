@@ -77,7 +77,7 @@ def ports(result: list[dict]) -> str:
 def show(ns: dict) -> str:
     head = {"namespace": f"{ns['name']} (id {ns['id']}, {ns['kind']})",
             "parent": ns["parent_name"], "scope": ns["scope"], "children": ns["children"],
-            "groups": ns["groups"]}
+            "groups": ns["groups"], "options": ns.get("options") or {}}
     out = [pairs(head), "addresses:"] + [f"  {a}" for a in ns["addresses"]]
     if ns["routes"]:
         out += ["routes" + (" (of " + ns["scope"] + ")" if ns["scope"] != ns["name"] else "") + ":"]

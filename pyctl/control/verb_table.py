@@ -26,15 +26,26 @@ _NS = Param("namespace", "namespace", help="namespace name or id")
 _NS_OPT = Param("namespace", "namespace", required=False,
                 help="namespace name or id (default: the one this socket acts as)")
 _ADDR = Param("address", "str", help="interface address A/N, e.g. 10.0.0.5/24")
-_GROUP = Param("group", "str", help="multicast group address, e.g. 239.1.1.1")
+_GROUP = Param("group", "str", help="multicast group address, e.g. 239.1.1.1 or ff05::1:3")
 _VIA = Param("via", "str", required=False, option=True, help="next hop (gateway) address")
 _PORT_OPT = Param("port", "port", required=False, option=True, help="a port of that L2")
+_PREFIX = Param("prefix", "str", help="A/N, or default (0.0.0.0/0; ::/0 with an IPv6 via)")
+
+
+def _namespace_option(text: str) -> tuple[str, Any]:
+    """``-o KEY=VALUE`` of namespace-set: values JSON or text (``advertise=true``)."""
+    key, value = keyvalue(text, "namespace option ")
+    return key, json_or_text(value)
 
 
 def _port_option(text: str) -> tuple[str, Any]:
-    """``-o KEY=VALUE`` of port-add: offloads is a comma list, other values JSON or text."""
+    """``-o KEY=VALUE`` of port-add: offloads is a comma list, and so are address and
+    gateway when they hold a comma (``address=10.0.0.5/24,fd00::5/64``); other values
+    JSON or text."""
     key, value = keyvalue(text, "port option ")
     if key == "offloads":
+        return key, [v for v in value.split(",") if v]
+    if key in ("address", "gateway") and "," in value and not value.startswith("["):
         return key, [v for v in value.split(",") if v]
     return key, json_or_text(value)
 
@@ -61,7 +72,7 @@ _TABLE = (
          render=render.namespaces),
     Verb("show", [_NS_OPT], summary="one namespace: addresses, routes, ports, groups",
          result="one namespace with `scope`, `children`, `addresses`, `routes`, `ports`, "
-                "`groups`", render=render.show),
+                "`groups`, `options` (its scope's)", render=render.show),
     Verb("create", [Param("name", "str", help="the new namespace's name"),
                     Param("kind", "str", choices=("l2", "l3"), help="l2 or l3"),
                     Param("parent", "namespace", required=False, option=True,
@@ -69,6 +80,13 @@ _TABLE = (
          access="config", served_by="model", summary="create a namespace",
          result="the new namespace (`parent` defaults to the root, or the socket's L2)",
          render=render.quiet),
+    Verb("namespace-set", [_NS, Param("options", "object", required=False, flags=("--option", "-o"),
+                                      item=_namespace_option,
+                                      help="KEY=VALUE, repeated: advertise=true (IPv6 router "
+                                           "advertisements on the L2's links)")],
+         access="config", served_by="model", rig=True,
+         summary="set options of an L2 (the keys given; the others stay)",
+         result="null (see `show`: `options`)", render=render.quiet),
     Verb("destroy", [_NS, Param("recursive", "bool", required=False, default=False,
                                 flags=("--recursive", "-r"), help="with its whole subtree")],
          access="config", served_by="model", rig=True,
@@ -104,10 +122,11 @@ _TABLE = (
     Verb("routes", [_NS_OPT], served_by="model", rig=True,
          summary="routes a namespace uses (an L3: its parent's)",
          result="`[{dst, via, port}]` (an L3: its parent's)", render=render.routes),
-    Verb("route-add", [_NS, Param("prefix", "str", help="A/N or default"), _VIA, _PORT_OPT],
+    Verb("route-add", [_NS, _PREFIX, _VIA, _PORT_OPT],
          access="config", served_by="model", rig=True, summary="add a route to an L2",
-         result="the route (`prefix` may be `default`)", render=render.quiet),
-    Verb("route-del", [_NS, Param("prefix", "str", help="A/N or default"), _VIA, _PORT_OPT],
+         result="the route (`prefix` may be `default`: 0.0.0.0/0, or ::/0 with an IPv6 `via`)",
+         render=render.quiet),
+    Verb("route-del", [_NS, _PREFIX, _VIA, _PORT_OPT],
          access="config", served_by="model", rig=True, summary="delete a route of an L2",
          result="null", render=render.quiet),
     # -- ports ------------------------------------------------------------------
@@ -126,7 +145,8 @@ _TABLE = (
                             item=_port_option,
                             help="KEY=VALUE, repeated: kind=tap|veth|xdp|attach|auto, "
                                  "vnet_hdr=true, offloads=csum,tso4, txqueuelen=10000, mtu, "
-                                 "netns, address, gateway, dhcp_lease_time")],
+                                 "netns, address=10.0.0.5/24,fd00::5/64, "
+                                 "gateway=10.0.0.1,fd00::1, router=true, dhcp_lease_time")],
          access="config", served_by="model", rig=True, summary="attach a port to a namespace",
          result="the port; options as in the config file", render=render.quiet),
     Verb("port-del", [Param("name", "port", help="port name or id")], access="config",
@@ -180,9 +200,10 @@ _TABLE = (
          result="`{scope: {group: [{namespace, origin: learned\\|configured, expires_in}]}}` "
                 "(docs/multicast.md)", render=render.multicast),
     Verb("stats", served_by="daemon", rig=True,
-         summary="the packet loop's, slow path's, IGMP snooper's and DHCP server's counters",
-         result="the packet loop's, slow path's, IGMP snooper's (`igmp`) and DHCP server's "
-                "(`dhcp`) counters, the ring ports' own (`rings`: by port name), what the "
+         summary="the packet loop's, slow path's, IGMP/MLD snooper's and DHCP server's counters",
+         result="the packet loop's, slow path's (ARP, ND, ICMP, ICMPv6), IGMP/MLD snooper's "
+                "(`igmp`: `igmp_*`, `mld_*`) and DHCP server's (`dhcp`) counters, the ring "
+                "ports' own (`rings`: by port name), what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
                 "bytes, ICMP buckets), `ports_up`, `ports_failed`, uptime", render=render.generic),
 )

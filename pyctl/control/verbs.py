@@ -100,7 +100,7 @@ def show(s: Session, namespace):
     return {**ns.to_dict(), "parent_name": parent, "scope": api.scope_of(ns.id).name,
             "children": children, "addresses": api.addresses(ns.id),
             "routes": api.routes(ns.id), "ports": [_port(api, p) for p in api.ports(ns.id)],
-            "groups": api.groups(ns.id)}
+            "groups": api.groups(ns.id), "options": api.namespace_options(ns.id)}
 
 
 def sockets(s: Session):

@@ -274,7 +274,7 @@ class Daemon:
 
     def _slow_path(self, frames):
         for port_id, reason, data in frames:
-            if reason == verdicts.REASON_IGMP:
+            if reason == verdicts.REASON_IGMP or reason == verdicts.REASON_MLD:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
             elif reason == verdicts.REASON_DHCP:
                 self._send(self.dhcp.handle(port_id, data, time.monotonic()))

@@ -5,7 +5,9 @@ into group-level events; ``MembershipTable`` keeps, for one scope, group ->
 {namespace: expiry}; ``IgmpSnooper`` ties both to the daemon: it takes the
 IGMP datagrams the fast path hands up and returns membership changes to
 compile into the fan-out tables.  Everything is pure logic with an injected
-clock (``now`` arguments, seconds).
+clock (``now`` arguments, seconds).  MLD, IPv6's counterpart, yields the same
+events (``pyctl.daemon.mld``): the tables and the snooper hold groups of both
+families (IPv4 as ints, IPv6 as ``IPv6Address``), under one bound per scope.
 
 Choices (RFC 4541 snooping at group granularity):
 
@@ -29,6 +31,7 @@ Choices (RFC 4541 snooping at group granularity):
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import struct
 from collections import Counter
@@ -37,6 +40,7 @@ from typing import NamedTuple
 
 from pyctl.daemon import packets as pk
 from pyctl.errors import InvalidArgument
+from pyctl.model.addressing import is_link_scope_group
 
 IGMP_QUERY = 0x11
 IGMP_V1_REPORT = 0x12
@@ -59,14 +63,24 @@ _V3_RECORD = struct.Struct("!BBHI")
 
 
 class IgmpEvent(NamedTuple):
-    group: int
+    group: object     # IPv4: an int; IPv6 (MLD): an IPv6Address
     join: bool        # False: leave
 
 
 class Change(NamedTuple):
-    group: int
+    group: object
     namespace: int
     joined: bool      # False: left (leave, expiry or removal)
+
+
+def group_order(group):
+    """Listing order of groups of both families: IPv4 first, then numerically."""
+    return (isinstance(group, ipaddress.IPv6Address), int(group))
+
+
+def group_text(group) -> str:
+    """A group of either family as text."""
+    return str(ipaddress.ip_address(group))
 
 
 def is_multicast(ip: int) -> bool:
@@ -108,15 +122,21 @@ def _parse_v3_report(message: bytes) -> list[IgmpEvent] | None:
         off += 8 + 4 * nsrc + 4 * aux_words
         if off > len(message) or not is_multicast(group) or not 1 <= rtype <= 6:
             return None
-        if is_link_local_group(group):
-            continue
-        if rtype in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE):
-            events.append(IgmpEvent(group, True))
-        elif rtype in (MODE_IS_INCLUDE, CHANGE_TO_INCLUDE):
-            events.append(IgmpEvent(group, nsrc > 0))
-        elif rtype == ALLOW_NEW_SOURCES and nsrc > 0:
-            events.append(IgmpEvent(group, True))
+        if not is_link_local_group(group):
+            record_event(events, rtype, group, nsrc)
     return events
+
+
+def record_event(events: list, rtype: int, group, nsrc: int) -> None:
+    """The group-level event of one IGMPv3 / MLDv2 record (the same rules), if it has one:
+    EXCLUDE (any sources) and INCLUDE or ALLOW with sources join, INCLUDE without
+    sources leaves, BLOCK changes nothing."""
+    if rtype in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE):
+        events.append(IgmpEvent(group, True))
+    elif rtype in (MODE_IS_INCLUDE, CHANGE_TO_INCLUDE):
+        events.append(IgmpEvent(group, nsrc > 0))
+    elif rtype == ALLOW_NEW_SOURCES and nsrc > 0:
+        events.append(IgmpEvent(group, True))
 
 
 def build_query(group: int = 0, *, max_resp_time: float = 10.0, version: int = 3,
@@ -148,7 +168,11 @@ def build_query_frame(src_mac: bytes, src_ip: int, group: int = 0, **kw) -> byte
     return pk.build_ethernet(dst_mac, src_mac, pk.ETH_P_IP, head + message)
 
 
-def _check_group(group: int) -> None:
+def _check_group(group) -> None:
+    if isinstance(group, ipaddress.IPv6Address):
+        if not group.is_multicast or is_link_scope_group(group):
+            raise InvalidArgument(f"group {group} is not an IPv6 group wider than link scope")
+        return
     if not isinstance(group, int) or not is_multicast(group):
         raise InvalidArgument(f"{group!r} is not an IPv4 multicast group (224.0.0.0/4)")
     if is_link_local_group(group):
@@ -197,8 +221,8 @@ class MembershipTable:
     def groups(self) -> dict[int, frozenset[int]]:
         return {g: frozenset(m) for g, m in self._groups.items()}
 
-    def groups_of(self, namespace: int) -> list[int]:
-        return sorted(g for g, m in self._groups.items() if namespace in m)
+    def groups_of(self, namespace: int) -> list:
+        return sorted((g for g, m in self._groups.items() if namespace in m), key=group_order)
 
     def expiry(self, group: int, namespace: int) -> float | None:
         return self._groups.get(group, {}).get(namespace)
@@ -242,7 +266,7 @@ class MembershipTable:
     def expire(self, now: float) -> list[Change]:
         """Remove the memberships whose time has come; the changes, sorted."""
         gone = [(g, ns) for g, m in self._groups.items() for ns, t in m.items() if t <= now]
-        return [self._remove(g, ns) for g, ns in sorted(gone)]
+        return [self._remove(g, ns) for g, ns in sorted(gone, key=lambda c: (group_order(c[0]), c[1]))]
 
     def next_expiry(self) -> float | None:
         times = [t for m in self._groups.values() for t in m.values() if t != math.inf]
@@ -317,26 +341,31 @@ class IgmpSnooper:
         if ip is None or ip.proto != pk.IPPROTO_IGMP or ip.more_fragments or ip.frag_offset:
             self.counters["drop_igmp_malformed"] += 1
             return [], []
-        events = parse_igmp(ip.payload)
+        return self.apply(scope, namespace, parse_igmp(ip.payload), now, fast_leave, "igmp")
+
+    def apply(self, scope: int, namespace: int, events, now: float, fast_leave: bool = True,
+              protocol: str = "igmp") -> tuple[list[Change], list[QueryRequest]]:
+        """The events of one message (``protocol`` "igmp" or "mld": its counters' prefix;
+        ``None``: it was malformed) from ``namespace``: the changes and the queries to send."""
         if events is None:
-            self.counters["drop_igmp_malformed"] += 1
+            self.counters[f"drop_{protocol}_malformed"] += 1
             return [], []
-        self.counters["igmp_in"] += 1
+        self.counters[f"{protocol}_in"] += 1
         table = self.table(scope)
         changes, queries = [], []
         for event in events:
             if event.join:
-                self.counters["igmp_join"] += 1
+                self.counters[f"{protocol}_join"] += 1
                 try:
                     change = table.report(namespace, event.group, now)
                 except NamespaceFull:
                     self.counters["drop_igmp_namespace_full"] += 1
                     continue
                 except OverflowError:
-                    self.counters["drop_igmp_table_full"] += 1
+                    self.counters[f"drop_{protocol}_table_full"] += 1
                     continue
             else:
-                self.counters["igmp_leave"] += 1
+                self.counters[f"{protocol}_leave"] += 1
                 change = table.leave(namespace, event.group, now, fast=fast_leave)
                 if not fast_leave and namespace in table.members(event.group):
                     queries.append(QueryRequest(scope, namespace, event.group))

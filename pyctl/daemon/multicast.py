@@ -1,11 +1,13 @@
-"""Multicast in the daemon: IGMP snooping and the querier, tied to the model.
+"""Multicast in the daemon: IGMP and MLD snooping and the querier, tied to the model.
 
-The fast path hands every IGMP frame up (reason ``igmp``); ``Multicast.handle``
-feeds it to the ``IgmpSnooper`` (pyctl/igmp.py) as the namespace of the port it
-came in on, and applies the joins and leaves it learns to the model *as that
-namespace* (``switch.as_namespace(ns).join(...)`` inside ``Daemon.change()``):
-a learned membership is an ordinary model membership, compiled into the fast
-path's group table like any other, listed by ``groups``/``members``.
+The fast path hands every IGMP frame up (reason ``igmp``) and every MLD one
+(reason ``mld``: IPv6's, ``pyctl.daemon.mld``); ``Multicast.handle`` feeds it to
+the ``IgmpSnooper`` (pyctl/daemon/igmp.py, which holds both families' groups) as
+the namespace of the port it came in on, and applies the joins and leaves it
+learns to the model *as that namespace* (``switch.as_namespace(ns).join(...)``
+inside ``Daemon.change()``): a learned membership is an ordinary model
+membership, compiled into the fast path's group table like any other, listed
+by ``groups``/``members``.  MLD is IGMP exactly, timers and bounds included.
 
 Learned and configured memberships (docs/multicast.md):
 
@@ -25,10 +27,11 @@ a ``GroupJoined`` the snooper did not make is configured, a ``GroupLeft`` drops
 the entry, a ``NamespaceDestroyed`` takes the entries of what it destroyed.
 
 The querier: Linux hosts repeat their reports only when queried, so every open
-port gets an IGMPv3 general query when it first appears (and a second one a
-quarter of the query interval later, RFC 3376's startup queries), then every
-125 s.  Queries come from the scope's own address on the endpoint's subnet
-(0.0.0.0 when it has none) and the port's MAC.
+port gets an IGMPv3 and an MLDv2 general query when it first appears (and a
+second pair a quarter of the query interval later, RFC 3376's startup
+queries), then every 125 s.  IGMP queries come from the scope's own address on
+the endpoint's subnet (0.0.0.0 when it has none), MLD queries from the port's
+link-local address, both from the port's MAC.
 """
 from __future__ import annotations
 
@@ -37,8 +40,11 @@ import logging
 from collections import defaultdict
 
 from pyctl import errors
-from pyctl.daemon import igmp
+from pyctl.daemon import igmp, mld
 from pyctl.daemon import packets as pk
+from pyctl.daemon import packets6 as pk6
+from pyctl.daemon.igmp import group_order, group_text
+from pyctl.model.addressing import is_link_scope_group
 from pyctl.model.events import GroupJoined, GroupLeft, NamespaceDestroyed
 
 log = logging.getLogger("tapswitch.multicast")
@@ -86,7 +92,7 @@ class Multicast:
             self._unsubscribe = None
 
     def _pin(self, scope, ns_id, group):
-        group = _ipv4_group(group)
+        group = _table_group(group)
         if group is not None:
             self.snooper.table(scope).join(ns_id, group)
 
@@ -103,7 +109,7 @@ class Multicast:
         elif isinstance(event, GroupJoined):
             self._pin(event.namespace.scope_id, event.namespace.id, event.group)
         elif isinstance(event, GroupLeft):
-            group = _ipv4_group(event.group)
+            group = _table_group(event.group)
             table = self.snooper.tables.get(event.namespace.scope_id)
             if group is not None and table is not None:
                 table.drop(event.namespace.id, group)
@@ -111,13 +117,19 @@ class Multicast:
     # ------------------------------------------------------------------ snooping
 
     def handle(self, port_id: int, frame: bytes, now: float) -> list[tuple[int, bytes]]:
-        """One IGMP frame the fast path handed up from ``port_id``."""
+        """One IGMP or MLD frame the fast path handed up from ``port_id``."""
+        eth = pk.parse_ethernet(frame)
+        protocol = "mld" if eth is not None and eth.ethertype == pk6.ETH_P_IPV6 else "igmp"
         where = self._port(port_id)
         if where is None:
-            self.counters["drop_igmp_unknown_port"] += 1
+            self.counters[f"drop_{protocol}_unknown_port"] += 1
             return []
         ns, scope, is_l3 = where
-        eth = pk.parse_ethernet(frame)
+        if protocol == "mld":
+            ip6 = pk6.parse_ipv6(eth.payload)
+            events = None if ip6 is None else mld.parse_mld(ip6)
+            changes, queries = self.snooper.apply(scope, ns, events, now, is_l3, "mld")
+            return self._after(changes, queries, scope, now)
         ip = None if eth is None or eth.ethertype != pk.ETH_P_IP else pk.parse_ipv4(eth.payload)
         if ip is None:
             self.counters["drop_igmp_malformed"] += 1
@@ -127,10 +139,14 @@ class Multicast:
             self.counters["drop_igmp_spoofed_source"] += 1
             return []
         changes, queries = self.snooper.handle(scope, ns, eth.payload, now, fast_leave=is_l3)
+        return self._after(changes, queries, scope, now)
+
+    def _after(self, changes, queries, scope, now):
+        """Apply what a message taught; the group-specific queries it asks for."""
         self._apply([(scope, c) for c in changes], now)
         out = []
         for request in queries:
-            self.counters["igmp_group_queries"] += 1
+            self.counters[f"{_protocol(request.group)}_group_queries"] += 1
             out.extend(self._queries(self._ports_of(request.namespace), request.group))
         return out
 
@@ -145,16 +161,16 @@ class Multicast:
             with self._change() as sw:
                 for _, change in changes:
                     acting = sw.as_namespace(change.namespace)
-                    group = pk.ip_str(change.group)
+                    group = group_text(change.group)
                     with sw.read() as reader:       # O(1): a flood of reports is many changes
-                        member = reader.is_member(change.namespace, ipaddress.IPv4Address(group))
+                        member = reader.is_member(change.namespace, ipaddress.ip_address(group))
                     if change.joined and not member:
                         acting.join(group, change.namespace)
                     elif not change.joined and member:
                         acting.leave(group, change.namespace)
         except errors.TapswitchError as exc:
             self.counters["igmp_apply_failed"] += len(changes)
-            log.warning("IGMP membership change refused (%s: %s); %d change(s) undone",
+            log.warning("snooped membership change refused (%s: %s); %d change(s) undone",
                         exc.code, exc.message, len(changes))
             for scope, change in changes:
                 table = self.snooper.table(scope)
@@ -193,23 +209,26 @@ class Multicast:
             due = list(open_ports)
         if due:
             self.counters["igmp_general_queries"] += len(due)
+            self.counters["mld_general_queries"] += len(due)
             out.extend(self._queries(sorted(set(due)), 0))
+            out.extend(self._queries(sorted(set(due)), None))
         return out
 
     def _queries(self, port_ids, group):
+        """Queries out of each port: IGMP general (``group`` 0), MLD general (None), or
+        group-specific for ``group`` in its family."""
         out = []
+        interval = int(self.config.query_interval)
+        specific = {} if group in (0, None) else {"max_resp_time": LAST_MEMBER_QUERY_INTERVAL}
         for pid in port_ids:
             mac = self.view.port_mac(pid)
             if mac is None:
                 continue
-            source = self.view.icmp_source(pid) or 0
-            if group:
-                frame = igmp.build_query_frame(mac, source, group,
-                                               max_resp_time=LAST_MEMBER_QUERY_INTERVAL,
-                                               query_interval=int(self.config.query_interval))
+            if group is None or isinstance(group, ipaddress.IPv6Address):
+                frame = mld.build_query_frame(mac, group, query_interval=interval, **specific)
             else:
-                frame = igmp.build_query_frame(mac, source,
-                                               query_interval=int(self.config.query_interval))
+                frame = igmp.build_query_frame(mac, self.view.icmp_source(pid) or 0, group,
+                                               query_interval=interval, **specific)
             out.append((pid, frame))
         return out
 
@@ -221,7 +240,7 @@ class Multicast:
         names = {ns.id: ns.name for ns in api.namespaces()}
         out = {}
         for scope, table in sorted(self.snooper.tables.items()):
-            for group, members in sorted(table.groups().items()):
+            for group, members in sorted(table.groups().items(), key=lambda i: group_order(i[0])):
                 rows = []
                 for ns in sorted(members):
                     if ns not in names:
@@ -233,7 +252,7 @@ class Multicast:
                                  "expires_in": round(max(0.0, expiry - now), 1) if learned else None})
                 if rows:
                     scope_name = names.get(scope) or api.scope_of(rows[0]["namespace"]).name
-                    out.setdefault(scope_name, {})[pk.ip_str(group)] = rows
+                    out.setdefault(scope_name, {})[group_text(group)] = rows
         return out
 
     # ------------------------------------------------------------------ helpers
@@ -256,10 +275,11 @@ def group_counters(raw_groups: dict, api, namespace=None) -> dict:
     if acting is not None and acting.kind == "l3":
         mine = set(api.groups(acting.id))
     out = defaultdict(dict)
-    for (scope, group), value in sorted(raw_groups.items()):
+    for (scope, group), value in sorted(raw_groups.items(),
+                                        key=lambda i: (i[0][0], group_order(i[0][1]))):
         if only is not None and scope != only:
             continue
-        text = pk.ip_str(group)
+        text = group_text(group)
         if scope in visible:
             out[visible[scope].name][text] = dict(value)
         elif text in mine and acting.parent == scope:
@@ -276,18 +296,22 @@ def group_keys(api, datapath, namespace=None):
     elif acting is None:
         return None
     elif acting.kind == "l3":
-        return [(acting.parent, g) for g in map(_ipv4_group, api.groups(acting.id))
+        return [(acting.parent, g) for g in map(_table_group, api.groups(acting.id))
                 if g is not None]
     else:
         scopes = [ns.id for ns in api.namespaces() if ns.kind == "l2"]
     return [key for scope in scopes for key in datapath.group_keys(scope)]
 
 
-def _ipv4_group(group):
-    """The group (text or an ``ipaddress`` address) as an int if the fast path has
-    tables for it (IPv4, not link-local)."""
-    try:
-        group = pk.ip_int(group)
-    except (OSError, ValueError):
-        return None                       # an IPv6 group: the model only
-    return None if igmp.is_link_local_group(group) else group
+def _table_group(group):
+    """The group (text or an ``ipaddress`` address) as the snooping tables and the fast
+    path key it (IPv4 an int, IPv6 an ``IPv6Address``), or None for a group of link
+    scope (no table)."""
+    group = ipaddress.ip_address(group)
+    if is_link_scope_group(group):
+        return None
+    return int(group) if group.version == 4 else group
+
+
+def _protocol(group):
+    return "mld" if isinstance(group, ipaddress.IPv6Address) else "igmp"

@@ -1,8 +1,11 @@
-"""The neighbour table: the one owner of the IPv4 neighbours the switch learned,
-``(scope, ip) -> (MAC, port)``, and of the fast path's compiled copy of them.
+"""The neighbour table: the one owner of the neighbours the switch learned,
+``(scope, ip) -> (MAC, port)`` for both families (an IPv4 ``ip`` is a host-order
+int, an IPv6 one an ``IPv6Address``: the keys never meet), and of the fast
+path's compiled copy of them.
 
 The slow path learns a neighbour from every ARP message it accepts (requests,
-replies, gratuitous).  Each change of an entry writes the datapath's neighbour
+replies, gratuitous) and from neighbour discovery's solicitations and
+advertisements (``pyctl.daemon.nd``).  Each change of an entry writes the datapath's neighbour
 table in the same step: ``set_neighbour`` when an entry is made or its MAC
 changes, ``remove_neighbour`` when it expires, is evicted, or its port or scope
 goes.  A write the datapath refuses (an address it does not take, a scope it
@@ -15,13 +18,14 @@ in use):
 
 - ``REACHABLE``: heard from within ``reachable_time`` seconds.
 - ``STALE``: still installed and forwarding.  One ``arp_retry_interval``
-  later, and then once per interval, a unicast ARP request goes to its MAC,
+  later, and then once per interval, a unicast ARP request (IPv6: neighbour
+  solicitation) goes to its MAC,
   ``arp_max_requests`` in all (a probe the ARP budget has no token for is
   tried again and not counted).  Any ARP it sends makes it ``REACHABLE``
   again; if none comes it is removed (``neighbour_expired``).
 
 Bounds: at most ``max_neighbours_per_scope`` entries in one scope and
-``max_neighbours`` in all.  A new entry beyond its scope's bound evicts the
+``max_neighbours`` in all, both families together.  A new entry beyond its scope's bound evicts the
 least recently confirmed entry of that scope (``neighbour_evicted_scope``);
 beyond the overall bound, the stale entry probed longest ago, or else the
 least recently confirmed one (``neighbour_evicted``).  Every operation costs

@@ -39,6 +39,7 @@ ICMP_NET_UNREACH = 0
 ICMP_HOST_UNREACH = 1
 ICMP_PROT_UNREACH = 2
 ICMP_PORT_UNREACH = 3
+ICMP_FRAG_NEEDED = 4
 # ICMP types that are queries, not errors (RFC 1812 4.3.2.7: errors are never
 # sent about an ICMP error; every other ICMP type counts as one).
 ICMP_QUERY_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18})
@@ -188,6 +189,54 @@ def build_icmp(itype: int, code: int, rest: bytes, data: bytes) -> bytes:
     """An ICMP message; ``rest`` is the 4-byte field after the checksum."""
     body = rest + data
     return _ICMP.pack(itype, code, checksum(_ICMP.pack(itype, code, 0) + body)) + body
+
+
+def _copied_options(options: bytes) -> bytes:
+    """The options a fragment after the first carries (RFC 791: those with the copied
+    flag), padded to a multiple of 4 bytes."""
+    out, i = b"", 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:                         # end of options
+            break
+        if kind == 1:                         # no-operation
+            i += 1
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            break                             # malformed: copy no more
+        length = options[i + 1]
+        if kind & 0x80:
+            out += options[i:i + length]
+        i += length
+    return out + bytes(-len(out) % 4)
+
+
+def fragment_ipv4(ip: IPv4, mtu: int) -> list[bytes] | None:
+    """``ip`` cut into fragments of at most ``mtu`` bytes (RFC 791 3.2), or None when
+    no fragment could carry data (an MTU below header + 8).  A fragment of a
+    fragment keeps its place (offset) and its last piece the original MF flag."""
+    head = ip.header
+    later = head[:20] + _copied_options(head[20:])
+    first_room = (mtu - len(head)) // 8 * 8
+    room = (mtu - len(later)) // 8 * 8
+    if first_room < 8 or room < 8:
+        return None
+    data, base = ip.payload, ip.frag_offset
+    out, at = [], 0
+    while at < len(data):
+        header = head if at == 0 else later
+        size = first_room if at == 0 else room
+        piece = data[at:at + size]
+        more = at + len(piece) < len(data) or ip.more_fragments
+        flags = (ip.flags_frag & IP_DF) | (IP_MF if more else 0) | (base + at // 8)
+        fixed = bytearray(header)
+        fixed[0] = 0x40 | len(header) // 4
+        struct.pack_into("!HHH", fixed, 2, len(header) + len(piece), ip.ident, flags)
+        struct.pack_into("!H", fixed, 10, 0)
+        struct.pack_into("!H", fixed, 10, checksum(bytes(fixed)))
+        out.append(bytes(fixed) + piece)
+        at += len(piece)
+    return out
 
 
 def decrement_ttl(datagram: bytes) -> bytes:

@@ -9,7 +9,8 @@ watches the model (``Switch.watch``: told of each change and of each undone one)
 and looks only at the ports a change named and at the ports of the tenants whose
 addresses moved; the first call, and one after a change it has no rule for, look
 at everything.  A port's kernel side (``netns``,
-``address``, ``gateway``, ``mtu`` options) is set up with pyroute2: the kernel
+``address``, ``gateway`` (each one or a list of both families), ``mtu`` options)
+is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
 as it is), the TAP (or the veth's endpoint end) is moved into it and
@@ -17,7 +18,9 @@ configured there.  The switch ends of veth ports live in one private namespace
 of the daemon's (``pyctl.kernel.private_netns``), made with the first.
 
 The kernel side of a port the switch serves by DHCP (``dhcp_served``) holds no
-mirrored addresses: its endpoint takes them from the DHCP server.
+mirrored IPv4 addresses: its endpoint takes them from the DHCPv4 server (its L3's
+IPv6 ones are mirrored as on any port: DHCPv6 and router advertisements for
+tenants come later).
 
 A port can fail under the daemon: its TAP deleted from outside (the packet loop
 sees the read error and stops polling it), or its kernel namespace deleted from
@@ -40,7 +43,7 @@ from pyctl.kernel.private_netns import PrivateNamespace
 from pyctl.model.events import (AddressEvent, MembershipEvent, NamespaceCreated,
                                 NamespaceDestroyed, PortEvent, QuotaSet, RouteEvent,
                                 TenantAddressEvent)
-from pyctl.model.port_options import DEFAULT_LEASE_TIME, dhcp_served
+from pyctl.model.port_options import DEFAULT_LEASE_TIME, dhcp_served, port_interfaces
 
 log = logging.getLogger("tapswitch.ports")
 
@@ -55,6 +58,7 @@ class OpenPort:
     netns: object | None = None      # kernel.NetNamespace the TAP lives in, if any
     options: dict = field(default_factory=dict)
     kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
+    ipv6_ready: bool = False         # its link readied for IPv6 (kernel.links.enable_ipv6)
     failure: str | None = None       # why the port failed (PortManager.fail), None while up
 
 
@@ -129,18 +133,21 @@ class PortManager:
                 self._mirror_addresses(entry, wanted.get(pid) or self.switch.port(pid))
 
     def _mirror_addresses(self, entry, port):
-        """A tenant's kernel stack holds the addresses its L3 holds: a push adds the
-        address to the TAP in the tenant's kernel namespace, a pull removes it."""
+        """A tenant's kernel stack holds the addresses its L3 holds, both families: a
+        push adds the address to the TAP in the tenant's kernel namespace (an IPv6 one
+        readies the link for IPv6 first), a pull removes it."""
         ns = self.switch.namespace(port.ns)
-        want = set()
-        if dhcp_served(port.options, ns.is_l3):
-            pass                            # its endpoint asks the DHCP server
-        elif ns.is_l3:
-            want = {a for a in map(str, self.switch.addresses(ns.id))
-                    if ":" not in a and not a.startswith("127.")}
-        if entry.options.get("address"):
-            want.add(entry.options["address"])
+        want = {str(i) for i in port_interfaces(entry.options)}
+        if ns.is_l3:
+            held = {i for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
+                    if not i.ip.is_loopback}
+            if dhcp_served(port.options, ns.is_l3):
+                held = {i for i in held if i.version == 6}   # its endpoint asks DHCPv4 for the rest
+            want |= {str(i) for i in held}
         for cidr in sorted(want - entry.kernel_addresses):
+            if ":" in cidr and not entry.ipv6_ready:
+                entry.netns.enable_ipv6(entry.name)
+                entry.ipv6_ready = True
             entry.netns.add_address(entry.name, cidr)
             entry.kernel_addresses.add(cidr)
         for cidr in sorted(entry.kernel_addresses - want):
@@ -175,8 +182,8 @@ class PortManager:
                  f" in kernel namespace {netns.name}" if netns else "",
                  ",".join(sorted(tap.offloads)) or "off")
         entry = OpenPort(port.id, port.name, tap, netns, dict(opts))
-        if opts.get("address"):
-            entry.kernel_addresses = {opts["address"]}
+        entry.kernel_addresses = {str(i) for i in port_interfaces(opts)}
+        entry.ipv6_ready = any(i.version == 6 for i in port_interfaces(opts))
         return entry
 
     def _close(self, pid):

@@ -1,7 +1,7 @@
 """Frames waiting for a neighbour's MAC (the kernel's INCOMPLETE neighbours).
 
-While the slow path resolves a next hop (ARP requests out of the egress port,
-see ``SlowPath``), the frames routed to it wait here: at most
+While the slow path resolves a next hop (ARP requests or, for IPv6, neighbour
+solicitations out of the egress port, see ``SlowPath``), the frames routed to it wait here: at most
 ``pending_frames_per_neighbour`` per neighbour (the oldest is dropped beyond),
 ``max_pending_bytes`` for all of them, and at most ``max_pending_neighbours``
 neighbours resolved at once.  A neighbour's queue goes when its MAC is learned

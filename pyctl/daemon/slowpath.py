@@ -5,16 +5,10 @@ frame the fast path punted (and ``tick()`` now and then), writes the frames the
 result lists and applies the peer MACs it learned to the ports.  The neighbour
 table (``pyctl.daemon.neighbours``) writes the fast path's neighbour copy itself.
 
-What it does, per punt reason:
+What it does, per punt reason (IPv4 here; ARP in ``pyctl.daemon.arp``; IPv6 in
+``pyctl.daemon.slowpath6``, neighbour discovery in ``pyctl.daemon.nd``; IGMP
+and MLD go to ``pyctl.daemon.multicast``):
 
-- ``ARP``: a request from an endpoint for any IPv4 address of its scope (other
-  namespaces' addresses, the switch's own, and, proxy style, any destination
-  routed out of another port) is answered with the ingress port's MAC.  A
-  request for the requester's own address (gratuitous ARP, duplicate address
-  detection) gets no answer.  Every ARP whose sender address passes the
-  source rule teaches the sender's MAC (``NeighbourLearned``: into the
-  neighbour table, with expiry; ``PeerMac``); replies release frames waiting
-  for that neighbour.
 - ``LOCAL`` (IPv4 to an address owned by an L2, the switch itself): ICMP echo
   requests are answered; UDP and TCP get ICMP port unreachable (the switch
   runs no service; Linux endpoints turn this into ECONNREFUSED), other
@@ -22,12 +16,15 @@ What it does, per punt reason:
   dropped (no reassembly) and counted.
 - ``TTL_EXCEEDED``: ICMP time exceeded (11/0) back to the sender.
 - ``NO_ROUTE``: ICMP destination unreachable, net (3/0).
+- ``TOO_BIG`` (larger than the egress port's MTU): with DF set, ICMP
+  fragmentation needed (3/4) with the next hop's MTU (path MTU discovery,
+  RFC 1191); without, cut into fragments that go on as routed frames.
 - ``NO_NEIGHBOUR`` / ``PEER_UNKNOWN``: the next hop's (or the L3 endpoint's)
-  MAC is unknown: ARP requests go out of the egress port (every
-  ``arp_retry_interval`` s, at most ``arp_max_requests``), the frames wait
-  (``pyctl.daemon.resolution``) and are forwarded when the reply comes, or
-  dropped with ICMP host unreachable (3/1) when the neighbour times out
-  (RFC 1812 4.3.3.1).
+  MAC is unknown: ARP requests (IPv6: neighbour solicitations) go out of the
+  egress port (every ``arp_retry_interval`` s, at most ``arp_max_requests``),
+  the frames wait (``pyctl.daemon.resolution``) and are forwarded when the
+  answer comes, or dropped with ICMP host unreachable (3/1; ICMPv6 address
+  unreachable) when the neighbour times out (RFC 1812 4.3.3.1).
 
 Frames handed up are plain Ethernet frames as received (no virtio-net header,
 TTL not yet decremented).  ICMP errors: ``pyctl.daemon.icmp_errors``.  Every
@@ -36,17 +33,24 @@ frame that produces nothing increments one of ``SlowPath.counters``.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from fastpath import verdicts
 from pyctl.daemon import packets as pk
+from pyctl.daemon import packets6 as pk6
+from pyctl.daemon.arp import Arp
 from pyctl.daemon.icmp_errors import IcmpErrors
+from pyctl.daemon.nd import NeighbourDiscovery
 from pyctl.daemon.neighbours import Neighbour, NeighbourTable
+from pyctl.daemon.output import NeighbourLearned, Output, PeerMac
 from pyctl.ops.ratelimit import TokenBucket
 from pyctl.daemon.resolution import Resolution, Resolutions
+from pyctl.daemon.router_adverts import RouterAdverts
+from pyctl.daemon.slowpath6 import Ipv6Punts
 from pyctl.daemon.view import Route, SwitchView
 from pyctl.errors import InvalidArgument
 
@@ -55,33 +59,15 @@ __all__ = ["Punt", "Route", "SwitchView", "NeighbourLearned", "PeerMac", "Output
 
 
 class Punt(enum.IntEnum):
-    """Why the fast path handed a frame up (its reason codes, fastpath/verdicts.py)."""
+    """Why the fast path handed a frame up (its reason codes, fastpath/reasons.py)."""
     ARP = verdicts.REASON_ARP
-    LOCAL = verdicts.REASON_LOCAL                # IPv4 to an address of the switch itself
+    LOCAL = verdicts.REASON_LOCAL                # to an address of the switch itself
     NO_ROUTE = verdicts.REASON_NO_ROUTE
     TTL_EXCEEDED = verdicts.REASON_TTL_EXPIRED   # a routed frame whose TTL would reach 0
     NO_NEIGHBOUR = verdicts.REASON_NO_NEIGHBOUR  # the next hop's MAC is unknown
     PEER_UNKNOWN = verdicts.REASON_PEER_UNKNOWN  # the MAC of the endpoint behind an L3 port
-
-
-class NeighbourLearned(NamedTuple):
-    scope: int
-    ip: int
-    mac: bytes
-    port_id: int
-
-
-class PeerMac(NamedTuple):
-    """The MAC of the endpoint on the other side of a port (L3 ports: the
-    destination MAC of every frame the switch delivers there)."""
-    port_id: int
-    mac: bytes
-
-
-class Output(NamedTuple):
-    frames: list          # [(port_id, frame bytes)] to write, in order
-    learned: list         # [NeighbourLearned (in the neighbour table and the fast path's
-    #                        copy already) | PeerMac (for the daemon to apply)]
+    ND = verdicts.REASON_ND                      # IPv6 neighbour discovery
+    TOO_BIG = verdicts.REASON_TOO_BIG            # larger than the egress port's MTU
 
 
 @dataclass(frozen=True)
@@ -96,8 +82,8 @@ class SlowPathConfig:
     reachable_time: float = 30.0                # then stale and probed (Linux: 30 s)
     arp_retry_interval: float = 1.0
     arp_max_requests: int = 3
-    arp_rate: float = 100.0             # ARP requests the switch sends per second, in all
-    arp_burst: int = 50
+    arp_rate: float = 100.0             # ARP requests and neighbour solicitations the switch
+    arp_burst: int = 50                 # sends per second, in all
     ttl: int = 64                       # of the datagrams the switch originates
 
     def __post_init__(self):
@@ -136,7 +122,11 @@ class SlowPath:
         self.neighbours = NeighbourTable(self.config, self.counters, datapath)
         self.resolutions = Resolutions(self.config, self.counters)
         self.icmp = IcmpErrors(view, self.config, self.counters)
-        self._arp_bucket: TokenBucket | None = None
+        self.arp = Arp(self)
+        self.adverts = RouterAdverts(view, self.icmp, self.counters)
+        self.nd = NeighbourDiscovery(self, self.adverts)
+        self.ipv6 = Ipv6Punts(self)
+        self._solicit_bucket: TokenBucket | None = None
 
     # -- entry points -------------------------------------------------------
 
@@ -149,7 +139,11 @@ class SlowPath:
         if self.view.port_scope(port_id) is None or self.view.port_mac(port_id) is None:
             return self._drop(out, "drop_unknown_port")
         if eth.ethertype == pk.ETH_P_ARP:
-            return self._arp(port_id, eth, out)
+            self.arp.handle(port_id, eth, out)
+            return out
+        if eth.ethertype == pk6.ETH_P_IPV6:
+            self.ipv6.handle(port_id, reason, eth, out)
+            return out
         if eth.ethertype != pk.ETH_P_IP:
             return self._drop(out, "drop_unsupported_ethertype")
         ip = pk.parse_ipv4(eth.payload)
@@ -163,16 +157,20 @@ class SlowPath:
             self._icmp_error(port_id, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
         elif reason == Punt.NO_ROUTE:
             self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
+        elif reason == Punt.TOO_BIG:
+            self._too_big(port_id, eth, ip, out)
         elif reason == Punt.NO_NEIGHBOUR or reason == Punt.PEER_UNKNOWN:
-            self._no_neighbour(port_id, eth, ip, out)
+            if not self.to_next_hop(port_id, eth, ip.dst, ip.datagram, out):
+                self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
         else:
             self._drop(out, "drop_bad_reason")
         return out
 
     def tick(self) -> Output:
-        """Send the ARP requests that are due (resolutions and probes of stale
-        neighbours); give up on neighbours that did not answer: a resolution's
-        frames are dropped with ICMP host unreachable, a stale entry is removed."""
+        """Send the ARP requests and neighbour solicitations that are due (resolutions and
+        probes of stale neighbours) and the router advertisements; give up on neighbours
+        that did not answer: a resolution's frames are dropped with ICMP host (ICMPv6
+        address) unreachable, a stale entry is removed."""
         out = Output([], [])
         now = self.clock()
         for key, res in self.resolutions.due(now):
@@ -181,16 +179,15 @@ class SlowPath:
                 self.counters["neighbour_timeout"] += 1
                 for ingress, frame in res.frames:
                     self.counters["drop_neighbour_timeout"] += 1
-                    eth = pk.parse_ethernet(frame)
-                    self._icmp_error(ingress, eth, pk.parse_ipv4(eth.payload),
-                                     pk.ICMP_DEST_UNREACH, pk.ICMP_HOST_UNREACH, out)
+                    self._unreachable(ingress, frame, out)
             else:
-                self._send_arp_request(key[1], res, now, out)
+                self._send_solicitation(key[1], res, now, out)
         self.neighbours.tick(now, lambda entry: self._probe(entry, now, out))
+        self.adverts.tick(now, out)
         return out
 
-    def neighbour(self, scope: int, ip: int) -> tuple[bytes, int] | None:
-        """The (MAC, port id) learned for ``ip`` in ``scope``, if any."""
+    def neighbour(self, scope: int, ip) -> tuple[bytes, int] | None:
+        """The (MAC, port id) learned for ``ip`` (an IPv4 int or an IPv6Address) in ``scope``."""
         entry = self.neighbours.get(scope, ip)
         return None if entry is None else (entry.mac, entry.port_id)
 
@@ -220,52 +217,11 @@ class SlowPath:
                 "resolving": len(self.resolutions), "waiting_bytes": self.resolutions.bytes,
                 "icmp_buckets": len(self.icmp.buckets)}
 
-    # -- ARP ----------------------------------------------------------------
+    # -- neighbours (ARP and ND alike) ----------------------------------------------
 
-    def _arp(self, port_id: int, eth: pk.Ethernet, out: Output) -> Output:
-        arp = pk.parse_arp(eth.payload)
-        if arp is None or pk.is_multicast_mac(arp.sha):
-            return self._drop(out, "drop_malformed_arp")
-        if arp.sha != eth.src:
-            # Learning from such a frame would let one host speak for another.
-            return self._drop(out, "drop_arp_sha_mismatch")
-        view = self.view
-        scope = view.port_scope(port_id)
-        port_mac = view.port_mac(port_id)
-        if arp.spa != 0:
-            if not view.source_allowed(port_id, arp.spa):
-                return self._drop(out, "drop_arp_spoofed")
-            if view.owner(scope, arp.spa) == scope:
-                # Someone claims one of the switch's own addresses: never learn it.
-                return self._drop(out, "drop_arp_switch_address")
-            self._learn(scope, arp.spa, arp.sha, port_id, out)
-        namespace = view.port_namespace(port_id)
-        if namespace != scope:
-            out.learned.append(PeerMac(port_id, arp.sha))   # an L3 port: one endpoint
-        if arp.op == pk.ARP_REPLY:
-            self.counters["arp_reply_in"] += 1
-            return out
-        if arp.tpa == arp.spa:
-            self.counters["arp_gratuitous"] += 1
-            return out
-        owner = view.owner(scope, arp.tpa)
-        if owner is not None:
-            if owner == namespace and namespace != scope:
-                # An L3 asking about its own address: duplicate address detection.
-                self.counters["arp_own_address"] += 1
-                return out
-        else:
-            route = view.route(scope, arp.tpa)
-            if route is None or route.port_id == port_id:
-                # Not ours to answer: unroutable, or on the requester's own link.
-                self.counters["arp_ignored"] += 1
-                return out
-        reply = pk.build_arp(pk.ARP_REPLY, port_mac, arp.tpa, arp.sha, arp.spa)
-        out.frames.append((port_id, pk.build_ethernet(arp.sha, port_mac, pk.ETH_P_ARP, reply)))
-        self.counters["arp_reply_sent"] += 1
-        return out
-
-    def _learn(self, scope: int, ip: int, mac: bytes, port_id: int, out: Output) -> None:
+    def learn(self, scope: int, ip, mac: bytes, port_id: int, out: Output) -> None:
+        """``ip`` in ``scope`` is at ``mac`` behind ``port_id``: into the neighbour table
+        (and the fast path's copy); the frames waiting for it go on."""
         if not self.neighbours.learn(scope, ip, mac, port_id, self.clock()):
             return
         out.learned.append(NeighbourLearned(scope, ip, mac, port_id))
@@ -278,84 +234,132 @@ class SlowPath:
         for ingress, frame in res.frames:
             self._forward(ingress, frame, res.port_id, mac, out)
 
-    def _take_arp_token(self, now: float) -> bool:
-        if self._arp_bucket is None:
-            self._arp_bucket = TokenBucket(self.config.arp_rate, self.config.arp_burst, now)
-        return self._arp_bucket.take(now)
+    @staticmethod
+    def peer_mac(port_id: int, mac: bytes) -> PeerMac:
+        return PeerMac(port_id, mac)
 
-    def _send_arp_request(self, target: int, res: Resolution, now: float, out: Output) -> None:
-        """A broadcast ARP request for ``target`` out of the resolution's port."""
-        port_mac = self.view.port_mac(res.port_id)
-        if port_mac is None:
+    def neighbour_mac(self, scope: int, ip) -> bytes | None:
+        entry = self.neighbours.get(scope, ip)
+        return None if entry is None else entry.mac
+
+    def _take_solicit_token(self, now: float) -> bool:
+        if self._solicit_bucket is None:
+            self._solicit_bucket = TokenBucket(self.config.arp_rate, self.config.arp_burst, now)
+        return self._solicit_bucket.take(now)
+
+    def _send_solicitation(self, target, res: Resolution, now: float, out: Output) -> None:
+        """An ARP request (IPv6: a neighbour solicitation) for ``target`` out of the
+        resolution's port."""
+        if self.view.port_mac(res.port_id) is None:
             res.requests = self.config.arp_max_requests    # times out at the next tick
             return
         res.requests += 1
         res.next_request = now + self.config.arp_retry_interval
-        if not self._take_arp_token(now):
+        if not self._take_solicit_token(now):
             self.counters["arp_request_rate_limited"] += 1    # counts as a try: it times out
             return
-        self._arp_request(res.port_id, port_mac, pk.BROADCAST_MAC, target, out)
-        self.counters["arp_request_sent"] += 1
+        if isinstance(target, ipaddress.IPv6Address):
+            self.nd.solicit(res.port_id, target, None, out)
+            self.counters["nd_solicit_sent"] += 1
+        else:
+            self.arp.request(res.port_id, target, None, out)
+            self.counters["arp_request_sent"] += 1
 
     def _probe(self, entry: Neighbour, now: float, out: Output) -> bool:
-        """A unicast ARP request to a stale neighbour; True when it counts as a try
-        (sent, or its port is gone), False when the ARP budget had no token."""
-        port_mac = self.view.port_mac(entry.port_id)
-        if port_mac is None:
+        """A unicast ARP request (IPv6: solicitation) to a stale neighbour; True when it
+        counts as a try (sent, or its port is gone), False when the budget had no token."""
+        if self.view.port_mac(entry.port_id) is None:
             return True
-        if not self._take_arp_token(now):
+        if not self._take_solicit_token(now):
             self.counters["arp_probe_rate_limited"] += 1
             return False
-        self._arp_request(entry.port_id, port_mac, entry.mac, entry.ip, out)
-        self.counters["arp_probe_sent"] += 1
+        if isinstance(entry.ip, ipaddress.IPv6Address):
+            self.nd.solicit(entry.port_id, entry.ip, entry.mac, out)
+            self.counters["nd_probe_sent"] += 1
+        else:
+            self.arp.request(entry.port_id, entry.ip, entry.mac, out)
+            self.counters["arp_probe_sent"] += 1
         return True
 
-    def _arp_request(self, port_id: int, port_mac: bytes, eth_dst: bytes, target: int,
-                     out: Output) -> None:
-        """Who has ``target``?  Out of ``port_id`` to ``eth_dst`` (broadcast, or the MAC
-        a probe checks), from the switch's address there (else 0.0.0.0, a probe)."""
-        spa = self.view.icmp_source(port_id) or 0
-        request = pk.build_arp(pk.ARP_REQUEST, port_mac, spa, pk.ZERO_MAC, target)
-        out.frames.append((port_id, pk.build_ethernet(eth_dst, port_mac, pk.ETH_P_ARP, request)))
+    # -- routed frames (both families) -------------------------------------------------
 
-    # -- routed frames --------------------------------------------------------
-
-    def _no_neighbour(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, out: Output) -> None:
+    def to_next_hop(self, port_id: int, eth: pk.Ethernet, dst, datagram: bytes,
+                    out: Output) -> bool:
+        """Send ``datagram`` (entered at ``port_id``) towards ``dst`` once its next hop's MAC
+        is known: now, or after resolving it.  False when there is no route."""
         scope = self.view.port_scope(port_id)
-        route = self.view.route(scope, ip.dst)
+        route = self.view.route(scope, dst)
         if route is None:
-            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
-            return
-        frame = pk.build_ethernet(eth.dst, eth.src, eth.ethertype, ip.datagram)
+            return False
+        frame = pk.build_ethernet(eth.dst, eth.src, eth.ethertype, datagram)
         key = (scope, route.next_hop)
         known = self.neighbours.get(*key)
         if known is not None and known.port_id == route.port_id:
             # Punted before the entry was learned, or the datapath lost it: forward now.
             self.neighbours.ensure_installed(known)
             self._forward(port_id, frame, route.port_id, known.mac, out)
-            return
+            return True
         res = self.resolutions.get(key)
         if res is None:
             res = self.resolutions.start(key, route.port_id)
             if res is None:
-                return
-            self._send_arp_request(route.next_hop, res, self.clock(), out)
+                return True
+            self._send_solicitation(route.next_hop, res, self.clock(), out)
         self.resolutions.queue(res, port_id, frame)
+        return True
 
     def _forward(self, ingress: int, frame: bytes, egress: int, dst_mac: bytes,
                  out: Output) -> None:
         eth = pk.parse_ethernet(frame)
-        ip = pk.parse_ipv4(eth.payload)
-        if ip.ttl <= 1:
-            self._icmp_error(ingress, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
-            return
+        if eth.ethertype == pk6.ETH_P_IPV6:
+            ip = pk6.parse_ipv6(eth.payload)
+            if ip.hop_limit <= 1:
+                self.ipv6.error(ingress, eth, ip, pk6.ICMP6_TIME_EXCEEDED, 0, out)
+                return
+            datagram = pk6.decrement_hop_limit(ip.datagram)
+        else:
+            ip = pk.parse_ipv4(eth.payload)
+            if ip.ttl <= 1:
+                self._icmp_error(ingress, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
+                return
+            datagram = pk.decrement_ttl(ip.datagram)
         src_mac = self.view.port_mac(egress)
         if src_mac is None:
             self._drop(out, "drop_port_gone")
             return
-        out.frames.append((egress, pk.build_ethernet(dst_mac, src_mac, pk.ETH_P_IP,
-                                                     pk.decrement_ttl(ip.datagram))))
+        out.frames.append((egress, pk.build_ethernet(dst_mac, src_mac, eth.ethertype, datagram)))
         self.counters["frame_forwarded"] += 1
+
+    def _unreachable(self, ingress: int, frame: bytes, out: Output) -> None:
+        """ICMP host unreachable (ICMPv6 address unreachable) about a frame whose next
+        hop never answered."""
+        eth = pk.parse_ethernet(frame)
+        if eth.ethertype == pk6.ETH_P_IPV6:
+            self.ipv6.error(ingress, eth, pk6.parse_ipv6(eth.payload), pk6.ICMP6_DEST_UNREACH,
+                            pk6.UNREACH_ADDRESS, out)
+        else:
+            self._icmp_error(ingress, eth, pk.parse_ipv4(eth.payload), pk.ICMP_DEST_UNREACH,
+                             pk.ICMP_HOST_UNREACH, out)
+
+    def _too_big(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, out: Output) -> None:
+        route = self.view.route(self.view.port_scope(port_id), ip.dst)
+        mtu = None if route is None else self.view.port_mtu(route.port_id)
+        if mtu is None:
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
+        elif ip.total_length <= mtu:                      # the MTU grew since: it fits now
+            self.to_next_hop(port_id, eth, ip.dst, ip.datagram, out)
+        elif ip.flags_frag & pk.IP_DF:
+            self.counters["too_big_df"] += 1
+            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_FRAG_NEEDED, out,
+                             rest=min(mtu, 0xFFFF).to_bytes(4, "big"))
+        else:
+            fragments = pk.fragment_ipv4(ip, mtu)
+            if fragments is None:
+                self._drop(out, "drop_too_big_unfragmentable")
+                return
+            self.counters["too_big_fragmented"] += 1
+            for fragment in fragments:
+                self.to_next_hop(port_id, eth, ip.dst, fragment, out)
 
     # -- the switch's own addresses ------------------------------------------
 
@@ -389,8 +393,9 @@ class SlowPath:
                              source=ip.dst)
 
     def _icmp_error(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, itype: int,
-                    code: int, out: Output, source: int | None = None) -> None:
-        frame = self.icmp.error(port_id, eth, ip, itype, code, self.clock(), source)
+                    code: int, out: Output, source: int | None = None,
+                    rest: bytes = bytes(4)) -> None:
+        frame = self.icmp.error(port_id, eth, ip, itype, code, self.clock(), source, rest)
         if frame is not None:
             out.frames.append((port_id, frame))
 

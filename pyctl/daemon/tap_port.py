@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import os
 import secrets
 import struct
@@ -35,6 +34,7 @@ import pytun
 
 from pyctl import kernel
 from pyctl.errors import InvalidArgument
+from pyctl.model.port_options import check_port_options
 
 # <linux/if_tun.h>; the Debian 6.1 headers lack the USO bits, so all are here.
 IFF_TAP = 0x0002
@@ -109,23 +109,14 @@ def _check_offloads(vnet_hdr: bool, offloads) -> tuple[frozenset, frozenset]:
     return wanted, frozenset()
 
 
-def _check_address(address, gateway) -> None:
-    if address is None:
-        raise InvalidArgument("a gateway needs an address")
-    try:
-        iface = ipaddress.IPv4Interface(address) if "/" in str(address) else None
-    except ValueError:
-        iface = None
-    if iface is None:
-        raise InvalidArgument(f"address must look like 10.0.0.2/24, not {address!r}")
-    if gateway is None:
-        return
-    try:
-        gw = ipaddress.IPv4Address(gateway)
-    except ValueError:
-        raise InvalidArgument(f"gateway must be an IPv4 address, not {gateway!r}") from None
-    if gw not in iface.network or gw == iface.ip:
-        raise InvalidArgument(f"gateway {gw} is not inside {iface.network} (or is the address itself)")
+def _check_address(address, gateway, mtu) -> None:
+    """``address``/``gateway`` as the port options take them (one string or a list)."""
+    options = {"address": address} if address is not None else {}
+    if gateway is not None:
+        options["gateway"] = gateway
+    if mtu is not None:
+        options["mtu"] = mtu
+    check_port_options(options)
 
 
 class TapPort:
@@ -150,8 +141,10 @@ class TapPort:
         """Create and configure a TAP; on any failure nothing is left behind.
 
         ``name`` defaults to a unique one; ``netns`` is a ``kernel.NetNamespace``
-        to move the TAP into (``address`` like ``10.0.0.2/24`` and ``gateway``
-        are then set there; without ``netns`` in the caller's namespace)."""
+        to move the TAP into (``address`` like ``10.0.0.2/24`` and ``gateway``, each
+        one string or a list mixing IPv4 and IPv6, are then set there; without
+        ``netns`` in the caller's namespace; an IPv6 address readies the link for
+        IPv6: ``kernel.links.IPV6_LINK_SETTINGS``)."""
         name = kernel.unique_name("tst") if name is None else kernel.check_ifname(name)
         if not isinstance(vnet_hdr, bool):
             raise InvalidArgument(f"vnet_hdr must be true or false, not {vnet_hdr!r}")
@@ -166,7 +159,7 @@ class TapPort:
         if netns is not None and not isinstance(netns, kernel.NetNamespace):
             raise InvalidArgument(f"netns must be a pyctl.kernel.NetNamespace, not {netns!r}")
         if address is not None or gateway is not None:
-            _check_address(address, gateway)
+            _check_address(address, gateway, mtu)
         if kernel.host.has_link(name):
             # TUNSETIFF would attach to an existing persistent TAP: refuse instead.
             raise kernel.KernelExists(errno.EEXIST, f"interface {name} exists")

@@ -63,8 +63,8 @@ class VethPort:
 
     @classmethod
     def open(cls, name: str | None = None, *, kind: str = "veth", loop, switch_ns,
-             netns=None, mtu: int | None = None, mac=None, address: str | None = None,
-             gateway: str | None = None, registry=None, xdp_mode: str | None = None) -> "VethPort":
+             netns=None, mtu: int | None = None, mac=None, address: str | list | None = None,
+             gateway: str | list | None = None, registry=None, xdp_mode: str | None = None) -> "VethPort":
         """Create the pair and serve its switch end (see the module docstring)."""
         if kind not in ("veth", "xdp"):
             raise InvalidArgument(f"a veth port's kind is veth or xdp, not {kind!r}")
@@ -79,7 +79,7 @@ class VethPort:
             raise InvalidArgument(f"an xdp port's MTU is at most {XDP_MAX_MTU} (one frame per "
                                   f"4 KiB UMEM chunk), not {mtu}")
         if address is not None or gateway is not None:
-            _check_address(address, gateway)
+            _check_address(address, gateway, mtu)
         where = netns or kernel.host
         if where.has_link(name):
             raise kernel.KernelExists(errno.EEXIST, f"interface {name} exists in {where}")

@@ -4,21 +4,27 @@ reads it from the plan the fast path runs, so both halves see the same facts.
 ``PlanView`` answers from the plan's tables and indexes (``Compiler.index``,
 ``pyctl.compile.plan_index.PlanIndex``) in O(1) or O(answer), never from a scan of
 the ports or addresses.
+
+Addresses are the plan's keys in both families: an IPv4 address a host-order
+``int``, an IPv6 address an ``ipaddress.IPv6Address``; an answer comes in the
+family of the question.
 """
 from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
 from fastpath.source_rule import BROADCAST, may_send_from
+from pyctl.errors import TapswitchError
+from pyctl.compile.plan import address_owner, key_family
 
 __all__ = ["Route", "SwitchView", "PlanView"]
 
 
 class Route(NamedTuple):
     """Where the fast path sends a destination: out of ``port_id`` to ``next_hop``
-    (the destination itself when it is on the port's link)."""
+    (the destination itself when it is on the port's link), in its family."""
     port_id: int
-    next_hop: int
+    next_hop: object
 
 
 class SwitchView(Protocol):
@@ -48,10 +54,30 @@ class SwitchView(Protocol):
         """The source rule (``fastpath.source_rule``): may a frame entering at
         ``port_id`` come from ``ip``?"""
 
-    def icmp_source(self, port_id: int) -> int | None:
-        """The switch's own address that ICMP errors and ARP requests sent out
-        of this port come from (None: ICMP errors are not sent, ARP requests go
-        out as probes from 0.0.0.0)."""
+    def icmp_source(self, port_id: int, version: int = 4):
+        """The switch's own address of family ``version`` that ICMP errors and ARP
+        requests (or neighbour solicitations) sent out of this port come from (None:
+        IPv4: ICMP errors are not sent, ARP requests go out as probes from 0.0.0.0;
+        IPv6: the port's link-local address is used)."""
+
+    def port_mtu(self, port_id: int) -> int | None:
+        """The port's MTU: larger frames to it are punted ``too_big``."""
+
+    def port_is_router(self, port_id: int) -> bool:
+        """Whether a router stands behind the port (its router advertisements and
+        redirects may reach the scope)."""
+
+    def advertises(self, scope: int) -> bool:
+        """Whether L2 ``scope`` sends IPv6 router advertisements."""
+
+    def advertising_scopes(self) -> list:
+        """Every L2 that sends IPv6 router advertisements."""
+
+    def scope_ports(self, scope: int) -> list:
+        """The ids of every port of L2 ``scope`` (its own and its L3s')."""
+
+    def own_networks(self, scope: int, version: int) -> list:
+        """The subnets of the L2 ``scope``'s own addresses of family ``version``."""
 
 
 class PlanView:
@@ -88,15 +114,48 @@ class PlanView:
         """The ids of namespace ``ns``'s ports, lowest first."""
         return self._index.ports_of(ns)
 
+    def scope_ports(self, scope):
+        """The ids of every port of L2 ``scope`` (its own and its L3s'), lowest first."""
+        return self._index.scope_ports(scope)
+
+    def port_mtu(self, port_id):
+        """The port's MTU (the TAP's: its ``mtu`` option, else 1500), or None."""
+        info = self._index.port_info.get(port_id)
+        return None if info is None else info[0]
+
+    def port_is_router(self, port_id):
+        """True if the port's ``router`` option says a router stands behind it."""
+        info = self._index.port_info.get(port_id)
+        return info is not None and info[1]
+
+    def advertises(self, scope):
+        """True if L2 ``scope`` sends IPv6 router advertisements (its ``advertise`` option)."""
+        return dict(self._index.scope_options.get(scope, ())).get("advertise", False)
+
+    def advertising_scopes(self):
+        """The L2s whose ``advertise`` option is on."""
+        return sorted(s for s, options in self._index.scope_options.items()
+                      if dict(options).get("advertise", False))
+
+    def own_networks(self, scope, version):
+        """The subnets of the L2 ``scope``'s own addresses of family ``version``."""
+        return self._index.own_networks(scope, version)
+
     def owner(self, scope, ip):
-        return self._index.plan.addresses.get((scope, ip))
+        entry = self._index.plan.addresses.get((scope, ip))
+        return None if entry is None else address_owner(entry)
 
     def route(self, scope, ip):
         owner = self.owner(scope, ip)
         if owner is not None and owner != scope:
             port = self._index.port_of(owner)
             return None if port is None else Route(port, ip)
-        found = self._dp.lookup_route(scope, ip)
+        if key_family(ip) not in self._compiler.families:
+            return None                            # a datapath without that family
+        try:
+            found = self._dp.lookup_route(scope, ip)
+        except TapswitchError:
+            return None                            # no address a route leads to (multicast, ...)
         if found is None:
             return None
         port, gateway = found
@@ -110,17 +169,18 @@ class PlanView:
         owner = BROADCAST if (scope, ip) in self._index.plan.broadcasts else self.owner(scope, ip)
         return may_send_from(is_l3, ns, owner, ip)
 
-    def icmp_source(self, port_id):
-        """The scope's own address on a subnet of the endpoint's addresses (the lowest
-        such), else the scope's lowest own address."""
+    def icmp_source(self, port_id, version=4):
+        """The scope's own address of family ``version`` on a subnet of the endpoint's
+        addresses (the lowest such), else the scope's lowest own address of that family."""
         place = self.port_place(port_id)
         if place is None:
             return None
         ns, scope, _ = place
         index = self._index
         if ns != scope:
-            near = [index.own_address_near(scope, ip) for _, ip in index.addresses_of(ns)]
+            near = [index.own_address_near(scope, ip) for _, ip in index.addresses_of(ns)
+                    if key_family(ip) == version]
             near = [ip for ip in near if ip is not None]
             if near:
                 return min(near)                   # on the endpoint's subnet: its gateway
-        return index.own_address(scope)
+        return index.own_address(scope, version)

@@ -160,24 +160,6 @@ class NetNamespace(_Netns):
     def __exit__(self, *exc):
         self.remove()
 
-    def set_sysctl(self, key: str, value) -> None:
-        """Set a per-namespace ``net.*`` sysctl, e.g. ``net.ipv6.conf.all.disable_ipv6``."""
-        parts = key.split(".") if isinstance(key, str) else []
-        if len(parts) < 2 or parts[0] != "net" or any(not p or p in ("..", ".") or "/" in p
-                                                       for p in parts):
-            raise BadArgument(f"not a per-namespace net.* sysctl: {key!r}")
-        path = "/proc/sys/" + "/".join(parts)
-
-        def write():
-            with open(path, "w") as f:
-                f.write(str(value))
-
-        try:
-            netns_exec.in_netns_thread(self._fd(), write)
-        except OSError as exc:
-            raise kernel_error(exc.errno or errno.EIO,
-                               f"setting {key} in {self}: {exc.strerror}") from None
-
     # -- running things inside
     def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0) -> socket.socket:
         """A socket created inside the namespace (it stays bound to it)."""

@@ -2,8 +2,11 @@
 networks, multicast groups, MACs and names.
 
 Each ``parse_*`` returns a canonical value or raises ``InvalidArgument``
-with a message that quotes the input. IPv4 is the main family; IPv6 is
-modelled with the same rules where they apply.
+with a message that quotes the input. Both families follow the same rules
+where they apply; IPv6 adds its own: link-local addresses (fe80::/10) belong
+to a link, not to a namespace (every port has one, made from its MAC), so they
+are neither held nor routed, and multicast groups of link scope or below
+(ff00::/16 .. ff02::/16, like 224.0.0.0/24) are never joined.
 """
 import ipaddress
 import re
@@ -11,14 +14,18 @@ import re
 from pyctl.errors import InvalidArgument
 
 __all__ = [
-    "LOOPBACK_INTERFACES", "LIMITED_BROADCAST",
+    "LOOPBACK_INTERFACES", "LIMITED_BROADCAST", "IPV6_LINK_LOCAL",
     "parse_interface", "parse_ip", "parse_network", "parse_group", "parse_mac",
     "check_namespace_name", "check_port_name", "check_netns_name", "sort_key",
+    "is_link_scope_group", "default_network",
 ]
 
 # Always present in every namespace, never pushable nor deletable.
 LOOPBACK_INTERFACES = (ipaddress.ip_interface("127.0.0.1/8"), ipaddress.ip_interface("::1/128"))
 LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+IPV6_LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
+_IPV4_LINK_GROUPS = ipaddress.IPv4Network("224.0.0.0/24")
+_DEFAULT = {4: ipaddress.IPv4Network("0.0.0.0/0"), 6: ipaddress.IPv6Network("::/0")}
 
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _PREFIX_DIGITS = re.compile(r"[0-9]{1,3}")
@@ -69,8 +76,9 @@ def parse_interface(value, what="address"):
 
     ``10.0.0.5/24`` is fine (host bits are the point). Refused: no prefix, a
     prefix longer than the family allows, loopback, multicast, 0.0.0.0/8 and
-    ``::``, 255.255.255.255, and for IPv4 prefixes up to /30 the network and
-    broadcast addresses of the subnet (``10.0.0.0/24``, ``10.0.0.255/24``).
+    ``::``, 255.255.255.255, IPv6 link-local (fe80::/10: a link's, not a
+    namespace's), and for IPv4 prefixes up to /30 the network and broadcast
+    addresses of the subnet (``10.0.0.0/24``, ``10.0.0.255/24``).
     """
     ip, prefix = _split_prefix(value, what)
     iface = ipaddress.ip_interface((ip, prefix))
@@ -84,6 +92,9 @@ def parse_interface(value, what="address"):
         raise InvalidArgument(f"invalid {what} {shown!r}: not a host address")
     if ip == LIMITED_BROADCAST:
         raise InvalidArgument(f"invalid {what} {shown!r}: the limited broadcast address")
+    if ip.version == 6 and ip in IPV6_LINK_LOCAL:
+        raise InvalidArgument(f"invalid {what} {shown!r}: a link-local address (fe80::/10) "
+                              f"belongs to a link, not to a namespace (every port has its own)")
     if ip.version == 4 and prefix <= 30:
         if ip == iface.network.network_address:
             raise InvalidArgument(f"invalid {what} {shown!r}: the network address of "
@@ -111,10 +122,17 @@ def parse_ip(value, what="address"):
     return _ip_from_text(value, what)
 
 
-def parse_network(value, what="destination"):
-    """A route destination: ``A/N`` with no host bits set, or ``"default"`` (0.0.0.0/0)."""
+def default_network(version=None):
+    """What ``"default"`` means: 0.0.0.0/0, or ::/0 for ``version`` 6 (as ``ip route``
+    does, a caller passes the family of the gateway when there is one)."""
+    return _DEFAULT[6 if version == 6 else 4]
+
+
+def parse_network(value, what="destination", version=None):
+    """A route destination: ``A/N`` with no host bits set, or ``"default"``: 0.0.0.0/0,
+    or ::/0 when ``version`` is 6 (the family of the route's gateway)."""
     if value == "default":
-        return ipaddress.IPv4Network("0.0.0.0/0")
+        return default_network(version)
     ip, prefix = _split_prefix(value, what)
     try:
         network = ipaddress.ip_network((ip, prefix))
@@ -125,6 +143,9 @@ def parse_network(value, what="destination"):
     if network.prefixlen and (network.is_loopback or network.is_multicast):
         raise InvalidArgument(f"invalid {what} {network}: loopback and multicast "
                               f"destinations are not routed")
+    if network.version == 6 and network.prefixlen >= 10 and network.subnet_of(IPV6_LINK_LOCAL):
+        raise InvalidArgument(f"invalid {what} {network}: link-local destinations "
+                              f"(fe80::/10) are not routed")
     return network
 
 
@@ -134,6 +155,15 @@ def parse_group(value):
     if not ip.is_multicast:
         raise InvalidArgument(f"invalid group {value!s}: not a multicast address")
     return ip
+
+
+def is_link_scope_group(group):
+    """True for the groups that reach a whole scope without a join and are never
+    joined: IPv4 224.0.0.0/24, IPv6 groups of scope link-local or below
+    (ff00::/16 reserved, ff01::/16 interface-local, ff02::/16 link-local, with any flags)."""
+    if group.version == 4:
+        return group in _IPV4_LINK_GROUPS
+    return (int(group) >> 112) & 0xF <= 2
 
 
 def parse_mac(value):

@@ -23,8 +23,8 @@ __all__ = [
     "ChangeEvent", "NamespaceCreated", "NamespaceDestroyed", "DestroyedNamespace",
     "AddressEvent", "AddressAdded", "AddressDeleted", "TenantAddressEvent", "AddressPushed",
     "AddressPulled", "AddressAssigned", "RouteEvent", "RouteAdded", "RouteDeleted", "PortEvent",
-    "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft", "QuotaSet",
-    "EVENT_TYPES",
+    "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft",
+    "NamespaceOptionsSet", "QuotaSet", "EVENT_TYPES",
 ]
 
 Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
@@ -224,6 +224,15 @@ class GroupLeft(MembershipEvent):
     kind = "group.leave"
 
 
+# -- an L2's options (pyctl.model.namespace_options) ----------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class NamespaceOptionsSet(ChangeEvent):
+    """L2 ``namespace``'s options are now ``options``: ((key, value), ...), sorted."""
+    kind = "namespace.set"
+    categories = ("namespaces",)
+    namespace: Namespace
+    options: tuple = ()
 # -- quotas (pyctl.model.quotas) -----------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,4 +250,4 @@ class QuotaSet(ChangeEvent):
 
 EVENT_TYPES = (NamespaceCreated, NamespaceDestroyed, AddressAdded, AddressDeleted,
                AddressPushed, AddressPulled, AddressAssigned, RouteAdded, RouteDeleted,
-               PortAdded, PortDeleted, GroupJoined, GroupLeft, QuotaSet)
+               PortAdded, PortDeleted, GroupJoined, GroupLeft, NamespaceOptionsSet, QuotaSet)

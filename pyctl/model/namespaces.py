@@ -15,7 +15,8 @@ from pyctl.deprecated import with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, DestroyedNamespace, NamespaceCreated,
-                                NamespaceDestroyed)
+                                NamespaceDestroyed, NamespaceOptionsSet)
+from pyctl.model.namespace_options import check_namespace_options
 from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, check_namespace_name,
                               parse_interface, parse_ip, sort_key)
 from pyctl.model.quotas import QUOTA_KEYS, RESOURCE_KEYS, charge, charge_under, check_capacity
@@ -135,6 +136,27 @@ class NamespaceVerbs(Access):
         state.remove_child(parent, record)
         self._sw._commit(NamespaceDestroyed, namespace=destroyed[-1].namespace,
                          parent=parent.value(), destroyed=tuple(destroyed), returned=returned)
+
+    @locked
+    def namespace_set(self, namespace, options=None):
+        """Set options of L2 ``namespace`` (``pyctl.model.namespace_options``: the keys
+        given change, the others stay)."""
+        actor = self._actor()
+        self._configuring(actor, f"setting options of {namespace!r}")
+        checked = check_namespace_options(options)
+        record = self._resolve(actor, namespace)
+        self._l2_only(record, "set options", "options belong to its scope, the parent L2")
+        for key, value in checked.items():      # logged: a rolled-back transaction undoes it
+            self._sw._state.put(record.options, key, value)
+        self._sw._commit(NamespaceOptionsSet, namespace=record.value(),
+                         options=tuple(sorted(record.options.items())))
+
+    @locked
+    def namespace_options(self, namespace=None):
+        """The options of ``namespace``'s scope (default: the acting one's)."""
+        state = self._sw._state
+        record = self._resolve_or_acting(self._actor(), namespace)
+        return dict(state.namespaces[state.scope_id(record)].options)
 
     # -- addresses ------------------------------------------------------------
 
@@ -338,10 +360,13 @@ def _bind_only(record, owner, ip):
     although a link never carries it as a source.  An L2: any address no other
     namespace holds (loopback, multicast, broadcasts).  An L3: loopback, multicast,
     the limited broadcast and the directed broadcasts of its own IPv4 subnets
-    (prefixes up to /30)."""
+    (prefixes up to /30).  Either: IPv6 link-local addresses, its link's own (no
+    namespace holds them; they never leave the link)."""
     if record.kind == L2:
         return owner is None or owner == record.id
     if ip.is_loopback or ip.is_multicast or ip == LIMITED_BROADCAST:
+        return True
+    if ip.version == 6 and ip.is_link_local:
         return True
     return any(iface.version == 4 and iface.network.prefixlen <= 30
                and ip == iface.network.broadcast_address

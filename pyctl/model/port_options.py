@@ -18,28 +18,44 @@ Known keys and their values:
 ``mtu``              int 68 .. 65535 (not for attach: the interface's own counts)
 ``netns``            name of a kernel network namespace to put the endpoint's
                      side (the TAP, the veth's other end) into (not for attach)
-``address``          interface address (``10.0.0.5/24``) to give it there
-                     (not for attach)
-``gateway``          default gateway for the endpoint's side; needs
-                     ``address`` and must lie inside its subnet
+``address``          interface address (``10.0.0.5/24``) to give it there, or a
+                     list of them mixing IPv4 and IPv6 (``["10.0.0.5/24",
+                     "fd00::5/64"]``, at most 16, no IP twice) (not for attach)
+``gateway``          default gateway for the endpoint's side, or a list of at
+                     most one per family; each needs an ``address`` of its
+                     family and must lie inside its subnet
+``router``           bool: a router stands behind the port: the IPv6 router
+                     advertisements and redirects it sends reach the scope's
+                     other ports (without it they are dropped: a tenant is no
+                     router)
 ``dhcp_lease_time``  int 2 .. 2**31-1 seconds: the lease the switch's DHCP
                      server gives on this port (default 3600)
 ===================  ==========================================================
 
-The switch serves a port by DHCP (pyctl/daemon/dhcp.py) when nothing else configures
+The switch serves a port by DHCPv4 (pyctl/daemon/dhcp.py) when nothing else configures
 its endpoint: a port of kind ``attach``, or one without ``address`` (``dhcp_served``).
 
-Anything else is refused, so a typo never passes silently.
+A single ``address`` or ``gateway`` is stored as the string it is, a list as
+a list; ``port_interfaces`` and ``port_gateways`` read either.  A port with an
+IPv6 address needs an ``mtu`` of at least 1280 (below it the kernel turns
+IPv6 off on the link).  Anything else is refused, so a typo never passes silently.
 """
+import ipaddress
+
 from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
 
-__all__ = ["OFFLOADS", "KINDS", "check_port_options", "dhcp_served", "DEFAULT_LEASE_TIME"]
+__all__ = ["OFFLOADS", "KINDS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU",
+           "DEFAULT_LEASE_TIME", "check_port_options", "check_port_option", "port_interfaces",
+           "port_gateways", "check_kind_combination", "dhcp_served"]
 
 OFFLOADS = ("csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")
 KINDS = ("tap", "veth", "xdp", "attach", "auto")
 TAP_ONLY = ("vnet_hdr", "offloads", "txqueuelen")
 NOT_FOR_ATTACH = ("mtu", "netns", "address", "gateway")
+MAX_PORT_ADDRESSES = 16
+IPV6_MIN_MTU = 1280       # RFC 8200 5: every IPv6 link carries 1280-byte packets
+DEFAULT_MTU = 1500        # a TAP's, when the port sets none
 DEFAULT_LEASE_TIME = 3600
 
 
@@ -78,12 +94,60 @@ def _netns(key, value):
     return check_netns_name(value)
 
 
+def _one_or_list(key, value, parse, example):
+    """``parse`` applied to a string, or to each string of a non-empty list."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise InvalidArgument(f"port option {key!r} is an empty list: leave it out")
+    if len(items) > MAX_PORT_ADDRESSES:
+        raise InvalidArgument(f"port option {key!r} has {len(items)} items; "
+                              f"at most {MAX_PORT_ADDRESSES}")
+    bad = next((item for item in items if not isinstance(item, str)), None)
+    if bad is not None:
+        raise InvalidArgument(f"port option {key!r} must be a string or a list of them "
+                              f"(e.g. {example}), not {bad!r}")
+    parsed = [parse(item) for item in items]
+    return parsed if isinstance(value, (list, tuple)) else parsed[0]
+
+
 def _address(key, value):
-    return str(parse_interface(value, what=f"port option {key!r}"))
+    def parse(item):
+        return str(parse_interface(item, what=f"port option {key!r}"))
+    out = _one_or_list(key, value, parse, '["10.0.0.5/24", "fd00::5/64"]')
+    if isinstance(out, list):
+        ips = [ipaddress.ip_interface(text).ip for text in out]
+        twice = next((ip for i, ip in enumerate(ips) if ip in ips[:i]), None)
+        if twice is not None:
+            raise InvalidArgument(f"port option {key!r} names {twice} twice")
+    return out
 
 
 def _gateway(key, value):
-    return str(parse_ip(value, what=f"port option {key!r}"))
+    def parse(item):
+        return str(parse_ip(item, what=f"port option {key!r}"))
+    out = _one_or_list(key, value, parse, '["10.0.0.1", "fd00::1"]')
+    if isinstance(out, list):
+        versions = [ipaddress.ip_address(text).version for text in out]
+        if len(set(versions)) != len(versions):
+            raise InvalidArgument(f"port option {key!r} has two IPv{versions[0]} gateways: "
+                                  f"a port has at most one default route per family")
+    return out
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def port_interfaces(options):
+    """The interfaces of a port's ``address`` option (one string or a list), in order."""
+    return [ipaddress.ip_interface(text) for text in _as_list(options.get("address"))]
+
+
+def port_gateways(options):
+    """The addresses of a port's ``gateway`` option (one string or a list), in order."""
+    return [ipaddress.ip_address(text) for text in _as_list(options.get("gateway"))]
 
 
 _CHECKS = {
@@ -95,8 +159,18 @@ _CHECKS = {
     "netns": _netns,
     "address": _address,
     "gateway": _gateway,
+    "router": _bool,
     "dhcp_lease_time": _int_range(2, 2**31 - 1),
 }
+
+
+def check_port_option(key, value):
+    """One option's value, checked and normalised alone (``check_port_options`` also
+    checks the options against each other)."""
+    check = _CHECKS.get(key)
+    if check is None:
+        raise InvalidArgument(f"unknown port option {key!r} (known: {', '.join(_CHECKS)})")
+    return check(key, value)
 
 
 def check_port_options(options):
@@ -105,22 +179,31 @@ def check_port_options(options):
         return {}
     if not isinstance(options, dict):
         raise InvalidArgument(f"port options must be a mapping, not {type(options).__name__}")
-    out = {}
-    for key, value in options.items():
-        check = _CHECKS.get(key)
-        if check is None:
-            raise InvalidArgument(f"unknown port option {key!r} (known: {', '.join(_CHECKS)})")
-        out[key] = check(key, value)
+    out = {key: check_port_option(key, value) for key, value in options.items()}
     check_kind_combination(out)
     if "gateway" in out:
-        if "address" not in out:
-            raise InvalidArgument("port option 'gateway' needs option 'address'")
-        iface = parse_interface(out["address"])
-        gateway = parse_ip(out["gateway"])
-        if gateway not in iface.network or gateway == iface.ip:
-            raise InvalidArgument(f"port option 'gateway' {gateway} must be another "
-                                  f"address inside {iface.network}")
+        _check_gateways(out)
+    if out.get("mtu", IPV6_MIN_MTU) < IPV6_MIN_MTU:
+        six = next((i for i in port_interfaces(out) if i.version == 6), None)
+        if six is not None:
+            raise InvalidArgument(f"port option 'mtu' {out['mtu']} is below {IPV6_MIN_MTU}, "
+                                  f"the IPv6 minimum: the port's address {six} needs more")
     return out
+
+
+def _check_gateways(options):
+    if "address" not in options:
+        raise InvalidArgument("port option 'gateway' needs option 'address'")
+    interfaces = port_interfaces(options)
+    for gateway in port_gateways(options):
+        same = [i for i in interfaces if i.version == gateway.version]
+        if not same:
+            raise InvalidArgument(f"port option 'gateway' {gateway} needs an IPv"
+                                  f"{gateway.version} address in option 'address'")
+        if not any(gateway in i.network and gateway != i.ip for i in same):
+            inside = " or ".join(str(i.network) for i in same)
+            raise InvalidArgument(f"port option 'gateway' {gateway} must be another "
+                                  f"address inside {inside}")
 
 
 def check_kind_combination(options):

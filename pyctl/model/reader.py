@@ -40,6 +40,11 @@ class ModelReader:
         record = self._sw._state.namespaces.get(ns_id)
         return None if record is None else record.value()
 
+    def options_of(self, ns_id) -> dict:
+        """The options of L2 ``ns_id`` (a copy; {} for an L3 or none)."""
+        record = self._sw._state.namespaces.get(ns_id)
+        return {} if record is None else dict(record.options)
+
     def namespace_ids(self) -> tuple:
         return tuple(self._sw._state.namespaces)
 

@@ -5,21 +5,26 @@ membership (the one configuring verb an L3 keeps, for itself only).
 Names and argument orders are the control socket's (``pyctl.control.verb_table``;
 tests/control/test_verb_table.py holds them to it).
 """
-import ipaddress
 
 from pyctl import errors
 from pyctl.deprecated import group_first, with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (GroupJoined, GroupLeft, PortAdded, PortDeleted, RouteAdded,
                                 RouteDeleted)
-from pyctl.model.addressing import (check_port_name, parse_group, parse_ip, parse_mac, parse_network,
-                              sort_key)
+from pyctl.model.addressing import (check_port_name, is_link_scope_group, parse_group, parse_ip,
+                                    parse_mac, parse_network, sort_key)
 from pyctl.model.port_options import check_port_options
 from pyctl.model.quotas import charge, check_capacity
 from pyctl.model.state import PortRecord
 from pyctl.model.values import L2, L3, Route
 
-_LINK_LOCAL_GROUPS = ipaddress.ip_network("224.0.0.0/24")
+_LINK_SCOPE_REFUSAL = {
+    4: "group {} is link-local (224.0.0.0/24): it reaches every namespace of the scope "
+       "without a join",
+    6: "group {} has a scope of link-local or below (ff00::/16 .. ff02::/16): link-local "
+       "groups reach every namespace of the scope without a join, narrower ones never "
+       "leave a host",
+}
 
 # Generated port MACs: locally administered, unicast, "ts" (0x74 0x73), then a counter.
 _MAC_PREFIX = "02:74:73"
@@ -44,18 +49,21 @@ class ResourceVerbs(Access):
     @locked
     def route_add(self, namespace, prefix, via=None, port=None):
         """Add a route to ``prefix`` (``A/N`` or ``"default"``) in L2 ``namespace``,
-        through gateway ``via`` and/or out of ``port`` (a port attached to it)."""
+        through gateway ``via`` and/or out of ``port`` (a port attached to it).
+        ``"default"`` is 0.0.0.0/0, or ::/0 with an IPv6 ``via`` (as ``ip route``)."""
         record = self._route_owner(namespace, f"adding route {prefix!r}")
-        network = parse_network(prefix)
-        gateway = None
-        if via is not None:
-            gateway = parse_ip(via, what="gateway")
+        gateway = None if via is None else parse_ip(via, what="gateway")
+        network = parse_network(prefix, version=None if gateway is None else gateway.version)
+        if gateway is not None:
             if gateway.version != network.version:
                 raise errors.InvalidArgument(f"gateway {gateway} and destination {network} "
                                              f"are not of the same IP version")
             if (gateway.is_multicast or gateway.is_loopback or gateway.is_unspecified
                     or str(gateway) == "255.255.255.255"):
                 raise errors.InvalidArgument(f"invalid gateway {gateway}: not a unicast address")
+            if gateway.version == 6 and gateway.is_link_local:
+                raise errors.InvalidArgument(f"invalid gateway {gateway}: a link-local next hop "
+                                             f"names no link here; use the router's global address")
         port_record = None
         if port is not None:
             port_record = self._resolve_port(self._actor(), port)
@@ -79,13 +87,14 @@ class ResourceVerbs(Access):
     @locked
     def route_del(self, namespace, prefix, via=None, port=None):
         """Delete the route to ``prefix`` of L2 ``namespace``; ``via``/``port``, if given,
-        must match."""
+        must match (``"default"`` as for ``route_add``)."""
         record = self._route_owner(namespace, f"deleting route {prefix!r}")
-        network = parse_network(prefix)
+        gateway = None if via is None else parse_ip(via, what="gateway")
+        network = parse_network(prefix, version=None if gateway is None else gateway.version)
         route = record.routes.get(network)
         if route is None:
             raise errors.NotFound(f"'{record.name}' has no route to {network}")
-        if via is not None and str(parse_ip(via, what="gateway")) != route.via:
+        if gateway is not None and str(gateway) != route.via:
             raise errors.NotFound(f"the route to {network} in '{record.name}' goes via "
                                   f"{route.via}, not {via}")
         if port is not None and getattr(port, "name", port) != route.port:
@@ -198,10 +207,8 @@ class ResourceVerbs(Access):
         """Make ``namespace`` (default: the acting one) a member of multicast ``group``."""
         record = self._resolve_or_acting(self._actor(), namespace)
         ip = parse_group(group)
-        if ip.version == 4 and ip in _LINK_LOCAL_GROUPS:
-            raise errors.InvalidArgument(
-                f"group {ip} is link-local (224.0.0.0/24): it reaches every namespace of the "
-                f"scope without a join")
+        if is_link_scope_group(ip):
+            raise errors.InvalidArgument(_LINK_SCOPE_REFUSAL[ip.version].format(ip))
         if ip in record.groups:
             raise errors.AlreadyExists(f"'{record.name}' is already a member of {ip}")
         charge(self._sw._state, record, "groups")

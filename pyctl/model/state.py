@@ -35,6 +35,7 @@ class NamespaceRecord:
     routes: dict = field(default_factory=dict)        # network -> Route (L2 only)
     ports: list = field(default_factory=list)         # port names, in attach order
     groups: set = field(default_factory=set)          # multicast group ips
+    options: dict = field(default_factory=dict)       # an L2's (pyctl.model.namespace_options)
     socket: bool = False          # a control socket acts as it (the server says so)
     quota: dict = field(default_factory=dict)         # key -> limit its parent set (L2)
     usage: dict = field(default_factory=lambda: dict.fromkeys(QUOTA_KEYS, 0))  # its subtree's
@@ -43,11 +44,12 @@ class NamespaceRecord:
         return Namespace(self.id, self.name, self.kind, self.parent)
 
     def clone(self):
-        # addresses, routes and groups hold immutable values: copying the containers is enough
+        # addresses, routes, groups and options hold immutable values: copying the
+        # containers is enough
         return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
                                dict(self.children), dict(self.addresses), dict(self.routes),
-                               list(self.ports), set(self.groups), self.socket,
-                               dict(self.quota), dict(self.usage))
+                               list(self.ports), set(self.groups), dict(self.options),
+                               self.socket, dict(self.quota), dict(self.usage))
 
 
 @dataclass
@@ -281,6 +283,7 @@ class State:
                            sorted(rec.routes.items(), key=lambda item: sort_key(item[0]))],
                 "ports": list(rec.ports),
                 "groups": [str(g) for g in sorted(rec.groups, key=sort_key)],
+                "options": dict(rec.options),
             })
             if rec.kind == L2:                  # quotas are an L2's (pyctl.model.quotas)
                 namespaces[-1]["quota"] = dict(sorted(rec.quota.items()))

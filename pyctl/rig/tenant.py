@@ -20,15 +20,35 @@ class Tenant:
     """An L3 namespace of the switch with a real kernel stack behind its TAP."""
     topology: "Topology"
     name: str
-    address: str                  # interface address, e.g. "10.0.0.2/24"
+    address: str                  # its first interface address, e.g. "10.0.0.2/24"
     netns_name: str               # the kernel network namespace its TAP lives in
     port: str                     # the port's name (the TAP's, the veth end's in netns_name)
     parent: str = ROOT_NAME
     kind: str = "tap"             # how the switch serves its port (pyctl.model.port_options)
+    addresses: tuple = ()         # every address it was given, ``address`` first
+
+    def __post_init__(self):
+        if not self.addresses:
+            self.addresses = (self.address,)
 
     @property
     def ip(self) -> str:
+        """The IP of its first address."""
         return str(ipaddress.ip_interface(self.address).ip)
+
+    @property
+    def ips(self) -> list[str]:
+        return [str(ipaddress.ip_interface(a).ip) for a in self.addresses]
+
+    @property
+    def ip4(self) -> str | None:
+        """Its first IPv4 address's IP, or None."""
+        return next((ip for ip in self.ips if ":" not in ip), None)
+
+    @property
+    def ip6(self) -> str | None:
+        """Its first IPv6 address's IP, or None."""
+        return next((ip for ip in self.ips if ":" in ip), None)
 
     @property
     def netns(self) -> kernel.NetNamespace:

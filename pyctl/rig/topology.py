@@ -4,7 +4,7 @@ hung on a switch that runs inside the test process or as a child daemon.
     with Topology() as topo:                            # mode="thread" (default) or "process"
         topo.address_add("init", "10.0.0.1/24")         # the switch's own address (the gateway)
         web = topo.tenant("web", "10.0.0.2/24")         # an L3, its TAP in its own kernel netns
-        db = topo.tenant("db", "10.0.0.3/24")
+        db = topo.tenant("db", "10.0.0.3/24", "fd00::3/64")   # both families
         topo.start()
         db.call(serve_once)  /  web.run(["ip", "addr"])  /  web.socket(...)
         topo.push("10.0.0.9/24", "db"); topo.destroy("db"); topo.counters()
@@ -55,6 +55,13 @@ from pyctl.rig.tenant import Tenant
 from pyctl.rig.verbs import RigVerbs
 
 __all__ = ["Topology", "Tenant", "TopologyLeak", "MODES", "KINDS"]
+
+
+def _flatten(address, more):
+    out = []
+    for item in (address, *more):
+        out.extend(item if isinstance(item, (list, tuple)) else [item])
+    return out
 
 log = logging.getLogger("tapswitch.topology")
 
@@ -212,29 +219,41 @@ class Topology(RigVerbs, Lifecycle):
         self._do(steps)
         return name
 
-    def tenant(self, name, address, *, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
+    def tenant(self, name, address, *more, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
                offloads=None, txqueuelen=None, mtu=None, kind=None, dhcp=False) -> Tenant:
-        """An L3 namespace holding ``address`` (assigned and pushed in one step), its
-        port (of ``kind``, default the topology's: a TAP, or a veth pair's end) in a new
-        kernel namespace, configured and up, with a default route through ``gateway``:
-        by default the parent L2's own address on that subnet (none: no default route).
-        ``dhcp=True``: the port gets no address (nor route): the switch serves it by DHCP
-        and a DHCP client run in the tenant takes ``address`` from it.  ``vnet_hdr``,
-        ``offloads`` and ``txqueuelen`` are a TAP's."""
-        iface = ipaddress.ip_interface(address)
+        """An L3 namespace holding ``address`` (and ``more``: one address, a list, or
+        several; IPv4 and IPv6 mixed, each assigned and pushed in one step), its port (of
+        ``kind``, default the topology's: a TAP, or a veth pair's end) in a new kernel
+        namespace, configured and up, with a default route per family through
+        ``gateway`` (one address or a list): by default the parent L2's own address on
+        each family's first subnet (none: no default route of that family)::
+
+            topo.tenant("web", "10.0.0.2/24", "fd00::2/64")
+            topo.tenant("db", ["10.0.0.3/24", "fd00::3/64"], gateway=["10.0.0.1", "fd00::1"])
+
+        ``dhcp=True``: the port gets no address (nor route): the switch serves it by
+        DHCPv4 and a DHCP client run in the tenant takes the IPv4 address from it (the
+        IPv6 ones are mirrored onto the port as pushed).  ``vnet_hdr``, ``offloads`` and
+        ``txqueuelen`` are a TAP's."""
+        interfaces = [ipaddress.ip_interface(a) for a in _flatten(address, more)]
+        if not interfaces:
+            raise errors.InvalidArgument(f"tenant {name!r} needs at least one address")
         netns_name = f"{self.prefix}-{self.id}-{name}"
         port_name = kernel.unique_name(f"t{next(self._ports)}")
         kind = self.kind if kind is None else kind
         vnet = (self.vnet_hdr if vnet_hdr is None else vnet_hdr) if kind == "tap" else vnet_hdr
         if gateway is None:
-            gateway = self._gateway_for(parent, iface)
-        options = {"netns": netns_name} if dhcp else {"netns": netns_name, "address": str(iface)}
+            gateway = self._gateways_for(parent, interfaces)
+        texts = [str(i) for i in interfaces]
+        options = {"netns": netns_name}
+        if not dhcp:
+            options["address"] = texts[0] if len(texts) == 1 else texts
+            if gateway:
+                options["gateway"] = gateway
         if kind != "tap":
             options["kind"] = kind
         if vnet is not None:
             options["vnet_hdr"] = vnet
-        if gateway is not None and not dhcp:
-            options["gateway"] = str(gateway)
         if vnet:
             options["offloads"] = list(offloads if offloads is not None else ["csum", "tso4", "tso6"])
         elif offloads is not None:
@@ -245,39 +264,42 @@ class Topology(RigVerbs, Lifecycle):
             options["mtu"] = mtu
         self._claim(netns_name)
         self._port_names.add(port_name)
-        self._l3_with_port(name, parent, iface, port_name, options)
-        tenant = Tenant(self, name, str(iface), netns_name, port_name, parent, kind)
+        self._l3_with_port(name, parent, texts, port_name, options)
+        tenant = Tenant(self, name, texts[0], netns_name, port_name, parent, kind=kind,
+                        addresses=tuple(texts))
         self.tenants[name] = tenant
         return tenant
 
-    def attach(self, name, interface, address, *, parent=ROOT_NAME, lease_time=None) -> str:
-        """An L3 namespace holding ``address`` (assigned and pushed in one step) served
-        through ``interface``, which exists already in the switch's namespace (a VM's TAP
-        that its emulator holds): a port of kind attach, neither moved nor configured;
-        the endpoint behind it takes ``address`` from the switch's DHCP server (leases of
-        ``lease_time`` seconds).  Returns the namespace's name."""
-        iface = ipaddress.ip_interface(address)
+    def attach(self, name, interface, address, *more, parent=ROOT_NAME, lease_time=None) -> str:
+        """An L3 namespace holding ``address`` (and ``more``, as ``tenant`` takes them;
+        assigned and pushed in one step) served through ``interface``, which exists
+        already in the switch's namespace (a VM's TAP that its emulator holds): a port of
+        kind attach, neither moved nor configured; the endpoint behind it takes its IPv4
+        address from the switch's DHCP server (leases of ``lease_time`` seconds).
+        Returns the namespace's name."""
+        texts = [str(ipaddress.ip_interface(a)) for a in _flatten(address, more)]
+        if not texts:
+            raise errors.InvalidArgument(f"attached L3 {name!r} needs at least one address")
         options = {"kind": "attach"}
         if lease_time is not None:
             options["dhcp_lease_time"] = lease_time
-        self._l3_with_port(name, parent, iface, interface, options)
+        self._l3_with_port(name, parent, texts, interface, options)
         return name
 
-    def _l3_with_port(self, name, parent, iface, port_name, options):
-        """Create L3 ``name`` under ``parent`` holding ``iface`` (assigned and pushed) and
-        its port ``port_name``: all or nothing (``_do``)."""
-        self._do([
-            (lambda sw: sw.create(name, kind="l3", parent=parent),
-             ("create", {"name": name, "kind": "l3", "parent": parent}),
-             [("destroy", {"namespace": name})]),
-            (lambda sw: sw.assign_and_push(str(iface), name),
-             ("assign-and-push", {"address": str(iface), "namespace": name}),
-             [("pull", {"address": str(iface), "namespace": name}),
-              ("address-del", {"namespace": parent, "address": str(iface)})]),
-            (lambda sw: sw.port_add(port_name, name, options=options),
-             ("port-add", {"name": port_name, "namespace": name, "options": options}),
-             [("port-del", {"name": port_name})]),
-        ])
+    def _l3_with_port(self, name, parent, texts, port_name, options):
+        """Create L3 ``name`` under ``parent`` holding the addresses ``texts`` (each
+        assigned and pushed) and its port ``port_name``: all or nothing (``_do``)."""
+        steps = [(lambda sw: sw.create(name, kind="l3", parent=parent),
+                  ("create", {"name": name, "kind": "l3", "parent": parent}),
+                  [("destroy", {"namespace": name})])]
+        steps += [(lambda sw, t=text: sw.assign_and_push(t, name),
+                   ("assign-and-push", {"address": text, "namespace": name}),
+                   [("pull", {"address": text, "namespace": name}),
+                    ("address-del", {"namespace": parent, "address": text})]) for text in texts]
+        steps.append((lambda sw: sw.port_add(port_name, name, options=options),
+                      ("port-add", {"name": port_name, "namespace": name, "options": options}),
+                      [("port-del", {"name": port_name})]))
+        self._do(steps)
 
     def _claim(self, netns_name):
         """Record a kernel namespace name as ours; one that exists already is
@@ -290,12 +312,19 @@ class Topology(RigVerbs, Lifecycle):
         """Names made by someone else since they were claimed (the switch will refuse them)."""
         self._foreign |= self._netns_names & set(kernel.list_netns())
 
-    def _gateway_for(self, parent, iface):
-        for text in self.addresses(parent):
-            own = ipaddress.ip_interface(text)
-            if own.version == 4 and not own.ip.is_loopback and iface.ip in own.network:
-                return str(own.ip)
-        return None
+    def _gateways_for(self, parent, interfaces):
+        """Per family, the parent's own address on the subnet of that family's first
+        address: one string, a list of two, or None."""
+        own = [ipaddress.ip_interface(text) for text in self.addresses(parent)]
+        found = []
+        for version in (4, 6):
+            first = next((i for i in interfaces if i.version == version), None)
+            gw = None if first is None else next(
+                (o.ip for o in own if o.version == version and not o.ip.is_loopback
+                 and first.ip in o.network), None)
+            if gw is not None:
+                found.append(str(gw))
+        return found[0] if len(found) == 1 else (found or None)
 
     # ------------------------------------------------------------ verbs of its own
     # The other verbs come from the verb table (pyctl.rig.verbs).

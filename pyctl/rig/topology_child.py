@@ -16,7 +16,6 @@ cleans up after itself.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import shutil
@@ -58,12 +57,13 @@ def config_toml(switch, *, socket: str, batch_size: int) -> tuple[str, list[tupl
     for ns in snap["namespaces"]:
         joins += [(ns["name"], group) for group in ns["groups"]]
         routes += [(ns["name"], route) for route in ns["routes"]]
+        options = [f"{key} = {_toml(value)}" for key, value in sorted(ns["options"].items())]
         if ns["name"] == ROOT_NAME:
-            lines += ["[root]", f"addresses = {_toml(ns['addresses'])}", ""]
+            lines += ["[root]", f"addresses = {_toml(ns['addresses'])}", *options, ""]
             continue
         lines += ["[[namespace]]", f"name = {_toml(ns['name'])}", f"kind = {_toml(ns['kind'])}",
                   f"parent = {_toml(names[ns['parent']])}",
-                  f"addresses = {_toml(ns['addresses'])}"]
+                  f"addresses = {_toml(ns['addresses'])}", *options]
         if ns.get("quota"):
             lines.append("quota = { " + ", ".join(f"{key} = {int(limit)}" for key, limit
                                                    in ns["quota"].items()) + " }")
@@ -74,7 +74,8 @@ def config_toml(switch, *, socket: str, batch_size: int) -> tuple[str, list[tupl
         lines += [f"{key} = {_toml(value)}" for key, value in sorted(port["options"].items())]
         lines.append("")
     for ns_name, route in routes:
-        prefix = "default" if ipaddress.ip_network(route["dst"]).prefixlen == 0 else route["dst"]
+        # "default" alone is 0.0.0.0/0: the IPv6 one is written as it is (::/0).
+        prefix = "default" if route["dst"] == "0.0.0.0/0" else route["dst"]
         lines += ["[[route]]", f"namespace = {_toml(ns_name)}", f"prefix = {_toml(prefix)}"]
         lines += [f"{key} = {_toml(route[key])}" for key in ("via", "port") if route.get(key)]
         lines.append("")

@@ -175,3 +175,34 @@ def test_bad_arguments_are_refused(args, capsys):
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 2
+
+
+def test_the_ipv6_row_is_beside_the_ipv4_one_with_the_peers_own_ratio():
+    run = Run(Plan(peers=["veth", "tapswitch"], tests=["tcp1", "tcp1v6"], reps=1, seconds=5.0))
+    for peer, v4, v6 in (("veth", 20.0, 18.0), ("tapswitch", 10.0, 9.5)):
+        run.peers[peer] = {"status": "ok", "description": peer}
+        run.samples.append({"peer": peer, "test": "tcp1", "rep": 1, "metrics": {"gbps": v4}})
+        run.samples.append({"peer": peer, "test": "tcp1v6", "rep": 1, "metrics": {"gbps": v6}})
+    text = report.table(report.results_document(run, {"cores": 2}, []))
+    header = text.splitlines()[1]
+    assert header.index("TCP x1 Gbit/s") < header.index("TCP6 x1 Gbit/s")
+    assert "tcp1v6/tapswitch" in header and "tcp1v6/tcp1" in header
+    row = next(line for line in text.splitlines() if line.startswith("tapswitch"))
+    assert row.split()[-1] == "0.95"                 # its own IPv6 over its IPv4 figure
+    row = next(line for line in text.splitlines() if line.startswith("veth"))
+    assert row.split()[-1] == "0.90"
+
+
+def test_tapswitch_bench_config_is_dual_stack_when_ipv6_is_measured():
+    from pyctl import config
+    from bench.peers import Endpoint, TapswitchPeer
+    peer = TapswitchPeer("tapswitch", offloads=True)
+    a = Endpoint(None, "10.77.8.1/24", "bsa0", "ns-a", cidr6="fd77:8::1/64")
+    b = Endpoint(None, "10.77.8.2/24", "bsb0", "ns-b", cidr6="fd77:8::2/64")
+    sw = config.check(config.load_config(peer.config_text(a, b)))
+    assert sw.addresses("bench")[2:] == ["10.77.8.254/24", "fd77:8::fe/64"]
+    assert sw.addresses("ta")[2:] == ["10.77.8.1/24", "fd77:8::1/64"]
+    assert sw.port("bsb0").options["gateway"] == ["10.77.8.254", "fd77:8::fe"]
+    plain = config.load_config(peer.config_text(Endpoint(None, "10.77.8.1/24", "bsa0", "ns-a"),
+                                                Endpoint(None, "10.77.8.2/24", "bsb0", "ns-b")))
+    assert [p.options["address"] for p in plain.ports] == ["10.77.8.1/24", "10.77.8.2/24"]

@@ -7,7 +7,7 @@ from fastpath import Datapath
 from pyctl import Switch
 from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan_builder import compile_plan
-from tests.support.compiler import compiler_over
+from tests.support.compiler import compiler_over, ids
 
 
 def ip(text):
@@ -33,10 +33,6 @@ def sw():
     sw.route_add("init", "10.9.0.0/16", via="10.0.0.254", port="up0")
     sw.route_add("init", "10.8.0.0/16", via="10.0.0.3")   # via a tenant: out of its port
     return sw
-
-
-def ids(sw):
-    return {ns.name: ns.id for ns in sw.namespaces()}, {p.name: p.id for p in sw.ports()}
 
 
 def test_plan_holds_the_models_facts(sw):

@@ -28,12 +28,16 @@ NAMES = ["init", "a", "b", "c", "d", "e"]
 PORTS = ["p0", "p1", "p2", "p3"]
 # /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: a
 # plan the datapath refuses), a /30 and a /31 (the widest and narrowest subnets with and
-# without a directed broadcast), IPv6 and loopback (they stay in the model).
+# without a directed broadcast), IPv6 (a /64 and a /48 over the same hosts, a /128) and
+# loopback (it stays in the model; so does IPv6 for a datapath without it).
 ADDRESSES = ["10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24", "10.0.0.130/25", "10.0.0.255/16",
-             "10.0.1.1/31", "10.0.2.1/30", "fd00::1/64", "127.0.0.2/8"]
-GATEWAYS = [None, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.130", "10.0.0.254"]
-ROUTES = ["10.9.0.0/16", "10.8.0.0/16", "0.0.0.0/0", "10.9.1.0/24", "fd00:9::/64"]
-GROUPS = ["239.1.1.1", "239.2.2.2", "ff05::1"]
+             "10.0.1.1/31", "10.0.2.1/30", "fd00::1/64", "fd00::2/64", "fd00::2/48",
+             "fd00:1::5/128", "127.0.0.2/8"]
+GATEWAYS = [None, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.130", "10.0.0.254",
+            "fd00::1", "fd00::2", "fd00::fe"]
+ROUTES = ["10.9.0.0/16", "10.8.0.0/16", "0.0.0.0/0", "10.9.1.0/24", "fd00:9::/64", "::/0",
+          "fd00::/48"]
+GROUPS = ["239.1.1.1", "239.2.2.2", "ff05::1", "ff0e::2", "ff02::1"]
 LIMITS = dict(max_namespaces=16, max_ports=16)
 REFUSED = (errors.TapswitchError, MemoryError)
 
@@ -65,9 +69,9 @@ class RefusingOnce(FailingDatapath):
 
 
 def tables(dp):
-    """Every table of a reference datapath, as plain data."""
-    return (dict(dp.namespaces), {p: tuple(v[:2]) for p, v in dp.ports.items()},
-            dict(dp.addresses), dict(dp.broadcasts), dict(dp.groups),
+    """Every table of a reference datapath (both families), as plain data."""
+    return (dict(dp.namespaces), {p: (v[0], v[1], v[3]) for p, v in dp.ports.items()},
+            dict(dp.addresses), dict(dp.onlink), dict(dp.broadcasts), dict(dp.groups),
             {s: dict(r) for s, r in dp.routes_.items() if r})
 
 
@@ -77,10 +81,10 @@ def probe(dp, keys):
     ports = {}
     for pid in range(LIMITS["max_ports"]):
         try:
-            ports[pid] = dp.port_mac_of(pid)
+            ports[pid] = dp.port_mac_of(pid), dp.port_mtu(pid)
         except errors.NotFound:
             pass
-    return (ports, {k: dp.lookup_address(*k) for k in keys["addresses"]},
+    return (ports, {k: (dp.lookup_address(*k), dp.address_onlink(*k)) for k in keys["addresses"]},
             {k: dp.lookup_broadcast(*k) for k in keys["broadcasts"]},
             {k: dp.lookup_group(*k) for k in keys["multicast"]},
             {s: dp.routes(s) for s in scopes})
@@ -95,14 +99,22 @@ def full_compile(sw, dp):
 
 
 class IncrementalMachine(RuleBasedStateMachine):
+    """The reference and the compiled datapath, each with its own compiler."""
+    REFERENCE = ReferenceDatapath
+    CORE = Datapath               # None: no compiled datapath to compare
+
     def __init__(self):
         super().__init__()
         self.sw = Switch()
-        self.ref = ReferenceDatapath(**LIMITS)
+        self.ref = self.REFERENCE(**LIMITS)
         self.comp = Compiler(self.sw, self.ref)
-        self.core = Datapath(**LIMITS)
-        self.core_comp = Compiler(self.sw, self.core)
+        self.core = None if self.CORE is None else self.CORE(**LIMITS)
+        self.core_comp = None if self.CORE is None else Compiler(self.sw, self.core)
         self.seen = {"addresses": set(), "broadcasts": set(), "multicast": set()}
+
+    @property
+    def compilers(self):
+        return [c for c in (self.comp, self.core_comp) if c is not None]
 
     # -- one random verb (refusals are part of the game) -------------------------------
 
@@ -159,7 +171,7 @@ class IncrementalMachine(RuleBasedStateMachine):
             pass
 
     def sync_both(self):
-        for comp in (self.comp, self.core_comp):
+        for comp in self.compilers:
             comp.sync()
 
     # -- rules -------------------------------------------------------------------------
@@ -230,10 +242,11 @@ class IncrementalMachine(RuleBasedStateMachine):
     # -- the oracle --------------------------------------------------------------------
 
     def check(self):
+        families = self.comp.families
         before = [(copy.deepcopy(c.plan), tables(self.ref) if c is self.comp else None)
-                  for c in (self.comp, self.core_comp)]
-        _, refused = full_compile(self.sw, ReferenceDatapath(**LIMITS))
-        for (plan_before, tables_before), comp in zip(before, (self.comp, self.core_comp)):
+                  for c in self.compilers]
+        _, refused = full_compile(self.sw, self.REFERENCE(**LIMITS))
+        for (plan_before, tables_before), comp in zip(before, self.compilers):
             try:
                 comp.sync()
             except REFUSED as error:
@@ -244,17 +257,21 @@ class IncrementalMachine(RuleBasedStateMachine):
                     assert tables(self.ref) == tables_before
                 continue
             assert refused is None
-            assert comp.plan == compile_plan(self.sw) == expected_plan(self.sw.snapshot())
+            assert comp.plan == compile_plan(self.sw, families) == \
+                expected_plan(self.sw.snapshot(), families)
         if refused is not None:
             return
         view = PlanView(self.comp, self.ref)
-        assert {pid: (view.port_place(pid), view.ports_of(view.port_namespace(pid)),
-                      view.icmp_source(pid)) for pid in self.comp.plan.ports} == \
-            expected_view(self.sw.snapshot())
-        fresh = ReferenceDatapath(**LIMITS)
+        for version in families:
+            assert {pid: (view.port_place(pid), view.ports_of(view.port_namespace(pid)),
+                          view.icmp_source(pid, version)) for pid in self.comp.plan.ports} == \
+                expected_view(self.sw.snapshot(), version)
+        fresh = self.REFERENCE(**LIMITS)
         Compiler(self.sw, fresh).sync()
         assert tables(self.ref) == tables(fresh)
-        fresh_core = Datapath(**LIMITS)
+        if self.core is None:
+            return
+        fresh_core = self.CORE(**LIMITS)
         Compiler(self.sw, fresh_core).sync()
         for name in self.seen:
             self.seen[name] |= set(getattr(self.comp.plan, name))
@@ -316,7 +333,7 @@ def test_pulling_a_gateway_takes_its_routes_out_and_pushing_puts_them_back(sw):
     sw.push("10.0.0.2/24", "web")
     comp.sync()
     assert key in comp.plan.routes and key not in comp.plan.unresolved
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
 
 
 def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
@@ -332,7 +349,7 @@ def test_a_rollback_after_a_sync_inside_the_transaction_is_synced_back(sw):
             assert comp.plan != before
             raise _Rollback()
     comp.sync()
-    assert comp.plan == before == expected_plan(sw.snapshot())
+    assert comp.plan == before == expected_plan(sw.snapshot(), comp.families)
 
 
 def test_a_refused_write_keeps_the_change_to_retry(sw):
@@ -348,7 +365,7 @@ def test_a_refused_write_keeps_the_change_to_retry(sw):
     assert comp.plan == before
     comp.datapath = real
     comp.sync()
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
     assert real.lookup_route(0, int(ipaddress.ip_address("10.64.0.1"))) is None
 
 
@@ -356,5 +373,5 @@ def test_an_assigned_plan_is_diffed_in_full(sw):
     comp, recorder = recorded(sw)
     comp.plan = compile_plan(Switch())                   # as if the datapath ran an empty switch
     comp.sync()
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
     assert sum(name == "add_route" for name, _ in recorder.calls) == len(comp.plan.routes)

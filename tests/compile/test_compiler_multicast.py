@@ -33,13 +33,15 @@ def test_plan_multicast_is_per_scope_member_sets(sw):
     sw.join("239.1.1.1", "init")              # an L2 (its uplinks) may listen too
     sw.join("239.1.1.1", "b1")                # the sibling L2's tenant: its own scope
     sw.join("239.2.2.2", "web")
-    sw.join("ff05::1", "web")                 # IPv6 stays in the model
+    sw.join("ff05::1", "web")                 # an IPv6 group: its own entry
     plan = compile_plan(sw)
     assert plan.multicast == {
         (0, G1): tuple(sorted((n["init"], n["web"], n["db"]))),
         (n["blue"], G1): (n["b1"],),
         (0, G2): (n["web"],),
+        (0, ipaddress.ip_address("ff05::1")): (n["web"],),
     }
+    assert (0, ipaddress.ip_address("ff05::1")) not in compile_plan(sw, (4,)).multicast
 
 
 def test_link_local_groups_are_never_table_entries(sw):

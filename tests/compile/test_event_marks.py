@@ -50,10 +50,10 @@ def test_a_compiler_that_saw_an_unknown_event_refuses_to_sync_until_forced():
         comp.sync()
     assert comp.plan.namespaces == before and dict(dp.namespaces) == before
     comp.sync(force=True)                      # an explicit full recompile clears it
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
     sw.create("db", kind="l3")
     comp.sync()
-    assert comp.plan == expected_plan(sw.snapshot())
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
 
 
 def marks_told(sw, verb):
@@ -82,10 +82,12 @@ def test_handlers_mark_the_entries_of_their_change():
 
     cases = [
         (lambda: sw.address_add("init", "10.0.0.1/24"), {"addresses": {(0, ip("10.0.0.1"))}}),
-        (lambda: sw.address_add("init", "fd00::1/64"), {}),          # IPv6: the model only
+        (lambda: sw.address_add("init", "fd00::1/64"),               # IPv6: its own key
+         {"addresses": {(0, ipaddress.ip_address("fd00::1"))}}),
         (lambda: sw.route_add("init", "10.9.0.0/16", via="10.0.0.5"),
          {"routes": {(0, ip("10.9.0.0"), 16)}}),
-        (lambda: sw.route_add("init", "fd00:9::/64", via="fd00::5"), {}),
+        (lambda: sw.route_add("init", "fd00:9::/64", via="fd00::5"),
+         {"routes": {(0, ipaddress.ip_address("fd00:9::"), 64)}}),
         (lambda: sw.join("239.1.1.1", "web"), {"namespaces": {web}}),
         (lambda: sw.port_add("up0", "lab"), {"ports": {port + 1}, "namespaces": {lab}}),
         (lambda: sw.create("blue", kind="l2"), {"namespaces": {lab + 1}, "scopes": {lab + 1}}),

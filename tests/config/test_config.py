@@ -32,7 +32,7 @@ def refused(text, **kwargs):
     return info.value
 
 
-@pytest.mark.parametrize("name", ["two-tenants.toml", "sibling-l2.toml"])
+@pytest.mark.parametrize("name", ["two-tenants.toml", "sibling-l2.toml", "dual-stack.toml"])
 def test_examples_load_and_apply(name):
     config = load_config(EXAMPLES / name)
     switch = check(config)

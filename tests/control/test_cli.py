@@ -216,3 +216,28 @@ def test_run_reports_a_bad_config(monkeypatch, capsys, tmp_path):
     _fake_module(monkeypatch, "daemon.daemon", run_config=run_config)
     assert main(["run", "bad.toml"]) == 1
     assert capsys.readouterr().err.startswith("tapswitch: EINVAL: bad.toml:3: namespace[0].kind")
+
+
+def test_dual_stack_verbs(ctl, served):
+    assert ctl("address-add", "tenants", "fd00:1::1/64")[0] == 0
+    assert ctl("create", "v6", "l3", "--parent", "tenants")[0] == 0
+    assert ctl("assign-and-push", "fd00:1::30/64", "v6")[0] == 0
+    assert ctl("port-add", "tsw-6", "v6", "-o", "netns=ns-6",
+               "-o", "address=10.1.0.30/24,fd00:1::30/64", "-o", "gateway=fd00:1::1,10.1.0.1")[0] == 0
+    assert served.switch.port("tsw-6").options == {
+        "netns": "ns-6", "address": ["10.1.0.30/24", "fd00:1::30/64"],
+        "gateway": ["fd00:1::1", "10.1.0.1"]}
+    code, out, _ = ctl("ports", "v6")
+    assert "address=10.1.0.30/24,fd00:1::30/64" in out
+    assert ctl("route-add", "tenants", "default", "--via", "fd00:1::fe")[0] == 0
+    assert ctl("route-add", "tenants", "fd00:9::/48", "--via", "fd00:1::fe")[0] == 0
+    code, out, _ = ctl("routes", "v6")
+    assert out.splitlines() == ["DESTINATION  VIA         PORT", "::/0         fd00:1::fe  -",
+                                "fd00:9::/48  fd00:1::fe  -"]
+    assert ctl("route-del", "tenants", "default", "--via", "fd00:1::fe")[0] == 0
+    assert ctl("join", "ff05::1:3", "v6")[0] == 0
+    assert ctl("groups", "v6")[1] == "ff05::1:3\n"
+    assert ctl("members", "ff05::1:3", "tenants")[1] == "v6\n"
+    code, _, err = ctl("join", "ff02::1", "v6")
+    assert code == 1 and "ff02::/16" in err
+    assert ctl("owner", "fd00:1::30", "tenants")[1] == "v6\n"

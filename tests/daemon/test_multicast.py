@@ -26,6 +26,15 @@ def origin(rig, scope, group, name, now=0.0):
     return next(r for r in rows if r["namespace"] == name)
 
 
+def igmp_only(frames):
+    """The IGMP frames of what the querier sent (each port gets an MLD query too)."""
+    return [(pid, f) for pid, f in frames if f[12:14] == b"\x08\x00"]
+
+
+def mld_only(frames):
+    return [(pid, f) for pid, f in frames if f[12:14] == b"\x86\xdd"]
+
+
 def parse_query(frame):
     eth = pk.parse_ethernet(frame)
     ip4 = pk.parse_ipv4(eth.payload)
@@ -248,8 +257,11 @@ def test_an_uplink_host_that_answers_stays(rig):
 
 def test_general_queries_at_start_at_startup_interval_and_every_query_interval(rig):
     ports = {rig.ports[name]: object() for name in ("tap-web", "tap-db", "up0")}
-    first = rig.mc.tick(0.0, ports)
+    both = rig.mc.tick(0.0, ports)
+    first = igmp_only(both)
     assert sorted(pid for pid, _ in first) == sorted(ports)
+    assert sorted(pid for pid, _ in mld_only(both)) == sorted(ports)
+    assert len(both) == 2 * len(ports)
     for pid, frame in first:
         eth, ip4, group, max_resp = parse_query(frame)
         assert group == 0 and ip4.dst == igmp.ALL_HOSTS and max_resp == 10.0
@@ -257,11 +269,12 @@ def test_general_queries_at_start_at_startup_interval_and_every_query_interval(r
         assert ip4.src == ip("10.0.0.1")            # the scope's own address on the subnet
         assert len(ip4.payload) == 12               # IGMPv3
     assert rig.mc.tick(1.0, ports) == []
-    second = rig.mc.tick(QI / 4, ports)             # the second startup query
+    second = igmp_only(rig.mc.tick(QI / 4, ports))  # the second startup query
     assert sorted(pid for pid, _ in second) == sorted(ports)
     assert rig.mc.tick(QI / 2, ports) == [] and rig.mc.tick(QI - 0.1, ports) == []
-    assert sorted(pid for pid, _ in rig.mc.tick(QI, ports)) == sorted(ports)
+    assert sorted(pid for pid, _ in igmp_only(rig.mc.tick(QI, ports))) == sorted(ports)
     assert rig.mc.counters["igmp_general_queries"] == (STARTUP_QUERY_COUNT + 1) * len(ports)
+    assert rig.mc.counters["mld_general_queries"] == (STARTUP_QUERY_COUNT + 1) * len(ports)
 
 
 def test_a_new_or_reopened_port_is_queried_at_once(rig):
@@ -269,9 +282,9 @@ def test_a_new_or_reopened_port_is_queried_at_once(rig):
     ports = {web: object()}
     rig.mc.tick(0.0, ports)
     ports[db] = object()
-    assert [pid for pid, _ in rig.mc.tick(5.0, ports)] == [db]
+    assert [pid for pid, _ in rig.mc.tick(5.0, ports)] == [db, db]      # IGMP and MLD
     ports[web] = object()                          # closed and opened again (a new TAP)
-    assert [pid for pid, _ in rig.mc.tick(6.0, ports)] == [web]
+    assert [pid for pid, _ in rig.mc.tick(6.0, ports)] == [web, web]
     del ports[db]
     assert [pid for pid, _ in rig.mc.tick(5.0 + QI / 4, ports)] == []
 
@@ -279,7 +292,7 @@ def test_a_new_or_reopened_port_is_queried_at_once(rig):
 def test_queries_from_a_scope_without_an_address_come_from_0_0_0_0(rig):
     pid = rig.ports["tap-b1"]
     rig.sw.address_del("blue", "10.0.0.1/24")
-    (frame,) = [f for p, f in rig.mc.tick(0.0, {pid: object()}) if p == pid]
+    (frame,) = [f for p, f in igmp_only(rig.mc.tick(0.0, {pid: object()})) if p == pid]
     assert parse_query(frame)[1].src == 0
 
 

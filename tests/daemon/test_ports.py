@@ -21,7 +21,11 @@ from pyctl.errors import InvalidArgument
     ({"mac": "02:00:00:00:00:zz"}, "look like"),
     ({"mac": 5}, "string or 6 bytes"),
     ({"netns": "somename"}, "NetNamespace"),
-    ({"gateway": "10.0.0.1"}, "needs an address"),
+    ({"gateway": "10.0.0.1"}, "needs option 'address'"),
+    ({"address": ["10.0.0.2/24"], "gateway": "fd00::1"}, "needs an IPv6 address"),
+    ({"address": ["10.0.0.2/24", "fd00::2/64"], "mtu": 1200}, "1280"),
+    ({"address": ["10.0.0.2/24", "10.0.0.2/16"]}, "twice"),
+    ({"address": "10.0.0.2"}, "prefix length is required"),
     ({"name": "a/b"}, "invalid interface name"),
     ({"name": "x" * 16}, "1..15"),
 ])
@@ -51,11 +55,13 @@ def test_mac_parsing():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"address": "10.0.0.2"}, "look like"),
-    ({"address": "10.0.0.300/24"}, "look like"),
-    ({"address": "10.0.0.2/24", "gateway": "10.0.1.1"}, "not inside"),
-    ({"address": "10.0.0.2/24", "gateway": "10.0.0.2"}, "not inside"),
-    ({"address": "10.0.0.2/24", "gateway": "x"}, "IPv4"),
+    ({"address": "10.0.0.2"}, "prefix length is required"),
+    ({"address": "10.0.0.300/24"}, "not an IPv4 or IPv6 address"),
+    ({"address": "10.0.0.2/24", "gateway": "10.0.1.1"}, "another address inside 10.0.0.0/24"),
+    ({"address": "10.0.0.2/24", "gateway": "10.0.0.2"}, "another address inside"),
+    ({"address": "10.0.0.2/24", "gateway": "x"}, "not an IPv4 or IPv6 address"),
+    ({"address": ["fd00::2/64"], "gateway": "fd01::1"}, "another address inside fd00::/64"),
+    ({"address": ["fe80::2/64"]}, "link-local"),
 ])
 def test_bad_addresses_are_refused_before_the_kernel(kwargs, match):
     with pytest.raises(InvalidArgument, match=match):

@@ -17,8 +17,9 @@ def _host_links():
 
 def _udp_roundtrip(ns_a, addr_a, ns_b, addr_b, payload=b"ping"):
     """Send from ns_a to ns_b and back; returns what each side received."""
-    with ns_b.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
-         ns_a.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+    family = socket.AF_INET6 if ":" in addr_b else socket.AF_INET
+    with ns_b.socket(family, socket.SOCK_DGRAM) as rx, \
+         ns_a.socket(family, socket.SOCK_DGRAM) as tx:
         rx.bind((addr_b, 0))
         rx.settimeout(5)
         tx.settimeout(5)
@@ -71,6 +72,36 @@ def test_veth_between_two_namespaces_carries_udp_and_counts(make_netns, kernel_r
     assert (data, src, back) == (b"hello", "10.201.0.1", b"olleh")
     delta = b.link_stats(vb) - before
     assert delta.rx_packets >= 1 and delta.tx_packets >= 1 and delta.rx_bytes >= 5
+
+
+def test_veth_dual_stack_is_usable_at_once(make_netns, kernel_registry):
+    a, b = make_netns(), make_netns()
+    va, vb = kernel.create_veth(kernel.unique_name("va"), kernel.unique_name("vb"),
+                                netns_a=a, netns_b=b, registry=kernel_registry)
+    a.configure(va, address=["10.205.0.1/24", "fd00:205::1/64"])
+    b.configure(vb, address=["fd00:205::2/64", "10.205.0.2/24"],
+                gateway=["fd00:205::1", "10.205.0.1"])
+    routes6 = b.routes(socket.AF_INET6)
+    assert {"dst": "::/0", "gateway": "fd00:205::1", "oif": b.link_index(vb)} in routes6
+    assert "fd00:205::2/64" in b.addresses(vb, family=socket.AF_INET6)
+    assert "fd00:205::2/64" not in b.addresses(vb)                # IPv4 by default
+    assert {"fd00:205::2/64", "10.205.0.2/24"} <= set(b.addresses(vb, family=0))
+    # No DAD to wait for: the first datagram goes (and the answer comes) at once.
+    data, src, back = _udp_roundtrip(b, "fd00:205::2", a, "fd00:205::1", b"six")
+    assert (data, src, back) == (b"six", "fd00:205::2", b"xis")
+
+
+def test_add_route_default_follows_the_gateway(make_netns, kernel_registry):
+    a = make_netns()
+    va, _ = kernel.create_veth(kernel.unique_name("va"), kernel.unique_name("vb"),
+                               netns_a=a, registry=kernel_registry)
+    a.configure(va, address=["10.206.0.1/24", "fd00:206::1/64"])
+    a.add_route("default", gateway="fd00:206::fe", dev=va)
+    a.add_route("fd00:9::/48", gateway="fd00:206::fe")
+    assert {r["dst"] for r in a.routes(socket.AF_INET6)} >= {"::/0", "fd00:9::/48"}
+    assert all(r["dst"] != "0.0.0.0/0" for r in a.routes())
+    with pytest.raises(errors.InvalidArgument):
+        a.add_route("10.9.0.0/16", gateway="fd00:206::fe")
 
 
 def test_moved_link_is_configured_inside_its_namespace(make_netns, kernel_registry):
@@ -188,6 +219,10 @@ def test_sysctl_is_set_inside_the_namespace_only(make_netns):
     for bad in ("kernel.hostname", "net", "net..x", "net.ipv4/../x"):
         with pytest.raises(errors.InvalidArgument):
             a.set_sysctl(bad, 1)
+        with pytest.raises(errors.InvalidArgument):
+            a.get_sysctl(bad)
+    assert a.get_sysctl("net.ipv4.ip_forward") == str(1 - int(host_value))
+    assert kernel.host.get_sysctl("net.ipv4.ip_forward") == host_value
 
 
 def test_attach_gives_a_handle_that_never_removes_the_namespace(make_netns):

@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from tests.support.waiting import wait_for
+
 GROUP = "239.1.1.1"
 PORT = 5007
 COUNT = 20
@@ -44,16 +46,6 @@ def sender_socket(tenant):
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(tenant.ip))
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
     return sock
-
-
-def wait_for(predicate, timeout, what):
-    """Poll ``predicate`` every 10 ms; the seconds it took to become true."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.01)
-    return time.monotonic() - start
 
 
 def send_round(sender, receivers, tag):

@@ -1,14 +1,15 @@
 """Offloads end to end through the daemon (issue 5), on every I/O backend built here
 and for every port kind (``port_kinds``).
 
-Two L3 tenants on different subnets of the root L2 (so every frame between them is
-routed by the switch), each behind a port of the kind under test in its own kernel
-namespace.  Offloads on both sides (a TAP's virtio-net header, csum + TSO + USO, or a
-veth's: super-frames cross the switch; an xdp port carries none), or, "off", the
-receiving side a TAP without the header (the switch segments and checksums in
-software what the sender's kind hands it whole).  A 200 MB TCP transfer arrives intact;
-UDP datagrams of 1 to 65,000 bytes, with and without UDP_SEGMENT, arrive intact with
-TTL 63 when sent with 64; the receiving kernels count no header or checksum error.
+Two dual-stack L3 tenants on different subnets of the root L2 (so every frame between
+them is routed by the switch), each behind a port of the kind under test in its own
+kernel namespace.  Offloads on both sides (a TAP's virtio-net header, csum + TSO + USO,
+or a veth's: super-frames cross the switch; an xdp port carries none), or, "off", the
+receiving side a TAP without the header (the switch segments and checksums in software
+what the sender's kind hands it whole).  Over each family (IPv6: TSO6 and USO6
+super-frames, issue 15), a 200 MB TCP transfer arrives intact; UDP datagrams of 1 to
+65,000 bytes, with and without UDP_SEGMENT, arrive intact with TTL / hop limit 63 when
+sent with 64; the receiving kernels count no header or checksum error.
 """
 import hashlib
 import random
@@ -21,9 +22,13 @@ import fastpath
 from pyctl.rig import probes
 
 IP_RECVTTL = 12                 # <linux/in.h>; not in Python's socket module
+IPV6_RECVHOPLIMIT = 51          # <linux/in6.h>
+IPV6_HOPLIMIT = 52
 UDP_SEGMENT = 103               # <linux/udp.h>
 ALL_OFFLOADS = ["csum", "tso4", "tso6", "uso4", "uso6"]
-SIZES = [1, 2, 100, 1472, 1473, 4000, 8972, 30000, 65000]
+# ... and the largest datagram that fits a 1500-byte frame, and one byte more, per family
+SIZES = {4: [1, 2, 100, 1472, 1473, 4000, 8972, 30000, 65000],
+         6: [1, 2, 100, 1452, 1453, 4000, 8952, 30000, 65000]}
 TCP_BYTES = 200 << 20
 SENDER_TTL = 64
 
@@ -42,11 +47,15 @@ def routed(request, tapswitch_factory, tapswitch_port_kind, monkeypatch):
     tap = tapswitch_port_kind == "tap"
     topo.address_add("init", f"10.{net}.1.1/24")
     topo.address_add("init", f"10.{net}.2.1/24")
-    a = topo.tenant("a", f"10.{net}.1.2/24", offloads=ALL_OFFLOADS if tap else None)
+    topo.address_add("init", f"fd{net:02x}:1::1/64")
+    topo.address_add("init", f"fd{net:02x}:2::1/64")
+    offloads = ALL_OFFLOADS if tap else None
+    a = topo.tenant("a", f"10.{net}.1.2/24", f"fd{net:02x}:1::2/64", offloads=offloads)
     if side == "on":
-        b = topo.tenant("b", f"10.{net}.2.2/24", offloads=ALL_OFFLOADS if tap else None)
+        b = topo.tenant("b", f"10.{net}.2.2/24", f"fd{net:02x}:2::2/64", offloads=offloads)
     else:
-        b = topo.tenant("b", f"10.{net}.2.2/24", kind="tap", vnet_hdr=False)
+        b = topo.tenant("b", f"10.{net}.2.2/24", f"fd{net:02x}:2::2/64", kind="tap",
+                        vnet_hdr=False)
     topo.start()
     assert topo.stats()["backend"] == backend
     return topo, a, b, side
@@ -59,11 +68,25 @@ def snmp(tenant):
             for names, values in zip(lines[::2], lines[1::2])}
 
 
+def snmp6(tenant):
+    """The namespace's /proc/net/snmp6 as {"Ip6InHdrErrors": n, ...}."""
+    return {name: int(value) for name, value
+            in (line.split() for line in tenant.run(["cat", "/proc/net/snmp6"]).stdout
+                .splitlines() if line.strip())}
+
+
 def receive_errors(tenant):
-    s = snmp(tenant)
+    """Both families' header, reassembly and checksum errors (TCP's are shared)."""
+    s, s6 = snmp(tenant), snmp6(tenant)
     return {"Ip.InHdrErrors": s["Ip"]["InHdrErrors"], "Ip.ReasmFails": s["Ip"]["ReasmFails"],
             "Tcp.InErrs": s["Tcp"]["InErrs"], "Tcp.InCsumErrors": s["Tcp"]["InCsumErrors"],
-            "Udp.InErrors": s["Udp"]["InErrors"], "Udp.InCsumErrors": s["Udp"]["InCsumErrors"]}
+            "Udp.InErrors": s["Udp"]["InErrors"], "Udp.InCsumErrors": s["Udp"]["InCsumErrors"],
+            **{key: s6[key] for key in ("Ip6InHdrErrors", "Ip6ReasmFails", "Udp6InErrors",
+                                         "Udp6InCsumErrors")}}
+
+
+def destination(tenant, family):
+    return tenant.ip if family == 4 else tenant.ip6
 
 
 def pattern(n, seed):
@@ -71,9 +94,11 @@ def pattern(n, seed):
     return (block * (n // len(block) + 1))[:n]
 
 
-def test_tcp_200_mb_routed_intact(routed):
+@pytest.mark.parametrize("family", [4, 6], ids=["ipv4", "ipv6"])
+def test_tcp_200_mb_routed_intact(routed, family):
     topo, a, b, side = routed
-    sent, received, nbytes, _ = probes.tcp_transfer(a, b, b.ip, TCP_BYTES, timeout=30)
+    sent, received, nbytes, _ = probes.tcp_transfer(a, b, destination(b, family), TCP_BYTES,
+                                                    timeout=30)
     assert nbytes == TCP_BYTES and received == sent
     loop = topo.stats()["loop"]
     assert loop["write_errors"] == 0 and loop["tx_no_port"] == 0
@@ -90,29 +115,38 @@ def test_tcp_200_mb_routed_intact(routed):
 
 
 def recv_with_ttl(sock):
+    """A datagram and the TTL (IPv4) or hop limit (IPv6) it arrived with."""
     data, ancillary, _, _ = sock.recvmsg(70000, socket.CMSG_SPACE(4))
     ttls = [struct.unpack("i", d[:4])[0] for level, kind, d in ancillary
-            if level == socket.IPPROTO_IP and kind == socket.IP_TTL]
+            if (level, kind) in ((socket.IPPROTO_IP, socket.IP_TTL),
+                                 (socket.IPPROTO_IPV6, IPV6_HOPLIMIT))]
     return data, ttls[0] if ttls else None
 
 
+@pytest.mark.parametrize("family", [4, 6], ids=["ipv4", "ipv6"])
 @pytest.mark.parametrize("segment", [0, 1200], ids=["plain", "udp_segment"])
-def test_udp_1_to_65000_bytes_routed_intact_ttl_decremented(routed, segment):
+def test_udp_1_to_65000_bytes_routed_intact_ttl_decremented(routed, segment, family):
     topo, a, b, _ = routed
-    rx = b.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tx = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    dst = destination(b, family)
+    rx = b.socket(af, socket.SOCK_DGRAM)
+    tx = a.socket(af, socket.SOCK_DGRAM)
     try:
         rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        rx.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+        if family == 4:
+            rx.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+            tx.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, SENDER_TTL)
+        else:
+            rx.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, SENDER_TTL)
         rx.settimeout(5)
-        rx.bind((b.ip, 6000))
-        tx.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, SENDER_TTL)
+        rx.bind((dst, 6000))
         if segment:
             tx.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, segment)
         want = []
-        for n in SIZES:
+        for n in SIZES[family]:
             data = pattern(n, str(n).encode())
-            tx.sendto(data, (b.ip, 6000))
+            tx.sendto(data, (dst, 6000))
             if segment and n > segment:
                 want += [data[k:k + segment] for k in range(0, n, segment)]
             else:

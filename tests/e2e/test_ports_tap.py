@@ -117,16 +117,45 @@ def test_moved_into_namespace_and_configured(opened, make_netns):
     assert port.name not in ns.links()                   # closing deleted it there
 
 
-def _read_arp(fd, hdr_len, tries=200):
-    """The ARP payload of the first ARP frame out of the TAP (IPv6 chatter skipped)."""
+def test_dual_stack_in_namespace(opened, make_netns):
+    ns = make_netns()
+    port = opened(netns=ns, address=["10.77.0.2/24", "fd00:77::2/64"],
+                  gateway=["fd00:77::1", "10.77.0.1"])
+    assert ns.addresses(port.name) == ["10.77.0.2/24"]
+    six = ns.addresses(port.name, family=socket.AF_INET6)
+    assert "fd00:77::2/64" in six
+    assert any(a.startswith("fe80::") for a in six)      # its link-local, usable at once
+    assert ns.get_sysctl(f"net.ipv6.conf.{port.name}.disable_ipv6") == "0"
+    assert ns.get_sysctl(f"net.ipv6.conf.{port.name}.accept_ra") == "0"
+    assert ns.get_sysctl(f"net.ipv6.conf.{port.name}.accept_dad") == "0"
+    assert any(r["dst"] == "::/0" and r["gateway"] == "fd00:77::1"
+               for r in ns.routes(socket.AF_INET6))
+    assert any(r["dst"] == "0.0.0.0/0" and r["gateway"] == "10.77.0.1" for r in ns.routes())
+    # Not tentative: the address can be bound (and used as a source) right away.
+    with ns.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        s.bind(("fd00:77::2", 0))
+        s.sendto(b"hello", ("fd00:77::9", 9))            # on link: the kernel solicits first
+    ns_frame = _read_ethertype(port.fd, port.vnet_hdr_len, b"\x86\xdd",
+                               lambda f: f[20] == 58 and f[54] == 135)
+    assert ns_frame[22:38] == socket.inet_pton(socket.AF_INET6, "fd00:77::2")
+    assert ns_frame[62:78] == socket.inet_pton(socket.AF_INET6, "fd00:77::9")
+
+
+def _read_ethertype(fd, hdr_len, ethertype, accept=lambda frame: True, tries=200):
+    """The first frame of ``ethertype`` out of the TAP that ``accept`` takes."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     for _ in range(tries):
         if poller.poll(10):
             frame = os.read(fd, 70000)[hdr_len:]
-            if frame[12:14] == b"\x08\x06":
-                return frame[14:]
-    pytest.fail("no ARP frame came out of the TAP")
+            if frame[12:14] == ethertype and accept(frame):
+                return frame
+    pytest.fail(f"no frame of ethertype {ethertype.hex()} came out of the TAP")
+
+
+def _read_arp(fd, hdr_len):
+    """The ARP payload of the first ARP frame out of the TAP (IPv6 chatter skipped)."""
+    return _read_ethertype(fd, hdr_len, b"\x08\x06")[14:]
 
 
 def test_failure_after_creation_leaves_nothing(monkeypatch):
@@ -143,7 +172,7 @@ def test_failure_after_creation_leaves_nothing(monkeypatch):
 def test_gateway_outside_the_subnet_is_refused(make_netns):
     ns = make_netns()
     name = kernel.unique_name("tsf")
-    with pytest.raises(InvalidArgument, match="not inside"):
+    with pytest.raises(InvalidArgument, match="another address inside 10.77.0.0/24"):
         ports.TapPort.open(name=name, netns=ns, address="10.77.0.2/24", gateway="10.99.0.1")
     assert not sys_exists(name) and name not in ns.links()
 

@@ -45,26 +45,28 @@ def test_udp_both_directions(tapswitch_topology):
         assert {addr[0] for _, addr in got} == {src.ip}
 
 
-def test_sibling_l2s_with_the_same_subnet_are_isolated(tapswitch_factory):
+@pytest.mark.parametrize("subnet", ["10.0.0.{}/24", "fd00::{}/64"], ids=["ipv4", "ipv6"])
+def test_sibling_l2s_with_the_same_subnet_are_isolated(tapswitch_factory, subnet):
     topo = tapswitch_factory()
-    topo.l2("red", "10.0.0.1/24")
-    topo.l2("blue", "10.0.0.1/24")
-    r1 = topo.tenant("r1", "10.0.0.2/24", parent="red")
-    r2 = topo.tenant("r2", "10.0.0.3/24", parent="red")
-    b1 = topo.tenant("b1", "10.0.0.2/24", parent="blue")
-    b2 = topo.tenant("b2", "10.0.0.3/24", parent="blue")
+    topo.l2("red", subnet.format(1))
+    topo.l2("blue", subnet.format(1))
+    r1 = topo.tenant("r1", subnet.format(2), parent="red")
+    r2 = topo.tenant("r2", subnet.format(3), parent="red")
+    b1 = topo.tenant("b1", subnet.format(2), parent="blue")
+    b2 = topo.tenant("b2", subnet.format(3), parent="blue")
     topo.start()
     receivers = {t.name: probes.udp_receiver(t, t.ip, 6001) for t in (r2, b2)}
     try:
-        probes.udp_send(r1, "10.0.0.3", 6001, [b"from red"] * 10)
-        probes.udp_send(b1, "10.0.0.3", 6001, [b"from blue"] * 10)
+        probes.udp_send(r1, r2.ip, 6001, [b"from red"] * 10)     # r2 and b2 share the address
+        probes.udp_send(b1, b2.ip, 6001, [b"from blue"] * 10)
         got = {name: [d for d, _ in probes.drain(s, 0.5)] for name, s in receivers.items()}
     finally:
         for s in receivers.values():
             s.close()
     assert got["r2"] == [b"from red"] * 10
     assert got["b2"] == [b"from blue"] * 10
-    assert len(probes.ping(r1, "10.0.0.3")) == 3
+    assert len(probes.ping(r1, r2.ip)) == 3
+    assert len(probes.ping(b1, subnet.format(1).split("/")[0])) == 3     # blue's own switch
 
 
 def test_spoofed_source_is_dropped_and_counted(tapswitch_factory):

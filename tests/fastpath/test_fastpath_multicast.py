@@ -1,6 +1,8 @@
 """Multicast in the fast path (issue 6): group tables per scope, fan-out to members only,
 link-local groups, IGMP to the slow path, per-group counters, refusals that change nothing.
 Every test runs on the reference and the core (conftest ``make_dp``)."""
+import ipaddress
+
 import pytest
 
 from fastpath import Batch, verdicts as V
@@ -197,6 +199,20 @@ def test_a_removed_namespace_leaves_its_groups(make_dp):
         dp.set_group(SIB, G1, [T6])
     b = run(dp, [to_group(1, A1, G1)])
     assert set(copies_of(b)) == {2}                     # SIB's new group is not ROOT's
+
+
+def test_members_of_groups_of_both_families_change_ports_and_go(make_dp):
+    # A namespace's groups of both families are listed in one order (IPv4 ints and
+    # IPv6Address keys do not compare): its port changes and its removal reach them all.
+    g6 = ipaddress.IPv6Address("ff0e::7")
+    dp = with_groups(make_dp(), (ROOT, G1, [T2, T3]), (ROOT, g6, [T2, T3]), (ROOT, G2, [T3]))
+    with dp.update():
+        dp.remove_port(2)                               # T2 loses its TAP: no egress port left
+        dp.remove_address(ROOT, ip("10.0.0.3"))
+        dp.remove_namespace(T3)
+    assert dp.lookup_group(ROOT, G1) == [T2] and dp.lookup_group(ROOT, g6) == [T2]
+    assert dp.lookup_group(ROOT, G2) == []
+    assert verdict(run(dp, [to_group(1, A1, G1)])) == (V.VERDICT_DROP, "no_listener")
 
 
 def test_many_groups_and_reused_slots(make_dp):

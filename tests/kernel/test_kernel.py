@@ -56,7 +56,7 @@ def test_check_netns_name_rejects(name):
         kernel.check_netns_name(name)
 
 
-@pytest.mark.parametrize("cidr", ["10.0.0.1", "10.0.0.300/24", "10.0.0.1/33", "fe80::1/64", None])
+@pytest.mark.parametrize("cidr", ["10.0.0.1", "10.0.0.300/24", "10.0.0.1/33", "fd00::1/129", "fd00::g/64", None])
 def test_bad_addresses_are_refused_before_any_kernel_call(cidr):
     with pytest.raises(ValueError):
         kernel.host.add_address("nonexistent0", cidr)

@@ -107,7 +107,8 @@ def test_snapshot_is_deep_json_and_detached():
     assert [n["name"] for n in snap["namespaces"]] == ["init", "web", "db", "lab", "probe"]
     assert snap["namespaces"][1] == {"id": 1, "name": "web", "kind": "l3", "parent": 0,
                                      "addresses": ["10.0.0.5/24"], "routes": [],
-                                     "ports": ["tap-web"], "groups": ["239.1.1.1"]}
+                                     "ports": ["tap-web"], "groups": ["239.1.1.1"],
+                                     "options": {}}
     assert snap["ports"][0]["options"] == {"offloads": ["csum"]}
     snap["ports"][0]["options"]["offloads"].append("tso4")
     snap["namespaces"][0]["addresses"].clear()

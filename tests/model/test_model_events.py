@@ -132,7 +132,8 @@ EVERY_VERB = [                      # one call of every configuring verb, each d
     ("assign_and_push", "10.0.0.6/24", "web"), ("route_add", "init", "10.9.0.0/16", None, "up0"),
     ("route_del", "init", "10.9.0.0/16"), ("port_add", "tap-web", "web"), ("port_del", "tap-web"),
     ("join", "239.1.1.1", "web"), ("leave", "239.1.1.1", "web"),
-    ("quota_set", "lab", {"routes": 3}), ("destroy", "web"), ("destroy", "lab", True),
+    ("quota_set", "lab", {"routes": 3}), ("destroy", "web"),
+    ("namespace_set", "lab", {"advertise": True}), ("destroy", "lab", True),
 ]
 
 

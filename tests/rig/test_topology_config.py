@@ -15,7 +15,7 @@ def _comparable(switch):
     namespaces = {ns["name"]: {"kind": ns["kind"], "parent": names.get(ns["parent"]),
                                "addresses": sorted(ns["addresses"]), "routes": ns["routes"],
                                "ports": sorted(ns["ports"]), "groups": sorted(ns["groups"]),
-                               "quota": ns.get("quota")}
+                               "options": ns["options"], "quota": ns.get("quota")}
                   for ns in snap["namespaces"]}
     ports = {p["name"]: {"ns": names[p["ns"]], "mac": p["mac"], "options": p["options"]}
              for p in snap["ports"]}
@@ -56,6 +56,29 @@ def test_a_rich_model_survives_the_round_trip():
     assert _comparable(_rebuilt(sw)) == _comparable(sw)
 
 
+def test_a_dual_stack_model_survives_the_round_trip():
+    sw = Switch()
+    sw.address_add("init", "10.0.0.1/24")
+    sw.address_add("init", "fd00::1/64")
+    sw.namespace_set("init", {"advertise": True})
+    sw.create("lab", kind="l2")
+    sw.namespace_set("lab", {"advertise": False})
+    sw.port_add("up", "init", options={"router": True})
+    sw.route_add("init", "default", via="fd00::fe", port="up")    # ::/0
+    sw.route_add("init", "default", via="10.0.0.254")             # 0.0.0.0/0
+    sw.route_add("init", "fd00:9::/48", port="up")
+    sw.create("web", kind="l3", parent="init")
+    sw.assign_and_push("10.0.0.2/24", "web")
+    sw.assign_and_push("fd00::2/64", "web")
+    sw.port_add("tweb", "web", options={"netns": "ns-web", "address": ["10.0.0.2/24", "fd00::2/64"],
+                                        "gateway": ["10.0.0.1", "fd00::1"]})
+    sw.join("ff05::1:3", "web")
+    sw.join("239.1.2.3", "web")
+    rebuilt = _rebuilt(sw)
+    assert _comparable(rebuilt) == _comparable(sw)
+    assert [r.dst for r in rebuilt.routes("init")] == ["0.0.0.0/0", "::/0", "fd00:9::/48"]
+
+
 def test_an_empty_model_gives_an_empty_daemon():
     sw = Switch()
     assert _comparable(_rebuilt(sw)) == _comparable(sw)
@@ -71,6 +94,37 @@ def test_a_topology_draft_exports_its_tenants():
     assert _comparable(rebuilt) == _comparable(topo.switch)
     port = rebuilt.port(a.port)
     assert port.options["netns"] == a.netns_name and port.options["gateway"] == "10.0.0.1"
+    topo.close()
+
+
+def test_a_dual_stack_tenant_draft():
+    topo = Topology("process")
+    topo.address_add("init", "10.0.0.1/24")
+    topo.address_add("init", "fd00::1/64")
+    a = topo.tenant("a", "10.0.0.2/24", "fd00::2/64")
+    b = topo.tenant("b", ["fd00::3/64", "10.0.0.3/24"])
+    c = topo.tenant("c", "fd00::4/64")
+    d = topo.tenant("d", "fd00:9::4/64")                # no own address there: no gateway
+    e = topo.tenant("e", "10.0.0.5/24", "fd00::5/64", gateway="fd00::1")
+    options = {t.name: topo.switch.port(t.port).options for t in (a, b, c, d, e)}
+    assert options["a"]["address"] == ["10.0.0.2/24", "fd00::2/64"]
+    assert options["a"]["gateway"] == ["10.0.0.1", "fd00::1"]
+    assert options["b"]["address"] == ["fd00::3/64", "10.0.0.3/24"]
+    assert options["b"]["gateway"] == ["10.0.0.1", "fd00::1"]
+    assert (options["c"]["address"], options["c"]["gateway"]) == ("fd00::4/64", "fd00::1")
+    assert "gateway" not in options["d"]
+    assert options["e"]["gateway"] == "fd00::1"
+    assert (a.ip, a.ip4, a.ip6, a.ips) == ("10.0.0.2", "10.0.0.2", "fd00::2", ["10.0.0.2", "fd00::2"])
+    assert (b.ip, b.ip4, b.ip6, c.ip4) == ("fd00::3", "10.0.0.3", "fd00::3", None)
+    assert b.addresses == ("fd00::3/64", "10.0.0.3/24")
+    assert topo.switch.addresses("b")[2:] == ["10.0.0.3/24", "fd00::3/64"]
+    assert _comparable(_rebuilt(topo.switch)) == _comparable(topo.switch)
+    with pytest.raises(errors.InvalidArgument, match="at least one address"):
+        topo.tenant("f", [])
+    before = _comparable(topo.switch)
+    with pytest.raises(errors.AddressInUse):             # its second address is a's
+        topo.tenant("g", "10.0.0.7/24", "fd00::2/64")
+    assert _comparable(topo.switch) == before and "g" not in topo.tenants
     topo.close()
 
 

@@ -1,4 +1,5 @@
-"""A datapath that refuses the n-th table write: the compiler tests' fault injector."""
+"""A datapath that refuses the n-th table write: the compiler tests' fault injector; the
+ids of a switch's namespaces and ports by name."""
 from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan_builder import compile_plan
 
@@ -35,6 +36,11 @@ def compiler_over(sw, dp, fail_at=0):
     Compiler(sw, dp).sync()
     failing = FailingDatapath(dp, fail_at)
     comp = Compiler(sw, failing)
-    comp.plan = compile_plan(sw)
+    comp.plan = compile_plan(sw, comp.families)
     comp.synced_version = sw.version
     return comp, failing
+
+
+def ids(sw):
+    """({namespace name: id}, {port name: id}) of ``sw``."""
+    return {ns.name: ns.id for ns in sw.namespaces()}, {p.name: p.id for p in sw.ports()}

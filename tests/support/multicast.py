@@ -132,3 +132,46 @@ class Rig:
     def names(self, ids):
         back = {v: k for k, v in self.ids.items()}
         return sorted(back[i] for i in ids)
+
+
+# -- MLD as a Linux endpoint sends it (from its link-local address, hop limit 1) ----------
+
+def link_local(mac):
+    from pyctl.daemon.packets6 import link_local_of
+    return str(link_local_of(mac))
+
+
+def _mld_frame(src_mac, dst, message, src=None, hlim=1):
+    from scapy.compat import raw
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, RouterAlert
+    from scapy.layers.l2 import Ether
+    dst_mac = "33:33:" + ":".join(f"{b:02x}" for b in ipaddress.IPv6Address(dst).packed[12:])
+    return raw(Ether(dst=dst_mac, src=src_mac.hex(":"))
+               / IPv6(src=src or link_local(src_mac), dst=dst, hlim=hlim)
+               / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / message)
+
+
+def mld2_report(src_mac, *records, src=None, hlim=1):
+    """records: (record type, group text, [source texts])"""
+    from scapy.layers.inet6 import ICMPv6MLDMultAddrRec, ICMPv6MLReport2
+    recs = [ICMPv6MLDMultAddrRec(rtype=rtype, dst=group, sources=list(sources))
+            for rtype, group, sources in records]
+    return _mld_frame(src_mac, "ff02::16", ICMPv6MLReport2(records=recs), src, hlim)
+
+
+def mld2_join(src_mac, group, **kw):
+    return mld2_report(src_mac, (igmp.CHANGE_TO_EXCLUDE, group, []), **kw)
+
+
+def mld2_leave(src_mac, group, **kw):
+    return mld2_report(src_mac, (igmp.CHANGE_TO_INCLUDE, group, []), **kw)
+
+
+def mld1_report(src_mac, group, **kw):
+    from scapy.layers.inet6 import ICMPv6MLReport
+    return _mld_frame(src_mac, group, ICMPv6MLReport(mladdr=group), **kw)
+
+
+def mld1_done(src_mac, group, **kw):
+    from scapy.layers.inet6 import ICMPv6MLDone
+    return _mld_frame(src_mac, "ff02::2", ICMPv6MLDone(mladdr=group), **kw)

@@ -9,12 +9,27 @@ from pyctl.compile.plan import Plan
 LINK_LOCAL = ipaddress.ip_network("224.0.0.0/24")
 
 
-def _fast_path(ip):
-    return ip.version == 4 and not ip.is_loopback
+def _fast_path(ip, families=(4,)):
+    return ip.version in families and not ip.is_loopback and not ip.is_link_local
 
 
-def expected_plan(snapshot):
-    """The fast path's tables for ``snapshot``, as a ``Plan``."""
+def _key(ip):
+    """IPv4 as a host-order int, IPv6 as the address itself."""
+    return int(ip) if ip.version == 4 else ip
+
+
+def _joined(group, families):
+    """A group a table holds: not 224.0.0.0/24, not an IPv6 scope of link or below."""
+    if group.version not in families:
+        return False
+    if group.version == 4:
+        return group not in LINK_LOCAL
+    return int(group.packed[1]) & 0xF > 2
+
+
+def expected_plan(snapshot, families=(4, 6)):
+    """The fast path's tables for ``snapshot``, as a ``Plan`` (of the IP versions
+    ``families``: what the datapath takes)."""
     plan = Plan()
     by_id = {ns["id"]: ns for ns in snapshot["namespaces"]}
     port_ids = {p["name"]: p["id"] for p in snapshot["ports"]}
@@ -23,6 +38,8 @@ def expected_plan(snapshot):
         l3 = by_id[port["ns"]]["kind"] == "l3"
         served = l3 and (port["options"].get("kind") == "attach" or "address" not in port["options"])
         plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")), served)
+        if 6 in families:             # a datapath with IPv6 bounds its frames by the port's MTU
+            plan.ports[port["id"]] += (port["options"].get("mtu", 1500),)
         first_port.setdefault(port["ns"], port["id"])
 
     def scope_of(ns):
@@ -34,30 +51,35 @@ def expected_plan(snapshot):
         plan.namespaces[ns["id"]] = (scope, is_l3)
         for text in ns["addresses"]:
             iface = ipaddress.ip_interface(text)
-            if not _fast_path(iface.ip):
+            if not _fast_path(iface.ip, families):
                 continue
-            plan.addresses[(scope, int(iface.ip))] = ns["id"]
-            if is_l3 and iface.network.prefixlen <= 30:
+            plan.addresses[(scope, _key(iface.ip))] = \
+                ns["id"] if iface.version == 4 else (ns["id"], iface.network.prefixlen)
+            if is_l3 and iface.version == 4 and iface.network.prefixlen <= 30:
                 key = (scope, int(iface.network.broadcast_address))
                 listeners.setdefault(key, set()).add(ns["id"])
         for text in ns["groups"]:
             group = ipaddress.ip_address(text)
-            if group.version == 4 and group not in LINK_LOCAL:
-                members.setdefault((scope, int(group)), set()).add(ns["id"])
+            if _joined(group, families):
+                members.setdefault((scope, _key(group)), set()).add(ns["id"])
     plan.broadcasts = {key: tuple(sorted(ids)) for key, ids in listeners.items()}
     plan.multicast = {key: tuple(sorted(ids)) for key, ids in members.items()}
 
     for ns in snapshot["namespaces"]:
         for route in ns["routes"]:
             network = ipaddress.ip_network(route["dst"])
-            if network.version != 4:
+            if network.version not in families:
                 continue
-            key = (ns["id"], int(network.network_address), network.prefixlen)
-            gateway = int(ipaddress.ip_address(route["via"])) if route["via"] else 0
+            key = (ns["id"], _key(network.network_address), network.prefixlen)
+            if route["via"]:
+                gateway = _key(ipaddress.ip_address(route["via"]))
+            else:
+                gateway = 0 if network.version == 4 else None
             if route["port"] is not None:
                 port = port_ids[route["port"]]
             else:                     # via a tenant (an L3) of the scope: out of its port
                 owner = plan.addresses.get((ns["id"], gateway))
+                owner = owner[0] if isinstance(owner, tuple) else owner
                 tenant = owner is not None and by_id[owner]["kind"] == "l3"
                 port = first_port.get(owner) if tenant else None
             if port is None:
@@ -68,22 +90,25 @@ def expected_plan(snapshot):
     return plan
 
 
-def expected_view(snapshot):
+def expected_view(snapshot, version=4):
     """What the slow path's ``PlanView`` answers for each port of ``snapshot``:
-    ``{port id: ((ns, scope, is_l3), the ns's port ids, icmp source)}``, by scanning."""
+    ``{port id: ((ns, scope, is_l3), the ns's port ids, icmp source of family
+    version)}``, by scanning."""
     by_id = {ns["id"]: ns for ns in snapshot["namespaces"]}
 
-    def v4(ns):
-        return [i for i in map(ipaddress.ip_interface, ns["addresses"]) if _fast_path(i.ip)]
+    def held(ns):
+        return [i for i in map(ipaddress.ip_interface, ns["addresses"])
+                if _fast_path(i.ip, (version,))]
 
     out = {}
     for port in snapshot["ports"]:
         ns = by_id[port["ns"]]
         scope = ns["parent"] if ns["kind"] == "l3" else ns["id"]
-        own = v4(by_id[scope])
-        near = [int(o.ip) for o in own if ns["id"] != scope
-                and any(mine.ip in o.network for mine in v4(ns))]
-        source = min(near) if near else min((int(o.ip) for o in own), default=None)
+        own = held(by_id[scope])
+        near = [o.ip for o in own if ns["id"] != scope
+                and any(mine.ip in o.network for mine in held(ns))]
+        source = min(near) if near else min((o.ip for o in own), default=None)
         ports = sorted(p["id"] for p in snapshot["ports"] if p["ns"] == ns["id"])
-        out[port["id"]] = ((ns["id"], scope, ns["kind"] == "l3"), ports, source)
+        out[port["id"]] = ((ns["id"], scope, ns["kind"] == "l3"), ports,
+                           None if source is None else _key(source))
     return out

@@ -16,8 +16,8 @@ from typing import Any
 # Public methods of the model that are no verb: reads the compiler, the daemon and the
 # control server use, and the model's own machinery.
 MODEL_OWN = {"namespace", "scope_of", "may_send_from", "port", "as_namespace", "snapshot",
-             "subscribe", "watch", "transaction", "read", "set_capacity", "socket_opened",
-             "socket_closed"}
+             "subscribe", "watch", "transaction", "read", "namespace_options", "set_capacity",
+             "socket_opened", "socket_closed"}
 # Public methods of Topology that are no verb: building tenants, the life cycle.
 RIG_OWN = {"l2", "tenant", "attach", "start", "close", "client"}
 # ctl subcommands that are no verb.
