@@ -161,6 +161,11 @@ def test_destroying_an_l3_removes_its_port():
     ("p", None, {"kind": "attach", "netns": "ts-x"}, errors.InvalidArgument),
     ("p", None, {"kind": "attach", "mtu": 9000}, errors.InvalidArgument),
     ("p", None, {"kind": "attach", "address": "10.0.0.5/24"}, errors.InvalidArgument),
+    ("p", None, {"kind": "attach", "address": ["10.0.0.5/24", "fd00::5/64"]},
+     errors.InvalidArgument),
+    ("p", None, {"kind": "veth", "address": "fd00::5/64", "mtu": 1279}, errors.InvalidArgument),
+    ("p", None, {"kind": "xdp", "address": ["10.0.0.5/24", "fd00::5/64"],
+                 "gateway": ["10.0.0.1", "fd01::1"]}, errors.InvalidArgument),
     ("p", None, {"dhcp_lease_time": 1}, errors.InvalidArgument),
     ("p", None, {"dhcp_lease_time": 2**31}, errors.InvalidArgument),
     ("uplink0", None, None, errors.AlreadyExists),
@@ -231,3 +236,9 @@ def test_port_kinds_and_dhcp_service():
     assert not port_options.dhcp_served(sw.port("veth-up").options, False)    # an L2's uplink
     assert not port_options.dhcp_served({"address": "10.0.0.5/24"}, True)
     assert port_options.dhcp_served({"netns": "ts-x"}, True)
+    dual = {"kind": "veth", "netns": "ts-d", "address": ["10.0.0.5/24", "fd00::5/64"],
+            "gateway": ["10.0.0.1", "fd00::1"]}
+    sw.create("d", kind="l3", parent="init")
+    sw.port_add("veth-d", "d", options=dual)         # ring ports take both families as TAPs do
+    assert sw.port("veth-d").options == dual
+    assert not port_options.dhcp_served(dual, True)
