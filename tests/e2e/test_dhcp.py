@@ -1,7 +1,8 @@
 """DHCP end to end (issue 17): a tenant whose port has no ``address`` option runs busybox
 ``udhcpc`` and gets exactly what the switch pushed to its namespace -- the address, the
 L2's gateway, the mask, the MTU, nothing else -- and loses the address at its next
-renewal once it is pulled.  Another tenant of the same L2 sees no DHCP frame.  Runs
+renewal once it is pulled; its IPv6 address is mirrored onto the port as on any
+(DHCPv6 comes later).  Another tenant of the same L2 sees no DHCP frame.  Runs
 for every port kind (``port_kinds``); the attach kind's DHCP is in test_port_kinds.py.
 """
 import random
@@ -50,8 +51,9 @@ def dhcp_topo(tapswitch_factory):
     net = random.randint(16, 250)
     topo = tapswitch_factory()
     topo.address_add("init", f"10.{net}.0.1/24")
+    topo.address_add("init", f"fd{net:02x}::1/64")
     a = topo.tenant("a", f"10.{net}.0.2/24")
-    c = topo.tenant("c", f"10.{net}.0.7/24", dhcp=True)
+    c = topo.tenant("c", f"10.{net}.0.7/24", f"fd{net:02x}::7/64", dhcp=True)
     return topo, a, c
 
 
@@ -90,7 +92,8 @@ def test_the_client_gets_exactly_what_was_pushed_and_nobody_else_hears_it(dhcp_t
     topo, a, c = dhcp_topo
     topo.start()
     gateway = a.address.rsplit(".", 1)[0] + ".1"
-    assert kernel_view(c) == ([], [])            # nothing mirrored: the port has no address
+    assert kernel_view(c) == ([], [])            # no IPv4 mirrored: the port has no address
+    assert c.addresses[1] in c.netns.addresses(c.port, socket.AF_INET6)   # IPv6 is (no DHCPv6)
     argv, log = udhcpc
     proc = c.netns.popen(argv + ["-q", "-n", "-t", "5", "-T", "1", "-i", c.port])
     seen = dhcp_frames_seen(a, 3.0)              # a listens while c asks
@@ -104,6 +107,7 @@ def test_the_client_gets_exactly_what_was_pushed_and_nobody_else_hears_it(dhcp_t
                       "lease": "3600", "serverid": gateway, "dns": "", "domain": "",
                       "hostname": "", "ntpsrv": ""}
     assert len(probes.ping(c, a.ip, count=2)) == 2
+    assert len(probes.ping(c, c.ip6.rsplit(":", 1)[0] + ":1", count=2)) == 2   # the switch's
     stats = topo.stats()["dhcp"]
     assert stats["tx_offer"] == 1 and stats["tx_ack"] == 1
     assert topo.counters()["namespaces"]["c"]["reasons"]["dhcp"] >= 2
