@@ -10,6 +10,14 @@ second, UDP round-trip latency and the switch's CPU time per frame.
     python -m bench --fastpath                       # plus the in-memory fast-path sweep
     python -m bench --fastpath-json FP.json          # plus fast-path figures measured before
     python -m bench plot RESULTS.json                # table and PNGs again from a results file
+    python -m bench --placement unpinned,pinned      # every peer under both placements, interleaved
+
+Placement (bench/placement.py): one rule for every peer, kernel or process. The
+sender and receiver of each load and every thread of the switch's processes are
+pinned to the CPUs the placement gives their role: ``unpinned`` (the default: the
+scheduler places everything), ``pinned`` (sender alone on the first CPU, switch
+and receiver on the second), or ``sender=0:switch=1:receiver=1``. Several,
+comma-separated, are measured in one run, each peer under each.
 
 Needs root. Peers that cannot run here (Open vSwitch not installed, tapswitch
 not built) are skipped with the reason. Results: a JSON file with every raw
@@ -24,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from bench import report
+from bench import placement, report
 from bench.peers import PEERS
 from bench.runner import TESTS, Plan, run_bench
 
@@ -71,11 +79,11 @@ def cmd_run(args) -> int:
         fastpath = plots.fastpath_points(args.fastpath_json)
     plan = Plan(peers=args.peers, tests=args.tests, reps=1 if args.quick else args.reps,
                 seconds=1.0 if args.quick else args.seconds, tcp_tool=args.tcp_tool,
-                rtt_count=200 if args.quick else 1000)
+                rtt_count=200 if args.quick else 1000, placements=args.placement)
     from pyctl import kernel
     kernel.registry.install_signal_handlers()
     print(f"bench: peers {', '.join(plan.peers)}; tests {', '.join(plan.tests)}; "
-          f"{plan.reps} rep(s) of {plan.seconds:g} s")
+          f"{plan.reps} rep(s) of {plan.seconds:g} s; placement {', '.join(plan.placements)}")
     run = run_bench(plan, log=print)
     stem = time.strftime("bench-%Y%m%d-%H%M%S")
     path = args.output or os.path.join(DEFAULT_OUT, f"{stem}.json")
@@ -145,6 +153,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="1 repetition, 1 s per test")
     p.add_argument("--tcp-tool", choices=("auto", "iperf3", "python"), default="auto",
                    help="TCP load: iperf3 if installed (auto), or bench/tcpload.py")
+    placement.add_argument(p)
     p.add_argument("-o", "--output", help=f"results JSON (default {DEFAULT_OUT}/bench-DATE.json)")
     p.add_argument("--no-plots", action="store_true")
     fp = p.add_mutually_exclusive_group()

@@ -16,17 +16,22 @@ import glob
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
 from pyctl import kernel
 
-from bench import cbuild
+from bench import cbuild, schedstat
 from bench.peers import Endpoint, Peer, wait_ready
+from bench.placement import Placement
+
+UNPINNED = Placement("unpinned")
 
 UDP64_PAYLOAD = 18
 RTT_COUNT = 1000
@@ -98,6 +103,7 @@ class _Window:
         self.system = system_busy_ns()
         self.a = pair.a.ns.link_stats(pair.a.ifname)
         self.b = pair.b.ns.link_stats(pair.b.ifname)
+        self.loop = pair.peer.loop_stats()
 
     def close(self) -> dict:
         wall = time.monotonic() - self.t
@@ -108,7 +114,32 @@ class _Window:
         if self.pids:
             out["cpu_s"] = (cpu_ns(self.pids) - self.cpu) / 1e9
             out["cpu_util"] = out["cpu_s"] / wall
+        if self.loop is not None:
+            after = self.pair.peer.loop_stats() or {}
+            out["loop"] = {k: v - self.loop[k] for k, v in after.items()
+                           if isinstance(v, int) and isinstance(self.loop.get(k), int)}
         return out
+
+
+def loop_figures(loop: dict, seconds: float, sleeps_per_s: float | None = None) -> dict:
+    """What a switch's packet-loop counters (a measurement's differences over ``seconds``)
+    say per frame and per GB: frames per wake-up (frames read per sleep of the switch's
+    threads, counted by the kernel: ``sleeps_per_s``), empty reads (EAGAIN) per frame, and syscalls (waits, reads, empty reads, write submissions and
+    slow-path sends) per GB read.  Keys the loop does not count are left out."""
+    frames, gb = loop.get("frames_in", 0), loop.get("read_bytes", 0) / 1e9
+    out = {}
+    if frames and sleeps_per_s and seconds > 0:
+        out["frames_per_wake"] = frames / seconds / sleeps_per_s
+    if frames and "read_empty" in loop:
+        out["read_empty_per_frame"] = loop["read_empty"] / frames
+    calls = sum(loop.get(k, 0) for k in ("epoll_waits", "epoll_interrupted", "reads", "read_empty",
+                                         "tx_submits", "sent"))
+    if gb and calls:
+        out["syscalls_per_gb"] = calls / gb
+    if loop.get("poll_episodes"):
+        out["poll_hit_share"] = loop.get("poll_hits", 0) / loop["poll_episodes"]
+        out["poll_shared"] = loop.get("poll_shared", 0)
+    return out
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, what: str, timeout: float = 10.0,
@@ -142,35 +173,104 @@ def tcp_tool(choice: str = "auto") -> str:
     return choice
 
 
-def tcp(pair: Pair, streams: int, seconds: float, tool: str, family: int = 4) -> dict:
-    """TCP throughput a -> b with ``streams`` parallel connections, over IPv4 or
-    (``family`` 6) the endpoints' IPv6 addresses."""
+_SS_FIELD = re.compile(r"\b(rtt|cwnd|unacked|mss|notsent|bytes_sent|bytes_received):([0-9.]+)")
+_SS_WMEM = re.compile(r"skmem:\(r\d+,rb\d+,t\d+,tb(\d+),f\d+,w(\d+)")
+
+
+def parse_ss(text: str, receiver: bool = False) -> dict:
+    """``ss -tinm`` of the sender's namespace -> the busiest connection's window: RTT
+    (us), cwnd (segments), bytes unacknowledged (in flight), bytes queued in the socket
+    (sent or not: the pages the sender's copies wrote and that are not yet freed), and
+    bytes not yet sent.  Of the receiver's (``receiver``): the bytes waiting in its
+    socket for the application to read them (its Recv-Q)."""
+    best = None
+    for block in re.split(r"\n(?=\S)", text.strip()):
+        got = {k: float(v) for k, v in _SS_FIELD.findall(block)}
+        state = block.split()
+        got["recv_q"] = float(state[1]) if len(state) > 2 and state[1].isdigit() else 0.0
+        key = "bytes_received" if receiver else "bytes_sent"
+        if key not in got:
+            continue
+        wmem = _SS_WMEM.search(block)
+        if best is None or got[key] > best[0][key]:
+            best = (got, wmem)
+    if best is None:
+        return {}
+    got, wmem = best
+    if receiver:
+        return {"rcv_queued_kb": got["recv_q"] / 1024}
+    mss = got.get("mss", 0)
+    out = {"snd_rtt_us": got.get("rtt", 0) * 1000, "snd_cwnd": got.get("cwnd", 0),
+           "snd_inflight_kb": got.get("unacked", 0) * mss / 1024,
+           "snd_notsent_kb": got.get("notsent", 0) / 1024}
+    if wmem:
+        out["snd_sndbuf_kb"], out["snd_queued_kb"] = int(wmem[1]) / 1024, int(wmem[2]) / 1024
+    return out
+
+
+def _windows(pair: Pair, holder: dict, dst: str):
+    """One ``ss`` look at the sender's and the receiver's sockets, into ``holder`` (run
+    from a timer halfway through a load)."""
+    try:
+        holder.update(parse_ss(pair.a.ns.run(["ss", "-tinmH", "dst", dst], timeout=5).stdout))
+        holder.update(parse_ss(pair.b.ns.run(["ss", "-tinmH", "src", dst], timeout=5).stdout,
+                               receiver=True))
+    except Exception as exc:            # a missing ss or a finished load: no figures
+        holder["ss_error"] = str(exc)[:200]
+
+
+def tcp(pair: Pair, streams: int, seconds: float, tool: str,
+        placement: Placement = UNPINNED, window: str | None = None, family: int = 4) -> dict:
+    """TCP throughput a -> b with ``streams`` parallel connections, over IPv4 or (``family``
+    6) the endpoints' IPv6 addresses; the sender (client)
+    and receiver (server) started on their CPUs of ``placement``, how the scheduler
+    treated sender, receiver and switch (``sched``, bench.schedstat), and the sender's
+    TCP window halfway (``ss``).  ``window``: iperf3's -w (socket buffers, both ends)."""
     a, b = pair.a, pair.b
     dst = b.ip6 if family == 6 else b.ip
     if not dst:
         raise RuntimeError("the endpoints have no IPv6 addresses (the plan measures no IPv6)")
     port = str(next(_ports))
     if tool == "iperf3":
-        server = b.ns.popen(["iperf3", "-s", "-1", "-B", dst, "-p", port, "--forceflush"],
+        server = b.ns.popen(placement.wrap("receiver", ["iperf3", "-s", "-1", "-B", dst, "-p", port,
+                                                        "--forceflush"]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_listening(server, int(port), "iperf3 server", family=family)
         client_argv = ["iperf3", "-c", dst, "-p", port, "-t", str(seconds), "-P", str(streams),
-                       "-J", "--connect-timeout", "5000"]
+                       "-J", "--connect-timeout", "5000"] + (["-w", window] if window else [])
     else:
-        server = b.ns.popen([sys.executable, "-m", "bench.tcpload", "server", dst, port,
-                             str(streams), str(seconds + TIMEOUT_SLACK)],
+        server = b.ns.popen(placement.wrap("receiver", [sys.executable, "-m", "bench.tcpload",
+                                                        "server", dst, port, str(streams),
+                                                        str(seconds + TIMEOUT_SLACK)]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_ready(server, "tcpload server")
         client_argv = [sys.executable, "-m", "bench.tcpload", "client", dst, port,
                        str(streams), str(seconds)]
     try:
-        window = _Window(pair)
-        client = a.ns.run(client_argv, timeout=seconds + TIMEOUT_SLACK, check=False)
-        counters = window.close()
+        span = _Window(pair)
+        client = a.ns.popen(placement.wrap("sender", client_argv), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+        watch = schedstat.Watch({"sender": [client.pid], "receiver": [server.pid],
+                                 "switch": span.pids}).start()
+        tcp_window: dict = {}
+        look = threading.Timer(seconds / 2, _windows, (pair, tcp_window, dst))
+        look.start()
+        try:
+            stdout, stderr = client.communicate(timeout=seconds + TIMEOUT_SLACK)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{tool} client did not finish within "
+                               f"{seconds + TIMEOUT_SLACK:.0f} s") from None
+        finally:
+            look.cancel()
+            look.join()
+            sched = watch.stop()
+            kernel.stop_process(client)         # forgets it in the registry
+        role_pids = {"sender": client.pid, "receiver": server.pid}
+        counters = span.close()
         if client.returncode != 0:
-            raise RuntimeError(f"{tool} client failed: {(client.stderr or client.stdout)[-300:]}")
+            raise RuntimeError(f"{tool} client failed: {(stderr or stdout)[-300:]}")
         if tool == "iperf3":
-            result = json.loads(client.stdout)
+            result = json.loads(stdout)
             if result.get("error"):
                 raise RuntimeError(f"iperf3: {result['error']}")
             end = result["end"]
@@ -185,9 +285,27 @@ def tcp(pair: Pair, streams: int, seconds: float, tool: str, family: int = 4) ->
     finally:
         kernel.stop_process(server)
     metrics["tool"] = tool
+    metrics["role_pids"] = role_pids
+    metrics.update(tcp_window)
     metrics.update(_cpu_fields(counters))
+    metrics.update(_sched_fields(sched))
+    metrics.update(loop_figures(counters.get("loop", {}), counters["wall_s"],
+                                metrics.get("switch_sleeps_per_s")))
+    gb_per_s = metrics["gbps"] / 8
+    for role in ("sender", "switch", "receiver"):        # wake-ups each role paid, per GB
+        if f"{role}_sleeps_per_s" in metrics and gb_per_s:
+            metrics[f"{role}_sleeps_per_gb"] = metrics[f"{role}_sleeps_per_s"] / gb_per_s
     metrics["counters"] = counters
     return metrics
+
+
+def _sched_fields(sched: dict) -> dict:
+    """The watch's shares as flat metrics (sender_on_cpu, sender_runq, ...) plus the raw."""
+    out = {f"{role}_{k}": v for role, d in sched.items() if isinstance(d, dict)
+           for k, v in d.items()}
+    if sched:
+        out["sched"] = sched
+    return out
 
 
 def _cpu_fields(counters: dict) -> dict:
@@ -201,19 +319,21 @@ def _warm_up(pair: Pair) -> None:
     time.sleep(0.1)
 
 
-def udp64(pair: Pair, seconds: float) -> dict:
+def udp64(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dict:
     """64-byte UDP frames a -> b, as fast as the generator sends them: rates
     sent, delivered to b's interface (its rx counter) and read by the sink."""
     blast = cbuild.tool("udpblast")
     a, b = pair.a, pair.b
     port = str(next(_ports))
-    sink = b.ns.popen([blast, "sink", b.ip, port, str(seconds + TIMEOUT_SLACK)],
+    sink = b.ns.popen(placement.wrap("receiver", [blast, "sink", b.ip, port,
+                                                  str(seconds + TIMEOUT_SLACK)]),
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(sink, "udpblast sink")
         _warm_up(pair)
         window = _Window(pair)
-        gen = a.ns.run([blast, "send", b.ip, port, str(UDP64_PAYLOAD), str(seconds)],
+        gen = a.ns.run(placement.wrap("sender", [blast, "send", b.ip, port, str(UDP64_PAYLOAD),
+                                                 str(seconds)]),
                        timeout=seconds + TIMEOUT_SLACK)
         time.sleep(0.3)                       # frames still in queues arrive
         counters = window.close()
@@ -244,18 +364,20 @@ def udp64(pair: Pair, seconds: float) -> dict:
     return metrics
 
 
-def rtt(pair: Pair, count: int = RTT_COUNT) -> dict:
+def rtt(pair: Pair, count: int = RTT_COUNT, placement: Placement = UNPINNED) -> dict:
     """Round-trip times of ``count`` 64-byte UDP request/replies a -> b -> a
     (after 50 untimed ones); median and 99th percentile in microseconds."""
     blast = cbuild.tool("udpblast")
     a, b = pair.a, pair.b
     port = str(next(_ports))
-    echo = b.ns.popen([blast, "echo", b.ip, port, str(count + TIMEOUT_SLACK)],
+    echo = b.ns.popen(placement.wrap("receiver", [blast, "echo", b.ip, port,
+                                                  str(count + TIMEOUT_SLACK)]),
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(echo, "udpblast echo")
         window = _Window(pair)
-        client = a.ns.run([blast, "rtt", b.ip, port, str(UDP64_PAYLOAD), str(count)],
+        client = a.ns.run(placement.wrap("sender", [blast, "rtt", b.ip, port, str(UDP64_PAYLOAD),
+                                                    str(count)]),
                           timeout=count * 1.0 + TIMEOUT_SLACK, check=False)
         counters = window.close()
         result = _json_line(client.stdout, "udpblast rtt")

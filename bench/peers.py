@@ -4,7 +4,9 @@ A peer is a plug-in with four parts: ``unavailable()`` (None, or why it cannot
 run here), ``setup(a, b, registry)`` (connect ``a.ns`` and ``b.ns`` and leave
 in each an interface named ``ep.ifname`` with ``ep.cidr``, up), ``teardown()``
 and ``pids()`` (the switch's processes, whose CPU time the bench reads; empty
-for kernel peers); ``facts`` holds what setup learned (saved with the results). Everything a peer creates goes through ``pyctl.kernel`` or
+for kernel peers); ``switch_pids()`` (the processes a placement pins, bench/placement.py)
+and ``loop_stats()`` (the switch's own loop counters, where it has them) are optional;
+``facts`` holds what setup learned (saved with the results). Everything a peer creates goes through ``pyctl.kernel`` or
 is recorded in the registry it is given, so the bench removes it even on
 Ctrl-C. ``PEERS`` at the bottom lists them in table order.
 """
@@ -88,6 +90,14 @@ class Peer:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p.poll() is None]
+
+    def switch_pids(self) -> list[int]:
+        """The processes a placement pins to the switch's CPUs: all of the peer's."""
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def loop_stats(self) -> dict | None:
+        """The switch's packet-loop counters now (None: it does not report them)."""
+        return None
 
     def _start(self, argv, registry, ns: NetNamespace | None = None, **kw) -> subprocess.Popen:
         """Start a helper process (in ``ns`` or the host), recorded for cleanup."""
@@ -237,20 +247,34 @@ class TapswitchPeer(Peer):
     BACKEND_KEY = "io_backend"      # [daemon] key that selects the packet loop's I/O backend
     STOP_GRACE = 15.0               # the daemon removes its TAPs and namespaces on SIGTERM
 
-    def __init__(self, name: str, offloads: bool, backend: str | None = None, kind: str = "tap"):
+    TREE_ENV = "TAPSWITCH_BENCH_TREE"   # the tapswitch-tree peer's source tree
+
+    def __init__(self, name: str, offloads: bool, backend: str | None = None,
+                 poll_us: int = 0, tree: bool = False, kind: str = "tap"):
         super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
                          + {"tap": "", "veth": ", veth ports (AF_PACKET rings)",
                             "xdp": ", xdp ports (AF_XDP)"}[kind]
                          + ("" if kind != "tap" else ", vnet header + TSO" if offloads
                             else ", no offloads")
-                         + (f", io_backend={backend}" if backend else ""))
+                         + (f", io_backend={backend}" if backend else "")
+                         + (f", poll_us={poll_us} (cpus = the pinned placement's switch CPU)"
+                            if poll_us else ""))
         self.offloads = offloads
         self.backend = backend
         self.kind = kind                # the tenants' port kind
+        self.poll_us = poll_us
+        self.wants_tree = tree
+        self.tree = os.environ.get(self.TREE_ENV) if tree else None
+        if tree:
+            self.description += f", the daemon of the tree in ${self.TREE_ENV} ({self.tree})"
         self.workdir: str | None = None
         self.endpoints: tuple[Endpoint, ...] = ()
 
     def unavailable(self):
+        if self.tree is not None and not os.path.isdir(os.path.join(self.tree, "pyctl")):
+            return f"${self.TREE_ENV} does not name a tapswitch source tree: {self.tree!r}"
+        if self.wants_tree and self.tree is None:
+            return f"set ${self.TREE_ENV} to a built tapswitch tree (e.g. a worktree of main)"
         for module in ("pyctl.cli", "pyctl.daemon.daemon", "fastpath._core"):
             try:
                 if importlib.util.find_spec(module) is None:
@@ -288,6 +312,9 @@ class TapswitchPeer(Peer):
         lines = ["[daemon]", f'socket = "{workdir}/control.sock"', f'socket_dir = "{workdir}/ns"']
         if self.backend:
             lines.append(f'{self.BACKEND_KEY} = "{self.backend}"')
+        if self.poll_us:        # polling needs a packet thread with CPUs of its own
+            from bench.placement import parse
+            lines += [f"poll_us = {self.poll_us}", f"cpus = {list(parse('pinned').switch)}"]
         lines += ["", "[[namespace]]", 'name = "bench"', 'kind = "l2"',
                   f"addresses = {json.dumps(own)}", ""]
         for tenant, ep in (("ta", a), ("tb", b)):
@@ -307,6 +334,18 @@ class TapswitchPeer(Peer):
             lines.append("")
         return "\n".join(lines)
 
+    @staticmethod
+    def daemon_argv(config: str) -> list[str]:
+        return [sys.executable, "-m", "pyctl.cli", "run", config]
+
+    def daemon_where(self) -> dict:
+        """The daemon's environment and working directory: a tree peer's runs in its
+        tree (``python -m`` puts the working directory first on sys.path, before
+        PYTHONPATH: started from another tree, it would run that tree's code)."""
+        if not self.tree:
+            return {}
+        return {"env": dict(os.environ, PYTHONPATH=self.tree), "cwd": self.tree}
+
     def setup(self, a, b, registry):
         self.workdir = workdir = tempfile.mkdtemp(prefix="tapswitch-bench-")
         registry.register(f"directory {workdir}", lambda: shutil.rmtree(workdir, ignore_errors=True))
@@ -317,8 +356,8 @@ class TapswitchPeer(Peer):
             f.write(self.config_text(a, b))
         out_path, err_path = os.path.join(workdir, "daemon.out"), os.path.join(workdir, "daemon.err")
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            proc = self._start([sys.executable, "-m", "pyctl.cli", "run", config], registry,
-                               stdout=out, stderr=err)
+            proc = self._start(self.daemon_argv(config), registry, stdout=out, stderr=err,
+                               **self.daemon_where())
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             backend = self._ready_line(out_path)
@@ -333,6 +372,12 @@ class TapswitchPeer(Peer):
         self.facts = {"backend": backend, "daemon_pid": proc.pid}
         if self.backend and self.backend not in backend:
             raise RuntimeError(f"asked for I/O backend {self.backend!r}, the daemon runs {backend!r}")
+
+    def loop_stats(self):
+        """The daemon's packet-loop counters (``tapswitch ctl stats``)."""
+        from pyctl.control.client import ControlClient
+        with ControlClient(os.path.join(self.workdir, "control.sock")) as client:
+            return client.call("stats")["loop"]
 
     @staticmethod
     def _ready_line(path: str) -> str | None:
@@ -388,4 +433,10 @@ PEERS = {
     # (virtio-net headers: TSO kept), and through AF_XDP (no super-frames).
     "tapswitch-veth": lambda: TapswitchPeer("tapswitch-veth", offloads=True, kind="veth"),
     "tapswitch-xdp": lambda: TapswitchPeer("tapswitch-xdp", offloads=False, kind="xdp"),
+    # polling 50 us after each busy batch ([daemon] poll_us); it turns itself off where
+    # the loop finds its core shared
+    "tapswitch-poll": lambda: TapswitchPeer("tapswitch-poll", offloads=True, poll_us=50),
+    # the daemon of another built tree ($TAPSWITCH_BENCH_TREE, e.g. main's worktree):
+    # before/after comparisons in one run
+    "tapswitch-tree": lambda: TapswitchPeer("tapswitch-tree", offloads=True, tree=True),
 }

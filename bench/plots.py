@@ -19,7 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def _bars(ax, doc, series, ylabel, title):
     summary = doc["summary"]
-    peers = [p for p, i in doc["peers"].items() if i.get("status") == "ok" and p in summary]
+    ok = [p for p, i in doc["peers"].items() if i.get("status") == "ok"]
+    # a row per peer, or per peer and placement (bench.report.summarize)
+    peers = [row for row in summary if row.split("@")[0] in ok]
     width = 0.8 / max(1, len(series))
     for k, (test, metric, label) in enumerate(series):
         med, lo, hi = [], [], []

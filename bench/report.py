@@ -28,11 +28,21 @@ COLUMNS = [
     ("udp64", "cpu_cores", "switch cores", False),
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),
+    # one stream: how the scheduler treated the sender (bench.schedstat), the switch's
+    # cores, and its loop's batching (where the switch reports its loop counters)
+    ("tcp1", "sender_on_cpu", "TCP x1 sender on-CPU", True),
+    ("tcp1", "sender_runq", "sender runq", False),
+    ("tcp1", "cpu_util", "TCP x1 switch cores", False),
+    ("tcp1", "switch_sleeps_per_gb", "switch sleeps/GB", False),
+    ("tcp1", "frames_per_wake", "frames/wake", True),
+    ("tcp1", "syscalls_per_gb", "syscalls/GB", False),
 ]
 RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp1v6", "gbps"), ("tcp4", "gbps"),
                  ("udp64", "delivered_kpps")]
 # a peer's own figure over IPv6 beside its IPv4 one: (test, over test, metric)
 FAMILY_RATIOS = [("tcp1v6", "tcp1", "gbps")]
+# The TAP peers issue 18's target compares tapswitch with (the best of them counts).
+TAP_REFERENCE_PEERS = ("minimal-forwarder-vnet", "ovs-netdev-tso")
 
 
 def _version(argv) -> str | None:
@@ -69,14 +79,30 @@ def machine_facts() -> dict:
     }
 
 
+def label(peer: str, placement: str | None, several: bool) -> str:
+    """A row's name: the peer, and its placement when a run measured several."""
+    return f"{peer}@{placement}" if several and placement else peer
+
+
+def placement_names(samples: list[dict]) -> list[str]:
+    names = []
+    for s in samples:
+        if s.get("placement") and s["placement"] not in names:
+            names.append(s["placement"])
+    return names
+
+
 def summarize(samples: list[dict]) -> dict:
-    """{peer: {test: {metric: {"median", "min", "max", "n"}}}} over the numeric
-    metrics of the successful samples."""
+    """{row: {test: {metric: {"median", "min", "max", "n"}}}} over the numeric
+    metrics of the successful samples; a row is a peer, or ``peer@placement`` when
+    the samples come from several placements."""
+    several = len(placement_names(samples)) > 1
     values: dict = {}
     for s in samples:
+        row = label(s["peer"], s.get("placement"), several)
         for metric, v in (s.get("metrics") or {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                values.setdefault(s["peer"], {}).setdefault(s["test"], {}) \
+                values.setdefault(row, {}).setdefault(s["test"], {}) \
                       .setdefault(metric, []).append(v)
     return {peer: {test: {m: {"median": statistics.median(v), "min": min(v), "max": max(v),
                               "n": len(v)} for m, v in metrics.items()}
@@ -92,6 +118,7 @@ def results_document(run, machine: dict, argv: list[str], fastpath: dict | None 
         "argv": argv,
         "machine": machine,
         "plan": vars(run.plan),
+        "placements": run.placements,
         "interrupted": run.interrupted,
         "peers": run.peers,
         "samples": run.samples,
@@ -130,13 +157,37 @@ def _num(v) -> str:
     return f"{v:.2f}"
 
 
-def baseline_peer(doc: dict) -> str:
-    """tapswitch when it was measured, else veth (or the first peer)."""
+def baseline_peer(doc: dict, placement: str | None = None) -> str:
+    """tapswitch when it was measured, else veth (or the first peer); the row name
+    under ``placement`` when the run measured several."""
     summary = doc["summary"]
+    several = len(placement_names(doc["samples"])) > 1
     for name in ("tapswitch", "tapswitch-nooffload", "veth"):
-        if name in summary:
-            return name
+        if label(name, placement, several) in summary:
+            return label(name, placement, several)
     return next(iter(summary), "veth")
+
+
+def targets(doc: dict) -> list[str]:
+    """Issue 18's single-stream ratios under each placement: tapswitch / veth and
+    tapswitch / the best TAP reference peer (TAP_REFERENCE_PEERS) measured."""
+    summary = doc["summary"]
+    placements = placement_names(doc["samples"]) or [None]
+    several = len(placements) > 1
+    out = []
+    for place in placements:
+        get = lambda peer: _get(summary, label(peer, place, several), "tcp1", "gbps")  # noqa: E731
+        ts, veth = get("tapswitch"), get("veth")
+        refs = {p: get(p) for p in TAP_REFERENCE_PEERS if get(p) is not None}
+        if ts is None or (veth is None and not refs):
+            continue
+        parts = [f"tapswitch/veth {_ratio(ts, veth)}"] if veth else []
+        if refs:
+            best = max(refs, key=refs.get)
+            parts.append(f"tapswitch/best TAP peer ({best}) {_ratio(ts, refs[best])}")
+        out.append(f"  {place or 'as measured'}: " + ", ".join(parts))
+    return ["TCP x1 targets (medians, same placement): >= 0.85 x veth, >= 1.1 x the best TAP "
+            "peer pinned, >= 1.0 unpinned"] + out if out else []
 
 
 def _render(header: list[str], rows: list[list[str]]) -> str:
@@ -153,25 +204,38 @@ def table(doc: dict) -> str:
     tests = set(doc["plan"]["tests"])
     cols = [c for c in COLUMNS if c[0] in tests and any(_get(summary, p, c[0], c[1]) is not None
                                                         for p in summary)]
-    base = baseline_peer(doc)
+    placements = placement_names(doc["samples"]) or [None]
+    several = len(placements) > 1
+    base_peer = baseline_peer(doc, placements[0]).split("@")[0]
     ratios = [c for c in RATIO_COLUMNS if c[0] in tests]
     own = [c for c in FAMILY_RATIOS if c[0] in tests and c[1] in tests]
-    header = (["peer"] + [c[2] for c in cols] + [f"{t}/{base}" for t, _ in ratios]
+    header = (["peer"] + [c[2] for c in cols] + [f"{t}/{base_peer}" for t, _ in ratios]
               + [f"{t}/{over}" for t, over, _ in own])
     rows, spread = [], []
-    for peer, info in doc["peers"].items():
-        if info.get("status") != "ok":
-            continue
-        rows.append([peer] + [_num(_get(summary, peer, t, m)) for t, m, _, _ in cols]
-                    + [_ratio(_get(summary, peer, t, m), _get(summary, base, t, m))
-                       for t, m in ratios]
-                    + [_ratio(_get(summary, peer, t, m), _get(summary, peer, over, m))
-                       for t, over, m in own])
-        spread.append([peer] + [f"{_num(_get(summary, peer, t, m, 'min'))}..{_num(_get(summary, peer, t, m, 'max'))}"
-                                for t, m, _, _ in cols])
+    for place in placements:
+        base = baseline_peer(doc, place)
+        for peer, info in doc["peers"].items():
+            row = label(peer, place, several)
+            if info.get("status") != "ok" or row not in summary:
+                continue
+            rows.append([row] + [_num(_get(summary, row, t, m)) for t, m, _, _ in cols]
+                        + [_ratio(_get(summary, row, t, m), _get(summary, base, t, m))
+                           for t, m in ratios]
+                        + [_ratio(_get(summary, row, t, m), _get(summary, row, over, m))
+                           for t, over, m in own])
+            spread.append([row] + [f"{_num(_get(summary, row, t, m, 'min'))}.."
+                                   f"{_num(_get(summary, row, t, m, 'max'))}" for t, m, _, _ in cols])
     reps = doc["plan"]["reps"]
-    out = [f"medians of {reps} run(s); ratios are medians over the {base} medians", _render(header, rows),
+    out = [f"medians of {reps} run(s); ratios are medians over the {base_peer} medians"
+           + (" of the same placement" if several else ""), _render(header, rows),
            "", "min..max", _render(["peer"] + [c[2] for c in cols], spread)]
+    if doc.get("placements"):
+        from bench.placement import Placement
+        out += ["", "placement (the same rule for every peer; bench/placement.py):"]
+        out += [f"  {Placement(**p).describe()}" for p in doc["placements"]]
+    goals = targets(doc) if "tcp1" in tests else []
+    if goals:
+        out += [""] + goals
     out += ["", "CPU: the switch's own processes (all threads) during the 64-byte load, per frame "
                 "delivered and in cores (1.00 = one core busy); peers:"]
     for peer, info in doc["peers"].items():

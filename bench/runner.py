@@ -1,8 +1,10 @@
 """Runs the end-to-end bench: sets every peer up between its own two kernel
-namespaces, then measures test by test, interleaved across peers, for each
-repetition (so drift on a noisy machine hits all peers alike), printing
-progress. Everything is torn down at the end, also on Ctrl-C or failure
-(pyctl.kernel's cleanup registry)."""
+namespaces, then measures test by test, interleaved across placements and
+peers, for each repetition (so drift on a noisy machine hits all peers alike),
+printing progress. Each measurement first applies its placement
+(bench/placement.py) to the peer's switch processes; the load's sender and
+receiver start on theirs. Everything is torn down at the end, also on Ctrl-C
+or failure (pyctl.kernel's cleanup registry)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pyctl import kernel
 
-from bench import loads
+from bench import loads, placement as placement_mod
 from bench.peers import PEERS, Endpoint
 
 TESTS = ("tcp1", "tcp1v6", "tcp4", "udp64", "rtt")
@@ -26,6 +28,7 @@ class Plan:
     seconds: float = 5.0
     tcp_tool: str = "auto"
     rtt_count: int = loads.RTT_COUNT
+    placements: list[str] = field(default_factory=lambda: ["unpinned"])   # bench/placement.py
 
     def expected_seconds(self, test: str) -> float:
         """A guess of one measurement's wall time, for the time-left estimate."""
@@ -38,25 +41,31 @@ class Run:
     peers: dict = field(default_factory=dict)       # name -> {"status", "reason", "description"}
     samples: list = field(default_factory=list)
     interrupted: bool = False
+    placements: list = field(default_factory=list)  # Placement.as_dict() of each, in plan order
 
 
-def _measure(pair: loads.Pair, test: str, plan: Plan, tool: str) -> dict:
+def _measure(pair: loads.Pair, test: str, plan: Plan, tool: str,
+             place: placement_mod.Placement) -> dict:
     if test == "tcp1":
-        return loads.tcp(pair, 1, plan.seconds, tool)
+        return loads.tcp(pair, 1, plan.seconds, tool, place)
     if test == "tcp1v6":
-        return loads.tcp(pair, 1, plan.seconds, tool, family=6)
+        return loads.tcp(pair, 1, plan.seconds, tool, place, family=6)
     if test == "tcp4":
-        return loads.tcp(pair, 4, plan.seconds, tool)
+        return loads.tcp(pair, 4, plan.seconds, tool, place)
     if test == "udp64":
-        return loads.udp64(pair, plan.seconds)
+        return loads.udp64(pair, plan.seconds, place)
     if test == "rtt":
-        return loads.rtt(pair, plan.rtt_count)
+        return loads.rtt(pair, plan.rtt_count, place)
     raise ValueError(f"unknown test {test!r}; known: {', '.join(TESTS)}")
 
 
 def headline(test: str, m: dict) -> str:
     if test.startswith("tcp"):
-        return f"{m['gbps']:.2f} Gbit/s"
+        extra = "".join(f", {label} {m[key]:{fmt}}" for key, label, fmt in (
+            ("sender_on_cpu", "sender on CPU", ".2f"), ("sender_runq", "waiting", ".2f"),
+            ("frames_per_wake", "frames/wake", ".1f"), ("syscalls_per_gb", "syscalls/GB", ".0f"))
+            if key in m)
+        return f"{m['gbps']:.2f} Gbit/s{extra}"
     if test == "udp64":
         return (f"{m['delivered_kpps']:.0f} kfps delivered, {m['received_kpps']:.0f} read, "
                 f"sent {m['sent_kpps']:.0f}")
@@ -113,25 +122,33 @@ def run_bench(plan: Plan, log=print, registry: kernel.CleanupRegistry | None = N
     for test in plan.tests:
         if test not in TESTS:
             raise ValueError(f"unknown test {test!r}; known: {', '.join(TESTS)}")
+    places = [placement_mod.parse(p) for p in plan.placements]
+    if len({p.name for p in places}) != len(places):
+        raise ValueError(f"a placement is given twice: {plan.placements}")
     registry = registry if registry is not None else kernel.registry
-    run = Run(plan)
+    run = Run(plan, placements=[p.as_dict() for p in places])
     tool = loads.tcp_tool(plan.tcp_tool) if any(t.startswith("tcp") for t in plan.tests) else None
     try:
         log(f"setting up {len(plan.peers)} peers")
+        for place in places:
+            log(f"placement {place.describe()}")
         pairs = _setup_peers(plan, run, registry, log)
-        schedule = [(rep, test, name) for rep in range(1, plan.reps + 1)
-                    for test in plan.tests for name in pairs]
-        expected = [plan.expected_seconds(t) for _, t, _ in schedule]
+        schedule = [(rep, test, place, name) for rep in range(1, plan.reps + 1)
+                    for test in plan.tests for place in places for name in pairs]
+        expected = [plan.expected_seconds(t) for _, t, _, _ in schedule]
         started = time.monotonic()
-        for i, (rep, test, name) in enumerate(schedule):
+        for i, (rep, test, place, name) in enumerate(schedule):
             done_expected = sum(expected[:i])
             scale = (time.monotonic() - started) / done_expected if done_expected else 1.0
             left = sum(expected[i:]) * scale
-            log(f"[{i + 1:>3}/{len(schedule)}] rep {rep}/{plan.reps}  {name:<24}{test:<6}"
+            where = f" {place.name:<9}" if len(places) > 1 else ""
+            log(f"[{i + 1:>3}/{len(schedule)}] rep {rep}/{plan.reps}{where}  {name:<24}{test:<6}"
                 f"~{_fmt_time(left)} left", end="  ", flush=True)
-            sample = {"peer": name, "test": test, "rep": rep, "time": time.time()}
+            sample = {"peer": name, "test": test, "rep": rep, "time": time.time(),
+                      "placement": place.name}
             try:
-                sample["metrics"] = _measure(pairs[name], test, plan, tool)
+                sample["switch_threads_pinned"] = len(place.pin("switch", pairs[name].peer.switch_pids()))
+                sample["metrics"] = _measure(pairs[name], test, plan, tool, place)
                 log(headline(test, sample["metrics"]))
             except KeyboardInterrupt:
                 raise

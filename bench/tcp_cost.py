@@ -1,19 +1,34 @@
 """``python -m bench.tcp_cost``: where does the CPU go when one TCP stream
-crosses a peer? Answers why a switch over TAP carries less than a veth pair.
+crosses a peer, and what holds the stream back?
 
 For each peer, one iperf3 stream runs while ``perf record -a`` samples both
-CPUs. The table gives, per gigabyte carried, the machine's busy CPU time, the
-part of it spent copying bytes (the kernel's copy routines, in every process),
-and the switch process's own time and copies. A veth pair copies each byte
-twice (sender into the kernel, kernel out to the receiver); a switch over TAP
-adds its own read and write, two more copies of every byte. When sender,
-receiver and switch share the machine's cores, a switch whose only cost
-beyond veth's were those copies would still be capped at::
+CPUs and bench.schedstat watches the sender, the receiver and the switch. The
+table gives, per gigabyte carried, the machine's busy CPU time (and how many
+cores were busy), the part spent copying bytes (the kernel's copy routines, in
+every process), each role's own CPU time, the sender's on-CPU and run-queue
+shares, and for tapswitch its loop's frames per wake-up and syscalls per GB; a
+second table counts every switch's system calls through the kernel (bench.syscounts),
+so the forwarders, Open vSwitch and tapswitch of any tree are counted alike.
 
-    cores x 1000 / (veth busy ms per GB + switch copies ms per GB)   GB/s
+Two bounds, both from what was measured:
+
+    pipeline bound = min(busiest role:  1000 / (largest role ms per GB),
+                         all cores:     cores x 1000 / busy ms per GB)        GB/s
+
+one stream is a pipeline (sender, switch, receiver): it cannot go faster than
+its busiest role running all the time, nor than the machine's cores all busy at
+its cost. A peer far below its bound is held back by scheduling (waits, sleeps,
+roles sharing a core), not by CPU work. And for a switch, what its own two
+copies would cost at the cores veth actually kept busy:
+
+    copies at veth's busy cores = veth busy ms/GB / (veth busy ms/GB + switch copies ms/GB)
+
+(x veth): a switch whose only cost beyond veth's were its copies, given no more
+busy cores than veth used. (The earlier "copies-only ceiling" assumed every core
+busy; no peer keeps two cores busy with one stream, so it came out above veth.)
 
     python -m bench.tcp_cost                                     # veth, C forwarder (vnet), tapswitch
-    python -m bench.tcp_cost --peers veth,tapswitch --reps 3 --seconds 5
+    python -m bench.tcp_cost --peers veth,tapswitch --reps 3 --seconds 5 --placement unpinned,pinned
 
 Needs root, perf (Debian: linux-perf) and iperf3.
 """
@@ -32,7 +47,7 @@ import tempfile
 
 from pyctl import kernel
 
-from bench import loads
+from bench import loads, placement as placement_mod, syscounts
 from bench.peers import PEERS
 from bench.runner import Plan, Run, _setup_peers
 
@@ -41,12 +56,22 @@ PERF_HZ = 999
 # The kernel's byte-copying routines (names differ between kernel builds and CPUs).
 COPY_SYMBOL = re.compile(r"copy_(to|from)_iter|copy_user|rep_movs|memcpy|memmove|copy_page")
 EXPLAIN = """
-busy ms/GB: CPU time of the whole machine per GB carried (/proc/stat); copies: the part
-in the kernel's copy routines (perf samples), every process; switch: the switch's own
-processes. CPU ceiling: the rate with every core busy at that cost per GB. Copies-only
-ceiling: the CPU ceiling of a switch whose only cost beyond veth's were its own copies,
-as a multiple of veth's measured rate: what any switch that reads and writes TAPs can
-reach here, whatever else it does."""
+busy: whole-machine CPU per GB carried (/proc/stat) and the cores it kept busy; other
+cores: of those, what the three roles did not use (other work on a shared machine, and
+kernel threads such as ksoftirqd); copies:
+the part in the kernel's copy routines (perf samples), every process; sender, switch,
+receiver: each role's own CPU per GB (schedstat: its threads, with the kernel work done in
+their context); snd on-CPU / runq: the share of the time the sender ran / waited to run
+(1.00 = all of it); switch sleeps/GB: its threads' voluntary context switches (each a
+wake-up someone paid for); frames/wake (frames read per such sleep), syscalls/GB:
+tapswitch's loop counters. Bound: the
+pipeline bound (see python -m bench.tcp_cost --help); x bound = measured / bound.
+Copies @veth cores: a switch costing veth plus its own copies, at veth's busy cores, x veth."""
+SWITCH_CALLS_EXPLAIN = """
+The switch's system calls, counted by the kernel (perf stat on the syscall tracepoints of
+its processes, bench/syscounts.py): reads (read, recvmsg), writes (write, writev, sendmsg,
+io_uring_enter), waits (epoll_wait, epoll_pwait, poll, ppoll); sleeps: voluntary context
+switches (schedstat); reads/wake: reads per sleep. loop ...: tapswitch's own counters."""
 _SCRIPT_LINE = re.compile(r"^\s*(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+(?P<sym>\S+)")
 
 
@@ -80,15 +105,24 @@ def _cpu_line() -> list[int]:
         return [int(x) for x in f.readline().split()[1:]]
 
 
-def measure(pair: loads.Pair, seconds: float, workdir: str) -> dict:
-    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB."""
+def measure(pair: loads.Pair, seconds: float, workdir: str,
+            place: placement_mod.Placement, window: str | None = None, rps: bool = False) -> dict:
+    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB.  ``rps``:
+    each tenant's interface steers what arrives on it to the tenant's CPUs (the
+    placement's sender / receiver CPUs; every CPU when unpinned)."""
     data = os.path.join(workdir, "perf.data")
+    place.pin("switch", pair.peer.switch_pids())
+    for ep, role in ((pair.a, "sender"), (pair.b, "receiver")):
+        placement_mod.steer_rx(ep.ns.name, ep.ifname,
+                               (place.cpus(role) or placement_mod.allowed_cpus()) if rps else None)
     perf = subprocess.Popen(["perf", "record", "-a", "-F", str(PERF_HZ), "-o", data, "-q",
                              "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    calls = syscounts.Counter(pair.peer.pids(), seconds)
     try:
+        load1 = os.getloadavg()[0]          # the machine's load as the sample starts
         stat0 = _cpu_line()
-        m = loads.tcp(pair, 1, seconds, "iperf3")
+        m = loads.tcp(pair, 1, seconds, "iperf3", place, window=window)
         busy = _busy_cores(stat0, _cpu_line())
     finally:
         try:
@@ -97,20 +131,35 @@ def measure(pair: loads.Pair, seconds: float, workdir: str) -> dict:
             perf.kill()
             perf.communicate()
             raise RuntimeError("perf record did not finish")
+        counts = calls.finish()
     if perf.returncode != 0:
         raise RuntimeError(f"perf record failed (exit {perf.returncode}): {err.strip()[-300:]}")
     script = subprocess.run(["perf", "script", "-i", data, "-F", "pid,tid,ip,sym"],
                             capture_output=True, text=True, timeout=120)
     prof = parse_perf_script(script.stdout)
-    return costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"))
+    out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
+                sched=m.get("sched"), role_pids=m.get("role_pids"))
+    out["load1"] = load1
+    out.update(switch_calls(counts, m["gbps"], seconds, m.get("switch_sleeps_per_gb")))
+    out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
+                                  "snd_sndbuf_kb", "snd_notsent_kb", "rcv_queued_kb") if k in m})
+    out.update({k: m[k] for k in ("frames_per_wake", "syscalls_per_gb", "read_empty_per_frame",
+                                  "switch_sleeps_per_gb",
+                                  "sender_sleeps_per_gb", "poll_hit_share") if k in m})
+    return out
+
+
+ROLES = ("sender", "switch", "receiver")
 
 
 def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switch_pids: set,
-          switch_cores: float | None) -> dict:
+          switch_cores: float | None, sched: dict | None = None,
+          role_pids: dict | None = None) -> dict:
     """CPU milliseconds per GB carried: the whole machine's (busy cores from /proc/stat),
     the copies' (perf samples every CPU PERF_HZ times a second, idle or not, so each
     sample stands for 1/PERF_HZ s of one CPU), the switch's (its own CPU clock) and its
-    copies'."""
+    copies'; each role's (``sched``: bench.schedstat shares) and the sender's on-CPU and
+    run-queue shares."""
     gb_per_s = gbps / 8
     if not gb_per_s:
         raise RuntimeError("nothing was carried")
@@ -124,41 +173,145 @@ def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switc
         out["switch_ms_per_gb"] = per_gb(switch_cores if switch_cores is not None
                                          else sampled(sum(d["samples"] for d in sw)))
         out["switch_copy_ms_per_gb"] = per_gb(sampled(sw_copy))
+    for role, pid in (role_pids or {}).items():          # the sender's and receiver's copies
+        out[f"{role}_copy_ms_per_gb"] = per_gb(sampled(prof["by_pid"].get(pid, {}).get("copy", 0)))
+    for role, share in (sched or {}).items():
+        if role in ROLES and isinstance(share, dict):
+            out[f"{role}_ms_per_gb"] = per_gb(share["on_cpu"])
+            if role == "sender":
+                out["sender_on_cpu"], out["sender_runq"] = share["on_cpu"], share["runq"]
+    roles_cores = [s["on_cpu"] for r, s in (sched or {}).items() if r in ROLES and isinstance(s, dict)]
+    if roles_cores:         # what else kept the cores busy: other work on a shared machine
+        out["other_cores"] = max(0.0, busy_cores - sum(roles_cores))
     return out
 
 
+def switch_calls(counts: dict, gbps: float, seconds: float, sleeps_per_gb) -> dict:
+    """The switch's system calls per GB carried, counted by the kernel over ``seconds``
+    (bench.syscounts), and its reads per wake-up (reads / voluntary sleeps)."""
+    if not counts or not gbps:
+        return {}
+    gb = gbps / 8 * seconds
+    out = {f"switch_{group}_per_gb": n / gb for group, n in counts.items()}
+    if sleeps_per_gb and "reads" in counts:
+        out["switch_reads_per_wake"] = out["switch_reads_per_gb"] / sleeps_per_gb
+    return out
+
+
+def pipeline_bound_gbps(m: dict, cores: int) -> float:
+    """min(busiest role running all the time, every core busy at the peer's cost), Gbit/s."""
+    bounds = [cores * 1e3 / m["busy_ms_per_gb"]]
+    roles = [m[f"{r}_ms_per_gb"] for r in ROLES if m.get(f"{r}_ms_per_gb")]
+    if roles:
+        bounds.append(1e3 / max(roles))
+    return min(bounds) * 8
+
+
 def summarize(samples: dict, cores: int) -> dict:
-    """{peer: [costs...]} -> {peer: {key: median, ...}} plus, per peer, its CPU ceiling:
-    the rate at which ``cores`` CPUs would be all busy at the peer's cost per GB; for a
-    switch, also the ceiling of one whose only cost beyond veth's were its own copies."""
+    """{peer: [costs...]} -> {peer: {key: median, ...}} plus, per peer, its pipeline bound
+    and the measured rate over it; for a switch, what its own copies would cost at the
+    cores veth kept busy (x veth)."""
     med = {peer: {k: statistics.median(v[k] for v in runs if v.get(k) is not None)
                   for k in runs[0] if any(v.get(k) is not None for v in runs)}
            for peer, runs in samples.items() if runs}
-    ceiling = lambda ms_per_gb: cores * 1e3 / ms_per_gb * 8         # Gbit/s
-    veth = med.get("veth")
-    for m in med.values():
-        m["ceiling_gbps"] = ceiling(m["busy_ms_per_gb"])
+    for peer, m in med.items():
+        veth = med.get(_veth_of(peer))
+        m["bound_gbps"] = pipeline_bound_gbps(m, cores)
+        m["vs_bound"] = m["gbps"] / m["bound_gbps"]
         m["vs_veth"] = m["gbps"] / veth["gbps"] if veth else None
         extra = m.get("switch_copy_ms_per_gb")
-        m["copy_ceiling_vs_veth"] = (ceiling(veth["busy_ms_per_gb"] + extra) / veth["gbps"]
-                                     if veth and extra else None)
+        m["copies_at_veth_cores_vs_veth"] = (veth["busy_ms_per_gb"] / (veth["busy_ms_per_gb"] + extra)
+                                             if veth and extra else None)
     return med
+
+
+def _veth_of(row: str) -> str:
+    """The veth row measured under the same placement and steering ("veth", "veth+rps",
+    "veth@PLACEMENT", ...)."""
+    peer, at, place = row.partition("@")
+    return "veth" + ("+rps" if peer.endswith("+rps") else "") + (f"@{place}" if at else "")
+
+
+def load_line(samples: dict) -> str:
+    """How loaded the machine was while the samples ran (a shared machine's other work
+    moves every figure: compare rows of one run only)."""
+    runs = [c for rows in samples.values() for c in rows]
+    load = sorted(c["load1"] for c in runs if "load1" in c)
+    other = [c["other_cores"] for c in runs if "other_cores" in c]
+    if not load:
+        return "machine load: not measured"
+    text = (f"machine load during the run: 1-min load average {load[0]:.1f}..{load[-1]:.1f} "
+            f"(median {statistics.median(load):.1f}) on {os.cpu_count()} CPUs")
+    if other:
+        text += f"; other work kept {statistics.median(other):.2f} cores busy (median)"
+    return text
 
 
 def table(med: dict) -> str:
     def f(v, fmt):
         return format(v, fmt) if v is not None else "-"
-    cols = ("peer", "Gbit/s", "x veth", "busy cores", "CPU ceiling Gbit/s", "busy ms/GB",
-            "copies ms/GB", "switch ms/GB", "switch copies ms/GB", "copies-only ceiling x veth")
+    cols = ("peer", "Gbit/s", "x veth", "busy cores", "other cores", "busy ms/GB", "copies ms/GB",
+            "sender ms/GB", "switch ms/GB", "receiver ms/GB", "switch copies ms/GB",
+            "snd on-CPU", "snd runq", "switch sleeps/GB", "frames/wake", "syscalls/GB",
+            "bound Gbit/s", "x bound", "copies @veth cores x veth")
     rows = [(peer, f(m["gbps"], ".1f"), f(m.get("vs_veth"), ".2f"), f(m["busy_cores"], ".2f"),
-             f(m["ceiling_gbps"], ".1f"), f(m["busy_ms_per_gb"], ".0f"),
-             f(m["copy_ms_per_gb"], ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
-             f(m.get("switch_copy_ms_per_gb"), ".0f"), f(m.get("copy_ceiling_vs_veth"), ".2f"))
+             f(m.get("other_cores"), ".2f"), f(m["busy_ms_per_gb"], ".0f"), f(m["copy_ms_per_gb"], ".0f"),
+             f(m.get("sender_ms_per_gb"), ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
+             f(m.get("receiver_ms_per_gb"), ".0f"), f(m.get("switch_copy_ms_per_gb"), ".0f"),
+             f(m.get("sender_on_cpu"), ".2f"), f(m.get("sender_runq"), ".2f"),
+             f(m.get("switch_sleeps_per_gb"), ".0f"), f(m.get("frames_per_wake"), ".2f"), f(m.get("syscalls_per_gb"), ".0f"),
+             f(m["bound_gbps"], ".1f"), f(m["vs_bound"], ".2f"),
+             f(m.get("copies_at_veth_cores_vs_veth"), ".2f"))
             for peer, m in med.items()]
     width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
                                for i, (c, w) in enumerate(zip(r, width)))
     return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
+
+
+SENDER_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("sender ms/GB", "sender_ms_per_gb", ".0f"),
+                  ("its copies ms/GB", "sender_copy_ms_per_gb", ".0f"),
+                  ("receiver copies ms/GB", "receiver_copy_ms_per_gb", ".0f"),
+                  ("sender sleeps/GB", "sender_sleeps_per_gb", ".0f"),
+                  ("on-CPU", "sender_on_cpu", ".2f"), ("runq", "sender_runq", ".2f"),
+                  ("RTT us", "snd_rtt_us", ".0f"), ("cwnd", "snd_cwnd", ".0f"),
+                  ("in flight KB", "snd_inflight_kb", ".0f"), ("queued KB", "snd_queued_kb", ".0f"),
+                  ("receiver's unread KB", "rcv_queued_kb", ".0f"))
+
+
+SWITCH_CALL_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("syscalls/GB", "switch_syscalls_per_gb", ".0f"),
+                       ("reads/GB", "switch_reads_per_gb", ".0f"),
+                       ("writes/GB", "switch_writes_per_gb", ".0f"),
+                       ("waits/GB", "switch_waits_per_gb", ".0f"),
+                       ("sleeps/GB", "switch_sleeps_per_gb", ".0f"),
+                       ("reads/wake", "switch_reads_per_wake", ".2f"),
+                       ("loop frames/wake", "frames_per_wake", ".2f"),
+                       ("loop syscalls/GB", "syscalls_per_gb", ".0f"))
+
+
+def columns_table(med: dict, columns, only=None) -> str:
+    """A table of ``columns`` ((title, key, format), ...) per row of ``med`` (rows
+    ``only`` holds a key of, if given)."""
+    cols = ("peer",) + tuple(c[0] for c in columns)
+    rows = [(peer,) + tuple(format(m[k], fmt) if m.get(k) is not None else "-"
+                            for _, k, fmt in columns)
+            for peer, m in med.items() if only is None or m.get(only) is not None]
+    width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(r, width)))
+    return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
+
+
+def sender_table(med: dict) -> str:
+    """The sender's side: its CPU and copies per GB, its scheduling, and its TCP window
+    halfway through (ss): what a cold-page or a queueing explanation must match."""
+    return columns_table(med, SENDER_COLUMNS)
+
+
+def switch_calls_table(med: dict) -> str:
+    """The switch's kernel crossings per GB, counted by the kernel for every switch peer
+    alike, beside tapswitch's own loop counters."""
+    return columns_table(med, SWITCH_CALL_COLUMNS, only="switch_syscalls_per_gb")
 
 
 def main(argv=None) -> int:
@@ -168,8 +321,17 @@ def main(argv=None) -> int:
                    help=f"comma-separated (default {','.join(DEFAULT_PEERS)}); veth is the reference")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0)
+    placement_mod.add_argument(p)
+    p.add_argument("--window", metavar="BYTES",
+                   help="iperf3 -w: the socket buffers of both ends (e.g. 256K), bounding the "
+                        "bytes in flight")
+    p.add_argument("--rps", action="store_true",
+                   help="also measure each peer with Receive Packet Steering on both tenants' "
+                        "interfaces to the tenant's CPUs (rows NAME+rps): a sender's ACKs are then "
+                        "processed, and its pages freed, on its own CPU")
     p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
     args = p.parse_args(argv)
+    places = [placement_mod.parse(name) for name in args.placement]
     peers = [x.strip() for x in args.peers.split(",") if x.strip()]
     unknown = [x for x in peers if x not in PEERS]
     if unknown or not peers:
@@ -184,18 +346,28 @@ def main(argv=None) -> int:
         print("needs root (kernel namespaces, perf -a)", file=sys.stderr)
         return 2
     registry = kernel.registry
+    registry.install_signal_handlers()      # SIGTERM, SIGINT: remove what was made, then exit
     samples: dict = {}
     workdir = tempfile.mkdtemp(prefix="tapswitch-tcpcost-")
     registry.register(f"directory {workdir}", lambda: shutil.rmtree(workdir, ignore_errors=True))
     try:
         pairs = _setup_peers(Plan(peers=peers, tests=["tcp1"]), Run(Plan(peers, ["tcp1"])),
                              registry, print)
+        for place in places:
+            print(f"placement {place.describe()}")
         for rep in range(1, args.reps + 1):          # interleaved: drift hits all peers alike
-            for name, pair in pairs.items():
-                c = measure(pair, args.seconds, workdir)
-                samples.setdefault(name, []).append(c)
-                print(f"rep {rep}/{args.reps} {name:<24} {c['gbps']:.1f} Gbit/s, "
-                      f"{c['busy_cores']:.2f} cores busy", flush=True)
+            for place in places:
+                for name, pair, rps in [(n, p, r) for n, p in pairs.items()
+                                        for r in ((False, True) if args.rps else (False,))]:
+                    row = (f"{name}{'+rps' if rps else ''}"
+                           + (f"@{place.name}" if len(places) > 1 else ""))
+                    c = measure(pair, args.seconds, workdir, place, args.window, rps)
+                    samples.setdefault(row, []).append(c)
+                    print(f"rep {rep}/{args.reps} {row:<34} {c['gbps']:.1f} Gbit/s, "
+                          f"{c['busy_cores']:.2f} cores busy, sender on a CPU "
+                          f"{c.get('sender_on_cpu', 0):.2f} (waiting {c.get('sender_runq', 0):.2f}), "
+                          f"other work {c.get('other_cores', 0):.2f} cores, load {c['load1']:.1f}",
+                          flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted: cleaning up")
     finally:
@@ -206,9 +378,16 @@ def main(argv=None) -> int:
     print()
     print(table(med))
     print(EXPLAIN)
+    print(load_line(samples))
+    print()
+    print(sender_table(med))
+    print()
+    print(switch_calls_table(med))
+    print(SWITCH_CALLS_EXPLAIN)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"argv": sys.argv, "samples": samples, "medians": med}, f, indent=1)
+            json.dump({"argv": sys.argv, "placements": [p.as_dict() for p in places],
+                       "samples": samples, "medians": med}, f, indent=1)
     return 0 if samples else 1
 
 

@@ -14,6 +14,8 @@
 # back after the cycle; a waiting control thread is let in first: datapath.pxi's handoff):
 #   1. epoll_wait (no lock held): blocks only when no port is known to hold frames (no
 #      busy spin when idle); otherwise polls (timeout 0) to pick up newly readable ports.
+#      With ``poll_us`` set, after a batch that forwarded frames it keeps polling for up
+#      to that long before it blocks (poll.pxi).
 #   2. Fill the batch round-robin: each active port's rx (its kind's read, tap.pxi) per
 #      round, until the batch is full or every port said RX_EMPTY (a busy port cannot
 #      starve the others; the next batch starts where this one stopped).
@@ -90,6 +92,7 @@ cdef class LoopEngine:
     cdef LoopStats send_st          # send()'s, from whichever thread calls it
     cdef seg_sink tx                # the backend's write function
     cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
+    cdef PollState poll             # polling after a busy batch (poll.pxi)
     cdef uint8_t scratch[SEG_SCRATCH]
 
     def __cinit__(self):
@@ -105,10 +108,10 @@ cdef class LoopEngine:
     def __init__(self, DatapathTables datapath not None, *, Py_ssize_t batch_size=256,
                  Py_ssize_t slot_size=65536 + 256, Py_ssize_t headroom=64,
                  int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20, slow_share=None,
-                 backend=None):
+                 backend=None, int poll_us=0):
         """``slow_queue`` entries and ``slow_queue_bytes`` bytes bound each of the slow
         handoff's two queues, ``slow_share`` the entries of one of them one namespace may
-        hold (default: an eighth of ``slow_queue``)."""
+        hold (default: an eighth of ``slow_queue``); ``poll_us``: poll.pxi."""
         cdef epoll_event ev
         if self.inited:
             raise RuntimeError("PacketLoop is already initialised")
@@ -127,6 +130,7 @@ cdef class LoopEngine:
             raise InvalidArgument("batch_size * slot_size must stay below 4 GiB (offsets are 32-bit)")
         pool = batch_size * slot_size
         self.arena = FrameArena(pool, (1 << 32) - page_up(pool) - ARENA_PAGE)
+        self.poll_us = poll_us
         try:
             self.batch = Batch(capacity=batch_size, slot_size=slot_size, headroom=headroom,
                                arena=self.arena)
@@ -208,6 +212,19 @@ cdef class LoopEngine:
         if self.running:
             raise Busy(f"{what} while the loop is running (call it from the loop's thread)")
 
+    @property
+    def poll_us(self):
+        """Microseconds the loop polls after a busy batch before it sleeps (0: never)."""
+        return self.poll.budget // 1000
+
+    @poll_us.setter
+    def poll_us(self, int us):
+        if self.running:
+            raise Busy("poll_us while run() is running (set it between runs)")
+        if not 0 <= us <= POLL_US_MAX:
+            raise InvalidArgument(f"poll_us must be in 0..{POLL_US_MAX}, not {us}")
+        self.poll.budget = <int64_t>us * 1000
+
     # ---- running -----------------------------------------------------------------------
 
     def run(self, int timeout_ms=-1):
@@ -232,6 +249,7 @@ cdef class LoopEngine:
                     break
                 PyErr_CheckSignals()
         finally:
+            poll_done(&self.poll, &self.st, False)
             self.running = False
         return [self.ready[i] for i in range(self.ready_n)]
 
@@ -272,11 +290,11 @@ cdef class LoopEngine:
         cdef epoll_event ev[MAX_EVENTS]
         cdef int n, j, wait
         cdef int64_t left
-        cdef uint64_t tag, drain
+        cdef uint64_t tag, drain, batches
         cdef bint stopped = False, pending
         self.ready_n = 0
         while True:
-            if self.ps.active_n > 0 or timeout_ms == 0:
+            if self.ps.active_n > 0 or timeout_ms == 0 or self.poll.end:
                 wait = 0
             elif timeout_ms < 0:
                 wait = -1
@@ -297,6 +315,12 @@ cdef class LoopEngine:
                 return True
             self.dp.lock_for_batch()
             self.st.epoll_waits += 1
+            if wait != 0:
+                self.st.waits += 1
+            if self.poll.end and self.ps.active_n == 0:
+                self.st.polls += 1
+                if n > 0 or now_ns() >= self.poll.end:
+                    poll_done(&self.poll, &self.st, n > 0)
             for j in range(n):
                 tag = ev[j].data.u64
                 if tag >> 32 == KIND_PORT:
@@ -310,7 +334,12 @@ cdef class LoopEngine:
                     read(self.stopfd, &drain, 8)
                     stopped = True
             if self.ps.active_n > 0 and not stopped:
+                batches = self.st.batches
                 self._cycle(serving)
+                if self.st.batches != batches and self.ps.active_n == 0:
+                    poll_begin(&self.poll, &self.st)
+            if stopped:                 # (run() ends its episode when it returns)
+                poll_done(&self.poll, &self.st, False)
             PyThread_release_lock(self.dp.lock)
             if stopped:
                 return False

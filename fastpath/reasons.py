@@ -149,6 +149,15 @@ LOOP_STATS = (
                           "one per kick of a ring port's transmit ring)"),
     Counter("rx_socket_frames", "AF_PACKET frames too large for a ring slot, read from the socket"),
     Counter("rx_vlan", "frames a ring port received VLAN-tagged (the tag in the ring's metadata): dropped"),
+    Counter("waits", "of the epoll_waits, those that could sleep (no port known to hold frames, "
+            "not polling)"),
+    Counter("read_empty", "reads that found the port empty (EAGAIN)"),
+    Counter("poll_episodes", "times the loop polled after a busy batch instead of sleeping (poll_us)"),
+    Counter("polls", "epoll_wait calls made while polling"),
+    Counter("poll_hits", "polling episodes that found frames (a sleep and a wake-up saved)"),
+    Counter("poll_ns", "time spent polling, ns"),
+    Counter("poll_shared", "polling episodes in which another task took the loop's CPU; polling "
+                           "is off for a second after each"),
 )
 
 VERDICT_NAMES = {v.code: v.name for v in VERDICTS}

@@ -3,7 +3,11 @@
 # virtio-net header before each frame), or in tests a SOCK_SEQPACKET socket pair.
 #   tap_rx    one read() into the next batch slot: TAP reads do not batch (recvmmsg and
 #             readv do not, PLATFORM.md), and one frame per port per round keeps a busy
-#             port from starving the others;
+#             port from starving the others.  A port is read until its first EAGAIN
+#             (counted: ``read_empty``).  Skipping that read where it can be predicted (a
+#             port whose activations give one frame each, left to level-triggered epoll)
+#             was measured for issue 18 and dropped: it saved reads but cut batches short,
+#             and cost more epoll_waits, submissions and CPU per GB than it saved (docs/io.md);
 #   fd_write  one write()/writev() per frame: the "epoll" write backend (the io_uring one
 #             is uring.pxi);
 #   fd_send   a frame the slow path built, written at once whatever the backend.
@@ -22,6 +26,7 @@ cdef Py_ssize_t tap_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize
     cdef ssize_t r = read(p.fd, (f - VNET_HDR_LEN) if p.vnet else f, fits)
     if r < 0:
         if errno == EAGAIN:
+            rx.st.read_empty += 1
             return RX_EMPTY
         if errno == EINTR:
             return 0

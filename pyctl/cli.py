@@ -1,6 +1,6 @@
 """The `tapswitch` command: run a daemon, check a config, drive a daemon, run the demo.
 
-    tapswitch run CONFIG.toml [--socket PATH]
+    tapswitch run CONFIG.toml [--socket PATH] [--cpus LIST] [--poll-us N]
     tapswitch check CONFIG.toml [--json]
     tapswitch ctl [--socket PATH] [--json] VERB [ARGS...]
     tapswitch demo
@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon with a topology file")
     run.add_argument("config", metavar="CONFIG.toml")
     run.add_argument("--socket", help="admin control socket (overrides the file's)")
+    run.add_argument("--cpus", metavar="LIST",
+                     help="the packet thread's CPUs, e.g. 1 or 0-1,3 (overrides [daemon] cpus)")
+    run.add_argument("--poll-us", type=int, metavar="N",
+                     help="poll N microseconds after a busy batch before sleeping, 0..1000 "
+                          "(overrides [daemon] poll_us; 0: off)")
 
     check = sub.add_parser("check", help="validate a topology file without running it")
     check.add_argument("config", metavar="CONFIG.toml")
@@ -69,7 +74,7 @@ def _check(ns: argparse.Namespace, out) -> int:
 
 def _run(ns: argparse.Namespace, out) -> int:
     from pyctl.daemon import daemon
-    status = daemon.run_config(ns.config, socket=ns.socket)
+    status = daemon.run_config(ns.config, socket=ns.socket, cpus=ns.cpus, poll_us=ns.poll_us)
     return EXIT_OK if status is None else int(status)
 
 

@@ -23,7 +23,9 @@ so these fixtures are available to any test suite, no conftest needed:
     ``make(mode=None, **kwargs) -> Topology`` for anything else: build with
     ``l2()``, ``tenant()`` (one family or both: ``tenant("c", "10.0.0.4/24",
     "fd00::4/64")``), ``address_add()``, ``route_add()``, then
-    ``start()``; push/pull/destroy/join live; ``counters()``.  Every topology
+    ``start()``; push/pull/destroy/join live; ``counters()``.  Placement:
+    ``make(cpus=[1])`` pins the switch's packet thread, ``tenant(..., cpus=[0])``
+    runs that tenant's ``run``/``popen``/``call`` processes there.  Every topology
     made is closed when the test ends, passed or failed; a topology that left
     a kernel object behind makes the test error (``TopologyLeak``).
 

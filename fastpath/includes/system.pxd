@@ -1,7 +1,9 @@
 # libc / POSIX bits of the fast path that Cython's own declarations do not give as such:
-# the monotonic clock, sched_yield (the lock handoff), the thread's signal mask (serve()).
+# the monotonic clock, sched_yield (the lock handoff), the thread's signal mask (serve()),
+# the thread's preemptions (polling, poll.pxi).
 from libc.stdint cimport int64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.resource cimport getrusage, rusage
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -9,6 +11,19 @@ cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef extern from "<sys/resource.h>" nogil:
+    enum: RUSAGE_THREAD             # _GNU_SOURCE (Python.h defines it)
+
+
+cdef inline int64_t thread_preemptions() noexcept nogil:
+    """How often the scheduler took this thread's CPU for another task (involuntary
+    context switches); -1 if it cannot be read."""
+    cdef rusage ru
+    if getrusage(RUSAGE_THREAD, &ru) != 0:
+        return -1
+    return ru.ru_nivcsw
 
 
 cdef extern from "<sched.h>" nogil:

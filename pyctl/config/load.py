@@ -6,6 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from pyctl.config.cpus import POLL_US_MAX, check_cpus
 from pyctl.config.reader import _dotted, _index_lines, _Reader
 from pyctl.config.spec import (
     CONTROL_LIMIT_RANGES,
@@ -280,7 +281,8 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
         return DaemonSettings()
     path = ("daemon",)
     t = r.table(doc["daemon"], path, ("socket", "socket_dir", "socket_mode", "batch_size",
-                                      "io_backend", "slowpath", "control", "state_file"))
+                                      "io_backend", "slowpath", "control", "state_file",
+                                      "cpus", "poll_us"))
     defaults = DaemonSettings()
     socket = r.typed(t, path, "socket", str, defaults.socket)
     socket_dir = r.typed(t, path, "socket_dir", str, None)
@@ -297,9 +299,13 @@ def _read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     io_backend = r.typed(t, path, "io_backend", str, None)
     if io_backend is not None and io_backend not in IO_BACKENDS:
         raise r.error(path + ("io_backend",), f"expected one of {', '.join(IO_BACKENDS)}")
+    cpus = None
+    if "cpus" in t:
+        cpus = r.checked(path + ("cpus",), check_cpus, r.typed(t, path, "cpus", list))
     return DaemonSettings(socket=socket, socket_dir=socket_dir, socket_mode=mode,
                           batch_size=r.integer(t, path, "batch_size", defaults.batch_size, 1, 4096),
-                          io_backend=io_backend, state_file=state_file,
+                          io_backend=io_backend, state_file=state_file, cpus=cpus,
+                          poll_us=r.integer(t, path, "poll_us", defaults.poll_us, 0, POLL_US_MAX),
                           slowpath=_slowpath(r, t, path),
                           control=_limits(r, t, path, "control", ControlLimits,
                                           CONTROL_LIMIT_RANGES))

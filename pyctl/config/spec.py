@@ -135,6 +135,8 @@ class DaemonSettings:
     slowpath: SlowPathLimits = SlowPathLimits()
     control: ControlLimits = ControlLimits()
     state_file: str | None = None      # what it made in the kernel; default <socket>.state
+    cpus: tuple[int, ...] | None = None  # the packet thread's CPUs (pyctl.config.cpus); None: any
+    poll_us: int = 0                   # poll this long after a busy batch before sleeping; 0: off
 
     @property
     def namespace_socket_dir(self) -> str:

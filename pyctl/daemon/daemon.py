@@ -11,7 +11,8 @@ everything in Python: the control socket, the compiler and the TAPs, the slow pa
 reach the packet thread between two batches, under the datapath's update lock,
 whose handoff lets the control thread in even while the loop never idles.  So a
 burst of control work or of slow-path frames costs forwarding at most one control
-step's wait for the lock, never Python's time.
+step's wait for the lock, never Python's time.  ``[daemon] cpus`` pins the packet
+thread (``stats()``: ``packet_thread``, where it runs); the control thread is not pinned.
 
 Every change of the model goes through ``Daemon.change()``: the model's transaction,
 then the compiler's diff and the TAPs' reconciliation; if any of it fails, all of it
@@ -92,7 +93,8 @@ class Daemon:
         self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
         self.compiler = Compiler(switch, self.datapath)
         self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
-                                        slot_size=slot_size, backend=self.settings.io_backend)
+                                        slot_size=slot_size, backend=self.settings.io_backend,
+                                        poll_us=self.poll_us)
         limits = self.settings.slowpath
         self.view = PlanView(self.compiler, self.datapath)
         self.slowpath = SlowPath(self.view, SlowPathConfig(
@@ -119,8 +121,16 @@ class Daemon:
         self._next_tick = 0.0
         self._next_netns_check = 0.0
         self._loop_failures = 0         # read errors + EOFs of the loop already acted on
+        self.packet_tid = None          # the native id of the packet thread (_forward)
         self._unsubscribe = None
         self.started_at = None
+
+    @property
+    def poll_us(self):
+        """The loop's polling after a busy batch: ``[daemon] poll_us``, but only for a
+        packet thread on CPUs of its own (``[daemon] cpus``): unpinned, it shares every
+        core with the tenants and polling would take their time (docs/io.md)."""
+        return self.settings.poll_us if self.settings.cpus else 0
 
     # ------------------------------------------------------------------ setup
 
@@ -233,9 +243,32 @@ class Daemon:
             raise RuntimeError("the packet thread failed") from self._packet_error
         return self
 
+    def _place_packet_thread(self):
+        """Pin the calling thread (the packet thread, _forward) to ``[daemon] cpus``."""
+        self.packet_tid = threading.get_native_id()
+        if self.settings.cpus:
+            try:
+                os.sched_setaffinity(0, self.settings.cpus)      # 0: this thread only
+            except OSError as exc:
+                raise errors.InvalidArgument(
+                    f"[daemon] cpus {list(self.settings.cpus)}: {exc.strerror}") from None
+            log.info("packet thread %d on CPUs %s", self.packet_tid, list(self.settings.cpus))
+
+    def placement(self):
+        """Where the packet thread runs: {"tid", "cpus"} (cpus: its affinity now), or
+        None before run()."""
+        if self.packet_tid is None:
+            return None
+        try:
+            cpus = sorted(os.sched_getaffinity(self.packet_tid))
+        except OSError:                 # the thread ended
+            return None
+        return {"tid": self.packet_tid, "cpus": cpus}
+
     def _forward(self):
         """The packet thread."""
         try:
+            self._place_packet_thread()
             self.loop.serve()
         except BaseException as exc:       # run() raises it in the control thread
             log.exception("the packet thread failed")
@@ -356,6 +389,7 @@ class Daemon:
                 "slowpath_shares": {name: {"rate": rate, "burst": burst} for name, (rate, burst)
                                     in self.datapath.slow_shares().items()},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
+                "packet_thread": self.placement(),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
 
     # ------------------------------------------------------------------ teardown
@@ -398,23 +432,28 @@ def print_counters(counters, out, title="counters"):
     print(format_counters(counters, title=title), file=out)
 
 
-def run_config(path, socket=None, out=None):
-    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up."""
+def run_config(path, socket=None, out=None, cpus=None, poll_us=None):
+    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up.
+    ``socket``, ``cpus`` (a list or "0-1,3") and ``poll_us`` override the file's."""
+    import dataclasses
     from pyctl import config as config_mod
+    from pyctl.config.cpus import check_cpus, check_poll_us
     from pyctl.model.switch import Switch
     out = out if out is not None else sys.stdout
     try:
         cfg = config_mod.load_config(path)
+        overrides = {key: value for key, value in (
+            ("socket", socket),
+            ("cpus", None if cpus is None else _checked("--cpus", check_cpus, cpus)),
+            ("poll_us", None if poll_us is None else _checked("--poll-us", check_poll_us, poll_us)))
+            if value is not None}
         switch = Switch()
         switch.set_capacity(namespaces=MAX_NAMESPACES, ports=MAX_PORTS)
         config_mod.apply(cfg, switch)
     except errors.TapswitchError as exc:
         print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    settings = cfg.daemon
-    if socket is not None:
-        import dataclasses
-        settings = dataclasses.replace(settings, socket=socket)
+    settings = dataclasses.replace(cfg.daemon, **overrides)
     daemon = Daemon(switch, settings, out=out)
     previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -425,11 +464,23 @@ def run_config(path, socket=None, out=None):
         except errors.TapswitchError as exc:
             print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
             return 1
+        where = (f", packet thread on CPUs {','.join(map(str, settings.cpus))}"
+                 if settings.cpus else "")
+        if settings.poll_us:
+            where += (f", polling {daemon.poll_us} us after busy batches" if daemon.poll_us else
+                      ", poll_us ignored: the packet thread has no CPUs of its own ([daemon] cpus)")
         print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
-              f"control socket {settings.socket}", file=out, flush=True)
+              f"control socket {settings.socket}{where}", file=out, flush=True)
         daemon.run()
         return 0
     finally:
         daemon.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _checked(option, check, value):
+    try:
+        return check(value)
+    except errors.InvalidArgument as exc:
+        raise errors.InvalidArgument(f"{option}: {exc.message}") from None

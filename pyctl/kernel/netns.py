@@ -165,18 +165,22 @@ class NetNamespace(_Netns):
         """A socket created inside the namespace (it stays bound to it)."""
         return netns_exec.in_netns_thread(self._fd(), socket.socket, family, type, proto)
 
-    def popen(self, argv, **kwargs) -> subprocess.Popen:
-        """Start a process inside the namespace (subprocess.Popen arguments).
+    def popen(self, argv, *, cpus=None, **kwargs) -> subprocess.Popen:
+        """Start a process inside the namespace (subprocess.Popen arguments), on
+        ``cpus`` (a list of CPU numbers; None: wherever the scheduler puts it).
         It is recorded in the registry, which terminates it if still running.
 
         It is started through ``nsenter --net`` (which execs, so ``pid`` is the
         program's) rather than from a helper thread: a child's
         PR_SET_PDEATHSIG fires when the *thread* that forked it ends, so a
-        process forked by a short-lived thread could be killed at once."""
+        process forked by a short-lived thread could be killed at once.  With
+        ``cpus``, through ``taskset -c`` first (which also execs): the program
+        and every thread it makes start on those CPUs."""
         self._fd()
         if isinstance(argv, (str, bytes)):
             raise BadArgument("popen takes an argument list, not a string")
-        proc = subprocess.Popen([_nsenter(), f"--net={self.path}", "--", *argv], **kwargs)
+        pin = [_tool("taskset"), "-c", _cpu_arg(cpus)] if cpus is not None else []
+        proc = subprocess.Popen([*pin, _nsenter(), f"--net={self.path}", "--", *argv], **kwargs)
         key = self._process_registry.register(f"process {proc.pid} in {self.name}",
                                       lambda: _stop_process(proc))
         proc.registry_key = key
@@ -201,17 +205,31 @@ class NetNamespace(_Netns):
             result.check_returncode()
         return result
 
-    def call(self, func, *args, timeout: float = 60.0, **kwargs):
-        """Run a Python callable in a forked child inside the namespace and
-        return its picklable result (or re-raise its exception)."""
-        return netns_exec.call_in_netns(self._fd(), func, args, kwargs, timeout)
+    def call(self, func, *args, timeout: float = 60.0, cpus=None, **kwargs):
+        """Run a Python callable in a forked child inside the namespace (on ``cpus``,
+        if given) and return its picklable result (or re-raise its exception)."""
+        if cpus is not None:
+            _cpu_arg(cpus)
+        return netns_exec.call_in_netns(self._fd(), func, args, kwargs, timeout, cpus=cpus)
+
+
+def _cpu_arg(cpus) -> str:
+    """taskset's form of a CPU list ([0, 2] -> "0,2"), refusing what is not one."""
+    if (not isinstance(cpus, (list, tuple, set, frozenset)) or not cpus
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus)):
+        raise BadArgument(f"cpus must be a non-empty list of CPU numbers, not {cpus!r}")
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def _nsenter() -> str:
+    return _tool("nsenter")
 
 
 @functools.cache
-def _nsenter() -> str:
-    path = shutil.which("nsenter")
+def _tool(name: str) -> str:
+    path = shutil.which(name)
     if path is None:
-        raise KernelNotFound(errno.ENOENT, "nsenter not found (Debian package util-linux)")
+        raise KernelNotFound(errno.ENOENT, f"{name} not found (Debian package util-linux)")
     return path
 
 

@@ -161,8 +161,9 @@ class RemoteError(Exception):
     """A child's exception that could not be pickled back, as text."""
 
 
-def call_in_netns(fd: int, func, args=(), kwargs=None, timeout: float = 60.0):
-    """Fork a child that joins namespace ``fd`` and runs ``func(*args, **kwargs)``.
+def call_in_netns(fd: int, func, args=(), kwargs=None, timeout: float = 60.0, cpus=None):
+    """Fork a child that joins namespace ``fd`` (and runs on ``cpus``, if given) and
+    runs ``func(*args, **kwargs)``.
 
     Returns the child's (picklable) result or re-raises its exception, with the
     child's traceback attached as a note. A child still running after
@@ -179,6 +180,8 @@ def call_in_netns(fd: int, func, args=(), kwargs=None, timeout: float = 60.0):
             os.close(rfd)
             setns_current_thread(fd)
             try:
+                if cpus is not None:
+                    os.sched_setaffinity(0, cpus)
                 outcome = (True, func(*args, **kwargs), "")
             except BaseException as exc:
                 outcome = (False, exc, traceback.format_exc())

@@ -18,7 +18,7 @@ import signal
 import tempfile
 import threading
 
-from pyctl import errors
+from pyctl import errors, kernel
 
 __all__ = ["Lifecycle", "TopologyLeak"]
 
@@ -97,7 +97,7 @@ class Lifecycle:
         from pyctl.config import DaemonSettings
         from pyctl.daemon.daemon import Daemon
         settings = DaemonSettings(socket=os.path.join(self._rundir, "control.sock"),
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, cpus=self.cpus, poll_us=self.poll_us)
         out = open(os.devnull, "w")
         daemon = None
         try:
@@ -123,7 +123,7 @@ class Lifecycle:
         from pyctl.rig.topology_child import ChildDaemon, config_toml
         self._child = ChildDaemon(self._rundir)
         text, joins = config_toml(self._switch, socket=self._child.socket,
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, cpus=self.cpus, poll_us=self.poll_us)
         self._child.start(text, timeout=self.start_timeout, interrupted=interrupted)
         for ns, group in joins:
             self._child.call("join", group=group, namespace=ns)
@@ -150,6 +150,9 @@ class Lifecycle:
         """Everything close() undoes, each step even if an earlier one failed; the
         first problem found (returned, not raised)."""
         problems = []
+        for proc in self._processes:
+            kernel.stop_process(proc)
+        self._processes.clear()
         for handle in self._handles.values():
             handle.remove()
         self._handles.clear()

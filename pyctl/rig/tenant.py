@@ -26,6 +26,7 @@ class Tenant:
     parent: str = ROOT_NAME
     kind: str = "tap"             # how the switch serves its port (pyctl.model.port_options)
     addresses: tuple = ()         # every address it was given, ``address`` first
+    cpus: tuple[int, ...] | None = None   # where processes started in it run (None: anywhere)
 
     def __post_init__(self):
         if not self.addresses:
@@ -56,12 +57,23 @@ class Tenant:
         return self.topology._netns_of(self)
 
     def run(self, argv, **kwargs):
-        """Run a command inside the tenant's kernel namespace (subprocess.CompletedProcess)."""
+        """Run a command inside the tenant's kernel namespace, on the tenant's CPUs
+        (subprocess.CompletedProcess)."""
+        kwargs.setdefault("cpus", self.cpus)
         return self.netns.run(argv, **kwargs)
 
+    def popen(self, argv, **kwargs):
+        """Start a command inside the tenant's kernel namespace, on the tenant's CPUs
+        (subprocess.Popen; it is stopped when the topology closes, if still running)."""
+        kwargs.setdefault("cpus", self.cpus)
+        proc = self.netns.popen(argv, **kwargs)
+        self.topology._processes.append(proc)
+        return proc
+
     def call(self, func, *args, timeout=60.0, **kwargs):
-        """Run a picklable callable inside the tenant's kernel namespace; its result."""
-        return self.netns.call(func, *args, timeout=timeout, **kwargs)
+        """Run a picklable callable inside the tenant's kernel namespace, on the
+        tenant's CPUs; its result."""
+        return self.netns.call(func, *args, timeout=timeout, cpus=self.cpus, **kwargs)
 
     def socket(self, *args, **kwargs):
         """A socket created inside the tenant's kernel namespace."""

@@ -5,6 +5,7 @@ hung on a switch that runs inside the test process or as a child daemon.
         topo.address_add("init", "10.0.0.1/24")         # the switch's own address (the gateway)
         web = topo.tenant("web", "10.0.0.2/24")         # an L3, its TAP in its own kernel netns
         db = topo.tenant("db", "10.0.0.3/24", "fd00::3/64")   # both families
+                                                        # (cpus=[0]: its processes run there)
         topo.start()
         db.call(serve_once)  /  web.run(["ip", "addr"])  /  web.socket(...)
         topo.push("10.0.0.9/24", "db"); topo.destroy("db"); topo.counters()
@@ -15,6 +16,11 @@ forwards; every change goes to that thread between batches.  ``"process"``:
 the switch is a child ``python -m pyctl run CONFIG.toml`` driven through its
 control socket (``pyctl.rig.topology_child``).  The API is the same; only
 ``topo.daemon`` (thread) and ``topo.process`` (process) differ.
+
+Placement.  ``Topology(cpus=[1], poll_us=...)`` pins the switch's packet thread
+(``[daemon] cpus`` / ``poll_us``); ``tenant(..., cpus=[0])`` runs the
+processes started in that tenant (``run``, ``popen``, ``call``) on those CPUs.
+docs/io.md says which placements suit bulk TCP and which latency.
 
 Building works before ``start()`` (into a draft model, validated as you go)
 and after it (live, each call atomic: a refused call leaves the switch and the
@@ -75,7 +81,8 @@ class Topology(RigVerbs, Lifecycle):
     """A switch and its tenants, made and removed together (see the module docstring)."""
 
     def __init__(self, mode="thread", *, batch_size=64, vnet_hdr=False, control=True,
-                 prefix="ts", start_timeout=30.0, stop_timeout=5.0, kind="tap"):
+                 prefix="ts", start_timeout=30.0, stop_timeout=5.0, kind="tap", cpus=None,
+                 poll_us=0):
         if mode not in MODES:
             raise errors.InvalidArgument(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if mode == "process" and not control:
@@ -86,6 +93,9 @@ class Topology(RigVerbs, Lifecycle):
         if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise errors.InvalidArgument(f"prefix must be 1-16 letters, digits, '-' or '_', "
                                          f"starting with a letter or digit: {prefix!r}")
+        from pyctl.config.cpus import check_cpus, check_poll_us
+        self.cpus = None if cpus is None else check_cpus(cpus)     # the packet thread's
+        self.poll_us = check_poll_us(poll_us)
         self.mode = mode
         self.id = f"{kernel.process_tag()}{next(_serial):x}"
         self.prefix = prefix
@@ -106,6 +116,7 @@ class Topology(RigVerbs, Lifecycle):
         self._foreign: set[str] = set()         # ... minus those someone else had made first
         self._port_names: set[str] = set()
         self._handles: dict[str, kernel.NetNamespace] = {}
+        self._processes: list = []          # Tenant.popen()'s, stopped by close()
         self._ports = itertools.count()
 
     def __repr__(self):
@@ -220,13 +231,15 @@ class Topology(RigVerbs, Lifecycle):
         return name
 
     def tenant(self, name, address, *more, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
-               offloads=None, txqueuelen=None, mtu=None, kind=None, dhcp=False) -> Tenant:
+               offloads=None, txqueuelen=None, mtu=None, kind=None, dhcp=False,
+               cpus=None) -> Tenant:
         """An L3 namespace holding ``address`` (and ``more``: one address, a list, or
         several; IPv4 and IPv6 mixed, each assigned and pushed in one step), its port (of
         ``kind``, default the topology's: a TAP, or a veth pair's end) in a new kernel
         namespace, configured and up, with a default route per family through
         ``gateway`` (one address or a list): by default the parent L2's own address on
-        each family's first subnet (none: no default route of that family)::
+        each family's first subnet (none: no default route of that family).  ``cpus``:
+        where the processes started in it (``run``, ``popen``, ``call``) run::
 
             topo.tenant("web", "10.0.0.2/24", "fd00::2/64")
             topo.tenant("db", ["10.0.0.3/24", "fd00::3/64"], gateway=["10.0.0.1", "fd00::1"])
@@ -238,6 +251,9 @@ class Topology(RigVerbs, Lifecycle):
         interfaces = [ipaddress.ip_interface(a) for a in _flatten(address, more)]
         if not interfaces:
             raise errors.InvalidArgument(f"tenant {name!r} needs at least one address")
+        if cpus is not None:
+            from pyctl.config.cpus import check_cpus
+            cpus = check_cpus(cpus)
         netns_name = f"{self.prefix}-{self.id}-{name}"
         port_name = kernel.unique_name(f"t{next(self._ports)}")
         kind = self.kind if kind is None else kind
@@ -266,7 +282,7 @@ class Topology(RigVerbs, Lifecycle):
         self._port_names.add(port_name)
         self._l3_with_port(name, parent, texts, port_name, options)
         tenant = Tenant(self, name, texts[0], netns_name, port_name, parent, kind=kind,
-                        addresses=tuple(texts))
+                        addresses=tuple(texts), cpus=cpus)
         self.tenants[name] = tenant
         return tenant
 

@@ -47,12 +47,17 @@ def _toml(value) -> str:
     return json.dumps(value)
 
 
-def config_toml(switch, *, socket: str, batch_size: int) -> tuple[str, list[tuple[str, str]]]:
+def config_toml(switch, *, socket: str, batch_size: int, cpus=None,
+                poll_us: int = 0) -> tuple[str, list[tuple[str, str]]]:
     """The TOML text that rebuilds ``switch``'s state, and its ``(namespace, group)`` joins."""
     snap = switch.snapshot()
     names = {ns["id"]: ns["name"] for ns in snap["namespaces"]}
     lines = ["# written by pyctl.rig.topology for a child `tapswitch run`", "",
-             "[daemon]", f"socket = {_toml(socket)}", f"batch_size = {int(batch_size)}", ""]
+             "[daemon]", f"socket = {_toml(socket)}", f"batch_size = {int(batch_size)}",
+             f"poll_us = {int(poll_us)}"]
+    if cpus is not None:
+        lines.append(f"cpus = {_toml(list(cpus))}")
+    lines.append("")
     joins, routes = [], []
     for ns in snap["namespaces"]:
         joins += [(ns["name"], group) for group in ns["groups"]]

@@ -1,5 +1,6 @@
 """Unit tests of bench/tcp_cost.py's arithmetic (no root, no perf): reading
-perf samples, costs per GB, the ceilings and the table."""
+perf samples, costs per GB, each role's cost and the sender's shares, the
+pipeline bound, the copies priced at veth's busy cores, and the table."""
 
 import pytest
 
@@ -47,27 +48,116 @@ def test_nothing_carried_is_an_error_not_a_division_by_zero():
         _costs(0.0, 1.0, copy_samples=1)
 
 
-def test_ceilings_and_table():
-    veth = [_costs(16.0, 1.6, 0.5), _costs(16.0, 1.6, 0.5), _costs(32.0, 1.6, 0.5)]
+def test_roles_cost_and_sender_shares_come_from_schedstat():
+    c = tcp_cost.costs(8.0, 1.5, 2.0, {"samples": 0, "copy": 0, "by_pid": {}}, set(), None,
+                       sched={"sender": {"on_cpu": 0.6, "runq": 0.25},
+                              "receiver": {"on_cpu": 0.3, "runq": 0.0}, "window_s": 4.0})
+    assert c["sender_ms_per_gb"] == pytest.approx(600)       # 0.6 cores at 1 GB/s
+    assert c["receiver_ms_per_gb"] == pytest.approx(300)
+    assert (c["sender_on_cpu"], c["sender_runq"]) == (0.6, 0.25)
+    assert "window_s_ms_per_gb" not in c and "switch_ms_per_gb" not in c
+    assert c["other_cores"] == pytest.approx(0.6)           # 1.5 busy, 0.9 of it the roles'
+
+
+def test_other_work_is_what_the_roles_did_not_use_and_never_negative():
+    prof = {"samples": 0, "copy": 0, "by_pid": {}}
+    assert "other_cores" not in tcp_cost.costs(8.0, 1.5, 2.0, prof, set(), None)
+    c = tcp_cost.costs(8.0, 1.0, 2.0, prof, set(), None,        # sampled over other windows
+                       sched={"sender": {"on_cpu": 0.7, "runq": 0}, "switch": {"on_cpu": 0.5,
+                                                                              "runq": 0}})
+    assert c["other_cores"] == 0.0
+
+
+def test_the_load_line_says_how_loaded_the_machine_was():
+    samples = {"veth": [{"load1": 7.0, "other_cores": 0.5}, {"load1": 9.0, "other_cores": 0.7}],
+               "sw": [{"load1": 8.0, "other_cores": 0.6}]}
+    line = tcp_cost.load_line(samples)
+    assert "1-min load average 7.0..9.0 (median 8.0)" in line
+    assert "other work kept 0.60 cores busy" in line
+    assert tcp_cost.load_line({"veth": [{}]}) == "machine load: not measured"
+
+
+def test_pipeline_bound_is_the_busiest_role_or_all_cores_busy():
+    # the sender at 800 ms/GB bounds it at 1.25 GB/s (10 Gbit/s) although two cores at
+    # 1000 ms/GB in all would carry 2 GB/s
+    m = {"busy_ms_per_gb": 1000, "sender_ms_per_gb": 800, "switch_ms_per_gb": 300}
+    assert tcp_cost.pipeline_bound_gbps(m, cores=2) == pytest.approx(10.0)
+    # every core busy is the tighter bound when no role stands out
+    m = {"busy_ms_per_gb": 1000, "sender_ms_per_gb": 400, "receiver_ms_per_gb": 400}
+    assert tcp_cost.pipeline_bound_gbps(m, cores=2) == pytest.approx(16.0)
+    assert tcp_cost.pipeline_bound_gbps({"busy_ms_per_gb": 1000}, cores=2) == pytest.approx(16.0)
+
+
+def test_copies_are_priced_at_the_cores_veth_kept_busy_so_never_above_veth():
+    veth = [_costs(16.0, 1.3, 0.5), _costs(16.0, 1.3, 0.5), _costs(32.0, 1.3, 0.5)]
     switch = [_costs(8.0, 1.5, 1, switch=(2, 1, 1.0))]
     med = tcp_cost.summarize({"veth": veth, "sw": switch}, cores=2)
     assert med["veth"]["gbps"] == 16.0                            # median of the reps
-    assert med["veth"]["ceiling_gbps"] == pytest.approx(2000 / 800 * 8)
     assert med["sw"]["vs_veth"] == pytest.approx(0.5)
-    # 2 cores at 800 + 500 ms per GB: 1.54 GB/s = 12.3 Gbit/s, 0.77 of veth's 16
-    assert med["sw"]["copy_ceiling_vs_veth"] == pytest.approx(2000 / 1300 * 8 / 16)
-    assert med["veth"]["copy_ceiling_vs_veth"] is None
+    # veth: 1.3 cores at 2 GB/s = 650 ms/GB; the switch's copies 500 ms/GB more
+    assert med["sw"]["copies_at_veth_cores_vs_veth"] == pytest.approx(650 / 1150)
+    assert med["sw"]["copies_at_veth_cores_vs_veth"] < 1          # the old ceiling said 1.37
+    assert med["veth"]["copies_at_veth_cores_vs_veth"] is None
+    # veth keeps 1.3 of 2 cores busy: its bound (2 cores at its cost) is above what it carried
+    assert med["veth"]["bound_gbps"] == pytest.approx(2000 / 650 * 8)
+    assert med["veth"]["vs_bound"] == pytest.approx(16.0 / (2000 / 650 * 8))
     text = tcp_cost.table(med)
     row = next(line for line in text.splitlines() if line.startswith("sw "))
-    assert row.split()[-1] == "0.77" and "1500" in row
+    assert row.split()[-1] == "0.57" and "1500" in row
+
+
+def test_each_placement_is_compared_with_veth_under_the_same_placement():
+    med = tcp_cost.summarize({"veth@pinned": [_costs(16.0, 1.0, 0.5)],
+                              "veth@unpinned": [_costs(8.0, 1.0, 0.5)],
+                              "sw@pinned": [_costs(8.0, 1.5, 1, switch=(2, 1, 1.0))],
+                              "sw@unpinned": [_costs(8.0, 1.5, 1, switch=(2, 1, 1.0))]}, cores=2)
+    assert med["sw@pinned"]["vs_veth"] == pytest.approx(0.5)
+    assert med["sw@unpinned"]["vs_veth"] == pytest.approx(1.0)
 
 
 def test_without_veth_there_is_no_ratio():
     med = tcp_cost.summarize({"sw": [_costs(8.0, 1.5, 1, switch=(2, 1, 1.0))]}, cores=2)
-    assert med["sw"]["vs_veth"] is None and med["sw"]["copy_ceiling_vs_veth"] is None
+    assert med["sw"]["vs_veth"] is None and med["sw"]["copies_at_veth_cores_vs_veth"] is None
 
 
 def test_unknown_peer_is_refused(capsys):
     with pytest.raises(SystemExit):
         tcp_cost.main(["--peers", "veth,nope"])
     assert "unknown peer nope" in capsys.readouterr().err
+
+
+def test_an_unknown_placement_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        tcp_cost.main(["--placement", "sideways"])
+    assert "unknown placement 'sideways'" in capsys.readouterr().err
+
+
+SS_SENDER = """\
+ESTAB 0      0       10.77.7.1:47636 10.77.7.2:5999
+\t skmem:(r0,rb131072,t0,tb69120,f0,w0,o0,bl0,d0) bbr rtt:2.4/2.519 mss:1448 cwnd:13 bytes_sent:287
+ESTAB 0      1310720 10.77.7.1:47652 10.77.7.2:5999
+\t skmem:(r0,rb131072,t0,tb4194304,f3008,w1328192,o0,bl0,d0) bbr rtt:2.831/2.369 mss:1448 \
+advmss:1448 cwnd:2091 bytes_sent:1715339301 unacked:906 notsent:5120 minrtt:0.028
+"""
+SS_RECEIVER = """\
+ESTAB 0      0       10.77.7.2:5999 10.77.7.1:47636
+\t skmem:(r0,rb131072) bytes_received:287
+ESTAB 2097152 0      10.77.7.2:5999 10.77.7.1:47652
+\t skmem:(r2097152,rb6291456) bytes_received:1715339301
+"""
+
+
+def test_the_busiest_connection_window_is_read_from_ss():
+    from bench import loads
+    got = loads.parse_ss(SS_SENDER)
+    assert got["snd_rtt_us"] == 2831 and got["snd_cwnd"] == 2091      # not the control connection
+    assert got["snd_inflight_kb"] == 906 * 1448 / 1024 and got["snd_notsent_kb"] == 5
+    assert got["snd_sndbuf_kb"] == 4096 and got["snd_queued_kb"] == 1328192 / 1024
+    assert loads.parse_ss(SS_RECEIVER, receiver=True) == {"rcv_queued_kb": 2048}
+    assert loads.parse_ss("") == {}
+
+
+def test_rps_rows_compare_with_veth_under_the_same_steering():
+    assert tcp_cost._veth_of("tapswitch+rps@pinned") == "veth+rps@pinned"
+    assert tcp_cost._veth_of("tapswitch@pinned") == "veth@pinned"
+    assert tcp_cost._veth_of("tapswitch+rps") == "veth+rps" and tcp_cost._veth_of("x") == "veth"

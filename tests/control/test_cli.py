@@ -200,18 +200,20 @@ def _fake_module(monkeypatch, dotted, **attrs):
 def test_run_and_demo_are_wired(monkeypatch, capsys):
     calls = []
     _fake_module(monkeypatch, "daemon.daemon",
-                 run_config=lambda path, socket=None: calls.append(("run", path, socket)))
+                 run_config=lambda path, socket=None, cpus=None, poll_us=None:
+                 calls.append(("run", path, socket, cpus, poll_us)))
     _fake_module(monkeypatch, "rig.demo", main=lambda: calls.append(("demo",)) or 0)
     assert main(["run", "topo.toml", "--socket", "/tmp/x.sock"]) == 0
-    assert main(["run", "topo.toml"]) == 0
+    assert main(["run", "topo.toml", "--cpus", "0-1", "--poll-us", "50"]) == 0
     assert main(["demo"]) == 0
-    assert calls == [("run", "topo.toml", "/tmp/x.sock"), ("run", "topo.toml", None), ("demo",)]
+    assert calls == [("run", "topo.toml", "/tmp/x.sock", None, None),
+                     ("run", "topo.toml", None, "0-1", 50), ("demo",)]
 
 
 def test_run_reports_a_bad_config(monkeypatch, capsys, tmp_path):
     from pyctl import errors
 
-    def run_config(path, socket=None):
+    def run_config(path, socket=None, cpus=None, poll_us=None):
         raise errors.InvalidArgument(f"{path}:3: namespace[0].kind: kind must be 'l2' or 'l3'")
     _fake_module(monkeypatch, "daemon.daemon", run_config=run_config)
     assert main(["run", "bad.toml"]) == 1

@@ -6,6 +6,7 @@ never how fast anything is."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -54,6 +55,48 @@ def test_quick_bench_runs_end_to_end_and_cleans_up(tmp_path):
     assert "tcp1/tapswitch" in proc.stdout                  # the table, with ratios to tapswitch
     assert (tmp_path / "quick-throughput.png").stat().st_size > 0
 
-    # other tests may run at the same time: only the bench's names count
-    assert [n for n in set(kernel.list_netns()) - netns_before if n.startswith(NETNS_PREFIXES)] == []
-    assert [n for n in set(kernel.host.links()) - links_before if n.startswith(LINK_PREFIXES)] == []
+    # other tests and benches may run at the same time: only this bench's names count
+    # (every name it makes carries its process tag, read from its "ready" lines)
+    tags = _tags(proc.stdout)
+    assert tags
+    made = lambda names, prefixes: [n for n in names if any(
+        n.startswith(p) and n[len(p):len(p) + TAG_LEN] in tags for p in prefixes)]
+    assert made(set(kernel.list_netns()) - netns_before, NETNS_PREFIXES) == []
+    assert made(set(kernel.host.links()) - links_before, LINK_PREFIXES) == []
+
+
+TAG_LEN = len(kernel.process_tag())
+
+
+def _tags(stdout: str) -> set[str]:
+    """The process tags in the namespace names of the bench's "NAME: ready (NS/IF <->
+    NS/IF)" lines."""
+    tags = set()
+    for ns in re.findall(r"ready \((\S+)/\S+ <-> (\S+)/", stdout):
+        for name in ns:
+            prefix = next((p for p in NETNS_PREFIXES if name.startswith(p)), None)
+            if prefix:
+                tags.add(name[len(prefix):len(prefix) + TAG_LEN])
+    return tags
+
+
+def test_quick_bench_applies_each_placement_to_every_peer(tmp_path):
+    """Two placements in one run: every sample names its placement, the forwarder's
+    process was pinned before each measurement, and the sender's scheduler shares
+    were read."""
+    out = tmp_path / "placed.json"
+    peers = ("veth", "minimal-forwarder")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--peers", ",".join(peers), "--tests", "tcp1",
+         "--tcp-tool", "python", "--placement", "unpinned,pinned", "-o", str(out), "--no-plots"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert [p["name"] for p in doc["placements"]] == ["unpinned", "pinned"]
+    got = {(s["peer"], s["placement"]) for s in doc["samples"] if "metrics" in s}
+    assert got == {(p, w) for p in peers for w in ("unpinned", "pinned")}
+    for s in doc["samples"]:
+        assert s["switch_threads_pinned"] == (0 if s["peer"] == "veth" else 1)   # minifwd: 1 thread
+        assert 0 < s["metrics"]["sender_on_cpu"] <= 1.05
+    assert set(doc["summary"]) == {f"{p}@{w}" for p in peers for w in ("unpinned", "pinned")}
+    assert "pinned: sender cpu" in proc.stdout

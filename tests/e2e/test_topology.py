@@ -315,3 +315,45 @@ def test_the_ready_time_benchmark_runs(capsys):
     assert topology_ready.main(["--runs", "1", "--modes", "thread"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["mode", "runs"] and lines[2].split()[:2] == ["thread", "1"]
+
+
+def _own_cpus():
+    return sorted(os.sched_getaffinity(0))
+
+
+PRINT_CPUS = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
+
+
+def test_placement_of_the_switch_and_of_each_tenants_processes(tapswitch_factory, mode):
+    cpus = _own_cpus()
+    first, last = cpus[0], cpus[-1]
+    topo = tapswitch_factory(mode, cpus=[last])
+    topo.address_add("init", "10.0.0.1/24")
+    a = topo.tenant("a", "10.0.0.2/24", cpus=[first])
+    b = topo.tenant("b", "10.0.0.3/24")                     # not placed: anywhere
+    topo.start()
+    assert topo.stats()["packet_thread"]["cpus"] == [last]
+    assert a.run(PRINT_CPUS).stdout.strip() == str([first])
+    assert a.run(PRINT_CPUS, cpus=[last]).stdout.strip() == str([last])   # one command elsewhere
+    assert b.run(PRINT_CPUS).stdout.strip() == str(cpus)
+    assert a.call(_affinity) == [first] and b.call(_affinity) == cpus
+    proc = a.popen(PRINT_CPUS, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == str([first])
+    proc.wait(10)
+    sleeper = a.popen(["sleep", "60"])
+    assert len(probes.ping(a, b.ip, count=2)) == 2           # placed, still forwarding
+    topo.close()
+    assert sleeper.poll() is not None                         # close() stopped what popen started
+
+
+def _affinity():
+    return sorted(os.sched_getaffinity(0))
+
+
+def test_a_placement_that_cannot_be_applied_is_refused_before_anything_is_made():
+    with pytest.raises(errors.InvalidArgument, match="CPU 4096 does not exist here"):
+        Topology(cpus=[4096])
+    with Topology() as topo:
+        with pytest.raises(errors.InvalidArgument, match="listed twice"):
+            topo.tenant("a", "10.0.0.2/24", cpus=[0, 0])
+        assert topo.tenants == {} and topo.namespaces() == ["init"]

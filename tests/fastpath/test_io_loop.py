@@ -17,20 +17,6 @@ from tests.support.io import (BACKENDS, FakeTap, SWITCH_IP, TENANTS, arp_request
                               world)
 
 
-@pytest.fixture
-def rig(backend):
-    """A loop over world() with fake TAPs on ports 1..3 (no virtio-net header)."""
-    dp = world()
-    loop = fastpath.PacketLoop(dp, batch_size=16, slot_size=4096, backend=backend)
-    taps = {p: FakeTap() for p in TENANTS}
-    for p, t in taps.items():
-        loop.add_port(p, t.loop_fd)
-    yield dp, loop, taps
-    loop.close()            # released here, not whenever the loop is collected
-    for t in taps.values():
-        t.close()
-
-
 def test_forwarding_matches_process(rig):
     dp, loop, taps = rig
     frames = [(1, udp_frame(1, "10.0.0.2", bytes([k]) * (k + 1))) for k in range(10)]

@@ -1,0 +1,138 @@
+"""PacketLoop: waking less and reading less (issue 18), without root: socket pairs
+stand in for TAP fds.  A port is read to its first EAGAIN and no further, frame after
+frame alike; polling after a busy batch is bounded, never happens when the loop is
+idle, and turns itself off on a shared core."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import fastpath
+from pyctl.errors import Busy, InvalidArgument
+from tests.support.io import udp_frame, world
+
+def _frame(k=0):
+    return udp_frame(1, "10.0.0.2", k.to_bytes(4, "big"))
+
+
+def test_a_burst_is_read_to_the_first_eagain_and_no_further(rig):
+    _, loop, taps = rig
+    for k in range(5):
+        taps[1].inject(_frame(k))
+    loop.run(0)
+    st = loop.stats()
+    assert st["reads"] == 5 and st["read_empty"] == 1
+    assert len(taps[2].drain()) == 5
+
+
+def test_a_port_giving_one_frame_per_activation_is_read_once_more_each_time(rig):
+    _, loop, taps = rig
+    for k in range(6):
+        taps[1].inject(_frame(k))
+        loop.run(0)
+        assert len(taps[2].drain()) == 1                      # forwarded at once, every time
+    st = loop.stats()
+    assert st["reads"] == 6 and st["read_empty"] == 6         # one EAGAIN per activation
+
+
+def test_an_idle_loop_with_polling_on_does_not_poll_or_spin(rig):
+    _, loop, taps = rig
+    loop.poll_us = 1000
+    cpu = time.thread_time()
+    loop.run(300)
+    used = time.thread_time() - cpu
+    st = loop.stats()
+    assert st["poll_episodes"] == st["polls"] == 0
+    assert st["epoll_waits"] <= 3 and st["waits"] == st["epoll_waits"]
+    assert used < 0.05                              # 300 ms asleep, not spinning
+
+
+def test_after_a_busy_batch_the_loop_polls_at_most_poll_us_then_sleeps(rig):
+    _, loop, taps = rig
+    loop.poll_us = 1000
+    taps[1].inject(_frame())
+    cpu = time.thread_time()
+    loop.run(300)
+    used = time.thread_time() - cpu
+    st = loop.stats()
+    assert len(taps[2].drain()) == 1
+    assert st["poll_episodes"] == 1 and st["polls"] >= 1 and st["poll_hits"] == 0
+    assert 1_000_000 <= st["poll_ns"] < 100_000_000         # the budget, plus scheduling slack
+    assert used < 0.1                                        # ~1 ms of polling, then asleep
+    assert st["waits"] >= 1                                  # it went to sleep after the episode
+
+
+def test_a_frame_found_while_polling_is_a_hit_without_a_sleep(rig):
+    """A port that becomes readable while the loop polls after a busy batch is found by
+    a poll (a hit: no sleep for it).  Deterministic: port 4 is the far end of port 2's
+    socket pair, so the batch that forwards a frame to port 2 makes port 4 readable
+    just as the episode begins (port 4 is no port of the datapath: its frame is
+    dropped, and goes nowhere)."""
+    _, loop, taps = rig
+    loop.poll_us = 1000
+    loop.add_port(4, taps[2].peer.fileno())
+    taps[1].inject(_frame(0))
+    loop.run(50)
+    st = loop.stats()
+    assert st["poll_episodes"] >= 1 and st["poll_hits"] >= 1
+    assert st["frames_in"] == 2              # port 1's frame, then port 4's (read, not slept for)
+    assert st["frames_out"] == 1
+
+
+def test_poll_us_is_bounded_and_set_between_runs(rig):
+    _, loop, _ = rig
+    assert loop.poll_us == 0                                  # off unless asked
+    for bad in (-1, 1001):
+        with pytest.raises(InvalidArgument, match="poll_us must be in 0..1000"):
+            loop.poll_us = bad
+    loop.poll_us = 50
+    assert loop.poll_us == 50
+    started = threading.Event()
+
+    def runner():
+        started.set()
+        loop.run(500)
+    thread = threading.Thread(target=runner)
+    thread.start()
+    started.wait()
+    time.sleep(0.05)
+    with pytest.raises(Busy):
+        loop.poll_us = 10
+    loop.stop()
+    thread.join()
+    assert fastpath.PacketLoop(world(), poll_us=20).poll_us == 20
+
+
+SPIN = "import time\nt = time.time() + 20\nwhile time.time() < t: pass"
+
+
+def test_polling_turns_itself_off_on_a_core_shared_with_a_busy_task(rig):
+    _, loop, taps = rig
+    loop.poll_us = 1000
+    cpu = min(os.sched_getaffinity(0))
+    saved = os.sched_getaffinity(0)
+    spinner = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", SPIN])
+    try:
+        os.sched_setaffinity(0, {cpu})                        # this thread runs the loop
+        deadline = time.monotonic() + 10
+        frames = 0
+        while loop.stats()["poll_shared"] == 0 and time.monotonic() < deadline:
+            taps[1].inject(_frame(frames))
+            frames += 1
+            loop.run(5)
+            taps[2].drain()
+        st = loop.stats()
+        assert st["poll_shared"] >= 1                         # it saw another task take its CPU
+        episodes = st["poll_episodes"]
+        for k in range(50):                                   # within the back-off: no polling
+            taps[1].inject(_frame(k))
+            loop.run(0)
+            taps[2].drain()
+        assert loop.stats()["poll_episodes"] == episodes
+    finally:
+        os.sched_setaffinity(0, saved)
+        spinner.kill()
+        spinner.wait()
