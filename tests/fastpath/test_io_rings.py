@@ -251,8 +251,9 @@ def xdp_attached(ns, ifindex):
 @pytest.mark.parametrize("kind, step", [("afpacket", s) for s in fastpath.AFP_SETUP_STEPS]
                          + [("xdp", s) for s in fastpath.XDP_SETUP_STEPS])
 def test_a_failed_set_up_step_leaves_nothing_behind(ns, kind, step):
-    if kind == "xdp" and fastpath.xdp_unavailable():
-        pytest.skip(f"AF_XDP: {fastpath.xdp_unavailable()}")
+    why = fastpath.xdp_unavailable() if kind == "xdp" else None
+    if why is not None:
+        pytest.skip(f"AF_XDP: {why}")
     loop = fastpath.PacketLoop(world(), batch_size=16)
     end = RawEnd(ns, 1)
     try:
