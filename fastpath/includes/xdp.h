@@ -59,13 +59,15 @@ static int ts_xskmap_create(unsigned entries) {
     return (int)ts_bpf(BPF_MAP_CREATE, &a);
 }
 
+#define TS_PROG_LOAD_ATTEMPTS 5   /* BPF_PROG_LOAD tries while the verifier says EAGAIN */
+
 /* The redirect program (above) over ``map_fd``; when it is refused and ``log`` is given,
  * loaded again with the verifier's log written there (a log too small for what the
  * verifier says would itself be refused, ENOSPC: so only when it is wanted). */
 static int ts_xdp_redirect_prog(int map_fd, char *log, unsigned log_size) {
     struct bpf_insn insn[6];
     union bpf_attr a;
-    int fd;
+    int fd = -EAGAIN, attempt;
     memset(insn, 0, sizeof(insn));
     insn[0].code = BPF_LDX | BPF_W | BPF_MEM;
     insn[0].dst_reg = 2;
@@ -87,7 +89,13 @@ static int ts_xdp_redirect_prog(int map_fd, char *log, unsigned log_size) {
     a.insn_cnt = 6;
     a.license = (uint64_t)(uintptr_t)"GPL";
     a.expected_attach_type = BPF_XDP;
-    fd = (int)ts_bpf(BPF_PROG_LOAD, &a);
+    /* The verifier gives up with EAGAIN when a signal is pending for the thread (as
+     * libbpf does, try again a few times): a passing signal must not refuse the port. */
+    for (attempt = 0; attempt < TS_PROG_LOAD_ATTEMPTS; attempt++) {
+        fd = (int)ts_bpf(BPF_PROG_LOAD, &a);
+        if (fd != -EAGAIN)
+            break;
+    }
     if (fd >= 0 || log == NULL || log_size == 0 || fd == -EPERM)
         return fd;
     log[0] = 0;
