@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import statistics
@@ -34,6 +33,7 @@ import tempfile
 import threading
 import time
 
+from bench import cli_args
 from pyctl import Switch
 from pyctl.config import DaemonSettings
 from pyctl.control.client import ControlClient
@@ -137,14 +137,10 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     logging.getLogger("tapswitch").setLevel(logging.WARNING)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    if any(not 1 <= n <= 100_000 for n in sizes):
-        parser.error("sizes must be in 1..100000")
+    sizes = cli_args.sizes(parser, args.sizes, 100_000)
     rows = measure(sizes, args.seconds)
     print(format_table(rows))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(rows, out, indent=1)
+    cli_args.write_json(args.json, rows)
     worst = max((row[op] / rows[0][op] for row in rows for op in OPERATIONS), default=1.0)
     return 0 if worst <= TARGET else 1
 

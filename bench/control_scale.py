@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import logging
 import statistics
 import sys
 import time
 
 import fastpath
+from bench import cli_args
 from pyctl import Switch
 from pyctl.compile.compiler import Compiler
 
@@ -146,9 +146,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # the timed pulls leave one in ten routes without a port for a moment: expected, not news
     logging.getLogger("tapswitch.compiler").setLevel(logging.ERROR)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    if any(not 1 <= n <= 3_000_000 for n in sizes):
-        parser.error("sizes must be in 1..3000000")
+    sizes = cli_args.sizes(parser, args.sizes, 3_000_000)
     if not 1 <= args.repeat <= HEADROOM:
         parser.error(f"--repeat must be in 1..{HEADROOM}")
     print("median ms per change, including Compiler.sync()")
@@ -159,9 +157,7 @@ def main(argv=None):
         row = measure(n, args.repeat, args.budget)
         rows.append(row)
         print(" ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS), flush=True)
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(rows, out, indent=1)
+    cli_args.write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ figure is the best of 7 timed runs (the machine is shared: the best run is the o
 disturbed by other load); TTL restores between runs are not timed.
 """
 import argparse
-import json
 import sys
 import time
 
+from bench import cli_args
 from bench.fastpath_workloads import IMPLEMENTATIONS, Stream, demux_world, fib_world
 from bench.fastpath_workloads6 import demux6_world, fib6_world
 
@@ -84,9 +84,7 @@ def main(argv=None):
         if v4 in by and v6 in by:
             print(f"{v6[0]} vs {v4[0]} at {v4[1]:,} entries (b=256): "
                   f"{by[v4]['core_b256'] / by[v6]['core_b256']:.2f}x the time per frame")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    cli_args.write_json(args.json, out)
     return 0
 
 

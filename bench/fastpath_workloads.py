@@ -48,23 +48,42 @@ def _base(dp, n_tenants):
         dp.set_peer_mac(t, mac(0x10000 + t))
 
 
+def loaded(cls, n_tenants, addresses, neighbours=(), routes=()):
+    """A datapath of ``cls`` with _base's tenants 1..n_tenants, then in one update:
+    ``addresses`` (each the arguments of add_address after the scope), ``neighbours``
+    [(gateway, mac)] of the scope, and ``routes`` [(prefix, length)] via those gateways,
+    round-robin, out of the uplink."""
+    dp = cls(max_namespaces=1024, max_ports=1024)
+    _base(dp, n_tenants)
+    gateways = [g for g, _ in neighbours]
+    with dp.update():
+        for address in addresses:
+            dp.add_address(SCOPE, *address)
+        for g, g_mac in neighbours:
+            dp.set_neighbour(SCOPE, g, g_mac)
+        for i, (p, plen) in enumerate(routes):
+            dp.add_route(SCOPE, p, plen, UPLINK, gateways[i % len(gateways)])
+    return dp
+
+
+def cross_tenant_pairs(seed, n_addresses, n_tenants):
+    """N_BATCH_FRAMES (tenant, k_src, k_dst): random addresses k (held by tenant
+    1 + k % n_tenants), the destination's tenant never the source's."""
+    rng = np.random.default_rng(seed)
+    for _ in range(N_BATCH_FRAMES):
+        k_src, k_dst = (int(k) for k in rng.integers(0, n_addresses, 2))
+        if k_src % n_tenants == k_dst % n_tenants:
+            k_dst = (k_dst + 1) % n_addresses
+        yield 1 + k_src % n_tenants, k_src, k_dst
+
+
 def demux_world(cls, n_addresses, seed=1):
     """Tenants 1..T (T = min(n, 1000)) own n addresses round-robin; frames go from a random
     tenant (its own source address) to a random address of another tenant."""
     n_tenants = min(n_addresses, 1000)
-    dp = cls(max_namespaces=1024, max_ports=1024)
-    _base(dp, n_tenants)
-    with dp.update():
-        for k in range(n_addresses):
-            dp.add_address(SCOPE, tenant_addr(k), 1 + k % n_tenants)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(N_BATCH_FRAMES):
-        k_src, k_dst = rng.integers(0, n_addresses, 2)
-        if k_src % n_tenants == k_dst % n_tenants:
-            k_dst = (k_dst + 1) % n_addresses
-        t = 1 + int(k_src) % n_tenants
-        frames.append((t, frame(mac(t), mac(0x10000 + t), tenant_addr(int(k_src)), tenant_addr(int(k_dst)))))
+    dp = loaded(cls, n_tenants, ((tenant_addr(k), 1 + k % n_tenants) for k in range(n_addresses)))
+    frames = [(t, frame(mac(t), mac(0x10000 + t), tenant_addr(k_src), tenant_addr(k_dst)))
+              for t, k_src, k_dst in cross_tenant_pairs(seed, n_addresses, n_tenants)]
     return dp, frames
 
 
@@ -85,24 +104,19 @@ def random_prefixes(n, rng):
     return sorted(out)
 
 
-@functools.lru_cache(maxsize=4)
-def _prefixes(n, seed):
-    return random_prefixes(n, np.random.default_rng(seed))
+@functools.lru_cache(maxsize=8)
+def cached_prefixes(draw, n, seed):
+    """``draw(n, rng)`` (random_prefixes or an IPv6 twin) with a generator seeded ``seed``,
+    kept for the next world of the same n and seed."""
+    return draw(n, np.random.default_rng(seed))
 
 
 def fib_world(cls, n_routes, seed=2, n_tenants=64, n_gateways=16):
     """n routes via 16 gateways on the uplink; 64 tenants send to random hosts of random routes."""
-    dp = cls(max_namespaces=1024, max_ports=1024)
-    _base(dp, n_tenants)
-    prefixes = _prefixes(n_routes, seed)
+    prefixes = cached_prefixes(random_prefixes, n_routes, seed)
     gws = [0x0AFF0001 + g for g in range(n_gateways)]
-    with dp.update():
-        for t in range(1, n_tenants + 1):
-            dp.add_address(SCOPE, tenant_addr(t), t)
-        for g in gws:
-            dp.set_neighbour(SCOPE, g, mac(0x20000 + g & 0xFFFF))
-        for i, (p, l) in enumerate(prefixes):
-            dp.add_route(SCOPE, p, l, UPLINK, gws[i % n_gateways])
+    dp = loaded(cls, n_tenants, ((tenant_addr(t), t) for t in range(1, n_tenants + 1)),
+                [(g, mac(0x20000 + g & 0xFFFF)) for g in gws], prefixes)
     rng = np.random.default_rng(seed + 1)
     frames = []
     picks = rng.integers(0, len(prefixes), N_BATCH_FRAMES)

@@ -8,13 +8,18 @@ frames (14 + 40 + 8 UDP + 2) that hit them, hop limit 255.
 - ``fib6_world``: n routes shaped like an IPv6 BGP table (``random_prefixes6``) via 16
   gateways on the uplink; 64 tenants send to random hosts of random routes (routed).
 """
-import functools
 import ipaddress
 import struct
 
 import numpy as np
 
-from bench.fastpath_workloads import N_BATCH_FRAMES, SCOPE, UPLINK, _base, mac
+from bench.fastpath_workloads import (
+    N_BATCH_FRAMES,
+    cached_prefixes,
+    cross_tenant_pairs,
+    loaded,
+    mac,
+)
 
 V6 = ipaddress.IPv6Address
 TENANT_NET = 0xFD00_0000_0000_0001 << 64          # fd00:0:0:1::/64
@@ -37,19 +42,10 @@ def tenant_addr6(k):
 
 def demux6_world(cls, n_addresses, seed=1):
     n_tenants = min(n_addresses, 1000)
-    dp = cls(max_namespaces=1024, max_ports=1024)
-    _base(dp, n_tenants)
-    with dp.update():
-        for k in range(n_addresses):
-            dp.add_address(SCOPE, V6(tenant_addr6(k)), 1 + k % n_tenants, 64)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(N_BATCH_FRAMES):
-        k_src, k_dst = (int(x) for x in rng.integers(0, n_addresses, 2))
-        if k_src % n_tenants == k_dst % n_tenants:
-            k_dst = (k_dst + 1) % n_addresses
-        t = 1 + k_src % n_tenants
-        frames.append((t, frame6(mac(t), mac(0x10000 + t), tenant_addr6(k_src), tenant_addr6(k_dst))))
+    dp = loaded(cls, n_tenants,
+                ((V6(tenant_addr6(k)), 1 + k % n_tenants, 64) for k in range(n_addresses)))
+    frames = [(t, frame6(mac(t), mac(0x10000 + t), tenant_addr6(k_src), tenant_addr6(k_dst)))
+              for t, k_src, k_dst in cross_tenant_pairs(seed, n_addresses, n_tenants)]
     return dp, frames
 
 
@@ -76,23 +72,12 @@ def random_prefixes6(n, rng):
     return sorted(out)
 
 
-@functools.lru_cache(maxsize=4)
-def _prefixes6(n, seed):
-    return random_prefixes6(n, np.random.default_rng(seed))
-
-
 def fib6_world(cls, n_routes, seed=2, n_tenants=64, n_gateways=16):
-    dp = cls(max_namespaces=1024, max_ports=1024)
-    _base(dp, n_tenants)
-    prefixes = _prefixes6(n_routes, seed)
+    prefixes = cached_prefixes(random_prefixes6, n_routes, seed)
     gws = [V6(GATEWAY_NET + 1 + g) for g in range(n_gateways)]
-    with dp.update():
-        for t in range(1, n_tenants + 1):
-            dp.add_address(SCOPE, V6(tenant_addr6(t)), t, 64)
-        for g, gw in enumerate(gws):
-            dp.set_neighbour(SCOPE, gw, mac(0x20000 + g))
-        for i, (p, plen) in enumerate(prefixes):
-            dp.add_route(SCOPE, V6(p), plen, UPLINK, gws[i % n_gateways])
+    dp = loaded(cls, n_tenants, ((V6(tenant_addr6(t)), t, 64) for t in range(1, n_tenants + 1)),
+                [(gw, mac(0x20000 + g)) for g, gw in enumerate(gws)],
+                ((V6(p), plen) for p, plen in prefixes))
     rng = np.random.default_rng(seed + 1)
     frames = []
     picks = rng.integers(0, len(prefixes), N_BATCH_FRAMES)

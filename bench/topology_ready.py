@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import pstats
 import statistics
 import sys
 import time
 
+from bench import cli_args
 from pyctl.rig import probes
 from pyctl.rig.topology import MODES, Topology
 
@@ -104,9 +104,7 @@ def main(argv=None):
         p.error(f"--modes: choose from {', '.join(MODES)}")
     results = measure(modes, ns.runs)
     print(table(results))
-    if ns.json:
-        with open(ns.json, "w") as f:
-            json.dump(results, f, indent=1)
+    cli_args.write_json(ns.json, results)
     return 0
 
 

@@ -82,6 +82,11 @@ static int ts_uring_has_op(int fd, unsigned op) {
     return op <= probe.p.last_op && (probe.ops[op].flags & IO_URING_OP_SUPPORTED);
 }
 
+/* ``size`` bytes of the ring ``fd`` at ``offset`` mapped shared and populated, or MAP_FAILED. */
+static void *ts_uring_map(int fd, size_t size, off_t offset) {
+    return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, offset);
+}
+
 /* Set up a ring of ``entries`` SQEs: 0, or -errno (ENOSYS: no io_uring; EPERM: it is
  * disabled, kernel.io_uring_disabled; EOPNOTSUPP: too old for what we use). */
 static int ts_uring_open(ts_uring *r, unsigned entries) {
@@ -104,17 +109,11 @@ static int ts_uring_open(ts_uring *r, unsigned entries) {
     sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
     cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
     r->ring_size = sq_size > cq_size ? sq_size : cq_size;
-    r->ring = mmap(NULL, r->ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                   r->fd, IORING_OFF_SQ_RING);
-    if (r->ring == MAP_FAILED) {
-        int e = errno;
-        ts_uring_close(r);
-        return -e;
-    }
     r->sqes_size = p.sq_entries * sizeof(struct io_uring_sqe);
-    r->sqes = mmap(NULL, r->sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                   r->fd, IORING_OFF_SQES);
-    if (r->sqes == MAP_FAILED) {
+    r->ring = ts_uring_map(r->fd, r->ring_size, IORING_OFF_SQ_RING);
+    if (r->ring != MAP_FAILED)
+        r->sqes = ts_uring_map(r->fd, r->sqes_size, IORING_OFF_SQES);
+    if (r->ring == MAP_FAILED || r->sqes == MAP_FAILED) {    /* close() unmaps what was mapped */
         int e = errno;
         ts_uring_close(r);
         return -e;

@@ -38,15 +38,10 @@ class Arp:
         view = self.view
         scope = view.port_scope(port_id)
         port_mac = view.port_mac(port_id)
-        if arp.spa != 0:
-            if not view.source_allowed(port_id, arp.spa):
-                self._drop("drop_arp_spoofed")
-                return
-            if view.owner(scope, arp.spa) == scope:
-                # Someone claims one of the switch's own addresses: never learn it.
-                self._drop("drop_arp_switch_address")
-                return
-            self.sp.learn(scope, arp.spa, arp.sha, port_id, out)
+        if arp.spa != 0 and not self.sp.learn_claim(
+                scope, arp.spa, arp.sha, port_id, out,
+                ("drop_arp_spoofed", "drop_arp_switch_address")):
+            return
         namespace = view.port_namespace(port_id)
         if namespace != scope:
             out.learned.append(PeerMac(port_id, arp.sha))   # an L3 port: one endpoint

@@ -157,16 +157,12 @@ class NeighbourDiscovery:
         if tlla is not None and tlla != eth.src:
             self._drop("drop_nd_lladdr_mismatch")
             return
-        view, scope = self.view, self.view.port_scope(port_id)
+        scope = self.view.port_scope(port_id)
         self.counters["nd_advert_in"] += 1
-        if not na.target.is_link_local:
-            if not view.source_allowed(port_id, na.target):
-                self._drop("drop_nd_spoofed")
-                return
-            if view.owner(scope, na.target) == scope:
-                self._drop("drop_nd_switch_address")
-                return
-            self.sp.learn(scope, na.target, tlla or eth.src, port_id, out)
+        if not na.target.is_link_local and not self.sp.learn_claim(
+                scope, na.target, tlla or eth.src, port_id, out,
+                ("drop_nd_spoofed", "drop_nd_switch_address")):
+            return
         self._peer(port_id, eth.src, out)
 
     # -- routers ------------------------------------------------------------------------

@@ -219,6 +219,22 @@ class SlowPath:
 
     # -- neighbours (ARP and ND alike) ----------------------------------------------
 
+    def learn_claim(self, scope: int, ip, mac: bytes, port_id: int, out: Output,
+                    refusals: tuple[str, str]) -> bool:
+        """A neighbour's own claim (ARP sender, ND target) that ``ip`` is at ``mac``: learned
+        unless ``port_id`` may not send from ``ip`` or ``ip`` is one of the switch's own
+        addresses of ``scope`` (never learned); those are counted under ``refusals``
+        (spoofed, switch address) and give False."""
+        spoofed, switch_address = refusals
+        if not self.view.source_allowed(port_id, ip):
+            self.counters[spoofed] += 1
+            return False
+        if self.view.owner(scope, ip) == scope:
+            self.counters[switch_address] += 1
+            return False
+        self.learn(scope, ip, mac, port_id, out)
+        return True
+
     def learn(self, scope: int, ip, mac: bytes, port_id: int, out: Output) -> None:
         """``ip`` in ``scope`` is at ``mac`` behind ``port_id``: into the neighbour table
         (and the fast path's copy); the frames waiting for it go on."""

@@ -51,6 +51,15 @@ def _icmp_echo(ident, seq, payload=b"tapswitch", itype=8):
     return struct.pack("!BBHHH", itype, 0, csum, ident, seq) + payload
 
 
+def _received_until(sock, deadline):
+    """Every datagram ``sock`` receives until ``deadline`` (time.monotonic()) passes:
+    (data, address) pairs as they come."""
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([sock], [], [], left)[0]:
+            return
+        yield sock.recvfrom(65535)
+
+
 def ping(src, dst, count=3, timeout=1.0, hops=None):
     """ICMP (or ICMPv6) echo from ``src`` (a tenant) to ``dst``: the round-trip times (s)
     of the replies; ``hops``: the TTL / hop limit to send with."""
@@ -65,12 +74,7 @@ def ping(src, dst, count=3, timeout=1.0, hops=None):
         for seq in range(1, count + 1):
             sent = time.monotonic()
             sock.sendto(_icmp_echo(ident, seq, itype=request), (dst, 0))
-            deadline = sent + timeout
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([sock], [], [], left)[0]:
-                    break
-                data, addr = sock.recvfrom(65535)
+            for data, addr in _received_until(sock, sent + timeout):
                 icmp = _icmp_message(family, data)[:8]
                 if len(icmp) == 8 and addr[0] == dst:
                     itype, _, _, rid, rseq = struct.unpack("!BBHHH", icmp)
@@ -90,11 +94,7 @@ def icmp_errors(src, send, timeout=1.0, family=socket.AF_INET):
     out = []
     try:
         send()
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if not select.select([sock], [], [], left)[0]:
-                break
-            data, addr = sock.recvfrom(65535)
+        for data, addr in _received_until(sock, time.monotonic() + timeout):
             icmp = _icmp_message(family, data)
             if len(icmp) >= 8 and icmp[0] in _ERRORS[family]:
                 found = (icmp[0], icmp[1], addr[0])
@@ -258,11 +258,7 @@ def capture(tenant, during, timeout=0.5, accept=lambda frame: True):
     try:
         sock.bind((tenant.port, 0))
         during()
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if not select.select([sock], [], [], left)[0]:
-                break
-            frame, addr = sock.recvfrom(65535)
+        for frame, addr in _received_until(sock, time.monotonic() + timeout):
             if addr[2] != socket.PACKET_OUTGOING and accept(frame):
                 out.append(frame)
     finally:

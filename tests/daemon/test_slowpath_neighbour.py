@@ -9,7 +9,7 @@ from pyctl.daemon.packets import ip_int
 from pyctl.daemon.slowpath import NeighbourLearned, PeerMac, Punt, SlowPath, SlowPathConfig
 from tests.support.slowpath import (ENDPOINT_MAC, PORT_MAC, SWITCH_IP, FakeClock, StaticView,
                                arp_frame, assert_ip_checksums, check_every_truncation,
-                               ip_frame, mac_bytes)
+                               ip_frame, mac_bytes, sent_frames)
 
 ROUTER_MAC = ENDPOINT_MAC[12]
 
@@ -40,10 +40,7 @@ def test_unknown_next_hop_is_resolved_and_frames_released(sp):
     assert sp.handle(10, Punt.NO_NEIGHBOUR, routed(1)) == ([], [])   # one request is enough
     out = sp.handle(12, Punt.ARP, router_reply())
     assert out.learned == [NeighbourLearned(1, ip_int("10.0.0.254"), mac_bytes(ROUTER_MAC), 12)]
-    assert [p for p, _ in out.frames] == [12, 12]
-    for seq, (_, frame) in enumerate(out.frames):
-        pkt = Ether(frame)
-        assert pkt.dst == ROUTER_MAC and pkt.src == PORT_MAC[12]
+    for seq, (pkt, frame) in enumerate(sent_frames(out, 12, ROUTER_MAC, 2)):
         assert pkt[IP].ttl == 63 and pkt[IP].src == "10.0.0.2" and pkt[IP].dst == "10.1.2.3"
         assert bytes(pkt[UDP].payload) == f"frame{seq}".encode()
         assert_ip_checksums(frame)
@@ -115,11 +112,7 @@ def test_retries_then_host_unreachable(sp, clock):
     out = sp.tick()                                  # gives up
     assert sp.pending_neighbours == 0
     assert sp.counters["arp_request_sent"] == 3 and sp.counters["drop_neighbour_timeout"] == 2
-    assert len(out.frames) == 2
-    for seq, (port, frame) in enumerate(out.frames):
-        assert port == 10
-        pkt = Ether(frame)
-        assert pkt.dst == ENDPOINT_MAC[10] and pkt.src == PORT_MAC[10]
+    for seq, (pkt, frame) in enumerate(sent_frames(out, 10, ENDPOINT_MAC[10], 2)):
         assert pkt[IP].src == SWITCH_IP and pkt[IP].dst == "10.0.0.2"
         assert (pkt[ICMP].type, pkt[ICMP].code) == (3, 1)
         assert raw(pkt[ICMP])[8:] == routed(seq)[14:]

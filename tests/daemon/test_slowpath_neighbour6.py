@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 from pyctl.daemon.slowpath import NeighbourLearned, PeerMac, Punt, SlowPath
 from tests.support.slowpath import (ENDPOINT_MAC, PORT_MAC, FakeClock, StaticView,
                                     assert_icmp6_checksum, check_every_truncation, ip6_frame,
-                                    mac_bytes)
+                                    mac_bytes, sent_frames)
 
 V6 = ipaddress.IPv6Address
 ROUTER_MAC = ENDPOINT_MAC[12]
@@ -55,10 +55,7 @@ def test_an_unknown_next_hop_is_solicited_and_the_frames_released(sp):
     assert sp.handle(10, Punt.NO_NEIGHBOUR, routed(1)) == ([], [])    # one is enough
     out = sp.handle(12, Punt.ND, router_na())
     assert out.learned == [NeighbourLearned(1, V6("fd00::fe"), mac_bytes(ROUTER_MAC), 12)]
-    assert [p for p, _ in out.frames] == [12, 12]
-    for seq, (_, frame) in enumerate(out.frames):
-        pkt = Ether(frame)
-        assert pkt.dst == ROUTER_MAC and pkt.src == PORT_MAC[12]
+    for seq, (pkt, frame) in enumerate(sent_frames(out, 12, ROUTER_MAC, 2)):
         assert pkt[IPv6].hlim == 63 and bytes(pkt[UDP].payload) == f"frame{seq}".encode()
         assert frame[14 + 8:] == routed(seq)[14 + 8:]         # all but the hop limit unchanged
     assert sp.counters["nd_solicit_sent"] == 1 and sp.counters["neighbour_resolved"] == 1

@@ -7,6 +7,8 @@ loop retries such a wait and counts it as ``epoll_interrupted``, never as ``epol
 so the waits a test counts (tests/fastpath/test_io_loop.py: a port at EOF is failed, not
 spun on) are the loop's own whatever an earlier test's ring or a signal did."""
 import signal
+import threading
+import time
 
 import pytest
 
@@ -14,19 +16,43 @@ import fastpath
 from tests.support.io import world
 
 
+def _wait_until_in_epoll_wait(tid, timeout=5.0):
+    """Until thread ``tid`` sleeps in epoll_wait (its wchan says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/self/task/{tid}/wchan") as f:
+            if "epoll" in f.read():
+                return
+        time.sleep(0.002)
+    raise AssertionError("the loop's thread never waited in epoll_wait")
+
+
 def test_a_signal_during_the_wait_is_counted_apart_and_the_wait_goes_on():
-    fired = []
+    # The loop runs in a thread of its own: the main thread may have made an io_uring ring
+    # (the backend probe at collection), whose teardown would interrupt it once more.
+    fired, out = [], {}
     previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
     loop = fastpath.PacketLoop(world(), batch_size=16, slot_size=4096, backend="epoll")
+    started = threading.Event()
+
+    def run():
+        started.set()
+        out["result"] = loop.run(300)                    # goes on to its timeout
+
+    worker = threading.Thread(target=run)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.03)
-        assert loop.run(150) == []                       # goes on to its timeout
+        worker.start()
+        started.wait(5)
+        _wait_until_in_epoll_wait(worker.native_id)
+        signal.pthread_kill(worker.ident, signal.SIGALRM)
+        worker.join(10)
+        assert out["result"] == []
         st = loop.stats()
         assert fired == [1]
         assert st["epoll_interrupted"] == 1
         assert st["epoll_waits"] == 1                    # the wait that ran to the timeout
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        worker.join(10)
         signal.signal(signal.SIGALRM, previous)
         loop.close()
 

@@ -65,16 +65,26 @@ def segments_of(frame, gso_type, mss):
     return fastpath.vnet_to_plain(hdr, partial)
 
 
+def checked_segments(frame, gso_type, mss):
+    """segments_of(...) as (bytes, scapy packet) pairs, every checksum of each checked."""
+    segs = segments_of(frame, gso_type, mss)
+    for s in segs:
+        assert checksums_ok(s)
+    return [(s, Ether(s)) for s in segs]
+
+
+def joined_payload(segs, layer):
+    """The payloads of ``layer`` of the checked segments, in order, as one byte string."""
+    return b"".join(bytes(p[layer].payload) for _, p in segs)
+
+
 @pytest.mark.parametrize("n,mss", [(10000, 1448), (2896, 1448), (100, 1448), (0, 1448),
                                    (65000, 1448), (256, 1), (65483, 9000)])
 def test_tcp4_segmentation(n, mss):
     frame = tcp4(n, flags="FPA")
-    segs = segments_of(frame, GSO_TCPV4, mss)
+    segs = checked_segments(frame, GSO_TCPV4, mss)
     assert len(segs) == max(1, -(-n // mss))
-    data = b""
-    for k, s in enumerate(segs):
-        assert checksums_ok(s)
-        p = Ether(s)
+    for k, (s, p) in enumerate(segs):
         assert s[:14] == frame[:14]
         assert p[IP].len == len(s) - 14 and p[IP].id == (100 + k) & 0xFFFF
         assert p[IP].ttl == 64 and p[IP].flags == "DF"
@@ -83,16 +93,13 @@ def test_tcp4_segmentation(n, mss):
         last = k == len(segs) - 1
         assert bool(p[TCP].flags & 0x08) == last and bool(p[TCP].flags & 0x01) == last
         assert p[TCP].flags & 0x10                                         # ACK everywhere
-        data += bytes(p[TCP].payload)
-    assert data == payload(n)
+    assert joined_payload(segs, TCP) == payload(n)
 
 
 def test_tcp4_options_are_copied_into_every_segment():
     frame = tcp4(4000, options=[("NOP", None), ("NOP", None), ("Timestamp", (1, 2))])
-    for s in segments_of(frame, GSO_TCPV4, 1000):
-        p = Ether(s)
+    for _, p in checked_segments(frame, GSO_TCPV4, 1000):
         assert p[TCP].dataofs == 8 and ("Timestamp", (1, 2)) in p[TCP].options
-        assert checksums_ok(s)
 
 
 def test_ecn_cwr_only_on_the_first_segment():
@@ -103,34 +110,24 @@ def test_ecn_cwr_only_on_the_first_segment():
 
 @pytest.mark.parametrize("n,mss", [(10000, 1428), (1428, 1428), (33, 1428)])
 def test_tcp6_segmentation(n, mss):
-    frame = tcp6(n)
-    segs = segments_of(frame, GSO_TCPV6, mss)
+    segs = checked_segments(tcp6(n), GSO_TCPV6, mss)
     assert len(segs) == -(-n // mss)
-    data = b""
-    for k, s in enumerate(segs):
-        assert checksums_ok(s)
-        p = Ether(s)
+    for k, (s, p) in enumerate(segs):
         assert p[IPv6].plen == len(s) - 54 and p[TCP].seq == 7 + k * mss
-        data += bytes(p[TCP].payload)
-    assert data == payload(n)
+    assert joined_payload(segs, TCP) == payload(n)
 
 
 @pytest.mark.parametrize("build,ip_layer", [(udp4, IP), (udp6, IPv6)], ids=["v4", "v6"])
 @pytest.mark.parametrize("n,mss", [(65000, 1472), (3000, 1000), (999, 1000), (1, 1000)])
 def test_udp_l4_segmentation(build, ip_layer, n, mss):
-    frame = build(n)
-    segs = segments_of(frame, GSO_UDP_L4, mss)
+    segs = checked_segments(build(n), GSO_UDP_L4, mss)
     assert len(segs) == -(-n // mss)
-    data = b""
-    for k, s in enumerate(segs):
-        assert checksums_ok(s)
-        p = Ether(s)
+    for k, (s, p) in enumerate(segs):
         assert p[UDP].len == len(s) - (14 + (20 if ip_layer is IP else 40))
         assert p[UDP].sport == 53 and p[UDP].dport == 5353
         if ip_layer is IP:
             assert p[IP].id == 9 + k and p[IP].len == len(s) - 14
-        data += bytes(p[UDP].payload)
-    assert data == payload(n)
+    assert joined_payload(segs, UDP) == payload(n)
 
 
 def _bad(hdr_kw, frame):

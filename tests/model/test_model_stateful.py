@@ -86,6 +86,11 @@ class ModelMachine(RuleBasedStateMachine):
     def valid(self, address):
         return address != "10.0.0.0/24"
 
+    def holds(self, name, kind, address):
+        """``name`` is a namespace of ``kind`` that holds ``address`` (a valid one) itself."""
+        return (self.valid(address) and self.kind.get(name) == kind
+                and self.own[name].get(ip_of(address)) == address)
+
     # -- drawing arguments: mostly what exists, sometimes anything ---------------
 
     def draw_name(self, data, kind=None):
@@ -151,9 +156,7 @@ class ModelMachine(RuleBasedStateMachine):
     def del_address(self, data):
         name = self.draw_name(data, "l2")
         address = self.draw_address(data, name)
-        ok = (self.valid(address) and self.kind.get(name) == "l2"
-              and self.own[name].get(ip_of(address)) == address)
-        if self.attempt(ok, self.sw.address_del, name, address):
+        if self.attempt(self.holds(name, "l2", address), self.sw.address_del, name, address):
             del self.own[name][ip_of(address)]
 
     @rule(data=st.data())
@@ -169,9 +172,7 @@ class ModelMachine(RuleBasedStateMachine):
     def pull(self, data):
         name = self.draw_name(data, "l3")
         address = self.draw_address(data, name)
-        ok = (self.valid(address) and self.kind.get(name) == "l3"
-              and self.own[name].get(ip_of(address)) == address)
-        if self.attempt(ok, self.sw.pull, address, name):
+        if self.attempt(self.holds(name, "l3", address), self.sw.pull, address, name):
             self.own[self.parent[name]][ip_of(address)] = self.own[name].pop(ip_of(address))
 
     @rule(data=st.data(), address=st.sampled_from(ADDRESSES))

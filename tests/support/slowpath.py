@@ -153,6 +153,16 @@ def assert_ip_checksums(frame: bytes):
             assert rebuilt[layer].chksum == ip[layer].chksum
 
 
+def sent_frames(out, port, eth_dst, count):
+    """``out``'s frames, checked to be ``count`` frames out of ``port``, from its MAC to
+    ``eth_dst``: [(scapy packet, frame bytes)] in order."""
+    assert [p for p, _ in out.frames] == [port] * count
+    sent = [(Ether(frame), frame) for _, frame in out.frames]
+    for pkt, _ in sent:
+        assert pkt.dst == eth_dst and pkt.src == PORT_MAC[port]
+    return sent
+
+
 def ip6_frame(port, src, dst, l4, hlim=64, eth_dst=None, eth_src=None):
     """An IPv6 frame from the endpoint behind ``port`` (to the port's MAC by default)."""
     from scapy.layers.inet6 import IPv6
