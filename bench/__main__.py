@@ -64,7 +64,8 @@ def _plots(doc: dict, out_dir: str, stem: str) -> None:
     written = plots.plot_run(doc, out_dir, stem) if doc.get("samples") else []
     if doc.get("fastpath"):
         written.append(plots.plot_fastpath(doc["fastpath"], os.path.join(out_dir, f"{stem}-fastpath.png"),
-                                           plots.machine_line(doc.get("machine", {}))))
+                                           plots.machine_line(doc.get("machine", {})),
+                                           quick=plots.is_quick(doc)))
     for path in written:
         print(f"plot: {path}")
 
@@ -79,7 +80,8 @@ def cmd_run(args) -> int:
         fastpath = plots.fastpath_points(args.fastpath_json)
     plan = Plan(peers=args.peers, tests=args.tests, reps=1 if args.quick else args.reps,
                 seconds=1.0 if args.quick else args.seconds, tcp_tool=args.tcp_tool,
-                rtt_count=200 if args.quick else 1000, placements=args.placement)
+                rtt_count=200 if args.quick else 1000, quick=args.quick,
+                placements=args.placement)
     from pyctl import kernel
     kernel.registry.install_signal_handlers()
     print(f"bench: peers {', '.join(plan.peers)}; tests {', '.join(plan.tests)}; "

@@ -28,6 +28,7 @@ class Plan:
     seconds: float = 5.0
     tcp_tool: str = "auto"
     rtt_count: int = loads.RTT_COUNT
+    quick: bool = False             # --quick: a smoke test (the report and plots say so)
     placements: list[str] = field(default_factory=lambda: ["unpinned"])   # bench/placement.py
 
     def expected_seconds(self, test: str) -> float:

@@ -13,7 +13,8 @@ import threading
 
 
 def test_a_datagram_from_a_reaches_b(tapswitch_topology):
-    # Ready-made: gateway 10.0.0.1/24 on the switch, tenants a (10.0.0.2) and b (10.0.0.3).
+    # Ready-made, on a free subnet (say 10.23.7.0/24, tapswitch_topology.subnet): the gateway
+    # .1 on the switch, tenants a (.2) and b (.3).
     a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
     with b.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
             a.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
@@ -27,7 +28,7 @@ def test_a_datagram_from_a_reaches_b(tapswitch_topology):
 def test_commands_and_functions_run_inside_a_tenant(tapswitch_topology):
     a = tapswitch_topology.tenants["a"]
     routes = a.run(["ip", "route", "show", "default"]).stdout   # a command
-    assert "via 10.0.0.1" in routes
+    assert f"via {tapswitch_topology.gateway}" in routes
     assert a.call(socket.if_nameindex)[0][1] == "lo"            # a function (run in a fork)
 
 
@@ -79,11 +80,12 @@ def test_isolated_networks_with_the_same_addresses(tapswitch_factory):
 
 def test_live_changes_and_counters(tapswitch_topology):
     topo = tapswitch_topology
-    topo.address_add("init", "10.0.0.9/24")     # a spare address of the switch ...
-    topo.push("10.0.0.9/24", "b")               # ... moved into b, live
-    assert "10.0.0.9/24" in topo.addresses("b")
-    assert "10.0.0.9/24" in topo.tenants["b"].run(["ip", "-4", "addr"]).stdout
+    spare = f"{topo.subnet.network_address + 9}/{topo.subnet.prefixlen}"
+    topo.address_add("init", spare)             # a spare address of the switch ...
+    topo.push(spare, "b")                       # ... moved into b, live
+    assert spare in topo.addresses("b")
+    assert spare in topo.tenants["b"].run(["ip", "-4", "addr"]).stdout
     topo.destroy("b")                           # b's addresses go back to its parent
-    assert "10.0.0.9/24" in topo.addresses("init")
+    assert spare in topo.addresses("init")
     assert "b" not in topo.tenants
     assert "a" in topo.counters()["namespaces"]

@@ -15,15 +15,23 @@ _PLAIN_MODULES = frozenset(name[:-3] for name in _os.listdir(_os.path.dirname(__
                            if name.endswith(".py") and name != "__init__.py")
 
 
+class CoreNotBuilt(ImportError):
+    """The compiled fast path is missing from this tree, or another tree's was found."""
+
+
 def _load_core():
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    build = f"build it: `python setup.py build_ext --inplace` in {_os.path.dirname(here)} (or `pip install .`)"
     try:
-        return _importlib.import_module("fastpath._core")
-    except ImportError as exc:  # pragma: no cover - exercised only on broken builds
-        raise ImportError(
-            "tapswitch's compiled fast path (fastpath._core) is not built: "
-            "run `pip install -e .` (or `pip install .`) from the repository root. "
-            f"Original error: {exc}"
-        ) from exc
+        core = _importlib.import_module("fastpath._core")
+    except ImportError as exc:
+        raise CoreNotBuilt(f"tapswitch's compiled fast path (fastpath._core) is not built in "
+                           f"{here}: {build}. ({exc})") from exc
+    found = _os.path.dirname(_os.path.abspath(core.__file__))
+    if found != here:       # an installed tapswitch's, found through its import hook: not this code's
+        raise CoreNotBuilt(f"tapswitch's compiled fast path is not built in {here} (the one "
+                           f"found, in {found}, belongs to another copy of tapswitch): {build}")
+    return core
 
 
 def __getattr__(name):

@@ -21,6 +21,7 @@
 #   listeners.pxi      ListenerLists: broadcast listener lists
 #   mcast.pxi          McastGroups: multicast groups and their egress ports
 #   counters.pxi       Counters: traffic per port / namespace, reasons
+#   capture.pxi        CaptureRing: copies of selected ports' frames (switch-side capture)
 #   slow_shares.pxi    SlowShares: each namespace's share of the slow path (token buckets)
 # the batch function and the Datapath:
 #   process.pxi        the per-frame decision and the batch loop (noexcept nogil)
@@ -57,7 +58,8 @@ __all__ = ["Batch", "Datapath", "PacketLoop", "FrameArena", "RingPort", "AfPacke
            "XdpPort", "xdp_unavailable", "afp_slot_size", "AFP_SETUP_STEPS", "XDP_SETUP_STEPS",
            "XDP_MODES", "AddrHash", "internet_checksum", "vnet_validate",
            "vnet_to_plain", "io_backends", "IO_URING_BUILT", "IO_BACKENDS", "IO_BACKEND_ENV",
-           "C_CODES", "COUNTER_NAMES", "STAT_NAMES", "VNET_REASON_NAMES"]
+           "C_CODES", "COUNTER_NAMES", "STAT_NAMES", "VNET_REASON_NAMES",
+           "CAPTURE_RECEIVED", "CAPTURE_SENT", "CAPTURE_DROPPED"]
 
 COUNTER_NAMES = TRAFFIC_COUNTER_NAMES
 STAT_NAMES = LOOP_STAT_NAMES
@@ -80,6 +82,7 @@ include "route_cache.pxi"
 include "listeners.pxi"
 include "mcast.pxi"
 include "counters.pxi"
+include "capture.pxi"
 include "slow_shares.pxi"
 include "process.pxi"
 include "process6.pxi"
@@ -99,3 +102,6 @@ include "loop.pxi"
 include "loop_api.pxi"
 include "afpacket_port.pxi"
 include "afxdp_port.pxi"
+
+# the switch-side capture's selection flags and directions (Datapath.capture_select)
+CAPTURE_RECEIVED, CAPTURE_SENT, CAPTURE_DROPPED = CAP_RX, CAP_TX, CAP_DROP

@@ -63,6 +63,7 @@ cdef class DatapathTables:
     cdef SlowShares shares          # each namespace's share of the slow path (the loop asks)
     cdef set dirty_scopes
     cdef bint dirty_all
+    cdef CaptureRing capring       # the switch-side capture (capture.pxi); off: one branch
 
     def __cinit__(self):
         self.lock = PyThread_allocate_lock()
@@ -70,6 +71,7 @@ cdef class DatapathTables:
             raise MemoryError()
 
     def __dealloc__(self):
+        capture_close(&self.capring)
         if self.lock != NULL:
             PyThread_free_lock(self.lock)
 
@@ -203,8 +205,66 @@ cdef class DatapathTables:
         bv.fanout_first, bv.fanout_n = batch.c_fanout_first, batch.c_fanout_n
         bv.fanout_port, bv.fanout_frame = batch.c_fanout_port, batch.c_fanout_frame
         bv.fanout_eth, bv.max_fanout = batch.c_fanout_eth, batch.max_fanout
+        if self.capring.on:
+            capture_received(&self.capring, batch)
         process_batch(&t, &bv)
         batch.fanout_count = bv.fanout_count
+        if self.capring.on:
+            capture_decided(&self.capring, batch)
+
+    # ---- the switch-side capture (capture.pxi) ------------------------------------------
+
+    def capture_select(self, selection, *, int entries=8192, Py_ssize_t size=8 << 20):
+        """Capture, from now, for ``{port_id: flags}`` (CAPTURE_RECEIVED | CAPTURE_SENT |
+        CAPTURE_DROPPED) the frames of those ports; empty: capture off, the ring freed.
+        The ring (``entries`` copies, ``size`` bytes) is allocated when capture starts."""
+        self._check_inited()
+        wanted = {}
+        for port, flags in dict(selection).items():
+            if not 0 <= port < self.max_ports:
+                raise InvalidArgument(f"port {port} is not in 0..{self.max_ports - 1}")
+            if not 0 < flags <= (CAP_RX | CAP_TX | CAP_DROP):
+                raise InvalidArgument(f"capture flags {flags} of port {port}")
+            wanted[port] = flags
+        if wanted and self.capring.arena == NULL:
+            if not (1 <= entries <= 1 << 20 and CAP_SNAP <= size <= 1 << 30):
+                raise InvalidArgument(f"a capture ring of {entries} entries, {size} bytes")
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            try:
+                if capture_open(&self.capring, self.max_ports, entries, size) != 0:
+                    capture_close(&self.capring)
+                    raise MemoryError("capture ring")
+            finally:
+                PyThread_release_lock(self.lock)
+        if self.capring.arena == NULL:
+            return
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        memset(self.capring.want, 0, self.max_ports)
+        for port, flags in wanted.items():
+            self.capring.want[<int>port] = <uint8_t>flags
+        self.capring.on = bool(wanted)
+        if not wanted:
+            capture_close(&self.capring)
+        PyThread_release_lock(self.lock)
+
+    def capture_take(self):
+        """The copies since the last call: [(port, CAPTURE_* direction, reason code,
+        wall-clock ns, original length, bytes)] (bytes: at most 65535 of the frame)."""
+        if self.capring.arena == NULL:
+            return []
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        try:
+            return capture_take(&self.capring)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    def capture_stats(self):
+        """{"on", "copied", "overflow"} of the current ring (a new ring starts at 0)."""
+        return {"on": bool(self.capring.on), "copied": int(self.capring.copied),
+                "overflow": int(self.capring.overflow)}
 
     # ---- counters --------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@
 #   set_port(port, ns, mac, dhcp=False, mtu=1500)   dhcp: the switch answers DHCP there;
 #                                       mtu: the largest IP packet the port's link carries
 #                                       (68..65535; an IPv6 link needs 1280+: the model's check);
-#                                       a routed or switched IPv6 frame (a super-frame: its
-#                                       largest segment) over the egress port's MTU goes to
-#                                       the slow path, reason too_big.  IPv4 is not checked.
+#                                       a routed or switched unicast frame of either family
+#                                       (a super-frame: its largest segment) over the egress
+#                                       port's MTU goes to the slow path, reason too_big.
 #   port_mtu(port) -> int
 #   add_address(scope, ip, ns, plen=None)   IPv6: plen = the address's on-link prefix
 #                                       length 0..128 (None: 128, none known); two owned

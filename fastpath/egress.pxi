@@ -5,7 +5,29 @@
 #   its own 14-byte Ethernet header + the frame's body (the frame's bytes are shared).
 #   To the slow queue: as on a wire (checksum completed, segments), slow_queue.pxi.
 # Each function takes the frame ``f`` (``n`` bytes, its virtio-net header right before it)
-# and counts what it does in ``st``.
+# and counts what it does in ``st``.  Nothing written is larger than its port's MTU: a
+# unicast frame's size (a super-frame's segments) process() checked (too_big); a fan-out
+# copy the loop checks (frame_wire_len, tx_over_mtu).
+
+
+cdef inline uint32_t frame_wire_len(const uint8_t* f, uint32_t n) noexcept nogil:
+    """The largest IP packet frame ``f`` (``n`` bytes, its virtio-net header before it)
+    puts on a link: its IP length; a super-frame's largest segment (its headers to the
+    end of the TCP / UDP header + gso_size), what segmentation here or in the receiving
+    kernel writes.  The loop holds fan-out copies to their ports' MTUs with it
+    (process() holds unicast frames to theirs: too_big)."""
+    cdef const uint8_t* h = f - VNET_HDR_LEN
+    cdef uint8_t gso = h[1] & ~VNET_GSO_ECN
+    cdef uint32_t seg
+    cdef GsoInfo g
+    if gso != VNET_GSO_NONE and gso_parse(f, n, gso, &g) == VNET_OK:
+        seg = g.hl + le16(h + 4)
+        return (seg if seg < g.end else g.end) - ETH_HLEN
+    if n >= ETH_HLEN + 20 and be16(f + 12) == ETHERTYPE_IPV4:
+        return be16(f + 16)
+    if n >= ETH_HLEN + IPV6_HLEN and be16(f + 12) == ETHERTYPE_IPV6:
+        return IPV6_HLEN + be16(f + 18)
+    return n - ETH_HLEN
 
 
 cdef bint segment_or_complete(const uint8_t* eth, uint8_t* f, uint32_t n, uint8_t* scratch,

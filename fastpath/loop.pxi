@@ -380,7 +380,8 @@ cdef class LoopEngine:
         cdef Py_ssize_t i, k, end
         cdef uint8_t v
         cdef uint8_t* f
-        cdef uint32_t n
+        cdef uint32_t n, wire
+        cdef int32_t op
         cdef bint slow = False
         self._fill()
         if self.batch._count == 0:
@@ -396,9 +397,14 @@ cdef class LoopEngine:
                 self._out(f, n, self.batch.c_out_port[i], NULL)
             elif v == VERDICT_FANOUT:
                 settle_csum(f, n, &self.st)
+                wire = frame_wire_len(f, n)
                 end = self.batch.c_fanout_first[i] + self.batch.c_fanout_n[i]
                 for k in range(self.batch.c_fanout_first[i], end):
-                    self._out(f, n, self.batch.c_fanout_port[k], self.batch.c_fanout_eth + k * ETH_HLEN)
+                    op = self.batch.c_fanout_port[k]
+                    if unlikely(wire > self.dp.ports.mtu[op]):
+                        self.st.tx_over_mtu += 1        # a bridged copy: dropped, as a bridge does
+                        continue
+                    self._out(f, n, op, self.batch.c_fanout_eth + k * ETH_HLEN)
             elif v == VERDICT_SLOWPATH:
                 slow = True
         if self.uring.w != NULL:

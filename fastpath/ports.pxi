@@ -1,9 +1,9 @@
 # PortTable: per port id, the namespace it is attached to, the switch's MAC on it, the
 # MAC of the endpoint behind it (learnt by process() from the frames the port sends, or
 # set by the slow path), whether the switch serves it by DHCP and the port's MTU (the
-# largest IP packet its link carries: the TAP's MTU; process() refuses a routed IPv6 frame
-# larger, too_big), as C arrays indexed by id; plus which ports each namespace has.  MACs
-# are the 48-bit ints of the wire bytes (little-endian load, as process.pxi compares).
+# largest IP packet its link carries: the TAP's MTU; process() hands a unicast frame
+# larger up, too_big), as C arrays indexed by id; plus which ports each namespace has.
+# MACs are the 48-bit ints of the wire bytes (little-endian load, as process.pxi compares).
 
 
 cdef enum:

@@ -13,6 +13,9 @@
 # are theirs (hashtable.pxi, route_cache.pxi, dir24.pxi, counters.pxi); broadcast and
 # multicast copies are fanout.pxi's.  An IPv6 frame leaves decide() after its Ethernet
 # header for decide6() (process6.pxi), and pass 1 for prefetch_frame6().
+# A unicast frame larger than its egress port's MTU (a super-frame: its largest segment)
+# goes to the slow path (too_big4: ICMP fragmentation needed with DF, else fragments),
+# before the next hop's MAC is asked for: what the slow path resolves always fits.
 from fastpath.includes.compiler cimport TS_PREFETCH, TS_PREFETCH_W, unlikely
 
 cdef extern from *:
@@ -114,6 +117,31 @@ cdef inline int32_t udp_port(const uint8_t* ip, uint32_t hlen, uint32_t tot,
     if ip[9] != IPPROTO_UDP or ((ip[6] & 0x1F) | ip[7]) != 0 or tot < hlen + at + 2:
         return -1
     return (<int32_t>ip[hlen + at] << 8) | ip[hlen + at + 1]
+
+
+cdef inline bint too_big4(const PortView* pv, int32_t op, const uint8_t* ip,
+                          const BatchView* b, Py_ssize_t i) noexcept nogil:
+    """Is frame i's IPv4 packet ``ip`` (checked by decide()) larger than port ``op``'s
+    MTU?  A plain frame: its length; a super-frame: its largest segment.  A frame that
+    fits pays one load and compare, inlined (its lengths are read again rather than
+    kept live across the lookups); the rest (over_mtu4) only a longer frame."""
+    return ((<uint32_t>ip[2] << 8) | ip[3]) > pv.mtu[op] and over_mtu4(pv, op, ip, b.offset[i])
+
+
+cdef bint over_mtu4(const PortView* pv, int32_t op, const uint8_t* ip, uint32_t off) noexcept nogil:
+    """too_big4() for a packet longer than the MTU: a plain one is too big; a super-frame
+    if its largest segment is (the headers up to the TCP / UDP payload + gso_size;
+    vnet_check made sure they are there)."""
+    cdef const uint8_t* p = ip - ETH_HLEN
+    cdef uint32_t hlen = (ip[0] & 0x0F) * 4, tot = (<uint32_t>ip[2] << 8) | ip[3], hdr_end
+    if not is_super_frame(p, off):
+        return True
+    hdr_end = hlen
+    if ip[9] == IPPROTO_TCP_ and hlen + 13 <= tot:
+        hdr_end = hlen + (ip[hlen + 12] >> 4) * 4
+    elif ip[9] == IPPROTO_UDP_:
+        hdr_end = hlen + 8
+    return over_mtu(pv, op, segment_len(p, tot, hdr_end))
 
 
 cdef inline uint8_t forward(const DpTables* t, BatchView* b, Py_ssize_t i, uint8_t* p,
@@ -239,6 +267,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             return drop(t, b, i, ns, REASON_NO_PORT)
         if unlikely(ip[8] <= 1):
             return slow(t, b, i, ns, REASON_TTL_EXPIRED)
+        if unlikely(too_big4(&t.ports, op, ip, b, i)):
+            return slow(t, b, i, ns, REASON_TOO_BIG)
         mac = t.ports.peer[op]
         if unlikely(mac == 0):
             return slow(t, b, i, ns, REASON_PEER_UNKNOWN)
@@ -252,6 +282,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             if unlikely(ip[8] <= 1):
                 return slow(t, b, i, ns, REASON_TTL_EXPIRED)
             op = <int32_t>(rc.hop >> 48)
+            if unlikely(too_big4(&t.ports, op, ip, b, i)):
+                return slow(t, b, i, ns, REASON_TOO_BIG)
             mac = rc.hop & MAC_MASK
         else:
             e = fib_entry_lookup(&t.fib[scope], dst)
@@ -263,6 +295,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
                 return drop(t, b, i, ns, REASON_NO_PORT)
             if unlikely(ip[8] <= 1):
                 return slow(t, b, i, ns, REASON_TTL_EXPIRED)
+            if unlikely(too_big4(&t.ports, op, ip, b, i)):
+                return slow(t, b, i, ns, REASON_TOO_BIG)
             gw = hop.gw
             if unlikely(not hash4_find(&t.neigh, scope, gw if gw else dst, &mac)):
                 return slow(t, b, i, ns, REASON_NO_NEIGHBOUR)

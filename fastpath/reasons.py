@@ -77,7 +77,7 @@ REASONS = (
     Reason("igmp", 22, "slowpath", "IGMP (IPv4 protocol 2): the switch snoops and is the querier"),
     Reason("nd", 23, "slowpath", "ICMPv6 neighbour discovery (types 133-137): answered or refused by the switch, never forwarded"),
     Reason("mld", 24, "slowpath", "MLD (ICMPv6 types 130-132, 143): the switch snoops and is the querier"),
-    Reason("too_big", 25, "slowpath", "larger than the egress port's MTU (an IPv6 frame): the slow path sends ICMPv6 packet too big"),
+    Reason("too_big", 25, "slowpath", "larger than the egress port's MTU (a super-frame: one of its segments): ICMPv6 packet too big; IPv4: fragmentation needed with DF, else fragments"),
     Reason("dhcp", 26, "slowpath", "a DHCP client message (UDP 68 -> 67) on a port the switch serves "
            "by DHCP (a port without an address option, or of kind attach): the switch answers"),
 )
@@ -133,6 +133,8 @@ LOOP_STATS = (
     Counter("write_eagain", "writes refused with a full queue (dropped)"),
     Counter("write_errors", "writes that failed otherwise (dropped)"),
     Counter("tx_no_port", "frames to a port the loop does not have (dropped)"),
+    Counter("tx_over_mtu", "fan-out copies larger than their port's MTU (a super-frame: its "
+            "segments), dropped as a bridge does"),
     Counter("read_errors", "reads that failed; the port is failed"),
     Counter("read_eof", "reads of 0 bytes; the port is failed"),
     Counter("rx_oversize", "frames that did not fit a slot (dropped)"),

@@ -7,7 +7,7 @@ IPv6 frames go on to reference_ipv6.py after their Ethernet header."""
 import struct
 
 from fastpath import verdicts as V
-from fastpath.reference_ipv6 import ReferenceIpv6
+from fastpath.reference_ipv6 import ReferenceIpv6, wire_len
 from fastpath.source_rule import BROADCAST, may_send_from
 
 BROADCAST_MAC = b"\xff" * 6
@@ -161,6 +161,10 @@ class ReferenceBatch(ReferenceIpv6):
         if group_mac:
             return refuse(V.REASON_NOT_FOR_US)
 
+        def too_big(out):               # larger than the egress MTU (a super-frame: a segment)
+            packet = frame[14:14 + total]
+            return wire_len(batch, start, packet, (header[9], ihl * 4)) > self.ports[out][3]
+
         # demux
         owner = self.addresses.get((scope, dst))
         if owner is not None:
@@ -171,6 +175,8 @@ class ReferenceBatch(ReferenceIpv6):
                 return refuse(V.REASON_NO_PORT)
             if ttl <= 1:
                 return refuse(V.REASON_TTL_EXPIRED)
+            if too_big(out):
+                return refuse(V.REASON_TOO_BIG)
             peer = self.ports[out][2]
             if peer is None:
                 return refuse(V.REASON_PEER_UNKNOWN)
@@ -185,6 +191,8 @@ class ReferenceBatch(ReferenceIpv6):
             return refuse(V.REASON_NO_PORT)
         if ttl <= 1:
             return refuse(V.REASON_TTL_EXPIRED)
+        if too_big(out):
+            return refuse(V.REASON_TOO_BIG)
         mac = self.neighbours.get((scope, gateway or dst))
         if mac is None:
             return refuse(V.REASON_NO_NEIGHBOUR)

@@ -18,9 +18,10 @@ def same_prefix(a, b, plen):
 
 
 def wire_len(batch, start, packet, upper):
-    """The largest IPv6 packet this one puts on a link: itself, or for a GSO super-frame
-    (the virtio-net header before the frame says gso_size) the headers up to the TCP /
-    UDP payload + gso_size (fastpath/process6.pxi wire_len6)."""
+    """The largest IP packet this one (either family; ``upper``: its upper layer's
+    protocol and offset) puts on a link: itself, or for a GSO super-frame (the
+    virtio-net header before the frame says gso_size) the headers up to the TCP / UDP
+    payload + gso_size (fastpath/process6.pxi wire_len6, process.pxi too_big4)."""
     if start < 12 or batch.buf[start - 11] == 0:
         return len(packet)
     proto, off = upper

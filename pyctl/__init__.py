@@ -24,17 +24,28 @@ The model's public API (the control socket's verbs, ``address-add`` -> ``address
 See docs/model.md.
 """
 from pyctl import errors
-from pyctl.model.events import ChangeEvent
-from pyctl.model.switch import ActingContext, Switch
-from pyctl.model.values import L2, L3, Namespace, Port, Route, TaggedAddress
 
 __all__ = ["Switch", "ActingContext", "errors", "Namespace", "Port", "Route",
            "TaggedAddress", "ChangeEvent", "L2", "L3", "Topology"]
 
+# Loaded on first use: `tapswitch ctl` imports this package and needs none of them (the
+# model for `from pyctl import Switch`; the test rig pulls in the daemon and the fast path).
+_LAZY = {"Switch": "pyctl.model.switch", "ActingContext": "pyctl.model.switch",
+         "ChangeEvent": "pyctl.model.events", "Namespace": "pyctl.model.values",
+         "Port": "pyctl.model.values", "Route": "pyctl.model.values",
+         "TaggedAddress": "pyctl.model.values", "L2": "pyctl.model.values",
+         "L3": "pyctl.model.values", "Topology": "pyctl.rig.topology"}
+
 
 def __getattr__(name):
-    # The test rig pulls in the daemon and the compiled fast path: loaded only when asked for.
-    if name == "Topology":
-        from pyctl.rig.topology import Topology
-        return Topology
-    raise AttributeError(f"module 'pyctl' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyctl' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -5,11 +5,13 @@ Installing tapswitch registers it (entry point ``pytest11``: ``tapswitch``),
 so these fixtures are available to any test suite, no conftest needed:
 
 ``tapswitch_topology``
-    A started ``pyctl.rig.topology.Topology``, dual-stack: the root L2 ``init``
-    holds the switch's own addresses 10.0.0.1/24 and fd00::1/64 (the tenants'
-    gateways), and two L3 tenants ``a`` (10.0.0.2/24, fd00::2/64) and ``b``
-    (10.0.0.3/24, fd00::3/64) each have a TAP in their own kernel network
-    namespace, configured and up, default routes via 10.0.0.1 and fd00::1.
+    A started ``pyctl.rig.topology.Topology``, dual-stack, on the IPv4 subnet of
+    ``tapswitch_subnet`` (say 10.23.7.0/24) and fd00::/64: the root L2 ``init``
+    holds the switch's own addresses .1 and fd00::1 (the tenants' gateways,
+    ``topo.gateway`` and ``topo.gateway6``), and two L3 tenants ``a`` (.2,
+    fd00::2) and ``b`` (.3, fd00::3) each have a TAP in their own kernel network
+    namespace, configured and up, default routes via the gateways (``topo.subnet``
+    and ``topo.subnet6`` are the networks).
     ``topo.tenants["a"]`` is a ``Tenant``: ``.ip`` (its IPv4), ``.ip6``, ``.run(argv)``,
     ``.call(func, *args)`` (a picklable callable run in a child inside the
     namespace), ``.socket(family, type)`` (a socket created in it).
@@ -41,6 +43,11 @@ Example (examples/test_with_tapswitch.py is a complete file)::
             data, (source, _) = rx.recvfrom(100)
         assert (data, source) == (b"hello", a.ip)
 
+``tapswitch_subnet``
+    A free IPv4 subnet for a test's tenants (``ipaddress.IPv4Network``): a
+    random /24 of 10.0.0.0/8 that no route of the host covers
+    (``pyctl.rig.subnets``), or the one ``--tapswitch-subnet`` gives.
+
 Options:
 
 ``--tapswitch-kind=tap|veth|xdp|auto``
@@ -51,6 +58,10 @@ Options:
     ``thread`` (default) in the test process, its packet loop on its own
     thread; ``process`` as a child ``tapswitch run`` daemon driven through
     its control socket.
+
+``--tapswitch-subnet=10.99.0.0/24``
+    The subnet of ``tapswitch_subnet`` (and so of ``tapswitch_topology``)
+    instead of a free one picked at random.
 
 Tests using these fixtures need root (TAP devices and kernel network
 namespaces): without it they are skipped, with that reason.  Each topology's
@@ -73,6 +84,9 @@ def pytest_addoption(parser):
                          "(thread, the default) or as a child daemon (process)")
     group.addoption("--tapswitch-kind", choices=("tap", "veth", "xdp", "auto"), default=None,
                     help="the port kind of the tenants tapswitch fixtures make (default tap)")
+    group.addoption("--tapswitch-subnet", default=None, metavar="A.B.C.D/N",
+                    help="the IPv4 subnet of the tapswitch_topology fixture (default: a free "
+                         "/24 of 10.0.0.0/8, picked at random)")
 
 
 def _require_root():
@@ -112,12 +126,29 @@ def tapswitch_factory(request, tapswitch_port_kind):
 
 
 @pytest.fixture
-def tapswitch_topology(tapswitch_factory):
-    """A started dual-stack topology: gateways 10.0.0.1/24 and fd00::1/64 in ``init``,
-    tenants ``a`` (.2, ::2) and ``b`` (.3, ::3)."""
+def tapswitch_subnet(request):
+    """A free IPv4 subnet (or ``--tapswitch-subnet``'s)."""
+    from pyctl.rig import subnets
+    given = request.config.getoption("tapswitch_subnet", None)
+    return subnets.parse_subnet(given) if given else subnets.free_subnet()
+
+
+TOPOLOGY_SUBNET6 = "fd00::/64"     # the tenants' own kernels hold it: no host route meets it
+
+
+@pytest.fixture
+def tapswitch_topology(tapswitch_factory, tapswitch_subnet):
+    """A started dual-stack topology: the gateways .1 and fd00::1 in ``init``, tenants
+    ``a`` (.2, fd00::2) and ``b`` (.3, fd00::3) of ``tapswitch_subnet`` and fd00::/64."""
+    import ipaddress
+    net, net6 = tapswitch_subnet, ipaddress.ip_network(TOPOLOGY_SUBNET6)
+    gateway, a, b = (f"{net.network_address + k}/{net.prefixlen}" for k in (1, 2, 3))
+    gateway6, a6, b6 = (f"{net6.network_address + k}/{net6.prefixlen}" for k in (1, 2, 3))
     topo = tapswitch_factory()
-    topo.address_add("init", "10.0.0.1/24")
-    topo.address_add("init", "fd00::1/64")
-    topo.tenant("a", "10.0.0.2/24", "fd00::2/64")
-    topo.tenant("b", "10.0.0.3/24", "fd00::3/64")
+    topo.subnet, topo.gateway = net, gateway.split("/")[0]
+    topo.subnet6, topo.gateway6 = net6, gateway6.split("/")[0]
+    topo.address_add("init", gateway)
+    topo.address_add("init", gateway6)
+    topo.tenant("a", a, a6)
+    topo.tenant("b", b, b6)
     return topo.start()

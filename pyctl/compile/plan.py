@@ -12,7 +12,8 @@ besides for IPv6 is in the entry's value: an IPv6 address's owner comes with
 its on-link prefix length (``add_address(scope, ip, owner, plen)``: two
 addresses of one subnet talk as on one link), and a port of a datapath that
 takes IPv6 with its MTU after the DHCP-served flag every port has
-(``set_port(port, ns, mac, dhcp, mtu)``: too_big).  ``GONE`` stands for "no
+(``set_port(port, ns, mac, dhcp, mtu)``: too_big, both families; an IPv4-only
+datapath's ``set_port`` takes no MTU).  ``GONE`` stands for "no
 entry" where a value is expected (the old or new side of an entry that appears
 or goes away).
 """

@@ -166,7 +166,7 @@ class PlanBuilder:
         mtu = port.options.get("mtu", DEFAULT_MTU)
         entry = (port.ns, _mac_bytes(port.mac), dhcp_served(port.options, ns is not None and ns.is_l3))
         if 6 in self.families:
-            entry += (mtu,)               # the IPv6 fast path's too_big bound
+            entry += (mtu,)               # the fast path's too_big bound, both families
         edit.put("ports", pid, entry)
         edit.put("port_info", pid, (mtu, port.options.get("router", False)))
 

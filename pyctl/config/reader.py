@@ -1,7 +1,14 @@
 """Reading a parsed TOML document with every refusal naming its file, line and key:
-the line index of the keys and ``_Reader``'s typed accessors."""
+the line index of the keys and ``_Reader``'s typed accessors.
+
+The reader collects refusals instead of stopping at the first: an entry of the file (a
+``[[port]]`` table, a key of ``[daemon]``) is read inside ``with r.collect() as entry:``;
+a refusal raised there is recorded and ends that entry only (``entry.ok`` is then False),
+and ``entry.soft(path, check, value)`` records a refusal of one independent key and lets
+the entry go on.  ``r.errors`` holds them all, each a ``ConfigError``."""
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any, Callable
 
@@ -68,11 +75,49 @@ def _index_lines(text: str) -> dict[str, int]:
 
 # ----------------------------------------------------------- the reader
 
+class _Recorded(ConfigError):
+    """Ends an entry whose refusals are recorded already."""
+
+    def __init__(self):
+        super().__init__("", "", None, "recorded")
+
+
+class _Entry:
+    """One entry being read: ``ok`` until a refusal of it is recorded."""
+
+    def __init__(self, reader: "_Reader"):
+        self.reader, self.ok = reader, True
+
+    def soft(self, path: tuple, check: Callable[[Any], Any], value: Any) -> Any:
+        """``check(value)``; a refusal is recorded (the entry is then not ok) and None
+        returned, so the entry's other keys are still checked."""
+        try:
+            return self.reader.checked(path, check, value)
+        except ConfigError as exc:
+            self.fail(exc)
+            return None
+
+    def fail(self, exc: ConfigError) -> None:
+        self.ok = False
+        if not isinstance(exc, _Recorded):
+            self.reader.errors.append(exc)
+
+
 class _Reader:
-    """Type-checks values against the key path they came from."""
+    """Type-checks values against the key path they came from; collects the refusals."""
 
     def __init__(self, source: str, lines: dict[str, int]):
         self.source, self.lines = source, lines
+        self.errors: list[ConfigError] = []
+
+    @contextlib.contextmanager
+    def collect(self):
+        """Read one entry: a ConfigError raised inside is recorded and ends the entry."""
+        entry = _Entry(self)
+        try:
+            yield entry
+        except ConfigError as exc:
+            entry.fail(exc)
 
     def line_of(self, path: tuple) -> int | None:
         while path:
@@ -87,20 +132,27 @@ class _Reader:
 
     def table(self, value: Any, path: tuple, allowed: tuple[str, ...],
               required: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``value`` as a table: each unknown key is recorded (and left out); a missing
+        required key is recorded and ends the entry."""
         if not isinstance(value, dict):
             raise self.error(path, f"expected a table, got {_type_name(value)}")
         for key in value:
             if key not in allowed:
-                raise self.error(path + (key,), f"unknown key (allowed here: {', '.join(allowed)})")
-        for key in required:
-            if key not in value:
-                raise self.error(path, f"missing required key {key!r}")
-        return value
+                self.errors.append(self.error(path + (key,), f"unknown key (allowed here: "
+                                                             f"{', '.join(allowed)})"))
+        missing = [key for key in required if key not in value]
+        for key in missing:
+            self.errors.append(self.error(path, f"missing required key {key!r}"))
+        if missing:
+            raise _Recorded()
+        return {k: v for k, v in value.items() if k in allowed}
 
     def array_of_tables(self, doc: dict, key: str) -> list[tuple[tuple, dict]]:
         value = doc.get(key, [])
         if not isinstance(value, list):
-            raise self.error((key,), f"expected an array of tables ([[{key}]]), got {_type_name(value)}")
+            self.errors.append(self.error((key,), f"expected an array of tables ([[{key}]]), "
+                                                  f"got {_type_name(value)}"))
+            return []
         return [((key, i), item) for i, item in enumerate(value)]
 
     def typed(self, table: dict, path: tuple, key: str, kind: type | tuple, default: Any = None):

@@ -30,6 +30,24 @@ class ConfigError(errors.InvalidArgument):
             self.code = code
 
 
+class ConfigErrors(ConfigError):
+    """Several refusals of one file, in line order (``errors``); the first's ``source``,
+    ``key``, ``line`` and ``reason``, and a message of one line per refusal."""
+
+    def __init__(self, errors_: list[ConfigError]):
+        first = errors_[0]
+        errors.InvalidArgument.__init__(self, "\n".join(e.message for e in errors_))
+        self.errors = list(errors_)
+        self.source, self.key, self.line, self.reason = first.source, first.key, first.line, first.reason
+        codes = {e.code for e in errors_}
+        self.code = codes.pop() if len(codes) == 1 else errors.InvalidArgument.code
+
+
+def config_errors(found: list[ConfigError]) -> ConfigError:
+    """One refusal as itself, several as ``ConfigErrors``."""
+    return found[0] if len(found) == 1 else ConfigErrors(found)
+
+
 # ----------------------------------------------------------------- records
 
 @dataclass(frozen=True)
@@ -39,6 +57,7 @@ class NamespaceSpec:
     parent: str
     addresses: tuple[str, ...] = ()   # an L2's own; an L3's are assigned in the parent and pushed
     socket: bool = False              # give it its own control socket (<socket_dir>/<name>.sock)
+    groups: tuple[str, ...] = ()      # configured multicast memberships (never expire)
     options: dict[str, Any] = field(default_factory=dict, hash=False)   # an L2's (advertise)
     quota: dict[str, int] = field(default_factory=dict, hash=False)   # an L2's (model/quotas.py)
     key: str = ""
@@ -138,6 +157,8 @@ class DaemonSettings:
     cpus: tuple[int, ...] | None = None  # the packet thread's CPUs (pyctl.config.cpus); None: any
     poll_us: int = 0                   # poll this long after a busy batch before sleeping; 0: off
 
+    metrics: tuple[str, int] | None = None   # (host, port) of the Prometheus listener; None: off
+
     @property
     def namespace_socket_dir(self) -> str:
         return self.socket_dir or os.path.join(os.path.dirname(self.socket) or ".", "ns")
@@ -154,12 +175,19 @@ class Config:
     source: str
     root_addresses: tuple[str, ...] = ()
     root_socket: bool = False
+    root_groups: tuple[str, ...] = ()
     root_options: dict[str, Any] = field(default_factory=dict, hash=False)
     namespaces: tuple[NamespaceSpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()
     daemon: DaemonSettings = DaemonSettings()
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # What the validator needs to know of a file read with its refusals (config.read_config):
+    # the names of namespaces and ports whose entries were refused (checks that depend on
+    # them are skipped: one mistake is reported once), and whether the file said nothing.
+    broken_namespaces: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    broken_ports: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    empty: bool = field(default=False, repr=False, compare=False)
 
     def namespace_sockets(self) -> list[str]:
         """Names of the namespaces that get their own control socket."""

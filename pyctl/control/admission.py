@@ -32,7 +32,7 @@ from pyctl.ops.ratelimit import TokenBucket
 
 __all__ = ["Admission", "SocketCounters", "fit_to_fd_limit"]
 
-log = logging.getLogger("pyctl.control.server")
+log = logging.getLogger("tapswitch.control")
 
 FD_HEADROOM = 64             # fds kept for the daemon's own use (TAPs, files, netlink)
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 1.0

@@ -16,7 +16,7 @@ from pyctl.control.sockets import check_path, clear_stale, listen, make_dir
 
 __all__ = ["Binding", "Bindings", "Listener"]
 
-log = logging.getLogger("pyctl.control.server")
+log = logging.getLogger("tapswitch.control")
 
 
 @dataclass(frozen=True)

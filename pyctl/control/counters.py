@@ -5,9 +5,15 @@ what ``api`` may see (the Switch: everything; a namespace's acting context:
 its subtree) and applies the ``counters`` verb's filters::
 
     {"namespaces": {name: {"rx_packets", "rx_bytes", "tx_packets", "tx_bytes",
-                           "reasons": {reason: n}}},
+                           "reasons": {reason: n},       # every reason: drops and hand-offs
+                           "drops": {reason: n},         # the frames dropped, by reason
+                           "slowpath": {kind: n}}},      # handed to the slow path, by kind
      "ports": {name: {"namespace": name, "rx_packets", ...}},
      "reasons": {reason: n}}      # switch-wide: the administrator's, unfiltered only
+
+A reason's verdict (fastpath/reasons.py) says whether its frames were dropped or handed
+to the slow path (ARP, to the switch's own address, ...): the two are kept apart
+(``split``), in the table too.
 
 The daemon adds ``"groups": {scope: {group: {"rx_packets", "rx_bytes", "copies"}}}``
 (``pyctl.daemon.multicast.group_counters``).
@@ -59,7 +65,8 @@ def select(raw: dict, api, *, namespace=None, port=None) -> dict:
             shown = {}
     whole = api.acting is None and namespace is None and port is None
     return {
-        "namespaces": {shown[i]: value for i, value in raw["namespaces"].items() if i in shown},
+        "namespaces": {shown[i]: _with_split(value) for i, value in raw["namespaces"].items()
+                       if i in shown},
         "ports": {ports[i].name: {"namespace": names[ports[i].ns], **value}
                   for i, value in raw["ports"].items() if i in ports},
         "reasons": dict(raw["reasons"]) if whole else {},
@@ -82,27 +89,38 @@ def counted(api, *, namespace=None, port=None) -> tuple:
 
 
 def _drop_names() -> frozenset[str]:
-    # Imported here: `tapswitch ctl` loads the compiled fast path only to print counters.
-    from fastpath import verdicts
+    from fastpath import verdicts       # a plain module: `tapswitch ctl` stays lean
     return frozenset(verdicts.REASON_NAMES[r] for r in verdicts.DROP_REASONS)
 
 
+def split(reasons: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """``reasons`` as (drops, slow-path hand-offs), by each reason's verdict."""
+    drops = _drop_names()
+    return ({r: n for r, n in reasons.items() if r in drops},
+            {r: n for r, n in reasons.items() if r not in drops})
+
+
+def _with_split(value: dict) -> dict:
+    drops, slow = split(value.get("reasons", {}))
+    return {**value, "drops": drops, "slowpath": slow}
+
+
 def _reasons(reasons: dict[str, int]) -> str:
-    return ", ".join(f"{name}={n}" for name, n in sorted(reasons.items()) if n)
+    return ", ".join(f"{name}={n}" for name, n in sorted(reasons.items()) if n) or "-"
 
 
 def format_counters(counters: dict[str, Any], title: str | None = None) -> str:
-    """Namespaces (traffic, drops, every reason seen), ports, groups, switch-wide reasons."""
-    drops = _drop_names()
+    """Namespaces (traffic; drops and slow-path hand-offs apart, each with its reasons),
+    ports, groups, switch-wide reasons."""
     tables = []
     if counters["namespaces"]:
         rows = []
         for name, c in counters["namespaces"].items():
-            reasons = c.get("reasons", {})
-            rows.append([name, *(c[k] for k in _TRAFFIC),
-                         sum(n for r, n in reasons.items() if r in drops), _reasons(reasons)])
-        tables.append(table(rows, ["NAMESPACE", *_TRAFFIC_HEADER, "DROPPED", "REASONS"],
-                            right=range(1, 6)))
+            drops, slow = split(c.get("reasons", {}))
+            rows.append([name, *(c[k] for k in _TRAFFIC), sum(drops.values()), _reasons(drops),
+                         sum(slow.values()), _reasons(slow)])
+        tables.append(table(rows, ["NAMESPACE", *_TRAFFIC_HEADER, "DROPPED", "DROP REASONS",
+                                   "TO SLOW PATH", "SLOW-PATH KINDS"], right=(1, 2, 3, 4, 5, 7)))
     if counters["ports"]:
         rows = [[name, c.get("namespace"), *(c[k] for k in _TRAFFIC)]
                 for name, c in counters["ports"].items()]
@@ -115,11 +133,9 @@ def format_counters(counters: dict[str, Any], title: str | None = None) -> str:
                             right=range(2, 5)))
     out = [f"-- {title} --"] if title else []
     out.append("\n\n".join(tables) or "no counters to show")
-    total = counters.get("reasons", {})
-    dropped = _reasons({r: n for r, n in total.items() if r in drops})
-    punted = _reasons({r: n for r, n in total.items() if r not in drops})
-    if dropped:
+    dropped, punted = (_reasons(part) for part in split(counters.get("reasons", {})))
+    if dropped != "-":
         out.append(f"dropped: {dropped}")
-    if punted:
+    if punted != "-":
         out.append(f"to the slow path: {punted}")
     return "\n".join(out)

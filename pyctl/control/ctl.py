@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from typing import Any
 
 from pyctl.control import render
@@ -20,7 +22,23 @@ from pyctl.control.verb_table import VERBS
 __all__ = ["add_ctl_parser", "ctl_args", "run"]
 
 # argparse dests that are not a verb's arguments
-_OWN = ("command", "socket", "json", "verb", "params", "call_verb")
+_OWN = ("command", "socket", "json", "verb", "params", "call_verb", "log_level", "log_format")
+
+_COMPLETERS = {"namespace": "namespaces", "port": "ports"}     # a parameter's type -> the verb
+
+
+def names_from_daemon(verb: str, key: str = "name"):
+    """A completer: the ``key`` of each item the daemon's ``verb`` lists (namespaces,
+    ports), asked on the socket the command line names; nothing when it does not answer."""
+    def completer(prefix, parsed_args=None, **_):
+        from pyctl.control.client import ControlClient
+        try:
+            with ControlClient(getattr(parsed_args, "socket", None), timeout=1.0) as client:
+                items = client.call(verb)
+        except Exception:           # no daemon, no permission: no suggestions
+            return []
+        return [str(item[key]) for item in items if str(item[key]).startswith(prefix)]
+    return completer
 
 
 def _add_param(parser: argparse.ArgumentParser, p: Param) -> None:
@@ -30,20 +48,27 @@ def _add_param(parser: argparse.ArgumentParser, p: Param) -> None:
     if not p.is_option:
         if not p.required:
             kwargs["nargs"] = "?"
-        parser.add_argument(p.name, **kwargs)
-        return
-    kwargs["dest"] = p.name
-    kwargs["default"] = None          # not given: the wire's default applies
-    if p.type == "bool":
-        kwargs["action"] = "store_true"
-    elif p.type == "object":
-        kwargs.update(action="append", metavar="KEY=VALUE")
-    parser.add_argument(*p.cli_flags, **kwargs)
+        action = parser.add_argument(p.name, **kwargs)
+    else:
+        kwargs["dest"] = p.name
+        kwargs["default"] = None          # not given: the wire's default applies
+        if p.type == "bool":
+            kwargs["action"] = "store_true"
+        elif p.type == "object":
+            kwargs.update(action="append", metavar="KEY=VALUE")
+        action = parser.add_argument(*p.cli_flags, **kwargs)
+    if p.type == "int" and not p.is_option:
+        action.type = int
+    if p.type in _COMPLETERS:       # shell completion asks a running daemon (pyctl.cli_help)
+        action.completer = names_from_daemon(_COMPLETERS[p.type])
 
 
-def add_ctl_parser(sub) -> argparse.ArgumentParser:
-    """The ``ctl`` command and a subcommand per verb, on the ``sub`` subparsers."""
-    ctl = sub.add_parser("ctl", help="talk to a running daemon",
+def add_ctl_parser(sub, parents=(), only: str | None = None) -> argparse.ArgumentParser:
+    """The ``ctl`` command and a subcommand per verb, on the ``sub`` subparsers
+    (``parents``: the command's common options).  ``only``: the one verb the command line
+    names (``verb_of``): a call builds its own verb's parser, not all of them, so its cost
+    does not grow with the verb table."""
+    ctl = sub.add_parser("ctl", help="talk to a running daemon", parents=list(parents),
                          description="Verbs of the control socket; see docs/control.md.")
     ctl.add_argument("--socket", "-s", help="control socket (default: $TAPSWITCH_SOCKET or "
                                             "/run/tapswitch/control.sock)")
@@ -55,15 +80,45 @@ def add_ctl_parser(sub) -> argparse.ArgumentParser:
                        help="print the raw JSON result")
     verbs = ctl.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb in VERBS.values():
+        if only is not None and verb.name != only:
+            continue
         vp = verbs.add_parser(verb.name, help=verb.summary, description=verb.summary,
                               parents=[after])
         for p in verb.params:
             _add_param(vp, p)
-    call = verbs.add_parser("call", help="any verb, with KEY=VALUE arguments (values are JSON "
-                                         "when they parse)", parents=[after])
-    call.add_argument("call_verb", metavar="VERB")
-    call.add_argument("params", nargs="*", metavar="KEY=VALUE")
+    if only is None or only == "call":
+        call = verbs.add_parser("call", help="any verb, with KEY=VALUE arguments (values are "
+                                             "JSON when they parse)", parents=[after])
+        call.add_argument("call_verb", metavar="VERB")
+        call.add_argument("params", nargs="*", metavar="KEY=VALUE")
+    if only is None or only == "capture":          # a client of the capture-* verbs
+        from pyctl.control import capture_client
+        capture_client.add_parser(verbs)
     return ctl
+
+
+# Options of `tapswitch` and of `ctl` that take a value (verb_of skips the value).
+_VALUED = frozenset(("--socket", "-s", "--log-level", "--log-format"))
+
+
+def verb_of(argv: list[str]) -> str | None:
+    """The verb of a `tapswitch ctl VERB ...` command line, when it is plain to see; None
+    otherwise (another command, no verb, a verb this table lacks, completion): then every
+    verb's parser is built and argparse says what is wrong."""
+    words = iter(argv)
+    seen_ctl = False
+    for word in words:
+        if word in _VALUED:
+            next(words, None)
+        elif word.startswith("-"):
+            continue
+        elif not seen_ctl:
+            if word != "ctl":
+                return None
+            seen_ctl = True
+        else:
+            return word if word in VERBS or word in ("call", "capture") else None
+    return None
 
 
 def _item(text: str) -> tuple[str, Any]:
@@ -84,11 +139,24 @@ def ctl_args(ns: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return ns.verb, args
 
 
-def run(ns: argparse.Namespace, out) -> None:
+def run(ns: argparse.Namespace, out, err=None) -> None:
     """Send the verb, print its result (raw with ``--json``)."""
-    from pyctl.control.client import ControlClient
-    verb, args = ctl_args(ns)
-    with ControlClient(ns.socket) as client:
+    from pyctl.control.client import ConnectionFailed, ControlClient, default_socket_path
+    verb, args = ctl_args(ns) if ns.verb != "capture" else ("capture", {})
+    try:
+        client = ControlClient(ns.socket)
+    except ConnectionFailed as exc:
+        path = ns.socket or default_socket_path()
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            exc.message += (" (a control socket is its owner's, mode 0600: run as that user, "
+                            "e.g. with sudo, or use a namespace socket the admin opened for "
+                            "you with socket-add)")
+            exc.args = (exc.message,)
+        raise
+    with client:
+        if ns.verb == "capture":
+            from pyctl.control import capture_client
+            return capture_client.run(ns, client, out, err if err is not None else sys.stderr)
         result = client.call(verb, **args)
     if ns.json:
         print(json.dumps(result, indent=2), file=out)

@@ -11,7 +11,6 @@ the same, in the same order, everywhere.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from pyctl.control.tables import table
 __all__ = ["Param", "Verb", "Columns", "ACCESS", "SERVED_BY", "TYPES", "keyvalue",
            "json_or_text"]
 
-ACCESS = ("read", "config", "member")
+ACCESS = ("read", "config", "member", "admin")
 # Who answers a verb: a method of the model (Switch / ActingContext, named py_name),
 # the control server itself (connection, namespace sockets), or only a running daemon.
 SERVED_BY = ("model", "server", "daemon")
@@ -160,6 +159,7 @@ class Verb:
 
 
 def _check_handler(verb: Verb, handler: Callable[..., Any]) -> None:
+    import inspect          # here: `tapswitch ctl` reads the table and binds no handler
     try:
         signature = inspect.signature(handler)
     except (TypeError, ValueError):      # a builtin: nothing to compare

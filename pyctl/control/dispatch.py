@@ -19,22 +19,24 @@ access level is a second gate in front of every handler, the daemon's too:
 - ``read``: anyone; the handler shows only what ``session.api`` can see.
 - ``config``: refused to an L3-bound client before the handler runs.
 - ``member``: join/leave: allowed to an L3 for its own membership.
+- ``admin``: the admin socket only (``reload``).
+
+Every request, served or refused, is logged and counted by ``pyctl.control.audit``.
 """
 from __future__ import annotations
 
 import ipaddress
-import logging
+import time
 from typing import Any, Callable
 
 from pyctl import errors
 
 from pyctl.control import protocol
+from pyctl.control.audit import Audit
 from pyctl.control.declare import ACCESS, Param, Verb
 from pyctl.model.values import L3
 
 __all__ = ["Param", "Verb", "Dispatcher", "Session", "to_wire"]
-
-log = logging.getLogger("pyctl.control.server")
 
 
 class Session:
@@ -59,8 +61,9 @@ class Session:
 
 
 class Dispatcher:
-    def __init__(self):
+    def __init__(self, audit: Audit | None = None):
         self._verbs: dict[str, Verb] = {}
+        self.audit = audit if audit is not None else Audit()
 
     def register(self, verb: str | Verb, handler: Callable[..., Any], params=(), *,
                  access: str = "read", summary: str = "", replace: bool = False) -> Verb:
@@ -90,22 +93,43 @@ class Dispatcher:
         return sorted(self._verbs.values(), key=lambda v: v.name)
 
     def dispatch(self, session: Session, request: protocol.Request) -> Any:
-        verb = self.get(request.verb)
-        args = verb.check_args(request.args)
-        if verb.access == "config" and session.acting.kind == L3:
-            raise errors.PermissionDenied(
-                f"'{session.acting.name}' is an L3 namespace without NET_ADMIN: "
-                f"{verb.name} is refused")
-        if verb.access == "read":
-            return to_wire(verb.handler(session, **args))
+        """Check, gate and run one request; every outcome goes to the audit log
+        (``pyctl.control.audit``)."""
+        started = time.monotonic()
+        access = None
         try:
-            result = to_wire(verb.handler(session, **args))
+            verb = self.get(request.verb)
+            access = verb.access
+            args = verb.check_args(request.args)
+            _gate(session, verb)
+            result = to_wire(self.execute(session, verb, args))
         except errors.TapswitchError as exc:
-            log.info("%s as %s: %s %s refused: %s: %s", session.peer, session.binding.name,
-                     verb.name, request.args, exc.code, exc.message)
+            self.audit.record(session, request.verb, access, request.args, exc.code, exc.message,
+                              time.monotonic() - started)
             raise
-        log.info("%s as %s: %s %s", session.peer, session.binding.name, verb.name, request.args)
+        except Exception as exc:       # a bug: the server answers EIO and logs the traceback
+            self.audit.record(session, request.verb, access, request.args, "EIO", repr(exc),
+                              time.monotonic() - started)
+            raise
+        self.audit.record(session, request.verb, access, request.args, None, None,
+                          time.monotonic() - started)
         return result
+
+    def execute(self, session: Session, verb: Verb, args: dict[str, Any]) -> Any:
+        """Run ``verb``'s handler (checked and gated already).  The daemon's dispatcher
+        runs the configuring ones inside ``Daemon.change()``."""
+        return verb.handler(session, **args)
+
+
+def _gate(session: Session, verb: Verb) -> None:
+    """The access level, checked before any handler runs."""
+    if verb.access == "config" and session.acting.kind == L3:
+        raise errors.PermissionDenied(
+            f"'{session.acting.name}' is an L3 namespace without NET_ADMIN: "
+            f"{verb.name} is refused")
+    if verb.access == "admin" and not session.binding.admin:
+        raise errors.PermissionDenied(f"{verb.name} is for the admin socket only (this socket "
+                                      f"acts as '{session.binding.name}')")
 
 
 def to_wire(value: Any) -> Any:

@@ -109,10 +109,24 @@ def multicast(result: dict) -> str:
     return table(rows, ["SCOPE", "GROUP", "NAMESPACE", "ORIGIN", "EXPIRES IN (S)"], right=[4])
 
 
-def counters(result: dict) -> str:
-    # Imported here: the counter names come from the compiled fast path's reason table.
-    from pyctl.control.counters import format_counters
+def counters(result: dict | str) -> str:
+    """The counters as tables; ``--format prometheus``'s text as it came."""
+    if isinstance(result, str):
+        return result.rstrip("\n")
+    from pyctl.control.counters import format_counters   # the reason table: only when shown
     return format_counters(result)
+
+
+def reload(result: dict) -> str:
+    """What a reload changed (or would change, with --dry-run)."""
+    head = ("would change" if result.get("dry_run") else "changed") + f" ({result['file']}):"
+    lines = [f"  {text}" for text in result["changed"]] or ["  nothing"]
+    sockets = result.get("sockets", {})
+    lines += [f"  socket of {n} opened" for n in sockets.get("opened", [])]
+    lines += [f"  socket of {n} closed" for n in sockets.get("closed", [])]
+    lines += [f"  [daemon] {k} changed: it takes effect at the next start"
+              for k in result.get("restart_needed", [])]
+    return "\n".join([head, *lines])
 
 
 def generic(result: Any) -> str:

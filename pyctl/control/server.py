@@ -55,7 +55,7 @@ from pyctl.control.verbs import standard_dispatcher
 
 __all__ = ["ControlServer", "Binding", "Peer"]
 
-log = logging.getLogger("pyctl.control.server")
+log = logging.getLogger("tapswitch.control")
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 _RECV_SIZE = 64 * 1024

@@ -189,23 +189,48 @@ _TABLE = (
     Verb("counters", [Param("namespace", "namespace", required=False,
                             help="only this namespace and its ports (default: every visible one)"),
                       Param("port", "port", required=False, option=True,
-                            flags=("--port", "-p"), help="only this port")],
+                            flags=("--port", "-p"), help="only this port"),
+                      Param("format", "str", required=False, option=True,
+                            choices=("json", "prometheus"),
+                            help="prometheus: the Prometheus text format (docs/operations.md)")],
          served_by="daemon", rig=True, summary="packet and drop counters",
          result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons, "
-                "slow_refused}}, "
-                "ports: {name: {namespace, rx_packets, ...}}, reasons, groups: {scope: {group: "
-                "{rx_packets, rx_bytes, copies}}}}` (below)", render=render.counters),
+                "drops, slowpath, slow_refused}}, ports: {name: {namespace, rx_packets, ...}}, "
+                "reasons, groups: {scope: {group: {rx_packets, rx_bytes, copies}}}}` (below); "
+                "with `format` `prometheus`: the metrics of what the socket sees, as text",
+         render=render.counters),
     Verb("multicast", served_by="daemon",
          summary="group memberships: learned (with expiry) or configured",
          result="`{scope: {group: [{namespace, origin: learned\\|configured, expires_in}]}}` "
                 "(docs/multicast.md)", render=render.multicast),
+    Verb("reload", [Param("dry_run", "bool", required=False, default=False,
+                          flags=("--dry-run", "-n"), help="say what would change, change nothing")],
+         access="admin", served_by="daemon",
+         summary="re-read the topology file and apply what changed, in one step",
+         result="`{file, dry_run, changed: [what changed], sockets: {opened, closed}, "
+                "restart_needed: [[daemon] keys], ms}`; a file with errors: the refusal with "
+                "every error, nothing changed", render=render.reload),
+    # -- the switch-side capture (`tapswitch ctl capture` is its client) --------
+    Verb("capture-start", [Param("target", "str", help="a port, or a namespace (its ports)"),
+                           Param("drops", "bool", required=False, default=False,
+                                 flags=("--drops",), help="the frames dropped, with the reason")],
+         served_by="daemon", summary="start a switch-side capture of a port or a namespace",
+         result="`{id, target, drops, ports}` (docs/operations.md); an L3's socket: its own "
+                "traffic only", render=render.generic),
+    Verb("capture-read", [Param("id", "int", help="the capture's id")], served_by="daemon",
+         summary="the frames a capture copied since the last read",
+         result="`{frames: [{port, direction: in\\|out\\|drop, reason, ts_ns, length, data "
+                "(base64)}], more, lost, ring_overflow, ports}`", render=render.generic),
+    Verb("capture-stop", [Param("id", "int", help="the capture's id")], served_by="daemon",
+         summary="end a capture", result="`{seen, lost}`", render=render.generic),
     Verb("stats", served_by="daemon", rig=True,
          summary="the packet loop's, slow path's, IGMP/MLD snooper's and DHCP server's counters",
          result="the packet loop's, slow path's (ARP, ND, ICMP, ICMPv6), IGMP/MLD snooper's "
                 "(`igmp`: `igmp_*`, `mld_*`) and DHCP server's (`dhcp`) counters, the ring "
                 "ports' own (`rings`: by port name), what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
-                "bytes, ICMP buckets), `ports_up`, `ports_failed`, uptime", render=render.generic),
+                "bytes, ICMP buckets), `capture` (the capture ring: on, copied, overflow; captures), "
+                "`ports_up`, `ports_failed`, uptime", render=render.generic),
 )
 
 VERBS: dict[str, Verb] = {verb.name: verb for verb in _TABLE}

@@ -27,7 +27,6 @@ import logging
 import os
 import queue
 import select
-import signal
 import sys
 import threading
 import time
@@ -38,8 +37,12 @@ from fastpath import verdicts
 from pyctl import errors, kernel
 from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
+from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
 from pyctl.control.counters import counted, format_counters, select as select_counters
 from pyctl.control.server import ControlServer
+from pyctl.daemon import metrics, reload
+from pyctl.daemon.capture import Captures
+from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.dhcp import DhcpServer
@@ -54,10 +57,9 @@ from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
 
-__all__ = ["Daemon", "run_config"]
+__all__ = ["Daemon", "print_counters"]
 
 TICK_S = 0.1
-MAX_NAMESPACES, MAX_PORTS = 4096, 1024     # the fast path's table sizes (the model's capacity)
 NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
 
 
@@ -70,12 +72,11 @@ class _DaemonDispatcher(Dispatcher):
         for verb in base.verbs():
             self.register(verb, verb.handler)
 
-    def dispatch(self, session, request):
-        verb = self.get(request.verb)
-        if verb.access == "read":
-            return super().dispatch(session, request)
+    def execute(self, session, verb, args):
+        if verb.access in ("read", "admin"):        # an admin verb makes its own change (reload)
+            return verb.handler(session, **args)
         with self._daemon.change():
-            return super().dispatch(session, request)
+            return verb.handler(session, **args)
 
 
 class Daemon:
@@ -110,7 +111,9 @@ class Daemon:
         self.dhcp = DhcpServer(self.ports.dhcp_port)
         self.multicast = Multicast(switch, self.view, self.change, igmp.IgmpConfig(
             max_groups_per_namespace=limits.igmp_groups_per_namespace))
+        self.captures = Captures(self.datapath, switch)
         self.control = None
+        self.metrics_http = None        # the HTTP listener, when [daemon] metrics is set
         self._calls = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poller = select.epoll()       # the control thread's wait (see the top)
@@ -154,6 +157,9 @@ class Daemon:
                                              mode=self.settings.socket_mode,
                                              limits=self.settings.control)
                 self._poller.register(self.control.fileno(), select.EPOLLIN)
+            if self.settings.metrics is not None:
+                self.metrics_http = MetricsListener(self.settings.metrics,
+                                                    self._metrics_text).start()
             self._unsubscribe = self.switch.subscribe(self._on_model_event)
         except BaseException:
             self.close(report=False)
@@ -166,6 +172,10 @@ class Daemon:
         """The verb table's daemon verbs, and ``ports`` with each port's state."""
         dispatcher.register(VERBS["counters"], self.counters, replace=True)
         dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
+        dispatcher.register(VERBS["reload"], reload.not_from_a_file, replace=True)
+        dispatcher.register(VERBS["capture-start"], self.captures.start, replace=True)
+        dispatcher.register(VERBS["capture-read"], self.captures.read, replace=True)
+        dispatcher.register(VERBS["capture-stop"], self.captures.stop, replace=True)
         dispatcher.register(VERBS["stats"], lambda session: {
             **self.stats(), "control": self.control.stats(session.binding)}, replace=True)
         model_ports = dispatcher.get("ports").handler
@@ -217,6 +227,7 @@ class Daemon:
         if isinstance(event, NamespaceDestroyed):
             for gone in event.destroyed:
                 self.slowpath.forget_namespace(gone.namespace.id)
+        self.captures.refresh()
 
     # ------------------------------------------------------------------ running
 
@@ -286,6 +297,7 @@ class Daemon:
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
+            self.captures.tick(now)         # drains the capture ring: per tick, not per batch
             self._check_ports(now)
             self._emit(self.slowpath.tick())
             self.dhcp.tick(now)
@@ -323,8 +335,8 @@ class Daemon:
 
     def _send(self, frames):
         for port_id, frame in frames:
-            if port_id in self.ports.open:
-                self.loop.send(port_id, frame)
+            if port_id in self.ports.open and self.loop.send(port_id, frame) and self.captures.active:
+                self.captures.sent(port_id, frame)
 
     def _drain_wake(self):
         try:
@@ -349,10 +361,15 @@ class Daemon:
         """Run ``func()`` in the control thread; its result or exception."""
         if self._thread is None or self._thread == threading.get_ident():
             return func()
+        return self.submit(func).result(timeout)
+
+    def submit(self, func) -> Future:
+        """Queue ``func()`` for the daemon's thread, between batches; does not wait (safe
+        from a signal handler: SIGHUP's reload)."""
         future = Future()
         self._calls.put((func, future))
         self._wake()
-        return future.result(timeout)
+        return future
 
     def _wake(self):
         try:
@@ -367,16 +384,25 @@ class Daemon:
 
     # ------------------------------------------------------------------ reading
 
-    def counters(self, session=None, namespace=None, port=None):
+    def counters(self, session=None, namespace=None, port=None, format=None):
         """The fast path's counters, named, limited to what ``session`` sees and filtered
-        (pyctl.control.counters.select)."""
+        (pyctl.control.counters.select); ``format="prometheus"``: the metrics of that view
+        as text (pyctl.daemon.metrics)."""
+        if format not in (None, "json", "prometheus"):
+            raise errors.InvalidArgument(f"format must be json or prometheus, not {format!r}")
         api = self.switch if session is None else session.api
         ns_ids, port_ids = counted(api, namespace=namespace, port=port)
         keys = () if port is not None else group_keys(api, self.datapath, namespace)
         raw = self.datapath.counters(namespaces=ns_ids, ports=port_ids, groups=keys)
         out = select_counters(raw, api, namespace=namespace, port=port)
         out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
+        if format == "prometheus":
+            return metrics.exposition(self, api, out, whole=namespace is None and port is None)
         return out
+
+    def _metrics_text(self):
+        """The admin's metrics, read on the daemon's thread (the HTTP listener's render)."""
+        return self.call(lambda: self.counters(format="prometheus"), timeout=5.0)
 
     def _multicast_verb(self, session):
         return self.multicast.memberships(session.api, time.monotonic())
@@ -388,6 +414,7 @@ class Daemon:
                 "rings": self.ports.ring_stats(),
                 "slowpath_shares": {name: {"rate": rate, "burst": burst} for name, (rate, burst)
                                     in self.datapath.slow_shares().items()},
+                "capture": {**self.datapath.capture_stats(), "captures": self.captures.count},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "packet_thread": self.placement(),
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
@@ -403,7 +430,13 @@ class Daemon:
             self._unsubscribe()
         self.multicast.detach()
         if report and self.started_at is not None:
-            print_counters(self.counters(), self.out, title="final counters")
+            try:
+                print_counters(self.counters(), self.out, title="final counters")
+            except (OSError, ValueError) as exc:   # stdout gone (a closed pipe): clean up anyway
+                log.warning("could not print the final counters: %s", exc)
+        if self.metrics_http is not None:
+            self.metrics_http.close()
+        self.captures.close()
         if self.control is not None:
             self.control.close()
         self.ports.close_all()
@@ -431,56 +464,3 @@ def print_counters(counters, out, title="counters"):
     """A compact human table of ``Daemon.counters()``."""
     print(format_counters(counters, title=title), file=out)
 
-
-def run_config(path, socket=None, out=None, cpus=None, poll_us=None):
-    """``tapswitch run CONFIG.toml``: load, start, serve until SIGINT/SIGTERM, clean up.
-    ``socket``, ``cpus`` (a list or "0-1,3") and ``poll_us`` override the file's."""
-    import dataclasses
-    from pyctl import config as config_mod
-    from pyctl.config.cpus import check_cpus, check_poll_us
-    from pyctl.model.switch import Switch
-    out = out if out is not None else sys.stdout
-    try:
-        cfg = config_mod.load_config(path)
-        overrides = {key: value for key, value in (
-            ("socket", socket),
-            ("cpus", None if cpus is None else _checked("--cpus", check_cpus, cpus)),
-            ("poll_us", None if poll_us is None else _checked("--poll-us", check_poll_us, poll_us)))
-            if value is not None}
-        switch = Switch()
-        switch.set_capacity(namespaces=MAX_NAMESPACES, ports=MAX_PORTS)
-        config_mod.apply(cfg, switch)
-    except errors.TapswitchError as exc:
-        print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    settings = dataclasses.replace(cfg.daemon, **overrides)
-    daemon = Daemon(switch, settings, out=out)
-    previous = {sig: signal.signal(sig, lambda *_: daemon.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            daemon.start()
-            for name in cfg.namespace_sockets():
-                daemon.control.bind_namespace(name)
-        except errors.TapswitchError as exc:
-            print(f"tapswitch: {exc.code}: {exc.message}", file=sys.stderr)
-            return 1
-        where = (f", packet thread on CPUs {','.join(map(str, settings.cpus))}"
-                 if settings.cpus else "")
-        if settings.poll_us:
-            where += (f", polling {daemon.poll_us} us after busy batches" if daemon.poll_us else
-                      ", poll_us ignored: the packet thread has no CPUs of its own ([daemon] cpus)")
-        print(f"tapswitch: {len(daemon.ports.open)} ports up, I/O backend {daemon.loop.backend}, "
-              f"control socket {settings.socket}{where}", file=out, flush=True)
-        daemon.run()
-        return 0
-    finally:
-        daemon.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _checked(option, check, value):
-    try:
-        return check(value)
-    except errors.InvalidArgument as exc:
-        raise errors.InvalidArgument(f"{option}: {exc.message}") from None

@@ -38,8 +38,9 @@ import secrets
 
 from pyctl import errors, kernel
 from pyctl.kernel import netns_exec
+from pyctl.kernel.facts import HostFacts
 
-__all__ = ["Ownership", "NotRecorded", "MARKER"]
+__all__ = ["Ownership", "NotRecorded", "MARKER", "Recorded", "recorded", "HostAndStateFacts"]
 
 log = logging.getLogger("tapswitch.ownership")
 
@@ -235,6 +236,59 @@ class Ownership(NotRecorded):
         finally:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+class Recorded:
+    """What a state file says without taking it (the validator's view, read only): the pid
+    of a live daemon holding it (None: none), and the links and kernel namespaces a dead
+    one left that a start would take over or remove (so they are not in its way)."""
+
+    def __init__(self, live_pid=None, links=frozenset(), netns=frozenset()):
+        self.live_pid, self.links, self.netns = live_pid, frozenset(links), frozenset(netns)
+
+
+def recorded(path: str) -> Recorded:
+    """``Recorded`` of the state file at ``path`` (nothing there: empty)."""
+    try:
+        lock_fd = os.open(path + ".lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        lock_fd = -1
+    try:
+        if lock_fd >= 0:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return Recorded(live_pid=(_read(path) or {}).get("pid", "?"))
+        previous = _previous(path)
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+    if previous is None:
+        return Recorded()
+    marks = {MARKER + token for token in previous["tokens"]}
+    netns = {name for name, cookie in previous["netns"].items() if _cookie_of(name) == cookie}
+    places = {None: kernel.host}
+    for name, cookie in {**previous["entered"], **previous["netns"]}.items():
+        if _cookie_of(name) == cookie:
+            places[name] = kernel.NetNamespace.attach(name)
+    links = set()
+    for name, place in places.items():
+        try:
+            links |= {ifname for ifname, alias in place.link_aliases().items() if alias in marks}
+        except OSError:
+            pass
+        finally:
+            if name is not None:
+                place.remove()              # the handle only
+    return Recorded(links=links, netns=netns)
+
+
+class HostAndStateFacts(HostFacts):
+    """The validator's facts of this host (``HostFacts``) and of the state file: what
+    `tapswitch run` and `tapswitch check` use."""
+
+    def recorded(self, state_path):
+        return recorded(state_path)
 
 
 def _read(path: str) -> dict | None:

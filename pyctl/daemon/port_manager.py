@@ -248,6 +248,10 @@ class PortManager:
             netns.remove()          # the handle only: the name is gone or someone else's
             self.ownership.released(netns)
 
+    def netns_names(self) -> set[str]:
+        """The kernel namespaces the daemon's ports are in (created or entered)."""
+        return set(self._netns)
+
     def dhcp_port(self, pid):
         """What the DHCP server needs of port ``pid`` (a ``DhcpPort``); None when the
         switch does not serve it by DHCP or it is not up."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pyctl.kernel.errors import _GONE
 
-log = logging.getLogger("pyctl.kernel")
+log = logging.getLogger("tapswitch.kernel")
 
 
 @dataclass

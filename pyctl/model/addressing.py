@@ -33,6 +33,9 @@ _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _NAMESPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _PORT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # IFNAMSIZ - 1
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+# The names' forms as regular expressions (whole-string), for the config file's JSON Schema.
+NAME_PATTERNS = {"namespace": _NAMESPACE_NAME.pattern, "ifname": _PORT_NAME.pattern,
+                 "netns": _NETNS_NAME.pattern, "mac": "[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}"}
 
 
 def _ip_from_text(text, what):

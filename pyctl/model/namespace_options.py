@@ -15,9 +15,10 @@ refused, so a typo never passes silently.
 """
 from pyctl.errors import InvalidArgument
 
-__all__ = ["NAMESPACE_OPTIONS", "check_namespace_options"]
+__all__ = ["NAMESPACE_OPTIONS", "NAMESPACE_OPTION_DEFAULTS", "check_namespace_options"]
 
 NAMESPACE_OPTIONS = ("advertise",)
+NAMESPACE_OPTION_DEFAULTS = {"advertise": False}     # what an L2 that never set them has
 
 
 def _bool(key, value):

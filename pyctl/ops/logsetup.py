@@ -144,3 +144,15 @@ def configure(level: str = "info", fmt: str = "text", stream=None) -> logging.Ha
     logger.setLevel(level.upper())
     logger.propagate = False
     return handler
+
+
+def unconfigure(handler: logging.Handler) -> None:
+    """Take out a handler ``configure`` installed (the ``tapswitch`` command does when it
+    returns, so a caller that runs it in-process, a test, gets its logging back)."""
+    logger = logging.getLogger(ROOT)
+    if handler in logger.handlers:
+        logger.removeHandler(handler)
+        handler.flush()
+    if not any(getattr(h, "_tapswitch", False) for h in logger.handlers):
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True

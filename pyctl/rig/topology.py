@@ -360,12 +360,12 @@ class Topology(RigVerbs, Lifecycle):
         """Names of every namespace, parents first."""
         return [ns["name"] for ns in self._query("namespaces", {})]
 
-    def counters(self, namespace=None, port=None):
+    def counters(self, namespace=None, port=None, format=None):
         """The switch's packet and drop counters, by namespace and port name (``namespace``:
-        that one and its ports; ``port``: that port)."""
+        that one and its ports; ``port``: that port; ``format="prometheus"``: as text)."""
         return self._running_read(
-            lambda: self.daemon.counters(namespace=namespace, port=port), "counters",
-            namespace=namespace, port=port)
+            lambda: self.daemon.counters(namespace=namespace, port=port, format=format),
+            "counters", namespace=namespace, port=port, format=format)
 
     def stats(self):
         """The packet loop's, the slow path's and the IGMP snooper's counters."""

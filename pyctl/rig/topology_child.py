@@ -112,7 +112,7 @@ class ChildDaemon:
         """Start the child and wait until its control socket answers (or it fails)."""
         with open(self.config_path, "w", encoding="utf-8") as f:
             f.write(config_text)
-        argv = [sys.executable, "-m", "pyctl", "run", self.config_path]
+        argv = [sys.executable, "-m", "pyctl", "--log-format", "json", "run", self.config_path]
         setpriv = shutil.which("setpriv")
         if setpriv and threading.current_thread() is threading.main_thread():
             # PDEATHSIG fires when the forking *thread* ends: only the main thread is safe.
@@ -157,17 +157,27 @@ class ChildDaemon:
         except FileNotFoundError:
             return ""
 
+    def _records(self) -> list[dict]:
+        """The child's log (``--log-format json``: one object per line); other lines as
+        ``{"msg": line}`` (a traceback, an interpreter's message)."""
+        out = []
+        for line in self._read_log("stderr").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            out.append(record if isinstance(record, dict) else {"msg": line})
+        return out
+
     def _stderr_tail(self) -> str:
-        tail = self._read_log("stderr").strip().splitlines()[-10:]
+        tail = [r.get("msg", "") for r in self._records()][-10:]
         return (": " + " | ".join(tail)) if tail else ""
 
     def _start_error(self) -> errors.TapswitchError:
-        """The child's own refusal ("tapswitch: CODE: message") as the error of that code."""
-        for line in reversed(self._read_log("stderr").splitlines()):
-            if line.startswith("tapswitch: "):
-                code, _, message = line[len("tapswitch: "):].partition(": ")
-                if code.isupper() and message:
-                    return protocol.error_from_code(code, message)
+        """The child's own refusal (a record with its ``code``) as the error of that code."""
+        for record in reversed(self._records()):
+            if record.get("code") and record.get("error"):
+                return protocol.error_from_code(record["code"], record["error"])
         return ChildDaemonFailed(f"the child daemon exited with status {self.proc.returncode}"
                                  f"{self._stderr_tail()}")
 

@@ -177,6 +177,33 @@ def test_bad_arguments_are_refused(args, capsys):
     assert info.value.code == 2
 
 
+def test_every_bar_is_labelled_and_tapswitchs_bars_are_marked():
+    from bench import plots
+    doc = _doc(peers=("veth", "tapswitch", "tapswitch-epoll"))
+    charts = dict(plots.run_charts(doc))
+    ax = charts["throughput"].axes[0]
+    assert len(ax.patches) == len(ax.texts) == 3        # one series (tcp1), 3 peers: 3 labels
+    assert [t.get_text() for t in ax.texts] == ["10", "5", "0"]     # the medians
+    hatched = [p.get_hatch() for p in ax.patches]
+    assert hatched == [None, "//", "//"]
+    bold = {t.get_text(): t.get_fontweight() for t in ax.get_xticklabels()}
+    assert bold == {"veth": "normal", "tapswitch": "bold", "tapswitch-epoll": "bold"}
+    udp = charts["udp64"].axes[0]
+    assert len([t for t in udp.texts]) == 3 * 3                          # three series x three peers
+    assert "QUICK" not in ax.get_title()
+
+
+def test_a_quick_run_says_so_on_its_plots():
+    from bench import plots
+    doc = _doc()
+    doc["plan"].update(reps=1, seconds=1.0, quick=True)
+    fig = dict(plots.run_charts(doc))["throughput"]
+    assert plots.QUICK_NOTE in fig.axes[0].get_title()
+    assert any(t.get_text() == "QUICK RUN" for t in fig.texts)
+    del doc["plan"]["quick"]                  # a file written before the flag: 1 rep of 1 s
+    assert plots.is_quick(doc)
+
+
 def test_the_ipv6_row_is_beside_the_ipv4_one_with_the_peers_own_ratio():
     run = Run(Plan(peers=["veth", "tapswitch"], tests=["tcp1", "tcp1v6"], reps=1, seconds=5.0))
     for peer, v4, v6 in (("veth", 20.0, 18.0), ("tapswitch", 10.0, 9.5)):

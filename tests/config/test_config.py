@@ -181,6 +181,17 @@ def test_root_addresses_and_socket():
     assert "10.5.0.1/16" in check(config).addresses("init")
 
 
+def test_configured_groups_are_joined():
+    config = load_config(BASE + 'groups = ["239.1.1.1", "239.1.1.2"]\n\n'
+                         '[root]\ngroups = ["239.9.9.9"]\n')
+    switch = check(config)
+    assert sorted(switch.groups("web")) == ["239.1.1.1", "239.1.1.2"]
+    assert switch.groups("init") == ["239.9.9.9"]
+    with pytest.raises(errors.TapswitchError) as refused_group:
+        check(load_config(BASE + 'groups = ["10.1.0.99"]\n'))
+    assert "namespace[1].groups[0]" in refused_group.value.message
+
+
 # -- every refusal names its key and its line --------------------------------------
 
 CASES = [

@@ -199,7 +199,7 @@ def _fake_module(monkeypatch, dotted, **attrs):
 
 def test_run_and_demo_are_wired(monkeypatch, capsys):
     calls = []
-    _fake_module(monkeypatch, "daemon.daemon",
+    _fake_module(monkeypatch, "daemon.service",
                  run_config=lambda path, socket=None, cpus=None, poll_us=None:
                  calls.append(("run", path, socket, cpus, poll_us)))
     _fake_module(monkeypatch, "rig.demo", main=lambda: calls.append(("demo",)) or 0)
@@ -215,7 +215,7 @@ def test_run_reports_a_bad_config(monkeypatch, capsys, tmp_path):
 
     def run_config(path, socket=None, cpus=None, poll_us=None):
         raise errors.InvalidArgument(f"{path}:3: namespace[0].kind: kind must be 'l2' or 'l3'")
-    _fake_module(monkeypatch, "daemon.daemon", run_config=run_config)
+    _fake_module(monkeypatch, "daemon.service", run_config=run_config)
     assert main(["run", "bad.toml"]) == 1
     assert capsys.readouterr().err.startswith("tapswitch: EINVAL: bad.toml:3: namespace[0].kind")
 

@@ -526,7 +526,7 @@ def test_a_client_that_does_not_read_cannot_block_the_server(tmp_path):
 
 
 def test_peer_credentials_are_logged(served, caplog):
-    with caplog.at_level(logging.INFO, logger="pyctl.control.server"):
+    with caplog.at_level(logging.INFO, logger="tapswitch"):
         with ControlClient(served.path) as ctl:
             ctl.call("create", name="x", kind="l3", parent="tenants")
             with pytest.raises(errors.AlreadyExists):
@@ -536,5 +536,5 @@ def test_peer_credentials_are_logged(served, caplog):
     text = caplog.text
     me = f"pid={os.getpid()} uid={os.getuid()} gid={os.getgid()}"
     assert f"connection on {served.path} (admin) from {me}" in text
-    assert f"{me} as (admin): create" in text
-    assert "refused: EEXIST" in text
+    assert f"admin socket (init) ({me}): create name=x kind=l3 parent=tenants -> ok" in text
+    assert "-> EEXIST: " in text

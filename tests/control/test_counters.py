@@ -66,7 +66,16 @@ def test_port_filter_keeps_that_port_alone(switch):
                                                              **_traffic(11)}},
                    "reasons": {}}
     both = select(raw_counters(switch), switch, namespace="other", port="tsw-other")
-    assert both == {**out, "namespaces": {"other": raw_counters(switch)["namespaces"][4]}}
+    other = raw_counters(switch)["namespaces"][4]
+    assert both == {**out, "namespaces": {"other": {**other, "drops": {"spoofed_source": 0},
+                                                    "slowpath": {"arp": 0}}}}
+
+
+def test_drops_and_slow_path_hand_offs_are_apart(switch):
+    web = select(raw_counters(switch), switch)["namespaces"]["web"]
+    assert web["drops"] == {"spoofed_source": 7}
+    assert web["slowpath"] == {"arp": 3, "no_route": 0}
+    assert web["reasons"] == {"spoofed_source": 7, "arp": 3, "no_route": 0}
 
 
 def test_filters_refuse_what_does_not_exist_or_is_not_visible(switch):
@@ -88,15 +97,16 @@ def test_table(switch):
     text = format_counters(select(raw_counters(switch), switch, namespace="tenants"), "final")
     assert text.splitlines() == [
         "-- final --",
-        "NAMESPACE  RX PACKETS  RX BYTES  TX PACKETS  TX BYTES  DROPPED  REASONS",
-        "tenants             1       100           2       200        0  -",
+        "NAMESPACE  RX PACKETS  RX BYTES  TX PACKETS  TX BYTES  DROPPED  DROP REASONS  "
+        "TO SLOW PATH  SLOW-PATH KINDS",
+        "tenants             1       100           2       200        0  -                        0  -",
         "",
         "PORT    NAMESPACE  RX PACKETS  RX BYTES  TX PACKETS  TX BYTES",
         "tsw-up  tenants            10      1000          11      1100",
     ]
     lines = format_counters(select(raw_counters(switch), switch)).splitlines()
-    assert "web                 2       200           3       300        7  arp=3, spoofed_source=7" \
-        in lines
+    assert "web                 2       200           3       300        7  spoofed_source=7  " \
+           "           3  arp=3" in lines
     assert lines[-2:] == ["dropped: malformed=1, spoofed_source=7", "to the slow path: arp=3"]
     assert format_counters({"namespaces": {}, "ports": {}, "reasons": {}}) == "no counters to show"
 
@@ -106,7 +116,8 @@ def served(tmp_path, switch):
     """A control server whose `counters` verb is the daemon's, over fixed raw counters."""
     from pyctl.control.verbs import standard_dispatcher
     d = standard_dispatcher()
-    d.register("counters", lambda s, **kw: select(raw_counters(switch), s.api, **kw), PARAMS)
+    d.register("counters", lambda s, format=None, **kw: select(raw_counters(switch), s.api, **kw),
+               PARAMS)
     with Served(tmp_path, switch, dispatcher=d) as s:
         yield s
 

@@ -137,4 +137,4 @@ def test_declarations_that_ctl_could_not_take_are_refused():
     with pytest.raises(ValueError, match="follows an optional"):
         Verb("x", [Param("a", "str", required=False), Param("b", "str")])
     with pytest.raises(ValueError, match="access"):
-        Verb("x", access="admin")
+        Verb("x", access="root")

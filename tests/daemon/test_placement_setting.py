@@ -107,15 +107,17 @@ def test_unpinned_the_packet_thread_keeps_the_process_cpus():
         daemon.close(report=False)
 
 
-def test_run_overrides_are_checked_before_anything_starts(tmp_path, capsys, monkeypatch):
+def test_run_overrides_are_checked_before_anything_starts(tmp_path, caplog, monkeypatch):
+    from pyctl.daemon import service
     started = []
     monkeypatch.setattr(daemon_mod.Daemon, "start", lambda self, *a, **k: started.append(self))
     config = tmp_path / "t.toml"
     config.write_text(f'[daemon]\nsocket = "{tmp_path}/c.sock"\n')
-    assert daemon_mod.run_config(str(config), cpus="4096") == 1
-    assert "--cpus: CPU 4096 does not exist here" in capsys.readouterr().err
-    assert daemon_mod.run_config(str(config), poll_us=5000) == 1
-    assert "--poll-us: poll_us is 0 (off) .. 1000" in capsys.readouterr().err
+    assert service.run_config(str(config), cpus="4096") == 1
+    assert "--cpus: CPU 4096 does not exist here" in caplog.text
+    caplog.clear()
+    assert service.run_config(str(config), poll_us=5000) == 1
+    assert "--poll-us: poll_us is 0 (off) .. 1000" in caplog.text
     assert started == []
 
 

@@ -217,6 +217,21 @@ def test_ipv4_too_big_with_df_is_fragmentation_needed_with_the_mtu(sp):
     assert sp.counters["too_big_df"] == 1
 
 
+def test_fragmentation_needed_is_rate_limited_per_namespace_with_the_other_errors(clock):
+    sp = SlowPath(StaticView(), SlowPathConfig(icmp_rate=100.0, icmp_burst=10), clock=clock)
+    sp.view.mtus[12] = 1280
+    big = ip_frame(10, "10.0.0.2", "10.1.2.3", UDP() / (b"x" * 1400), flags="DF")
+    expired = ip_frame(10, "10.0.0.2", "10.1.2.3", UDP(), ttl=1)
+    assert len(sp.handle(10, Punt.TTL_EXCEEDED, expired).frames) == 1       # one token used
+    sent = [Ether(f)[ICMP] for _ in range(20) for _, f in sp.handle(10, Punt.TOO_BIG, big).frames]
+    assert len(sent) == 9 and all((i.type, i.code, i.nexthopmtu) == (3, 4, 1280) for i in sent)
+    assert sp.counters["too_big_df"] == 20 and sp.counters["icmp_rate_limited"] == 11
+    other = ip_frame(11, "10.0.0.3", "10.1.2.3", UDP() / (b"x" * 1400), flags="DF")
+    assert len(sp.handle(11, Punt.TOO_BIG, other).frames) == 1               # its own bucket
+    clock.now += 0.1                                                         # 10 tokens back
+    assert sum(len(sp.handle(10, Punt.TOO_BIG, big).frames) for _ in range(12)) == 10
+
+
 def test_ipv4_too_big_without_df_is_fragmented_and_forwarded(sp):
     sp.view.mtus[12] = 576
     _router_arp(sp)

@@ -85,7 +85,8 @@ def test_ctl_drives_a_running_daemon_then_sigterm_leaves_nothing(daemon):
     assert counters["reasons"]["arp"] >= 1
     table = ctl(sock, "counters", "web").splitlines()
     assert table[0].split() == ["NAMESPACE", "RX", "PACKETS", "RX", "BYTES", "TX", "PACKETS",
-                                "TX", "BYTES", "DROPPED", "REASONS"]
+                                "TX", "BYTES", "DROPPED", "DROP", "REASONS", "TO", "SLOW", "PATH",
+                                "SLOW-PATH", "KINDS"]
     assert table[1].split()[0] == "web" and [r.split()[0] for r in table[3:]] == [
         "PORT", names["tap_web"]]
     only_port = json.loads(ctl(sock, "--json", "counters", "--port", names["tap_db"]))

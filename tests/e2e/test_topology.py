@@ -304,10 +304,10 @@ def test_process_mode_reports_the_childs_refusal(tapswitch_factory, monkeypatch)
 def test_sockets_of_a_tenant_live_in_its_namespace(tapswitch_topology):
     a = tapswitch_topology.tenants["a"]
     with a.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("10.0.0.2", 0))                     # only a's stack holds this address
+        s.bind((a.ip, 0))                           # only a's stack holds this address
     with pytest.raises(OSError):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("10.0.0.2", 0))
+            s.bind((a.ip, 0))
 
 
 def test_the_ready_time_benchmark_runs(capsys):

@@ -39,10 +39,26 @@ def arp_frame(smac, sender_ip, target_ip):
     return BCAST + smac + b"\x08\x06" + body
 
 
-def run(dp, frames, **batch_kw):
-    """Process [(port, bytes)] in one batch; return the batch."""
+def load_with_headers(batch, frames, headers=None):
+    """Batch.load(), then each frame's 12-byte virtio-net header (``headers[i]``: bytes,
+    or None for zeros) written before it, as the packet loop keeps it."""
+    batch.load(frames)
+    for i in range(len(frames)):
+        start = int(batch.offset[i])
+        h = (headers or {}).get(i) or bytes(12)
+        batch.buf[start - 12:start] = bytearray(h)
+    return batch
+
+
+def gso_header(gso_type, gso_size, csum_start, csum_offset, flags=1):
+    return struct.pack("<BBHHHHH", flags, gso_type, 0, gso_size, csum_start, csum_offset, 0)
+
+
+def run(dp, frames, headers=None, **batch_kw):
+    """Process [(port, bytes)] in one batch (``headers``: {i: virtio-net header}); return
+    the batch."""
     b = Batch(capacity=max(1, len(frames)), **batch_kw)
-    b.load(frames)
+    load_with_headers(b, frames, headers)
     dp.process(b)
     return b
 
@@ -101,12 +117,13 @@ def batch_results(batch):
             [batch.copy(k) for k in range(batch.fanout_count)])
 
 
-def assert_same_batch(core, ref, frames, max_fanout):
-    """Run ``frames`` through both datapaths; results and counters must be identical."""
+def assert_same_batch(core, ref, frames, max_fanout, headers=None):
+    """Run ``frames`` (``headers``: {i: virtio-net header}) through both datapaths;
+    results and counters must be identical."""
     out = []
     for dp in (core, ref):
         b = Batch(capacity=len(frames), slot_size=256, max_fanout=max_fanout)
-        b.load(frames)
+        load_with_headers(b, frames, headers)
         dp.process(b)
         out.append(batch_results(b))
     assert out[0] == out[1]

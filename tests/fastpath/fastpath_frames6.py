@@ -4,7 +4,7 @@ import ipaddress
 import struct
 
 from fastpath import Batch
-from fastpath_frames import PEER, port_mac
+from fastpath_frames import PEER, gso_header, load_with_headers, port_mac  # noqa: F401 (both families')
 
 V6 = ipaddress.IPv6Address
 HBH, ROUTING, FRAGMENT, DEST_OPTS, AUTH, ICMPV6, UDP, TCP, NO_NEXT = 0, 43, 44, 60, 51, 58, 17, 6, 59
@@ -91,21 +91,6 @@ def from6(port, src, dst, *, dmac=None, **kw):
 
 def from_t1(dst, **kw):
     return from6(1, A1, dst, **kw)
-
-
-def load_with_headers(batch, frames, headers=None):
-    """Batch.load(), then each frame's 12-byte virtio-net header (``headers[i]``: bytes,
-    or None for zeros) written before it, as the packet loop keeps it."""
-    batch.load(frames)
-    for i in range(len(frames)):
-        start = int(batch.offset[i])
-        h = (headers or {}).get(i) or bytes(12)
-        batch.buf[start - 12:start] = bytearray(h)
-    return batch
-
-
-def gso_header(gso_type, gso_size, csum_start, csum_offset, flags=1):
-    return struct.pack("<BBHHHHH", flags, gso_type, 0, gso_size, csum_start, csum_offset, 0)
 
 
 def run6(dp, frames, headers=None, **batch_kw):

@@ -46,7 +46,7 @@ def test_vnet_to_vnet_keeps_the_header_and_the_super_frame(rig):
     taps[1].inject(hdr + frame)
     pump(loop)
     out = taps[2].drain()
-    want, _ = expected([(1, frame)])
+    want, _ = expected([(1, frame)], {0: hdr})
     assert out == [hdr + want[2][0]]                  # TTL and MACs rewritten, header as read
     assert loop.stats()["sw_segments"] == 0
 
@@ -58,7 +58,7 @@ def test_vnet_to_plain_segments_in_software(rig):
     pump(loop)
     out = taps[3].drain()
     assert len(out) == -(-30000 // 1448)
-    routed = expected([(1, frame)])[0][3][0]
+    routed = expected([(1, frame)], {0: hdr})[0][3][0]
     assert out == fastpath.vnet_to_plain(hdr, routed)
     assert all(checksums_ok(s) and s[22] == 63 for s in out)        # TTL decremented
     st = loop.stats()
@@ -73,7 +73,7 @@ def test_more_segments_than_the_io_ring_holds_arrive_in_order(rig, backend):
     taps[1].inject(hdr + frame)
     pump(loop)
     out = taps[3].drain()
-    routed = expected([(1, frame)])[0][3][0]
+    routed = expected([(1, frame)], {0: hdr})[0][3][0]
     assert out == fastpath.vnet_to_plain(hdr, routed) and len(out) == 200
     st = loop.stats()
     assert st["frames_out"] == 200 and st["write_errors"] == 0

@@ -5,6 +5,7 @@ missing build says how to build."""
 import ast
 import os
 import re
+import pathlib
 import subprocess
 import sys
 
@@ -51,7 +52,26 @@ def test_a_missing_build_says_how_to_build():
             "except ImportError as exc:\n"
             "    print(exc)\n")
     out = run_python(code)
-    assert "is not built" in out and "pip install -e ." in out
+    assert "is not built in" in out and "python setup.py build_ext --inplace" in out
+
+
+def test_another_trees_core_is_not_taken(tmp_path):
+    # A source tree without its build, where another copy's core is found (an installed
+    # tapswitch's import hook): refused, not mixed in.
+    import shutil
+    import fastpath
+    here = pathlib.Path(fastpath.__file__).parent
+    copy = tmp_path / "fastpath"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.c"))
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('fastpath', {str(copy / '__init__.py')!r}, "
+            f"submodule_search_locations=[{str(copy)!r}, {str(here)!r}])\n"
+            "fp = importlib.util.module_from_spec(spec); sys.modules['fastpath'] = fp\n"
+            "spec.loader.exec_module(fp)\n"
+            "try:\n    fp.Datapath\nexcept ImportError as exc:\n    print(type(exc).__name__, exc)\n")
+    out = run_python(code)
+    assert out.startswith("CoreNotBuilt") and f"not built in {copy}" in out
+    assert "belongs to another copy of tapswitch" in out
 
 
 def test_unknown_names_are_attribute_errors():

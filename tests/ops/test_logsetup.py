@@ -128,3 +128,17 @@ def test_log_limiter_holds_back_one_call_site_at_any_level_whatever_the_handler(
         assert limiter.suppressed == 497
     finally:
         logger.removeHandler(handler)
+
+
+def test_every_logger_of_the_project_is_under_tapswitch():
+    import ast
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2]
+    names = {}
+    for path in [*root.joinpath("pyctl").rglob("*.py"), *root.joinpath("fastpath").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getLogger"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                names[node.args[0].value] = path.name
+    assert names and all(n == logsetup.ROOT or n.startswith(logsetup.ROOT + ".")
+                         for n in names), names

@@ -5,20 +5,13 @@ import socket
 import pytest
 
 from pyctl.ops.notify import Notifier
+from tests.support.notify import notify_socket, received
 
 
 @pytest.fixture
 def manager(tmp_path):
-    path = str(tmp_path / "notify.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.bind(path)
-        s.settimeout(2)
-        yield path, s
-
-
-def received(sock):
-    data = sock.recv(4096).decode()
-    return dict(line.split("=", 1) for line in data.split("\n"))
+    with notify_socket(tmp_path, timeout=2) as found:
+        yield found
 
 
 def test_ready_reloading_stopping_reach_the_manager(manager):

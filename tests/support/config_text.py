@@ -29,14 +29,15 @@ def root(*addresses) -> str:
     return table("[root]", addresses=list(addresses))
 
 
-def namespace(name, kind, *addresses, parent=None) -> str:
+def namespace(name, kind, *addresses, parent=None, **keys) -> str:
     return table("[[namespace]]", name=name, kind=kind, parent=parent,
-                 addresses=list(addresses))
+                 addresses=list(addresses), **keys)
 
 
-def tenant(name, address, *, port, netns, gateway, parent=None) -> str:
+def tenant(name, address, *, port, netns, gateway, parent=None, **keys) -> str:
     """An L3 namespace owning ``address`` (``IP/PLEN``) and its port ``port``, a TAP into
-    the kernel namespace ``netns`` configured with that address and ``gateway``."""
-    return (namespace(name, "l3", address, parent=parent)
+    the kernel namespace ``netns`` configured with that address and ``gateway``; ``keys``:
+    more of the namespace's (``socket=True``)."""
+    return (namespace(name, "l3", address, parent=parent, **keys)
             + table("[[port]]", name=port, namespace=name, netns=netns, address=address,
                     gateway=gateway))

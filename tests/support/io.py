@@ -105,12 +105,16 @@ def checksum(data):
     return ~s & 0xFFFF
 
 
-def expected(frames):
-    """What Datapath.process() on a fresh world() makes of [(port, bytes)]:
-    ({out_port: [bytes]}, [slow-path (port, reason, bytes)]), the loop's oracle."""
+def expected(frames, headers=None):
+    """What Datapath.process() on a fresh world() makes of [(port, bytes)] (``headers``:
+    {i: the virtio-net header frame i came with}, a super-frame's gso_size decides
+    whether it fits its port's MTU): ({out_port: [bytes]}, [slow-path (port, reason,
+    bytes)]), the loop's oracle."""
     dp = world()
     b = fastpath.Batch(capacity=max(1, len(frames)), slot_size=65536 + 256)
     b.load(frames)
+    for i, header in (headers or {}).items():
+        b.buf[int(b.offset[i]) - len(header):int(b.offset[i])] = bytearray(header)
     dp.process(b)
     out, slow = {}, []
     for i, (verdict, reason, port, copies) in enumerate(b.results()):

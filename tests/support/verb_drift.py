@@ -21,7 +21,7 @@ MODEL_OWN = {"namespace", "scope_of", "may_send_from", "port", "as_namespace", "
 # Public methods of Topology that are no verb: building tenants, the life cycle.
 RIG_OWN = {"l2", "tenant", "attach", "start", "close", "client"}
 # ctl subcommands that are no verb.
-CTL_OWN = {"call"}
+CTL_OWN = {"call", "capture"}      # client-side subcommands: any verb; the capture-* verbs' client
 
 
 @dataclasses.dataclass
