@@ -56,7 +56,9 @@ def _address(i, n):
 
 @contextlib.contextmanager
 def running_daemon(n):
-    """A daemon with N tenants t0..t{N-1}, its admin socket path and t0's socket path."""
+    """A daemon with N tenants t0..t{N-1}, its admin socket path and the socket path of
+    t{N-2}, a tenant of the timed subnet (the same 10 neighbours at every N: what its
+    counters read is its own and its subnet's)."""
     sw = Switch()
     sw.address_add("init", "10.0.0.1/8")   # the gateway; tenants sit in /24s of its /8
     for i in range(n):
@@ -68,7 +70,7 @@ def running_daemon(n):
                         out=open(os.devnull, "w"))
         try:
             daemon.start()
-            tenant_socket = daemon.control.bind_namespace("t0")
+            tenant_socket = daemon.control.bind_namespace(f"t{n - 2}")
             thread = threading.Thread(target=daemon.run, name="bench-control-ops", daemon=True)
             thread.start()
             daemon._thread = thread.ident
