@@ -105,9 +105,13 @@ class _Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request, client_address):
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
+            # The slot is free before the client sees the close: it may come back at once.
             self.listener.slots.release()
+            self.shutdown_request(request)
 
 
 class MetricsListener:
