@@ -54,13 +54,26 @@ print(f"{(t1 - t0) * 1e3:.3f} {(t2 - t1) * 1e3:.3f} {','.join(heavy) or '-'}")
 """
 
 
+# Bytecode: an installed tapswitch has its modules compiled (pip does it at install).  The
+# children write and read theirs under this run's own cache prefix (the trees stay clean),
+# also where the environment says PYTHONDONTWRITEBYTECODE: without caches every call would
+# compile each module it imports from source again (--no-bytecode measures that).
+_PYCACHE = {"prefix": None}
+
+
 def _env(tree=REPO):
-    return dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if _PYCACHE["prefix"] is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = _PYCACHE["prefix"]
+    return env
 
 
 def _timed(argv, tree=REPO) -> float:
+    """Milliseconds of ``argv`` run to its end in ``tree`` (its directory too: ``-c`` and
+    ``-m`` put the working directory before PYTHONPATH)."""
     t0 = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=_env(tree))
+    done = subprocess.run(argv, capture_output=True, text=True, env=_env(tree), cwd=tree)
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{argv} failed: {done.stderr.strip()}")
@@ -83,10 +96,11 @@ def _alternating(runs: int, items: list, sample) -> list[list]:
     return out
 
 
-def measure(runs: int, verbs: list[str], trees: list[str] = (REPO,)) -> dict:
+def measure(runs: int, verbs: list[str], trees: list[str] = (REPO,), bytecode=True) -> dict:
     trees = [os.path.abspath(t) for t in trees]
     names = [""] if len(trees) == 1 else [f" [{t}]" for t in trees]
     with tempfile.TemporaryDirectory(prefix="tsw-ctl-bench-") as tmp:
+        _PYCACHE["prefix"] = os.path.join(tmp, "pycache") if bytecode else None
         path = os.path.join(tmp, "control.sock")
         server = subprocess.Popen([sys.executable, "-c", SERVER, path], stdout=subprocess.PIPE,
                                   text=True, env=_env())
@@ -95,23 +109,31 @@ def measure(runs: int, verbs: list[str], trees: list[str] = (REPO,)) -> dict:
                 raise RuntimeError("the control server did not start")
             floors = {"interpreter -S (no site)": [sys.executable, "-S", "-c", "pass"],
                       "interpreter (site)": [sys.executable, "-c", "pass"]}
+            for argv in floors.values():
+                _timed(argv)                            # its bytecode cached
             out = {name: _summary(samples) for name, samples
                    in zip(floors, _alternating(runs, list(floors.values()), _timed))}
+            for tree in trees:
+                _timed([sys.executable, "-c", INSIDE], tree)
             inside = _alternating(runs, trees, lambda tree: subprocess.run(
                 [sys.executable, "-c", INSIDE], capture_output=True, text=True, env=_env(tree),
-                check=True).stdout.split())
+                cwd=tree, check=True).stdout.split())
             for name, samples in zip(names, inside):
                 out[f"import_pyctl_cli{name}"] = _summary([float(i[0]) for i in samples])
                 out[f"build_parser{name}"] = _summary([float(i[1]) for i in samples])
                 out[f"heavy_modules_loaded{name}"] = sorted(
                     {m for i in samples for m in i[2].split(",")} - {"-"})
-            for verb in verbs:
-                argv = [sys.executable, "-m", "pyctl", "ctl", "--socket", path, *verb.split()]
+            # each verb; the first also without the site packages' start-up hooks (-S: ctl
+            # needs nothing installed, PYTHONPATH finds tapswitch), beside the floor's -S line
+            runs_of = [(verb, "", []) for verb in verbs] + [(verbs[0], " (-S)", ["-S"])]
+            for verb, label, flags in runs_of:
+                argv = [sys.executable, *flags, "-m", "pyctl", "ctl", "--socket", path,
+                        *verb.split()]
                 for tree in trees:
-                    _timed(argv, tree)                  # warm the page cache
+                    _timed(argv, tree)                  # warm the page and bytecode caches
                 calls = _alternating(runs, trees, lambda tree: _timed(argv, tree))
                 for name, samples in zip(names, calls):
-                    out[f"ctl {verb}{name}"] = _summary(samples)
+                    out[f"ctl {verb}{label}{name}"] = _summary(samples)
         finally:
             server.terminate()
             server.wait(10)
@@ -126,10 +148,13 @@ def main(argv=None) -> int:
     p.add_argument("--tree", action="append", dest="trees", metavar="DIR",
                    help="a source tree of tapswitch to time (repeat it to compare trees, "
                         "sampled in turn; default: this one)")
+    p.add_argument("--no-bytecode", action="store_true",
+                   help="no bytecode caches: every call compiles what it imports (what "
+                        "PYTHONDONTWRITEBYTECODE=1 with no caches written makes of it)")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     result = measure(args.runs, [v.strip() for v in args.verbs.split(",") if v.strip()],
-                     args.trees or [REPO])
+                     args.trees or [REPO], bytecode=not args.no_bytecode)
     width = max(len(key) for key in result) + 2
     print(f"{'what':{width}} {'median ms':>10} {'p90 ms':>8} {'min ms':>8}")
     for key, value in result.items():
