@@ -122,12 +122,12 @@ cdef void capture_drop_iov(CaptureRing* r, int32_t port, uint8_t code, const iov
                            int cnt, size_t skip) noexcept nogil:
     """A frame the packet loop dropped (see the top), given as iovecs whose first ``skip``
     bytes are not the frame's (a virtio-net header): copied with the capture code ``code``
-    when ``port``'s drops are selected."""
+    when ``port``'s drops are selected (``r`` NULL: no ring, nothing)."""
     cdef size_t n = 0, left, take
     cdef uint8_t* at
     cdef const uint8_t* src
     cdef int j
-    if not r.on or not _wants(r, port, CAP_DROP):
+    if r == NULL or not r.on or not _wants(r, port, CAP_DROP):
         return
     for j in range(cnt):
         n += iov[j].iov_len
@@ -159,7 +159,7 @@ cdef void capture_drop(CaptureRing* r, int32_t port, uint8_t code, const uint8_t
     """``capture_drop_iov`` of a frame in one piece (``eth``: a fan-out copy's own Ethernet
     header in front of ``f``'s payload)."""
     cdef iovec iov[2]
-    if not r.on:
+    if r == NULL or not r.on:
         return
     if eth != NULL and n >= ETH_HLEN:
         iov[0].iov_base, iov[0].iov_len = <void*>eth, ETH_HLEN
