@@ -1,9 +1,10 @@
 """Every frame the packet loop drops and counts outside process() is in a capture of that
 port's drops, with its counter's name for the reason (fastpath/reasons.py LOOP_DROPS): a
 refused virtio-net header or read (the ingress port), a failed write, a port the loop
-lacks (the egress port), a share of the slow path spent (the ingress port), a frame the
+lacks, a fan-out copy over the port's MTU (the egress port), a share of the slow path spent (the ingress port), a frame the
 slow path could not send.  The frames the writes lose are those the reference datapath
-(``expected``, the oracle) sends there; a capture of other ports or of nothing copies none."""
+(``expected``: fastpath/reference.py, the oracle) sends there; a capture of other ports or
+of nothing copies none."""
 import socket
 
 import pytest
@@ -11,8 +12,15 @@ import pytest
 import fastpath
 from fastpath import CAPTURE_DROPPED, CAPTURE_RECEIVED, CAPTURE_SENT
 from fastpath.reasons import CAPTURE_REASON_NAMES, LOOP_DROPS, LOOP_STATS, VNET_REFUSALS
-from tests.support.io import (GSO_TCPV4, NEEDS_CSUM, FakeTap, arp_request, expected, udp_frame,
+from fastpath.reference import ReferenceDatapath
+from tests.support.io import (GSO_TCPV4, NEEDS_CSUM, FakeTap, arp_request, mac, udp_frame,
                               vnet_hdr, world)
+from tests.support.io import expected as decided
+
+
+def expected(frames):
+    """The reference datapath's decisions (the oracle) of [(port, frame)] in world()."""
+    return decided(frames, implementation=ReferenceDatapath)
 
 
 def pump(loop, n=5):
@@ -128,6 +136,19 @@ def test_a_frame_to_a_port_the_loop_lacks_is_captured_on_that_port(loop_of):
     taps[1].inject(frame)
     pump(loop)
     assert drops(dp) == [(3, "tx_no_port", want[3][0])]
+
+
+def test_a_fanout_copy_over_its_ports_mtu_is_captured_on_that_port(loop_of):
+    dp, loop, taps = loop_of()
+    with dp.update():
+        dp.set_port(3, 3, mac(3), mtu=1280)
+    frame = udp_frame(1, "10.0.0.255", b"b" * 1400, dst_mac=b"\xff" * 6)
+    want, _ = expected([(1, frame)])                          # a copy for ports 2 and 3
+    dp.capture_select({2: CAPTURE_DROPPED, 3: CAPTURE_DROPPED})
+    taps[1].inject(frame)
+    pump(loop)
+    assert drops(dp) == [(3, "tx_over_mtu", want[3][0])]
+    assert taps[2].drain() == want[2] and taps[3].drain() == []
 
 
 def test_frames_over_a_share_of_the_slow_path_are_captured(loop_of):
