@@ -137,7 +137,7 @@ class Daemon:
                 self._poller.register(self.control.fileno(), select.EPOLLIN)
             if self.settings.metrics is not None:
                 self.metrics_http = MetricsListener(self.settings.metrics,
-                                                    self._metrics_text).start()
+                                                    self.metrics_text).start()
             self._unsubscribe = self.switch.subscribe(self._on_model_event)
         except BaseException:
             self.close(report=False)
@@ -361,7 +361,7 @@ class Daemon:
             return metrics.exposition(self, api, out, whole=namespace is None and port is None)
         return out
 
-    def _metrics_text(self):
+    def metrics_text(self):
         """The admin's metrics, read on the daemon's thread (the HTTP listener's render)."""
         return self.call(lambda: self.counters(format="prometheus"), timeout=5.0)
 

@@ -1,13 +1,14 @@
-"""The limits a reload changes in a running daemon: ``[daemon.slowpath]`` (the slow path's
-rates and bounds, each namespace's shares of it, the IGMP groups a namespace may learn)
-and ``[daemon.control]`` (the control sockets' connection slots, idle timeout, request
-size and nesting, request rates).
+"""The ``[daemon]`` settings a reload changes in a running daemon: ``[daemon.slowpath]``
+(the slow path's rates and bounds, each namespace's shares of it, the IGMP groups a
+namespace may learn), ``[daemon.control]`` (the control sockets' connection slots, idle
+timeout, request size and nesting, request rates) and ``metrics`` (the HTTP listener).
 
 ``prepare(daemon, wanted)`` builds and checks every new object first: a value the slow
-path, the fast path's shares or the snooper would refuse raises, and nothing has changed.
-The ``LimitsChange`` it returns is applied with ``apply()``, which cannot fail, once the
-reload's model change is made: a reload applies these limits and the model's difference
-together, or nothing.
+path, the fast path's shares or the snooper would refuse raises, a metrics address that
+cannot be bound raises, and nothing has changed.  The ``LimitsChange`` it returns is
+applied with ``apply()``, which cannot fail, once the reload's model change is made, or
+dropped with ``discard()`` when that change is refused: a reload applies these settings
+and the model's difference together, or nothing.
 
 From ``apply()`` on:
 - a slow-path share that changed starts its buckets again, full, under its new rule (the
@@ -20,25 +21,30 @@ From ``apply()`` on:
   groups expire, connections close or idle out; nothing is cut off at once;
 - ``neighbour_reachable_time`` counts from each neighbour's last confirmation, the
   ``idle_timeout`` from each connection's last request; request size and nesting hold for
-  the next request read.
+  the next request read;
+- a new metrics address is bound before anything changes and serves from ``apply()``, the
+  old listener closed then (its request counts carried over); none: the listener closes.
 
 Every other ``[daemon]`` key is bound to what the daemon set up when it started (sockets
 bound and their modes, the state file, the packet loop's buffers and I/O backend, its
-thread's CPUs and polling, the metrics listener): a change there is listed in the reload's
-``restart_needed`` (docs/operations.md).
+thread's CPUs and polling): a change there is listed in the reload's ``restart_needed``
+(docs/operations.md).
 """
 from __future__ import annotations
 
 import dataclasses
 
 from fastpath.shares import check_share
+from pyctl import errors
 from pyctl.config.spec import DaemonSettings, SlowPathLimits
 from pyctl.daemon import igmp
+from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.slowpath import SlowPathConfig
 
 __all__ = ["LIVE", "LimitsChange", "prepare", "slowpath_config", "igmp_config"]
 
-LIVE = ("slowpath", "control")          # the DaemonSettings fields a reload applies
+LIVE = ("slowpath", "control", "metrics")   # the DaemonSettings fields a reload applies
+_UNBOUND = object()                         # LimitsChange.metrics: the listener stays
 
 
 def slowpath_config(limits: SlowPathLimits) -> SlowPathConfig:
@@ -82,12 +88,28 @@ class LimitsChange:
     slowpath: SlowPathConfig | None     # None: unchanged
     igmp: igmp.IgmpConfig | None
     control: object                     # a ControlLimits, or None: unchanged
+    metrics: object = _UNBOUND          # the new listener (bound, not serving), or None: off
 
     def __bool__(self) -> bool:
         return bool(self.changed)
 
+    def discard(self) -> None:
+        """The reload was refused after ``prepare``: let go of what it bound."""
+        if isinstance(self.metrics, MetricsListener):
+            self.metrics.close()
+        self.metrics = _UNBOUND
+
     def apply(self) -> None:
         daemon = self.daemon
+        if self.metrics is not _UNBOUND:
+            old, daemon.metrics_http = daemon.metrics_http, self.metrics
+            if self.metrics is not None:
+                if old is not None:
+                    self.metrics.requests.update(old.requests)
+                self.metrics.start()
+            if old is not None:
+                old.close()
+            self.metrics = _UNBOUND         # the daemon's now: discard() leaves it be
         for name, (rate, burst) in sorted(self.shares.items()):
             daemon.datapath.set_slow_share(name, rate, burst)
         if self.slowpath is not None:
@@ -99,9 +121,10 @@ class LimitsChange:
         daemon.settings = self.settings
 
 
-def prepare(daemon, wanted: DaemonSettings) -> LimitsChange:
+def prepare(daemon, wanted: DaemonSettings, *, bind: bool = True) -> LimitsChange:
     """The change from ``daemon``'s limits to ``wanted``'s, every new object built (and so
-    checked) now; nothing of the daemon changes here."""
+    checked) now; nothing of the daemon changes here.  ``bind``: bind a new metrics
+    address now (a dry run does not)."""
     running = daemon.settings
     old_sp, new_sp = running.slowpath, wanted.slowpath
     shares = {name: tuple(pair) for name, pair in new_sp.shares.items()
@@ -114,9 +137,33 @@ def prepare(daemon, wanted: DaemonSettings) -> LimitsChange:
     if old_sp.igmp_groups_per_namespace != new_sp.igmp_groups_per_namespace:
         groups = igmp_config(new_sp, daemon.multicast.config)
     control = wanted.control if wanted.control != running.control else None
+    changed = (_differences("daemon.slowpath", old_sp, new_sp)
+               + _differences("daemon.control", running.control, wanted.control))
+    metrics = _UNBOUND
+    if wanted.metrics != running.metrics:
+        changed.append(f"[daemon] metrics: {_address(running.metrics)} -> "
+                       f"{_address(wanted.metrics)}")
+        metrics = None
+        if wanted.metrics is not None and bind:
+            metrics = _listener(daemon, wanted.metrics)
     return LimitsChange(
-        daemon=daemon,
-        settings=dataclasses.replace(running, slowpath=new_sp, control=wanted.control),
-        changed=(_differences("daemon.slowpath", old_sp, new_sp)
-                 + _differences("daemon.control", running.control, wanted.control)),
-        shares=shares, slowpath=slowpath, igmp=groups, control=control)
+        daemon=daemon, changed=changed,
+        settings=dataclasses.replace(running, slowpath=new_sp, control=wanted.control,
+                                     metrics=wanted.metrics),
+        shares=shares, slowpath=slowpath, igmp=groups, control=control, metrics=metrics)
+
+
+def _address(address) -> str:
+    if address is None:
+        return "off"
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _listener(daemon, address) -> MetricsListener:
+    """A listener bound to ``address`` (not serving yet); AddressInUse when it cannot be."""
+    try:
+        return MetricsListener(address, daemon.metrics_text)
+    except OSError as exc:
+        raise errors.AddressInUse(f"[daemon] metrics: {_address(address)} cannot be bound: "
+                                  f"{exc.strerror or exc}") from None

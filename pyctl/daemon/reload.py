@@ -8,8 +8,9 @@ Otherwise the difference between the running model and the file
 transaction, the compiler's diff and the TAPs, all or nothing; a kept namespace, port or
 route is not touched, so the flows between them go on.  The result is checked against a
 model built from the file before it is committed.  The ``[daemon.slowpath]`` and
-``[daemon.control]`` limits are built and checked before that change and applied with it
-(``pyctl.daemon.live_limits``): a value refused there refuses the whole reload.  Then the
+``[daemon.control]`` limits and the ``metrics`` listener are built, checked (and bound)
+before that change and applied with it (``pyctl.daemon.live_limits``): a value refused
+there refuses the whole reload.  Then the
 namespace sockets follow the file's ``socket = true`` (opened, closed).  The other
 ``[daemon]`` keys are bound to what the daemon set up at start: a changed one is listed in
 ``restart_needed``, not applied.
@@ -106,10 +107,18 @@ class Reloader:
             report.raise_errors()
         config = report.config
         try:
-            limits = live_limits.prepare(daemon, config.daemon)
+            limits = live_limits.prepare(daemon, config.daemon, bind=not dry_run)
         except errors.TapswitchError as exc:
             self._refused(exc)
             raise
+        try:
+            return self._apply(config, limits, report, started, dry_run)
+        except BaseException:
+            limits.discard()
+            raise
+
+    def _apply(self, config, limits, report, started, dry_run) -> dict:
+        daemon = self.daemon
         desired = report.switch.snapshot()
         learned = {(row["namespace"], group)
                    for groups in daemon.multicast.memberships(daemon.switch, time.monotonic()).values()

@@ -180,3 +180,42 @@ def test_an_idle_connection_obeys_the_new_idle_timeout(running, tmp_path):
         assert server.idle_closed == 1
     finally:
         client.close()
+
+
+def _free_port():
+    with socket_mod.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_metrics_listener_follows_the_file(running, tmp_path):
+    """On, moved, off by reload; an address that cannot be bound refuses the reload and
+    leaves the listener and the model as they were (tests/e2e/test_reload.py scrapes a
+    moved listener of a running daemon)."""
+    daemon, reloader, path = running
+    first, second = _free_port(), _free_port()
+    write(tmp_path, metrics=f"127.0.0.1:{first}")
+    result = reloader.reload()
+    assert f"[daemon] metrics: off -> 127.0.0.1:{first}" in result["changed"]
+    assert result["restart_needed"] == [] and daemon.metrics_http.address == ("127.0.0.1", first)
+    held = socket_mod.socket()
+    held.bind(("127.0.0.1", second))
+    held.listen()
+    try:
+        model = daemon.switch.snapshot()
+        write(tmp_path, metrics=f"127.0.0.1:{second}", extra_ns=True)
+        with pytest.raises(errors.AddressInUse):
+            reloader.reload()
+        assert daemon.metrics_http.address == ("127.0.0.1", first)
+        assert daemon.switch.snapshot() == model
+    finally:
+        held.close()
+    old = daemon.metrics_http
+    reloader.reload()
+    assert daemon.metrics_http.address == ("127.0.0.1", second) and old is not daemon.metrics_http
+    socket_mod.create_connection(("127.0.0.1", second), timeout=2).close()     # it listens
+    with pytest.raises(OSError):
+        socket_mod.create_connection(("127.0.0.1", first), timeout=2).close()
+    write(tmp_path)
+    assert "[daemon] metrics: 127.0.0.1:%d -> off" % second in reloader.reload()["changed"]
+    assert daemon.metrics_http is None

@@ -5,9 +5,11 @@ RELOADING=1 then READY=1."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -242,8 +244,8 @@ requests_per_second = 50
 
 
 def test_a_reload_applies_the_limits_while_a_flow_goes_on(tmp_path):
-    """[daemon.slowpath] shares and [daemon.control] limits change live with the model's
-    difference; a bad one refuses the reload whole (tests/daemon/test_reload_limits.py
+    """[daemon.slowpath] shares, [daemon.control] limits and the metrics listener change
+    live with the model's difference; a bad one refuses the reload whole (tests/daemon/test_reload_limits.py
     holds the rest: rates, bounds, slots, the idle timeout)."""
     t = Tenants(tmp_path)
     t.write("a", "b")
@@ -265,8 +267,16 @@ def test_a_reload_applies_the_limits_while_a_flow_goes_on(tmp_path):
         assert stats["slowpath_shares"]["icmp"] == {"rate": 20.0, "burst": 5.0}
         assert stats["control"]["limits"]["idle_timeout"] == 40
         assert stats["control"]["limits"]["requests_per_second"] == 50
+        # the metrics listener comes with a reload, and serves
+        port = free_port()
+        t.write("a", "b", "c", extra=LIMITS, metrics=f"127.0.0.1:{port}")
+        done = t.ctl("reload")
+        assert done.returncode == 0 and f"metrics: off -> 127.0.0.1:{port}" in done.stdout, done
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            assert b"tapswitch_" in reply.read()
         # a bad limit with a model change: refused whole, the limits and tenants as they were
-        t.write("a", "b", extra=LIMITS.replace("[20, 5]", "[20, 0]").replace("40", "30"))
+        t.write("a", "b", extra=LIMITS.replace("[20, 5]", "[20, 0]").replace("40", "30"),
+                metrics=f"127.0.0.1:{port}")
         refused = t.ctl("reload")
         assert refused.returncode == 1 and "daemon.slowpath.shares.icmp" in refused.stderr
         with ControlClient(t.sock) as client:
@@ -276,6 +286,12 @@ def test_a_reload_applies_the_limits_while_a_flow_goes_on(tmp_path):
         assert t.link("c") in t.ports()
         status, _, err = daemon.stop()
     assert status == 0, err
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_a_reload_needs_the_admin_socket(tmp_path):
