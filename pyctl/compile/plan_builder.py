@@ -23,7 +23,11 @@ its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
 - an address held in a scope (loopback stays in the model): its holder and its
   subnet's prefix length in ``addresses``; an L3 holding an IPv4 address on a
   /30-or-wider subnet listens to that subnet's directed broadcast
-  (``broadcasts``; IPv6 has none);
+  (``broadcasts``; IPv6 has none); an L3 holding an IPv6 address is a member of
+  its solicited-node group in ``multicast`` (as a kernel joins the group of each
+  of its addresses: a datagram to it reaches the owners only), a membership of
+  the address, not of the model's groups (no quota, no snooping limit, no MLD
+  leave ends it; it comes and goes with the address);
 - a route: out of its port if it names one, else out of the port of the L3
   that holds its gateway; neither: ``unresolved`` (not installed).  A connected
   route (the subnet of an L2's own IPv4 address, ``pyctl.model.subnets``) is

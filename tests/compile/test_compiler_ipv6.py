@@ -140,7 +140,9 @@ def test_an_ipv6_change_writes_its_entries_only(sw, make):
     recorder.calls.clear()
     sw.assign_and_push("fd00::22/64", "db")
     comp.sync()
-    assert recorder.calls == [("add_address", (0, V6("fd00::22"), ids(sw)[0]["db"], 64))]
+    db = ids(sw)[0]["db"]                       # and db joins the address's solicited-node group
+    assert recorder.calls == [("add_address", (0, V6("fd00::22"), db, 64)),
+                              ("set_group", (0, V6("ff02::1:ff00:22"), (db,)))]
     assert dp.address_onlink(0, V6("fd00::22")) == 64
 
 
@@ -182,14 +184,53 @@ def test_a_new_prefix_length_rewrites_the_address_and_ports_carry_their_mtu(sw, 
     assert dp.port_mtu(sw.port("tap-small").id) == 1280 and dp.port_mtu(sw.port("up0").id) == 1500
 
 
+@DATAPATHS
+def test_each_l3_is_a_member_of_its_addresses_solicited_node_groups(sw, make):
+    ns, _ = ids(sw)
+    dp = make(**LIMITS)
+    comp = Compiler(sw, dp)
+    comp.sync()
+    assert dp.lookup_group(0, V6("ff02::1:ff00:2")) == [ns["web"]]
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) == [ns["db"]]
+    assert dp.lookup_group(0, V6("ff02::1:ff00:1")) is None       # the switch's: no L3's
+    assert dp.lookup_group(ns["blue"], V6("ff02::1:ff00:2")) == [ns["b1"]]   # per scope
+    sw.assign_and_push("fd00::1:0:3/64", "web")                   # db's low 24 bits too
+    comp.sync()
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) == sorted((ns["web"], ns["db"]))
+    sw.pull("fd00::3/64", "db")
+    comp.sync()
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) == [ns["web"]]
+    sw.pull("fd00::1:0:3/64", "web")
+    comp.sync()
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) is None
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
+
+
+def test_solicited_node_memberships_are_not_the_models_groups(sw):
+    ns, _ = ids(sw)
+    sw.quota_set("blue", {"groups": 1})                 # b1's ff0e::9 fills it
+    sw.assign_and_push("fd00::7/64", "b1")              # no group to charge
+    plan = compile_plan(sw)
+    assert plan.multicast[(ns["blue"], V6("ff02::1:ff00:7"))] == (ns["b1"],)
+    assert sw.groups("b1") == ["ff0e::9"]
+    with pytest.raises(errors.NotFound):
+        sw.leave("ff02::1:ff00:7", "b1")                # nothing to leave: it is the address's
+    with pytest.raises(errors.InvalidArgument):
+        sw.join("ff02::1:ff00:8", "b1")                 # nor to join
+    assert compile_plan(sw) == plan == expected_plan(sw.snapshot())
+
+
 def test_link_local_and_link_scope_groups_never_reach_the_plan(sw):
-    web = ids(sw)[0]["web"]
-    record = sw._state.namespaces[web]
-    # models that held them anyway (the verbs refuse both) still compile none
-    record.groups.add(ipaddress.ip_address("ff02::1:ff00:2"))
+    ns = ids(sw)[0]
+    record = sw._state.namespaces[ns["web"]]
+    # models that held them anyway (the verbs refuse both) still compile none: the only
+    # link-scope groups of the plan are the solicited-node groups of the L3s' addresses
+    record.groups.add(ipaddress.ip_address("ff02::1:ff00:99"))
     record.groups.add(ipaddress.ip_address("ff01::1"))
     plan = compile_plan(sw)
-    assert set(plan.multicast) == {(0, V6("ff05::1:3")), (ids(sw)[0]["blue"], V6("ff0e::9"))}
+    assert set(plan.multicast) == {(0, V6("ff05::1:3")), (ns["blue"], V6("ff0e::9")),
+                                   (0, V6("ff02::1:ff00:2")), (0, V6("ff02::1:ff00:3")),
+                                   (ns["blue"], V6("ff02::1:ff00:2"))}
     assert fast_path_key(ipaddress.ip_address("fe80::1")) is None
     assert fast_path_key(ipaddress.ip_address("::1")) is None
     assert fast_path_key(ipaddress.ip_address("fd00::1")) == V6("fd00::1")

@@ -7,7 +7,8 @@ between two IPv6 subnets with the hop limit decremented and time exceeded when i
 out, packet too big toward a smaller-MTU port and TCP going through it by path MTU
 discovery (200 MB of TCP and UDP up to 65,000 bytes over IPv6, with offloads on and off,
 are tests/e2e/test_offloads.py's, overlapping prefixes in sibling L2s test_switch.py's),
-spoofed sources dropped and counted, MLD membership with kernel sockets,
+spoofed sources dropped and counted, MLD membership with kernel sockets, a datagram to
+a solicited-node group that reaches its owner only,
 a tenant's duplicate address detection seeing a conflict (and none for a free address),
 and a rogue router advertisement that reaches nobody.
 """
@@ -311,6 +312,29 @@ def test_ff02_1_stays_in_the_senders_scope(tapswitch_factory):
         return pkt.haslayer(UDP) and pkt[UDP].dport == 6106
     assert len(probes.capture(r2, lambda: probes.send_frames(r1, [echo]), accept=wanted)) == 1
     assert probes.capture(b1, lambda: probes.send_frames(r1, [echo]), accept=wanted) == []
+
+
+def test_a_solicited_node_group_reaches_only_the_owner(tapswitch_factory):
+    topo, a, b, c = three_tenants(tapswitch_factory)
+    group = "ff02::1:ff00:3"            # fd00::3's: b's kernel joined it with the address
+    member = probes.udp_receiver(b, "::", 6108)
+    sender = a.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, a.netns.link_index(eth_of(a)))
+    sent = [b"to b's solicited-node group %d" % i for i in range(5)]
+
+    def wanted(frame):
+        pkt = Ether(frame)
+        return pkt.haslayer(UDP) and pkt[UDP].dport == 6108
+    try:
+        seen_by_c = probes.capture(c, lambda: [sender.sendto(d, (group, 6108)) for d in sent],
+                                   accept=wanted)
+        got_b = probes.drain(member, 0.5)
+    finally:
+        member.close()
+        sender.close()
+    assert seen_by_c == []
+    assert sorted(d for d, _ in got_b) == sorted(sent)
+    assert topo.counters()["groups"]["init"][group]["copies"] == len(sent)
 
 
 def test_echo_to_the_switchs_link_local_address(tapswitch_topology):

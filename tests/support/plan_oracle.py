@@ -7,6 +7,7 @@ import ipaddress
 from pyctl.compile.plan import Plan
 
 LINK_LOCAL = ipaddress.ip_network("224.0.0.0/24")
+SOLICITED_NODE = ipaddress.ip_network("ff02::1:ff00:0/104")
 
 
 def _fast_path(ip, families=(4,)):
@@ -65,6 +66,9 @@ def expected_plan(snapshot, families=(4, 6)):
             if is_l3 and iface.version == 4 and iface.network.prefixlen <= 30:
                 key = (scope, int(iface.network.broadcast_address))
                 listeners.setdefault(key, set()).add(ns["id"])
+            if is_l3 and iface.version == 6:       # the solicited-node group of its address
+                group = SOLICITED_NODE[int(iface.ip) & 0xFFFFFF]
+                members.setdefault((scope, group), set()).add(ns["id"])
         for text in ns["groups"]:
             group = ipaddress.ip_address(text)
             if _joined(group, families):
