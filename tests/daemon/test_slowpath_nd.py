@@ -171,8 +171,12 @@ def test_the_uplinks_own_link_is_not_proxied(sp):
                eth_dst="33:33:ff:00:00:03"), "drop_nd_malformed"),
 ])
 def test_bad_solicitations_are_counted_drops(sp, frame, counter):
-    out = sp.handle(10 if b"\x52\x54\x00\x00\x00\xfe" not in frame[6:12] else 12, Punt.ND, frame)
+    port = 10 if b"\x52\x54\x00\x00\x00\xfe" not in frame[6:12] else 12
+    out = sp.handle(port, Punt.ND, frame)
     assert out == ([], []) and sp.counters[counter] == 1
+    sender = sp.view.port_namespace(port)                    # and as the sender's
+    assert sp.counters.dropped_by(sender) == {counter: 1}
+    assert all(sp.counters.dropped_by(ns) == {} for ns in (1, 2, 3, 6) if ns != sender)
 
 
 def test_an_option_of_length_zero_is_malformed(sp):
@@ -272,6 +276,8 @@ def test_a_tenants_router_messages_reach_nobody(sp, message):
                       message, hlim=255, eth_dst="33:33:00:00:00:01")
     out = sp.handle(10, Punt.ND, frame)
     assert out.frames == [] and sp.counters["drop_rogue_router"] == 1
+    assert sp.counters.dropped_by(2) == {"drop_rogue_router": 1}       # port 10's namespace
+    assert sp.counters.dropped_by(3) == {}
 
 
 def test_a_router_ports_advertisements_reach_the_scope(sp):

@@ -10,7 +10,7 @@ are tests/e2e/test_offloads.py's, overlapping prefixes in sibling L2s test_switc
 spoofed sources dropped and counted, MLD membership with kernel sockets, a datagram to
 a solicited-node group that reaches its owner only,
 a tenant's duplicate address detection seeing a conflict (and none for a free address),
-and a rogue router advertisement that reaches nobody.
+and a rogue router advertisement that reaches nobody and is counted for its sender.
 """
 import random
 import socket
@@ -24,6 +24,7 @@ from scapy.layers.inet6 import (ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_RS,
                                 ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, IPv6)
 from scapy.layers.l2 import Ether
 
+from pyctl.control.client import ControlClient
 from pyctl.rig import probes
 from tests.support.waiting import wait_for
 
@@ -218,15 +219,20 @@ def test_dad_sees_a_conflict_and_none_for_a_free_address(tapswitch_factory):
 
 # -- routers ----------------------------------------------------------------------------
 
+def rogue_advertisement(tenant):
+    """A router advertisement from ``tenant``'s link-local fe80::bad, as a rogue router sends."""
+    mac = tenant.netns.link_info(eth_of(tenant))["address"]
+    return raw(Ether(dst="33:33:00:00:00:01", src=mac)
+               / IPv6(src="fe80::bad", dst="ff02::1", hlim=255)
+               / ICMPv6ND_RA(routerlifetime=9000)
+               / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+               / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64))
+
+
 def test_a_rogue_router_advertisement_reaches_no_other_tenant(tapswitch_topology):
     topo = tapswitch_topology
     a, b = topo.tenants["a"], topo.tenants["b"]
-    a_mac = a.netns.link_info(eth_of(a))["address"]
-    rogue = raw(Ether(dst="33:33:00:00:00:01", src=a_mac)
-                / IPv6(src="fe80::bad", dst="ff02::1", hlim=255)
-                / ICMPv6ND_RA(routerlifetime=9000)
-                / ICMPv6NDOptSrcLLAddr(lladdr=a_mac)
-                / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64))
+    rogue = rogue_advertisement(a)
     before = topo.stats()["slowpath"].get("drop_rogue_router", 0)
     seen = probes.capture(b, lambda: probes.send_frames(a, [rogue] * 5), timeout=0.5,
                           accept=lambda f: Ether(f).haslayer(ICMPv6ND_RA)
@@ -234,6 +240,33 @@ def test_a_rogue_router_advertisement_reaches_no_other_tenant(tapswitch_topology
     assert seen == []
     assert topo.stats()["slowpath"]["drop_rogue_router"] - before == 5
     assert len(probes.ping(b, a.ip6, count=1)) == 1          # and b still reaches a
+
+
+def test_the_slow_paths_drops_are_counted_for_the_sender_within_each_readers_scope(
+        tapswitch_topology):
+    topo = tapswitch_topology
+    a = topo.tenants["a"]
+
+    def rogue_drops(counters, name):
+        return counters["namespaces"][name]["slowpath_drops"].get("drop_rogue_router", 0)
+    probes.send_frames(a, [rogue_advertisement(a)] * 5)
+    wait_for(lambda: rogue_drops(topo.counters(), "a") == 5, 2.0, "a's adverts counted as a's")
+    assert rogue_drops(topo.counters(), "b") == 0
+    assert topo.stats()["slowpath_drops"]["a"]["drop_rogue_router"] == 5
+    admin = topo.client()
+    own = {name: ControlClient(admin.call("socket-add", namespace=name)["path"]) for name in "ab"}
+    try:
+        assert own["a"].call("stats")["slowpath_drops"]["a"]["drop_rogue_router"] == 5
+        assert rogue_drops(own["a"].call("counters"), "a") == 5
+        assert set(own["b"].call("stats")["slowpath_drops"]) <= {"b"}     # a's: not b's to read
+        assert list(own["b"].call("counters")["namespaces"]) == ["b"]
+        metrics = own["a"].call("counters", format="prometheus").splitlines()
+        series = 'tapswitch_namespace_slowpath_drops_total{namespace="a",event="drop_rogue_router"}'
+        assert f"{series} 5" in metrics
+        assert "drop_rogue_router" not in own["b"].call("counters", format="prometheus")
+    finally:
+        for client in (admin, *own.values()):
+            client.close()
 
 
 def test_an_advertising_l2_configures_a_host_that_listens(tapswitch_factory):
