@@ -7,8 +7,10 @@
 # same in Python):
 #  1. the fixed header: version 6, the payload length within the frame;
 #  2. the source rule: martians (multicast, ::1, v4-mapped) never; an address of the scope
-#     only its owner's (an L3 only its own); a link-local (fe80::/10) or unspecified
-#     source skips the ownership check but must stay on the link (below);
+#     only its owner's if that is an L3 (an L3 only its own; an L2's port, an uplink, none
+#     the scope holds, not even the L2's own: the gateway's is the switch's alone, as in
+#     IPv4); a link-local (fe80::/10) or unspecified source skips the ownership check but
+#     must stay on the link (below);
 #  3. the extension-header chain to the upper layer (ipv6.pxi: bounded, else
 #     bad_extension_header); ICMPv6 neighbour discovery -> nd, MLD -> mld (the switch's
 #     business, whatever the destination); the unspecified source is for those only;
@@ -113,7 +115,7 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
     link_src = ip6_is_link_local(shi) or (shi == 0 and slo == 0)
     if not link_src:
         if hash6_find(&t.demux6, scope, shi, slo, &vs):
-            if unlikely((vs & DEMUX_GROUP) or <int32_t>vs != ns):
+            if unlikely((vs & DEMUX_GROUP) or <int32_t>vs != ns or not t.ns.l3[ns]):
                 return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
             src_owned = True
         elif unlikely(t.ns.l3[ns]):

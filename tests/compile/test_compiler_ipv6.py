@@ -13,6 +13,7 @@ from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan import FAMILIES, datapath_families, fast_path_key
 from pyctl.compile.plan_builder import compile_plan
 from pyctl.daemon.view import PlanView, Route
+from pyctl.model.values import Route as ModelRoute
 
 from tests.support.compiler import FailingDatapath, ids
 from tests.support.plan_oracle import expected_plan
@@ -218,6 +219,31 @@ def test_solicited_node_memberships_are_not_the_models_groups(sw):
     with pytest.raises(errors.InvalidArgument):
         sw.join("ff02::1:ff00:8", "b1")                 # nor to join
     assert compile_plan(sw) == plan == expected_plan(sw.snapshot())
+
+
+@DATAPATHS
+def test_an_l2s_own_ipv6_subnet_is_a_connected_route_as_ipv4s_is(sw, make):
+    dp = make(**LIMITS)
+    comp = Compiler(sw, dp)
+    comp.sync()
+    sw.port_add("up6", "init", options={"netns": "ns-up6", "address": "fd00:50::2/64"})
+    sw.address_add("init", "fd00:50::1/64")
+    comp.sync()
+    up6 = sw.port("up6").id
+    assert [r for r in sw.routes("init") if r.connected and ":" in r.dst] == [
+        ModelRoute("fd00::/64", None, None, connected=True),    # no port leads there
+        ModelRoute("fd00:50::/64", None, "up6", connected=True)]
+    assert comp.plan.routes[(0, V6("fd00:50::"), 64)] == (up6, None)
+    assert not {(0, V6("fd00::"), 64)} & (set(comp.plan.routes) | set(comp.plan.unresolved))
+    assert dp.lookup_route(0, V6("fd00:50::9")) == (up6, None)   # on-link out of up6
+    sw.route_add("init", "fd00:50::/64", via="fd00::3")           # a given route wins
+    comp.sync()
+    assert dp.lookup_route(0, V6("fd00:50::9")) == (sw.port("tap-db").id, V6("fd00::3"))
+    sw.route_del("init", "fd00:50::/64")
+    sw.address_del("init", "fd00:50::1/64")                        # its subnet's route goes
+    comp.sync()
+    assert dp.lookup_route(0, V6("fd00:50::9")) == (sw.port("up0").id, V6("fd00::fe"))
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
 
 
 def test_link_local_and_link_scope_groups_never_reach_the_plan(sw):

@@ -7,7 +7,9 @@ between two IPv6 subnets with the hop limit decremented and time exceeded when i
 out, packet too big toward a smaller-MTU port and TCP going through it by path MTU
 discovery (200 MB of TCP and UDP up to 65,000 bytes over IPv6, with offloads on and off,
 are tests/e2e/test_offloads.py's, overlapping prefixes in sibling L2s test_switch.py's),
-spoofed sources dropped and counted, MLD membership with kernel sockets, a datagram to
+spoofed sources dropped and counted (an uplink's host sending from the gateway's
+address too), a host on an uplink's subnet reached by the connected route, MLD
+membership with kernel sockets, a datagram to
 a solicited-node group that reaches its owner only,
 a tenant's duplicate address detection seeing a conflict (and none for a free address),
 and a rogue router advertisement that reaches nobody and is counted for its sender.
@@ -24,6 +26,7 @@ from scapy.layers.inet6 import (ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_RS,
                                 ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, IPv6)
 from scapy.layers.l2 import Ether
 
+from pyctl import kernel
 from pyctl.control.client import ControlClient
 from pyctl.rig import probes
 from tests.support.waiting import wait_for
@@ -183,6 +186,41 @@ def test_neighbour_solicitations_reach_only_the_switch(tapswitch_factory):
                                accept=is_nd)
     assert seen_by_b == []
     assert topo.stats()["slowpath"]["nd_advert_sent"] >= 1
+
+
+def test_an_uplinks_ipv6_subnet_is_connected_and_the_gateways_address_is_the_switchs(
+        tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "fd00::1/64")
+    topo.address_add("init", "fd00:50::1/64")                 # the uplink's subnet
+    a = topo.tenant("a", "fd00::2/64")
+    topo.start()
+    upstream, uplink = kernel.unique_name("hup"), kernel.unique_name("hu")
+    with topo.client() as admin:
+        admin.call("port-add", name=uplink, namespace="init",
+                   options={"netns": upstream, "address": "fd00:50::2/64",
+                            "gateway": "fd00:50::1"})
+        try:
+            # reached by the connected route (no route was given), as IPv4's
+            assert {"dst": "fd00:50::/64", "via": None, "port": uplink,
+                    "connected": True} in admin.call("routes", namespace="init")
+            assert probes.ping(a, "fd00:50::2", count=3, timeout=2.0)
+            # the host behind the uplink may not send from the gateway's address
+            host = kernel.NetNamespace.attach(upstream)
+            rx = probes.udp_receiver(a, a.ip6, 6109)
+            try:
+                before = topo.counters()["namespaces"]["init"]["reasons"]["spoofed_source"]
+                probes.send_spoofed_udp(host, "fd00:50::1", a.ip6, 6109, b"the gateway's", count=4)
+                probes.send_spoofed_udp(host, "fd00:50::2", a.ip6, 6109, b"its own")
+                got = probes.drain(rx, 0.5)
+            finally:
+                rx.close()
+                host.remove()                                   # the handle only
+            assert [d for d, _ in got] == [b"its own"]
+            after = topo.counters()["namespaces"]["init"]["reasons"]["spoofed_source"]
+            assert after - before == 4
+        finally:
+            admin.call("port-del", name=uplink)
 
 
 # -- duplicate address detection --------------------------------------------------------------

@@ -80,14 +80,15 @@ def expected_plan(snapshot, families=(4, 6)):
         given = {ipaddress.ip_network(r["dst"]) for r in ns["routes"]}
         for text in ns["addresses"] if ns["kind"] == "l2" else ():
             network = ipaddress.ip_interface(text).network     # connected, unless given
-            if network.version != 4 or network in given or network.prefixlen == 32:
+            if (network in given or network.prefixlen == network.max_prefixlen
+                    or not _fast_path(network.network_address, families)):
                 continue
             leading = [p["id"] for p in snapshot["ports"] if p["ns"] == ns["id"]
                        and any(ipaddress.ip_interface(a).ip in network
                                for a in _listed(p["options"].get("address")))]
             if leading:
-                plan.routes[(ns["id"], int(network.network_address), network.prefixlen)] = \
-                    (min(leading), 0)
+                plan.routes[(ns["id"], _key(network.network_address), network.prefixlen)] = \
+                    (min(leading), 0 if network.version == 4 else None)
         for route in ns["routes"]:
             network = ipaddress.ip_network(route["dst"])
             if network.version not in families:
