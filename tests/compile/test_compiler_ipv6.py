@@ -32,6 +32,14 @@ def answers(dp, plan):
             {s: dp.routes(s) for s in range(LIMITS["max_namespaces"])})
 
 
+def synced(sw, make):
+    """A datapath of class ``make`` and its compiler, synced with ``sw``."""
+    dp = make(**LIMITS)
+    comp = Compiler(sw, dp)
+    comp.sync()
+    return dp, comp
+
+
 @pytest.fixture
 def sw():
     """init: 10.0.0.1/24 and fd00::1/64; web (10.0.0.2, fd00::2) and db (fd00::3) behind
@@ -102,9 +110,7 @@ def test_a_datapath_without_ipv6_gets_the_ipv4_entries_only(sw):
 @DATAPATHS
 def test_sync_installs_ipv6_and_follows_changes(sw, make):
     ns, ports = ids(sw)
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     assert dp.lookup_address(0, V6("fd00::3")) == ns["db"]
     assert dp.lookup_route(0, V6("fd00:9::1")) == (ports["tap-db"], V6("fd00::3"))
     assert dp.lookup_route(0, V6("2001:db8::1")) == (ports["up0"], V6("fd00::fe"))
@@ -129,9 +135,7 @@ def test_sync_installs_ipv6_and_follows_changes(sw, make):
 
 @DATAPATHS
 def test_an_ipv6_change_writes_its_entries_only(sw, make):
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     comp.datapath = recorder = FailingDatapath(dp, fail_at=0)
     sw.route_add("init", "fd00:7::/48", via="fd00::2")
     comp.sync()
@@ -170,9 +174,7 @@ def test_a_refused_ipv6_write_puts_everything_back(sw, fail_at):
 
 @DATAPATHS
 def test_a_new_prefix_length_rewrites_the_address_and_ports_carry_their_mtu(sw, make):
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     with sw.transaction():
         sw.pull("fd00::2/64", "web")
         sw.address_del("init", "fd00::2/64")
@@ -188,9 +190,7 @@ def test_a_new_prefix_length_rewrites_the_address_and_ports_carry_their_mtu(sw, 
 @DATAPATHS
 def test_each_l3_is_a_member_of_its_addresses_solicited_node_groups(sw, make):
     ns, _ = ids(sw)
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     assert dp.lookup_group(0, V6("ff02::1:ff00:2")) == [ns["web"]]
     assert dp.lookup_group(0, V6("ff02::1:ff00:3")) == [ns["db"]]
     assert dp.lookup_group(0, V6("ff02::1:ff00:1")) is None       # the switch's: no L3's
@@ -223,9 +223,7 @@ def test_solicited_node_memberships_are_not_the_models_groups(sw):
 
 @DATAPATHS
 def test_an_l2s_own_ipv6_subnet_is_a_connected_route_as_ipv4s_is(sw, make):
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     sw.port_add("up6", "init", options={"netns": "ns-up6", "address": "fd00:50::2/64"})
     sw.address_add("init", "fd00:50::1/64")
     comp.sync()
