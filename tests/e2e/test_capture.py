@@ -60,6 +60,7 @@ def _started(topo, count=1):
         time.sleep(0.05)
 
 
+@pytest.mark.port_kinds         # a ring port's frames are captured as a TAP's
 def test_a_ping_captured_on_a_namespace_reads_back_with_tcpdump(tapswitch_factory,
                                                                 tapswitch_subnet, tmp_path):
     topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)

@@ -13,6 +13,8 @@ membership with kernel sockets, a datagram to
 a solicited-node group that reaches its owner only,
 a tenant's duplicate address detection seeing a conflict (and none for a free address),
 and a rogue router advertisement that reaches nobody and is counted for its sender.
+Ping and routing between subnets run for every port kind (``port_kinds``: ring ports
+carry IPv6 as TAPs do).
 """
 import random
 import socket
@@ -77,6 +79,7 @@ def eth_of(tenant):
 
 # -- reachability ----------------------------------------------------------------------------
 
+@pytest.mark.port_kinds       # ring ports (veth, xdp) carry IPv6 as TAPs do
 def test_ping6_between_tenants_and_to_the_gateway(tapswitch_topology):
     a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
     assert len(probes.ping(a, b.ip6, count=3)) == 3
@@ -100,6 +103,7 @@ def test_udp_and_tcp_over_ipv6_in_one_subnet(tapswitch_topology):
     assert nbytes == 20 << 20 and received == sent
 
 
+@pytest.mark.port_kinds
 def test_routed_between_two_subnets_hop_limit_decremented_then_time_exceeded(tapswitch_factory):
     topo, net = two_subnets(tapswitch_factory)
     a = topo.tenant("a", f"10.{net}.1.2/24", "fd00:1::2/64")
