@@ -31,7 +31,7 @@ ICMPV6 = 58
 ND_TYPES = frozenset(range(133, 138))          # RS, RA, NS, NA, redirect
 MLD_TYPES = frozenset((130, 131, 132, 143))    # query, v1 report, done, v2 report
 LINK_SCOPE = 2                                 # ff02::/16 and the like: the sender's link
-SOLICITED_NODE = int(ipaddress.IPv6Address("ff02::1:ff00:0"))  # ff02::1:ff00:0/104 (RFC 4291 2.7.1)
+SOLICITED_NODE = int(ipaddress.IPv6Address("ff02::1:ff00:0"))  # /104, RFC 4291 2.7.1
 
 
 def walk(packet):

@@ -17,9 +17,9 @@ to the slow path (ARP, to the switch's own address, ...): the two are kept apart
 (``split``), in the table too.
 
 The daemon adds ``"groups": {scope: {group: {"rx_packets", "rx_bytes", "copies"}}}``
-and each namespace's ``slowpath_drops`` (``pyctl.daemon.slow_counters``: the frames
-the slow path dropped of the namespace's, or whose ICMP error it did not send).
-(``pyctl.daemon.multicast.group_counters``).
+(``pyctl.daemon.multicast.group_counters``) and each namespace's ``slowpath_drops``
+(``pyctl.daemon.slow_counters``: the frames the slow path dropped of the namespace's,
+or whose ICMP error it did not send).
 
 ``counted(api, ...)`` says which namespace and port ids such an answer may hold,
 so that the daemon reads only those counters (an answer costs its size, not the

@@ -215,8 +215,9 @@ _TABLE = (
                             help="prometheus: the Prometheus text format (docs/operations.md)")],
          served_by="daemon", rig=True, summary="packet and drop counters",
          result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons, "
-                "drops, slowpath, slow_refused, slowpath_drops}}, ports: {name: {namespace, rx_packets, ...}}, "
-                "reasons, groups: {scope: {group: {rx_packets, rx_bytes, copies}}}}` (below); "
+                "drops, slowpath, slow_refused, slowpath_drops}}, "
+                "ports: {name: {namespace, rx_packets, ...}}, reasons, "
+                "groups: {scope: {group: {rx_packets, rx_bytes, copies}}}}` (below); "
                 "with `format` `prometheus`: the metrics of what the socket sees, as text",
          render=render.counters),
     Verb("multicast", served_by="daemon",

@@ -5,8 +5,9 @@
 (``counters`` is ``Daemon.counters``' result for it, already limited and filtered):
 
 - every socket: per namespace the frames and bytes in and out, the drops by reason and,
-  apart, the slow-path hand-offs by kind and what the slow path dropped; per port the same traffic and whether it is up;
-  the multicast groups' traffic; the control operations by namespace, verb and result;
+  apart, the slow-path hand-offs by kind and what the slow path dropped; per port the
+  same traffic and whether it is up; the multicast groups' traffic; the control
+  operations by namespace, verb and result;
 - the admin only (the admin socket, and the HTTP listener, which is admin-level): the
   switch-wide drops and hand-offs, the packet loop's I/O counters and virtio-net header
   refusals, the slow path's and the IGMP snooper's counters and holdings, the tables'

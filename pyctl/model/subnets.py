@@ -15,8 +15,8 @@ nor an IPv6 link-local one: those are never routed), is a connected route of the
 on-link, unless the L2 was given a route to that very network (which wins).  It goes out
 of the L2's port whose kernel side (its ``address`` option) lies in the subnet, the lowest
 such port; with none, the route is listed with no port and not installed (its namespaces
-are reached by address all the same).  ``State.own_networks`` counts the L2's own addresses per subnet
-(``note_own``), so a route lookup is O(1) plus the L2's ports.
+are reached by address all the same).  ``State.own_networks`` counts the L2's own
+addresses per subnet (``note_own``), so a route lookup is O(1) plus the L2's ports.
 """
 import ipaddress
 

@@ -116,7 +116,8 @@ def test_table_names_what_the_slow_path_dropped_of_each_namespace():
            "slowpath_drops": {"drop_rogue_router": 5, "too_big_ipv6": 1}}
     db = {**web, "slowpath_drops": {}}
     text = format_counters({"namespaces": {"web": web, "db": db}, "ports": {}, "reasons": {}})
-    assert text.splitlines()[-1] == "slow path dropped of web's: drop_rogue_router=5, too_big_ipv6=1"
+    assert text.splitlines()[-1] == \
+        "slow path dropped of web's: drop_rogue_router=5, too_big_ipv6=1"
     assert "db's" not in text
 
 
