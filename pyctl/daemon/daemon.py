@@ -382,8 +382,7 @@ class Daemon:
         and what the slow path dropped of its subtree's frames (the loop's, slow path's and
         snooper's counters are the whole switch's)."""
         api = self.switch if session is None else session.api
-        dropped = {ns.name: drops for ns in api.namespaces()
-                   if (drops := self.slowpath.counters.dropped_by(ns.id))}
+        dropped = self.slowpath.counters.visible(api, self.switch)
         if api.acting is not None:
             visible = [p.id for p in api.ports()]
             return {"ports_up": sum(p in self.ports.open for p in visible),

@@ -40,6 +40,16 @@ class SlowCounters(Counter):
         """What was dropped of ``namespace``'s frames, by name."""
         return dict(self.by_namespace.get(namespace, ()))
 
+    def visible(self, api, switch) -> dict[str, dict[str, int]]:
+        """``{namespace name: {event: n}}`` of the namespaces ``api`` sees that had drops:
+        a namespace socket's subtree; for the administrator (``api.acting`` None) each
+        namespace with drops, named through ``switch``'s reader (no walk of the tree)."""
+        if api.acting is not None:
+            return {ns.name: drops for ns in api.namespaces() if (drops := self.dropped_by(ns.id))}
+        with switch.read() as reader:
+            named = {ns_id: reader.namespace(ns_id) for ns_id in self.by_namespace}
+        return {ns.name: self.dropped_by(ns_id) for ns_id, ns in named.items() if ns is not None}
+
     def forget(self, namespace: int) -> None:
         """A namespace was destroyed: its counts go (its id may be given again)."""
         self.by_namespace.pop(namespace, None)
