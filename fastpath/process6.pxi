@@ -115,7 +115,8 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
     link_src = ip6_is_link_local(shi) or (shi == 0 and slo == 0)
     if not link_src:
         if hash6_find(&t.demux6, scope, shi, slo, &vs):
-            if unlikely((vs & DEMUX_GROUP) or <int32_t>vs != ns or not t.ns.l3[ns]):
+            # (an L2 is its own scope: ns == scope is an uplink using the L2's own address)
+            if unlikely((vs & DEMUX_GROUP) or <int32_t>vs != ns or ns == scope):
                 return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
             src_owned = True
         elif unlikely(t.ns.l3[ns]):
