@@ -22,6 +22,7 @@ are indexed per family, so a question about one family answers in it.
 import ipaddress
 from collections import Counter
 
+from fastpath.ipv6 import solicited_node
 from pyctl.compile.plan import GONE, PLAN_TABLES, address_of, key_family
 
 __all__ = ["PlanIndex", "Edit"]
@@ -60,7 +61,8 @@ class PlanIndex:
         self.own_lowest = {}      # (scope, family) -> its lowest own ip (a cache, filled when asked)
         self.scope_routes = {}    # scope -> {(prefix, plen)} of its routes
         self.gw_routes = {}       # (scope, gateway) -> {route keys} of routes without a port
-        self.multicast_members = {}   # (scope, group) -> {ns}
+        self.multicast_members = {}   # (scope, group) -> Counter(ns -> its reasons to be one:
+        #   its membership (memberships), each of its IPv6 addresses of that solicited-node group)
         self.ns_groups = {}       # ns -> {group keys} of its memberships
         self.touched_bcasts = set()       # derived entries to recompute after an update
         self.touched_multicast = set()
@@ -135,9 +137,12 @@ class PlanIndex:
                 _set_edit(self.gw_routes, (key[0], value[2]), key, add)
         elif table == "memberships":
             ns, group = key
-            _set_edit(self.multicast_members, (value, group), ns, add)
             _set_edit(self.ns_groups, ns, group, add)
-            self.touched_multicast.add((value, group))
+            self._member(value, group, ns, add)
+
+    def _member(self, scope, group, ns, add):
+        _count_edit(self.multicast_members, (scope, group), ns, add)
+        self.touched_multicast.add((scope, group))
 
     def _index_held(self, key, value, add):
         (scope, ip), (owner, plen) = key, value
@@ -157,6 +162,8 @@ class PlanIndex:
             bkey = (scope, ip | (~_MASKS[4][plen] & 0xFFFFFFFF))
             _count_edit(self.bcast_listeners, bkey, owner, add)
             self.touched_bcasts.add(bkey)
+        elif version == 6:                  # an L3 in its address's solicited-node group
+            self._member(scope, solicited_node(ip), owner, add)
 
 
 class Edit:
