@@ -12,6 +12,8 @@
 #  3. the extension-header chain to the upper layer (ipv6.pxi: bounded, else
 #     bad_extension_header); ICMPv6 neighbour discovery -> nd, MLD -> mld (the switch's
 #     business, whatever the destination); the unspecified source is for those only;
+#     on a port the switch serves by DHCP, a DHCPv6 client message (UDP 546 -> 547,
+#     whatever the destination) -> dhcp: the switch answers, no tenant hears it;
 #  4. multicast: link scope (ff02::/16, ...) to every L3 of the scope, like 224.0.0.0/24;
 #     wider scopes through the scope's group table (no members: no_listener); scope 0/1
 #     never (bad_destination).  MAC 33:33 + the group's low 32 bits; no hop-limit change;
@@ -39,6 +41,8 @@ cdef enum:
     MCAST_SCOPE_LINK = 2
     IPPROTO_TCP6 = 6
     IPPROTO_UDP6 = 17
+    DHCP6_CLIENT_PORT = 546
+    DHCP6_SERVER_PORT = 547
 
 
 cdef inline uint8_t forward6(const DpTables* t, BatchView* b, Py_ssize_t i, uint8_t* p,
@@ -50,6 +54,11 @@ cdef inline uint8_t forward6(const DpTables* t, BatchView* b, Py_ssize_t i, uint
     b.out_port[i] = op
     count_tx(&t.ctr, op, t.ports.ns[op], nbytes)
     return VERDICT_FORWARD
+
+
+cdef inline uint32_t udp6_ports(const uint8_t* udp) noexcept nogil:
+    """A UDP header's source and destination ports, as source << 16 | destination."""
+    return (<uint32_t>udp[0] << 24) | (<uint32_t>udp[1] << 16) | (<uint32_t>udp[2] << 8) | udp[3]
 
 
 cdef inline uint8_t ipv6_copies(BatchView* b, Py_ssize_t start, uint8_t verdict) noexcept nogil:
@@ -134,6 +143,9 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
             return slow(t, b, i, ns, REASON_MLD)
     if unlikely(shi == 0 and slo == 0):
         return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
+    if unlikely(t.ports.dhcp[port]) and u.proto == IPPROTO_UDP6 and u.off + 4 <= end \
+            and udp6_ports(ip + u.off) == (DHCP6_CLIENT_PORT << 16 | DHCP6_SERVER_PORT):
+        return slow(t, b, i, ns, REASON_DHCP)
 
     # 4. multicast: bridged inside the scope, hop limit as it came
     if ip6_is_multicast(dhi):

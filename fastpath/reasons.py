@@ -78,8 +78,9 @@ REASONS = (
     Reason("nd", 23, "slowpath", "ICMPv6 neighbour discovery (types 133-137): answered or refused by the switch, never forwarded"),
     Reason("mld", 24, "slowpath", "MLD (ICMPv6 types 130-132, 143): the switch snoops and is the querier"),
     Reason("too_big", 25, "slowpath", "larger than the egress port's MTU (a super-frame: one of its segments): ICMPv6 packet too big; IPv4: fragmentation needed with DF, else fragments"),
-    Reason("dhcp", 26, "slowpath", "a DHCP client message (UDP 68 -> 67) on a port the switch serves "
-           "by DHCP (a port without an address option, or of kind attach): the switch answers"),
+    Reason("dhcp", 26, "slowpath", "a DHCP client message (UDP 68 -> 67; DHCPv6: 546 -> 547) on a "
+           "port the switch serves by DHCP (a port without an address option, or of kind attach): "
+           "the switch answers"),
 )
 
 # The slow path's shares (loop.pxi, slow_shares.pxi; [daemon.slowpath.shares] sets them).

@@ -10,6 +10,7 @@ from fastpath.source_rule import is_link_source, is_martian_source, may_send_fro
 
 V6 = ipaddress.IPv6Address
 TCP, UDP = 6, 17
+DHCP6_CLIENT_TO_SERVER = (546).to_bytes(2, "big") + (547).to_bytes(2, "big")   # UDP ports
 
 
 def same_prefix(a, b, plen):
@@ -78,6 +79,9 @@ class ReferenceIpv6:
                 return refuse(V.REASON_MLD)
         if src.is_unspecified:
             return refuse(V.REASON_SPOOFED_SOURCE)
+        if port in self.dhcp_ports and proto == UDP and off + 4 <= end \
+                and packet[off:off + 4] == DHCP6_CLIENT_TO_SERVER:
+            return refuse(V.REASON_DHCP)        # the switch's DHCPv6 server answers
 
         # multicast: bridged inside the scope
         if dst.is_multicast:

@@ -18,9 +18,9 @@ configured there.  The switch ends of veth ports live in one private namespace
 of the daemon's (``pyctl.kernel.private_netns``), made with the first.
 
 The kernel side of a port the switch serves by DHCP (``dhcp_served``) holds no
-mirrored IPv4 addresses: its endpoint takes them from the DHCPv4 server (its L3's
-IPv6 ones are mirrored as on any port: DHCPv6 and router advertisements for
-tenants come later).
+mirrored addresses: its endpoint takes them from the DHCPv4 and DHCPv6 servers
+(``pyctl.daemon.dhcp``, ``pyctl.daemon.dhcp6``), told to ask DHCPv6 by the
+switch's router advertisements.
 
 A port can fail under the daemon: its TAP deleted from outside (the packet loop
 sees the read error and stops polling it), or its kernel namespace deleted from
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from pyctl import kernel
 from pyctl.daemon import port_kinds
-from pyctl.daemon.dhcp import DhcpPort
+from pyctl.daemon.dhcp_leases import DhcpPort
 from pyctl.daemon.ownership import NotRecorded
 from pyctl.kernel.private_netns import PrivateNamespace
 from pyctl.model.events import (AddressEvent, MembershipEvent, NamespaceCreated,
@@ -138,12 +138,9 @@ class PortManager:
         readies the link for IPv6 first), a pull removes it."""
         ns = self.switch.namespace(port.ns)
         want = {str(i) for i in port_interfaces(entry.options)}
-        if ns.is_l3:
-            held = {i for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
-                    if not i.ip.is_loopback}
-            if dhcp_served(port.options, ns.is_l3):
-                held = {i for i in held if i.version == 6}   # its endpoint asks DHCPv4 for the rest
-            want |= {str(i) for i in held}
+        if ns.is_l3 and not dhcp_served(port.options, ns.is_l3):   # else its endpoint asks DHCP
+            want |= {str(i) for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
+                     if not i.ip.is_loopback}
         for cidr in sorted(want - entry.kernel_addresses):
             if ":" in cidr and not entry.ipv6_ready:
                 entry.netns.enable_ipv6(entry.name)
@@ -264,12 +261,16 @@ class PortManager:
             return None
 
         def held(ns_id):
-            return tuple(ipaddress.IPv4Interface(a) for a in self.switch.addresses(ns_id)
-                         if ":" not in a and not a.startswith("127."))
+            return tuple(i for i in map(ipaddress.ip_interface, self.switch.addresses(ns_id))
+                         if not i.ip.is_loopback)
         mtu = port.options.get("mtu") or getattr(entry.tap, "mtu", None) or 1500
         return DhcpPort(ns.id, entry.tap.mac, mtu,
                         port.options.get("dhcp_lease_time", DEFAULT_LEASE_TIME),
                         held(ns.id), held(ns.parent))
+
+    def dhcp_ports(self):
+        """{port id: ``DhcpPort``} of every open port the switch serves by DHCP."""
+        return {pid: info for pid in self.open if (info := self.dhcp_port(pid)) is not None}
 
     def ring_stats(self):
         """{port name: its ring's own counters (frames the kernel dropped, ...)} of the open
