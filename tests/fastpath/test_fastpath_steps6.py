@@ -135,6 +135,35 @@ def test_destination_without_port_or_peer(make_dp):
     assert dp.peer_mac(1) == PEER6[1]                              # learned from the frame
 
 
+# ---- DHCPv6 --------------------------------------------------------------------------------
+
+DHCP6_SOLICIT = bytes.fromhex("02220223000c0000") + b"\x01abc"     # UDP 546 -> 547, a Solicit
+
+
+@pytest.mark.parametrize("dst", [V6("ff02::1:2"), V6("fe80::1"), A2])
+def test_a_dhcpv6_client_on_a_dhcp_served_port_is_the_switchs(make_dp, dst):
+    dp = build_world6(make_dp())
+    with dp.update():
+        dp.set_port(1, T1, port_mac(1), dhcp=True)
+    dmac = mcast_mac(str(dst)) if dst.is_multicast else None
+    src = A1 if dst == A2 else LL1
+    b = run6(dp, [from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT),
+                  from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT[:3]),
+                  from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT,
+                        exts=[ext(FRAGMENT, b"\0\0\x08")]),
+                  from6(1, V6("::"), dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT)])
+    assert verdict_of(b, 0) == slow("dhcp")
+    assert verdict_of(b, 1) != slow("dhcp")                 # too short for its ports
+    assert verdict_of(b, 2) != slow("dhcp")                 # a later fragment: no UDP header
+    assert verdict_of(b, 3) == dropped("spoofed_source")    # never from ::
+
+
+def test_dhcpv6_on_a_port_not_served_is_not_the_switchs(make_dp):
+    dp = build_world6(make_dp())
+    b = run6(dp, [from6(1, A1, A2, nh=UDP, payload=DHCP6_SOLICIT)])
+    assert verdict_of(b) == FORWARD
+
+
 # ---- the switch's own ICMPv6 -------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", [133, 134, 135, 136, 137])
