@@ -1,0 +1,176 @@
+"""DHCPv6 end to end (issue 17 item 3, its IPv6 half): a tenant whose port has no
+``address`` option hears the switch's router advertisement (ask DHCPv6; no prefix to
+pick an address from by SLAAC), runs ISC ``dhclient -6`` and gets exactly the IPv6
+addresses its namespace holds -- nothing else: no DNS, no domain -- and loses one at its
+next renewal once it is pulled; pushing it again leases it again.  Another tenant of the
+same L2 sees no DHCPv6 frame.  Runs for every port kind (``port_kinds``).
+"""
+import random
+import shutil
+import socket
+import time
+
+import pytest
+
+from pyctl.rig import probes
+from tests.e2e.test_dhcp import wait_for
+
+pytestmark = pytest.mark.port_kinds
+
+DHCLIENT = shutil.which("dhclient")
+LEASE_S = 16
+# dhclient's hook (it hands the script no environment of ours: the log's path is written in):
+# configure each address it is given with its lifetimes, drop the ones it loses; write
+# each event down with what came with it.
+SCRIPT = """#!/bin/sh
+echo "$reason addr=$new_ip6_address plen=$new_ip6_prefixlen old=$old_ip6_address \
+life=$new_max_life dns=$new_dhcp6_name_servers domain=$new_dhcp6_domain_search" >> {log}
+case "$reason" in
+  BOUND6|RENEW6|REBIND6|REBOOT6)
+    if [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ]; then
+      ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$interface"
+    fi
+    if [ -n "$new_ip6_address" ]; then
+      if [ "$new_max_life" = 0 ]; then
+        ip -6 addr del "$new_ip6_address/$new_ip6_prefixlen" dev "$interface"
+      else
+        ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" \
+          valid_lft "$new_max_life" preferred_lft "$new_preferred_life" nodad
+      fi
+    fi ;;
+  EXPIRE6|RELEASE6|STOP6)
+    [ -n "$old_ip6_address" ] && ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$interface" ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def dhclient(tmp_path):
+    """(argv prefix, log path) of a foreground ``dhclient -6`` with the recording hook."""
+    if DHCLIENT is None:
+        pytest.skip("ISC dhclient is not installed (apt-get install isc-dhcp-client)")
+    log = tmp_path / "events"
+    script = tmp_path / "hook.sh"
+    script.write_text(SCRIPT.format(log=log))
+    script.chmod(0o755)
+    (tmp_path / "dhclient.conf").write_text("")
+    return [DHCLIENT, "-6", "-d", "-sf", str(script), "-cf", str(tmp_path / "dhclient.conf"),
+            "-lf", str(tmp_path / "leases"), "-pf", str(tmp_path / "pid")], log
+
+
+def events(log):
+    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def global6(tenant):
+    """The port's IPv6 addresses other than link-local ones, sorted."""
+    return sorted(a for a in tenant.netns.addresses(tenant.port, socket.AF_INET6)
+                  if not a.startswith("fe80:"))
+
+
+def link_local_ready(tenant):
+    """Its link-local address is there and no longer tentative (dhclient binds to it)."""
+    out = tenant.netns.run(["ip", "-6", "-o", "addr", "show", "dev", tenant.port, "scope", "link"],
+                           check=False).stdout
+    return "fe80:" in out and "tentative" not in out
+
+
+def default6(tenant):
+    return [r["gateway"] for r in tenant.netns.routes(socket.AF_INET6) if r["dst"] == "::/0"]
+
+
+def dhcp6_frames_seen(tenant, seconds):
+    """Count the UDP 546/547 frames reaching ``tenant``'s port for ``seconds``."""
+    sock = tenant.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+    try:
+        sock.bind((tenant.port, 0))
+        sock.settimeout(0.1)
+        seen, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                frame = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if frame[20] == 17 and int.from_bytes(frame[54:56], "big") in (546, 547):
+                seen += 1
+        return seen
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def dhcp6_topo(tapswitch_factory):
+    net = random.randint(16, 250)
+    topo = tapswitch_factory()
+    topo.address_add("init", f"10.{net}.0.1/24")
+    topo.address_add("init", f"fd{net:02x}::1/64")
+    a = topo.tenant("a", f"10.{net}.0.2/24", f"fd{net:02x}::2/64")
+    c = topo.tenant("c", f"10.{net}.0.7/24", f"fd{net:02x}::7/64", f"fd{net:02x}::8/64",
+                    f"fd{net:02x}:9::5/64", dhcp=True)       # (no L2 address on fdXX:9::/64)
+    return topo, a, c, net
+
+
+def run_client(tenant, argv):
+    assert wait_for(lambda: link_local_ready(tenant), 10)
+    return tenant.netns.popen(argv + [tenant.port])
+
+
+def stop(proc):
+    proc.kill()
+    proc.wait(5)
+
+
+def test_the_client_gets_exactly_what_was_pushed_and_nobody_else_hears_it(dhcp6_topo, dhclient):
+    topo, a, c, net = dhcp6_topo
+    topo.start()
+    assert global6(c) == []                      # nothing mirrored, nothing from SLAAC
+    argv, log = dhclient
+    proc = run_client(c, argv)
+    try:
+        seen = dhcp6_frames_seen(a, 3.0)         # a listens while c asks
+        leased = [f"fd{net:02x}::7/128", f"fd{net:02x}::8/128"]
+        assert wait_for(lambda: global6(c) == leased, 15), events(log)
+        assert seen == 0
+        bound = [dict(kv.split("=", 1) for kv in e[1:]) for e in events(log) if e[0] == "BOUND6"]
+        assert bound == [{"addr": f"fd{net:02x}::{i}", "plen": "128", "old": "", "life": "3600",
+                          "dns": "", "domain": ""} for i in (7, 8)]
+        # the router advertisement: the switch's link-local address is the default router,
+        # the subnet on-link, and no address was made from it
+        assert wait_for(lambda: default6(c) and default6(c)[0].startswith("fe80:"), 10)
+        assert global6(c) == leased
+        assert len(probes.ping(c, f"fd{net:02x}::1", count=2)) == 2      # the switch
+        assert len(probes.ping(c, a.ip6, count=2)) == 2
+        stats = topo.stats()["dhcp6"]
+        assert stats["tx_advertise"] >= 1 and stats["tx_reply"] >= 1
+        assert topo.counters()["namespaces"]["c"]["reasons"]["dhcp"] >= 2
+    finally:
+        stop(proc)
+
+
+def test_a_pulled_address_is_lost_at_the_next_renewal(tapswitch_factory, dhclient):
+    net = random.randint(16, 250)
+    topo = tapswitch_factory()
+    topo.address_add("init", f"fd{net:02x}::1/64")
+    c = topo.tenant("c", f"fd{net:02x}::7/64", dhcp=True)
+    topo.port_del(c.port)                     # the same port, with a short lease
+    options = {"netns": c.netns_name, "dhcp_lease_time": LEASE_S}
+    if c.kind != "tap":
+        options["kind"] = c.kind
+    topo.port_add(c.port, "c", options=options)
+    topo.start()
+    argv, log = dhclient
+    mine = f"fd{net:02x}::7"
+    proc = run_client(c, argv)
+    try:
+        assert wait_for(lambda: global6(c) == [f"{mine}/128"], 15), events(log)
+        topo.pull(f"{mine}/64", "c")
+        time.sleep(1)
+        assert global6(c) == [f"{mine}/128"]          # the lease runs until it is renewed
+        assert wait_for(lambda: global6(c) == [], LEASE_S), events(log)   # Renew at T1
+        assert ["RENEW6", f"addr={mine}", "plen=128", f"old={mine}", "life=0", "dns=", "domain="] \
+            in events(log)                             # the Reply gave it back with lifetime 0
+        topo.push(f"{mine}/64", "c")                   # pushed again: leased again
+        assert wait_for(lambda: global6(c) == [f"{mine}/128"], 2 * LEASE_S), events(log)
+    finally:
+        stop(proc)
