@@ -15,7 +15,7 @@ from pyctl.daemon import dhcp6_wire as wire
 from pyctl.daemon import packets6 as pk6
 from pyctl.daemon.dhcp6 import Dhcp6Server, server_duid
 from pyctl.daemon.dhcp_leases import DhcpPort
-from tests.support.dhcp6_frames import (CLIENT_LL, DUID, SWITCH_MAC, V6, frame, ia_na,
+from tests.support.dhcp6_frames import (CLIENT_LL, DUID, SWITCH_MAC, frame, ia_na,
                                         message, opt)
 
 SERVER_DUID = b"\x00\x04" + bytes(range(16))

@@ -3,7 +3,9 @@
 pick an address from by SLAAC), runs ISC ``dhclient -6`` and gets exactly the IPv6
 addresses its namespace holds -- nothing else: no DNS, no domain -- and loses one at its
 next renewal once it is pulled; pushing it again leases it again.  Another tenant of the
-same L2 sees no DHCPv6 frame.  Runs for every port kind (``port_kinds``).
+same L2 sees no DHCPv6 frame.  The daemon itself, with hand-made messages: its answers
+come out of the asking port, a malformed message is counted, and a push or pull changes
+the port's router advertisement at once.  Runs for every port kind (``port_kinds``).
 """
 import random
 import shutil
@@ -11,9 +13,15 @@ import socket
 import time
 
 import pytest
+from scapy.layers.dhcp6 import DHCP6OptIA_NA
+from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, IPv6
+from scapy.layers.l2 import Ether
 
+from pyctl.daemon import packets6 as pk6
+from pyctl.daemon.packets import build_ethernet
 from pyctl.rig import probes
 from tests.e2e.test_dhcp import wait_for
+from tests.support.dhcp6_frames import DUID, frame, ia_na, message, opt
 
 pytestmark = pytest.mark.port_kinds
 
@@ -174,3 +182,80 @@ def test_a_pulled_address_is_lost_at_the_next_renewal(tapswitch_factory, dhclien
         assert wait_for(lambda: global6(c) == [f"{mine}/128"], 2 * LEASE_S), events(log)
     finally:
         stop(proc)
+
+
+# -- the daemon with hand-made messages ------------------------------------------------------
+
+def port_identity(tenant):
+    """(MAC bytes, link-local IPv6Address) of the tenant's side of its port."""
+    mac = bytes.fromhex(tenant.netns.link_info(tenant.port)["address"].replace(":", ""))
+    return mac, pk6.link_local_of(mac)
+
+
+def capture(tenant, send=(), seconds=2.0, want=lambda f: True, count=1, then=None):
+    """Send the frames ``send`` out of the tenant's port (and call ``then()``), then the
+    incoming IPv6 frames ``want`` accepts, until ``count`` of them or ``seconds``."""
+    sock = tenant.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+    try:
+        sock.bind((tenant.port, 0))
+        sock.settimeout(0.1)
+        for frame in send:
+            sock.send(frame)
+        if then is not None:
+            then()
+        got, end = [], time.monotonic() + seconds
+        while len(got) < count and time.monotonic() < end:
+            try:
+                frame, meta = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            if meta[2] != socket.PACKET_OUTGOING and want(frame):
+                got.append(frame)
+        return got
+    finally:
+        sock.close()
+
+
+def is_reply(frame):
+    return frame[20] == 17 and frame[54:56] == b"\x02\x23"
+
+
+def is_advert(frame):
+    return frame[20] == 58 and frame[54] == pk6.ND_ROUTER_ADVERT
+
+
+def router_solicitation(mac, ll):
+    message = pk6.build_icmp6(ll, pk6.ALL_ROUTERS, pk6.ND_ROUTER_SOLICIT, 0,
+                              bytes(4) + pk6.lladdr_option(pk6.OPT_SOURCE_LLADDR, mac))
+    return build_ethernet(pk6.group_mac(pk6.ALL_ROUTERS), mac, pk6.ETH_P_IPV6,
+                          pk6.build_ipv6(ll, pk6.ALL_ROUTERS, pk6.IPPROTO_ICMPV6, message,
+                                         hop_limit=255))
+
+
+def test_the_daemon_answers_on_the_port_and_says_at_once_what_changed(dhcp6_topo):
+    topo, a, c, net = dhcp6_topo
+    topo.start()
+    assert wait_for(lambda: link_local_ready(c), 10)
+    mac, ll = port_identity(c)
+    solicit = frame(message(1, opt(1, DUID), ia_na(1)), src=ll, mac=mac)
+    [advertise] = capture(c, [solicit], want=is_reply)
+    dhcp = Ether(advertise)[IPv6].payload.payload
+    assert dhcp.msgtype == 2 and Ether(advertise).dst == mac.hex(":")
+    assert [o.addr for o in dhcp[DHCP6OptIA_NA].ianaopts] == [f"fd{net:02x}::7", f"fd{net:02x}::8"]
+    broken = frame(message(1, opt(1, b"\x00")), src=ll, mac=mac)
+    assert capture(c, [broken], seconds=0.5, want=is_reply) == []
+    assert wait_for(lambda: topo.stats()["dhcp6"].get("malformed_duid_length") == 1, 5)
+    [ra] = capture(c, [router_solicitation(mac, ll)], want=is_advert)
+    pkt = Ether(ra)
+    assert (pkt[ICMPv6ND_RA].M, pkt[ICMPv6ND_RA].O, pkt[ICMPv6ND_RA].routerlifetime) == (1, 1, 1800)
+    assert (pkt[ICMPv6NDOptPrefixInfo].prefix, pkt[ICMPv6NDOptPrefixInfo].A) == (f"fd{net:02x}::", 0)
+    # every IPv6 address pulled: a last advertisement at once; one pushed: "ask DHCPv6" at once
+
+    def pull_all():
+        for pulled in (f"fd{net:02x}::7/64", f"fd{net:02x}::8/64", f"fd{net:02x}:9::5/64"):
+            topo.pull(pulled, "c")
+    [last] = capture(c, want=is_advert, seconds=3.0, then=pull_all)
+    assert (Ether(last)[ICMPv6ND_RA].M, Ether(last)[ICMPv6ND_RA].routerlifetime) == (0, 0)
+    [again] = capture(c, want=is_advert, seconds=3.0,
+                      then=lambda: topo.push(f"fd{net:02x}::7/64", "c"))
+    assert (Ether(again)[ICMPv6ND_RA].M, Ether(again)[ICMPv6ND_RA].routerlifetime) == (1, 1800)

@@ -11,6 +11,7 @@ CLIENT_MAC = bytes.fromhex("02aa00000007")
 SWITCH_MAC = bytes.fromhex("020000000001")
 CLIENT_LL = V6("fe80::aa:ff:fe00:7")
 DUID = bytes.fromhex("00030001") + CLIENT_MAC          # DUID-LL
+ALL_SERVERS = V6("ff02::1:2")
 
 
 def opt(code, data=b""):
@@ -22,15 +23,15 @@ def ia_na(iaid, *addresses, t1=0, t2=0, extra=b""):
     return opt(3, struct.pack("!III", iaid, t1, t2) + inner + extra)
 
 
-def frame(body, *, src=CLIENT_LL, dst=V6("ff02::1:2"), sport=546, dport=547, length=None,
-          csum=None, next_header=17):
+def frame(body, *, src=CLIENT_LL, dst=ALL_SERVERS, sport=546, dport=547, length=None,
+          csum=None, next_header=17, mac=CLIENT_MAC):
     """Ethernet / IPv6 / UDP around ``body``, struct-built; the UDP checksum right unless
     ``csum`` says otherwise."""
     seg = struct.pack("!HHHH", sport, dport, length if length is not None else 8 + len(body), 0) + body
     if csum is None:
         csum = checksum(pk6.pseudo_header(src, dst, len(seg), 17) + seg) or 0xFFFF
     seg = seg[:6] + csum.to_bytes(2, "big") + seg[8:]
-    return build_ethernet(b"\x33\x33\x00\x01\x00\x02", CLIENT_MAC, 0x86DD,
+    return build_ethernet(b"\x33\x33\x00\x01\x00\x02", mac, 0x86DD,
                           pk6.build_ipv6(src, dst, next_header, seg, hop_limit=1))
 
 
