@@ -48,22 +48,18 @@ class DhcpServer(LeaseBook):
     ``port_info(port_id)``: a ``DhcpPort`` or None (``LeaseBook``); ``leases``: port ->
     client id -> ``Lease``."""
 
+    wire = wire
+
     def __init__(self, port_info, *, max_clients: int = MAX_CLIENTS_PER_PORT):
         super().__init__(port_info, max_clients)
 
     # ------------------------------------------------------------------ messages
 
     def handle(self, port_id: int, frame: bytes, now: float) -> list[tuple[int, bytes]]:
-        info = self.port_info(port_id)
-        if info is None:
-            self._count(None, "not_served")
+        found = self._message(port_id, frame)
+        if found is None:
             return []
-        try:
-            msg = wire.parse_client_message(frame)
-        except wire.Malformed as exc:
-            self._count(info.ns, f"malformed_{exc.args[0]}")
-            return []
-        self._count(info.ns, f"rx_{wire.TYPE_NAMES[msg.msg_type]}")
+        info, msg = found
         if msg.giaddr:
             self._count(info.ns, "relayed")      # the client is on the link: no relays
             return []

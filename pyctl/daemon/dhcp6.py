@@ -76,6 +76,8 @@ class Dhcp6Server(LeaseBook):
     ``port_info(port_id)``: a ``DhcpPort`` or None (``LeaseBook``); ``leases``: port ->
     (client DUID, IAID) -> ``Binding``; ``duid``: the server's (``server_duid``)."""
 
+    wire = wire
+
     def __init__(self, port_info, duid: bytes, *, max_clients: int = MAX_CLIENTS_PER_PORT,
                  rapid_commit: bool = True):
         super().__init__(port_info, max_clients)
@@ -85,16 +87,10 @@ class Dhcp6Server(LeaseBook):
     # ------------------------------------------------------------------ messages
 
     def handle(self, port_id: int, frame: bytes, now: float) -> list[tuple[int, bytes]]:
-        info = self.port_info(port_id)
-        if info is None:
-            self._count(None, "not_served")
+        found = self._message(port_id, frame)
+        if found is None:
             return []
-        try:
-            msg = wire.parse_client_message(frame)
-        except wire.Malformed as exc:
-            self._count(info.ns, f"malformed_{exc.args[0]}")
-            return []
-        self._count(info.ns, f"rx_{wire.TYPE_NAMES[msg.msg_type]}")
+        info, msg = found
         if msg.msg_type in (wire.RELAY_FORW, wire.RELAY_REPL):
             self._count(info.ns, "relayed")          # the client is on the link: no relays
             return []

@@ -43,7 +43,11 @@ class DhcpPort:
 
 class LeaseBook:
     """``leases``: port -> key (a client, or a client's IA) -> lease; ``port_info(port_id)``
-    (given by the daemon) is a ``DhcpPort`` or None for a port the server does not serve."""
+    (given by the daemon) is a ``DhcpPort`` or None for a port the server does not serve;
+    ``wire``: the server's wire-format module (``parse_client_message``, ``Malformed``,
+    ``TYPE_NAMES``)."""
+
+    wire = None
 
     def __init__(self, port_info, max_clients: int = MAX_CLIENTS_PER_PORT):
         self.port_info = port_info
@@ -51,6 +55,21 @@ class LeaseBook:
         self.leases: dict[int, dict] = {}
         self.counters: Counter = Counter()
         self.ns_counters: defaultdict = defaultdict(Counter)
+
+    def _message(self, port_id, frame):
+        """(the port's ``DhcpPort``, the client's message ``self.wire`` reads in ``frame``),
+        or None for a port not served or a malformed message (counted)."""
+        info = self.port_info(port_id)
+        if info is None:
+            self._count(None, "not_served")
+            return None
+        try:
+            msg = self.wire.parse_client_message(frame)
+        except self.wire.Malformed as exc:
+            self._count(info.ns, f"malformed_{exc.args[0]}")
+            return None
+        self._count(info.ns, f"rx_{self.wire.TYPE_NAMES[msg.msg_type]}")
+        return info, msg
 
     def _count(self, ns, what):
         self.counters[what] += 1

@@ -112,17 +112,24 @@ def test_the_client_gets_exactly_what_was_pushed_and_nobody_else_hears_it(dhcp_t
     assert topo.counters()["namespaces"]["c"]["reasons"]["dhcp"] >= 2
 
 
-def test_a_pulled_address_is_lost_at_the_next_renewal(tapswitch_factory, udhcpc):
-    net = random.randint(16, 250)
+def short_lease_tenant(tapswitch_factory, gateway, address):
+    """A started topology whose L2 holds ``gateway`` and tenant c ``address``, behind a
+    DHCP-served port with leases of ``LEASE_S``: (topology, c)."""
     topo = tapswitch_factory()
-    topo.address_add("init", f"10.{net}.0.1/24")
-    c = topo.tenant("c", f"10.{net}.0.7/24", dhcp=True)
+    topo.address_add("init", gateway)
+    c = topo.tenant("c", address, dhcp=True)
     topo.port_del(c.port)                     # the same port, with a short lease
     options = {"netns": c.netns_name, "dhcp_lease_time": LEASE_S}
     if c.kind != "tap":
         options["kind"] = c.kind
     topo.port_add(c.port, "c", options=options)
     topo.start()
+    return topo, c
+
+
+def test_a_pulled_address_is_lost_at_the_next_renewal(tapswitch_factory, udhcpc):
+    net = random.randint(16, 250)
+    topo, c = short_lease_tenant(tapswitch_factory, f"10.{net}.0.1/24", f"10.{net}.0.7/24")
     argv, log = udhcpc
     proc = c.netns.popen(argv + ["-t", "10", "-T", "1", "-A", "1", "-i", c.port])
     try:

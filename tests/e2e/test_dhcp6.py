@@ -20,13 +20,12 @@ from scapy.layers.l2 import Ether
 from pyctl.daemon import packets6 as pk6
 from pyctl.daemon.packets import build_ethernet
 from pyctl.rig import probes
-from tests.e2e.test_dhcp import wait_for
+from tests.e2e.test_dhcp import LEASE_S, events, short_lease_tenant, wait_for
 from tests.support.dhcp6_frames import DUID, frame, ia_na, message, opt
 
 pytestmark = pytest.mark.port_kinds
 
 DHCLIENT = shutil.which("dhclient")
-LEASE_S = 16
 # dhclient's hook (it hands the script no environment of ours: the log's path is written in):
 # configure each address it is given with its lifetimes, drop the ones it loses; write
 # each event down with what came with it.
@@ -67,10 +66,6 @@ def dhclient(tmp_path):
             "-lf", str(tmp_path / "leases"), "-pf", str(tmp_path / "pid")], log
 
 
-def events(log):
-    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
-
-
 def global6(tenant):
     """The port's IPv6 addresses other than link-local ones, sorted."""
     return sorted(a for a in tenant.netns.addresses(tenant.port, socket.AF_INET6)
@@ -86,25 +81,6 @@ def link_local_ready(tenant):
 
 def default6(tenant):
     return [r["gateway"] for r in tenant.netns.routes(socket.AF_INET6) if r["dst"] == "::/0"]
-
-
-def dhcp6_frames_seen(tenant, seconds):
-    """Count the UDP 546/547 frames reaching ``tenant``'s port for ``seconds``."""
-    sock = tenant.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
-    try:
-        sock.bind((tenant.port, 0))
-        sock.settimeout(0.1)
-        seen, end = 0, time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                frame = sock.recv(65536)
-            except socket.timeout:
-                continue
-            if frame[20] == 17 and int.from_bytes(frame[54:56], "big") in (546, 547):
-                seen += 1
-        return seen
-    finally:
-        sock.close()
 
 
 @pytest.fixture
@@ -136,10 +112,10 @@ def test_the_client_gets_exactly_what_was_pushed_and_nobody_else_hears_it(dhcp6_
     argv, log = dhclient
     proc = run_client(c, argv)
     try:
-        seen = dhcp6_frames_seen(a, 3.0)         # a listens while c asks
+        seen = capture(a, seconds=3.0, want=is_dhcp6, count=1000)     # a listens while c asks
         leased = [f"fd{net:02x}::7/128", f"fd{net:02x}::8/128"]
         assert wait_for(lambda: global6(c) == leased, 15), events(log)
-        assert seen == 0
+        assert seen == []
         bound = [dict(kv.split("=", 1) for kv in e[1:]) for e in events(log) if e[0] == "BOUND6"]
         assert bound == [{"addr": f"fd{net:02x}::{i}", "plen": "128", "old": "", "life": "3600",
                           "dns": "", "domain": ""} for i in (7, 8)]
@@ -158,15 +134,7 @@ def test_the_client_gets_exactly_what_was_pushed_and_nobody_else_hears_it(dhcp6_
 
 def test_a_pulled_address_is_lost_at_the_next_renewal(tapswitch_factory, dhclient):
     net = random.randint(16, 250)
-    topo = tapswitch_factory()
-    topo.address_add("init", f"fd{net:02x}::1/64")
-    c = topo.tenant("c", f"fd{net:02x}::7/64", dhcp=True)
-    topo.port_del(c.port)                     # the same port, with a short lease
-    options = {"netns": c.netns_name, "dhcp_lease_time": LEASE_S}
-    if c.kind != "tap":
-        options["kind"] = c.kind
-    topo.port_add(c.port, "c", options=options)
-    topo.start()
+    topo, c = short_lease_tenant(tapswitch_factory, f"fd{net:02x}::1/64", f"fd{net:02x}::7/64")
     argv, log = dhclient
     mine = f"fd{net:02x}::7"
     proc = run_client(c, argv)
@@ -214,6 +182,10 @@ def capture(tenant, send=(), seconds=2.0, want=lambda f: True, count=1, then=Non
         return got
     finally:
         sock.close()
+
+
+def is_dhcp6(frame):
+    return frame[20] == 17 and int.from_bytes(frame[54:56], "big") in (546, 547)
 
 
 def is_reply(frame):
