@@ -56,9 +56,13 @@ cdef inline uint8_t forward6(const DpTables* t, BatchView* b, Py_ssize_t i, uint
     return VERDICT_FORWARD
 
 
-cdef inline uint32_t udp6_ports(const uint8_t* udp) noexcept nogil:
-    """A UDP header's source and destination ports, as source << 16 | destination."""
-    return (<uint32_t>udp[0] << 24) | (<uint32_t>udp[1] << 16) | (<uint32_t>udp[2] << 8) | udp[3]
+cdef inline int32_t udp6_port(const uint8_t* ip, const Ip6Upper* u, uint32_t end,
+                              uint32_t at) noexcept nogil:
+    """The UDP port at ``at`` (UDP_SOURCE_PORT, UDP_DEST_PORT) of an IPv6 packet whose upper
+    layer is UDP (not a later fragment), or -1."""
+    if u.proto != IPPROTO_UDP6 or u.off + at + 2 > end:
+        return -1
+    return (<int32_t>ip[u.off + at] << 8) | ip[u.off + at + 1]
 
 
 cdef inline uint8_t ipv6_copies(BatchView* b, Py_ssize_t start, uint8_t verdict) noexcept nogil:
@@ -143,8 +147,8 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
             return slow(t, b, i, ns, REASON_MLD)
     if unlikely(shi == 0 and slo == 0):
         return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
-    if unlikely(t.ports.dhcp[port]) and u.proto == IPPROTO_UDP6 and u.off + 4 <= end \
-            and udp6_ports(ip + u.off) == (DHCP6_CLIENT_PORT << 16 | DHCP6_SERVER_PORT):
+    if unlikely(t.ports.dhcp[port]) and udp6_port(ip, &u, end, UDP_DEST_PORT) == DHCP6_SERVER_PORT \
+            and udp6_port(ip, &u, end, UDP_SOURCE_PORT) == DHCP6_CLIENT_PORT:
         return slow(t, b, i, ns, REASON_DHCP)
 
     # 4. multicast: bridged inside the scope, hop limit as it came

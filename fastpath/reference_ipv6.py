@@ -10,7 +10,16 @@ from fastpath.source_rule import is_link_source, is_martian_source, may_send_fro
 
 V6 = ipaddress.IPv6Address
 TCP, UDP = 6, 17
-DHCP6_CLIENT_TO_SERVER = (546).to_bytes(2, "big") + (547).to_bytes(2, "big")   # UDP ports
+
+
+def udp_ports(packet, upper):
+    """(source, destination) ports of an IPv6 packet whose upper layer is UDP (not a later
+    fragment); None for a port the packet is too short to hold."""
+    proto, off = upper
+    if proto != UDP:
+        return None, None
+    return tuple(int.from_bytes(packet[at:at + 2], "big") if at + 2 <= len(packet) else None
+                 for at in (off, off + 2))
 
 
 def same_prefix(a, b, plen):
@@ -79,8 +88,7 @@ class ReferenceIpv6:
                 return refuse(V.REASON_MLD)
         if src.is_unspecified:
             return refuse(V.REASON_SPOOFED_SOURCE)
-        if port in self.dhcp_ports and proto == UDP and off + 4 <= end \
-                and packet[off:off + 4] == DHCP6_CLIENT_TO_SERVER:
+        if port in self.dhcp_ports and udp_ports(packet, upper) == (546, 547):
             return refuse(V.REASON_DHCP)        # the switch's DHCPv6 server answers
 
         # multicast: bridged inside the scope
