@@ -45,7 +45,7 @@
 import os
 import errno as _errno_mod
 
-from fastpath.addresses import (V6, addr_str, check_ip, gateway_key, gateway_value, group_key,
+from fastpath.addresses import (V6, addr_str, check_flag, check_ip, gateway_key, gateway_value, group_key,
                                 group_str, host_key, ip_str, lookup_key, mac_bytes_to_int, onlink_key,
                                 prefix_key, route_key, value_str)
 from fastpath.shares import check_share, share_of_reason

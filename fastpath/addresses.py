@@ -1,5 +1,5 @@
 """Argument checks shared by the compiled Datapath and the reference: MACs, the addresses
-of both families, prefixes, gateways and groups.
+of both families, prefixes, gateways and groups, flags.
 
 The Datapath API takes an IPv4 address as a host-order int and an IPv6 address as an
 ``ipaddress.IPv6Address`` (a prefix: the network's address + its length); the same methods
@@ -87,12 +87,16 @@ def host_key(ip, what="address"):
 
 
 def onlink_key(family, plen):
-    """The on-link prefix length an owned address is stored with (DemuxTable): IPv6
-    0..128 (None: 128, none known); IPv4 addresses take none (None)."""
+    """The on-link prefix length an owned address is stored with (DemuxTable): the
+    length of its subnet's prefix, IPv4 1..32 (None: 32), IPv6 0..128 (None: 128, none
+    known).  A sender's subnet is what its broadcasts reach; within it frames are
+    switched, hop limit / TTL kept."""
     if family == 4:
-        if plen is not None:
-            raise InvalidArgument("an IPv4 address takes no on-link prefix length")
-        return 0
+        if plen is None:
+            return 32
+        if isinstance(plen, bool) or not isinstance(plen, int) or not 1 <= plen <= 32:
+            raise InvalidArgument(f"prefix length {plen!r} is not in 1..32")
+        return plen
     if plen is None:
         return 128
     if isinstance(plen, bool) or not isinstance(plen, int) or not 0 <= plen <= 128:
@@ -132,6 +136,13 @@ def gateway_key(family, gateway):
     return int(check_ip6(gateway, "gateway"))
 
 
+def check_flag(value, what):
+    """A real bool (a table flag)."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{what} must be True or False, not {value!r}")
+    return value
+
+
 def address_value(family, key):
     """An address of ``family`` as the API answers it."""
     return key if family == 4 else V6(key)
@@ -150,7 +161,7 @@ def check_group(group_ip):
         raise InvalidArgument(f"group {group_ip!r} is not an IPv4 multicast address as an int")
     if group_ip >> 8 == 0xE00000:
         raise InvalidArgument(f"group {ip_str(group_ip)} is link-local (224.0.0.0/24): "
-                              "it reaches every L3 of the scope and takes no members")
+                              "it reaches the sender's subnet and takes no members")
     return group_ip
 
 

@@ -12,21 +12,25 @@
 # call goes to that family's table; answers come back in the family asked.  A bad family,
 # type or range is InvalidArgument, as for IPv4.  The final API (fastpath.reference's
 # ReferenceDatapath has the same; IPv4 signatures as before):
-#   set_port(port, ns, mac, dhcp=False, mtu=1500)   dhcp: the switch answers DHCP there;
+#   set_port(port, ns, mac, mtu=1500, dhcp_server=False, serve_dhcp=False)
 #                                       mtu: the largest IP packet the port's link carries
 #                                       (68..65535; an IPv6 link needs 1280+: the model's check);
 #                                       a routed or switched unicast frame of either family
 #                                       (a super-frame: its largest segment) over the egress
 #                                       port's MTU goes to the slow path, reason too_big.
-#   port_mtu(port) -> int
-#   add_address(scope, ip, ns, plen=None)   IPv6: plen = the address's on-link prefix
-#                                       length 0..128 (None: 128, none known); two owned
+#                                       dhcp_server: a DHCP server the L2 trusts;
+#                                       serve_dhcp: the switch answers DHCP there.
+#   port_mtu(port) -> int, port_is_dhcp_server(port) -> bool, port_serves_dhcp(port) -> bool
+#   add_address(scope, ip, ns, plen=None)   plen: the prefix length of the address's
+#                                       subnet, IPv4 1..32 (None: 32), IPv6 its on-link
+#                                       prefix 0..128 (None: 128, none known); two owned
 #                                       addresses with the same plen and prefix are on one
-#                                       link (switched, hop limit kept), else routed.
-#                                       IPv4 takes no plen.  No multicast, ::, ::1, fe80::/10
+#                                       link (switched, TTL / hop limit kept), else routed;
+#                                       an IPv4 sender's broadcasts reach its subnet only.  No multicast, ::, ::1, fe80::/10
 #                                       or ::ffff:0:0/96 (the switch answers link-local).
 #   remove_address(scope, ip), lookup_address(scope, ip) -> ns or -1
-#   address_onlink(scope, ip) -> plen of an owned IPv6 address (128: none), or None
+#   address_onlink(scope, ip) -> plen of an owned address, or None
+#   set_directed_broadcast(scope, enabled), directed_broadcast(scope) -> bool
 #   add_route(scope, prefix, plen, port, gateway=0)   IPv6: plen 0..128, gateway an
 #                                       IPv6Address or None (0 accepted) = on-link
 #   remove_route(scope, prefix, plen), lookup_route(scope, ip) -> (port, gateway) or None
@@ -131,20 +135,25 @@ cdef class Datapath(DatapathTables):
 
     # ---- ports --------------------------------------------------------------------------
 
-    def set_port(self, port_id, ns_id, mac, dhcp=False, mtu=PORT_DEFAULT_MTU):
-        """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it; ``dhcp``:
-        the switch serves the port by DHCP (its clients' messages go to the slow path);
-        ``mtu``: the largest IP packet its link carries (the TAP's MTU)."""
+    def set_port(self, port_id, ns_id, mac, mtu=PORT_DEFAULT_MTU, dhcp_server=False,
+                 serve_dhcp=False):
+        """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it, ``mtu``
+        the largest IP packet its link carries (the TAP's MTU); ``dhcp_server``: the
+        endpoint behind it is a DHCP server the L2 trusts (its server messages are let in,
+        DHCP clients' broadcasts reach it); ``serve_dhcp``: the switch serves the port by
+        DHCP (its clients' messages go to the slow path)."""
         self._writing()
         self.ports.check(port_id)
         self.ns.existing(ns_id)
         m = mac_bytes_to_int(mac, "port MAC")
-        if not isinstance(dhcp, bool):
-            raise InvalidArgument(f"dhcp must be True or False, not {dhcp!r}")
         self.ports.check_mtu(mtu)
+        check_flag(dhcp_server, "dhcp_server")
+        check_flag(serve_dhcp, "serve_dhcp")
         old_ns = self.ports.ns[port_id]
         if self.ns.l3[ns_id] and self.ns.port[ns_id] not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {self.ns.port[ns_id]}")
+        if self.ns.l3[ns_id] and dhcp_server:
+            self.lists.reserve_dhcp(self.ns.scope[ns_id])   # before anything changes
         if old_ns != ns_id:
             self.mcast.reserve_for(ns_id)   # the one allocation, before anything changes
             if old_ns >= 0:
@@ -156,8 +165,11 @@ cdef class Datapath(DatapathTables):
                 self.ns.port[ns_id] = port_id
             self._resolve_groups_of(ns_id)
         self.ports.mac[port_id] = m
-        self.ports.dhcp[port_id] = dhcp
+        self.ports.serve_dhcp[port_id] = serve_dhcp
         self.ports.mtu[port_id] = mtu
+        self.ports.dhcp_server[port_id] = dhcp_server
+        if self.ns.l3[ns_id]:           # a scope's DHCP servers (listeners.pxi)
+            self.lists.set_dhcp(self.ns.scope[ns_id], ns_id, dhcp_server)
         self.dirty_all = True
 
     def port_mtu(self, port_id):
@@ -170,10 +182,15 @@ cdef class Datapath(DatapathTables):
         self._detach_port(port_id)
         self.dirty_all = True
 
+    def port_is_dhcp_server(self, port_id):
+        self.ports.existing(port_id)
+        return bool(self.ports.dhcp_server[port_id])
+
     cdef _detach_port(self, int port_id):
         cdef int ns_id = self.ports.detach(port_id)
         if self.ns.port[ns_id] == port_id:
             self.ns.port[ns_id] = -1
+            self.lists.set_dhcp(self.ns.scope[ns_id], ns_id, False)
         self._resolve_groups_of(ns_id)
 
     def set_peer_mac(self, port_id, mac):
@@ -197,16 +214,18 @@ cdef class Datapath(DatapathTables):
         self.ports.existing(port_id)
         return self.ports.bytes_of(self.ports.mac[port_id])
 
-    def port_dhcp(self, port_id):
-        """Whether the switch serves the port by DHCP (set_port's ``dhcp``)."""
+    def port_serves_dhcp(self, port_id):
+        """Whether the switch serves the port by DHCP (set_port's ``serve_dhcp``)."""
         self.ports.existing(port_id)
-        return bool(self.ports.dhcp[port_id])
+        return bool(self.ports.serve_dhcp[port_id])
 
     # ---- addresses (the demux) --------------------------------------------------------------
 
     def add_address(self, scope_id, ip, ns_id, plen=None):
-        """(scope, ip) is owned by ns_id (an L3 child of the scope, or the L2 itself); an
-        IPv6 address with its on-link prefix length ``plen`` (None: none known)."""
+        """(scope, ip) is owned by ns_id (an L3 child of the scope, or the L2 itself), on
+        a subnet of prefix length ``plen`` (IPv4 1..32, None: 32; IPv6 its on-link prefix,
+        None: none known).  A sender's subnet is what its broadcasts reach; within it
+        frames are switched, TTL / hop limit kept."""
         self._writing()
         self.ns.check_scope(scope_id)
         family, key = host_key(ip)
@@ -230,11 +249,23 @@ cdef class Datapath(DatapathTables):
         return self._demux(family).owner(scope_id, key)
 
     def address_onlink(self, scope_id, ip):
-        """The on-link prefix length of an owned IPv6 address (128: none), or None."""
+        """The prefix length of an owned address's subnet (IPv4 1..32; IPv6 its on-link
+        prefix, 128: none), or None."""
         self.ns.check(scope_id, "scope")
         family, key = lookup_key(ip)
-        n = self._demux(family).onlink(scope_id, key) if family == 6 else -1
+        n = self._demux(family).onlink(scope_id, key)
         return None if n < 0 else n
+
+    def set_directed_broadcast(self, scope_id, enabled):
+        """Let directed broadcasts of the scope in from other subnets (routed ones, off by
+        default: RFC 2644); a sender on the subnet always reaches its broadcast."""
+        self._writing()
+        self.ns.check_scope(scope_id)
+        self.ns.directed[scope_id] = check_flag(enabled, "enabled")
+
+    def directed_broadcast(self, scope_id):
+        self.ns.check_scope(scope_id)
+        return bool(self.ns.directed[scope_id])
 
     # ---- routes and neighbours -----------------------------------------------------------
 

@@ -1,16 +1,17 @@
 # DemuxTable: (L2 scope, destination address) -> who gets the frame.  An AddrHash of one
 # address family (the IPv6 table is a second instance), whose value is one of:
-#   owner namespace id [| on-link prefix length << 40]    an address a namespace of the scope owns
+#   owner namespace id | prefix length << 40   an address a namespace of the scope owns
 #   DEMUX_GROUP | listener list id          a directed broadcast address (listeners.pxi, IPv4)
 #   DEMUX_MCAST | multicast group id        a multicast group of the scope (mcast.pxi)
-# process() looks the source up (source rule) and the destination (delivery) with
-# hash4_find() / hash6_find(); the control API below refuses what would make an entry
-# ambiguous.
+# process() looks the source up (source rule; the sender's subnet) and the destination
+# (delivery) with hash4_find() / hash6_find(); the control API below refuses what would
+# make an entry ambiguous.
 #
-# The on-link prefix length (IPv6 only, 0..128; 128 = none given) is the length of the
-# owner's subnet on that address: two namespaces of one subnet talk as on one link, so
-# process6.pxi hands such a frame over with its hop limit as it came (switching), and
-# decrements it only between subnets (routing).  An IPv4 entry holds the owner alone.
+# The prefix length (``demux_plen``) is the length of the owner's subnet on that address
+# (IPv4 1..32; IPv6 0..128, 128 = none given): two namespaces of one subnet talk as on one
+# link, so process() / process6.pxi hand such a frame over with its TTL / hop limit as it
+# came (switching) and decrement it only between subnets (routing); an IPv4 sender's
+# limited broadcast and link-local multicast reach its subnet only (process.pxi).
 
 cdef extern from *:
     """
@@ -21,11 +22,11 @@ cdef extern from *:
     const uint64_t DEMUX_MCAST "TS_DEMUX_MCAST"     # value: multicast group -> McastGroup
 
 cdef enum:
-    DEMUX_PLEN_SHIFT = 40           # an owner's on-link prefix length, in the value
+    DEMUX_PLEN_SHIFT = 40           # an owner's prefix length (its subnet), in the value
 
 
 cdef inline uint32_t demux_plen(uint64_t v) noexcept nogil:
-    """The on-link prefix length of an IPv6 owner entry."""
+    """The prefix length of an owner entry (IPv4 1..32, IPv6 0..128)."""
     return <uint32_t>(v >> DEMUX_PLEN_SHIFT) & 0xFF
 
 
@@ -40,14 +41,14 @@ cdef class DemuxTable(AddrHash):
         return -1
 
     cdef int onlink(self, int scope, address) except? -2:
-        """The on-link prefix length of an owned (scope, address), or -1."""
+        """The prefix length of an owned (scope, address), or -1."""
         cdef uint64_t v
         if self.lookup(scope, address, &v) and not v & DEMUX_GROUP:
             return demux_plen(v)
         return -1
 
     cdef int add_owner(self, int scope, address, int ns, int plen=0) except -1:
-        """(scope, address) is owned by ``ns`` (on-link prefix ``plen``, IPv6); 1 when
+        """(scope, address) is owned by ``ns`` (on a subnet of prefix length ``plen``); 1 when
         the address is new to it.  AddressInUse when it is someone else's."""
         cdef uint64_t v, want = <uint32_t>ns | (<uint64_t>plen << DEMUX_PLEN_SHIFT)
         if self.lookup(scope, address, &v):

@@ -49,13 +49,13 @@ cdef inline uint8_t fanout_verdict(const DpTables* t, BatchView* b, Py_ssize_t i
 
 cdef inline uint8_t fan_out(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t ns,
                             int32_t list_id, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
-    """Frame i's copies for listener list ``list_id``: the ports of its L3 namespaces (an
-    L2 in the list has none), never the sender's."""
+    """Frame i's copies for listener list ``list_id`` (-1: none): the ports of its L3
+    namespaces (an L2 in the list has none), never the sender's."""
     cdef int32_t k, op
     cdef Py_ssize_t start = b.fanout_count
     cdef uint32_t overflow = 0
     cdef const ListenerList* l
-    if list_id < t.lists.n:
+    if 0 <= list_id < t.lists.n:
         l = &t.lists.lists[list_id]
         for k in range(l.n):
             op = t.ns.port[l.members[k]]

@@ -1,13 +1,17 @@
 # ListenerLists: who a broadcast goes to.  List id s < size (a namespace id space) is
-# scope s's "every L3 namespace" list (limited broadcast, link-local multicast); ids from
-# size on are directed-broadcast lists, one per (scope, broadcast address), found through
-# the demux (DEMUX_GROUP | id).  process() walks a list's members and sends a copy to each
-# member's L3 port (an L2 member has none), never to the sender.
+# scope s's "every L3 namespace" list (IPv6 link-scope multicast); id size + s is scope
+# s's DHCP servers (its L3s whose port is marked as one: where a DHCP client's broadcast
+# from 0.0.0.0 goes); ids from 2 * size on are directed-broadcast lists, one per (scope,
+# broadcast address), found through the demux (DEMUX_GROUP | id): the L3s on that
+# subnet, also what an IPv4 limited broadcast or link-local multicast from the subnet
+# reaches.  process() walks a list's members and sends a copy to each member's L3 port
+# (an L2 member has none), never to the sender.
 #
 # Each list is its own C array of member ids, sorted, changed in place under the batch
-# lock: an L3 that comes or goes is one insertion or removal in its scope's list (a
-# binary search and a memmove), a directed-broadcast list is rewritten from its members.
-# A change costs that list, never the others.  Memory: the array of lists grows by
+# lock: an L3 that comes or goes, or whose port's DHCP-server mark changes, is one
+# insertion or removal in its scope's list (a binary search and a memmove), a
+# directed-broadcast list is rewritten from its members.  A change costs that list,
+# never the others.  Memory: the array of lists grows by
 # doubling, each list as its members do; every allocation happens before what it serves
 # changes, so a MemoryError leaves the lists as they were.
 
@@ -20,6 +24,7 @@ cdef struct ListenerList:
 cdef struct ListenerView:
     const ListenerList* lists   # by list id
     int32_t n                   # list ids 0..n-1
+    int32_t dhcp                # scope s's DHCP servers: list id dhcp + s
 
 
 @cython.final
@@ -36,8 +41,8 @@ cdef class ListenerLists:
     def __cinit__(self, int size):
         self.size = size
         self.bcast, self.of_scope, self.of_ns = {}, {}, {}
-        self.free_ids, self.next_id = [], size
-        self.grow(size)
+        self.free_ids, self.next_id = [], 2 * size
+        self.grow(2 * size)
 
     def __dealloc__(self):
         cdef int32_t k
@@ -48,7 +53,7 @@ cdef class ListenerLists:
 
     cdef ListenerView view(self) noexcept nogil:
         cdef ListenerView v
-        v.lists, v.n = self.lists, self.cap
+        v.lists, v.n, v.dhcp = self.lists, self.cap, self.size
         return v
 
     cdef int grow(self, int32_t need) except -1:
@@ -90,17 +95,11 @@ cdef class ListenerLists:
                 hi = mid
         return lo
 
-    # ---- a scope's every-L3 list ------------------------------------------------------
-
-    cdef int reserve_l3(self, int scope) except -1:
-        """Room for one more L3 in the scope's list (add_l3 cannot fail then)."""
-        return self.reserve(scope, self.lists[scope].n + 1)
-
-    cdef int add_l3(self, int scope, int ns) except -1:
-        """L3 ``ns`` joins its scope's list (each L3 once)."""
-        cdef ListenerList* l = &self.lists[scope]
-        self.reserve(scope, l.n + 1)
-        cdef int32_t at = self.find(scope, ns)
+    cdef int insert(self, int32_t list_id, int32_t ns) except -1:
+        """``ns`` joins list ``list_id`` (once)."""
+        cdef ListenerList* l = &self.lists[list_id]
+        self.reserve(list_id, l.n + 1)
+        cdef int32_t at = self.find(list_id, ns)
         if at < l.n and l.members[at] == ns:
             return 0
         memmove(&l.members[at + 1], &l.members[at], (l.n - at) * sizeof(int32_t))
@@ -108,17 +107,44 @@ cdef class ListenerLists:
         l.n += 1
         return 0
 
-    cdef int remove_l3(self, int scope, int ns) except -1:
-        cdef ListenerList* l = &self.lists[scope]
-        cdef int32_t at = self.find(scope, ns)
+    cdef int erase(self, int32_t list_id, int32_t ns) except -1:
+        """``ns`` leaves list ``list_id`` (if in it)."""
+        cdef ListenerList* l = &self.lists[list_id]
+        cdef int32_t at = self.find(list_id, ns)
         if at < l.n and l.members[at] == ns:
             memmove(&l.members[at], &l.members[at + 1], (l.n - at - 1) * sizeof(int32_t))
             l.n -= 1
         return 0
 
+    # ---- a scope's every-L3 list and its DHCP servers -------------------------------------
+
+    cdef int reserve_l3(self, int scope) except -1:
+        """Room for one more L3 in the scope's list (add_l3 cannot fail then)."""
+        return self.reserve(scope, self.lists[scope].n + 1)
+
+    cdef int reserve_dhcp(self, int scope) except -1:
+        """Room for one more DHCP server in the scope's list (set_dhcp cannot fail then)."""
+        return self.reserve(self.size + scope, self.lists[self.size + scope].n + 1)
+
+    cdef int add_l3(self, int scope, int ns) except -1:
+        """L3 ``ns`` joins its scope's list (each L3 once)."""
+        return self.insert(scope, ns)
+
+    cdef int remove_l3(self, int scope, int ns) except -1:
+        """L3 ``ns`` leaves its scope's lists (the DHCP servers' too)."""
+        self.erase(scope, ns)
+        return self.erase(self.size + scope, ns)
+
+    cdef int set_dhcp(self, int scope, int ns, bint server) except -1:
+        """L3 ``ns``'s port is (``server``) or is not a DHCP server of its scope."""
+        if server:
+            return self.insert(self.size + scope, ns)
+        return self.erase(self.size + scope, ns)
+
     cdef int forget_scope(self, int scope) except -1:
-        """An L2 that goes: its every-L3 list empties."""
+        """An L2 that goes: its every-L3 and DHCP-server lists empty."""
         self.lists[scope].n = 0
+        self.lists[self.size + scope].n = 0
         return 0
 
     # ---- directed-broadcast lists ----------------------------------------------------------

@@ -1,7 +1,8 @@
 # NamespaceTable: per namespace id, what process() needs -- its L2 scope, whether it is
 # an L3, an L3's port, and per L2 scope the generation that route-cache entries are
-# filled under -- as C arrays indexed by id, plus the bookkeeping the control API refuses
-# by (an L2's L3 children, how many addresses a namespace owns).
+# filled under and whether it lets directed broadcasts in from other subnets -- as C
+# arrays indexed by id, plus the bookkeeping the control API refuses by (an L2's L3
+# children, how many addresses a namespace owns).
 #
 # Generations: Datapath bumps the generation of every scope whose routes, neighbours,
 # addresses or ports changed when an update block ends; a route-cache entry is used only
@@ -15,6 +16,7 @@ cdef struct NsView:
     const uint8_t* l3
     const int32_t* port         # an L3's port, else -1
     const uint32_t* gen         # per L2 scope
+    const uint8_t* directed     # per L2 scope: 1 lets routed directed broadcasts in (RFC 2644)
 
 
 @cython.final
@@ -24,6 +26,7 @@ cdef class NamespaceTable:
     cdef uint8_t* l3
     cdef int32_t* port
     cdef uint32_t* gen
+    cdef uint8_t* directed
     cdef dict children              # L2 scope -> set of its L3 namespaces
     cdef dict n_addresses           # namespace -> number of addresses it owns
 
@@ -34,7 +37,9 @@ cdef class NamespaceTable:
         self.l3 = <uint8_t*>calloc(size, sizeof(uint8_t))
         self.port = <int32_t*>malloc(size * sizeof(int32_t))
         self.gen = <uint32_t*>malloc(size * sizeof(uint32_t))
-        if self.scope == NULL or self.l3 == NULL or self.port == NULL or self.gen == NULL:
+        self.directed = <uint8_t*>calloc(size, sizeof(uint8_t))
+        if (self.scope == NULL or self.l3 == NULL or self.port == NULL or self.gen == NULL
+                or self.directed == NULL):
             raise MemoryError()
         for k in range(size):
             self.scope[k] = -1
@@ -47,10 +52,12 @@ cdef class NamespaceTable:
         free(self.l3)
         free(self.port)
         free(self.gen)
+        free(self.directed)
 
     cdef NsView view(self) noexcept nogil:
         cdef NsView v
         v.scope, v.l3, v.port, v.gen = self.scope, self.l3, self.port, self.gen
+        v.directed = self.directed
         return v
 
     # ---- checks (each raises, naming the id, or returns it) -------------------------------
@@ -102,6 +109,7 @@ cdef class NamespaceTable:
         self.scope[ns_id] = -1
         self.l3[ns_id] = 0
         self.port[ns_id] = -1
+        self.directed[ns_id] = 0
         return 0
 
     cdef l3_children(self, int scope_id):

@@ -135,6 +135,7 @@ cdef inline Py_ssize_t rx_accept(const RxBatch* rx, int32_t port_id, bint vnet,
         if why != VNET_OK:
             rx.st.vnet_drop[why] += 1
             return 0
+        vnet_drop_claims(h)            # the sender's checksum claim never leaves its port
     else:
         n = <uint32_t>got
         memset(h, 0, VNET_HDR_LEN)

@@ -119,6 +119,34 @@ cdef inline int32_t udp_port(const uint8_t* ip, uint32_t hlen, uint32_t tot,
     return (<int32_t>ip[hlen + at] << 8) | ip[hlen + at + 1]
 
 
+cdef inline uint32_t subnet_broadcast(uint32_t src, uint64_t sv) noexcept nogil:
+    """The directed broadcast of the subnet of the sender's address ``src`` (``sv``: its
+    demux value, 0 for an address nobody holds); 0 when it has none (/31, /32, unknown)."""
+    cdef uint32_t plen = demux_plen(sv)
+    if plen == 0 or plen > 30:
+        return 0
+    return src | (0xFFFFFFFFu >> plen)
+
+
+cdef inline int32_t subnet_list(const DpTables* t, int32_t scope, uint32_t src,
+                                uint64_t sv) noexcept nogil:
+    """The listener list of the sender's subnet (its directed broadcast's), else -1."""
+    cdef uint32_t bcast = subnet_broadcast(src, sv)
+    cdef uint64_t v
+    if bcast != 0 and hash4_find(&t.demux, scope, bcast, &v) and (v & DEMUX_MCAST) == DEMUX_GROUP:
+        return <int32_t>(v & 0xFFFFFFFFu)
+    return -1
+
+
+cdef inline bint same_subnet(uint32_t src, uint64_t sv, uint32_t dst, uint64_t dv) noexcept nogil:
+    """Switched, not routed: sender and receiver addresses (demux values ``sv``, ``dv``)
+    on one subnet, the same prefix."""
+    cdef uint32_t plen = demux_plen(sv)
+    if plen == 0 or plen > 31 or plen != demux_plen(dv):
+        return False
+    return (src ^ dst) >> (32 - plen) == 0
+
+
 cdef inline bint too_big4(const PortView* pv, int32_t op, const uint8_t* ip,
                           const BatchView* b, Py_ssize_t i) noexcept nogil:
     """Is frame i's IPv4 packet ``ip`` (checked by decide()) larger than port ``op``'s
@@ -145,10 +173,12 @@ cdef bint over_mtu4(const PortView* pv, int32_t op, const uint8_t* ip, uint32_t 
 
 
 cdef inline uint8_t forward(const DpTables* t, BatchView* b, Py_ssize_t i, uint8_t* p,
-                            int32_t op, uint64_t dst_mac, uint32_t nbytes) noexcept nogil:
+                            int32_t op, uint64_t dst_mac, uint32_t nbytes, bint routed) noexcept nogil:
+    """Out of port ``op`` to ``dst_mac``; a routed frame's TTL goes down by one."""
     store_mac(p, dst_mac)
     store_mac(p + 6, t.ports.mac[op])
-    decrement_ttl(p + ETH_HLEN)
+    if routed:
+        decrement_ttl(p + ETH_HLEN)
     b.out_port[i] = op
     count_tx(&t.ctr, op, t.ports.ns[op], nbytes)
     return VERDICT_FORWARD
@@ -170,7 +200,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     cdef uint32_t off = b.offset[i], n = b.length[i], hlen, tot, src, dst, gw, e
     cdef uint8_t* p
     cdef const uint8_t* ip
-    cdef uint64_t dmac, smac, v, mac
+    cdef uint64_t dmac, smac, v, sv = 0, mac
+    cdef bint routed = True
     cdef uint16_t ethertype
     cdef RcEntry4* rc
     cdef const NextHop4* hop
@@ -217,20 +248,24 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
 
     # a DHCP client on a port the switch serves by DHCP: the slow path answers; before the
     # source rule, since a renewal comes from an address the client may no longer hold
-    if unlikely(t.ports.dhcp[port]) and udp_port(ip, hlen, tot, UDP_DEST_PORT) == DHCP_SERVER_PORT \
+    if unlikely(t.ports.serve_dhcp[port]) and udp_port(ip, hlen, tot, UDP_DEST_PORT) == DHCP_SERVER_PORT \
             and udp_port(ip, hlen, tot, UDP_SOURCE_PORT) == DHCP_CLIENT_PORT:
         return slow(t, b, i, ns, REASON_DHCP)
 
-    # 2. source rule: an L3 sends from its own addresses (or 0.0.0.0); an L2 port from
-    #    any address no other namespace of the scope owns; martians never
+    # 2. source rule (fastpath/source_rule.py): an L3 sends from its own addresses; an L2
+    #    port from addresses no namespace of the scope holds; 0.0.0.0 only for what stays
+    #    on the link; martians never.  sv: the sender's address's demux value (its subnet)
     if src != 0:
-        if unlikely((src >> 24) == 127 or (src >> 28) >= 0xE):
-            return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
-        if hash4_find(&t.demux, scope, src, &v):
-            if unlikely(v != <uint64_t>ns):
+        if unlikely((src >> 24) == 127 or (src >> 28) >= 0xE or (src >> 24) == 0):
+            return drop(t, b, i, ns, REASON_MARTIAN_SOURCE)
+        if hash4_find(&t.demux, scope, src, &sv):
+            if unlikely(<int32_t>sv != ns or not t.ns.l3[ns]):
                 return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
         elif unlikely(t.ns.l3[ns]):
             return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
+    elif ip[9] != IPPROTO_IGMP and (dst != 0xFFFFFFFFu
+                                    or udp_port(ip, hlen, tot, UDP_DEST_PORT) != DHCP_SERVER_PORT):
+        return drop(t, b, i, ns, REASON_MARTIAN_SOURCE)
     smac = load_mac(p + 6)
     if not (smac & 1) and smac != 0:
         t.ports.peer[port] = smac          # learn the endpoint behind the port
@@ -238,15 +273,22 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     # IGMP is the switch's business (snooping, querier), never fanned out
     if unlikely(ip[9] == IPPROTO_IGMP):
         return slow(t, b, i, ns, REASON_IGMP)
+    # DHCP server messages: only from the L2's own ports and the servers it trusts
+    if unlikely(udp_port(ip, hlen, tot, UDP_SOURCE_PORT) == DHCP_SERVER_PORT
+                and t.ns.l3[ns] and not t.ports.dhcp_server[port]):
+        return drop(t, b, i, ns, REASON_ROGUE_DHCP)
 
-    # 6. broadcast and multicast: bridged to the scope's listeners, no TTL change
+    # 6. broadcast and multicast: bridged to the listeners on the sender's subnet, no TTL
+    #    change; a DHCP client's broadcast (from 0.0.0.0) to the scope's DHCP servers
     if dst == 0xFFFFFFFFu:
-        return fan_out(t, b, i, ns, scope, MAC_MASK, n)
+        return fan_out(t, b, i, ns,
+                       t.lists.dhcp + scope if src == 0 else subnet_list(t, scope, src, sv),
+                       MAC_MASK, n)
     if (dst >> 28) == 0xE:
         mac = 0x5E0001ULL | (<uint64_t>((dst >> 16) & 0x7F) << 24) \
             | (<uint64_t>((dst >> 8) & 0xFF) << 32) | (<uint64_t>(dst & 0xFF) << 40)
-        if (dst >> 8) == 0xE00000u:         # 224.0.0.0/24, link-local: every L3 of the scope
-            return fan_out(t, b, i, ns, scope, mac, n)
+        if (dst >> 8) == 0xE00000u:         # 224.0.0.0/24, link-local: the sender's subnet
+            return fan_out(t, b, i, ns, subnet_list(t, scope, src, sv), mac, n)
         if hash4_find(&t.demux, scope, dst, &v) and (v & DEMUX_MCAST) == DEMUX_MCAST:
             return fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n)
         return drop(t, b, i, ns, REASON_NO_LISTENER)
@@ -255,7 +297,9 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
 
     # 3. demux: an address of the scope
     if hash4_find(&t.demux, scope, dst, &v):
-        if v & DEMUX_GROUP:
+        if v & DEMUX_GROUP:                 # a directed broadcast: routed ones by option only
+            if unlikely(subnet_broadcast(src, sv) != dst and not t.ns.directed[scope]):
+                return drop(t, b, i, ns, REASON_DIRECTED_BROADCAST)
             return fan_out(t, b, i, ns, <int32_t>(v & 0xFFFFFFFFu), MAC_MASK, n)
         if dmac & 1:
             return drop(t, b, i, ns, REASON_NOT_FOR_US)
@@ -265,7 +309,8 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
         op = t.ns.port[owner]
         if unlikely(op < 0):
             return drop(t, b, i, ns, REASON_NO_PORT)
-        if unlikely(ip[8] <= 1):
+        routed = not same_subnet(src, sv, dst, v)   # within a subnet: switched, TTL kept
+        if unlikely(routed and ip[8] <= 1):
             return slow(t, b, i, ns, REASON_TTL_EXPIRED)
         if unlikely(too_big4(&t.ports, op, ip, b, i)):
             return slow(t, b, i, ns, REASON_TOO_BIG)
@@ -304,7 +349,7 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
             rc.gen = gen
             rc.hop = mac | (<uint64_t>op << 48)
     # 5. out of port op to mac (one place: the C compiler inlines it once)
-    return forward(t, b, i, p, op, mac, n)
+    return forward(t, b, i, p, op, mac, n, routed)
 
 
 cdef inline void prefetch_frame(const DpTables* t, const BatchView* b, Py_ssize_t i) noexcept nogil:

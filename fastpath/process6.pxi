@@ -147,7 +147,7 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
             return slow(t, b, i, ns, REASON_MLD)
     if unlikely(shi == 0 and slo == 0):
         return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
-    if unlikely(t.ports.dhcp[port]) and udp6_port(ip, &u, end, UDP_DEST_PORT) == DHCP6_SERVER_PORT \
+    if unlikely(t.ports.serve_dhcp[port]) and udp6_port(ip, &u, end, UDP_DEST_PORT) == DHCP6_SERVER_PORT \
             and udp6_port(ip, &u, end, UDP_SOURCE_PORT) == DHCP6_CLIENT_PORT:
         return slow(t, b, i, ns, REASON_DHCP)
 

@@ -61,13 +61,21 @@ REASONS = (
     Reason("unsupported_ethertype", 3, "drop", "neither IPv4, IPv6 nor ARP (VLAN tags, ...)"),
     Reason("not_for_us", 4, "drop", "unicast MAC other than the port's, or IP unicast in an L2 broadcast"),
     Reason("unknown_port", 5, "drop", "ingress port id not configured"),
-    Reason("spoofed_source", 6, "drop", "a source address the sender may not use (or a martian; IPv6 :: outside ND and MLD)"),
+    Reason("spoofed_source", 6, "drop", "a source the sender does not hold: another namespace's, the scope's own "
+           "(the gateway's), a directed broadcast of the scope; for an L3 any but its own (IPv6: or a martian; "
+           ":: outside ND and MLD)"),
     Reason("bad_destination", 7, "drop", "0.0.0.0/8, 127.0.0.0/8, 240.0.0.0/4 (not the limited broadcast); ::, ::1, ::ffff:0:0/96, IPv6 multicast of scope 0 or 1 (interface-local)"),
     Reason("no_port", 8, "drop", "the destination namespace (or route) has no usable port"),
     Reason("no_listener", 9, "drop", "broadcast or multicast nobody else listens to"),
     Reason("fanout_overflow", 10, "drop", "fan-out copies that did not fit the batch's list (counted per copy)"),
     Reason("bad_extension_header", 11, "drop", "an IPv6 extension-header chain that is malformed, too long or out of order (fastpath/ipv6.py)"),
     Reason("link_local_source_routed", 12, "drop", "an IPv6 link-local source (fe80::/10) in a frame that would leave the sender's link"),
+    Reason("martian_source", 13, "drop", "an IPv4 source no router forwards (RFC 1812 5.3.7): 0.0.0.0/8 (0.0.0.0 "
+           "itself only for IGMP and a DHCP client's broadcast), 127.0.0.0/8, multicast, 240.0.0.0/4"),
+    Reason("directed_broadcast", 14, "drop", "a directed broadcast from outside its subnet (RFC 2644; "
+           "the L2's directed_broadcast option lets them in)"),
+    Reason("rogue_dhcp", 15, "drop", "a DHCP server message (UDP from port 67) from an L3 port not "
+           "marked as a DHCP server (port option dhcp_server)"),
     Reason("arp", 16, "slowpath", "ARP: the slow path answers for the switch"),
     Reason("local", 17, "slowpath", "to an address the L2 scope itself owns (the switch)"),
     Reason("no_route", 18, "slowpath", "no FIB entry: the slow path sends ICMP / ICMPv6 unreachable"),

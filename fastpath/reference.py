@@ -13,7 +13,8 @@ from contextlib import contextmanager
 import threading
 
 from fastpath import verdicts as V
-from fastpath.addresses import (MAX_PLEN, V6, addr_str, check_ip, gateway_key, gateway_value,
+from fastpath.addresses import (MAX_PLEN, V6, addr_str, check_flag, check_ip, gateway_key,
+                                gateway_value,
                                 group_key, group_str, host_key, lookup_key, mac_bytes_to_int,
                                 onlink_key, prefix_key, route_key, value_str)
 from fastpath.errors import AddressInUse, Busy, InvalidArgument, NotFound
@@ -44,14 +45,16 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self._updating = False
         self.namespaces = {}      # ns -> (scope, is_l3)
         self.ports = {}           # port -> [ns, mac, peer mac or None, mtu]
-        self.dhcp_ports = set()   # ports the switch serves by DHCP
+        self.serving_dhcp = set() # ports the switch serves by DHCP
         self.addresses = {}       # (scope, ip) -> ns
-        self.onlink = {}          # (scope, IPv6 address) -> its on-link prefix length
+        self.onlink = {}          # (scope, ip) -> prefix length of the address's subnet (IPv6: on-link)
         self.broadcasts = {}      # (scope, ip) -> tuple of ns
         self.groups = {}          # (scope, group ip) -> tuple of member ns
         self.group_ctr = {}       # (scope, group ip) -> {"rx_packets", "rx_bytes", "copies"}
         self.routes_ = {}         # scope -> {(prefix, plen): (port, gateway)}; IPv6: gateway None = on-link
         self.neighbours = {}      # (scope, ip) -> mac
+        self.dhcp_servers = set() # port ids marked as DHCP servers
+        self.directed = set()     # scopes that let directed broadcasts in from other subnets
         self.reason_ctr = dict.fromkeys(V.REASON_NAMES, 0)
         self.port_ctr, self.ns_ctr, self.ns_reason_ctr = {}, {}, {}
         self._init_shares()
@@ -145,6 +148,7 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
     def _forget(self, ns_id):
         if not self.namespaces[ns_id][1]:
             self.routes_.pop(ns_id, None)
+            self.directed.discard(ns_id)
             self.neighbours = {k: v for k, v in self.neighbours.items() if k[0] != ns_id}
             self.broadcasts = {k: v for k, v in self.broadcasts.items() if k[0] != ns_id}
             for key in [k for k in self.groups if k[0] == ns_id]:
@@ -158,15 +162,16 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self.ns_reason_ctr[ns_id] = dict.fromkeys(V.REASON_NAMES, 0)
         self._clear_ns_shares(ns_id)
 
-    def set_port(self, port_id, ns_id, mac, dhcp=False, mtu=DEFAULT_MTU):
+    def set_port(self, port_id, ns_id, mac, mtu=DEFAULT_MTU, dhcp_server=False,
+                 serve_dhcp=False):
         self._writing()
         self._port(port_id)
         self._existing_ns(ns_id)
         mac_bytes_to_int(mac, "port MAC")
-        if not isinstance(dhcp, bool):
-            raise InvalidArgument(f"dhcp must be True or False, not {dhcp!r}")
         if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
             raise InvalidArgument(f"MTU {mtu!r} is not an int in 68..65535")
+        check_flag(dhcp_server, "dhcp_server")
+        check_flag(serve_dhcp, "serve_dhcp")
         current = self._l3_port(ns_id)
         if self.namespaces[ns_id][1] and current not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {current}")
@@ -177,7 +182,8 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
             self._clear_port_shares(port_id)
         else:
             old[1], old[3] = bytes(mac), mtu
-        (self.dhcp_ports.add if dhcp else self.dhcp_ports.discard)(port_id)
+        for marked, flag in ((self.dhcp_servers, dhcp_server), (self.serving_dhcp, serve_dhcp)):
+            (marked.add if flag else marked.discard)(port_id)
 
     def port_mtu(self, port_id):
         self._existing_port(port_id)
@@ -187,7 +193,12 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self._writing()
         self._existing_port(port_id)
         del self.ports[port_id]
-        self.dhcp_ports.discard(port_id)
+        self.serving_dhcp.discard(port_id)
+        self.dhcp_servers.discard(port_id)
+
+    def port_is_dhcp_server(self, port_id):
+        self._existing_port(port_id)
+        return port_id in self.dhcp_servers
 
     def set_peer_mac(self, port_id, mac):
         self._existing_port(port_id)
@@ -203,9 +214,9 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self._existing_port(port_id)
         return self.ports[port_id][1]
 
-    def port_dhcp(self, port_id):
+    def port_serves_dhcp(self, port_id):
         self._existing_port(port_id)
-        return port_id in self.dhcp_ports
+        return port_id in self.serving_dhcp
 
     # ---- addresses, broadcasts, routes, neighbours -------------------------------------------------
 
@@ -223,8 +234,7 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         if owner is not None and owner != ns_id:
             raise AddressInUse(f"{value_str(ip)} is owned by namespace {owner} in scope {scope_id}")
         self.addresses[(scope_id, ip)] = ns_id
-        if family == 6:
-            self.onlink[(scope_id, ip)] = onlink
+        self.onlink[(scope_id, ip)] = onlink
 
     def remove_address(self, scope_id, ip):
         self._writing()
@@ -244,6 +254,19 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self._ns(scope_id, "scope")
         lookup_key(ip)
         return self.onlink.get((scope_id, ip))
+
+    def set_directed_broadcast(self, scope_id, enabled):
+        self._writing()
+        self._scope(scope_id)
+        check_flag(enabled, "enabled")
+        if enabled:
+            self.directed.add(scope_id)
+        else:
+            self.directed.discard(scope_id)
+
+    def directed_broadcast(self, scope_id):
+        self._scope(scope_id)
+        return scope_id in self.directed
 
     def set_broadcast(self, scope_id, bcast_ip, ns_ids):
         self._writing()

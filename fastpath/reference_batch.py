@@ -8,18 +8,22 @@ import struct
 
 from fastpath import verdicts as V
 from fastpath.reference_ipv6 import ReferenceIpv6, wire_len
-from fastpath.source_rule import BROADCAST, may_send_from
+from fastpath.source_rule import (BROADCAST, DHCP_SERVER_PORT, MARTIAN, SPOOFED, source_refusal,
+                                  stays_on_link)
 
 BROADCAST_MAC = b"\xff" * 6
 DEFAULT_MTU = 1500            # a port's, until set_port says otherwise (a TAP's)
+_REFUSAL_REASON = {MARTIAN: V.REASON_MARTIAN_SOURCE, SPOOFED: V.REASON_SPOOFED_SOURCE}
 
 
 def _udp_ports(frame, hlen, total, header):
-    """(source, destination) ports of a UDP packet's first fragment, or None."""
-    if header[9] != 17 or int.from_bytes(header[6:8], "big") & 0x1FFF or total < hlen + 4:
-        return None
-    at = 14 + hlen
-    return int.from_bytes(frame[at:at + 2], "big"), int.from_bytes(frame[at + 2:at + 4], "big")
+    """(source port, destination port) of a UDP packet's first fragment, each None when
+    the packet is not one or too short to hold it."""
+    if header[9] != 17 or int.from_bytes(header[6:8], "big") & 0x1FFF:
+        return None, None
+    l4 = frame[14 + hlen:14 + total]
+    return (int.from_bytes(l4[0:2], "big") if len(l4) >= 2 else None,
+            int.from_bytes(l4[2:4], "big") if len(l4) >= 4 else None)
 
 
 def ipv4_checksum(header):
@@ -115,33 +119,39 @@ class ReferenceBatch(ReferenceIpv6):
         header = frame[14:14 + ihl * 4]
         if ipv4_checksum(header) != 0:          # RFC 1071: all words, checksum included, sum to
             return refuse(V.REASON_BAD_CHECKSUM)  # all ones (a 0x0000 checksum may come as 0xFFFF)
-        ttl = header[8]
+        ttl, proto = header[8], header[9]
         src, dst = int.from_bytes(header[12:16], "big"), int.from_bytes(header[16:20], "big")
         scope, is_l3 = self.namespaces[ns]
+        sport, dport = _udp_ports(frame, ihl * 4, total, header)
 
         # a DHCP client on a port the switch serves by DHCP: to the slow path, source rule
         # or not (a renewal may come from an address the client lost)
-        if port in self.dhcp_ports and _udp_ports(frame, ihl * 4, total, header) == (68, 67):
+        if port in self.serving_dhcp and (sport, dport) == (68, 67):
             return refuse(V.REASON_DHCP)
 
         # source rule (fastpath/source_rule.py)
         owner = BROADCAST if (scope, src) in self.broadcasts else self.addresses.get((scope, src))
-        if not may_send_from(is_l3, ns, owner, src):
-            return refuse(V.REASON_SPOOFED_SOURCE)
+        why = source_refusal(is_l3, ns, owner, src)
+        if why is None and src == 0 and not stays_on_link(proto, dst, dport):
+            why = MARTIAN
+        if why is not None:
+            return refuse(_REFUSAL_REASON[why])
         if not src_mac[0] & 1 and src_mac != bytes(6):
             self.ports[port][2] = src_mac
 
-        if header[9] == 2:                      # IGMP: the switch snoops and queries
+        if proto == 2:                          # IGMP: the switch snoops and queries
             return refuse(V.REASON_IGMP)
+        if sport == DHCP_SERVER_PORT and is_l3 and port not in self.dhcp_servers:
+            return refuse(V.REASON_ROGUE_DHCP)
 
-        # broadcast and multicast
+        # broadcast and multicast: on the sender's subnet only
         if dst == 0xFFFFFFFF:
-            return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), BROADCAST_MAC,
-                                 frame, copies_so_far, batch)
+            members = self._dhcp_server_namespaces(scope) if src == 0 else self._subnet(scope, src)
+            return self._fan_out(ns, self._l3_ports(members), BROADCAST_MAC, frame, copies_so_far, batch)
         if dst >> 28 == 0xE:
             mcast_mac = bytes([0x01, 0x00, 0x5E, dst >> 16 & 0x7F, dst >> 8 & 0xFF, dst & 0xFF])
-            if dst >> 8 == 0xE00000:            # link-local: every L3 of the scope
-                return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mcast_mac,
+            if dst >> 8 == 0xE00000:            # link-local: the sender's subnet
+                return self._fan_out(ns, self._l3_ports(self._subnet(scope, src)), mcast_mac,
                                      frame, copies_so_far, batch)
             members = self.groups.get((scope, dst))
             if members is None:
@@ -156,6 +166,8 @@ class ReferenceBatch(ReferenceIpv6):
         if dst >> 24 in (0, 127) or dst >> 28 == 0xF:
             return refuse(V.REASON_BAD_DESTINATION)
         if (scope, dst) in self.broadcasts:
+            if self._subnet_broadcast(scope, src) != dst and scope not in self.directed:
+                return refuse(V.REASON_DIRECTED_BROADCAST)     # routed: RFC 2644
             return self._fan_out(ns, self._l3_ports(self.broadcasts[(scope, dst)]), BROADCAST_MAC,
                                  frame, copies_so_far, batch)
         if group_mac:
@@ -173,14 +185,15 @@ class ReferenceBatch(ReferenceIpv6):
             out = self._l3_port(owner)
             if out < 0:
                 return refuse(V.REASON_NO_PORT)
-            if ttl <= 1:
+            routed = not self._same_subnet(scope, src, dst)
+            if routed and ttl <= 1:
                 return refuse(V.REASON_TTL_EXPIRED)
             if too_big(out):
                 return refuse(V.REASON_TOO_BIG)
             peer = self.ports[out][2]
             if peer is None:
                 return refuse(V.REASON_PEER_UNKNOWN)
-            return self._forward(out, peer, frame)
+            return self._forward(out, peer, frame, routed)
 
         # route
         hop = self.lookup_route(scope, dst)
@@ -196,18 +209,45 @@ class ReferenceBatch(ReferenceIpv6):
         mac = self.neighbours.get((scope, gateway or dst))
         if mac is None:
             return refuse(V.REASON_NO_NEIGHBOUR)
-        return self._forward(out, mac, frame)
+        return self._forward(out, mac, frame, True)
+
+    # ---- subnets: the sender's link ---------------------------------------------------------
+
+    def _subnet_broadcast(self, scope, src):
+        """The directed broadcast of the subnet of ``src``, an address of the scope on a
+        subnet /30 or wider; else None (nobody's, the L2's own sender, /31, /32)."""
+        plen = self.onlink.get((scope, src))
+        if plen is None or plen > 30:
+            return None
+        return src | (0xFFFFFFFF >> plen)
+
+    def _subnet(self, scope, src):
+        """Who is on the subnet of the sender's ``src``: its directed broadcast's listeners."""
+        return self.broadcasts.get((scope, self._subnet_broadcast(scope, src)), ())
+
+    def _same_subnet(self, scope, src, dst):
+        """Switched, not routed: both addresses of the scope on one subnet (same prefix)."""
+        plen = self.onlink.get((scope, src))
+        if plen is None or plen > 31 or plen != self.onlink.get((scope, dst)):
+            return False
+        return src >> (32 - plen) == dst >> (32 - plen)
+
+    def _dhcp_server_namespaces(self, scope):
+        """The scope's L3s whose port is marked as a DHCP server (a DHCP client's broadcast)."""
+        return [n for n in self._all_l3(scope) if self._l3_port(n) in self.dhcp_servers]
 
     def _all_l3(self, scope):
         return sorted(self._children(scope))
 
-    def _forward(self, out, dst_mac, frame):
+    def _forward(self, out, dst_mac, frame, routed):
+        """Out of port ``out`` to ``dst_mac``; a routed frame's TTL goes down by one."""
         out_ns, out_mac, *_ = self.ports[out]
         ihl = frame[14] & 15
         header = bytearray(frame[14:14 + ihl * 4])
-        header[8] -= 1
-        header[10:12] = b"\0\0"
-        header[10:12] = ipv4_checksum(bytes(header)).to_bytes(2, "big")
+        if routed:
+            header[8] -= 1
+            header[10:12] = b"\0\0"
+            header[10:12] = ipv4_checksum(bytes(header)).to_bytes(2, "big")
         self._count(out, out_ns, "tx", len(frame))
         new = dst_mac + out_mac + frame[12:14] + bytes(header) + frame[14 + ihl * 4:]
         return V.VERDICT_FORWARD, V.REASON_NONE, out, [], new

@@ -88,7 +88,7 @@ class ReferenceIpv6:
                 return refuse(V.REASON_MLD)
         if src.is_unspecified:
             return refuse(V.REASON_SPOOFED_SOURCE)
-        if port in self.dhcp_ports and udp_ports(packet, upper) == (546, 547):
+        if port in self.serving_dhcp and udp_ports(packet, upper) == (546, 547):
             return refuse(V.REASON_DHCP)        # the switch's DHCPv6 server answers
 
         # multicast: bridged inside the scope

@@ -3,8 +3,9 @@
 # checksum the sender left partial; cut a GSO super-frame into segments in software).
 #
 # Policy (docs: issue 5 point 1).  A frame read from a vnet port keeps its header in the
-# batch's headroom (buf[offset - 12 : offset]).  Out to a vnet port it goes with that
-# header, unchanged: the receiving kernel segments and checksums it.  Out to a port
+# batch's headroom (buf[offset - 12 : offset]), its checksum claim (DATA_VALID) cleared at
+# the trust boundary (vnet_drop_claims, as it is read).  Out to a vnet port it goes with
+# that header: the receiving kernel segments and checksums it.  Out to a port
 # without the header:
 #   - flags NEEDS_CSUM: the checksum at csum_start + csum_offset is completed in place;
 #   - gso_type TCPV4, TCPV6 or UDP_L4 (IPv4 or IPv6; ECN bit with TCP): the frame is cut
@@ -180,6 +181,15 @@ cdef inline uint8_t vnet_check(const uint8_t* h, const uint8_t* f, uint32_t n) n
     if (g.end - g.hl + le16(h + 4) - 1) // le16(h + 4) > VNET_MAX_SEGMENTS:
         return VNET_TOO_MANY_SEGMENTS
     return VNET_OK
+
+
+cdef inline void vnet_drop_claims(uint8_t* h) noexcept nogil:
+    """Clear what the sender's kernel claims about a frame's checksum (DATA_VALID: "the
+    checksum was verified") in a header the switch accepted: a claim holds for the port
+    it came in on, never for the frame another tenant gets (issue 14 item 12).  A partial
+    checksum (NEEDS_CSUM) stays a request: completed in software for a plain port, by the
+    receiving kernel for a vnet port."""
+    h[0] &= ~VNET_F_DATA_VALID
 
 
 cdef inline void vnet_complete_csum(uint8_t* f, uint32_t n, uint8_t* h) noexcept nogil:

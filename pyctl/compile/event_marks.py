@@ -11,8 +11,9 @@ An event type without an entry is a programming error: ``marks_of`` raises
 from pyctl.compile.plan import fast_path_key
 from pyctl.model.events import (AddressAdded, AddressAssigned, AddressDeleted, AddressPulled,
                                 AddressPushed, GroupJoined, GroupLeft, NamespaceCreated,
-                                NamespaceDestroyed, NamespaceOptionsSet, PortAdded, PortDeleted,
-                                QuotaSet, RouteAdded, RouteDeleted)
+                                NamespaceDestroyed, NamespaceOptionsSet, NetnsDelegated,
+                                NetnsRevoked, PortAdded, PortDeleted, QuotaSet, RouteAdded,
+                                RouteDeleted, RouteReplaced)
 
 __all__ = ["Marks", "MARKS_OF", "marks_of", "UnhandledEvent"]
 
@@ -24,7 +25,7 @@ class UnhandledEvent(TypeError):
 class Marks:
     """Plan entries to recompile, by id."""
 
-    __slots__ = ("namespaces", "ports", "addresses", "routes", "scopes")
+    __slots__ = ("namespaces", "ports", "addresses", "routes", "scopes", "connected")
 
     def __init__(self):
         self.namespaces = set()       # ns ids: kind, scope, ports, multicast memberships
@@ -32,6 +33,7 @@ class Marks:
         self.addresses = set()        # (scope, ip key): both families (plan.fast_path_key)
         self.routes = set()           # (scope, prefix key, plen)
         self.scopes = set()           # L2 ids: every address and route of the scope
+        self.connected = set()        # L2 ids: their connected routes (the ports they use)
 
     def update(self, other):
         for name in self.__slots__:
@@ -41,10 +43,14 @@ class Marks:
         return any(getattr(self, name) for name in self.__slots__)
 
 
-def _mark_address(marks, scope_id, ip):
-    key = fast_path_key(ip)
+def _mark_address(marks, scope_id, iface):
+    """The address, and (IPv4) the connected route of its subnet if it is the L2's own."""
+    key = fast_path_key(iface.ip)
     if key is not None:
         marks.addresses.add((scope_id, key))
+        if iface.version == 4:
+            network = iface.network
+            marks.routes.add((scope_id, int(network.network_address), network.prefixlen))
 
 
 def _namespace_created(event, marks):
@@ -61,11 +67,11 @@ def _namespace_destroyed(event, marks):
         if ns.is_l2:
             marks.scopes.add(ns.id)   # its addresses (and its L3s') and its routes
     for iface in event.returned:      # an L3's addresses, back with its parent
-        _mark_address(marks, event.parent.id, iface.ip)
+        _mark_address(marks, event.parent.id, iface)
 
 
 def _address(event, marks):
-    _mark_address(marks, event.scope.id, event.address.ip)
+    _mark_address(marks, event.scope.id, event.address)
 
 
 def _route(event, marks):
@@ -76,6 +82,8 @@ def _route(event, marks):
 def _port(event, marks):
     marks.ports.add(event.port.id)
     marks.namespaces.add(event.port.ns)   # the routes via its namespace's addresses
+    if event.namespace.is_l2:
+        marks.connected.add(event.port.ns)    # the port may lead to a connected subnet
 
 
 def _membership(event, marks):
@@ -105,6 +113,10 @@ MARKS_OF = {
     GroupLeft:          _membership,
     NamespaceOptionsSet: _options,            # scope_options (the slow path's, no datapath table)
     QuotaSet:           _nothing,             # none: what may be held, not what is
+    RouteReplaced:      _route,               # routes, unresolved
+    NamespaceOptionsSet: _membership,         # directed_broadcast (the scope's flag)
+    NetnsDelegated:     _nothing,             # none: who may name a kernel namespace
+    NetnsRevoked:       _nothing,
 }
 
 

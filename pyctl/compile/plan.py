@@ -8,12 +8,12 @@ table of its own: ``addresses`` holds ``(scope, 0x0a000005)`` and ``(scope,
 IPv6Address("fd00::5"))`` side by side, ``routes`` IPv4 and IPv6 prefixes
 (an IPv6 route's gateway is an ``IPv6Address`` or None, on-link; IPv4's an int,
 0 on-link), ``multicast`` both families' groups.  What the datapath's API takes
-besides for IPv6 is in the entry's value: an IPv6 address's owner comes with
-its on-link prefix length (``add_address(scope, ip, owner, plen)``: two
-addresses of one subnet talk as on one link), and a port of a datapath that
-takes IPv6 with its MTU after the DHCP-served flag every port has
-(``set_port(port, ns, mac, dhcp, mtu)``: too_big, both families; an IPv4-only
-datapath's ``set_port`` takes no MTU).  ``GONE`` stands for "no
+besides is in the entry's value: an address's owner comes with its subnet's
+prefix length (``add_address(scope, ip, owner, plen)``: a sender's subnet is
+what its broadcasts reach, two addresses of one subnet talk as on one link), a
+port with its ``dhcp_server`` mark, whether the switch serves it by DHCP and,
+for a datapath that takes IPv6, its MTU (``set_port(port, ns, mac, mtu,
+dhcp_server=, serve_dhcp=)``: too_big, both families).  ``GONE`` stands for "no
 entry" where a value is expected (the old or new side of an entry that appears
 or goes away).
 """
@@ -37,19 +37,22 @@ GONE = _Gone()
 @dataclass
 class Plan:
     namespaces: dict = field(default_factory=dict)   # ns id -> (scope id, is_l3)
-    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes, dhcp[, MTU])
-    addresses: dict = field(default_factory=dict)    # (scope, ip key) -> owner ns id;
-    #   an IPv6 key's: (owner ns id, on-link prefix length)
+    ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes,
+    #   dhcp_server, serve_dhcp[, MTU])
+    addresses: dict = field(default_factory=dict)    # (scope, ip key) -> (owner ns id,
+    #   prefix length of its subnet)
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids):
     #   the L3s of the scope with an address on a subnet, /30 or wider, of that broadcast
     routes: dict = field(default_factory=dict)       # (scope, prefix key, plen) -> (port id, gateway)
     multicast: dict = field(default_factory=dict)    # (scope, group key) -> tuple(member ns ids)
     unresolved: dict = field(default_factory=dict)   # (scope, prefix, plen) -> (L2 name, dst, why):
     #   routes of the model the datapath cannot use
+    directed: dict = field(default_factory=dict)     # L2 id -> True: it lets routed directed
+    #   broadcasts in (its directed_broadcast option)
 
 
 PLAN_TABLES = ("namespaces", "ports", "addresses", "broadcasts", "routes", "multicast",
-               "unresolved")
+               "unresolved", "directed")
 
 
 def datapath_families(datapath):
@@ -63,8 +66,8 @@ def datapath_families(datapath):
 
 
 def address_owner(value):
-    """The owner ns id of a plan ``addresses`` value (an IPv6 one carries its plen too)."""
-    return value if isinstance(value, int) else value[0]
+    """The owner ns id of a plan ``addresses`` value (it carries the prefix length too)."""
+    return value[0]
 
 
 def key_family(key):

@@ -14,20 +14,22 @@ Both families follow the same rules, each address-keyed entry in the family of
 its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
 
 - a namespace: ``(scope, is_l3)``; its groups (not those of link scope:
-  224.0.0.0/24 and ff02::/16 reach the whole scope without an entry, and no
-  narrower ones are joined) make it a member in ``multicast``;
-- a port: ``(namespace, MAC bytes, served by DHCPv4)`` (``port_options.dhcp_served``),
-  and its MTU for a datapath that takes IPv6;
-  for the slow path ``port_info`` (its MTU, whether a router stands behind it),
-  and an L2's ``scope_options``;
-- an address held in a scope (loopback stays in the model): its holder in
-  ``addresses`` (an IPv6 one with its prefix length: on-link for the fast path);
-  an L3 holding an IPv4 address on a /30-or-wider subnet listens
-  to that subnet's directed broadcast (``broadcasts``; IPv6 has none);
+  224.0.0.0/24 and ff02::/16 reach the sender's subnet or the scope without an
+  entry, and no narrower ones are joined) make it a member in ``multicast``; an
+  L2 with the ``directed_broadcast`` option is in ``directed``;
+- a port: ``(namespace, MAC bytes, dhcp_server, served by DHCPv4)`` (its
+  ``dhcp_server`` option; ``port_options.dhcp_served``), and its MTU for a
+  datapath that takes IPv6; for the slow path ``port_info`` (its MTU, whether a
+  router stands behind it), and an L2's ``scope_options``;
+- an address held in a scope (loopback stays in the model): its holder and its
+  subnet's prefix length in ``addresses``; an L3 holding an IPv4 address on a
+  /30-or-wider subnet listens to that subnet's directed broadcast
+  (``broadcasts``; IPv6 has none);
 - a route: out of its port if it names one, else out of the port of the L3
-  that holds its gateway; neither: ``unresolved`` (not installed).  No route
-  is implied by an address, in either family: a destination no namespace holds
-  is routed by the routes the L2 was given (docs/model.md).
+  that holds its gateway; neither: ``unresolved`` (not installed).  A connected
+  route (the subnet of an L2's own IPv4 address, ``pyctl.model.subnets``) is
+  on-link out of the port that leads there; with none it is not installed (nor
+  unresolved: the subnet's namespaces are reached by address).
 """
 import ipaddress
 
@@ -102,6 +104,9 @@ class PlanBuilder:
         routes = {key for key in marks.routes if key_family(key[1]) in self.families}
         for scope in marks.scopes:
             self._expand_scope(reader, scope, namespaces, addrs, routes)
+        for scope in marks.connected:
+            routes.update((scope, int(net.network_address), net.prefixlen)
+                          for net in reader.connected_networks(scope))
         for ns in namespaces:
             self._namespace(reader, edit, ns, ports, routes)
         for pid in ports:
@@ -137,16 +142,18 @@ class PlanBuilder:
         index = self.index
         value = reader.namespace(ns)
         if value is None:
-            entry, port_ids, multicast, options = GONE, set(), GONE, GONE
+            entry, port_ids, multicast, options, directed = GONE, set(), GONE, GONE, GONE
         else:
             entry = (value.scope_id, value.is_l3)
             port_ids = set(reader.port_ids_of(ns))
             groups = self._multicast_groups(reader.groups_of(ns))
             multicast = (value.scope_id, groups) if groups else GONE
             options = tuple(sorted(reader.options_of(ns).items())) or GONE
+            directed = True if reader.options_of(ns).get("directed_broadcast") else GONE
         changed = edit.put("namespaces", ns, entry)
         edit.put("ns_multicast", ns, multicast)
         edit.put("scope_options", ns, options)
+        edit.put("directed", ns, directed)
         known = index.ns_ports.get(ns, set())
         ports |= port_ids | known
         if changed or port_ids != known:
@@ -164,7 +171,8 @@ class PlanBuilder:
             return
         ns = reader.namespace(port.ns)
         mtu = port.options.get("mtu", DEFAULT_MTU)
-        entry = (port.ns, _mac_bytes(port.mac), dhcp_served(port.options, ns is not None and ns.is_l3))
+        entry = (port.ns, _mac_bytes(port.mac), port.options.get("dhcp_server", False),
+                 dhcp_served(port.options, ns is not None and ns.is_l3))
         if 6 in self.families:
             entry += (mtu,)               # the fast path's too_big bound, both families
         edit.put("ports", pid, entry)
@@ -173,13 +181,10 @@ class PlanBuilder:
     def _address(self, reader, edit, scope, ip, routes):
         holding = reader.holding(scope, address_of(ip))
         if holding is None:
-            owner = held = GONE
+            held = GONE
         else:
-            owner = holding.holder
-            held = (owner, holding.address.network.prefixlen)
-            if key_family(ip) == 6:
-                owner = held                  # with its on-link prefix length
-        edit.put("addresses", (scope, ip), owner)
+            held = (holding.holder, holding.address.network.prefixlen)
+        edit.put("addresses", (scope, ip), held)
         edit.put("held", (scope, ip), held)
         routes.update(self.index.gw_routes.get((scope, ip), ()))
 
@@ -196,6 +201,10 @@ class PlanBuilder:
         gateway = (fast_path_key(ipaddress.ip_address(route.via)) if route.via
                    else _ON_LINK[network.version])
         port_id = None if route.port is None else reader.port_id(route.port)
+        if route.connected and port_id is None:      # on-link, leading nowhere: not installed
+            for table in ("route_src", "routes", "unresolved"):
+                edit.put(table, key, GONE)
+            return
         edit.put("route_src", key, (name, route.dst, gateway, port_id))
         if port_id is None:
             owner = index.plan.addresses.get((scope, gateway))

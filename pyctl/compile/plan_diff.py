@@ -80,13 +80,27 @@ class EditDiff:
         return users
 
 
+def _set_namespace(dp, nid, value, directed):
+    """Write a namespace back as it was, with its directed-broadcast flag (the removal
+    cleared it)."""
+    dp.set_namespace(nid, *value)
+    if directed:
+        dp.set_directed_broadcast(nid, True)
+
+
+def _set_port(dp, pid, value):
+    """Write a plan's port (namespace, MAC, dhcp_server, serve_dhcp[, MTU]) to the datapath."""
+    ns, mac, dhcp_server, serve_dhcp, *mtu = value
+    dp.set_port(pid, ns, mac, *mtu, dhcp_server=dhcp_server, serve_dhcp=serve_dhcp)
+
+
 def apply_diff(dp, diff, undo):
     """Write ``diff`` into datapath ``dp``, each write recorded in ``undo``.
 
     Removals first (what goes away or changes: routes, broadcasts, multicast
     groups, addresses, ports, then namespaces, children first), then additions
-    in the reverse order (namespaces parents first, ports, addresses,
-    broadcasts, multicast groups, routes)."""
+    in the reverse order (namespaces parents first, ports, addresses, the scopes'
+    directed-broadcast flags, broadcasts, multicast groups, routes)."""
     ports = diff.changes("ports")
     moved_ports = {p for p, old, new in ports
                    if old is not GONE and (new is GONE or new[0] != old[0])}
@@ -140,17 +154,18 @@ def apply_diff(dp, diff, undo):
     for key, old, _ in addresses:
         if old is not GONE:
             undo.do(lambda k=key: dp.remove_address(*k),
-                    lambda k=key, v=old: dp.add_address(*k, *_owner_args(v)))
+                    lambda k=key, v=old: dp.add_address(*k, *v))
     old_ports = {p: old for p, old, _ in ports}
     for pid in moved_ports:
         undo.do(lambda p=pid: dp.remove_port(p),
-                lambda p=pid, v=old_ports[pid]: dp.set_port(p, *v))
+                lambda p=pid, v=old_ports[pid]: _set_port(dp, p, v))
     # Children (L3) before parents (L2), deepest ids last created first.
     namespaces = diff.changes("namespaces")
     for nid, old, _ in sorted((c for c in namespaces if c[1] is not GONE),
                               key=lambda c: (not c[1][1], -c[0])):
         undo.do(lambda n=nid: dp.remove_namespace(n),
-                lambda n=nid, v=old: dp.set_namespace(n, *v))
+                lambda n=nid, v=old, d=diff.old("directed", nid) is not GONE:
+                _set_namespace(dp, n, v, d))
 
     for nid, _, new in sorted((c for c in namespaces if c[2] is not GONE),
                               key=lambda c: (c[2][1], c[0])):
@@ -160,15 +175,25 @@ def apply_diff(dp, diff, undo):
         if new is GONE:
             continue
         if old is not GONE and pid not in moved_ports:     # same namespace, new MAC
-            undo.do(lambda p=pid, v=new: dp.set_port(p, *v),
-                    lambda p=pid, v=old: dp.set_port(p, *v))
+            undo.do(lambda p=pid, v=new: _set_port(dp, p, v),
+                    lambda p=pid, v=old: _set_port(dp, p, v))
         else:
-            undo.do(lambda p=pid, v=new: dp.set_port(p, *v),
+            undo.do(lambda p=pid, v=new: _set_port(dp, p, v),
                     lambda p=pid: dp.remove_port(p))
     for key, _, new in addresses:
         if new is not GONE:
-            undo.do(lambda k=key, v=new: dp.add_address(*k, *_owner_args(v)),
+            undo.do(lambda k=key, v=new: dp.add_address(*k, *v),
                     lambda k=key: dp.remove_address(*k))
+    # a namespace written again above (removed and set) lost its flag in the datapath
+    directed = {scope: (old, new) for scope, old, new in diff.changes("directed")}
+    directed.update((nid, (GONE, diff.new("directed", nid))) for nid, old, new in namespaces
+                    if old is not GONE and new is not GONE
+                    and diff.new("directed", nid) is not GONE and nid not in directed)
+    for scope, (old, new) in sorted(directed.items()):
+        if diff.new("namespaces", scope) is GONE:
+            continue                 # the scope went, its flag with it
+        undo.do(lambda s=scope, v=new is not GONE: dp.set_directed_broadcast(s, v),
+                lambda s=scope, v=old is not GONE: dp.set_directed_broadcast(s, v))
     for key, _, new in broadcasts:
         if new is not GONE and key not in in_place:
             undo.do(lambda k=key, v=new: dp.set_broadcast(*k, v),
@@ -188,8 +213,3 @@ def apply_diff(dp, diff, undo):
     for key, value in fresh.items():
         undo.do(lambda k=key, v=value: dp.add_route(*k, *v),
                 lambda k=key: dp.remove_route(*k))
-
-
-def _owner_args(value):
-    """What dp.add_address takes after the key: the owner (IPv6: and its prefix length)."""
-    return (value,) if isinstance(value, int) else value

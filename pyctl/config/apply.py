@@ -69,6 +69,8 @@ def build(config: Config, switch) -> list[ConfigError]:
             step(path, switch.namespace_set, ns.name, dict(ns.options))
         if ns.quota:
             step(path + ("quota",), switch.quota_set, ns.name, dict(ns.quota))
+        for i, netns in enumerate(ns.netns):
+            step(path + ("netns", i), switch.netns_delegate, ns.name, netns)
         add = switch.address_add if ns.kind == "l2" else _swap(switch.assign_and_push)
         for i, address in enumerate(ns.addresses):
             step(path + ("addresses", i), add, ns.name, address)

@@ -9,8 +9,9 @@ returns the verbs that turn the first into the second, in an order the model acc
 3. namespaces that go, deepest first (a namespace whose kind or parent changed goes and
    comes back, and with it what is below it);
 4. addresses an L2 no longer holds;
-5. an L2's quotas and options (``advertise``), then new namespaces (parents first) with
-   theirs;
+5. an L2's quotas, options (``advertise``, ``directed_broadcast``) and delegated kernel
+   namespaces (``netns``; those it no longer has are revoked once the ports that go are
+   gone), then new namespaces (parents first) with theirs;
 6. addresses: an L2's own, then pushed into L3s (``push`` when the L2 holds it already,
    ``assign_and_push`` otherwise);
 7. ports, routes, configured multicast memberships.
@@ -57,6 +58,7 @@ def normal_form(snapshot: dict, *, learned=frozenset(), macs=None) -> dict:
             "routes": frozenset((r["dst"], r["via"], r["port"]) for r in ns["routes"]),
             "groups": frozenset(g for g in ns["groups"] if (ns["name"], g) not in learned),
             "quota": {k: v for k, v in (ns.get("quota") or {}).items() if v is not None},
+            "netns": frozenset(ns.get("netns", ())),
             "options": ({**NAMESPACE_OPTION_DEFAULTS, **ns.get("options", {})}
                         if ns["kind"] == "l2" else {})}
     ports = {}
@@ -119,7 +121,11 @@ def reload_steps(current: dict, desired: dict, config: Config, learned=frozenset
         steps.append(Step("port_del", (name,), f"port {name} goes"
                           + (" (changed: it comes back)" if name in add_ports else "")))
 
-    # -- addresses leaving a kept L3, namespaces going, addresses an L2 drops ------------
+    # -- delegations taken back, addresses leaving a kept L3, namespaces going, ----------
+    # -- addresses an L2 drops -----------------------------------------------------------
+    for ns in sorted(kept):
+        for netns in sorted(cn[ns]["netns"] - dn[ns]["netns"]):
+            steps.append(Step("netns_revoke", (ns, netns), f"{ns} gives back kernel namespace {netns}"))
     held = {n: set(cn[n]["addresses"]) for n in cn}          # what each holds, as it goes
     for ns in sorted(kept):
         if cn[ns]["kind"] == "l3":
@@ -146,6 +152,9 @@ def reload_steps(current: dict, desired: dict, config: Config, learned=frozenset
         limits = {k: dn[ns]["quota"].get(k) for k in QUOTA_KEYS}
         return Step("quota_set", (ns, limits), f"quotas of {ns}: "
                     + (", ".join(f"{k}={v}" for k, v in sorted(dn[ns]["quota"].items())) or "none"))
+    def delegate_steps(ns, old):
+        return [Step("netns_delegate", (ns, netns), f"kernel namespace {netns} delegated to {ns}")
+                for netns in sorted(dn[ns]["netns"] - old)]
     def options_step(ns, old):
         changed = {k: v for k, v in sorted(dn[ns]["options"].items()) if old.get(k) != v}
         return Step("namespace_set", (ns, changed), f"options of {ns}: "
@@ -155,6 +164,7 @@ def reload_steps(current: dict, desired: dict, config: Config, learned=frozenset
             steps.append(quota_step(ns))
         if dn[ns]["kind"] == "l2" and dn[ns]["options"] != cn[ns]["options"]:
             steps.append(options_step(ns, cn[ns]["options"]))
+        steps.extend(delegate_steps(ns, cn[ns]["netns"]))
     for ns in sorted(create, key=lambda n: _depth(dn, n)):
         steps.append(Step("create", (ns, dn[ns]["kind"]), f"namespace {ns} comes "
                           f"({dn[ns]['kind']} in {dn[ns]['parent']})", {"parent": dn[ns]["parent"]}))
@@ -163,6 +173,7 @@ def reload_steps(current: dict, desired: dict, config: Config, learned=frozenset
             steps.append(quota_step(ns))
         if dn[ns]["kind"] == "l2" and dn[ns]["options"] != NAMESPACE_OPTION_DEFAULTS:
             steps.append(options_step(ns, NAMESPACE_OPTION_DEFAULTS))
+        steps.extend(delegate_steps(ns, frozenset()))
     order = sorted(dn, key=lambda n: _depth(dn, n))
     for ns in order:
         if dn[ns]["kind"] == "l2":

@@ -130,6 +130,9 @@ ROOT_KEYS = (
     Key("groups", "strings", "multicast groups 'init' is a configured member of", format="ip"),
     Key("advertise", "boolean", "send IPv6 router advertisements on its ports and answer "
         "solicitations (docs/model.md)", default=NAMESPACE_OPTION_DEFAULTS["advertise"]),
+    Key("directed_broadcast", "boolean", "let a directed broadcast of the root's subnets in "
+        "from another subnet or an uplink (RFC 2644; docs/model.md)",
+        default=NAMESPACE_OPTION_DEFAULTS["directed_broadcast"]),
 )
 
 NAMESPACE_KEYS = (
@@ -145,6 +148,11 @@ NAMESPACE_KEYS = (
     Key("advertise", "boolean", "an L2's: send IPv6 router advertisements on its scope's "
         "ports and answer solicitations (docs/model.md)",
         default=NAMESPACE_OPTION_DEFAULTS["advertise"]),
+    Key("directed_broadcast", "boolean", "an L2's: let a directed broadcast of its subnets "
+        "in from another subnet or an uplink (RFC 2644; docs/model.md)",
+        default=NAMESPACE_OPTION_DEFAULTS["directed_broadcast"]),
+    Key("netns", "strings", "an L2's: kernel network namespaces delegated to its clients "
+        "(they may put ports there; docs/model.md)", format="netns"),
     Key("quota", "table", "an L2's quotas over its subtree (docs/model.md)",
         keys=tuple(Key(name, "integer", f"most {name} in the subtree", range=(0, QUOTA_MAX))
                    for name in QUOTA_KEYS)),
@@ -175,6 +183,8 @@ PORT_KEYS = (
     Key("dhcp_lease_time", "integer", "seconds of the lease the switch's DHCP server gives "
         "on the port (served: kind attach, or no address)", range=(2, 2**31 - 1),
         default=DEFAULT_LEASE_TIME),
+    Key("dhcp_server", "boolean", "the endpoint is a DHCP server the L2 trusts: its server "
+        "messages (UDP from port 67) reach the scope", default=False),
 )
 
 ROUTE_KEYS = (
@@ -209,3 +219,9 @@ def allowed(*path: str) -> tuple[str, ...]:
 
 def required(*path: str) -> tuple[str, ...]:
     return tuple(k.name for k in table_keys(*path) if k.required)
+
+
+def value_range(*path: str) -> tuple[int, int]:
+    """The declared range of the integer key at ``path`` (its table's path, then its name)."""
+    *table, name = path
+    return next(k for k in table_keys(*table) if k.name == name).range

@@ -58,8 +58,9 @@ class NamespaceSpec:
     addresses: tuple[str, ...] = ()   # an L2's own; an L3's are assigned in the parent and pushed
     socket: bool = False              # give it its own control socket (<socket_dir>/<name>.sock)
     groups: tuple[str, ...] = ()      # configured multicast memberships (never expire)
-    options: dict[str, Any] = field(default_factory=dict, hash=False)   # an L2's (advertise)
     quota: dict[str, int] = field(default_factory=dict, hash=False)   # an L2's (model/quotas.py)
+    options: dict[str, Any] = field(default_factory=dict, hash=False)  # an L2's (advertise, directed_broadcast)
+    netns: tuple[str, ...] = ()       # kernel namespaces delegated to an L2 (model/kernel_reach.py)
     key: str = ""
     line: int | None = None
 

@@ -57,7 +57,8 @@ def namespaces(result: list[dict]) -> str:
 
 
 def routes(result: list[dict]) -> str:
-    return table([[r["dst"], r["via"], r["port"]] for r in result], ["DESTINATION", "VIA", "PORT"])
+    return table([[r["dst"], r["via"], r["port"], "connected" if r.get("connected") else "static"]
+                  for r in result], ["DESTINATION", "VIA", "PORT", "KIND"])
 
 
 def _port_state(p: dict) -> str:
@@ -78,6 +79,8 @@ def show(ns: dict) -> str:
     head = {"namespace": f"{ns['name']} (id {ns['id']}, {ns['kind']})",
             "parent": ns["parent_name"], "scope": ns["scope"], "children": ns["children"],
             "groups": ns["groups"], "options": ns.get("options") or {}}
+    if ns.get("netns"):
+        head["kernel namespaces"] = ns["netns"]
     out = [pairs(head), "addresses:"] + [f"  {a}" for a in ns["addresses"]]
     if ns["routes"]:
         out += ["routes" + (" (of " + ns["scope"] + ")" if ns["scope"] != ns["name"] else "") + ":"]

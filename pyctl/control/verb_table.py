@@ -32,11 +32,6 @@ _PORT_OPT = Param("port", "port", required=False, option=True, help="a port of t
 _PREFIX = Param("prefix", "str", help="A/N, or default (0.0.0.0/0; ::/0 with an IPv6 via)")
 
 
-def _namespace_option(text: str) -> tuple[str, Any]:
-    """``-o KEY=VALUE`` of namespace-set: values JSON or text (``advertise=true``)."""
-    key, value = keyvalue(text, "namespace option ")
-    return key, json_or_text(value)
-
 
 def _port_option(text: str) -> tuple[str, Any]:
     """``-o KEY=VALUE`` of port-add: offloads is a comma list, and so are address and
@@ -50,6 +45,13 @@ def _port_option(text: str) -> tuple[str, Any]:
     return key, json_or_text(value)
 
 
+def _namespace_option(text: str) -> tuple[str, Any]:
+    """``-o KEY=VALUE`` of namespace-set: values JSON or text (``advertise=true``,
+    ``directed_broadcast=true``)."""
+    key, value = keyvalue(text, "namespace option ")
+    return key, json_or_text(value)
+
+
 def _quota_item(text: str) -> tuple[str, Any]:
     """``-q KEY=LIMIT`` of quota-set: an integer, or ``none`` (no quota of its own)."""
     key, value = keyvalue(text, "quota ")
@@ -60,7 +62,8 @@ _TABLE = (
     # -- about the connection ---------------------------------------------------
     Verb("ping", summary="check that the daemon answers", result='`"pong"`', render=str),
     Verb("version", summary="tapswitch and protocol versions, model version",
-         result="`{tapswitch, protocol, model_version}`", render=render.pairs),
+         result="`{tapswitch, protocol, model_version}` (`model_version`: the admin's; it "
+                "counts every change of the switch)", render=render.pairs),
     Verb("whoami", summary="the namespace this socket acts as, and your credentials",
          result="`{namespace, id, kind, admin, scope, socket, peer: {pid, uid, gid}}`",
          render=render.pairs),
@@ -72,7 +75,8 @@ _TABLE = (
          render=render.namespaces),
     Verb("show", [_NS_OPT], summary="one namespace: addresses, routes, ports, groups",
          result="one namespace with `scope`, `children`, `addresses`, `routes`, `ports`, "
-                "`groups`, `options` (its scope's)", render=render.show),
+                "`groups`, `options` (its scope's), `netns` (kernel namespaces delegated to "
+                "an L2)", render=render.show),
     Verb("create", [Param("name", "str", help="the new namespace's name"),
                     Param("kind", "str", choices=("l2", "l3"), help="l2 or l3"),
                     Param("parent", "namespace", required=False, option=True,
@@ -83,10 +87,20 @@ _TABLE = (
     Verb("namespace-set", [_NS, Param("options", "object", required=False, flags=("--option", "-o"),
                                       item=_namespace_option,
                                       help="KEY=VALUE, repeated: advertise=true (IPv6 router "
-                                           "advertisements on the L2's links)")],
+                                           "advertisements on the L2's links), "
+                                           "directed_broadcast=true (let routed directed "
+                                           "broadcasts in, RFC 2644)")],
          access="config", served_by="model", rig=True,
          summary="set options of an L2 (the keys given; the others stay)",
          result="null (see `show`: `options`)", render=render.quiet),
+    Verb("netns-delegate", [_NS, Param("netns", "str", help="a kernel network namespace name")],
+         access="config", served_by="model", rig=True,
+         summary="let an L2's clients put ports into a kernel namespace",
+         result="null (see `show`: `netns`; docs/security.md)", render=render.quiet),
+    Verb("netns-revoke", [_NS, Param("netns", "str", help="a kernel network namespace name")],
+         access="config", served_by="model", rig=True,
+         summary="take a delegated kernel namespace back (no port may use it)",
+         result="null", render=render.quiet),
     Verb("destroy", [_NS, Param("recursive", "bool", required=False, default=False,
                                 flags=("--recursive", "-r"), help="with its whole subtree")],
          access="config", served_by="model", rig=True,
@@ -121,10 +135,16 @@ _TABLE = (
     # -- routes -----------------------------------------------------------------
     Verb("routes", [_NS_OPT], served_by="model", rig=True,
          summary="routes a namespace uses (an L3: its parent's)",
-         result="`[{dst, via, port}]` (an L3: its parent's)", render=render.routes),
+         result="`[{dst, via, port, connected}]` (an L3: its parent's); `connected`: the "
+                "subnet of an own IPv4 address", render=render.routes),
     Verb("route-add", [_NS, _PREFIX, _VIA, _PORT_OPT],
          access="config", served_by="model", rig=True, summary="add a route to an L2",
          result="the route (`prefix` may be `default`: 0.0.0.0/0, or ::/0 with an IPv6 `via`)",
+         render=render.quiet),
+    Verb("route-replace", [_NS, _PREFIX, _VIA, _PORT_OPT],
+         access="config", served_by="model", rig=True,
+         summary="change a route in one step (added if absent)",
+         result="the route; the fast path sees the old one or the new, never none",
          render=render.quiet),
     Verb("route-del", [_NS, _PREFIX, _VIA, _PORT_OPT],
          access="config", served_by="model", rig=True, summary="delete a route of an L2",
@@ -230,7 +250,9 @@ _TABLE = (
                 "ports' own (`rings`: by port name), what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
                 "bytes, ICMP buckets), `capture` (the capture ring: on, copied, overflow; captures), "
-                "`ports_up`, `ports_failed`, uptime", render=render.generic),
+                "`ports_up`, `ports_failed`, uptime, `control`; a namespace socket's client: its "
+                "subtree's `ports_up`, `ports_failed`, uptime and its socket's `control` line",
+                render=render.generic),
 )
 
 VERBS: dict[str, Verb] = {verb.name: verb for verb in _TABLE}

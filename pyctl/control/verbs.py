@@ -73,7 +73,7 @@ def ping(s: Session):
 
 def version(s: Session):
     return {"tapswitch": _package_version(), "protocol": protocol.PROTOCOL_VERSION,
-            "model_version": s.switch.version}
+            "model_version": s.switch.version if s.binding.admin else None}
 
 
 def whoami(s: Session):
@@ -100,7 +100,8 @@ def show(s: Session, namespace):
     return {**ns.to_dict(), "parent_name": parent, "scope": api.scope_of(ns.id).name,
             "children": children, "addresses": api.addresses(ns.id),
             "routes": api.routes(ns.id), "ports": [_port(api, p) for p in api.ports(ns.id)],
-            "groups": api.groups(ns.id), "options": api.namespace_options(ns.id)}
+            "groups": api.groups(ns.id), "options": api.namespace_options(ns.id),
+            "netns": api.netns_delegated(ns.id) if ns.kind == "l2" else []}
 
 
 def sockets(s: Session):

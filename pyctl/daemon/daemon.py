@@ -40,8 +40,9 @@ from pyctl.config import DaemonSettings
 from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
 from pyctl.control.counters import counted, format_counters, select as select_counters
 from pyctl.control.server import ControlServer
-from pyctl.daemon import metrics, reload
+from pyctl.daemon import metrics
 from pyctl.daemon.capture import Captures
+from pyctl.daemon.daemon_verbs import DaemonDispatcher, register_daemon_verbs
 from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
@@ -49,11 +50,9 @@ from pyctl.daemon.dhcp import DhcpServer
 from pyctl.daemon.dhcp6 import Dhcp6Server, server_duid
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
-from pyctl.control.dispatch import Dispatcher
 from pyctl.daemon import igmp
 from pyctl.daemon.multicast import Multicast, group_counters, group_keys
 from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
-from pyctl.control.verb_table import VERBS
 from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
@@ -62,22 +61,6 @@ __all__ = ["Daemon", "print_counters"]
 
 TICK_S = 0.1
 NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
-
-
-class _DaemonDispatcher(Dispatcher):
-    """The standard verbs, each configuring one run inside ``Daemon.change()``."""
-
-    def __init__(self, daemon, base):
-        super().__init__()
-        self._daemon = daemon
-        for verb in base.verbs():
-            self.register(verb, verb.handler)
-
-    def execute(self, session, verb, args):
-        if verb.access in ("read", "admin"):        # an admin verb makes its own change (reload)
-            return verb.handler(session, **args)
-        with self._daemon.change():
-            return verb.handler(session, **args)
 
 
 class Daemon:
@@ -153,9 +136,9 @@ class Daemon:
             self._poller.register(self.loop.slow_fd, select.EPOLLIN)
             if control:
                 base = standard_dispatcher()
-                self._register_daemon_verbs(base)
+                register_daemon_verbs(self, base)
                 self.control = ControlServer(self.switch, self.settings.socket,
-                                             dispatcher=_DaemonDispatcher(self, base),
+                                             dispatcher=DaemonDispatcher(self, base),
                                              socket_dir=self.settings.socket_dir,
                                              mode=self.settings.socket_mode,
                                              limits=self.settings.control)
@@ -170,23 +153,6 @@ class Daemon:
         self.started_at = time.monotonic()
         log.info("tapswitch running: %d ports, I/O backend %s", len(self.ports.open), self.loop.backend)
         return self
-
-    def _register_daemon_verbs(self, dispatcher):
-        """The verb table's daemon verbs, and ``ports`` with each port's state."""
-        dispatcher.register(VERBS["counters"], self.counters, replace=True)
-        dispatcher.register(VERBS["multicast"], self._multicast_verb, replace=True)
-        dispatcher.register(VERBS["reload"], reload.not_from_a_file, replace=True)
-        dispatcher.register(VERBS["capture-start"], self.captures.start, replace=True)
-        dispatcher.register(VERBS["capture-read"], self.captures.read, replace=True)
-        dispatcher.register(VERBS["capture-stop"], self.captures.stop, replace=True)
-        dispatcher.register(VERBS["stats"], lambda session: {
-            **self.stats(), "control": self.control.stats(session.binding)}, replace=True)
-        model_ports = dispatcher.get("ports").handler
-
-        def ports(session, namespace):
-            return [{**p, **self.ports.status(p["id"])}
-                    for p in model_ports(session, namespace=namespace)]
-        dispatcher.register(VERBS["ports"], ports, replace=True)
 
     # ------------------------------------------------------------------ changes
 
@@ -414,10 +380,19 @@ class Daemon:
         """The admin's metrics, read on the daemon's thread (the HTTP listener's render)."""
         return self.call(lambda: self.counters(format="prometheus"), timeout=5.0)
 
-    def _multicast_verb(self, session):
+    def memberships(self, session):
+        """The multicast memberships ``session`` sees (the ``multicast`` verb)."""
         return self.multicast.memberships(session.api, time.monotonic())
 
-    def stats(self):
+    def stats(self, session=None):
+        """The daemon's counters: all of them for the administrator (``session`` None or
+        the admin socket's); a namespace socket's client only its subtree's ports' states
+        (the loop's, slow path's and snooper's counters are the whole switch's)."""
+        if session is not None and session.api.acting is not None:
+            visible = [p.id for p in session.api.ports()]
+            return {"ports_up": sum(p in self.ports.open for p in visible),
+                    "ports_failed": sum(p in self.ports.failed for p in visible),
+                    "uptime_s": self._uptime()}
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters), "dhcp": dict(self.dhcp.counters),
@@ -428,7 +403,10 @@ class Daemon:
                 "capture": {**self.datapath.capture_stats(), "captures": self.captures.count},
                 "ports_up": len(self.ports.open), "ports_failed": len(self.ports.failed),
                 "packet_thread": self.placement(),
-                "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3)}
+                "uptime_s": self._uptime()}
+
+    def _uptime(self):
+        return round(time.monotonic() - (self.started_at or time.monotonic()), 3)
 
     # ------------------------------------------------------------------ teardown
 

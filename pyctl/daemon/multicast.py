@@ -266,24 +266,16 @@ class Multicast:
 
 def group_counters(raw_groups: dict, api, namespace=None) -> dict:
     """The fast path's per-group counters (``{(scope, group): {...}}``) as
-    ``{scope name: {group: {...}}}``, for the scopes ``api`` sees (an L3: the
-    groups it is a member of), only ``namespace``'s scope if given."""
+    ``{scope name: {group: {...}}}``, for the scopes ``api`` sees (an L3 sees none: a
+    group's counters are its scope's, everybody's traffic to it), only ``namespace``'s
+    scope if given."""
     visible = {ns.id: ns for ns in api.namespaces()}
     only = None if namespace is None else api.scope_of(namespace).id
-    acting = api.acting
-    mine = set()
-    if acting is not None and acting.kind == "l3":
-        mine = set(api.groups(acting.id))
     out = defaultdict(dict)
     for (scope, group), value in sorted(raw_groups.items(),
                                         key=lambda i: (i[0][0], group_order(i[0][1]))):
-        if only is not None and scope != only:
-            continue
-        text = group_text(group)
-        if scope in visible:
-            out[visible[scope].name][text] = dict(value)
-        elif text in mine and acting.parent == scope:
-            out[api.scope_of(acting.id).name][text] = dict(value)
+        if (only is None or scope == only) and scope in visible:
+            out[visible[scope].name][group_text(group)] = dict(value)
     return dict(out)
 
 
@@ -296,8 +288,7 @@ def group_keys(api, datapath, namespace=None):
     elif acting is None:
         return None
     elif acting.kind == "l3":
-        return [(acting.parent, g) for g in map(_table_group, api.groups(acting.id))
-                if g is not None]
+        return []                 # a group's counters are its scope's (group_counters)
     else:
         scopes = [ns.id for ns in api.namespaces() if ns.kind == "l2"]
     return [key for scope in scopes for key in datapath.group_keys(scope)]

@@ -13,9 +13,11 @@ at everything.  A port's kernel side (``netns``,
 is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
-as it is), the TAP (or the veth's endpoint end) is moved into it and
-configured there.  The switch ends of veth ports live in one private namespace
-of the daemon's (``pyctl.kernel.private_netns``), made with the first.
+as it is, unless a delegated client named it: the switch must make those,
+``pyctl.model.kernel_reach``), the TAP (or the veth's endpoint end) is moved
+into it and configured there.  The switch ends of veth ports live in one
+private namespace of the daemon's (``pyctl.kernel.private_netns``), made with
+the first.
 
 The kernel side of a port the switch serves by DHCP (``dhcp_served``) holds no
 mirrored addresses: its endpoint takes them from the DHCPv4 and DHCPv6 servers
@@ -35,7 +37,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass, field
 
-from pyctl import kernel
+from pyctl import errors, kernel
 from pyctl.daemon import port_kinds
 from pyctl.daemon.dhcp_leases import DhcpPort
 from pyctl.daemon.ownership import NotRecorded
@@ -43,7 +45,8 @@ from pyctl.kernel.private_netns import PrivateNamespace
 from pyctl.model.events import (AddressEvent, MembershipEvent, NamespaceCreated,
                                 NamespaceDestroyed, PortEvent, QuotaSet, RouteEvent,
                                 TenantAddressEvent)
-from pyctl.model.port_options import DEFAULT_LEASE_TIME, dhcp_served, port_interfaces
+from pyctl.model.port_options import (DEFAULT_LEASE_TIME, dhcp_served, port_gateways,
+                                      port_interfaces)
 
 log = logging.getLogger("tapswitch.ports")
 
@@ -133,26 +136,39 @@ class PortManager:
                 self._mirror_addresses(entry, wanted.get(pid) or self.switch.port(pid))
 
     def _mirror_addresses(self, entry, port):
-        """A tenant's kernel stack holds the addresses its L3 holds, both families: a
+        """A tenant's kernel stack holds exactly the addresses its L3 holds, both families: a
         push adds the address to the TAP in the tenant's kernel namespace (an IPv6 one
-        readies the link for IPv6 first), a pull removes it."""
+        readies the link for IPv6 first), a pull removes it, also one the port's
+        ``address`` option put there (docs/model.md, "Ports"), and the option's gateway
+        of a family comes back with an address of its subnet.  An L2 port's kernel side
+        (the far end of an uplink) keeps its ``address`` option."""
         ns = self.switch.namespace(port.ns)
-        want = {str(i) for i in port_interfaces(entry.options)}
-        if ns.is_l3 and not dhcp_served(port.options, ns.is_l3):   # else its endpoint asks DHCP
-            want |= {str(i) for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
-                     if not i.ip.is_loopback}
-        for cidr in sorted(want - entry.kernel_addresses):
-            if ":" in cidr and not entry.ipv6_ready:
-                entry.netns.enable_ipv6(entry.name)
-                entry.ipv6_ready = True
-            entry.netns.add_address(entry.name, cidr)
-            entry.kernel_addresses.add(cidr)
+        if ns.is_l3 and dhcp_served(port.options, ns.is_l3):
+            want = set()                # its endpoint asks the switch's DHCP servers
+        elif ns.is_l3:
+            want = {str(i) for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
+                    if not i.ip.is_loopback}
+        else:
+            want = {str(i) for i in port_interfaces(entry.options)}
         for cidr in sorted(entry.kernel_addresses - want):
             try:
                 entry.netns.del_address(entry.name, cidr)
             except OSError:
                 log.warning("could not remove %s from %s in %s", cidr, entry.name, entry.netns.name)
             entry.kernel_addresses.discard(cidr)
+        added = sorted(want - entry.kernel_addresses)
+        for cidr in added:
+            if ":" in cidr and not entry.ipv6_ready:
+                entry.netns.enable_ipv6(entry.name)
+                entry.ipv6_ready = True
+            entry.netns.add_address(entry.name, cidr)
+            entry.kernel_addresses.add(cidr)
+        for gateway in port_gateways(entry.options):
+            if any(gateway in ipaddress.ip_interface(cidr).network for cidr in added):
+                try:                # the route went with the last address of its subnet
+                    entry.netns.add_route("default", gateway=str(gateway), dev=entry.name)
+                except kernel.KernelExists:
+                    pass
 
     def take_closed(self):
         closed, self._closed = self._closed, []
@@ -306,6 +322,10 @@ class PortManager:
         if slot is None:
             if name in kernel.list_netns():
                 netns = self.ownership.claim_netns(name)   # a dead predecessor's, or None
+                if netns is None and self.switch.netns_must_be_created(name):
+                    raise errors.PermissionDenied(
+                        f"kernel namespace {name!r} exists and the switch did not make it: "
+                        f"a port a delegated client added may not enter it (docs/security.md)")
                 if netns is None:
                     netns = kernel.NetNamespace.attach(name)
                     self.ownership.entered(netns)

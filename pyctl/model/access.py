@@ -103,3 +103,4 @@ class Access:
         state.pop(state.macs, record.mac)
         state.release_id(state.port_ids, record.id)
         state.remove(state.namespaces[record.ns].ports, record.name)
+        state.note_netns(record, False)

@@ -23,8 +23,9 @@ __all__ = [
     "ChangeEvent", "NamespaceCreated", "NamespaceDestroyed", "DestroyedNamespace",
     "AddressEvent", "AddressAdded", "AddressDeleted", "TenantAddressEvent", "AddressPushed",
     "AddressPulled", "AddressAssigned", "RouteEvent", "RouteAdded", "RouteDeleted", "PortEvent",
-    "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft",
-    "NamespaceOptionsSet", "QuotaSet", "EVENT_TYPES",
+    "PortAdded", "PortDeleted", "MembershipEvent", "GroupJoined", "GroupLeft", "QuotaSet",
+    "RouteReplaced", "NamespaceOptionsSet", "NetnsEvent", "NetnsDelegated", "NetnsRevoked",
+    "EVENT_TYPES",
 ]
 
 Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
@@ -186,6 +187,14 @@ class RouteDeleted(RouteEvent):
     kind = "route.delete"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RouteReplaced(RouteEvent):
+    """The route to ``network`` is now the one given, in one step; ``previous`` is the
+    route it replaced (None: there was none, the route was added)."""
+    kind = "route.replace"
+    previous: Optional[Route] = None
+
+
 # -- ports ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,15 +233,6 @@ class GroupLeft(MembershipEvent):
     kind = "group.leave"
 
 
-# -- an L2's options (pyctl.model.namespace_options) ----------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class NamespaceOptionsSet(ChangeEvent):
-    """L2 ``namespace``'s options are now ``options``: ((key, value), ...), sorted."""
-    kind = "namespace.set"
-    categories = ("namespaces",)
-    namespace: Namespace
-    options: tuple = ()
 # -- quotas (pyctl.model.quotas) -----------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,6 +248,38 @@ class QuotaSet(ChangeEvent):
         return dict(self.quota)
 
 
+# -- an L2's options (pyctl.model.namespace_options) ----------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class NamespaceOptionsSet(ChangeEvent):
+    """L2 ``namespace``'s options are now ``options``: ((key, value), ...), sorted."""
+    kind = "namespace.set"
+    categories = ("namespaces",)
+    namespace: Namespace
+    options: tuple = ()
+
+
+# -- kernel namespaces delegated to an L2 (pyctl.model.kernel_reach) -------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class NetnsEvent(ChangeEvent):
+    """Who may name kernel namespace ``netns`` in a port's options changed (no table
+    changes: no category)."""
+    namespace: Namespace              # the L2 it is delegated to
+    netns: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetnsDelegated(NetnsEvent):
+    kind = "netns.delegate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetnsRevoked(NetnsEvent):
+    kind = "netns.revoke"
+
+
 EVENT_TYPES = (NamespaceCreated, NamespaceDestroyed, AddressAdded, AddressDeleted,
                AddressPushed, AddressPulled, AddressAssigned, RouteAdded, RouteDeleted,
-               PortAdded, PortDeleted, GroupJoined, GroupLeft, NamespaceOptionsSet, QuotaSet)
+               PortAdded, PortDeleted, GroupJoined, GroupLeft, QuotaSet, RouteReplaced,
+               NamespaceOptionsSet, NetnsDelegated, NetnsRevoked)

@@ -21,6 +21,7 @@ from pyctl.model.addressing import (LIMITED_BROADCAST, LOOPBACK_INTERFACES, chec
                               parse_interface, parse_ip, sort_key)
 from pyctl.model.quotas import QUOTA_KEYS, RESOURCE_KEYS, charge, charge_under, check_capacity
 from pyctl.model.state import ROOT_ID
+from pyctl.model.subnets import check_edges, forget_scope, note_edges, note_own
 from pyctl.model.values import L2, L3, TaggedAddress
 
 KINDS = (L2, L3)
@@ -118,6 +119,7 @@ class NamespaceVerbs(Access):
                 state.put(parent.addresses, iface.ip, iface)
                 state.put(state.holders[parent.id], iface.ip, parent.id)
                 state.pop(record.addresses, iface.ip)
+                note_own(state, parent.id, iface, True)
         destroyed = []
         for doomed_record in reversed(doomed):        # children before parents
             ports = tuple(state.ports[name].value() for name in doomed_record.ports)
@@ -130,6 +132,9 @@ class NamespaceVerbs(Access):
                 tuple(sorted(doomed_record.groups, key=sort_key))))
             if doomed_record.kind == L2:
                 state.pop(state.holders, doomed_record.id)
+                forget_scope(state, doomed_record.id)
+                for netns in sorted(doomed_record.netns):
+                    state.pop(state.netns_delegated, netns)
             state.pop(state.namespaces, doomed_record.id)
             state.pop(state.by_name, doomed_record.name)
             state.release_id(state.namespace_ids, doomed_record.id)
@@ -190,11 +195,14 @@ class NamespaceVerbs(Access):
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{record.name}'")
-        charge(self._sw._state, record, "addresses")
-
         state = self._sw._state
+        check_edges(state, record.id, iface)
+        charge(state, record, "addresses")
+
         state.put(record.addresses, iface.ip, iface)
         state.put(holders, iface.ip, record.id)
+        note_edges(state, record.id, iface, True)
+        note_own(state, record.id, iface, True)
         self._sw._commit(AddressAdded, address=iface, scope=record.value())
 
     @locked
@@ -214,11 +222,13 @@ class NamespaceVerbs(Access):
                                       f"pull it back to '{record.name}' first")
         if record.addresses[iface.ip] != iface:
             raise errors.NotFound(f"'{record.name}' has {record.addresses[iface.ip]}, not {iface}")
-        charge(self._sw._state, record, "addresses", -1)
-
         state = self._sw._state
+        charge(state, record, "addresses", -1)
+
         state.pop(record.addresses, iface.ip)
         state.pop(holders, iface.ip)
+        note_edges(state, record.id, iface, False)
+        note_own(state, record.id, iface, False)
         self._sw._commit(AddressDeleted, address=iface, scope=record.value())
 
     @locked
@@ -245,6 +255,7 @@ class NamespaceVerbs(Access):
         state.pop(parent.addresses, iface.ip)
         state.put(record.addresses, iface.ip, iface)
         state.put(state.holders[parent.id], iface.ip, record.id)
+        note_own(state, parent.id, iface, False)
         self._sw._commit(AddressPushed, address=iface, scope=parent.value(),
                          tenant=record.value())
 
@@ -264,6 +275,7 @@ class NamespaceVerbs(Access):
         state.pop(record.addresses, iface.ip)
         state.put(parent.addresses, iface.ip, iface)
         state.put(state.holders[parent.id], iface.ip, parent.id)
+        note_own(state, parent.id, iface, True)
         self._sw._commit(AddressPulled, address=iface, scope=parent.value(),
                          tenant=record.value())
 
@@ -284,10 +296,12 @@ class NamespaceVerbs(Access):
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{parent.name}'")
+        check_edges(state, parent.id, iface)
         charge(state, record, "addresses")
 
         state.put(record.addresses, iface.ip, iface)
         state.put(state.holders[parent.id], iface.ip, record.id)
+        note_edges(state, parent.id, iface, True)
         self._sw._commit(AddressAssigned, address=iface, scope=parent.value(),
                          tenant=record.value())
 

@@ -28,6 +28,11 @@ Known keys and their values:
                      advertisements and redirects it sends reach the scope's
                      other ports (without it they are dropped: a tenant is no
                      router)
+``dhcp_server``      bool: the endpoint is a DHCP server the L2 trusts: its
+                     server messages (UDP from port 67) reach the others and
+                     DHCP clients' broadcasts reach it (an L3's port; without
+                     it a tenant's server messages are ``rogue_dhcp`` drops;
+                     an L2's own ports are trusted anyway)
 ``dhcp_lease_time``  int 2 .. 2**31-1 seconds: the lease the switch's DHCP
                      server gives on this port (default 3600)
 ===================  ==========================================================
@@ -38,12 +43,15 @@ its endpoint: a port of kind ``attach``, or one without ``address`` (``dhcp_serv
 A single ``address`` or ``gateway`` is stored as the string it is, a list as
 a list; ``port_interfaces`` and ``port_gateways`` read either.  A port with an
 IPv6 address needs an ``mtu`` of at least 1280 (below it the kernel turns
-IPv6 off on the link).  Anything else is refused, so a typo never passes silently.
+IPv6 off on the link).  Who may set ``netns``, ``address`` and ``gateway`` is
+``pyctl.model.kernel_reach``'s rule (a delegated client: kernel namespaces of its
+own subtree only).  Anything else is refused, so a typo never passes silently.
 """
 import ipaddress
 
 from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
+from pyctl.model.option_check import checked_options, flag
 
 __all__ = ["OFFLOADS", "KINDS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU",
            "DEFAULT_LEASE_TIME", "check_port_options", "check_port_option", "port_interfaces",
@@ -57,12 +65,6 @@ MAX_PORT_ADDRESSES = 16
 IPV6_MIN_MTU = 1280       # RFC 8200 5: every IPv6 link carries 1280-byte packets
 DEFAULT_MTU = 1500        # a TAP's, when the port sets none
 DEFAULT_LEASE_TIME = 3600
-
-
-def _bool(key, value):
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"port option {key!r} must be true or false, not {value!r}")
-    return value
 
 
 def _int_range(low, high):
@@ -152,14 +154,15 @@ def port_gateways(options):
 
 _CHECKS = {
     "kind": _kind,
-    "vnet_hdr": _bool,
+    "vnet_hdr": flag("port"),
     "offloads": _offloads,
     "txqueuelen": _int_range(0, 2**31 - 1),
     "mtu": _int_range(68, 65535),
     "netns": _netns,
     "address": _address,
     "gateway": _gateway,
-    "router": _bool,
+    "router": flag("port"),
+    "dhcp_server": flag("port"),
     "dhcp_lease_time": _int_range(2, 2**31 - 1),
 }
 
@@ -175,11 +178,7 @@ def check_port_option(key, value):
 
 def check_port_options(options):
     """A validated, normalised copy of ``options`` (``None`` means no options)."""
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise InvalidArgument(f"port options must be a mapping, not {type(options).__name__}")
-    out = {key: check_port_option(key, value) for key, value in options.items()}
+    out = checked_options("port", options, _CHECKS)
     check_kind_combination(out)
     if "gateway" in out:
         _check_gateways(out)
@@ -222,5 +221,7 @@ def check_kind_combination(options):
 def dhcp_served(options, is_l3):
     """Whether the switch answers DHCP on a port with these (checked) ``options`` of a
     namespace (an L3, ``is_l3``): nothing else configures its endpoint -- an attached
-    interface, or no ``address`` option.  An L2's ports (uplinks) never."""
-    return bool(is_l3) and (options.get("kind") == "attach" or "address" not in options)
+    interface, or no ``address`` option.  An L2's ports (uplinks) never, nor a port
+    whose endpoint is itself a DHCP server (``dhcp_server``)."""
+    return (bool(is_l3) and not options.get("dhcp_server", False)
+            and (options.get("kind") == "attach" or "address" not in options))

@@ -20,6 +20,7 @@ import ipaddress
 from typing import NamedTuple, Optional, Union
 
 from pyctl.model.values import L2, Namespace, Port, Route
+from pyctl.model.subnets import connected_networks, connected_route
 
 __all__ = ["ModelReader", "Holding"]
 
@@ -96,13 +97,25 @@ class ModelReader:
         return tuple(self._sw._state.holders.get(scope_id, ()))
 
     def route(self, scope_id, network) -> Optional[Route]:
-        """The route of L2 ``scope_id`` to ``network`` (an ``ipaddress`` network)."""
-        record = self._sw._state.namespaces.get(scope_id)
+        """The route of L2 ``scope_id`` to ``network`` (an ``ipaddress`` network): one it
+        was given, else a connected one (``Route.connected``)."""
+        state = self._sw._state
+        record = state.namespaces.get(scope_id)
         if record is None or record.kind != L2:
             return None
-        return record.routes.get(network)
+        return record.routes.get(network) or connected_route(state, record, network)
 
     def route_networks(self, scope_id) -> tuple:
-        """The destinations of L2 ``scope_id``'s routes."""
+        """The destinations of L2 ``scope_id``'s routes, connected ones included."""
         record = self._sw._state.namespaces.get(scope_id)
-        return () if record is None else tuple(record.routes)
+        if record is None or record.kind != L2:
+            return ()
+        return tuple(record.routes) + self.connected_networks(scope_id)
+
+    def connected_networks(self, scope_id) -> tuple:
+        """The destinations of L2 ``scope_id``'s connected routes."""
+        state = self._sw._state
+        record = state.namespaces.get(scope_id)
+        if record is None or record.kind != L2:
+            return ()
+        return connected_networks(state, record)

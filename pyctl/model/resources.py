@@ -10,12 +10,14 @@ from pyctl import errors
 from pyctl.deprecated import group_first, with_renamed_aliases
 from pyctl.model.access import Access, locked
 from pyctl.model.events import (GroupJoined, GroupLeft, PortAdded, PortDeleted, RouteAdded,
-                                RouteDeleted)
+                                RouteDeleted, RouteReplaced)
 from pyctl.model.addressing import (check_port_name, is_link_scope_group, parse_group, parse_ip,
                                     parse_mac, parse_network, sort_key)
+from pyctl.model.kernel_reach import check_port_reach
 from pyctl.model.port_options import check_port_options
 from pyctl.model.quotas import charge, check_capacity
 from pyctl.model.state import PortRecord
+from pyctl.model.subnets import connected_networks, connected_route
 from pyctl.model.values import L2, L3, Route
 
 _LINK_SCOPE_REFUSAL = {
@@ -46,12 +48,9 @@ class ResourceVerbs(Access):
                 f"'{record.name}' uses the routes of '{parent.name}'")
         return record
 
-    @locked
-    def route_add(self, namespace, prefix, via=None, port=None):
-        """Add a route to ``prefix`` (``A/N`` or ``"default"``) in L2 ``namespace``,
-        through gateway ``via`` and/or out of ``port`` (a port attached to it).
-        ``"default"`` is 0.0.0.0/0, or ::/0 with an IPv6 ``via`` (as ``ip route``)."""
-        record = self._route_owner(namespace, f"adding route {prefix!r}")
+    def _route_args(self, record, prefix, via, port):
+        """(network, gateway or None, port record or None) of a route of L2 ``record``
+        (``"default"`` is 0.0.0.0/0, or ::/0 with an IPv6 ``via``, as ``ip route``)."""
         gateway = None if via is None else parse_ip(via, what="gateway")
         network = parse_network(prefix, version=None if gateway is None else gateway.version)
         if gateway is not None:
@@ -73,16 +72,40 @@ class ResourceVerbs(Access):
                                              f"'{owner}', not to '{record.name}'")
         if gateway is None and port_record is None:
             raise errors.InvalidArgument(f"route to {network} needs a gateway (via) or a port")
+        return network, gateway, port_record
+
+    def _set_route(self, record, event_type, network, gateway, port_record, **fields):
+        route = Route(str(network), None if gateway is None else str(gateway),
+                      None if port_record is None else port_record.name)
+        self._sw._state.put(record.routes, network, route)
+        self._sw._commit(event_type, scope=record.value(), network=network, via=gateway,
+                         port=None if port_record is None else port_record.value(), **fields)
+        return route
+
+    @locked
+    def route_add(self, namespace, prefix, via=None, port=None):
+        """Add a route to ``prefix`` (``A/N`` or ``"default"``) in L2 ``namespace``,
+        through gateway ``via`` and/or out of ``port`` (a port attached to it)."""
+        record = self._route_owner(namespace, f"adding route {prefix!r}")
+        network, gateway, port_record = self._route_args(record, prefix, via, port)
         if network in record.routes:
             raise errors.AlreadyExists(f"'{record.name}' already has a route to {network}")
         charge(self._sw._state, record, "routes")
 
-        route = Route(str(network), None if gateway is None else str(gateway),
-                      None if port_record is None else port_record.name)
-        self._sw._state.put(record.routes, network, route)
-        self._sw._commit(RouteAdded, scope=record.value(), network=network, via=gateway,
-                         port=None if port_record is None else port_record.value())
-        return route
+        return self._set_route(record, RouteAdded, network, gateway, port_record)
+
+    @locked
+    def route_replace(self, namespace, prefix, via=None, port=None):
+        """Make the route to ``prefix`` of L2 ``namespace`` the one given, in one step (the
+        fast path sees the old route or the new, never none); added if there was none."""
+        record = self._route_owner(namespace, f"replacing route {prefix!r}")
+        network, gateway, port_record = self._route_args(record, prefix, via, port)
+        previous = record.routes.get(network)
+        if previous is None:
+            charge(self._sw._state, record, "routes")
+
+        return self._set_route(record, RouteReplaced, network, gateway, port_record,
+                               previous=previous)
 
     @locked
     def route_del(self, namespace, prefix, via=None, port=None):
@@ -110,12 +133,15 @@ class ResourceVerbs(Access):
 
     @locked
     def routes(self, namespace=None):
-        """The routes ``namespace`` (default: the acting one) uses: an L2's own, or
-        (read-only) its parent's for an L3."""
+        """The routes ``namespace`` (default: the acting one) uses: an L2's own and its
+        connected ones (``pyctl.model.subnets``), or (read-only) its parent's for an L3."""
         state = self._sw._state
         record = self._resolve_or_acting(self._actor(), namespace)
         scope = state.namespaces[state.scope_id(record)]
-        return [route for _, route in sorted(scope.routes.items(), key=lambda i: sort_key(i[0]))]
+        routes = dict(scope.routes)
+        routes.update((net, connected_route(state, scope, net))
+                      for net in connected_networks(state, scope))
+        return [route for _, route in sorted(routes.items(), key=lambda i: sort_key(i[0]))]
 
     # -- ports ----------------------------------------------------------------
 
@@ -141,6 +167,7 @@ class ResourceVerbs(Access):
         if mac is not None:
             mac = parse_mac(mac)
         checked = check_port_options(options)
+        check_port_reach(state, actor, checked)
         if name in state.ports:
             raise errors.AlreadyExists(f"a port named {name!r} already exists")
         if record.kind == L3 and record.ports:
@@ -159,6 +186,7 @@ class ResourceVerbs(Access):
         state.put(state.port_names, port_id, name)
         state.put(state.macs, mac, name)
         state.append(record.ports, name)
+        state.note_netns(port, True, by_delegate=actor is not None)
         value = port.value()
         self._sw._commit(PortAdded, port=value, namespace=record.value())
         return value

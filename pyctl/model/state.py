@@ -39,6 +39,7 @@ class NamespaceRecord:
     socket: bool = False          # a control socket acts as it (the server says so)
     quota: dict = field(default_factory=dict)         # key -> limit its parent set (L2)
     usage: dict = field(default_factory=lambda: dict.fromkeys(QUOTA_KEYS, 0))  # its subtree's
+    netns: set = field(default_factory=set)           # kernel namespaces delegated to an L2
 
     def value(self):
         return Namespace(self.id, self.name, self.kind, self.parent)
@@ -49,7 +50,8 @@ class NamespaceRecord:
         return NamespaceRecord(self.id, self.uid, self.name, self.kind, self.parent,
                                dict(self.children), dict(self.addresses), dict(self.routes),
                                list(self.ports), set(self.groups), dict(self.options),
-                               self.socket, dict(self.quota), dict(self.usage))
+                               self.socket, dict(self.quota), dict(self.usage),
+                               set(self.netns))
 
 
 @dataclass
@@ -122,6 +124,13 @@ class State:
     port_ids: IdAllocator = field(default_factory=IdAllocator)
     next_uid: int = 0
     capacity: dict = field(default_factory=dict)     # table -> size of the switch's own
+    # IPv4 subnet edges: L2 id -> {network or broadcast ip: (interfaces of that subnet held)}
+    edges: dict = field(default_factory=dict)
+    own_networks: dict = field(default_factory=dict)  # L2 id -> {network: own addresses on it}
+    # kernel namespaces (pyctl.model.kernel_reach): delegated ones, and those ports name
+    netns_delegated: dict = field(default_factory=dict)   # name -> the L2 it is delegated to
+    netns_ports: dict = field(default_factory=dict)       # name -> frozenset of port names
+    netns_create_only: set = field(default_factory=set)   # first named by a delegated client
     version: int = 0
     versions: dict = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     # The undo log of the open transaction: [(function, args)], newest last; None outside.
@@ -143,7 +152,11 @@ class State:
             ports={n: p.clone() for n, p in self.ports.items()},
             port_names=dict(self.port_names), macs=dict(self.macs),
             namespace_ids=self.namespace_ids.clone(), port_ids=self.port_ids.clone(),
-            next_uid=self.next_uid, capacity=dict(self.capacity), version=self.version,
+            next_uid=self.next_uid, capacity=dict(self.capacity),
+            edges={i: dict(e) for i, e in self.edges.items()},
+            own_networks={i: dict(n) for i, n in self.own_networks.items()},
+            netns_delegated=dict(self.netns_delegated), netns_ports=dict(self.netns_ports),
+            netns_create_only=set(self.netns_create_only), version=self.version,
             versions=dict(self.versions))
 
     # -- the undo log -------------------------------------------------------------
@@ -250,6 +263,27 @@ class State:
             self.put(self.namespaces[parent].children, ident, None)
         return record
 
+    def note_netns(self, port, add, by_delegate=False):
+        """Port record ``port`` was added (``add``; by a delegated client: ``by_delegate``)
+        or removed: who uses its kernel namespace (``pyctl.model.kernel_reach``)."""
+        netns = port.options.get("netns")
+        if netns is None:
+            return
+        users = self.netns_ports.get(netns, frozenset())
+        if add:
+            if (not users and by_delegate and netns not in self.netns_delegated
+                    and netns not in self.netns_create_only):
+                self.add(self.netns_create_only, netns)
+            self.put(self.netns_ports, netns, users | {port.name})
+            return
+        users = users - {port.name}
+        if users:
+            self.put(self.netns_ports, netns, users)
+        elif netns in self.netns_ports:
+            self.pop(self.netns_ports, netns)
+            if netns in self.netns_create_only:
+                self.discard(self.netns_create_only, netns)
+
     def scope_id(self, record):
         """The L2 whose address space and routes ``record`` uses."""
         return record.id if record.kind == L2 else record.parent
@@ -287,6 +321,7 @@ class State:
             })
             if rec.kind == L2:                  # quotas are an L2's (pyctl.model.quotas)
                 namespaces[-1]["quota"] = dict(sorted(rec.quota.items()))
+                namespaces[-1]["netns"] = sorted(rec.netns)
         ports = [self.ports[self.port_names[i]].value().to_dict() for i in sorted(self.port_names)]
         return {"version": self.version, "versions": dict(self.versions),
                 "namespaces": namespaces, "ports": ports}

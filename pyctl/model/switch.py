@@ -16,6 +16,7 @@ import threading
 from types import MappingProxyType
 
 from pyctl import errors
+from pyctl.model.kernel_reach import KernelReachVerbs
 from pyctl.model.namespaces import NamespaceVerbs
 from pyctl.model.reader import ModelReader
 from pyctl.model.quotas import QuotaVerbs, charge, check_capacity
@@ -27,7 +28,7 @@ __all__ = ["Switch", "ActingContext"]
 log = logging.getLogger("tapswitch.model")
 
 
-class _Verbs(NamespaceVerbs, ResourceVerbs, QuotaVerbs):
+class _Verbs(NamespaceVerbs, ResourceVerbs, QuotaVerbs, KernelReachVerbs):
     """Every verb, written once; ``_actor()`` says who acts (``None``: the administrator)."""
 
 

@@ -44,11 +44,14 @@ class Namespace:
 
 @dataclass(frozen=True)
 class Route:
-    """A route of an L2 namespace: destination network, optional gateway, optional egress port."""
+    """A route of an L2 namespace: destination network, optional gateway, optional egress
+    port.  ``connected``: not one it was given, but the subnet of one of its own addresses
+    (on-link; ``port`` is the L2's port that leads there, if one does)."""
 
     dst: str
     via: Optional[str] = None
     port: Optional[str] = None
+    connected: bool = False
 
     def to_dict(self):
         return asdict(self)

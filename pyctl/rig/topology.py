@@ -232,14 +232,16 @@ class Topology(RigVerbs, Lifecycle):
 
     def tenant(self, name, address, *more, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
                offloads=None, txqueuelen=None, mtu=None, kind=None, dhcp=False,
-               cpus=None) -> Tenant:
+               dhcp_server=False, cpus=None) -> Tenant:
         """An L3 namespace holding ``address`` (and ``more``: one address, a list, or
         several; IPv4 and IPv6 mixed, each assigned and pushed in one step), its port (of
         ``kind``, default the topology's: a TAP, or a veth pair's end) in a new kernel
         namespace, configured and up, with a default route per family through
         ``gateway`` (one address or a list): by default the parent L2's own address on
-        each family's first subnet (none: no default route of that family).  ``cpus``:
-        where the processes started in it (``run``, ``popen``, ``call``) run::
+        each family's first subnet (none: no default route of that family).
+        ``dhcp_server``: its port is a DHCP server the L2 trusts (port option
+        ``dhcp_server``).  ``cpus``: where the processes started in it (``run``,
+        ``popen``, ``call``) run::
 
             topo.tenant("web", "10.0.0.2/24", "fd00::2/64")
             topo.tenant("db", ["10.0.0.3/24", "fd00::3/64"], gateway=["10.0.0.1", "fd00::1"])
@@ -278,6 +280,8 @@ class Topology(RigVerbs, Lifecycle):
             options["txqueuelen"] = txqueuelen
         if mtu is not None:
             options["mtu"] = mtu
+        if dhcp_server:
+            options["dhcp_server"] = True
         self._claim(netns_name)
         self._port_names.add(port_name)
         self._l3_with_port(name, parent, texts, port_name, options)

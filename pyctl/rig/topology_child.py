@@ -72,6 +72,8 @@ def config_toml(switch, *, socket: str, batch_size: int, cpus=None,
         if ns.get("quota"):
             lines.append("quota = { " + ", ".join(f"{key} = {int(limit)}" for key, limit
                                                    in ns["quota"].items()) + " }")
+        if ns.get("netns"):
+            lines.append(f"netns = {_toml(ns['netns'])}")
         lines.append("")
     for port in snap["ports"]:
         lines += ["[[port]]", f"name = {_toml(port['name'])}",

@@ -38,9 +38,9 @@ def sw():
 def test_plan_holds_the_models_facts(sw):
     ns, ports = ids(sw)
     plan = compile_plan(sw)
-    assert plan.addresses[(0, ip("10.0.0.2"))] == ns["web"]
-    assert plan.addresses[(ns["blue"], ip("10.0.0.2"))] == ns["b1"]
-    assert plan.addresses[(0, ip("10.0.0.1"))] == 0
+    assert plan.addresses[(0, ip("10.0.0.2"))] == (ns["web"], 24)      # holder, its subnet
+    assert plan.addresses[(ns["blue"], ip("10.0.0.2"))] == (ns["b1"], 24)
+    assert plan.addresses[(0, ip("10.0.0.1"))] == (0, 24)
     assert plan.namespaces[ns["b1"]] == (ns["blue"], True)
     assert plan.broadcasts[(0, ip("10.0.0.255"))] == tuple(sorted((ns["web"], ns["db"])))
     assert plan.routes[(0, ip("10.9.0.0"), 16)] == (ports["up0"], ip("10.0.0.254"))

@@ -26,10 +26,11 @@ from tests.support.plan_oracle import expected_plan, expected_view
 
 NAMES = ["init", "a", "b", "c", "d", "e"]
 PORTS = ["p0", "p1", "p2", "p3"]
-# /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: a
-# plan the datapath refuses), a /30 and a /31 (the widest and narrowest subnets with and
-# without a directed broadcast), IPv6 (a /64 and a /48 over the same hosts, a /128) and
-# loopback (it stays in the model; so does IPv6 for a datapath without it).
+# /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: the
+# model refuses one while the other is held), a /30 and a /31 (the widest and narrowest
+# subnets with and without a directed broadcast), IPv6 (a /64 and a /48 over the same
+# hosts, a /128) and loopback (it stays in the model; so does IPv6 for a datapath
+# without it).
 ADDRESSES = ["10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24", "10.0.0.130/25", "10.0.0.255/16",
              "10.0.1.1/31", "10.0.2.1/30", "fd00::1/64", "fd00::2/64", "fd00::2/48",
              "fd00:1::5/128", "127.0.0.2/8"]
@@ -38,6 +39,10 @@ GATEWAYS = [None, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.130", "10.0.0.254"
 ROUTES = ["10.9.0.0/16", "10.8.0.0/16", "0.0.0.0/0", "10.9.1.0/24", "fd00:9::/64", "::/0",
           "fd00::/48"]
 GROUPS = ["239.1.1.1", "239.2.2.2", "ff05::1", "ff0e::2", "ff02::1"]
+# Port options the plan reads: a kernel side on a subnet (an L2's port there carries its
+# connected route), a trusted DHCP server.
+PORT_OPTIONS = [None, {"netns": "ns-up", "address": "10.0.0.200/24"},
+                {"netns": "ns-up2", "address": "10.0.2.2/30"}, {"dhcp_server": True}]
 LIMITS = dict(max_namespaces=16, max_ports=16)
 REFUSED = (errors.TapswitchError, MemoryError)
 
@@ -55,11 +60,11 @@ class RefusingOnce(FailingDatapath):
         if name not in self.WRITES:
             return write
 
-        def once(*args):
+        def once(*args, **kwargs):
             if self.failed:
-                return getattr(self.dp, name)(*args)
+                return getattr(self.dp, name)(*args, **kwargs)
             try:
-                return write(*args)
+                return write(*args, **kwargs)
             except REFUSED:
                 self.failed = True
                 raise
@@ -72,7 +77,8 @@ def tables(dp):
     """Every table of a reference datapath (both families), as plain data."""
     return (dict(dp.namespaces), {p: (v[0], v[1], v[3]) for p, v in dp.ports.items()},
             dict(dp.addresses), dict(dp.onlink), dict(dp.broadcasts), dict(dp.groups),
-            {s: dict(r) for s, r in dp.routes_.items() if r})
+            {s: dict(r) for s, r in dp.routes_.items() if r}, set(dp.dhcp_servers),
+            set(dp.directed))
 
 
 def probe(dp, keys):
@@ -81,10 +87,17 @@ def probe(dp, keys):
     ports = {}
     for pid in range(LIMITS["max_ports"]):
         try:
-            ports[pid] = dp.port_mac_of(pid), dp.port_mtu(pid)
+            ports[pid] = (dp.port_mac_of(pid), dp.port_mtu(pid), dp.port_is_dhcp_server(pid))
         except errors.NotFound:
             pass
-    return (ports, {k: (dp.lookup_address(*k), dp.address_onlink(*k)) for k in keys["addresses"]},
+    directed = {}
+    for scope in scopes:
+        try:
+            directed[scope] = dp.directed_broadcast(scope)
+        except errors.TapswitchError:
+            pass
+    return (ports, directed,
+            {k: (dp.lookup_address(*k), dp.address_onlink(*k)) for k in keys["addresses"]},
             {k: dp.lookup_broadcast(*k) for k in keys["broadcasts"]},
             {k: dp.lookup_group(*k) for k in keys["multicast"]},
             {s: dp.routes(s) for s in scopes})
@@ -143,7 +156,8 @@ class IncrementalMachine(RuleBasedStateMachine):
         sw = self.sw
         verb = data.draw(st.sampled_from([
             "create", "destroy", "address_add", "address_del", "push", "pull",
-            "assign_and_push", "route_add", "route_del", "port_add", "port_del", "join", "leave"]))
+            "assign_and_push", "route_add", "route_del", "route_replace", "port_add", "port_del",
+            "join", "leave", "namespace_set"]))
         ns = self.pick(data, NAMES, self.names())
         l2 = self.pick(data, NAMES, self.names("l2"))
         address = self.address(data, ns if verb in ("push", "pull") else l2)
@@ -160,7 +174,13 @@ class IncrementalMachine(RuleBasedStateMachine):
                 l2, data.draw(st.sampled_from(ROUTES)), via=data.draw(st.sampled_from(GATEWAYS)),
                 port=data.draw(st.none() | st.sampled_from(PORTS))),
             "route_del": lambda: sw.route_del(l2, data.draw(st.sampled_from(ROUTES))),
-            "port_add": lambda: sw.port_add(data.draw(st.sampled_from(PORTS)), ns),
+            "route_replace": lambda: sw.route_replace(
+                l2, data.draw(st.sampled_from(ROUTES)), via=data.draw(st.sampled_from(GATEWAYS)),
+                port=data.draw(st.none() | st.sampled_from(PORTS))),
+            "port_add": lambda: sw.port_add(data.draw(st.sampled_from(PORTS)), ns,
+                                            options=data.draw(st.sampled_from(PORT_OPTIONS))),
+            "namespace_set": lambda: sw.namespace_set(
+                l2, {"directed_broadcast": data.draw(st.booleans())}),
             "port_del": lambda: sw.port_del(data.draw(st.sampled_from(PORTS))),
             "join": lambda: sw.join(data.draw(st.sampled_from(GROUPS)), ns),
             "leave": lambda: sw.leave(data.draw(st.sampled_from(GROUPS)), ns),

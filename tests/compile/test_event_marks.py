@@ -81,7 +81,8 @@ def test_handlers_mark_the_entries_of_their_change():
     sw.assign_and_push("10.0.0.5/24", "web")
 
     cases = [
-        (lambda: sw.address_add("init", "10.0.0.1/24"), {"addresses": {(0, ip("10.0.0.1"))}}),
+        (lambda: sw.address_add("init", "10.0.0.1/24"),      # and its connected route
+         {"addresses": {(0, ip("10.0.0.1"))}, "routes": {(0, ip("10.0.0.0"), 24)}}),
         (lambda: sw.address_add("init", "fd00::1/64"),               # IPv6: its own key
          {"addresses": {(0, ipaddress.ip_address("fd00::1"))}}),
         (lambda: sw.route_add("init", "10.9.0.0/16", via="10.0.0.5"),
@@ -89,9 +90,16 @@ def test_handlers_mark_the_entries_of_their_change():
         (lambda: sw.route_add("init", "fd00:9::/64", via="fd00::5"),
          {"routes": {(0, ipaddress.ip_address("fd00:9::"), 64)}}),
         (lambda: sw.join("239.1.1.1", "web"), {"namespaces": {web}}),
-        (lambda: sw.port_add("up0", "lab"), {"ports": {port + 1}, "namespaces": {lab}}),
+        (lambda: sw.port_add("up0", "lab"),                  # an L2's: its connected routes
+         {"ports": {port + 1}, "namespaces": {lab}, "connected": {lab}}),
+        (lambda: sw.route_replace("init", "10.9.0.0/16", via="10.0.0.6"),
+         {"routes": {(0, ip("10.9.0.0"), 16)}}),
+        (lambda: sw.namespace_set("lab", {"directed_broadcast": True}), {"namespaces": {lab}}),
+        (lambda: sw.netns_delegate("lab", "ctr-x"), {}),
+        (lambda: sw.netns_revoke("lab", "ctr-x"), {}),
         (lambda: sw.create("blue", kind="l2"), {"namespaces": {lab + 1}, "scopes": {lab + 1}}),
-        (lambda: sw.destroy("web"), {"namespaces": {web}, "addresses": {(0, ip("10.0.0.5"))}}),
+        (lambda: sw.destroy("web"), {"namespaces": {web}, "addresses": {(0, ip("10.0.0.5"))},
+                                     "routes": {(0, ip("10.0.0.0"), 24)}}),
     ]
     for verb, expected in cases:
         made, undone = marks_told(sw, verb)

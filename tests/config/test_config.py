@@ -10,20 +10,9 @@ from pyctl.config import (ConfigError, ControlLimits, DaemonSettings, SlowPathLi
                           load_config)
 from pyctl.model.switch import Switch
 
-from tests.support import EXAMPLES
+from tests.support import EXAMPLES, config_text
 
-BASE = """\
-[[namespace]]
-name = "tenants"
-kind = "l2"
-addresses = ["10.1.0.1/24"]
-
-[[namespace]]
-name = "web"
-kind = "l3"
-parent = "tenants"
-addresses = ["10.1.0.10/24"]
-"""
+BASE = config_text.TENANTS_WEB
 
 
 def refused(text, **kwargs):
@@ -389,7 +378,8 @@ def test_apply_ports_and_routes_in_order():
     switch = Switch()
     apply(config, switch)
     assert switch.port("up").mac == "02:00:00:00:00:99"
-    assert [r.dst for r in switch.routes("web")] == ["10.9.0.0/16"]
+    assert [(r.dst, r.connected) for r in switch.routes("web")] == [
+        ("10.1.0.0/24", True), ("10.9.0.0/16", False)]         # tenants' own subnet: connected
 
 
 def test_apply_as_an_l2_context_stays_in_its_subtree():
@@ -401,3 +391,4 @@ def test_apply_as_an_l2_context_stays_in_its_subtree():
         apply(config, switch.as_namespace("tenants"))
     assert (info.value.code, info.value.key, info.value.line) == ("ENOENT", "namespace[0].name", 2)
     assert [n.name for n in switch.namespaces()] == ["init", "tenants"]
+

@@ -18,7 +18,9 @@ def topologies(draw):
     """TOML text of a random valid-looking dual-stack topology (the validator has the last
     word): L2s with an IPv4 subnet and maybe an IPv6 one and router advertisements, L3s with
     addresses of either family, ports whose kernel side has one address or both families',
-    routes of both families, uplinks of the port kinds."""
+    routes of both families, uplinks of the port kinds; L2s that let directed broadcasts in
+    and have kernel namespaces delegated, L3 ports marked as DHCP servers (issue 14's
+    isolation keys)."""
     out, l2s = [], []
     if draw(st.booleans()):
         out.append(f"[root]\nadvertise = {str(draw(st.booleans())).lower()}\n")
@@ -30,8 +32,10 @@ def topologies(draw):
         six = draw(st.booleans())
         addresses = f'"10.{k + 1}.0.1/24"' + (f', "fd00:{k + 1}::1/64"' if six else "")
         advertise = draw(st.sampled_from(["", "advertise = true\n", "advertise = false\n"]))
+        directed = draw(st.sampled_from(["", "directed_broadcast = true\n"]))
+        netns = draw(st.sampled_from(["", f'netns = ["dl-{name}"]\n', f'netns = ["dl-{name}", "dl-x{k}"]\n']))
         out.append(f'[[namespace]]\nname = "{name}"\nkind = "l2"\nparent = "{parent}"\n'
-                   f'addresses = [{addresses}]\n{quota}{advertise}')
+                   f'addresses = [{addresses}]\n{quota}{advertise}{directed}{netns}')
         l2s.append((name, k + 1, six))
     hosts = {}
     for name in L3S:
@@ -52,7 +56,8 @@ def topologies(draw):
                 "", f'netns = "rl-{name}"\naddress = "10.{k}.0.{20 + len(hosts)}/24"\n',
                 f'netns = "rl-{name}"\naddress = ["10.{k}.0.{20 + len(hosts)}/24", '
                 f'"fd00:{k}::{20 + len(hosts)}/64"]\ngateway = ["10.{k}.0.1", "fd00:{k}::1"]\n']))
-            out.append(f'[[port]]\nname = "p{name}"\nnamespace = "{name}"\nmtu = {mtu}\n{kernel}')
+            dhcp = draw(st.sampled_from(["", "dhcp_server = true\n"]))
+            out.append(f'[[port]]\nname = "p{name}"\nnamespace = "{name}"\nmtu = {mtu}\n{kernel}{dhcp}')
     for name, k, six in l2s:
         if draw(st.booleans()):
             router = draw(st.sampled_from(["", "router = true\n"]))
@@ -121,7 +126,8 @@ def test_the_generated_topologies_are_mostly_valid_and_varied():
     # the property above would prove little on files the validator refuses
     big = find(topologies(), lambda t: validate(t).ok and t.count("[[namespace]]") >= 5
                and "[[route]]" in t and "groups = [\"" in t and "quota" in t
-               and "fd96::/48" in t and "advertise = true" in t and '"fd00:' in t)
+               and "fd96::/48" in t and "advertise = true" in t and '"fd00:' in t
+               and "directed_broadcast" in t and 'netns = ["dl-' in t and "dhcp_server" in t)
     assert validate(big).ok
 
 
@@ -208,3 +214,24 @@ def test_a_port_whose_kernel_side_gains_ipv6_comes_back_with_both_families():
     assert [s.text for s in steps] == ["port tsw-db goes (changed: it comes back)",
                                        "port tsw-db comes (in db)"]
     assert running.port("tsw-db").options["gateway"] == ["10.1.0.1", "fd00:1::1"]
+
+
+def test_isolation_keys_reload_without_touching_the_rest():
+    """directed_broadcast and delegated kernel namespaces of an L2 change in place (a
+    delegation taken back is revoked); a port's dhcp_server mark brings the port back."""
+    old = BASE.replace('kind = "l2"\n', 'kind = "l2"\nnetns = ["dl-a", "dl-b"]\n', 1)
+    new = (BASE.replace('kind = "l2"\n', 'kind = "l2"\nnetns = ["dl-b", "dl-c"]\n'
+                        'directed_broadcast = true\n', 1)
+           .replace('name = "tsw-db"\nnamespace = "db"\n', 'name = "tsw-db"\nnamespace = "db"\n'
+                    'dhcp_server = true\n'))
+    running, steps, desired, config = reloaded(old, new)
+    assert [s.text for s in steps] == [
+        "port tsw-db goes (changed: it comes back)", "tenants gives back kernel namespace dl-a",
+        "options of tenants: directed_broadcast=true", "kernel namespace dl-c delegated to tenants",
+        "port tsw-db comes (in db)"]
+    assert same_state(running.snapshot(), desired, config)
+    assert running.netns_delegated("tenants") == ["dl-b", "dl-c"]
+    assert running.port("tsw-web").id == 0 and running.port("tsw-db").options["dhcp_server"]
+    back, steps, _, _ = reloaded(new, old)
+    assert back.netns_delegated("tenants") == ["dl-a", "dl-b"]
+    assert back.namespace_options("tenants")["directed_broadcast"] is False

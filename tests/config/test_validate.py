@@ -11,6 +11,7 @@ import pytest
 from pyctl.config import ConfigError, load_config
 from pyctl.config.spec import ConfigErrors
 from pyctl.config.validate import Facts, validate
+from tests.support import config_text
 
 FIVE = """\
 [daemon]
@@ -39,18 +40,7 @@ namespace = "db"
 mtu = 20
 """
 
-GOOD = """\
-[[namespace]]
-name = "tenants"
-kind = "l2"
-addresses = ["10.1.0.1/24"]
-
-[[namespace]]
-name = "web"
-kind = "l3"
-parent = "tenants"
-addresses = ["10.1.0.10/24"]
-
+GOOD = config_text.TENANTS_WEB + """
 [[port]]
 name = "tsw-web"
 namespace = "web"

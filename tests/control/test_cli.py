@@ -78,7 +78,12 @@ def test_configuring_verbs_change_the_switch(ctl, served):
     assert "tsw-c  cache      02:00:00:00:00:33  vnet_hdr=yes offloads=csum,tso4" in out
     assert ctl("route-add", "tenants", "default", "--via", "10.1.0.254", "--port", "tsw-up")[0] == 0
     code, out, _ = ctl("routes", "cache")
-    assert out.splitlines() == ["DESTINATION  VIA         PORT", "0.0.0.0/0    10.1.0.254  tsw-up"]
+    assert out.splitlines() == ["DESTINATION  VIA         PORT    KIND",
+                                "0.0.0.0/0    10.1.0.254  tsw-up  static",
+                                "10.1.0.0/24  -           -       connected"]
+    assert ctl("route-replace", "tenants", "default", "--via", "10.1.0.253")[0] == 0
+    code, out, _ = ctl("routes", "tenants")
+    assert out.splitlines()[1] == "0.0.0.0/0    10.1.0.253  -     static"
     assert ctl("route-del", "tenants", "default")[0] == 0
     assert ctl("join", "239.1.1.1", "cache")[0] == 0
     assert ctl("groups", "cache")[1] == "239.1.1.1\n"
@@ -234,8 +239,10 @@ def test_dual_stack_verbs(ctl, served):
     assert ctl("route-add", "tenants", "default", "--via", "fd00:1::fe")[0] == 0
     assert ctl("route-add", "tenants", "fd00:9::/48", "--via", "fd00:1::fe")[0] == 0
     code, out, _ = ctl("routes", "v6")
-    assert out.splitlines() == ["DESTINATION  VIA         PORT", "::/0         fd00:1::fe  -",
-                                "fd00:9::/48  fd00:1::fe  -"]
+    assert out.splitlines() == ["DESTINATION  VIA         PORT  KIND",
+                                "10.1.0.0/24  -           -     connected",
+                                "::/0         fd00:1::fe  -     static",
+                                "fd00:9::/48  fd00:1::fe  -     static"]
     assert ctl("route-del", "tenants", "default", "--via", "fd00:1::fe")[0] == 0
     assert ctl("join", "ff05::1:3", "v6")[0] == 0
     assert ctl("groups", "v6")[1] == "ff05::1:3\n"

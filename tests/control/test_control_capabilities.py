@@ -90,7 +90,9 @@ def test_l3_socket_reads_only_itself(web):
     assert me == {**me, "namespace": "web", "kind": "l3", "admin": False, "scope": "tenants"}
     assert [n["name"] for n in web.call("namespaces")] == ["web"]
     assert web.call("addresses") == ["127.0.0.1/8", "::1/128", "10.1.0.10/24"]
-    assert web.call("routes") == [{"dst": "10.9.0.0/16", "via": "10.1.0.254", "port": None}]
+    assert web.call("routes") == [
+        {"dst": "10.1.0.0/24", "via": None, "port": None, "connected": True},
+        {"dst": "10.9.0.0/16", "via": "10.1.0.254", "port": None, "connected": False}]
     assert web.call("show")["name"] == "web"
     assert web.call("ports") == []
     for verb, args in [("show", {"namespace": "db"}), ("addresses", {"namespace": "tenants"}),

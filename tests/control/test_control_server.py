@@ -93,10 +93,10 @@ def test_addresses_push_pull_assign(ctl):
 def test_routes(ctl):
     route = ctl.call("route-add", namespace="tenants", prefix="default", via="10.1.0.254",
                      port="tsw-up")
-    assert route == {"dst": "0.0.0.0/0", "via": "10.1.0.254", "port": "tsw-up"}
-    assert ctl.call("routes", namespace="web") == [route]   # an L3 sees its parent's
+    assert route == {"dst": "0.0.0.0/0", "via": "10.1.0.254", "port": "tsw-up", "connected": False}
+    assert ctl.call("routes", namespace="web")[0] == route   # an L3 sees its parent's
     ctl.call("route-del", namespace="tenants", prefix="0.0.0.0/0")
-    assert ctl.call("routes", namespace="tenants") == []
+    assert [r["dst"] for r in ctl.call("routes", namespace="tenants")] == ["10.1.0.0/24"]
 
 
 def test_ports(ctl):

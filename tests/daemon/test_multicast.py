@@ -324,7 +324,8 @@ def test_group_counters_are_named_and_limited_to_what_the_reader_sees(rig):
                      "blue": {"239.1.1.1": raw[(n["blue"], G1)]}}
     assert group_counters(raw, rig.sw, namespace="b1") == {"blue": admin["blue"]}
     assert group_counters(raw, rig.sw.as_namespace("blue")) == {"blue": admin["blue"]}
-    assert group_counters(raw, rig.sw.as_namespace("web")) == {"init": {"239.1.1.1": raw[(0, G1)]}}
+    # an L3, a member or not, sees no group counters: they are its scope's, everybody's
+    assert group_counters(raw, rig.sw.as_namespace("web")) == {}
     assert group_counters(raw, rig.sw.as_namespace("db")) == {}
     with pytest.raises(errors.NotFound):
         group_counters(raw, rig.sw.as_namespace("blue"), namespace="web")

@@ -2,12 +2,15 @@
 
 The slow path runs over the fixed view of tests/support/slowpath.py and a datapath
 (reference and compiled core) holding its scopes, on a clock the test moves."""
+import contextlib
+
 import pytest
 from scapy.layers.inet import UDP
 from scapy.layers.l2 import ARP, Ether
 
 from fastpath import Datapath
 from fastpath.reference import ReferenceDatapath
+from pyctl import errors
 from pyctl.daemon.neighbours import REACHABLE, STALE
 from pyctl.daemon import packets as pk
 from pyctl.daemon.packets import ip_int
@@ -134,10 +137,30 @@ def test_the_overall_bound_evicts_the_least_recently_confirmed(clock, dp):
     assert len(sp.neighbours) == 3 and sp.counters["neighbour_evicted"] == 1
 
 
+class RefusingDatapath:
+    """A datapath whose neighbour table refuses every write (the source rule and the
+    tables refuse the same addresses today: this stands for a table that is full)."""
+
+    def __init__(self, dp):
+        self._dp = dp
+
+    def __getattr__(self, name):
+        return getattr(self._dp, name)
+
+    @contextlib.contextmanager
+    def update(self):
+        with self._dp.update():
+            yield self
+
+    def set_neighbour(self, scope, ip, mac):
+        raise errors.InvalidArgument(f"neighbour {ip} refused")
+
+
 def test_a_refused_write_leaves_the_entry_out_of_both(clock, dp):
-    sp = slow_path(clock, dp)
-    out = uplink_says(sp, "0.1.2.3")             # the source rule lets an L2 use it; no table does
-    assert out.learned == [] and sp.neighbour(1, ip_int("0.1.2.3")) is None
+    sp = slow_path(clock, RefusingDatapath(dp))
+    out = uplink_says(sp, "10.0.0.50")
+    assert out.learned == [] and sp.neighbour(1, ip_int("10.0.0.50")) is None
+    assert dp.neighbour(1, ip_int("10.0.0.50")) is None
     assert sp.counters["neighbour_refused"] == 1 and len(sp.neighbours) == 0
 
 

@@ -5,6 +5,7 @@ Each test builds its topology with the project's own pytest plugin
 the kernel namespaces it made, and leaves nothing behind.  Every test runs once
 per port kind of the tenants (tap, veth, xdp: ``port_kinds``, tests/e2e/conftest.py).
 """
+import ipaddress
 import socket
 
 import pytest
@@ -141,14 +142,24 @@ def test_broadcast_reaches_the_subnet_and_nobody_else(tapswitch_factory):
 
 
 def test_ttl_1_gets_time_exceeded(tapswitch_topology):
-    a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
+    """Only routing takes a TTL (issue 14 item 9): TTL 1 to b's address on another subnet
+    is time-exceeded by the gateway; within a subnet it is switched (test_hostile_isolation)."""
+    topo = tapswitch_topology
+    a = topo.tenants["a"]
+    other = ipaddress.ip_network((int(topo.subnet.network_address) ^ 0x100, 24))
+    far = f"{other.network_address + 3}/24"
+    topo.assign_and_push(far, "b")                      # b on a second subnet: routed there
 
     def send():
         s = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
-        s.sendto(b"short-lived", (b.ip, 6005))
+        s.sendto(b"short-lived", (far.split("/")[0], 6005))
         s.close()
-    assert (11, 0, tapswitch_topology.gateway) in probes.icmp_errors(a, send)
+    try:
+        assert (11, 0, topo.gateway) in probes.icmp_errors(a, send)
+    finally:
+        topo.pull(far, "b")
+        topo.address_del("init", far)
 
 
 CONFIGURING = [

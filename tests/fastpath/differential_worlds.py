@@ -20,9 +20,10 @@ class Skeleton(NamedTuple):
     used_l3: set            # the L3s with a port
 
 
-def skeleton(draw, max_ports, mtus=None):
+def skeleton(draw, max_ports, mtus=None, dhcp=False):
     """Draw a skeleton; ``mtus``: each port's MTU drawn from these (None: set_port
-    without one)."""
+    without one); ``dhcp``: a port is marked as a DHCP server now and then, and as one
+    the switch serves by DHCP now and then."""
     ops = [("set_namespace", 0, 0, False)]
     if draw(st.booleans()):
         ops.append(("set_namespace", 1, 1, False))
@@ -40,8 +41,10 @@ def skeleton(draw, max_ports, mtus=None):
             continue
         used_l3.add(n)
         ports[p] = n
-        extra = () if mtus is None else (draw(st.sampled_from([False, False, True])),  # DHCP-served
-                                         draw(st.sampled_from(mtus)))
+        extra = () if mtus is None else (draw(st.sampled_from(mtus)),)
+        if dhcp:        # a DHCP server behind it; the switch serves it by DHCP
+            extra = (extra or (1500,)) + (draw(st.sampled_from([False, False, True])),
+                                          draw(st.sampled_from([False, False, True])))
         ops.append(("set_port", p, n, mac(p + 1), *extra))
     return Skeleton(ops, scopes, l3, namespaces, scope_of, ports, used_l3)
 

@@ -66,7 +66,9 @@ def run(dp, frames, headers=None, **batch_kw):
 # The standard world used by the step tests:
 #   scope 0 (ns 0, the root L2): uplink port 0 (switch MAC 00), L3 tenants 1 (port 1),
 #   2 (port 2) and 3 (no port).  Sibling L2 scope 5 with L3 tenant 6 (port 6), which holds
-#   the same address as tenant 1.
+#   the same address as tenant 1.  With ``subnet=True`` the addresses are on 10.0.0.0/24, as
+#   the compiler would write them: each with its prefix length, and the subnet's directed
+#   broadcast 10.0.0.255 listened to by the L3s on it (in each scope).
 ROOT, T1, T2, T3, SIB, T6 = 0, 1, 2, 3, 5, 6
 A1, A2, A3, SW, GW, A6 = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.254"),
                           ip("10.0.0.100"), ip("10.0.0.1"))
@@ -78,7 +80,11 @@ def port_mac(p):
     return mac(p)
 
 
-def build_world(dp, *, peers=True):
+DIRECTED = ip("10.0.0.255")
+
+
+def build_world(dp, *, peers=True, subnet=False):
+    plen = 24 if subnet else 32
     with dp.update():
         dp.set_namespace(ROOT, ROOT, False)
         for n in (T1, T2, T3):
@@ -90,11 +96,14 @@ def build_world(dp, *, peers=True):
         dp.set_port(2, T2, port_mac(2))
         dp.set_port(6, T6, port_mac(6))
         dp.set_port(4, SIB, port_mac(4))
-        dp.add_address(ROOT, A1, T1)
-        dp.add_address(ROOT, A2, T2)
-        dp.add_address(ROOT, A3, T3)
-        dp.add_address(ROOT, SW, ROOT)
-        dp.add_address(SIB, A6, T6)
+        dp.add_address(ROOT, A1, T1, plen)
+        dp.add_address(ROOT, A2, T2, plen)
+        dp.add_address(ROOT, A3, T3, plen)
+        dp.add_address(ROOT, SW, ROOT, plen)
+        dp.add_address(SIB, A6, T6, plen)
+        if subnet:
+            dp.set_broadcast(ROOT, DIRECTED, [T1, T2, T3])
+            dp.set_broadcast(SIB, DIRECTED, [T6])
         dp.add_route(ROOT, 0, 0, 0, GW)
         dp.add_route(ROOT, ip("10.9.0.0"), 16, 0)
         dp.set_neighbour(ROOT, GW, GW_MAC)

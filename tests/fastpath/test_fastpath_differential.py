@@ -1,5 +1,10 @@
 """Differential test: hypothesis builds topologies, tables and batches of well-formed and
-malformed frames; the compiled core must give the reference's verdicts, bytes and counters."""
+malformed frames; the compiled core must give the reference's verdicts, bytes and counters.
+The tables include what the isolation rules read: each address's subnet (prefix length),
+directed-broadcast lists of several subnets, ports marked as DHCP servers, scopes that let
+routed directed broadcasts in; frames include UDP to and from the DHCP ports, from 0.0.0.0."""
+import struct
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastpath.reference import ipv4_checksum
@@ -8,7 +13,11 @@ from fastpath_frames import assert_same_batch, BCAST, gso_header, ip, ipv4_frame
 
 ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
 SPECIAL = [0, 0xFFFFFFFF, ip("10.0.0.255"), ip("239.1.2.3"), ip("224.0.0.1"), ip("127.0.0.1"),
-           ip("240.1.1.1"), ip("8.8.8.8"), ip("10.9.1.1"), ip("10.9.200.3")]
+           ip("240.1.1.1"), ip("8.8.8.8"), ip("10.9.1.1"), ip("10.9.200.3"), ip("10.0.0.127"),
+           ip("10.1.0.255")]
+BROADCASTS = [ip("10.0.0.255"), ip("10.0.0.127"), ip("10.1.0.255")]
+PLENS = [24, 24, 24, 25, 16, 30, 31, 32]
+UDP_PORTS = [67, 68, 53, 5000]
 ROUTES = [(0, 0), (ip("10.9.0.0"), 16), (ip("10.9.1.0"), 24), (ip("10.9.1.0"), 25),
           (ip("10.9.1.1"), 32), (ip("8.0.0.0"), 8), (ip("10.0.0.0"), 8)]
 GATEWAYS = [0, ip("10.0.0.100"), ip("10.0.0.9")]
@@ -19,17 +28,20 @@ MTUS = [68, 90, 120, 1500]        # frames reach 188 bytes: some fit, some are t
 @st.composite
 def worlds(draw):
     """A list of table writes: L2 scopes 0 and 1, up to 5 L3 namespaces, ports, tables."""
-    ops, scopes, _, namespaces, scope_of, ports, _ = skeleton(draw, MAX_PORTS, mtus=MTUS)
+    ops, scopes, _, namespaces, scope_of, ports, _ = skeleton(draw, MAX_PORTS, mtus=MTUS, dhcp=True)
     owned = {}
     for a in draw(st.lists(st.sampled_from(ADDRS), max_size=8)):
         n = draw(st.sampled_from(namespaces))
         if (scope_of[n], a) not in owned:
             owned[(scope_of[n], a)] = n
-            ops.append(("add_address", scope_of[n], a, n))
+            ops.append(("add_address", scope_of[n], a, n, draw(st.sampled_from(PLENS))))
     for s in scopes:
-        if (s, ip("10.0.0.255")) not in owned and draw(st.booleans()):
-            members = [n for n in namespaces if scope_of[n] == s and draw(st.booleans())]
-            ops.append(("set_broadcast", s, ip("10.0.0.255"), members))
+        for bcast in BROADCASTS:
+            if (s, bcast) not in owned and draw(st.booleans()):
+                members = [n for n in namespaces if scope_of[n] == s and draw(st.booleans())]
+                ops.append(("set_broadcast", s, bcast, members))
+        if draw(st.booleans()):
+            ops.append(("set_directed_broadcast", s, True))
         if ports:
             for prefix, plen in draw(st.lists(st.sampled_from(ROUTES), max_size=4, unique=True)):
                 ops.append(("add_route", s, prefix, plen, draw(st.sampled_from(sorted(ports))),
@@ -64,9 +76,13 @@ def frames(draw, ports, owned):
     elif kind == "ether":
         f = dmac + smac + draw(st.sampled_from([b"\x86\xdd", b"\x81\x00", b"\x08\x00"])) + draw(st.binary(max_size=40))
     else:
+        proto = draw(st.sampled_from([17, 17, 17, 2, 6, 1]) | st.integers(0, 255))
+        payload = draw(st.binary(max_size=30)) + bytes(draw(st.sampled_from([0, 0, 40, 110])))
+        if proto == 17 and draw(st.booleans()):
+            payload = struct.pack("!HH", draw(st.sampled_from(UDP_PORTS)),
+                                  draw(st.sampled_from(UDP_PORTS))) + payload
         f = ipv4_frame(dmac, smac, src, dst, ttl=draw(st.sampled_from([0, 1, 2, 64, 255])),
-                       proto=draw(st.sampled_from([6, 17, draw(st.integers(0, 255))])),
-                       payload=draw(st.binary(max_size=30)) + bytes(draw(st.sampled_from([0, 0, 40, 110]))),
+                       proto=proto, payload=payload,
                        options=draw(st.sampled_from([b"", b"\x01\x01\x01\x00"])),
                        pad=draw(st.sampled_from([b"", bytes(10)])))
     mutation = draw(st.sampled_from(["none"] * 6 + ["truncate", "byte", "ihl", "total", "header"]))
@@ -104,7 +120,8 @@ def scenarios(draw):
     batches = [(fs, headers(draw, len(fs))) for fs in
                draw(st.lists(st.lists(frames(ports, owned), min_size=1, max_size=40), min_size=1, max_size=3))]
     # between batches, one table write (exercises route-cache invalidation)
-    changes = draw(st.lists(st.sampled_from(["route", "unroute", "neigh", "move", "port"]),
+    changes = draw(st.lists(st.sampled_from(["route", "unroute", "neigh", "move", "port", "dhcp",
+                                             "serve", "directed", "subnet"]),
                             min_size=len(batches), max_size=len(batches)))
     return ops, peers, batches, changes, sorted(ports), owned
 
@@ -123,6 +140,19 @@ def change(dp, what, ports, owned, port_ns):
                 dp.remove_address(scope, a)
         elif what == "port" and ports:
             dp.set_port(ports[0], port_ns[ports[0]], mac(0x555))   # new switch MAC
+        elif what == "dhcp" and ports:
+            dp.set_port(ports[-1], port_ns[ports[-1]], mac(ports[-1] + 1), dp.port_mtu(ports[-1]),
+                        dhcp_server=not dp.port_is_dhcp_server(ports[-1]))
+        elif what == "serve" and ports:                           # the switch's DHCP server
+            p = ports[len(ports) // 2]
+            dp.set_port(p, port_ns[p], mac(p + 1), dp.port_mtu(p),
+                        dhcp_server=dp.port_is_dhcp_server(p), serve_dhcp=not dp.port_serves_dhcp(p))
+        elif what == "directed":
+            dp.set_directed_broadcast(0, not dp.directed_broadcast(0))
+        elif what == "subnet" and owned:
+            (scope, a), n = sorted(owned.items())[-1]
+            if dp.lookup_address(scope, a) == n:                   # another prefix length
+                dp.add_address(scope, a, n, 33 - dp.address_onlink(scope, a))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,

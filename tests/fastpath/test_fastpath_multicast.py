@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 
 from fastpath import Batch, verdicts as V
-from fastpath_frames import (A1, A2, A6, PEER, ROOT, SIB, SW, T1, T2, T3, T6, build_world,
+from fastpath_frames import (A1, A2, A6, DIRECTED, PEER, ROOT, SIB, SW, T1, T2, T3, T6, build_world,
                              ip, ipv4_frame, mac, port_mac, run)
 from pyctl.errors import InvalidArgument, NotFound
 
@@ -35,8 +35,8 @@ def verdict(b, i=0):
     return int(b.verdict[i]), V.REASON_NAMES[int(b.reason[i])]
 
 
-def with_groups(dp, *groups):
-    build_world(dp)
+def with_groups(dp, *groups, subnet=False):
+    build_world(dp, subnet=subnet)
     with dp.update():
         for scope, group, members in groups:
             dp.set_group(scope, group, members)
@@ -65,9 +65,10 @@ def test_a_non_member_sends_to_a_group_and_gets_nothing_back(make_dp):
 
 def test_the_source_rule_still_holds_for_groups(make_dp):
     dp = with_groups(make_dp(), (ROOT, G1, [T2]))
-    b = run(dp, [to_group(1, A2, G1), to_group(1, 0, G1)])                 # T2's address; 0.0.0.0
-    assert verdict(b, 0) == (V.VERDICT_DROP, "spoofed_source")
-    assert verdict(b, 1) == (V.VERDICT_FANOUT, "none")
+    b = run(dp, [to_group(1, A2, G1), to_group(1, 0, G1), to_group(1, A1, G1)])
+    assert verdict(b, 0) == (V.VERDICT_DROP, "spoofed_source")            # T2's address
+    assert verdict(b, 1) == (V.VERDICT_DROP, "martian_source")            # 0.0.0.0: not on a link
+    assert verdict(b, 2) == (V.VERDICT_FANOUT, "none")
 
 
 def test_a_group_without_members_is_dropped_not_flooded(make_dp):
@@ -81,14 +82,26 @@ def test_a_group_without_members_is_dropped_not_flooded(make_dp):
                                         "copies": 0}}
 
 
-def test_link_local_groups_reach_every_l3_of_the_scope(make_dp):
-    dp = with_groups(make_dp(), (ROOT, G1, [T1]))
+def test_link_local_groups_reach_the_senders_subnet(make_dp):
+    dp = with_groups(make_dp(), (ROOT, G1, [T1]), subnet=True)
     for group in (ip("224.0.0.1"), ip("224.0.0.251"), ip("224.0.0.255")):
         port, frame = to_group(1, A1, group)
-        b = run(dp, [(port, frame), to_group(6, A6, group)])
+        b = run(dp, [(port, frame), to_group(6, A6, group), to_group(0, ip("10.0.0.77"), group)])
         assert copies_of(b, 0) == {2: group_mac(group) + port_mac(2) + frame[12:]}   # T3: no port
         assert verdict(b, 1) == (V.VERDICT_DROP, "no_listener")           # T6 is alone in SIB
+        assert verdict(b, 2) == (V.VERDICT_DROP, "no_listener")           # the uplink: routed
     assert dp.counters()["groups"][(ROOT, G1)]["rx_packets"] == 0
+
+
+def test_link_local_groups_stay_on_the_subnet(make_dp):
+    dp = with_groups(make_dp(), subnet=True)
+    with dp.update():                   # T2 moves to another subnet of the scope
+        dp.remove_address(ROOT, A2)
+        dp.add_address(ROOT, ip("10.1.0.2"), T2, 24)
+        dp.set_broadcast(ROOT, DIRECTED, [T1, T3])
+        dp.set_broadcast(ROOT, ip("10.1.0.255"), [T2])
+    b = run(dp, [to_group(1, A1, ip("224.0.0.251")), to_group(2, ip("10.1.0.2"), ip("224.0.0.1"))])
+    assert [verdict(b, i) for i in (0, 1)] == [(V.VERDICT_DROP, "no_listener")] * 2
 
 
 def test_an_uplink_member_gets_copies_on_each_of_its_ports(make_dp):

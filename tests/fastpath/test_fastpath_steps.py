@@ -1,8 +1,8 @@
 """One test per forwarding step of docs/architecture.md, run on the reference and the core."""
 from fastpath import Batch, verdicts as V
 from fastpath.reference import ipv4_checksum
-from fastpath_frames import (A1, A2, A3, A6, BCAST, GW_MAC, PEER, ROOT, SIB, SW, T1, T2, T3, T6,
-                             build_world, from_t1, ip, ipv4_frame, mac, port_mac, run)
+from fastpath_frames import (A1, A2, A3, A6, BCAST, DIRECTED, GW_MAC, PEER, ROOT, SIB, SW, T1, T2,
+                             T3, T6, build_world, from_t1, ip, ipv4_frame, mac, port_mac, run)
 
 import pytest
 
@@ -182,41 +182,63 @@ def test_arp_goes_to_the_slow_path(make_dp):
     assert verdict_of(b, 1) == (V.VERDICT_DROP, "malformed")
 
 
-@pytest.mark.parametrize("src,ok", [
-    (A1, True), (0, True), (A2, False), (ip("10.0.0.50"), False), (SW, False),
-    (ip("127.0.0.1"), False), (ip("224.0.0.1"), False), (0xFFFFFFFF, False)])
-def test_source_rule_of_an_l3(make_dp, src, ok):
+@pytest.mark.parametrize("src,why", [
+    (A1, None), (A2, "spoofed_source"), (ip("10.0.0.50"), "spoofed_source"),
+    (SW, "spoofed_source"),                                   # the gateway's: the switch's own
+    (0, "martian_source"),                                    # unicast from 0.0.0.0
+    (ip("0.1.2.3"), "martian_source"), (ip("127.0.0.1"), "martian_source"),
+    (ip("224.0.0.1"), "martian_source"), (ip("240.0.0.1"), "martian_source"),
+    (0xFFFFFFFF, "martian_source")])
+def test_source_rule_of_an_l3(make_dp, src, why):
     dp = build_world(make_dp())
     b = run(dp, [(1, ipv4_frame(port_mac(1), PEER[1], src, A2))])
-    assert verdict_of(b) == ((V.VERDICT_FORWARD, "none") if ok else (V.VERDICT_DROP, "spoofed_source"))
+    assert verdict_of(b) == ((V.VERDICT_FORWARD, "none") if why is None else (V.VERDICT_DROP, why))
 
 
-@pytest.mark.parametrize("src,ok", [
-    (ip("8.8.8.8"), True), (SW, True), (ip("10.0.0.77"), True), (A1, False), (A3, False)])
-def test_source_rule_of_an_l2_port(make_dp, src, ok):
+@pytest.mark.parametrize("src,why", [
+    (ip("8.8.8.8"), None), (ip("10.0.0.77"), None), (A1, "spoofed_source"),
+    (A3, "spoofed_source"), (SW, "spoofed_source"),           # the L2's own: only the switch's
+    (0, "martian_source"), (ip("127.0.0.1"), "martian_source")])
+def test_source_rule_of_an_l2_port(make_dp, src, why):
     dp = build_world(make_dp())
     b = run(dp, [(0, ipv4_frame(port_mac(0), PEER[0], src, A2))])
-    assert verdict_of(b) == ((V.VERDICT_FORWARD, "none") if ok else (V.VERDICT_DROP, "spoofed_source"))
+    assert verdict_of(b) == ((V.VERDICT_FORWARD, "none") if why is None else (V.VERDICT_DROP, why))
 
 
-def test_limited_broadcast_reaches_the_scope_listeners_only(make_dp):
-    dp = build_world(make_dp())
+def test_limited_broadcast_reaches_the_senders_subnet_only(make_dp):
+    dp = build_world(make_dp(), subnet=True)
+    with dp.update():                   # T3 (with a port now) on another subnet of the scope
+        dp.set_port(3, T3, port_mac(3))
+        dp.remove_address(ROOT, A3)
+        dp.add_address(ROOT, ip("10.1.0.3"), T3, 24)
+        dp.set_broadcast(ROOT, DIRECTED, [T1, T2])
+        dp.set_broadcast(ROOT, ip("10.1.0.255"), [T3])
     frame = ipv4_frame(BCAST, PEER[1], A1, 0xFFFFFFFF, ttl=1)
-    b = run(dp, [(1, frame), (0, ipv4_frame(BCAST, PEER[0], SW, 0xFFFFFFFF))])
+    b = run(dp, [(1, frame), (0, ipv4_frame(BCAST, PEER[0], ip("10.0.0.77"), 0xFFFFFFFF)),
+                 (3, ipv4_frame(BCAST, mac(0x103), ip("10.1.0.3"), 0xFFFFFFFF))])
     assert verdict_of(b, 0) == (V.VERDICT_FANOUT, "none")
-    assert b.fanout_n[0] == 1 and b.fanout_count == 3
+    assert b.fanout_n[0] == 1 and b.fanout_count == 1
     port, copy = b.copy(0)
     assert port == 2 and copy == BCAST + port_mac(2) + frame[12:]          # TTL untouched
     assert b.frame(0) == frame                                              # original intact
-    assert sorted(b.copy(k)[0] for k in range(1, 3)) == [1, 2]              # from the uplink
+    assert verdict_of(b, 1) == (V.VERDICT_DROP, "no_listener")              # the uplink: routed
+    assert verdict_of(b, 2) == (V.VERDICT_DROP, "no_listener")              # alone on 10.1.0/24
     assert dp.counters()["ports"][6]["tx_packets"] == 0                     # never the sibling L2
 
 
-def test_directed_broadcast_and_multicast(make_dp):
+@pytest.mark.parametrize("plen", [31, 32])
+def test_limited_broadcast_of_a_subnet_without_broadcast_reaches_nobody(make_dp, plen):
     dp = build_world(make_dp())
-    bc = ip("10.0.0.255")
     with dp.update():
-        dp.set_broadcast(ROOT, bc, [T1, T2, T3])
+        dp.remove_address(ROOT, A1)
+        dp.add_address(ROOT, A1, T1, plen)
+    b = run(dp, [(1, ipv4_frame(BCAST, PEER[1], A1, 0xFFFFFFFF))])
+    assert verdict_of(b) == (V.VERDICT_DROP, "no_listener")
+
+
+def test_directed_broadcast_and_multicast(make_dp):
+    dp = build_world(make_dp(), subnet=True)
+    bc = ip("10.0.0.255")
     assert dp.lookup_broadcast(ROOT, bc) == [T1, T2, T3] and dp.lookup_address(ROOT, bc) == -1
     mdns = ip("224.0.0.251")                       # link-local: every L3 of the scope
     b = run(dp, [(1, ipv4_frame(BCAST, PEER[1], A1, bc)),
@@ -235,14 +257,17 @@ def test_broadcast_nobody_else_hears_is_dropped(make_dp):
 
 
 def test_fanout_list_overflow_is_counted_per_copy(make_dp):
-    dp = build_world(make_dp())
+    dp = build_world(make_dp(), subnet=True)
+    with dp.update():
+        dp.set_port(3, T3, port_mac(3))
     b = Batch(capacity=2, max_fanout=1)
-    frame = ipv4_frame(BCAST, PEER[0], SW, 0xFFFFFFFF)
-    b.load([(0, frame), (0, frame)])
+    frame = ipv4_frame(BCAST, PEER[1], A1, 0xFFFFFFFF)
+    b.load([(1, frame), (1, frame)])
     dp.process(b)
     assert verdict_of(b, 0) == (V.VERDICT_FANOUT, "fanout_overflow") and b.fanout_n[0] == 1
     assert verdict_of(b, 1) == (V.VERDICT_DROP, "fanout_overflow")
     assert dp.counters()["reasons"]["fanout_overflow"] == 3
+    assert dp.counters()["namespaces"][T1]["reasons"]["fanout_overflow"] == 3
 
 
 @pytest.mark.parametrize("frame,reason", [

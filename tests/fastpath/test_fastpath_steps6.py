@@ -144,7 +144,7 @@ DHCP6_SOLICIT = bytes.fromhex("02220223000c0000") + b"\x01abc"     # UDP 546 -> 
 def test_a_dhcpv6_client_on_a_dhcp_served_port_is_the_switchs(make_dp, dst):
     dp = build_world6(make_dp())
     with dp.update():
-        dp.set_port(1, T1, port_mac(1), dhcp=True)
+        dp.set_port(1, T1, port_mac(1), serve_dhcp=True)
     dmac = mcast_mac(str(dst)) if dst.is_multicast else None
     src = A1 if dst == A2 else LL1
     b = run6(dp, [from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT),

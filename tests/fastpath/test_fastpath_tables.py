@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from fastpath import Datapath, verdicts as V
 from fastpath.reference import ReferenceDatapath
-from fastpath_frames import (A1, A2, GW, GW_MAC, PEER, ROOT, SIB, T1, T2, T3, T6, build_world,
+from fastpath_frames import (A1, A2, A6, GW, GW_MAC, PEER, ROOT, SIB, T1, T2, T3, T6, build_world,
                              from_t1, ip, ipv4_frame, mac, port_mac, run)
 from pyctl.errors import AddressInUse, Busy, InvalidArgument, NotFound
 
@@ -95,6 +95,12 @@ def test_route_caches_are_per_namespace(make_dp):
     (lambda dp: dp.add_address(T1, ip("10.1.1.1"), T1), InvalidArgument),          # scope is an L3
     (lambda dp: dp.add_address(ROOT, ip("10.1.1.1"), T6), InvalidArgument),        # other scope
     (lambda dp: dp.add_address(ROOT, ip("10.1.1.1"), 99), NotFound),
+    (lambda dp: dp.add_address(ROOT, ip("10.1.1.1"), T2, 0), InvalidArgument),     # prefix length
+    (lambda dp: dp.add_address(ROOT, ip("10.1.1.1"), T2, 33), InvalidArgument),
+    (lambda dp: dp.add_address(ROOT, A1, T2, 24), AddressInUse),
+    (lambda dp: dp.set_port(1, T1, mac(1), dhcp_server=1), InvalidArgument),       # a real bool
+    (lambda dp: dp.set_directed_broadcast(T1, True), InvalidArgument),             # an L3
+    (lambda dp: dp.set_directed_broadcast(ROOT, "yes"), InvalidArgument),
     (lambda dp: dp.add_route(ROOT, ip("10.9.0.1"), 16, 0), InvalidArgument),       # host bits
     (lambda dp: dp.add_route(ROOT, ip("10.9.0.0"), 33, 0), InvalidArgument),
     (lambda dp: dp.add_route(ROOT, ip("10.8.0.0"), 16, 77), NotFound),             # no such port
@@ -126,6 +132,8 @@ def test_refused_writes_change_nothing(make_dp, call, error):
 def snapshot(dp):
     addrs = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 77, 254, 255)]
     return ([dp.lookup_address(s, a) for s in (ROOT, SIB) for a in addrs], dp.routes(ROOT),
+            [dp.address_onlink(ROOT, a) for a in addrs], dp.directed_broadcast(ROOT),
+            [dp.port_is_dhcp_server(p) for p in (0, 1, 2, 4, 6)],
             [dp.lookup_broadcast(ROOT, a) for a in addrs], [dp.peer_mac(p) for p in (0, 1, 2, 4, 6)],
             dp.neighbour(ROOT, GW), [dp.port_mac_of(p) for p in (0, 1, 2, 4, 6)], dp.counters())
 
@@ -212,3 +220,27 @@ def test_a_datapath_whose_init_did_not_run_refuses_batches_updates_and_loops():
             pass
     with pytest.raises(ValueError, match="__init__ did not complete"):
         fastpath.PacketLoop(dp, backend="epoll")
+
+
+def test_isolation_tables_read_back_and_go_with_what_they_belong_to(make_dp):
+    dp = build_world(make_dp())
+    with dp.update():
+        dp.add_address(ROOT, ip("10.0.0.9"), T2, 24)
+        dp.set_port(1, T1, port_mac(1), dhcp_server=True)
+        dp.set_directed_broadcast(SIB, True)
+    assert dp.address_onlink(ROOT, ip("10.0.0.9")) == 24 and dp.address_onlink(ROOT, A1) == 32
+    assert dp.address_onlink(ROOT, ip("10.0.0.77")) is None
+    assert dp.port_is_dhcp_server(1) and not dp.port_is_dhcp_server(2)
+    assert dp.directed_broadcast(SIB) and not dp.directed_broadcast(ROOT)
+    with dp.update():
+        dp.add_address(ROOT, ip("10.0.0.9"), T2, 16)            # the same address, a new subnet
+        dp.remove_port(1)
+        dp.set_port(1, T1, port_mac(1))
+        dp.remove_port(6)
+        dp.remove_port(4)
+        dp.remove_address(SIB, A6)
+        dp.remove_namespace(T6)
+        dp.remove_namespace(SIB)
+        dp.set_namespace(SIB, SIB, False)
+    assert dp.address_onlink(ROOT, ip("10.0.0.9")) == 16
+    assert not dp.port_is_dhcp_server(1) and not dp.directed_broadcast(SIB)

@@ -58,9 +58,9 @@ def test_vnet_to_plain_segments_in_software(rig):
     pump(loop)
     out = taps[3].drain()
     assert len(out) == -(-30000 // 1448)
-    routed = expected([(1, frame)], {0: hdr})[0][3][0]
-    assert out == fastpath.vnet_to_plain(hdr, routed)
-    assert all(checksums_ok(s) and s[22] == 63 for s in out)        # TTL decremented
+    switched = expected([(1, frame)], {0: hdr})[0][3][0]
+    assert out == fastpath.vnet_to_plain(hdr, switched)
+    assert all(checksums_ok(s) and s[22] == 64 for s in out)        # one subnet: TTL kept
     st = loop.stats()
     assert st["sw_gso_frames"] == 1 and st["sw_segments"] == len(out) == st["frames_out"]
 
@@ -181,3 +181,44 @@ def test_a_frame_too_big_for_the_slot_is_counted(backend):
         assert dp.counters()["ports"][1]["rx_packets"] == 0
     finally:
         tap.close()
+
+
+# -- checksum claims end at the port they came in on (issue 14 item 12) ------------------
+
+DATA_VALID = 2
+
+
+def test_a_checksum_claim_is_not_passed_on(rig):
+    """A tenant's DATA_VALID ("checksum verified") is cleared in the header written for
+    another tenant; the rest of the header is as read."""
+    _, loop, taps = rig
+    plain = udp_frame(1, "10.0.0.2", b"v" * 40)
+    taps[1].inject(vnet_hdr(flags=DATA_VALID) + plain)
+    pump(loop)
+    (out,) = taps[2].drain()
+    assert out[:12] == vnet_hdr() and out[12:] == expected([(1, plain)])[0][2][0]
+
+
+def test_a_claim_with_a_partial_checksum_keeps_the_request(rig):
+    _, loop, taps = rig
+    hdr, frame = tcp_super_frame(1, "10.0.0.2", 20000)
+    claimed = bytes([hdr[0] | DATA_VALID]) + hdr[1:]
+    taps[1].inject(claimed + frame)
+    pump(loop)
+    (out,) = taps[2].drain()
+    assert out[:12] == hdr                          # NEEDS_CSUM and GSO as read, no claim
+    hdr, partial = offloaded(udp_frame(1, "10.0.0.3", b"w" * 99))
+    taps[1].inject(bytes([hdr[0] | DATA_VALID]) + hdr[1:] + partial)
+    pump(loop)
+    (plain_out,) = taps[3].drain()
+    assert checksums_ok(plain_out)                  # completed for the port without a header
+
+
+def test_a_claim_on_a_broadcast_is_cleared_for_every_copy(rig):
+    _, loop, taps = rig
+    plain = udp_frame(1, "255.255.255.255", b"b" * 64, dst_mac=b"\xff" * 6)
+    taps[1].inject(vnet_hdr(flags=DATA_VALID) + plain)
+    pump(loop)
+    (to2,) = taps[2].drain()
+    (to3,) = taps[3].drain()
+    assert to2[:12] == vnet_hdr() and to2[12 + 12:] == to3[12:]          # but the MACs

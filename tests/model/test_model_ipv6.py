@@ -54,13 +54,14 @@ def test_default_route_takes_the_family_of_its_gateway():
     v4 = sw.route_add("init", "default", via="10.0.0.254")
     v6 = sw.route_add("init", "default", via="fd00::fe")
     assert (v4.dst, v6.dst) == ("0.0.0.0/0", "::/0")
-    assert [r.dst for r in sw.routes("web")] == ["0.0.0.0/0", "::/0"]
+    given = [r.dst for r in sw.routes("web") if not r.connected]   # not the IPv4 subnet's
+    assert given == ["0.0.0.0/0", "::/0"]
     sw.route_del("init", "default", via="fd00::fe")
-    assert [r.dst for r in sw.routes("init")] == ["0.0.0.0/0"]
+    assert [r.dst for r in sw.routes("init") if not r.connected] == ["0.0.0.0/0"]
     sw.route_add("init", "::/0", via="fd00::fe")
     sw.route_del("init", "::/0")
     sw.route_del("init", "default")
-    assert sw.routes("init") == []
+    assert [r.dst for r in sw.routes("init")] == ["10.0.0.0/24"]     # connected, IPv4 only
 
 
 def test_default_without_a_gateway_is_ipv4():
@@ -70,13 +71,14 @@ def test_default_without_a_gateway_is_ipv4():
     assert sw.route_add("init", "::/0", port="up").dst == "::/0"
     # Deleting "default" without a gateway names the IPv4 one.
     sw.route_del("init", "default")
-    assert [r.dst for r in sw.routes("init")] == ["::/0"]
+    assert [r.dst for r in sw.routes("init") if not r.connected] == ["::/0"]
 
 
 def test_ipv6_routes():
     sw = dual()
     route = sw.route_add("init", "fd01::/48", via="fd00::fe")
-    assert route.to_dict() == {"dst": "fd01::/48", "via": "fd00::fe", "port": None}
+    assert route.to_dict() == {"dst": "fd01::/48", "via": "fd00::fe", "port": None,
+                               "connected": False}
     refused(sw, errors.AlreadyExists, sw.route_add, "init", "fd01::/48", via="fd00::fd")
     refused(sw, errors.InvalidArgument, sw.route_add, "init", "fd01::/48", via="10.0.0.254")
     refused(sw, errors.InvalidArgument, sw.route_add, "init", "fd02::1/48", via="fd00::fe")

@@ -30,7 +30,10 @@ def test_ports_routes_and_groups_by_id():
         network = ipaddress.ip_network("10.9.0.0/16")
         assert reader.route(init.id, network) == Route("10.9.0.0/16", "10.0.0.254", "up1")
         assert reader.route(web.id, network) is None                 # an L3 owns no routes
-        assert reader.route_networks(init.id) == (network,)
+        connected = ipaddress.ip_network("10.0.0.0/24")          # init's own 10.0.0.1/24
+        assert reader.route_networks(init.id) == (network, connected)
+        assert reader.connected_networks(init.id) == (connected,)
+        assert reader.route(init.id, connected) == Route("10.0.0.0/24", connected=True)
         ip = ipaddress.ip_address("10.0.0.5")
         assert reader.holding(init.id, ip) == Holding(web.id, ipaddress.ip_interface("10.0.0.5/24"))
         assert reader.holding(init.id, ipaddress.ip_address("10.0.0.99")) is None

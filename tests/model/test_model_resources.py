@@ -15,8 +15,9 @@ def test_routes_belong_to_an_l2_and_its_l3_children_see_them():
     assert sw.route_add("init", "10.9.0.0/16", via="10.0.0.254") == Route("10.9.0.0/16", "10.0.0.254")
     sw.route_add("init", "default", via="10.0.0.254", port="uplink0")
     sw.route_add("init", "fd09::/32", port="uplink0")
-    expected = [Route("0.0.0.0/0", "10.0.0.254", "uplink0"), Route("10.9.0.0/16", "10.0.0.254"),
-                Route("fd09::/32", None, "uplink0")]
+    expected = [Route("0.0.0.0/0", "10.0.0.254", "uplink0"),
+                Route("10.0.0.0/24", connected=True),               # init's own 10.0.0.1/24
+                Route("10.9.0.0/16", "10.0.0.254"), Route("fd09::/32", None, "uplink0")]
     assert sw.routes("init") == sw.routes("web") == sw.routes("db") == expected
 
 
@@ -25,7 +26,8 @@ def test_sibling_l2_routes_are_isolated():
     sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
     sw.route_add("lab", "10.9.0.0/16", via="10.0.0.253")   # same destination, other scope
     assert sw.routes("lab") == sw.routes("probe") == [Route("10.9.0.0/16", "10.0.0.253")]
-    assert sw.routes("init") == [Route("10.9.0.0/16", "10.0.0.254")]
+    assert sw.routes("init") == [Route("10.0.0.0/24", connected=True),
+                                 Route("10.9.0.0/16", "10.0.0.254")]
 
 
 def test_l3_routes_are_read_only_even_for_the_admin():
@@ -43,7 +45,61 @@ def test_delete_route():
     refused(sw, errors.NotFound, sw.route_del, "init", "10.8.0.0/16")
     refused(sw, errors.NotFound, sw.route_del, "lab", "10.9.0.0/16")
     sw.route_del("init", "10.9.0.0/16", via="10.0.0.254")
-    assert sw.routes("init") == []
+    assert sw.routes("init") == [Route("10.0.0.0/24", connected=True)]
+
+
+def test_replace_route_changes_it_in_one_step():
+    sw = tenants()
+    sw.port_add("uplink0", "init")
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
+    events = []
+    sw.subscribe(events.append)
+    version = sw.version
+    assert sw.route_replace("init", "10.9.0.0/16", port="uplink0") == \
+        Route("10.9.0.0/16", None, "uplink0")
+    assert sw.routes("web")[-1] == Route("10.9.0.0/16", None, "uplink0")
+    assert sw.version == version + 1                             # one change, one event
+    [event] = events
+    assert (event.kind, event.previous) == ("route.replace", Route("10.9.0.0/16", "10.0.0.254"))
+    # absent: added (and counted as one), like route-add
+    sw.route_replace("init", "default", via="10.0.0.254")
+    assert sw.routes("init")[0] == Route("0.0.0.0/0", "10.0.0.254")
+    assert events[-1].previous is None
+    # a static route over a connected subnet wins, and goes again with route-del
+    sw.route_replace("init", "10.0.0.0/24", port="uplink0")
+    assert Route("10.0.0.0/24", None, "uplink0") in sw.routes("init")
+    sw.route_del("init", "10.0.0.0/24")
+    assert Route("10.0.0.0/24", connected=True) in sw.routes("init")
+
+
+def test_replace_route_counts_against_the_quota_only_when_it_adds_one():
+    sw = Switch()
+    sw.create("t", kind="l2")
+    sw.address_add("t", "10.1.0.1/24")
+    sw.quota_set("t", {"routes": 1})
+    t = sw.as_namespace("t")
+    t.route_replace("t", "10.9.0.0/16", via="10.1.0.254")
+    t.route_replace("t", "10.9.0.0/16", via="10.1.0.253")        # a change: no new route
+    assert sw.quota("t")["usage"]["routes"] == 1
+    err = refused(sw, errors.QuotaExceeded, t.route_replace, "t", "10.8.0.0/16",
+                  via="10.1.0.254")
+    assert err.quota == "routes"
+
+
+def test_replace_route_is_refused_like_route_add():
+    sw = tenants()
+    sw.port_add("tap-web", "web")
+    sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
+    refused(sw, errors.InvalidArgument, sw.route_replace, "web", "10.9.0.0/16", via="10.0.0.253")
+    refused(sw, errors.InvalidArgument, sw.route_replace, "init", "10.9.0.1/16", via="10.0.0.1")
+    refused(sw, errors.InvalidArgument, sw.route_replace, "init", "10.9.0.0/16")
+    refused(sw, errors.InvalidArgument, sw.route_replace, "init", "10.9.0.0/16", port="tap-web")
+    refused(sw, errors.NotFound, sw.route_replace, "init", "10.9.0.0/16", port="nope")
+    refused(sw, errors.PermissionDenied, sw.as_namespace("web").route_replace, "init",
+            "10.9.0.0/16", via="10.0.0.253")
+    refused(sw, errors.NotFound, sw.as_namespace("lab").route_replace, "init",
+            "10.9.0.0/16", via="10.0.0.253")
+    assert sw.routes("init")[-1] == Route("10.9.0.0/16", "10.0.0.254")
 
 
 @pytest.mark.parametrize("dst, via, port, error", [

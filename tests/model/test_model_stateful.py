@@ -27,6 +27,13 @@ KINDS = ["l2", "l3"]
 PORTS = ["p0", "p1", "p2"]
 PREFIXES = ["10.9.0.0/16", "10.9.1.0/24", "default"]
 GROUPS = ["239.1.1.1", "239.1.1.2", "ff05::1"]
+# Only inside rolled-back transactions: addresses on the edge of another's subnet (the
+# model's edge index), kernel namespaces and the port options that name them (its
+# kernel-namespace indexes), an L2's options.
+EDGE_ADDRESSES = ["10.0.0.255/16", "10.0.255.255/16", "10.0.0.4/30"]
+NETNS = ["ctr-a", "ctr-b"]
+PORT_OPTIONS = [{"netns": "ctr-a"}, {"netns": "ctr-b", "address": "10.0.0.200/24"},
+                {"dhcp_server": True}]
 
 
 class _Abort(Exception):
@@ -208,7 +215,7 @@ class ModelMachine(RuleBasedStateMachine):
 
     def draw_any_verb(self, data):
         sw = self.sw
-        choice = data.draw(st.integers(0, 12))
+        choice = data.draw(st.integers(0, 17))
         name = self.draw_name(data)
         address = self.draw_address(data, name)
         port = data.draw(st.sampled_from(PORTS))
@@ -239,8 +246,34 @@ class ModelMachine(RuleBasedStateMachine):
             key = data.draw(st.sampled_from(["addresses", "routes", "ports", "groups",
                                              "namespaces"]))
             return sw.quota_set, (name, {key: data.draw(st.none() | st.integers(0, 3))})
-        return data.draw(st.sampled_from([sw.join, sw.leave])), (
-            data.draw(st.sampled_from(GROUPS)), name)
+        if choice in (11, 12):
+            return data.draw(st.sampled_from([sw.join, sw.leave])), (
+                data.draw(st.sampled_from(GROUPS)), name)
+        return self.draw_isolation_verb(data, choice, name, port)
+
+    def draw_isolation_verb(self, data, choice, name, port):
+        """The verbs of the isolation rules, each writing an index of its own."""
+        sw = self.sw
+        netns = data.draw(st.sampled_from(NETNS))
+        if choice == 13:
+            return sw.address_add, (name, data.draw(st.sampled_from(EDGE_ADDRESSES)))
+        if choice == 14:
+            return functools.partial(sw.route_replace, via=data.draw(
+                st.sampled_from(["10.0.0.253", "10.0.0.254"]))), (
+                name, data.draw(st.sampled_from(PREFIXES)))
+        if choice == 15:
+            key = data.draw(st.sampled_from(["directed_broadcast", "advertise"]))
+            return sw.namespace_set, (name, {key: data.draw(st.booleans())})
+        if choice == 16:
+            return data.draw(st.sampled_from([sw.netns_delegate, sw.netns_revoke])), (
+                name, netns)
+        actor = data.draw(st.sampled_from([None] + NAMES))       # a delegated client or not
+        options = dict(data.draw(st.sampled_from(PORT_OPTIONS)))
+
+        def add_port():
+            api = sw if actor is None else sw.as_namespace(actor)
+            return api.port_add(port, name, options=options)
+        return add_port, ()
 
     # -- invariants -----------------------------------------------------------
 

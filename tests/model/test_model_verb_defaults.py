@@ -12,7 +12,7 @@ def test_the_switch_acts_as_the_root():
     sw.join("239.1.1.1")
     assert sw.addresses() == sw.addresses("init")
     assert sw.addresses(tagged=True) == sw.addresses("init", tagged=True)
-    assert sw.routes() == [Route("0.0.0.0/0", "10.0.0.254")]
+    assert sw.routes() == [Route("0.0.0.0/0", "10.0.0.254"), Route("10.0.0.0/24", connected=True)]
     assert sw.groups() == ["239.1.1.1"] == sw.groups("init")
     assert [n.name for n in sw.members("239.1.1.1")] == ["init"]
     assert sw.owner("10.0.0.5").name == "web"

@@ -25,7 +25,7 @@ def test_old_names_and_order_still_work():
         with pytest.warns(ArgumentOrderWarning):
             topo.leave("a", "239.1.1.1")
         assert topo.groups("a") == []
-        assert [r["dst"] for r in topo.routes()] == ["0.0.0.0/0"]
+        assert [r["dst"] for r in topo.routes()] == ["0.0.0.0/0", "10.0.0.0/24"]
         assert topo.addresses("init") == ["127.0.0.1/8", "::1/128", "10.0.0.1/24"]
     finally:
         topo.close()

@@ -76,7 +76,8 @@ def test_a_dual_stack_model_survives_the_round_trip():
     sw.join("239.1.2.3", "web")
     rebuilt = _rebuilt(sw)
     assert _comparable(rebuilt) == _comparable(sw)
-    assert [r.dst for r in rebuilt.routes("init")] == ["0.0.0.0/0", "::/0", "fd00:9::/48"]
+    assert [r.dst for r in rebuilt.routes("init") if not r.connected] == [
+        "0.0.0.0/0", "::/0", "fd00:9::/48"]
 
 
 def test_an_empty_model_gives_an_empty_daemon():

@@ -9,7 +9,7 @@ class FailingDatapath:
 
     WRITES = {"set_namespace", "remove_namespace", "set_port", "remove_port", "add_address",
               "remove_address", "set_broadcast", "remove_broadcast", "add_route", "remove_route",
-              "set_group", "remove_group"}
+              "set_group", "remove_group", "set_directed_broadcast"}
 
     def __init__(self, dp, fail_at):
         self.dp, self.fail_at, self.writes = dp, fail_at, 0
@@ -20,12 +20,12 @@ class FailingDatapath:
         if name not in self.WRITES:
             return attr
 
-        def write(*args):
+        def write(*args, **kwargs):
             self.writes += 1
             if self.writes == self.fail_at:
                 raise MemoryError("group table full (injected)")
-            self.calls.append((name, args))
-            return attr(*args)
+            self.calls.append((name, args + tuple(kwargs.values())))
+            return attr(*args, **kwargs)
         return write
 
 

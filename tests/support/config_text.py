@@ -3,6 +3,21 @@ the root's addresses and tenants (an L3 namespace with a port into its own kerne
 written from keyword arguments so each test states only what differs."""
 import json
 
+# The config tests' smallest topology: an L2 and one L3 of its subnet (line numbers in
+# their expected errors count from its first line).
+TENANTS_WEB = """\
+[[namespace]]
+name = "tenants"
+kind = "l2"
+addresses = ["10.1.0.1/24"]
+
+[[namespace]]
+name = "web"
+kind = "l3"
+parent = "tenants"
+addresses = ["10.1.0.10/24"]
+"""
+
 
 def _value(value) -> str:
     if isinstance(value, bool):

@@ -32,15 +32,17 @@ def mac_str(m):
 
 
 def world(max_ports=16):
-    """One L2 (ns 0, owning SWITCH_IP), L3 tenants 1..3 on ports 1..3, peers known."""
+    """One L2 (ns 0, owning SWITCH_IP), L3 tenants 1..3 on ports 1..3, peers known; all on
+    10.0.0.0/24 (its broadcast 10.0.0.255 reaches the tenants)."""
     dp = fastpath.Datapath(max_namespaces=16, max_ports=max_ports, route_cache_size=16)
     with dp.update():
         dp.set_namespace(SCOPE, SCOPE, False)
-        dp.add_address(SCOPE, ip(SWITCH_IP), SCOPE)
+        dp.add_address(SCOPE, ip(SWITCH_IP), SCOPE, 24)
         for ns, addr in TENANTS.items():
             dp.set_namespace(ns, SCOPE, True)
             dp.set_port(ns, ns, mac(ns))
-            dp.add_address(SCOPE, ip(addr), ns)
+            dp.add_address(SCOPE, ip(addr), ns, 24)
+        dp.set_broadcast(SCOPE, ip("10.0.0.255"), list(TENANTS))
     for ns in TENANTS:
         dp.set_peer_mac(ns, peer_mac(ns))
     return dp

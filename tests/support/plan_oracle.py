@@ -18,6 +18,13 @@ def _key(ip):
     return int(ip) if ip.version == 4 else ip
 
 
+def _listed(value):
+    """A port option of one string or a list, as a list (none: empty)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
 def _joined(group, families):
     """A group a table holds: not 224.0.0.0/24, not an IPv6 scope of link or below."""
     if group.version not in families:
@@ -35,9 +42,12 @@ def expected_plan(snapshot, families=(4, 6)):
     port_ids = {p["name"]: p["id"] for p in snapshot["ports"]}
     first_port = {}
     for port in sorted(snapshot["ports"], key=lambda p: p["id"]):
-        l3 = by_id[port["ns"]]["kind"] == "l3"
-        served = l3 and (port["options"].get("kind") == "attach" or "address" not in port["options"])
-        plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")), served)
+        options = port["options"]
+        server = options.get("dhcp_server", False)
+        served = (by_id[port["ns"]]["kind"] == "l3" and not server
+                  and (options.get("kind") == "attach" or "address" not in options))
+        plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")),
+                                  server, served)
         if 6 in families:             # a datapath with IPv6 bounds its frames by the port's MTU
             plan.ports[port["id"]] += (port["options"].get("mtu", 1500),)
         first_port.setdefault(port["ns"], port["id"])
@@ -49,12 +59,13 @@ def expected_plan(snapshot, families=(4, 6)):
     for ns in snapshot["namespaces"]:
         scope, is_l3 = scope_of(ns), ns["kind"] == "l3"
         plan.namespaces[ns["id"]] = (scope, is_l3)
+        if ns.get("options", {}).get("directed_broadcast"):
+            plan.directed[ns["id"]] = True
         for text in ns["addresses"]:
             iface = ipaddress.ip_interface(text)
             if not _fast_path(iface.ip, families):
                 continue
-            plan.addresses[(scope, _key(iface.ip))] = \
-                ns["id"] if iface.version == 4 else (ns["id"], iface.network.prefixlen)
+            plan.addresses[(scope, _key(iface.ip))] = (ns["id"], iface.network.prefixlen)
             if is_l3 and iface.version == 4 and iface.network.prefixlen <= 30:
                 key = (scope, int(iface.network.broadcast_address))
                 listeners.setdefault(key, set()).add(ns["id"])
@@ -66,6 +77,17 @@ def expected_plan(snapshot, families=(4, 6)):
     plan.multicast = {key: tuple(sorted(ids)) for key, ids in members.items()}
 
     for ns in snapshot["namespaces"]:
+        given = {ipaddress.ip_network(r["dst"]) for r in ns["routes"]}
+        for text in ns["addresses"] if ns["kind"] == "l2" else ():
+            network = ipaddress.ip_interface(text).network     # connected, unless given
+            if network.version != 4 or network in given or network.prefixlen == 32:
+                continue
+            leading = [p["id"] for p in snapshot["ports"] if p["ns"] == ns["id"]
+                       and any(ipaddress.ip_interface(a).ip in network
+                               for a in _listed(p["options"].get("address")))]
+            if leading:
+                plan.routes[(ns["id"], int(network.network_address), network.prefixlen)] = \
+                    (min(leading), 0)
         for route in ns["routes"]:
             network = ipaddress.ip_network(route["dst"])
             if network.version not in families:
@@ -78,8 +100,7 @@ def expected_plan(snapshot, families=(4, 6)):
             if route["port"] is not None:
                 port = port_ids[route["port"]]
             else:                     # via a tenant (an L3) of the scope: out of its port
-                owner = plan.addresses.get((ns["id"], gateway))
-                owner = owner[0] if isinstance(owner, tuple) else owner
+                owner = plan.addresses.get((ns["id"], gateway), (None,))[0]
                 tenant = owner is not None and by_id[owner]["kind"] == "l3"
                 port = first_port.get(owner) if tenant else None
             if port is None:
