@@ -13,8 +13,11 @@
 #     bad_extension_header); ICMPv6 neighbour discovery -> nd, MLD -> mld (the switch's
 #     business, whatever the destination); the unspecified source is for those only;
 #     on a port the switch serves by DHCP, a DHCPv6 client message (UDP 546 -> 547,
-#     whatever the destination) -> dhcp: the switch answers, no tenant hears it;
-#  4. multicast: link scope (ff02::/16, ...) to every L3 of the scope, like 224.0.0.0/24;
+#     whatever the destination) -> dhcp: the switch answers, no tenant hears it; a DHCPv6
+#     server or relay message (UDP from 547) from an L3 port not marked dhcp_server ->
+#     rogue_dhcp;
+#  4. multicast: link scope (ff02::/16, ...) to every L3 of the scope, like 224.0.0.0/24,
+#     but ff02::1:2 (DHCPv6's servers and relays) to the scope's trusted DHCP servers only;
 #     wider scopes through the scope's group table (no members: no_listener); scope 0/1
 #     never (bad_destination).  MAC 33:33 + the group's low 32 bits; no hop-limit change;
 #  5. unicast: ::, ::1, v4-mapped never (bad_destination); link-local destinations are
@@ -150,6 +153,10 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
     if unlikely(t.ports.serve_dhcp[port]) and udp6_port(ip, &u, end, UDP_DEST_PORT) == DHCP6_SERVER_PORT \
             and udp6_port(ip, &u, end, UDP_SOURCE_PORT) == DHCP6_CLIENT_PORT:
         return slow(t, b, i, ns, REASON_DHCP)
+    # DHCPv6 server (and relay) messages: only from the L2's own ports and the servers it trusts
+    if unlikely(udp6_port(ip, &u, end, UDP_SOURCE_PORT) == DHCP6_SERVER_PORT
+                and t.ns.l3[ns] and not t.ports.dhcp_server[port]):
+        return drop(t, b, i, ns, REASON_ROGUE_DHCP)
 
     # 4. multicast: bridged inside the scope, hop limit as it came
     if ip6_is_multicast(dhi):
@@ -159,6 +166,8 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
             return drop(t, b, i, ns, REASON_BAD_DESTINATION)
         first = b.fanout_count
         if scope_bits == MCAST_SCOPE_LINK:
+            if dhi == 0xFF02000000000000ULL and dlo == 0x10002:    # ff02::1:2: DHCPv6 servers
+                return ipv6_copies(b, first, fan_out(t, b, i, ns, t.lists.dhcp + scope, mac, n))
             return ipv6_copies(b, first, fan_out(t, b, i, ns, scope, mac, n))
         if unlikely(link_src):
             return drop(t, b, i, ns, REASON_LINK_LOCAL_SOURCE_ROUTED)

@@ -74,7 +74,7 @@ REASONS = (
            "itself only for IGMP and a DHCP client's broadcast), 127.0.0.0/8, multicast, 240.0.0.0/4"),
     Reason("directed_broadcast", 14, "drop", "a directed broadcast from outside its subnet (RFC 2644; "
            "the L2's directed_broadcast option lets them in)"),
-    Reason("rogue_dhcp", 15, "drop", "a DHCP server message (UDP from port 67) from an L3 port not "
+    Reason("rogue_dhcp", 15, "drop", "a DHCP server message (UDP from port 67; DHCPv6: from 547) from an L3 port not "
            "marked as a DHCP server (port option dhcp_server)"),
     Reason("arp", 16, "slowpath", "ARP: the slow path answers for the switch"),
     Reason("local", 17, "slowpath", "to an address the L2 scope itself owns (the switch)"),

@@ -10,6 +10,7 @@ from fastpath.source_rule import is_link_source, is_martian_source, may_send_fro
 
 V6 = ipaddress.IPv6Address
 TCP, UDP = 6, 17
+ALL_DHCP_SERVERS = V6("ff02::1:2")     # All_DHCP_Relay_Agents_and_Servers (RFC 8415 7.1)
 
 
 def udp_ports(packet, upper):
@@ -90,6 +91,8 @@ class ReferenceIpv6:
             return refuse(V.REASON_SPOOFED_SOURCE)
         if port in self.serving_dhcp and udp_ports(packet, upper) == (546, 547):
             return refuse(V.REASON_DHCP)        # the switch's DHCPv6 server answers
+        if udp_ports(packet, upper)[0] == 547 and is_l3 and port not in self.dhcp_servers:
+            return refuse(V.REASON_ROGUE_DHCP)  # a server (or relay) the L2 does not trust
 
         # multicast: bridged inside the scope
         if dst.is_multicast:
@@ -98,8 +101,9 @@ class ReferenceIpv6:
             if scope_field < ipv6.LINK_SCOPE:
                 return refuse(V.REASON_BAD_DESTINATION)
             if scope_field == ipv6.LINK_SCOPE:
-                return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mac, frame,
-                                     copies_so_far, batch)
+                members = self._dhcp_server_namespaces(scope) if dst == ALL_DHCP_SERVERS \
+                    else self._all_l3(scope)
+                return self._fan_out(ns, self._l3_ports(members), mac, frame, copies_so_far, batch)
             if link_src:
                 return refuse(V.REASON_LINK_LOCAL_SOURCE_ROUTED)
             members = self.groups.get((scope, dst))

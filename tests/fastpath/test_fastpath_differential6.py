@@ -1,6 +1,6 @@
 """Differential test of the IPv6 frame path: hypothesis builds dual-stack topologies (two
 sibling scopes, L3s with addresses of both families and random on-link prefixes, ports
-with random MTUs, IPv6 routes, neighbours and groups) and batches of IPv6 frames --
+with random MTUs, DHCP servers behind some and DHCP served on some, IPv6 routes, neighbours and groups) and batches of IPv6 frames --
 owned, foreign, link-local, unspecified and martian sources; tenant, switch, routed,
 link-local, multicast and bad destinations; extension-header chains in and out of
 bounds; ND, MLD, DHCPv6 (to and from servers) and other upper layers; hop limits; truncations, lying lengths and
@@ -30,7 +30,7 @@ MAX_PORTS = 8
 
 @st.composite
 def worlds(draw):
-    ops, scopes, _, namespaces, scope_of, ports, used_l3 = skeleton(draw, MAX_PORTS, MTUS)
+    ops, scopes, _, namespaces, scope_of, ports, used_l3 = skeleton(draw, MAX_PORTS, MTUS, dhcp=True)
     owned = {}
     wanted = [(draw(st.sampled_from(ADDRS)), n) for n in sorted(used_l3) if draw(st.integers(0, 4))]
     wanted += [(a, draw(st.sampled_from(namespaces))) for a in
