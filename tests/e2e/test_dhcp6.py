@@ -3,7 +3,8 @@
 pick an address from by SLAAC), runs ISC ``dhclient -6`` and gets exactly the IPv6
 addresses its namespace holds -- nothing else: no DNS, no domain -- and loses one at its
 next renewal once it is pulled; pushing it again leases it again.  Another tenant of the
-same L2 sees no DHCPv6 frame.  The daemon itself, with hand-made messages: its answers
+same L2 sees no DHCPv6 frame, and a tenant's DHCPv6 server messages reach nobody unless
+its port is a trusted ``dhcp_server``.  The daemon itself, with hand-made messages: its answers
 come out of the asking port, a malformed message is counted, and a push or pull changes
 the port's router advertisement at once.  Runs for every port kind (``port_kinds``).
 """
@@ -231,3 +232,41 @@ def test_the_daemon_answers_on_the_port_and_says_at_once_what_changed(dhcp6_topo
     [again] = capture(c, want=is_advert, seconds=3.0,
                       then=lambda: topo.push(f"fd{net:02x}::7/64", "c"))
     assert (Ether(again)[ICMPv6ND_RA].M, Ether(again)[ICMPv6ND_RA].routerlifetime) == (1, 1800)
+
+
+# -- DHCPv6 servers the L2 does not trust -------------------------------------------------
+
+def send_udp6(tenant, dst, sport, dport, payload=b"dhcp6"):
+    """A datagram from the tenant's own stack (link-scope destinations out of its port)."""
+    sock = tenant.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", sport))
+        index = tenant.netns.link_info(tenant.port)["index"]
+        sock.sendto(payload, (dst, dport, 0, index if dst.startswith(("ff02", "fe80")) else 0))
+    finally:
+        sock.close()
+
+
+def test_dhcpv6_server_messages_come_only_from_a_trusted_port(tapswitch_factory):
+    net = random.randint(16, 250)
+    topo = tapswitch_factory()
+    topo.address_add("init", f"fd{net:02x}::1/64")
+    a = topo.tenant("a", f"fd{net:02x}::2/64")
+    x = topo.tenant("x", f"fd{net:02x}::9/64")                   # a rogue server
+    server = topo.tenant("srv", f"fd{net:02x}::5/64", dhcp_server=True)
+    topo.start()
+    for t in (a, x, server):
+        assert wait_for(lambda: link_local_ready(t), 10)
+
+    def rogue():
+        send_udp6(x, a.ip6, 547, 546, b"advertise")
+        send_udp6(x, "ff02::1", 547, 546, b"reconfigure")
+    assert capture(a, want=is_dhcp6, seconds=1.5, then=rogue) == []
+    assert wait_for(lambda: topo.counters()["namespaces"]["x"]["reasons"]["rogue_dhcp"] == 2, 5)
+    [trusted] = capture(a, want=is_dhcp6, then=lambda: send_udp6(server, a.ip6, 547, 546))
+    assert Ether(trusted)[IPv6].src == server.ip6
+    # a client's message to All_DHCP_Relay_Agents_and_Servers: the trusted server only
+    asked = capture(server, want=is_dhcp6, then=lambda: send_udp6(a, "ff02::1:2", 546, 547))
+    assert len(asked) == 1 and capture(x, want=is_dhcp6, seconds=1.0,
+                                       then=lambda: send_udp6(a, "ff02::1:2", 546, 547)) == []
