@@ -4,12 +4,14 @@ TAP-like port; bursts larger than a batch keep their order; a frame larger than 
 slot takes the socket path both ways; the slow path's frames come and go; every bad call
 is refused; every set-up step that fails leaves nothing behind (fault injection), nor
 does closing, nor a loop closed first."""
+import contextlib
 import os
 import socket
 
 import pytest
 
 import fastpath
+from fastpath.reasons import CAPTURE_REASON_NAMES
 from pyctl.errors import Busy, InvalidArgument, NotFound, TapswitchError
 from pyctl.kernel.private_netns import PrivateNamespace
 from tests.support.io import FakeTap, SWITCH_IP, arp_request, expected, udp_frame, world
@@ -64,6 +66,25 @@ class RawEnd:
 
 def make_port(kind, ns, loop, end, **kwargs):
     return ns.call(KINDS[kind], loop, end.ifindex, **kwargs)
+
+
+@contextlib.contextmanager
+def afpacket_loop(ns, **ring_kwargs):
+    """A loop over world() with AF_PACKET ports 1 and 2 (``ring_kwargs``: theirs):
+    (datapath, loop, {port: RawEnd}); everything closed at the end."""
+    dp = world()
+    loop = fastpath.PacketLoop(dp, batch_size=16)
+    ends = {1: RawEnd(ns, 1), 2: RawEnd(ns, 2)}
+    rings = {p: make_port("afpacket", ns, loop, e, **ring_kwargs) for p, e in ends.items()}
+    try:
+        for p, ring in rings.items():
+            loop.add_port(p, ring)
+        yield dp, loop, ends
+    finally:
+        loop.close()
+        for p in ends:
+            rings[p].close()
+            ends[p].close()
 
 
 def run(loop, rounds=20):
@@ -179,12 +200,7 @@ def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
     """A burst a ring port drops as it reads it (VLAN-tagged frames: rx_vlan) fills no
     batch, yet its slots go back to the kernel: after more such frames than the ring has
     slots, the next frame still arrives."""
-    loop = fastpath.PacketLoop(world(), batch_size=16)
-    ends = {1: RawEnd(ns, 1), 2: RawEnd(ns, 2)}
-    rings = {p: make_port("afpacket", ns, loop, e, rx_frames=32) for p, e in ends.items()}
-    try:
-        for p, ring in rings.items():
-            loop.add_port(p, ring)
+    with afpacket_loop(ns, rx_frames=32) as (_, loop, ends):
         plain = udp_frame(1, "10.0.0.2", b"tagged")
         tagged = plain[:12] + b"\x81\x00\x00\x05" + plain[12:]
         for _ in range(4):
@@ -196,11 +212,20 @@ def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
         run(loop, 5)
         assert ends[2].drain() == expected(frames)[0][2]
         assert loop.stats()["rx_vlan"] == 120
-    finally:
-        loop.close()
-        for p in ends:
-            rings[p].close()
-            ends[p].close()
+
+
+def test_a_frame_a_ring_port_drops_as_it_reads_it_is_captured(ns):
+    """The ring kinds' own drops are capturable as the TAP's are
+    (tests/fastpath/test_capture_loop_drops.py): a VLAN-tagged frame, with rx_vlan."""
+    with afpacket_loop(ns) as (dp, loop, ends):
+        dp.capture_select({1: fastpath.CAPTURE_DROPPED})
+        plain = udp_frame(1, "10.0.0.2", b"tagged")
+        ends[1].inject(plain[:12] + b"\x81\x00\x00\x05" + plain[12:])
+        run(loop, 3)
+        got = [(port, CAPTURE_REASON_NAMES[reason], data)
+               for port, _, reason, _, _, data in dp.capture_take()]
+        assert got == [(1, "rx_vlan", plain)]          # the tag is the ring's metadata
+        assert loop.stats()["rx_vlan"] == 1
 
 
 def test_bad_calls_are_refused(ns):
