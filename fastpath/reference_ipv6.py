@@ -94,17 +94,21 @@ class ReferenceIpv6:
         if udp_ports(packet, upper)[0] == 547 and is_l3 and port not in self.dhcp_servers:
             return refuse(V.REASON_ROGUE_DHCP)  # a server (or relay) the L2 does not trust
 
-        # multicast: bridged inside the scope
+        # multicast: bridged inside the scope (a solicited-node group: to its members, the
+        # owners of the addresses it is made from)
         if dst.is_multicast:
             scope_field = ipv6.multicast_scope(dst)
             mac = ipv6.group_mac(dst)
             if scope_field < ipv6.LINK_SCOPE:
                 return refuse(V.REASON_BAD_DESTINATION)
-            if scope_field == ipv6.LINK_SCOPE:
-                members = self._dhcp_server_namespaces(scope) if dst == ALL_DHCP_SERVERS \
-                    else self._all_l3(scope)
-                return self._fan_out(ns, self._l3_ports(members), mac, frame, copies_so_far, batch)
-            if link_src:
+            link_scope = scope_field == ipv6.LINK_SCOPE
+            if link_scope and dst == ALL_DHCP_SERVERS:      # the scope's trusted DHCP servers
+                return self._fan_out(ns, self._l3_ports(self._dhcp_server_namespaces(scope)), mac,
+                                     frame, copies_so_far, batch)
+            if link_scope and not ipv6.is_solicited_node(dst):
+                return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mac, frame,
+                                     copies_so_far, batch)
+            if link_src and not link_scope:
                 return refuse(V.REASON_LINK_LOCAL_SOURCE_ROUTED)
             members = self.groups.get((scope, dst))
             if members is None:
