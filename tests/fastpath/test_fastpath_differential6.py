@@ -8,11 +8,10 @@ flipped bytes; GSO claims in the virtio-net header before the frame -- with IPv4
 mixed in.  The core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastpath import Batch
 from differential_worlds import skeleton, twins
-from fastpath_frames import batch_results, ip, ipv4_frame, mac
+from fastpath_frames import assert_same_batch, ip, ipv4_frame, mac
 from fastpath_frames6 import (AUTH, DEST_OPTS, FRAGMENT, HBH, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
-                              V6, ext, gso_header, icmp6, ipv6_frame, load_with_headers, mcast_mac)
+                              V6, ext, gso_header, icmp6, ipv6_frame, mcast_mac)
 
 ADDRS = [V6(a) for a in ("fd00:1::1", "fd00:1::2", "fd00:1::3", "fd00:2::1", "fd00:2::9",
                          "2001:db8:5::1", "fd00:1:0:0:1::1")]
@@ -132,17 +131,6 @@ def change(dp, what, ports, owned, port_ns):
             dp.set_port(ports[0], port_ns[ports[0]], mac(ports[0] + 1), 1280)
 
 
-def same_batch(core, ref, frames_, hdrs, max_fanout):
-    out = []
-    for dp in (core, ref):
-        b = Batch(capacity=len(frames_), slot_size=2048, max_fanout=max_fanout)
-        load_with_headers(b, frames_, hdrs)
-        dp.process(b)
-        out.append(batch_results(b))
-    assert out[0] == out[1]
-    assert core.counters() == ref.counters()
-
-
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(scenarios(), st.integers(1, 64))
@@ -151,7 +139,7 @@ def test_core_matches_reference_on_ipv6(scenario, max_fanout):
     core, ref, port_ns = twins(ops, peers, MAX_PORTS)
     assert core.routes(0) == ref.routes(0)
     for (frames_, hdrs), what in zip(batches, changes):
-        same_batch(core, ref, frames_, hdrs, max_fanout)
+        assert_same_batch(core, ref, frames_, max_fanout, hdrs, slot_size=2048)
         assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]
         for dp in (core, ref):
             change(dp, what, ports, owned, port_ns)
