@@ -1,7 +1,7 @@
 """Routes (issue 2, point 7), ports and multicast membership."""
 import pytest
 
-from tests.support.model import refused, tenants
+from tests.support.model import events_of, refused, tenants
 from pyctl import Port, Route, Switch, errors
 
 
@@ -50,8 +50,7 @@ def test_replace_route_changes_it_in_one_step():
     sw = tenants()
     sw.port_add("uplink0", "init")
     sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
-    events = []
-    sw.subscribe(events.append)
+    events = events_of(sw)
     version = sw.version
     assert sw.route_replace("init", "10.9.0.0/16", port="uplink0") == \
         Route("10.9.0.0/16", None, "uplink0")
