@@ -198,7 +198,7 @@ extensions = [
         f"fastpath.{name}",
         [f"fastpath/{name}.pyx"],
         include_dirs=["fastpath/includes"],
-        depends=["fastpath/includes/uring.h", "fastpath/reasons.py"],
+        depends=["fastpath/includes/uring.h", "fastpath/includes/xdp.h", "fastpath/reasons.py"],
         extra_compile_args=cflags + ["-Wno-unused-function"],
     )
     for name in ("_core",)

@@ -16,6 +16,7 @@ import contextlib
 import glob
 import itertools
 import json
+import os
 import re
 import shutil
 import socket
@@ -60,6 +61,16 @@ def cpu_ns(pids: list[int]) -> int:
     return total
 
 
+def system_busy_ns() -> int:
+    """CPU time (ns) every CPU of the machine spent busy so far (/proc/stat: all but
+    idle and iowait), whoever it worked for: the switch, the senders' and receivers'
+    softirqs, the load generators."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]          # user .. steal, minus idle, iowait
+    return busy * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
 def _json_line(text: str, what: str) -> dict:
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
@@ -90,6 +101,7 @@ class _Window:
         self.pids = pair.peer.pids()
         self.t = time.monotonic()
         self.cpu = cpu_ns(self.pids)
+        self.system = system_busy_ns()
         self.a = pair.a.ns.link_stats(pair.a.ifname)
         self.b = pair.b.ns.link_stats(pair.b.ifname)
         self.loop = pair.peer.loop_stats()
@@ -98,7 +110,8 @@ class _Window:
         wall = time.monotonic() - self.t
         out = {"wall_s": wall,
                "a": vars(self.pair.a.ns.link_stats(self.pair.a.ifname) - self.a),
-               "b": vars(self.pair.b.ns.link_stats(self.pair.b.ifname) - self.b)}
+               "b": vars(self.pair.b.ns.link_stats(self.pair.b.ifname) - self.b),
+               "system_cpu_s": (system_busy_ns() - self.system) / 1e9}
         if self.pids:
             out["cpu_s"] = (cpu_ns(self.pids) - self.cpu) / 1e9
             out["cpu_util"] = out["cpu_s"] / wall
@@ -358,6 +371,8 @@ def udp64(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dict:
         metrics["cpu_cores"] = counters["cpu_s"] / elapsed        # the switch's cores while sending
         if delivered:
             metrics["cpu_ns_per_frame"] = counters["cpu_s"] * 1e9 / delivered
+    if delivered:
+        metrics["system_cpu_ns_per_frame"] = counters["system_cpu_s"] * 1e9 / delivered
     metrics["counters"] = counters
     return metrics
 

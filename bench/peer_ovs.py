@@ -1,5 +1,7 @@
 """Bench peer: Open vSwitch's userspace datapath (datapath_type=netdev) with
-the two namespaces on its TAP ports, without or with userspace TSO.
+the two namespaces on its TAP ports, without or with userspace TSO; or
+(``ovs-afxdp``) on veth pairs whose other ends are its AF_XDP ports (type
+afxdp, XDP mode best-effort: native on veth), polled by its PMD threads.
 
 The suite runs its own private OVS (Debian package ``openvswitch-switch``),
 never the system's: a fresh database in a temporary directory, an
@@ -16,6 +18,9 @@ inside a namespace of its own so that its TAPs (and the datapath's internal
 
 then each TAP is moved into its endpoint's namespace and configured there.
 The bridge forwards with the NORMAL action (MAC learning), as a user would.
+For afxdp: a veth pair per endpoint, one end in ovs-vswitchd's namespace added
+with ``type=afxdp options:xdp-mode=best-effort``, the other moved to the
+endpoint.  OVS builds without AF_XDP refuse the type: the peer is skipped.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import tempfile
 import time
 
 from pyctl import kernel
-from pyctl.kernel import NetNamespace
+from pyctl.kernel import NetNamespace, ethtool
 
 from bench.peers import TAP_TXQUEUELEN, Peer, configure
 
@@ -36,11 +41,13 @@ TOOLS = ("ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-vswitchd")
 
 
 class OvsNetdevPeer(Peer):
-    def __init__(self, tso: bool):
-        super().__init__("ovs-netdev-tso" if tso else "ovs-netdev",
-                         "Open vSwitch userspace datapath over TAP"
+    def __init__(self, tso: bool, afxdp: bool = False):
+        super().__init__("ovs-afxdp" if afxdp else "ovs-netdev-tso" if tso else "ovs-netdev",
+                         "Open vSwitch userspace datapath over "
+                         + ("AF_XDP on veth (PMD threads)" if afxdp else "TAP")
                          + (", userspace TSO" if tso else ""))
         self.tso = tso
+        self.afxdp = afxdp
         self.dir = ""
         self.vswitchd: subprocess.Popen | None = None
 
@@ -83,12 +90,26 @@ class OvsNetdevPeer(Peer):
              f"--log-file={workdir}/ovs-vswitchd.log"], registry, ns=mid,
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
+        if self.afxdp:
+            self._afxdp_ports(a, b, mid, registry)
+            return
         taps = kernel.unique_name("boa"), kernel.unique_name("bob")
         for tap in taps:
             self._vsctl("add-port", "br0", tap, "--", "set", "interface", tap, "type=tap")
         for ep, tap in zip((a, b), taps):
             ep.ifname = kernel.move_link(tap, ep.ns, src=mid)
             configure(ep, txqueuelen=TAP_TXQUEUELEN)
+
+    def _afxdp_ports(self, a, b, mid, registry):
+        for ep, tag in ((a, "boa"), (b, "bob")):
+            ep.ifname, outer = kernel.create_veth(kernel.unique_name(tag), kernel.unique_name("bsx"),
+                                                  netns_a=ep.ns, netns_b=mid, registry=registry)
+            mid.link_up(outer)
+            for feature in ("tx-checksum", "tso", "gso"):    # AF_XDP carries no partial checksums
+                ethtool.set_feature(ep.ifname, feature, False, netns=ep.ns)
+            self._vsctl("add-port", "br0", outer, "--", "set", "interface", outer, "type=afxdp",
+                        "options:xdp-mode=best-effort", "options:n_rxq=1")
+            configure(ep)
 
     def _wait_for_socket(self, path, timeout=10.0):
         deadline = time.monotonic() + timeout

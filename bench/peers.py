@@ -36,7 +36,7 @@ TAP_TXQUEUELEN = 10000       # PLATFORM.md: the default 1,000 drops bursts
 # these (then pyctl.kernel.unique_name's process tag and counter), so a leak
 # check can tell the bench's leftovers from other users'.
 NETNS_PREFIXES = ("tsbna", "tsbnb", "tsbbr", "tsbov")
-LINK_PREFIXES = ("bva", "bvb", "bri", "bro", "bta", "btb", "boa", "bob", "bsa", "bsb")
+LINK_PREFIXES = ("bva", "bvb", "bri", "bro", "bta", "btb", "boa", "bob", "bsa", "bsb", "bsx")
 READY_TIMEOUT = 15.0
 
 
@@ -227,9 +227,9 @@ class MinimalForwarderPeer(TapProcessPeer):
         return [cbuild.tool("minifwd")] + (["--vnet"] if self.vnet else []) + [tap_a, tap_b]
 
 
-def _ovs(tso: bool) -> Peer:
+def _ovs(tso: bool, afxdp: bool = False) -> Peer:
     from bench.peer_ovs import OvsNetdevPeer    # it builds on the classes above
-    return OvsNetdevPeer(tso=tso)
+    return OvsNetdevPeer(tso=tso, afxdp=afxdp)
 
 
 class TapswitchPeer(Peer):
@@ -250,14 +250,18 @@ class TapswitchPeer(Peer):
     TREE_ENV = "TAPSWITCH_BENCH_TREE"   # the tapswitch-tree peer's source tree
 
     def __init__(self, name: str, offloads: bool, backend: str | None = None,
-                 poll_us: int = 0, tree: bool = False):
+                 poll_us: int = 0, tree: bool = False, kind: str = "tap"):
         super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
-                         + (", vnet header + TSO" if offloads else ", no offloads")
+                         + {"tap": "", "veth": ", veth ports (AF_PACKET rings)",
+                            "xdp": ", xdp ports (AF_XDP)"}[kind]
+                         + ("" if kind != "tap" else ", vnet header + TSO" if offloads
+                            else ", no offloads")
                          + (f", io_backend={backend}" if backend else "")
                          + (f", poll_us={poll_us} (cpus = the pinned placement's switch CPU)"
                             if poll_us else ""))
         self.offloads = offloads
         self.backend = backend
+        self.kind = kind                # the tenants' port kind
         self.poll_us = poll_us
         self.wants_tree = tree
         self.tree = os.environ.get(self.TREE_ENV) if tree else None
@@ -277,6 +281,11 @@ class TapswitchPeer(Peer):
                     return f"{module} is missing (build with: pip install -e '.[test]')"
             except ImportError as exc:
                 return f"{module} cannot be imported: {exc}"
+        if self.kind != "tap":
+            from pyctl.daemon.port_kinds import unavailable
+            why = unavailable(self.kind)
+            if why is not None:
+                return f"port kind {self.kind}: {why}"
         if self.backend:          # is the backend built and allowed here, and can the config select it?
             import fastpath
             usable = fastpath.io_backends() if hasattr(fastpath, "io_backends") else ()
@@ -314,9 +323,13 @@ class TapswitchPeer(Peer):
                       f"addresses = {json.dumps(mine)}", ""]
         for tenant, ep in (("ta", a), ("tb", b)):
             lines += ["[[port]]", f'name = "{ep.ifname}"', f'namespace = "{tenant}"',
-                      f"txqueuelen = {TAP_TXQUEUELEN}", f'netns = "{ep.netns_name}"',
-                      f"address = {json.dumps(ep.addresses)}", f"gateway = {json.dumps(gateways)}"]
-            if self.offloads:
+                      f'netns = "{ep.netns_name}"', f"address = {json.dumps(ep.addresses)}",
+                      f"gateway = {json.dumps(gateways)}"]
+            if self.kind != "tap":
+                lines.append(f'kind = "{self.kind}"')
+            else:
+                lines.append(f"txqueuelen = {TAP_TXQUEUELEN}")
+            if self.offloads and self.kind == "tap":
                 lines += ["vnet_hdr = true", 'offloads = ["csum", "tso4", "tso6"]']
             lines.append("")
         return "\n".join(lines)
@@ -408,6 +421,7 @@ PEERS = {
     "minimal-forwarder-vnet": lambda: MinimalForwarderPeer(vnet=True),
     "ovs-netdev": lambda: _ovs(tso=False),
     "ovs-netdev-tso": lambda: _ovs(tso=True),
+    "ovs-afxdp": lambda: _ovs(tso=False, afxdp=True),
     # tapswitch with the daemon's default I/O backend ("auto"; the one it ran
     # is in the results' peer facts), with and without offloads, and with the
     # backend chosen ([daemon] io_backend), with offloads.
@@ -415,6 +429,10 @@ PEERS = {
     "tapswitch-nooffload": lambda: TapswitchPeer("tapswitch-nooffload", offloads=False),
     "tapswitch-epoll": lambda: TapswitchPeer("tapswitch-epoll", offloads=True, backend="epoll"),
     "tapswitch-uring": lambda: TapswitchPeer("tapswitch-uring", offloads=True, backend="io_uring"),
+    # tapswitch with other port kinds (issue 17): veth pairs served through AF_PACKET rings
+    # (virtio-net headers: TSO kept), and through AF_XDP (no super-frames).
+    "tapswitch-veth": lambda: TapswitchPeer("tapswitch-veth", offloads=True, kind="veth"),
+    "tapswitch-xdp": lambda: TapswitchPeer("tapswitch-xdp", offloads=False, kind="xdp"),
     # polling 50 us after each busy batch ([daemon] poll_us); it turns itself off where
     # the loop finds its core shared
     "tapswitch-poll": lambda: TapswitchPeer("tapswitch-poll", offloads=True, poll_us=50),

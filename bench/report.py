@@ -24,6 +24,7 @@ COLUMNS = [
     ("udp64", "sent_kpps", "UDP64 sent kf/s", True),
     ("udp64", "loss_pct", "loss %", False),
     ("udp64", "cpu_ns_per_frame", "CPU ns/frame", False),
+    ("udp64", "system_cpu_ns_per_frame", "sys CPU ns/frame", False),
     ("udp64", "cpu_cores", "switch cores", False),
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),

@@ -9,9 +9,15 @@
 #                                     Slot i starts at i * slot_size.  A frame need not
 #                                     sit at the start of its slot: see offset.
 #   offset[capacity]          uint32  where frame i's Ethernet header starts in buf.
-#                                     Default: i * slot_size + headroom.  The headroom
+#                                     Default: i * slot_size + headroom.  A packet loop's
+#                                     batch lies at the start of its FrameArena (arena.pxi):
+#                                     a frame read by a ring port kind (AF_PACKET, AF_XDP)
+#                                     stays where the kernel put it, in the ring mapped after
+#                                     the pool, and its offset points there (below ``span``,
+#                                     the bytes of buf frames may lie in).  The headroom
 #                                     (>= 16 bytes, default 64) lets a reader put a
 #                                     12-byte virtio-net header right before the frame
+#                                     (a ring kind has room before each frame in its ring)
 #                                     (read into buf + offset - 12) and a writer send
 #                                     header + frame as one contiguous buffer.
 #   length[capacity]          uint32  frame i's length in bytes (Ethernet header included,
@@ -57,6 +63,8 @@ cdef enum:
 
 cdef class Batch:
     cdef readonly Py_ssize_t capacity, slot_size, headroom, max_fanout, pool_size
+    cdef readonly Py_ssize_t span   # frames lie in buf[0:span]: the pool, or its arena
+    cdef readonly FrameArena arena  # None: the pool is a plain array
     cdef public Py_ssize_t fanout_count
     cdef Py_ssize_t _count
     # numpy owners (kept alive) ...
@@ -77,7 +85,7 @@ cdef class Batch:
     cdef uint8_t* c_fanout_eth      # max_fanout rows of ETH_HLEN bytes
 
     def __init__(self, Py_ssize_t capacity=256, Py_ssize_t slot_size=2048,
-                 Py_ssize_t headroom=64, max_fanout=None):
+                 Py_ssize_t headroom=64, max_fanout=None, FrameArena arena=None):
         if capacity < 1 or capacity > 1 << 20:
             raise ValueError(f"capacity must be in 1..{1 << 20}, not {capacity}")
         if headroom < 16 or headroom % 8:
@@ -95,7 +103,16 @@ cdef class Batch:
         self.pool_size = capacity * slot_size
         self._count = 0
         self.fanout_count = 0
-        self._buf = np.zeros(self.pool_size, dtype=np.uint8)
+        if arena is None:
+            self._buf = np.zeros(self.pool_size, dtype=np.uint8)
+            self.span = self.pool_size
+        else:
+            if <Py_ssize_t>arena.pool_size < self.pool_size:
+                raise ValueError(f"the arena's pool holds {arena.pool_size} bytes, "
+                                 f"the batch needs {self.pool_size}")
+            self._buf = np.frombuffer(arena, dtype=np.uint8, count=self.pool_size)
+            self.span = arena.size
+            self.arena = arena
         self._offset = np.arange(capacity, dtype=np.uint32) * np.uint32(slot_size) + np.uint32(headroom)
         self._length = np.zeros(capacity, dtype=np.uint32)
         self._port = np.full(capacity, -1, dtype=np.int32)
@@ -203,6 +220,8 @@ cdef class Batch:
         if i < 0 or i >= self._count:
             raise IndexError(i)
         start = int(self._offset[i])
+        if start + int(self._length[i]) > self.pool_size:
+            raise ValueError(f"frame {i} lies outside the pool (in a port's ring)")
         return self._buf[start:start + int(self._length[i])].tobytes()
 
     def copy(self, Py_ssize_t k):

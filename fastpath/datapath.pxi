@@ -170,6 +170,8 @@ cdef class DatapathTables:
         if self.updating_here():
             raise RuntimeError("process() inside datapath.update() would deadlock")
         self._check_inited()
+        if batch.span > batch.pool_size:
+            _check_in_pool(batch)
         if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
             with nogil:
                 self.lock_for_control()
@@ -185,7 +187,8 @@ cdef class DatapathTables:
 
     cdef void process_locked(self, Batch batch) noexcept nogil:
         """Decide every frame of ``batch``; the caller holds ``self.lock``.  The packet
-        loop (loop.pxi) calls this between its reads and writes without the GIL."""
+        loop (loop.pxi) calls this between its reads and writes without the GIL; its
+        frames may lie anywhere in the batch's span (the rings of its ports)."""
         cdef DpTables t
         cdef BatchView bv
         t.max_ns, t.max_ports = self.max_namespaces, self.max_ports
@@ -196,7 +199,7 @@ cdef class DatapathTables:
         t.demux6, t.neigh6 = self.demux6.view(), self.neigh6.view()
         t.fib6, t.nh6, t.rc6 = self.fib6.view6(), <const NextHop6*>self.fib6.hops(), self.rcache6.view()
         t.lists, t.mgroups, t.ctr = self.lists.view(), self.mcast.view(), self.ctr.view()
-        bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.pool_size, batch._count
+        bv.buf, bv.pool_size, bv.count = batch.c_buf, batch.span, batch._count
         bv.offset, bv.length, bv.port = batch.c_offset, batch.c_length, batch.c_port
         bv.verdict, bv.reason, bv.out_port = batch.c_verdict, batch.c_reason, batch.c_out_port
         bv.fanout_first, bv.fanout_n = batch.c_fanout_first, batch.c_fanout_n
@@ -289,6 +292,17 @@ cdef class DatapathTables:
     def group_keys(self, scope_id):
         """The (scope, group) keys of the scope's multicast groups."""
         return self.mcast.keys_of_scope(scope_id)
+
+
+cdef int _check_in_pool(Batch batch) except -1:
+    """A batch handed in from Python is decided only where Python could have put its
+    frames: in the pool (a packet loop's batch also spans its ports' rings, which the
+    loop alone fills)."""
+    cdef Py_ssize_t i
+    for i in range(batch._count):
+        if <uint64_t>batch.c_offset[i] + batch.c_length[i] > <uint64_t>batch.pool_size:
+            raise InvalidArgument(f"frame {i} lies outside the batch's pool")
+    return 0
 
 
 def _make_ctx(DatapathTables dp):

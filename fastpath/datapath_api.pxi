@@ -12,14 +12,15 @@
 # call goes to that family's table; answers come back in the family asked.  A bad family,
 # type or range is InvalidArgument, as for IPv4.  The final API (fastpath.reference's
 # ReferenceDatapath has the same; IPv4 signatures as before):
-#   set_port(port, ns, mac, mtu=1500, dhcp_server=False)
+#   set_port(port, ns, mac, mtu=1500, dhcp_server=False, serve_dhcp=False)
 #                                       mtu: the largest IP packet the port's link carries
 #                                       (68..65535; an IPv6 link needs 1280+: the model's check);
 #                                       a routed or switched unicast frame of either family
 #                                       (a super-frame: its largest segment) over the egress
 #                                       port's MTU goes to the slow path, reason too_big.
-#                                       dhcp_server: a DHCP server the L2 trusts.
-#   port_mtu(port) -> int, port_is_dhcp_server(port) -> bool
+#                                       dhcp_server: a DHCP server the L2 trusts;
+#                                       serve_dhcp: the switch answers DHCP there.
+#   port_mtu(port) -> int, port_is_dhcp_server(port) -> bool, port_serves_dhcp(port) -> bool
 #   add_address(scope, ip, ns, plen=None)   plen: the prefix length of the address's
 #                                       subnet, IPv4 1..32 (None: 32), IPv6 its on-link
 #                                       prefix 0..128 (None: 128, none known); two owned
@@ -134,17 +135,20 @@ cdef class Datapath(DatapathTables):
 
     # ---- ports --------------------------------------------------------------------------
 
-    def set_port(self, port_id, ns_id, mac, mtu=PORT_DEFAULT_MTU, dhcp_server=False):
+    def set_port(self, port_id, ns_id, mac, mtu=PORT_DEFAULT_MTU, dhcp_server=False,
+                 serve_dhcp=False):
         """Attach port ``port_id`` to ``ns_id``; ``mac`` is the switch's MAC on it, ``mtu``
         the largest IP packet its link carries (the TAP's MTU); ``dhcp_server``: the
         endpoint behind it is a DHCP server the L2 trusts (its server messages are let in,
-        DHCP clients' broadcasts reach it)."""
+        DHCP clients' broadcasts reach it); ``serve_dhcp``: the switch serves the port by
+        DHCP (its clients' messages go to the slow path)."""
         self._writing()
         self.ports.check(port_id)
         self.ns.existing(ns_id)
         m = mac_bytes_to_int(mac, "port MAC")
         self.ports.check_mtu(mtu)
         check_flag(dhcp_server, "dhcp_server")
+        check_flag(serve_dhcp, "serve_dhcp")
         old_ns = self.ports.ns[port_id]
         if self.ns.l3[ns_id] and self.ns.port[ns_id] not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {self.ns.port[ns_id]}")
@@ -161,6 +165,7 @@ cdef class Datapath(DatapathTables):
                 self.ns.port[ns_id] = port_id
             self._resolve_groups_of(ns_id)
         self.ports.mac[port_id] = m
+        self.ports.serve_dhcp[port_id] = serve_dhcp
         self.ports.mtu[port_id] = mtu
         self.ports.dhcp_server[port_id] = dhcp_server
         if self.ns.l3[ns_id]:           # a scope's DHCP servers (listeners.pxi)
@@ -208,6 +213,11 @@ cdef class Datapath(DatapathTables):
     def port_mac_of(self, port_id):
         self.ports.existing(port_id)
         return self.ports.bytes_of(self.ports.mac[port_id])
+
+    def port_serves_dhcp(self, port_id):
+        """Whether the switch serves the port by DHCP (set_port's ``serve_dhcp``)."""
+        self.ports.existing(port_id)
+        return bool(self.ports.serve_dhcp[port_id])
 
     # ---- addresses (the demux) --------------------------------------------------------------
 

@@ -24,6 +24,13 @@
 #   5. SLOWPATH frames -> within the sender's share of the slow path (slow_shares.pxi),
 #      copied into the slow handoff's filling queue (bounded in all and per namespace, the
 #      refusals counted), under the handoff's lock, once per cycle.
+#   6. Each ring port the batch touched gives its frames back and kicks its transmit ring.
+#
+# Ports of the ring kinds (AF_PACKET, AF_XDP: a RingPort made for this loop) map their
+# rings into the loop's FrameArena, whose start is the batch pool (arena.pxi): the batch
+# points at their frames in the rings, and after the writes and the slow path's copies
+# each ring port the batch touched gives its frames back and kicks its transmit ring
+# (port_io.pxi's ``end``).
 #
 # Write backends (chosen at construction: backend="auto"|"epoll"|"io_uring", or the
 # TAPSWITCH_IO_BACKEND environment variable; ``loop.backend`` says which runs): a port's
@@ -49,7 +56,8 @@ from libc.string cimport memmove
 from posix.unistd cimport read, write, close
 from cpython.exc cimport PyErr_CheckSignals
 from fastpath.includes.epoll cimport (epoll_event, epoll_create1, epoll_ctl, epoll_wait, EPOLLIN,
-                                      EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC, eventfd,
+                                      EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_DEL,
+                                      EPOLL_CLOEXEC, eventfd,
                                       EFD_NONBLOCK, EFD_CLOEXEC)
 from fastpath.includes.system cimport (now_ns, sigset_t, sigfillset, pthread_sigmask, SIG_BLOCK,
                                        SIG_SETMASK)
@@ -63,6 +71,8 @@ cdef class LoopEngine:
     PacketLoop (loop_api.pxi) is what Python uses."""
     cdef DatapathTables dp
     cdef readonly Batch batch
+    cdef readonly FrameArena arena  # the batch pool, then the ring ports' rings
+    cdef dict ring_ports            # port id -> the RingPort served there
     cdef readonly str backend
     cdef LoopPorts port_table
     cdef PortSet* ps                # the ports' C state (owned by port_table)
@@ -116,11 +126,17 @@ cdef class LoopEngine:
         share = max(1, slow_queue // 8) if slow_share is None else slow_share
         if not isinstance(share, int) or not 1 <= share <= slow_queue:
             raise InvalidArgument(f"slow_share must be in 1..slow_queue, not {slow_share!r}")
+        if batch_size * slot_size >= 1 << 32:
+            raise InvalidArgument("batch_size * slot_size must stay below 4 GiB (offsets are 32-bit)")
+        pool = batch_size * slot_size
+        self.arena = FrameArena(pool, (1 << 32) - page_up(pool) - ARENA_PAGE)
         self.poll_us = poll_us
         try:
-            self.batch = Batch(capacity=batch_size, slot_size=slot_size, headroom=headroom)
+            self.batch = Batch(capacity=batch_size, slot_size=slot_size, headroom=headroom,
+                               arena=self.arena)
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
+        self.ring_ports = {}
         self.dp = datapath
         self.backend = open_backend(backend, batch_size, &self.uring)
         self.tx = tx_uring if self.backend == "io_uring" else fd_write
@@ -156,8 +172,12 @@ cdef class LoopEngine:
         self.closed = True
         self.usable = False
         self._release()
+        for ring in (self.ring_ports or {}).values():
+            (<RingPort>ring).serving = 0
+        self.ring_ports = None
         self.port_table = None
         self.batch = None
+        self.arena = None
         self.dp = None
         self.wakeups = None
 
@@ -304,6 +324,8 @@ cdef class LoopEngine:
             for j in range(n):
                 tag = ev[j].data.u64
                 if tag >> 32 == KIND_PORT:
+                    if ev[j].events & (EPOLLERR | EPOLLHUP):
+                        self.ps.port[<int32_t>(tag & 0xFFFFFFFFULL)].error_seen = 1
                     ports_activate(self.ps, <int32_t>(tag & 0xFFFFFFFFULL))
                 elif tag >> 32 == KIND_WAKEUP:
                     self.ready[self.ready_n] = <int>(tag & 0xFFFFFFFFULL)
@@ -340,6 +362,7 @@ cdef class LoopEngine:
                 j = 0
             p = ps.active[j]
             r = ps.port[p].rx(&ps.port[p], p, &self.rx, count, cap - count)
+            ports_touch(ps, &ps.port[p], p)
             if r < 0:
                 if r == RX_FAILED:
                     port_failed(ps, p)
@@ -362,6 +385,7 @@ cdef class LoopEngine:
         cdef bint slow = False
         self._fill()
         if self.batch._count == 0:
+            ports_end_batch(self.ps, &self.st)      # slots a ring kind dropped as it read
             return
         self.dp.process_locked(self.batch)
         self.st.batches += 1
@@ -386,7 +410,8 @@ cdef class LoopEngine:
         if self.uring.w != NULL:
             uring_flush(&self.uring, &self.st)     # before the next batch reuses the buffers
         if slow:
-            self._to_slow_path(serving)
+            self._to_slow_path(serving)             # copied out of the rings first
+        ports_end_batch(self.ps, &self.st)          # ring frames back, transmit rings kicked
         self.batch._count = 0
 
     cdef void _to_slow_path(self, bint serving) noexcept nogil:
@@ -415,4 +440,5 @@ cdef class LoopEngine:
         if out < 0 or out >= self.ps.n or self.ps.port[out].fd < 0:
             self.st.tx_no_port += 1
             return
+        ports_touch(self.ps, &self.ps.port[out], out)
         send_out(&self.ps.port[out], f, n, eth, self.scratch, &self.st)

@@ -6,7 +6,8 @@
 
 
 cdef class PacketLoop(LoopEngine):
-    """Forward between TAP fds through a Datapath (see the top of fastpath/loop.pxi)."""
+    """Forward between ports -- TAP fds, ring ports (AfPacketPort, XdpPort) -- through a
+    Datapath (see the top of fastpath/loop.pxi)."""
 
     # ---- ports and wake-ups --------------------------------------------------------------
 
@@ -39,12 +40,17 @@ cdef class PacketLoop(LoopEngine):
 
     def add_port(self, port_id, fd, vnet_hdr=False):
         """Forward frames of the non-blocking TAP ``fd`` as port ``port_id`` (``vnet_hdr``:
-        the fd reads and writes a 12-byte virtio-net header before each frame)."""
+        the fd reads and writes a 12-byte virtio-net header before each frame); or, with
+        a RingPort made for this loop (AfPacketPort, XdpPort) instead of ``fd``, serve
+        that port (``vnet_hdr`` is then the kind's)."""
         cdef TxSink sink
         self._changing_ports("add_port()")
         self.port_table.check_id(port_id)
         if self.ps.port[port_id].fd >= 0:
             raise AlreadyExists(f"port {port_id} already has fd {self.ps.port[port_id].fd}")
+        if isinstance(fd, RingPort):
+            self._add_ring(port_id, fd)
+            return
         self._check_new_fd(fd, "port")
         try:
             blocking = os.get_blocking(fd)
@@ -52,12 +58,25 @@ cdef class PacketLoop(LoopEngine):
             raise InvalidArgument(f"port {port_id}: fd {fd}: {exc.strerror}") from None
         if blocking:
             raise InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
-        sink.fd, sink.st, sink.uring = fd, &self.st, &self.uring
+        sink.fd, sink.st, sink.uring, sink.kind = fd, &self.st, &self.uring, NULL
         self._lock()
         try:
             self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
         finally:
             self._unlock()
+
+    cdef _add_ring(self, port_id, RingPort ring):
+        cdef TxSink sink
+        ring.check_usable(self.arena)
+        self._check_new_fd(ring.poll_fd, "port")
+        sink.fd, sink.st, sink.uring, sink.kind = ring.poll_fd, &self.st, NULL, ring.state
+        self._lock()
+        try:
+            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink, ring.end)
+        finally:
+            self._unlock()
+        ring.serving = 1
+        self.ring_ports[port_id] = ring
 
     def remove_port(self, port_id):
         """Stop polling and writing port ``port_id`` (call it before closing the fd)."""
@@ -68,11 +87,15 @@ cdef class PacketLoop(LoopEngine):
             self.port_table.remove(port_id)
         finally:
             self._unlock()
+        ring = self.ring_ports.pop(port_id, None)
+        if ring is not None:
+            (<RingPort>ring).serving = 0
 
     def ports(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error"}}; a failed port gave a read
-        error or EOF and is no longer polled (remove_port() and add_port() it again);
-        ``error`` is that read's errno name (EBADFD: the TAP was deleted), "EOF", or None."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring"}}; a failed port gave a
+        read error or EOF and is no longer polled (remove_port() and add_port() it again);
+        ``error`` is that read's errno name (EBADFD: the TAP was deleted; ENETDOWN: a ring
+        port's interface went down or away), "EOF", or None; ``ring``: a RingPort."""
         self._check_open("ports()")
         self._lock()
         try:
@@ -124,7 +147,10 @@ cdef class PacketLoop(LoopEngine):
     def send(self, port_id, frame):
         """Write a frame the slow path built to ``port_id`` (a zero virtio-net header goes
         in front on a vnet port), at once, from any thread.  True when written; False when
-        the write failed (a full queue or an error, counted in stats())."""
+        the write failed (a full queue or an error, counted in stats()).  A ring port's
+        transmit ring is the packet thread's: the frame goes in between two batches, under
+        the datapath's batch lock, and is kicked out at once."""
+        cdef int r
         self._check_open("send()")
         self.port_table.check_id(port_id)
         cdef LoopPort* p = &self.ps.port[<int>port_id]
@@ -136,7 +162,13 @@ cdef class PacketLoop(LoopEngine):
         if not ETH_HLEN <= n <= self.rx.slot_size - self.rx.headroom:
             raise InvalidArgument(f"a frame is {ETH_HLEN}..{self.rx.slot_size - self.rx.headroom} "
                                   f"bytes, not {n}")
-        if fd_send(fd, p.vnet, &data[0], n, &self.send_st) != 0:    # whatever the backend
+        if p.end != NULL:
+            self._lock()
+            r = port_send(p, &data[0], n, &self.send_st) if p.fd >= 0 else -1
+            self._unlock()
+            if r != 0:
+                return False
+        elif fd_send(fd, p.vnet, &data[0], n, &self.send_st) != 0:  # whatever the backend
             return False
         self.send_st.sent += 1
         return True

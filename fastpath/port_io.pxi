@@ -6,8 +6,12 @@
 # iovecs (a seg_sink, vnet.pxi: a GSO super-frame's segments arrive the same way).  The
 # loop never touches a port's fd itself: it waits for readiness on the port's ``fd``
 # (epoll), calls ``rx`` round-robin and hands every decided frame to ``tx``.  TAP ports
-# (tap.pxi: read() one frame; write()/writev(), or io_uring, uring.pxi) are the one kind
-# today; AF_PACKET and AF_XDP rings (issue 17) are further kinds behind the same two calls.
+# (tap.pxi: read() one frame; write()/writev(), or io_uring, uring.pxi) are one kind; the
+# ring kinds -- AF_PACKET rings (afpacket.pxi) and AF_XDP (afxdp.pxi) -- add a third call,
+# ``end``: after a batch's writes, give the frames rx took from the ring back to the
+# kernel (they were classified and written where they lay) and kick the transmit ring.
+# The loop calls ``end`` once per batch for each ring port the batch read from or wrote
+# to (the ``touched`` list); a ring kind is a RingPort object the caller made.
 #
 # Every frame in a batch has a 12-byte virtio-net header right before it (in the batch's
 # headroom): read from a vnet port, zeros from a port without one.  rx_accept() checks and
@@ -16,6 +20,7 @@
 #
 # LoopPorts owns the per-port state (by port id, the datapath's id space) and the
 # round-robin list of ports that may hold frames; the nogil code works on its PortSet.
+from fastpath.includes.afpacket cimport getsockopt, socklen_t, SOL_SOCKET, SO_ERROR
 
 
 cdef enum:
@@ -30,6 +35,7 @@ cdef struct TxSink:         # what a port's tx writes with
     int fd
     LoopStats* st
     UringTx* uring          # the io_uring backend's ring (NULL: write at once)
+    void* kind              # a ring kind's state (its RingPort's)
 
 cdef struct RxBatch:        # where a port kind's rx puts frames
     uint8_t* buf
@@ -42,20 +48,26 @@ cdef struct RxBatch:        # where a port kind's rx puts frames
 cdef struct LoopPort
 ctypedef Py_ssize_t (*port_rx_fn)(LoopPort* p, int32_t port_id, const RxBatch* rx,
                                   Py_ssize_t slot, Py_ssize_t room) noexcept nogil
+ctypedef void (*port_end_fn)(LoopPort* p, LoopStats* st) noexcept nogil
 
 cdef struct LoopPort:
     int fd                  # -1: no port with this id
     uint8_t vnet            # frames carry a virtio-net header on this port
     uint8_t active          # in the round-robin list
+    uint8_t touched         # in the touched list (a ring kind this batch read or wrote)
+    uint8_t error_seen      # epoll said EPOLLERR: a ring kind's rx looks at SO_ERROR
     int failed              # 0; else the errno of the read that failed it, or PORT_EOF
     port_rx_fn rx           # the kind's read
     seg_sink tx             # the write backend's write
+    port_end_fn end         # a ring kind's end of batch (NULL: a TAP)
+    void* kind              # a ring kind's state
     TxSink sink             # tx's context
 
 cdef struct PortSet:
     LoopPort* port          # n entries, by port id
     int32_t* active         # round-robin list of ports that may hold frames
-    int n, active_n, rr
+    int32_t* touched        # ring ports this batch read from or wrote to
+    int n, active_n, rr, touched_n
     int epfd
 
 
@@ -73,6 +85,25 @@ cdef inline void ports_deactivate(PortSet* ps, int i) noexcept nogil:
     ps.active_n -= 1
     if ps.rr > i:
         ps.rr -= 1
+
+
+cdef inline void ports_touch(PortSet* ps, LoopPort* lp, int32_t p) noexcept nogil:
+    """Port p (a ring kind) has frames to give back or to kick out after this batch."""
+    if lp.end != NULL and not lp.touched:
+        lp.touched = 1
+        ps.touched[ps.touched_n] = p
+        ps.touched_n += 1
+
+
+cdef inline void ports_end_batch(PortSet* ps, LoopStats* st) noexcept nogil:
+    """After a batch's writes: each touched ring port gives its frames back and kicks."""
+    cdef int k
+    cdef LoopPort* lp
+    for k in range(ps.touched_n):
+        lp = &ps.port[ps.touched[k]]
+        lp.touched = 0
+        lp.end(lp, st)
+    ps.touched_n = 0
 
 
 cdef inline void port_failed(const PortSet* ps, int32_t p) noexcept nogil:
@@ -124,7 +155,8 @@ cdef class LoopPorts:
         cdef int p
         self.ps.port = <LoopPort*>calloc(n, sizeof(LoopPort))
         self.ps.active = <int32_t*>calloc(n, sizeof(int32_t))
-        if self.ps.port == NULL or self.ps.active == NULL:
+        self.ps.touched = <int32_t*>calloc(n, sizeof(int32_t))
+        if self.ps.port == NULL or self.ps.active == NULL or self.ps.touched == NULL:
             raise MemoryError()
         self.ps.n, self.ps.epfd = n, epfd
         for p in range(n):
@@ -133,6 +165,7 @@ cdef class LoopPorts:
     def __dealloc__(self):
         free(self.ps.port)
         free(self.ps.active)
+        free(self.ps.touched)
 
     cdef int check_id(self, port_id) except -1:
         if not isinstance(port_id, int) or not 0 <= port_id < self.ps.n:
@@ -148,7 +181,7 @@ cdef class LoopPorts:
         return -1
 
     cdef int add(self, int port_id, int fd, bint vnet, port_rx_fn rx, seg_sink tx,
-                 TxSink sink) except -1:
+                 TxSink sink, port_end_fn end=NULL) except -1:
         """Poll and serve ``fd`` as port ``port_id`` (the caller checked both)."""
         cdef epoll_event ev
         cdef LoopPort* p = &self.ps.port[port_id]
@@ -158,7 +191,7 @@ cdef class LoopPorts:
             e = errno
             raise InvalidArgument(f"port {port_id}: fd {fd} cannot be polled: {os.strerror(e)}")
         memset(p, 0, sizeof(LoopPort))
-        p.fd, p.vnet, p.rx, p.tx, p.sink = fd, vnet, rx, tx, sink
+        p.fd, p.vnet, p.rx, p.tx, p.sink, p.end, p.kind = fd, vnet, rx, tx, sink, end, sink.kind
         return 0
 
     cdef int remove(self, int port_id) except -1:
@@ -178,15 +211,72 @@ cdef class LoopPorts:
         return 0
 
     cdef dict describe(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error"}} (PacketLoop.ports())."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring"}} (PacketLoop.ports())."""
         cdef LoopPort* p
         out = {}
         for k in range(self.ps.n):
             p = &self.ps.port[k]
             if p.fd >= 0:
                 out[k] = {"fd": p.fd, "vnet_hdr": bool(p.vnet), "failed": bool(p.failed),
-                          "error": _failure_name(p.failed)}
+                          "error": _failure_name(p.failed), "ring": p.end != NULL}
         return out
+
+
+cdef class RingPort:
+    """A port of a ring kind (AF_PACKET rings, AF_XDP): what the packet loop needs of it.
+    Made for one loop (its rings lie in that loop's FrameArena), in the kernel network
+    namespace of its interface; ``PacketLoop.add_port(port_id, ring_port)`` serves it.
+    ``close()`` releases everything it holds (refused while a loop serves it)."""
+    cdef FrameArena arena           # the loop's: where the rings lie
+    cdef int poll_fd                # what the loop waits on
+    cdef bint vnet                  # frames carry a virtio-net header
+    cdef port_rx_fn rx
+    cdef seg_sink tx
+    cdef port_end_fn end
+    cdef void* state                # the kind's C state (TxSink.kind, LoopPort.kind)
+    cdef readonly int ifindex
+    cdef readonly int serving       # 1 while a loop serves it
+
+    def __cinit__(self):
+        self.poll_fd = -1
+
+    cdef int check_usable(self, FrameArena arena) except -1:
+        if self.poll_fd < 0:
+            raise ValueError(f"{type(self).__name__} is closed")
+        if arena is not self.arena:
+            raise InvalidArgument(f"{type(self).__name__} was made for another packet loop")
+        if self.serving:
+            raise Busy(f"{type(self).__name__} is already served by the packet loop")
+        return 0
+
+    cdef int check_not_serving(self, what) except -1:
+        if self.serving:
+            raise Busy(f"{what} while the packet loop serves the port (remove_port() first)")
+        return 0
+
+
+cdef inline int ring_errno_of(int fd) noexcept nogil:
+    """The pending error of socket ``fd`` (read and cleared), or 0."""
+    cdef int err = 0
+    cdef socklen_t size = sizeof(int)
+    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &size) < 0:
+        return errno
+    return err
+
+
+cdef inline Py_ssize_t ring_empty(LoopPort* p, int fd, LoopStats* st) noexcept nogil:
+    """A ring kind's rx found nothing: RX_EMPTY, or RX_FAILED when epoll reported an
+    error and the socket has one (its device went down or away)."""
+    cdef int err
+    if not p.error_seen:
+        return RX_EMPTY
+    p.error_seen = 0
+    err = ring_errno_of(fd)
+    if err == 0:
+        return RX_EMPTY
+    st.read_errors += 1
+    p.failed = err
+    return RX_FAILED
 
 
 def _failure_name(int why):

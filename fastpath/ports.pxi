@@ -1,10 +1,10 @@
 # PortTable: per port id, the namespace it is attached to, the switch's MAC on it, the
 # MAC of the endpoint behind it (learnt by process() from the frames the port sends, or
-# set by the slow path), whether the endpoint is a DHCP server the L2 trusts, and the
-# port's MTU (the largest IP packet its link carries: the TAP's MTU; process() hands a
-# unicast frame larger up, too_big), as C arrays indexed by id; plus which ports each
-# namespace has.  MACs are the 48-bit ints of the wire bytes (little-endian load, as
-# process.pxi compares).
+# set by the slow path), whether the switch serves it by DHCP, whether the endpoint is a
+# DHCP server the L2 trusts, and the port's MTU (the largest IP packet its link carries:
+# the TAP's MTU; process() hands a unicast frame larger up, too_big), as C arrays indexed
+# by id; plus which ports each namespace has.  MACs are the 48-bit ints of the wire bytes
+# (little-endian load, as process.pxi compares).
 
 
 cdef enum:
@@ -17,6 +17,7 @@ cdef struct PortView:
     const int32_t* ns           # -1: no such port
     const uint64_t* mac         # the switch's MAC on the port
     uint64_t* peer              # the endpoint's MAC (0: unknown); process() learns it
+    const uint8_t* serve_dhcp   # 1: the switch answers DHCP there (client messages: slow path)
     const uint8_t* dhcp_server  # 1: DHCP server messages from it are let in (an L3's port)
     const uint16_t* mtu         # the largest IP packet out of the port
 
@@ -27,6 +28,7 @@ cdef class PortTable:
     cdef int32_t* ns
     cdef uint64_t* mac
     cdef uint64_t* peer
+    cdef uint8_t* serve_dhcp
     cdef uint8_t* dhcp_server
     cdef uint16_t* mtu
     cdef dict of_ns                 # namespace -> set of its port ids
@@ -37,9 +39,11 @@ cdef class PortTable:
         self.ns = <int32_t*>malloc(size * sizeof(int32_t))
         self.mac = <uint64_t*>calloc(size, sizeof(uint64_t))
         self.peer = <uint64_t*>calloc(size, sizeof(uint64_t))
+        self.serve_dhcp = <uint8_t*>calloc(size, sizeof(uint8_t))
         self.dhcp_server = <uint8_t*>calloc(size, sizeof(uint8_t))
         self.mtu = <uint16_t*>malloc(size * sizeof(uint16_t))
-        if (self.ns == NULL or self.mac == NULL or self.peer == NULL or self.dhcp_server == NULL
+        if (self.ns == NULL or self.mac == NULL or self.peer == NULL or self.serve_dhcp == NULL
+                or self.dhcp_server == NULL
                 or self.mtu == NULL):
             raise MemoryError()
         for k in range(size):
@@ -51,13 +55,14 @@ cdef class PortTable:
         free(self.ns)
         free(self.mac)
         free(self.peer)
+        free(self.serve_dhcp)
         free(self.dhcp_server)
         free(self.mtu)
 
     cdef PortView view(self) noexcept nogil:
         cdef PortView v
-        v.ns, v.mac, v.peer, v.dhcp_server, v.mtu = (self.ns, self.mac, self.peer,
-                                                     self.dhcp_server, self.mtu)
+        v.ns, v.mac, v.peer, v.mtu = self.ns, self.mac, self.peer, self.mtu
+        v.serve_dhcp, v.dhcp_server = self.serve_dhcp, self.dhcp_server
         return v
 
     cdef int check_mtu(self, mtu) except -1:
@@ -94,6 +99,7 @@ cdef class PortTable:
         self.ns[port_id] = -1
         self.mac[port_id] = 0
         self.peer[port_id] = 0
+        self.serve_dhcp[port_id] = 0
         self.dhcp_server[port_id] = 0
         self.mtu[port_id] = PORT_DEFAULT_MTU
         return ns_id

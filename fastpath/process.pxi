@@ -32,6 +32,7 @@ cdef enum:
     UDP_SOURCE_PORT = 0             # offsets in the UDP header
     UDP_DEST_PORT = 2
     DHCP_SERVER_PORT = 67
+    DHCP_CLIENT_PORT = 68
     ARP_LEN = 28
     IPV4_MIN_HLEN = 20
     PREFETCH_CHUNK = 32
@@ -244,6 +245,12 @@ cdef inline uint8_t decide(const DpTables* t, BatchView* b, Py_ssize_t i) noexce
     src = load_be32(ip + 12)
     dst = load_be32(ip + 16)
     scope = t.ns.scope[ns]
+
+    # a DHCP client on a port the switch serves by DHCP: the slow path answers; before the
+    # source rule, since a renewal comes from an address the client may no longer hold
+    if unlikely(t.ports.serve_dhcp[port]) and udp_port(ip, hlen, tot, UDP_DEST_PORT) == DHCP_SERVER_PORT \
+            and udp_port(ip, hlen, tot, UDP_SOURCE_PORT) == DHCP_CLIENT_PORT:
+        return slow(t, b, i, ns, REASON_DHCP)
 
     # 2. source rule (fastpath/source_rule.py): an L3 sends from its own addresses; an L2
     #    port from addresses no namespace of the scope holds; 0.0.0.0 only for what stays

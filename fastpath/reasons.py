@@ -86,6 +86,8 @@ REASONS = (
     Reason("nd", 23, "slowpath", "ICMPv6 neighbour discovery (types 133-137): answered or refused by the switch, never forwarded"),
     Reason("mld", 24, "slowpath", "MLD (ICMPv6 types 130-132, 143): the switch snoops and is the querier"),
     Reason("too_big", 25, "slowpath", "larger than the egress port's MTU (a super-frame: one of its segments): ICMPv6 packet too big; IPv4: fragmentation needed with DF, else fragments"),
+    Reason("dhcp", 26, "slowpath", "a DHCP client message (UDP 68 -> 67) on a port the switch serves "
+           "by DHCP (a port without an address option, or of kind attach): the switch answers"),
 )
 
 # The slow path's shares (loop.pxi, slow_shares.pxi; [daemon.slowpath.shares] sets them).
@@ -153,7 +155,10 @@ LOOP_STATS = (
     Counter("sw_segments", "segments they were cut into"),
     Counter("sw_gso_refused", "super-frames that could not be segmented (dropped)"),
     Counter("sent", "frames the slow path sent with send()"),
-    Counter("tx_submits", "write submissions (one per write on epoll, one per batch on io_uring)"),
+    Counter("tx_submits", "write submissions (one per write on epoll, one per batch on io_uring, "
+                          "one per kick of a ring port's transmit ring)"),
+    Counter("rx_socket_frames", "AF_PACKET frames too large for a ring slot, read from the socket"),
+    Counter("rx_vlan", "frames a ring port received VLAN-tagged (the tag in the ring's metadata): dropped"),
     Counter("waits", "of the epoll_waits, those that could sleep (no port known to hold frames, "
             "not polling)"),
     Counter("read_empty", "reads that found the port empty (EAGAIN)"),

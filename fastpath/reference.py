@@ -45,6 +45,7 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self._updating = False
         self.namespaces = {}      # ns -> (scope, is_l3)
         self.ports = {}           # port -> [ns, mac, peer mac or None, mtu]
+        self.serving_dhcp = set() # ports the switch serves by DHCP
         self.addresses = {}       # (scope, ip) -> ns
         self.onlink = {}          # (scope, ip) -> prefix length of the address's subnet (IPv6: on-link)
         self.broadcasts = {}      # (scope, ip) -> tuple of ns
@@ -161,7 +162,8 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self.ns_reason_ctr[ns_id] = dict.fromkeys(V.REASON_NAMES, 0)
         self._clear_ns_shares(ns_id)
 
-    def set_port(self, port_id, ns_id, mac, mtu=DEFAULT_MTU, dhcp_server=False):
+    def set_port(self, port_id, ns_id, mac, mtu=DEFAULT_MTU, dhcp_server=False,
+                 serve_dhcp=False):
         self._writing()
         self._port(port_id)
         self._existing_ns(ns_id)
@@ -169,6 +171,7 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
             raise InvalidArgument(f"MTU {mtu!r} is not an int in 68..65535")
         check_flag(dhcp_server, "dhcp_server")
+        check_flag(serve_dhcp, "serve_dhcp")
         current = self._l3_port(ns_id)
         if self.namespaces[ns_id][1] and current not in (-1, port_id):
             raise Busy(f"L3 namespace {ns_id} already has port {current}")
@@ -179,10 +182,8 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
             self._clear_port_shares(port_id)
         else:
             old[1], old[3] = bytes(mac), mtu
-        if dhcp_server:
-            self.dhcp_servers.add(port_id)
-        else:
-            self.dhcp_servers.discard(port_id)
+        for marked, flag in ((self.dhcp_servers, dhcp_server), (self.serving_dhcp, serve_dhcp)):
+            (marked.add if flag else marked.discard)(port_id)
 
     def port_mtu(self, port_id):
         self._existing_port(port_id)
@@ -192,6 +193,7 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
         self._writing()
         self._existing_port(port_id)
         del self.ports[port_id]
+        self.serving_dhcp.discard(port_id)
         self.dhcp_servers.discard(port_id)
 
     def port_is_dhcp_server(self, port_id):
@@ -211,6 +213,10 @@ class ReferenceDatapath(ReferenceBatch, ReferenceShares):
     def port_mac_of(self, port_id):
         self._existing_port(port_id)
         return self.ports[port_id][1]
+
+    def port_serves_dhcp(self, port_id):
+        self._existing_port(port_id)
+        return port_id in self.serving_dhcp
 
     # ---- addresses, broadcasts, routes, neighbours -------------------------------------------------
 

@@ -124,6 +124,11 @@ class ReferenceBatch(ReferenceIpv6):
         scope, is_l3 = self.namespaces[ns]
         sport, dport = _udp_ports(frame, ihl * 4, total, header)
 
+        # a DHCP client on a port the switch serves by DHCP: to the slow path, source rule
+        # or not (a renewal may come from an address the client lost)
+        if port in self.serving_dhcp and (sport, dport) == (68, 67):
+            return refuse(V.REASON_DHCP)
+
         # source rule (fastpath/source_rule.py)
         owner = BROADCAST if (scope, src) in self.broadcasts else self.addresses.get((scope, src))
         why = source_refusal(is_l3, ns, owner, src)

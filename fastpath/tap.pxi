@@ -65,15 +65,29 @@ cdef int fd_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     return 0
 
 
+cdef inline int frame_iov(iovec* iov, bint vnet, const uint8_t* frame, Py_ssize_t n) noexcept:
+    """A frame the slow path built as iovecs (a zero virtio-net header in front on a vnet
+    port): how many."""
+    cdef int cnt = 0
+    if vnet:
+        iov[0].iov_base, iov[0].iov_len = ZERO_VNET_HDR, VNET_HDR_LEN
+        cnt = 1
+    iov[cnt].iov_base, iov[cnt].iov_len = <void*>frame, n
+    return cnt + 1
+
+
 cdef int fd_send(int fd, bint vnet, const uint8_t* frame, Py_ssize_t n, LoopStats* st) noexcept:
     """Write one frame (a zero virtio-net header in front on a vnet port) at once: 0, or
     -1 for a counted failed write."""
     cdef TxSink sink
     cdef iovec iov[2]
-    cdef int cnt = 0
-    sink.fd, sink.st, sink.uring = fd, st, NULL
-    if vnet:
-        iov[0].iov_base, iov[0].iov_len = ZERO_VNET_HDR, VNET_HDR_LEN
-        cnt = 1
-    iov[cnt].iov_base, iov[cnt].iov_len = <void*>frame, n
-    return fd_write(&sink, iov, cnt + 1)
+    sink.fd, sink.st, sink.uring, sink.kind = fd, st, NULL, NULL
+    return fd_write(&sink, iov, frame_iov(iov, vnet, frame, n))
+
+
+cdef int port_send(LoopPort* p, const uint8_t* frame, Py_ssize_t n, LoopStats* st) noexcept:
+    """The same through a ring kind's tx, then its end (the kick): 0 or -1 (counted)."""
+    cdef iovec iov[2]
+    cdef int r = p.tx(&p.sink, iov, frame_iov(iov, p.vnet, frame, n))
+    p.end(p, st)
+    return r

@@ -16,6 +16,11 @@ so these fixtures are available to any test suite, no conftest needed:
     ``.call(func, *args)`` (a picklable callable run in a child inside the
     namespace), ``.socket(family, type)`` (a socket created in it).
 
+``tapswitch_port_kind``
+    The port kind tenants of these fixtures get (``--tapswitch-kind``, default
+    ``tap``); a test suite parametrizes it to run its tests over every kind
+    (tapswitch's own tests/e2e do: ``pytest.mark.port_kinds``).
+
 ``tapswitch_factory``
     ``make(mode=None, **kwargs) -> Topology`` for anything else: build with
     ``l2()``, ``tenant()`` (one family or both: ``tenant("c", "10.0.0.4/24",
@@ -36,6 +41,9 @@ two isolated networks with the same addresses, live changes and counters).
     (``pyctl.rig.subnets``), or the one ``--tapswitch-subnet`` gives.
 
 Options:
+
+``--tapswitch-kind=tap|veth|xdp|auto``
+    The tenants' port kind (``tapswitch_port_kind``).
 
 ``--tapswitch-mode=thread|process``
     Where the switch runs for topologies made without an explicit ``mode``:
@@ -58,6 +66,7 @@ import pytest
 
 ROOT_REASON = "tapswitch topologies need root (TAP devices and kernel network namespaces)"
 DEFAULT_MODE = "thread"
+DEFAULT_KIND = "tap"
 
 
 def pytest_addoption(parser):
@@ -65,6 +74,8 @@ def pytest_addoption(parser):
     group.addoption("--tapswitch-mode", choices=("thread", "process"), default=None,
                     help="where tapswitch fixtures run the switch: in the test process "
                          "(thread, the default) or as a child daemon (process)")
+    group.addoption("--tapswitch-kind", choices=("tap", "veth", "xdp", "auto"), default=None,
+                    help="the port kind of the tenants tapswitch fixtures make (default tap)")
     group.addoption("--tapswitch-subnet", default=None, metavar="A.B.C.D/N",
                     help="the IPv4 subnet of the tapswitch_topology fixture (default: a free "
                          "/24 of 10.0.0.0/8, picked at random)")
@@ -76,7 +87,13 @@ def _require_root():
 
 
 @pytest.fixture
-def tapswitch_factory(request):
+def tapswitch_port_kind(request):
+    """The port kind of the fixtures' tenants (``--tapswitch-kind``, default tap)."""
+    return request.config.getoption("tapswitch_kind", None) or DEFAULT_KIND
+
+
+@pytest.fixture
+def tapswitch_factory(request, tapswitch_port_kind):
     """``make(mode=None, **kwargs)``: a new Topology, closed when the test ends."""
     _require_root()
     from pyctl.rig.topology import Topology
@@ -84,6 +101,7 @@ def tapswitch_factory(request):
     made = []
 
     def make(mode=None, **kwargs):
+        kwargs.setdefault("kind", tapswitch_port_kind)
         topo = Topology(mode or default_mode, **kwargs)
         made.append(topo)
         return topo

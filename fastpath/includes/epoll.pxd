@@ -15,6 +15,8 @@ cdef extern from "<sys/epoll.h>" nogil:
     int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout)
     enum:
         EPOLLIN
+        EPOLLERR
+        EPOLLHUP
         EPOLL_CTL_ADD
         EPOLL_CTL_DEL
         EPOLL_CLOEXEC

@@ -11,8 +11,9 @@ IPv6Address("fd00::5"))`` side by side, ``routes`` IPv4 and IPv6 prefixes
 besides is in the entry's value: an address's owner comes with its subnet's
 prefix length (``add_address(scope, ip, owner, plen)``: a sender's subnet is
 what its broadcasts reach, two addresses of one subnet talk as on one link), a
-port with its ``dhcp_server`` mark and, for a datapath that takes IPv6, its MTU
-(``set_port(port, ns, mac, mtu, dhcp_server=)``: too_big, both families).  ``GONE`` stands for "no
+port with its ``dhcp_server`` mark, whether the switch serves it by DHCP and,
+for a datapath that takes IPv6, its MTU (``set_port(port, ns, mac, mtu,
+dhcp_server=, serve_dhcp=)``: too_big, both families).  ``GONE`` stands for "no
 entry" where a value is expected (the old or new side of an entry that appears
 or goes away).
 """
@@ -37,7 +38,7 @@ GONE = _Gone()
 class Plan:
     namespaces: dict = field(default_factory=dict)   # ns id -> (scope id, is_l3)
     ports: dict = field(default_factory=dict)        # port id -> (ns id, mac bytes,
-    #   dhcp_server[, MTU])
+    #   dhcp_server, serve_dhcp[, MTU])
     addresses: dict = field(default_factory=dict)    # (scope, ip key) -> (owner ns id,
     #   prefix length of its subnet)
     broadcasts: dict = field(default_factory=dict)   # (scope, directed bcast ip) -> tuple(ns ids):

@@ -17,9 +17,10 @@ its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
   224.0.0.0/24 and ff02::/16 reach the sender's subnet or the scope without an
   entry, and no narrower ones are joined) make it a member in ``multicast``; an
   L2 with the ``directed_broadcast`` option is in ``directed``;
-- a port: ``(namespace, MAC bytes, dhcp_server)`` (its ``dhcp_server`` option),
-  and its MTU for a datapath that takes IPv6; for the slow path ``port_info``
-  (its MTU, whether a router stands behind it), and an L2's ``scope_options``;
+- a port: ``(namespace, MAC bytes, dhcp_server, served by DHCPv4)`` (its
+  ``dhcp_server`` option; ``port_options.dhcp_served``), and its MTU for a
+  datapath that takes IPv6; for the slow path ``port_info`` (its MTU, whether a
+  router stands behind it), and an L2's ``scope_options``;
 - an address held in a scope (loopback stays in the model): its holder and its
   subnet's prefix length in ``addresses``; an L3 holding an IPv4 address on a
   /30-or-wider subnet listens to that subnet's directed broadcast
@@ -37,7 +38,7 @@ from pyctl.compile.plan import (FAMILIES, GONE, Plan, address_of, address_owner,
                                 key_family, network_of)
 from pyctl.compile.plan_index import Edit, PlanIndex
 from pyctl.model.addressing import is_link_scope_group
-from pyctl.model.port_options import DEFAULT_MTU
+from pyctl.model.port_options import DEFAULT_MTU, dhcp_served
 
 __all__ = ["PlanBuilder", "compile_plan"]
 
@@ -164,13 +165,18 @@ class PlanBuilder:
         # A port that comes, goes or moves changes the routes via its namespaces'
         # addresses: every such change marks those namespaces too (``_namespace``).
         port = reader.port(pid)
-        mtu = None if port is None else port.options.get("mtu", DEFAULT_MTU)
-        entry = GONE if port is None else (port.ns, _mac_bytes(port.mac),
-                                           port.options.get("dhcp_server", False))
-        if entry is not GONE and 6 in self.families:
+        if port is None:
+            edit.put("ports", pid, GONE)
+            edit.put("port_info", pid, GONE)
+            return
+        ns = reader.namespace(port.ns)
+        mtu = port.options.get("mtu", DEFAULT_MTU)
+        entry = (port.ns, _mac_bytes(port.mac), port.options.get("dhcp_server", False),
+                 dhcp_served(port.options, ns is not None and ns.is_l3))
+        if 6 in self.families:
             entry += (mtu,)               # the fast path's too_big bound, both families
         edit.put("ports", pid, entry)
-        edit.put("port_info", pid, GONE if port is None else (mtu, port.options.get("router", False)))
+        edit.put("port_info", pid, (mtu, port.options.get("router", False)))
 
     def _address(self, reader, edit, scope, ip, routes):
         holding = reader.holding(scope, address_of(ip))

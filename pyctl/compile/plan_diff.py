@@ -89,9 +89,9 @@ def _set_namespace(dp, nid, value, directed):
 
 
 def _set_port(dp, pid, value):
-    """Write a plan's port (namespace, MAC, dhcp_server[, MTU]) to the datapath."""
-    ns, mac, dhcp_server, *mtu = value
-    dp.set_port(pid, ns, mac, *mtu, dhcp_server=dhcp_server)
+    """Write a plan's port (namespace, MAC, dhcp_server, serve_dhcp[, MTU]) to the datapath."""
+    ns, mac, dhcp_server, serve_dhcp, *mtu = value
+    dp.set_port(pid, ns, mac, *mtu, dhcp_server=dhcp_server, serve_dhcp=serve_dhcp)
 
 
 def apply_diff(dp, diff, undo):

@@ -26,7 +26,7 @@ from pyctl.config.spec import (
     SlowPathLimits,
 )
 from pyctl.model.namespace_options import NAMESPACE_OPTION_DEFAULTS
-from pyctl.model.port_options import MAX_PORT_ADDRESSES, OFFLOADS
+from pyctl.model.port_options import DEFAULT_LEASE_TIME, MAX_PORT_ADDRESSES, OFFLOADS, KINDS as PORT_KINDS
 from pyctl.model.quotas import QUOTA_KEYS
 
 __all__ = ["Key", "FILE", "table_keys", "allowed", "required"]
@@ -164,6 +164,9 @@ PORT_KEYS = (
     Key("namespace", "string", "the namespace it is attached to (an L3 has at most one)",
         required=True, format="namespace"),
     Key("mac", "string", "the switch side's MAC (default: generated)", format="mac"),
+    Key("kind", "string", "how the switch serves the port: a TAP, a veth pair on AF_PACKET "
+        "rings or AF_XDP, an existing interface attached, or the best this machine allows "
+        "(docs/io.md)", choices=PORT_KINDS, default="tap"),
     Key("vnet_hdr", "boolean", "open the TAP with the virtio-net header", default=False),
     Key("offloads", "strings", "segmentation and checksum offloads (need vnet_hdr)",
         choices=OFFLOADS),
@@ -177,6 +180,9 @@ PORT_KEYS = (
         "address), or a list of one per family", format="ip", range=(1, 2)),
     Key("router", "boolean", "a router stands behind the port: its IPv6 router "
         "advertisements and redirects reach the scope", default=False),
+    Key("dhcp_lease_time", "integer", "seconds of the lease the switch's DHCP server gives "
+        "on the port (served: kind attach, or no address)", range=(2, 2**31 - 1),
+        default=DEFAULT_LEASE_TIME),
     Key("dhcp_server", "boolean", "the endpoint is a DHCP server the L2 trusts: its server "
         "messages (UDP from port 67) reach the scope", default=False),
 )

@@ -28,7 +28,7 @@ from pyctl.config.spec import (
 )
 from pyctl.model import addressing
 from pyctl.model.namespace_options import NAMESPACE_OPTIONS, check_namespace_options
-from pyctl.model.port_options import check_port_option, check_port_options
+from pyctl.model.port_options import check_kind_combination, check_port_option, check_port_options
 from pyctl.model.quotas import QUOTA_KEYS
 from pyctl.model.state import ROOT_NAME as ROOT
 
@@ -338,6 +338,11 @@ def _port_options(r: _Reader, entry, t: dict, path: tuple) -> dict:
             options[key] = value
     if len(options) < len([k for k in _OPTION_KEYS if k in t]):
         return options          # a refused option: the combined check would only repeat it
+    try:
+        r.checked(path + ("kind",), check_kind_combination, options)
+    except ConfigError as exc:
+        entry.fail(exc)
+        return options          # an option the port's kind does not take
     for key in ("address", "gateway"):
         if key in options and "netns" not in options:
             entry.fail(r.error(path + (key,), "only meaningful with netns (the kernel side of the TAP)"))

@@ -77,8 +77,9 @@ class RouteSpec:
 
 @dataclass(frozen=True)
 class PortSpec:
-    """A TAP port; ``options`` are the model's port options (pyctl.model.port_options):
-    vnet_hdr, offloads, txqueuelen, mtu, and the kernel side netns/address/gateway."""
+    """A port; ``options`` are the model's port options (pyctl.model.port_options): kind,
+    vnet_hdr, offloads, txqueuelen, mtu, the kernel side netns/address/gateway, and
+    dhcp_lease_time."""
     name: str
     namespace: str
     mac: str | None = None

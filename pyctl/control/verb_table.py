@@ -32,11 +32,6 @@ _PORT_OPT = Param("port", "port", required=False, option=True, help="a port of t
 _PREFIX = Param("prefix", "str", help="A/N, or default (0.0.0.0/0; ::/0 with an IPv6 via)")
 
 
-def _namespace_option(text: str) -> tuple[str, Any]:
-    """``-o KEY=VALUE`` of namespace-set: values JSON or text (``advertise=true``)."""
-    key, value = keyvalue(text, "namespace option ")
-    return key, json_or_text(value)
-
 
 def _port_option(text: str) -> tuple[str, Any]:
     """``-o KEY=VALUE`` of port-add: offloads is a comma list, and so are address and
@@ -51,7 +46,8 @@ def _port_option(text: str) -> tuple[str, Any]:
 
 
 def _namespace_option(text: str) -> tuple[str, Any]:
-    """``-o KEY=VALUE`` of namespace-set: values JSON or text (``directed_broadcast=true``)."""
+    """``-o KEY=VALUE`` of namespace-set: values JSON or text (``advertise=true``,
+    ``directed_broadcast=true``)."""
     key, value = keyvalue(text, "namespace option ")
     return key, json_or_text(value)
 
@@ -157,22 +153,24 @@ _TABLE = (
     Verb("ports", [Param("namespace", "namespace", required=False,
                          help="namespace name or id (default: every visible port)")],
          served_by="model", rig=True,
-         summary="ports (TAPs), their options and, under a daemon, their state",
+         summary="ports, their options and, under a daemon, their state",
          result="`[{id, name, ns, namespace, mac, options}]` (default: every visible port); "
-                "the daemon adds `state` (`up`, `failed` with `error`, `missing`)",
+                "the daemon adds `state` (`up`, `failed` with `error`, `missing`) and "
+                "`kind` (how it is served: `auto` resolved)",
          render=render.ports),
     Verb("port-add", [Param("name", "str", help="interface name, at most 15 characters"), _NS,
                       Param("mac", "str", required=False, option=True,
                             help="default: generated, locally administered"),
                       Param("options", "object", required=False, flags=("--option", "-o"),
                             item=_port_option,
-                            help="KEY=VALUE, repeated: vnet_hdr=true, offloads=csum,tso4, "
-                                 "txqueuelen=10000, mtu, netns, address=10.0.0.5/24,fd00::5/64, "
-                                 "gateway=10.0.0.1,fd00::1")],
-         access="config", served_by="model", summary="attach a port to a namespace",
+                            help="KEY=VALUE, repeated: kind=tap|veth|xdp|attach|auto, "
+                                 "vnet_hdr=true, offloads=csum,tso4, txqueuelen=10000, mtu, "
+                                 "netns, address=10.0.0.5/24,fd00::5/64, "
+                                 "gateway=10.0.0.1,fd00::1, router=true, dhcp_lease_time")],
+         access="config", served_by="model", rig=True, summary="attach a port to a namespace",
          result="the port; options as in the config file", render=render.quiet),
     Verb("port-del", [Param("name", "port", help="port name or id")], access="config",
-         served_by="model", summary="remove a port", result="null", render=render.quiet),
+         served_by="model", rig=True, summary="remove a port", result="null", render=render.quiet),
     # -- multicast membership ---------------------------------------------------
     Verb("join", [_GROUP, _NS_OPT], access="member", served_by="model", rig=True,
          summary="join a multicast group (an L3 may, for itself)", result="null",
@@ -246,9 +244,10 @@ _TABLE = (
     Verb("capture-stop", [Param("id", "int", help="the capture's id")], served_by="daemon",
          summary="end a capture", result="`{seen, lost}`", render=render.generic),
     Verb("stats", served_by="daemon", rig=True,
-         summary="the packet loop's, slow path's and IGMP/MLD snooper's counters",
-         result="the packet loop's, slow path's (ARP, ND, ICMP, ICMPv6) and IGMP/MLD snooper's "
-                "(`igmp`: `igmp_*`, `mld_*`) counters, what the "
+         summary="the packet loop's, slow path's, IGMP/MLD snooper's and DHCP server's counters",
+         result="the packet loop's, slow path's (ARP, ND, ICMP, ICMPv6), IGMP/MLD snooper's "
+                "(`igmp`: `igmp_*`, `mld_*`) and DHCP server's (`dhcp`) counters, the ring "
+                "ports' own (`rings`: by port name), what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
                 "bytes, ICMP buckets), `capture` (the capture ring: on, copied, overflow; captures), "
                 "`ports_up`, `ports_failed`, uptime, `control`; a namespace socket's client: its "

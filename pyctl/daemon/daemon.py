@@ -46,6 +46,7 @@ from pyctl.daemon.daemon_verbs import DaemonDispatcher, register_daemon_verbs
 from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
+from pyctl.daemon.dhcp import DhcpServer
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.daemon import igmp
@@ -90,6 +91,7 @@ class Daemon:
         for name, (rate, burst) in limits.shares.items():
             self.datapath.set_slow_share(name, rate, burst)
         self.ports = PortManager(switch, self.loop, self.registry)
+        self.dhcp = DhcpServer(self.ports.dhcp_port)
         self.multicast = Multicast(switch, self.view, self.change, igmp.IgmpConfig(
             max_groups_per_namespace=limits.igmp_groups_per_namespace))
         self.captures = Captures(self.datapath, switch)
@@ -160,6 +162,7 @@ class Daemon:
         self.ports.reconcile()
         for pid in self.ports.take_closed():
             self.slowpath.forget_port(pid)
+            self.dhcp.forget_port(pid)
 
     @contextlib.contextmanager
     def change(self):
@@ -263,6 +266,7 @@ class Daemon:
             self.captures.tick(now)         # drains the capture ring: per tick, not per batch
             self._check_ports(now)
             self._emit(self.slowpath.tick())
+            self.dhcp.tick(now)
             self._send(self.multicast.tick(now, self.ports.open))
         self._run_calls()
 
@@ -277,11 +281,14 @@ class Daemon:
         if now >= self._next_netns_check:
             self._next_netns_check = now + NETNS_CHECK_S
             self.ports.check_netns()
+            self.ports.check_links()
 
     def _slow_path(self, frames):
         for port_id, reason, data in frames:
             if reason == verdicts.REASON_IGMP or reason == verdicts.REASON_MLD:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
+            elif reason == verdicts.REASON_DHCP:
+                self._send(self.dhcp.handle(port_id, data, time.monotonic()))
             else:
                 self._emit(self.slowpath.handle(port_id, reason, data))
 
@@ -378,7 +385,8 @@ class Daemon:
                     "uptime_s": self._uptime()}
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
                 "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
-                "igmp": dict(self.multicast.counters),
+                "igmp": dict(self.multicast.counters), "dhcp": dict(self.dhcp.counters),
+                "rings": self.ports.ring_stats(),
                 "slowpath_shares": {name: {"rate": rate, "burst": burst} for name, (rate, burst)
                                     in self.datapath.slow_shares().items()},
                 "capture": {**self.datapath.capture_stats(), "captures": self.captures.count},

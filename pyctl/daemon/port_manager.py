@@ -1,19 +1,27 @@
-"""The daemon's TAPs, kept in line with the model's ports.
+"""The daemon's ports, kept in line with the model's.
 
-``reconcile()`` opens a TAP for every port the model has and the daemon does
-not, and closes the ones the model no longer has.  Opening comes first and
-is all-or-nothing (a failure closes what this call opened), so a refused
-change never loses a working port.  It costs what changed: the manager watches
-the model (``Switch.watch``: told of each change and of each undone one) and
-looks only at the ports a change named and at the ports of the tenants whose
-addresses moved; the first call, and one after a change it has no rule for,
-look at everything.  A port's kernel side (``netns``,
-``address``, ``gateway`` (each one or a list of both families), ``mtu``
-options) is set up with pyroute2: the kernel
+``reconcile()`` opens every port the model has and the daemon does not, as its
+kind (``port_kinds``: a TAP, a veth pair on AF_PACKET rings or AF_XDP, an
+attached interface), and closes the ones the model no longer has.  Opening
+comes first and is all-or-nothing (a failure closes what this call opened), so
+a refused change never loses a working port.  It costs what changed: the manager
+watches the model (``Switch.watch``: told of each change and of each undone one)
+and looks only at the ports a change named and at the ports of the tenants whose
+addresses moved; the first call, and one after a change it has no rule for, look
+at everything.  A port's kernel side (``netns``,
+``address``, ``gateway`` (each one or a list of both families), ``mtu`` options)
+is set up with pyroute2: the kernel
 network namespace is created if it does not exist (and then removed with the
 last port that uses it; an existing one, a container's, is entered and left
 as it is, unless a delegated client named it: the switch must make those,
-``pyctl.model.kernel_reach``), the TAP is moved into it and configured there.
+``pyctl.model.kernel_reach``), the TAP (or the veth's endpoint end) is moved
+into it and configured there.  The switch ends of veth ports live in one
+private namespace of the daemon's (``pyctl.kernel.private_netns``), made with
+the first.
+
+The kernel side of a port the switch serves by DHCP (``dhcp_served``) holds no
+mirrored IPv4 addresses: its endpoint takes them from the DHCPv4 server (its L3's
+IPv6 ones are mirrored as on any port).
 
 A port can fail under the daemon: its TAP deleted from outside (the packet loop
 sees the read error and stops polling it), or its kernel namespace deleted from
@@ -29,13 +37,15 @@ import logging
 from dataclasses import dataclass, field
 
 from pyctl import errors, kernel
-from pyctl.model.port_options import port_gateways, port_interfaces
-
-from pyctl.daemon import tap_port as tap_ports
+from pyctl.daemon import port_kinds
+from pyctl.daemon.dhcp import DhcpPort
 from pyctl.daemon.ownership import NotRecorded
+from pyctl.kernel.private_netns import PrivateNamespace
 from pyctl.model.events import (AddressEvent, MembershipEvent, NamespaceCreated,
                                 NamespaceDestroyed, PortEvent, QuotaSet, RouteEvent,
                                 TenantAddressEvent)
+from pyctl.model.port_options import (DEFAULT_LEASE_TIME, dhcp_served, port_gateways,
+                                      port_interfaces)
 
 log = logging.getLogger("tapswitch.ports")
 
@@ -46,7 +56,7 @@ __all__ = ["PortManager", "OpenPort"]
 class OpenPort:
     id: int
     name: str
-    tap: object                      # pyctl.daemon.tap_port.TapPort
+    tap: object                      # its kind's port: TapPort, VethPort, AttachPort
     netns: object | None = None      # kernel.NetNamespace the TAP lives in, if any
     options: dict = field(default_factory=dict)
     kernel_addresses: set = field(default_factory=set)   # what we put on the TAP in its netns
@@ -62,6 +72,7 @@ class PortManager:
         self._netns: dict[str, list] = {}     # name -> [NetNamespace, ports in it]
         self._closed: list[int] = []
         self.ownership = NotRecorded(registry)   # the daemon's Ownership once it starts
+        self._switch_ns = None                # the veth ports' switch ends' namespace
         self._everything = True               # the next reconcile looks at every port
         self._ports: set[int] = set()         # port ids a change named
         self._tenants: set[int] = set()       # namespaces whose addresses moved
@@ -132,8 +143,11 @@ class PortManager:
         (the far end of an uplink) keeps its ``address`` option."""
         ns = self.switch.namespace(port.ns)
         if ns.is_l3:
-            want = {str(i) for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
+            held = {i for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
                     if not i.ip.is_loopback}
+            if dhcp_served(port.options, ns.is_l3):
+                held = {i for i in held if i.version == 6}   # its endpoint asks DHCPv4 for the rest
+            want = {str(i) for i in held}
         else:
             want = {str(i) for i in port_interfaces(entry.options)}
         for cidr in sorted(entry.kernel_addresses - want):
@@ -164,15 +178,12 @@ class PortManager:
         opts = port.options
         netns = self._acquire_netns(opts["netns"]) if opts.get("netns") else None
         try:
-            extra = {} if opts.get("txqueuelen") is None else {"txqueuelen": opts["txqueuelen"]}
-            tap = tap_ports.TapPort.open(
-                port.name, vnet_hdr=opts.get("vnet_hdr", False), offloads=opts.get("offloads"),
-                mtu=opts.get("mtu"), mac=port.mac, netns=netns,
-                address=opts.get("address"), gateway=opts.get("gateway"), **extra)
+            tap = port_kinds.open_port(port, loop=self.loop, netns=netns,
+                                       switch_ns=self._switch_namespace, registry=self.registry)
             try:
-                if self.ownership.marker:
+                if self.ownership.marker and tap.kind != "attach":   # an attached one is not ours
                     (netns or kernel.host).set_alias(tap.name, self.ownership.marker)
-                self.loop.add_port(port.id, tap.fd, vnet_hdr=tap.vnet_hdr)
+                self.loop.add_port(port.id, tap.loop_io, vnet_hdr=tap.vnet_hdr)
             except BaseException:
                 tap.close()
                 raise
@@ -180,7 +191,7 @@ class PortManager:
             if netns is not None:
                 self._release_netns(netns.name)
             raise
-        log.info("port %s (id %d) up%s, offloads %s", port.name, port.id,
+        log.info("port %s (id %d, %s) up%s, offloads %s", port.name, port.id, tap.kind,
                  f" in kernel namespace {netns.name}" if netns else "",
                  ",".join(sorted(tap.offloads)) or "off")
         entry = OpenPort(port.id, port.name, tap, netns, dict(opts))
@@ -212,12 +223,27 @@ class PortManager:
             entry.tap.close()
 
     def check_loop(self):
-        """Fail the open ports the packet loop stopped polling (a read error or EOF)."""
+        """Fail the open ports the packet loop stopped polling (a read error or EOF); a
+        ring port whose interface only went down (ENETDOWN, still there) is served again:
+        its socket takes frames once the interface is up."""
         for pid, state in self.loop.ports().items():
             if state["failed"] and pid in self.open:
-                error = state["error"]
+                error, port = state["error"], self.open[pid].tap
+                if state["ring"] and port.alive():
+                    self.loop.remove_port(pid)
+                    self.loop.add_port(pid, port.loop_io, vnet_hdr=port.vnet_hdr)
+                    continue
                 why = "the TAP was deleted" if error == "EBADFD" else "the TAP's fd failed"
+                if state["ring"]:
+                    why = "its interface was deleted"
                 self.fail(pid, f"read error {error}: {why}")
+
+    def check_links(self):
+        """Fail the ring ports whose interface was deleted (an AF_XDP socket is not told)."""
+        for pid, entry in list(self.open.items()):
+            alive = getattr(entry.tap, "alive", None)
+            if alive is not None and not alive():
+                self.fail(pid, f"its interface {entry.name} was deleted")
 
     def check_netns(self):
         """Fail the ports whose kernel namespace was deleted from outside, and let go
@@ -239,14 +265,48 @@ class PortManager:
         """The kernel namespaces the daemon's ports are in (created or entered)."""
         return set(self._netns)
 
+    def dhcp_port(self, pid):
+        """What the DHCP server needs of port ``pid`` (a ``DhcpPort``); None when the
+        switch does not serve it by DHCP or it is not up."""
+        entry = self.open.get(pid)
+        if entry is None:
+            return None
+        port = self.switch.port(pid)
+        ns = self.switch.namespace(port.ns)
+        if not dhcp_served(port.options, ns.is_l3):
+            return None
+
+        def held(ns_id):
+            return tuple(ipaddress.IPv4Interface(a) for a in self.switch.addresses(ns_id)
+                         if ":" not in a and not a.startswith("127."))
+        mtu = port.options.get("mtu") or getattr(entry.tap, "mtu", None) or 1500
+        return DhcpPort(ns.id, entry.tap.mac, mtu,
+                        port.options.get("dhcp_lease_time", DEFAULT_LEASE_TIME),
+                        held(ns.id), held(ns.parent))
+
+    def ring_stats(self):
+        """{port name: its ring's own counters (frames the kernel dropped, ...)} of the open
+        ports of the ring kinds."""
+        return {entry.name: entry.tap.loop_io.kernel_stats() for entry in self.open.values()
+                if entry.tap.kind != "tap"}
+
     def status(self, pid):
-        """``{"state": "up"}``, ``{"state": "failed", "error": reason}``, or
-        ``{"state": "missing"}`` for a model port the daemon could not open."""
+        """``{"state": "up", "kind": ...}``, ``{"state": "failed", "error": reason, "kind":
+        ...}``, or ``{"state": "missing"}`` for a model port the daemon could not open;
+        ``kind``: how it is served (``auto`` resolved)."""
         if pid in self.open:
-            return {"state": "up"}
+            return {"state": "up", "kind": self.open[pid].tap.kind}
         if pid in self.failed:
-            return {"state": "failed", "error": self.failed[pid].failure}
+            return {"state": "failed", "error": self.failed[pid].failure,
+                    "kind": self.failed[pid].tap.kind}
         return {"state": "missing"}
+
+    def _switch_namespace(self):
+        """The private namespace of the veth ports' switch ends, made on first use."""
+        if self._switch_ns is None or not self._switch_ns.alive:
+            self._switch_ns = PrivateNamespace("switch's namespace for veth ends",
+                                               registry=self.registry)
+        return self._switch_ns
 
     def _acquire_netns(self, name):
         """The kernel namespace a port goes into.  One tapswitch creates is removed
@@ -286,3 +346,6 @@ class PortManager:
                 self._close(pid)
             except Exception:
                 log.exception("closing port %d", pid)
+        if self._switch_ns is not None:
+            self._switch_ns.remove()
+            self._switch_ns = None

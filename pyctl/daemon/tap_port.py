@@ -188,6 +188,13 @@ class TapPort:
             raise
         return cls(dev, name, mac, vnet_hdr, enabled, txqueuelen, netns)
 
+    kind = "tap"
+
+    @property
+    def loop_io(self):
+        """What ``PacketLoop.add_port`` serves: the fd."""
+        return self.fd
+
     # -- state ---------------------------------------------------------------
 
     @property

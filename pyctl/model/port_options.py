@@ -1,29 +1,44 @@
-"""Validation of a port's options (what the daemon applies when it opens the TAP).
+"""Validation of a port's options (what the daemon applies when it opens the port).
 
 Known keys and their values:
 
-==============  ==========================================================
-``vnet_hdr``    bool: open the TAP with IFF_VNET_HDR
-``offloads``    list of ``csum``, ``tso4``, ``tso6``, ``tso_ecn``, ``uso4``,
-                ``uso6`` (TUNSETOFFLOAD); stored sorted, without repeats
-``txqueuelen``  int 0 .. 2**31-1: the TAP's transmit queue length
-``mtu``         int 68 .. 65535
-``netns``       name of a kernel network namespace to move the TAP into
-``address``     interface address (``10.0.0.5/24``) to give the TAP there, or
-                a list of them mixing IPv4 and IPv6 (``["10.0.0.5/24",
-                "fd00::5/64"]``, at most 16, no IP twice)
-``gateway``     default gateway for the TAP's side, or a list of at most one
-                per family; each needs an ``address`` of its family and must
-                lie inside its subnet
-``router``      bool: a router stands behind the port: the IPv6 router
-                advertisements and redirects it sends reach the scope's other
-                ports (without it they are dropped: a tenant is no router)
-``dhcp_server`` bool: the endpoint is a DHCP server the L2 trusts: its
-                server messages (UDP from port 67) reach the others and
-                DHCP clients' broadcasts reach it (an L3's port; without
-                it a tenant's server messages are ``rogue_dhcp`` drops;
-                an L2's own ports are trusted anyway)
-==============  ==========================================================
+===================  ==========================================================
+``kind``             how the switch serves the port (docs/io.md): ``tap`` (the
+                     default: a TAP it creates), ``veth`` (a veth pair, the
+                     switch's end on AF_PACKET rings), ``xdp`` (a veth pair, the
+                     switch's end on AF_XDP), ``attach`` (an interface that
+                     exists already in the switch's namespace, named like the
+                     port, on AF_PACKET rings, neither moved nor configured),
+                     ``auto`` (the best kind this machine allows)
+``vnet_hdr``         bool: open the TAP with IFF_VNET_HDR (kind tap)
+``offloads``         list of ``csum``, ``tso4``, ``tso6``, ``tso_ecn``, ``uso4``,
+                     ``uso6`` (TUNSETOFFLOAD); stored sorted, without repeats
+                     (kind tap)
+``txqueuelen``       int 0 .. 2**31-1: the TAP's transmit queue length (kind tap)
+``mtu``              int 68 .. 65535 (not for attach: the interface's own counts)
+``netns``            name of a kernel network namespace to put the endpoint's
+                     side (the TAP, the veth's other end) into (not for attach)
+``address``          interface address (``10.0.0.5/24``) to give it there, or a
+                     list of them mixing IPv4 and IPv6 (``["10.0.0.5/24",
+                     "fd00::5/64"]``, at most 16, no IP twice) (not for attach)
+``gateway``          default gateway for the endpoint's side, or a list of at
+                     most one per family; each needs an ``address`` of its
+                     family and must lie inside its subnet
+``router``           bool: a router stands behind the port: the IPv6 router
+                     advertisements and redirects it sends reach the scope's
+                     other ports (without it they are dropped: a tenant is no
+                     router)
+``dhcp_server``      bool: the endpoint is a DHCP server the L2 trusts: its
+                     server messages (UDP from port 67) reach the others and
+                     DHCP clients' broadcasts reach it (an L3's port; without
+                     it a tenant's server messages are ``rogue_dhcp`` drops;
+                     an L2's own ports are trusted anyway)
+``dhcp_lease_time``  int 2 .. 2**31-1 seconds: the lease the switch's DHCP
+                     server gives on this port (default 3600)
+===================  ==========================================================
+
+The switch serves a port by DHCPv4 (pyctl/daemon/dhcp.py) when nothing else configures
+its endpoint: a port of kind ``attach``, or one without ``address`` (``dhcp_served``).
 
 A single ``address`` or ``gateway`` is stored as the string it is, a list as
 a list; ``port_interfaces`` and ``port_gateways`` read either.  A port with an
@@ -38,13 +53,18 @@ from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
 from pyctl.model.option_check import checked_options, flag
 
-__all__ = ["OFFLOADS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU", "check_port_options",
-           "check_port_option", "port_interfaces", "port_gateways"]
+__all__ = ["OFFLOADS", "KINDS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU",
+           "DEFAULT_LEASE_TIME", "check_port_options", "check_port_option", "port_interfaces",
+           "port_gateways", "check_kind_combination", "dhcp_served"]
 
 OFFLOADS = ("csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")
+KINDS = ("tap", "veth", "xdp", "attach", "auto")
+TAP_ONLY = ("vnet_hdr", "offloads", "txqueuelen")
+NOT_FOR_ATTACH = ("mtu", "netns", "address", "gateway")
 MAX_PORT_ADDRESSES = 16
 IPV6_MIN_MTU = 1280       # RFC 8200 5: every IPv6 link carries 1280-byte packets
 DEFAULT_MTU = 1500        # a TAP's, when the port sets none
+DEFAULT_LEASE_TIME = 3600
 
 
 def _int_range(low, high):
@@ -64,6 +84,12 @@ def _offloads(key, value):
         raise InvalidArgument(f"port option {key!r}: unknown offload {unknown[0]!r} "
                               f"(known: {', '.join(OFFLOADS)})")
     return sorted(set(value))
+
+
+def _kind(key, value):
+    if value not in KINDS:
+        raise InvalidArgument(f"port option {key!r} must be one of {', '.join(KINDS)}, not {value!r}")
+    return value
 
 
 def _netns(key, value):
@@ -127,6 +153,7 @@ def port_gateways(options):
 
 
 _CHECKS = {
+    "kind": _kind,
     "vnet_hdr": flag("port"),
     "offloads": _offloads,
     "txqueuelen": _int_range(0, 2**31 - 1),
@@ -136,6 +163,7 @@ _CHECKS = {
     "gateway": _gateway,
     "router": flag("port"),
     "dhcp_server": flag("port"),
+    "dhcp_lease_time": _int_range(2, 2**31 - 1),
 }
 
 
@@ -151,6 +179,7 @@ def check_port_option(key, value):
 def check_port_options(options):
     """A validated, normalised copy of ``options`` (``None`` means no options)."""
     out = checked_options("port", options, _CHECKS)
+    check_kind_combination(out)
     if "gateway" in out:
         _check_gateways(out)
     if out.get("mtu", IPV6_MIN_MTU) < IPV6_MIN_MTU:
@@ -174,3 +203,25 @@ def _check_gateways(options):
             inside = " or ".join(str(i.network) for i in same)
             raise InvalidArgument(f"port option 'gateway' {gateway} must be another "
                                   f"address inside {inside}")
+
+
+def check_kind_combination(options):
+    """Refuse options the port's kind does not take (checked ``options``)."""
+    kind = options.get("kind", "tap")
+    for key in TAP_ONLY if kind != "tap" else ():
+        if key in options:
+            raise InvalidArgument(f"port option {key!r} is a TAP's (kind tap), not for kind {kind} "
+                                  f"(a veth or attach port always carries virtio-net headers)")
+    for key in NOT_FOR_ATTACH if kind == "attach" else ():
+        if key in options:
+            raise InvalidArgument(f"port option {key!r} is not for kind attach: the switch "
+                                  f"neither moves nor configures an interface it attaches to")
+
+
+def dhcp_served(options, is_l3):
+    """Whether the switch answers DHCP on a port with these (checked) ``options`` of a
+    namespace (an L3, ``is_l3``): nothing else configures its endpoint -- an attached
+    interface, or no ``address`` option.  An L2's ports (uplinks) never, nor a port
+    whose endpoint is itself a DHCP server (``dhcp_server``)."""
+    return (bool(is_l3) and not options.get("dhcp_server", False)
+            and (options.get("kind") == "attach" or "address" not in options))

@@ -119,8 +119,3 @@ class ModelReader:
         if record is None or record.kind != L2:
             return ()
         return connected_networks(state, record)
-
-    def options_of(self, ns_id) -> dict:
-        """The options of L2 ``ns_id`` (a copy; {} for an L3 or none)."""
-        record = self._sw._state.namespaces.get(ns_id)
-        return {} if record is None else dict(record.options)

@@ -22,8 +22,9 @@ class Tenant:
     name: str
     address: str                  # its first interface address, e.g. "10.0.0.2/24"
     netns_name: str               # the kernel network namespace its TAP lives in
-    port: str                     # the TAP's name
+    port: str                     # the port's name (the TAP's, the veth end's in netns_name)
     parent: str = ROOT_NAME
+    kind: str = "tap"             # how the switch serves its port (pyctl.model.port_options)
     addresses: tuple = ()         # every address it was given, ``address`` first
     cpus: tuple[int, ...] | None = None   # where processes started in it run (None: anywhere)
 

@@ -60,7 +60,7 @@ from pyctl.rig.lifecycle import Lifecycle, TopologyLeak
 from pyctl.rig.tenant import Tenant
 from pyctl.rig.verbs import RigVerbs
 
-__all__ = ["Topology", "Tenant", "TopologyLeak", "MODES"]
+__all__ = ["Topology", "Tenant", "TopologyLeak", "MODES", "KINDS"]
 
 
 def _flatten(address, more):
@@ -72,6 +72,7 @@ def _flatten(address, more):
 log = logging.getLogger("tapswitch.topology")
 
 MODES = ("thread", "process")
+KINDS = ("tap", "veth", "xdp", "auto")      # of the tenants' ports (attach: an interface of yours)
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
 _serial = itertools.count()
 
@@ -80,12 +81,15 @@ class Topology(RigVerbs, Lifecycle):
     """A switch and its tenants, made and removed together (see the module docstring)."""
 
     def __init__(self, mode="thread", *, batch_size=64, vnet_hdr=False, control=True,
-                 prefix="ts", start_timeout=30.0, stop_timeout=5.0, cpus=None, poll_us=0):
+                 prefix="ts", start_timeout=30.0, stop_timeout=5.0, kind="tap", cpus=None,
+                 poll_us=0):
         if mode not in MODES:
             raise errors.InvalidArgument(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if mode == "process" and not control:
             raise errors.InvalidArgument("a child daemon is driven through its control socket: "
                                          "mode='process' needs control=True")
+        if kind not in KINDS:
+            raise errors.InvalidArgument(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise errors.InvalidArgument(f"prefix must be 1-16 letters, digits, '-' or '_', "
                                          f"starting with a letter or digit: {prefix!r}")
@@ -96,6 +100,7 @@ class Topology(RigVerbs, Lifecycle):
         self.id = f"{kernel.process_tag()}{next(_serial):x}"
         self.prefix = prefix
         self.vnet_hdr, self.control, self.batch_size = vnet_hdr, control, batch_size
+        self.kind = kind                    # the tenants' port kind unless tenant() says
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self.tenants: dict[str, Tenant] = {}
         self.daemon = None                  # mode "thread": the running pyctl.daemon.daemon.Daemon
@@ -226,20 +231,25 @@ class Topology(RigVerbs, Lifecycle):
         return name
 
     def tenant(self, name, address, *more, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
-               offloads=None, txqueuelen=None, mtu=None, dhcp_server=False,
-               cpus=None) -> Tenant:
+               offloads=None, txqueuelen=None, mtu=None, kind=None, dhcp=False,
+               dhcp_server=False, cpus=None) -> Tenant:
         """An L3 namespace holding ``address`` (and ``more``: one address, a list, or
-        several; IPv4 and IPv6 mixed, each assigned and pushed in one step), its TAP in
-        a new kernel namespace, configured and up, with a default route per family
-        through ``gateway`` (one address or a list): by default the parent L2's own
-        address on each family's first subnet (none: no default route of that family).
+        several; IPv4 and IPv6 mixed, each assigned and pushed in one step), its port (of
+        ``kind``, default the topology's: a TAP, or a veth pair's end) in a new kernel
+        namespace, configured and up, with a default route per family through
+        ``gateway`` (one address or a list): by default the parent L2's own address on
+        each family's first subnet (none: no default route of that family).
         ``dhcp_server``: its port is a DHCP server the L2 trusts (port option
         ``dhcp_server``).  ``cpus``: where the processes started in it (``run``,
         ``popen``, ``call``) run::
 
             topo.tenant("web", "10.0.0.2/24", "fd00::2/64")
             topo.tenant("db", ["10.0.0.3/24", "fd00::3/64"], gateway=["10.0.0.1", "fd00::1"])
-        """
+
+        ``dhcp=True``: the port gets no address (nor route): the switch serves it by
+        DHCPv4 and a DHCP client run in the tenant takes the IPv4 address from it (the
+        IPv6 ones are mirrored onto the port as pushed).  ``vnet_hdr``, ``offloads`` and
+        ``txqueuelen`` are a TAP's."""
         interfaces = [ipaddress.ip_interface(a) for a in _flatten(address, more)]
         if not interfaces:
             raise errors.InvalidArgument(f"tenant {name!r} needs at least one address")
@@ -248,16 +258,24 @@ class Topology(RigVerbs, Lifecycle):
             cpus = check_cpus(cpus)
         netns_name = f"{self.prefix}-{self.id}-{name}"
         port_name = kernel.unique_name(f"t{next(self._ports)}")
-        vnet = self.vnet_hdr if vnet_hdr is None else vnet_hdr
+        kind = self.kind if kind is None else kind
+        vnet = (self.vnet_hdr if vnet_hdr is None else vnet_hdr) if kind == "tap" else vnet_hdr
         if gateway is None:
             gateway = self._gateways_for(parent, interfaces)
         texts = [str(i) for i in interfaces]
-        options = {"netns": netns_name, "address": texts[0] if len(texts) == 1 else texts,
-                   "vnet_hdr": vnet}
-        if gateway:
-            options["gateway"] = gateway
+        options = {"netns": netns_name}
+        if not dhcp:
+            options["address"] = texts[0] if len(texts) == 1 else texts
+            if gateway:
+                options["gateway"] = gateway
+        if kind != "tap":
+            options["kind"] = kind
+        if vnet is not None:
+            options["vnet_hdr"] = vnet
         if vnet:
             options["offloads"] = list(offloads if offloads is not None else ["csum", "tso4", "tso6"])
+        elif offloads is not None:
+            options["offloads"] = list(offloads)
         if txqueuelen is not None:
             options["txqueuelen"] = txqueuelen
         if mtu is not None:
@@ -266,6 +284,31 @@ class Topology(RigVerbs, Lifecycle):
             options["dhcp_server"] = True
         self._claim(netns_name)
         self._port_names.add(port_name)
+        self._l3_with_port(name, parent, texts, port_name, options)
+        tenant = Tenant(self, name, texts[0], netns_name, port_name, parent, kind=kind,
+                        addresses=tuple(texts), cpus=cpus)
+        self.tenants[name] = tenant
+        return tenant
+
+    def attach(self, name, interface, address, *more, parent=ROOT_NAME, lease_time=None) -> str:
+        """An L3 namespace holding ``address`` (and ``more``, as ``tenant`` takes them;
+        assigned and pushed in one step) served through ``interface``, which exists
+        already in the switch's namespace (a VM's TAP that its emulator holds): a port of
+        kind attach, neither moved nor configured; the endpoint behind it takes its IPv4
+        address from the switch's DHCP server (leases of ``lease_time`` seconds).
+        Returns the namespace's name."""
+        texts = [str(ipaddress.ip_interface(a)) for a in _flatten(address, more)]
+        if not texts:
+            raise errors.InvalidArgument(f"attached L3 {name!r} needs at least one address")
+        options = {"kind": "attach"}
+        if lease_time is not None:
+            options["dhcp_lease_time"] = lease_time
+        self._l3_with_port(name, parent, texts, interface, options)
+        return name
+
+    def _l3_with_port(self, name, parent, texts, port_name, options):
+        """Create L3 ``name`` under ``parent`` holding the addresses ``texts`` (each
+        assigned and pushed) and its port ``port_name``: all or nothing (``_do``)."""
         steps = [(lambda sw: sw.create(name, kind="l3", parent=parent),
                   ("create", {"name": name, "kind": "l3", "parent": parent}),
                   [("destroy", {"namespace": name})])]
@@ -277,9 +320,6 @@ class Topology(RigVerbs, Lifecycle):
                       ("port-add", {"name": port_name, "namespace": name, "options": options}),
                       [("port-del", {"name": port_name})]))
         self._do(steps)
-        tenant = Tenant(self, name, texts[0], netns_name, port_name, parent, tuple(texts), cpus)
-        self.tenants[name] = tenant
-        return tenant
 
     def _claim(self, netns_name):
         """Record a kernel namespace name as ours; one that exists already is

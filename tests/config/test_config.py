@@ -236,6 +236,12 @@ CASES = [
      "port[0].txqueuelen", 14, "must be an integer"),
     (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nvnet_hdr = 1\n",
      "port[0].vnet_hdr", 14, "true or false"),
+    (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nkind = \"vxlan\"\n",
+     "port[0].kind", 14, "must be one of tap, veth, xdp, attach, auto"),
+    (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nkind = \"attach\"\nnetns = \"t\"\n",
+     "port[0].kind", 14, "not for kind attach"),
+    (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nkind = \"veth\"\nvnet_hdr = true\n",
+     "port[0].kind", 14, "a TAP's"),
     (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\ngateway = \"10.1.0.1\"\n",
      "port[0].gateway", 14, "only meaningful with netns"),
     (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nnetns = \"t-web\"\n"

@@ -70,6 +70,15 @@ def test_dual_stack_file_loads_and_applies():
     assert sw.namespace_options("init") == {}
 
 
+def test_ring_ports_take_both_families():
+    config = load_config(DUAL.replace('netns = "tenant-web"', 'kind = "xdp"\nnetns = "tenant-web"'))
+    web = next(p for p in config.ports if p.name == "tsw-web")
+    assert web.options == {"kind": "xdp", "netns": "tenant-web",
+                           "address": ["10.1.0.11/24", "fd00:1::11/64"],
+                           "gateway": ["10.1.0.1", "fd00:1::1"]}
+    assert check(config).port("tsw-web").options == web.options
+
+
 def test_root_options_and_refusals():
     sw = check(load_config('[root]\naddresses = ["fd00::1/64"]\nadvertise = true\n'))
     assert sw.namespace_options("init") == {"advertise": True}
@@ -104,6 +113,7 @@ def test_the_same_default_twice_is_refused_per_family():
     ('address = ["10.1.0.11/24", 7]\n', "port[0].address", "a string or a list"),
     ('gateway = [1]\naddress = "10.1.0.11/24"\n', "port[0].gateway", "a string or a list"),
     ('address = "fd00:1::11/64"\nmtu = 1200\n', "port[0].address", "1280"),
+    ('kind = "veth"\naddress = "fd00:1::11/64"\nmtu = 1200\n', "port[0].address", "1280"),
 ])
 def test_port_address_refusals_name_the_key(port_lines, key, fragment):
     text = config_text.text(config_text.namespace("web", "l3", "10.1.0.11/24"),

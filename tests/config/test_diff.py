@@ -18,8 +18,9 @@ def topologies(draw):
     """TOML text of a random valid-looking dual-stack topology (the validator has the last
     word): L2s with an IPv4 subnet and maybe an IPv6 one and router advertisements, L3s with
     addresses of either family, ports whose kernel side has one address or both families',
-    routes of both families; L2s that let directed broadcasts in and have kernel namespaces
-delegated, L3 ports marked as DHCP servers (issue 14's isolation keys)."""
+    routes of both families, uplinks of the port kinds; L2s that let directed broadcasts in
+    and have kernel namespaces delegated, L3 ports marked as DHCP servers (issue 14's
+    isolation keys)."""
     out, l2s = [], []
     if draw(st.booleans()):
         out.append(f"[root]\nadvertise = {str(draw(st.booleans())).lower()}\n")
@@ -60,7 +61,8 @@ delegated, L3 ports marked as DHCP servers (issue 14's isolation keys)."""
     for name, k, six in l2s:
         if draw(st.booleans()):
             router = draw(st.sampled_from(["", "router = true\n"]))
-            out.append(f'[[port]]\nname = "up{name}"\nnamespace = "{name}"\n{router}')
+            kind = draw(st.sampled_from(["", 'kind = "veth"\n', 'kind = "xdp"\n']))
+            out.append(f'[[port]]\nname = "up{name}"\nnamespace = "{name}"\n{router}{kind}')
             for r in draw(st.lists(st.sampled_from([1, 2, 6] if six else [1, 2]), unique=True)):
                 if r == 6:
                     via = draw(st.sampled_from(["", f'via = "fd00:{k}::fe"\n']))
@@ -107,6 +109,16 @@ BASE = (config_text.namespace("tenants", "l2", "10.1.0.1/24")
         + config_text.namespace("db", "l3", "10.1.0.20/24", parent="tenants")
         + config_text.table("[[port]]", name="tsw-web", namespace="web")
         + config_text.table("[[port]]", name="tsw-db", namespace="db"))
+
+
+def test_a_port_whose_kind_changes_is_replaced_the_rest_untouched():
+    new = BASE.replace('name = "tsw-db"\nnamespace = "db"\n',
+                       'name = "tsw-db"\nnamespace = "db"\nkind = "veth"\ndhcp_lease_time = 600\n')
+    running, steps, _, _ = reloaded(BASE, new)
+    assert [s.text for s in steps] == ["port tsw-db goes (changed: it comes back)",
+                                       "port tsw-db comes (in db)"]
+    assert running.port("tsw-db").options == {"kind": "veth", "dhcp_lease_time": 600}
+    assert running.port("tsw-web").id == 0            # web's port: untouched
 
 
 def test_the_generated_topologies_are_mostly_valid_and_varied():

@@ -6,16 +6,21 @@ import itertools
 import pytest
 
 from pyctl import Switch, errors
-from pyctl.daemon import port_manager as pm
+from pyctl.daemon import port_manager as pm, tap_port
 from pyctl.kernel import CleanupRegistry
 
 
 class FakeTap:
     fds = itertools.count(100)
+    kind = "tap"
 
     def __init__(self, name, **_):
         self.name, self.fd, self.vnet_hdr, self.offloads = name, next(self.fds), False, ()
         self.closed = False
+
+    @property
+    def loop_io(self):
+        return self.fd
 
     def close(self):
         self.closed = True
@@ -39,7 +44,7 @@ class FakeLoop:
 @pytest.fixture
 def rig(monkeypatch):
     opened, mirrored = [], []
-    monkeypatch.setattr(pm.tap_ports.TapPort, "open",
+    monkeypatch.setattr(tap_port.TapPort, "open",
                         staticmethod(lambda name, **kw: opened.append(name) or FakeTap(name)))
     monkeypatch.setattr(pm.PortManager, "_mirror_addresses",
                         lambda self, entry, port: mirrored.append(port.name))
@@ -105,12 +110,12 @@ def test_a_failed_open_is_tried_again(rig, monkeypatch):
 
     def refuse(name, **kw):
         raise errors.Busy("no TAPs today")
-    monkeypatch.setattr(pm.tap_ports.TapPort, "open", staticmethod(refuse))
+    monkeypatch.setattr(tap_port.TapPort, "open", staticmethod(refuse))
     sw.create("d", "l3")
     sw.port_add("tap-d", "d")
     with pytest.raises(errors.Busy):
         ports.reconcile()
-    monkeypatch.setattr(pm.tap_ports.TapPort, "open",
+    monkeypatch.setattr(tap_port.TapPort, "open",
                         staticmethod(lambda name, **kw: opened.append(name) or FakeTap(name)))
     opened.clear()
     ports.reconcile()

@@ -4,6 +4,10 @@ Every test in tests/e2e is skipped, with the reason, when the process cannot
 create network namespaces (not root, or no CAP_SYS_ADMIN). Fixtures give each
 test its own cleanup registry, so whatever it creates is removed when it
 ends, also when it fails.
+
+A test (or module) marked ``port_kinds`` runs once per port kind of the tenants the
+plugin's fixtures make (``tapswitch_port_kind``: tap, veth, xdp); a kind this machine
+cannot run is skipped with the reason.
 """
 
 import functools
@@ -24,6 +28,31 @@ def _namespaces_unavailable() -> str | None:
     except OSError as exc:
         return f"cannot create a network namespace here: {exc}"
     return None
+
+
+PORT_KINDS = ("tap", "veth", "xdp")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("port_kinds") is None:
+        return
+    if "tapswitch_port_kind" not in metafunc.fixturenames:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid} is marked port_kinds but makes "
+                                f"no topology through tapswitch_factory/tapswitch_topology")
+    metafunc.parametrize("tapswitch_port_kind", PORT_KINDS, indirect=True)
+
+
+@pytest.fixture
+def tapswitch_port_kind(request):
+    """The kind this run of a ``port_kinds`` test uses (a parameter; tap otherwise),
+    skipped when this machine cannot serve it."""
+    kind = getattr(request, "param", None) or request.config.getoption("tapswitch_kind", None) or "tap"
+    if os.geteuid() == 0:
+        from pyctl.daemon.port_kinds import unavailable
+        why = unavailable(kind)
+        if why is not None:
+            pytest.skip(f"port kind {kind}: {why}")
+    return kind
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,7 +2,9 @@
 bench/packet_loop_tcp.py.
 
 Two tenants (L3 namespaces 1 and 2 of one L2, addresses 10.R.0.1 and 10.R.0.2/24, R
-random) each behind a TAP moved into its own kernel namespace.  The slow path does not
+random) each behind a port whose endpoint side is in its own kernel namespace: a TAP
+moved there, or a veth pair whose switch end is served by AF_PACKET rings ("veth") or
+an XDP socket ("xdp"), in a private namespace of the rig.  The slow path does not
 run here, so ARP is settled by hand: each kernel namespace gets a permanent neighbour
 entry for the other tenant's address pointing at the switch's MAC on its port, and the
 Datapath learns each tenant's MAC from its TAP.  The loop runs in a thread.
@@ -13,6 +15,8 @@ import threading
 
 import fastpath
 from pyctl.daemon import tap_port as ports
+from pyctl.daemon.veth_port import VethPort
+from pyctl.kernel.private_netns import PrivateNamespace
 
 NUD_PERMANENT = 0x80
 
@@ -22,8 +26,9 @@ def _ip(dotted):
 
 
 class LoopRig:
-    """``side`` options per tenant: "vnet" (header, default offloads), "vnet-off" (header,
-    no offloads), "plain" (no header)."""
+    """``side`` options per tenant: "vnet" (TAP, header, default offloads), "vnet-off"
+    (TAP, header, no offloads), "plain" (TAP, no header), "veth" (AF_PACKET rings), "xdp"
+    (AF_XDP)."""
 
     def __init__(self, make_netns, sides=("vnet", "vnet"), *, batch_size=256, backend=None):
         net = random.randint(1, 250)
@@ -34,9 +39,16 @@ class LoopRig:
         self._thread = None
         self._done = False
         self.slow = []
+        self.switch_ns = None
         try:
             for t, side in zip((1, 2), sides):
                 self.ns[t] = make_netns(prefix="tsloop")
+                if side in ("veth", "xdp"):
+                    if self.switch_ns is None:
+                        self.switch_ns = PrivateNamespace("loop rig's switch namespace")
+                    self.taps[t] = VethPort.open(kind=side, loop=self.loop, switch_ns=self.switch_ns,
+                                                 netns=self.ns[t], address=f"{self.addrs[t]}/24")
+                    continue
                 opts = {"plain": {}, "vnet": {"vnet_hdr": True},
                         "vnet-off": {"vnet_hdr": True, "offloads": []}}[side]
                 self.taps[t] = ports.TapPort.open(netns=self.ns[t], address=f"{self.addrs[t]}/24",
@@ -54,7 +66,7 @@ class LoopRig:
                     idx = ipr.link_lookup(ifname=self.taps[t].name)[0]
                     ipr.neigh("add", dst=self.addrs[other], ifindex=idx, state=NUD_PERMANENT,
                               lladdr=":".join(f"{b:02x}" for b in self.taps[t].mac))
-                self.loop.add_port(t, self.taps[t].fd, vnet_hdr=self.taps[t].vnet_hdr)
+                self.loop.add_port(t, self.taps[t].loop_io, vnet_hdr=self.taps[t].vnet_hdr)
         except BaseException:
             self.close()
             raise
@@ -81,6 +93,8 @@ class LoopRig:
             tap.close()
         for ns in self.ns.values():
             ns.remove()
+        if self.switch_ns is not None:
+            self.switch_ns.remove()
 
     def snmp(self, t):
         """The tenant namespace's /proc/net/snmp as {"Ip": {...}, "Tcp": {...}, ...}."""

@@ -50,6 +50,7 @@ def _started(topo, count=1):
         time.sleep(0.05)
 
 
+@pytest.mark.port_kinds         # a ring port's frames are captured as a TAP's
 def test_a_ping_captured_on_a_namespace_reads_back_with_tcpdump(two_tenants, tmp_path):
     topo, a, b = two_tenants
     out = tmp_path / "ping.pcapng"

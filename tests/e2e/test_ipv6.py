@@ -9,7 +9,8 @@ discovery (200 MB of TCP and UDP up to 65,000 bytes over IPv6, with offloads on 
 are tests/e2e/test_offloads.py's, overlapping prefixes in sibling L2s test_switch.py's),
 spoofed sources dropped and counted, MLD membership with kernel sockets,
 a tenant's duplicate address detection seeing a conflict (and none for a free address),
-and a rogue router advertisement that reaches nobody.
+and a rogue router advertisement that reaches nobody.  Ping and routing between
+subnets run for every port kind (``port_kinds``: ring ports carry IPv6 as TAPs do).
 """
 import random
 import socket
@@ -72,6 +73,7 @@ def eth_of(tenant):
 
 # -- reachability ----------------------------------------------------------------------------
 
+@pytest.mark.port_kinds       # ring ports (veth, xdp) carry IPv6 as TAPs do
 def test_ping6_between_tenants_and_to_the_gateway(tapswitch_topology):
     a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
     assert len(probes.ping(a, b.ip6, count=3)) == 3
@@ -95,6 +97,7 @@ def test_udp_and_tcp_over_ipv6_in_one_subnet(tapswitch_topology):
     assert nbytes == 20 << 20 and received == sent
 
 
+@pytest.mark.port_kinds
 def test_routed_between_two_subnets_hop_limit_decremented_then_time_exceeded(tapswitch_factory):
     topo, net = two_subnets(tapswitch_factory)
     a = topo.tenant("a", f"10.{net}.1.2/24", "fd00:1::2/64")

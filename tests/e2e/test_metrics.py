@@ -16,6 +16,7 @@ from pyctl.rig import probes
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
 from tests.support import config_text
+from tests.support.waiting import wait_for
 
 
 def parse(text):
@@ -38,6 +39,10 @@ def test_prometheus_text_moves_with_traffic_and_keeps_drops_apart(two_tenants, t
     before = parse(topo.counters(format="prometheus"))
     assert len(probes.ping(a, b.ip, count=5)) == 5
     probes.send_spoofed_udp(a, str(net.network_address + 77), b.ip, 7000, b"forged", count=4)
+    spoofed = value(before, "tapswitch_drops_total", reason="spoofed_source")
+    # the loop takes the forged frames on its own thread: read once it has dropped them
+    wait_for(lambda: value(parse(topo.counters(format="prometheus")), "tapswitch_drops_total",
+                           reason="spoofed_source") >= spoofed + 4, 10, "the forged frames dropped")
     text = topo.counters(format="prometheus")
     after = parse(text)
 

@@ -6,7 +6,11 @@ cache shows the path MTU) and TCP then uses; one without DF is fragmented by the
 (IPv6's packet too big is test_ipv6.py's.)"""
 import random
 
+import pytest
+
 from pyctl.rig import probes
+
+pytestmark = pytest.mark.port_kinds     # a ring port's MTU holds as a TAP's
 
 
 def a_and_small_b(factory):

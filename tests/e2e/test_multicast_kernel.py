@@ -6,7 +6,8 @@ Two L2 scopes: ``init`` (10.0.0.1/24) with tenants a, b, c, and its sibling
 ``blue`` (the same 10.0.0.1/24) with d (10.0.0.2, a's address there) and e.
 a, b and d join 239.1.1.1; c and e never do.  A kernel delivers only groups
 its sockets joined, so "c and d receive nothing" is checked where it is
-decided: the switch's counters of frames it sent to each namespace.
+decided: the switch's counters of frames it sent to each namespace.  Runs for every
+port kind of the tenants (``port_kinds``).
 """
 import select
 import socket
@@ -21,6 +22,7 @@ PORT = 5007
 COUNT = 20
 QUIET_S = 0.3           # a round ends when no datagram came for this long
 LEAVE_BOUND_S = 2.0      # docs/multicast.md: an L3's leave is applied on its leave report
+pytestmark = pytest.mark.port_kinds
 
 
 def member_socket(tenant):

@@ -2,7 +2,8 @@
 
 Each test builds its topology with the project's own pytest plugin
 (``tapswitch_topology`` / ``tapswitch_factory``), sends traffic only between
-the kernel namespaces it made, and leaves nothing behind.
+the kernel namespaces it made, and leaves nothing behind.  Every test runs once
+per port kind of the tenants (tap, veth, xdp: ``port_kinds``, tests/e2e/conftest.py).
 """
 import ipaddress
 import socket
@@ -13,6 +14,8 @@ from pyctl import errors
 
 from pyctl.rig import probes
 from pyctl.control.client import ControlClient
+
+pytestmark = pytest.mark.port_kinds
 
 
 def test_icmp_echo_between_tenants_and_to_the_switch(tapswitch_topology):

@@ -22,7 +22,8 @@ class Skeleton(NamedTuple):
 
 def skeleton(draw, max_ports, mtus=None, dhcp=False):
     """Draw a skeleton; ``mtus``: each port's MTU drawn from these (None: set_port
-    without one); ``dhcp``: a port is marked as a DHCP server now and then."""
+    without one); ``dhcp``: a port is marked as a DHCP server now and then, and as one
+    the switch serves by DHCP now and then."""
     ops = [("set_namespace", 0, 0, False)]
     if draw(st.booleans()):
         ops.append(("set_namespace", 1, 1, False))
@@ -41,8 +42,9 @@ def skeleton(draw, max_ports, mtus=None, dhcp=False):
         used_l3.add(n)
         ports[p] = n
         extra = () if mtus is None else (draw(st.sampled_from(mtus)),)
-        if dhcp:
-            extra = (extra or (1500,)) + (draw(st.sampled_from([False, False, True])),)
+        if dhcp:        # a DHCP server behind it; the switch serves it by DHCP
+            extra = (extra or (1500,)) + (draw(st.sampled_from([False, False, True])),
+                                          draw(st.sampled_from([False, False, True])))
         ops.append(("set_port", p, n, mac(p + 1), *extra))
     return Skeleton(ops, scopes, l3, namespaces, scope_of, ports, used_l3)
 

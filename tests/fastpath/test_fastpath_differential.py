@@ -121,7 +121,7 @@ def scenarios(draw):
                draw(st.lists(st.lists(frames(ports, owned), min_size=1, max_size=40), min_size=1, max_size=3))]
     # between batches, one table write (exercises route-cache invalidation)
     changes = draw(st.lists(st.sampled_from(["route", "unroute", "neigh", "move", "port", "dhcp",
-                                             "directed", "subnet"]),
+                                             "serve", "directed", "subnet"]),
                             min_size=len(batches), max_size=len(batches)))
     return ops, peers, batches, changes, sorted(ports), owned
 
@@ -143,6 +143,10 @@ def change(dp, what, ports, owned, port_ns):
         elif what == "dhcp" and ports:
             dp.set_port(ports[-1], port_ns[ports[-1]], mac(ports[-1] + 1), dp.port_mtu(ports[-1]),
                         dhcp_server=not dp.port_is_dhcp_server(ports[-1]))
+        elif what == "serve" and ports:                           # the switch's DHCP server
+            p = ports[len(ports) // 2]
+            dp.set_port(p, port_ns[p], mac(p + 1), dp.port_mtu(p),
+                        dhcp_server=dp.port_is_dhcp_server(p), serve_dhcp=not dp.port_serves_dhcp(p))
         elif what == "directed":
             dp.set_directed_broadcast(0, not dp.directed_broadcast(0))
         elif what == "subnet" and owned:

@@ -128,7 +128,7 @@ def change(dp, what, ports, owned, port_ns):
             if dp.lookup_address(scope, a) == n:
                 dp.remove_address(scope, a)
         elif what == "mtu" and ports:
-            dp.set_port(ports[0], port_ns[ports[0]], mac(ports[0] + 1), 1280)
+            dp.set_port(ports[0], port_ns[ports[0]], mac(ports[0] + 1), mtu=1280)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,

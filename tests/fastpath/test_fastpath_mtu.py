@@ -26,7 +26,7 @@ def world4(dp, mtu, subnet=False):
     build_world(dp, subnet=subnet)
     with dp.update():
         for port, ns in mtu:
-            dp.set_port(port, ns, port_mac(port), mtu[(port, ns)])
+            dp.set_port(port, ns, port_mac(port), mtu=mtu[(port, ns)])
     return dp
 
 
@@ -122,5 +122,5 @@ def test_the_mtu_is_read_per_frame_after_a_change(make_dp):
     frame = from_t1(FAR4, payload=bytes(1400))
     assert verdicts(run(dp, [frame], slot_size=2048)) == [FORWARD]     # fills the route cache
     with dp.update():
-        dp.set_port(0, 0, port_mac(0), 1280)
+        dp.set_port(0, 0, port_mac(0), mtu=1280)
     assert verdicts(run(dp, [frame], slot_size=2048)) == [TOO_BIG]

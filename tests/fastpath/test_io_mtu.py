@@ -19,7 +19,7 @@ def rig(backend):
     """Ports 1 and 2 with the virtio-net header, port 3 without; port 3's MTU is 1280."""
     dp = world()
     with dp.update():
-        dp.set_port(3, 3, mac(3), 1280)
+        dp.set_port(3, 3, mac(3), mtu=1280)
     loop = fastpath.PacketLoop(dp, batch_size=32, slot_size=65536 + 256, backend=backend)
     taps = {p: FakeTap() for p in (1, 2, 3)}
     for p, t in taps.items():

@@ -232,7 +232,7 @@ def test_a_delegated_client_never_puts_a_port_beside_a_stranger(steps):
             {"add": lambda: api.port_add(port, ns, options={"netns": netns}),
              "del": lambda: sw.port_del(port),
              "delegate": lambda: api.netns_delegate(ns, netns),
-             "revoke": lambda: sw.netns_revoke(ns, netns)}[verb]()
+             "revoke": lambda: api.netns_revoke(ns, netns)}[verb]()
         except errors.TapswitchError:
             assert sw.snapshot() == before                  # a refusal changes nothing
             continue

@@ -1,6 +1,8 @@
 """Routes (issue 2, point 7), ports and multicast membership."""
 import pytest
 
+from pyctl.model import port_options
+
 from tests.support.model import events_of, refused, tenants
 from pyctl import Port, Route, Switch, errors
 
@@ -207,6 +209,20 @@ def test_destroying_an_l3_removes_its_port():
     ("p", None, {"address": "10.0.0.5/24", "gateway": "10.1.0.1"}, errors.InvalidArgument),
     ("p", None, {"address": "10.0.0.5/24", "gateway": "10.0.0.5"}, errors.InvalidArgument),
     ("p", None, ["vnet_hdr"], errors.InvalidArgument),
+    ("p", None, {"kind": "vxlan"}, errors.InvalidArgument),
+    ("p", None, {"kind": "veth", "vnet_hdr": True}, errors.InvalidArgument),
+    ("p", None, {"kind": "xdp", "offloads": ["csum"]}, errors.InvalidArgument),
+    ("p", None, {"kind": "auto", "txqueuelen": 10}, errors.InvalidArgument),
+    ("p", None, {"kind": "attach", "netns": "ts-x"}, errors.InvalidArgument),
+    ("p", None, {"kind": "attach", "mtu": 9000}, errors.InvalidArgument),
+    ("p", None, {"kind": "attach", "address": "10.0.0.5/24"}, errors.InvalidArgument),
+    ("p", None, {"kind": "attach", "address": ["10.0.0.5/24", "fd00::5/64"]},
+     errors.InvalidArgument),
+    ("p", None, {"kind": "veth", "address": "fd00::5/64", "mtu": 1279}, errors.InvalidArgument),
+    ("p", None, {"kind": "xdp", "address": ["10.0.0.5/24", "fd00::5/64"],
+                 "gateway": ["10.0.0.1", "fd01::1"]}, errors.InvalidArgument),
+    ("p", None, {"dhcp_lease_time": 1}, errors.InvalidArgument),
+    ("p", None, {"dhcp_lease_time": 2**31}, errors.InvalidArgument),
     ("uplink0", None, None, errors.AlreadyExists),
     ("p", "02:00:00:00:00:01", None, errors.AddressInUse),
 ])
@@ -263,3 +279,21 @@ def test_destroy_drops_memberships():
     sw.destroy("web")
     assert sw.members("239.1.1.1", "init") == []
     assert sw.versions["groups"] == before + 1
+
+
+def test_port_kinds_and_dhcp_service():
+    sw = tenants()
+    sw.create("vm", kind="l3")
+    sw.port_add("vnet3", "vm", options={"kind": "attach", "dhcp_lease_time": 60})
+    sw.port_add("veth-up", "init", options={"kind": "veth", "mtu": 9000, "netns": "ts-up"})
+    assert sw.port("vnet3").options == {"kind": "attach", "dhcp_lease_time": 60}
+    assert port_options.dhcp_served(sw.port("vnet3").options, True)
+    assert not port_options.dhcp_served(sw.port("veth-up").options, False)    # an L2's uplink
+    assert not port_options.dhcp_served({"address": "10.0.0.5/24"}, True)
+    assert port_options.dhcp_served({"netns": "ts-x"}, True)
+    dual = {"kind": "veth", "netns": "ts-d", "address": ["10.0.0.5/24", "fd00::5/64"],
+            "gateway": ["10.0.0.1", "fd00::1"]}
+    sw.create("d", kind="l3", parent="init")
+    sw.port_add("veth-d", "d", options=dual)         # ring ports take both families as TAPs do
+    assert sw.port("veth-d").options == dual
+    assert not port_options.dhcp_served(dual, True)

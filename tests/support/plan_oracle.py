@@ -42,8 +42,12 @@ def expected_plan(snapshot, families=(4, 6)):
     port_ids = {p["name"]: p["id"] for p in snapshot["ports"]}
     first_port = {}
     for port in sorted(snapshot["ports"], key=lambda p: p["id"]):
+        options = port["options"]
+        server = options.get("dhcp_server", False)
+        served = (by_id[port["ns"]]["kind"] == "l3" and not server
+                  and (options.get("kind") == "attach" or "address" not in options))
         plan.ports[port["id"]] = (port["ns"], bytes.fromhex(port["mac"].replace(":", "")),
-                                  port["options"].get("dhcp_server", False))
+                                  server, served)
         if 6 in families:             # a datapath with IPv6 bounds its frames by the port's MTU
             plan.ports[port["id"]] += (port["options"].get("mtu", 1500),)
         first_port.setdefault(port["ns"], port["id"])

@@ -19,7 +19,7 @@ MODEL_OWN = {"namespace", "scope_of", "may_send_from", "port", "as_namespace", "
              "subscribe", "watch", "transaction", "read", "namespace_options", "set_capacity",
              "socket_opened", "socket_closed", "netns_delegated", "netns_must_be_created"}
 # Public methods of Topology that are no verb: building tenants, the life cycle.
-RIG_OWN = {"l2", "tenant", "start", "close", "client"}
+RIG_OWN = {"l2", "tenant", "attach", "start", "close", "client"}
 # ctl subcommands that are no verb.
 CTL_OWN = {"call", "capture"}      # client-side subcommands: any verb; the capture-* verbs' client
 

@@ -1,0 +1,232 @@
+# The AF_PACKET port kind (port_io.pxi's seam): an interface served through an AF_PACKET
+# socket with a TPACKET_V2 receive ring and a transmit ring, virtio-net headers
+# (PACKET_VNET_HDR: GSO super-frames and partial checksums pass as on a vnet TAP) and
+# PACKET_QDISC_BYPASS.  Needs CAP_NET_RAW only.
+#
+# Receive.  The kernel copies each frame into the next free ring slot, a 10-byte
+# virtio_net_hdr right before it, and hands the slot over (TP_STATUS_USER).  afp_rx puts
+# the frame in the batch where it lies (its offset = the ring's place in the FrameArena +
+# the slot + tp_mac): no copy.  The header is moved 2 bytes down so it reads as the
+# batch's 12-byte one (the slot has room before it: the kernel leaves >= 24 bytes between
+# the sockaddr_ll and the header).  The slots stay the switch's until afp_end gives them
+# back after the batch's writes.  Why V2 and not V3: a V3 block is handed over only when
+# full or when its timer (>= 1 ms) fires, which an idle link pays in latency; V2 hands
+# over each frame (and wakes epoll) at once.
+#
+# Slots are sized for the interface's MTU (2 KiB for 1500).  A larger frame -- a GSO
+# super-frame of up to 64 KiB -- is cut short in its slot, and with PACKET_COPY_THRESH
+# the kernel also queues it whole on the socket (TP_STATUS_COPY): afp_rx reads that one
+# with recvmsg() into the batch pool.  So small frames cost no system call and a large
+# one costs one, amortised over its 64 KiB (as a TAP read), and the rings stay small.
+#
+# Transmit.  afp_tx copies a frame (its virtio_net_hdr first) into the next free TX slot
+# and marks it TP_STATUS_SEND_REQUEST; afp_end kicks the ring once per batch (send()):
+# with QDISC_BYPASS the kernel hands each frame to the driver at once.  The header's
+# hdr_len is set to the whole frame, so the kernel builds a linear skb: a TX-ring skb with
+# the frame's tail left in the ring's pages would be copied again into fresh pages when
+# it enters a veth's receive path (skb_copy_ubufs: a page allocated per 64-byte frame).
+# The TX ring has a socket of its own, not the polled one: each sent skb's release wakes
+# its socket's waiters (sock_def_write_space), and the loop's epoll must not be one.  A
+# frame larger than a slot goes through a third, ring-less socket bound to the same
+# interface (sendmsg), after a kick, so the port's frames keep their order.  A full ring
+# is a counted drop (write_eagain).
+#
+# VLAN-tagged frames arrive with the tag in the slot's metadata, not in the frame: they
+# are dropped and counted (rx_vlan), as the fast path refuses tagged frames from a TAP.
+from libc.errno cimport errno, EAGAIN, ENOBUFS
+from fastpath.includes.afpacket cimport (
+    send, recvmsg, sendmsg, msghdr, tpacket2_hdr, MSG_DONTWAIT, MSG_TRUNC, TP_STATUS_KERNEL,
+    TP_STATUS_USER, TP_STATUS_COPY, TP_STATUS_VLAN_VALID, TP_STATUS_AVAILABLE,
+    TP_STATUS_SEND_REQUEST, TP_STATUS_WRONG_FORMAT, TPACKET2_TX_DATA, VIRTIO_NET_HDR_LEN,
+    load_acquire_u32, store_release_u32)
+
+cdef enum:
+    RING_BURST = 32             # frames one rx call takes (then the next port's turn)
+
+
+cdef struct PacketRing:
+    int fd                      # the RX ring's socket (polled)
+    int tx_fd                   # the TX ring's socket
+    int big_fd                  # ring-less socket: frames larger than a TX slot
+    uint8_t* rx                 # the RX ring, in the FrameArena
+    uint8_t* tx                 # the TX ring
+    uint32_t rx_base            # the RX ring's offset from the batch buffer
+    uint32_t frame              # slot size (RX and TX)
+    uint32_t rx_n, rx_next, rx_held, rx_holding   # slots; next to look at; first held; held
+    uint32_t tx_n, tx_next, tx_queued, tx_room    # slots; next to fill; filled since the kick
+
+
+cdef inline uint32_t ring_next(uint32_t i, uint32_t n) noexcept nogil:
+    i += 1
+    return 0 if i == n else i
+
+
+cdef Py_ssize_t afp_rx_socket(PacketRing* r, int32_t port_id, const RxBatch* rx,
+                              Py_ssize_t slot) noexcept nogil:
+    """A frame too large for its ring slot: read it whole from the socket queue into the
+    batch pool's slot ``slot``."""
+    cdef uint32_t off = slot * rx.slot_size + rx.headroom
+    cdef uint8_t* f = rx.buf + off
+    cdef size_t fits = rx.slot_size - rx.headroom
+    cdef iovec iov[2]
+    cdef msghdr msg
+    cdef ssize_t got
+    memset(&msg, 0, sizeof(msg))
+    iov[0].iov_base, iov[0].iov_len = f - VNET_HDR_LEN, VIRTIO_NET_HDR_LEN
+    iov[1].iov_base, iov[1].iov_len = f, fits
+    msg.msg_iov, msg.msg_iovlen = iov, 2
+    got = recvmsg(r.fd, &msg, MSG_DONTWAIT)
+    rx.st.rx_socket_frames += 1
+    if got < <ssize_t>VIRTIO_NET_HDR_LEN:
+        rx.st.read_errors += 1          # the copy the ring announced is not there
+        return 0
+    if msg.msg_flags & MSG_TRUNC:
+        rx.st.reads += 1
+        rx.st.rx_oversize += 1
+        return 0
+    (f - 2)[0] = 0                      # num_buffers: the 12-byte header's last field
+    (f - 1)[0] = 0
+    return rx_accept(rx, port_id, True, slot, off, <size_t>got + 2, fits + VNET_HDR_LEN)
+
+
+cdef Py_ssize_t afp_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize_t slot,
+                       Py_ssize_t room) noexcept nogil:
+    """Put up to ``room`` (at most RING_BURST) ready slots' frames in the batch from
+    ``slot`` on; they stay held until afp_end (see the top of this file)."""
+    cdef PacketRing* r = <PacketRing*>p.kind
+    cdef tpacket2_hdr* h
+    cdef uint32_t status, idx, n
+    cdef uint8_t* f
+    cdef Py_ssize_t placed = 0, seen = 0
+    if room > RING_BURST:
+        room = RING_BURST
+    while placed < room and r.rx_holding < r.rx_n:
+        idx = r.rx_next
+        h = <tpacket2_hdr*>(r.rx + <size_t>idx * r.frame)
+        status = load_acquire_u32(&h.tp_status)
+        if not status & TP_STATUS_USER:
+            break
+        r.rx_next = ring_next(idx, r.rx_n)
+        r.rx_holding += 1
+        seen += 1
+        if status & TP_STATUS_COPY:
+            placed += afp_rx_socket(r, port_id, rx, slot + placed)
+        elif status & TP_STATUS_VLAN_VALID:
+            rx.st.reads += 1
+            rx.st.rx_vlan += 1
+        elif h.tp_snaplen < h.tp_len:
+            rx.st.reads += 1
+            rx.st.rx_oversize += 1
+        else:
+            f = <uint8_t*>h + h.tp_mac
+            memmove(f - VNET_HDR_LEN, f - VIRTIO_NET_HDR_LEN, VIRTIO_NET_HDR_LEN)
+            (f - 2)[0] = 0
+            (f - 1)[0] = 0
+            n = h.tp_snaplen + VNET_HDR_LEN
+            placed += rx_accept(rx, port_id, True, slot + placed,
+                                r.rx_base + idx * r.frame + h.tp_mac, n, n + 1)
+    if seen == 0:
+        return ring_empty(p, r.fd, rx.st)
+    return placed
+
+
+cdef int afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
+    """Have the kernel send the TX slots filled since the last kick."""
+    st.tx_submits += 1
+    if send(r.tx_fd, NULL, 0, MSG_DONTWAIT) < 0 and errno != EAGAIN and errno != ENOBUFS:
+        st.write_errors += 1
+    r.tx_queued = 0
+    return 0
+
+
+cdef int afp_tx_big(PacketRing* r, LoopStats* st, iovec* iov, int iovcnt, size_t n) noexcept nogil:
+    """A frame larger than a TX slot: sendmsg() on the ring-less socket, after a kick."""
+    cdef iovec out[5]
+    cdef msghdr msg
+    cdef int k, cnt = 2
+    cdef ssize_t sent
+    if iovcnt > 3:
+        st.write_errors += 1
+        return -1
+    if r.tx_queued:
+        afp_kick(r, st)
+    out[0].iov_base, out[0].iov_len = iov[0].iov_base, VIRTIO_NET_HDR_LEN
+    out[1].iov_base = <uint8_t*>iov[0].iov_base + VNET_HDR_LEN
+    out[1].iov_len = iov[0].iov_len - VNET_HDR_LEN
+    for k in range(1, iovcnt):
+        out[cnt] = iov[k]
+        cnt += 1
+    memset(&msg, 0, sizeof(msg))
+    msg.msg_iov, msg.msg_iovlen = out, cnt
+    st.tx_submits += 1
+    sent = sendmsg(r.big_fd, &msg, MSG_DONTWAIT)
+    if sent < 0:
+        if errno == EAGAIN or errno == ENOBUFS:
+            st.write_eagain += 1
+        else:
+            st.write_errors += 1
+        return -1
+    st.writes += 1
+    st.frames_out += 1
+    st.bytes_out += <uint64_t>sent
+    return 0
+
+
+cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
+    """The kind's tx (a seg_sink): the frame, its 12-byte virtio-net header first, into
+    the next TX slot with the 10-byte header the ring wants (see the top)."""
+    cdef TxSink* s = <TxSink*>ctx
+    cdef PacketRing* r = <PacketRing*>s.kind
+    cdef tpacket2_hdr* h
+    cdef uint8_t* d
+    cdef size_t total = 0, n, used
+    cdef uint32_t status
+    cdef int k
+    for k in range(iovcnt):
+        total += iov[k].iov_len
+    if iov[0].iov_len < VNET_HDR_LEN or total < VNET_HDR_LEN + ETH_HLEN:
+        s.st.write_errors += 1
+        return -1
+    n = total - (VNET_HDR_LEN - VIRTIO_NET_HDR_LEN)
+    if n > r.tx_room:
+        return afp_tx_big(r, s.st, iov, iovcnt, n)
+    h = <tpacket2_hdr*>(r.tx + <size_t>r.tx_next * r.frame)
+    status = load_acquire_u32(&h.tp_status)
+    if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT and r.tx_queued:
+        afp_kick(r, s.st)
+        status = load_acquire_u32(&h.tp_status)
+    if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT:
+        s.st.write_eagain += 1          # every slot is still being sent
+        return -1
+    d = <uint8_t*>h + TPACKET2_TX_DATA
+    memcpy(d, iov[0].iov_base, VIRTIO_NET_HDR_LEN)
+    d[2] = <uint8_t>(n - VIRTIO_NET_HDR_LEN)       # hdr_len: all of it linear (see the top)
+    d[3] = <uint8_t>((n - VIRTIO_NET_HDR_LEN) >> 8)
+    used = iov[0].iov_len - VNET_HDR_LEN
+    memcpy(d + VIRTIO_NET_HDR_LEN, <uint8_t*>iov[0].iov_base + VNET_HDR_LEN, used)
+    used += VIRTIO_NET_HDR_LEN
+    for k in range(1, iovcnt):
+        memcpy(d + used, iov[k].iov_base, iov[k].iov_len)
+        used += iov[k].iov_len
+    h.tp_len = <uint32_t>n
+    store_release_u32(&h.tp_status, TP_STATUS_SEND_REQUEST)
+    r.tx_next = ring_next(r.tx_next, r.tx_n)
+    r.tx_queued += 1
+    s.st.writes += 1
+    s.st.frames_out += 1
+    s.st.bytes_out += n
+    return 0
+
+
+cdef void afp_end(LoopPort* p, LoopStats* st) noexcept nogil:
+    """After the batch: kick the TX ring, give the held RX slots back to the kernel."""
+    cdef PacketRing* r = <PacketRing*>p.kind
+    cdef tpacket2_hdr* h
+    if r.tx_queued:
+        afp_kick(r, st)
+    while r.rx_holding:
+        h = <tpacket2_hdr*>(r.rx + <size_t>r.rx_held * r.frame)
+        store_release_u32(&h.tp_status, TP_STATUS_KERNEL)
+        r.rx_held = ring_next(r.rx_held, r.rx_n)
+        r.rx_holding -= 1
+
