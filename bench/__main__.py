@@ -32,21 +32,12 @@ import subprocess
 import sys
 import time
 
-from bench import placement, report
+from bench import cli_args, placement, report
 from bench.peers import PEERS
 from bench.runner import TESTS, Plan, run_bench
 
 DEFAULT_OUT = "bench/results"
 FASTPATH_TIMEOUT = 600
-
-
-def _list(value: str, known, what: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in known]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or '(none)'}; "
-                                         f"known: {', '.join(known)}")
-    return items
 
 
 def _run_fastpath_sweep(out_json: str, quick: bool) -> None:
@@ -146,9 +137,9 @@ def main(argv=None) -> int:
         return cmd_plot(p.parse_args(argv[1:]))
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--peers", type=lambda v: _list(v, PEERS, "peer"), default=list(PEERS),
+    p.add_argument("--peers", type=lambda v: cli_args.names(v, PEERS, "peer"), default=list(PEERS),
                    help=f"comma-separated, default all: {','.join(PEERS)}")
-    p.add_argument("--tests", type=lambda v: _list(v, TESTS, "test"), default=list(TESTS),
+    p.add_argument("--tests", type=lambda v: cli_args.names(v, TESTS, "test"), default=list(TESTS),
                    help=f"comma-separated, default all: {','.join(TESTS)}")
     p.add_argument("--reps", type=int, default=3, help="repetitions of each measurement (default 3)")
     p.add_argument("--seconds", type=float, default=5.0, help="length of each load (default 5)")

@@ -3,14 +3,18 @@ interpreter, the imports and the round trip.  Target: under 50 ms for a call (is
 
     python -m bench.ctl_latency                 # 30 calls per verb
     python -m bench.ctl_latency --runs 100 --json out.json
+    python -m bench.ctl_latency --tree /path/to/old/tree --tree .     # before / after
 
 A control server over a small model (``tests``' tenants shape: no daemon, no root) serves
 on a socket in a temporary directory, in a child process; each sample is one
 ``sys.executable -m pyctl ctl --socket S VERB`` run to its end.  Alongside, on the same
-machine in the same run (read the ratios on a shared machine): the bare interpreter
-(``python -c pass``, with the site packages), the import of ``pyctl.cli`` and the parser's
+machine in the same run (read the ratios on a shared machine): the interpreter's own floor
+(``python -S -c pass``: no site packages; ``python -c pass``: with this machine's site
+packages and their ``.pth`` hooks), the import of ``pyctl.cli`` and the parser's
 construction measured inside a child, and the modules a call loads (numpy and the compiled
-core must not be among them).
+core must not be among them).  With several ``--tree``s (source trees of tapswitch, each
+put first on PYTHONPATH) every sample round takes one sample of each tree in turn, so a
+change of the machine's load falls on all of them alike.
 """
 from __future__ import annotations
 
@@ -50,13 +54,26 @@ print(f"{(t1 - t0) * 1e3:.3f} {(t2 - t1) * 1e3:.3f} {','.join(heavy) or '-'}")
 """
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+# Bytecode: an installed tapswitch has its modules compiled (pip does it at install).  The
+# children write and read theirs under this run's own cache prefix (the trees stay clean),
+# also where the environment says PYTHONDONTWRITEBYTECODE: without caches every call would
+# compile each module it imports from source again (--no-bytecode measures that).
+_PYCACHE = {"prefix": None}
 
 
-def _timed(argv) -> float:
+def _env(tree=REPO):
+    env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if _PYCACHE["prefix"] is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = _PYCACHE["prefix"]
+    return env
+
+
+def _timed(argv, tree=REPO) -> float:
+    """Milliseconds of ``argv`` run to its end in ``tree`` (its directory too: ``-c`` and
+    ``-m`` put the working directory before PYTHONPATH)."""
     t0 = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=_env())
+    done = subprocess.run(argv, capture_output=True, text=True, env=_env(tree), cwd=tree)
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{argv} failed: {done.stderr.strip()}")
@@ -70,25 +87,53 @@ def _summary(samples: list[float]) -> dict:
             "min_ms": round(ordered[0], 2), "runs": len(ordered)}
 
 
-def measure(runs: int, verbs: list[str]) -> dict:
+def _alternating(runs: int, items: list, sample) -> list[list]:
+    """``runs`` rounds of ``sample(item)`` for each item in turn: the samples per item."""
+    out = [[] for _ in items]
+    for _ in range(runs):
+        for k, item in enumerate(items):
+            out[k].append(sample(item))
+    return out
+
+
+def measure(runs: int, verbs: list[str], trees: list[str] = (REPO,), bytecode=True) -> dict:
+    trees = [os.path.abspath(t) for t in trees]
+    names = [""] if len(trees) == 1 else [f" [{t}]" for t in trees]
     with tempfile.TemporaryDirectory(prefix="tsw-ctl-bench-") as tmp:
+        _PYCACHE["prefix"] = os.path.join(tmp, "pycache") if bytecode else None
         path = os.path.join(tmp, "control.sock")
         server = subprocess.Popen([sys.executable, "-c", SERVER, path], stdout=subprocess.PIPE,
                                   text=True, env=_env())
         try:
             if server.stdout.readline().strip() != "ready":
                 raise RuntimeError("the control server did not start")
-            out = {"interpreter": _summary([_timed([sys.executable, "-c", "pass"])
-                                            for _ in range(runs)])}
-            inside = [subprocess.run([sys.executable, "-c", INSIDE], capture_output=True, text=True,
-                                     env=_env(), check=True).stdout.split() for _ in range(runs)]
-            out["import_pyctl_cli"] = _summary([float(i[0]) for i in inside])
-            out["build_parser"] = _summary([float(i[1]) for i in inside])
-            out["heavy_modules_loaded"] = sorted({m for i in inside for m in i[2].split(",")} - {"-"})
-            for verb in verbs:
-                argv = [sys.executable, "-m", "pyctl", "ctl", "--socket", path, *verb.split()]
-                _timed(argv)                    # warm the page cache
-                out[f"ctl {verb}"] = _summary([_timed(argv) for _ in range(runs)])
+            floors = {"interpreter -S (no site)": [sys.executable, "-S", "-c", "pass"],
+                      "interpreter (site)": [sys.executable, "-c", "pass"]}
+            for argv in floors.values():
+                _timed(argv)                            # its bytecode cached
+            out = {name: _summary(samples) for name, samples
+                   in zip(floors, _alternating(runs, list(floors.values()), _timed))}
+            for tree in trees:
+                _timed([sys.executable, "-c", INSIDE], tree)
+            inside = _alternating(runs, trees, lambda tree: subprocess.run(
+                [sys.executable, "-c", INSIDE], capture_output=True, text=True, env=_env(tree),
+                cwd=tree, check=True).stdout.split())
+            for name, samples in zip(names, inside):
+                out[f"import_pyctl_cli{name}"] = _summary([float(i[0]) for i in samples])
+                out[f"build_parser{name}"] = _summary([float(i[1]) for i in samples])
+                out[f"heavy_modules_loaded{name}"] = sorted(
+                    {m for i in samples for m in i[2].split(",")} - {"-"})
+            # each verb; the first also without the site packages' start-up hooks (-S: ctl
+            # needs nothing installed, PYTHONPATH finds tapswitch), beside the floor's -S line
+            runs_of = [(verb, "", []) for verb in verbs] + [(verbs[0], " (-S)", ["-S"])]
+            for verb, label, flags in runs_of:
+                argv = [sys.executable, *flags, "-m", "pyctl", "ctl", "--socket", path,
+                        *verb.split()]
+                for tree in trees:
+                    _timed(argv, tree)                  # warm the page and bytecode caches
+                calls = _alternating(runs, trees, lambda tree: _timed(argv, tree))
+                for name, samples in zip(names, calls):
+                    out[f"ctl {verb}{label}{name}"] = _summary(samples)
         finally:
             server.terminate()
             server.wait(10)
@@ -100,15 +145,27 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--verbs", default="ping,namespaces,addresses tenants --tagged",
                    help="comma-separated ctl commands to time")
+    p.add_argument("--tree", action="append", dest="trees", metavar="DIR",
+                   help="a source tree of tapswitch to time (repeat it to compare trees, "
+                        "sampled in turn; default: this one)")
+    p.add_argument("--no-bytecode", action="store_true",
+                   help="no bytecode caches: every call compiles what it imports (what "
+                        "PYTHONDONTWRITEBYTECODE=1 with no caches written makes of it)")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
-    result = measure(args.runs, [v.strip() for v in args.verbs.split(",") if v.strip()])
-    print(f"{'what':32} {'median ms':>10} {'p90 ms':>8} {'min ms':>8}")
+    result = measure(args.runs, [v.strip() for v in args.verbs.split(",") if v.strip()],
+                     args.trees or [REPO], bytecode=not args.no_bytecode)
+    width = max(len(key) for key in result) + 2
+    print(f"{'what':{width}} {'median ms':>10} {'p90 ms':>8} {'min ms':>8}")
     for key, value in result.items():
         if isinstance(value, dict):
-            print(f"{key:32} {value['median_ms']:>10.1f} {value['p90_ms']:>8.1f} {value['min_ms']:>8.1f}")
-    print(f"heavy modules a call loads: {', '.join(result['heavy_modules_loaded']) or 'none'}")
-    print("target: a ctl call under 50 ms (compare with the interpreter line: its own start-up)")
+            print(f"{key:{width}} {value['median_ms']:>10.1f} {value['p90_ms']:>8.1f} "
+                  f"{value['min_ms']:>8.1f}")
+    for key, value in result.items():
+        if key.startswith("heavy_modules_loaded"):
+            print(f"heavy modules a call loads{key[len('heavy_modules_loaded'):]}: "
+                  f"{', '.join(value) or 'none'}")
+    print("target: a ctl call under 50 ms (compare with the interpreter lines: its own start-up)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

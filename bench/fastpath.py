@@ -1,4 +1,4 @@
-"""Fast-path throughput table: `python -m bench.fastpath [--quick] [--json FILE]`.
+"""Fast-path throughput table: `python -m bench.fastpath [--quick] [--tables T,..] [--json FILE]`.
 
 Frames per second of Datapath.process() on one core, 64-byte frames, for batch sizes
 1, 32 and 256, with 10 / 1k / 100k / 1M addresses in the demux and 10 / 10k / 1M routes
@@ -37,12 +37,16 @@ def measure(dp, stream, seconds=0.1, repeats=7):
     return max(rates)
 
 
-def rows(quick=False):
+TABLES = ("demux", "fib", "demux6", "fib6")
+
+
+def rows(quick=False, tables=TABLES):
     demux_sizes = DEMUX_SIZES[:3] if quick else DEMUX_SIZES
     fib_sizes = FIB_SIZES[:2] if quick else FIB_SIZES
     configs = [("demux", n, demux_world) for n in demux_sizes] + [("fib", n, fib_world) for n in fib_sizes]
     configs += [("demux6", n, demux6_world) for n in demux_sizes]
     configs += [("fib6", n, fib6_world) for n in fib_sizes]
+    configs = [c for c in configs if c[0] in tables]
     for table, n, build in configs:
         result = {"table": table, "entries": n}
         t = time.perf_counter()
@@ -64,12 +68,14 @@ def rows(quick=False):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 1M-entry tables")
+    parser.add_argument("--tables", type=lambda v: cli_args.names(v, TABLES, "table"), default=TABLES,
+                        help=f"comma-separated, default all: {','.join(TABLES)}")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
     print(f"{'table':<6} {'entries':>9} {'load s':>7} {'b=1':>8} {'b=32':>8} {'b=256':>8}"
           f" {'ref b=256':>10} {'core/ref':>9}   (Mpps, 64-byte frames, one core)")
     out = []
-    for r in rows(args.quick):
+    for r in rows(args.quick, args.tables):
         out.append(r)
         print(f"{r['table']:<6} {r['entries']:>9,} {r['load_s']:>7} {r['core_b1'] / 1e6:>8.2f}"
               f" {r['core_b32'] / 1e6:>8.2f} {r['core_b256'] / 1e6:>8.2f} {r['ref_b256'] / 1e6:>10.4f}"

@@ -4,7 +4,7 @@ Wall-clock figures on a shared 2-core machine move by 10-20 % from run to run; t
 number of instructions the core executes per frame for a fixed workload does not.  This
 runs a fixed set of workloads (the fast-path table's demux and FIB worlds, a multicast
 fan-out world, a mix of drops and slow-path hand-offs, and the IPv6 demux and FIB
-worlds) under ``valgrind --tool=callgrind``, collecting only inside
+worlds and an IPv6 mix) under ``valgrind --tool=callgrind``, collecting only inside
 ``Datapath.process()``, and prints instructions (Ir) per frame for each.  Compare two
 builds by running it in each tree: the figures are deterministic, so a difference of a
 few instructions is real.
@@ -23,7 +23,8 @@ import sys
 import tempfile
 
 PASSES = 4          # passes over a workload's batches after the warm-up one
-WORKLOADS = ("demux1k", "demux100k", "fib10k", "fanout8", "mixed", "demux6_1k", "fib6_10k")
+WORKLOADS = ("demux1k", "demux100k", "fib10k", "fanout8", "mixed", "demux6_1k", "fib6_10k",
+             "mixed6")
 
 
 def _mixed_frames(frames):
@@ -46,6 +47,25 @@ def _mixed_frames(frames):
     return out
 
 
+def _mixed6_frames(frames):
+    """IPv6's mix, each frame still 64 bytes: every fourth forwarded as built; the others a
+    source nobody owns, a hop-by-hop options header walked on the way (in place of the UDP
+    header: next header 59, none, and a PadN option), and a routing header that claims more
+    bytes than the packet has (a bad_extension_header drop)."""
+    out = []
+    for k, (port, f) in enumerate(frames):
+        f = bytearray(f)
+        kind = k % 4
+        if kind == 1:
+            f[22:38] = (0xFD00_0000_0000_0007 << 64 | k % 200).to_bytes(16, "big")
+        elif kind == 2:
+            f[20], f[54:62] = 0, bytes([59, 0, 1, 4, 0, 0, 0, 0])
+        elif kind == 3:
+            f[20], f[54:62] = 43, bytes([59, 200, 0, 0, 0, 0, 0, 0])
+        out.append((port, bytes(f)))
+    return out
+
+
 def _world(name):
     """(datapath, batches, restore, every frame forwarded?) of a workload."""
     from bench import fanout
@@ -61,7 +81,7 @@ def _world(name):
         dp, frames = demux_world(core, 100_000)
     elif name == "fib10k":
         dp, frames = fib_world(core, 10_000)
-    elif name == "demux6_1k":
+    elif name in ("demux6_1k", "mixed6"):
         dp, frames = demux6_world(core, 1_000)
     elif name == "fib6_10k":
         dp, frames = fib6_world(core, 10_000)
@@ -69,8 +89,10 @@ def _world(name):
         raise SystemExit(f"unknown workload {name!r}: one of {', '.join(WORKLOADS)}")
     if name == "mixed":
         frames = _mixed_frames(frames[:4096])
+    elif name == "mixed6":
+        frames = _mixed6_frames(frames[:4096])
     stream = Stream(frames, 256, n_frames=4096)
-    return dp, stream.batches, stream.restore, name != "mixed"
+    return dp, stream.batches, stream.restore, name not in ("mixed", "mixed6")
 
 
 def child(name):

@@ -83,6 +83,7 @@ cdef Py_ssize_t afp_rx_socket(PacketRing* r, int32_t port_id, const RxBatch* rx,
     if msg.msg_flags & MSG_TRUNC:
         rx.st.reads += 1
         rx.st.rx_oversize += 1
+        capture_drop(rx.cap, port_id, DROP_RX_OVERSIZE, NULL, f, <uint32_t>fits)
         return 0
     (f - 2)[0] = 0                      # num_buffers: the 12-byte header's last field
     (f - 1)[0] = 0
@@ -114,9 +115,12 @@ cdef Py_ssize_t afp_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize
         elif status & TP_STATUS_VLAN_VALID:
             rx.st.reads += 1
             rx.st.rx_vlan += 1
+            capture_drop(rx.cap, port_id, DROP_RX_VLAN, NULL, <uint8_t*>h + h.tp_mac, h.tp_snaplen)
         elif h.tp_snaplen < h.tp_len:
             rx.st.reads += 1
             rx.st.rx_oversize += 1
+            capture_drop(rx.cap, port_id, DROP_RX_OVERSIZE, NULL, <uint8_t*>h + h.tp_mac,
+                         h.tp_snaplen)
         else:
             f = <uint8_t*>h + h.tp_mac
             memmove(f - VNET_HDR_LEN, f - VIRTIO_NET_HDR_LEN, VIRTIO_NET_HDR_LEN)
@@ -139,14 +143,16 @@ cdef int afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
     return 0
 
 
-cdef int afp_tx_big(PacketRing* r, LoopStats* st, iovec* iov, int iovcnt, size_t n) noexcept nogil:
+cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) noexcept nogil:
     """A frame larger than a TX slot: sendmsg() on the ring-less socket, after a kick."""
     cdef iovec out[5]
     cdef msghdr msg
     cdef int k, cnt = 2
     cdef ssize_t sent
+    cdef LoopStats* st = s.st
     if iovcnt > 3:
         st.write_errors += 1
+        capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
     if r.tx_queued:
         afp_kick(r, st)
@@ -163,8 +169,10 @@ cdef int afp_tx_big(PacketRing* r, LoopStats* st, iovec* iov, int iovcnt, size_t
     if sent < 0:
         if errno == EAGAIN or errno == ENOBUFS:
             st.write_eagain += 1
+            capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
         else:
             st.write_errors += 1
+            capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
     st.writes += 1
     st.frames_out += 1
@@ -186,10 +194,11 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         total += iov[k].iov_len
     if iov[0].iov_len < VNET_HDR_LEN or total < VNET_HDR_LEN + ETH_HLEN:
         s.st.write_errors += 1
+        capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
     n = total - (VNET_HDR_LEN - VIRTIO_NET_HDR_LEN)
     if n > r.tx_room:
-        return afp_tx_big(r, s.st, iov, iovcnt, n)
+        return afp_tx_big(r, s, iov, iovcnt, n)
     h = <tpacket2_hdr*>(r.tx + <size_t>r.tx_next * r.frame)
     status = load_acquire_u32(&h.tp_status)
     if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT and r.tx_queued:
@@ -197,6 +206,7 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         status = load_acquire_u32(&h.tp_status)
     if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT:
         s.st.write_eagain += 1          # every slot is still being sent
+        capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
         return -1
     d = <uint8_t*>h + TPACKET2_TX_DATA
     memcpy(d, iov[0].iov_base, VIRTIO_NET_HDR_LEN)

@@ -104,6 +104,7 @@ cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         total += iov[k].iov_len
     if total > x.chunk:
         s.st.write_errors += 1          # larger than a chunk (the port's MTU is smaller)
+        capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
     if x.tx_free_n == 0:
         xsk_reap(x)
@@ -111,6 +112,7 @@ cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
             xsk_kick(x, s.st)
         if x.tx_free_n == 0:
             s.st.write_eagain += 1
+            capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
             return -1
     x.tx_free_n -= 1
     addr = x.tx_free[x.tx_free_n]

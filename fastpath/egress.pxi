@@ -7,7 +7,9 @@
 # Each function takes the frame ``f`` (``n`` bytes, its virtio-net header right before it)
 # and counts what it does in ``st``.  Nothing written is larger than its port's MTU: a
 # unicast frame's size (a super-frame's segments) process() checked (too_big); a fan-out
-# copy the loop checks (frame_wire_len, tx_over_mtu).
+# copy the loop checks (frame_wire_len, tx_over_mtu).  A frame dropped on the way (a
+# super-frame that cannot be cut; a failed write, tap.pxi / uring.pxi) is copied to a
+# capture of the port's drops (capture.pxi) where it is counted.
 
 
 cdef inline uint32_t frame_wire_len(const uint8_t* f, uint32_t n) noexcept nogil:
@@ -30,25 +32,31 @@ cdef inline uint32_t frame_wire_len(const uint8_t* f, uint32_t n) noexcept nogil
     return n - ETH_HLEN
 
 
-cdef bint segment_or_complete(const uint8_t* eth, uint8_t* f, uint32_t n, uint8_t* scratch,
-                              seg_sink sink, void* ctx, LoopStats* st) noexcept nogil:
+cdef enum:
+    FIT_WRITE = 0           # segment_or_complete: the caller writes the frame
+    FIT_DONE = 1            # its segments went to the sink
+    FIT_REFUSED = -1        # a super-frame that cannot be cut: dropped (counted)
+
+
+cdef int segment_or_complete(const uint8_t* eth, uint8_t* f, uint32_t n, uint8_t* scratch,
+                             seg_sink sink, void* ctx, LoopStats* st) noexcept nogil:
     """Fit a frame for a destination without the virtio-net header: a GSO super-frame goes
-    to ``sink`` as its segments (True: nothing left to write); a partial checksum is
-    completed in place (False: the caller writes the frame).  Counted either way."""
+    to ``sink`` as its segments (FIT_DONE; FIT_REFUSED when it cannot be cut); a partial
+    checksum is completed in place (FIT_WRITE: the caller writes the frame).  Counted."""
     cdef uint8_t* h = f - VNET_HDR_LEN
     cdef Py_ssize_t segs
     if h[1] != VNET_GSO_NONE:
         segs = gso_segment(eth, f, n, h, scratch, sink, ctx)
         if segs < 0:
             st.sw_gso_refused += 1
-        else:
-            st.sw_gso_frames += 1
-            st.sw_segments += <uint64_t>segs
-        return True
+            return FIT_REFUSED
+        st.sw_gso_frames += 1
+        st.sw_segments += <uint64_t>segs
+        return FIT_DONE
     if h[0] & VNET_F_NEEDS_CSUM:
         vnet_complete_csum(f, n, h)
         st.sw_csum += 1
-    return False
+    return FIT_WRITE
 
 
 cdef void settle_csum(uint8_t* f, uint32_t n, LoopStats* st) noexcept nogil:
@@ -79,7 +87,10 @@ cdef void send_out(LoopPort* p, uint8_t* f, uint32_t n, const uint8_t* eth, uint
             cnt = 3
         p.tx(&p.sink, iov, cnt)
         return
-    if segment_or_complete(eth if eth != NULL else f, f, n, scratch, p.tx, &p.sink, st):
+    cdef int fit = segment_or_complete(eth if eth != NULL else f, f, n, scratch, p.tx, &p.sink, st)
+    if fit == FIT_REFUSED and p.sink.cap != NULL:
+        capture_drop(p.sink.cap, p.sink.port, DROP_SW_GSO_REFUSED, eth, f, n)
+    if fit != FIT_WRITE:
         return
     if eth == NULL:
         iov[0].iov_base, iov[0].iov_len = f, n
@@ -99,7 +110,10 @@ cdef void queue_slow(SlowQueue* q, uint8_t* f, uint32_t n, int32_t port, int32_t
     q.cur_port = port
     q.cur_ns = ns
     q.cur_reason = reason
-    if segment_or_complete(f, f, n, scratch, slow_append, q, st):
+    cdef int fit = segment_or_complete(f, f, n, scratch, slow_append, q, st)
+    if fit == FIT_REFUSED and q.capture != NULL:
+        capture_drop(q.capture, port, DROP_SW_GSO_REFUSED, NULL, f, n)
+    if fit != FIT_WRITE:
         return
     iov.iov_base, iov.iov_len = f, n
     slow_append(q, &iov, 1)

@@ -32,6 +32,10 @@
 # each ring port the batch touched gives its frames back and kicks its transmit ring
 # (port_io.pxi's ``end``).
 #
+# Every frame the loop drops on the way (a refused read, a failed write, a port it lacks,
+# a copy over its MTU, a full slow queue, a spent share) is counted and copied to a
+# capture of that port's drops with its counter's capture code (capture.pxi).
+#
 # Write backends (chosen at construction: backend="auto"|"epoll"|"io_uring", or the
 # TAPSWITCH_IO_BACKEND environment variable; ``loop.backend`` says which runs): a port's
 # tx is fd_write (tap.pxi, one write()/writev() per frame) or tx_uring (uring.pxi: the
@@ -104,6 +108,7 @@ cdef class LoopEngine:
         memset(&self.send_st, 0, sizeof(LoopStats))
         ts_uring_init(&self.uring.ring)
         self.uring.w = NULL
+        self.uring.cap = NULL
 
     def __init__(self, DatapathTables datapath not None, *, Py_ssize_t batch_size=256,
                  Py_ssize_t slot_size=65536 + 256, Py_ssize_t headroom=64,
@@ -143,9 +148,11 @@ cdef class LoopEngine:
         self.rx.buf, self.rx.slot_size, self.rx.headroom = self.batch.c_buf, slot_size, headroom
         self.rx.offset, self.rx.length = self.batch.c_offset, self.batch.c_length
         self.rx.port, self.rx.st = self.batch.c_port, &self.st
+        self.rx.cap = self.uring.cap = &datapath.capring      # the loop's drops are captured
         if handoff_open(&self.slow, slow_queue, slow_queue_bytes, datapath.max_namespaces,
                         share, &self.st) < 0:
             raise MemoryError()
+        self.slow.q[0].capture = self.slow.q[1].capture = &datapath.capring
         self.wakeups = {}
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
         if self.epfd < 0:
@@ -403,6 +410,8 @@ cdef class LoopEngine:
                     op = self.batch.c_fanout_port[k]
                     if unlikely(wire > self.dp.ports.mtu[op]):
                         self.st.tx_over_mtu += 1        # a bridged copy: dropped, as a bridge does
+                        capture_drop(&self.dp.capring, op, DROP_TX_OVER_MTU,
+                                     self.batch.c_fanout_eth + k * ETH_HLEN, f, n)
                         continue
                     self._out(f, n, op, self.batch.c_fanout_eth + k * ETH_HLEN)
             elif v == VERDICT_SLOWPATH:
@@ -431,6 +440,8 @@ cdef class LoopEngine:
             reason = self.batch.c_reason[i]
             if not share_admit(shares, ns, port, reason_share(reason), now):
                 self.st.slow_refused += 1
+                capture_drop(&self.dp.capring, port, DROP_SLOW_REFUSED, NULL,
+                             self.batch.c_buf + self.batch.c_offset[i], self.batch.c_length[i])
                 continue
             queue_slow(q, self.batch.c_buf + self.batch.c_offset[i], self.batch.c_length[i],
                        port, ns, reason, self.scratch, &self.st)
@@ -439,6 +450,7 @@ cdef class LoopEngine:
     cdef inline void _out(self, uint8_t* f, uint32_t n, int32_t out, const uint8_t* eth) noexcept nogil:
         if out < 0 or out >= self.ps.n or self.ps.port[out].fd < 0:
             self.st.tx_no_port += 1
+            capture_drop(&self.dp.capring, out, DROP_TX_NO_PORT, eth, f, n)
             return
         ports_touch(self.ps, &self.ps.port[out], out)
         send_out(&self.ps.port[out], f, n, eth, self.scratch, &self.st)

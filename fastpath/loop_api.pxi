@@ -59,6 +59,8 @@ cdef class PacketLoop(LoopEngine):
         if blocking:
             raise InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
         sink.fd, sink.st, sink.uring, sink.kind = fd, &self.st, &self.uring, NULL
+        sink.cap, sink.port = &self.dp.capring, port_id
+        sink.skip = VNET_HDR_LEN if vnet_hdr else 0
         self._lock()
         try:
             self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
@@ -70,6 +72,8 @@ cdef class PacketLoop(LoopEngine):
         ring.check_usable(self.arena)
         self._check_new_fd(ring.poll_fd, "port")
         sink.fd, sink.st, sink.uring, sink.kind = ring.poll_fd, &self.st, NULL, ring.state
+        sink.cap, sink.port = &self.dp.capring, port_id
+        sink.skip = VNET_HDR_LEN if ring.vnet else 0
         self._lock()
         try:
             self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink, ring.end)
@@ -155,6 +159,7 @@ cdef class PacketLoop(LoopEngine):
         self.port_table.check_id(port_id)
         cdef LoopPort* p = &self.ps.port[<int>port_id]
         cdef int fd = p.fd
+        cdef uint8_t code
         if fd < 0:
             raise NotFound(f"port {port_id} is not in the loop")
         cdef const uint8_t[::1] data = frame
@@ -162,13 +167,18 @@ cdef class PacketLoop(LoopEngine):
         if not ETH_HLEN <= n <= self.rx.slot_size - self.rx.headroom:
             raise InvalidArgument(f"a frame is {ETH_HLEN}..{self.rx.slot_size - self.rx.headroom} "
                                   f"bytes, not {n}")
-        if p.end != NULL:
+        if p.end != NULL:                   # a ring kind: its tx captures a failed write
             self._lock()
             r = port_send(p, &data[0], n, &self.send_st) if p.fd >= 0 else -1
             self._unlock()
             if r != 0:
                 return False
         elif fd_send(fd, p.vnet, &data[0], n, &self.send_st) != 0:  # whatever the backend
+            code = DROP_WRITE_EAGAIN if errno == EAGAIN else DROP_WRITE_ERRORS
+            if self.dp.capring.on:          # the ring is the packet thread's: under its lock
+                self._lock()
+                capture_drop(&self.dp.capring, port_id, code, NULL, &data[0], <uint32_t>n)
+                self._unlock()
             return False
         self.send_st.sent += 1
         return True

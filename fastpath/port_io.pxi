@@ -36,6 +36,9 @@ cdef struct TxSink:         # what a port's tx writes with
     LoopStats* st
     UringTx* uring          # the io_uring backend's ring (NULL: write at once)
     void* kind              # a ring kind's state (its RingPort's)
+    CaptureRing* cap        # where a failed write is copied (capture.pxi; NULL: nowhere)
+    int32_t port            # the port's id, for the capture
+    uint8_t skip            # bytes before the frame in what tx gets (its virtio-net header)
 
 cdef struct RxBatch:        # where a port kind's rx puts frames
     uint8_t* buf
@@ -44,6 +47,7 @@ cdef struct RxBatch:        # where a port kind's rx puts frames
     uint32_t* length
     int32_t* port
     LoopStats* st
+    CaptureRing* cap        # where a refused read is copied (capture.pxi)
 
 cdef struct LoopPort
 ctypedef Py_ssize_t (*port_rx_fn)(LoopPort* p, int32_t port_id, const RxBatch* rx,
@@ -125,15 +129,21 @@ cdef inline Py_ssize_t rx_accept(const RxBatch* rx, int32_t port_id, bint vnet,
     rx.st.read_bytes += got
     if got >= room:
         rx.st.rx_oversize += 1         # may have been cut short to fit the slot
+        if vnet and got >= VNET_HDR_LEN:
+            capture_drop(rx.cap, port_id, DROP_RX_OVERSIZE, NULL, f, <uint32_t>(got - VNET_HDR_LEN))
+        else:
+            capture_drop(rx.cap, port_id, DROP_RX_OVERSIZE, NULL, h if vnet else f, <uint32_t>got)
         return 0
     if vnet:
         if got < VNET_HDR_LEN:
             rx.st.vnet_drop[VNET_SHORT] += 1
+            capture_drop(rx.cap, port_id, DROP_VNET_SHORT, NULL, h, <uint32_t>got)
             return 0
         n = <uint32_t>(got - VNET_HDR_LEN)
         why = vnet_check(h, f, n)
         if why != VNET_OK:
             rx.st.vnet_drop[why] += 1
+            capture_drop(rx.cap, port_id, vnet_drop_code(why), NULL, f, n)
             return 0
         vnet_drop_claims(h)            # the sender's checksum claim never leaves its port
     else:

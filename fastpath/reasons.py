@@ -32,6 +32,8 @@ class Reason(NamedTuple):
 class Counter(NamedTuple):
     name: str
     help: str
+    capture: int = 0        # a counter of frames the packet loop dropped: the reason code a
+                            # capture of drops gives them (CAPTURE_REASON_NAMES); 0: no frame
 
 
 class Share(NamedTuple):
@@ -107,15 +109,16 @@ SLOW_SHARES = (
 )
 
 # Why a port refused a virtio-net header (the frame never reaches process()); code = position.
+# A refused frame is a counted drop; a capture of drops shows it with its capture code.
 VNET_REFUSALS = (
     Counter("ok", "accepted"),
-    Counter("vnet_short", "the read was shorter than the header"),
-    Counter("vnet_bad_flags", "unknown flag bits"),
-    Counter("vnet_bad_gso_type", "unknown gso_type, UFO, or ECN without TCP"),
-    Counter("vnet_bad_csum", "csum_start/csum_offset beyond the frame or inside the Ethernet/IP header"),
-    Counter("vnet_bad_hdr_len", "hdr_len beyond the frame"),
-    Counter("vnet_bad_gso", "GSO without NEEDS_CSUM or gso_size, or on a frame that is not what gso_type says"),
-    Counter("vnet_too_many_segments", "a GSO super-frame that would need more than VNET_MAX_SEGMENTS (256) segments"),
+    Counter("vnet_short", "the read was shorter than the header", 128),
+    Counter("vnet_bad_flags", "unknown flag bits", 129),
+    Counter("vnet_bad_gso_type", "unknown gso_type, UFO, or ECN without TCP", 130),
+    Counter("vnet_bad_csum", "csum_start/csum_offset beyond the frame or inside the Ethernet/IP header", 131),
+    Counter("vnet_bad_hdr_len", "hdr_len beyond the frame", 132),
+    Counter("vnet_bad_gso", "GSO without NEEDS_CSUM or gso_size, or on a frame that is not what gso_type says", 133),
+    Counter("vnet_too_many_segments", "a GSO super-frame that would need more than VNET_MAX_SEGMENTS (256) segments", 134),
 )
 
 # Per port and per namespace, charged by process(); index = position.
@@ -126,7 +129,9 @@ TRAFFIC_COUNTERS = (
     Counter("tx_bytes", "their bytes"),
 )
 
-# The packet loop's counters (PacketLoop.stats()), in the order of its C struct.
+# The packet loop's counters (PacketLoop.stats()), in the order of its C struct.  A counter
+# of frames the loop drops (its help says "dropped") has a capture code (128..255, distinct):
+# a capture of drops shows each such frame with the counter's name for its reason.
 LOOP_STATS = (
     Counter("batches", "batches decided"),
     Counter("epoll_waits", "epoll_wait calls that returned (events or the timeout)"),
@@ -138,27 +143,27 @@ LOOP_STATS = (
     Counter("writes", "writes that succeeded"),
     Counter("frames_out", "frames written"),
     Counter("bytes_out", "bytes written"),
-    Counter("write_eagain", "writes refused with a full queue (dropped)"),
-    Counter("write_errors", "writes that failed otherwise (dropped)"),
-    Counter("tx_no_port", "frames to a port the loop does not have (dropped)"),
+    Counter("write_eagain", "writes refused with a full queue (dropped)", 141),
+    Counter("write_errors", "writes that failed otherwise (dropped)", 142),
+    Counter("tx_no_port", "frames to a port the loop does not have (dropped)", 143),
     Counter("tx_over_mtu", "fan-out copies larger than their port's MTU (a super-frame: its "
-            "segments), dropped as a bridge does"),
+            "segments), dropped as a bridge does", 144),
     Counter("read_errors", "reads that failed; the port is failed"),
     Counter("read_eof", "reads of 0 bytes; the port is failed"),
-    Counter("rx_oversize", "frames that did not fit a slot (dropped)"),
+    Counter("rx_oversize", "frames that did not fit a slot (dropped)", 140),
     Counter("slow_queued", "frames queued for the slow path"),
-    Counter("slow_overflow", "frames the full slow queue refused (dropped)"),
-    Counter("slow_ns_full", "frames refused because their namespace held its part of the slow queue (dropped)"),
-    Counter("slow_refused", "frames over their namespace's share of the slow path (dropped; per namespace: counters)"),
+    Counter("slow_overflow", "frames the full slow queue refused (dropped)", 146),
+    Counter("slow_ns_full", "frames refused because their namespace held its part of the slow queue (dropped)", 147),
+    Counter("slow_refused", "frames over their namespace's share of the slow path (dropped; per namespace: counters)", 148),
     Counter("sw_csum", "checksums completed in software"),
     Counter("sw_gso_frames", "super-frames segmented in software"),
     Counter("sw_segments", "segments they were cut into"),
-    Counter("sw_gso_refused", "super-frames that could not be segmented (dropped)"),
+    Counter("sw_gso_refused", "super-frames that could not be segmented (dropped)", 145),
     Counter("sent", "frames the slow path sent with send()"),
     Counter("tx_submits", "write submissions (one per write on epoll, one per batch on io_uring, "
                           "one per kick of a ring port's transmit ring)"),
     Counter("rx_socket_frames", "AF_PACKET frames too large for a ring slot, read from the socket"),
-    Counter("rx_vlan", "frames a ring port received VLAN-tagged (the tag in the ring's metadata): dropped"),
+    Counter("rx_vlan", "frames a ring port received VLAN-tagged (the tag in the ring's metadata): dropped", 149),
     Counter("waits", "of the epoll_waits, those that could sleep (no port known to hold frames, "
             "not polling)"),
     Counter("read_empty", "reads that found the port empty (EAGAIN)"),
@@ -179,6 +184,9 @@ TRAFFIC_COUNTER_NAMES = tuple(c.name for c in TRAFFIC_COUNTERS)
 LOOP_STAT_NAMES = tuple(c.name for c in LOOP_STATS)
 VNET_REFUSAL_NAMES = tuple(c.name for c in VNET_REFUSALS)
 SHARE_NAMES = tuple(share.name for share in SLOW_SHARES)
+LOOP_DROPS = tuple(c for c in LOOP_STATS + VNET_REFUSALS if c.capture)
+# The reason of a frame a capture of drops holds: process()'s, or a packet-loop counter's.
+CAPTURE_REASON_NAMES = {**REASON_NAMES, **{c.capture: c.name for c in LOOP_DROPS}}
 
 
 def check_tables():
@@ -200,6 +208,14 @@ def check_tables():
             or any(share.per not in ("namespace", "port") for share in SLOW_SHARES)):
         raise ValueError("each slow-path reason is in at most one share, the last share is "
                          "'other' (no reasons), a share is per 'namespace' or per 'port'")
+    captures = [c.capture for c in LOOP_DROPS]
+    unmarked = [c.name for c in LOOP_STATS + VNET_REFUSALS[1:]
+                if bool(c.capture) != ("dropped" in c.help or c in VNET_REFUSALS)]
+    if (unmarked or len(set(captures)) != len(captures)
+            or not all(max(codes) < code <= 255 for code in captures)):
+        raise ValueError(f"every counter of dropped frames (help: 'dropped'; every vnet refusal) "
+                         f"and only those has a distinct capture code above the reasons' codes, "
+                         f"at most 255 (not so: {unmarked or captures})")
 
 
 def _c_name(prefix, name):
@@ -233,13 +249,21 @@ def generate_pxi():
                                         for share in SLOW_SHARES if share.per == "port")
                              or "False"), "", "cdef struct LoopStats:"]
     out += [f"    uint64_t {c.name}" for c in LOOP_STATS]
-    out += ["    uint64_t vnet_drop[VNET_NREASONS]", "",
+    out += ["    uint64_t vnet_drop[VNET_NREASONS]", "", "cdef enum:"]
+    out += [f"    {_c_name('DROP', c.name)} = {c.capture}" for c in LOOP_DROPS]
+    out += ["", "cdef inline uint8_t vnet_drop_code(uint8_t why) noexcept nogil:",
+            '    """The capture code of a frame refused for its virtio-net header."""']
+    out += [f"    if why == {k}:\n        return {_c_name('DROP', c.name)}"
+            for k, c in enumerate(VNET_REFUSALS) if c.capture]
+    out += ["    return 0", "",
             "# The codes as this extension was compiled (a test compares them with fastpath/reasons.py).",
             "C_CODES = {"]
     out += [f"    {_c_name('VERDICT', v.name)!r}: {_c_name('VERDICT', v.name)}," for v in VERDICTS]
     out += ["    'REASON_NONE': REASON_NONE,"]
     out += [f"    {_c_name('REASON', r.name)!r}: {_c_name('REASON', r.name)}," for r in REASONS]
-    out += ["    'REASON_COUNT': REASON_COUNT,", "}", ""]
+    out += ["    'REASON_COUNT': REASON_COUNT,", "}", "C_DROP_CODES = {"]
+    out += [f"    {c.name!r}: {_c_name('DROP', c.name)}," for c in LOOP_DROPS]
+    out += ["}", ""]
     return "\n".join(out)
 
 

@@ -2,7 +2,8 @@
 # neighbours, ...), copied out of the batch into an arena before the batch is reused,
 # one entry per frame, bounded in entries, in bytes and per sending namespace (no
 # namespace holds more than ``share`` entries of a queue: a flood from one tenant cannot
-# fill it for the others).  A refused frame is a counted drop (slow_overflow, slow_ns_full).
+# fill it for the others).  A refused frame is a counted drop (slow_overflow, slow_ns_full),
+# copied to a capture of its port's drops.
 # A frame is queued as the slow path wants it, as on a wire: egress.pxi completes a partial
 # checksum and cuts a GSO super-frame into its segments on the way in (slow_append is a
 # seg_sink).
@@ -32,6 +33,7 @@ cdef struct SlowQueue:
     int n, cap, max_ns
     uint32_t share              # entries one namespace may hold
     LoopStats* st
+    CaptureRing* capture        # where a refused frame is copied (capture.pxi; the loop's)
     int32_t cur_port            # port, namespace and reason of the frame being queued
     int32_t cur_ns
     uint8_t cur_reason
@@ -86,10 +88,14 @@ cdef int slow_append(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         total += iov[j].iov_len
     if q.n >= q.cap or q.used + total > q.size:
         q.st.slow_overflow += 1
+        if q.capture != NULL:
+            capture_drop_iov(q.capture, q.cur_port, DROP_SLOW_OVERFLOW, iov, iovcnt, 0)
         return -1
     if 0 <= ns < q.max_ns:
         if q.held[ns] >= q.share:
             q.st.slow_ns_full += 1
+            if q.capture != NULL:
+                capture_drop_iov(q.capture, q.cur_port, DROP_SLOW_NS_FULL, iov, iovcnt, 0)
             return -1
         q.held[ns] += 1
     q.port[q.n] = q.cur_port

@@ -9,7 +9,8 @@
 #             was measured for issue 18 and dropped: it saved reads but cut batches short,
 #             and cost more epoll_waits, submissions and CPU per GB than it saved (docs/io.md);
 #   fd_write  one write()/writev() per frame: the "epoll" write backend (the io_uring one
-#             is uring.pxi);
+#             is uring.pxi); a failed write is a counted drop, copied to a capture of the
+#             port's drops (capture.pxi);
 #   fd_send   a frame the slow path built, written at once whatever the backend.
 
 
@@ -45,6 +46,7 @@ cdef int fd_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     (EAGAIN) or any other error is a counted drop."""
     cdef TxSink* s = <TxSink*>ctx
     cdef ssize_t r
+    cdef uint8_t code
     s.st.tx_submits += 1
     while True:
         if iovcnt == 1:
@@ -56,8 +58,12 @@ cdef int fd_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     if r < 0:
         if errno == EAGAIN:
             s.st.write_eagain += 1
+            code = DROP_WRITE_EAGAIN
         else:
             s.st.write_errors += 1
+            code = DROP_WRITE_ERRORS
+        if s.cap != NULL:
+            capture_drop_iov(s.cap, s.port, code, iov, iovcnt, s.skip)
         return -1
     s.st.writes += 1
     s.st.frames_out += 1
@@ -82,6 +88,7 @@ cdef int fd_send(int fd, bint vnet, const uint8_t* frame, Py_ssize_t n, LoopStat
     cdef TxSink sink
     cdef iovec iov[2]
     sink.fd, sink.st, sink.uring, sink.kind = fd, st, NULL, NULL
+    sink.cap = NULL                     # PacketLoop.send() captures a failed one
     return fd_write(&sink, iov, frame_iov(iov, vnet, frame, n))
 
 

@@ -31,12 +31,17 @@ cdef enum:
 
 cdef struct UringWrite:
     iovec iov[2]
+    int iovcnt
+    int32_t port            # whose write it is, and the bytes before its frame (a capture
+    uint8_t skip            # of the port's drops copies a write that failed)
+    uint8_t done            # its completion was seen
     uint8_t head[URING_HEAD]
 
 
 cdef struct UringTx:
     ts_uring ring
-    UringWrite* w           # w[k]: the k-th write queued since the last flush
+    UringWrite* w           # w[k]: the k-th write queued since the last flush (user_data k)
+    CaptureRing* cap        # where a failed write is copied (capture.pxi)
 
 
 cdef int uring_tx_open(UringTx* u, unsigned entries) noexcept nogil:
@@ -58,10 +63,17 @@ cdef void uring_tx_close(UringTx* u) noexcept nogil:
     u.w = NULL
 
 
+cdef inline void _uring_dropped(UringTx* u, UringWrite* w, uint8_t code) noexcept nogil:
+    if u.cap != NULL:
+        capture_drop_iov(u.cap, w.port, code, w.iov, w.iovcnt, w.skip)
+
+
 cdef void uring_flush(UringTx* u, LoopStats* st) noexcept nogil:
-    """Submit every queued write, wait for all of them, count how each ended."""
-    cdef unsigned queued = u.ring.filled, seen = 0
+    """Submit every queued write, wait for all of them, count how each ended (a failed one
+    is copied to a capture of its port's drops while its buffers are still the batch's)."""
+    cdef unsigned queued = u.ring.filled, seen = 0, k
     cdef io_uring_cqe* c
+    cdef UringWrite* w
     if queued == 0:
         return
     cdef int calls = ts_uring_submit_wait(&u.ring)
@@ -71,18 +83,28 @@ cdef void uring_flush(UringTx* u, LoopStats* st) noexcept nogil:
         c = ts_uring_cqe(&u.ring)
         if c == NULL:
             break
+        w = &u.w[c.user_data] if c.user_data < queued else NULL
+        if w != NULL:
+            w.done = 1
         if c.res >= 0:
             st.writes += 1
             st.frames_out += 1
             st.bytes_out += <uint64_t>c.res
         elif c.res == -EAGAIN:
             st.write_eagain += 1
+            if w != NULL:
+                _uring_dropped(u, w, DROP_WRITE_EAGAIN)
         else:
             st.write_errors += 1
+            if w != NULL:
+                _uring_dropped(u, w, DROP_WRITE_ERRORS)
         ts_uring_cqe_seen(&u.ring)
         seen += 1
     if calls < 0 and seen < queued:
         st.write_errors += queued - seen      # the kernel refused the submission
+        for k in range(queued):
+            if not u.w[k].done:
+                _uring_dropped(u, &u.w[k], DROP_WRITE_ERRORS)
 
 
 cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
@@ -92,6 +114,7 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     cdef UringWrite* w
     cdef size_t used = 0
     cdef int j
+    cdef unsigned k
     for j in range(iovcnt - 1):
         used += iov[j].iov_len
     if used > URING_HEAD:           # no caller does this; stay correct if one ever does
@@ -99,7 +122,8 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         return fd_write(ctx, iov, iovcnt)
     if u.ring.filled >= u.ring.entries:
         uring_flush(u, s.st)
-    w = &u.w[u.ring.filled]
+    k = u.ring.filled
+    w = &u.w[k]
     if iovcnt == 1:
         w.iov[0] = iov[0]
     else:
@@ -109,7 +133,9 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
             used += iov[j].iov_len
         w.iov[0].iov_base, w.iov[0].iov_len = w.head, used
         w.iov[1] = iov[iovcnt - 1]
-    ts_uring_queue_write(&u.ring, s.fd, w.iov, 1 if iovcnt == 1 else 2, 0)
+    w.iovcnt = 1 if iovcnt == 1 else 2
+    w.port, w.skip, w.done = s.port, s.skip, 0
+    ts_uring_queue_write(&u.ring, s.fd, w.iov, w.iovcnt, k)
     return 0
 
 

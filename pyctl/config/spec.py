@@ -111,9 +111,10 @@ class SlowPathLimits:
 
 
 # [daemon.slowpath] key -> (smallest, largest) value the file may give it
+# (the slow path needs a rate and a burst of at least 1: pyctl.daemon.slowpath.SlowPathConfig)
 SLOWPATH_LIMIT_RANGES = {
-    "icmp_errors_per_second": (0, 10_000_000), "icmp_errors_burst": (0, 10_000_000),
-    "arp_requests_per_second": (0, 10_000_000),
+    "icmp_errors_per_second": (1, 10_000_000), "icmp_errors_burst": (1, 10_000_000),
+    "arp_requests_per_second": (1, 10_000_000),
     "neighbours": (1, 10_000_000), "neighbours_per_scope": (1, 10_000_000),
     "neighbour_reachable_time": (1, 86400), "igmp_groups_per_namespace": (1, 65536),
 }

@@ -89,6 +89,23 @@ class Admission:
         self.accept_log = LogLimiter(log, rate=0.2, burst=5)
         self.connection_log = LogLimiter(log, rate=2.0, burst=50)
 
+    def set_limits(self, limits: ControlLimits, listeners, now: float) -> None:
+        """New limits (a reload), fitted to RLIMIT_NOFILE: slots hold for the next accept,
+        each socket's request bucket keeps its tokens up to the new burst and earns them at
+        the new rate (rate 0: no limit; from 0: a new, full bucket)."""
+        old = self.limits
+        self.limits = fit_to_fd_limit(limits)
+        rate, burst = self.limits.requests_per_second, self.limits.requests_burst
+        if (old.requests_per_second, old.requests_burst) == (rate, burst):
+            return
+        for listener in listeners:
+            if listener.bucket is None:
+                continue
+            if rate == 0 or old.requests_per_second == 0:
+                listener.bucket = None
+            else:
+                listener.bucket.retune(float(rate), burst, now)
+
     # ---------------------------------------------------------------- slots
 
     def has_room(self, listener) -> bool:

@@ -10,12 +10,11 @@ the same, in the same order, everywhere.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pyctl import errors
+from pyctl.control.record import REQUIRED, Record
 from pyctl.control.tables import table
 
 __all__ = ["Param", "Verb", "Columns", "ACCESS", "SERVED_BY", "TYPES", "keyvalue",
@@ -41,22 +40,23 @@ TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(Record):
     """One argument of a verb.  On the wire it is a key of ``args``; for `tapswitch ctl`
     a positional argument, or an option when ``option`` (a ``bool`` is a flag, an
     ``object`` a repeated ``KEY=VALUE`` option that ``item`` parses)."""
-    name: str
-    type: str
-    required: bool = True
-    default: Any = None
-    help: str = ""
-    option: bool = False                   # ctl: --name instead of a positional argument
-    flags: tuple[str, ...] = ()            # ctl: the option's spellings (default --name)
-    choices: tuple[str, ...] | None = None  # ctl: what it offers (the model validates)
-    item: Callable[[str], tuple[str, Any]] | None = field(default=None, compare=False)
+    FIELDS = (
+        ("name", REQUIRED),
+        ("type", REQUIRED),             # a key of TYPES
+        ("required", True),
+        ("default", None),
+        ("help", ""),
+        ("option", False),              # ctl: --name instead of a positional argument
+        ("flags", ()),                  # ctl: the option's spellings (default --name)
+        ("choices", None),              # ctl: what it offers (the model validates)
+        ("item", None, False),          # ctl: KEY=VALUE -> (key, value) of an object option
+    )
 
-    def __post_init__(self):
+    def check(self):
         if self.type not in TYPES:
             raise ValueError(f"unknown parameter type {self.type!r}")
         if self.option and self.required:
@@ -78,31 +78,31 @@ class Param:
                 "default": self.default, "help": self.help}
 
 
-@dataclass(frozen=True)
-class Columns:
+class Columns(Record):
     """A renderer: a list of dicts as a table, ``(HEADER, key)`` per column."""
-    columns: tuple[tuple[str, str], ...]
+    FIELDS = (("columns", REQUIRED),)
 
     def __call__(self, rows: list[dict]) -> str:
         return table([[row.get(key) for _, key in self.columns] for row in rows],
                      [header for header, _ in self.columns])
 
 
-@dataclass(frozen=True)
-class Verb:
+class Verb(Record):
     """One verb.  ``handler`` is unset in the table; a dispatcher binds one
     (``handler(session, **args)``) when it serves the verb."""
-    name: str
-    params: tuple[Param, ...] = ()
-    access: str = "read"
-    summary: str = ""
-    result: str = ""                       # docs: what a success returns
-    render: Callable[[Any], str] | None = field(default=None, compare=False)  # ctl; None: generic
-    served_by: str = "server"
-    rig: bool = False                      # the test rig's Topology offers it
-    handler: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    FIELDS = (
+        ("name", REQUIRED),
+        ("params", ()),                 # Params, in order
+        ("access", "read"),             # one of ACCESS
+        ("summary", ""),
+        ("result", ""),                 # docs: what a success returns
+        ("render", None, False),        # ctl: the result for people; None: generic
+        ("served_by", "server"),        # one of SERVED_BY
+        ("rig", False),                 # the test rig's Topology offers it
+        ("handler", None, False),
+    )
 
-    def __post_init__(self):
+    def check(self):
         object.__setattr__(self, "params", tuple(self.params))
         if self.access not in ACCESS:
             raise ValueError(f"{self.name}: access must be one of {ACCESS}")
@@ -129,7 +129,7 @@ class Verb:
         """This verb served by ``handler(session, **args)``; its keyword names must be
         the parameters' (or it takes ``**kwargs``)."""
         _check_handler(self, handler)
-        return dataclasses.replace(self, handler=handler)
+        return self.replace(handler=handler)
 
     def check_args(self, args: dict[str, Any]) -> dict[str, Any]:
         """The handler's keyword arguments: defaults filled, everything type-checked."""

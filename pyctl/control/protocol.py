@@ -17,10 +17,10 @@ import itertools
 import json
 import operator
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from pyctl import errors
+from pyctl.control.record import REQUIRED, Record
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024
@@ -63,20 +63,15 @@ def error_from_code(code: str, message: str) -> errors.TapswitchError:
     return cls(message) if cls is not None else errors.from_code(code, message)
 
 
-@dataclass(frozen=True)
-class Request:
-    id: int | str | None
-    verb: str
-    args: dict[str, Any]
+class Request(Record):
+    """A decoded request: ``id`` (int, str or None), ``verb``, ``args`` (a dict)."""
+    FIELDS = (("id", REQUIRED), ("verb", REQUIRED), ("args", REQUIRED))
 
 
-@dataclass(frozen=True)
-class Reply:
-    id: int | str | None
-    ok: bool
-    result: Any = None
-    code: str | None = None
-    message: str | None = None
+class Reply(Record):
+    """A decoded reply: ``ok`` with its ``result``, or the error's ``code`` and ``message``."""
+    FIELDS = (("id", REQUIRED), ("ok", REQUIRED), ("result", None), ("code", None),
+              ("message", None))
 
 
 def encode(obj: Any) -> bytes:

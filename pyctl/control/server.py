@@ -300,6 +300,17 @@ class ControlServer(Bindings):
         if conn.sock.fileno() >= 0:
             self._flush(conn)
 
+    def set_limits(self, limits: ControlLimits) -> None:
+        """``[daemon.control]`` changed (a reload): new limits for the next accept, request
+        and token; sockets held back for want of a slot, requests waiting for a token and
+        the idle sweep are looked at again under them at once."""
+        now = time.monotonic()
+        self.admission.set_limits(limits, self._listeners.values(), now)
+        self.limits = self.admission.limits
+        self._next_sweep = None
+        self._arm_sweep()
+        self._timer.arm(now)
+
     # ------------------------------------------------------------- deadlines
 
     def _on_time(self, now: float) -> None:

@@ -227,9 +227,11 @@ _TABLE = (
                           flags=("--dry-run", "-n"), help="say what would change, change nothing")],
          access="admin", served_by="daemon",
          summary="re-read the topology file and apply what changed, in one step",
-         result="`{file, dry_run, changed: [what changed], sockets: {opened, closed}, "
-                "restart_needed: [[daemon] keys], ms}`; a file with errors: the refusal with "
-                "every error, nothing changed", render=render.reload),
+         result="`{file, dry_run, changed: [what changed, [daemon.slowpath] and "
+                "[daemon.control] limits and [daemon] metrics included], sockets: {opened, closed}, "
+                "restart_needed: [[daemon] keys that take effect at the next start], ms}`; "
+                "a file with errors: the refusal with every error, nothing changed",
+         render=render.reload),
     # -- the switch-side capture (`tapswitch ctl capture` is its client) --------
     Verb("capture-start", [Param("target", "str", help="a port, or a namespace (its ports)"),
                            Param("drops", "bool", required=False, default=False,

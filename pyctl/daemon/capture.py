@@ -5,7 +5,9 @@ with ``capture-start``, takes what was copied with ``capture-read`` (the client 
 pcapng: pyctl.control.capture_client) and ends it with ``capture-stop``.  The target is
 resolved in the socket's view, as for every verb, so an L3's socket captures only its
 own traffic.  What a capture sees: the frames the switch received from those ports and
-sent to them (``drops``: the frames of those ports it dropped, with the reason).
+sent to them (``drops``: the frames of those ports it dropped, with the reason: a reason
+of the fast path's decision, or the packet loop's counter -- a refused virtio-net header
+or read, a failed write, a full slow queue, ...: fastpath/reasons.py, CAPTURE_REASON_NAMES).
 
 The fast path copies the union of all captures' ports into its ring (fastpath
 capture.pxi: nothing selected costs one branch per batch); ``drain()``, on the daemon's
@@ -24,7 +26,7 @@ import logging
 import time
 
 from fastpath import CAPTURE_DROPPED, CAPTURE_RECEIVED, CAPTURE_SENT
-from fastpath.reasons import REASON_NAMES
+from fastpath.reasons import CAPTURE_REASON_NAMES
 from pyctl import errors
 
 __all__ = ["Captures"]
@@ -113,7 +115,8 @@ class Captures:
             capture.bytes -= len(data)
             size += len(data)
             out.append({"port": capture.ports[port][0], "direction": _DIRECTION[direction],
-                        "reason": REASON_NAMES[reason] if direction == CAPTURE_DROPPED else None,
+                        "reason": (CAPTURE_REASON_NAMES[reason] if direction == CAPTURE_DROPPED
+                                   else None),
                         "ts_ns": ts, "length": length, "data": base64.b64encode(data).decode()})
         stats = self.datapath.capture_stats()
         return {"frames": out, "more": bool(capture.frames), "lost": capture.lost,

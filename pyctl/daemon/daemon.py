@@ -49,9 +49,9 @@ from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.dhcp import DhcpServer
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
-from pyctl.daemon import igmp
+from pyctl.daemon.live_limits import igmp_config, slowpath_config
 from pyctl.daemon.multicast import Multicast, group_counters, group_keys
-from pyctl.daemon.slowpath import PeerMac, SlowPath, SlowPathConfig
+from pyctl.daemon.slowpath import PeerMac, SlowPath
 from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
@@ -81,19 +81,14 @@ class Daemon:
                                         poll_us=self.poll_us)
         limits = self.settings.slowpath
         self.view = PlanView(self.compiler, self.datapath)
-        self.slowpath = SlowPath(self.view, SlowPathConfig(
-            icmp_rate=float(limits.icmp_errors_per_second), icmp_burst=limits.icmp_errors_burst,
-            arp_rate=float(limits.arp_requests_per_second), max_neighbours=limits.neighbours,
-            max_neighbours_per_scope=limits.neighbours_per_scope,
-            reachable_time=float(limits.neighbour_reachable_time)), datapath=self.datapath)
+        self.slowpath = SlowPath(self.view, slowpath_config(limits), datapath=self.datapath)
         # Each namespace's share of the slow path: what is over it the packet thread
         # refuses (counted per namespace and share) before Python sees it.
         for name, (rate, burst) in limits.shares.items():
             self.datapath.set_slow_share(name, rate, burst)
         self.ports = PortManager(switch, self.loop, self.registry)
         self.dhcp = DhcpServer(self.ports.dhcp_port)
-        self.multicast = Multicast(switch, self.view, self.change, igmp.IgmpConfig(
-            max_groups_per_namespace=limits.igmp_groups_per_namespace))
+        self.multicast = Multicast(switch, self.view, self.change, igmp_config(limits))
         self.captures = Captures(self.datapath, switch)
         self.control = None
         self.metrics_http = None        # the HTTP listener, when [daemon] metrics is set
@@ -142,7 +137,7 @@ class Daemon:
                 self._poller.register(self.control.fileno(), select.EPOLLIN)
             if self.settings.metrics is not None:
                 self.metrics_http = MetricsListener(self.settings.metrics,
-                                                    self._metrics_text).start()
+                                                    self.metrics_text).start()
             self._unsubscribe = self.switch.subscribe(self._on_model_event)
         except BaseException:
             self.close(report=False)
@@ -366,7 +361,7 @@ class Daemon:
             return metrics.exposition(self, api, out, whole=namespace is None and port is None)
         return out
 
-    def _metrics_text(self):
+    def metrics_text(self):
         """The admin's metrics, read on the daemon's thread (the HTTP listener's render)."""
         return self.call(lambda: self.counters(format="prometheus"), timeout=5.0)
 

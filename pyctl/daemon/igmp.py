@@ -327,6 +327,12 @@ class IgmpSnooper:
         self.counters: Counter = Counter()
         self._next_query: float | None = None
 
+    def set_config(self, config: IgmpConfig) -> None:
+        """New settings for every scope's table, from now (a reload)."""
+        self.config = config
+        for table in self.tables.values():
+            table.config = config
+
     def table(self, scope: int) -> MembershipTable:
         table = self.tables.get(scope)
         if table is None:

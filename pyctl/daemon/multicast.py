@@ -76,6 +76,11 @@ class Multicast:
         self._ports: dict[int, list] = {}   # port id -> [token, next startup query, queries left]
         self._unsubscribe = None
 
+    def set_config(self, config: igmp.IgmpConfig) -> None:
+        """New snooping settings, from now (a reload: pyctl.daemon.live_limits)."""
+        self.snooper.set_config(config)
+        self.config = config
+
     # ------------------------------------------------------------------ the model
 
     def attach(self) -> None:

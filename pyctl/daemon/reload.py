@@ -7,9 +7,13 @@ Otherwise the difference between the running model and the file
 (``pyctl.config.diff.reload_steps``) is made in ONE ``Daemon.change()``: the model's
 transaction, the compiler's diff and the TAPs, all or nothing; a kept namespace, port or
 route is not touched, so the flows between them go on.  The result is checked against a
-model built from the file before it is committed.  Then the namespace sockets follow the
-file's ``socket = true`` (opened, closed).  ``[daemon]`` settings are read at start only:
-a changed one is reported, not applied.
+model built from the file before it is committed.  The ``[daemon.slowpath]`` and
+``[daemon.control]`` limits and the ``metrics`` listener are built, checked (and bound)
+before that change and applied with it (``pyctl.daemon.live_limits``): a value refused
+there refuses the whole reload.  Then the
+namespace sockets follow the file's ``socket = true`` (opened, closed).  The other
+``[daemon]`` keys are bound to what the daemon set up at start: a changed one is listed in
+``restart_needed``, not applied.
 
 With ``dry_run`` the steps are made in a model transaction that is always rolled back:
 the reply says what a reload would change.  The service manager hears ``RELOADING=1``
@@ -23,6 +27,7 @@ import time
 
 from pyctl import errors
 from pyctl.config.diff import reload_steps, same_state
+from pyctl.daemon import live_limits
 
 __all__ = ["Reloader", "not_from_a_file"]
 
@@ -101,6 +106,19 @@ class Reloader:
                       "" if len(report.errors) == 1 else "s")
             report.raise_errors()
         config = report.config
+        try:
+            limits = live_limits.prepare(daemon, config.daemon, bind=not dry_run)
+        except errors.TapswitchError as exc:
+            self._refused(exc)
+            raise
+        try:
+            return self._apply(config, limits, report, started, dry_run)
+        except BaseException:
+            limits.discard()
+            raise
+
+    def _apply(self, config, limits, report, started, dry_run) -> dict:
+        daemon = self.daemon
         desired = report.switch.snapshot()
         learned = {(row["namespace"], group)
                    for groups in daemon.multicast.memberships(daemon.switch, time.monotonic()).values()
@@ -110,8 +128,11 @@ class Reloader:
             self._make(steps, desired, config, learned, commit=False)
         elif steps:
             self._make(steps, desired, config, learned, commit=True)
+        if limits and not dry_run:
+            limits.apply()                # cannot fail: built and checked above
         sockets = {"opened": [], "closed": []} if dry_run else self._sockets(config)
-        result = {"file": self.path, "dry_run": dry_run, "changed": [s.text for s in steps],
+        changed = [s.text for s in steps] + limits.changed
+        result = {"file": self.path, "dry_run": dry_run, "changed": changed,
                   "sockets": sockets, "restart_needed": self._settings_changed(config),
                   "ms": round((time.monotonic() - started) * 1000, 1)}
         if not dry_run:
@@ -119,7 +140,7 @@ class Reloader:
                 log.info("reload: %s", text)
             for key in result["restart_needed"]:
                 log.warning("reload: [daemon] %s changed: it takes effect at the next start", key)
-            log.info("reloaded %s: %d changes in %.1f ms", self.path, len(steps), result["ms"])
+            log.info("reloaded %s: %d changes in %.1f ms", self.path, len(changed), result["ms"])
         return result
 
     def _make(self, steps, desired, config, learned, *, commit: bool) -> None:
@@ -144,9 +165,12 @@ class Reloader:
         except _DryRun:
             pass
         except errors.TapswitchError as exc:    # the model, the tables or the TAPs refused
-            log.error("reload of %s refused: %s: %s: nothing changed", self.path, exc.code,
-                      exc.message, extra={"code": exc.code, "error": exc.message})
+            self._refused(exc)
             raise
+
+    def _refused(self, exc) -> None:
+        log.error("reload of %s refused: %s: %s: nothing changed", self.path, exc.code,
+                  exc.message, extra={"code": exc.code, "error": exc.message})
 
     def _sockets(self, config) -> dict:
         """Namespace sockets as the file says: opened for new ``socket = true``, closed for
@@ -170,9 +194,12 @@ class Reloader:
         return out
 
     def _settings_changed(self, config) -> list[str]:
+        """The ``[daemon]`` keys that changed and take effect at the next start only."""
         running, wanted = self.daemon.settings, config.daemon
         changed = []
         for f in dataclasses.fields(running):
+            if f.name in live_limits.LIVE:
+                continue
             old, new = getattr(running, f.name), getattr(wanted, f.name)
             if dataclasses.is_dataclass(old):
                 changed += [f"{f.name}.{g.name}" for g in dataclasses.fields(old)

@@ -128,6 +128,17 @@ class SlowPath:
         self.ipv6 = Ipv6Punts(self)
         self._solicit_bucket: TokenBucket | None = None
 
+    def set_config(self, config: SlowPathConfig) -> None:
+        """New rates and bounds (a reload: pyctl.daemon.live_limits): every part reads them
+        from now; the ICMP error and solicitation buckets keep their tokens up to the new
+        bursts and earn them at the new rates."""
+        now = self.clock()
+        self.config = self.neighbours.config = self.resolutions.config = config
+        self.icmp.config = config
+        self.icmp.buckets.retune(config.icmp_rate, config.icmp_burst, now)
+        if self._solicit_bucket is not None:
+            self._solicit_bucket.retune(config.arp_rate, config.arp_burst, now)
+
     # -- entry points -------------------------------------------------------
 
     def handle(self, port_id: int, reason: int, frame: bytes) -> Output:

@@ -24,9 +24,7 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         """Spend a token if there is one."""
-        if now > self.stamp:
-            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
+        self.refill(now)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -38,6 +36,19 @@ class TokenBucket:
         if self.take(now):
             return 0.0
         return (1.0 - self.tokens) / self.rate if self.rate > 0 else math.inf
+
+    def retune(self, rate: float, burst: int, now: float) -> None:
+        """From ``now`` on, ``rate`` and ``burst`` (a reload): the tokens earned until now
+        at the old rate are kept, up to the new burst."""
+        self.refill(now)
+        self.rate, self.burst = rate, burst
+        self.tokens = min(self.tokens, float(burst))
+
+    def refill(self, now: float) -> None:
+        """Earn the tokens due until ``now`` (spending none)."""
+        if now > self.stamp:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
 
 
 class BucketPerKey:
@@ -55,6 +66,13 @@ class BucketPerKey:
             bucket = TokenBucket(self.rate, self.burst, now)
         self._buckets[key] = bucket
         return bucket.take(now)
+
+    def retune(self, rate: float, burst: int, now: float) -> None:
+        """Every bucket, and those made from now, at ``rate`` and ``burst`` (TokenBucket.retune)."""
+        self.rate, self.burst = rate, burst
+        self._refill = burst / rate
+        for bucket in self._buckets.values():
+            bucket.retune(rate, burst, now)
 
     def forget(self, key) -> None:
         self._buckets.pop(key, None)

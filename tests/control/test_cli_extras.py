@@ -1,5 +1,6 @@
 """The command line around the verbs: --version, shell completion with and without
-argcomplete, a `ctl` call that loads neither numpy nor the compiled core, errors that name
+argcomplete, a `ctl` call that loads neither numpy nor the compiled core (nor hypothesis,
+argcomplete, dataclasses and inspect, nor the model or the daemon), errors that name
 the missing capability, the demo's refusal without privileges."""
 import os
 import subprocess
@@ -41,8 +42,10 @@ LEAN = """
 import sys
 from pyctl.cli import main
 code = main(sys.argv[1:])
-heavy = sorted(m for m in sys.modules if m in ("numpy", "fastpath._core") or m.startswith(
-    ("pyctl.model", "pyctl.daemon", "pyctl.compile", "pyctl.kernel", "pyroute2", "logging")))
+heavy = sorted(m for m in sys.modules if m in ("numpy", "fastpath._core", "hypothesis",
+                                               "argcomplete", "dataclasses", "inspect")
+               or m.startswith(("pyctl.model", "pyctl.daemon", "pyctl.compile", "pyctl.kernel",
+                                "pyroute2", "logging")))
 print("HEAVY", heavy, code)
 """
 

@@ -1,6 +1,6 @@
 """Switch-side capture with real traffic: `tapswitch ctl capture` of a ping between two
 tenants, read back by `tcpdump -r`, shows the echo request and reply; `--drops` shows a
-spoofed frame with its reason; an L3's socket cannot capture another namespace; a capture
+spoofed frame with its reason, and a frame whose write failed with the write's; an L3's socket cannot capture another namespace; a capture
 is bounded and ends with its client."""
 import base64
 import contextlib
@@ -91,6 +91,33 @@ def test_drops_come_with_their_reason(two_tenants, tapswitch_subnet, tmp_path):
     read = subprocess.run(["tcpdump", "-nn", "-r", str(out)], capture_output=True, text=True,
                           timeout=30)
     assert read.stdout.count(f"{forged}.40000 > {b.ip}.7000: ") == 3, read.stdout
+
+
+def test_frames_whose_write_failed_come_with_their_reason(two_tenants, tmp_path):
+    """A tenant's TAP down: every frame to it is a failed write (the packet loop's drop,
+    not the fast path's decision), in a capture of its drops with the write's reason."""
+    topo, a, b = two_tenants
+    out = tmp_path / "writes.pcapng"
+    before = topo.stats()["loop"]
+    with _capture(topo, "b", "--drops", "-w", str(out)) as client:
+        b.netns.link_down(b.port)
+        try:
+            assert probes.ping(a, b.ip, count=3, timeout=0.3) == []
+            time.sleep(0.3)
+        finally:
+            b.netns.link_up(b.port)
+        client.send_signal(signal.SIGTERM)
+        _, err = client.communicate(timeout=30)
+    assert client.returncode == 0, err
+    after = topo.stats()["loop"]
+    failed = sum(after[k] - before[k] for k in ("write_errors", "write_eagain"))
+    packets = list(PcapNgReader(str(out)))
+    echo = [p for p in packets if p.comment in (b"drop: write_errors", b"drop: write_eagain")
+            and bytes(p)[12:14] == b"\x08\x00" and bytes(p)[23] == 1]
+    assert len(echo) == 3 and failed >= 3, (packets, failed)
+    read = subprocess.run(["tcpdump", "-nn", "-r", str(out)], capture_output=True, text=True,
+                          timeout=30)
+    assert read.stdout.count(f"{a.ip} > {b.ip}: ICMP echo request") == 3, read.stdout
 
 
 def test_count_stops_the_capture(two_tenants, tmp_path):

@@ -65,7 +65,7 @@ def test_prometheus_text_moves_with_traffic_and_keeps_drops_apart(two_tenants, t
     assert moved("tapswitch_loop_frames_in_total") >= 9
 
     # the HTTP listener serves the same families (the admin's view)
-    listener = MetricsListener(("127.0.0.1", 0), topo.daemon._metrics_text).start()
+    listener = MetricsListener(("127.0.0.1", 0), topo.daemon.metrics_text).start()
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{listener.address[1]}/metrics", timeout=10) as r:
             served = r.read().decode()

@@ -5,9 +5,11 @@ RELOADING=1 then READY=1."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -229,6 +231,67 @@ def test_a_file_with_errors_changes_nothing_and_every_error_is_logged(tmp_path, 
                 "namespace[3].addresses[0]"):
         assert sum(key in line for line in logged) == 2, (key, err)
     assert err.count("5 errors: nothing changed") == 2
+
+
+LIMITS = """
+[daemon.slowpath.shares]
+icmp = [20, 5]
+
+[daemon.control]
+idle_timeout = 40
+requests_per_second = 50
+"""
+
+
+def test_a_reload_applies_the_limits_while_a_flow_goes_on(tmp_path):
+    """[daemon.slowpath] shares, [daemon.control] limits and the metrics listener change
+    live with the model's difference; a bad one refuses the reload whole (tests/daemon/test_reload_limits.py
+    holds the rest: rates, bounds, slots, the idle timeout)."""
+    t = Tenants(tmp_path)
+    t.write("a", "b")
+    with t.daemon() as daemon:
+        flow = t.ping("a", "b", count=150, interval=0.01, background=True)
+        try:
+            time.sleep(0.3)
+            t.write("a", "b", "c", extra=LIMITS)
+            done = t.ctl("reload")
+        finally:
+            out, _ = flow.communicate(timeout=60)
+        assert done.returncode == 0, done
+        assert "[daemon.slowpath.shares] icmp: [200, 100] -> [20, 5]" in done.stdout
+        assert "[daemon.control] idle_timeout: 300 -> 40" in done.stdout
+        assert "namespace c comes" in done.stdout and "next start" not in done.stdout
+        assert received(out) == (150, 150), out
+        with ControlClient(t.sock) as client:
+            stats = client.call("stats")
+        assert stats["slowpath_shares"]["icmp"] == {"rate": 20.0, "burst": 5.0}
+        assert stats["control"]["limits"]["idle_timeout"] == 40
+        assert stats["control"]["limits"]["requests_per_second"] == 50
+        # the metrics listener comes with a reload, and serves
+        port = free_port()
+        t.write("a", "b", "c", extra=LIMITS, metrics=f"127.0.0.1:{port}")
+        done = t.ctl("reload")
+        assert done.returncode == 0 and f"metrics: off -> 127.0.0.1:{port}" in done.stdout, done
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            assert b"tapswitch_" in reply.read()
+        # a bad limit with a model change: refused whole, the limits and tenants as they were
+        t.write("a", "b", extra=LIMITS.replace("[20, 5]", "[20, 0]").replace("40", "30"),
+                metrics=f"127.0.0.1:{port}")
+        refused = t.ctl("reload")
+        assert refused.returncode == 1 and "daemon.slowpath.shares.icmp" in refused.stderr
+        with ControlClient(t.sock) as client:
+            again = client.call("stats")
+        assert again["slowpath_shares"] == stats["slowpath_shares"]
+        assert again["control"]["limits"] == stats["control"]["limits"]
+        assert t.link("c") in t.ports()
+        status, _, err = daemon.stop()
+    assert status == 0, err
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_a_reload_needs_the_admin_socket(tmp_path):

@@ -11,6 +11,7 @@ import socket
 import pytest
 
 import fastpath
+from fastpath.reasons import CAPTURE_REASON_NAMES
 from pyctl.errors import Busy, InvalidArgument, NotFound, TapswitchError
 from pyctl.kernel.private_netns import PrivateNamespace
 from tests.support.io import (FakeTap, KernelSide, SWITCH_IP, arp_request, expected, udp_frame,
@@ -58,16 +59,18 @@ def make_port(kind, ns, loop, end, **kwargs):
 
 
 @contextlib.contextmanager
-def two_afpacket_ports(ns, end_mtu=None, **port_kwargs):
-    """A loop over world() whose ports 1 and 2 are AfPacketPorts (``port_kwargs``) on veth
-    pairs (their MTU ``end_mtu``): (loop, {port: RawEnd}, {port: ring}), closed at the end."""
-    loop = fastpath.PacketLoop(world(), batch_size=16)
+def afpacket_loop(ns, end_mtu=None, **ring_kwargs):
+    """A loop over world() with AF_PACKET ports 1 and 2 (``ring_kwargs``: theirs) on veth
+    pairs (their MTU ``end_mtu``): (datapath, loop, {port: RawEnd}, {port: ring});
+    everything closed at the end."""
+    dp = world()
+    loop = fastpath.PacketLoop(dp, batch_size=16)
     ends = {p: RawEnd(ns, p, mtu=end_mtu) for p in (1, 2)}
-    rings = {p: make_port("afpacket", ns, loop, e, **port_kwargs) for p, e in ends.items()}
+    rings = {p: make_port("afpacket", ns, loop, e, **ring_kwargs) for p, e in ends.items()}
     try:
         for p, ring in rings.items():
             loop.add_port(p, ring)
-        yield loop, ends, rings
+        yield dp, loop, ends, rings
     finally:
         loop.close()
         for p in ends:
@@ -163,7 +166,7 @@ def test_slow_path_frames_come_and_go(rig):
 
 
 def test_a_frame_larger_than_a_slot_takes_the_socket_both_ways(ns):
-    with two_afpacket_ports(ns, end_mtu=9000, mtu=1500) as (loop, ends, rings):
+    with afpacket_loop(ns, end_mtu=9000, mtu=1500) as (_, loop, ends, rings):
         frames = [(1, udp_frame(1, "10.0.0.2", b"big!" * 2000)), (1, udp_frame(1, "10.0.0.2", b"s"))]
         for _, data in frames:
             ends[1].inject(data)
@@ -177,7 +180,7 @@ def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
     """A burst a ring port drops as it reads it (VLAN-tagged frames: rx_vlan) fills no
     batch, yet its slots go back to the kernel: after more such frames than the ring has
     slots, the next frame still arrives."""
-    with two_afpacket_ports(ns, rx_frames=32) as (loop, ends, _):
+    with afpacket_loop(ns, rx_frames=32) as (_, loop, ends, _):
         plain = udp_frame(1, "10.0.0.2", b"tagged")
         tagged = plain[:12] + b"\x81\x00\x00\x05" + plain[12:]
         for _ in range(4):
@@ -189,6 +192,20 @@ def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
         run(loop, 5)
         assert ends[2].drain() == expected(frames)[0][2]
         assert loop.stats()["rx_vlan"] == 120
+
+
+def test_a_frame_a_ring_port_drops_as_it_reads_it_is_captured(ns):
+    """The ring kinds' own drops are capturable as the TAP's are
+    (tests/fastpath/test_capture_loop_drops.py): a VLAN-tagged frame, with rx_vlan."""
+    with afpacket_loop(ns) as (dp, loop, ends, _):
+        dp.capture_select({1: fastpath.CAPTURE_DROPPED})
+        plain = udp_frame(1, "10.0.0.2", b"tagged")
+        ends[1].inject(plain[:12] + b"\x81\x00\x00\x05" + plain[12:])
+        run(loop, 3)
+        got = [(port, CAPTURE_REASON_NAMES[reason], data)
+               for port, _, reason, _, _, data in dp.capture_take()]
+        assert got == [(1, "rx_vlan", plain)]          # the tag is the ring's metadata
+        assert loop.stats()["rx_vlan"] == 1
 
 
 def test_bad_calls_are_refused(ns):

@@ -28,3 +28,22 @@ def test_per_key_buckets_are_independent_and_freed_once_full_again():
     assert len(buckets) == 2
     assert buckets.take("c", 5.0)            # a and b refilled long ago: freed
     assert len(buckets) == 1
+
+
+def test_a_retuned_bucket_keeps_its_tokens_up_to_the_new_burst():
+    b = TokenBucket(rate=10.0, burst=10, now=0.0)
+    for _ in range(8):
+        assert b.take(0.0)
+    b.retune(1.0, 5, now=0.1)              # 2 + 1 earned at the old rate: 3 kept
+    assert [b.take(0.1) for _ in range(4)] == [True, True, True, False]
+    assert not b.take(0.9) and b.take(1.1)     # then one a second
+    b.retune(100.0, 1, now=1.1)
+    assert b.take(1.2) and not b.take(1.2)     # never more than the new burst
+
+
+def test_retuned_per_key_buckets_and_new_ones_take_the_new_rate():
+    buckets = BucketPerKey(rate=1.0, burst=2)
+    assert buckets.take("a", 0.0) and buckets.take("a", 0.0) and not buckets.take("a", 0.0)
+    buckets.retune(10.0, 4, now=0.0)
+    assert buckets.take("a", 0.1)               # a token earned at the new rate
+    assert [buckets.take("b", 0.1) for _ in range(5)] == [True] * 4 + [False]

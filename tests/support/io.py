@@ -31,10 +31,12 @@ def mac_str(m):
     return ":".join(f"{b:02x}" for b in m)
 
 
-def world(max_ports=16):
+def world(max_ports=16, implementation=None):
     """One L2 (ns 0, owning SWITCH_IP), L3 tenants 1..3 on ports 1..3, peers known; all on
-    10.0.0.0/24 (its broadcast 10.0.0.255 reaches the tenants)."""
-    dp = fastpath.Datapath(max_namespaces=16, max_ports=max_ports, route_cache_size=16)
+    10.0.0.0/24 (its broadcast 10.0.0.255 reaches the tenants).  ``implementation``: the
+    datapath class (default the compiled core's; ReferenceDatapath: the oracle)."""
+    dp = (implementation or fastpath.Datapath)(max_namespaces=16, max_ports=max_ports,
+                                               route_cache_size=16)
     with dp.update():
         dp.set_namespace(SCOPE, SCOPE, False)
         dp.add_address(SCOPE, ip(SWITCH_IP), SCOPE, 24)
@@ -115,12 +117,12 @@ def checksum(data):
     return ~s & 0xFFFF
 
 
-def expected(frames, headers=None):
-    """What Datapath.process() on a fresh world() makes of [(port, bytes)] (``headers``:
-    {i: the virtio-net header frame i came with}, a super-frame's gso_size decides
-    whether it fits its port's MTU): ({out_port: [bytes]}, [slow-path (port, reason,
-    bytes)]), the loop's oracle."""
-    dp = world()
+def expected(frames, headers=None, implementation=None):
+    """What Datapath.process() (``implementation``'s: world()) on a fresh world() makes of
+    [(port, bytes)] (``headers``: {i: the virtio-net header frame i came with}, a
+    super-frame's gso_size decides whether it fits its port's MTU): ({out_port: [bytes]},
+    [slow-path (port, reason, bytes)]), the loop's oracle."""
+    dp = world(implementation=implementation)
     b = fastpath.Batch(capacity=max(1, len(frames)), slot_size=65536 + 256)
     b.load(frames)
     for i, header in (headers or {}).items():
