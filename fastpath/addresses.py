@@ -10,6 +10,7 @@ the family they were asked in (``address_value``, ``gateway_value``).
 import ipaddress
 
 from fastpath.errors import InvalidArgument
+from fastpath.ipv6 import is_solicited_node
 
 V6 = ipaddress.IPv6Address
 MAX_PLEN = {4: 32, 6: 128}
@@ -167,12 +168,14 @@ def check_group(group_ip):
 
 def group_key(group):
     """(family, int) of a group the group tables hold: IPv4 224.0.0.0/4 outside
-    224.0.0.0/24; IPv6 ff00::/8 of a scope wider than link-local (ff02::/16 and narrower
-    reach every L3 of the scope, or nobody, without an entry)."""
+    224.0.0.0/24; IPv6 ff00::/8 of a scope wider than link-local, and the solicited-node
+    groups (ff02::1:ff00:0/104: their members are the owners of the addresses they are
+    made from); other groups of link scope and narrower reach every L3 of the scope, or
+    nobody, without an entry."""
     if isinstance(group, V6):
         if not group.is_multicast:
             raise InvalidArgument(f"group {group} is not an IPv6 multicast address")
-        if group.packed[1] & 0x0F <= 2:
+        if group.packed[1] & 0x0F <= 2 and not is_solicited_node(group):
             raise InvalidArgument(f"group {group} is of link scope or narrower: it reaches every L3 "
                                   "of the scope (or none) and takes no members")
         return 6, int(group)

@@ -38,10 +38,12 @@
 #   routes(scope) -> [(prefix, plen, port, gateway)]: IPv4 then IPv6, each by plen, prefix
 #   set_neighbour(scope, ip, mac), remove_neighbour(scope, ip), neighbour(scope, ip) -> mac
 #   set_group(scope, group, ns_ids), remove_group(scope, group), lookup_group(scope, group)
-#                                       IPv6 groups: ff00::/8 of a scope wider than link
-#                                       (ff02::/16 and other link-scope groups reach every
+#                                       IPv6 groups: ff00::/8 of a scope wider than link,
+#                                       and solicited-node groups (ff02::1:ff00:0/104: the
+#                                       owners of their addresses; no entry, no listener);
+#                                       other link-scope groups (ff02::1, ...) reach every
 #                                       L3 of the scope with no entry, like 224.0.0.0/24;
-#                                       scope 0/1 are bad_destination drops)
+#                                       scope 0/1 are bad_destination drops
 #   set_broadcast / remove_broadcast / lookup_broadcast: IPv4 only (IPv6 has none)
 #   families == (4, 6)
 
@@ -397,7 +399,8 @@ cdef class Datapath(DatapathTables):
         """Frames to multicast ``group_ip`` in the scope go to ``ns_ids`` (its member
         namespaces, each in the scope): an L3 gets a copy on its port, an L2 (the scope
         itself, for its uplinks) on each of its ports; never the sender.  Link-local
-        groups (224.0.0.0/24, ff02::/16) reach every L3 of the scope and have no entry."""
+        groups (224.0.0.0/24, ff02::/16) reach every L3 of the scope and have no entry,
+        but for the solicited-node groups (ff02::1:ff00:0/104), whose members are set."""
         self._writing()
         self.ns.check_scope(scope_id)
         family, address = group_key(group_ip)

@@ -68,6 +68,11 @@ cdef inline bint ip6_is_multicast(uint64_t hi) noexcept nogil:
     return (hi >> 56) == 0xFF
 
 
+cdef inline bint ip6_is_solicited_node(uint64_t hi, uint64_t lo) noexcept nogil:
+    """ff02::1:ff00:0/104: the owners of the addresses it is made from (fastpath/ipv6.py)."""
+    return hi == 0xFF02000000000000ULL and (lo >> 24) == 0x1FFULL
+
+
 cdef inline bint ip6_is_link_local(uint64_t hi) noexcept nogil:
     return (hi >> 54) == 0x3FA                      # fe80::/10
 

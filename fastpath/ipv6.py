@@ -19,7 +19,7 @@ import ipaddress
 
 __all__ = ["ETHERTYPE", "HEADER_LEN", "MAX_EXT_HEADERS", "MAX_EXT_BYTES", "FRAGMENT",
            "ICMPV6", "ND_TYPES", "MLD_TYPES", "walk", "is_martian_source", "is_link_local",
-           "multicast_scope", "LINK_SCOPE", "group_mac"]
+           "multicast_scope", "LINK_SCOPE", "group_mac", "solicited_node", "is_solicited_node"]
 
 ETHERTYPE = 0x86DD
 HEADER_LEN = 40
@@ -31,6 +31,7 @@ ICMPV6 = 58
 ND_TYPES = frozenset(range(133, 138))          # RS, RA, NS, NA, redirect
 MLD_TYPES = frozenset((130, 131, 132, 143))    # query, v1 report, done, v2 report
 LINK_SCOPE = 2                                 # ff02::/16 and the like: the sender's link
+SOLICITED_NODE = int(ipaddress.IPv6Address("ff02::1:ff00:0"))  # /104, RFC 4291 2.7.1
 
 
 def walk(packet):
@@ -77,3 +78,15 @@ def multicast_scope(group):
 def group_mac(group):
     """The Ethernet MAC of an IPv6 multicast group (RFC 2464 7): 33:33 + its low 32 bits."""
     return b"\x33\x33" + ipaddress.IPv6Address(group).packed[12:]
+
+
+def solicited_node(address):
+    """The solicited-node group of an address (RFC 4291 2.7.1): ff02::1:ff + its low 24 bits."""
+    return ipaddress.IPv6Address(SOLICITED_NODE | (int(address) & 0xFFFFFF))
+
+
+def is_solicited_node(group):
+    """Is ``group`` a solicited-node group (ff02::1:ff00:0/104)?  Such a group reaches
+    the owners of the addresses it is made from, not the whole scope: a kernel joins
+    the solicited-node group of each of its addresses, and nobody else does."""
+    return int(ipaddress.IPv6Address(group)) >> 24 == SOLICITED_NODE >> 24

@@ -7,14 +7,18 @@
 # same in Python):
 #  1. the fixed header: version 6, the payload length within the frame;
 #  2. the source rule: martians (multicast, ::1, v4-mapped) never; an address of the scope
-#     only its owner's (an L3 only its own); a link-local (fe80::/10) or unspecified
-#     source skips the ownership check but must stay on the link (below);
+#     only its owner's if that is an L3 (an L3 only its own; an L2's port, an uplink, none
+#     the scope holds, not even the L2's own: the gateway's is the switch's alone, as in
+#     IPv4); a link-local (fe80::/10) or unspecified source skips the ownership check but
+#     must stay on the link (below);
 #  3. the extension-header chain to the upper layer (ipv6.pxi: bounded, else
 #     bad_extension_header); ICMPv6 neighbour discovery -> nd, MLD -> mld (the switch's
 #     business, whatever the destination); the unspecified source is for those only;
-#  4. multicast: link scope (ff02::/16, ...) to every L3 of the scope, like 224.0.0.0/24;
-#     wider scopes through the scope's group table (no members: no_listener); scope 0/1
-#     never (bad_destination).  MAC 33:33 + the group's low 32 bits; no hop-limit change;
+#  4. multicast: link scope (ff02::/16, ...) to every L3 of the scope, like 224.0.0.0/24,
+#     but a solicited-node group (ff02::1:ff00:0/104) and wider scopes through the scope's
+#     group table (no members: no_listener; the compiler makes each L3 a member of its
+#     addresses' solicited-node groups); scope 0/1 never (bad_destination).  MAC 33:33 +
+#     the group's low 32 bits; no hop-limit change;
 #  5. unicast: ::, ::1, v4-mapped never (bad_destination); link-local destinations are
 #     the switch (on a TAP link there is nobody else: local); a link-local source goes
 #     no further (link_local_source_routed);
@@ -111,7 +115,8 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
     link_src = ip6_is_link_local(shi) or (shi == 0 and slo == 0)
     if not link_src:
         if hash6_find(&t.demux6, scope, shi, slo, &vs):
-            if unlikely((vs & DEMUX_GROUP) or <int32_t>vs != ns):
+            # (an L2 is its own scope: ns == scope is an uplink using the L2's own address)
+            if unlikely((vs & DEMUX_GROUP) or <int32_t>vs != ns or ns == scope):
                 return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
             src_owned = True
         elif unlikely(t.ns.l3[ns]):
@@ -142,9 +147,9 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
         if unlikely(scope_bits < MCAST_SCOPE_LINK):
             return drop(t, b, i, ns, REASON_BAD_DESTINATION)
         first = b.fanout_count
-        if scope_bits == MCAST_SCOPE_LINK:
+        if scope_bits == MCAST_SCOPE_LINK and not ip6_is_solicited_node(dhi, dlo):
             return ipv6_copies(b, first, fan_out(t, b, i, ns, scope, mac, n))
-        if unlikely(link_src):
+        if unlikely(link_src and scope_bits != MCAST_SCOPE_LINK):
             return drop(t, b, i, ns, REASON_LINK_LOCAL_SOURCE_ROUTED)
         if hash6_find(&t.demux6, scope, dhi, dlo, &v) and (v & DEMUX_MCAST) == DEMUX_MCAST:
             return ipv6_copies(b, first, fan_out_group(t, b, i, ns, &t.mgroups[v & 0xFFFFFFFFu], mac, n))

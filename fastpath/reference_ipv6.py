@@ -79,16 +79,18 @@ class ReferenceIpv6:
         if src.is_unspecified:
             return refuse(V.REASON_SPOOFED_SOURCE)
 
-        # multicast: bridged inside the scope
+        # multicast: bridged inside the scope (a solicited-node group: to its members, the
+        # owners of the addresses it is made from)
         if dst.is_multicast:
             scope_field = ipv6.multicast_scope(dst)
             mac = ipv6.group_mac(dst)
             if scope_field < ipv6.LINK_SCOPE:
                 return refuse(V.REASON_BAD_DESTINATION)
-            if scope_field == ipv6.LINK_SCOPE:
+            link_scope = scope_field == ipv6.LINK_SCOPE
+            if link_scope and not ipv6.is_solicited_node(dst):
                 return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mac, frame,
                                      copies_so_far, batch)
-            if link_src:
+            if link_src and not link_scope:
                 return refuse(V.REASON_LINK_LOCAL_SOURCE_ROUTED)
             return self._to_group(ns, scope, dst, mac, frame, copies_so_far, batch, refuse)
 

@@ -2,8 +2,8 @@
 
 - An **L3** sends only from its own addresses.
 - An **L2** port sends only from addresses that no *other* namespace of its
-  scope holds, and for IPv4 not from the L2's own either: those are the
-  switch's (the tenants' gateway), which only the switch itself sends from.
+  scope holds, and not from the L2's own either (both families): those are
+  the switch's (the tenants' gateway), which only the switch itself sends from.
 - The unspecified address (``0.0.0.0`` / ``::``) may be used, but only for
   what stays on the link: for IPv4 (``stays_on_link``) IGMP and a DHCP
   client's broadcast to the servers (UDP to 255.255.255.255 port 67; ARP
@@ -90,9 +90,9 @@ def source_refusal(sender_is_l3: bool, sender: int, owner, address):
         return MARTIAN
     if owner is None:
         return SPOOFED if sender_is_l3 else None
-    if owner == sender and (sender_is_l3 or address.version == 6):
+    if owner == sender and sender_is_l3:
         return None
-    return SPOOFED          # another namespace's, a directed broadcast, or the L2's own (IPv4)
+    return SPOOFED          # another namespace's, a directed broadcast, or the L2's own
 
 
 def may_send_from(sender_is_l3: bool, sender: int, owner, address) -> bool:

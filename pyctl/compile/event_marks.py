@@ -44,13 +44,14 @@ class Marks:
 
 
 def _mark_address(marks, scope_id, iface):
-    """The address, and (IPv4) the connected route of its subnet if it is the L2's own."""
+    """The address, and the connected route of its subnet if it is the L2's own."""
     key = fast_path_key(iface.ip)
     if key is not None:
         marks.addresses.add((scope_id, key))
-        if iface.version == 4:
-            network = iface.network
-            marks.routes.add((scope_id, int(network.network_address), network.prefixlen))
+        network = iface.network
+        prefix = fast_path_key(network.network_address)
+        if prefix is not None:
+            marks.routes.add((scope_id, prefix, network.prefixlen))
 
 
 def _namespace_created(event, marks):

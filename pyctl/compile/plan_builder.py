@@ -24,11 +24,15 @@ its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
 - an address held in a scope (loopback stays in the model): its holder and its
   subnet's prefix length in ``addresses``; an L3 holding an IPv4 address on a
   /30-or-wider subnet listens to that subnet's directed broadcast
-  (``broadcasts``; IPv6 has none);
+  (``broadcasts``; IPv6 has none); an L3 holding an IPv6 address is a member of
+  its solicited-node group in ``multicast`` (as a kernel joins the group of each
+  of its addresses: a datagram to it reaches the owners only), a membership of
+  the address, not of the model's groups (no quota, no snooping limit, no MLD
+  leave ends it; it comes and goes with the address);
 - a route: out of its port if it names one, else out of the port of the L3
   that holds its gateway; neither: ``unresolved`` (not installed).  A connected
-  route (the subnet of an L2's own IPv4 address, ``pyctl.model.subnets``) is
-  on-link out of the port that leads there; with none it is not installed (nor
+  route (the subnet of an L2's own address, either family, ``pyctl.model.subnets``)
+  is on-link out of the port that leads there; with none it is not installed (nor
   unresolved: the subnet's namespaces are reached by address).
 """
 import ipaddress
@@ -105,8 +109,10 @@ class PlanBuilder:
         for scope in marks.scopes:
             self._expand_scope(reader, scope, namespaces, addrs, routes)
         for scope in marks.connected:
-            routes.update((scope, int(net.network_address), net.prefixlen)
-                          for net in reader.connected_networks(scope))
+            for net in reader.connected_networks(scope):
+                prefix = self._key(net.network_address)
+                if prefix is not None:
+                    routes.add((scope, prefix, net.prefixlen))
         for ns in namespaces:
             self._namespace(reader, edit, ns, ports, routes)
         for pid in ports:

@@ -21,6 +21,7 @@ are indexed per family, so a question about one family answers in it.
 import ipaddress
 from collections import Counter
 
+from fastpath.ipv6 import solicited_node
 from pyctl.compile.plan import GONE, PLAN_TABLES, address_of, key_family
 
 __all__ = ["PlanIndex", "Edit"]
@@ -40,7 +41,7 @@ class PlanIndex:
     def __init__(self, plan):
         self.plan = plan
         self.held = {}            # (scope, ip) -> (owner ns, prefix length)
-        self.ns_multicast = {}    # ns -> (scope, frozenset of IPv4 groups, not link-local)
+        self.ns_multicast = {}    # ns -> (scope, frozenset of its groups, none of link scope)
         self.route_src = {}       # (scope, prefix, plen) -> (L2 name, dst, gateway int, port id)
         self.port_info = {}       # port id -> (MTU, router: bool)
         self.scope_options = {}   # L2 id -> ((key, value), ...) of its options, when it has some
@@ -59,7 +60,8 @@ class PlanIndex:
         self.own_lowest = {}      # (scope, family) -> its lowest own ip (a cache, filled when asked)
         self.scope_routes = {}    # scope -> {(prefix, plen)} of its routes
         self.gw_routes = {}       # (scope, gateway) -> {route keys} of routes without a port
-        self.multicast_members = {}   # (scope, group) -> {ns}
+        self.multicast_members = {}   # (scope, group) -> Counter(ns -> its reasons to be one:
+        #   its membership (ns_multicast), each of its IPv6 addresses of that solicited-node group)
         self.touched_bcasts = set()       # derived entries to recompute after an update
         self.touched_multicast = set()
 
@@ -134,8 +136,11 @@ class PlanIndex:
         elif table == "ns_multicast":
             scope, groups = value
             for group in groups:
-                _set_edit(self.multicast_members, (scope, group), key, add)
-                self.touched_multicast.add((scope, group))
+                self._member(scope, group, key, add)
+
+    def _member(self, scope, group, ns, add):
+        _count_edit(self.multicast_members, (scope, group), ns, add)
+        self.touched_multicast.add((scope, group))
 
     def _index_held(self, key, value, add):
         (scope, ip), (owner, plen) = key, value
@@ -155,6 +160,8 @@ class PlanIndex:
             bkey = (scope, ip | (~_MASKS[4][plen] & 0xFFFFFFFF))
             _count_edit(self.bcast_listeners, bkey, owner, add)
             self.touched_bcasts.add(bkey)
+        elif version == 6:                  # an L3 in its address's solicited-node group
+            self._member(scope, solicited_node(ip), owner, add)
 
 
 class Edit:

@@ -7,7 +7,8 @@ its subtree) and applies the ``counters`` verb's filters::
     {"namespaces": {name: {"rx_packets", "rx_bytes", "tx_packets", "tx_bytes",
                            "reasons": {reason: n},       # every reason: drops and hand-offs
                            "drops": {reason: n},         # the frames dropped, by reason
-                           "slowpath": {kind: n}}},      # handed to the slow path, by kind
+                           "slowpath": {kind: n},        # handed to the slow path, by kind
+                           "slowpath_drops": {event: n}}},   # what the slow path dropped
      "ports": {name: {"namespace": name, "rx_packets", ...}},
      "reasons": {reason: n}}      # switch-wide: the administrator's, unfiltered only
 
@@ -16,7 +17,9 @@ to the slow path (ARP, to the switch's own address, ...): the two are kept apart
 (``split``), in the table too.
 
 The daemon adds ``"groups": {scope: {group: {"rx_packets", "rx_bytes", "copies"}}}``
-(``pyctl.daemon.multicast.group_counters``).
+(``pyctl.daemon.multicast.group_counters``) and each namespace's ``slowpath_drops``
+(``pyctl.daemon.slow_counters``: the frames the slow path dropped of the namespace's,
+or whose ICMP error it did not send).
 
 ``counted(api, ...)`` says which namespace and port ids such an answer may hold,
 so that the daemon reads only those counters (an answer costs its size, not the
@@ -133,6 +136,9 @@ def format_counters(counters: dict[str, Any], title: str | None = None) -> str:
                             right=range(2, 5)))
     out = [f"-- {title} --"] if title else []
     out.append("\n\n".join(tables) or "no counters to show")
+    for name, c in counters["namespaces"].items():
+        if any(c.get("slowpath_drops", {}).values()):
+            out.append(f"slow path dropped of {name}'s: {_reasons(c['slowpath_drops'])}")
     dropped, punted = (_reasons(part) for part in split(counters.get("reasons", {})))
     if dropped != "-":
         out.append(f"dropped: {dropped}")

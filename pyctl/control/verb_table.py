@@ -215,8 +215,9 @@ _TABLE = (
                             help="prometheus: the Prometheus text format (docs/operations.md)")],
          served_by="daemon", rig=True, summary="packet and drop counters",
          result="`{namespaces: {name: {rx_packets, rx_bytes, tx_packets, tx_bytes, reasons, "
-                "drops, slowpath, slow_refused}}, ports: {name: {namespace, rx_packets, ...}}, "
-                "reasons, groups: {scope: {group: {rx_packets, rx_bytes, copies}}}}` (below); "
+                "drops, slowpath, slow_refused, slowpath_drops}}, "
+                "ports: {name: {namespace, rx_packets, ...}}, reasons, "
+                "groups: {scope: {group: {rx_packets, rx_bytes, copies}}}}` (below); "
                 "with `format` `prometheus`: the metrics of what the socket sees, as text",
          render=render.counters),
     Verb("multicast", served_by="daemon",
@@ -252,8 +253,10 @@ _TABLE = (
                 "ports' own (`rings`: by port name), what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
                 "bytes, ICMP buckets), `capture` (the capture ring: on, copied, overflow; captures), "
-                "`ports_up`, `ports_failed`, uptime, `control`; a namespace socket's client: its "
-                "subtree's `ports_up`, `ports_failed`, uptime and its socket's `control` line",
+                "`ports_up`, `ports_failed`, uptime, `control`, and per namespace what the slow "
+                "path dropped of its frames (`slowpath_drops`); a namespace socket's client: its "
+                "subtree's `ports_up`, `ports_failed`, `slowpath_drops`, uptime and its socket's "
+                "`control` line",
                 render=render.generic),
 )
 

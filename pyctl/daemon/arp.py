@@ -29,11 +29,11 @@ class Arp:
     def handle(self, port_id: int, eth: pk.Ethernet, out) -> None:
         arp = pk.parse_arp(eth.payload)
         if arp is None or pk.is_multicast_mac(arp.sha):
-            self._drop("drop_malformed_arp")
+            self.sp.drop(port_id, "drop_malformed_arp")
             return
         if arp.sha != eth.src:
             # Learning from such a frame would let one host speak for another.
-            self._drop("drop_arp_sha_mismatch")
+            self.sp.drop(port_id, "drop_arp_sha_mismatch")
             return
         view = self.view
         scope = view.port_scope(port_id)
@@ -79,6 +79,3 @@ class Arp:
         frame = pk.build_ethernet(eth_dst or pk.BROADCAST_MAC, port_mac, pk.ETH_P_ARP, request)
         out.frames.append((port_id, frame))
         return True
-
-    def _drop(self, counter: str) -> None:
-        self.counters[counter] += 1

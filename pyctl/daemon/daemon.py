@@ -355,6 +355,8 @@ class Daemon:
         ns_ids, port_ids = counted(api, namespace=namespace, port=port)
         keys = () if port is not None else group_keys(api, self.datapath, namespace)
         raw = self.datapath.counters(namespaces=ns_ids, ports=port_ids, groups=keys)
+        for ns_id, value in raw["namespaces"].items():
+            value["slowpath_drops"] = self.slowpath.counters.dropped_by(ns_id)
         out = select_counters(raw, api, namespace=namespace, port=port)
         out["groups"] = {} if port is not None else group_counters(raw["groups"], api, namespace)
         if format == "prometheus":
@@ -372,14 +374,18 @@ class Daemon:
     def stats(self, session=None):
         """The daemon's counters: all of them for the administrator (``session`` None or
         the admin socket's); a namespace socket's client only its subtree's ports' states
-        (the loop's, slow path's and snooper's counters are the whole switch's)."""
-        if session is not None and session.api.acting is not None:
-            visible = [p.id for p in session.api.ports()]
+        and what the slow path dropped of its subtree's frames (the loop's, slow path's and
+        snooper's counters are the whole switch's)."""
+        api = self.switch if session is None else session.api
+        dropped = self.slowpath.counters.visible(api, self.switch)
+        if api.acting is not None:
+            visible = [p.id for p in api.ports()]
             return {"ports_up": sum(p in self.ports.open for p in visible),
                     "ports_failed": sum(p in self.ports.failed for p in visible),
-                    "uptime_s": self._uptime()}
+                    "slowpath_drops": dropped, "uptime_s": self._uptime()}
         return {"loop": self.loop.stats(), "backend": self.loop.backend,
-                "slowpath": dict(self.slowpath.counters), "slowpath_holds": self.slowpath.gauges(),
+                "slowpath": dict(self.slowpath.counters), "slowpath_drops": dropped,
+                "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters), "dhcp": dict(self.dhcp.counters),
                 "rings": self.ports.ring_stats(),
                 "slowpath_shares": {name: {"rate": rate, "burst": burst} for name, (rate, burst)

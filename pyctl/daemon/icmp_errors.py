@@ -9,7 +9,8 @@ families draw on one token bucket per sending namespace (freed once full
 again, and when the namespace is destroyed).  None is sent about ICMP errors
 (ICMPv6 errors and redirects), non-first fragments, link-level or IP
 broadcasts and multicasts (IPv6: except packet too big), or datagrams whose
-source names no single host.  Every error not sent is counted.
+source names no single host.  Every error not sent is counted, for the sender's
+namespace too (``SlowCounters.drop``).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class IcmpErrors:
         if why is None and not self.buckets.take(self.view.port_namespace(port_id), now):
             why = "icmp_rate_limited"
         if why is not None:
-            self.counters[why] += 1
+            self.counters.drop(port_id, why)
             return None
         message = pk.build_icmp(itype, code, rest, ip.datagram[:ICMP_QUOTE_MAX])
         self.counters[f"icmp_sent_{itype}_{code}"] += 1
@@ -73,7 +74,7 @@ class IcmpErrors:
         if why is None and not self.buckets.take(self.view.port_namespace(port_id), now):
             why = "icmp_rate_limited"
         if why is not None:
-            self.counters[why] += 1
+            self.counters.drop(port_id, why)
             return None
         if source is None:
             source = self.view.icmp_source(port_id, 6) or pk6.link_local_of(self.view.port_mac(port_id))

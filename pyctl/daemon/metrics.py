@@ -5,8 +5,9 @@
 (``counters`` is ``Daemon.counters``' result for it, already limited and filtered):
 
 - every socket: per namespace the frames and bytes in and out, the drops by reason and,
-  apart, the slow-path hand-offs by kind; per port the same traffic and whether it is up;
-  the multicast groups' traffic; the control operations by namespace, verb and result;
+  apart, the slow-path hand-offs by kind and what the slow path dropped; per port the
+  same traffic and whether it is up; the multicast groups' traffic; the control
+  operations by namespace, verb and result;
 - the admin only (the admin socket, and the HTTP listener, which is admin-level): the
   switch-wide drops and hand-offs, the packet loop's I/O counters and virtio-net header
   refusals, the slow path's and the IGMP snooper's counters and holdings, the tables'
@@ -51,13 +52,18 @@ def _namespaces(counters: dict) -> list[Family]:
                    "frames the namespace sent that the switch dropped, by reason")
     slow = Family("tapswitch_namespace_slowpath_total", "counter",
                   "frames the namespace sent that went to the slow path, by kind (not drops)")
+    slow_drops = Family("tapswitch_namespace_slowpath_drops_total", "counter",
+                        "frames the namespace sent that the slow path dropped (or whose ICMP "
+                        "error it did not send), by event")
     for name, value in rows.items():
         dropped, handed = split(value.get("reasons", {}))
         for reason, n in sorted(dropped.items()):
             drops.add(n, namespace=name, reason=reason)
         for kind, n in sorted(handed.items()):
             slow.add(n, namespace=name, kind=kind)
-    return out + [drops, slow]
+        for event, n in sorted(value.get("slowpath_drops", {}).items()):
+            slow_drops.add(n, namespace=name, event=event)
+    return out + [drops, slow, slow_drops]
 
 
 def _ports(daemon, api, counters: dict) -> list[Family]:

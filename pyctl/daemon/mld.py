@@ -7,8 +7,11 @@ dones endpoints send, turned into the same group-level events as IGMP's
   MODE_IS_INCLUDE / CHANGE_TO_INCLUDE / ALLOW_NEW_SOURCES with sources, join;
   CHANGE_TO_INCLUDE and MODE_IS_INCLUDE without sources leave; BLOCK changes
   nothing (group granularity, as IGMP's snooping).
-- Groups of link scope or below (ff02::/16 and narrower: solicited-node
-  groups, all-nodes) reach the whole scope anyway: their records are ignored.
+- Groups of link scope or below (ff02::/16 and narrower) are not learned:
+  all-nodes and the like reach the whole scope anyway, and a solicited-node
+  group's members are the owners of its addresses, which the compiler makes
+  members (``pyctl.compile.plan_builder``): their records are ignored, so a
+  tenant's MLD neither widens nor ends them.
 - A message is accepted only with hop limit 1 from a link-local source (or the
   unspecified one, which a host without an address yet may use for a v2
   report), RFC 3810 5.1.14 and 5.2.13; queries from endpoints carry no event.

@@ -56,16 +56,17 @@ class NeighbourDiscovery:
     def handle(self, port_id: int, eth: pk.Ethernet, ip: pk6.IPv6, out) -> None:
         icmp = pk6.parse_icmp6(ip)
         if icmp is None or icmp.type not in pk6.ND_TYPES:
-            self._drop("drop_nd_malformed")
+            self.sp.drop(port_id, "drop_nd_malformed")
             return
         if ip.hop_limit != pk6.ND_HOP_LIMIT or icmp.code != 0:
-            self._drop("drop_nd_not_on_link")     # routed here, or not ND as RFC 4861 has it
+            # routed here, or not ND as RFC 4861 has it
+            self.sp.drop(port_id, "drop_nd_not_on_link")
             return
         if pk.is_multicast_mac(eth.src):
-            self._drop("drop_nd_malformed")
+            self.sp.drop(port_id, "drop_nd_malformed")
             return
         if not self._source_ok(port_id, ip.src, icmp.type):
-            self._drop("drop_nd_spoofed")
+            self.sp.drop(port_id, "drop_nd_spoofed")
             return
         handler = {pk6.ND_NEIGHBOUR_SOLICIT: self._solicitation,
                    pk6.ND_NEIGHBOUR_ADVERT: self._advertisement,
@@ -90,21 +91,22 @@ class NeighbourDiscovery:
     def _solicitation(self, port_id, eth, ip, icmp, out) -> None:
         ns = pk6.parse_solicitation(icmp.body)
         if ns is None:
-            self._drop("drop_nd_malformed")
+            self.sp.drop(port_id, "drop_nd_malformed")
             return
         dad = ip.src.is_unspecified
         slla = ns.options.source_lladdr
         if dad and (slla is not None or ip.dst != pk6.solicited_node(ns.target)):
-            self._drop("drop_nd_malformed")      # RFC 4861 7.1.1
+            self.sp.drop(port_id, "drop_nd_malformed")      # RFC 4861 7.1.1
             return
         if slla is not None and slla != eth.src:
-            self._drop("drop_nd_lladdr_mismatch")
+            self.sp.drop(port_id, "drop_nd_lladdr_mismatch")
             return
         view, scope = self.view, self.view.port_scope(port_id)
         namespace = view.port_namespace(port_id)
         if not dad and not ip.src.is_link_local:
             if view.owner(scope, ip.src) == scope:
-                self._drop("drop_nd_switch_address")   # someone claims the switch's address
+                # someone claims the switch's address
+                self.sp.drop(port_id, "drop_nd_switch_address")
                 return
             if slla is not None:
                 self.sp.learn(scope, ip.src, slla, port_id, out)
@@ -151,11 +153,11 @@ class NeighbourDiscovery:
     def _advertisement(self, port_id, eth, ip, icmp, out) -> None:
         na = pk6.parse_advertisement(icmp.body)
         if na is None or (ip.dst.is_multicast and na.flags & pk6.NA_SOLICITED):
-            self._drop("drop_nd_malformed")
+            self.sp.drop(port_id, "drop_nd_malformed")
             return
         tlla = na.options.target_lladdr
         if tlla is not None and tlla != eth.src:
-            self._drop("drop_nd_lladdr_mismatch")
+            self.sp.drop(port_id, "drop_nd_lladdr_mismatch")
             return
         scope = self.view.port_scope(port_id)
         self.counters["nd_advert_in"] += 1
@@ -170,10 +172,10 @@ class NeighbourDiscovery:
     def _router_solicitation(self, port_id, eth, ip, icmp, out) -> None:
         options = pk6.parse_nd_options(icmp.body[4:]) if len(icmp.body) >= 4 else None
         if options is None or (ip.src.is_unspecified and options.source_lladdr is not None):
-            self._drop("drop_nd_malformed")
+            self.sp.drop(port_id, "drop_nd_malformed")
             return
         if options.source_lladdr is not None and options.source_lladdr != eth.src:
-            self._drop("drop_nd_lladdr_mismatch")
+            self.sp.drop(port_id, "drop_nd_lladdr_mismatch")
             return
         self._peer(port_id, eth.src, out)
         self.counters["nd_router_solicit_in"] += 1
@@ -186,7 +188,7 @@ class NeighbourDiscovery:
         """A router advertisement or a redirect: only a router port's go on."""
         view = self.view
         if not view.port_is_router(port_id):
-            self._drop("drop_rogue_router")
+            self.sp.drop(port_id, "drop_rogue_router")
             return
         scope = view.port_scope(port_id)
         if ip.dst.is_multicast:
@@ -197,13 +199,13 @@ class NeighbourDiscovery:
             route = view.route(scope, ip.dst)
             targets = [] if route is None or route.port_id == port_id else [route.port_id]
         if not targets:
-            self._drop("drop_router_message_no_port")
+            self.sp.drop(port_id, "drop_router_message_no_port")
             return
         for egress in targets:
             mac = view.port_mac(egress)
             dst_mac = eth.dst if ip.dst.is_multicast else self.sp.neighbour_mac(scope, ip.dst)
             if mac is None or dst_mac is None:
-                self.counters["drop_router_message_no_port"] += 1
+                self.sp.drop(port_id, "drop_router_message_no_port")
                 continue
             out.frames.append((egress, pk.build_ethernet(dst_mac, mac, pk6.ETH_P_IPV6, ip.datagram)))
             self.counters["router_message_relayed"] += 1
@@ -229,6 +231,3 @@ class NeighbourDiscovery:
         out.frames.append((port_id, self.sp.icmp.datagram6(port_id, eth_dst, src, dst, message,
                                                            hop_limit=pk6.ND_HOP_LIMIT)))
         return True
-
-    def _drop(self, counter: str) -> None:
-        self.counters[counter] += 1

@@ -1,7 +1,8 @@
 """Wire formats the slow path reads and writes for IPv6: the header and its
 extension-header chain, ICMPv6 (with the pseudo-header checksum), neighbour
 discovery's messages and options, and the addresses ND and MLD derive from
-others (solicited-node groups, group MACs, a port's link-local address).
+others (group MACs, a port's link-local address; solicited-node groups are
+``fastpath.ipv6``'s, re-exported here).
 
 Parsers take bytes and return a small record, or None for anything malformed;
 they never raise on bad input.  Builders return bytes with every checksum
@@ -14,6 +15,7 @@ import ipaddress
 import struct
 from typing import NamedTuple
 
+from fastpath.ipv6 import solicited_node  # noqa: F401  (ND's, written once with the fast path's)
 from pyctl.daemon.packets import checksum
 
 ETH_P_IPV6 = 0x86DD
@@ -74,14 +76,8 @@ UNSPECIFIED = ipaddress.IPv6Address("::")
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 ALL_ROUTERS = ipaddress.IPv6Address("ff02::2")
 ALL_MLDV2_ROUTERS = ipaddress.IPv6Address("ff02::16")
-_SOLICITED_NODE = int(ipaddress.IPv6Address("ff02::1:ff00:0"))
 
 _IPV6 = struct.Struct("!IHBB16s16s")
-
-
-def solicited_node(ip: ipaddress.IPv6Address) -> ipaddress.IPv6Address:
-    """The solicited-node multicast group of ``ip`` (ff02::1:ffXX:XXXX)."""
-    return ipaddress.IPv6Address(_SOLICITED_NODE | (int(ip) & 0xFFFFFF))
 
 
 def group_mac(group: ipaddress.IPv6Address) -> bytes:

@@ -45,10 +45,11 @@ class Resolutions:
     def get(self, key) -> Resolution | None:
         return self._waiting.get(key)
 
-    def start(self, key, port_id: int) -> Resolution | None:
-        """A new resolution out of ``port_id``; None (counted) when too many are under way."""
+    def start(self, key, port_id: int, ingress: int) -> Resolution | None:
+        """A new resolution out of ``port_id`` for a frame that entered at ``ingress``;
+        None (the frame dropped, counted) when too many are under way."""
         if len(self._waiting) >= self.config.max_pending_neighbours:
-            self.counters["drop_pending_full"] += 1
+            self.counters.drop(ingress, "drop_pending_full")
             return None
         res = self._waiting[key] = Resolution(port_id)
         return res
@@ -56,10 +57,11 @@ class Resolutions:
     def queue(self, res: Resolution, ingress: int, frame: bytes) -> None:
         """Let ``frame`` (entered at ``ingress``) wait for ``res``; counts what it drops."""
         if len(res.frames) == self.config.pending_frames_per_neighbour:
-            self._bytes -= len(res.frames.popleft()[1])
-            self.counters["drop_pending_overflow"] += 1
+            oldest, dropped = res.frames.popleft()
+            self._bytes -= len(dropped)
+            self.counters.drop(oldest, "drop_pending_overflow")
         if self._bytes + len(frame) > self.config.max_pending_bytes:
-            self.counters["drop_pending_bytes"] += 1
+            self.counters.drop(ingress, "drop_pending_bytes")
             return
         res.frames.append((ingress, frame))
         self._bytes += len(frame)
@@ -86,4 +88,5 @@ class Resolutions:
 
     def _forget(self, keys, counter: str) -> None:
         for key in keys:
-            self.counters[counter] += len(self.take(key).frames)
+            for ingress, _ in self.take(key).frames:
+                self.counters.drop(ingress, counter)

@@ -28,14 +28,15 @@ and MLD go to ``pyctl.daemon.multicast``):
 
 Frames handed up are plain Ethernet frames as received (no virtio-net header,
 TTL not yet decremented).  ICMP errors: ``pyctl.daemon.icmp_errors``.  Every
-frame that produces nothing increments one of ``SlowPath.counters``.
+frame that produces nothing increments one of ``SlowPath.counters``
+(``pyctl.daemon.slow_counters``); one it drops is counted for the namespace that sent
+it too (``SlowPath.drop``).
 """
 from __future__ import annotations
 
 import enum
 import ipaddress
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,6 +51,7 @@ from pyctl.daemon.output import NeighbourLearned, Output, PeerMac
 from pyctl.ops.ratelimit import TokenBucket
 from pyctl.daemon.resolution import Resolution, Resolutions
 from pyctl.daemon.router_adverts import RouterAdverts
+from pyctl.daemon.slow_counters import SlowCounters
 from pyctl.daemon.slowpath6 import Ipv6Punts
 from pyctl.daemon.view import Route, SwitchView
 from pyctl.errors import InvalidArgument
@@ -118,7 +120,7 @@ class SlowPath:
         self.view = view
         self.config = config or SlowPathConfig()
         self.clock = clock
-        self.counters: Counter = Counter()
+        self.counters = SlowCounters(view.port_namespace)
         self.neighbours = NeighbourTable(self.config, self.counters, datapath)
         self.resolutions = Resolutions(self.config, self.counters)
         self.icmp = IcmpErrors(view, self.config, self.counters)
@@ -146,9 +148,9 @@ class SlowPath:
         out = Output([], [])
         eth = pk.parse_ethernet(frame)
         if eth is None:
-            return self._drop(out, "drop_malformed")
+            return self._drop(out, port_id, "drop_malformed")
         if self.view.port_scope(port_id) is None or self.view.port_mac(port_id) is None:
-            return self._drop(out, "drop_unknown_port")
+            return self._drop(out, port_id, "drop_unknown_port")
         if eth.ethertype == pk.ETH_P_ARP:
             self.arp.handle(port_id, eth, out)
             return out
@@ -156,25 +158,23 @@ class SlowPath:
             self.ipv6.handle(port_id, reason, eth, out)
             return out
         if eth.ethertype != pk.ETH_P_IP:
-            return self._drop(out, "drop_unsupported_ethertype")
+            return self._drop(out, port_id, "drop_unsupported_ethertype")
         ip = pk.parse_ipv4(eth.payload)
         if ip is None:
-            return self._drop(out, "drop_malformed")
+            return self._drop(out, port_id, "drop_malformed")
         if not self.view.source_allowed(port_id, ip.src):
-            return self._drop(out, "drop_spoofed_source")
+            return self._drop(out, port_id, "drop_spoofed_source")
         if not self.answer(reason, port_id, eth, ip, out, self._local, self._icmp_error,
                            self._too_big, (pk.ICMP_TIME_EXCEEDED, 0),
                            (pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH)):
-            self._drop(out, "drop_bad_reason")
+            self._drop(out, port_id, "drop_bad_reason")
         return out
 
     def answer(self, reason, port_id, eth, ip, out, local, error, too_big, time_exceeded,
                no_route) -> bool:
-        """Answer a frame of either family whose source passed, by ``reason``: the
-        family's ``local`` (to the switch) and ``too_big`` (both ``(port_id, eth, ip,
-        out)``), ``error(port_id, eth, ip, type, code, out)`` with its ``time_exceeded``
-        and ``no_route`` (type, code); a frame waiting for a MAC goes on to its next hop.
-        False: not a reason the slow path answers."""
+        """Answer a frame of either family whose source passed, by ``reason``, with the
+        family's ``local``, ``too_big``, ``error`` and ICMP (type, code) pairs; False: not
+        a reason the slow path answers."""
         if reason == Punt.LOCAL:
             local(port_id, eth, ip, out)
         elif reason == Punt.TTL_EXCEEDED:
@@ -202,7 +202,7 @@ class SlowPath:
                 self.resolutions.take(key)
                 self.counters["neighbour_timeout"] += 1
                 for ingress, frame in res.frames:
-                    self.counters["drop_neighbour_timeout"] += 1
+                    self.drop(ingress, "drop_neighbour_timeout")
                     self._unreachable(ingress, frame, out)
             else:
                 self._send_solicitation(key[1], res, now, out)
@@ -221,9 +221,10 @@ class SlowPath:
         self.resolutions.forget_port(port_id)
 
     def forget_namespace(self, namespace: int) -> None:
-        """A namespace was destroyed: its ICMP bucket goes; an L2 takes its scope's
-        neighbours and the frames waiting in it along."""
+        """A namespace was destroyed: its ICMP bucket and its drop counts go; an L2 takes
+        its scope's neighbours and the frames waiting in it along."""
         self.icmp.forget(namespace)
+        self.counters.forget(namespace)
         self.neighbours.forget_scope(namespace)
         self.resolutions.forget_scope(namespace)
 
@@ -251,10 +252,10 @@ class SlowPath:
         (spoofed, switch address) and give False."""
         spoofed, switch_address = refusals
         if not self.view.source_allowed(port_id, ip):
-            self.counters[spoofed] += 1
+            self.drop(port_id, spoofed)
             return False
         if self.view.owner(scope, ip) == scope:
-            self.counters[switch_address] += 1
+            self.drop(port_id, switch_address)
             return False
         self.learn(scope, ip, mac, port_id, out)
         return True
@@ -341,7 +342,7 @@ class SlowPath:
             return True
         res = self.resolutions.get(key)
         if res is None:
-            res = self.resolutions.start(key, route.port_id)
+            res = self.resolutions.start(key, route.port_id, port_id)
             if res is None:
                 return True
             self._send_solicitation(route.next_hop, res, self.clock(), out)
@@ -365,7 +366,7 @@ class SlowPath:
             datagram = pk.decrement_ttl(ip.datagram)
         src_mac = self.view.port_mac(egress)
         if src_mac is None:
-            self._drop(out, "drop_port_gone")
+            self._drop(out, ingress, "drop_port_gone")
             return
         out.frames.append((egress, pk.build_ethernet(dst_mac, src_mac, eth.ethertype, datagram)))
         self.counters["frame_forwarded"] += 1
@@ -389,13 +390,13 @@ class SlowPath:
         elif ip.total_length <= mtu:                      # the MTU grew since: it fits now
             self.to_next_hop(port_id, eth, ip.dst, ip.datagram, out)
         elif ip.flags_frag & pk.IP_DF:
-            self.counters["too_big_df"] += 1
+            self.drop(port_id, "too_big_df")           # dropped, answered below
             self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_FRAG_NEEDED, out,
                              rest=min(mtu, 0xFFFF).to_bytes(4, "big"))
         else:
             fragments = pk.fragment_ipv4(ip, mtu)
             if fragments is None:
-                self._drop(out, "drop_too_big_unfragmentable")
+                self._drop(out, port_id, "drop_too_big_unfragmentable")
                 return
             self.counters["too_big_fragmented"] += 1
             for fragment in fragments:
@@ -406,19 +407,19 @@ class SlowPath:
     def _local(self, port_id: int, eth: pk.Ethernet, ip: pk.IPv4, out: Output) -> None:
         scope = self.view.port_scope(port_id)
         if self.view.owner(scope, ip.dst) != scope:
-            self._drop(out, "drop_not_local")
+            self._drop(out, port_id, "drop_not_local")
             return
         if ip.more_fragments or ip.frag_offset:
-            self._drop(out, "drop_local_fragment")
+            self._drop(out, port_id, "drop_local_fragment")
             return
         if ip.proto == pk.IPPROTO_ICMP:
             icmp = pk.parse_icmp(ip.payload)
             if icmp is None:
-                self._drop(out, "drop_malformed_icmp")
+                self._drop(out, port_id, "drop_malformed_icmp")
             elif icmp.type != pk.ICMP_ECHO_REQUEST or icmp.code != 0:
-                self._drop(out, "drop_local_icmp")
+                self._drop(out, port_id, "drop_local_icmp")
             elif not pk.is_unicast_host(ip.src):
-                self._drop(out, "drop_echo_bad_source")     # 0.0.0.0: no one to answer
+                self._drop(out, port_id, "drop_echo_bad_source")     # 0.0.0.0: no one to answer
             else:
                 reply = pk.build_icmp(pk.ICMP_ECHO_REPLY, 0, icmp.rest, icmp.data)
                 out.frames.append((port_id, self.icmp.datagram(port_id, eth.src, ip.dst, ip.src,
@@ -439,6 +440,11 @@ class SlowPath:
         if frame is not None:
             out.frames.append((port_id, frame))
 
-    def _drop(self, out: Output, counter: str) -> Output:
-        self.counters[counter] += 1
+    def drop(self, port_id: int, counter: str) -> None:
+        """A frame that came in at ``port_id`` is dropped (``counter``): counted switch-wide
+        and for the namespace that sent it."""
+        self.counters.drop(port_id, counter)
+
+    def _drop(self, out: Output, port_id: int, counter: str) -> Output:
+        self.drop(port_id, counter)
         return out

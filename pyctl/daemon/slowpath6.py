@@ -42,7 +42,7 @@ class Ipv6Punts:
     def handle(self, port_id: int, reason: int, eth: pk.Ethernet, out) -> None:
         ip = pk6.parse_ipv6(eth.payload)
         if ip is None:
-            self._drop("drop_malformed")
+            self.sp.drop(port_id, "drop_malformed")
             return
         if reason == verdicts.REASON_ND:
             self.sp.nd.handle(port_id, eth, ip, out)
@@ -50,15 +50,15 @@ class Ipv6Punts:
         port_ll = pk6.link_local_of(self.view.port_mac(port_id))
         if ip.src.is_link_local:
             if reason != verdicts.REASON_LOCAL or ip.dst != port_ll:
-                self._drop("drop_link_local_source")     # it never leaves its link
+                self.sp.drop(port_id, "drop_link_local_source")     # it never leaves its link
                 return
         elif not self.view.source_allowed(port_id, ip.src):
-            self._drop("drop_spoofed_source")
+            self.sp.drop(port_id, "drop_spoofed_source")
             return
         if not self.sp.answer(reason, port_id, eth, ip, out, self._local, self.error,
                               self._too_big, (pk6.ICMP6_TIME_EXCEEDED, 0),
                               (pk6.ICMP6_DEST_UNREACH, pk6.UNREACH_NO_ROUTE)):
-            self._drop("drop_bad_reason")
+            self.sp.drop(port_id, "drop_bad_reason")
 
     def error(self, port_id, eth, ip, itype, code, out, source=None, param=0) -> None:
         """ICMPv6 ``itype``/``code`` about ``ip`` back out of ``port_id`` (if it may go)."""
@@ -74,26 +74,26 @@ class Ipv6Punts:
         elif len(ip.datagram) <= mtu:                    # the MTU grew since: it fits now
             self.sp.to_next_hop(port_id, eth, ip.dst, ip.datagram, out)
         else:
-            self.counters["too_big_ipv6"] += 1
+            self.sp.drop(port_id, "too_big_ipv6")       # dropped, answered below
             self.error(port_id, eth, ip, pk6.ICMP6_PACKET_TOO_BIG, 0, out, param=mtu)
 
     def _local(self, port_id, eth, ip, out) -> None:
         scope = self.view.port_scope(port_id)
         port_ll = pk6.link_local_of(self.view.port_mac(port_id))
         if ip.dst != port_ll and self.view.owner(scope, ip.dst) != scope:
-            self._drop("drop_not_local")
+            self.sp.drop(port_id, "drop_not_local")
             return
         if ip.frag_offset or ip.more_fragments:
-            self._drop("drop_local_fragment")
+            self.sp.drop(port_id, "drop_local_fragment")
             return
         if ip.upper == pk6.IPPROTO_ICMPV6:
             icmp = pk6.parse_icmp6(ip)
             if icmp is None:
-                self._drop("drop_malformed_icmp")
+                self.sp.drop(port_id, "drop_malformed_icmp")
             elif icmp.type != pk6.ICMP6_ECHO_REQUEST or icmp.code != 0:
-                self._drop("drop_local_icmp")
+                self.sp.drop(port_id, "drop_local_icmp")
             elif not pk6.is_unicast_host(ip.src):
-                self._drop("drop_echo_bad_source")
+                self.sp.drop(port_id, "drop_echo_bad_source")
             else:
                 reply = pk6.build_icmp6(ip.dst, ip.src, pk6.ICMP6_ECHO_REPLY, 0, icmp.body)
                 out.frames.append((port_id, self.sp.icmp.datagram6(port_id, eth.src, ip.dst,
@@ -103,10 +103,7 @@ class Ipv6Punts:
             self.error(port_id, eth, ip, pk6.ICMP6_DEST_UNREACH, pk6.UNREACH_PORT, out,
                        source=ip.dst)
         elif ip.upper == pk6.IPPROTO_NONE:
-            self._drop("drop_local_no_next_header")
+            self.sp.drop(port_id, "drop_local_no_next_header")
         else:
             self.error(port_id, eth, ip, pk6.ICMP6_PARAM_PROB, pk6.PARAM_NEXT_HEADER, out,
                        source=ip.dst, param=ip.upper_field)
-
-    def _drop(self, counter: str) -> None:
-        self.counters[counter] += 1

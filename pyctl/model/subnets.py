@@ -9,14 +9,14 @@ cannot hold both of.  ``State.edges`` counts the edges of each scope by IP, so t
 is O(1); the verbs that bring an address into a scope or take it out keep it
 (``note_edges``).
 
-**Connected routes.**  Like the kernel's, each IPv4 subnet of an L2's *own* addresses (not its
-L3s': those are reached by address) is a connected route of the L2, on-link, unless the
-L2 was given a route to that very network (which wins).  It goes out of the L2's port
-whose kernel side (its ``address`` option) lies in the subnet, the lowest such port; with
-none, the route is listed with no port and not installed (its namespaces are reached by
-address all the same; IPv6 has none: an IPv6 address's on-link prefix is what its
-owner reaches directly).  ``State.own_networks`` counts the L2's own addresses per subnet
-(``note_own``), so a route lookup is O(1) plus the L2's ports.
+**Connected routes.**  Like the kernel's, each subnet of an L2's *own* addresses, IPv4 and
+IPv6 alike (not its L3s': those are reached by address; not a host route, /32 or /128,
+nor an IPv6 link-local one: those are never routed), is a connected route of the L2,
+on-link, unless the L2 was given a route to that very network (which wins).  It goes out
+of the L2's port whose kernel side (its ``address`` option) lies in the subnet, the lowest
+such port; with none, the route is listed with no port and not installed (its namespaces
+are reached by address all the same).  ``State.own_networks`` counts the L2's own
+addresses per subnet (``note_own``), so a route lookup is O(1) plus the L2's ports.
 """
 import ipaddress
 
@@ -97,8 +97,9 @@ def forget_scope(state, l2_id):
 
 
 def _is_connected(state, record, network):
-    return (network.version == 4 and network.prefixlen < 32 and network not in record.routes
-            and network in state.own_networks.get(record.id, ()))
+    return (network.prefixlen < network.max_prefixlen
+            and not (network.version == 6 and network.is_link_local)
+            and network not in record.routes and network in state.own_networks.get(record.id, ()))
 
 
 def connected_route(state, record, network):

@@ -29,20 +29,21 @@ PORTS = ["p0", "p1", "p2", "p3"]
 # /24s and a /16 over the same hosts (10.0.0.255/16 is also the /24s' broadcast: the
 # model refuses one while the other is held), a /30 and a /31 (the widest and narrowest
 # subnets with and without a directed broadcast), IPv6 (a /64 and a /48 over the same
-# hosts, a /128) and loopback (it stays in the model; so does IPv6 for a datapath
-# without it).
+# hosts, a /128, fd00:1::2 of fd00::2's solicited-node group) and loopback (it stays in
+# the model; so does IPv6 for a datapath without it).
 ADDRESSES = ["10.0.0.1/24", "10.0.0.2/24", "10.0.0.3/24", "10.0.0.130/25", "10.0.0.255/16",
              "10.0.1.1/31", "10.0.2.1/30", "fd00::1/64", "fd00::2/64", "fd00::2/48",
-             "fd00:1::5/128", "127.0.0.2/8"]
+             "fd00:1::5/128", "fd00:1::2/64", "127.0.0.2/8"]
 GATEWAYS = [None, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.130", "10.0.0.254",
             "fd00::1", "fd00::2", "fd00::fe"]
 ROUTES = ["10.9.0.0/16", "10.8.0.0/16", "0.0.0.0/0", "10.9.1.0/24", "fd00:9::/64", "::/0",
-          "fd00::/48"]
+          "fd00::/48", "fd00::/64"]
 GROUPS = ["239.1.1.1", "239.2.2.2", "ff05::1", "ff0e::2", "ff02::1"]
-# Port options the plan reads: a kernel side on a subnet (an L2's port there carries its
-# connected route), a trusted DHCP server.
+# Port options the plan reads: a kernel side on a subnet of either family (an L2's port
+# there carries its connected route), a trusted DHCP server.
 PORT_OPTIONS = [None, {"netns": "ns-up", "address": "10.0.0.200/24"},
-                {"netns": "ns-up2", "address": "10.0.2.2/30"}, {"dhcp_server": True}]
+                {"netns": "ns-up2", "address": "10.0.2.2/30"}, {"dhcp_server": True},
+                {"netns": "ns-up6", "address": "fd00::200/64"}]
 LIMITS = dict(max_namespaces=16, max_ports=16)
 REFUSED = (errors.TapswitchError, MemoryError)
 

@@ -13,6 +13,7 @@ from pyctl.compile.compiler import Compiler
 from pyctl.compile.plan import FAMILIES, datapath_families, fast_path_key
 from pyctl.compile.plan_builder import compile_plan
 from pyctl.daemon.view import PlanView, Route
+from pyctl.model.values import Route as ModelRoute
 
 from tests.support.compiler import FailingDatapath, ids
 from tests.support.plan_oracle import expected_plan
@@ -29,6 +30,14 @@ def answers(dp, plan):
     return ({k: dp.lookup_address(*k) for k in plan.addresses},
             {k: dp.lookup_group(*k) for k in plan.multicast},
             {s: dp.routes(s) for s in range(LIMITS["max_namespaces"])})
+
+
+def synced(sw, make):
+    """A datapath of class ``make`` and its compiler, synced with ``sw``."""
+    dp = make(**LIMITS)
+    comp = Compiler(sw, dp)
+    comp.sync()
+    return dp, comp
 
 
 @pytest.fixture
@@ -101,9 +110,7 @@ def test_a_datapath_without_ipv6_gets_the_ipv4_entries_only(sw):
 @DATAPATHS
 def test_sync_installs_ipv6_and_follows_changes(sw, make):
     ns, ports = ids(sw)
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     assert dp.lookup_address(0, V6("fd00::3")) == ns["db"]
     assert dp.lookup_route(0, V6("fd00:9::1")) == (ports["tap-db"], V6("fd00::3"))
     assert dp.lookup_route(0, V6("2001:db8::1")) == (ports["up0"], V6("fd00::fe"))
@@ -128,9 +135,7 @@ def test_sync_installs_ipv6_and_follows_changes(sw, make):
 
 @DATAPATHS
 def test_an_ipv6_change_writes_its_entries_only(sw, make):
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     comp.datapath = recorder = FailingDatapath(dp, fail_at=0)
     sw.route_add("init", "fd00:7::/48", via="fd00::2")
     comp.sync()
@@ -140,7 +145,9 @@ def test_an_ipv6_change_writes_its_entries_only(sw, make):
     recorder.calls.clear()
     sw.assign_and_push("fd00::22/64", "db")
     comp.sync()
-    assert recorder.calls == [("add_address", (0, V6("fd00::22"), ids(sw)[0]["db"], 64))]
+    db = ids(sw)[0]["db"]                       # and db joins the address's solicited-node group
+    assert recorder.calls == [("add_address", (0, V6("fd00::22"), db, 64)),
+                              ("set_group", (0, V6("ff02::1:ff00:22"), (db,)))]
     assert dp.address_onlink(0, V6("fd00::22")) == 64
 
 
@@ -167,9 +174,7 @@ def test_a_refused_ipv6_write_puts_everything_back(sw, fail_at):
 
 @DATAPATHS
 def test_a_new_prefix_length_rewrites_the_address_and_ports_carry_their_mtu(sw, make):
-    dp = make(**LIMITS)
-    comp = Compiler(sw, dp)
-    comp.sync()
+    dp, comp = synced(sw, make)
     with sw.transaction():
         sw.pull("fd00::2/64", "web")
         sw.address_del("init", "fd00::2/64")
@@ -182,14 +187,74 @@ def test_a_new_prefix_length_rewrites_the_address_and_ports_carry_their_mtu(sw, 
     assert dp.port_mtu(sw.port("tap-small").id) == 1280 and dp.port_mtu(sw.port("up0").id) == 1500
 
 
+@DATAPATHS
+def test_each_l3_is_a_member_of_its_addresses_solicited_node_groups(sw, make):
+    ns, _ = ids(sw)
+    dp, comp = synced(sw, make)
+    assert dp.lookup_group(0, V6("ff02::1:ff00:2")) == [ns["web"]]
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) == [ns["db"]]
+    assert dp.lookup_group(0, V6("ff02::1:ff00:1")) is None       # the switch's: no L3's
+    assert dp.lookup_group(ns["blue"], V6("ff02::1:ff00:2")) == [ns["b1"]]   # per scope
+    sw.assign_and_push("fd00::1:0:3/64", "web")                   # db's low 24 bits too
+    comp.sync()
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) == sorted((ns["web"], ns["db"]))
+    sw.pull("fd00::3/64", "db")
+    comp.sync()
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) == [ns["web"]]
+    sw.pull("fd00::1:0:3/64", "web")
+    comp.sync()
+    assert dp.lookup_group(0, V6("ff02::1:ff00:3")) is None
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
+
+
+def test_solicited_node_memberships_are_not_the_models_groups(sw):
+    ns, _ = ids(sw)
+    sw.quota_set("blue", {"groups": 1})                 # b1's ff0e::9 fills it
+    sw.assign_and_push("fd00::7/64", "b1")              # no group to charge
+    plan = compile_plan(sw)
+    assert plan.multicast[(ns["blue"], V6("ff02::1:ff00:7"))] == (ns["b1"],)
+    assert sw.groups("b1") == ["ff0e::9"]
+    with pytest.raises(errors.NotFound):
+        sw.leave("ff02::1:ff00:7", "b1")                # nothing to leave: it is the address's
+    with pytest.raises(errors.InvalidArgument):
+        sw.join("ff02::1:ff00:8", "b1")                 # nor to join
+    assert compile_plan(sw) == plan == expected_plan(sw.snapshot())
+
+
+@DATAPATHS
+def test_an_l2s_own_ipv6_subnet_is_a_connected_route_as_ipv4s_is(sw, make):
+    dp, comp = synced(sw, make)
+    sw.port_add("up6", "init", options={"netns": "ns-up6", "address": "fd00:50::2/64"})
+    sw.address_add("init", "fd00:50::1/64")
+    comp.sync()
+    up6 = sw.port("up6").id
+    assert [r for r in sw.routes("init") if r.connected and ":" in r.dst] == [
+        ModelRoute("fd00::/64", None, None, connected=True),    # no port leads there
+        ModelRoute("fd00:50::/64", None, "up6", connected=True)]
+    assert comp.plan.routes[(0, V6("fd00:50::"), 64)] == (up6, None)
+    assert not {(0, V6("fd00::"), 64)} & (set(comp.plan.routes) | set(comp.plan.unresolved))
+    assert dp.lookup_route(0, V6("fd00:50::9")) == (up6, None)   # on-link out of up6
+    sw.route_add("init", "fd00:50::/64", via="fd00::3")           # a given route wins
+    comp.sync()
+    assert dp.lookup_route(0, V6("fd00:50::9")) == (sw.port("tap-db").id, V6("fd00::3"))
+    sw.route_del("init", "fd00:50::/64")
+    sw.address_del("init", "fd00:50::1/64")                        # its subnet's route goes
+    comp.sync()
+    assert dp.lookup_route(0, V6("fd00:50::9")) == (sw.port("up0").id, V6("fd00::fe"))
+    assert comp.plan == expected_plan(sw.snapshot(), comp.families)
+
+
 def test_link_local_and_link_scope_groups_never_reach_the_plan(sw):
-    web = ids(sw)[0]["web"]
-    record = sw._state.namespaces[web]
-    # models that held them anyway (the verbs refuse both) still compile none
-    record.groups.add(ipaddress.ip_address("ff02::1:ff00:2"))
+    ns = ids(sw)[0]
+    record = sw._state.namespaces[ns["web"]]
+    # models that held them anyway (the verbs refuse both) still compile none: the only
+    # link-scope groups of the plan are the solicited-node groups of the L3s' addresses
+    record.groups.add(ipaddress.ip_address("ff02::1:ff00:99"))
     record.groups.add(ipaddress.ip_address("ff01::1"))
     plan = compile_plan(sw)
-    assert set(plan.multicast) == {(0, V6("ff05::1:3")), (ids(sw)[0]["blue"], V6("ff0e::9"))}
+    assert set(plan.multicast) == {(0, V6("ff05::1:3")), (ns["blue"], V6("ff0e::9")),
+                                   (0, V6("ff02::1:ff00:2")), (0, V6("ff02::1:ff00:3")),
+                                   (ns["blue"], V6("ff02::1:ff00:2"))}
     assert fast_path_key(ipaddress.ip_address("fe80::1")) is None
     assert fast_path_key(ipaddress.ip_address("::1")) is None
     assert fast_path_key(ipaddress.ip_address("fd00::1")) == V6("fd00::1")

@@ -81,7 +81,8 @@ def test_handlers_mark_the_entries_of_their_change():
         (lambda: sw.address_add("init", "10.0.0.1/24"),      # and its connected route
          {"addresses": {(0, ip("10.0.0.1"))}, "routes": {(0, ip("10.0.0.0"), 24)}}),
         (lambda: sw.address_add("init", "fd00::1/64"),               # IPv6: its own key
-         {"addresses": {(0, ipaddress.ip_address("fd00::1"))}}),
+         {"addresses": {(0, ipaddress.ip_address("fd00::1"))},        # and connected route
+          "routes": {(0, ipaddress.ip_address("fd00::"), 64)}}),
         (lambda: sw.route_add("init", "10.9.0.0/16", via="10.0.0.5"),
          {"routes": {(0, ip("10.9.0.0"), 16)}}),
         (lambda: sw.route_add("init", "fd00:9::/64", via="fd00::5"),

@@ -242,6 +242,7 @@ def test_dual_stack_verbs(ctl, served):
     assert out.splitlines() == ["DESTINATION  VIA         PORT  KIND",
                                 "10.1.0.0/24  -           -     connected",
                                 "::/0         fd00:1::fe  -     static",
+                                "fd00:1::/64  -           -     connected",
                                 "fd00:9::/48  fd00:1::fe  -     static"]
     assert ctl("route-del", "tenants", "default", "--via", "fd00:1::fe")[0] == 0
     assert ctl("join", "ff05::1:3", "v6")[0] == 0

@@ -111,6 +111,16 @@ def test_table(switch):
     assert format_counters({"namespaces": {}, "ports": {}, "reasons": {}}) == "no counters to show"
 
 
+def test_table_names_what_the_slow_path_dropped_of_each_namespace():
+    web = {"rx_packets": 5, "rx_bytes": 500, "tx_packets": 0, "tx_bytes": 0, "reasons": {},
+           "slowpath_drops": {"drop_rogue_router": 5, "too_big_ipv6": 1}}
+    db = {**web, "slowpath_drops": {}}
+    text = format_counters({"namespaces": {"web": web, "db": db}, "ports": {}, "reasons": {}})
+    assert text.splitlines()[-1] == \
+        "slow path dropped of web's: drop_rogue_router=5, too_big_ipv6=1"
+    assert "db's" not in text
+
+
 @pytest.fixture
 def served(tmp_path, switch):
     """A control server whose `counters` verb is the daemon's, over fixed raw counters."""

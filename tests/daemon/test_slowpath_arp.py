@@ -96,6 +96,7 @@ def test_spoofed_sender_address_is_dropped_and_not_learned(sp):
     out = sp.handle(10, Punt.ARP, arp_frame(10, 1, "10.0.0.3", "10.0.0.1"))
     assert out == ([], [])
     assert sp.counters["drop_arp_spoofed"] == 1
+    assert sp.counters.dropped_by(2) == {"drop_arp_spoofed": 1}      # the sender's (port 10)
     assert sp.neighbour(1, ip_int("10.0.0.3")) is None
 
 
@@ -126,6 +127,15 @@ def test_malformed_arp_is_a_counted_drop(sp, mutate):
 def test_unknown_port_is_a_counted_drop(sp):
     assert sp.handle(99, Punt.ARP, arp_frame(10, 1, "10.0.0.2", "10.0.0.1")) == ([], [])
     assert sp.counters["drop_unknown_port"] == 1
+    assert sp.counters.by_namespace == {}                     # no namespace to charge
+
+
+def test_a_namespace_that_goes_takes_its_drop_counts_along(sp):
+    sp.handle(10, Punt.ARP, arp_frame(10, 1, "10.0.0.3", "10.0.0.1"))
+    sp.handle(11, Punt.ARP, arp_frame(11, 1, "10.0.0.2", "10.0.0.1"))
+    sp.forget_namespace(2)
+    assert sp.counters.dropped_by(2) == {} and sp.counters.dropped_by(3) == {"drop_arp_spoofed": 1}
+    assert sp.counters["drop_arp_spoofed"] == 2                 # switch-wide: as it was
 
 
 def test_padded_arp_is_accepted(sp):

@@ -128,6 +128,7 @@ def test_too_big_is_packet_too_big_with_the_egress_mtu(sp):
                       "fd00::2", frame)
     assert pkt[ICMPv6PacketTooBig].mtu == 1280
     assert sp.counters["too_big_ipv6"] == 1
+    assert sp.counters.dropped_by(2) == {"too_big_ipv6": 1}          # the sender's
 
 
 def test_too_big_to_a_group_still_gets_packet_too_big(sp):
@@ -175,6 +176,7 @@ def test_the_rate_limit_is_per_namespace_and_shared_with_icmp(clock):
     sent = [len(sp.handle(10, Punt.TTL_EXCEEDED, routed6(hlim=1)).frames) for _ in range(4)]
     assert sent == [1, 1, 0, 0] and sp.counters["icmp_rate_limited"] == 2
     assert len(sp.handle(11, Punt.TTL_EXCEEDED, routed6(hlim=1, port=11, src="fd00::3")).frames) == 1
+    assert sp.counters.dropped_by(2) == {"icmp_rate_limited": 2} and sp.counters.dropped_by(3) == {}
     clock.now += 1.0
     assert len(sp.handle(10, Punt.TTL_EXCEEDED, routed6(hlim=1)).frames) == 1
 
@@ -189,6 +191,7 @@ def test_the_rate_limit_is_per_namespace_and_shared_with_icmp(clock):
 def test_sources_the_port_may_not_use_are_dropped(sp, src, reason, counter):
     frame = ip6_frame(10, src, "fd00::1" if reason == Punt.LOCAL else "fd00:1::5", UDP())
     assert sp.handle(10, reason, frame) == ([], []) and sp.counters[counter] == 1
+    assert sp.counters.dropped_by(2) == {counter: 1}
 
 
 def test_truncated_ipv6_is_malformed(sp):

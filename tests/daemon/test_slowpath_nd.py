@@ -159,7 +159,7 @@ def test_the_uplinks_own_link_is_not_proxied(sp):
     (solicitation(10, "::", "fd00::3", dst="ff02::1", slla=False), "drop_nd_malformed"),
     (solicitation(10, "fd00::3", "fd00::1"), "drop_nd_spoofed"),           # another's address
     (solicitation(10, "ff02::5", "fd00::1"), "drop_nd_spoofed"),
-    (solicitation(12, "fd00::1", "fd00::2"), "drop_nd_switch_address"),    # the switch's
+    (solicitation(12, "fd00::1", "fd00::2"), "drop_nd_spoofed"),     # the switch's, as ARP
     (ip6_frame(10, "fd00::2", "ff02::1:ff00:3", ICMPv6ND_NS(tgt="fd00::3")
                / ICMPv6NDOptSrcLLAddr(lladdr="52:54:00:00:00:99"), hlim=255,
                eth_dst="33:33:ff:00:00:03"), "drop_nd_lladdr_mismatch"),
@@ -171,8 +171,12 @@ def test_the_uplinks_own_link_is_not_proxied(sp):
                eth_dst="33:33:ff:00:00:03"), "drop_nd_malformed"),
 ])
 def test_bad_solicitations_are_counted_drops(sp, frame, counter):
-    out = sp.handle(10 if b"\x52\x54\x00\x00\x00\xfe" not in frame[6:12] else 12, Punt.ND, frame)
+    port = 10 if b"\x52\x54\x00\x00\x00\xfe" not in frame[6:12] else 12
+    out = sp.handle(port, Punt.ND, frame)
     assert out == ([], []) and sp.counters[counter] == 1
+    sender = sp.view.port_namespace(port)                    # and as the sender's
+    assert sp.counters.dropped_by(sender) == {counter: 1}
+    assert all(sp.counters.dropped_by(ns) == {} for ns in (1, 2, 3, 6) if ns != sender)
 
 
 def test_an_option_of_length_zero_is_malformed(sp):
@@ -194,7 +198,7 @@ def test_an_advertisement_teaches_and_is_never_forwarded(sp):
 
 @pytest.mark.parametrize("port, target, counter", [
     (10, "fd00::3", "drop_nd_spoofed"),          # a tenant claiming another's address
-    (12, "fd00::1", "drop_nd_switch_address"),   # the uplink claiming the switch's
+    (12, "fd00::1", "drop_nd_spoofed"),          # the uplink claiming the switch's
     (12, "fd00::2", "drop_nd_spoofed"),          # ... or a tenant's
 ])
 def test_advertisements_for_others_addresses_are_refused(sp, port, target, counter):
@@ -202,6 +206,16 @@ def test_advertisements_for_others_addresses_are_refused(sp, port, target, count
                                                  target))
     assert out == ([], []) and sp.counters[counter] == 1
     assert sp.neighbour(1, V6(target)) is None
+
+
+@pytest.mark.parametrize("frame", [solicitation(12, "fd00::1", "fd00::2"),
+                                   advertisement(12, "fd00::fe", "fd00::1")])
+def test_a_claim_of_the_switchs_address_is_never_learned(sp, frame):
+    # Even where the source rule would let an L2 port use the L2's own addresses.
+    sp.view.source_allowed = lambda port_id, ip: True
+    out = sp.handle(12, Punt.ND, frame)
+    assert out == ([], []) and sp.counters["drop_nd_switch_address"] == 1
+    assert sp.neighbour(1, V6("fd00::1")) is None
 
 
 def test_a_solicited_advertisement_to_a_group_is_malformed(sp):
@@ -272,6 +286,8 @@ def test_a_tenants_router_messages_reach_nobody(sp, message):
                       message, hlim=255, eth_dst="33:33:00:00:00:01")
     out = sp.handle(10, Punt.ND, frame)
     assert out.frames == [] and sp.counters["drop_rogue_router"] == 1
+    assert sp.counters.dropped_by(2) == {"drop_rogue_router": 1}       # port 10's namespace
+    assert sp.counters.dropped_by(3) == {}
 
 
 def test_a_router_ports_advertisements_reach_the_scope(sp):

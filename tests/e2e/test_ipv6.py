@@ -7,10 +7,14 @@ between two IPv6 subnets with the hop limit decremented and time exceeded when i
 out, packet too big toward a smaller-MTU port and TCP going through it by path MTU
 discovery (200 MB of TCP and UDP up to 65,000 bytes over IPv6, with offloads on and off,
 are tests/e2e/test_offloads.py's, overlapping prefixes in sibling L2s test_switch.py's),
-spoofed sources dropped and counted, MLD membership with kernel sockets,
+spoofed sources dropped and counted (an uplink's host sending from the gateway's
+address too), a host on an uplink's subnet reached by the connected route, MLD
+membership with kernel sockets, a datagram to
+a solicited-node group that reaches its owner only,
 a tenant's duplicate address detection seeing a conflict (and none for a free address),
-and a rogue router advertisement that reaches nobody.  Ping and routing between
-subnets run for every port kind (``port_kinds``: ring ports carry IPv6 as TAPs do).
+and a rogue router advertisement that reaches nobody and is counted for its sender.
+Ping and routing between subnets run for every port kind (``port_kinds``: ring ports
+carry IPv6 as TAPs do).
 """
 import random
 import socket
@@ -24,6 +28,8 @@ from scapy.layers.inet6 import (ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_RS,
                                 ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, IPv6)
 from scapy.layers.l2 import Ether
 
+from pyctl import kernel
+from pyctl.control.client import ControlClient
 from pyctl.rig import probes
 from tests.support.waiting import wait_for
 
@@ -186,6 +192,41 @@ def test_neighbour_solicitations_reach_only_the_switch(tapswitch_factory):
     assert topo.stats()["slowpath"]["nd_advert_sent"] >= 1
 
 
+def test_an_uplinks_ipv6_subnet_is_connected_and_the_gateways_address_is_the_switchs(
+        tapswitch_factory):
+    topo = tapswitch_factory()
+    topo.address_add("init", "fd00::1/64")
+    topo.address_add("init", "fd00:50::1/64")                 # the uplink's subnet
+    a = topo.tenant("a", "fd00::2/64")
+    topo.start()
+    upstream, uplink = kernel.unique_name("hup"), kernel.unique_name("hu")
+    with topo.client() as admin:
+        admin.call("port-add", name=uplink, namespace="init",
+                   options={"netns": upstream, "address": "fd00:50::2/64",
+                            "gateway": "fd00:50::1"})
+        try:
+            # reached by the connected route (no route was given), as IPv4's
+            assert {"dst": "fd00:50::/64", "via": None, "port": uplink,
+                    "connected": True} in admin.call("routes", namespace="init")
+            assert probes.ping(a, "fd00:50::2", count=3, timeout=2.0)
+            # the host behind the uplink may not send from the gateway's address
+            host = kernel.NetNamespace.attach(upstream)
+            rx = probes.udp_receiver(a, a.ip6, 6109)
+            try:
+                before = topo.counters()["namespaces"]["init"]["reasons"]["spoofed_source"]
+                probes.send_spoofed_udp(host, "fd00:50::1", a.ip6, 6109, b"the gateway's", count=4)
+                probes.send_spoofed_udp(host, "fd00:50::2", a.ip6, 6109, b"its own")
+                got = probes.drain(rx, 0.5)
+            finally:
+                rx.close()
+                host.remove()                                   # the handle only
+            assert [d for d, _ in got] == [b"its own"]
+            after = topo.counters()["namespaces"]["init"]["reasons"]["spoofed_source"]
+            assert after - before == 4
+        finally:
+            admin.call("port-del", name=uplink)
+
+
 # -- duplicate address detection --------------------------------------------------------------
 
 def _dad(tenant, cidr, timeout=5.0):
@@ -220,15 +261,20 @@ def test_dad_sees_a_conflict_and_none_for_a_free_address(tapswitch_factory):
 
 # -- routers ----------------------------------------------------------------------------
 
+def rogue_advertisement(tenant):
+    """A router advertisement from ``tenant``'s link-local fe80::bad, as a rogue router sends."""
+    mac = tenant.netns.link_info(eth_of(tenant))["address"]
+    return raw(Ether(dst="33:33:00:00:00:01", src=mac)
+               / IPv6(src="fe80::bad", dst="ff02::1", hlim=255)
+               / ICMPv6ND_RA(routerlifetime=9000)
+               / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+               / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64))
+
+
 def test_a_rogue_router_advertisement_reaches_no_other_tenant(tapswitch_topology):
     topo = tapswitch_topology
     a, b = topo.tenants["a"], topo.tenants["b"]
-    a_mac = a.netns.link_info(eth_of(a))["address"]
-    rogue = raw(Ether(dst="33:33:00:00:00:01", src=a_mac)
-                / IPv6(src="fe80::bad", dst="ff02::1", hlim=255)
-                / ICMPv6ND_RA(routerlifetime=9000)
-                / ICMPv6NDOptSrcLLAddr(lladdr=a_mac)
-                / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64))
+    rogue = rogue_advertisement(a)
     before = topo.stats()["slowpath"].get("drop_rogue_router", 0)
     seen = probes.capture(b, lambda: probes.send_frames(a, [rogue] * 5), timeout=0.5,
                           accept=lambda f: Ether(f).haslayer(ICMPv6ND_RA)
@@ -236,6 +282,33 @@ def test_a_rogue_router_advertisement_reaches_no_other_tenant(tapswitch_topology
     assert seen == []
     assert topo.stats()["slowpath"]["drop_rogue_router"] - before == 5
     assert len(probes.ping(b, a.ip6, count=1)) == 1          # and b still reaches a
+
+
+def test_the_slow_paths_drops_are_counted_for_the_sender_within_each_readers_scope(
+        tapswitch_topology):
+    topo = tapswitch_topology
+    a = topo.tenants["a"]
+
+    def rogue_drops(counters, name):
+        return counters["namespaces"][name]["slowpath_drops"].get("drop_rogue_router", 0)
+    probes.send_frames(a, [rogue_advertisement(a)] * 5)
+    wait_for(lambda: rogue_drops(topo.counters(), "a") == 5, 2.0, "a's adverts counted as a's")
+    assert rogue_drops(topo.counters(), "b") == 0
+    assert topo.stats()["slowpath_drops"]["a"]["drop_rogue_router"] == 5
+    admin = topo.client()
+    own = {name: ControlClient(admin.call("socket-add", namespace=name)["path"]) for name in "ab"}
+    try:
+        assert own["a"].call("stats")["slowpath_drops"]["a"]["drop_rogue_router"] == 5
+        assert rogue_drops(own["a"].call("counters"), "a") == 5
+        assert set(own["b"].call("stats")["slowpath_drops"]) <= {"b"}     # a's: not b's to read
+        assert list(own["b"].call("counters")["namespaces"]) == ["b"]
+        metrics = own["a"].call("counters", format="prometheus").splitlines()
+        series = 'tapswitch_namespace_slowpath_drops_total{namespace="a",event="drop_rogue_router"}'
+        assert f"{series} 5" in metrics
+        assert "drop_rogue_router" not in own["b"].call("counters", format="prometheus")
+    finally:
+        for client in (admin, *own.values()):
+            client.close()
 
 
 def test_an_advertising_l2_configures_a_host_that_listens(tapswitch_factory):
@@ -314,6 +387,29 @@ def test_ff02_1_stays_in_the_senders_scope(tapswitch_factory):
         return pkt.haslayer(UDP) and pkt[UDP].dport == 6106
     assert len(probes.capture(r2, lambda: probes.send_frames(r1, [echo]), accept=wanted)) == 1
     assert probes.capture(b1, lambda: probes.send_frames(r1, [echo]), accept=wanted) == []
+
+
+def test_a_solicited_node_group_reaches_only_the_owner(tapswitch_factory):
+    topo, a, b, c = three_tenants(tapswitch_factory)
+    group = "ff02::1:ff00:3"            # fd00::3's: b's kernel joined it with the address
+    member = probes.udp_receiver(b, "::", 6108)
+    sender = a.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, a.netns.link_index(eth_of(a)))
+    sent = [b"to b's solicited-node group %d" % i for i in range(5)]
+
+    def wanted(frame):
+        pkt = Ether(frame)
+        return pkt.haslayer(UDP) and pkt[UDP].dport == 6108
+    try:
+        seen_by_c = probes.capture(c, lambda: [sender.sendto(d, (group, 6108)) for d in sent],
+                                   accept=wanted)
+        got_b = probes.drain(member, 0.5)
+    finally:
+        member.close()
+        sender.close()
+    assert seen_by_c == []
+    assert sorted(d for d, _ in got_b) == sorted(sent)
+    assert topo.counters()["groups"]["init"][group]["copies"] == len(sent)
 
 
 def test_echo_to_the_switchs_link_local_address(tapswitch_topology):

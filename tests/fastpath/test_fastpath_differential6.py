@@ -16,9 +16,12 @@ from fastpath_frames6 import (AUTH, DEST_OPTS, FRAGMENT, HBH, ICMPV6, NO_NEXT, R
 ADDRS = [V6(a) for a in ("fd00:1::1", "fd00:1::2", "fd00:1::3", "fd00:2::1", "fd00:2::9",
                          "2001:db8:5::1", "fd00:1:0:0:1::1")]
 SPECIAL = [V6(a) for a in ("::", "::1", "::ffff:10.0.0.1", "fe80::1", "fe80::2:3", "ff02::1",
-                           "ff02::1:ff00:2", "ff02::fb", "ff05::1:3", "ff0e::9", "ff01::1", "ff00::7",
-                           "2001:db8::1", "2001:db8:9:1::5", "fd00:9::1", "fd00:9ab::1", "fd00:1::ff")]
-GROUPS = [V6("ff05::1:3"), V6("ff0e::9"), V6("ff08::77")]
+                           "ff02::1:ff00:2", "ff02::1:ff00:1", "ff02::fb", "ff05::1:3", "ff0e::9",
+                           "ff01::1", "ff00::7", "2001:db8::1", "2001:db8:9:1::5", "fd00:9::1",
+                           "fd00:9ab::1", "fd00:1::ff")]
+# wider than link scope, and solicited-node groups (of fd00:1::2, of fd00:1::1 and fd00:2::1)
+GROUPS = [V6("ff05::1:3"), V6("ff0e::9"), V6("ff08::77"), V6("ff02::1:ff00:2"),
+          V6("ff02::1:ff00:1")]
 ROUTES = [(V6("::"), 0), (V6("2001:db8::"), 32), (V6("2001:db8:9::"), 48), (V6("2001:db8:9:1::"), 64),
           (V6("2001:db8:9:1::5"), 128), (V6("fd00::"), 16), (V6("fd00:900::"), 24), (V6("2000::"), 3)]
 GATEWAYS = [None, V6("fd00:1::64"), V6("fd00:2::9")]

@@ -218,9 +218,10 @@ def test_source_rule_of_an_l3(make_dp, src, expected):
     assert verdict_of(run6(dp, [from6(1, src, A2)])) == expected
 
 
-@pytest.mark.parametrize("src,expected", [
-    (FAR, FORWARD), (SW, FORWARD), (V6("fd00:1::77"), FORWARD), (A1, dropped("spoofed_source")),
-    (A3, dropped("spoofed_source")), (V6("fe80::9"), dropped("link_local_source_routed"))])
+@pytest.mark.parametrize("src,expected", [                 # SW: the gateway's, the switch's own
+    (FAR, FORWARD), (V6("fd00:1::77"), FORWARD), (A1, dropped("spoofed_source")),
+    (A3, dropped("spoofed_source")), (SW, dropped("spoofed_source")),
+    (V6("fe80::9"), dropped("link_local_source_routed"))])
 def test_source_rule_of_an_l2_port(make_dp, src, expected):
     dp = build_world6(make_dp())
     assert verdict_of(run6(dp, [from6(0, src, A2)])) == expected
@@ -242,7 +243,7 @@ def test_a_link_local_source_never_leaves_its_link(make_dp):
 def test_all_nodes_reaches_every_l3_of_the_scope_and_no_further(make_dp):
     dp = build_world6(make_dp())
     port, frame = from_t1(V6("ff02::1"), dmac=mcast_mac("ff02::1"), hop=1)
-    b = run6(dp, [(port, frame), from6(0, SW, V6("ff02::1"), dmac=mcast_mac("ff02::1"))])
+    b = run6(dp, [(port, frame), from6(0, FAR, V6("ff02::1"), dmac=mcast_mac("ff02::1"))])
     assert verdict_of(b, 0) == (V.VERDICT_FANOUT, "none")
     copies = [b.copy(k) for k in range(b.fanout_first[0], b.fanout_first[0] + b.fanout_n[0])]
     assert sorted(p for p, _ in copies) == [2, 7]
@@ -251,6 +252,26 @@ def test_all_nodes_reaches_every_l3_of_the_scope_and_no_further(make_dp):
     assert b.frame(0) == frame
     assert sorted(b.copy(k)[0] for k in range(2, b.fanout_count)) == [1, 2, 7]
     assert dp.counters()["ports"][6]["tx_packets"] == 0                     # never the sibling L2
+
+
+def test_a_solicited_node_group_reaches_its_members_only(make_dp):
+    dp = build_world6(make_dp())
+    group = V6("ff02::1:ff00:2")                 # A2's: T2 the member (the compiler's rule)
+    with dp.update():
+        dp.set_group(ROOT, group, [T2])
+    assert dp.lookup_group(ROOT, group) == [T2]
+    port, frame = from_t1(group, dmac=mcast_mac(group), hop=1)
+    b = run6(dp, [(port, frame), from6(1, LL1, group, dmac=mcast_mac(group), hop=1),
+                  from_t1(V6("ff02::1:ff00:9"), dmac=mcast_mac("ff02::1:ff00:9")),
+                  from6(2, A2, group, dmac=mcast_mac(group))])
+    assert verdict_of(b, 0) == verdict_of(b, 1) == (V.VERDICT_FANOUT, "none")
+    for i in (0, 1):                             # port 2 only, never 7 (another L3 of the scope)
+        copies = [b.copy(k) for k in range(b.fanout_first[i], b.fanout_first[i] + b.fanout_n[i])]
+        assert [p for p, _ in copies] == [2]
+    assert copies[0][1][:6] == bytes.fromhex("3333ff000002")
+    assert verdict_of(b, 2) == dropped("no_listener")          # nobody holds ::9
+    assert verdict_of(b, 3) == dropped("no_listener")          # to its own group: nobody else
+    assert dp.counters()["groups"][(ROOT, group)]["copies"] == 2
 
 
 def test_groups_of_wider_scope_go_to_their_members(make_dp):

@@ -61,7 +61,7 @@ def test_default_route_takes_the_family_of_its_gateway():
     sw.route_add("init", "::/0", via="fd00::fe")
     sw.route_del("init", "::/0")
     sw.route_del("init", "default")
-    assert [r.dst for r in sw.routes("init")] == ["10.0.0.0/24"]     # connected, IPv4 only
+    assert [r.dst for r in sw.routes("init")] == ["10.0.0.0/24", "fd00::/64"]   # connected
 
 
 def test_default_without_a_gateway_is_ipv4():

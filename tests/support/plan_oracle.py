@@ -7,6 +7,7 @@ import ipaddress
 from pyctl.compile.plan import Plan
 
 LINK_LOCAL = ipaddress.ip_network("224.0.0.0/24")
+SOLICITED_NODE = ipaddress.ip_network("ff02::1:ff00:0/104")
 
 
 def _fast_path(ip, families=(4,)):
@@ -69,6 +70,9 @@ def expected_plan(snapshot, families=(4, 6)):
             if is_l3 and iface.version == 4 and iface.network.prefixlen <= 30:
                 key = (scope, int(iface.network.broadcast_address))
                 listeners.setdefault(key, set()).add(ns["id"])
+            if is_l3 and iface.version == 6:       # the solicited-node group of its address
+                group = SOLICITED_NODE[int(iface.ip) & 0xFFFFFF]
+                members.setdefault((scope, group), set()).add(ns["id"])
         for text in ns["groups"]:
             group = ipaddress.ip_address(text)
             if _joined(group, families):
@@ -80,14 +84,15 @@ def expected_plan(snapshot, families=(4, 6)):
         given = {ipaddress.ip_network(r["dst"]) for r in ns["routes"]}
         for text in ns["addresses"] if ns["kind"] == "l2" else ():
             network = ipaddress.ip_interface(text).network     # connected, unless given
-            if network.version != 4 or network in given or network.prefixlen == 32:
+            if (network in given or network.prefixlen == network.max_prefixlen
+                    or not _fast_path(network.network_address, families)):
                 continue
             leading = [p["id"] for p in snapshot["ports"] if p["ns"] == ns["id"]
                        and any(ipaddress.ip_interface(a).ip in network
                                for a in _listed(p["options"].get("address")))]
             if leading:
-                plan.routes[(ns["id"], int(network.network_address), network.prefixlen)] = \
-                    (min(leading), 0)
+                plan.routes[(ns["id"], _key(network.network_address), network.prefixlen)] = \
+                    (min(leading), 0 if network.version == 4 else None)
         for route in ns["routes"]:
             network = ipaddress.ip_network(route["dst"])
             if network.version not in families:
