@@ -110,15 +110,7 @@ class ReferenceIpv6:
                                      copies_so_far, batch)
             if link_src and not link_scope:
                 return refuse(V.REASON_LINK_LOCAL_SOURCE_ROUTED)
-            members = self.groups.get((scope, dst))
-            if members is None:
-                return refuse(V.REASON_NO_LISTENER)
-            ctr = self.group_ctr[(scope, dst)]
-            ctr["rx_packets"] += 1
-            ctr["rx_bytes"] += n
-            result = self._fan_out(ns, self._member_ports(members), mac, frame, copies_so_far, batch)
-            ctr["copies"] += len(result[3])
-            return result
+            return self._to_group(ns, scope, dst, mac, frame, copies_so_far, batch, refuse)
 
         # unicast
         if dst.is_unspecified or dst.is_loopback or dst.ipv4_mapped is not None:
@@ -131,38 +123,12 @@ class ReferenceIpv6:
             return refuse(V.REASON_LINK_LOCAL_SOURCE_ROUTED)
         start = int(batch.offset[i])
 
-        owner = self.addresses.get((scope, dst))
-        if owner is not None:                   # demux: an address of the scope
-            if not self.namespaces[owner][1]:
-                return refuse(V.REASON_LOCAL)
-            out = self._l3_port(owner)
-            if out < 0:
-                return refuse(V.REASON_NO_PORT)
+        def switched():                         # both on one on-link prefix of the scope
             plen = self.onlink[(scope, dst)]
-            routed = not (src_owned and self.onlink[(scope, src)] == plen and same_prefix(src, dst, plen))
-            if routed and hop_limit <= 1:
-                return refuse(V.REASON_TTL_EXPIRED)
-            if wire_len(batch, start, packet, upper) > self.ports[out][3]:
-                return refuse(V.REASON_TOO_BIG)
-            peer = self.ports[out][2]
-            if peer is None:
-                return refuse(V.REASON_PEER_UNKNOWN)
-            return self._forward6(out, peer, frame, routed)
-
-        hop = self.lookup_route(scope, dst)     # route
-        if hop is None:
-            return refuse(V.REASON_NO_ROUTE)
-        out, gateway = hop
-        if out not in self.ports:
-            return refuse(V.REASON_NO_PORT)
-        if hop_limit <= 1:
-            return refuse(V.REASON_TTL_EXPIRED)
-        if wire_len(batch, start, packet, upper) > self.ports[out][3]:
-            return refuse(V.REASON_TOO_BIG)
-        mac = self.neighbours.get((scope, gateway or dst))
-        if mac is None:
-            return refuse(V.REASON_NO_NEIGHBOUR)
-        return self._forward6(out, mac, frame, True)
+            return src_owned and self.onlink[(scope, src)] == plen and same_prefix(src, dst, plen)
+        return self._unicast(scope, dst, hop_limit, wire_len(batch, start, packet, upper), switched,
+                             lambda out, mac, routed: self._forward6(out, mac, frame, routed),
+                             refuse)
 
     def _forward6(self, out, dst_mac, frame, routed):
         out_ns, out_mac, *_ = self.ports[out]

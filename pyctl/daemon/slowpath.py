@@ -165,20 +165,31 @@ class SlowPath:
             return self._drop(out, port_id, "drop_malformed")
         if not self.view.source_allowed(port_id, ip.src):
             return self._drop(out, port_id, "drop_spoofed_source")
-        if reason == Punt.LOCAL:
-            self._local(port_id, eth, ip, out)
-        elif reason == Punt.TTL_EXCEEDED:
-            self._icmp_error(port_id, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
-        elif reason == Punt.NO_ROUTE:
-            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
-        elif reason == Punt.TOO_BIG:
-            self._too_big(port_id, eth, ip, out)
-        elif reason == Punt.NO_NEIGHBOUR or reason == Punt.PEER_UNKNOWN:
-            if not self.to_next_hop(port_id, eth, ip.dst, ip.datagram, out):
-                self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
-        else:
+        if not self.answer(reason, port_id, eth, ip, out, self._local, self._icmp_error,
+                           self._too_big, (pk.ICMP_TIME_EXCEEDED, 0),
+                           (pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH)):
             self._drop(out, port_id, "drop_bad_reason")
         return out
+
+    def answer(self, reason, port_id, eth, ip, out, local, error, too_big, time_exceeded,
+               no_route) -> bool:
+        """Answer a frame of either family whose source passed, by ``reason``, with the
+        family's ``local``, ``too_big``, ``error`` and ICMP (type, code) pairs; False: not
+        a reason the slow path answers."""
+        if reason == Punt.LOCAL:
+            local(port_id, eth, ip, out)
+        elif reason == Punt.TTL_EXCEEDED:
+            error(port_id, eth, ip, *time_exceeded, out)
+        elif reason == Punt.NO_ROUTE:
+            error(port_id, eth, ip, *no_route, out)
+        elif reason == Punt.TOO_BIG:
+            too_big(port_id, eth, ip, out)
+        elif reason == Punt.NO_NEIGHBOUR or reason == Punt.PEER_UNKNOWN:
+            if not self.to_next_hop(port_id, eth, ip.dst, ip.datagram, out):
+                error(port_id, eth, ip, *no_route, out)
+        else:
+            return False
+        return True
 
     def tick(self) -> Output:
         """Send the ARP requests and neighbour solicitations that are due (resolutions and

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from pyctl.rig import probes
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.port_kinds
 
@@ -133,24 +134,16 @@ def test_a_pulled_address_is_lost_at_the_next_renewal(tapswitch_factory, udhcpc)
     argv, log = udhcpc
     proc = c.netns.popen(argv + ["-t", "10", "-T", "1", "-A", "1", "-i", c.port])
     try:
-        assert wait_for(lambda: kernel_view(c)[0] == [c.address], 15)
+        assert until(lambda: kernel_view(c)[0] == [c.address], 15, interval=0.1)
         topo.pull(c.address, "c")
         time.sleep(1)
         assert kernel_view(c)[0] == [c.address]           # the lease runs until it is renewed
-        assert wait_for(lambda: kernel_view(c)[0] == [], LEASE_S)   # renewal at T1: refused
+        # renewal at T1: refused
+        assert until(lambda: kernel_view(c)[0] == [], LEASE_S, interval=0.1)
         assert [e[0] for e in events(log)][-1] == "deconfig"
         assert topo.stats()["dhcp"]["tx_nak"] >= 1
         topo.push(c.address, "c")              # pushed again: leased again
-        assert wait_for(lambda: kernel_view(c)[0] == [c.address], 15)
+        assert until(lambda: kernel_view(c)[0] == [c.address], 15, interval=0.1)
     finally:
         proc.kill()
         proc.wait(5)
-
-
-def wait_for(condition, seconds):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True

@@ -8,11 +8,10 @@ flipped bytes; GSO claims in the virtio-net header before the frame -- with IPv4
 mixed in.  The core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastpath import Batch
-from differential_worlds import skeleton, twins
-from fastpath_frames import batch_results, ip, ipv4_frame, mac
+from differential_worlds import common_change, routes_and_neighbours, run_twins, skeleton
+from fastpath_frames import ip, ipv4_frame, mac
 from fastpath_frames6 import (AUTH, DEST_OPTS, FRAGMENT, HBH, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
-                              V6, ext, gso_header, icmp6, ipv6_frame, load_with_headers, mcast_mac)
+                              V6, ext, gso_header, icmp6, ipv6_frame, mcast_mac)
 
 ADDRS = [V6(a) for a in ("fd00:1::1", "fd00:1::2", "fd00:1::3", "fd00:2::1", "fd00:2::9",
                          "2001:db8:5::1", "fd00:1:0:0:1::1")]
@@ -44,13 +43,8 @@ def worlds(draw):
             plen = draw(st.sampled_from(PLENS)) if isinstance(a, V6) else None
             ops.append(("add_address", scope_of[n], a, n, plen))
     for s in scopes:
-        if ports:
-            for prefix, plen in draw(st.lists(st.sampled_from(ROUTES), max_size=4, unique=True)):
-                ops.append(("add_route", s, prefix, plen, draw(st.sampled_from(sorted(ports))),
-                            draw(st.sampled_from(GATEWAYS))))
-        for a in draw(st.lists(st.sampled_from(GATEWAYS[1:] + [V6("2001:db8:9:1::5"), V6("fd00:9::1")]),
-                               max_size=3, unique=True)):
-            ops.append(("set_neighbour", s, a, mac(0x300 + (int(a) & 0xFF))))
+        ops += routes_and_neighbours(draw, s, ports, ROUTES, GATEWAYS,
+                                     [V6("2001:db8:9:1::5"), V6("fd00:9::1")])
         for g in draw(st.lists(st.sampled_from(GROUPS), max_size=2, unique=True)):
             members = [n for n in namespaces if scope_of[n] == s and draw(st.booleans())]
             ops.append(("set_group", s, g, members))
@@ -124,40 +118,15 @@ def scenarios(draw):
 
 def change(dp, what, ports, owned, port_ns):
     with dp.update():
-        if what == "route" and ports:
-            dp.add_route(0, V6("2001:db8:9::"), 48, ports[-1], V6("fd00:2::9"))
-        elif what == "unroute" and any(r[:2] == (V6("::"), 0) for r in dp.routes(0)):
-            dp.remove_route(0, V6("::"), 0)
-        elif what == "neigh":
-            dp.set_neighbour(0, V6("fd00:2::9"), mac(0x999))
-        elif what == "move" and owned:
-            (scope, a), n = sorted(owned.items(), key=str)[0]
-            if dp.lookup_address(scope, a) == n:
-                dp.remove_address(scope, a)
-        elif what == "mtu" and ports:
+        if common_change(dp, what, ports, owned, route=(V6("2001:db8:9::"), 48, V6("fd00:2::9")),
+                         default=V6("::"), neighbour=V6("fd00:2::9"), order=str):
+            return
+        if what == "mtu" and ports:
             dp.set_port(ports[0], port_ns[ports[0]], mac(ports[0] + 1), mtu=1280)
-
-
-def same_batch(core, ref, frames_, hdrs, max_fanout):
-    out = []
-    for dp in (core, ref):
-        b = Batch(capacity=len(frames_), slot_size=2048, max_fanout=max_fanout)
-        load_with_headers(b, frames_, hdrs)
-        dp.process(b)
-        out.append(batch_results(b))
-    assert out[0] == out[1]
-    assert core.counters() == ref.counters()
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(scenarios(), st.integers(1, 64))
 def test_core_matches_reference_on_ipv6(scenario, max_fanout):
-    ops, peers, batches, changes, ports, owned = scenario
-    core, ref, port_ns = twins(ops, peers, MAX_PORTS)
-    assert core.routes(0) == ref.routes(0)
-    for (frames_, hdrs), what in zip(batches, changes):
-        same_batch(core, ref, frames_, hdrs, max_fanout)
-        assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]
-        for dp in (core, ref):
-            change(dp, what, ports, owned, port_ns)
+    run_twins(scenario, max_fanout, change, MAX_PORTS, slot_size=2048)

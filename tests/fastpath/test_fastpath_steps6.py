@@ -25,14 +25,20 @@ def dropped(reason):
     return V.VERDICT_DROP, reason
 
 
+def forwarded_from_t1(dp, dst, out_port, **kw):
+    """Tenant 1's frame to ``dst`` (``from_t1``'s ``kw``) through ``dp``, which must forward
+    it out of ``out_port``: (the frame sent, the frame out)."""
+    port, sent = from_t1(dst, **kw)
+    b = run6(dp, [(port, sent)])
+    assert verdict_of(b) == FORWARD and b.out_port[0] == out_port
+    return sent, b.frame(0)
+
+
 # ---- delivery: switched inside a subnet, routed between subnets --------------------------
 
 def test_same_subnet_delivery_keeps_the_hop_limit(make_dp):
     dp = build_world6(make_dp())
-    port, sent = from_t1(A2, hop=64)
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.out_port[0] == 2
-    out = b.frame(0)
+    sent, out = forwarded_from_t1(dp, A2, 2, hop=64)
     assert out[0:6] == PEER6[2] and out[6:12] == port_mac(2)
     assert out[12:] == sent[12:]                        # hop limit 64, addresses, payload
     c = dp.counters()
@@ -41,11 +47,7 @@ def test_same_subnet_delivery_keeps_the_hop_limit(make_dp):
 
 
 def test_delivery_to_another_subnet_of_the_scope_is_routed(make_dp):
-    dp = build_world6(make_dp())
-    port, sent = from_t1(A7, hop=64)
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.out_port[0] == 7
-    out = b.frame(0)
+    sent, out = forwarded_from_t1(build_world6(make_dp()), A7, 7, hop=64)
     assert out[0:6] == PEER6[7] and out[14 + 7] == 63
     assert out[14:21] == sent[14:21] and out[22:] == sent[22:]
 
@@ -240,10 +242,8 @@ def test_other_icmpv6_is_forwarded_and_an_empty_one_is_malformed(make_dp):
     [ext(AUTH, b"\1" * 14)], [ext(FRAGMENT, b"\0\0\0\0\0\0\1")], [ext(DEST_OPTS, bytes(246))],
     [ext(DEST_OPTS)] * 8])
 def test_a_chain_within_the_bounds_is_forwarded_as_it_came(make_dp, exts):
-    dp = build_world6(make_dp())
-    port, sent = from_t1(A2, exts=exts)
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.frame(0)[12:] == sent[12:]
+    sent, out = forwarded_from_t1(build_world6(make_dp()), A2, 2, exts=exts)
+    assert out[12:] == sent[12:]
 
 
 @pytest.mark.parametrize("exts,nh", [
@@ -387,10 +387,8 @@ def test_drop_reasons(make_dp, frame, reason):
 
 
 def test_ethernet_padding_after_the_payload_length_is_kept(make_dp):
-    dp = build_world6(make_dp())
-    port, sent = from_t1(A2, payload=b"", pad=bytes(6))
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.frame(0)[12:] == sent[12:]
+    sent, out = forwarded_from_t1(build_world6(make_dp()), A2, 2, payload=b"", pad=bytes(6))
+    assert out[12:] == sent[12:]
 
 
 @pytest.mark.parametrize("dst,port", [(A2, 2), (A7, 7), (FAR, 0)])
