@@ -21,8 +21,9 @@ from scapy.layers.l2 import Ether
 from pyctl.daemon import packets6 as pk6
 from pyctl.daemon.packets import build_ethernet
 from pyctl.rig import probes
-from tests.e2e.test_dhcp import LEASE_S, events, short_lease_tenant, wait_for
+from tests.e2e.test_dhcp import LEASE_S, events, short_lease_tenant
 from tests.support.dhcp6_frames import DUID, frame, ia_na, message, opt
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.port_kinds
 
@@ -97,7 +98,7 @@ def dhcp6_topo(tapswitch_factory):
 
 
 def run_client(tenant, argv):
-    assert wait_for(lambda: link_local_ready(tenant), 10)
+    assert until(lambda: link_local_ready(tenant), 10, interval=0.1)
     return tenant.netns.popen(argv + [tenant.port])
 
 
@@ -115,14 +116,14 @@ def test_the_client_gets_exactly_what_was_pushed_and_nobody_else_hears_it(dhcp6_
     try:
         seen = capture(a, seconds=3.0, want=is_dhcp6, count=1000)     # a listens while c asks
         leased = [f"fd{net:02x}::7/128", f"fd{net:02x}::8/128"]
-        assert wait_for(lambda: global6(c) == leased, 15), events(log)
+        assert until(lambda: global6(c) == leased, 15, interval=0.1), events(log)
         assert seen == []
         bound = [dict(kv.split("=", 1) for kv in e[1:]) for e in events(log) if e[0] == "BOUND6"]
         assert bound == [{"addr": f"fd{net:02x}::{i}", "plen": "128", "old": "", "life": "3600",
                           "dns": "", "domain": ""} for i in (7, 8)]
         # the router advertisement: the switch's link-local address is the default router,
         # the subnet on-link, and no address was made from it
-        assert wait_for(lambda: default6(c) and default6(c)[0].startswith("fe80:"), 10)
+        assert until(lambda: default6(c) and default6(c)[0].startswith("fe80:"), 10, interval=0.1)
         assert global6(c) == leased
         assert len(probes.ping(c, f"fd{net:02x}::1", count=2)) == 2      # the switch
         assert len(probes.ping(c, a.ip6, count=2)) == 2
@@ -140,15 +141,15 @@ def test_a_pulled_address_is_lost_at_the_next_renewal(tapswitch_factory, dhclien
     mine = f"fd{net:02x}::7"
     proc = run_client(c, argv)
     try:
-        assert wait_for(lambda: global6(c) == [f"{mine}/128"], 15), events(log)
+        assert until(lambda: global6(c) == [f"{mine}/128"], 15, interval=0.1), events(log)
         topo.pull(f"{mine}/64", "c")
         time.sleep(1)
         assert global6(c) == [f"{mine}/128"]          # the lease runs until it is renewed
-        assert wait_for(lambda: global6(c) == [], LEASE_S), events(log)   # Renew at T1
+        assert until(lambda: global6(c) == [], LEASE_S, interval=0.1), events(log)   # Renew at T1
         assert ["RENEW6", f"addr={mine}", "plen=128", f"old={mine}", "life=0", "dns=", "domain="] \
             in events(log)                             # the Reply gave it back with lifetime 0
         topo.push(f"{mine}/64", "c")                   # pushed again: leased again
-        assert wait_for(lambda: global6(c) == [f"{mine}/128"], 2 * LEASE_S), events(log)
+        assert until(lambda: global6(c) == [f"{mine}/128"], 2 * LEASE_S, interval=0.1), events(log)
     finally:
         stop(proc)
 
@@ -208,7 +209,7 @@ def router_solicitation(mac, ll):
 def test_the_daemon_answers_on_the_port_and_says_at_once_what_changed(dhcp6_topo):
     topo, a, c, net = dhcp6_topo
     topo.start()
-    assert wait_for(lambda: link_local_ready(c), 10)
+    assert until(lambda: link_local_ready(c), 10, interval=0.1)
     mac, ll = port_identity(c)
     solicit = frame(message(1, opt(1, DUID), ia_na(1)), src=ll, mac=mac)
     [advertise] = capture(c, [solicit], want=is_reply)
@@ -217,7 +218,7 @@ def test_the_daemon_answers_on_the_port_and_says_at_once_what_changed(dhcp6_topo
     assert [o.addr for o in dhcp[DHCP6OptIA_NA].ianaopts] == [f"fd{net:02x}::7", f"fd{net:02x}::8"]
     broken = frame(message(1, opt(1, b"\x00")), src=ll, mac=mac)
     assert capture(c, [broken], seconds=0.5, want=is_reply) == []
-    assert wait_for(lambda: topo.stats()["dhcp6"].get("malformed_duid_length") == 1, 5)
+    assert until(lambda: topo.stats()["dhcp6"].get("malformed_duid_length") == 1, 5, interval=0.1)
     [ra] = capture(c, [router_solicitation(mac, ll)], want=is_advert)
     pkt = Ether(ra)
     assert (pkt[ICMPv6ND_RA].M, pkt[ICMPv6ND_RA].O, pkt[ICMPv6ND_RA].routerlifetime) == (1, 1, 1800)
@@ -257,13 +258,13 @@ def test_dhcpv6_server_messages_come_only_from_a_trusted_port(tapswitch_factory)
     server = topo.tenant("srv", f"fd{net:02x}::5/64", dhcp_server=True)
     topo.start()
     for t in (a, x, server):
-        assert wait_for(lambda: link_local_ready(t), 10)
+        assert until(lambda: link_local_ready(t), 10, interval=0.1)
 
     def rogue():
         send_udp6(x, a.ip6, 547, 546, b"advertise")
         send_udp6(x, "ff02::1", 547, 546, b"reconfigure")
     assert capture(a, want=is_dhcp6, seconds=1.5, then=rogue) == []
-    assert wait_for(lambda: topo.counters()["namespaces"]["x"]["reasons"]["rogue_dhcp"] == 2, 5)
+    assert until(lambda: topo.counters()["namespaces"]["x"]["reasons"]["rogue_dhcp"] == 2, 5, interval=0.1)
     [trusted] = capture(a, want=is_dhcp6, then=lambda: send_udp6(server, a.ip6, 547, 546))
     assert Ether(trusted)[IPv6].src == server.ip6
     # a client's message to All_DHCP_Relay_Agents_and_Servers: the trusted server only
