@@ -10,6 +10,17 @@ from fastpath.source_rule import is_link_source, is_martian_source, may_send_fro
 
 V6 = ipaddress.IPv6Address
 TCP, UDP = 6, 17
+ALL_DHCP_SERVERS = V6("ff02::1:2")     # All_DHCP_Relay_Agents_and_Servers (RFC 8415 7.1)
+
+
+def udp_ports(packet, upper):
+    """(source, destination) ports of an IPv6 packet whose upper layer is UDP (not a later
+    fragment); None for a port the packet is too short to hold."""
+    proto, off = upper
+    if proto != UDP:
+        return None, None
+    return tuple(int.from_bytes(packet[at:at + 2], "big") if at + 2 <= len(packet) else None
+                 for at in (off, off + 2))
 
 
 def same_prefix(a, b, plen):
@@ -78,6 +89,10 @@ class ReferenceIpv6:
                 return refuse(V.REASON_MLD)
         if src.is_unspecified:
             return refuse(V.REASON_SPOOFED_SOURCE)
+        if port in self.serving_dhcp and udp_ports(packet, upper) == (546, 547):
+            return refuse(V.REASON_DHCP)        # the switch's DHCPv6 server answers
+        if udp_ports(packet, upper)[0] == 547 and is_l3 and port not in self.dhcp_servers:
+            return refuse(V.REASON_ROGUE_DHCP)  # a server (or relay) the L2 does not trust
 
         # multicast: bridged inside the scope (a solicited-node group: to its members, the
         # owners of the addresses it is made from)
@@ -87,6 +102,9 @@ class ReferenceIpv6:
             if scope_field < ipv6.LINK_SCOPE:
                 return refuse(V.REASON_BAD_DESTINATION)
             link_scope = scope_field == ipv6.LINK_SCOPE
+            if link_scope and dst == ALL_DHCP_SERVERS:      # the scope's trusted DHCP servers
+                return self._fan_out(ns, self._l3_ports(self._dhcp_server_namespaces(scope)), mac,
+                                     frame, copies_so_far, batch)
             if link_scope and not ipv6.is_solicited_node(dst):
                 return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mac, frame,
                                      copies_so_far, batch)

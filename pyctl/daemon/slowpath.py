@@ -113,10 +113,11 @@ class SlowPathConfig:
 class SlowPath:
     """``view``: what the slow path may know of the switch; ``datapath``: the fast
     path whose neighbour table is the compiled copy of ``neighbours`` (None: no
-    copy, for tests of the packet logic)."""
+    copy, for tests of the packet logic); ``dhcp_ports``: () -> {port id: DhcpPort}
+    of the ports served by DHCP (their router advertisements: ``RouterAdverts``)."""
 
     def __init__(self, view: SwitchView, config: SlowPathConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic, datapath=None):
+                 clock: Callable[[], float] = time.monotonic, datapath=None, dhcp_ports=None):
         self.view = view
         self.config = config or SlowPathConfig()
         self.clock = clock
@@ -125,7 +126,7 @@ class SlowPath:
         self.resolutions = Resolutions(self.config, self.counters)
         self.icmp = IcmpErrors(view, self.config, self.counters)
         self.arp = Arp(self)
-        self.adverts = RouterAdverts(view, self.icmp, self.counters)
+        self.adverts = RouterAdverts(view, self.icmp, self.counters, dhcp_ports=dhcp_ports)
         self.nd = NeighbourDiscovery(self, self.adverts)
         self.ipv6 = Ipv6Punts(self)
         self._solicit_bucket: TokenBucket | None = None

@@ -29,8 +29,9 @@ Known keys and their values:
                      other ports (without it they are dropped: a tenant is no
                      router)
 ``dhcp_server``      bool: the endpoint is a DHCP server the L2 trusts: its
-                     server messages (UDP from port 67) reach the others and
-                     DHCP clients' broadcasts reach it (an L3's port; without
+                     server messages (UDP from port 67; DHCPv6: from 547)
+                     reach the others and DHCP clients' broadcasts (DHCPv6:
+                     to ff02::1:2) reach it (an L3's port; without
                      it a tenant's server messages are ``rogue_dhcp`` drops;
                      an L2's own ports are trusted anyway)
 ``dhcp_lease_time``  int 2 .. 2**31-1 seconds: the lease the switch's DHCP

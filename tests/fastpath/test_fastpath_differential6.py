@@ -1,9 +1,9 @@
 """Differential test of the IPv6 frame path: hypothesis builds dual-stack topologies (two
 sibling scopes, L3s with addresses of both families and random on-link prefixes, ports
-with random MTUs, IPv6 routes, neighbours and groups) and batches of IPv6 frames --
+with random MTUs, DHCP servers behind some and DHCP served on some, IPv6 routes, neighbours and groups) and batches of IPv6 frames --
 owned, foreign, link-local, unspecified and martian sources; tenant, switch, routed,
 link-local, multicast and bad destinations; extension-header chains in and out of
-bounds; ND, MLD and other upper layers; hop limits; truncations, lying lengths and
+bounds; ND, MLD, DHCPv6 (to and from servers) and other upper layers; hop limits; truncations, lying lengths and
 flipped bytes; GSO claims in the virtio-net header before the frame -- with IPv4 frames
 mixed in.  The core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -16,7 +16,7 @@ from fastpath_frames6 import (AUTH, DEST_OPTS, FRAGMENT, HBH, ICMPV6, NO_NEXT, R
 ADDRS = [V6(a) for a in ("fd00:1::1", "fd00:1::2", "fd00:1::3", "fd00:2::1", "fd00:2::9",
                          "2001:db8:5::1", "fd00:1:0:0:1::1")]
 SPECIAL = [V6(a) for a in ("::", "::1", "::ffff:10.0.0.1", "fe80::1", "fe80::2:3", "ff02::1",
-                           "ff02::1:ff00:2", "ff02::1:ff00:1", "ff02::fb", "ff05::1:3", "ff0e::9",
+                           "ff02::1:ff00:2", "ff02::1:ff00:1", "ff02::fb", "ff02::1:2", "ff05::1:3", "ff0e::9",
                            "ff01::1", "ff00::7", "2001:db8::1", "2001:db8:9:1::5", "fd00:9::1",
                            "fd00:9ab::1", "fd00:1::ff")]
 # wider than link scope, and solicited-node groups (of fd00:1::2, of fd00:1::1 and fd00:2::1)
@@ -32,7 +32,7 @@ MAX_PORTS = 8
 
 @st.composite
 def worlds(draw):
-    ops, scopes, _, namespaces, scope_of, ports, used_l3 = skeleton(draw, MAX_PORTS, MTUS)
+    ops, scopes, _, namespaces, scope_of, ports, used_l3 = skeleton(draw, MAX_PORTS, MTUS, dhcp=True)
     owned = {}
     wanted = [(draw(st.sampled_from(ADDRS)), n) for n in sorted(used_l3) if draw(st.integers(0, 4))]
     wanted += [(a, draw(st.sampled_from(namespaces))) for a in
@@ -56,7 +56,10 @@ CHAINS = [[], [], [], [ext(HBH)], [ext(DEST_OPTS), ext(ROUTING, b"\0\0\0\0")],
           [ext(HBH), ext(DEST_OPTS), ext(FRAGMENT)], [ext(FRAGMENT, b"\0\0\x08")],
           [ext(AUTH, b"\1" * 6)], [ext(DEST_OPTS, bytes(200))], [ext(DEST_OPTS, bytes(255))],
           [ext(DEST_OPTS), ext(HBH)], [ext(DEST_OPTS)] * 9, [ext(ROUTING, b"\0\1")]]
-UPPER = [(UDP, b"u" * 12), (TCP, bytes(12) + b"\x50\x10" + bytes(6)), (NO_NEXT, b""), (50, b"esp"),
+DHCP6_CLIENT, DHCP6_SERVER = b"\x02\x22\x02\x23", b"\x02\x23\x02\x22"     # UDP 546 <-> 547
+UPPER = [(UDP, b"u" * 12), (UDP, DHCP6_CLIENT + b"\0\x0c\0\0\x01dhc"), (UDP, DHCP6_CLIENT[:3]),
+         (UDP, DHCP6_SERVER + b"\0\x0c\0\0\x02dhc"),
+         (TCP, bytes(12) + b"\x50\x10" + bytes(6)), (NO_NEXT, b""), (50, b"esp"),
          (ICMPV6, icmp6(128)), (ICMPV6, icmp6(135)), (ICMPV6, icmp6(134)), (ICMPV6, icmp6(143)),
          (ICMPV6, icmp6(131)), (ICMPV6, b"\x88"), (ICMPV6, icmp6(1))]
 

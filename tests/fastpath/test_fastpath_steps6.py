@@ -137,6 +137,77 @@ def test_destination_without_port_or_peer(make_dp):
     assert dp.peer_mac(1) == PEER6[1]                              # learned from the frame
 
 
+# ---- DHCPv6 --------------------------------------------------------------------------------
+
+DHCP6_SOLICIT = bytes.fromhex("02220223000c0000") + b"\x01abc"     # UDP 546 -> 547, a Solicit
+
+
+@pytest.mark.parametrize("dst", [V6("ff02::1:2"), V6("fe80::1"), A2])
+def test_a_dhcpv6_client_on_a_dhcp_served_port_is_the_switchs(make_dp, dst):
+    dp = build_world6(make_dp())
+    with dp.update():
+        dp.set_port(1, T1, port_mac(1), serve_dhcp=True)
+    dmac = mcast_mac(str(dst)) if dst.is_multicast else None
+    src = A1 if dst == A2 else LL1
+    b = run6(dp, [from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT),
+                  from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT[:3]),
+                  from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT,
+                        exts=[ext(FRAGMENT, b"\0\0\x08")]),
+                  from6(1, V6("::"), dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT)])
+    assert verdict_of(b, 0) == slow("dhcp")
+    assert verdict_of(b, 1) != slow("dhcp")                 # too short for its ports
+    assert verdict_of(b, 2) != slow("dhcp")                 # a later fragment: no UDP header
+    assert verdict_of(b, 3) == dropped("spoofed_source")    # never from ::
+
+
+DHCP6_ADVERTISE = bytes.fromhex("02230222000c0000") + b"\x02abc"   # UDP 547 -> 546
+ALL_DHCP = V6("ff02::1:2")
+
+
+def test_dhcpv6_on_a_port_not_served_is_not_the_switchs(make_dp):
+    dp = build_world6(make_dp())
+    b = run6(dp, [from6(1, A1, A2, nh=UDP, payload=DHCP6_SOLICIT)])
+    assert verdict_of(b) == FORWARD
+
+
+def test_a_dhcpv6_server_message_from_a_tenant_is_dropped(make_dp):
+    dp = build_world6(make_dp())
+    relay = DHCP6_ADVERTISE[:2] + DHCP6_SOLICIT[2:]                    # 547 -> 547, a relay's
+    b = run6(dp, [from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE),
+                  from6(1, A1, V6("ff02::1"), dmac=mcast_mac("ff02::1"), nh=UDP, payload=DHCP6_ADVERTISE),
+                  from6(1, A1, A2, nh=UDP, payload=relay),
+                  from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE[:2])])    # its source port only
+    assert [verdict_of(b, i) for i in range(4)] == [dropped("rogue_dhcp")] * 4
+    assert dp.counters()["namespaces"][T1]["reasons"]["rogue_dhcp"] == 4
+    assert dp.counters()["ports"][2]["tx_packets"] == 0
+    later = from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE, exts=[ext(FRAGMENT, b"\0\0\x08")])
+    tcp = from6(1, A1, A2, nh=TCP, payload=DHCP6_ADVERTISE + bytes(12))
+    b = run6(dp, [later, tcp])                                         # no UDP header to read
+    assert [verdict_of(b, i) for i in range(2)] == [FORWARD] * 2
+
+
+def test_a_trusted_dhcpv6_server_and_the_uplinks_may_answer(make_dp):
+    dp = build_world6(make_dp())
+    with dp.update():
+        dp.set_port(1, T1, port_mac(1), dhcp_server=True)
+    b = run6(dp, [from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE),
+                  from6(0, V6("fd00:9::77"), A2, nh=UDP, payload=DHCP6_ADVERTISE)])
+    assert verdict_of(b, 0) == verdict_of(b, 1) == FORWARD
+
+
+def test_a_dhcpv6_clients_multicast_reaches_the_dhcp_servers_only(make_dp):
+    dp = build_world6(make_dp())
+    solicit = from6(2, V6("fe80::2"), ALL_DHCP, dmac=mcast_mac("ff02::1:2"), nh=UDP,
+                    payload=DHCP6_SOLICIT)
+    b = run6(dp, [solicit])
+    assert verdict_of(b) == dropped("no_listener")                    # no server: nobody
+    with dp.update():
+        dp.set_port(7, T7, port_mac(7), dhcp_server=True)
+    b = run6(dp, [solicit])
+    assert verdict_of(b) == (V.VERDICT_FANOUT, "none") and b.fanout_count == 1
+    assert b.copy(0)[0] == 7
+
+
 # ---- the switch's own ICMPv6 -------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", [133, 134, 135, 136, 137])
