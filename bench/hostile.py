@@ -261,7 +261,8 @@ def main(argv=None) -> int:
     rows = run(names, args.count, args.seconds)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"count": args.count, "seconds": args.seconds, "rows": rows}, f, indent=2)
+            json.dump({"count": args.count, "seconds": args.seconds, "rows": rows,
+                       "tag": kernel.process_tag()}, f, indent=2)     # in every kernel name
     return 0 if all(r["target_met"] for r in rows) else 1
 
 

@@ -12,6 +12,7 @@ payload + 8 UDP + 20 IPv4 + 14 Ethernet = 60 bytes on the TAP, 64 with the FCS.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import json
@@ -319,28 +320,40 @@ def _warm_up(pair: Pair) -> None:
     time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def _udpblast_server(pair: Pair, placement: Placement, mode: str, lifetime: float):
+    """udpblast ``mode`` ("sink" or "echo") in b on a fresh port, for at most ``lifetime``
+    seconds: (port, process) once it listens; stopped when the block ends."""
+    port = str(next(_ports))
+    proc = pair.b.ns.popen(placement.wrap("receiver", [cbuild.tool("udpblast"), mode, pair.b.ip,
+                                                       port, str(lifetime)]),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(proc, f"udpblast {mode}")
+        yield port, proc
+    finally:
+        kernel.stop_process(proc)
+
+
+def _udpblast_client(pair: Pair, placement: Placement, mode: str, port: str, amount, **run):
+    """udpblast ``mode`` ("send" for ``amount`` seconds, "rtt" for ``amount`` requests) in a,
+    64-byte frames to b's server on ``port``; its finished process."""
+    return pair.a.ns.run(placement.wrap("sender", [cbuild.tool("udpblast"), mode, pair.b.ip, port,
+                                                   str(UDP64_PAYLOAD), str(amount)]), **run)
+
+
 def udp64(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dict:
     """64-byte UDP frames a -> b, as fast as the generator sends them: rates
     sent, delivered to b's interface (its rx counter) and read by the sink."""
-    blast = cbuild.tool("udpblast")
-    a, b = pair.a, pair.b
-    port = str(next(_ports))
-    sink = b.ns.popen(placement.wrap("receiver", [blast, "sink", b.ip, port,
-                                                  str(seconds + TIMEOUT_SLACK)]),
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_ready(sink, "udpblast sink")
+    with _udpblast_server(pair, placement, "sink", seconds + TIMEOUT_SLACK) as (port, sink):
         _warm_up(pair)
         window = _Window(pair)
-        gen = a.ns.run(placement.wrap("sender", [blast, "send", b.ip, port, str(UDP64_PAYLOAD),
-                                                 str(seconds)]),
-                       timeout=seconds + TIMEOUT_SLACK)
+        gen = _udpblast_client(pair, placement, "send", port, seconds,
+                               timeout=seconds + TIMEOUT_SLACK)
         time.sleep(0.3)                       # frames still in queues arrive
         counters = window.close()
         sent = _json_line(gen.stdout, "udpblast send")
         got = _finish(sink, "udpblast sink", 10, terminate=True)
-    finally:
-        kernel.stop_process(sink)
     elapsed = sent["elapsed"]
     delivered = counters["b"]["rx_packets"]
     metrics = {
@@ -367,22 +380,12 @@ def udp64(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dict:
 def rtt(pair: Pair, count: int = RTT_COUNT, placement: Placement = UNPINNED) -> dict:
     """Round-trip times of ``count`` 64-byte UDP request/replies a -> b -> a
     (after 50 untimed ones); median and 99th percentile in microseconds."""
-    blast = cbuild.tool("udpblast")
-    a, b = pair.a, pair.b
-    port = str(next(_ports))
-    echo = b.ns.popen(placement.wrap("receiver", [blast, "echo", b.ip, port,
-                                                  str(count + TIMEOUT_SLACK)]),
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_ready(echo, "udpblast echo")
+    with _udpblast_server(pair, placement, "echo", count + TIMEOUT_SLACK) as (port, _):
         window = _Window(pair)
-        client = a.ns.run(placement.wrap("sender", [blast, "rtt", b.ip, port, str(UDP64_PAYLOAD),
-                                                    str(count)]),
-                          timeout=count * 1.0 + TIMEOUT_SLACK, check=False)
+        client = _udpblast_client(pair, placement, "rtt", port, count,
+                                  timeout=count * 1.0 + TIMEOUT_SLACK, check=False)
         counters = window.close()
         result = _json_line(client.stdout, "udpblast rtt")
-    finally:
-        kernel.stop_process(echo)
     if not result.get("count"):
         raise RuntimeError(f"no reply to any of {count} requests")
     result.update(_cpu_fields(counters))

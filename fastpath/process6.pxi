@@ -14,10 +14,15 @@
 #  3. the extension-header chain to the upper layer (ipv6.pxi: bounded, else
 #     bad_extension_header); ICMPv6 neighbour discovery -> nd, MLD -> mld (the switch's
 #     business, whatever the destination); the unspecified source is for those only;
+#     on a port the switch serves by DHCP, a DHCPv6 client message (UDP 546 -> 547,
+#     whatever the destination) -> dhcp: the switch answers, no tenant hears it; a DHCPv6
+#     server or relay message (UDP from 547) from an L3 port not marked dhcp_server ->
+#     rogue_dhcp;
 #  4. multicast: link scope (ff02::/16, ...) to every L3 of the scope, like 224.0.0.0/24,
-#     but a solicited-node group (ff02::1:ff00:0/104) and wider scopes through the scope's
-#     group table (no members: no_listener; the compiler makes each L3 a member of its
-#     addresses' solicited-node groups); scope 0/1 never (bad_destination).  MAC 33:33 +
+#     but ff02::1:2 (DHCPv6's servers and relays) to the scope's trusted DHCP servers
+#     only, and a solicited-node group (ff02::1:ff00:0/104) and wider scopes through the
+#     scope's group table (no members: no_listener; the compiler makes each L3 a member of
+#     its addresses' solicited-node groups); scope 0/1 never (bad_destination).  MAC 33:33 +
 #     the group's low 32 bits; no hop-limit change;
 #  5. unicast: ::, ::1, v4-mapped never (bad_destination); link-local destinations are
 #     the switch (on a TAP link there is nobody else: local); a link-local source goes
@@ -43,6 +48,8 @@ cdef enum:
     MCAST_SCOPE_LINK = 2
     IPPROTO_TCP6 = 6
     IPPROTO_UDP6 = 17
+    DHCP6_CLIENT_PORT = 546
+    DHCP6_SERVER_PORT = 547
 
 
 cdef inline uint8_t forward6(const DpTables* t, BatchView* b, Py_ssize_t i, uint8_t* p,
@@ -54,6 +61,15 @@ cdef inline uint8_t forward6(const DpTables* t, BatchView* b, Py_ssize_t i, uint
     b.out_port[i] = op
     count_tx(&t.ctr, op, t.ports.ns[op], nbytes)
     return VERDICT_FORWARD
+
+
+cdef inline int32_t udp6_port(const uint8_t* ip, const Ip6Upper* u, uint32_t end,
+                              uint32_t at) noexcept nogil:
+    """The UDP port at ``at`` (UDP_SOURCE_PORT, UDP_DEST_PORT) of an IPv6 packet whose upper
+    layer is UDP (not a later fragment), or -1."""
+    if u.proto != IPPROTO_UDP6 or u.off + at + 2 > end:
+        return -1
+    return (<int32_t>ip[u.off + at] << 8) | ip[u.off + at + 1]
 
 
 cdef inline uint8_t ipv6_copies(BatchView* b, Py_ssize_t start, uint8_t verdict) noexcept nogil:
@@ -139,6 +155,13 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
             return slow(t, b, i, ns, REASON_MLD)
     if unlikely(shi == 0 and slo == 0):
         return drop(t, b, i, ns, REASON_SPOOFED_SOURCE)
+    if unlikely(t.ports.serve_dhcp[port]) and udp6_port(ip, &u, end, UDP_DEST_PORT) == DHCP6_SERVER_PORT \
+            and udp6_port(ip, &u, end, UDP_SOURCE_PORT) == DHCP6_CLIENT_PORT:
+        return slow(t, b, i, ns, REASON_DHCP)
+    # DHCPv6 server (and relay) messages: only from the L2's own ports and the servers it trusts
+    if unlikely(udp6_port(ip, &u, end, UDP_SOURCE_PORT) == DHCP6_SERVER_PORT
+                and t.ns.l3[ns] and not t.ports.dhcp_server[port]):
+        return drop(t, b, i, ns, REASON_ROGUE_DHCP)
 
     # 4. multicast: bridged inside the scope, hop limit as it came
     if ip6_is_multicast(dhi):
@@ -147,6 +170,8 @@ cdef uint8_t decide6(const DpTables* t, BatchView* b, Py_ssize_t i, int32_t port
         if unlikely(scope_bits < MCAST_SCOPE_LINK):
             return drop(t, b, i, ns, REASON_BAD_DESTINATION)
         first = b.fanout_count
+        if scope_bits == MCAST_SCOPE_LINK and dhi == 0xFF02000000000000ULL and dlo == 0x10002:
+            return ipv6_copies(b, first, fan_out(t, b, i, ns, t.lists.dhcp + scope, mac, n))
         if scope_bits == MCAST_SCOPE_LINK and not ip6_is_solicited_node(dhi, dlo):
             return ipv6_copies(b, first, fan_out(t, b, i, ns, scope, mac, n))
         if unlikely(link_src and scope_bits != MCAST_SCOPE_LINK):

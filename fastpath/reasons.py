@@ -76,7 +76,7 @@ REASONS = (
            "itself only for IGMP and a DHCP client's broadcast), 127.0.0.0/8, multicast, 240.0.0.0/4"),
     Reason("directed_broadcast", 14, "drop", "a directed broadcast from outside its subnet (RFC 2644; "
            "the L2's directed_broadcast option lets them in)"),
-    Reason("rogue_dhcp", 15, "drop", "a DHCP server message (UDP from port 67) from an L3 port not "
+    Reason("rogue_dhcp", 15, "drop", "a DHCP server message (UDP from port 67; DHCPv6: from 547) from an L3 port not "
            "marked as a DHCP server (port option dhcp_server)"),
     Reason("arp", 16, "slowpath", "ARP: the slow path answers for the switch"),
     Reason("local", 17, "slowpath", "to an address the L2 scope itself owns (the switch)"),
@@ -88,8 +88,9 @@ REASONS = (
     Reason("nd", 23, "slowpath", "ICMPv6 neighbour discovery (types 133-137): answered or refused by the switch, never forwarded"),
     Reason("mld", 24, "slowpath", "MLD (ICMPv6 types 130-132, 143): the switch snoops and is the querier"),
     Reason("too_big", 25, "slowpath", "larger than the egress port's MTU (a super-frame: one of its segments): ICMPv6 packet too big; IPv4: fragmentation needed with DF, else fragments"),
-    Reason("dhcp", 26, "slowpath", "a DHCP client message (UDP 68 -> 67) on a port the switch serves "
-           "by DHCP (a port without an address option, or of kind attach): the switch answers"),
+    Reason("dhcp", 26, "slowpath", "a DHCP client message (UDP 68 -> 67; DHCPv6: 546 -> 547) on a "
+           "port the switch serves by DHCP (a port without an address option, or of kind attach): "
+           "the switch answers"),
 )
 
 # The slow path's shares (loop.pxi, slow_shares.pxi; [daemon.slowpath.shares] sets them).

@@ -153,16 +153,7 @@ class ReferenceBatch(ReferenceIpv6):
             if dst >> 8 == 0xE00000:            # link-local: the sender's subnet
                 return self._fan_out(ns, self._l3_ports(self._subnet(scope, src)), mcast_mac,
                                      frame, copies_so_far, batch)
-            members = self.groups.get((scope, dst))
-            if members is None:
-                return refuse(V.REASON_NO_LISTENER)
-            ctr = self.group_ctr[(scope, dst)]
-            ctr["rx_packets"] += 1
-            ctr["rx_bytes"] += n
-            result = self._fan_out(ns, self._member_ports(members), mcast_mac,
-                                   frame, copies_so_far, batch)
-            ctr["copies"] += len(result[3])
-            return result
+            return self._to_group(ns, scope, dst, mcast_mac, frame, copies_so_far, batch, refuse)
         if dst >> 24 in (0, 127) or dst >> 28 == 0xF:
             return refuse(V.REASON_BAD_DESTINATION)
         if (scope, dst) in self.broadcasts:
@@ -173,30 +164,48 @@ class ReferenceBatch(ReferenceIpv6):
         if group_mac:
             return refuse(V.REASON_NOT_FOR_US)
 
-        def too_big(out):               # larger than the egress MTU (a super-frame: a segment)
-            packet = frame[14:14 + total]
-            return wire_len(batch, start, packet, (header[9], ihl * 4)) > self.ports[out][3]
+        size = wire_len(batch, start, frame[14:14 + total], (header[9], ihl * 4))
+        return self._unicast(scope, dst, ttl, size, lambda: self._same_subnet(scope, src, dst),
+                             lambda out, mac, routed: self._forward(out, mac, frame, routed), refuse)
 
-        # demux
+    # ---- what both families share ------------------------------------------------------------
+
+    def _to_group(self, ns, scope, group, mac, frame, copies_so_far, batch, refuse):
+        """A multicast frame to the members of ``group`` in the scope (either family),
+        counted per group."""
+        members = self.groups.get((scope, group))
+        if members is None:
+            return refuse(V.REASON_NO_LISTENER)
+        ctr = self.group_ctr[(scope, group)]
+        ctr["rx_packets"] += 1
+        ctr["rx_bytes"] += len(frame)
+        result = self._fan_out(ns, self._member_ports(members), mac, frame, copies_so_far, batch)
+        ctr["copies"] += len(result[3])
+        return result
+
+    def _unicast(self, scope, dst, ttl, size, switched, forward, refuse):
+        """A unicast frame of either family to ``dst``: demuxed to the L3 of the scope that
+        holds it, else routed.  ``ttl``: its TTL or hop limit; ``size``: the largest packet
+        it puts on a link (``wire_len``); ``switched()``: sender and receiver share a subnet
+        (the TTL is kept); ``forward(out, mac, routed)`` rewrites it out of port ``out``."""
         owner = self.addresses.get((scope, dst))
-        if owner is not None:
+        if owner is not None:                   # demux: an address of the scope
             if not self.namespaces[owner][1]:
                 return refuse(V.REASON_LOCAL)
             out = self._l3_port(owner)
             if out < 0:
                 return refuse(V.REASON_NO_PORT)
-            routed = not self._same_subnet(scope, src, dst)
+            routed = not switched()
             if routed and ttl <= 1:
                 return refuse(V.REASON_TTL_EXPIRED)
-            if too_big(out):
+            if size > self.ports[out][3]:       # larger than the egress MTU
                 return refuse(V.REASON_TOO_BIG)
             peer = self.ports[out][2]
             if peer is None:
                 return refuse(V.REASON_PEER_UNKNOWN)
-            return self._forward(out, peer, frame, routed)
+            return forward(out, peer, routed)
 
-        # route
-        hop = self.lookup_route(scope, dst)
+        hop = self.lookup_route(scope, dst)     # route
         if hop is None:
             return refuse(V.REASON_NO_ROUTE)
         out, gateway = hop
@@ -204,12 +213,12 @@ class ReferenceBatch(ReferenceIpv6):
             return refuse(V.REASON_NO_PORT)
         if ttl <= 1:
             return refuse(V.REASON_TTL_EXPIRED)
-        if too_big(out):
+        if size > self.ports[out][3]:
             return refuse(V.REASON_TOO_BIG)
         mac = self.neighbours.get((scope, gateway or dst))
         if mac is None:
             return refuse(V.REASON_NO_NEIGHBOUR)
-        return self._forward(out, mac, frame, True)
+        return forward(out, mac, True)
 
     # ---- subnets: the sender's link ---------------------------------------------------------
 

@@ -10,6 +10,17 @@ from fastpath.source_rule import is_link_source, is_martian_source, may_send_fro
 
 V6 = ipaddress.IPv6Address
 TCP, UDP = 6, 17
+ALL_DHCP_SERVERS = V6("ff02::1:2")     # All_DHCP_Relay_Agents_and_Servers (RFC 8415 7.1)
+
+
+def udp_ports(packet, upper):
+    """(source, destination) ports of an IPv6 packet whose upper layer is UDP (not a later
+    fragment); None for a port the packet is too short to hold."""
+    proto, off = upper
+    if proto != UDP:
+        return None, None
+    return tuple(int.from_bytes(packet[at:at + 2], "big") if at + 2 <= len(packet) else None
+                 for at in (off, off + 2))
 
 
 def same_prefix(a, b, plen):
@@ -78,6 +89,10 @@ class ReferenceIpv6:
                 return refuse(V.REASON_MLD)
         if src.is_unspecified:
             return refuse(V.REASON_SPOOFED_SOURCE)
+        if port in self.serving_dhcp and udp_ports(packet, upper) == (546, 547):
+            return refuse(V.REASON_DHCP)        # the switch's DHCPv6 server answers
+        if udp_ports(packet, upper)[0] == 547 and is_l3 and port not in self.dhcp_servers:
+            return refuse(V.REASON_ROGUE_DHCP)  # a server (or relay) the L2 does not trust
 
         # multicast: bridged inside the scope (a solicited-node group: to its members, the
         # owners of the addresses it is made from)
@@ -87,20 +102,15 @@ class ReferenceIpv6:
             if scope_field < ipv6.LINK_SCOPE:
                 return refuse(V.REASON_BAD_DESTINATION)
             link_scope = scope_field == ipv6.LINK_SCOPE
+            if link_scope and dst == ALL_DHCP_SERVERS:      # the scope's trusted DHCP servers
+                return self._fan_out(ns, self._l3_ports(self._dhcp_server_namespaces(scope)), mac,
+                                     frame, copies_so_far, batch)
             if link_scope and not ipv6.is_solicited_node(dst):
                 return self._fan_out(ns, self._l3_ports(self._all_l3(scope)), mac, frame,
                                      copies_so_far, batch)
             if link_src and not link_scope:
                 return refuse(V.REASON_LINK_LOCAL_SOURCE_ROUTED)
-            members = self.groups.get((scope, dst))
-            if members is None:
-                return refuse(V.REASON_NO_LISTENER)
-            ctr = self.group_ctr[(scope, dst)]
-            ctr["rx_packets"] += 1
-            ctr["rx_bytes"] += n
-            result = self._fan_out(ns, self._member_ports(members), mac, frame, copies_so_far, batch)
-            ctr["copies"] += len(result[3])
-            return result
+            return self._to_group(ns, scope, dst, mac, frame, copies_so_far, batch, refuse)
 
         # unicast
         if dst.is_unspecified or dst.is_loopback or dst.ipv4_mapped is not None:
@@ -113,38 +123,12 @@ class ReferenceIpv6:
             return refuse(V.REASON_LINK_LOCAL_SOURCE_ROUTED)
         start = int(batch.offset[i])
 
-        owner = self.addresses.get((scope, dst))
-        if owner is not None:                   # demux: an address of the scope
-            if not self.namespaces[owner][1]:
-                return refuse(V.REASON_LOCAL)
-            out = self._l3_port(owner)
-            if out < 0:
-                return refuse(V.REASON_NO_PORT)
+        def switched():                         # both on one on-link prefix of the scope
             plen = self.onlink[(scope, dst)]
-            routed = not (src_owned and self.onlink[(scope, src)] == plen and same_prefix(src, dst, plen))
-            if routed and hop_limit <= 1:
-                return refuse(V.REASON_TTL_EXPIRED)
-            if wire_len(batch, start, packet, upper) > self.ports[out][3]:
-                return refuse(V.REASON_TOO_BIG)
-            peer = self.ports[out][2]
-            if peer is None:
-                return refuse(V.REASON_PEER_UNKNOWN)
-            return self._forward6(out, peer, frame, routed)
-
-        hop = self.lookup_route(scope, dst)     # route
-        if hop is None:
-            return refuse(V.REASON_NO_ROUTE)
-        out, gateway = hop
-        if out not in self.ports:
-            return refuse(V.REASON_NO_PORT)
-        if hop_limit <= 1:
-            return refuse(V.REASON_TTL_EXPIRED)
-        if wire_len(batch, start, packet, upper) > self.ports[out][3]:
-            return refuse(V.REASON_TOO_BIG)
-        mac = self.neighbours.get((scope, gateway or dst))
-        if mac is None:
-            return refuse(V.REASON_NO_NEIGHBOUR)
-        return self._forward6(out, mac, frame, True)
+            return src_owned and self.onlink[(scope, src)] == plen and same_prefix(src, dst, plen)
+        return self._unicast(scope, dst, hop_limit, wire_len(batch, start, packet, upper), switched,
+                             lambda out, mac, routed: self._forward6(out, mac, frame, routed),
+                             refuse)
 
     def _forward6(self, out, dst_mac, frame, routed):
         out_ns, out_mac, *_ = self.ports[out]

@@ -31,17 +31,9 @@ so these fixtures are available to any test suite, no conftest needed:
     made is closed when the test ends, passed or failed; a topology that left
     a kernel object behind makes the test error (``TopologyLeak``).
 
-Example (examples/test_with_tapswitch.py is a complete file)::
-
-    def test_udp_from_a_reaches_b(tapswitch_topology):
-        a, b = tapswitch_topology.tenants["a"], tapswitch_topology.tenants["b"]
-        with b.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
-                a.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            rx.bind((b.ip, 7000))
-            rx.settimeout(2)
-            tx.sendto(b"hello", (b.ip, 7000))
-            data, (source, _) = rx.recvfrom(100)
-        assert (data, source) == (b"hello", a.ip)
+Examples: examples/test_with_tapswitch.py, a complete file to copy (a datagram from
+``a`` to ``b``, commands and functions run inside a tenant, TCP through the switch,
+two isolated networks with the same addresses, live changes and counters).
 
 ``tapswitch_subnet``
     A free IPv4 subnet for a test's tenants (``ipaddress.IPv4Network``): a

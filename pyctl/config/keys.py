@@ -184,7 +184,7 @@ PORT_KEYS = (
         "on the port (served: kind attach, or no address)", range=(2, 2**31 - 1),
         default=DEFAULT_LEASE_TIME),
     Key("dhcp_server", "boolean", "the endpoint is a DHCP server the L2 trusts: its server "
-        "messages (UDP from port 67) reach the scope", default=False),
+        "messages (UDP from port 67; DHCPv6: 547) reach the scope", default=False),
 )
 
 ROUTE_KEYS = (

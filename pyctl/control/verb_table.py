@@ -247,9 +247,9 @@ _TABLE = (
     Verb("capture-stop", [Param("id", "int", help="the capture's id")], served_by="daemon",
          summary="end a capture", result="`{seen, lost}`", render=render.generic),
     Verb("stats", served_by="daemon", rig=True,
-         summary="the packet loop's, slow path's, IGMP/MLD snooper's and DHCP server's counters",
+         summary="the packet loop's, slow path's, IGMP/MLD snooper's and DHCP servers' counters",
          result="the packet loop's, slow path's (ARP, ND, ICMP, ICMPv6), IGMP/MLD snooper's "
-                "(`igmp`: `igmp_*`, `mld_*`) and DHCP server's (`dhcp`) counters, the ring "
+                "(`igmp`: `igmp_*`, `mld_*`) and DHCP servers' (`dhcp`, `dhcp6`) counters, the ring "
                 "ports' own (`rings`: by port name), what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
                 "bytes, ICMP buckets), `capture` (the capture ring: on, copied, overflow; captures), "

@@ -47,6 +47,7 @@ from pyctl.daemon.metrics_http import MetricsListener
 from pyctl.daemon.ownership import Ownership
 from pyctl.daemon.port_manager import PortManager
 from pyctl.daemon.dhcp import DhcpServer
+from pyctl.daemon.dhcp6 import Dhcp6Server, server_duid
 from pyctl.daemon.view import PlanView
 from pyctl.model.events import NamespaceDestroyed
 from pyctl.daemon.live_limits import igmp_config, slowpath_config
@@ -81,13 +82,15 @@ class Daemon:
                                         poll_us=self.poll_us)
         limits = self.settings.slowpath
         self.view = PlanView(self.compiler, self.datapath)
-        self.slowpath = SlowPath(self.view, slowpath_config(limits), datapath=self.datapath)
+        self.ports = PortManager(switch, self.loop, self.registry)
+        self.slowpath = SlowPath(self.view, slowpath_config(limits), datapath=self.datapath,
+                                 dhcp_ports=self.ports.dhcp_ports)
         # Each namespace's share of the slow path: what is over it the packet thread
         # refuses (counted per namespace and share) before Python sees it.
         for name, (rate, burst) in limits.shares.items():
             self.datapath.set_slow_share(name, rate, burst)
-        self.ports = PortManager(switch, self.loop, self.registry)
         self.dhcp = DhcpServer(self.ports.dhcp_port)
+        self.dhcp6 = Dhcp6Server(self.ports.dhcp_port, server_duid(self.settings.socket))
         self.multicast = Multicast(switch, self.view, self.change, igmp_config(limits))
         self.captures = Captures(self.datapath, switch)
         self.control = None
@@ -155,9 +158,11 @@ class Daemon:
         the port manager closes what it opened); ``change()`` puts them together."""
         self.compiler.sync()
         self.ports.reconcile()
+        self.slowpath.adverts.changed()
         for pid in self.ports.take_closed():
             self.slowpath.forget_port(pid)
             self.dhcp.forget_port(pid)
+            self.dhcp6.forget_port(pid)
 
     @contextlib.contextmanager
     def change(self):
@@ -262,6 +267,7 @@ class Daemon:
             self._check_ports(now)
             self._emit(self.slowpath.tick())
             self.dhcp.tick(now)
+            self.dhcp6.tick(now)
             self._send(self.multicast.tick(now, self.ports.open))
         self._run_calls()
 
@@ -270,6 +276,7 @@ class Daemon:
         outside): out of service, with the reason (``ctl ports``, ``ctl stats``)."""
         loop = self.loop.stats()
         failures = loop["read_errors"] + loop["read_eof"]
+        failed = len(self.ports.failed)
         if failures != self._loop_failures:
             self._loop_failures = failures
             self.ports.check_loop()
@@ -277,13 +284,16 @@ class Daemon:
             self._next_netns_check = now + NETNS_CHECK_S
             self.ports.check_netns()
             self.ports.check_links()
+        if len(self.ports.failed) != failed:
+            self.slowpath.adverts.changed()     # a failed port advertises no more
 
     def _slow_path(self, frames):
         for port_id, reason, data in frames:
             if reason == verdicts.REASON_IGMP or reason == verdicts.REASON_MLD:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
             elif reason == verdicts.REASON_DHCP:
-                self._send(self.dhcp.handle(port_id, data, time.monotonic()))
+                server = self.dhcp6 if data[12:14] == b"\x86\xdd" else self.dhcp
+                self._send(server.handle(port_id, data, time.monotonic()))
             else:
                 self._emit(self.slowpath.handle(port_id, reason, data))
 
@@ -387,6 +397,7 @@ class Daemon:
                 "slowpath": dict(self.slowpath.counters), "slowpath_drops": dropped,
                 "slowpath_holds": self.slowpath.gauges(),
                 "igmp": dict(self.multicast.counters), "dhcp": dict(self.dhcp.counters),
+                "dhcp6": dict(self.dhcp6.counters),
                 "rings": self.ports.ring_stats(),
                 "slowpath_shares": {name: {"rate": rate, "burst": burst} for name, (rate, burst)
                                     in self.datapath.slow_shares().items()},

@@ -25,35 +25,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from pyctl.daemon import dhcp_wire as wire
+from pyctl.daemon.dhcp_leases import (MAX_CLIENTS_PER_PORT, OFFER_HOLD_S, DhcpPort,  # noqa: F401
+                                      LeaseBook)
 
 log = logging.getLogger("tapswitch.dhcp")
 
 __all__ = ["DhcpServer", "DhcpPort", "Lease", "MAX_CLIENTS_PER_PORT", "OFFER_HOLD_S"]
-
-MAX_CLIENTS_PER_PORT = 16
-OFFER_HOLD_S = 30.0             # how long an offered address waits for the client's REQUEST
-
-
-@dataclass(frozen=True)
-class DhcpPort:
-    """What the server needs of a port, read from the model when a message comes."""
-    ns: int                                      # the port's (L3) namespace
-    mac: bytes                                   # the switch's MAC on the port
-    mtu: int
-    lease_time: int
-    addresses: tuple[ipaddress.IPv4Interface, ...]   # what the namespace holds
-    gateways: tuple[ipaddress.IPv4Interface, ...]    # the L2's own addresses
-
-    def gateway_for(self, iface: ipaddress.IPv4Interface):
-        """The L2's own address on ``iface``'s subnet, or None."""
-        for gw in self.gateways:
-            if gw.network == iface.network and gw.ip != iface.ip:
-                return gw
-        return None
 
 
 @dataclass
@@ -63,31 +43,23 @@ class Lease:
     bound: bool               # False: offered, waiting for the REQUEST
 
 
-class DhcpServer:
+class DhcpServer(LeaseBook):
     """``handle(port_id, frame, now)`` -> frames to send ``[(port_id, frame)]``;
-    ``port_info(port_id)`` (given by the daemon) is a ``DhcpPort`` or None for a port
-    the server does not serve."""
+    ``port_info(port_id)``: a ``DhcpPort`` or None (``LeaseBook``); ``leases``: port ->
+    client id -> ``Lease``."""
+
+    wire = wire
 
     def __init__(self, port_info, *, max_clients: int = MAX_CLIENTS_PER_PORT):
-        self.port_info = port_info
-        self.max_clients = max_clients
-        self.leases: dict[int, dict[bytes, Lease]] = {}    # port -> client id -> lease
-        self.counters: Counter = Counter()
-        self.ns_counters: defaultdict = defaultdict(Counter)
+        super().__init__(port_info, max_clients)
 
     # ------------------------------------------------------------------ messages
 
     def handle(self, port_id: int, frame: bytes, now: float) -> list[tuple[int, bytes]]:
-        info = self.port_info(port_id)
-        if info is None:
-            self._count(None, "not_served")
+        found = self._message(port_id, frame)
+        if found is None:
             return []
-        try:
-            msg = wire.parse_client_message(frame)
-        except wire.Malformed as exc:
-            self._count(info.ns, f"malformed_{exc.args[0]}")
-            return []
-        self._count(info.ns, f"rx_{wire.TYPE_NAMES[msg.msg_type]}")
+        info, msg = found
         if msg.giaddr:
             self._count(info.ns, "relayed")      # the client is on the link: no relays
             return []
@@ -171,9 +143,8 @@ class DhcpServer:
 
     @staticmethod
     def _servable(info) -> dict[int, ipaddress.IPv4Interface]:
-        """The addresses the port's namespace holds that the server may lease (an L2
-        address on their subnet: the router and the server's identifier)."""
-        return {int(a.ip): a for a in info.addresses if info.gateway_for(a) is not None}
+        """The IPv4 addresses the server may lease (``DhcpPort.servable``), by ``int``."""
+        return {int(ip): iface for ip, iface in info.servable(4).items()}
 
     @staticmethod
     def _server_ip(iface, info):
@@ -184,45 +155,17 @@ class DhcpServer:
     def _gateway_near(info, ip):
         """The server's identifier in a refusal: the L2's address on the subnet of the
         address asked for, else its first address."""
-        for gw in info.gateways:
+        gateways = [gw for gw in info.gateways if gw.version == 4]
+        for gw in gateways:
             if ip and ipaddress.IPv4Address(ip) in gw.network:
                 return int(gw.ip)
-        return int(info.gateways[0].ip) if info.gateways else None
+        return int(gateways[0].ip) if gateways else None
 
     @staticmethod
     def _free(leases, ip, client, now) -> bool:
         """Nobody else holds a live lease (or offer) of ``ip``."""
         return not any(lease.ip == ip and key != client and lease.expires > now
                        for key, lease in leases.items())
-
-    def _room(self, port_id, leases, now) -> bool:
-        if len(leases) < self.max_clients:
-            return True
-        self._expire(port_id, now)
-        return len(leases) < self.max_clients
-
-    def _count(self, ns, what):
-        self.counters[what] += 1
-        if ns is not None:
-            self.ns_counters[ns][what] += 1
-
-    # ------------------------------------------------------------------ time, ports
-
-    def _expire(self, port_id, now):
-        leases = self.leases.get(port_id, {})
-        for key in [k for k, lease in leases.items() if lease.expires <= now]:
-            del leases[key]
-            self.counters["expired"] += 1
-
-    def tick(self, now: float) -> None:
-        """Forget expired leases and offers nobody took."""
-        for port_id in list(self.leases):
-            self._expire(port_id, now)
-            if not self.leases[port_id]:
-                del self.leases[port_id]
-
-    def forget_port(self, port_id: int) -> None:
-        self.leases.pop(port_id, None)
 
     def leases_of(self, port_id: int) -> list[dict]:
         """The port's leases and offers, for people: ``[{client, address, expires, bound}]``."""

@@ -25,7 +25,8 @@ the frame's own source MAC is refused, as ARP's sender-MAC check.
   an address the port may send from; the switch's own is refused) and
   releases the frames waiting for it.
 - **Router solicitation**: counted; answered with a router advertisement if
-  the L2 advertises (its ``advertise`` option: ``pyctl.daemon.router_adverts``).
+  the L2 advertises (its ``advertise`` option: ``pyctl.daemon.router_adverts``)
+  or the port is served by DHCP (the advertisement says: ask DHCPv6).
 - **Router advertisement, redirect**: a tenant is no router: dropped and
   counted (``drop_rogue_router``), unless the port's ``router`` option says a
   router stands behind it; then relayed, an advertisement to the scope's other
@@ -179,7 +180,8 @@ class NeighbourDiscovery:
             return
         self._peer(port_id, eth.src, out)
         self.counters["nd_router_solicit_in"] += 1
-        if not self.view.advertises(self.view.port_scope(port_id)):
+        if not (self.view.advertises(self.view.port_scope(port_id))
+                or port_id in self.adverts.managed()):
             self.counters["nd_router_solicit_ignored"] += 1
             return
         self.adverts.solicited(port_id, self.sp.clock(), out)

@@ -325,14 +325,17 @@ def build_advertisement(target, flags: int, target_mac: bytes) -> bytes:
 
 def build_router_advertisement(source_mac: bytes, mtu: int, prefixes, *, hop_limit: int = 64,
                                lifetime: int = 1800, valid: int = 2592000,
-                               preferred: int = 604800) -> bytes:
-    """A router advertisement's body: managed and other-configuration flags off, the
-    router's MAC, the link's MTU, and each prefix on-link (and autonomous when /64)."""
-    body = struct.pack("!BBHII", hop_limit, 0, lifetime, 0, 0)
+                               preferred: int = 604800, managed: bool = False,
+                               autonomous: bool = True) -> bytes:
+    """A router advertisement's body: the router's MAC, the link's MTU, and each prefix
+    on-link (and autonomous when /64 and ``autonomous``).  ``managed``: the managed and
+    other-configuration flags (addresses and the rest from DHCPv6), else both off."""
+    flags = 0xC0 if managed else 0
+    body = struct.pack("!BBHII", hop_limit, flags, lifetime, 0, 0)
     body += lladdr_option(OPT_SOURCE_LLADDR, source_mac)
     body += struct.pack("!BBHI", OPT_MTU, 1, 0, mtu)
     for network in prefixes:
-        flags = 0x80 | (0x40 if network.prefixlen == 64 else 0)
+        flags = 0x80 | (0x40 if autonomous and network.prefixlen == 64 else 0)
         body += struct.pack("!BBBBIII", OPT_PREFIX_INFO, 4, network.prefixlen, flags, valid,
                             preferred, 0) + network.network_address.packed
     return body

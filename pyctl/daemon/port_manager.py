@@ -20,8 +20,9 @@ private namespace of the daemon's (``pyctl.kernel.private_netns``), made with
 the first.
 
 The kernel side of a port the switch serves by DHCP (``dhcp_served``) holds no
-mirrored IPv4 addresses: its endpoint takes them from the DHCPv4 server (its L3's
-IPv6 ones are mirrored as on any port).
+mirrored addresses: its endpoint takes them from the DHCPv4 and DHCPv6 servers
+(``pyctl.daemon.dhcp``, ``pyctl.daemon.dhcp6``), told to ask DHCPv6 by the
+switch's router advertisements.
 
 A port can fail under the daemon: its TAP deleted from outside (the packet loop
 sees the read error and stops polling it), or its kernel namespace deleted from
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 
 from pyctl import errors, kernel
 from pyctl.daemon import port_kinds
-from pyctl.daemon.dhcp import DhcpPort
+from pyctl.daemon.dhcp_leases import DhcpPort
 from pyctl.daemon.ownership import NotRecorded
 from pyctl.kernel.private_netns import PrivateNamespace
 from pyctl.model.events import (AddressEvent, MembershipEvent, NamespaceCreated,
@@ -142,12 +143,11 @@ class PortManager:
         of a family comes back with an address of its subnet.  An L2 port's kernel side
         (the far end of an uplink) keeps its ``address`` option."""
         ns = self.switch.namespace(port.ns)
-        if ns.is_l3:
-            held = {i for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
+        if ns.is_l3 and dhcp_served(port.options, ns.is_l3):
+            want = set()                # its endpoint asks the switch's DHCP servers
+        elif ns.is_l3:
+            want = {str(i) for i in map(ipaddress.ip_interface, self.switch.addresses(ns.id))
                     if not i.ip.is_loopback}
-            if dhcp_served(port.options, ns.is_l3):
-                held = {i for i in held if i.version == 6}   # its endpoint asks DHCPv4 for the rest
-            want = {str(i) for i in held}
         else:
             want = {str(i) for i in port_interfaces(entry.options)}
         for cidr in sorted(entry.kernel_addresses - want):
@@ -277,12 +277,16 @@ class PortManager:
             return None
 
         def held(ns_id):
-            return tuple(ipaddress.IPv4Interface(a) for a in self.switch.addresses(ns_id)
-                         if ":" not in a and not a.startswith("127."))
+            return tuple(i for i in map(ipaddress.ip_interface, self.switch.addresses(ns_id))
+                         if not i.ip.is_loopback)
         mtu = port.options.get("mtu") or getattr(entry.tap, "mtu", None) or 1500
         return DhcpPort(ns.id, entry.tap.mac, mtu,
                         port.options.get("dhcp_lease_time", DEFAULT_LEASE_TIME),
                         held(ns.id), held(ns.parent))
+
+    def dhcp_ports(self):
+        """{port id: ``DhcpPort``} of every open port the switch serves by DHCP."""
+        return {pid: info for pid in self.open if (info := self.dhcp_port(pid)) is not None}
 
     def ring_stats(self):
         """{port name: its ring's own counters (frames the kernel dropped, ...)} of the open

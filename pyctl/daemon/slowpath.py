@@ -113,10 +113,11 @@ class SlowPathConfig:
 class SlowPath:
     """``view``: what the slow path may know of the switch; ``datapath``: the fast
     path whose neighbour table is the compiled copy of ``neighbours`` (None: no
-    copy, for tests of the packet logic)."""
+    copy, for tests of the packet logic); ``dhcp_ports``: () -> {port id: DhcpPort}
+    of the ports served by DHCP (their router advertisements: ``RouterAdverts``)."""
 
     def __init__(self, view: SwitchView, config: SlowPathConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic, datapath=None):
+                 clock: Callable[[], float] = time.monotonic, datapath=None, dhcp_ports=None):
         self.view = view
         self.config = config or SlowPathConfig()
         self.clock = clock
@@ -125,7 +126,7 @@ class SlowPath:
         self.resolutions = Resolutions(self.config, self.counters)
         self.icmp = IcmpErrors(view, self.config, self.counters)
         self.arp = Arp(self)
-        self.adverts = RouterAdverts(view, self.icmp, self.counters)
+        self.adverts = RouterAdverts(view, self.icmp, self.counters, dhcp_ports=dhcp_ports)
         self.nd = NeighbourDiscovery(self, self.adverts)
         self.ipv6 = Ipv6Punts(self)
         self._solicit_bucket: TokenBucket | None = None
@@ -164,20 +165,31 @@ class SlowPath:
             return self._drop(out, port_id, "drop_malformed")
         if not self.view.source_allowed(port_id, ip.src):
             return self._drop(out, port_id, "drop_spoofed_source")
-        if reason == Punt.LOCAL:
-            self._local(port_id, eth, ip, out)
-        elif reason == Punt.TTL_EXCEEDED:
-            self._icmp_error(port_id, eth, ip, pk.ICMP_TIME_EXCEEDED, 0, out)
-        elif reason == Punt.NO_ROUTE:
-            self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
-        elif reason == Punt.TOO_BIG:
-            self._too_big(port_id, eth, ip, out)
-        elif reason == Punt.NO_NEIGHBOUR or reason == Punt.PEER_UNKNOWN:
-            if not self.to_next_hop(port_id, eth, ip.dst, ip.datagram, out):
-                self._icmp_error(port_id, eth, ip, pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH, out)
-        else:
+        if not self.answer(reason, port_id, eth, ip, out, self._local, self._icmp_error,
+                           self._too_big, (pk.ICMP_TIME_EXCEEDED, 0),
+                           (pk.ICMP_DEST_UNREACH, pk.ICMP_NET_UNREACH)):
             self._drop(out, port_id, "drop_bad_reason")
         return out
+
+    def answer(self, reason, port_id, eth, ip, out, local, error, too_big, time_exceeded,
+               no_route) -> bool:
+        """Answer a frame of either family whose source passed, by ``reason``, with the
+        family's ``local``, ``too_big``, ``error`` and ICMP (type, code) pairs; False: not
+        a reason the slow path answers."""
+        if reason == Punt.LOCAL:
+            local(port_id, eth, ip, out)
+        elif reason == Punt.TTL_EXCEEDED:
+            error(port_id, eth, ip, *time_exceeded, out)
+        elif reason == Punt.NO_ROUTE:
+            error(port_id, eth, ip, *no_route, out)
+        elif reason == Punt.TOO_BIG:
+            too_big(port_id, eth, ip, out)
+        elif reason == Punt.NO_NEIGHBOUR or reason == Punt.PEER_UNKNOWN:
+            if not self.to_next_hop(port_id, eth, ip.dst, ip.datagram, out):
+                error(port_id, eth, ip, *no_route, out)
+        else:
+            return False
+        return True
 
     def tick(self) -> Output:
         """Send the ARP requests and neighbour solicitations that are due (resolutions and

@@ -55,18 +55,9 @@ class Ipv6Punts:
         elif not self.view.source_allowed(port_id, ip.src):
             self.sp.drop(port_id, "drop_spoofed_source")
             return
-        if reason == verdicts.REASON_LOCAL:
-            self._local(port_id, eth, ip, port_ll, out)
-        elif reason == verdicts.REASON_TTL_EXPIRED:
-            self.error(port_id, eth, ip, pk6.ICMP6_TIME_EXCEEDED, 0, out)
-        elif reason == verdicts.REASON_NO_ROUTE:
-            self.error(port_id, eth, ip, pk6.ICMP6_DEST_UNREACH, pk6.UNREACH_NO_ROUTE, out)
-        elif reason == verdicts.REASON_TOO_BIG:
-            self._too_big(port_id, eth, ip, out)
-        elif reason in (verdicts.REASON_NO_NEIGHBOUR, verdicts.REASON_PEER_UNKNOWN):
-            if not self.sp.to_next_hop(port_id, eth, ip.dst, ip.datagram, out):
-                self.error(port_id, eth, ip, pk6.ICMP6_DEST_UNREACH, pk6.UNREACH_NO_ROUTE, out)
-        else:
+        if not self.sp.answer(reason, port_id, eth, ip, out, self._local, self.error,
+                              self._too_big, (pk6.ICMP6_TIME_EXCEEDED, 0),
+                              (pk6.ICMP6_DEST_UNREACH, pk6.UNREACH_NO_ROUTE)):
             self.sp.drop(port_id, "drop_bad_reason")
 
     def error(self, port_id, eth, ip, itype, code, out, source=None, param=0) -> None:
@@ -86,8 +77,9 @@ class Ipv6Punts:
             self.sp.drop(port_id, "too_big_ipv6")       # dropped, answered below
             self.error(port_id, eth, ip, pk6.ICMP6_PACKET_TOO_BIG, 0, out, param=mtu)
 
-    def _local(self, port_id, eth, ip, port_ll, out) -> None:
+    def _local(self, port_id, eth, ip, out) -> None:
         scope = self.view.port_scope(port_id)
+        port_ll = pk6.link_local_of(self.view.port_mac(port_id))
         if ip.dst != port_ll and self.view.owner(scope, ip.dst) != scope:
             self.sp.drop(port_id, "drop_not_local")
             return

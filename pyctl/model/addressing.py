@@ -183,23 +183,24 @@ def parse_mac(value):
     return mac
 
 
-def check_namespace_name(name):
-    """1-63 characters of ``[A-Za-z0-9_.-]``, starting alphanumeric, not only digits
-    (digit strings are ids)."""
-    if not isinstance(name, str) or not _NAMESPACE_NAME.fullmatch(name) or name.isdigit():
-        raise InvalidArgument(
-            f"invalid namespace name {name!r}: use 1-63 characters of letters, digits, "
-            f"'_', '.', '-', starting with a letter or digit and not only digits")
+def _check_name(name, what, pattern, rule):
+    """``name`` matches ``pattern`` and is not only digits (digit strings are ids); else
+    InvalidArgument with ``rule``, how such a name is made."""
+    if not isinstance(name, str) or not pattern.fullmatch(name) or name.isdigit():
+        raise InvalidArgument(f"invalid {what} name {name!r}: use {rule} and not only digits")
     return name
+
+
+def check_namespace_name(name):
+    """1-63 characters of ``[A-Za-z0-9_.-]``, starting alphanumeric, not only digits."""
+    return _check_name(name, "namespace", _NAMESPACE_NAME, "1-63 characters of letters, "
+                       "digits, '_', '.', '-', starting with a letter or digit")
 
 
 def check_port_name(name):
-    """A Linux interface name (at most 15 characters), not only digits (digits are ids)."""
-    if not isinstance(name, str) or not _PORT_NAME.fullmatch(name) or name.isdigit():
-        raise InvalidArgument(
-            f"invalid port name {name!r}: use 1-15 characters of letters, digits, "
-            f"'_', '.', '-', not starting with '.' or '-' and not only digits")
-    return name
+    """A Linux interface name (at most 15 characters), not only digits."""
+    return _check_name(name, "port", _PORT_NAME, "1-15 characters of letters, digits, '_', "
+                       "'.', '-', not starting with '.' or '-'")
 
 
 def check_netns_name(name):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, fields
-from typing import ClassVar, Optional, Union
+from typing import ClassVar, Optional, Union, dataclass_transform
 
 from pyctl.model.values import Namespace, Port, Route
 
@@ -48,13 +48,24 @@ def _fields_dict(value):
     return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True)
 @dataclass(frozen=True, kw_only=True)
 class ChangeEvent:
-    """One successful change of the model."""
+    """One successful change of the model.
+
+    Every subclass is a frozen, keyword-only dataclass without a decorator of its own
+    (``__init_subclass__`` makes it one); a type the model emits names its kind in its
+    class line: ``class PortAdded(PortEvent, kind="port.add")``."""
 
     kind: ClassVar[str] = ""
     categories: ClassVar[tuple] = ()
     version: int
+
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+        dataclass(frozen=True, kw_only=True)(cls)
 
     def to_dict(self):
         return {"kind": self.kind, **_fields_dict(self), "categories": list(self.categories)}
@@ -62,9 +73,7 @@ class ChangeEvent:
 
 # -- the tree -----------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class NamespaceCreated(ChangeEvent):
-    kind = "namespace.create"
+class NamespaceCreated(ChangeEvent, kind="namespace.create"):
     categories = ("namespaces",)
     namespace: Namespace
 
@@ -83,12 +92,9 @@ class DestroyedNamespace:
         return _fields_dict(self)
 
 
-@dataclass(frozen=True, kw_only=True)
-class NamespaceDestroyed(ChangeEvent):
+class NamespaceDestroyed(ChangeEvent, kind="namespace.destroy"):
     """``namespace`` and its subtree are gone (``destroyed``: children first, ``namespace``
     last).  An L3's addresses went back to ``parent``: ``returned``."""
-
-    kind = "namespace.destroy"
     namespace: Namespace
     parent: Namespace
     destroyed: tuple                  # DestroyedNamespace, children before parents
@@ -118,51 +124,38 @@ class NamespaceDestroyed(ChangeEvent):
 
 # -- addresses: each one is held in the address space of one L2, its ``scope`` ---------------
 
-@dataclass(frozen=True, kw_only=True)
 class AddressEvent(ChangeEvent):
     categories = ("addresses",)
     address: Interface
     scope: Namespace                  # the L2 whose address space holds it
 
 
-@dataclass(frozen=True, kw_only=True)
-class AddressAdded(AddressEvent):
+class AddressAdded(AddressEvent, kind="address.add"):
     """``scope`` holds a new address."""
-    kind = "address.add"
 
 
-@dataclass(frozen=True, kw_only=True)
-class AddressDeleted(AddressEvent):
+class AddressDeleted(AddressEvent, kind="address.delete"):
     """``scope`` held the address; nobody does now."""
-    kind = "address.delete"
 
 
-@dataclass(frozen=True, kw_only=True)
 class TenantAddressEvent(AddressEvent):
     tenant: Namespace                 # the L3 child of ``scope`` it moved to or from
 
 
-@dataclass(frozen=True, kw_only=True)
-class AddressPushed(TenantAddressEvent):
+class AddressPushed(TenantAddressEvent, kind="address.push"):
     """Moved from ``scope`` to its L3 child ``tenant``."""
-    kind = "address.push"
 
 
-@dataclass(frozen=True, kw_only=True)
-class AddressPulled(TenantAddressEvent):
+class AddressPulled(TenantAddressEvent, kind="address.pull"):
     """Moved from the L3 ``tenant`` back to its parent ``scope``."""
-    kind = "address.pull"
 
 
-@dataclass(frozen=True, kw_only=True)
-class AddressAssigned(TenantAddressEvent):
+class AddressAssigned(TenantAddressEvent, kind="address.assign_and_push"):
     """Created in ``scope`` and pushed to ``tenant`` in one step (``scope`` never held it)."""
-    kind = "address.assign_and_push"
 
 
 # -- routes of an L2 -----------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
 class RouteEvent(ChangeEvent):
     categories = ("routes",)
     scope: Namespace                  # the L2 that owns the route
@@ -177,69 +170,57 @@ class RouteEvent(ChangeEvent):
                      None if self.port is None else self.port.name)
 
 
-@dataclass(frozen=True, kw_only=True)
-class RouteAdded(RouteEvent):
-    kind = "route.add"
+class RouteAdded(RouteEvent, kind="route.add"):
+    """``scope`` routes ``network`` (via ``via``, out of ``port``)."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class RouteDeleted(RouteEvent):
-    kind = "route.delete"
+class RouteDeleted(RouteEvent, kind="route.delete"):
+    """``scope`` no longer routes ``network`` that way."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class RouteReplaced(RouteEvent):
+class RouteReplaced(RouteEvent, kind="route.replace"):
     """The route to ``network`` is now the one given, in one step; ``previous`` is the
     route it replaced (None: there was none, the route was added)."""
-    kind = "route.replace"
     previous: Optional[Route] = None
 
 
 # -- ports ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
 class PortEvent(ChangeEvent):
     categories = ("ports",)
     port: Port
     namespace: Namespace              # the one ``port.ns`` names
 
 
-@dataclass(frozen=True, kw_only=True)
-class PortAdded(PortEvent):
-    kind = "port.add"
+class PortAdded(PortEvent, kind="port.add"):
+    """``port`` is attached to ``namespace``."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class PortDeleted(PortEvent):
-    kind = "port.delete"
+class PortDeleted(PortEvent, kind="port.delete"):
+    """``port`` was attached to ``namespace``; it is gone."""
 
 
 # -- multicast membership ------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
 class MembershipEvent(ChangeEvent):
     categories = ("groups",)
     namespace: Namespace              # the member; its scope is ``namespace.scope_id``
     group: Address
 
 
-@dataclass(frozen=True, kw_only=True)
-class GroupJoined(MembershipEvent):
-    kind = "group.join"
+class GroupJoined(MembershipEvent, kind="group.join"):
+    """``namespace`` is a member of ``group``."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class GroupLeft(MembershipEvent):
-    kind = "group.leave"
+class GroupLeft(MembershipEvent, kind="group.leave"):
+    """``namespace`` left ``group``."""
 
 
 # -- quotas (pyctl.model.quotas) -----------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class QuotaSet(ChangeEvent):
+class QuotaSet(ChangeEvent, kind="quota.set"):
     """``namespace``'s quotas are now ``quota``: ((key, limit), ...), sorted; what may be
     held, not what is (no category: no table changes)."""
-    kind = "quota.set"
     namespace: Namespace
     quota: tuple = ()
 
@@ -250,10 +231,8 @@ class QuotaSet(ChangeEvent):
 
 # -- an L2's options (pyctl.model.namespace_options) ----------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class NamespaceOptionsSet(ChangeEvent):
+class NamespaceOptionsSet(ChangeEvent, kind="namespace.set"):
     """L2 ``namespace``'s options are now ``options``: ((key, value), ...), sorted."""
-    kind = "namespace.set"
     categories = ("namespaces",)
     namespace: Namespace
     options: tuple = ()
@@ -261,7 +240,6 @@ class NamespaceOptionsSet(ChangeEvent):
 
 # -- kernel namespaces delegated to an L2 (pyctl.model.kernel_reach) -------------------------
 
-@dataclass(frozen=True, kw_only=True)
 class NetnsEvent(ChangeEvent):
     """Who may name kernel namespace ``netns`` in a port's options changed (no table
     changes: no category)."""
@@ -269,14 +247,12 @@ class NetnsEvent(ChangeEvent):
     netns: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class NetnsDelegated(NetnsEvent):
-    kind = "netns.delegate"
+class NetnsDelegated(NetnsEvent, kind="netns.delegate"):
+    """``netns`` is delegated to ``namespace``."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class NetnsRevoked(NetnsEvent):
-    kind = "netns.revoke"
+class NetnsRevoked(NetnsEvent, kind="netns.revoke"):
+    """``netns`` is no longer delegated to ``namespace``."""
 
 
 EVENT_TYPES = (NamespaceCreated, NamespaceDestroyed, AddressAdded, AddressDeleted,

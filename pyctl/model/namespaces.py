@@ -27,6 +27,16 @@ from pyctl.model.values import L2, L3, TaggedAddress
 KINDS = (L2, L3)
 
 
+_ADDRESS_VERBS = {    # what the verb is doing: (the kind it takes, else "cannot ...", why)
+    "adding": (L2, "add {}", "addresses are created in its parent L2 and pushed; "
+                             "see assign_and_push"),
+    "deleting": (L2, "delete {}", "its addresses go back with pull"),
+    "pushing": (L3, "push {} into", "push moves an address from an L2 into one of its L3 children"),
+    "pulling": (L3, "pull {} from", "an L2 keeps its addresses; delete them with address_del"),
+    "assigning": (L3, "assign {} to", "use address_add for an L2"),
+}
+
+
 def _check_flag(name, value):
     # strict: a control-socket "false" (a non-empty string) must not mean yes
     if not isinstance(value, bool):
@@ -116,10 +126,7 @@ class NamespaceVerbs(Access):
         if record.kind == L3:
             returned = tuple(sorted(record.addresses.values(), key=sort_key))
             for iface in returned:
-                state.put(parent.addresses, iface.ip, iface)
-                state.put(state.holders[parent.id], iface.ip, parent.id)
-                state.pop(record.addresses, iface.ip)
-                note_own(state, parent.id, iface, True)
+                _move_address(state, iface, parent, record, parent)
         destroyed = []
         for doomed_record in reversed(doomed):        # children before parents
             ports = tuple(state.ports[name].value() for name in doomed_record.ports)
@@ -165,6 +172,36 @@ class NamespaceVerbs(Access):
 
     # -- addresses ------------------------------------------------------------
 
+    def _address_verb(self, doing, address, namespace):
+        """How every address verb starts: the acting namespace may configure, ``address``
+        is an interface (``A/N``), ``namespace`` one the actor sees and of the kind the
+        verb takes (``_ADDRESS_VERBS``); returns both."""
+        actor = self._actor()
+        self._configuring(actor, f"{doing} address {address!r}")
+        iface, record = parse_interface(address), self._resolve(actor, namespace)
+        kind, refusal, hint = _ADDRESS_VERBS[doing]
+        only = self._l2_only if kind == L2 else self._l3_only
+        only(record, refusal.format(iface), hint)
+        return iface, record
+
+    def _check_holds(self, l2, iface, purpose=""):
+        """L2 ``l2`` itself holds ``iface`` (that prefix), or NotFound; called once no other
+        namespace of its scope holds the address."""
+        held = l2.addresses.get(iface.ip)
+        if held is None:
+            raise errors.NotFound(f"'{l2.name}' has no address {iface}{purpose}")
+        if held != iface:
+            raise errors.NotFound(f"'{l2.name}' has {held}, not {iface}")
+
+    def _parent_and_holder(self, record, iface):
+        """L3 ``record``'s parent L2 and who holds ``iface`` in its scope (AlreadyExists if
+        ``record`` does)."""
+        parent = self._sw._state.namespaces[record.parent]
+        holder = self._sw._state.holders[parent.id].get(iface.ip)
+        if holder == record.id:
+            raise errors.AlreadyExists(f"'{record.name}' already holds {iface.ip}")
+        return parent, holder
+
     def _holder_name(self, ident):
         return self._sw._state.namespaces[ident].name
 
@@ -181,12 +218,7 @@ class NamespaceVerbs(Access):
     @locked
     def address_add(self, namespace, address):
         """Create ``address`` (``A/N``) in L2 ``namespace``."""
-        actor = self._actor()
-        self._configuring(actor, f"adding address {address!r}")
-        iface = parse_interface(address)
-        record = self._resolve(actor, namespace)
-        self._l2_only(record, f"add {iface}", "addresses are created in its parent L2 "
-                                             "and pushed; see assign_and_push")
+        iface, record = self._address_verb("adding", address, namespace)
         holders = self._sw._state.holders[record.id]
         holder = holders.get(iface.ip)
         if holder == record.id:
@@ -195,87 +227,45 @@ class NamespaceVerbs(Access):
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{record.name}'")
-        state = self._sw._state
-        check_edges(state, record.id, iface)
-        charge(state, record, "addresses")
-
-        state.put(record.addresses, iface.ip, iface)
-        state.put(holders, iface.ip, record.id)
-        note_edges(state, record.id, iface, True)
-        note_own(state, record.id, iface, True)
+        check_edges(self._sw._state, record.id, iface)
+        _hold_itself(self._sw._state, record, iface, True)
         self._sw._commit(AddressAdded, address=iface, scope=record.value())
 
     @locked
     def address_del(self, namespace, address):
         """Delete ``address`` from L2 ``namespace`` (it must hold it, not a child)."""
-        actor = self._actor()
-        self._configuring(actor, f"deleting address {address!r}")
-        iface = parse_interface(address)
-        record = self._resolve(actor, namespace)
-        self._l2_only(record, f"delete {iface}", "its addresses go back with pull")
-        holders = self._sw._state.holders[record.id]
-        holder = holders.get(iface.ip)
-        if holder is None:
-            raise errors.NotFound(f"'{record.name}' has no address {iface}")
-        if holder != record.id:
+        iface, record = self._address_verb("deleting", address, namespace)
+        holder = self._sw._state.holders[record.id].get(iface.ip)
+        if holder not in (None, record.id):
             raise errors.AddressInUse(f"{iface} is held by '{self._holder_name(holder)}': "
                                       f"pull it back to '{record.name}' first")
-        if record.addresses[iface.ip] != iface:
-            raise errors.NotFound(f"'{record.name}' has {record.addresses[iface.ip]}, not {iface}")
-        state = self._sw._state
-        charge(state, record, "addresses", -1)
-
-        state.pop(record.addresses, iface.ip)
-        state.pop(holders, iface.ip)
-        note_edges(state, record.id, iface, False)
-        note_own(state, record.id, iface, False)
+        self._check_holds(record, iface)
+        _hold_itself(self._sw._state, record, iface, False)
         self._sw._commit(AddressDeleted, address=iface, scope=record.value())
 
     @locked
     def push(self, address, namespace):
         """Move ``address`` from the parent L2 of L3 ``namespace`` into it."""
-        actor = self._actor()
-        self._configuring(actor, f"pushing address {address!r}")
-        iface = parse_interface(address)
-        record = self._resolve(actor, namespace)
-        self._l3_only(record, f"push {iface} into", "push moves an address from an L2 "
-                                                    "into one of its L3 children")
+        iface, record = self._address_verb("pushing", address, namespace)
         state = self._sw._state
-        parent = state.namespaces[record.parent]
-        holder = state.holders[parent.id].get(iface.ip)
-        if holder is None:
-            raise errors.NotFound(f"'{parent.name}' has no address {iface} to push")
-        if holder == record.id:
-            raise errors.AlreadyExists(f"'{record.name}' already holds {iface.ip}")
-        if holder != parent.id:
+        parent, holder = self._parent_and_holder(record, iface)
+        if holder not in (None, parent.id):
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}', "
                                       f"not by '{parent.name}'")
-        if parent.addresses[iface.ip] != iface:
-            raise errors.NotFound(f"'{parent.name}' has {parent.addresses[iface.ip]}, not {iface}")
-        state.pop(parent.addresses, iface.ip)
-        state.put(record.addresses, iface.ip, iface)
-        state.put(state.holders[parent.id], iface.ip, record.id)
-        note_own(state, parent.id, iface, False)
+        self._check_holds(parent, iface, " to push")
+        _move_address(state, iface, parent, parent, record)
         self._sw._commit(AddressPushed, address=iface, scope=parent.value(),
                          tenant=record.value())
 
     @locked
     def pull(self, address, namespace):
         """Give ``address`` held by L3 ``namespace`` back to its parent L2."""
-        actor = self._actor()
-        self._configuring(actor, f"pulling address {address!r}")
-        iface = parse_interface(address)
-        record = self._resolve(actor, namespace)
-        self._l3_only(record, f"pull {iface} from", "an L2 keeps its addresses; "
-                                                    "delete them with address_del")
+        iface, record = self._address_verb("pulling", address, namespace)
         state = self._sw._state
         if record.addresses.get(iface.ip) != iface:
             raise errors.NotFound(f"'{record.name}' does not hold {iface}")
         parent = state.namespaces[record.parent]
-        state.pop(record.addresses, iface.ip)
-        state.put(parent.addresses, iface.ip, iface)
-        state.put(state.holders[parent.id], iface.ip, parent.id)
-        note_own(state, parent.id, iface, True)
+        _move_address(state, iface, parent, record, parent)
         self._sw._commit(AddressPulled, address=iface, scope=parent.value(),
                          tenant=record.value())
 
@@ -283,16 +273,9 @@ class NamespaceVerbs(Access):
     def assign_and_push(self, address, namespace):
         """Create ``address`` in the parent L2 of L3 ``namespace`` and push it, in one
         step: the L2 never holds it."""
-        actor = self._actor()
-        self._configuring(actor, f"assigning address {address!r}")
-        iface = parse_interface(address)
-        record = self._resolve(actor, namespace)
-        self._l3_only(record, f"assign {iface} to", "use address_add for an L2")
+        iface, record = self._address_verb("assigning", address, namespace)
         state = self._sw._state
-        parent = state.namespaces[record.parent]
-        holder = state.holders[parent.id].get(iface.ip)
-        if holder == record.id:
-            raise errors.AlreadyExists(f"'{record.name}' already holds {iface.ip}")
+        parent, holder = self._parent_and_holder(record, iface)
         if holder is not None:
             raise errors.AddressInUse(f"{iface.ip} is held by '{self._holder_name(holder)}' "
                                       f"in the scope of '{parent.name}'")
@@ -367,6 +350,29 @@ def _held_by(record):
     return {key: -(record.usage[key] + (0 if key in RESOURCE_KEYS
                                         else 1 if key == "namespaces" else int(record.socket)))
             for key in QUOTA_KEYS}
+
+
+def _hold_itself(state, record, iface, add):
+    """L2 ``record`` holds ``iface`` itself from now on (``add``: address_add), or no
+    longer (address_del): its count, its addresses, its scope's holders and subnets."""
+    charge(state, record, "addresses", 1 if add else -1)
+    if add:
+        state.put(record.addresses, iface.ip, iface)
+        state.put(state.holders[record.id], iface.ip, record.id)
+    else:
+        state.pop(record.addresses, iface.ip)
+        state.pop(state.holders[record.id], iface.ip)
+    note_edges(state, record.id, iface, add)
+    note_own(state, record.id, iface, add)
+
+
+def _move_address(state, iface, scope, source, target):
+    """Move ``iface`` from ``source`` to ``target``: L2 ``scope`` and one of its L3
+    children, either way (push, pull, an L3's addresses when it is destroyed)."""
+    state.pop(source.addresses, iface.ip)
+    state.put(target.addresses, iface.ip, iface)
+    state.put(state.holders[scope.id], iface.ip, target.id)
+    note_own(state, scope.id, iface, target is scope)
 
 
 def _bind_only(record, owner, ip):

@@ -29,8 +29,9 @@ Known keys and their values:
                      other ports (without it they are dropped: a tenant is no
                      router)
 ``dhcp_server``      bool: the endpoint is a DHCP server the L2 trusts: its
-                     server messages (UDP from port 67) reach the others and
-                     DHCP clients' broadcasts reach it (an L3's port; without
+                     server messages (UDP from port 67; DHCPv6: from 547)
+                     reach the others and DHCP clients' broadcasts (DHCPv6:
+                     to ff02::1:2) reach it (an L3's port; without
                      it a tenant's server messages are ``rogue_dhcp`` drops;
                      an L2's own ports are trusted anyway)
 ``dhcp_lease_time``  int 2 .. 2**31-1 seconds: the lease the switch's DHCP
@@ -97,7 +98,8 @@ def _netns(key, value):
 
 
 def _one_or_list(key, value, parse, example):
-    """``parse`` applied to a string, or to each string of a non-empty list."""
+    """``parse`` (``parse_interface``, ``parse_ip``) applied to a string, or to each string
+    of a non-empty list: (the option's value, its items as text; the parsed items)."""
     items = value if isinstance(value, (list, tuple)) else [value]
     if not items:
         raise InvalidArgument(f"port option {key!r} is an empty list: leave it out")
@@ -108,31 +110,26 @@ def _one_or_list(key, value, parse, example):
     if bad is not None:
         raise InvalidArgument(f"port option {key!r} must be a string or a list of them "
                               f"(e.g. {example}), not {bad!r}")
-    parsed = [parse(item) for item in items]
-    return parsed if isinstance(value, (list, tuple)) else parsed[0]
+    parsed = [parse(item, what=f"port option {key!r}") for item in items]
+    texts = [str(item) for item in parsed]
+    return (texts if isinstance(value, (list, tuple)) else texts[0]), parsed
 
 
 def _address(key, value):
-    def parse(item):
-        return str(parse_interface(item, what=f"port option {key!r}"))
-    out = _one_or_list(key, value, parse, '["10.0.0.5/24", "fd00::5/64"]')
-    if isinstance(out, list):
-        ips = [ipaddress.ip_interface(text).ip for text in out]
-        twice = next((ip for i, ip in enumerate(ips) if ip in ips[:i]), None)
-        if twice is not None:
-            raise InvalidArgument(f"port option {key!r} names {twice} twice")
+    out, ifaces = _one_or_list(key, value, parse_interface, '["10.0.0.5/24", "fd00::5/64"]')
+    ips = [iface.ip for iface in ifaces]
+    twice = next((ip for i, ip in enumerate(ips) if ip in ips[:i]), None)
+    if twice is not None:
+        raise InvalidArgument(f"port option {key!r} names {twice} twice")
     return out
 
 
 def _gateway(key, value):
-    def parse(item):
-        return str(parse_ip(item, what=f"port option {key!r}"))
-    out = _one_or_list(key, value, parse, '["10.0.0.1", "fd00::1"]')
-    if isinstance(out, list):
-        versions = [ipaddress.ip_address(text).version for text in out]
-        if len(set(versions)) != len(versions):
-            raise InvalidArgument(f"port option {key!r} has two IPv{versions[0]} gateways: "
-                                  f"a port has at most one default route per family")
+    out, gateways = _one_or_list(key, value, parse_ip, '["10.0.0.1", "fd00::1"]')
+    versions = [ip.version for ip in gateways]
+    if len(set(versions)) != len(versions):
+        raise InvalidArgument(f"port option {key!r} has two IPv{versions[0]} gateways: "
+                              f"a port has at most one default route per family")
     return out
 
 

@@ -247,8 +247,8 @@ class Topology(RigVerbs, Lifecycle):
             topo.tenant("db", ["10.0.0.3/24", "fd00::3/64"], gateway=["10.0.0.1", "fd00::1"])
 
         ``dhcp=True``: the port gets no address (nor route): the switch serves it by
-        DHCPv4 and a DHCP client run in the tenant takes the IPv4 address from it (the
-        IPv6 ones are mirrored onto the port as pushed).  ``vnet_hdr``, ``offloads`` and
+        DHCP, and DHCP clients run in the tenant take the IPv4 addresses from its DHCPv4
+        server, the IPv6 ones from its DHCPv6 server (its router advertisements say so).  ``vnet_hdr``, ``offloads`` and
         ``txqueuelen`` are a TAP's."""
         interfaces = [ipaddress.ip_interface(a) for a in _flatten(address, more)]
         if not interfaces:

@@ -11,6 +11,7 @@ from pyctl.config import (ConfigError, ControlLimits, DaemonSettings, SlowPathLi
 from pyctl.model.switch import Switch
 
 from tests.support import EXAMPLES, config_text
+from tests.support.model import events_of
 
 BASE = config_text.TENANTS_WEB
 
@@ -353,8 +354,7 @@ def test_apply_onto_a_running_switch_rolls_back():
     switch = Switch()
     switch.create("other", "l2")
     switch.create("web", "l3", parent="other")
-    events = []
-    switch.subscribe(events.append)
+    events = events_of(switch)
     before = switch.snapshot()
     with pytest.raises(ConfigError) as info:
         apply(load_config(BASE, source="t.toml"), switch)

@@ -1,10 +1,9 @@
 """The topology file with both families: mixed address lists, port address and gateway
 lists, IPv6 routes and ``default`` by the gateway's family; refusals name key and line."""
-import textwrap
-
 import pytest
 
 from pyctl.config import ConfigError, check, load_config
+from tests.support import config_text
 
 DUAL = """\
 [root]
@@ -117,17 +116,8 @@ def test_the_same_default_twice_is_refused_per_family():
     ('kind = "veth"\naddress = "fd00:1::11/64"\nmtu = 1200\n', "port[0].address", "1280"),
 ])
 def test_port_address_refusals_name_the_key(port_lines, key, fragment):
-    text = textwrap.dedent("""\
-        [[namespace]]
-        name = "web"
-        kind = "l3"
-        addresses = ["10.1.0.11/24"]
-
-        [[port]]
-        name = "p"
-        namespace = "web"
-        netns = "t-web"
-        """) + port_lines
+    text = config_text.text(config_text.namespace("web", "l3", "10.1.0.11/24"),
+                            config_text.port("p", "web", netns="t-web")) + port_lines
     with pytest.raises(ConfigError) as info:
         load_config(text)
     assert info.value.key == key

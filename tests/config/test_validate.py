@@ -4,7 +4,6 @@ import logging
 import socket
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -40,18 +39,10 @@ namespace = "db"
 mtu = 20
 """
 
-GOOD = config_text.TENANTS_WEB + """
-[[port]]
-name = "tsw-web"
-namespace = "web"
-netns = "tenant-web"
-address = "10.1.0.10/24"
-gateway = "10.1.0.1"
-
-[[port]]
-name = "tsw-up"
-namespace = "tenants"
-"""
+GOOD = (config_text.TENANTS_WEB
+        + config_text.port("tsw-web", "web", netns="tenant-web", address="10.1.0.10/24",
+                           gateway="10.1.0.1")
+        + config_text.port("tsw-up", "tenants"))
 
 
 def where(report):
@@ -84,25 +75,10 @@ def test_check_prints_five_and_exits_1(tmp_path):
 def test_one_mistake_is_reported_once():
     # web's kind is wrong: its child, its port and the route through that port are not
     # refused again for it (each of them is fine on its own)
-    text = textwrap.dedent("""\
-        [[namespace]]
-        name = "web"
-        kind = "l4"
-
-        [[namespace]]
-        name = "child"
-        kind = "l3"
-        parent = "web"
-
-        [[port]]
-        name = "tsw-web"
-        namespace = "web"
-
-        [[route]]
-        namespace = "web"
-        prefix = "default"
-        port = "tsw-web"
-        """)
+    text = config_text.text(config_text.namespace("web", "l4"),
+                            config_text.namespace("child", "l3", parent="web"),
+                            config_text.port("tsw-web", "web"),
+                            config_text.route("web", "default", port="tsw-web"))
     assert where(validate(text)) == [(3, "namespace[0].kind")]
 
 
@@ -114,30 +90,10 @@ def test_a_parent_cycle_is_one_refusal():
 
 
 def test_every_model_refusal_is_found_with_its_code():
-    text = GOOD + textwrap.dedent("""
-        [[namespace]]
-        name = "db"
-        kind = "l3"
-        parent = "tenants"
-        addresses = ["10.1.0.10/24"]
-
-        [[namespace]]
-        name = "cache"
-        kind = "l3"
-        parent = "tenants"
-        addresses = ["10.1.0.1/24", "10.9.0.5/24"]
-
-        [[route]]
-        namespace = "tenants"
-        prefix = "10.5.0.0/16"
-        via = "10.1.0.254"
-        port = "tsw-up"
-
-        [[route]]
-        namespace = "tenants"
-        prefix = "10.6.0.0/16"
-        via = "fd00::1"
-        """)
+    text = (GOOD + config_text.namespace("db", "l3", "10.1.0.10/24", parent="tenants")
+            + config_text.namespace("cache", "l3", "10.1.0.1/24", "10.9.0.5/24", parent="tenants")
+            + config_text.route("tenants", "10.5.0.0/16", via="10.1.0.254", port="tsw-up")
+            + config_text.route("tenants", "10.6.0.0/16", via="fd00::1"))
     report = validate(text)
     got = [(e.key, e.code) for e in report.errors]
     assert got == [("namespace[2].addresses[0]", "EADDRINUSE"),

@@ -16,6 +16,7 @@ import os
 import pytest
 
 from pyctl import kernel
+from pyctl.rig import probes
 
 
 @functools.cache
@@ -78,3 +79,18 @@ def make_netns(kernel_registry):
     """Factory: ``make_netns()`` returns a new uniquely named NetNamespace that
     is removed when the test ends."""
     return functools.partial(kernel.NetNamespace, registry=kernel_registry)
+
+
+@pytest.fixture
+def two_tenants(tapswitch_factory, tapswitch_subnet):
+    """A started topology on the test's subnet: the switch's .1 in ``init``, L3 tenants
+    ``a`` (.2) and ``b`` (.3), one ping a -> b done (their neighbours are learnt, ARP
+    is behind them): (topology, a, b)."""
+    net = tapswitch_subnet
+    topo = tapswitch_factory()
+    topo.address_add("init", f"{net.network_address + 1}/{net.prefixlen}")
+    a = topo.tenant("a", f"{net.network_address + 2}/{net.prefixlen}")
+    b = topo.tenant("b", f"{net.network_address + 3}/{net.prefixlen}")
+    topo.start()
+    assert len(probes.ping(a, b.ip, count=1)) == 1
+    return topo, a, b

@@ -21,16 +21,6 @@ pytestmark = pytest.mark.skipif(shutil.which("tcpdump") is None,
                                 reason="tcpdump is not installed (apt-get install tcpdump)")
 
 
-def _tenants(factory, net):
-    addr = lambda k: f"{net.network_address + k}/{net.prefixlen}"     # noqa: E731
-    topo = factory()
-    topo.address_add("init", addr(1))
-    a, b = topo.tenant("a", addr(2)), topo.tenant("b", addr(3))
-    topo.start()
-    assert len(probes.ping(a, b.ip, count=1)) == 1         # neighbours learnt: ARP is behind us
-    return topo, a, b
-
-
 @contextlib.contextmanager
 def _capture(topo, *args):
     """`tapswitch ctl capture ARGS` in a child, once the daemon runs its capture; killed
@@ -61,9 +51,8 @@ def _started(topo, count=1):
 
 
 @pytest.mark.port_kinds         # a ring port's frames are captured as a TAP's
-def test_a_ping_captured_on_a_namespace_reads_back_with_tcpdump(tapswitch_factory,
-                                                                tapswitch_subnet, tmp_path):
-    topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
+def test_a_ping_captured_on_a_namespace_reads_back_with_tcpdump(two_tenants, tmp_path):
+    topo, a, b = two_tenants
     out = tmp_path / "ping.pcapng"
     with _capture(topo, "b", "-w", str(out)) as client:
         assert len(probes.ping(a, b.ip, count=2)) == 2
@@ -84,8 +73,8 @@ def test_a_ping_captured_on_a_namespace_reads_back_with_tcpdump(tapswitch_factor
     assert not topo.daemon.captures.active                    # stopped with its client
 
 
-def test_drops_come_with_their_reason(tapswitch_factory, tapswitch_subnet, tmp_path):
-    topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
+def test_drops_come_with_their_reason(two_tenants, tapswitch_subnet, tmp_path):
+    topo, a, b = two_tenants
     out = tmp_path / "drops.pcapng"
     with _capture(topo, "a", "--drops", "-w", str(out)) as client:
         assert len(probes.ping(a, b.ip, count=2)) == 2           # forwarded: not a drop
@@ -104,11 +93,10 @@ def test_drops_come_with_their_reason(tapswitch_factory, tapswitch_subnet, tmp_p
     assert read.stdout.count(f"{forged}.40000 > {b.ip}.7000: ") == 3, read.stdout
 
 
-def test_frames_whose_write_failed_come_with_their_reason(tapswitch_factory, tapswitch_subnet,
-                                                          tmp_path):
+def test_frames_whose_write_failed_come_with_their_reason(two_tenants, tmp_path):
     """A tenant's TAP down: every frame to it is a failed write (the packet loop's drop,
     not the fast path's decision), in a capture of its drops with the write's reason."""
-    topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
+    topo, a, b = two_tenants
     out = tmp_path / "writes.pcapng"
     before = topo.stats()["loop"]
     with _capture(topo, "b", "--drops", "-w", str(out)) as client:
@@ -132,8 +120,8 @@ def test_frames_whose_write_failed_come_with_their_reason(tapswitch_factory, tap
     assert read.stdout.count(f"{a.ip} > {b.ip}: ICMP echo request") == 3, read.stdout
 
 
-def test_count_stops_the_capture(tapswitch_factory, tapswitch_subnet, tmp_path):
-    topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
+def test_count_stops_the_capture(two_tenants, tmp_path):
+    topo, a, b = two_tenants
     out = tmp_path / "two.pcapng"
     with _capture(topo, "b", "-c", "2", "-w", str(out)) as client:
         assert len(probes.ping(a, b.ip, count=3)) == 3
@@ -142,8 +130,8 @@ def test_count_stops_the_capture(tapswitch_factory, tapswitch_subnet, tmp_path):
     assert len(list(PcapNgReader(str(out)))) == 2
 
 
-def test_an_l3_socket_captures_only_its_own_traffic(tapswitch_factory, tapswitch_subnet):
-    topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
+def test_an_l3_socket_captures_only_its_own_traffic(two_tenants):
+    topo, a, b = two_tenants
     path = topo.daemon.call(lambda: topo.daemon.control.bind_namespace("a"))
     port_a, port_b = topo.switch.ports("a")[0].name, topo.switch.ports("b")[0].name
     with ControlClient(path) as client:
@@ -172,10 +160,10 @@ def test_an_l3_socket_captures_only_its_own_traffic(tapswitch_factory, tapswitch
             client.call("capture-start", target="a")
 
 
-def test_a_capture_nobody_reads_stops(tapswitch_factory, tapswitch_subnet, monkeypatch):
+def test_a_capture_nobody_reads_stops(two_tenants, monkeypatch):
     from pyctl.daemon import capture
-    monkeypatch.setattr(capture, "IDLE_S", 0.3)
-    topo, a, b = _tenants(tapswitch_factory, tapswitch_subnet)
+    monkeypatch.setattr(capture, "IDLE_S", 0.3)             # read when the daemon checks
+    topo, a, b = two_tenants
     with ControlClient(topo.socket_path) as admin:
         admin.call("capture-start", target="a")
         deadline = time.monotonic() + 10

@@ -6,21 +6,12 @@ import sys
 
 from pyctl import kernel
 from pyctl.kernel.facts import HostFacts, effective_capabilities
+from tests.support import config_text
 
 
 def _config(port, netns):
-    return f"""
-[[namespace]]
-name = "web"
-kind = "l3"
-addresses = ["10.0.0.2/24"]
-
-[[port]]
-name = "{port}"
-namespace = "web"
-netns = "{netns}"
-address = "10.0.0.2/24"
-"""
+    return (config_text.namespace("web", "l3", "10.0.0.2/24")
+            + config_text.port(port, "web", netns=netns, address="10.0.0.2/24"))
 
 
 def _check(tmp_path, text):

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,29 +24,13 @@ from pyctl import kernel
 
 from pyctl.rig import probes
 from pyctl.rig.topology import Topology
+from tests.support import process_state as process_state_module
+from tests.support.process_state import process_state
 
 
 @pytest.fixture(params=["thread", "process"])
 def mode(request):
     return request.param
-
-
-def _fd_targets():
-    """Each open descriptor of this process and what it leads to ("3": "socket:[123]")."""
-    out = {}
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:                 # the listing's own descriptor, closed by now
-            pass
-    return out
-
-
-def process_state():
-    """What a leaking topology would leave in this process."""
-    return {"fds": _fd_targets(),
-            "threads": sorted(t.name for t in threading.enumerate()),
-            "tasks": len(os.listdir("/proc/self/task"))}
 
 
 def appeared(before, after):
@@ -92,28 +76,15 @@ NOTHING = {"netns": [], "tun": [], "processes": [], "rundirs": []}
 # ------------------------------------------------------------------ generated runs
 
 _RECORDER = textwrap.dedent('''
-    import json, os, threading
+    import json, os
     import pytest
     from pyctl import kernel
-
-    def _fds():
-        out = {}
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                out[fd] = os.readlink(f"/proc/self/fd/{fd}")
-            except OSError:
-                pass
-        return out
-
-    def _state():
-        return {"fds": _fds(),
-                "threads": sorted(t.name for t in threading.enumerate()),
-                "tasks": len(os.listdir("/proc/self/task"))}
+    from process_state import process_state      # tests/support/process_state.py, copied
 
     STATE = {"tag": kernel.process_tag()}
 
     def record(key):
-        STATE[key] = _state()
+        STATE[key] = process_state()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(session):
@@ -153,6 +124,7 @@ _TESTS = textwrap.dedent('''
 
 def _run_generated(tmp_path, mode, ctrl_c=False):
     (tmp_path / "conftest.py").write_text(_RECORDER)
+    (tmp_path / "process_state.py").write_text(Path(process_state_module.__file__).read_text())
     (tmp_path / "test_generated.py").write_text(_TESTS)
     report, ready = tmp_path / "report.json", tmp_path / "ready"
     env = dict(os.environ, LEAK_REPORT=str(report))

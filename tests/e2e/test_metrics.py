@@ -33,14 +33,9 @@ def families(text):
     return {f.name for f in text_string_to_metric_families(text)}
 
 
-def test_prometheus_text_moves_with_traffic_and_keeps_drops_apart(tapswitch_factory, tapswitch_subnet):
+def test_prometheus_text_moves_with_traffic_and_keeps_drops_apart(two_tenants, tapswitch_subnet):
+    topo, a, b = two_tenants
     net = tapswitch_subnet
-    addr = lambda k: f"{net.network_address + k}/{net.prefixlen}"     # noqa: E731
-    topo = tapswitch_factory()
-    topo.address_add("init", addr(1))
-    a, b = topo.tenant("a", addr(2)), topo.tenant("b", addr(3))
-    topo.start()
-    assert len(probes.ping(a, b.ip, count=1)) == 1         # neighbours learnt: ARP is behind us
     before = parse(topo.counters(format="prometheus"))
     assert len(probes.ping(a, b.ip, count=5)) == 5
     probes.send_spoofed_udp(a, str(net.network_address + 77), b.ip, 7000, b"forged", count=4)

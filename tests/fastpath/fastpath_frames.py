@@ -126,12 +126,12 @@ def batch_results(batch):
             [batch.copy(k) for k in range(batch.fanout_count)])
 
 
-def assert_same_batch(core, ref, frames, max_fanout, headers=None):
+def assert_same_batch(core, ref, frames, max_fanout, headers=None, slot_size=256):
     """Run ``frames`` (``headers``: {i: virtio-net header}) through both datapaths;
     results and counters must be identical."""
     out = []
     for dp in (core, ref):
-        b = Batch(capacity=len(frames), slot_size=256, max_fanout=max_fanout)
+        b = Batch(capacity=len(frames), slot_size=slot_size, max_fanout=max_fanout)
         load_with_headers(b, frames, headers)
         dp.process(b)
         out.append(batch_results(b))

@@ -8,8 +8,8 @@ import struct
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastpath.reference import ipv4_checksum
-from differential_worlds import skeleton, twins
-from fastpath_frames import assert_same_batch, BCAST, gso_header, ip, ipv4_frame, arp_frame, mac
+from differential_worlds import common_change, routes_and_neighbours, run_twins, skeleton
+from fastpath_frames import BCAST, gso_header, ip, ipv4_frame, arp_frame, mac
 
 ADDRS = [ip("10.0.0.%d" % k) for k in (1, 2, 3, 4, 5, 9)] + [ip("10.1.0.1"), ip("192.168.1.7")]
 SPECIAL = [0, 0xFFFFFFFF, ip("10.0.0.255"), ip("239.1.2.3"), ip("224.0.0.1"), ip("127.0.0.1"),
@@ -42,13 +42,8 @@ def worlds(draw):
                 ops.append(("set_broadcast", s, bcast, members))
         if draw(st.booleans()):
             ops.append(("set_directed_broadcast", s, True))
-        if ports:
-            for prefix, plen in draw(st.lists(st.sampled_from(ROUTES), max_size=4, unique=True)):
-                ops.append(("add_route", s, prefix, plen, draw(st.sampled_from(sorted(ports))),
-                            draw(st.sampled_from(GATEWAYS))))
-        for a in draw(st.lists(st.sampled_from(GATEWAYS[1:] + [ip("10.9.1.1"), ip("8.8.8.8")]),
-                               max_size=3, unique=True)):
-            ops.append(("set_neighbour", s, a, mac(0x300 + (a & 0xFF))))
+        ops += routes_and_neighbours(draw, s, ports, ROUTES, GATEWAYS,
+                                     [ip("10.9.1.1"), ip("8.8.8.8")])
     peers = {p: mac(0x100 + p) for p in ports if draw(st.booleans())}
     return ops, ports, owned, peers
 
@@ -128,17 +123,10 @@ def scenarios(draw):
 
 def change(dp, what, ports, owned, port_ns):
     with dp.update():
-        if what == "route" and ports:
-            dp.add_route(0, ip("10.9.1.0"), 24, ports[-1], ip("10.0.0.9"))
-        elif what == "unroute" and any(r[:2] == (0, 0) for r in dp.routes(0)):
-            dp.remove_route(0, 0, 0)
-        elif what == "neigh":
-            dp.set_neighbour(0, ip("10.0.0.9"), mac(0x999))
-        elif what == "move" and owned:
-            (scope, a), n = sorted(owned.items())[0]
-            if dp.lookup_address(scope, a) == n:
-                dp.remove_address(scope, a)
-        elif what == "port" and ports:
+        if common_change(dp, what, ports, owned, route=(ip("10.9.1.0"), 24, ip("10.0.0.9")),
+                         default=0, neighbour=ip("10.0.0.9")):
+            return
+        if what == "port" and ports:
             dp.set_port(ports[0], port_ns[ports[0]], mac(0x555))   # new switch MAC
         elif what == "dhcp" and ports:
             dp.set_port(ports[-1], port_ns[ports[-1]], mac(ports[-1] + 1), dp.port_mtu(ports[-1]),
@@ -159,10 +147,4 @@ def change(dp, what, ports, owned, port_ns):
                                                                    HealthCheck.data_too_large])
 @given(scenarios(), st.integers(1, 64))
 def test_core_matches_reference(scenario, max_fanout):
-    ops, peers, batches, changes, ports, owned = scenario
-    core, ref, port_ns = twins(ops, peers, MAX_PORTS)
-    for (frames_, hdrs), what in zip(batches, changes):
-        assert_same_batch(core, ref, frames_, max_fanout, hdrs)
-        assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]
-        for dp in (core, ref):
-            change(dp, what, ports, owned, port_ns)
+    run_twins(scenario, max_fanout, change, MAX_PORTS)

@@ -1,23 +1,22 @@
 """Differential test of the IPv6 frame path: hypothesis builds dual-stack topologies (two
 sibling scopes, L3s with addresses of both families and random on-link prefixes, ports
-with random MTUs, IPv6 routes, neighbours and groups) and batches of IPv6 frames --
+with random MTUs, DHCP servers behind some and DHCP served on some, IPv6 routes, neighbours and groups) and batches of IPv6 frames --
 owned, foreign, link-local, unspecified and martian sources; tenant, switch, routed,
 link-local, multicast and bad destinations; extension-header chains in and out of
-bounds; ND, MLD and other upper layers; hop limits; truncations, lying lengths and
+bounds; ND, MLD, DHCPv6 (to and from servers) and other upper layers; hop limits; truncations, lying lengths and
 flipped bytes; GSO claims in the virtio-net header before the frame -- with IPv4 frames
 mixed in.  The core must give the reference's verdicts, bytes and counters."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastpath import Batch
-from differential_worlds import skeleton, twins
-from fastpath_frames import batch_results, ip, ipv4_frame, mac
+from differential_worlds import common_change, routes_and_neighbours, run_twins, skeleton
+from fastpath_frames import ip, ipv4_frame, mac
 from fastpath_frames6 import (AUTH, DEST_OPTS, FRAGMENT, HBH, ICMPV6, NO_NEXT, ROUTING, TCP, UDP,
-                              V6, ext, gso_header, icmp6, ipv6_frame, load_with_headers, mcast_mac)
+                              V6, ext, gso_header, icmp6, ipv6_frame, mcast_mac)
 
 ADDRS = [V6(a) for a in ("fd00:1::1", "fd00:1::2", "fd00:1::3", "fd00:2::1", "fd00:2::9",
                          "2001:db8:5::1", "fd00:1:0:0:1::1")]
 SPECIAL = [V6(a) for a in ("::", "::1", "::ffff:10.0.0.1", "fe80::1", "fe80::2:3", "ff02::1",
-                           "ff02::1:ff00:2", "ff02::1:ff00:1", "ff02::fb", "ff05::1:3", "ff0e::9",
+                           "ff02::1:ff00:2", "ff02::1:ff00:1", "ff02::fb", "ff02::1:2", "ff05::1:3", "ff0e::9",
                            "ff01::1", "ff00::7", "2001:db8::1", "2001:db8:9:1::5", "fd00:9::1",
                            "fd00:9ab::1", "fd00:1::ff")]
 # wider than link scope, and solicited-node groups (of fd00:1::2, of fd00:1::1 and fd00:2::1)
@@ -33,7 +32,7 @@ MAX_PORTS = 8
 
 @st.composite
 def worlds(draw):
-    ops, scopes, _, namespaces, scope_of, ports, used_l3 = skeleton(draw, MAX_PORTS, MTUS)
+    ops, scopes, _, namespaces, scope_of, ports, used_l3 = skeleton(draw, MAX_PORTS, MTUS, dhcp=True)
     owned = {}
     wanted = [(draw(st.sampled_from(ADDRS)), n) for n in sorted(used_l3) if draw(st.integers(0, 4))]
     wanted += [(a, draw(st.sampled_from(namespaces))) for a in
@@ -44,13 +43,8 @@ def worlds(draw):
             plen = draw(st.sampled_from(PLENS)) if isinstance(a, V6) else None
             ops.append(("add_address", scope_of[n], a, n, plen))
     for s in scopes:
-        if ports:
-            for prefix, plen in draw(st.lists(st.sampled_from(ROUTES), max_size=4, unique=True)):
-                ops.append(("add_route", s, prefix, plen, draw(st.sampled_from(sorted(ports))),
-                            draw(st.sampled_from(GATEWAYS))))
-        for a in draw(st.lists(st.sampled_from(GATEWAYS[1:] + [V6("2001:db8:9:1::5"), V6("fd00:9::1")]),
-                               max_size=3, unique=True)):
-            ops.append(("set_neighbour", s, a, mac(0x300 + (int(a) & 0xFF))))
+        ops += routes_and_neighbours(draw, s, ports, ROUTES, GATEWAYS,
+                                     [V6("2001:db8:9:1::5"), V6("fd00:9::1")])
         for g in draw(st.lists(st.sampled_from(GROUPS), max_size=2, unique=True)):
             members = [n for n in namespaces if scope_of[n] == s and draw(st.booleans())]
             ops.append(("set_group", s, g, members))
@@ -62,7 +56,10 @@ CHAINS = [[], [], [], [ext(HBH)], [ext(DEST_OPTS), ext(ROUTING, b"\0\0\0\0")],
           [ext(HBH), ext(DEST_OPTS), ext(FRAGMENT)], [ext(FRAGMENT, b"\0\0\x08")],
           [ext(AUTH, b"\1" * 6)], [ext(DEST_OPTS, bytes(200))], [ext(DEST_OPTS, bytes(255))],
           [ext(DEST_OPTS), ext(HBH)], [ext(DEST_OPTS)] * 9, [ext(ROUTING, b"\0\1")]]
-UPPER = [(UDP, b"u" * 12), (TCP, bytes(12) + b"\x50\x10" + bytes(6)), (NO_NEXT, b""), (50, b"esp"),
+DHCP6_CLIENT, DHCP6_SERVER = b"\x02\x22\x02\x23", b"\x02\x23\x02\x22"     # UDP 546 <-> 547
+UPPER = [(UDP, b"u" * 12), (UDP, DHCP6_CLIENT + b"\0\x0c\0\0\x01dhc"), (UDP, DHCP6_CLIENT[:3]),
+         (UDP, DHCP6_SERVER + b"\0\x0c\0\0\x02dhc"),
+         (TCP, bytes(12) + b"\x50\x10" + bytes(6)), (NO_NEXT, b""), (50, b"esp"),
          (ICMPV6, icmp6(128)), (ICMPV6, icmp6(135)), (ICMPV6, icmp6(134)), (ICMPV6, icmp6(143)),
          (ICMPV6, icmp6(131)), (ICMPV6, b"\x88"), (ICMPV6, icmp6(1))]
 
@@ -121,40 +118,15 @@ def scenarios(draw):
 
 def change(dp, what, ports, owned, port_ns):
     with dp.update():
-        if what == "route" and ports:
-            dp.add_route(0, V6("2001:db8:9::"), 48, ports[-1], V6("fd00:2::9"))
-        elif what == "unroute" and any(r[:2] == (V6("::"), 0) for r in dp.routes(0)):
-            dp.remove_route(0, V6("::"), 0)
-        elif what == "neigh":
-            dp.set_neighbour(0, V6("fd00:2::9"), mac(0x999))
-        elif what == "move" and owned:
-            (scope, a), n = sorted(owned.items(), key=str)[0]
-            if dp.lookup_address(scope, a) == n:
-                dp.remove_address(scope, a)
-        elif what == "mtu" and ports:
+        if common_change(dp, what, ports, owned, route=(V6("2001:db8:9::"), 48, V6("fd00:2::9")),
+                         default=V6("::"), neighbour=V6("fd00:2::9"), order=str):
+            return
+        if what == "mtu" and ports:
             dp.set_port(ports[0], port_ns[ports[0]], mac(ports[0] + 1), mtu=1280)
-
-
-def same_batch(core, ref, frames_, hdrs, max_fanout):
-    out = []
-    for dp in (core, ref):
-        b = Batch(capacity=len(frames_), slot_size=2048, max_fanout=max_fanout)
-        load_with_headers(b, frames_, hdrs)
-        dp.process(b)
-        out.append(batch_results(b))
-    assert out[0] == out[1]
-    assert core.counters() == ref.counters()
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(scenarios(), st.integers(1, 64))
 def test_core_matches_reference_on_ipv6(scenario, max_fanout):
-    ops, peers, batches, changes, ports, owned = scenario
-    core, ref, port_ns = twins(ops, peers, MAX_PORTS)
-    assert core.routes(0) == ref.routes(0)
-    for (frames_, hdrs), what in zip(batches, changes):
-        same_batch(core, ref, frames_, hdrs, max_fanout)
-        assert [core.peer_mac(p) for p in ports] == [ref.peer_mac(p) for p in ports]
-        for dp in (core, ref):
-            change(dp, what, ports, owned, port_ns)
+    run_twins(scenario, max_fanout, change, MAX_PORTS, slot_size=2048)

@@ -25,14 +25,20 @@ def dropped(reason):
     return V.VERDICT_DROP, reason
 
 
+def forwarded_from_t1(dp, dst, out_port, **kw):
+    """Tenant 1's frame to ``dst`` (``from_t1``'s ``kw``) through ``dp``, which must forward
+    it out of ``out_port``: (the frame sent, the frame out)."""
+    port, sent = from_t1(dst, **kw)
+    b = run6(dp, [(port, sent)])
+    assert verdict_of(b) == FORWARD and b.out_port[0] == out_port
+    return sent, b.frame(0)
+
+
 # ---- delivery: switched inside a subnet, routed between subnets --------------------------
 
 def test_same_subnet_delivery_keeps_the_hop_limit(make_dp):
     dp = build_world6(make_dp())
-    port, sent = from_t1(A2, hop=64)
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.out_port[0] == 2
-    out = b.frame(0)
+    sent, out = forwarded_from_t1(dp, A2, 2, hop=64)
     assert out[0:6] == PEER6[2] and out[6:12] == port_mac(2)
     assert out[12:] == sent[12:]                        # hop limit 64, addresses, payload
     c = dp.counters()
@@ -41,11 +47,7 @@ def test_same_subnet_delivery_keeps_the_hop_limit(make_dp):
 
 
 def test_delivery_to_another_subnet_of_the_scope_is_routed(make_dp):
-    dp = build_world6(make_dp())
-    port, sent = from_t1(A7, hop=64)
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.out_port[0] == 7
-    out = b.frame(0)
+    sent, out = forwarded_from_t1(build_world6(make_dp()), A7, 7, hop=64)
     assert out[0:6] == PEER6[7] and out[14 + 7] == 63
     assert out[14:21] == sent[14:21] and out[22:] == sent[22:]
 
@@ -135,6 +137,77 @@ def test_destination_without_port_or_peer(make_dp):
     assert dp.peer_mac(1) == PEER6[1]                              # learned from the frame
 
 
+# ---- DHCPv6 --------------------------------------------------------------------------------
+
+DHCP6_SOLICIT = bytes.fromhex("02220223000c0000") + b"\x01abc"     # UDP 546 -> 547, a Solicit
+
+
+@pytest.mark.parametrize("dst", [V6("ff02::1:2"), V6("fe80::1"), A2])
+def test_a_dhcpv6_client_on_a_dhcp_served_port_is_the_switchs(make_dp, dst):
+    dp = build_world6(make_dp())
+    with dp.update():
+        dp.set_port(1, T1, port_mac(1), serve_dhcp=True)
+    dmac = mcast_mac(str(dst)) if dst.is_multicast else None
+    src = A1 if dst == A2 else LL1
+    b = run6(dp, [from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT),
+                  from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT[:3]),
+                  from6(1, src, dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT,
+                        exts=[ext(FRAGMENT, b"\0\0\x08")]),
+                  from6(1, V6("::"), dst, dmac=dmac, nh=UDP, payload=DHCP6_SOLICIT)])
+    assert verdict_of(b, 0) == slow("dhcp")
+    assert verdict_of(b, 1) != slow("dhcp")                 # too short for its ports
+    assert verdict_of(b, 2) != slow("dhcp")                 # a later fragment: no UDP header
+    assert verdict_of(b, 3) == dropped("spoofed_source")    # never from ::
+
+
+DHCP6_ADVERTISE = bytes.fromhex("02230222000c0000") + b"\x02abc"   # UDP 547 -> 546
+ALL_DHCP = V6("ff02::1:2")
+
+
+def test_dhcpv6_on_a_port_not_served_is_not_the_switchs(make_dp):
+    dp = build_world6(make_dp())
+    b = run6(dp, [from6(1, A1, A2, nh=UDP, payload=DHCP6_SOLICIT)])
+    assert verdict_of(b) == FORWARD
+
+
+def test_a_dhcpv6_server_message_from_a_tenant_is_dropped(make_dp):
+    dp = build_world6(make_dp())
+    relay = DHCP6_ADVERTISE[:2] + DHCP6_SOLICIT[2:]                    # 547 -> 547, a relay's
+    b = run6(dp, [from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE),
+                  from6(1, A1, V6("ff02::1"), dmac=mcast_mac("ff02::1"), nh=UDP, payload=DHCP6_ADVERTISE),
+                  from6(1, A1, A2, nh=UDP, payload=relay),
+                  from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE[:2])])    # its source port only
+    assert [verdict_of(b, i) for i in range(4)] == [dropped("rogue_dhcp")] * 4
+    assert dp.counters()["namespaces"][T1]["reasons"]["rogue_dhcp"] == 4
+    assert dp.counters()["ports"][2]["tx_packets"] == 0
+    later = from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE, exts=[ext(FRAGMENT, b"\0\0\x08")])
+    tcp = from6(1, A1, A2, nh=TCP, payload=DHCP6_ADVERTISE + bytes(12))
+    b = run6(dp, [later, tcp])                                         # no UDP header to read
+    assert [verdict_of(b, i) for i in range(2)] == [FORWARD] * 2
+
+
+def test_a_trusted_dhcpv6_server_and_the_uplinks_may_answer(make_dp):
+    dp = build_world6(make_dp())
+    with dp.update():
+        dp.set_port(1, T1, port_mac(1), dhcp_server=True)
+    b = run6(dp, [from6(1, A1, A2, nh=UDP, payload=DHCP6_ADVERTISE),
+                  from6(0, V6("fd00:9::77"), A2, nh=UDP, payload=DHCP6_ADVERTISE)])
+    assert verdict_of(b, 0) == verdict_of(b, 1) == FORWARD
+
+
+def test_a_dhcpv6_clients_multicast_reaches_the_dhcp_servers_only(make_dp):
+    dp = build_world6(make_dp())
+    solicit = from6(2, V6("fe80::2"), ALL_DHCP, dmac=mcast_mac("ff02::1:2"), nh=UDP,
+                    payload=DHCP6_SOLICIT)
+    b = run6(dp, [solicit])
+    assert verdict_of(b) == dropped("no_listener")                    # no server: nobody
+    with dp.update():
+        dp.set_port(7, T7, port_mac(7), dhcp_server=True)
+    b = run6(dp, [solicit])
+    assert verdict_of(b) == (V.VERDICT_FANOUT, "none") and b.fanout_count == 1
+    assert b.copy(0)[0] == 7
+
+
 # ---- the switch's own ICMPv6 -------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", [133, 134, 135, 136, 137])
@@ -169,10 +242,8 @@ def test_other_icmpv6_is_forwarded_and_an_empty_one_is_malformed(make_dp):
     [ext(AUTH, b"\1" * 14)], [ext(FRAGMENT, b"\0\0\0\0\0\0\1")], [ext(DEST_OPTS, bytes(246))],
     [ext(DEST_OPTS)] * 8])
 def test_a_chain_within_the_bounds_is_forwarded_as_it_came(make_dp, exts):
-    dp = build_world6(make_dp())
-    port, sent = from_t1(A2, exts=exts)
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.frame(0)[12:] == sent[12:]
+    sent, out = forwarded_from_t1(build_world6(make_dp()), A2, 2, exts=exts)
+    assert out[12:] == sent[12:]
 
 
 @pytest.mark.parametrize("exts,nh", [
@@ -316,10 +387,8 @@ def test_drop_reasons(make_dp, frame, reason):
 
 
 def test_ethernet_padding_after_the_payload_length_is_kept(make_dp):
-    dp = build_world6(make_dp())
-    port, sent = from_t1(A2, payload=b"", pad=bytes(6))
-    b = run6(dp, [(port, sent)])
-    assert verdict_of(b) == FORWARD and b.frame(0)[12:] == sent[12:]
+    sent, out = forwarded_from_t1(build_world6(make_dp()), A2, 2, payload=b"", pad=bytes(6))
+    assert out[12:] == sent[12:]
 
 
 @pytest.mark.parametrize("dst,port", [(A2, 2), (A7, 7), (FAR, 0)])

@@ -14,7 +14,8 @@ import fastpath
 from fastpath.reasons import CAPTURE_REASON_NAMES
 from pyctl.errors import Busy, InvalidArgument, NotFound, TapswitchError
 from pyctl.kernel.private_netns import PrivateNamespace
-from tests.support.io import FakeTap, SWITCH_IP, arp_request, expected, udp_frame, world
+from tests.support.io import (FakeTap, KernelSide, SWITCH_IP, arp_request, expected, udp_frame,
+                              world)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="ring ports need root (veth, AF_PACKET)")
 
@@ -30,9 +31,9 @@ def ns():
     space.remove()
 
 
-class RawEnd:
+class RawEnd(KernelSide):
     """The endpoint end of a veth pair whose switch end a ring port serves: frames are
-    injected and read there with a raw AF_PACKET socket (the kernel's side)."""
+    injected and read there with a raw AF_PACKET socket (``peer``, the kernel's side)."""
 
     def __init__(self, ns, n, mtu=None):
         self.ns, self.sw, self.ep = ns, f"rsw{n}", f"rep{n}"
@@ -43,25 +44,14 @@ class RawEnd:
                 ns.set_mtu(name, mtu)
             ns.link_up(name)
         self.ifindex = ns.link_index(self.sw)
-        self.sock = ns.call(socket.socket, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-        self.sock.setsockopt(263, PACKET_IGNORE_OUTGOING, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
-        self.sock.bind((self.ep, 0))
-        self.sock.setblocking(False)
-
-    def inject(self, frame):
-        self.sock.send(frame)
-
-    def drain(self):
-        out = []
-        while True:
-            try:
-                out.append(self.sock.recv(1 << 17))
-            except BlockingIOError:
-                return out
+        self.peer = ns.call(socket.socket, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+        self.peer.setsockopt(263, PACKET_IGNORE_OUTGOING, 1)
+        self.peer.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        self.peer.bind((self.ep, 0))
+        self.peer.setblocking(False)
 
     def close(self):
-        self.sock.close()
+        self.peer.close()
 
 
 def make_port(kind, ns, loop, end, **kwargs):
@@ -69,17 +59,18 @@ def make_port(kind, ns, loop, end, **kwargs):
 
 
 @contextlib.contextmanager
-def afpacket_loop(ns, **ring_kwargs):
-    """A loop over world() with AF_PACKET ports 1 and 2 (``ring_kwargs``: theirs):
-    (datapath, loop, {port: RawEnd}); everything closed at the end."""
+def afpacket_loop(ns, end_mtu=None, **ring_kwargs):
+    """A loop over world() with AF_PACKET ports 1 and 2 (``ring_kwargs``: theirs) on veth
+    pairs (their MTU ``end_mtu``): (datapath, loop, {port: RawEnd}, {port: ring});
+    everything closed at the end."""
     dp = world()
     loop = fastpath.PacketLoop(dp, batch_size=16)
-    ends = {1: RawEnd(ns, 1), 2: RawEnd(ns, 2)}
+    ends = {p: RawEnd(ns, p, mtu=end_mtu) for p in (1, 2)}
     rings = {p: make_port("afpacket", ns, loop, e, **ring_kwargs) for p, e in ends.items()}
     try:
         for p, ring in rings.items():
             loop.add_port(p, ring)
-        yield dp, loop, ends
+        yield dp, loop, ends, rings
     finally:
         loop.close()
         for p in ends:
@@ -175,13 +166,7 @@ def test_slow_path_frames_come_and_go(rig):
 
 
 def test_a_frame_larger_than_a_slot_takes_the_socket_both_ways(ns):
-    dp = world()
-    loop = fastpath.PacketLoop(dp, batch_size=16)
-    ends = {1: RawEnd(ns, 1, mtu=9000), 2: RawEnd(ns, 2, mtu=9000)}
-    rings = {p: make_port("afpacket", ns, loop, e, mtu=1500) for p, e in ends.items()}
-    try:
-        for p, ring in rings.items():
-            loop.add_port(p, ring)
+    with afpacket_loop(ns, end_mtu=9000, mtu=1500) as (_, loop, ends, rings):
         frames = [(1, udp_frame(1, "10.0.0.2", b"big!" * 2000)), (1, udp_frame(1, "10.0.0.2", b"s"))]
         for _, data in frames:
             ends[1].inject(data)
@@ -189,18 +174,13 @@ def test_a_frame_larger_than_a_slot_takes_the_socket_both_ways(ns):
         assert ends[2].drain() == expected(frames)[0][2]        # in order, both whole
         assert loop.stats()["rx_socket_frames"] == 1
         assert rings[1].info()["slot_size"] == 2048
-    finally:
-        loop.close()
-        for p in ends:
-            rings[p].close()
-            ends[p].close()
 
 
 def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
     """A burst a ring port drops as it reads it (VLAN-tagged frames: rx_vlan) fills no
     batch, yet its slots go back to the kernel: after more such frames than the ring has
     slots, the next frame still arrives."""
-    with afpacket_loop(ns, rx_frames=32) as (_, loop, ends):
+    with afpacket_loop(ns, rx_frames=32) as (_, loop, ends, _):
         plain = udp_frame(1, "10.0.0.2", b"tagged")
         tagged = plain[:12] + b"\x81\x00\x00\x05" + plain[12:]
         for _ in range(4):
@@ -217,7 +197,7 @@ def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
 def test_a_frame_a_ring_port_drops_as_it_reads_it_is_captured(ns):
     """The ring kinds' own drops are capturable as the TAP's are
     (tests/fastpath/test_capture_loop_drops.py): a VLAN-tagged frame, with rx_vlan."""
-    with afpacket_loop(ns) as (dp, loop, ends):
+    with afpacket_loop(ns) as (dp, loop, ends, _):
         dp.capture_select({1: fastpath.CAPTURE_DROPPED})
         plain = udp_frame(1, "10.0.0.2", b"tagged")
         ends[1].inject(plain[:12] + b"\x81\x00\x00\x05" + plain[12:])

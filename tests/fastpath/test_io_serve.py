@@ -6,22 +6,18 @@ refused until then; a flooding namespace holds at most its share of the slow que
 import os
 import select
 import threading
-import time
 
 import pytest
 
 import fastpath
 from pyctl.errors import Busy, InvalidArgument
 from tests.support.io import FakeTap, SWITCH_IP, TENANTS, arp_request, udp_frame, world
+from tests.support.waiting import until
 
 
 def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
+    """Until ``predicate`` holds (True), polled every 2 ms, or ``timeout`` passed (False)."""
+    return until(predicate, timeout, interval=0.002)
 
 
 class Served:

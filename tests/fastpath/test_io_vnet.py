@@ -40,12 +40,18 @@ def pump(loop, n=5):
         loop.run(0)
 
 
+def through(loop, taps, port, data, to):
+    """``data`` (a header and frame, or a frame) into port ``port``'s TAP, the loop run:
+    what port ``to``'s TAP got."""
+    taps[port].inject(data)
+    pump(loop)
+    return taps[to].drain()
+
+
 def test_vnet_to_vnet_keeps_the_header_and_the_super_frame(rig):
     dp, loop, taps = rig
     hdr, frame = tcp_super_frame(1, "10.0.0.2", 30000)
-    taps[1].inject(hdr + frame)
-    pump(loop)
-    out = taps[2].drain()
+    out = through(loop, taps, 1, hdr + frame, 2)
     want, _ = expected([(1, frame)], {0: hdr})
     assert out == [hdr + want[2][0]]                  # TTL and MACs rewritten, header as read
     assert loop.stats()["sw_segments"] == 0
@@ -54,9 +60,7 @@ def test_vnet_to_vnet_keeps_the_header_and_the_super_frame(rig):
 def test_vnet_to_plain_segments_in_software(rig):
     dp, loop, taps = rig
     hdr, frame = tcp_super_frame(1, "10.0.0.3", 30000)
-    taps[1].inject(hdr + frame)
-    pump(loop)
-    out = taps[3].drain()
+    out = through(loop, taps, 1, hdr + frame, 3)
     assert len(out) == -(-30000 // 1448)
     switched = expected([(1, frame)], {0: hdr})[0][3][0]
     assert out == fastpath.vnet_to_plain(hdr, switched)
@@ -70,9 +74,7 @@ def test_more_segments_than_the_io_ring_holds_arrive_in_order(rig, backend):
     reused mid-batch; every segment arrives once, in order, with its own headers."""
     dp, loop, taps = rig
     hdr, frame = tcp_super_frame(1, "10.0.0.3", 40000, mss=200)
-    taps[1].inject(hdr + frame)
-    pump(loop)
-    out = taps[3].drain()
+    out = through(loop, taps, 1, hdr + frame, 3)
     routed = expected([(1, frame)], {0: hdr})[0][3][0]
     assert out == fastpath.vnet_to_plain(hdr, routed) and len(out) == 200
     st = loop.stats()
@@ -84,9 +86,7 @@ def test_vnet_checksum_only_frame_is_completed_for_a_plain_port(rig):
     _, loop, taps = rig
     plain = udp_frame(1, "10.0.0.3", b"u" * 999)
     hdr, partial = offloaded(plain)
-    taps[1].inject(hdr + partial)
-    pump(loop)
-    (out,) = taps[3].drain()
+    (out,) = through(loop, taps, 1, hdr + partial, 3)
     assert checksums_ok(out)
     assert out == expected([(1, plain)])[0][3][0]
     assert loop.stats()["sw_csum"] == 1
@@ -104,9 +104,7 @@ def test_udp_gso_to_a_plain_port(rig):
     _, loop, taps = rig
     plain = udp_frame(2, "10.0.0.3", bytes(range(256)) * 200)
     hdr, partial = offloaded(plain, GSO_UDP_L4, 1400)
-    taps[2].inject(hdr + partial)
-    pump(loop)
-    out = taps[3].drain()
+    out = through(loop, taps, 2, hdr + partial, 3)
     assert len(out) == -(-51200 // 1400)
     assert all(checksums_ok(s) for s in out)
     assert b"".join(s[42:] for s in out) == bytes(range(256)) * 200
@@ -193,9 +191,7 @@ def test_a_checksum_claim_is_not_passed_on(rig):
     another tenant; the rest of the header is as read."""
     _, loop, taps = rig
     plain = udp_frame(1, "10.0.0.2", b"v" * 40)
-    taps[1].inject(vnet_hdr(flags=DATA_VALID) + plain)
-    pump(loop)
-    (out,) = taps[2].drain()
+    (out,) = through(loop, taps, 1, vnet_hdr(flags=DATA_VALID) + plain, 2)
     assert out[:12] == vnet_hdr() and out[12:] == expected([(1, plain)])[0][2][0]
 
 
@@ -203,22 +199,16 @@ def test_a_claim_with_a_partial_checksum_keeps_the_request(rig):
     _, loop, taps = rig
     hdr, frame = tcp_super_frame(1, "10.0.0.2", 20000)
     claimed = bytes([hdr[0] | DATA_VALID]) + hdr[1:]
-    taps[1].inject(claimed + frame)
-    pump(loop)
-    (out,) = taps[2].drain()
+    (out,) = through(loop, taps, 1, claimed + frame, 2)
     assert out[:12] == hdr                          # NEEDS_CSUM and GSO as read, no claim
     hdr, partial = offloaded(udp_frame(1, "10.0.0.3", b"w" * 99))
-    taps[1].inject(bytes([hdr[0] | DATA_VALID]) + hdr[1:] + partial)
-    pump(loop)
-    (plain_out,) = taps[3].drain()
+    (plain_out,) = through(loop, taps, 1, bytes([hdr[0] | DATA_VALID]) + hdr[1:] + partial, 3)
     assert checksums_ok(plain_out)                  # completed for the port without a header
 
 
 def test_a_claim_on_a_broadcast_is_cleared_for_every_copy(rig):
     _, loop, taps = rig
     plain = udp_frame(1, "255.255.255.255", b"b" * 64, dst_mac=b"\xff" * 6)
-    taps[1].inject(vnet_hdr(flags=DATA_VALID) + plain)
-    pump(loop)
-    (to2,) = taps[2].drain()
+    (to2,) = through(loop, taps, 1, vnet_hdr(flags=DATA_VALID) + plain, 2)
     (to3,) = taps[3].drain()
     assert to2[:12] == vnet_hdr() and to2[12 + 12:] == to3[12:]          # but the MACs

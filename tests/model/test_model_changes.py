@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tests.support.model import refused, tenants
+from tests.support.model import events_of, refused, tenants
 from pyctl import Switch, errors
 from pyctl.model.events import AddressAssigned
 
@@ -40,8 +40,7 @@ def test_versions_is_read_only():
 
 def test_events_describe_each_change_in_order():
     sw = Switch()
-    events = []
-    sw.subscribe(events.append)
+    events = events_of(sw)
     sw.create("web", kind="l3")
     sw.assign_and_push("10.0.0.5/24", "web")
     sw.destroy("web")
@@ -118,8 +117,7 @@ def test_snapshot_is_deep_json_and_detached():
 
 def test_transaction_applies_everything_and_then_announces():
     sw = Switch()
-    events = []
-    sw.subscribe(events.append)
+    events = events_of(sw)
     with sw.transaction():
         sw.create("web", kind="l3")
         sw.assign_and_push("10.0.0.5/24", "web")
@@ -129,8 +127,7 @@ def test_transaction_applies_everything_and_then_announces():
 
 def test_transaction_rolls_everything_back_on_error():
     sw = tenants()
-    events = []
-    sw.subscribe(events.append)
+    events = events_of(sw)
     before = sw.snapshot()
     with pytest.raises(errors.AddressInUse):
         with sw.transaction():

@@ -3,7 +3,7 @@ import pytest
 
 from pyctl.model import port_options
 
-from tests.support.model import refused, tenants
+from tests.support.model import events_of, refused, tenants
 from pyctl import Port, Route, Switch, errors
 
 
@@ -52,8 +52,7 @@ def test_replace_route_changes_it_in_one_step():
     sw = tenants()
     sw.port_add("uplink0", "init")
     sw.route_add("init", "10.9.0.0/16", via="10.0.0.254")
-    events = []
-    sw.subscribe(events.append)
+    events = events_of(sw)
     version = sw.version
     assert sw.route_replace("init", "10.9.0.0/16", port="uplink0") == \
         Route("10.9.0.0/16", None, "uplink0")

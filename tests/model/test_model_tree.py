@@ -2,7 +2,7 @@
 creation under L2 only, destroy with address return and recursive destroy."""
 import pytest
 
-from tests.support.model import refused, tenants
+from tests.support.model import events_of, refused, tenants
 from pyctl import Namespace, Switch, errors
 from pyctl.model.events import NamespaceDestroyed
 
@@ -139,8 +139,7 @@ def test_recursive_destroy_removes_the_subtree_and_its_scopes_addresses():
     sw.create("inner", kind="l2", parent="lab")
     sw.address_add("inner", "192.168.1.1/24")
     sw.port_add("tap-probe", "probe")
-    events = []
-    sw.subscribe(events.append)
+    events = events_of(sw)
     sw.destroy("lab", recursive=True)
     assert [n.name for n in sw.namespaces()] == ["init", "web", "db"]
     assert sw.addresses("init") == ["127.0.0.1/8", "::1/128", "10.0.0.1/24"]

@@ -3,22 +3,6 @@ the root's addresses and tenants (an L3 namespace with a port into its own kerne
 written from keyword arguments so each test states only what differs."""
 import json
 
-# The config tests' smallest topology: an L2 and one L3 of its subnet (line numbers in
-# their expected errors count from its first line).
-TENANTS_WEB = """\
-[[namespace]]
-name = "tenants"
-kind = "l2"
-addresses = ["10.1.0.1/24"]
-
-[[namespace]]
-name = "web"
-kind = "l3"
-parent = "tenants"
-addresses = ["10.1.0.10/24"]
-"""
-
-
 def _value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -45,8 +29,23 @@ def root(*addresses) -> str:
 
 
 def namespace(name, kind, *addresses, parent=None, **keys) -> str:
+    """A ``[[namespace]]`` table; ``addresses`` left out when there are none."""
     return table("[[namespace]]", name=name, kind=kind, parent=parent,
-                 addresses=list(addresses), **keys)
+                 addresses=list(addresses) or None, **keys)
+
+
+def port(name, namespace, **keys) -> str:
+    return table("[[port]]", name=name, namespace=namespace, **keys)
+
+
+def route(namespace, prefix, **keys) -> str:
+    return table("[[route]]", namespace=namespace, prefix=prefix, **keys)
+
+
+def text(*tables) -> str:
+    """A file of ``tables``, the first one on its first line (line numbers in expected
+    errors count from there)."""
+    return "".join(tables).removeprefix("\n")
 
 
 def tenant(name, address, *, port, netns, gateway, parent=None, **keys) -> str:
@@ -56,3 +55,8 @@ def tenant(name, address, *, port, netns, gateway, parent=None, **keys) -> str:
     return (namespace(name, "l3", address, parent=parent, **keys)
             + table("[[port]]", name=port, namespace=name, netns=netns, address=address,
                     gateway=gateway))
+
+
+# The config tests' smallest topology: an L2 and one L3 of its subnet.
+TENANTS_WEB = text(namespace("tenants", "l2", "10.1.0.1/24"),
+                   namespace("web", "l3", "10.1.0.10/24", parent="tenants"))

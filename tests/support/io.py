@@ -50,7 +50,26 @@ def world(max_ports=16, implementation=None):
     return dp
 
 
-class FakeTap:
+class KernelSide:
+    """The kernel's side of a link a loop port serves, as a test drives it: frames go in
+    and come out through ``self.peer``, a non-blocking socket."""
+
+    peer: socket.socket
+
+    def inject(self, data):
+        self.peer.send(data)
+
+    def drain(self):
+        """Every frame waiting on this side, in order."""
+        out = []
+        while True:
+            try:
+                out.append(self.peer.recv(1 << 17))
+            except BlockingIOError:
+                return out
+
+
+class FakeTap(KernelSide):
     """A socket pair: ``loop_fd`` goes to the loop, ``peer`` is the kernel's side."""
 
     def __init__(self):
@@ -62,17 +81,6 @@ class FakeTap:
         b.setblocking(False)
         self.loop_sock, self.peer = a, b
         self.loop_fd = a.fileno()
-
-    def inject(self, data):
-        self.peer.send(data)
-
-    def drain(self):
-        out = []
-        while True:
-            try:
-                out.append(self.peer.recv(1 << 17))
-            except BlockingIOError:
-                return out
 
     def close(self):
         self.loop_sock.close()

@@ -6,6 +6,13 @@ import pytest
 from pyctl import Switch
 
 
+def events_of(sw):
+    """The list every event ``sw`` emits from now on is appended to."""
+    events = []
+    sw.subscribe(events.append)
+    return events
+
+
 def refused(sw, error, call, *args, **kwargs):
     """Call ``call``, expect ``error``, and check that nothing changed at all:
     same snapshot, same internal state (id allocators included), no event."""

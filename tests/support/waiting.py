@@ -5,11 +5,21 @@ import time
 import pytest
 
 
-def wait_for(predicate, timeout, what):
-    """Poll ``predicate`` every 10 ms; the seconds it took to become true."""
-    start = time.monotonic()
+def until(predicate, timeout, interval=0.01):
+    """Poll ``predicate`` every ``interval`` seconds: True once it is true, False when
+    ``timeout`` seconds passed first."""
+    deadline = time.monotonic() + timeout
     while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.01)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def wait_for(predicate, timeout, what):
+    """Poll ``predicate`` every 10 ms; the seconds it took to become true (the test fails,
+    saying ``what`` did not happen, after ``timeout``)."""
+    start = time.monotonic()
+    if not until(predicate, timeout):
+        pytest.fail(f"{what}: not within {timeout} s")
     return time.monotonic() - start
