@@ -11,4 +11,6 @@
 - ``python -m bench.hostile``: the hostile-tenant section (issue 14): two victim
   tenants' request/reply RTT and loss with no attack and under each attack of
   ``bench/attacks.py`` (one function per attack), in one run.
+- ``python -m bench.igmp_cost``: what one snooped IGMP record costs as its
+  namespace's groups grow (in memory, no root).
 """

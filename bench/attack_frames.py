@@ -9,12 +9,12 @@ tenant's kernel hands them to its TAP as they are):
 - ``slow_path``: ARP requests for the gateway and pings to it, alternately (issue 14
   item 14: what the slow path answers);
 - ``igmp``: IGMPv3 reports, RECORDS new groups each, then the same reports again
-  (item 10: each record is work for the snooper).
-
-Item 11 (a super-frame saying gso_size 1) has no flood here: a kernel tenant cannot send
-one.  Its packet socket with PACKET_VNET_HDR gets the GSO frame dropped by its own kernel
-(the TAP's tx_dropped grows; measured on Linux 6.1 with TSO on), so only a tenant that
-writes virtio-net headers itself (a VM's port kind) could; fastpath tests cover the bound.
+  (item 10: each record is work for the snooper);
+- ``super_frames``: TCP super-frames of 64,000 bytes whose virtio-net header says
+  gso_size 1 (item 11: cut in software, each would be 64,000 writes).  The tenant's
+  packet socket takes a virtio-net header (PACKET_VNET_HDR) and its kernel hands the
+  frame to its TAP whole: the TAP offers TSO, and a frame from user space (marked
+  "dodgy") only has its segment count checked, never its gso_size.
 """
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ import time
 
 from pyctl.daemon import packets as pk
 
-__all__ = ["FLOODS", "running", "slow_path_frames", "igmp_frames"]
+__all__ = ["FLOODS", "running", "slow_path_frames", "igmp_frames", "super_frame"]
 
 BROADCAST = b"\xff" * 6
 ROUTER_ALERT = b"\x94\x04\x00\x00"
-IGMP_V3_REPORT, CHANGE_TO_EXCLUDE = 0x22, 4
+IGMP_V3_REPORT, CHANGE_TO_INCLUDE, CHANGE_TO_EXCLUDE = 0x22, 3, 4
 
 
 def _ip(text: str) -> int:
@@ -52,13 +52,15 @@ def slow_path_frames(src_mac: bytes, src: str, gateway: str, gateway_mac: bytes)
     return [arp, ping]
 
 
-def igmp_frames(src_mac: bytes, src: str, reports: int, records: int) -> list[bytes]:
-    """``reports`` IGMPv3 reports of ``records`` joins each, every group a new one
-    (239.x.y.z counting up from 239.1.0.0)."""
-    frames, group = [], _ip("239.1.0.0")
+def igmp_frames(src_mac: bytes, src: str, reports: int, records: int,
+                first: str = "239.1.0.0", record_type: int = CHANGE_TO_EXCLUDE) -> list[bytes]:
+    """``reports`` IGMPv3 reports of ``records`` joins each (``record_type``
+    CHANGE_TO_INCLUDE: leaves), every group a new one (239.x.y.z counting up from
+    ``first``)."""
+    frames, group = [], _ip(first)
     dst = _ip("224.0.0.22")
     for _ in range(reports):
-        body = b"".join(struct.pack("!BBHI", CHANGE_TO_EXCLUDE, 0, 0, group + k)
+        body = b"".join(struct.pack("!BBHI", record_type, 0, 0, group + k)
                         for k in range(records))
         group += records
         message = struct.pack("!BBHHH", IGMP_V3_REPORT, 0, 0, 0, records) + body
@@ -69,6 +71,26 @@ def igmp_frames(src_mac: bytes, src: str, reports: int, records: int) -> list[by
         frames.append(pk.build_ethernet(b"\x01\x00\x5e\x00\x00\x16", src_mac, pk.ETH_P_IP,
                                         head + message))
     return frames
+
+
+SOL_PACKET, PACKET_VNET_HDR = 263, 15            # <linux/socket.h>, <linux/if_packet.h>
+VNET_NEEDS_CSUM, VNET_GSO_TCPV4 = 1, 1
+SUPER_PAYLOAD = 64000
+
+
+def super_frame(dst_mac: bytes, src_mac: bytes, src: str, dst: str, gso_size: int,
+                payload: int = SUPER_PAYLOAD) -> bytes:
+    """A virtio-net header (struct virtio_net_hdr: TCPv4 GSO of ``gso_size``, checksum
+    to complete) and a TCP segment of ``payload`` bytes to cut, as a kernel's TSO would
+    hand it: the TCP checksum field holds the pseudo-header's sum."""
+    tcp_len = 20 + payload
+    pseudo = pk.checksum(struct.pack("!IIBBH", _ip(src), _ip(dst), 0, pk.IPPROTO_TCP, tcp_len))
+    tcp = struct.pack("!HHIIBBHHH", 40000, 9, 1, 1, 5 << 4, 0x18, 65535, ~pseudo & 0xFFFF, 0)
+    frame = pk.build_ethernet(dst_mac, src_mac, pk.ETH_P_IP, pk.build_ipv4(
+        _ip(src), _ip(dst), pk.IPPROTO_TCP, tcp + bytes(payload), df=True))
+    header = struct.pack("<BBHHHH", VNET_NEEDS_CSUM, VNET_GSO_TCPV4, 14 + 20 + 20, gso_size,
+                         14 + 20, 16)
+    return header + frame
 
 
 def _neighbour_mac(ip: str) -> bytes:
@@ -165,4 +187,16 @@ def igmp(iface: str, src: str, reports: str = "1000", records: str = "100", rate
         yield notes
 
 
-FLOODS = {"slow-path-flood": slow_path, "igmp-flood": igmp}
+@contextlib.contextmanager
+def super_frames(iface: str, src: str, dst: str, rate: str = "50", gso_size: str = "1"):
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    sock.bind((iface, 0))
+    frame = super_frame(_neighbour_mac(dst), _iface_mac(iface), src, dst, int(gso_size))
+    with _paced(sock, [frame], float(rate)) as notes:
+        notes["segments_each"] = -(-SUPER_PAYLOAD // int(gso_size))
+        yield notes
+
+
+FLOODS = {"slow-path-flood": slow_path, "igmp-flood": igmp, "super-frames": super_frames}

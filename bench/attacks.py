@@ -108,7 +108,7 @@ def control_socket(scene):
         notes.update(scene.stop_attacker(proc))
 
 
-# ------------------------------------------------------------------ items 10, 14: floods
+# ------------------------------------------------------------------ items 10, 11, 14: floods
 
 def _switch_figures(scene, namespace: str) -> dict:
     """What the switch counted that these attacks are about: the loop's refusals, the
@@ -119,6 +119,7 @@ def _switch_figures(scene, namespace: str) -> dict:
     loop = stats["loop"]
     return {"slow_refused": loop["slow_refused"], "slow_ns_full": loop["slow_ns_full"],
             "slow_overflow": loop["slow_overflow"],
+            "vnet_too_many_segments": loop["vnet_too_many_segments"],
             "igmp": stats.get("igmp", {}),
             "ns_slow_refused": counters["namespaces"][namespace].get("slow_refused", {})}
 
@@ -170,6 +171,18 @@ def igmp_flood(scene):
     finally:
         with ControlClient(scene.admin) as admin:
             notes["attacker_groups"] = len(admin.call("groups", namespace=x.name))
+
+
+# ------------------------------------------------------------------ item 11: super-frames
+
+@attack("super-frames")
+def super_frames(scene):
+    """Item 11: 50 super-frames a second whose virtio-net header says gso_size 1 (64,000
+    segments each), from the attacker to a tenant behind a plain port (no offloads: the
+    switch would cut them in software)."""
+    x, sink = scene.attacker, scene.plain_tenant()
+    with _attacking(scene, "super-frames", x.port, x.ip, sink.ip, "50") as notes:
+        yield notes
 
 
 # ------------------------------------------------------------------ item 13: control work

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -107,19 +108,35 @@ class Scene:
     def victim_gateway_pings_lost(self, count: int = 50) -> int:
         """Of ``count`` pings a sends to the gateway (the slow path answers them), how
         many got no answer."""
-        out = self.a.run(["ping", "-n", "-q", "-c", str(count), "-i", "0.02", "-W", "1",
-                          self.gateway], timeout=count + 30, check=False).stdout
-        for line in out.splitlines():
-            if "received" in line:
-                return count - int(line.split(",")[1].split()[0])
-        raise RuntimeError(f"ping printed no summary: {out.strip()[-300:]}")
+        return pings(self.a, self.gateway, count)["lost"]
+
+    def plain_tenant(self):
+        """Tenant s (10.0.0.5), its port without offloads (no virtio-net header: the switch
+        cuts super-frames for it in software), made the first time it is asked for."""
+        if "s" not in self.topo.tenants:
+            self.topo.tenant("s", "10.0.0.5/24", vnet_hdr=False)
+        return self.topo.tenants["s"]
 
     def restore(self) -> None:
         resource.prlimit(self.daemon_pid, resource.RLIMIT_NOFILE, self._files_limit)
 
 
-def build_scene(stack) -> Scene:
-    topo = stack.enter_context(Topology("process", vnet_hdr=True, prefix="tshost"))
+def pings(tenant, dst: str, count: int, interval: float = 0.02) -> dict:
+    """``count`` pings from ``tenant`` to ``dst``, one every ``interval`` s: how many got
+    no answer (``lost``) and the round trips of those that did (``rtt_ms``, in order)."""
+    out = tenant.run(["ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1", dst],
+                     timeout=count * (interval + 0.1) + 30, check=False).stdout
+    rtts = [float(m) for m in re.findall(r"time=([0-9.]+) ms$", out, re.MULTILINE)]
+    summary = re.search(r"(\d+) received", out)
+    if summary is None:
+        raise RuntimeError(f"ping printed no summary: {out.strip()[-300:]}")
+    return {"count": count, "lost": count - int(summary.group(1)), "rtt_ms": rtts}
+
+
+def build_scene(topo: Topology) -> Scene:
+    """The scene on ``topo``, a new topology in process mode with offloads
+    (``Topology("process", vnet_hdr=True, ...)``; the caller closes it): the gateway, the
+    victims a and b, the attacker x, started."""
     topo.address_add("init", f"{GATEWAY}/24")
     for name, address in (("a", "10.0.0.2/24"), ("b", "10.0.0.3/24"), ("x", "10.0.0.4/24")):
         topo.tenant(name, address)
@@ -188,7 +205,8 @@ def run(attacks: list[str], count: int, seconds: float = 2.0) -> list[dict]:
     import contextlib
     rows = []
     with contextlib.ExitStack() as stack:
-        scene = build_scene(stack)
+        scene = build_scene(stack.enter_context(
+            Topology("process", vnet_hdr=True, prefix="tshost")))
         victims_rtt(scene, 200)                      # warm-up: ARP, caches
         for name in attacks:
             base = measure(scene, count, seconds)

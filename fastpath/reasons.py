@@ -109,6 +109,11 @@ SLOW_SHARES = (
     Share("other", (), "namespace", 200, 100, "any slow-path reason no share above names"),
 )
 
+# The most segments one GSO super-frame may be cut into (fastpath/vnet.pxi refuses one that
+# would need more; issue 14 item 11).  A vnet port's TAP is told so too (its gso_max_segs,
+# pyctl/daemon/tap_port.py), so the tenant's own kernel never builds a larger one.
+VNET_MAX_SEGMENTS = 256
+
 # Why a port refused a virtio-net header (the frame never reaches process()); code = position.
 # A refused frame is a counted drop; a capture of drops shows it with its capture code.
 VNET_REFUSALS = (
@@ -119,7 +124,8 @@ VNET_REFUSALS = (
     Counter("vnet_bad_csum", "csum_start/csum_offset beyond the frame or inside the Ethernet/IP header", 131),
     Counter("vnet_bad_hdr_len", "hdr_len beyond the frame", 132),
     Counter("vnet_bad_gso", "GSO without NEEDS_CSUM or gso_size, or on a frame that is not what gso_type says", 133),
-    Counter("vnet_too_many_segments", "a GSO super-frame that would need more than VNET_MAX_SEGMENTS (256) segments", 134),
+    Counter("vnet_too_many_segments", f"a GSO super-frame that would need more than "
+            f"VNET_MAX_SEGMENTS ({VNET_MAX_SEGMENTS}) segments", 134),
 )
 
 # Per port and per namespace, charged by process(); index = position.
@@ -235,7 +241,8 @@ def generate_pxi():
     out += [f"    {_c_name('TRAFFIC', c.name)} = {k}" for k, c in enumerate(TRAFFIC_COUNTERS)]
     out += [f"    NCOUNTERS = {len(TRAFFIC_COUNTERS)}", "", "cdef enum:"]
     out += [f"    {_c_name('VNET', c.name.removeprefix('vnet_'))} = {k}" for k, c in enumerate(VNET_REFUSALS)]
-    out += [f"    VNET_NREASONS = {len(VNET_REFUSALS)}", "", "cdef enum:"]
+    out += [f"    VNET_NREASONS = {len(VNET_REFUSALS)}",
+            f"    VNET_MAX_SEGMENTS = {VNET_MAX_SEGMENTS}", "", "cdef enum:"]
     out += [f"    {_c_name('SHARE', share.name)} = {k}" for k, share in enumerate(SLOW_SHARES)]
     out += [f"    NSHARES = {len(SLOW_SHARES)}", "",
             "cdef inline uint8_t reason_share(uint8_t reason) noexcept nogil:",

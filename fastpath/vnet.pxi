@@ -21,7 +21,7 @@
 # its gso_type says (IPv4 fragments, IPv6 fragments and routing headers with segments
 # left included; other IPv6 extension headers are kept in every segment), or whose L4
 # header is not at csum_start; and a super-frame that would need more than
-# VNET_MAX_SEGMENTS segments (its payload over gso_size, rounded up), so the work one
+# VNET_MAX_SEGMENTS (fastpath/reasons.py) segments (its payload over gso_size, rounded up), so the work one
 # frame can cause is bounded (issue 14 item 11: a gso_size of 1 made 65,000 writes of
 # one frame).  256 segments is 64 KiB at a gso_size of 256; a kernel's TCP sends
 # 1,448 (45 segments) or more.
@@ -34,7 +34,6 @@ from posix.uio cimport iovec
 
 cdef enum:
     VNET_HDR_LEN = 12
-    VNET_MAX_SEGMENTS = 256
     VNET_F_NEEDS_CSUM = 1
     VNET_F_DATA_VALID = 2
     VNET_GSO_NONE = 0

@@ -24,6 +24,7 @@ Both families reach the fast path, each address-keyed entry in its own family
 (``pyctl.compile.plan``); a datapath that takes IPv4 only (``datapath_families``)
 gets the IPv4 entries, and IPv6 stays in the model.
 """
+import contextlib
 import logging
 import weakref
 
@@ -82,6 +83,19 @@ class Compiler:
             marks_of(event, self._marks)
         except Exception as exc:
             self._unhandled = exc
+            raise
+
+    @contextlib.contextmanager
+    def change(self):
+        """``with compiler.change() as sw:`` -- verbs on ``sw`` in one model transaction,
+        synced into the datapath as it ends; after a rollback the datapath is synced back
+        to the restored model (``Daemon.change()`` without the TAPs)."""
+        try:
+            with self.switch.transaction():
+                yield self.switch
+                self.sync()
+        except BaseException:
+            self.sync()
             raise
 
     def sync(self, force=False):

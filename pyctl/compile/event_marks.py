@@ -25,7 +25,8 @@ class UnhandledEvent(TypeError):
 class Marks:
     """Plan entries to recompile, by id."""
 
-    __slots__ = ("namespaces", "ports", "addresses", "routes", "scopes", "connected")
+    __slots__ = ("namespaces", "ports", "addresses", "routes", "scopes", "connected",
+                 "memberships")
 
     def __init__(self):
         self.namespaces = set()       # ns ids: kind, scope, ports, multicast memberships
@@ -34,6 +35,7 @@ class Marks:
         self.routes = set()           # (scope, prefix key, plen)
         self.scopes = set()           # L2 ids: every address and route of the scope
         self.connected = set()        # L2 ids: their connected routes (the ports they use)
+        self.memberships = set()      # (ns id, group ip_address): one multicast membership
 
     def update(self, other):
         for name in self.__slots__:
@@ -88,11 +90,15 @@ def _port(event, marks):
 
 
 def _membership(event, marks):
-    marks.namespaces.add(event.namespace.id)
+    """One membership, not the namespace: a join or leave costs that membership and its
+    group, however many groups the namespace has (issue 14 item 10)."""
+    marks.memberships.add((event.namespace.id, event.group))
 
 
 def _options(event, marks):
     marks.namespaces.add(event.namespace.id)
+
+
 def _nothing(event, marks):
     pass
 
@@ -110,12 +116,11 @@ MARKS_OF = {
     RouteDeleted:       _route,
     PortAdded:          _port,                # ports, routes via its namespace
     PortDeleted:        _port,
-    GroupJoined:        _membership,          # multicast
+    GroupJoined:        _membership,          # memberships, multicast: that group only
     GroupLeft:          _membership,
-    NamespaceOptionsSet: _options,            # scope_options (the slow path's, no datapath table)
+    NamespaceOptionsSet: _options,            # scope_options (the slow path's), directed
     QuotaSet:           _nothing,             # none: what may be held, not what is
     RouteReplaced:      _route,               # routes, unresolved
-    NamespaceOptionsSet: _membership,         # directed_broadcast (the scope's flag)
     NetnsDelegated:     _nothing,             # none: who may name a kernel namespace
     NetnsRevoked:       _nothing,
 }

@@ -13,10 +13,14 @@ The rules, per entry:
 Both families follow the same rules, each address-keyed entry in the family of
 its key (``pyctl.compile.plan``: IPv4 as ints, IPv6 as ``IPv6Address``):
 
-- a namespace: ``(scope, is_l3)``; its groups (not those of link scope:
-  224.0.0.0/24 and ff02::/16 reach the sender's subnet or the scope without an
-  entry, and no narrower ones are joined) make it a member in ``multicast``; an
-  L2 with the ``directed_broadcast`` option is in ``directed``;
+- a namespace: ``(scope, is_l3)``; an L2 with the ``directed_broadcast`` option
+  is in ``directed``;
+- a membership (not of a group of link scope: 224.0.0.0/24 and ff02::/16 reach
+  the sender's subnet or the scope without an entry, and no narrower ones are
+  joined) makes the namespace a member of the group in ``multicast``.  A join or
+  leave marks that membership alone (``Marks.memberships``): it costs one entry
+  and its group's member list, not the namespace's other groups (issue 14 item
+  10); a namespace recompiled whole (created, destroyed) has all of them redone;
 - a port: ``(namespace, MAC bytes, dhcp_server, served by DHCPv4)`` (its
   ``dhcp_server`` option; ``port_options.dhcp_served``), and its MTU for a
   datapath that takes IPv6; for the slow path ``port_info`` (its MTU, whether a
@@ -90,9 +94,10 @@ class PlanBuilder:
         key = fast_path_key(ip)
         return key if key is not None and ip.version in self.families else None
 
-    def _multicast_groups(self, groups):
-        keys = (self._key(g) for g in groups if not is_link_scope_group(g))
-        return frozenset(key for key in keys if key is not None)
+    def _group_key(self, group):
+        """The plan key of a joined group, or None for one the plan has no entry of
+        (link scope, or a family the datapath does not take)."""
+        return None if is_link_scope_group(group) else self._key(group)
 
     @property
     def plan(self):
@@ -115,6 +120,9 @@ class PlanBuilder:
                     routes.add((scope, prefix, net.prefixlen))
         for ns in namespaces:
             self._namespace(reader, edit, ns, ports, routes)
+        for ns, group in marks.memberships:
+            if ns not in namespaces:      # else done with the namespace's other groups
+                self._membership(reader, edit, ns, group)
         for pid in ports:
             self._port(reader, edit, pid)
         for scope, ip in addrs:
@@ -148,16 +156,19 @@ class PlanBuilder:
         index = self.index
         value = reader.namespace(ns)
         if value is None:
-            entry, port_ids, multicast, options, directed = GONE, set(), GONE, GONE, GONE
+            entry, port_ids, groups, options, directed = GONE, set(), set(), GONE, GONE
         else:
             entry = (value.scope_id, value.is_l3)
             port_ids = set(reader.port_ids_of(ns))
-            groups = self._multicast_groups(reader.groups_of(ns))
-            multicast = (value.scope_id, groups) if groups else GONE
+            groups = {key for key in map(self._group_key, reader.groups_of(ns))
+                      if key is not None}
             options = tuple(sorted(reader.options_of(ns).items())) or GONE
             directed = True if reader.options_of(ns).get("directed_broadcast") else GONE
         changed = edit.put("namespaces", ns, entry)
-        edit.put("ns_multicast", ns, multicast)
+        for group in index.ns_groups.get(ns, set()) - groups:
+            edit.put("memberships", (ns, group), GONE)
+        for group in groups:
+            edit.put("memberships", (ns, group), value.scope_id)
         edit.put("scope_options", ns, options)
         edit.put("directed", ns, directed)
         known = index.ns_ports.get(ns, set())
@@ -166,6 +177,15 @@ class PlanBuilder:
             # routes via this namespace's addresses go out of its port (or of none now)
             for key in index.addresses_of(ns):
                 routes.update(index.gw_routes.get(key, ()))
+
+    def _membership(self, reader, edit, ns, group):
+        """Namespace ``ns``'s membership of ``group`` (an ``ipaddress`` address)."""
+        key = self._group_key(group)
+        if key is None:
+            return
+        value = reader.namespace(ns)
+        member = value is not None and reader.is_member(ns, group)
+        edit.put("memberships", (ns, key), value.scope_id if member else GONE)
 
     def _port(self, reader, edit, pid):
         # A port that comes, goes or moves changes the routes via its namespaces'

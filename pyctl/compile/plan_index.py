@@ -3,7 +3,8 @@ the daemon asks of it.
 
 ``PlanIndex`` holds the plan's tables and five of its own, each entry what one
 piece of the model contributes: ``held`` ((scope, ip) -> (owner, prefix
-length)), ``ns_multicast`` (ns -> (scope, its groups)), ``route_src``
+length)), ``memberships`` ((ns, group) -> scope: one entry per membership, so a
+join or leave is one write whatever the namespace's other groups), ``route_src``
 ((scope, prefix, plen) -> (L2 name, dst, gateway, port id or None)), and what
 only the slow path reads: ``port_info`` (port id -> (MTU, router)) and
 ``scope_options`` (L2 id -> its options, as sorted pairs).  Every
@@ -41,12 +42,12 @@ class PlanIndex:
     def __init__(self, plan):
         self.plan = plan
         self.held = {}            # (scope, ip) -> (owner ns, prefix length)
-        self.ns_multicast = {}    # ns -> (scope, frozenset of its groups, none of link scope)
+        self.memberships = {}     # (ns, group key) -> scope: groups wider than link scope
         self.route_src = {}       # (scope, prefix, plen) -> (L2 name, dst, gateway int, port id)
         self.port_info = {}       # port id -> (MTU, router: bool)
         self.scope_options = {}   # L2 id -> ((key, value), ...) of its options, when it has some
         self.tables = {name: getattr(plan, name) for name in PLAN_TABLES}
-        self.tables.update(held=self.held, ns_multicast=self.ns_multicast,
+        self.tables.update(held=self.held, memberships=self.memberships,
                            route_src=self.route_src, port_info=self.port_info,
                            scope_options=self.scope_options)
         self.scope_members = {}   # scope -> {ns} whose scope it is (itself included)
@@ -61,7 +62,8 @@ class PlanIndex:
         self.scope_routes = {}    # scope -> {(prefix, plen)} of its routes
         self.gw_routes = {}       # (scope, gateway) -> {route keys} of routes without a port
         self.multicast_members = {}   # (scope, group) -> Counter(ns -> its reasons to be one:
-        #   its membership (ns_multicast), each of its IPv6 addresses of that solicited-node group)
+        #   its membership (memberships), each of its IPv6 addresses of that solicited-node group)
+        self.ns_groups = {}       # ns -> {group keys} of its memberships
         self.touched_bcasts = set()       # derived entries to recompute after an update
         self.touched_multicast = set()
 
@@ -133,10 +135,10 @@ class PlanIndex:
             _set_edit(self.scope_routes, key[0], key[1:], add)
             if value[3] is None:
                 _set_edit(self.gw_routes, (key[0], value[2]), key, add)
-        elif table == "ns_multicast":
-            scope, groups = value
-            for group in groups:
-                self._member(scope, group, key, add)
+        elif table == "memberships":
+            ns, group = key
+            _set_edit(self.ns_groups, ns, group, add)
+            self._member(value, group, ns, add)
 
     def _member(self, scope, group, ns, add):
         _count_edit(self.multicast_members, (scope, group), ns, add)

@@ -2,7 +2,9 @@
 
 ``TapPort.open()`` creates a TAP with python-pytun (IFF_TAP | IFF_NO_PI, and
 IFF_VNET_HDR on request), makes its fd non-blocking, sets the virtio-net
-header size and the segmentation offloads, raises txqueuelen, and brings the
+header size, the segmentation offloads and the most segments a super-frame may
+hold (``fastpath.reasons.VNET_MAX_SEGMENTS``, the TAP's gso_max_segs: the
+tenant's TCP then builds none the switch refuses), raises txqueuelen, and brings the
 link up in the caller's namespace, or moves it into a kernel network namespace
 (``pyctl.kernel.NetNamespace``) and configures it there with pyroute2 (pytun's
 own setters fail after a move).  Any failure closes the TAP again: nothing is
@@ -32,6 +34,7 @@ import struct
 
 import pytun
 
+from fastpath.reasons import VNET_MAX_SEGMENTS
 from pyctl import kernel
 from pyctl.errors import InvalidArgument
 from pyctl.model.port_options import check_port_options
@@ -177,6 +180,9 @@ class TapPort:
             if vnet_hdr:
                 fcntl.ioctl(dev.fileno(), TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
                 enabled = _set_offloads(dev.fileno(), name, required, optional)
+                # an honest kernel's TCP (a small MSS) then builds no super-frame the
+                # switch refuses (vnet_too_many_segments)
+                kernel.host.set_gso_max_segs(name, VNET_MAX_SEGMENTS)
             kernel.host.set_txqueuelen(name, txqueuelen)
             if mtu is not None:
                 kernel.host.set_mtu(name, mtu)

@@ -9,7 +9,8 @@ configured there as a TAP port's would be (MTU, address, default route).  The sw
 is served by a ring port made for the packet loop, in the private namespace:
 
 - ``veth``: AF_PACKET rings with virtio-net headers (``fastpath.AfPacketPort``): the
-  endpoint's checksum and segmentation offloads stay on, super-frames cross whole;
+  endpoint's checksum and segmentation offloads stay on, super-frames cross whole, of
+  at most ``VNET_MAX_SEGMENTS`` segments (the endpoint end's gso_max_segs);
 - ``xdp``: an XDP socket (``fastpath.XdpPort``), native XDP where the driver has it:
   no virtio-net header, so the endpoint end's checksum and segmentation offloads are
   turned off (its kernel sends complete frames of at most its MTU, <= 3500 bytes:
@@ -25,6 +26,7 @@ import logging
 import os
 
 import fastpath
+from fastpath.reasons import VNET_MAX_SEGMENTS
 from pyctl import kernel
 from pyctl.errors import InvalidArgument
 from pyctl.kernel import ethtool
@@ -96,6 +98,8 @@ class VethPort:
             if kind == "xdp":
                 for feature in XDP_OFF:
                     ethtool.set_feature(name, feature, False, netns=netns)
+            else:                         # as a vnet TAP's (tap_port): no super-frame to refuse
+                where.set_gso_max_segs(name, VNET_MAX_SEGMENTS)
             where.configure(name, address=address, gateway=gateway, mtu=mtu)
             ifindex = switch_ns.link_index(switch_end)
             if kind == "veth":

@@ -111,6 +111,13 @@ class _Netns:
             raise BadArgument(f"txqueuelen must be a non-negative integer: {qlen!r}")
         self._set_link(ifname, "setting txqueuelen of", txqlen=qlen)
 
+    def set_gso_max_segs(self, ifname: str, segs: int) -> None:
+        """``ip link set IF gso_max_segs SEGS``: the most segments a super-frame the kernel
+        hands the interface may hold (its TCP builds none larger)."""
+        if not isinstance(segs, int) or not 1 <= segs <= 65535:
+            raise BadArgument(f"gso_max_segs must be an integer in 1..65535: {segs!r}")
+        self._set_link(ifname, "setting gso_max_segs of", gso_max_segs=segs)
+
     def set_alias(self, ifname: str, alias: str) -> None:
         """``ip link set IF alias ALIAS`` (IFLA_IFALIAS: a note on the interface itself)."""
         self._set_link(ifname, "setting the alias of", ifalias=alias)

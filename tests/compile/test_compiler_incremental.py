@@ -18,7 +18,7 @@ from fastpath import Datapath
 from fastpath.reference import ReferenceDatapath
 from pyctl import Switch, errors
 from pyctl.compile.compiler import Compiler
-from pyctl.compile.plan_builder import compile_plan
+from pyctl.compile.plan_builder import PlanBuilder, compile_plan
 from pyctl.daemon.view import PlanView
 
 from tests.support.compiler import FailingDatapath
@@ -280,6 +280,11 @@ class IncrementalMachine(RuleBasedStateMachine):
             assert refused is None
             assert comp.plan == compile_plan(self.sw, families) == \
                 expected_plan(self.sw.snapshot(), families)
+            with self.sw.read() as reader:      # the memberships' indexes, kept one by one
+                fresh = PlanBuilder.build(reader, comp.families).index
+            assert (comp.index.memberships, comp.index.multicast_members,
+                    comp.index.ns_groups) == (fresh.memberships, fresh.multicast_members,
+                                              fresh.ns_groups)
         if refused is not None:
             return
         view = PlanView(self.comp, self.ref)

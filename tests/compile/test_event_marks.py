@@ -87,7 +87,10 @@ def test_handlers_mark_the_entries_of_their_change():
          {"routes": {(0, ip("10.9.0.0"), 16)}}),
         (lambda: sw.route_add("init", "fd00:9::/64", via="fd00::5"),
          {"routes": {(0, ipaddress.ip_address("fd00:9::"), 64)}}),
-        (lambda: sw.join("239.1.1.1", "web"), {"namespaces": {web}}),
+        (lambda: sw.join("239.1.1.1", "web"),                # that membership, not web's groups
+         {"memberships": {(web, ipaddress.ip_address("239.1.1.1"))}}),
+        (lambda: sw.leave("239.1.1.1", "web"),
+         {"memberships": {(web, ipaddress.ip_address("239.1.1.1"))}}),
         (lambda: sw.port_add("up0", "lab"),                  # an L2's: its connected routes
          {"ports": {port + 1}, "namespaces": {lab}, "connected": {lab}}),
         (lambda: sw.route_replace("init", "10.9.0.0/16", via="10.0.0.6"),

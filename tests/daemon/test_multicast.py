@@ -125,7 +125,7 @@ def test_memberships_of_the_model_before_attach_are_configured():
     rig = Rig()
     rig.mc.detach()
     rig.sw.join("239.2.2.2", "web")
-    again = type(rig.mc)(rig.sw, rig.view, rig.change)
+    again = type(rig.mc)(rig.sw, rig.view, rig.compiler.change)
     again.attach()
     assert again.memberships(rig.sw, 0.0)["init"]["239.2.2.2"][0]["origin"] == "configured"
 

@@ -38,6 +38,8 @@ def test_every_attack_runs_and_is_reported(tmp_path):
     assert slow["victim_gateway_pings_lost"] == 0     # a victim's own share still answered
     igmp = notes["igmp-flood"]                 # no more groups than the namespace's limit
     assert igmp["sent"] > 0 and 0 < igmp["attacker_groups"] <= 256
+    supers = notes["super-frames"]             # refused as they were read
+    assert 0 < supers["switch"]["vnet_too_many_segments"] <= supers["sent"]
     churn = notes["control-ops"]
     assert churn["push_pull_cycles"] > 0 and churn["counters_reads"] > 0
     assert [n for n in kernel.list_netns() if result["tag"] in n] == []     # its own, by its tag

@@ -15,10 +15,12 @@ import hashlib
 import random
 import socket
 import struct
+import threading
 
 import pytest
 
 import fastpath
+import fastpath.reasons
 from pyctl.rig import probes
 
 IP_RECVTTL = 12                 # <linux/in.h>; not in Python's socket module
@@ -159,3 +161,41 @@ def test_udp_1_to_65000_bytes_routed_intact_ttl_decremented(routed, segment, fam
     assert {ttl for _, ttl in got} == {SENDER_TTL - 1}
     assert set(receive_errors(b).values()) == {0}
     assert topo.stats()["loop"]["write_errors"] == 0
+
+
+def test_a_small_mss_tcp_stream_crosses_without_a_refused_super_frame(tapswitch_factory,
+                                                                      tapswitch_port_kind):
+    """A tenant's TCP to a peer with a small MSS (88, the least Linux takes) would build
+    super-frames of up to 745 segments (64 KB / 88), which the switch refuses
+    (``vnet_too_many_segments``, issue 14 item 11): its link (a vnet TAP, a veth port's
+    end) says it takes at most VNET_MAX_SEGMENTS (gso_max_segs), so the tenant's kernel
+    builds none larger (an xdp port's end sends no super-frame at all)."""
+    topo = tapswitch_factory(vnet_hdr=True)
+    topo.address_add("init", "10.0.0.1/24")
+    a, b = topo.tenant("a", "10.0.0.2/24"), topo.tenant("b", "10.0.0.3/24")
+    topo.start()
+    if tapswitch_port_kind != "xdp":
+        link = a.run(["ip", "-d", "link", "show", a.port]).stdout
+        assert f"gso_max_segs {fastpath.reasons.VNET_MAX_SEGMENTS} " in link
+    listener = b.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+    data = pattern(4 << 20, b"small mss")
+    got = bytearray()
+    with listener, client:
+        listener.bind((b.ip, 0))
+        listener.listen(1)
+        listener.settimeout(30)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 88)
+        client.settimeout(30)
+        client.connect((b.ip, listener.getsockname()[1]))
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(30)
+            sender = threading.Thread(target=lambda: (client.sendall(data),
+                                                      client.shutdown(socket.SHUT_WR)))
+            sender.start()
+            while chunk := conn.recv(1 << 16):
+                got += chunk
+            sender.join(30)
+    assert bytes(got) == data
+    assert topo.stats()["loop"]["vnet_too_many_segments"] == 0

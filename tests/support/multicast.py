@@ -1,7 +1,6 @@
 """Helpers for the multicast tests: both datapaths, IGMP frames
 as endpoints send them, and a model + compiler + snooping rig without a
 packet loop."""
-import contextlib
 import ipaddress
 import struct
 
@@ -99,7 +98,7 @@ def build_switch():
 
 class Rig:
     """Model, compiler, datapath and the daemon's multicast glue, wired like the daemon
-    (``change()`` is ``Daemon.change()`` without the TAPs)."""
+    (``Compiler.change()`` is ``Daemon.change()`` without the TAPs)."""
 
     def __init__(self, dp_cls=None, dp=None):
         self.sw = build_switch()
@@ -107,21 +106,11 @@ class Rig:
         self.compiler = Compiler(self.sw, self.dp)
         self.compiler.sync()
         self.view = PlanView(self.compiler, self.dp)
-        self.mc = Multicast(self.sw, self.view, self.change)
+        self.mc = Multicast(self.sw, self.view, self.compiler.change)
         self.mc.attach()
         self.ids = {ns.name: ns.id for ns in self.sw.namespaces()}
         self.ports = {p.name: p.id for p in self.sw.ports()}
         self.sw.subscribe(lambda event: self.compiler.sync())
-
-    @contextlib.contextmanager
-    def change(self):
-        try:
-            with self.sw.transaction():
-                yield self.sw
-                self.compiler.sync()
-        except BaseException:
-            self.compiler.sync()
-            raise
 
     def send(self, port, frame, now):
         return self.mc.handle(self.ports[port], frame, now)
