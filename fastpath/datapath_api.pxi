@@ -12,22 +12,17 @@
 # call goes to that family's table; answers come back in the family asked.  A bad family,
 # type or range is InvalidArgument, as for IPv4.  The final API (fastpath.reference's
 # ReferenceDatapath has the same; IPv4 signatures as before):
-#   set_port(port, ns, mac, mtu=1500, dhcp_server=False, serve_dhcp=False)
-#                                       mtu: the largest IP packet the port's link carries
-#                                       (68..65535; an IPv6 link needs 1280+: the model's check);
-#                                       a routed or switched unicast frame of either family
-#                                       (a super-frame: its largest segment) over the egress
-#                                       port's MTU goes to the slow path, reason too_big.
-#                                       dhcp_server: a DHCP server the L2 trusts;
-#                                       serve_dhcp: the switch answers DHCP there.
+#   set_port(port, ns, mac, mtu=1500, dhcp_server=False, serve_dhcp=False)   mtu: the
+#       largest IP packet the port's link carries (68..65535; IPv6 needs 1280+: the model's
+#       check): a unicast frame of either family (a super-frame: its largest segment) over
+#       the egress port's MTU goes to the slow path, too_big; dhcp_server: a DHCP server
+#       the L2 trusts; serve_dhcp: the switch answers DHCP there.
 #   port_mtu(port) -> int, port_is_dhcp_server(port) -> bool, port_serves_dhcp(port) -> bool
-#   add_address(scope, ip, ns, plen=None)   plen: the prefix length of the address's
-#                                       subnet, IPv4 1..32 (None: 32), IPv6 its on-link
-#                                       prefix 0..128 (None: 128, none known); two owned
-#                                       addresses with the same plen and prefix are on one
-#                                       link (switched, TTL / hop limit kept), else routed;
-#                                       an IPv4 sender's broadcasts reach its subnet only.  No multicast, ::, ::1, fe80::/10
-#                                       or ::ffff:0:0/96 (the switch answers link-local).
+#   add_address(scope, ip, ns, plen=None)   plen: the prefix length of the address's subnet,
+#       IPv4 1..32 (None: 32), IPv6 its on-link prefix 0..128 (None: 128, none known); two
+#       owned addresses with the same plen and prefix are on one link (switched, TTL / hop
+#       limit kept), else routed; an IPv4 sender's broadcasts reach its subnet only.  No
+#       multicast, ::, ::1, fe80::/10 or ::ffff:0:0/96 (the switch answers link-local).
 #   remove_address(scope, ip), lookup_address(scope, ip) -> ns or -1
 #   address_onlink(scope, ip) -> plen of an owned address, or None
 #   set_directed_broadcast(scope, enabled), directed_broadcast(scope) -> bool
@@ -38,12 +33,10 @@
 #   routes(scope) -> [(prefix, plen, port, gateway)]: IPv4 then IPv6, each by plen, prefix
 #   set_neighbour(scope, ip, mac), remove_neighbour(scope, ip), neighbour(scope, ip) -> mac
 #   set_group(scope, group, ns_ids), remove_group(scope, group), lookup_group(scope, group)
-#                                       IPv6 groups: ff00::/8 of a scope wider than link,
-#                                       and solicited-node groups (ff02::1:ff00:0/104: the
-#                                       owners of their addresses; no entry, no listener);
-#                                       other link-scope groups (ff02::1, ...) reach every
-#                                       L3 of the scope with no entry, like 224.0.0.0/24;
-#                                       scope 0/1 are bad_destination drops
+#       IPv6 groups: ff00::/8 of a scope wider than link, and solicited-node ones
+#       (ff02::1:ff00:0/104: their addresses' owners; no entry, no listener); other
+#       link-scope groups (ff02::1, ...) reach every L3 of the scope with no entry, like
+#       224.0.0.0/24; scope 0/1 are bad_destination drops
 #   set_broadcast / remove_broadcast / lookup_broadcast: IPv4 only (IPv6 has none)
 #   families == (4, 6)
 

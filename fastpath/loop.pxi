@@ -21,20 +21,16 @@
 #      starve the others; the next batch starts where this one stopped).
 #   3. Datapath.process_locked().
 #   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy.
-#   5. SLOWPATH frames -> within the sender's share of the slow path (slow_shares.pxi),
-#      copied into the slow handoff's filling queue (bounded in all and per namespace, the
-#      refusals counted), under the handoff's lock, once per cycle.
+#   5. SLOWPATH frames -> within the sender's share (slow_shares.pxi), copied into the slow
+#      handoff's filling queue (bounded in all and per namespace, refusals counted), once.
 #   6. Each ring port the batch touched gives its frames back and kicks its transmit ring.
 #
 # Ports of the ring kinds (AF_PACKET, AF_XDP: a RingPort made for this loop) map their
 # rings into the loop's FrameArena, whose start is the batch pool (arena.pxi): the batch
-# points at their frames in the rings, and after the writes and the slow path's copies
-# each ring port the batch touched gives its frames back and kicks its transmit ring
-# (port_io.pxi's ``end``).
+# points at their frames in the rings until step 6 (port_io.pxi's ``end``).
 #
-# Every frame the loop drops on the way (a refused read, a failed write, a port it lacks,
-# a copy over its MTU, a full slow queue, a spent share) is counted and copied to a
-# capture of that port's drops with its counter's capture code (capture.pxi).
+# Every frame the loop drops on the way (a refused read, a failed write, no port, over the
+# MTU, a full slow queue, a spent share) is counted and copied to its port's drop capture.
 #
 # Write backends (chosen at construction: backend="auto"|"epoll"|"io_uring", or the
 # TAPSWITCH_IO_BACKEND environment variable; ``loop.backend`` says which runs): a port's
@@ -61,8 +57,7 @@ from posix.unistd cimport read, write, close
 from cpython.exc cimport PyErr_CheckSignals
 from fastpath.includes.epoll cimport (epoll_event, epoll_create1, epoll_ctl, epoll_wait, EPOLLIN,
                                       EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_DEL,
-                                      EPOLL_CLOEXEC, eventfd,
-                                      EFD_NONBLOCK, EFD_CLOEXEC)
+                                      EPOLL_CLOEXEC, eventfd, EFD_NONBLOCK, EFD_CLOEXEC)
 from fastpath.includes.system cimport (now_ns, sigset_t, sigfillset, pthread_sigmask, SIG_BLOCK,
                                        SIG_SETMASK)
 

@@ -57,7 +57,7 @@ from pyctl.control.verbs import standard_dispatcher
 
 log = logging.getLogger("tapswitch.daemon")
 
-__all__ = ["Daemon", "print_counters"]
+__all__ = ["Daemon"]
 
 TICK_S = 0.1
 NETNS_CHECK_S = 1.0     # how often the ports' kernel namespaces are checked for deletion
@@ -421,7 +421,7 @@ class Daemon:
         self.multicast.detach()
         if report and self.started_at is not None:
             try:
-                print_counters(self.counters(), self.out, title="final counters")
+                print(format_counters(self.counters(), title="final counters"), file=self.out)
             except (OSError, ValueError) as exc:   # stdout gone (a closed pipe): clean up anyway
                 log.warning("could not print the final counters: %s", exc)
         if self.metrics_http is not None:
@@ -448,9 +448,4 @@ class Daemon:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def print_counters(counters, out, title="counters"):
-    """A compact human table of ``Daemon.counters()``."""
-    print(format_counters(counters, title=title), file=out)
 

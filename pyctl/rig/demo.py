@@ -14,7 +14,7 @@ import os
 import sys
 
 from pyctl.rig import probes
-from pyctl.daemon.daemon import print_counters
+from pyctl.control.counters import format_counters
 from pyctl.rig.topology import Topology
 
 
@@ -114,7 +114,7 @@ def main(out=None) -> int:
         topo.destroy("cache")
         _say(out, f"destroyed tenant cache: its address returned to the L2; init sees (tagged): "
                   f"{_addresses(topo, 'init')}")
-        print_counters(topo.counters(), out)
+        print(format_counters(topo.counters()), file=out)
         _say(out, "(unsupported_ethertype: the tenants' kernels send IPv6 neighbour discovery; "
                   "tapswitch forwards IPv4 and counts the rest as drops)")
     _say(out, "cleaned up: no TAP, kernel namespace or socket of the demo remains")
