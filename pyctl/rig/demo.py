@@ -115,8 +115,9 @@ def main(out=None) -> int:
         _say(out, f"destroyed tenant cache: its address returned to the L2; init sees (tagged): "
                   f"{_addresses(topo, 'init')}")
         print(format_counters(topo.counters()), file=out)
-        _say(out, "(unsupported_ethertype: the tenants' kernels send IPv6 neighbour discovery; "
-                  "tapswitch forwards IPv4 and counts the rest as drops)")
+        _say(out, "(to the slow path: ARP and neighbour discovery, which the switch answers "
+                  "for its L2, the tenants' MLD reports, which it snoops, and 'local' frames for "
+                  "the L2's own addresses; everything else stays in the compiled fast path)")
     _say(out, "cleaned up: no TAP, kernel namespace or socket of the demo remains")
     _say(out, NEXT_COMMANDS)
     return 0
