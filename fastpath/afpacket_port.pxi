@@ -7,11 +7,12 @@ from posix.mman cimport mmap, munmap, MAP_FAILED, PROT_READ, PROT_WRITE, MAP_SHA
 from fastpath.includes.afpacket cimport (
     socket, setsockopt, getsockopt, bind, socklen_t, sockaddr, sockaddr_ll, tpacket_req,
     tpacket_stats, htons, AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, SO_RCVBUF,
-    SO_RCVBUFFORCE, SOL_PACKET, ETH_P_ALL, PACKET_RX_RING, PACKET_TX_RING, PACKET_VERSION,
+    SO_RCVBUFFORCE, SO_SNDBUFFORCE, SOL_PACKET, ETH_P_ALL, PACKET_RX_RING, PACKET_TX_RING, PACKET_VERSION,
     PACKET_VNET_HDR, PACKET_QDISC_BYPASS, PACKET_IGNORE_OUTGOING, PACKET_COPY_THRESH,
     PACKET_LOSS, PACKET_STATISTICS, TPACKET_V2, TPACKET2_TX_DATA)
 from libc.errno cimport EPERM, EACCES, ENODEV, ENXIO, EAFNOSUPPORT, ENOPROTOOPT, EIO
 
+AFP_TX_STUCK_MS = TX_STUCK_MS        # afpacket.pxi
 AFP_SETUP_STEPS = ("socket", "options", "rx_ring", "arena", "mmap", "bind", "tx_socket",
                    "tx_ring", "big_socket")
 
@@ -198,6 +199,25 @@ cdef class AfPacketPort(RingPort):
             self.k_packets += ks.tp_packets     # the kernel resets them on each read
             self.k_drops += ks.tp_drops
         return {"packets": self.k_packets, "drops": self.k_drops}
+
+    def tx_waiting(self):
+        """Frames in the transmit ring that the kernel has not taken yet (slots still
+        TP_STATUS_SEND_REQUEST).  For tests: read it while no loop runs the port."""
+        cdef uint32_t k, n = 0
+        if self.r.tx == NULL:
+            return 0
+        for k in range(self.r.tx_n):
+            if (<tpacket2_hdr*>(self.r.tx + <size_t>k * self.r.frame)).tp_status == TP_STATUS_SEND_REQUEST:
+                n += 1
+        return n
+
+    def _set_tx_sndbuf(self, int size):
+        """For tests: the transmit ring socket's send buffer (SO_SNDBUFFORCE; the kernel
+        doubles ``size`` and keeps a minimum of a few KiB), so that a kick can find it full."""
+        if self.r.tx_fd < 0:
+            raise ValueError("AfPacketPort is closed")
+        if setopt(self.r.tx_fd, SOL_SOCKET, SO_SNDBUFFORCE, size) < 0:
+            raise ring_error("SO_SNDBUFFORCE on the transmit ring's socket", errno)
 
     def info(self):
         return {"kind": "afpacket", "ifindex": self.ifindex, "mtu": self.mtu,
