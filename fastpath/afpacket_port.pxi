@@ -32,6 +32,18 @@ def afp_slot_size(int mtu):
     return page_up(need)
 
 
+def afp_slots_per_block(int frame):
+    """Slots of ``frame`` bytes in one ring block: as many as fill 64 KiB, at least one.
+    A block holds whole slots and nothing else, so slot k lies at k * frame (afpacket.pxi
+    indexes them so) whatever the slot size -- 12 KiB slots (MTU 9000) make 60 KiB blocks."""
+    return max(1, AFP_SMALL_BLOCK // frame)
+
+
+def afp_round(int n, int per_block):
+    """``n`` rounded up to a whole number of blocks."""
+    return -(-n // per_block) * per_block
+
+
 def ring_error(what, int err):
     """The error for a failed ring step (``err``: its errno), in the core's classes."""
     text = f"{what}: {os.strerror(err)}"
@@ -53,7 +65,7 @@ cdef class AfPacketPort(RingPort):
     """Interface ``ifindex`` -- of the network namespace of the thread that makes this --
     served through AF_PACKET rings mapped into ``loop``'s address space (afpacket.pxi).
     Slots are sized for ``mtu``; ``rx_frames`` and ``tx_frames`` slots per ring (multiples
-    of the slots per 64 KiB block).  Needs CAP_NET_RAW (CAP_NET_ADMIN lets the socket
+    of the slots per block, afp_slots_per_block; default about 1024 and 512).  Needs CAP_NET_RAW (CAP_NET_ADMIN lets the socket
     queue for super-frames grow past net.core.rmem_max)."""
     cdef PacketRing r
     cdef Py_ssize_t arena_off
@@ -66,7 +78,7 @@ cdef class AfPacketPort(RingPort):
         self.arena_off = -1
 
     def __init__(self, PacketLoop loop not None, int ifindex, *, int mtu=1500,
-                 int rx_frames=1024, int tx_frames=512, _fault=None):
+                 rx_frames=None, tx_frames=None, _fault=None):
         if self.ifindex:
             raise RuntimeError("AfPacketPort is already initialised")
         loop._check_open("AfPacketPort()")
@@ -77,8 +89,12 @@ cdef class AfPacketPort(RingPort):
         if _fault is not None and _fault not in AFP_SETUP_STEPS:
             raise InvalidArgument(f"_fault must be one of {', '.join(AFP_SETUP_STEPS)}")
         frame = afp_slot_size(mtu)
-        per_block = max(1, AFP_SMALL_BLOCK // frame)
+        per_block = afp_slots_per_block(frame)
+        rx_frames = afp_round(1024, per_block) if rx_frames is None else rx_frames
+        tx_frames = afp_round(512, per_block) if tx_frames is None else tx_frames
         for what, n in (("rx_frames", rx_frames), ("tx_frames", tx_frames)):
+            if not isinstance(n, int):
+                raise InvalidArgument(f"{what} must be an int, not {n!r}")
             if not per_block <= n <= 1 << 16 or n % per_block:
                 raise InvalidArgument(f"{what} must be a multiple of {per_block} in "
                                       f"{per_block}..65536, not {n}")
@@ -105,7 +121,7 @@ cdef class AfPacketPort(RingPort):
         cdef tpacket_req req
         cdef sockaddr_ll sll
         cdef uint32_t frame = self.frame_size
-        cdef uint32_t block = frame if frame > AFP_SMALL_BLOCK // 2 else AFP_SMALL_BLOCK
+        cdef uint32_t block = frame * afp_slots_per_block(frame)   # no gap between blocks
         cdef void* m
         where = f"AF_PACKET port on ifindex {self.ifindex}"
         r.fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
