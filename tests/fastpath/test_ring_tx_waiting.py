@@ -61,7 +61,7 @@ def frame(tag, size=1000):
 class Rig:
     """A loop over world(): port 3 a socket pair (where the test injects), port 2 an
     AfPacketPort (slots for MTU 1500) on veth sw2 (MTU 9000: a 3000-byte frame takes the
-    ring-less socket), whose other end ep2 the test watches (``seen``)."""
+    ring-less socket), whose other end ep2 the test watches (``seen_at_ep2``)."""
 
     def __init__(self, ns):
         self.ns = ns
@@ -78,14 +78,13 @@ class Rig:
         self.ring = ns.call(fastpath.AfPacketPort, self.loop, ns.link_index("sw2"), mtu=1500)
         self.loop.add_port(3, self.tap.loop_fd)
         self.loop.add_port(2, self.ring)
-        self.watch = []
+        self.out = packet_socket(ns, "ep2")
 
     def close(self):
         self.loop.close()
         self.ring.close()
         self.tap.close()
-        for s in self.watch:
-            s.close()
+        self.out.close()
 
     def inject(self, frames):
         for f in frames:
@@ -97,6 +96,17 @@ class Rig:
             self.loop.run(5)
         return done()
 
+    def seen_at_ep2(self, count, seconds=2):
+        """Run the loop until ``count`` of the test's frames came out at ep2 (or
+        ``seconds`` passed): their tags, in order."""
+        seen = []
+
+        def enough():
+            seen.extend(tags(self.out))
+            return len(seen) >= count
+
+        self.run_until(enough, seconds)
+        return seen
 
 
 @pytest.fixture
@@ -111,8 +121,6 @@ def test_a_large_frame_never_overtakes_ring_frames(rig):
     slot that comes after them must not leave first: it is dropped and counted
     (write_eagain), and the small ones, before and after it, leave in order once the
     link is back -- without new traffic."""
-    out = packet_socket(rig.ns, "ep2")
-    rig.watch.append(out)
     rig.dp.capture_select({2: fastpath.CAPTURE_DROPPED})
     rig.ns.link_down("ep2")
     order = [b"s%03d" % k for k in range(6)] + [b"BIG!"] + [b"s%03d" % k for k in range(6, 9)]
@@ -124,39 +132,21 @@ def test_a_large_frame_never_overtakes_ring_frames(rig):
            for port, _, reason, _, _, data in rig.dp.capture_take()]
     assert got == [(2, "write_eagain", b"BIG!")]
     rig.ns.link_up("ep2")
-    seen = []
-
-    def all_seen():
-        seen.extend(tags(out))
-        return len(seen) >= 9
-
-    assert rig.run_until(all_seen, 2)
-    assert seen == [t for t in order if t != b"BIG!"]
+    assert rig.seen_at_ep2(9) == [t for t in order if t != b"BIG!"]
     assert rig.loop.stats()["tx_retries"] > 0 and rig.ring.tx_waiting() == 0
 
 
 def test_frames_left_by_a_down_link_leave_when_it_comes_back_without_new_traffic(rig):
-    out = packet_socket(rig.ns, "ep2")
-    rig.watch.append(out)
     rig.ns.link_down("ep2")                 # sw2 loses its carrier: the kernel refuses
     rig.inject([frame(b"d%03d" % k, 100) for k in range(5)])
     rig.run_until(lambda: rig.loop.stats()["frames_out"] == 5, 2)
     assert rig.ring.tx_waiting() == 5
     rig.ns.link_up("ep2")
-    seen = []
-
-    def all_seen():
-        seen.extend(tags(out))
-        return len(seen) == 5
-
-    assert rig.run_until(all_seen, 2)
-    assert seen == [b"d%03d" % k for k in range(5)]
+    assert rig.seen_at_ep2(5) == [b"d%03d" % k for k in range(5)]
     assert rig.ring.tx_waiting() == 0 and rig.loop.stats()["tx_ring_stuck"] == 0
 
 
 def test_frames_the_kernel_never_takes_are_dropped_counted_and_the_loop_sleeps_again(rig):
-    out = packet_socket(rig.ns, "ep2")
-    rig.watch.append(out)
     rig.dp.capture_select({2: fastpath.CAPTURE_DROPPED})
     rig.ns.link_down("ep2")
     sent = [frame(b"x%03d" % k, 100) for k in range(5)]
@@ -173,10 +163,4 @@ def test_frames_the_kernel_never_takes_are_dropped_counted_and_the_loop_sleeps_a
     assert after["tx_retries"] == before["tx_retries"]
     rig.ns.link_up("ep2")                   # the ring goes on where it was
     rig.inject([frame(b"next", 100)])
-    seen = []
-
-    def next_seen():
-        seen.extend(tags(out))
-        return seen == [b"next"]
-
-    assert rig.run_until(next_seen, 2)
+    assert rig.seen_at_ep2(1) == [b"next"]
