@@ -8,6 +8,7 @@ than a slot never overtakes ring frames queued before it (it is dropped, write_e
 import errno
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -164,3 +165,26 @@ def test_frames_the_kernel_never_takes_are_dropped_counted_and_the_loop_sleeps_a
     rig.ns.link_up("ep2")                   # the ring goes on where it was
     rig.inject([frame(b"next", 100)])
     assert rig.seen_at_ep2(1) == [b"next"]
+
+
+def test_a_frame_send_leaves_waiting_is_kicked_again_by_a_serving_loop(rig):
+    """send() (the slow path's, from another thread) kicks at once; what the kernel
+    refuses then, the serving loop -- asleep, with no traffic to wake it -- is nudged
+    to kick again until it leaves."""
+    rig.ns.link_down("ep2")
+    thread = threading.Thread(target=rig.loop.serve)
+    thread.start()
+    try:
+        assert rig.loop.send(2, frame(b"slow", 100))
+        time.sleep(0.05)
+        rig.ns.link_up("ep2")
+        end = time.monotonic() + 2
+        seen = []
+        while len(seen) < 1 and time.monotonic() < end:
+            seen.extend(tags(rig.out))
+            time.sleep(0.01)
+        assert seen == [b"slow"]
+    finally:
+        rig.loop.stop()
+        thread.join(10)
+    assert rig.loop.stats()["tx_retries"] > 0 and rig.ring.tx_waiting() == 0
