@@ -34,6 +34,7 @@ COLUMNS = [
     ("udp64raw", "system_cpu_ns_per_frame", "RAW64 sys CPU ns/frame", False),
     ("udp64raw", "cpu_cores", "RAW64 switch cores", False),
     ("udp64raw", "generator_cpu_ns_per_frame", "RAW64 generator ns/frame", False),
+    ("udp64raw", "frames_per_batch", "RAW64 frames/batch", True),
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),
     # one stream: how the scheduler treated the sender (bench.schedstat), the switch's

@@ -20,7 +20,8 @@ frame, and on two cores they decide the rate. Here, applied alike to every peer:
 b's interface (written to its TAP, passed to its veth end). ``stopped`` is how many
 reached b's tc hook, where b's kernel drops them: the cost of b's stack beyond that
 point (IP, UDP, the socket, the reader) is gone. There is no reader, so the loss is
-counted at the interface: 1 - delivered / sent.
+the generator's frames that did not reach that hook: 1 - stopped / sent (b's counter
+also counts the few frames of the switch's own, an ARP request, that b receives).
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ def udp64raw(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dic
     finally:
         kernel.stop_process(sink)
     metrics = frame_rates(counters, sent["sent"], sent["elapsed"])
+    loop = counters.get("loop") or {}
+    if loop.get("batches"):                   # where the switch counts its loop's batches
+        metrics["frames_per_batch"] = loop.get("frames_in", 0) / loop["batches"]
     metrics.update({"refused": sent["refused"], "flows": sent["flows"],
                     "generator_cpu_ns_per_frame": (sent["cpu_s"] * 1e9 / sent["sent"]
                                                    if sent["sent"] else None),
                     "next_hop_mac": dst_mac, "stopped": got["dropped"],
-                    "loss_pct": (100.0 * (1 - metrics["delivered"] / sent["sent"])
+                    "loss_pct": (100.0 * (1 - got["dropped"] / sent["sent"])
                                  if sent["sent"] else None)})
     return metrics
