@@ -20,8 +20,9 @@ frame, and on two cores they decide the rate. Here, applied alike to every peer:
 b's interface (written to its TAP, passed to its veth end). ``stopped`` is how many
 reached b's tc hook, where b's kernel drops them: the cost of b's stack beyond that
 point (IP, UDP, the socket, the reader) is gone. There is no reader, so the loss is
-the generator's frames that did not reach that hook: 1 - stopped / sent (b's counter
-also counts the few frames of the switch's own, an ARP request, that b receives).
+the generator's frames that did not reach that hook, of those it sent or a's device
+refused (a full TAP queue): 1 - stopped / (sent + refused). (b's counter also counts the
+few frames of the switch's own, an ARP request, that b receives.)
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def udp64raw(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dic
     finally:
         kernel.stop_process(sink)
     metrics = frame_rates(counters, sent["sent"], sent["elapsed"])
+    offered = sent["sent"] + sent["refused"]
     loop = counters.get("loop") or {}
     if loop.get("batches"):                   # where the switch counts its loop's batches
         metrics["frames_per_batch"] = loop.get("frames_in", 0) / loop["batches"]
@@ -103,6 +105,5 @@ def udp64raw(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dic
                     "generator_cpu_ns_per_frame": (sent["cpu_s"] * 1e9 / sent["sent"]
                                                    if sent["sent"] else None),
                     "next_hop_mac": dst_mac, "stopped": got["dropped"],
-                    "loss_pct": (100.0 * (1 - got["dropped"] / sent["sent"])
-                                 if sent["sent"] else None)})
+                    "loss_pct": 100.0 * (1 - got["dropped"] / offered) if offered else None})
     return metrics

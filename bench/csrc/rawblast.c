@@ -22,23 +22,19 @@
  * the result is one JSON line on stdout. Root (CAP_NET_RAW, CAP_BPF) is needed.
  */
 #define _GNU_SOURCE
+#define TOOL "rawblast"
 #include <arpa/inet.h>
-#include <errno.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
-#include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "blast.h"
 
 #define BURST 256
 #define MAX_FLOWS 256
@@ -50,34 +46,9 @@
 #define TCX_NEXT (-1)                      /* the frame goes on to what follows the hook */
 #define TC_ACT_SHOT 2
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig) { (void)sig; stop = 1; }
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "rawblast: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
-
 static void usage_error(const char *what) {
-    fprintf(stderr, "rawblast: %s\n", what);
+    fprintf(stderr, TOOL ": %s\n", what);
     exit(2);
-}
-
-static void setup_signals(double max_seconds) {
-    struct sigaction sa = {.sa_handler = on_signal};  /* no SA_RESTART: EINTR ends the loops */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGALRM, &sa, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) exit(2);           /* the parent died before the line above */
-    alarm((unsigned)(max_seconds + 0.999));
 }
 
 static unsigned ifindex_of(const char *name) {
