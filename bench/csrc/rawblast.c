@@ -10,7 +10,10 @@
  *       sequence is the same every run. Prints {"sent", "refused", "elapsed", "cpu_s", ...}:
  *       frames the device took, frames it refused (ENOBUFS: a full queue; each one
  *       is followed by a 10 us pause, so a full queue is not spun on), and the CPU
- *       time it used (user + system, as getrusage() counts it).
+ *       time it used (user + system, as getrusage() counts it). sendmmsg(), not a
+ *       PACKET_TX_RING: the ring would hand the kernel the frame beyond its Ethernet
+ *       header as a page fragment, and a non-linear 60-byte skb is not what a tenant
+ *       sends (a veth whose peer runs XDP would copy it whole first).
  *   rawblast drop IFNAME DPORT MAXSECONDS
  *       The sink: a BPF program on IFNAME's tc ingress (tcx link, Linux >= 6.6) that
  *       stops every IPv4 UDP frame to DPORT there, after the interface counted it and
