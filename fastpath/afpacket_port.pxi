@@ -107,7 +107,7 @@ cdef class AfPacketPort(RingPort):
             self._release()
             raise
         self.state, self.poll_fd, self.vnet = &self.r, self.r.fd, True
-        self.rx, self.tx, self.end = afp_rx, afp_tx, afp_end
+        self.rx, self.tx, self.end, self.ready = afp_rx, afp_tx, afp_end, afp_ready
 
     cdef int _step(self, str step, bint failed, fault, str what) except -1:
         if step == fault:

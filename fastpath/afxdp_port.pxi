@@ -101,7 +101,7 @@ cdef class XdpPort(RingPort):
             self._release()
             raise
         self.state, self.poll_fd, self.vnet = &self.x, self.x.fd, False
-        self.rx, self.tx, self.end = xsk_rx, xsk_tx, xsk_end
+        self.rx, self.tx, self.end, self.ready = xsk_rx, xsk_tx, xsk_end, xsk_ready
 
     cdef int _step(self, str step, int err, fault, str what) except -1:
         """``err``: 0, or the errno of the step (negative or positive)."""

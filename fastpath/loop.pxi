@@ -15,7 +15,11 @@
 #   1. epoll_wait (no lock held): blocks only when no port is known to hold frames (no
 #      busy spin when idle); otherwise polls (timeout 0) to pick up newly readable ports.
 #      With ``poll_us`` set, after a batch that forwarded frames it keeps polling for up
-#      to that long before it blocks (poll.pxi).
+#      to that long before it blocks (poll.pxi).  No epoll_wait at all when the batch
+#      before left a ring port holding frames (step 6), as long as fewer than a batch's
+#      capacity of frames and RING_SKIP_MAX batches were taken since the last one: that
+#      bounds how long a TAP port, a wake-up fd or stop() waits to be seen, as a full
+#      batch does (ring_batches counts these).
 #   2. Fill the batch round-robin: each active port's rx (its kind's read, tap.pxi) per
 #      round, until the batch is full or every port said RX_EMPTY (a busy port cannot
 #      starve the others; the next batch starts where this one stopped).
@@ -23,9 +27,14 @@
 #   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy.
 #   5. SLOWPATH frames -> within the sender's share (slow_shares.pxi), copied into the slow
 #      handoff's filling queue (bounded in all and per namespace, refusals counted), once.
-#   6. Each ring port the batch touched gives its frames back and kicks its transmit ring.
-#      A port whose ring still holds frames the kernel refused stays touched: kicked again
-#      at the next batch's end, or after at most RING_RETRY_MS of sleep (afpacket.pxi).
+#   6. The ring ports the batch's reads emptied are looked at again (their receive ring's
+#      next slot: a memory read, port_io.pxi's ``ready``); those holding frames again are
+#      active, and the next batch starts at once.  Each ring port the batch touched gives
+#      its frames back and kicks its transmit ring -- when the next batch starts at once,
+#      fewer than RING_KICK_MIN new frames wait for its end (END_MORE), but never past an
+#      epoll_wait or run()'s return: kicks left so are made first (kicks_owed).  A port
+#      whose ring still holds frames the kernel refused stays touched: kicked again at
+#      the next batch's end, or after at most RING_RETRY_MS of sleep (afpacket.pxi).
 #
 # Ports of the ring kinds (AF_PACKET, AF_XDP: a RingPort made for this loop) map their
 # rings into the loop's FrameArena, whose start is the batch pool (arena.pxi): the batch
@@ -65,6 +74,7 @@ from fastpath.includes.system cimport (now_ns, sigset_t, sigfillset, pthread_sig
 
 cdef enum:
     MAX_EVENTS = 64
+    RING_SKIP_MAX = 16      # batches in a row without an epoll_wait (step 1)
 
 
 cdef class LoopEngine:
@@ -95,6 +105,10 @@ cdef class LoopEngine:
     cdef seg_sink tx                # the backend's write function
     cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
     cdef PollState poll             # polling after a busy batch (poll.pxi)
+    cdef bint skip_wait             # the next batch starts without epoll_wait (step 1)
+    cdef bint kicks_owed            # the last batch's end left kicks (END_MORE, step 6)
+    cdef Py_ssize_t since_wait      # frames taken since the last epoll_wait
+    cdef int batches_since_wait     # batches since the last epoll_wait
     cdef uint8_t scratch[SEG_SCRATCH]
 
     def __cinit__(self):
@@ -301,41 +315,22 @@ cdef class LoopEngine:
         run() (EINTR: also what io_uring's task work can cause without any signal; serve()
         just waits again)."""
         cdef epoll_event ev[MAX_EVENTS]
-        cdef int n, j, wait
-        cdef int64_t left
+        cdef int n, j
         cdef uint64_t tag, drain, batches
-        cdef bint stopped = False, pending
+        cdef bint stopped = False, leaving
         self.ready_n = 0
+        self.skip_wait = False
         while True:
-            if self.ps.active_n > 0 or timeout_ms == 0 or self.poll.end:
-                wait = 0
-            elif timeout_ms < 0:
-                wait = -1
-            else:
-                left = deadline - now_ns()
-                wait = 0 if left <= 0 else <int>((left + 999999) // 1000000)
-            if self.ps.touched_n > 0 and (wait < 0 or wait > RING_RETRY_MS):
-                wait = RING_RETRY_MS            # frames wait in a transmit ring
-            n = epoll_wait(self.epfd, ev, MAX_EVENTS, wait)
-            if n < 0:
-                # EINTR: a signal, or task work the kernel runs on this thread (an io_uring
-                # ring torn down after its close() interrupts the thread that created it
-                # once).  Counted apart: not a wait the loop chose; run() lets Python run
-                # the signal handlers and waits again, serve() (signals blocked) waits again.
+            if self.skip_wait:          # a ring port holds frames: no epoll_wait (step 1)
+                n = 0
                 self.dp.lock_for_batch()
-                self.st.epoll_interrupted += 1
-                PyThread_release_lock(self.dp.lock)
-                if serving:
-                    continue
-                return True
-            self.dp.lock_for_batch()
-            self.st.epoll_waits += 1
-            if wait != 0:
-                self.st.waits += 1
-            if self.poll.end and self.ps.active_n == 0:
-                self.st.polls += 1
-                if n > 0 or now_ns() >= self.poll.end:
-                    poll_done(&self.poll, &self.st, n > 0)
+                self.st.ring_batches += 1
+            else:
+                n = self._wait(ev, timeout_ms, deadline)
+                if n < 0:
+                    if serving:
+                        continue
+                    return True
             for j in range(n):
                 tag = ev[j].data.u64
                 if tag >> 32 == KIND_PORT:
@@ -356,18 +351,56 @@ cdef class LoopEngine:
                 if self.st.batches != batches and self.ps.active_n == 0:
                     poll_begin(&self.poll, &self.st)
             elif self.ps.touched_n > 0 and not stopped:
-                ports_end_batch(self.ps, &self.st)      # kick the waiting frames again
+                ports_end_batch(self.ps, &self.st, END_KICK)  # kick the waiting frames again
+            leaving = stopped or not serving and (
+                self.ready_n or handoff_pending(&self.slow) or timeout_ms == 0
+                or timeout_ms > 0 and now_ns() >= deadline)
+            self.skip_wait = (not leaving and self.ps.active_n > 0
+                              and self.since_wait < self.batch.capacity
+                              and self.batches_since_wait < RING_SKIP_MAX)
+            if self.kicks_owed and not self.skip_wait:
+                ports_end_batch(self.ps, &self.st, END_KICK)  # before waiting or returning
+                self.kicks_owed = False
             if stopped:                 # (run() ends its episode when it returns)
                 poll_done(&self.poll, &self.st, False)
             PyThread_release_lock(self.dp.lock)
-            if stopped:
+            if leaving:
                 return False
-            if serving:
-                continue
-            if self.ready_n or handoff_pending(&self.slow) or timeout_ms == 0:
-                return False
-            if timeout_ms > 0 and now_ns() >= deadline:
-                return False
+
+    cdef int _wait(self, epoll_event* ev, int timeout_ms, int64_t deadline) noexcept nogil:
+        """Step 1's epoll_wait, then the batch lock: the number of events; -1 (lock not
+        held) when it was interrupted."""
+        cdef int n, wait
+        cdef int64_t left
+        if self.ps.active_n > 0 or timeout_ms == 0 or self.poll.end:
+            wait = 0
+        elif timeout_ms < 0:
+            wait = -1
+        else:
+            left = deadline - now_ns()
+            wait = 0 if left <= 0 else <int>((left + 999999) // 1000000)
+        if self.ps.touched_n > 0 and (wait < 0 or wait > RING_RETRY_MS):
+            wait = RING_RETRY_MS            # frames wait in a transmit ring
+        n = epoll_wait(self.epfd, ev, MAX_EVENTS, wait)
+        if n < 0:
+            # EINTR: a signal, or task work the kernel runs on this thread (an io_uring
+            # ring torn down after its close() interrupts the thread that created it
+            # once).  Counted apart: not a wait the loop chose; run() lets Python run
+            # the signal handlers and waits again, serve() (signals blocked) waits again.
+            self.dp.lock_for_batch()
+            self.st.epoll_interrupted += 1
+            PyThread_release_lock(self.dp.lock)
+            return -1
+        self.dp.lock_for_batch()
+        self.st.epoll_waits += 1
+        self.since_wait = self.batches_since_wait = 0
+        if wait != 0:
+            self.st.waits += 1
+        if self.poll.end and self.ps.active_n == 0:
+            self.st.polls += 1
+            if n > 0 or now_ns() >= self.poll.end:
+                poll_done(&self.poll, &self.st, n > 0)
+        return n
 
     cdef void _fill(self) noexcept nogil:
         """Step 2: read the active ports round-robin into the batch."""
@@ -376,6 +409,7 @@ cdef class LoopEngine:
         cdef int j = ps.rr
         cdef int32_t p
         cdef Py_ssize_t cap = self.batch.capacity
+        ps.emptied_n = 0
         while count < cap and ps.active_n > 0:
             if j >= ps.active_n:
                 j = 0
@@ -385,6 +419,9 @@ cdef class LoopEngine:
             if r < 0:
                 if r == RX_FAILED:
                     port_failed(ps, p)
+                elif ps.port[p].ready != NULL:
+                    ps.emptied[ps.emptied_n] = p        # looked at again after the batch
+                    ps.emptied_n += 1
                 ps.rr = j
                 ports_deactivate(ps, j)
                 j = ps.rr
@@ -402,9 +439,11 @@ cdef class LoopEngine:
         cdef uint32_t n, wire
         cdef int32_t op
         cdef bint slow = False
+        cdef bint more
         self._fill()
         if self.batch._count == 0:
-            ports_end_batch(self.ps, &self.st)      # slots a ring kind dropped as it read
+            ports_end_batch(self.ps, &self.st, END_KICK)  # slots a ring kind dropped as it read
+            self.kicks_owed = False
             return
         self.dp.process_locked(self.batch)
         self.st.batches += 1
@@ -432,7 +471,12 @@ cdef class LoopEngine:
             uring_flush(&self.uring, &self.st)     # before the next batch reuses the buffers
         if slow:
             self._to_slow_path(serving)             # copied out of the rings first
-        ports_end_batch(self.ps, &self.st)          # ring frames back, transmit rings kicked
+        self.since_wait += self.batch._count
+        self.batches_since_wait += 1
+        more = (self.since_wait < self.batch.capacity
+                and self.batches_since_wait < RING_SKIP_MAX and ports_refill(self.ps))
+        ports_end_batch(self.ps, &self.st, END_MORE if more else END_KICK)
+        self.kicks_owed = more                      # ring frames back, transmit rings kicked
         self.batch._count = 0
 
     cdef void _to_slow_path(self, bint serving) noexcept nogil:

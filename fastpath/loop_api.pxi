@@ -76,7 +76,8 @@ cdef class PacketLoop(LoopEngine):
         sink.skip = VNET_HDR_LEN if ring.vnet else 0
         self._lock()
         try:
-            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink, ring.end)
+            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink,
+                                ring.end, ring.ready)
         finally:
             self._unlock()
         ring.serving = 1

@@ -15,6 +15,12 @@
 # returns True when frames still wait in the port's transmit ring (the kernel refused
 # them for now): the port stays in the touched list, so the next batch's end, or the
 # loop's retry at least every RING_RETRY_MS while it would sleep, kicks it again.
+# ``end(END_MORE)`` says another batch starts at once: a kind may leave fewer than
+# RING_KICK_MIN frames unkicked for it (it returns True; the loop kicks them with
+# END_KICK before it calls epoll_wait or returns, loop.pxi).  A ring kind's fourth call,
+# ``ready``, says whether its receive ring holds a frame -- a read of ring memory, no
+# system call: the loop looks at the ring ports a batch emptied right after it, and
+# starts the next batch without epoll_wait while one holds frames again (loop.pxi).
 #
 # Every frame in a batch has a 12-byte virtio-net header right before it (in the batch's
 # headroom): read from a vnet port, zeros from a port without one.  rx_accept() checks and
@@ -35,6 +41,10 @@ cdef enum:
     RX_EMPTY = -1           # rx: nothing to read now
     RX_FAILED = -2          # rx: the port failed (read error or EOF); it is no longer polled
     RING_RETRY_MS = 1       # the longest sleep while a transmit ring holds waiting frames
+    RING_KICK_MIN = 32      # frames a ring kind's transmit kick may wait for (END_MORE)
+    END_KICK = 0            # end's ``how``: kick now
+    END_FINAL = 1           #   the port leaves the loop: what the kernel does not take is dropped
+    END_MORE = 2            #   another batch starts at once: a small kick may wait for it
 
 cdef struct TxSink:         # what a port's tx writes with
     int fd
@@ -57,7 +67,8 @@ cdef struct RxBatch:        # where a port kind's rx puts frames
 cdef struct LoopPort
 ctypedef Py_ssize_t (*port_rx_fn)(LoopPort* p, int32_t port_id, const RxBatch* rx,
                                   Py_ssize_t slot, Py_ssize_t room) noexcept nogil
-ctypedef bint (*port_end_fn)(LoopPort* p, LoopStats* st, bint final) noexcept nogil
+ctypedef bint (*port_end_fn)(LoopPort* p, LoopStats* st, int how) noexcept nogil
+ctypedef bint (*port_ready_fn)(LoopPort* p) noexcept nogil
 
 cdef struct LoopPort:
     int fd                  # -1: no port with this id
@@ -69,6 +80,7 @@ cdef struct LoopPort:
     port_rx_fn rx           # the kind's read
     seg_sink tx             # the write backend's write
     port_end_fn end         # a ring kind's end of batch (NULL: a TAP)
+    port_ready_fn ready     # a ring kind's: its receive ring holds a frame (NULL: a TAP)
     void* kind              # a ring kind's state
     TxSink sink             # tx's context
 
@@ -76,7 +88,8 @@ cdef struct PortSet:
     LoopPort* port          # n entries, by port id
     int32_t* active         # round-robin list of ports that may hold frames
     int32_t* touched        # ring ports this batch read from or wrote to
-    int n, active_n, rr, touched_n
+    int32_t* emptied        # ring ports this batch's reads found empty (looked at after it)
+    int n, active_n, rr, touched_n, emptied_n
     int epfd
 
 
@@ -104,21 +117,35 @@ cdef inline void ports_touch(PortSet* ps, LoopPort* lp, int32_t p) noexcept nogi
         ps.touched_n += 1
 
 
-cdef inline void ports_end_batch(PortSet* ps, LoopStats* st) noexcept nogil:
+cdef inline void ports_end_batch(PortSet* ps, LoopStats* st, int how) noexcept nogil:
     """After a batch's writes (or as a retry): each touched ring port gives its frames
-    back and kicks; those whose transmit ring still holds frames stay touched."""
+    back and kicks (``how``: END_KICK, or END_MORE); those whose transmit ring still holds
+    frames stay touched."""
     cdef int k, kept = 0
     cdef int32_t p
     cdef LoopPort* lp
     for k in range(ps.touched_n):
         p = ps.touched[k]
         lp = &ps.port[p]
-        if lp.end(lp, st, False):
+        if lp.end(lp, st, how):
             ps.touched[kept] = p
             kept += 1
         else:
             lp.touched = 0
     ps.touched_n = kept
+
+
+cdef inline bint ports_refill(PortSet* ps) noexcept nogil:
+    """After a batch: the ring ports its reads emptied that hold frames again (their
+    ``ready``: a memory read) become active; True when any port is active."""
+    cdef int k
+    cdef int32_t p
+    for k in range(ps.emptied_n):
+        p = ps.emptied[k]
+        if ps.port[p].fd >= 0 and ps.port[p].ready(&ps.port[p]):
+            ports_activate(ps, p)
+    ps.emptied_n = 0
+    return ps.active_n > 0
 
 
 cdef inline void port_failed(const PortSet* ps, int32_t p) noexcept nogil:
@@ -177,7 +204,9 @@ cdef class LoopPorts:
         self.ps.port = <LoopPort*>calloc(n, sizeof(LoopPort))
         self.ps.active = <int32_t*>calloc(n, sizeof(int32_t))
         self.ps.touched = <int32_t*>calloc(n, sizeof(int32_t))
-        if self.ps.port == NULL or self.ps.active == NULL or self.ps.touched == NULL:
+        self.ps.emptied = <int32_t*>calloc(n, sizeof(int32_t))
+        if (self.ps.port == NULL or self.ps.active == NULL or self.ps.touched == NULL
+                or self.ps.emptied == NULL):
             raise MemoryError()
         self.ps.n, self.ps.epfd = n, epfd
         for p in range(n):
@@ -187,6 +216,7 @@ cdef class LoopPorts:
         free(self.ps.port)
         free(self.ps.active)
         free(self.ps.touched)
+        free(self.ps.emptied)
 
     cdef int check_id(self, port_id) except -1:
         if not isinstance(port_id, int) or not 0 <= port_id < self.ps.n:
@@ -202,7 +232,7 @@ cdef class LoopPorts:
         return -1
 
     cdef int add(self, int port_id, int fd, bint vnet, port_rx_fn rx, seg_sink tx,
-                 TxSink sink, port_end_fn end=NULL) except -1:
+                 TxSink sink, port_end_fn end=NULL, port_ready_fn ready=NULL) except -1:
         """Poll and serve ``fd`` as port ``port_id`` (the caller checked both)."""
         cdef epoll_event ev
         cdef LoopPort* p = &self.ps.port[port_id]
@@ -213,6 +243,7 @@ cdef class LoopPorts:
             raise InvalidArgument(f"port {port_id}: fd {fd} cannot be polled: {os.strerror(e)}")
         memset(p, 0, sizeof(LoopPort))
         p.fd, p.vnet, p.rx, p.tx, p.sink, p.end, p.kind = fd, vnet, rx, tx, sink, end, sink.kind
+        p.ready = ready
         return 0
 
     cdef int remove(self, int port_id, LoopStats* st) except -1:
@@ -223,7 +254,7 @@ cdef class LoopPorts:
         if p.fd < 0:
             raise NotFound(f"port {port_id} is not in the loop")
         if p.touched:
-            p.end(p, st, True)
+            p.end(p, st, END_FINAL)
             for i in range(self.ps.touched_n):
                 if self.ps.touched[i] == port_id:
                     memmove(&self.ps.touched[i], &self.ps.touched[i + 1],
@@ -264,6 +295,7 @@ cdef class RingPort:
     cdef port_rx_fn rx
     cdef seg_sink tx
     cdef port_end_fn end
+    cdef port_ready_fn ready
     cdef void* state                # the kind's C state (TxSink.kind, LoopPort.kind)
     cdef readonly int ifindex
     cdef readonly int serving       # 1 while a loop serves it
