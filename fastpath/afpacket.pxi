@@ -20,7 +20,9 @@
 # one costs one, amortised over its 64 KiB (as a TAP read), and the rings stay small.
 #
 # Transmit.  afp_tx copies a frame (its virtio_net_hdr first) into the next free TX slot
-# and marks it TP_STATUS_SEND_REQUEST; afp_end kicks the ring once per batch (send()):
+# and marks it TP_STATUS_SEND_REQUEST; afp_end kicks the ring once per batch (send()) --
+# or, while batches follow each other at once (END_MORE, port_io.pxi), once per
+# RING_KICK_MIN frames and before the loop waits:
 # with QDISC_BYPASS the kernel hands each frame to the driver at once, in ring order,
 # until one is refused: its send buffer full (sock_alloc_send_skb: EAGAIN), the link
 # without carrier or the driver's queue stopped (a veth whose peer's NAPI ring is full:
@@ -286,21 +288,25 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     return 0
 
 
-cdef bint afp_end(LoopPort* p, LoopStats* st, bint final) noexcept nogil:
+cdef bint afp_end(LoopPort* p, LoopStats* st, int how) noexcept nogil:
     """After the batch: kick the TX ring, give the held RX slots back to the kernel.
-    True when frames still wait in the TX ring (the loop calls again); ``final``: the
-    port leaves the loop, what the kernel does not take now is dropped."""
+    True when frames still wait in the TX ring (the loop calls again); ``how``: END_KICK,
+    END_MORE (fewer than RING_KICK_MIN new frames wait for the next batch's end), or
+    END_FINAL (the port leaves the loop: what the kernel does not take now is dropped)."""
     cdef PacketRing* r = <PacketRing*>p.kind
     cdef tpacket2_hdr* h
     cdef int64_t now
-    if r.tx_queued and afp_kick(r, st) and r.tx_queued:
-        r.tx_since = 0                  # some left: the wait starts again
-    if r.tx_queued:
-        now = now_ns()
-        if final or (r.tx_since and now - r.tx_since >= <int64_t>TX_STUCK_MS * 1000000):
-            afp_drop_waiting(r, &p.sink, st)
-        elif not r.tx_since:
-            r.tx_since = now
+    if how == END_MORE and r.tx_queued and r.tx_queued < RING_KICK_MIN and not r.tx_since:
+        st.tx_kicks_deferred += 1
+    elif r.tx_queued:
+        if afp_kick(r, st) and r.tx_queued:
+            r.tx_since = 0              # some left: the wait starts again
+        if r.tx_queued:
+            now = now_ns()
+            if how == END_FINAL or (r.tx_since and now - r.tx_since >= <int64_t>TX_STUCK_MS * 1000000):
+                afp_drop_waiting(r, &p.sink, st)
+            elif not r.tx_since:
+                r.tx_since = now
     while r.rx_holding:
         h = <tpacket2_hdr*>(r.rx + <size_t>r.rx_held * r.frame)
         store_release_u32(&h.tp_status, TP_STATUS_KERNEL)

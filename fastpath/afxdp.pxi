@@ -16,7 +16,9 @@
 # moves the RX consumer on, so the kernel never reuses a chunk the batch still reads.
 #
 # Transmit.  xsk_tx copies the frame into a free TX chunk and publishes a descriptor;
-# xsk_end kicks (sendto) once per batch -- in copy mode the kernel sends 32 descriptors
+# xsk_end kicks (sendto) once per batch (while batches follow each other at once,
+# END_MORE: once per RING_KICK_MIN frames and before the loop waits, port_io.pxi) --
+# in copy mode the kernel sends 32 descriptors
 # per call and says EAGAIN when more wait -- and takes the sent chunks back from the
 # completion ring.  No free chunk left is a counted drop (write_eagain).
 from libc.errno cimport EBUSY
@@ -137,16 +139,21 @@ cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     return 0
 
 
-cdef bint xsk_end(LoopPort* p, LoopStats* st, bint final) noexcept nogil:
+cdef bint xsk_end(LoopPort* p, LoopStats* st, int how) noexcept nogil:
     """After the batch: kick the TX ring, give the batch's RX chunks back on the fill
     ring (it has room for every RX chunk) and release their descriptors.  False: the
-    loop need not call again (what the kick leaves goes at the next one)."""
+    loop need not call again (what the kick leaves goes at the next one); True after
+    END_MORE left fewer than RING_KICK_MIN frames for the next batch's end to kick."""
     cdef XskState* x = <XskState*>p.kind
     cdef uint32_t i, n = x.rx_next - x.rx.cached
-    if x.tx_queued:
+    cdef bint left = False
+    if how == END_MORE and x.tx_queued and x.tx_queued < RING_KICK_MIN:
+        st.tx_kicks_deferred += 1
+        left = True
+    elif x.tx_queued:
         xsk_kick(x, st)
     if n == 0:
-        return False
+        return left
     for i in range(n):
         ts_xsk_addr(&x.fill, x.fill.cached + i)[0] = \
             ts_xsk_desc(&x.rx, x.rx.cached + i).addr & ~(<uint64_t>x.chunk - 1)
@@ -156,4 +163,4 @@ cdef bint xsk_end(LoopPort* p, LoopStats* st, bint final) noexcept nogil:
     ts_xsk_store(x.rx.consumer, x.rx.cached)
     if ts_xsk_load(x.fill.flags) & XDP_RING_NEED_WAKEUP:
         recvfrom(x.fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)
-    return False
+    return left

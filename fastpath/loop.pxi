@@ -27,14 +27,16 @@
 #   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy.
 #   5. SLOWPATH frames -> within the sender's share (slow_shares.pxi), copied into the slow
 #      handoff's filling queue (bounded in all and per namespace, refusals counted), once.
-#   6. Each ring port the batch touched gives its frames back and kicks its transmit
-#      ring.  A port whose ring still holds frames the kernel refused stays touched:
-#      kicked again at the next batch's end, or after at most RING_RETRY_MS of sleep
-#      (afpacket.pxi).  Then the ring ports the batch's reads emptied are looked at again
-#      (their receive ring's next slot: a memory read, port_io.pxi's ``ready``): frames
-#      that came meanwhile -- while the batch was decided, written and kicked out, the
-#      kick being the longest part -- make them active, and the next batch starts at
-#      once (step 1).
+#   6. The ring ports the batch's reads emptied are looked at again (their receive ring's
+#      next slot: a memory read, port_io.pxi's ``ready``): frames that came meanwhile make
+#      them active, and the next batch starts at once (step 1).  Each ring port the batch
+#      touched gives its frames back and kicks its transmit ring -- but when the next
+#      batch starts at once, fewer than RING_KICK_MIN new frames wait for its end
+#      (END_MORE), never past an epoll_wait or run()'s return: kicks left so are made
+#      first (kicks_owed).  After kicks, the emptied ports are looked at once more (frames
+#      keep coming while a kick runs, the longest part of a small batch).  A port whose
+#      ring still holds frames the kernel refused stays touched: kicked again at the next
+#      batch's end, or after at most RING_RETRY_MS of sleep (afpacket.pxi).
 #
 # Ports of the ring kinds (AF_PACKET, AF_XDP: a RingPort made for this loop) map their
 # rings into the loop's FrameArena, whose start is the batch pool (arena.pxi): the batch
@@ -106,6 +108,7 @@ cdef class LoopEngine:
     cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
     cdef PollState poll             # polling after a busy batch (poll.pxi)
     cdef bint skip_wait             # the next batch starts without epoll_wait (step 1)
+    cdef bint kicks_owed            # the last batch's end left kicks (END_MORE, step 6)
     cdef Py_ssize_t since_wait      # frames taken since the last epoll_wait
     cdef int batches_since_wait     # batches since the last epoll_wait
     cdef uint8_t scratch[SEG_SCRATCH]
@@ -350,13 +353,16 @@ cdef class LoopEngine:
                 if self.st.batches != batches and self.ps.active_n == 0:
                     poll_begin(&self.poll, &self.st)
             elif self.ps.touched_n > 0 and not stopped:
-                ports_end_batch(self.ps, &self.st)      # kick the waiting frames again
+                ports_end_batch(self.ps, &self.st, END_KICK)  # kick the waiting frames again
             leaving = stopped or not serving and (
                 self.ready_n or handoff_pending(&self.slow) or timeout_ms == 0
                 or timeout_ms > 0 and now_ns() >= deadline)
             self.skip_wait = (not leaving and self.ps.active_n > 0
                               and self.since_wait < self.batch.capacity
                               and self.batches_since_wait < RING_SKIP_MAX)
+            if self.kicks_owed and not self.skip_wait:
+                ports_end_batch(self.ps, &self.st, END_KICK)  # before waiting or returning
+                self.kicks_owed = False
             if stopped:                 # (run() ends its episode when it returns)
                 poll_done(&self.poll, &self.st, False)
             PyThread_release_lock(self.dp.lock)
@@ -435,9 +441,11 @@ cdef class LoopEngine:
         cdef uint32_t n, wire
         cdef int32_t op
         cdef bint slow = False
+        cdef bint room, more
         self._fill()
         if self.batch._count == 0:
-            ports_end_batch(self.ps, &self.st)      # slots a ring kind dropped as it read
+            ports_end_batch(self.ps, &self.st, END_KICK)  # slots a ring kind dropped as it read
+            self.kicks_owed = False
             return
         self.dp.process_locked(self.batch)
         self.st.batches += 1
@@ -465,11 +473,14 @@ cdef class LoopEngine:
             uring_flush(&self.uring, &self.st)     # before the next batch reuses the buffers
         if slow:
             self._to_slow_path(serving)             # copied out of the rings first
-        ports_end_batch(self.ps, &self.st)          # ring frames back, transmit rings kicked
         self.since_wait += self.batch._count
         self.batches_since_wait += 1
-        if self.since_wait < self.batch.capacity and self.batches_since_wait < RING_SKIP_MAX:
-            ports_refill(self.ps)                   # frames came meanwhile: step 6
+        room = self.since_wait < self.batch.capacity and self.batches_since_wait < RING_SKIP_MAX
+        more = room and ports_refill(self.ps)      # step 6
+        ports_end_batch(self.ps, &self.st, END_MORE if more else END_KICK)
+        self.kicks_owed = more                      # ring frames back, transmit rings kicked
+        if room and not more:
+            ports_refill(self.ps)                   # frames that came during the kicks
         self.batch._count = 0
 
     cdef void _to_slow_path(self, bint serving) noexcept nogil:

@@ -15,10 +15,12 @@
 # returns True when frames still wait in the port's transmit ring (the kernel refused
 # them for now): the port stays in the touched list, so the next batch's end, or the
 # loop's retry at least every RING_RETRY_MS while it would sleep, kicks it again.
-# A ring kind's fourth call, ``ready``, says whether its receive ring holds a frame -- a
-# read of ring memory, no system call: the loop looks at the ring ports a batch emptied
-# right after it, and starts the next batch without epoll_wait while one holds frames
-# again (loop.pxi).
+# ``end(END_MORE)`` says another batch starts at once: a kind may leave fewer than
+# RING_KICK_MIN frames unkicked for it (it returns True; the loop kicks them with
+# END_KICK before it calls epoll_wait or returns, loop.pxi).  A ring kind's fourth call,
+# ``ready``, says whether its receive ring holds a frame -- a read of ring memory, no
+# system call: the loop looks at the ring ports a batch emptied right after it, and
+# starts the next batch without epoll_wait while one holds frames again (loop.pxi).
 #
 # Every frame in a batch has a 12-byte virtio-net header right before it (in the batch's
 # headroom): read from a vnet port, zeros from a port without one.  rx_accept() checks and
@@ -39,6 +41,10 @@ cdef enum:
     RX_EMPTY = -1           # rx: nothing to read now
     RX_FAILED = -2          # rx: the port failed (read error or EOF); it is no longer polled
     RING_RETRY_MS = 1       # the longest sleep while a transmit ring holds waiting frames
+    RING_KICK_MIN = 32      # frames a ring kind's transmit kick may wait for (END_MORE)
+    END_KICK = 0            # end's ``how``: kick now
+    END_FINAL = 1           #   the port leaves the loop: what the kernel does not take is dropped
+    END_MORE = 2            #   another batch starts at once: a small kick may wait for it
 
 cdef struct TxSink:         # what a port's tx writes with
     int fd
@@ -61,7 +67,7 @@ cdef struct RxBatch:        # where a port kind's rx puts frames
 cdef struct LoopPort
 ctypedef Py_ssize_t (*port_rx_fn)(LoopPort* p, int32_t port_id, const RxBatch* rx,
                                   Py_ssize_t slot, Py_ssize_t room) noexcept nogil
-ctypedef bint (*port_end_fn)(LoopPort* p, LoopStats* st, bint final) noexcept nogil
+ctypedef bint (*port_end_fn)(LoopPort* p, LoopStats* st, int how) noexcept nogil
 ctypedef bint (*port_ready_fn)(LoopPort* p) noexcept nogil
 
 cdef struct LoopPort:
@@ -111,16 +117,17 @@ cdef inline void ports_touch(PortSet* ps, LoopPort* lp, int32_t p) noexcept nogi
         ps.touched_n += 1
 
 
-cdef inline void ports_end_batch(PortSet* ps, LoopStats* st) noexcept nogil:
+cdef inline void ports_end_batch(PortSet* ps, LoopStats* st, int how) noexcept nogil:
     """After a batch's writes (or as a retry): each touched ring port gives its frames
-    back and kicks; those whose transmit ring still holds frames stay touched."""
+    back and kicks (``how``: END_KICK, or END_MORE); those whose transmit ring still holds
+    frames stay touched."""
     cdef int k, kept = 0
     cdef int32_t p
     cdef LoopPort* lp
     for k in range(ps.touched_n):
         p = ps.touched[k]
         lp = &ps.port[p]
-        if lp.end(lp, st, False):
+        if lp.end(lp, st, how):
             ps.touched[kept] = p
             kept += 1
         else:
@@ -128,16 +135,16 @@ cdef inline void ports_end_batch(PortSet* ps, LoopStats* st) noexcept nogil:
     ps.touched_n = kept
 
 
-cdef inline void ports_refill(PortSet* ps) noexcept nogil:
+cdef inline bint ports_refill(PortSet* ps) noexcept nogil:
     """After a batch: the ring ports its reads emptied that hold frames again (their
-    ``ready``: a memory read) become active."""
+    ``ready``: a memory read) become active; True when any port is active."""
     cdef int k
     cdef int32_t p
     for k in range(ps.emptied_n):
         p = ps.emptied[k]
-        if ps.port[p].fd >= 0 and ps.port[p].ready(&ps.port[p]):
+        if ps.port[p].fd >= 0 and not ps.port[p].active and ps.port[p].ready(&ps.port[p]):
             ports_activate(ps, p)
-    ps.emptied_n = 0
+    return ps.active_n > 0
 
 
 cdef inline void port_failed(const PortSet* ps, int32_t p) noexcept nogil:
@@ -246,7 +253,7 @@ cdef class LoopPorts:
         if p.fd < 0:
             raise NotFound(f"port {port_id} is not in the loop")
         if p.touched:
-            p.end(p, st, True)
+            p.end(p, st, END_FINAL)
             for i in range(self.ps.touched_n):
                 if self.ps.touched[i] == port_id:
                     memmove(&self.ps.touched[i], &self.ps.touched[i + 1],

@@ -184,6 +184,8 @@ LOOP_STATS = (
                           "there (the kernel refused them: send buffer full, no carrier, queue stopped)"),
     Counter("ring_batches", "batches begun without an epoll_wait: a ring port the batch before "
                             "emptied held frames again after it (a read of its ring, no system call)"),
+    Counter("tx_kicks_deferred", "ring ports' transmit kicks left to the next batch, which began "
+                                 "at once (fewer than RING_KICK_MIN frames queued)"),
     Counter("tx_ring_stuck", "frames a ring port's transmit ring held that the kernel took none of "
                              "for AFP_TX_STUCK_MS: taken back, dropped (frames_out had counted them)", 150),
 )

@@ -98,5 +98,5 @@ cdef int port_send(LoopPort* p, const uint8_t* frame, Py_ssize_t n, LoopStats* s
     ``waiting``: frames still wait in its transmit ring (port_io.pxi)."""
     cdef iovec iov[2]
     cdef int r = p.tx(&p.sink, iov, frame_iov(iov, p.vnet, frame, n))
-    waiting[0] = p.end(p, st, False)
+    waiting[0] = p.end(p, st, END_KICK)
     return r
