@@ -296,17 +296,18 @@ cdef bint afp_end(LoopPort* p, LoopStats* st, int how) noexcept nogil:
     cdef PacketRing* r = <PacketRing*>p.kind
     cdef tpacket2_hdr* h
     cdef int64_t now
-    if how == END_MORE and r.tx_queued and r.tx_queued < RING_KICK_MIN and not r.tx_since:
-        st.tx_kicks_deferred += 1
-    elif r.tx_queued:
-        if afp_kick(r, st) and r.tx_queued:
-            r.tx_since = 0              # some left: the wait starts again
-        if r.tx_queued:
-            now = now_ns()
-            if how == END_FINAL or (r.tx_since and now - r.tx_since >= <int64_t>TX_STUCK_MS * 1000000):
-                afp_drop_waiting(r, &p.sink, st)
-            elif not r.tx_since:
-                r.tx_since = now
+    cdef bint kick = how != END_MORE or r.tx_queued >= RING_KICK_MIN or r.tx_since != 0
+    cdef bint final = how == END_FINAL
+    if r.tx_queued and not kick:
+        st.tx_kicks_deferred += 1       # the next batch's end kicks them
+    elif r.tx_queued and afp_kick(r, st) and r.tx_queued:
+        r.tx_since = 0                  # some left: the wait starts again
+    if r.tx_queued and kick:
+        now = now_ns()
+        if final or (r.tx_since and now - r.tx_since >= <int64_t>TX_STUCK_MS * 1000000):
+            afp_drop_waiting(r, &p.sink, st)
+        elif not r.tx_since:
+            r.tx_since = now
     while r.rx_holding:
         h = <tpacket2_hdr*>(r.rx + <size_t>r.rx_held * r.frame)
         store_release_u32(&h.tp_status, TP_STATUS_KERNEL)

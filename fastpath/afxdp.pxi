@@ -17,10 +17,9 @@
 #
 # Transmit.  xsk_tx copies the frame into a free TX chunk and publishes a descriptor;
 # xsk_end kicks (sendto) once per batch (while batches follow each other at once,
-# END_MORE: once per RING_KICK_MIN frames and before the loop waits, port_io.pxi) --
-# in copy mode the kernel sends 32 descriptors
-# per call and says EAGAIN when more wait -- and takes the sent chunks back from the
-# completion ring.  No free chunk left is a counted drop (write_eagain).
+# END_MORE: once per RING_KICK_MIN frames and before the loop waits, port_io.pxi) -- in
+# copy mode the kernel sends 32 descriptors per call and says EAGAIN when more wait --
+# and takes the sent chunks back from the completion ring.  No free chunk left is a counted drop (write_eagain).
 from libc.errno cimport EBUSY
 from fastpath.includes.afpacket cimport sendto, recvfrom
 from fastpath.includes.xdp cimport (xdp_desc, ts_xsk_ring, ts_xsk_load, ts_xsk_store,

@@ -92,7 +92,8 @@ def stream(end, count, started, delivered):
         sent = libc.sendmmsg(end.peer.fileno(), ctypes.byref(msgs, k * ctypes.sizeof(MsgHdr)),
                              min(BURST, count - k), 0)
         if sent < 0:
-            assert ctypes.get_errno() in (errno.EAGAIN, errno.ENOBUFS), os.strerror(ctypes.get_errno())
+            err = ctypes.get_errno()
+            assert err in (errno.EAGAIN, errno.ENOBUFS), os.strerror(err)
             time.sleep(0.0001)
             continue
         k += sent
