@@ -47,7 +47,7 @@ import tempfile
 
 from pyctl import kernel
 
-from bench import loads, placement as placement_mod, syscounts
+from bench import loads, placement as placement_mod, syscounts, tcp_knobs
 from bench.peers import PEERS
 from bench.runner import Plan, Run, _setup_peers
 
@@ -55,6 +55,14 @@ DEFAULT_PEERS = ("veth", "minimal-forwarder-vnet", "tapswitch")
 PERF_HZ = 999
 # The kernel's byte-copying routines (names differ between kernel builds and CPUs).
 COPY_SYMBOL = re.compile(r"copy_(to|from)_iter|copy_user|rep_movs|memcpy|memmove|copy_page")
+# Waking another task (leaf symbols: the wake-up, its run-queue choice and enqueue, the
+# IPI to the other CPU, the wait-queue callbacks that start it): what a sender pays for
+# every sleep of the switch it wakes (issue 18 item 3b).
+WAKE_SYMBOL = re.compile(r"try_to_wake_up|ttwu_|select_task_rq|select_idle|enqueue_task|"
+                         r"enqueue_entity|activate_task|wakeup_preempt|check_preempt|resched_curr|"
+                         r"send_IPI|send_ipi|ipi_mask|send_call_func|smp_send_reschedule|"
+                         r"smp_call_single_queue|ep_poll_callback|__wake_up|wake_function|"
+                         r"sock_def_readable")
 EXPLAIN = """
 busy: whole-machine CPU per GB carried (/proc/stat) and the cores it kept busy; other
 cores: of those, what the three roles did not use (other work on a shared machine, and
@@ -77,18 +85,21 @@ _SCRIPT_LINE = re.compile(r"^\s*(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+(?P<sym>
 
 def parse_perf_script(text: str) -> dict:
     """``perf script -F pid,tid,ip,sym`` output (one sample per line, "PID/TID IP SYMBOL")
-    -> {"samples": N, "copy": N, "by_pid": {pid: {"samples": N, "copy": N}}}."""
-    out = {"samples": 0, "copy": 0, "by_pid": {}}
+    -> {"samples": N, "copy": N, "wake": N, "by_pid": {pid: {"samples": N, "copy": N,
+    "wake": N}}}: copies (COPY_SYMBOL) and wake-ups of other tasks (WAKE_SYMBOL)."""
+    out = {"samples": 0, "copy": 0, "wake": 0, "by_pid": {}}
     for line in text.splitlines():
         m = _SCRIPT_LINE.match(line)
         if not m:
             continue
         copy = 1 if COPY_SYMBOL.search(m["sym"]) else 0
+        wake = 1 if WAKE_SYMBOL.search(m["sym"]) else 0
         pid = int(m["pid"])
-        per = out["by_pid"].setdefault(pid, {"samples": 0, "copy": 0})
+        per = out["by_pid"].setdefault(pid, {"samples": 0, "copy": 0, "wake": 0})
         for d in (out, per):
             d["samples"] += 1
             d["copy"] += copy
+            d["wake"] += wake
     return out
 
 
@@ -106,15 +117,15 @@ def _cpu_line() -> list[int]:
 
 
 def measure(pair: loads.Pair, seconds: float, workdir: str,
-            place: placement_mod.Placement, window: str | None = None, rps: bool = False) -> dict:
-    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB.  ``rps``:
-    each tenant's interface steers what arrives on it to the tenant's CPUs (the
-    placement's sender / receiver CPUs; every CPU when unpinned)."""
+            place: placement_mod.Placement, window: str | None = None,
+            knobs: tcp_knobs.Knobs = tcp_knobs.Knobs()) -> dict:
+    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB.  ``knobs``:
+    the kernel settings of this sample (bench/tcp_knobs.py: RPS, the TAPs' queue length,
+    the sender's TCP Small Queues limit)."""
     data = os.path.join(workdir, "perf.data")
     place.pin("switch", pair.peer.switch_pids())
-    for ep, role in ((pair.a, "sender"), (pair.b, "receiver")):
-        placement_mod.steer_rx(ep.ns.name, ep.ifname,
-                               (place.cpus(role) or placement_mod.allowed_cpus()) if rps else None)
+    knobs.apply(pair, place)
+    sent0, dropped0 = tcp_knobs.sender_if_counts(pair)
     perf = subprocess.Popen(["perf", "record", "-a", "-F", str(PERF_HZ), "-o", data, "-q",
                              "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -137,9 +148,16 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     script = subprocess.run(["perf", "script", "-i", data, "-F", "pid,tid,ip,sym"],
                             capture_output=True, text=True, timeout=120)
     prof = parse_perf_script(script.stdout)
+    sender = (m.get("role_pids") or {}).get("sender")
     out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
                 sched=m.get("sched"), role_pids=m.get("role_pids"))
     out["load1"] = load1
+    if sender is not None:      # where the sender's time goes (the JSON's samples only)
+        out["sender_symbols"] = top_symbols(script.stdout, sender, m["gbps"], seconds)
+    sent1, dropped1 = tcp_knobs.sender_if_counts(pair)
+    out["snd_if_drop_share"] = (dropped1 - dropped0) / max(1, sent1 - sent0 + dropped1 - dropped0)
+    out["retransmits_per_gb"] = (m["retransmits"] / (m["gbps"] / 8 * seconds)
+                                 if m.get("retransmits") is not None and m["gbps"] else None)
     out.update(switch_calls(counts, m["gbps"], seconds, m.get("switch_sleeps_per_gb")))
     out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
                                   "snd_sndbuf_kb", "snd_notsent_kb", "rcv_queued_kb") if k in m})
@@ -147,6 +165,18 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
                                   "switch_sleeps_per_gb",
                                   "sender_sleeps_per_gb", "poll_hit_share") if k in m})
     return out
+
+
+def top_symbols(text: str, pid: int, gbps: float, seconds: float, n: int = 12) -> list:
+    """The ``n`` symbols process ``pid`` was sampled in most, as [symbol, CPU ms per GB]."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _SCRIPT_LINE.match(line)
+        if m and int(m["pid"]) == pid:
+            counts[m["sym"]] = counts.get(m["sym"], 0) + 1
+    gb = gbps / 8 * seconds
+    return [[sym, k / PERF_HZ * 1e3 / gb if gb else 0.0]
+            for sym, k in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
 
 
 ROLES = ("sender", "switch", "receiver")
@@ -173,8 +203,9 @@ def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switc
         out["switch_ms_per_gb"] = per_gb(switch_cores if switch_cores is not None
                                          else sampled(sum(d["samples"] for d in sw)))
         out["switch_copy_ms_per_gb"] = per_gb(sampled(sw_copy))
-    for role, pid in (role_pids or {}).items():          # the sender's and receiver's copies
-        out[f"{role}_copy_ms_per_gb"] = per_gb(sampled(prof["by_pid"].get(pid, {}).get("copy", 0)))
+    for role, pid in (role_pids or {}).items():   # the sender's and receiver's copies, wake-ups
+        for what in ("copy", "wake"):
+            out[f"{role}_{what}_ms_per_gb"] = per_gb(sampled(prof["by_pid"].get(pid, {}).get(what, 0)))
     for role, share in (sched or {}).items():
         if role in ROLES and isinstance(share, dict):
             out[f"{role}_ms_per_gb"] = per_gb(share["on_cpu"])
@@ -212,7 +243,7 @@ def summarize(samples: dict, cores: int) -> dict:
     and the measured rate over it; for a switch, what its own copies would cost at the
     cores veth kept busy (x veth)."""
     med = {peer: {k: statistics.median(v[k] for v in runs if v.get(k) is not None)
-                  for k in runs[0] if any(v.get(k) is not None for v in runs)}
+                  for k in runs[0] if any(isinstance(v.get(k), (int, float)) for v in runs)}
            for peer, runs in samples.items() if runs}
     for peer, m in med.items():
         veth = med.get(_veth_of(peer))
@@ -226,10 +257,11 @@ def summarize(samples: dict, cores: int) -> dict:
 
 
 def _veth_of(row: str) -> str:
-    """The veth row measured under the same placement and steering ("veth", "veth+rps",
-    "veth@PLACEMENT", ...)."""
+    """The veth row measured under the same placement and knobs ("veth", "veth+rps/q64",
+    "veth@PLACEMENT", ...: the knobs' suffix starts at the first "+" or "/")."""
     peer, at, place = row.partition("@")
-    return "veth" + ("+rps" if peer.endswith("+rps") else "") + (f"@{place}" if at else "")
+    knobs = re.search(r"[+/].*", peer)
+    return "veth" + (knobs[0] if knobs else "") + (f"@{place}" if at else "")
 
 
 def load_line(samples: dict) -> str:
@@ -271,12 +303,15 @@ def table(med: dict) -> str:
 
 SENDER_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("sender ms/GB", "sender_ms_per_gb", ".0f"),
                   ("its copies ms/GB", "sender_copy_ms_per_gb", ".0f"),
+                  ("its wake-ups ms/GB", "sender_wake_ms_per_gb", ".0f"),
                   ("receiver copies ms/GB", "receiver_copy_ms_per_gb", ".0f"),
                   ("sender sleeps/GB", "sender_sleeps_per_gb", ".0f"),
                   ("on-CPU", "sender_on_cpu", ".2f"), ("runq", "sender_runq", ".2f"),
                   ("RTT us", "snd_rtt_us", ".0f"), ("cwnd", "snd_cwnd", ".0f"),
                   ("in flight KB", "snd_inflight_kb", ".0f"), ("queued KB", "snd_queued_kb", ".0f"),
-                  ("receiver's unread KB", "rcv_queued_kb", ".0f"))
+                  ("receiver's unread KB", "rcv_queued_kb", ".0f"),
+                  ("retrans/GB", "retransmits_per_gb", ".0f"),
+                  ("TAP drops", "snd_if_drop_share", ".4f"))
 
 
 SWITCH_CALL_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("syscalls/GB", "switch_syscalls_per_gb", ".0f"),
@@ -329,9 +364,21 @@ def main(argv=None) -> int:
                    help="also measure each peer with Receive Packet Steering on both tenants' "
                         "interfaces to the tenant's CPUs (rows NAME+rps): a sender's ACKs are then "
                         "processed, and its pages freed, on its own CPU")
+    p.add_argument("--txqueuelen", metavar="N,N",
+                   help="measure each peer at each of these transmit queue lengths of both "
+                        "tenants' interfaces (rows NAME/qN; for a TAP, the ring to the switch)")
+    p.add_argument("--limit-output", metavar="BYTES,BYTES",
+                   help="measure each peer at each of these net.ipv4.tcp_limit_output_bytes "
+                        "of the sender's namespace (rows NAME/tloBYTES; e.g. 4M,256K)")
     p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
     args = p.parse_args(argv)
     places = [placement_mod.parse(name) for name in args.placement]
+    try:
+        knobs = tcp_knobs.variants(
+            args.rps, args.txqueuelen and tcp_knobs.parse_sizes(args.txqueuelen, "--txqueuelen"),
+            args.limit_output and tcp_knobs.parse_sizes(args.limit_output, "--limit-output"))
+    except ValueError as exc:
+        p.error(str(exc))
     peers = [x.strip() for x in args.peers.split(",") if x.strip()]
     unknown = [x for x in peers if x not in PEERS]
     if unknown or not peers:
@@ -357,11 +404,9 @@ def main(argv=None) -> int:
             print(f"placement {place.describe()}")
         for rep in range(1, args.reps + 1):          # interleaved: drift hits all peers alike
             for place in places:
-                for name, pair, rps in [(n, p, r) for n, p in pairs.items()
-                                        for r in ((False, True) if args.rps else (False,))]:
-                    row = (f"{name}{'+rps' if rps else ''}"
-                           + (f"@{place.name}" if len(places) > 1 else ""))
-                    c = measure(pair, args.seconds, workdir, place, args.window, rps)
+                for name, pair, knob in [(n, p, k) for n, p in pairs.items() for k in knobs]:
+                    row = name + knob.suffix + (f"@{place.name}" if len(places) > 1 else "")
+                    c = measure(pair, args.seconds, workdir, place, args.window, knob)
                     samples.setdefault(row, []).append(c)
                     print(f"rep {rep}/{args.reps} {row:<34} {c['gbps']:.1f} Gbit/s, "
                           f"{c['busy_cores']:.2f} cores busy, sender on a CPU "
