@@ -75,6 +75,11 @@ wake-up someone paid for); frames/wake (frames read per such sleep), syscalls/GB
 tapswitch's loop counters. Bound: the
 pipeline bound (see python -m bench.tcp_cost --help); x bound = measured / bound.
 Copies @veth cores: a switch costing veth plus its own copies, at veth's busy cores, x veth."""
+SENDER_EXPLAIN = """
+its copies / wake-ups: the sender's perf samples in the kernel's copy routines / in waking
+another task (try_to_wake_up, IPIs, wait-queue callbacks; time with interrupts off shows up
+where they are turned on again, not here); retrans/GB: iperf3's retransmits; TAP drops: the
+share of the sender's frames its interface dropped (a TAP whose ring, txqueuelen, was full)."""
 SWITCH_CALLS_EXPLAIN = """
 The switch's system calls, counted by the kernel (perf stat on the syscall tracepoints of
 its processes, bench/syscounts.py): reads (read, recvmsg), writes (write, writev, sendmsg,
@@ -426,6 +431,7 @@ def main(argv=None) -> int:
     print(load_line(samples))
     print()
     print(sender_table(med))
+    print(SENDER_EXPLAIN)
     print()
     print(switch_calls_table(med))
     print(SWITCH_CALLS_EXPLAIN)
