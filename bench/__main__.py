@@ -1,11 +1,14 @@
 """``python -m bench``: how does tapswitch compare, on this machine, with what
 one would use instead? Builds two kernel namespaces per peer, connects them
 through the peer, and measures TCP (1 and 4 streams), 64-byte UDP frames per
-second, UDP round-trip latency and the switch's CPU time per frame.
+second (through the tenants' UDP stacks, udp64, and from a generator and to a sink
+that cost almost nothing, udp64raw), UDP round-trip latency and the switch's CPU time
+per frame.
 
     python -m bench                                  # all peers, 3 reps, 5 s per test
     python -m bench --quick                          # 1 rep, 1 s per test (smoke test)
     python -m bench --peers veth,tapswitch --tests tcp1,udp64   # the daemon's first figure
+    python -m bench --peers tapswitch,tapswitch-veth --tests udp64raw  # the switch's own small-frame cost
     python -m bench compare OLD.json NEW.json        # differences between two runs
     python -m bench --fastpath                       # plus the in-memory fast-path sweep
     python -m bench --fastpath-json FP.json          # plus fast-path figures measured before

@@ -1,5 +1,6 @@
-"""Compiles the bench's C helpers (bench/csrc/*.c) with gcc, once per source
-version, into a cache directory; ``tool("udpblast")`` returns the binary."""
+"""Compiles the bench's C helpers (bench/csrc/*.c) with gcc, once per version of the
+source and of the headers beside it (bench/csrc/*.h), into a cache directory;
+``tool("udpblast")`` returns the binary."""
 
 import hashlib
 import os
@@ -22,8 +23,10 @@ def cache_dir() -> Path:
 def tool(name: str) -> str:
     """Path of the compiled helper ``name`` (bench/csrc/NAME.c), built if needed."""
     source = CSRC / f"{name}.c"
-    text = source.read_bytes()
-    digest = hashlib.sha256(text).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for path in [source] + sorted(CSRC.glob("*.h")):
+        digest.update(path.read_bytes())
+    digest = digest.hexdigest()[:16]
     binary = cache_dir() / f"{name}-{digest}"
     if binary.exists():
         return str(binary)

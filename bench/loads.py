@@ -1,6 +1,7 @@
 """The measurements of the bench suite, each between the two namespaces of a
 peer: TCP throughput (iperf3 or bench/tcpload.py), 64-byte UDP frames per
-second (bench/csrc/udpblast.c: sendmmsg generator, recvmmsg sink), UDP
+second (bench/csrc/udpblast.c: sendmmsg generator, recvmmsg sink; the udp64raw
+load, whose generator and sink cost almost nothing, is bench/udp64raw.py), UDP
 round-trip latency, and the switch's CPU time (from /proc of its processes).
 
 Every load is bounded in time (its own timer, plus a kill after a timeout),
@@ -354,17 +355,25 @@ def udp64(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dict:
         counters = window.close()
         sent = _json_line(gen.stdout, "udpblast send")
         got = _finish(sink, "udpblast sink", 10, terminate=True)
-    elapsed = sent["elapsed"]
+    metrics = frame_rates(counters, sent["sent"], sent["elapsed"])
+    metrics.update({"send_errors": sent["errors"], "received": got["received"],
+                    "received_kpps": got["received"] / sent["elapsed"] / 1e3,
+                    "loss_pct": 100.0 * (1 - got["received"] / sent["sent"]) if sent["sent"] else None})
+    return metrics
+
+
+def frame_rates(counters: dict, sent: int, elapsed: float) -> dict:
+    """A small-frame load's figures from its window (``_Window.close()``): frames sent,
+    those that left a's interface or its queue dropped, those delivered to b's interface
+    (its rx counter) or dropped there, their rates, and CPU time per delivered frame: the
+    switch's processes' (with the cores they kept busy) and the whole machine's."""
     delivered = counters["b"]["rx_packets"]
     metrics = {
-        "sent": sent["sent"], "send_errors": sent["errors"], "seconds": elapsed,
+        "sent": sent, "seconds": elapsed,
         "left_a": counters["a"]["tx_packets"], "dropped_a": counters["a"]["tx_dropped"],
         "delivered": delivered, "dropped_b": counters["b"]["rx_dropped"],
-        "received": got["received"],
-        "sent_kpps": sent["sent"] / elapsed / 1e3,
+        "sent_kpps": sent / elapsed / 1e3,
         "delivered_kpps": delivered / elapsed / 1e3,
-        "received_kpps": got["received"] / elapsed / 1e3,
-        "loss_pct": 100.0 * (1 - got["received"] / sent["sent"]) if sent["sent"] else None,
     }
     metrics.update(_cpu_fields(counters))
     if "cpu_s" in counters:

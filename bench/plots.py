@@ -89,6 +89,9 @@ CHARTS = [
                ("udp64", "received_kpps", "read (receiver)"),
                ("udp64", "sent_kpps", "sent (generator)")],
      "thousand frames/s", "64-byte UDP frames"),
+    ("udp64raw", [("udp64raw", "delivered_kpps", "delivered (interface)"),
+                  ("udp64raw", "sent_kpps", "sent (generator)")],
+     "thousand frames/s", "64-byte frames, AF_PACKET generator, dropped at b's tc ingress"),
 ]
 
 

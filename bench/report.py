@@ -26,6 +26,15 @@ COLUMNS = [
     ("udp64", "cpu_ns_per_frame", "CPU ns/frame", False),
     ("udp64", "system_cpu_ns_per_frame", "sys CPU ns/frame", False),
     ("udp64", "cpu_cores", "switch cores", False),
+    # the same frames from a generator and to a sink that cost almost nothing (bench/udp64raw.py)
+    ("udp64raw", "delivered_kpps", "RAW64 deliv kf/s", True),
+    ("udp64raw", "sent_kpps", "RAW64 sent kf/s", True),
+    ("udp64raw", "loss_pct", "RAW64 loss %", False),
+    ("udp64raw", "cpu_ns_per_frame", "RAW64 CPU ns/frame", False),
+    ("udp64raw", "system_cpu_ns_per_frame", "RAW64 sys CPU ns/frame", False),
+    ("udp64raw", "cpu_cores", "RAW64 switch cores", False),
+    ("udp64raw", "generator_cpu_ns_per_frame", "RAW64 generator ns/frame", False),
+    ("udp64raw", "frames_per_batch", "RAW64 frames/batch", True),
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),
     # one stream: how the scheduler treated the sender (bench.schedstat), the switch's
@@ -38,11 +47,14 @@ COLUMNS = [
     ("tcp1", "syscalls_per_gb", "syscalls/GB", False),
 ]
 RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp1v6", "gbps"), ("tcp4", "gbps"),
-                 ("udp64", "delivered_kpps")]
+                 ("udp64", "delivered_kpps"), ("udp64raw", "delivered_kpps")]
 # a peer's own figure over IPv6 beside its IPv4 one: (test, over test, metric)
 FAMILY_RATIOS = [("tcp1v6", "tcp1", "gbps")]
 # The TAP peers issue 18's target compares tapswitch with (the best of them counts).
 TAP_REFERENCE_PEERS = ("minimal-forwarder-vnet", "ovs-netdev-tso")
+# Issue 17's small-frame targets: these rows against the minimal TAP forwarder and tapswitch over TAP.
+PORT_KIND_PEERS = ("tapswitch-veth", "tapswitch-xdp")
+SMALL_FRAME_TESTS = ("udp64", "udp64raw")
 
 
 def _version(argv) -> str | None:
@@ -190,6 +202,32 @@ def targets(doc: dict) -> list[str]:
             "peer pinned, >= 1.0 unpinned"] + out if out else []
 
 
+def port_kind_targets(doc: dict) -> list[str]:
+    """Issue 17's small-frame ratios of each port-kind row (PORT_KIND_PEERS), per small-frame
+    test and placement: frames delivered over the minimal TAP forwarder's, and the switch's
+    and the whole system's CPU per frame over tapswitch's over TAP."""
+    summary = doc["summary"]
+    placements = placement_names(doc["samples"]) or [None]
+    several = len(placements) > 1
+    out = []
+    for test in SMALL_FRAME_TESTS:
+        for place in placements:
+            for peer in PORT_KIND_PEERS:
+                row = label(peer, place, several)
+                ratio = lambda metric, base: _ratio(                      # noqa: E731
+                    _get(summary, row, test, metric),
+                    _get(summary, label(base, place, several), test, metric))
+                if _get(summary, row, test, "delivered_kpps") is None:
+                    continue
+                out.append(f"  {test} {row}: delivered "
+                           f"{ratio('delivered_kpps', 'minimal-forwarder')} x minimal-forwarder, "
+                           f"switch CPU/frame {ratio('cpu_ns_per_frame', 'tapswitch')} x and "
+                           f"whole-system CPU/frame {ratio('system_cpu_ns_per_frame', 'tapswitch')}"
+                           " x tapswitch")
+    return ["64-byte targets (issue 17, medians): delivered >= 2 x minimal-forwarder, switch "
+            "CPU/frame <= 0.5 x and whole-system CPU/frame < 1 x tapswitch over TAP"] + out if out else []
+
+
 def _render(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)   # noqa: E731
@@ -233,7 +271,7 @@ def table(doc: dict) -> str:
         from bench.placement import Placement
         out += ["", "placement (the same rule for every peer; bench/placement.py):"]
         out += [f"  {Placement(**p).describe()}" for p in doc["placements"]]
-    goals = targets(doc) if "tcp1" in tests else []
+    goals = (targets(doc) if "tcp1" in tests else []) + port_kind_targets(doc)
     if goals:
         out += [""] + goals
     out += ["", "CPU: the switch's own processes (all threads) during the 64-byte load, per frame "

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from pyctl import kernel
 
-from bench import loads, placement as placement_mod
+from bench import loads, placement as placement_mod, udp64raw
 from bench.peers import PEERS, Endpoint
 
-TESTS = ("tcp1", "tcp1v6", "tcp4", "udp64", "rtt")
+TESTS = ("tcp1", "tcp1v6", "tcp4", "udp64", "udp64raw", "rtt")
 IPV6_TESTS = ("tcp1v6",)         # measured over the endpoints' IPv6 addresses
 
 
@@ -55,6 +55,8 @@ def _measure(pair: loads.Pair, test: str, plan: Plan, tool: str,
         return loads.tcp(pair, 4, plan.seconds, tool, place)
     if test == "udp64":
         return loads.udp64(pair, plan.seconds, place)
+    if test == "udp64raw":
+        return udp64raw.udp64raw(pair, plan.seconds, place)
     if test == "rtt":
         return loads.rtt(pair, plan.rtt_count, place)
     raise ValueError(f"unknown test {test!r}; known: {', '.join(TESTS)}")
@@ -70,6 +72,9 @@ def headline(test: str, m: dict) -> str:
     if test == "udp64":
         return (f"{m['delivered_kpps']:.0f} kfps delivered, {m['received_kpps']:.0f} read, "
                 f"sent {m['sent_kpps']:.0f}")
+    if test == "udp64raw":
+        return (f"{m['delivered_kpps']:.0f} kfps delivered, sent {m['sent_kpps']:.0f} "
+                f"({m['refused']} refused), stopped at b {m['stopped']}")
     return f"median {m['median_us']:.1f} us, p99 {m['p99_us']:.1f} us"
 
 

@@ -10,36 +10,17 @@
  * dies with its parent (PR_SET_PDEATHSIG). Output is one JSON line on stdout.
  */
 #define _GNU_SOURCE
+#define TOOL "udpblast"
 #include <arpa/inet.h>
-#include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "blast.h"
 
 #define BURST 256
 #define MAXFRAME 2048
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig) { (void)sig; stop = 1; }
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "udpblast: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 static struct sockaddr_in parse_addr(const char *ip, const char *port) {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
@@ -57,15 +38,6 @@ static int udp_socket(int bufsize) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsize, sizeof bufsize);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsize, sizeof bufsize);
     return fd;
-}
-
-static void setup_signals(double max_seconds) {
-    struct sigaction sa = {.sa_handler = on_signal};  /* no SA_RESTART: EINTR ends the loops */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGALRM, &sa, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    alarm((unsigned)(max_seconds + 0.999));
 }
 
 static int do_send(struct sockaddr_in dst, int size, double seconds) {

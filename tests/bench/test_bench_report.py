@@ -233,3 +233,22 @@ def test_tapswitch_bench_config_is_dual_stack_when_ipv6_is_measured():
     plain = config.load_config(peer.config_text(Endpoint(None, "10.77.8.1/24", "bsa0", "ns-a"),
                                                 Endpoint(None, "10.77.8.2/24", "bsb0", "ns-b")))
     assert [p.options["address"] for p in plain.ports] == ["10.77.8.1/24", "10.77.8.2/24"]
+
+
+def test_port_kind_rows_get_issue_17s_small_frame_ratios():
+    peers = ("minimal-forwarder", "tapswitch", "tapswitch-veth")
+    figures = {"minimal-forwarder": (100, 4000, 12000), "tapswitch": (150, 3000, 10000),
+               "tapswitch-veth": (250, 1200, 8000)}     # kf/s, switch and whole-system ns/frame
+    run = Run(Plan(peers=list(peers), tests=["udp64raw"], reps=1, seconds=5.0))
+    for peer, (kfps, cpu, system) in figures.items():
+        run.peers[peer] = {"status": "ok", "description": peer}
+        run.samples.append({"peer": peer, "test": "udp64raw", "rep": 1,
+                            "metrics": {"delivered_kpps": kfps, "sent_kpps": kfps,
+                                        "cpu_ns_per_frame": cpu, "system_cpu_ns_per_frame": system}})
+    doc = report.results_document(run, {"cpu_model": "test", "cores": 2, "kernel": "6.x"}, [])
+    assert report.port_kind_targets(doc)[1:] == [
+        "  udp64raw tapswitch-veth: delivered 2.50 x minimal-forwarder, switch CPU/frame 0.40 x "
+        "and whole-system CPU/frame 0.80 x tapswitch"]
+    text = report.table(doc)
+    assert "RAW64 deliv kf/s" in text and "udp64raw/tapswitch" in text
+    assert "64-byte targets (issue 17" in text
