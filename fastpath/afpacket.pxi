@@ -21,15 +21,26 @@
 #
 # Transmit.  afp_tx copies a frame (its virtio_net_hdr first) into the next free TX slot
 # and marks it TP_STATUS_SEND_REQUEST; afp_end kicks the ring once per batch (send()):
-# with QDISC_BYPASS the kernel hands each frame to the driver at once.  The header's
+# with QDISC_BYPASS the kernel hands each frame to the driver at once, in ring order,
+# until one is refused: its send buffer full (sock_alloc_send_skb: EAGAIN), the link
+# without carrier or the driver's queue stopped (a veth whose peer's NAPI ring is full:
+# ENOBUFS).  That frame and all after it stay SEND_REQUEST and nothing sends them but
+# another kick.  So a kick moves ``tx_head`` past the slots the kernel took (the last
+# one's status says whether it took all), and a port whose ring still holds frames tells
+# the loop (afp_end's result): the loop kicks it again at each batch's end and at least
+# every RING_RETRY_MS while it would sleep (tx_retries).  When the kernel takes none for
+# AFP_TX_STUCK_MS, they are taken back (their slots are the switch's while no send()
+# runs) and dropped, counted and captured (tx_ring_stuck).  The header's
 # hdr_len is set to the whole frame, so the kernel builds a linear skb: a TX-ring skb with
 # the frame's tail left in the ring's pages would be copied again into fresh pages when
 # it enters a veth's receive path (skb_copy_ubufs: a page allocated per 64-byte frame).
 # The TX ring has a socket of its own, not the polled one: each sent skb's release wakes
 # its socket's waiters (sock_def_write_space), and the loop's epoll must not be one.  A
 # frame larger than a slot goes through a third, ring-less socket bound to the same
-# interface (sendmsg), after a kick, so the port's frames keep their order.  A full ring
-# is a counted drop (write_eagain).
+# interface (sendmsg), and only when the ring holds no frame the kernel has not taken
+# (SENDING ones were handed to the driver, in order): else, after a second kick, it is
+# dropped (write_eagain) -- never sent past them.  A full ring is a counted drop
+# (write_eagain).
 #
 # VLAN-tagged frames arrive with the tag in the slot's metadata, not in the frame: they
 # are dropped and counted (rx_vlan), as the fast path refuses tagged frames from a TAP.
@@ -42,6 +53,7 @@ from fastpath.includes.afpacket cimport (
 
 cdef enum:
     RING_BURST = 32             # frames one rx call takes (then the next port's turn)
+    TX_STUCK_MS = 100           # AFP_TX_STUCK_MS: the kernel took none of the waiting frames
 
 
 cdef struct PacketRing:
@@ -53,12 +65,18 @@ cdef struct PacketRing:
     uint32_t rx_base            # the RX ring's offset from the batch buffer
     uint32_t frame              # slot size (RX and TX)
     uint32_t rx_n, rx_next, rx_held, rx_holding   # slots; next to look at; first held; held
-    uint32_t tx_n, tx_next, tx_queued, tx_room    # slots; next to fill; filled since the kick
+    uint32_t tx_n, tx_next, tx_room     # slots; next to fill; frame bytes a slot holds
+    uint32_t tx_head, tx_queued         # the first slot the kernel has not taken; how many
+    int64_t tx_since                    # frames wait since (ns; reset when some leave); 0: none
 
 
 cdef inline uint32_t ring_next(uint32_t i, uint32_t n) noexcept nogil:
     i += 1
     return 0 if i == n else i
+
+
+cdef inline tpacket2_hdr* tx_slot(PacketRing* r, uint32_t i) noexcept nogil:
+    return <tpacket2_hdr*>(r.tx + <size_t>i * r.frame)
 
 
 cdef Py_ssize_t afp_rx_socket(PacketRing* r, int32_t port_id, const RxBatch* rx,
@@ -134,17 +152,44 @@ cdef Py_ssize_t afp_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize
     return placed
 
 
-cdef int afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
-    """Have the kernel send the TX slots filled since the last kick."""
+cdef uint32_t afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
+    """Have the kernel send the queued TX slots; how many it took (see the top)."""
+    cdef uint32_t before = r.tx_queued
     st.tx_submits += 1
+    if r.tx_since:
+        st.tx_retries += 1              # for frames an earlier kick left waiting
     if send(r.tx_fd, NULL, 0, MSG_DONTWAIT) < 0 and errno != EAGAIN and errno != ENOBUFS:
         st.write_errors += 1
-    r.tx_queued = 0
-    return 0
+    if load_acquire_u32(&tx_slot(r, (r.tx_next if r.tx_next else r.tx_n) - 1).tp_status) \
+            != TP_STATUS_SEND_REQUEST:
+        r.tx_head, r.tx_queued, r.tx_since = r.tx_next, 0, 0    # it took them all
+        return before
+    while load_acquire_u32(&tx_slot(r, r.tx_head).tp_status) != TP_STATUS_SEND_REQUEST:
+        r.tx_head = ring_next(r.tx_head, r.tx_n)        # (it stops before the last one)
+        r.tx_queued -= 1
+    return before - r.tx_queued
+
+
+cdef void afp_drop_waiting(PacketRing* r, TxSink* s, LoopStats* st) noexcept nogil:
+    """Take back the slots the kernel has not taken (no send() runs: they are ours) and
+    drop their frames, counted and captured; the ring goes on from the first of them."""
+    cdef tpacket2_hdr* h
+    cdef uint32_t i = r.tx_head
+    while r.tx_queued:
+        h = tx_slot(r, i)
+        st.tx_ring_stuck += 1
+        capture_drop(s.cap, s.port, DROP_TX_RING_STUCK, NULL,
+                     <uint8_t*>h + TPACKET2_TX_DATA + VIRTIO_NET_HDR_LEN,
+                     h.tp_len - <uint32_t>VIRTIO_NET_HDR_LEN)
+        store_release_u32(&h.tp_status, TP_STATUS_AVAILABLE)
+        i = ring_next(i, r.tx_n)
+        r.tx_queued -= 1
+    r.tx_next, r.tx_since = r.tx_head, 0
 
 
 cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) noexcept nogil:
-    """A frame larger than a TX slot: sendmsg() on the ring-less socket, after a kick."""
+    """A frame larger than a TX slot: sendmsg() on the ring-less socket, once the kernel
+    has taken every queued ring frame (see the top)."""
     cdef iovec out[5]
     cdef msghdr msg
     cdef int k, cnt = 2
@@ -156,6 +201,12 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
         return -1
     if r.tx_queued:
         afp_kick(r, st)
+        if r.tx_queued:
+            afp_kick(r, st)
+        if r.tx_queued:                 # it would pass them: dropped instead (see the top)
+            st.write_eagain += 1
+            capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
+            return -1
     out[0].iov_base, out[0].iov_len = iov[0].iov_base, VIRTIO_NET_HDR_LEN
     out[1].iov_base = <uint8_t*>iov[0].iov_base + VNET_HDR_LEN
     out[1].iov_len = iov[0].iov_len - VNET_HDR_LEN
@@ -228,15 +279,24 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     return 0
 
 
-cdef void afp_end(LoopPort* p, LoopStats* st) noexcept nogil:
-    """After the batch: kick the TX ring, give the held RX slots back to the kernel."""
+cdef bint afp_end(LoopPort* p, LoopStats* st, bint final) noexcept nogil:
+    """After the batch: kick the TX ring, give the held RX slots back to the kernel.
+    True when frames still wait in the TX ring (the loop calls again); ``final``: the
+    port leaves the loop, what the kernel does not take now is dropped."""
     cdef PacketRing* r = <PacketRing*>p.kind
     cdef tpacket2_hdr* h
+    cdef int64_t now
+    if r.tx_queued and afp_kick(r, st) and r.tx_queued:
+        r.tx_since = 0                  # some left: the wait starts again
     if r.tx_queued:
-        afp_kick(r, st)
+        now = now_ns()
+        if final or (r.tx_since and now - r.tx_since >= <int64_t>TX_STUCK_MS * 1000000):
+            afp_drop_waiting(r, &p.sink, st)
+        elif not r.tx_since:
+            r.tx_since = now
     while r.rx_holding:
         h = <tpacket2_hdr*>(r.rx + <size_t>r.rx_held * r.frame)
         store_release_u32(&h.tp_status, TP_STATUS_KERNEL)
         r.rx_held = ring_next(r.rx_held, r.rx_n)
         r.rx_holding -= 1
-
+    return r.tx_queued != 0

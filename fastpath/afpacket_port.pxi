@@ -7,11 +7,12 @@ from posix.mman cimport mmap, munmap, MAP_FAILED, PROT_READ, PROT_WRITE, MAP_SHA
 from fastpath.includes.afpacket cimport (
     socket, setsockopt, getsockopt, bind, socklen_t, sockaddr, sockaddr_ll, tpacket_req,
     tpacket_stats, htons, AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, SO_RCVBUF,
-    SO_RCVBUFFORCE, SOL_PACKET, ETH_P_ALL, PACKET_RX_RING, PACKET_TX_RING, PACKET_VERSION,
+    SO_RCVBUFFORCE, SO_SNDBUFFORCE, SOL_PACKET, ETH_P_ALL, PACKET_RX_RING, PACKET_TX_RING, PACKET_VERSION,
     PACKET_VNET_HDR, PACKET_QDISC_BYPASS, PACKET_IGNORE_OUTGOING, PACKET_COPY_THRESH,
     PACKET_LOSS, PACKET_STATISTICS, TPACKET_V2, TPACKET2_TX_DATA)
 from libc.errno cimport EPERM, EACCES, ENODEV, ENXIO, EAFNOSUPPORT, ENOPROTOOPT, EIO
 
+AFP_TX_STUCK_MS = TX_STUCK_MS        # afpacket.pxi
 AFP_SETUP_STEPS = ("socket", "options", "rx_ring", "arena", "mmap", "bind", "tx_socket",
                    "tx_ring", "big_socket")
 
@@ -29,6 +30,18 @@ def afp_slot_size(int mtu):
         if need <= size:
             return size
     return page_up(need)
+
+
+def afp_slots_per_block(int frame):
+    """Slots of ``frame`` bytes in one ring block: as many as fill 64 KiB, at least one.
+    A block holds whole slots and nothing else, so slot k lies at k * frame (afpacket.pxi
+    indexes them so) whatever the slot size -- 12 KiB slots (MTU 9000) make 60 KiB blocks."""
+    return max(1, AFP_SMALL_BLOCK // frame)
+
+
+def afp_round(int n, int per_block):
+    """``n`` rounded up to a whole number of blocks."""
+    return -(-n // per_block) * per_block
 
 
 def ring_error(what, int err):
@@ -52,7 +65,7 @@ cdef class AfPacketPort(RingPort):
     """Interface ``ifindex`` -- of the network namespace of the thread that makes this --
     served through AF_PACKET rings mapped into ``loop``'s address space (afpacket.pxi).
     Slots are sized for ``mtu``; ``rx_frames`` and ``tx_frames`` slots per ring (multiples
-    of the slots per 64 KiB block).  Needs CAP_NET_RAW (CAP_NET_ADMIN lets the socket
+    of the slots per block, afp_slots_per_block; default about 1024 and 512).  Needs CAP_NET_RAW (CAP_NET_ADMIN lets the socket
     queue for super-frames grow past net.core.rmem_max)."""
     cdef PacketRing r
     cdef Py_ssize_t arena_off
@@ -65,7 +78,7 @@ cdef class AfPacketPort(RingPort):
         self.arena_off = -1
 
     def __init__(self, PacketLoop loop not None, int ifindex, *, int mtu=1500,
-                 int rx_frames=1024, int tx_frames=512, _fault=None):
+                 rx_frames=None, tx_frames=None, _fault=None):
         if self.ifindex:
             raise RuntimeError("AfPacketPort is already initialised")
         loop._check_open("AfPacketPort()")
@@ -76,8 +89,12 @@ cdef class AfPacketPort(RingPort):
         if _fault is not None and _fault not in AFP_SETUP_STEPS:
             raise InvalidArgument(f"_fault must be one of {', '.join(AFP_SETUP_STEPS)}")
         frame = afp_slot_size(mtu)
-        per_block = max(1, AFP_SMALL_BLOCK // frame)
+        per_block = afp_slots_per_block(frame)
+        rx_frames = afp_round(1024, per_block) if rx_frames is None else rx_frames
+        tx_frames = afp_round(512, per_block) if tx_frames is None else tx_frames
         for what, n in (("rx_frames", rx_frames), ("tx_frames", tx_frames)):
+            if not isinstance(n, int):
+                raise InvalidArgument(f"{what} must be an int, not {n!r}")
             if not per_block <= n <= 1 << 16 or n % per_block:
                 raise InvalidArgument(f"{what} must be a multiple of {per_block} in "
                                       f"{per_block}..65536, not {n}")
@@ -104,7 +121,7 @@ cdef class AfPacketPort(RingPort):
         cdef tpacket_req req
         cdef sockaddr_ll sll
         cdef uint32_t frame = self.frame_size
-        cdef uint32_t block = frame if frame > AFP_SMALL_BLOCK // 2 else AFP_SMALL_BLOCK
+        cdef uint32_t block = frame * afp_slots_per_block(frame)   # no gap between blocks
         cdef void* m
         where = f"AF_PACKET port on ifindex {self.ifindex}"
         r.fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
@@ -198,6 +215,25 @@ cdef class AfPacketPort(RingPort):
             self.k_packets += ks.tp_packets     # the kernel resets them on each read
             self.k_drops += ks.tp_drops
         return {"packets": self.k_packets, "drops": self.k_drops}
+
+    def tx_waiting(self):
+        """Frames in the transmit ring that the kernel has not taken yet (slots still
+        TP_STATUS_SEND_REQUEST).  For tests: read it while no loop runs the port."""
+        cdef uint32_t k, n = 0
+        if self.r.tx == NULL:
+            return 0
+        for k in range(self.r.tx_n):
+            if (<tpacket2_hdr*>(self.r.tx + <size_t>k * self.r.frame)).tp_status == TP_STATUS_SEND_REQUEST:
+                n += 1
+        return n
+
+    def _set_tx_sndbuf(self, int size):
+        """For tests: the transmit ring socket's send buffer (SO_SNDBUFFORCE; the kernel
+        doubles ``size`` and keeps a minimum of a few KiB), so that a kick can find it full."""
+        if self.r.tx_fd < 0:
+            raise ValueError("AfPacketPort is closed")
+        if setopt(self.r.tx_fd, SOL_SOCKET, SO_SNDBUFFORCE, size) < 0:
+            raise ring_error("SO_SNDBUFFORCE on the transmit ring's socket", errno)
 
     def info(self):
         return {"kind": "afpacket", "ifindex": self.ifindex, "mtu": self.mtu,

@@ -131,15 +131,16 @@ cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     return 0
 
 
-cdef void xsk_end(LoopPort* p, LoopStats* st) noexcept nogil:
+cdef bint xsk_end(LoopPort* p, LoopStats* st, bint final) noexcept nogil:
     """After the batch: kick the TX ring, give the batch's RX chunks back on the fill
-    ring (it has room for every RX chunk) and release their descriptors."""
+    ring (it has room for every RX chunk) and release their descriptors.  False: the
+    loop need not call again (what the kick leaves goes at the next one)."""
     cdef XskState* x = <XskState*>p.kind
     cdef uint32_t i, n = x.rx_next - x.rx.cached
     if x.tx_queued:
         xsk_kick(x, st)
     if n == 0:
-        return
+        return False
     for i in range(n):
         ts_xsk_addr(&x.fill, x.fill.cached + i)[0] = \
             ts_xsk_desc(&x.rx, x.rx.cached + i).addr & ~(<uint64_t>x.chunk - 1)
@@ -149,3 +150,4 @@ cdef void xsk_end(LoopPort* p, LoopStats* st) noexcept nogil:
     ts_xsk_store(x.rx.consumer, x.rx.cached)
     if ts_xsk_load(x.fill.flags) & XDP_RING_NEED_WAKEUP:
         recvfrom(x.fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)
+    return False

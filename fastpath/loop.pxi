@@ -24,6 +24,8 @@
 #   5. SLOWPATH frames -> within the sender's share (slow_shares.pxi), copied into the slow
 #      handoff's filling queue (bounded in all and per namespace, refusals counted), once.
 #   6. Each ring port the batch touched gives its frames back and kicks its transmit ring.
+#      A port whose ring still holds frames the kernel refused stays touched: kicked again
+#      at the next batch's end, or after at most RING_RETRY_MS of sleep (afpacket.pxi).
 #
 # Ports of the ring kinds (AF_PACKET, AF_XDP: a RingPort made for this loop) map their
 # rings into the loop's FrameArena, whose start is the batch pool (arena.pxi): the batch
@@ -76,6 +78,7 @@ cdef class LoopEngine:
     cdef LoopPorts port_table
     cdef PortSet* ps                # the ports' C state (owned by port_table)
     cdef int epfd, stopfd
+    cdef int nudgefd                # send() left frames in a ring port: retry soon
     cdef bint running
     cdef readonly bint serving      # serve() runs (in another thread)
     cdef bint inited                # __init__ was entered (it runs once: it allocates)
@@ -97,6 +100,7 @@ cdef class LoopEngine:
     def __cinit__(self):
         self.epfd = -1
         self.stopfd = -1
+        self.nudgefd = -1
         memset(&self.slow, 0, sizeof(SlowHandoff))
         self.slow.efd = -1
         memset(&self.st, 0, sizeof(LoopStats))
@@ -161,6 +165,12 @@ cdef class LoopEngine:
         ev.data.u64 = <uint64_t>KIND_STOP << 32
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.stopfd, &ev) < 0:
             raise OSError(errno, "epoll_ctl(stop eventfd) failed")
+        self.nudgefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if self.nudgefd < 0:
+            raise OSError(errno, "eventfd failed")
+        ev.data.u64 = <uint64_t>KIND_NUDGE << 32
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.nudgefd, &ev) < 0:
+            raise OSError(errno, "epoll_ctl(nudge eventfd) failed")
         self.usable = True
 
     def close(self):
@@ -191,9 +201,10 @@ cdef class LoopEngine:
         if self.epfd >= 0:
             close(self.epfd)
             self.epfd = -1
-        if self.stopfd >= 0:
-            close(self.stopfd)
-            self.stopfd = -1
+        for fd in (self.stopfd, self.nudgefd):
+            if fd >= 0:
+                close(fd)
+        self.stopfd = self.nudgefd = -1
         handoff_close(&self.slow)
         self.ps = NULL
         self.ready_n = 0
@@ -303,6 +314,8 @@ cdef class LoopEngine:
             else:
                 left = deadline - now_ns()
                 wait = 0 if left <= 0 else <int>((left + 999999) // 1000000)
+            if self.ps.touched_n > 0 and (wait < 0 or wait > RING_RETRY_MS):
+                wait = RING_RETRY_MS            # frames wait in a transmit ring
             n = epoll_wait(self.epfd, ev, MAX_EVENTS, wait)
             if n < 0:
                 # EINTR: a signal, or task work the kernel runs on this thread (an io_uring
@@ -332,6 +345,8 @@ cdef class LoopEngine:
                 elif tag >> 32 == KIND_WAKEUP:
                     self.ready[self.ready_n] = <int>(tag & 0xFFFFFFFFULL)
                     self.ready_n += 1
+                elif tag >> 32 == KIND_NUDGE:
+                    read(self.nudgefd, &drain, 8)
                 else:
                     read(self.stopfd, &drain, 8)
                     stopped = True
@@ -340,6 +355,8 @@ cdef class LoopEngine:
                 self._cycle(serving)
                 if self.st.batches != batches and self.ps.active_n == 0:
                     poll_begin(&self.poll, &self.st)
+            elif self.ps.touched_n > 0 and not stopped:
+                ports_end_batch(self.ps, &self.st)      # kick the waiting frames again
             if stopped:                 # (run() ends its episode when it returns)
                 poll_done(&self.poll, &self.st, False)
             PyThread_release_lock(self.dp.lock)

@@ -88,7 +88,7 @@ cdef class PacketLoop(LoopEngine):
         port_id = self.port_table.check_id(port_id)
         self._lock()
         try:
-            self.port_table.remove(port_id)
+            self.port_table.remove(port_id, &self.st)
         finally:
             self._unlock()
         ring = self.ring_ports.pop(port_id, None)
@@ -153,8 +153,11 @@ cdef class PacketLoop(LoopEngine):
         in front on a vnet port), at once, from any thread.  True when written; False when
         the write failed (a full queue or an error, counted in stats()).  A ring port's
         transmit ring is the packet thread's: the frame goes in between two batches, under
-        the datapath's batch lock, and is kicked out at once."""
+        the datapath's batch lock, and is kicked out at once (what the kernel refuses
+        for now, the loop's thread kicks again)."""
         cdef int r
+        cdef bint waiting = False
+        cdef uint64_t one = 1
         self._check_open("send()")
         self.port_table.check_id(port_id)
         cdef LoopPort* p = &self.ps.port[<int>port_id]
@@ -169,7 +172,10 @@ cdef class PacketLoop(LoopEngine):
                                   f"bytes, not {n}")
         if p.end != NULL:                   # a ring kind: its tx captures a failed write
             self._lock()
-            r = port_send(p, &data[0], n, &self.send_st) if p.fd >= 0 else -1
+            r = port_send(p, &data[0], n, &self.send_st, &waiting) if p.fd >= 0 else -1
+            if waiting:                     # the loop's thread retries them (loop.pxi)
+                ports_touch(self.ps, p, port_id)
+                write(self.nudgefd, &one, 8)
             self._unlock()
             if r != 0:
                 return False

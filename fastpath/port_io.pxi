@@ -11,7 +11,10 @@
 # ``end``: after a batch's writes, give the frames rx took from the ring back to the
 # kernel (they were classified and written where they lay) and kick the transmit ring.
 # The loop calls ``end`` once per batch for each ring port the batch read from or wrote
-# to (the ``touched`` list); a ring kind is a RingPort object the caller made.
+# to (the ``touched`` list); a ring kind is a RingPort object the caller made.  ``end``
+# returns True when frames still wait in the port's transmit ring (the kernel refused
+# them for now): the port stays in the touched list, so the next batch's end, or the
+# loop's retry at least every RING_RETRY_MS while it would sleep, kicks it again.
 #
 # Every frame in a batch has a 12-byte virtio-net header right before it (in the batch's
 # headroom): read from a vnet port, zeros from a port without one.  rx_accept() checks and
@@ -27,9 +30,11 @@ cdef enum:
     KIND_PORT = 1           # what an epoll event is: tag = kind << 32 | id
     KIND_WAKEUP = 2
     KIND_STOP = 3
+    KIND_NUDGE = 4          # send() left frames in a ring: retry them (loop.pxi)
     PORT_EOF = -1           # LoopPort.failed of a port whose read returned 0 bytes
     RX_EMPTY = -1           # rx: nothing to read now
     RX_FAILED = -2          # rx: the port failed (read error or EOF); it is no longer polled
+    RING_RETRY_MS = 1       # the longest sleep while a transmit ring holds waiting frames
 
 cdef struct TxSink:         # what a port's tx writes with
     int fd
@@ -52,7 +57,7 @@ cdef struct RxBatch:        # where a port kind's rx puts frames
 cdef struct LoopPort
 ctypedef Py_ssize_t (*port_rx_fn)(LoopPort* p, int32_t port_id, const RxBatch* rx,
                                   Py_ssize_t slot, Py_ssize_t room) noexcept nogil
-ctypedef void (*port_end_fn)(LoopPort* p, LoopStats* st) noexcept nogil
+ctypedef bint (*port_end_fn)(LoopPort* p, LoopStats* st, bint final) noexcept nogil
 
 cdef struct LoopPort:
     int fd                  # -1: no port with this id
@@ -100,14 +105,20 @@ cdef inline void ports_touch(PortSet* ps, LoopPort* lp, int32_t p) noexcept nogi
 
 
 cdef inline void ports_end_batch(PortSet* ps, LoopStats* st) noexcept nogil:
-    """After a batch's writes: each touched ring port gives its frames back and kicks."""
-    cdef int k
+    """After a batch's writes (or as a retry): each touched ring port gives its frames
+    back and kicks; those whose transmit ring still holds frames stay touched."""
+    cdef int k, kept = 0
+    cdef int32_t p
     cdef LoopPort* lp
     for k in range(ps.touched_n):
-        lp = &ps.port[ps.touched[k]]
-        lp.touched = 0
-        lp.end(lp, st)
-    ps.touched_n = 0
+        p = ps.touched[k]
+        lp = &ps.port[p]
+        if lp.end(lp, st, False):
+            ps.touched[kept] = p
+            kept += 1
+        else:
+            lp.touched = 0
+    ps.touched_n = kept
 
 
 cdef inline void port_failed(const PortSet* ps, int32_t p) noexcept nogil:
@@ -204,11 +215,21 @@ cdef class LoopPorts:
         p.fd, p.vnet, p.rx, p.tx, p.sink, p.end, p.kind = fd, vnet, rx, tx, sink, end, sink.kind
         return 0
 
-    cdef int remove(self, int port_id) except -1:
+    cdef int remove(self, int port_id, LoopStats* st) except -1:
+        """Forget the port; a ring port is kicked a last time and what its transmit ring
+        still holds is dropped, counted in ``st`` (the caller holds the batch lock)."""
         cdef LoopPort* p = &self.ps.port[port_id]
         cdef int i
         if p.fd < 0:
             raise NotFound(f"port {port_id} is not in the loop")
+        if p.touched:
+            p.end(p, st, True)
+            for i in range(self.ps.touched_n):
+                if self.ps.touched[i] == port_id:
+                    memmove(&self.ps.touched[i], &self.ps.touched[i + 1],
+                            (self.ps.touched_n - i - 1) * sizeof(int32_t))
+                    self.ps.touched_n -= 1
+                    break
         if not p.failed:
             epoll_ctl(self.ps.epfd, EPOLL_CTL_DEL, p.fd, NULL)   # gone already if fd was closed
         if p.active:

@@ -180,6 +180,10 @@ LOOP_STATS = (
     Counter("poll_ns", "time spent polling, ns"),
     Counter("poll_shared", "polling episodes in which another task took the loop's CPU; polling "
                            "is off for a second after each"),
+    Counter("tx_retries", "kicks of a ring port's transmit ring for frames an earlier kick left "
+                          "there (the kernel refused them: send buffer full, no carrier, queue stopped)"),
+    Counter("tx_ring_stuck", "frames a ring port's transmit ring held that the kernel took none of "
+                             "for AFP_TX_STUCK_MS: taken back, dropped (frames_out had counted them)", 150),
 )
 
 VERDICT_NAMES = {v.code: v.name for v in VERDICTS}

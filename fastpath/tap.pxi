@@ -92,9 +92,11 @@ cdef int fd_send(int fd, bint vnet, const uint8_t* frame, Py_ssize_t n, LoopStat
     return fd_write(&sink, iov, frame_iov(iov, vnet, frame, n))
 
 
-cdef int port_send(LoopPort* p, const uint8_t* frame, Py_ssize_t n, LoopStats* st) noexcept:
-    """The same through a ring kind's tx, then its end (the kick): 0 or -1 (counted)."""
+cdef int port_send(LoopPort* p, const uint8_t* frame, Py_ssize_t n, LoopStats* st,
+                   bint* waiting) noexcept:
+    """The same through a ring kind's tx, then its end (the kick): 0 or -1 (counted);
+    ``waiting``: frames still wait in its transmit ring (port_io.pxi)."""
     cdef iovec iov[2]
     cdef int r = p.tx(&p.sink, iov, frame_iov(iov, p.vnet, frame, n))
-    p.end(p, st)
+    waiting[0] = p.end(p, st, False)
     return r

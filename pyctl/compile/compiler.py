@@ -42,11 +42,13 @@ __all__ = ["Compiler"]
 class Compiler:
     """Keeps a ``fastpath.Datapath`` running the model's current plan."""
 
-    def __init__(self, switch, datapath):
+    def __init__(self, switch, datapath, link_mtu=None):
+        """``link_mtu(name)``: an attached interface's MTU (``PlanBuilder``)."""
         self.switch = switch
         self.datapath = datapath
         self.families = datapath_families(datapath)
-        self._builder = PlanBuilder(PlanIndex(Plan()), self.families)
+        self.link_mtu = link_mtu
+        self._builder = PlanBuilder(PlanIndex(Plan()), self.families, link_mtu)
         self._full = True             # the next sync recompiles everything
         self._marks = Marks()         # what may differ from the plan since the last sync
         self._unhandled = None        # an event no rule covers: syncs refuse until forced
@@ -69,7 +71,7 @@ class Compiler:
 
     @plan.setter
     def plan(self, plan):
-        self._builder = PlanBuilder(PlanIndex(plan), self.families)
+        self._builder = PlanBuilder(PlanIndex(plan), self.families, self.link_mtu)
         self._full = True
 
     @property
@@ -84,6 +86,11 @@ class Compiler:
         except Exception as exc:
             self._unhandled = exc
             raise
+
+    def mark_ports(self, port_ids):
+        """Recompile these ports' entries at the next sync (what the model does not
+        hold moved: an attached interface's MTU)."""
+        self._marks.ports.update(port_ids)
 
     @contextlib.contextmanager
     def change(self):
@@ -118,7 +125,7 @@ class Compiler:
         self._full, self._marks = False, Marks()
         old_builder = self._builder
         if full:
-            builder = PlanBuilder.build(reader, self.families)
+            builder = PlanBuilder.build(reader, self.families, self.link_mtu)
             diff = PlanDiff(old_builder.plan, builder.plan)
         else:
             builder = old_builder

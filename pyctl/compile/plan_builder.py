@@ -67,27 +67,39 @@ def everything(reader):
     return marks
 
 
-def compile_plan(switch, families=FAMILIES):
+def compile_plan(switch, families=FAMILIES, link_mtu=None):
     """The plan of the whole model (what a full sync installs into a datapath that
-    takes ``families``)."""
+    takes ``families``; ``link_mtu``: PlanBuilder's)."""
     with switch.read() as reader:
-        return PlanBuilder.build(reader, families).plan
+        return PlanBuilder.build(reader, families, link_mtu).plan
 
 
 class PlanBuilder:
     """Keeps a ``PlanIndex`` (a plan and its indexes) equal to the model's plan, in
-    the IP versions ``families`` (what the datapath takes: ``plan.datapath_families``)."""
+    the IP versions ``families`` (what the datapath takes: ``plan.datapath_families``).
+    ``link_mtu(name)``: the MTU of the existing interface an ``attach`` port serves
+    (the daemon reads the kernel's; None: unknown), which the model does not hold --
+    the switch does not configure that interface; without it such a port counts as
+    DEFAULT_MTU."""
 
-    def __init__(self, index, families=FAMILIES):
+    def __init__(self, index, families=FAMILIES, link_mtu=None):
         self.index = index
         self.families = frozenset(families)
+        self.link_mtu = link_mtu
 
     @classmethod
-    def build(cls, reader, families=FAMILIES):
+    def build(cls, reader, families=FAMILIES, link_mtu=None):
         """A builder holding the plan of the whole model."""
-        builder = cls(PlanIndex(Plan()), families)
+        builder = cls(PlanIndex(Plan()), families, link_mtu)
         builder.update(reader, everything(reader))
         return builder
+
+    def port_mtu(self, port):
+        """The MTU the plan gives ``port``: its ``mtu`` option, an attached interface's
+        own (``link_mtu``), else DEFAULT_MTU."""
+        if port.options.get("kind") == "attach" and self.link_mtu is not None:
+            return self.link_mtu(port.name) or DEFAULT_MTU
+        return port.options.get("mtu", DEFAULT_MTU)
 
     def _key(self, ip):
         """The plan key of ``ip`` if the plan holds its family, else None."""
@@ -196,7 +208,7 @@ class PlanBuilder:
             edit.put("port_info", pid, GONE)
             return
         ns = reader.namespace(port.ns)
-        mtu = port.options.get("mtu", DEFAULT_MTU)
+        mtu = self.port_mtu(port)
         entry = (port.ns, _mac_bytes(port.mac), port.options.get("dhcp_server", False),
                  dhcp_served(port.options, ns is not None and ns.is_l3))
         if 6 in self.families:

@@ -5,8 +5,12 @@ of a veth a container runtime made -- served through AF_PACKET rings
 the port's name is the interface's.  The endpoint behind it gets its addresses from the
 switch's DHCP server (pyctl/daemon/dhcp.py).
 
-The switch only reads and writes frames there: the interface keeps its state, its MTU
-(which sizes the ring slots, and which DHCP hands out), its owner.  Since it stays in
+The switch only reads and writes frames there: the interface keeps its state, its MTU,
+its owner.  The MTU is read when the port opens (``link_mtu``): it sizes the ring slots,
+it is the fast path's bound for frames out of the port (the compiled plan's port MTU:
+the daemon's compiler asks ``link_mtu`` too) and DHCP hands it out.  When the owner
+changes it later, a reload (``tapswitch reload``, SIGHUP) reads it again and opens the
+port anew with it; until then the switch keeps the one it read.  Since it stays in
 the switch's namespace, that namespace's own stack sees its frames too: an operator
 attaching interfaces keeps that namespace free of addresses the tenants must not reach
 (docs/io.md).  ``close()`` closes the rings and leaves the interface as it was.
@@ -21,7 +25,16 @@ from pyctl.daemon.tap_port import _parse_mac, random_mac
 
 log = logging.getLogger("tapswitch.ports")
 
-__all__ = ["AttachPort"]
+__all__ = ["AttachPort", "link_mtu"]
+
+
+def link_mtu(name: str) -> int | None:
+    """The MTU of interface ``name`` of this process's network namespace; None when there
+    is no such interface (opening the port then fails with the reason)."""
+    try:
+        return kernel.host.link_info(name)["mtu"] or None
+    except kernel.KernelNotFound:
+        return None
 
 
 class AttachPort:

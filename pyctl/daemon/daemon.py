@@ -40,7 +40,7 @@ from pyctl.config import DaemonSettings
 from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
 from pyctl.control.counters import counted, format_counters, select as select_counters
 from pyctl.control.server import ControlServer
-from pyctl.daemon import metrics
+from pyctl.daemon import attach_port, metrics
 from pyctl.daemon.capture import Captures
 from pyctl.daemon.daemon_verbs import DaemonDispatcher, register_daemon_verbs
 from pyctl.daemon.metrics_http import MetricsListener
@@ -76,7 +76,7 @@ class Daemon:
         # The model refuses what the tables cannot hold (TableFull, naming the table).
         switch.set_capacity(namespaces=max_namespaces, ports=max_ports)
         self.datapath = fastpath.Datapath(max_namespaces=max_namespaces, max_ports=max_ports)
-        self.compiler = Compiler(switch, self.datapath)
+        self.compiler = Compiler(switch, self.datapath, link_mtu=attach_port.link_mtu)
         self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
                                         slot_size=slot_size, backend=self.settings.io_backend,
                                         poll_us=self.poll_us)
@@ -163,6 +163,19 @@ class Daemon:
             self.slowpath.forget_port(pid)
             self.dhcp.forget_port(pid)
             self.dhcp6.forget_port(pid)
+
+    def refresh_attached(self) -> list[str]:
+        """Read the attached interfaces' MTUs again (a reload does): each ``attach`` port
+        whose interface's MTU moved is compiled and opened anew with it.  Returns
+        "port NAME: MTU N" for each."""
+        moved = self.ports.attached_mtu_moved()
+        if not moved:
+            return []
+        self.compiler.mark_ports(moved)
+        self.ports.reopen(moved)
+        self.apply()
+        return [f"port {self.ports.open[pid].name}: MTU {self.ports.open[pid].tap.mtu} "
+                f"(its interface's)" for pid in sorted(moved) if pid in self.ports.open]
 
     @contextlib.contextmanager
     def change(self):

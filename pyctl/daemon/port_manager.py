@@ -38,7 +38,7 @@ import logging
 from dataclasses import dataclass, field
 
 from pyctl import errors, kernel
-from pyctl.daemon import port_kinds
+from pyctl.daemon import attach_port, port_kinds
 from pyctl.daemon.dhcp_leases import DhcpPort
 from pyctl.daemon.ownership import NotRecorded
 from pyctl.kernel.private_netns import PrivateNamespace
@@ -77,6 +77,7 @@ class PortManager:
         self._everything = True               # the next reconcile looks at every port
         self._ports: set[int] = set()         # port ids a change named
         self._tenants: set[int] = set()       # namespaces whose addresses moved
+        self._reopen: set[int] = set()        # ports to open again though the model kept them
         self._unwatch = switch.watch(self._note)
 
     def _note(self, event, undone):
@@ -94,16 +95,28 @@ class PortManager:
     def reconcile(self):
         """Bring the TAPs in line with the model's ports (see the top)."""
         everything, ports, tenants = self._everything, self._ports, self._tenants
-        self._everything, self._ports, self._tenants = False, set(), set()
+        reopen = self._reopen
+        self._everything, self._ports, self._tenants, self._reopen = False, set(), set(), set()
         try:
-            self._reconcile(everything, ports, tenants)
+            self._reconcile(everything, ports | reopen, tenants, reopen)
         except BaseException:
             self._everything |= everything    # looked at again next time
             self._ports |= ports
             self._tenants |= tenants
+            self._reopen |= reopen
             raise
 
-    def _reconcile(self, everything, ports, tenants):
+    def attached_mtu_moved(self) -> set[int]:
+        """The open ``attach`` ports whose interface's MTU is no longer the one they were
+        opened with (their rings' slots, the plan's MTU)."""
+        return {pid for pid, entry in self.open.items() if entry.tap.kind == "attach"
+                and attach_port.link_mtu(entry.name) not in (None, entry.tap.mtu)}
+
+    def reopen(self, port_ids) -> None:
+        """Open these ports anew at the next reconcile, though the model kept them."""
+        self._reopen.update(port_ids)
+
+    def _reconcile(self, everything, ports, tenants, reopen=frozenset()):
         with self.switch.read() as reader:
             if everything:
                 ports = {*reader.port_ids(), *self.open, *self.failed}
@@ -116,7 +129,8 @@ class PortManager:
                 if port is None:
                     continue
                 current = self.open.get(pid) or self.failed.get(pid)
-                if current is not None and current.name == port.name and current.options == port.options:
+                if current is not None and current.name == port.name and \
+                        current.options == port.options and pid not in reopen:
                     continue
                 if current is not None:           # same id, another port: replace it
                     self._close(pid)

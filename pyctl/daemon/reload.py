@@ -11,7 +11,9 @@ model built from the file before it is committed.  The ``[daemon.slowpath]`` and
 ``[daemon.control]`` limits and the ``metrics`` listener are built, checked (and bound)
 before that change and applied with it (``pyctl.daemon.live_limits``): a value refused
 there refuses the whole reload.  Then the
-namespace sockets follow the file's ``socket = true`` (opened, closed).  The other
+namespace sockets follow the file's ``socket = true`` (opened, closed), and each ``attach``
+port whose interface's MTU its owner changed is compiled and opened anew with it
+(``Daemon.refresh_attached``; listed in ``changed``).  The other
 ``[daemon]`` keys are bound to what the daemon set up at start: a changed one is listed in
 ``restart_needed``, not applied.
 
@@ -130,8 +132,9 @@ class Reloader:
             self._make(steps, desired, config, learned, commit=True)
         if limits and not dry_run:
             limits.apply()                # cannot fail: built and checked above
+        relinked = [] if dry_run else daemon.refresh_attached()   # attached MTUs read again
         sockets = {"opened": [], "closed": []} if dry_run else self._sockets(config)
-        changed = [s.text for s in steps] + limits.changed
+        changed = [s.text for s in steps] + limits.changed + relinked
         result = {"file": self.path, "dry_run": dry_run, "changed": changed,
                   "sockets": sockets, "restart_needed": self._settings_changed(config),
                   "ms": round((time.monotonic() - started) * 1000, 1)}

@@ -119,7 +119,8 @@ class PlanView:
         return self._index.scope_ports(scope)
 
     def port_mtu(self, port_id):
-        """The port's MTU (the TAP's: its ``mtu`` option, else 1500), or None."""
+        """The port's MTU (its ``mtu`` option; an attached interface's own; else 1500),
+        or None."""
         info = self._index.port_info.get(port_id)
         return None if info is None else info[0]
 

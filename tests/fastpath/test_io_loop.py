@@ -368,7 +368,7 @@ def test_close_releases_the_fds_and_ring_it_owns_and_not_the_callers(backend):
     fds, maps = owned_fds(), uring_mappings()
     loop = fastpath.PacketLoop(world(), batch_size=16, slot_size=4096, backend=backend)
     owned = {fd: kind for fd, kind in owned_fds().items() if fd not in fds}
-    assert sorted(owned.values()) == sorted(["anon_inode:[eventfd]"] * 2   # stop, slow_fd
+    assert sorted(owned.values()) == sorted(["anon_inode:[eventfd]"] * 3   # stop, nudge, slow_fd
                                             + ["anon_inode:[eventpoll]"]
                                             + ["anon_inode:[io_uring]"] * (backend == "io_uring"))
     assert uring_mappings() - maps == (2 if backend == "io_uring" else 0)

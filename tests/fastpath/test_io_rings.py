@@ -14,8 +14,8 @@ import fastpath
 from fastpath.reasons import CAPTURE_REASON_NAMES
 from pyctl.errors import Busy, InvalidArgument, NotFound, TapswitchError
 from pyctl.kernel.private_netns import PrivateNamespace
-from tests.support.io import (FakeTap, KernelSide, SWITCH_IP, arp_request, expected, udp_frame,
-                              world)
+from tests.support.io import (FakeTap, KernelSide, SWITCH_IP, arp_request, expected, mac,
+                              udp_frame, world)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="ring ports need root (veth, AF_PACKET)")
 
@@ -174,6 +174,24 @@ def test_a_frame_larger_than_a_slot_takes_the_socket_both_ways(ns):
         assert ends[2].drain() == expected(frames)[0][2]        # in order, both whole
         assert loop.stats()["rx_socket_frames"] == 1
         assert rings[1].info()["slot_size"] == 2048
+
+
+def test_rings_for_a_9000_byte_mtu_carry_jumbo_frames_in_their_slots(ns):
+    """12 KiB slots, 5 to a block (afp_slots_per_block): 30 frames of 8000 bytes each way
+    through more than one block of both rings, in order, none through the socket path."""
+    with afpacket_loop(ns, end_mtu=9000, mtu=9000) as (dp, loop, ends, rings):
+        with dp.update():
+            for p in (1, 2):
+                dp.set_port(p, p, mac(p), mtu=9000)
+        assert rings[1].info()["slot_size"] == 12288 and rings[1].info()["rx_slots"] % 5 == 0
+        frames = [(1, udp_frame(1, "10.0.0.2", k.to_bytes(2, "big") * 3990)) for k in range(30)]
+        for _, data in frames:
+            ends[1].inject(data)
+        run(loop, 20)
+        got = ends[2].drain()               # routed (ports of MTU 9000): payloads intact
+        assert [f[42:] for f in got] == [data[42:] for _, data in frames]
+        st = loop.stats()
+        assert st["rx_socket_frames"] == 0 and st["frames_out"] == 30
 
 
 def test_slots_of_frames_dropped_as_read_go_back_at_once(ns):
