@@ -47,7 +47,9 @@ import tempfile
 
 from pyctl import kernel
 
-from bench import loads, placement as placement_mod, syscounts
+from bench import loads, placement as placement_mod, syscounts, tcp_knobs
+from bench.tcp_cost_report import (EXPLAIN, SENDER_EXPLAIN, SWITCH_CALLS_EXPLAIN, load_line,
+                                   sender_table, switch_calls_table, table)
 from bench.peers import PEERS
 from bench.runner import Plan, Run, _setup_peers
 
@@ -55,40 +57,34 @@ DEFAULT_PEERS = ("veth", "minimal-forwarder-vnet", "tapswitch")
 PERF_HZ = 999
 # The kernel's byte-copying routines (names differ between kernel builds and CPUs).
 COPY_SYMBOL = re.compile(r"copy_(to|from)_iter|copy_user|rep_movs|memcpy|memmove|copy_page")
-EXPLAIN = """
-busy: whole-machine CPU per GB carried (/proc/stat) and the cores it kept busy; other
-cores: of those, what the three roles did not use (other work on a shared machine, and
-kernel threads such as ksoftirqd); copies:
-the part in the kernel's copy routines (perf samples), every process; sender, switch,
-receiver: each role's own CPU per GB (schedstat: its threads, with the kernel work done in
-their context); snd on-CPU / runq: the share of the time the sender ran / waited to run
-(1.00 = all of it); switch sleeps/GB: its threads' voluntary context switches (each a
-wake-up someone paid for); frames/wake (frames read per such sleep), syscalls/GB:
-tapswitch's loop counters. Bound: the
-pipeline bound (see python -m bench.tcp_cost --help); x bound = measured / bound.
-Copies @veth cores: a switch costing veth plus its own copies, at veth's busy cores, x veth."""
-SWITCH_CALLS_EXPLAIN = """
-The switch's system calls, counted by the kernel (perf stat on the syscall tracepoints of
-its processes, bench/syscounts.py): reads (read, recvmsg), writes (write, writev, sendmsg,
-io_uring_enter), waits (epoll_wait, epoll_pwait, poll, ppoll); sleeps: voluntary context
-switches (schedstat); reads/wake: reads per sleep. loop ...: tapswitch's own counters."""
+# Waking another task (leaf symbols: the wake-up, its run-queue choice and enqueue, the
+# IPI to the other CPU, the wait-queue callbacks that start it): what a sender pays for
+# every sleep of the switch it wakes (issue 18 item 3b).
+WAKE_SYMBOL = re.compile(r"try_to_wake_up|ttwu_|select_task_rq|select_idle|enqueue_task|"
+                         r"enqueue_entity|activate_task|wakeup_preempt|check_preempt|resched_curr|"
+                         r"send_IPI|send_ipi|ipi_mask|send_call_func|smp_send_reschedule|"
+                         r"smp_call_single_queue|ep_poll_callback|__wake_up|wake_function|"
+                         r"sock_def_readable")
 _SCRIPT_LINE = re.compile(r"^\s*(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+(?P<sym>\S+)")
 
 
 def parse_perf_script(text: str) -> dict:
     """``perf script -F pid,tid,ip,sym`` output (one sample per line, "PID/TID IP SYMBOL")
-    -> {"samples": N, "copy": N, "by_pid": {pid: {"samples": N, "copy": N}}}."""
-    out = {"samples": 0, "copy": 0, "by_pid": {}}
+    -> {"samples": N, "copy": N, "wake": N, "by_pid": {pid: {"samples": N, "copy": N,
+    "wake": N}}}: copies (COPY_SYMBOL) and wake-ups of other tasks (WAKE_SYMBOL)."""
+    out = {"samples": 0, "copy": 0, "wake": 0, "by_pid": {}}
     for line in text.splitlines():
         m = _SCRIPT_LINE.match(line)
         if not m:
             continue
         copy = 1 if COPY_SYMBOL.search(m["sym"]) else 0
+        wake = 1 if WAKE_SYMBOL.search(m["sym"]) else 0
         pid = int(m["pid"])
-        per = out["by_pid"].setdefault(pid, {"samples": 0, "copy": 0})
+        per = out["by_pid"].setdefault(pid, {"samples": 0, "copy": 0, "wake": 0})
         for d in (out, per):
             d["samples"] += 1
             d["copy"] += copy
+            d["wake"] += wake
     return out
 
 
@@ -106,15 +102,15 @@ def _cpu_line() -> list[int]:
 
 
 def measure(pair: loads.Pair, seconds: float, workdir: str,
-            place: placement_mod.Placement, window: str | None = None, rps: bool = False) -> dict:
-    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB.  ``rps``:
-    each tenant's interface steers what arrives on it to the tenant's CPUs (the
-    placement's sender / receiver CPUs; every CPU when unpinned)."""
+            place: placement_mod.Placement, window: str | None = None,
+            knobs: tcp_knobs.Knobs = tcp_knobs.Knobs()) -> dict:
+    """One iperf3 stream a -> b under ``perf record -a``; the costs per GB.  ``knobs``:
+    the kernel settings of this sample (bench/tcp_knobs.py: RPS, the TAPs' queue length,
+    the sender's TCP Small Queues limit)."""
     data = os.path.join(workdir, "perf.data")
     place.pin("switch", pair.peer.switch_pids())
-    for ep, role in ((pair.a, "sender"), (pair.b, "receiver")):
-        placement_mod.steer_rx(ep.ns.name, ep.ifname,
-                               (place.cpus(role) or placement_mod.allowed_cpus()) if rps else None)
+    knobs.apply(pair, place)
+    sent0, dropped0 = tcp_knobs.sender_if_counts(pair)
     perf = subprocess.Popen(["perf", "record", "-a", "-F", str(PERF_HZ), "-o", data, "-q",
                              "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -137,9 +133,16 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
     script = subprocess.run(["perf", "script", "-i", data, "-F", "pid,tid,ip,sym"],
                             capture_output=True, text=True, timeout=120)
     prof = parse_perf_script(script.stdout)
+    sender = (m.get("role_pids") or {}).get("sender")
     out = costs(m["gbps"], busy, seconds, prof, set(pair.peer.pids()), m.get("cpu_util"),
                 sched=m.get("sched"), role_pids=m.get("role_pids"))
     out["load1"] = load1
+    if sender is not None:      # where the sender's time goes (the JSON's samples only)
+        out["sender_symbols"] = top_symbols(script.stdout, sender, m["gbps"], seconds)
+    sent1, dropped1 = tcp_knobs.sender_if_counts(pair)
+    out["snd_if_drop_share"] = (dropped1 - dropped0) / max(1, sent1 - sent0 + dropped1 - dropped0)
+    out["retransmits_per_gb"] = (m["retransmits"] / (m["gbps"] / 8 * seconds)
+                                 if m.get("retransmits") is not None and m["gbps"] else None)
     out.update(switch_calls(counts, m["gbps"], seconds, m.get("switch_sleeps_per_gb")))
     out.update({k: m[k] for k in ("snd_rtt_us", "snd_cwnd", "snd_inflight_kb", "snd_queued_kb",
                                   "snd_sndbuf_kb", "snd_notsent_kb", "rcv_queued_kb") if k in m})
@@ -147,6 +150,18 @@ def measure(pair: loads.Pair, seconds: float, workdir: str,
                                   "switch_sleeps_per_gb",
                                   "sender_sleeps_per_gb", "poll_hit_share") if k in m})
     return out
+
+
+def top_symbols(text: str, pid: int, gbps: float, seconds: float, n: int = 12) -> list:
+    """The ``n`` symbols process ``pid`` was sampled in most, as [symbol, CPU ms per GB]."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _SCRIPT_LINE.match(line)
+        if m and int(m["pid"]) == pid:
+            counts[m["sym"]] = counts.get(m["sym"], 0) + 1
+    gb = gbps / 8 * seconds
+    return [[sym, k / PERF_HZ * 1e3 / gb if gb else 0.0]
+            for sym, k in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
 
 
 ROLES = ("sender", "switch", "receiver")
@@ -173,8 +188,9 @@ def costs(gbps: float, busy_cores: float, perf_seconds: float, prof: dict, switc
         out["switch_ms_per_gb"] = per_gb(switch_cores if switch_cores is not None
                                          else sampled(sum(d["samples"] for d in sw)))
         out["switch_copy_ms_per_gb"] = per_gb(sampled(sw_copy))
-    for role, pid in (role_pids or {}).items():          # the sender's and receiver's copies
-        out[f"{role}_copy_ms_per_gb"] = per_gb(sampled(prof["by_pid"].get(pid, {}).get("copy", 0)))
+    for role, pid in (role_pids or {}).items():   # the sender's and receiver's copies, wake-ups
+        for what in ("copy", "wake"):
+            out[f"{role}_{what}_ms_per_gb"] = per_gb(sampled(prof["by_pid"].get(pid, {}).get(what, 0)))
     for role, share in (sched or {}).items():
         if role in ROLES and isinstance(share, dict):
             out[f"{role}_ms_per_gb"] = per_gb(share["on_cpu"])
@@ -212,7 +228,7 @@ def summarize(samples: dict, cores: int) -> dict:
     and the measured rate over it; for a switch, what its own copies would cost at the
     cores veth kept busy (x veth)."""
     med = {peer: {k: statistics.median(v[k] for v in runs if v.get(k) is not None)
-                  for k in runs[0] if any(v.get(k) is not None for v in runs)}
+                  for k in runs[0] if any(isinstance(v.get(k), (int, float)) for v in runs)}
            for peer, runs in samples.items() if runs}
     for peer, m in med.items():
         veth = med.get(_veth_of(peer))
@@ -226,92 +242,11 @@ def summarize(samples: dict, cores: int) -> dict:
 
 
 def _veth_of(row: str) -> str:
-    """The veth row measured under the same placement and steering ("veth", "veth+rps",
-    "veth@PLACEMENT", ...)."""
+    """The veth row measured under the same placement and knobs ("veth", "veth+rps/q64",
+    "veth@PLACEMENT", ...: the knobs' suffix starts at the first "+" or "/")."""
     peer, at, place = row.partition("@")
-    return "veth" + ("+rps" if peer.endswith("+rps") else "") + (f"@{place}" if at else "")
-
-
-def load_line(samples: dict) -> str:
-    """How loaded the machine was while the samples ran (a shared machine's other work
-    moves every figure: compare rows of one run only)."""
-    runs = [c for rows in samples.values() for c in rows]
-    load = sorted(c["load1"] for c in runs if "load1" in c)
-    other = [c["other_cores"] for c in runs if "other_cores" in c]
-    if not load:
-        return "machine load: not measured"
-    text = (f"machine load during the run: 1-min load average {load[0]:.1f}..{load[-1]:.1f} "
-            f"(median {statistics.median(load):.1f}) on {os.cpu_count()} CPUs")
-    if other:
-        text += f"; other work kept {statistics.median(other):.2f} cores busy (median)"
-    return text
-
-
-def table(med: dict) -> str:
-    def f(v, fmt):
-        return format(v, fmt) if v is not None else "-"
-    cols = ("peer", "Gbit/s", "x veth", "busy cores", "other cores", "busy ms/GB", "copies ms/GB",
-            "sender ms/GB", "switch ms/GB", "receiver ms/GB", "switch copies ms/GB",
-            "snd on-CPU", "snd runq", "switch sleeps/GB", "frames/wake", "syscalls/GB",
-            "bound Gbit/s", "x bound", "copies @veth cores x veth")
-    rows = [(peer, f(m["gbps"], ".1f"), f(m.get("vs_veth"), ".2f"), f(m["busy_cores"], ".2f"),
-             f(m.get("other_cores"), ".2f"), f(m["busy_ms_per_gb"], ".0f"), f(m["copy_ms_per_gb"], ".0f"),
-             f(m.get("sender_ms_per_gb"), ".0f"), f(m.get("switch_ms_per_gb"), ".0f"),
-             f(m.get("receiver_ms_per_gb"), ".0f"), f(m.get("switch_copy_ms_per_gb"), ".0f"),
-             f(m.get("sender_on_cpu"), ".2f"), f(m.get("sender_runq"), ".2f"),
-             f(m.get("switch_sleeps_per_gb"), ".0f"), f(m.get("frames_per_wake"), ".2f"), f(m.get("syscalls_per_gb"), ".0f"),
-             f(m["bound_gbps"], ".1f"), f(m["vs_bound"], ".2f"),
-             f(m.get("copies_at_veth_cores_vs_veth"), ".2f"))
-            for peer, m in med.items()]
-    width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
-    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
-                               for i, (c, w) in enumerate(zip(r, width)))
-    return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
-
-
-SENDER_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("sender ms/GB", "sender_ms_per_gb", ".0f"),
-                  ("its copies ms/GB", "sender_copy_ms_per_gb", ".0f"),
-                  ("receiver copies ms/GB", "receiver_copy_ms_per_gb", ".0f"),
-                  ("sender sleeps/GB", "sender_sleeps_per_gb", ".0f"),
-                  ("on-CPU", "sender_on_cpu", ".2f"), ("runq", "sender_runq", ".2f"),
-                  ("RTT us", "snd_rtt_us", ".0f"), ("cwnd", "snd_cwnd", ".0f"),
-                  ("in flight KB", "snd_inflight_kb", ".0f"), ("queued KB", "snd_queued_kb", ".0f"),
-                  ("receiver's unread KB", "rcv_queued_kb", ".0f"))
-
-
-SWITCH_CALL_COLUMNS = (("Gbit/s", "gbps", ".1f"), ("syscalls/GB", "switch_syscalls_per_gb", ".0f"),
-                       ("reads/GB", "switch_reads_per_gb", ".0f"),
-                       ("writes/GB", "switch_writes_per_gb", ".0f"),
-                       ("waits/GB", "switch_waits_per_gb", ".0f"),
-                       ("sleeps/GB", "switch_sleeps_per_gb", ".0f"),
-                       ("reads/wake", "switch_reads_per_wake", ".2f"),
-                       ("loop frames/wake", "frames_per_wake", ".2f"),
-                       ("loop syscalls/GB", "syscalls_per_gb", ".0f"))
-
-
-def columns_table(med: dict, columns, only=None) -> str:
-    """A table of ``columns`` ((title, key, format), ...) per row of ``med`` (rows
-    ``only`` holds a key of, if given)."""
-    cols = ("peer",) + tuple(c[0] for c in columns)
-    rows = [(peer,) + tuple(format(m[k], fmt) if m.get(k) is not None else "-"
-                            for _, k, fmt in columns)
-            for peer, m in med.items() if only is None or m.get(only) is not None]
-    width = [max(len(str(r[i])) for r in rows + [cols]) for i in range(len(cols))]
-    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
-                               for i, (c, w) in enumerate(zip(r, width)))
-    return "\n".join([line(cols), line(["-" * w for w in width])] + [line(r) for r in rows])
-
-
-def sender_table(med: dict) -> str:
-    """The sender's side: its CPU and copies per GB, its scheduling, and its TCP window
-    halfway through (ss): what a cold-page or a queueing explanation must match."""
-    return columns_table(med, SENDER_COLUMNS)
-
-
-def switch_calls_table(med: dict) -> str:
-    """The switch's kernel crossings per GB, counted by the kernel for every switch peer
-    alike, beside tapswitch's own loop counters."""
-    return columns_table(med, SWITCH_CALL_COLUMNS, only="switch_syscalls_per_gb")
+    knobs = re.search(r"[+/].*", peer)
+    return "veth" + (knobs[0] if knobs else "") + (f"@{place}" if at else "")
 
 
 def main(argv=None) -> int:
@@ -329,9 +264,21 @@ def main(argv=None) -> int:
                    help="also measure each peer with Receive Packet Steering on both tenants' "
                         "interfaces to the tenant's CPUs (rows NAME+rps): a sender's ACKs are then "
                         "processed, and its pages freed, on its own CPU")
+    p.add_argument("--txqueuelen", metavar="N,N",
+                   help="measure each peer at each of these transmit queue lengths of both "
+                        "tenants' interfaces (rows NAME/qN; for a TAP, the ring to the switch)")
+    p.add_argument("--limit-output", metavar="BYTES,BYTES",
+                   help="measure each peer at each of these net.ipv4.tcp_limit_output_bytes "
+                        "of the sender's namespace (rows NAME/tloBYTES; e.g. 4M,256K)")
     p.add_argument("--json", metavar="FILE", help="write every sample and the medians here")
     args = p.parse_args(argv)
     places = [placement_mod.parse(name) for name in args.placement]
+    try:
+        knobs = tcp_knobs.variants(
+            args.rps, args.txqueuelen and tcp_knobs.parse_sizes(args.txqueuelen, "--txqueuelen"),
+            args.limit_output and tcp_knobs.parse_sizes(args.limit_output, "--limit-output"))
+    except ValueError as exc:
+        p.error(str(exc))
     peers = [x.strip() for x in args.peers.split(",") if x.strip()]
     unknown = [x for x in peers if x not in PEERS]
     if unknown or not peers:
@@ -357,11 +304,9 @@ def main(argv=None) -> int:
             print(f"placement {place.describe()}")
         for rep in range(1, args.reps + 1):          # interleaved: drift hits all peers alike
             for place in places:
-                for name, pair, rps in [(n, p, r) for n, p in pairs.items()
-                                        for r in ((False, True) if args.rps else (False,))]:
-                    row = (f"{name}{'+rps' if rps else ''}"
-                           + (f"@{place.name}" if len(places) > 1 else ""))
-                    c = measure(pair, args.seconds, workdir, place, args.window, rps)
+                for name, pair, knob in [(n, p, k) for n, p in pairs.items() for k in knobs]:
+                    row = name + knob.suffix + (f"@{place.name}" if len(places) > 1 else "")
+                    c = measure(pair, args.seconds, workdir, place, args.window, knob)
                     samples.setdefault(row, []).append(c)
                     print(f"rep {rep}/{args.reps} {row:<34} {c['gbps']:.1f} Gbit/s, "
                           f"{c['busy_cores']:.2f} cores busy, sender on a CPU "
@@ -381,6 +326,7 @@ def main(argv=None) -> int:
     print(load_line(samples))
     print()
     print(sender_table(med))
+    print(SENDER_EXPLAIN)
     print()
     print(switch_calls_table(med))
     print(SWITCH_CALLS_EXPLAIN)

@@ -11,18 +11,19 @@ PERF_SCRIPT = """\
   4242/4242  ffffffff8158c3f5 _copy_to_iter
   4242/4250  ffffffff8158c3f5 _copy_from_iter
   4242/4242  ffffffff8158c3f5 tun_do_read
+  4242/4242  ffffffff8158c3f5 try_to_wake_up
    777/777   7f0012345678 __memmove_avx_unaligned_erms
    777/777   7f0012345678 [unknown]
 not a sample line
 """
 
 
-def test_perf_script_samples_are_counted_per_process_with_copies_apart():
+def test_perf_script_samples_are_counted_per_process_with_copies_and_wakeups_apart():
     prof = tcp_cost.parse_perf_script(PERF_SCRIPT)
-    assert prof["samples"] == 6 and prof["copy"] == 3
-    assert prof["by_pid"][4242] == {"samples": 3, "copy": 2}     # threads fold into their process
-    assert prof["by_pid"][777] == {"samples": 2, "copy": 1}
-    assert prof["by_pid"][0] == {"samples": 1, "copy": 0}
+    assert prof["samples"] == 7 and prof["copy"] == 3 and prof["wake"] == 1
+    assert prof["by_pid"][4242] == {"samples": 4, "copy": 2, "wake": 1}   # threads fold in
+    assert prof["by_pid"][777] == {"samples": 2, "copy": 1, "wake": 0}
+    assert prof["by_pid"][0] == {"samples": 1, "copy": 0, "wake": 0}
 
 
 def _costs(gbps, busy, copy_samples, switch=None):
@@ -161,3 +162,27 @@ def test_rps_rows_compare_with_veth_under_the_same_steering():
     assert tcp_cost._veth_of("tapswitch+rps@pinned") == "veth+rps@pinned"
     assert tcp_cost._veth_of("tapswitch@pinned") == "veth@pinned"
     assert tcp_cost._veth_of("tapswitch+rps") == "veth+rps" and tcp_cost._veth_of("x") == "veth"
+
+
+def test_the_senders_copies_and_wakeups_are_priced_from_its_own_samples():
+    hz = tcp_cost.PERF_HZ
+    prof = {"samples": 4 * hz, "copy": hz, "wake": hz,
+            "by_pid": {9: {"samples": 2 * hz, "copy": hz, "wake": hz // 2}}}
+    c = tcp_cost.costs(8.0, 1.5, 2.0, prof, set(), None, role_pids={"sender": 9, "receiver": 10})
+    assert c["sender_copy_ms_per_gb"] == pytest.approx(500)
+    assert c["sender_wake_ms_per_gb"] == pytest.approx(250, rel=1e-2)
+    assert c["receiver_copy_ms_per_gb"] == 0 and c["receiver_wake_ms_per_gb"] == 0
+
+
+def test_rows_with_knobs_compare_with_veth_under_the_same_knobs():
+    assert tcp_cost._veth_of("tapswitch/q64@pinned") == "veth/q64@pinned"
+    assert tcp_cost._veth_of("tapswitch+rps/q64/tlo256K") == "veth+rps/q64/tlo256K"
+    assert tcp_cost._veth_of("minimal-forwarder-vnet/tlo64K@unpinned") == "veth/tlo64K@unpinned"
+
+
+def test_top_symbols_of_one_process_in_ms_per_gb():
+    hz = tcp_cost.PERF_HZ
+    top = tcp_cost.top_symbols(PERF_SCRIPT, 4242, gbps=8.0, seconds=1.0, n=2)   # 1 GB
+    assert [sym for sym, _ in top] == ["_copy_to_iter", "_copy_from_iter"]
+    assert top[0][1] == pytest.approx(1e3 / hz)     # one sample: 1/hz s of CPU for 1 GB
+    assert tcp_cost.top_symbols(PERF_SCRIPT, 1, 8.0, 1.0) == []
