@@ -6,6 +6,8 @@ body runs against the reference and the compiled core); tests/e2e holds the root
 with real kernel network stacks.  Helpers a few modules share are in tests/support/;
 fixtures of one directory in its own conftest.py.
 """
+import signal
+
 import pytest
 
 
@@ -19,3 +21,14 @@ def backend(request):
     """The PacketLoop I/O backend a test runs on ("io_uring", "epoll"): each test using it
     runs on every backend built here."""
     return request.param
+
+
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt during the test, in this process and in the Python
+    processes it starts, even where the suite itself was started with SIGINT ignored (a
+    background job of a non-interactive shell inherits SIG_IGN, and Python then installs
+    no handler; an ignored signal stays ignored across exec, a handled one does not)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

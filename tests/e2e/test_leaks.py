@@ -158,7 +158,7 @@ def test_a_test_that_fails_halfway_leaves_nothing(tmp_path, mode):
     assert kernel_leftovers(state["tag"]) == NOTHING
 
 
-def test_a_run_stopped_by_ctrl_c_leaves_nothing(tmp_path, mode):
+def test_a_run_stopped_by_ctrl_c_leaves_nothing(tmp_path, mode, ctrl_c):
     status, out, state = _run_generated(tmp_path, mode, ctrl_c=True)
     assert status == 2, out                             # pytest: interrupted
     assert "KeyboardInterrupt" in out and "test_3" not in out, out

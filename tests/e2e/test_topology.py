@@ -157,7 +157,7 @@ def test_an_exception_in_the_block_still_cleans_up(mode):
     assert topo.closed and _ours(topo) == []
 
 
-def test_ctrl_c_in_the_block_cleans_up(mode):
+def test_ctrl_c_in_the_block_cleans_up(mode, ctrl_c):
     with pytest.raises(KeyboardInterrupt):
         with Topology(mode) as topo:
             topo.tenant("a", "10.0.0.2/24")
@@ -167,7 +167,7 @@ def test_ctrl_c_in_the_block_cleans_up(mode):
     assert topo.closed and _ours(topo) == []
 
 
-def test_ctrl_c_during_start_is_held_then_raised(monkeypatch, mode):
+def test_ctrl_c_during_start_is_held_then_raised(monkeypatch, mode, ctrl_c):
     """A Ctrl-C that arrives while the kernel objects are being made is delivered
     once they are consistent: start() raises KeyboardInterrupt, nothing remains."""
     topo = Topology(mode)
