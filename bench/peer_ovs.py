@@ -48,6 +48,7 @@ class OvsNetdevPeer(Peer):
                          + (", userspace TSO" if tso else ""))
         self.tso = tso
         self.afxdp = afxdp
+        self.polls_when_idle = afxdp        # its PMD threads spin on the AF_XDP rings
         self.dir = ""
         self.vswitchd: subprocess.Popen | None = None
 

@@ -18,6 +18,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,8 @@ class Peer:
     procs: list = field(default_factory=list)
     facts: dict = field(default_factory=dict)   # what setup learned (e.g. the I/O backend), saved
     creates_namespaces = False      # True: setup makes (or has made) a.ns and b.ns itself
+    polls_when_idle = False         # True: its threads spin with no traffic (PMD polling), so
+                                    # the runner holds them (SIGSTOP) while others are measured
 
     def unavailable(self) -> str | None:
         return None
@@ -87,6 +90,15 @@ class Peer:
         for proc in reversed(self.procs):
             kernel.stop_process(proc)
         self.procs.clear()
+
+    def hold(self, held: bool) -> None:
+        """Stop (``held``) or continue the peer's processes: a peer that polls when idle
+        would otherwise take a core from every other peer's measurement."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGSTOP if held else signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p.poll() is None]

@@ -119,6 +119,19 @@ def _setup_peers(plan: Plan, run: Run, registry, log) -> dict:
     return pairs
 
 
+def hold_idle_pollers(pairs: dict, measured: str | None) -> list[str]:
+    """Let only ``measured`` (None: none) of the peers that poll when idle run: the others
+    are stopped, so their spinning threads take no core from the peer being measured.
+    Returns the names held."""
+    held = []
+    for name, pair in pairs.items():
+        if pair.peer.polls_when_idle:
+            pair.peer.hold(name != measured)
+            if name != measured:
+                held.append(name)
+    return held
+
+
 def run_bench(plan: Plan, log=print, registry: kernel.CleanupRegistry | None = None) -> Run:
     """Measure ``plan``; returns every sample. Cleans up whatever happens;
     on KeyboardInterrupt returns what was measured with ``interrupted`` set."""
@@ -134,6 +147,7 @@ def run_bench(plan: Plan, log=print, registry: kernel.CleanupRegistry | None = N
     registry = registry if registry is not None else kernel.registry
     run = Run(plan, placements=[p.as_dict() for p in places])
     tool = loads.tcp_tool(plan.tcp_tool) if any(t.startswith("tcp") for t in plan.tests) else None
+    pairs: dict = {}
     try:
         log(f"setting up {len(plan.peers)} peers")
         for place in places:
@@ -153,6 +167,7 @@ def run_bench(plan: Plan, log=print, registry: kernel.CleanupRegistry | None = N
             sample = {"peer": name, "test": test, "rep": rep, "time": time.time(),
                       "placement": place.name}
             try:
+                sample["held"] = hold_idle_pollers(pairs, name)
                 sample["switch_threads_pinned"] = len(place.pin("switch", pairs[name].peer.switch_pids()))
                 sample["metrics"] = _measure(pairs[name], test, plan, tool, place)
                 log(headline(test, sample["metrics"]))
@@ -166,6 +181,9 @@ def run_bench(plan: Plan, log=print, registry: kernel.CleanupRegistry | None = N
         run.interrupted = True
         log("\ninterrupted: cleaning up, keeping the samples measured so far")
     finally:
+        for pair in pairs.values():          # continued, so that teardown can stop them
+            if pair.peer.polls_when_idle:
+                pair.peer.hold(False)
         failures = registry.cleanup()
         if failures:
             log(f"cleanup problems: {failures}")
