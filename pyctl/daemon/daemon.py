@@ -311,11 +311,14 @@ class Daemon:
                 self._emit(self.slowpath.handle(port_id, reason, data))
 
     def _emit(self, output):
-        # (Neighbours are in the datapath already: the slow path's table writes them.)
+        # The frames first: those that waited for a neighbour's MAC leave before the fast
+        # path learns it (a peer MAC here, a neighbour at settle()), so no later frame of
+        # the same flow, forwarded by the fast path, can overtake them.
+        self._send(output.frames)
         for fact in output.learned:
             if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
                 self.datapath.set_peer_mac(fact.port_id, fact.mac)
-        self._send(output.frames)
+        self.slowpath.settle()
 
     def _send(self, frames):
         for port_id, frame in frames:

@@ -10,7 +10,10 @@ table in the same step: ``set_neighbour`` when an entry is made or its MAC
 changes, ``remove_neighbour`` when it expires, is evicted, or its port or scope
 goes.  A write the datapath refuses (an address it does not take, a scope it
 does not hold) leaves the entry out of both and is counted.  Nothing else
-writes the datapath's neighbours, so the two cannot disagree.
+writes the datapath's neighbours, so the two cannot disagree.  One exception
+in time, not in content: an entry whose resolution releases waiting frames is
+written by ``settle()``, after the daemon has sent those frames, so that the
+fast path cannot forward a later frame of the same flow before them.
 
 An entry's life, as the kernel's neighbour states (without DELAY: the slow
 path cannot see which entries the fast path uses, so it treats every entry as
@@ -71,6 +74,7 @@ class NeighbourTable:
         self.config = config
         self.counters = counters
         self._datapath = datapath
+        self._unsettled: dict[tuple, Neighbour] = {}   # learned, datapath write deferred
         self._scopes: dict[int, OrderedDict[int, Neighbour]] = {}   # least recently confirmed first
         self._reachable: OrderedDict[tuple, Neighbour] = OrderedDict()  # confirmation order
         self._stale: OrderedDict[tuple, Neighbour] = OrderedDict()      # next probe first
@@ -94,13 +98,16 @@ class NeighbourTable:
 
     # -- learning -----------------------------------------------------------
 
-    def learn(self, scope: int, ip: int, mac: bytes, port_id: int, now: float) -> bool:
+    def learn(self, scope: int, ip: int, mac: bytes, port_id: int, now: float,
+              install: bool = True) -> bool:
         """``ip`` in ``scope`` is at ``mac`` behind ``port_id``, as of ``now``.
-        False if the datapath refused the entry (then neither holds it)."""
+        False if the datapath refused the entry (then neither holds it).  ``install``
+        False: the datapath gets a new or changed entry only at ``settle()`` (frames
+        that waited for it go out first, see SlowPath.learn)."""
         entry = self.get(scope, ip)
         if entry is None or entry.mac != mac:
             with self._writes() as dp:
-                if not self._install(dp, scope, ip, mac):
+                if install and not self._install(dp, scope, ip, mac):
                     return False
                 if entry is None:
                     self._make_room(dp, scope)
@@ -108,6 +115,8 @@ class NeighbourTable:
                     self._scopes.setdefault(scope, OrderedDict())[ip] = entry
                     self._by_port.setdefault(port_id, set()).add(entry.key)
             entry.mac = mac
+            if not install:
+                self._unsettled[entry.key] = entry
         if entry.port_id != port_id:
             self._unindex_port(entry)
             entry.port_id = port_id
@@ -118,6 +127,18 @@ class NeighbourTable:
         self._reachable[entry.key] = entry
         self._reachable.move_to_end(entry.key)
         return True
+
+    def settle(self) -> None:
+        """Write the entries learned with ``install=False`` into the datapath; one it
+        refuses leaves the table too (counted ``neighbour_refused``)."""
+        if not self._unsettled:
+            return
+        unsettled, self._unsettled = self._unsettled, {}
+        with self._writes() as dp:
+            for key, entry in unsettled.items():
+                if (self.get(*key) is entry
+                        and not self._install(dp, entry.scope, entry.ip, entry.mac)):
+                    self._remove(dp, entry)
 
     def ensure_installed(self, entry: Neighbour) -> None:
         """Write ``entry`` again if the datapath lost it (a rolled-back sync that removed

@@ -146,6 +146,7 @@ class SlowPath:
 
     def handle(self, port_id: int, reason: int, frame: bytes) -> Output:
         """Process one punted frame that entered at ``port_id``."""
+        self.neighbours.settle()
         out = Output([], [])
         eth = pk.parse_ethernet(frame)
         if eth is None:
@@ -191,11 +192,18 @@ class SlowPath:
             return False
         return True
 
+    def settle(self) -> None:
+        """Write into the fast path the neighbours whose waiting frames the last outputs
+        released (``learn``); the daemon calls it after sending those outputs' frames.
+        ``handle()`` and ``tick()`` call it first too, so nothing stays unwritten."""
+        self.neighbours.settle()
+
     def tick(self) -> Output:
         """Send the ARP requests and neighbour solicitations that are due (resolutions and
         probes of stale neighbours) and the router advertisements; give up on neighbours
         that did not answer: a resolution's frames are dropped with ICMP host (ICMPv6
         address) unreachable, a stale entry is removed."""
+        self.neighbours.settle()
         out = Output([], [])
         now = self.clock()
         for key, res in self.resolutions.due(now):
@@ -263,14 +271,19 @@ class SlowPath:
 
     def learn(self, scope: int, ip, mac: bytes, port_id: int, out: Output) -> None:
         """``ip`` in ``scope`` is at ``mac`` behind ``port_id``: into the neighbour table
-        (and the fast path's copy); the frames waiting for it go on."""
-        if not self.neighbours.learn(scope, ip, mac, port_id, self.clock()):
-            return
-        out.learned.append(NeighbourLearned(scope, ip, mac, port_id))
+        (and the fast path's copy); the frames waiting for it go on.  When frames wait,
+        the fast path's copy is written by ``settle()``, which the daemon calls once it
+        has sent ``out.frames``: until then the fast path still hands the neighbour's
+        frames up, so none of them overtakes the ones that waited."""
         key = (scope, ip)
         res = self.resolutions.get(key)
-        if res is None or res.port_id != port_id:
-            return      # (heard on another port than the route's: keep waiting)
+        releasing = res is not None and res.port_id == port_id
+        if not self.neighbours.learn(scope, ip, mac, port_id, self.clock(),
+                                     install=not releasing):
+            return
+        out.learned.append(NeighbourLearned(scope, ip, mac, port_id))
+        if not releasing:
+            return      # (none waits, or heard on another port than the route's: keep waiting)
         self.resolutions.take(key)
         self.counters["neighbour_resolved"] += 1
         for ingress, frame in res.frames:

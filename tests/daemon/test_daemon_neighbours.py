@@ -87,3 +87,32 @@ def test_the_bounds_come_from_the_config(tmp_path):
         assert daemon.stats()["slowpath_holds"]["neighbours"] == 0
     finally:
         daemon.close(report=False)
+
+
+def test_frames_leave_before_the_fast_path_learns_a_mac(daemon, monkeypatch):
+    """_emit sends an output's frames (those that waited for a MAC among them) before it
+    writes the peer MACs and settles the neighbours: the fast path cannot forward a later
+    frame of the flow before them."""
+    from pyctl.daemon.output import NeighbourLearned, Output, PeerMac
+    calls = []
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def set_peer_mac(self, port_id, mac):
+            calls.append(("peer_mac", port_id))
+
+    class Ports:
+        open = {7}
+
+    monkeypatch.setattr(daemon, "datapath", Recording(daemon.datapath))
+    monkeypatch.setattr(daemon, "ports", Ports())
+    monkeypatch.setattr(daemon, "_send", lambda frames: calls.append(("send", len(frames))))
+    monkeypatch.setattr(daemon.slowpath, "settle", lambda: calls.append(("settle",)))
+    daemon._emit(Output([(7, b"x" * 60), (7, b"y" * 60)],
+                        [NeighbourLearned(1, ROUTER, MAC, 7), PeerMac(7, MAC)]))
+    assert calls == [("send", 2), ("peer_mac", 7), ("settle",)]

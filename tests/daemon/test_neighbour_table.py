@@ -164,6 +164,54 @@ def test_a_refused_write_leaves_the_entry_out_of_both(clock, dp):
     assert sp.counters["neighbour_refused"] == 1 and len(sp.neighbours) == 0
 
 
+def test_frames_that_waited_leave_before_the_fast_path_learns_their_neighbour(clock, dp):
+    """The fast path gets a resolved neighbour only at settle(), which the daemon calls
+    after sending the frames that waited: until then it still hands the flow's frames up,
+    so a later frame cannot overtake the released ones (the reply itself teaches the
+    slow path at once)."""
+    from tests.daemon.test_slowpath_neighbour import routed
+    sp = slow_path(clock, dp)
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(0))
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(1))
+    out = uplink_says(sp, "10.0.0.254", op=2)
+    assert [Ether(f)[UDP].load for _, f in out.frames] == [b"frame0", b"frame1"]
+    assert dp.neighbour(1, ROUTER) is None and sp.neighbour(1, ROUTER) == (ROUTER_MAC, 12)
+    sp.settle()
+    assert dp.neighbour(1, ROUTER) == ROUTER_MAC
+
+
+def test_the_next_punt_settles_a_neighbour_the_daemon_did_not(clock, dp):
+    from tests.daemon.test_slowpath_neighbour import routed
+    sp = slow_path(clock, dp)
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(0))
+    uplink_says(sp, "10.0.0.254", op=2)
+    out = sp.handle(10, Punt.NO_NEIGHBOUR, routed(1))
+    assert dp.neighbour(1, ROUTER) == ROUTER_MAC
+    assert len(out.frames) == 1 and Ether(out.frames[0][1]).dst == ENDPOINT_MAC[12]
+
+
+def test_a_write_refused_at_settle_leaves_the_entry_out_of_both(clock, dp):
+    from tests.daemon.test_slowpath_neighbour import routed
+    sp = slow_path(clock, RefusingDatapath(dp))
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(0))
+    out = uplink_says(sp, "10.0.0.254", op=2)
+    assert len(out.frames) == 1                                  # sent with the MAC heard
+    sp.settle()
+    assert sp.neighbour(1, ROUTER) is None and dp.neighbour(1, ROUTER) is None
+    assert sp.counters["neighbour_refused"] == 1 and len(sp.neighbours) == 0
+    assert sp.neighbours._by_port == {} and sp.neighbours._scopes == {}
+
+
+def test_a_neighbour_forgotten_before_settle_is_not_written(clock, dp):
+    from tests.daemon.test_slowpath_neighbour import routed
+    sp = slow_path(clock, dp)
+    sp.handle(10, Punt.NO_NEIGHBOUR, routed(0))
+    uplink_says(sp, "10.0.0.254", op=2)
+    sp.forget_port(12)
+    sp.settle()
+    assert dp.neighbour(1, ROUTER) is None and len(sp.neighbours) == 0
+
+
 @pytest.mark.parametrize("martian", ["127.0.0.1", "224.0.0.9", "240.0.0.1"])
 def test_martian_senders_are_spoofed_not_learned(clock, dp, martian):
     sp = slow_path(clock, dp)

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from tests.e2e.loop_rig import LoopRig
+from tests.support.datagrams import mismatch, pattern
 from tests.support.io import BACKENDS
 
 UDP_SEGMENT = 103          # <linux/udp.h>; not in Python's socket module
@@ -33,11 +34,6 @@ def _errors(snmp):
             snmp["Udp"]["InErrors"])
 
 
-def _pattern(n, seed):
-    block = hashlib.sha256(seed).digest() * 4096          # 128 KiB, not compressible to a loop
-    return (block * (n // len(block) + 1))[:n]
-
-
 def _digest_of(sock, size):
     """The SHA-256 of the next ``size`` bytes read from ``sock`` (fewer if it closes)."""
     h, n = hashlib.sha256(), 0
@@ -51,7 +47,7 @@ def _digest_of(sock, size):
 
 
 def test_tcp_both_ways_arrives_intact(rig):
-    up, down = _pattern(6 << 20, b"up"), _pattern(3 << 20, b"down")
+    up, down = pattern(6 << 20, b"up"), pattern(3 << 20, b"down")
     srv = rig.ns[2].socket()
     srv.settimeout(20)
     srv.bind((rig.addrs[2], 5001))
@@ -104,7 +100,7 @@ def test_udp_datagrams_of_every_size_arrive_intact(rig, segment):
             tx.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, segment)
         want = []
         for n in SIZES:
-            data = _pattern(n, str(n).encode())
+            data = pattern(n, str(n).encode())
             if segment and n > 65507 - 8:
                 continue
             tx.sendto(data, (rig.addrs[2], 6000))
@@ -116,6 +112,7 @@ def test_udp_datagrams_of_every_size_arrive_intact(rig, segment):
     finally:
         tx.close()
         rx.close()
-    assert got == want
+    if got != want:
+        pytest.fail(mismatch(got, want), pytrace=False)
     assert _errors(rig.snmp(2)) == (0, 0, 0, 0)
     assert rig.loop.stats()["write_errors"] == 0
