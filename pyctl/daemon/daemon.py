@@ -278,7 +278,7 @@ class Daemon:
             self._next_tick = now + TICK_S
             self.captures.tick(now)         # drains the capture ring: per tick, not per batch
             self._check_ports(now)
-            self._emit(self.slowpath.tick())
+            self._learned(self._emit(self.slowpath.tick()))
             self.dhcp.tick(now)
             self.dhcp6.tick(now)
             self._send(self.multicast.tick(now, self.ports.open))
@@ -301,6 +301,7 @@ class Daemon:
             self.slowpath.adverts.changed()     # a failed port advertises no more
 
     def _slow_path(self, frames):
+        learned = []
         for port_id, reason, data in frames:
             if reason == verdicts.REASON_IGMP or reason == verdicts.REASON_MLD:
                 self._send(self.multicast.handle(port_id, data, time.monotonic()))
@@ -308,14 +309,21 @@ class Daemon:
                 server = self.dhcp6 if data[12:14] == b"\x86\xdd" else self.dhcp
                 self._send(server.handle(port_id, data, time.monotonic()))
             else:
-                self._emit(self.slowpath.handle(port_id, reason, data))
+                learned += self._emit(self.slowpath.handle(port_id, reason, data))
+        self._learned(learned)
 
-    def _emit(self, output):
-        # The frames first: those that waited for a neighbour's MAC leave before the fast
-        # path learns it (a peer MAC here, a neighbour at settle()), so no later frame of
-        # the same flow, forwarded by the fast path, can overtake them.
+    def _emit(self, output) -> list:
+        """Send an output's frames; its learned facts, for ``_learned`` once the round's
+        frames have all left."""
         self._send(output.frames)
-        for fact in output.learned:
+        return output.learned
+
+    def _learned(self, facts):
+        # After every frame of the round: those that waited for a neighbour's MAC, and
+        # those of the same flow the fast path handed up before this round, leave before
+        # the fast path learns the MAC (a peer MAC here, a neighbour at settle()), so no
+        # later frame of the flow, forwarded by the fast path, overtakes them.
+        for fact in facts:
             if isinstance(fact, PeerMac) and fact.port_id in self.ports.open:
                 self.datapath.set_peer_mac(fact.port_id, fact.mac)
         self.slowpath.settle()

@@ -89,12 +89,15 @@ def test_the_bounds_come_from_the_config(tmp_path):
         daemon.close(report=False)
 
 
-def test_frames_leave_before_the_fast_path_learns_a_mac(daemon, monkeypatch):
-    """_emit sends an output's frames (those that waited for a MAC among them) before it
-    writes the peer MACs and settles the neighbours: the fast path cannot forward a later
-    frame of the flow before them."""
+def test_a_rounds_frames_leave_before_the_fast_path_learns_a_mac(daemon, monkeypatch):
+    """The slow path's round sends every output's frames (those that waited for a MAC,
+    and frames of the flow handed up before the round) before it writes the peer MACs
+    and settles the neighbours it learned: the fast path cannot forward a later frame of
+    the flow before them."""
     from pyctl.daemon.output import NeighbourLearned, Output, PeerMac
     calls = []
+    outputs = iter([Output([(7, b"x" * 60)], [NeighbourLearned(1, ROUTER, MAC, 7), PeerMac(7, MAC)]),
+                    Output([(7, b"y" * 60), (7, b"z" * 60)], [])])
 
     class Recording:
         def __init__(self, inner):
@@ -112,7 +115,7 @@ def test_frames_leave_before_the_fast_path_learns_a_mac(daemon, monkeypatch):
     monkeypatch.setattr(daemon, "datapath", Recording(daemon.datapath))
     monkeypatch.setattr(daemon, "ports", Ports())
     monkeypatch.setattr(daemon, "_send", lambda frames: calls.append(("send", len(frames))))
+    monkeypatch.setattr(daemon.slowpath, "handle", lambda *args: next(outputs))
     monkeypatch.setattr(daemon.slowpath, "settle", lambda: calls.append(("settle",)))
-    daemon._emit(Output([(7, b"x" * 60), (7, b"y" * 60)],
-                        [NeighbourLearned(1, ROUTER, MAC, 7), PeerMac(7, MAC)]))
-    assert calls == [("send", 2), ("peer_mac", 7), ("settle",)]
+    daemon._slow_path([(7, 4, b"reply"), (7, 20, b"punted before the round")])
+    assert calls == [("send", 1), ("send", 2), ("peer_mac", 7), ("settle",)]
