@@ -30,7 +30,9 @@
 # another kick.  So a kick moves ``tx_head`` past the slots the kernel took (the last
 # one's status says whether it took all), and a port whose ring still holds frames tells
 # the loop (afp_end's result): the loop kicks it again at each batch's end and at least
-# every RING_RETRY_MS while it would sleep (tx_retries).  When the kernel takes none for
+# every RING_RETRY_MS while it would sleep (tx_retries) -- once they have waited
+# RING_RETRY_MS, about once per RING_RETRY_MS however many batches or frames come
+# (afp_backed_off: a dead link costs no system call per frame).  When the kernel takes none for
 # AFP_TX_STUCK_MS, they are taken back (their slots are the switch's while no send()
 # runs) and dropped, counted and captured (tx_ring_stuck).  The header's
 # hdr_len is set to the whole frame, so the kernel builds a linear skb: a TX-ring skb with
@@ -70,6 +72,7 @@ cdef struct PacketRing:
     uint32_t tx_n, tx_next, tx_room     # slots; next to fill; frame bytes a slot holds
     uint32_t tx_head, tx_queued         # the first slot the kernel has not taken; how many
     int64_t tx_since                    # frames wait since (ns; reset when some leave); 0: none
+    int64_t tx_tried                    # when a kick last tried the waiting frames (ns)
 
 
 cdef inline uint32_t ring_next(uint32_t i, uint32_t n) noexcept nogil:
@@ -167,6 +170,7 @@ cdef uint32_t afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
     st.tx_submits += 1
     if r.tx_since:
         st.tx_retries += 1              # for frames an earlier kick left waiting
+        r.tx_tried = now_ns()
     if send(r.tx_fd, NULL, 0, MSG_DONTWAIT) < 0 and errno != EAGAIN and errno != ENOBUFS:
         st.write_errors += 1
     if load_acquire_u32(&tx_slot(r, (r.tx_next if r.tx_next else r.tx_n) - 1).tp_status) \
@@ -177,6 +181,22 @@ cdef uint32_t afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
         r.tx_head = ring_next(r.tx_head, r.tx_n)        # (it stops before the last one)
         r.tx_queued -= 1
     return before - r.tx_queued
+
+
+cdef bint afp_backed_off(PacketRing* r, LoopStats* st) noexcept nogil:
+    """True (counted, tx_kicks_backed_off) when no kick should be made now: the kernel has
+    refused the waiting frames for RING_RETRY_MS or more and a kick was tried less than
+    3/4 of RING_RETRY_MS ago (the loop's 1 ms sleep always kicks).  So a link that stays
+    dead -- a tenant took its end down while others send to it -- costs the loop about a
+    system call a millisecond, not one a batch or one a frame."""
+    cdef int64_t now, retry = <int64_t>RING_RETRY_MS * 1000000
+    if not r.tx_since:
+        return False
+    now = now_ns()
+    if now - r.tx_since >= retry and now - r.tx_tried < retry - retry // 4:
+        st.tx_kicks_backed_off += 1
+        return True
+    return False
 
 
 cdef void afp_drop_waiting(PacketRing* r, TxSink* s, LoopStats* st) noexcept nogil:
@@ -208,11 +228,11 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
         st.write_errors += 1
         capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
-    if r.tx_queued:
+    if r.tx_queued and not afp_backed_off(r, st):
         afp_kick(r, st)
         if r.tx_queued:
             afp_kick(r, st)
-        if r.tx_queued:                 # it would pass them: dropped instead (see the top)
+    if r.tx_queued:                     # it would pass them: dropped instead (see the top)
             st.write_eagain += 1
             capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
             return -1
@@ -261,7 +281,8 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         return afp_tx_big(r, s, iov, iovcnt, n)
     h = <tpacket2_hdr*>(r.tx + <size_t>r.tx_next * r.frame)
     status = load_acquire_u32(&h.tp_status)
-    if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT and r.tx_queued:
+    if (status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT and r.tx_queued
+            and not afp_backed_off(r, s.st)):
         afp_kick(r, s.st)
         status = load_acquire_u32(&h.tp_status)
     if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT:
@@ -292,17 +313,22 @@ cdef bint afp_end(LoopPort* p, LoopStats* st, int how) noexcept nogil:
     """After the batch: kick the TX ring, give the held RX slots back to the kernel.
     True when frames still wait in the TX ring (the loop calls again); ``how``: END_KICK,
     END_MORE (fewer than RING_KICK_MIN new frames wait for the next batch's end), or
-    END_FINAL (the port leaves the loop: what the kernel does not take now is dropped)."""
+    END_FINAL (the port leaves the loop: what the kernel does not take now is dropped).
+    Frames the kernel keeps refusing are kicked about once per RING_RETRY_MS
+    (afp_backed_off)."""
     cdef PacketRing* r = <PacketRing*>p.kind
     cdef tpacket2_hdr* h
     cdef int64_t now
     cdef bint kick = how != END_MORE or r.tx_queued >= RING_KICK_MIN or r.tx_since != 0
     cdef bint final = how == END_FINAL
+    if r.tx_queued and not final and afp_backed_off(r, st):
+        kick = False
     if r.tx_queued and not kick:
-        st.tx_kicks_deferred += 1       # the next batch's end kicks them
+        if not r.tx_since:
+            st.tx_kicks_deferred += 1   # the next batch's end kicks them
     elif r.tx_queued and afp_kick(r, st) and r.tx_queued:
         r.tx_since = 0                  # some left: the wait starts again
-    if r.tx_queued and kick:
+    if r.tx_queued and (kick or r.tx_since):
         now = now_ns()
         if final or (r.tx_since and now - r.tx_since >= <int64_t>TX_STUCK_MS * 1000000):
             afp_drop_waiting(r, &p.sink, st)

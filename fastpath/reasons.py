@@ -186,6 +186,8 @@ LOOP_STATS = (
                             "emptied held frames again after it (a read of its ring, no system call)"),
     Counter("tx_kicks_deferred", "ring ports' transmit kicks left to the next batch, which began "
                                  "at once (fewer than RING_KICK_MIN frames queued)"),
+    Counter("tx_kicks_backed_off", "ring ports' transmit kicks skipped: frames the kernel has "
+                                   "refused for RING_RETRY_MS or more are kicked once per RING_RETRY_MS"),
     Counter("tx_ring_stuck", "frames a ring port's transmit ring held that the kernel took none of "
                              "for AFP_TX_STUCK_MS: taken back, dropped (frames_out had counted them)", 150),
 )

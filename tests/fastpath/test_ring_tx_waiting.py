@@ -188,3 +188,35 @@ def test_a_frame_send_leaves_waiting_is_kicked_again_by_a_serving_loop(rig):
         rig.loop.stop()
         thread.join(10)
     assert rig.loop.stats()["tx_retries"] > 0 and rig.ring.tx_waiting() == 0
+
+
+def test_a_link_that_stays_dead_is_kicked_about_once_a_millisecond_not_once_a_batch(rig):
+    """Frames keep coming for a link without carrier (a tenant took its end down while
+    others send to it): once they have waited RING_RETRY_MS, the loop kicks the ring about
+    once per RING_RETRY_MS however many batches it runs (tx_kicks_backed_off), and what the
+    kernel never takes is still dropped and counted after AFP_TX_STUCK_MS."""
+    rig.ns.link_down("ep2")
+    rig.inject([frame(b"w%03d" % k, 100) for k in range(3)])
+    rig.run_until(lambda: rig.ring.tx_waiting() == 3, 2)
+    before, start = rig.loop.stats(), time.monotonic()
+    k = 0
+    while time.monotonic() - start < 0.3:
+        rig.inject([frame(b"m%03d" % (k % 1000), 100)])
+        rig.loop.run(0)
+        k += 1
+    elapsed_ms = (time.monotonic() - start) * 1000
+    after = rig.loop.stats()
+    retries = after["tx_retries"] - before["tx_retries"]
+    batches = after["batches"] - before["batches"]
+    assert batches > 2 * elapsed_ms, "the loop ran too few batches to show anything"
+    # At most one kick per 3/4 ms, plus every batch's kick in the first millisecond of
+    # each wait (one wait per AFP_TX_STUCK_MS: the drop lets new frames in, which wait
+    # again); without the back-off every batch kicks (about ``batches``).
+    waits = elapsed_ms / fastpath.AFP_TX_STUCK_MS + 2
+    bound = elapsed_ms * 4 / 3 + waits * (batches / elapsed_ms + 2) + 10
+    assert retries <= bound < batches / 4, (retries, bound, batches, elapsed_ms)
+    assert after["tx_kicks_backed_off"] - before["tx_kicks_backed_off"] > 0
+    assert after["tx_ring_stuck"] > 0                   # the 100 ms rule still holds
+    rig.ns.link_up("ep2")
+    rig.inject([frame(b"back", 100)])
+    assert b"back" in rig.seen_at_ep2(10 ** 6, seconds=1)
