@@ -233,9 +233,9 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
         if r.tx_queued:
             afp_kick(r, st)
     if r.tx_queued:                     # it would pass them: dropped instead (see the top)
-            st.write_eagain += 1
-            capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
-            return -1
+        st.write_eagain += 1
+        capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
+        return -1
     out[0].iov_base, out[0].iov_len = iov[0].iov_base, VIRTIO_NET_HDR_LEN
     out[1].iov_base = <uint8_t*>iov[0].iov_base + VNET_HDR_LEN
     out[1].iov_len = iov[0].iov_len - VNET_HDR_LEN

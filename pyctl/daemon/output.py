@@ -23,5 +23,6 @@ class PeerMac(NamedTuple):
 
 class Output(NamedTuple):
     frames: list          # [(port_id, frame bytes)] to write, in order
-    learned: list         # [NeighbourLearned (in the neighbour table and the fast path's
-    #                        copy already) | PeerMac (for the daemon to apply)]
+    learned: list         # [NeighbourLearned (in the neighbour table; in the fast path's
+    #                        copy already, or at SlowPath.settle() when frames waited for
+    #                        it) | PeerMac (for the daemon to apply after the frames)]
