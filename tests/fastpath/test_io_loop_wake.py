@@ -125,13 +125,18 @@ def test_polling_turns_itself_off_on_a_core_shared_with_a_busy_task(rig):
             loop.run(5)
             taps[2].drain()
         st = loop.stats()
-        assert st["poll_shared"] >= 1                         # it saw another task take its CPU
+        polling = {k: st[k] for k in ("poll_episodes", "polls", "poll_hits", "poll_shared")}
+        assert st["poll_shared"] >= 1, (frames, polling)      # it saw another task take its CPU
         episodes = st["poll_episodes"]
+        started = time.monotonic()
         for k in range(50):                                   # within the back-off: no polling
             taps[1].inject(_frame(k))
             loop.run(0)
             taps[2].drain()
-        assert loop.stats()["poll_episodes"] == episodes
+        after = loop.stats()
+        assert after["poll_episodes"] == episodes, (
+            polling, after["poll_episodes"], after["poll_shared"],
+            f"{time.monotonic() - started:.3f} s for the 50 batches (back-off: 1 s)")
     finally:
         os.sched_setaffinity(0, saved)
         spinner.kill()
