@@ -60,8 +60,10 @@
 #
 # close() releases what the loop owns (epoll fd, eventfds, io_uring ring and its mappings,
 # the buffers) at once instead of when the object is freed; the ports' and wake-up fds
-# stay open (they are the caller's).  After it every method but close() raises
-# ValueError, as a closed select.epoll does.
+# stay open (they are the caller's).  PacketLoop.close() first lets the ring ports it
+# still serves go as remove_port() does (a last kick; what a transmit ring still holds is
+# a counted drop).  After it every method but close() and stats() (the counters as close()
+# left them) raises ValueError, as a closed select.epoll does.
 from libc.errno cimport errno, EAGAIN, EINTR, ENOMEM, EPERM, EOPNOTSUPP
 from libc.stdint cimport int64_t
 from posix.uio cimport iovec, writev

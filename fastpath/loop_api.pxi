@@ -8,6 +8,22 @@
 cdef class PacketLoop(LoopEngine):
     """Forward between ports -- TAP fds, ring ports (AfPacketPort, XdpPort) -- through a
     Datapath (see the top of fastpath/loop.pxi)."""
+    cdef dict closing_stats          # stats() as close() left them
+
+    def close(self):
+        """LoopEngine.close(), after the ring ports still served are let go as
+        remove_port() lets one go: a last kick, and what a transmit ring still holds is
+        dropped, counted (tx_ring_stuck) and captured.  stats() answers after it with the
+        counters as they were then."""
+        if not self.closed and self.usable and not self.running:
+            self._lock()
+            try:
+                ports_end_batch(self.ps, &self.st, END_FINAL)
+                self.kicks_owed = False
+            finally:
+                self._unlock()
+            self.closing_stats = self.stats()
+        LoopEngine.close(self)
 
     # ---- ports and wake-ups --------------------------------------------------------------
 
@@ -191,12 +207,15 @@ cdef class PacketLoop(LoopEngine):
         return True
 
     def stats(self):
-        """The loop's counters (a snapshot), with the backend and the vnet drop reasons."""
+        """The loop's counters (a snapshot), with the backend and the vnet drop reasons;
+        after close(), those it had when it closed."""
         cdef LoopStats st
         cdef uint64_t* c = <uint64_t*>&st
         cdef const uint64_t* other = <const uint64_t*>&self.send_st
         cdef size_t k
         cdef int pending
+        if self.closed and self.closing_stats is not None:
+            return dict(self.closing_stats)
         self._check_open("stats()")
         self._lock()
         st = self.st

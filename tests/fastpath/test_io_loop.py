@@ -404,9 +404,16 @@ def test_a_loop_not_closed_is_released_when_freed(backend):
     assert owned_fds() == fds and uring_mappings() == maps
 
 
-def test_every_method_but_close_refuses_a_closed_loop(rig, backend):
+def test_every_method_but_close_and_stats_refuses_a_closed_loop(rig, backend):
     _, loop, taps = rig
+    taps[1].inject(udp_frame(1, "10.0.0.2"))
+    loop.run(0)
+    before = loop.stats()
+    assert before["frames_in"] == 1
     loop.close()
+    assert loop.stats() == before                   # the counters as close() left them
+    loop.stats()["frames_in"] = -1
+    assert loop.stats() == before                   # a copy each time
     calls = {"add_port()": lambda: loop.add_port(5, taps[1].loop_fd),
              "remove_port()": lambda: loop.remove_port(1),
              "ports()": loop.ports,
@@ -415,8 +422,7 @@ def test_every_method_but_close_refuses_a_closed_loop(rig, backend):
              "run()": lambda: loop.run(0),
              "stop()": loop.stop,
              "slow_frames()": loop.slow_frames,
-             "send()": lambda: loop.send(1, udp_frame(1, "10.0.0.2")),
-             "stats()": loop.stats}
+             "send()": lambda: loop.send(1, udp_frame(1, "10.0.0.2"))}
     for name, call in calls.items():
         with pytest.raises(ValueError, match=rf"^{re.escape(name)} on a closed PacketLoop$"):
             call()

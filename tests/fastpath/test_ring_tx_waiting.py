@@ -220,3 +220,19 @@ def test_a_link_that_stays_dead_is_kicked_about_once_a_millisecond_not_once_a_ba
     rig.ns.link_up("ep2")
     rig.inject([frame(b"back", 100)])
     assert b"back" in rig.seen_at_ep2(10 ** 6, seconds=1)
+
+
+def test_frames_still_waiting_when_the_loop_closes_are_counted_drops(rig):
+    """close() lets the ring port go as remove_port() does: a last kick, then what the
+    kernel still refuses is dropped, counted and captured -- and stats() still says so."""
+    rig.dp.capture_select({2: fastpath.CAPTURE_DROPPED})
+    rig.ns.link_down("ep2")
+    rig.inject([frame(b"c%03d" % k, 100) for k in range(4)])
+    rig.run_until(lambda: rig.ring.tx_waiting() == 4, 2)
+    assert rig.ring.tx_waiting() == 4 and rig.loop.stats()["tx_ring_stuck"] == 0
+    rig.loop.close()
+    assert rig.loop.stats()["tx_ring_stuck"] == 4
+    assert rig.ring.tx_waiting() == 0 and not rig.ring.serving
+    got = [(port, CAPTURE_REASON_NAMES[reason], data[42:46])
+           for port, _, reason, _, _, data in rig.dp.capture_take()]
+    assert got == [(2, "tx_ring_stuck", b"c%03d" % k) for k in range(4)]
