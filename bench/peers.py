@@ -386,10 +386,18 @@ class TapswitchPeer(Peer):
             raise RuntimeError(f"asked for I/O backend {self.backend!r}, the daemon runs {backend!r}")
 
     def loop_stats(self):
-        """The daemon's packet-loop counters (``tapswitch ctl stats``)."""
+        """The daemon's packet-loop counters (``tapswitch ctl stats``), with
+        ``ring_rx_drops``: the frames the kernel dropped because a ring port's receive
+        ring was full (AF_PACKET's tp_drops; AF_XDP's rx_dropped + rx_ring_full)."""
         from pyctl.control.client import ControlClient
         with ControlClient(os.path.join(self.workdir, "control.sock")) as client:
-            return client.call("stats")["loop"]
+            stats = client.call("stats")
+        loop = dict(stats["loop"])
+        rings = stats.get("rings") or {}
+        if rings:
+            loop["ring_rx_drops"] = sum(r.get("drops", 0) + r.get("rx_dropped", 0)
+                                        + r.get("rx_ring_full", 0) for r in rings.values())
+        return loop
 
     @staticmethod
     def _ready_line(path: str) -> str | None:

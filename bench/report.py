@@ -34,6 +34,7 @@ COLUMNS = [
     ("udp64raw", "system_cpu_ns_per_frame", "RAW64 sys CPU ns/frame", False),
     ("udp64raw", "cpu_cores", "RAW64 switch cores", False),
     ("udp64raw", "generator_cpu_ns_per_frame", "RAW64 generator ns/frame", False),
+    ("udp64raw", "generator_cores", "RAW64 generator cores", False),
     ("udp64raw", "frames_per_batch", "RAW64 frames/batch", True),
     ("rtt", "median_us", "RTT med us", False),
     ("rtt", "p99_us", "RTT p99 us", False),
@@ -55,6 +56,7 @@ TAP_REFERENCE_PEERS = ("minimal-forwarder-vnet", "ovs-netdev-tso")
 # Issue 17's small-frame targets: these rows against the minimal TAP forwarder and tapswitch over TAP.
 PORT_KIND_PEERS = ("tapswitch-veth", "tapswitch-xdp")
 SMALL_FRAME_TESTS = ("udp64", "udp64raw")
+LIMIT_CORES = 0.9           # a thread this busy is what limits a small-frame row
 
 
 def _version(argv) -> str | None:
@@ -228,6 +230,42 @@ def port_kind_targets(doc: dict) -> list[str]:
             "CPU/frame <= 0.5 x and whole-system CPU/frame < 1 x tapswitch over TAP"] + out if out else []
 
 
+def small_frame_limits(doc: dict) -> list[str]:
+    """Which thread set each udp64raw row's rate: the switch's packet thread and the
+    generator (single-threaded, with the kernel work of its sends: for a ring port, the
+    copy into the switch's receive ring) at >= LIMIT_CORES of a core (medians).  A row
+    whose generator is at its limit and whose frames a's device never refused measured
+    the load, not the switch: its rate is a lower bound of the switch's."""
+    summary = doc["summary"]
+    placements = placement_names(doc["samples"]) or [None]
+    several = len(placements) > 1
+    out = []
+    for place in placements:
+        for peer, info in doc["peers"].items():
+            row = label(peer, place, several)
+            if info.get("status") != "ok" or _get(summary, row, "udp64raw", "delivered_kpps") is None:
+                continue
+            cores = {"switch": _get(summary, row, "udp64raw", "cpu_cores"),
+                     "generator": _get(summary, row, "udp64raw", "generator_cores")}
+            refused = _get(summary, row, "udp64raw", "refused")
+            loss = _get(summary, row, "udp64raw", "loss_pct")
+            busy = [f"{who} ({c:.2f})" for who, c in cores.items()
+                    if c is not None and c >= LIMIT_CORES]
+            what = " and ".join(busy) if busy else "no thread at a full core"
+            if refused:
+                what += f"; a's device refused {refused:.0f} frames (its queue to the switch full)"
+            else:
+                if loss:
+                    what += f"; none refused, {loss:.2f} % lost on the way"
+                    ring = _get(summary, row, "udp64raw", "ring_rx_drops")
+                    if ring is not None:
+                        what += f" ({ring:.0f} frames in the switch's full receive ring)"
+                if cores["generator"] is not None and cores["generator"] >= LIMIT_CORES:
+                    what += "; the generator at its limit: the switch forwarded at least this"
+            out.append(f"  {row}: {what}")
+    return [f"udp64raw limits (medians; a thread at >= {LIMIT_CORES} of a core):"] + out if out else []
+
+
 def _render(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)   # noqa: E731
@@ -271,7 +309,8 @@ def table(doc: dict) -> str:
         from bench.placement import Placement
         out += ["", "placement (the same rule for every peer; bench/placement.py):"]
         out += [f"  {Placement(**p).describe()}" for p in doc["placements"]]
-    goals = (targets(doc) if "tcp1" in tests else []) + port_kind_targets(doc)
+    goals = ((targets(doc) if "tcp1" in tests else []) + port_kind_targets(doc)
+             + small_frame_limits(doc))
     if goals:
         out += [""] + goals
     out += ["", "CPU: the switch's own processes (all threads) during the 64-byte load, per frame "

@@ -101,9 +101,13 @@ def udp64raw(pair: Pair, seconds: float, placement: Placement = UNPINNED) -> dic
     loop = counters.get("loop") or {}
     if loop.get("batches"):                   # where the switch counts its loop's batches
         metrics["frames_per_batch"] = loop.get("frames_in", 0) / loop["batches"]
+    if "ring_rx_drops" in loop:               # lost because the switch's receive ring was full
+        metrics["ring_rx_drops"] = loop["ring_rx_drops"]
     metrics.update({"refused": sent["refused"], "flows": sent["flows"],
                     "generator_cpu_ns_per_frame": (sent["cpu_s"] * 1e9 / sent["sent"]
                                                    if sent["sent"] else None),
+                    "generator_cores": (sent["cpu_s"] / sent["elapsed"]
+                                        if sent["elapsed"] else None),
                     "next_hop_mac": dst_mac, "stopped": got["dropped"],
                     "loss_pct": 100.0 * (1 - got["dropped"] / offered) if offered else None})
     return metrics

@@ -252,3 +252,29 @@ def test_port_kind_rows_get_issue_17s_small_frame_ratios():
     text = report.table(doc)
     assert "RAW64 deliv kf/s" in text and "udp64raw/tapswitch" in text
     assert "64-byte targets (issue 17" in text
+
+
+def test_small_frame_rows_say_which_thread_set_their_rate():
+    # (switch cores, generator cores, frames a's device refused, loss %)
+    figures = {"minimal-forwarder": (1.0, 0.75, 20000, 0.8),
+               "tapswitch-veth": (0.95, 0.99, 0, 0.79), "tapswitch-xdp": (0.5, 0.6, 0, 0)}
+    run = Run(Plan(peers=list(figures), tests=["udp64raw"], reps=1, seconds=5.0))
+    for peer, (switch, generator, refused, loss) in figures.items():
+        run.peers[peer] = {"status": "ok", "description": peer}
+        run.samples.append({"peer": peer, "test": "udp64raw", "rep": 1,
+                            "metrics": {"delivered_kpps": 500, "cpu_cores": switch,
+                                        "generator_cores": generator, "refused": refused,
+                                        "loss_pct": loss,
+                                        **({"ring_rx_drops": 15831} if peer == "tapswitch-veth"
+                                           else {})}})
+    doc = report.results_document(run, {"cpu_model": "test", "cores": 2, "kernel": "6.x"}, [])
+    assert report.small_frame_limits(doc) == [
+        "udp64raw limits (medians; a thread at >= 0.9 of a core):",
+        "  minimal-forwarder: switch (1.00); a's device refused 20000 frames (its queue to the "
+        "switch full)",
+        "  tapswitch-veth: switch (0.95) and generator (0.99); none refused, 0.79 % lost on the "
+        "way (15831 frames in the switch's full receive ring); the generator at its limit: the "
+        "switch forwarded at least this",
+        "  tapswitch-xdp: no thread at a full core"]
+    text = report.table(doc)
+    assert "RAW64 generator cores" in text and "udp64raw limits" in text
