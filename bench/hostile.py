@@ -111,10 +111,13 @@ class Scene:
         return pings(self.a, self.gateway, count)["lost"]
 
     def plain_tenant(self):
-        """Tenant s (10.0.0.5), its port without offloads (no virtio-net header: the switch
-        cuts super-frames for it in software), made the first time it is asked for."""
+        """Tenant s (10.0.0.5), made the first time it is asked for: a TAP without offloads
+        (no virtio-net header: the switch cuts super-frames for it in software), or a port
+        of the topology's other kind as that kind comes (veth: with virtio-net headers;
+        xdp: without)."""
         if "s" not in self.topo.tenants:
-            self.topo.tenant("s", "10.0.0.5/24", vnet_hdr=False)
+            self.topo.tenant("s", "10.0.0.5/24",
+                             vnet_hdr=False if self.topo.kind == "tap" else None)
         return self.topo.tenants["s"]
 
     def restore(self) -> None:
