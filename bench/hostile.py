@@ -13,6 +13,10 @@ p99 at most 2x the no-attack p99 plus 1 ms, and no loss.
     python -m bench.hostile                                  # every attack, 10,000 requests
     python -m bench.hostile --attacks control-socket --count 20000 --json hostile.json
     python -m bench.hostile --attacks slow-path-flood,igmp-flood,control-ops
+    python -m bench.hostile --kind veth                      # the tenants on veth/AF_PACKET ports
+
+``--kind`` (tap, veth, xdp) is the tenants' port kind (issue 17): the same attacks and
+targets through each.
 
 The attacks are in bench/attacks.py, one function each, given the ``Scene`` below.
 Needs root (kernel namespaces, TAPs).
@@ -30,6 +34,7 @@ import time
 
 from pyctl import errors, kernel
 from pyctl.control.client import ControlClient
+from pyctl.daemon import port_kinds
 from pyctl.rig.topology import Topology
 
 from bench import cbuild
@@ -38,6 +43,7 @@ from bench.loads import _finish, _json_line, cpu_ns
 from bench.peers import wait_ready
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KINDS = ("tap", "veth", "xdp")          # the tenants' port kinds --kind takes
 RTT_PAYLOAD = 18                 # a 64-byte frame on the wire (bench/loads.py)
 TARGET_FACTOR, TARGET_SLACK_US = 2.0, 1000.0
 GATEWAY = "10.0.0.1"
@@ -204,12 +210,12 @@ def _row(name: str, base: dict, under: dict, notes: dict) -> dict:
             "p99_limit_us": round(limit, 1), "target_met": met}
 
 
-def run(attacks: list[str], count: int, seconds: float = 2.0) -> list[dict]:
+def run(attacks: list[str], count: int, seconds: float = 2.0, kind: str = "tap") -> list[dict]:
     import contextlib
     rows = []
     with contextlib.ExitStack() as stack:
         scene = build_scene(stack.enter_context(
-            Topology("process", vnet_hdr=True, prefix="tshost")))
+            Topology("process", vnet_hdr=True, prefix="tshost", kind=kind)))
         victims_rtt(scene, 200)                      # warm-up: ARP, caches
         for name in attacks:
             base = measure(scene, count, seconds)
@@ -251,6 +257,8 @@ def main(argv=None) -> int:
     p.add_argument("--count", type=int, default=10000, help="request/replies per measurement")
     p.add_argument("--seconds", type=float, default=2.0,
                    help="seconds of the throughput measurement (0: none)")
+    p.add_argument("--kind", default="tap", choices=KINDS,
+                   help="the tenants' port kind (default: tap)")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.attacks.split(",") if n.strip()]
@@ -260,12 +268,18 @@ def main(argv=None) -> int:
     if os.geteuid() != 0:
         print("bench.hostile: needs root (kernel namespaces and TAPs)", file=sys.stderr)
         return 2
+    why = port_kinds.unavailable(args.kind)
+    if why is not None:
+        print(f"bench.hostile: port kind {args.kind}: {why}", file=sys.stderr)
+        return 2
+    print(f"tenants' port kind: {args.kind}", flush=True)
     print(HEADER, flush=True)
-    rows = run(names, args.count, args.seconds)
+    rows = run(names, args.count, args.seconds, args.kind)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"count": args.count, "seconds": args.seconds, "rows": rows,
-                       "tag": kernel.process_tag()}, f, indent=2)     # in every kernel name
+            json.dump({"count": args.count, "seconds": args.seconds, "kind": args.kind,
+                       "rows": rows, "tag": kernel.process_tag()},   # in every kernel name
+                      f, indent=2)
     return 0 if all(r["target_met"] for r in rows) else 1
 
 

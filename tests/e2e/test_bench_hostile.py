@@ -43,3 +43,23 @@ def test_every_attack_runs_and_is_reported(tmp_path):
     churn = notes["control-ops"]
     assert churn["push_pull_cycles"] > 0 and churn["counters_reads"] > 0
     assert [n for n in kernel.list_netns() if result["tag"] in n] == []     # its own, by its tag
+
+
+def test_the_tenants_port_kind_is_chosen_and_recorded(tmp_path):
+    out = tmp_path / "hostile.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.hostile", "--kind", "veth", "--attacks",
+                           "slow-path-flood,super-frames", "--count", "200", "--seconds", "0",
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "tenants' port kind: veth" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["kind"] == "veth"
+    notes = {r["attack"]: r["notes"] for r in result["rows"]}
+    assert sum(notes["slow-path-flood"]["switch"]["ns_slow_refused"].values()) > 0
+    supers = notes["super-frames"]             # a veth port carries the header: refused too
+    assert 0 < supers["switch"]["vnet_too_many_segments"] <= supers["sent"]
+    assert [n for n in kernel.list_netns() if result["tag"] in n] == []
+    bad = subprocess.run([sys.executable, "-m", "bench.hostile", "--kind", "vhost"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "invalid choice: 'vhost'" in bad.stderr
