@@ -86,7 +86,10 @@ def test_11_super_frames_of_gso_size_1_are_refused_and_the_victims_forward(
     refused_before = stats(scene)["loop"]["vnet_too_many_segments"]
     sink_before = sink.netns.link_stats(sink.port)
     before, during, notes = under_attack(scene, "super-frames")
-    assert notes["sent"] >= 50 and notes["send_errors"] == 0
+    # Over an xdp port each send costs the attacker's own kernel 64,000 segments (tens of
+    # ms of its CPU): fewer go out in the victims' few seconds than the 50 a second asked.
+    assert notes["sent"] >= (5 if tapswitch_port_kind == "xdp" else 50), notes
+    assert notes["send_errors"] == 0, notes
     assert_victims_unharmed(before, during)
 
     def refused():                     # each, as it is read (the last may still be queued)
