@@ -53,7 +53,8 @@ def measure(ns, mode: str, burst: int, frames: int, cpu: int | None) -> dict:
     ``delivered`` (what ``tx1`` received meanwhile)."""
     before = ns.link_stats("tx1")
     argv = [cbuild.tool("ringtx"), "tx0", mode, str(burst), str(frames)]
-    proc = ns.run(argv + ([str(cpu)] if cpu is not None else []), timeout=120)
+    proc = ns.run(argv + ([str(cpu)] if cpu is not None else []),
+                  timeout=60 + frames * 20e-6)           # 20 µs a frame: far above any cost
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["delivered"] = (ns.link_stats("tx1") - before).rx_packets
     out["ns_per_frame"] = out["cpu_s"] * 1e9 / out["frames"]
@@ -108,6 +109,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.frames < max(args.bursts) or args.reps < 1:
         p.error("--frames must be at least the largest burst and --reps at least 1")
+    if args.cpu is not None and args.cpu not in os.sched_getaffinity(0):
+        p.error(f"--cpu {args.cpu} is not one this process may run on "
+                f"({sorted(os.sched_getaffinity(0))})")
     if os.geteuid() != 0:
         print("bench.ring_tx_cost: needs root (a network namespace, a veth pair)", file=sys.stderr)
         return 2

@@ -112,6 +112,18 @@ def _reasons(reasons: dict[str, int]) -> str:
     return ", ".join(f"{name}={n}" for name, n in sorted(reasons.items()) if n) or "-"
 
 
+def format_loop_totals(stats: dict[str, Any], title: str | None = None) -> str:
+    """The packet loop's frames in and out and each of its drop counters that is not zero
+    (``PacketLoop.stats()``; which counters are drops: fastpath.reasons.LOOP_DROPS), e.g.
+    what the daemon prints as it exits, after its ports let go of their last frames."""
+    from fastpath.reasons import LOOP_DROPS
+    drops = {c.name: stats.get(c.name, 0) for c in LOOP_DROPS}
+    out = [f"-- {title} --"] if title else []
+    out.append(f"frames in {stats.get('frames_in', 0)}, out {stats.get('frames_out', 0)}; "
+               f"dropped by the loop: {_reasons(drops) if any(drops.values()) else 'none'}")
+    return "\n".join(out)
+
+
 def format_counters(counters: dict[str, Any], title: str | None = None) -> str:
     """Namespaces (traffic; drops and slow-path hand-offs apart, each with its reasons),
     ports, groups, switch-wide reasons."""

@@ -38,7 +38,8 @@ from pyctl import errors, kernel
 from pyctl.compile.compiler import Compiler
 from pyctl.config import DaemonSettings
 from pyctl.config.validate import MAX_NAMESPACES, MAX_PORTS
-from pyctl.control.counters import counted, format_counters, select as select_counters
+from pyctl.control.counters import (counted, format_counters, format_loop_totals,
+                                    select as select_counters)
 from pyctl.control.server import ControlServer
 from pyctl.daemon import attach_port, metrics
 from pyctl.daemon.capture import Captures
@@ -466,6 +467,12 @@ class Daemon:
         # Its epoll fd, eventfd and io_uring ring now, not when a collection frees the
         # daemon's reference cycles.  Last: Busy if run() still runs in another thread.
         self.loop.close()
+        if report and self.started_at is not None:
+            try:                    # with what the ports' last kicks dropped (stats after close)
+                print(format_loop_totals(self.loop.stats(), title="packet loop at exit"),
+                      file=self.out)
+            except (OSError, ValueError) as exc:
+                log.warning("could not print the packet loop's totals: %s", exc)
 
     def __enter__(self):
         return self

@@ -6,7 +6,7 @@ import pytest
 
 from pyctl import errors
 from pyctl.cli import main
-from pyctl.control.counters import PARAMS, format_counters, select
+from pyctl.control.counters import PARAMS, format_counters, format_loop_totals, select
 from pyctl.model.switch import Switch
 from tests.support.control import Served, tenants
 
@@ -149,3 +149,13 @@ def test_ctl_counters_through_a_namespace_socket(served, capsys):
     assert (list(out["namespaces"]), out["reasons"]) == (["tenants", "web", "db"], {})
     assert main(["ctl", "-s", path, "counters", "other"]) == 1
     assert "ENOENT: no namespace 'other'" in capsys.readouterr().err
+
+
+def test_the_loop_totals_name_each_drop_counter_that_is_not_zero():
+    stats = {"frames_in": 12, "frames_out": 9, "tx_ring_stuck": 2, "write_eagain": 1,
+             "write_errors": 0, "batches": 5, "backend": "epoll"}
+    assert format_loop_totals(stats, title="packet loop at exit") == (
+        "-- packet loop at exit --\n"
+        "frames in 12, out 9; dropped by the loop: tx_ring_stuck=2, write_eagain=1")
+    assert format_loop_totals({"frames_in": 3, "frames_out": 3}) == (
+        "frames in 3, out 3; dropped by the loop: none")

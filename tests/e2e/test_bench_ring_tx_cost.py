@@ -34,6 +34,6 @@ def test_both_ways_run_and_every_frame_arrives(tmp_path):
 
 def test_bad_arguments_are_refused():
     for args in (["--bursts", "0"], ["--bursts", "x"], ["--modes", "xdp"],
-                 ["--bursts", "64", "--frames", "10"]):
+                 ["--bursts", "64", "--frames", "10"], ["--cpu", "4096"]):
         proc = bench(*args, timeout=60)
         assert proc.returncode == 2 and "error:" in proc.stderr, (args, proc.stderr)

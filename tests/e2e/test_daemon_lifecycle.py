@@ -38,6 +38,7 @@ def test_sigint_stops_cleanly_prints_counters_and_leaves_nothing(tmp_path):
         status, out, err = daemon.stop(signal.SIGINT)
     assert status == 0, err
     assert "final counters" in out
+    assert "-- packet loop at exit --\nframes in " in out
     assert _kernel_objects(tag) == ([], [])
     assert not os.path.exists(sock)
 
