@@ -116,7 +116,7 @@ def format_loop_totals(stats: dict[str, Any], title: str | None = None) -> str:
     """The packet loop's frames in and out and each of its drop counters that is not zero
     (``PacketLoop.stats()``; which counters are drops: fastpath.reasons.LOOP_DROPS), e.g.
     what the daemon prints as it exits, after its ports let go of their last frames."""
-    from fastpath.reasons import LOOP_DROPS
+    from fastpath.reasons import LOOP_DROPS   # a plain module, as in _drop_names
     drops = {c.name: stats.get(c.name, 0) for c in LOOP_DROPS}
     out = [f"-- {title} --"] if title else []
     out.append(f"frames in {stats.get('frames_in', 0)}, out {stats.get('frames_out', 0)}; "
