@@ -15,7 +15,7 @@ p99 at most 2x the no-attack p99 plus 1 ms, and no loss.
     python -m bench.hostile --attacks slow-path-flood,igmp-flood,control-ops
     python -m bench.hostile --kind veth                      # the tenants on veth/AF_PACKET ports
 
-``--kind`` (tap, veth, xdp) is the tenants' port kind (issue 17): the same attacks and
+``--kind`` (tap, veth, xdp, auto) is the tenants' port kind (issue 17): the same attacks and
 targets through each.
 
 The attacks are in bench/attacks.py, one function each, given the ``Scene`` below.
@@ -35,7 +35,7 @@ import time
 from pyctl import errors, kernel
 from pyctl.control.client import ControlClient
 from pyctl.daemon import port_kinds
-from pyctl.rig.topology import Topology
+from pyctl.rig.topology import KINDS, Topology
 
 from bench import cbuild
 from bench.attacks import ATTACKS
@@ -43,7 +43,6 @@ from bench.loads import _finish, _json_line, cpu_ns
 from bench.peers import wait_ready
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KINDS = ("tap", "veth", "xdp")          # the tenants' port kinds --kind takes
 RTT_PAYLOAD = 18                 # a 64-byte frame on the wire (bench/loads.py)
 TARGET_FACTOR, TARGET_SLACK_US = 2.0, 1000.0
 GATEWAY = "10.0.0.1"
@@ -268,7 +267,7 @@ def main(argv=None) -> int:
     if os.geteuid() != 0:
         print("bench.hostile: needs root (kernel namespaces and TAPs)", file=sys.stderr)
         return 2
-    why = port_kinds.unavailable(args.kind)
+    why = None if args.kind == "auto" else port_kinds.unavailable(args.kind)
     if why is not None:
         print(f"bench.hostile: port kind {args.kind}: {why}", file=sys.stderr)
         return 2
