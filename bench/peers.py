@@ -262,7 +262,8 @@ class TapswitchPeer(Peer):
     TREE_ENV = "TAPSWITCH_BENCH_TREE"   # the tapswitch-tree peer's source tree
 
     def __init__(self, name: str, offloads: bool, backend: str | None = None,
-                 poll_us: int = 0, tree: bool = False, kind: str = "tap"):
+                 poll_us: int = 0, tree: bool = False, kind: str = "tap",
+                 ring_frames: int | None = None):
         super().__init__(name, "tapswitch daemon, L3 tenants of one L2"
                          + {"tap": "", "veth": ", veth ports (AF_PACKET rings)",
                             "xdp": ", xdp ports (AF_XDP)"}[kind]
@@ -270,10 +271,12 @@ class TapswitchPeer(Peer):
                             else ", no offloads")
                          + (f", io_backend={backend}" if backend else "")
                          + (f", poll_us={poll_us} (cpus = the pinned placement's switch CPU)"
-                            if poll_us else ""))
+                            if poll_us else "")
+                         + (f", ring_frames={ring_frames}" if ring_frames else ""))
         self.offloads = offloads
         self.backend = backend
         self.kind = kind                # the tenants' port kind
+        self.ring_frames = ring_frames  # their receive rings' size (a ring kind's)
         self.poll_us = poll_us
         self.wants_tree = tree
         self.tree = os.environ.get(self.TREE_ENV) if tree else None
@@ -339,6 +342,8 @@ class TapswitchPeer(Peer):
                       f"gateway = {json.dumps(gateways)}"]
             if self.kind != "tap":
                 lines.append(f'kind = "{self.kind}"')
+                if self.ring_frames:
+                    lines.append(f"ring_frames = {self.ring_frames}")
             else:
                 lines.append(f"txqueuelen = {TAP_TXQUEUELEN}")
             if self.offloads and self.kind == "tap":
@@ -453,6 +458,10 @@ PEERS = {
     # (virtio-net headers: TSO kept), and through AF_XDP (no super-frames).
     "tapswitch-veth": lambda: TapswitchPeer("tapswitch-veth", offloads=True, kind="veth"),
     "tapswitch-xdp": lambda: TapswitchPeer("tapswitch-xdp", offloads=False, kind="xdp"),
+    # veth ports with receive rings 4x deeper than the default (port option ring_frames):
+    # what the depth does to the frames lost while the packet thread is off its core
+    "tapswitch-veth-ring4k": lambda: TapswitchPeer("tapswitch-veth-ring4k", offloads=True,
+                                                   kind="veth", ring_frames=4096),
     # polling 50 us after each busy batch ([daemon] poll_us); it turns itself off where
     # the loop finds its core shared
     "tapswitch-poll": lambda: TapswitchPeer("tapswitch-poll", offloads=True, poll_us=50),

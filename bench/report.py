@@ -54,7 +54,7 @@ FAMILY_RATIOS = [("tcp1v6", "tcp1", "gbps")]
 # The TAP peers issue 18's target compares tapswitch with (the best of them counts).
 TAP_REFERENCE_PEERS = ("minimal-forwarder-vnet", "ovs-netdev-tso")
 # Issue 17's small-frame targets: these rows against the minimal TAP forwarder and tapswitch over TAP.
-PORT_KIND_PEERS = ("tapswitch-veth", "tapswitch-xdp")
+PORT_KIND_PEERS = ("tapswitch-veth", "tapswitch-xdp", "tapswitch-veth-ring4k")
 SMALL_FRAME_TESTS = ("udp64", "udp64raw")
 LIMIT_CORES = 0.9           # a thread this busy is what limits a small-frame row
 

@@ -55,7 +55,8 @@ from fastpath.reasons import (LOOP_STAT_NAMES, REASON_NAMES, SHARE_NAMES, TRAFFI
                               VNET_REFUSAL_NAMES)
 
 __all__ = ["Batch", "Datapath", "PacketLoop", "FrameArena", "RingPort", "AfPacketPort",
-           "XdpPort", "xdp_unavailable", "afp_slot_size", "AFP_SETUP_STEPS", "AFP_TX_STUCK_MS", "XDP_SETUP_STEPS",
+           "XdpPort", "xdp_unavailable", "afp_slot_size", "afp_slots_per_block", "afp_round",
+           "XDP_CHUNK_SIZE", "AFP_SETUP_STEPS", "AFP_TX_STUCK_MS", "XDP_SETUP_STEPS",
            "XDP_MODES", "AddrHash", "internet_checksum", "vnet_validate",
            "vnet_to_plain", "io_backends", "IO_URING_BUILT", "IO_BACKENDS", "IO_BACKEND_ENV",
            "C_CODES", "COUNTER_NAMES", "STAT_NAMES", "VNET_REASON_NAMES",

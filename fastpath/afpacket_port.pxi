@@ -40,8 +40,8 @@ def afp_slots_per_block(int frame):
 
 
 def afp_round(int n, int per_block):
-    """``n`` rounded up to a whole number of blocks."""
-    return -(-n // per_block) * per_block
+    """``n`` rounded up to a whole number of blocks (C division: no negative operand)."""
+    return (n + per_block - 1) // per_block * per_block
 
 
 def ring_error(what, int err):

@@ -24,6 +24,7 @@ cdef enum:
     XSK_LOG = 4096
     XSK_BIND_TRIES = 50
 
+XDP_CHUNK_SIZE = XSK_CHUNK      # bytes of UMEM per frame, for Python
 XSK_BIND_WAIT_S = 0.02          # the kernel frees a closed socket's queue in deferred work
 
 

@@ -26,7 +26,8 @@ from pyctl.config.spec import (
     SlowPathLimits,
 )
 from pyctl.model.namespace_options import NAMESPACE_OPTION_DEFAULTS
-from pyctl.model.port_options import DEFAULT_LEASE_TIME, MAX_PORT_ADDRESSES, OFFLOADS, KINDS as PORT_KINDS
+from pyctl.model.port_options import (DEFAULT_LEASE_TIME, MAX_PORT_ADDRESSES, OFFLOADS, RING_FRAMES,
+                                      KINDS as PORT_KINDS)
 from pyctl.model.quotas import QUOTA_KEYS
 
 __all__ = ["Key", "FILE", "table_keys", "allowed", "required"]
@@ -185,6 +186,9 @@ PORT_KEYS = (
         default=DEFAULT_LEASE_TIME),
     Key("dhcp_server", "boolean", "the endpoint is a DHCP server the L2 trusts: its server "
         "messages (UDP from port 67; DHCPv6: 547) reach the scope", default=False),
+    Key("ring_frames", "integer", "frames the switch's receive ring holds, a power of two "
+        "(kinds veth, xdp, attach; default 1024; at most 128 MiB of ring per port)",
+        range=RING_FRAMES),
 )
 
 ROUTE_KEYS = (

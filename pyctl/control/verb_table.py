@@ -166,7 +166,8 @@ _TABLE = (
                             help="KEY=VALUE, repeated: kind=tap|veth|xdp|attach|auto, "
                                  "vnet_hdr=true, offloads=csum,tso4, txqueuelen=10000, mtu, "
                                  "netns, address=10.0.0.5/24,fd00::5/64, "
-                                 "gateway=10.0.0.1,fd00::1, router=true, dhcp_lease_time")],
+                                 "gateway=10.0.0.1,fd00::1, router=true, dhcp_lease_time, "
+                                 "ring_frames=4096")],
          access="config", served_by="model", rig=True, summary="attach a port to a namespace",
          result="the port; options as in the config file", render=render.quiet),
     Verb("port-del", [Param("name", "port", help="port name or id")], access="config",
@@ -250,7 +251,8 @@ _TABLE = (
          summary="the packet loop's, slow path's, IGMP/MLD snooper's and DHCP servers' counters",
          result="the packet loop's, slow path's (ARP, ND, ICMP, ICMPv6), IGMP/MLD snooper's "
                 "(`igmp`: `igmp_*`, `mld_*`) and DHCP servers' (`dhcp`, `dhcp6`) counters, the ring "
-                "ports' own (`rings`: by port name), what the "
+                "ports' own (`rings`: by port name, with each receive ring's size, `rx_slots`), "
+                "what the "
                 "slow path holds (`slowpath_holds`: neighbours, stale ones, resolutions, waiting "
                 "bytes, ICMP buckets), `capture` (the capture ring: on, copied, overflow; captures), "
                 "`ports_up`, `ports_failed`, uptime, `control`, and per namespace what the slow "

@@ -21,6 +21,7 @@ import logging
 
 import fastpath
 from pyctl import kernel
+from pyctl.daemon.ring_frames import afpacket_args
 from pyctl.daemon.tap_port import _parse_mac, random_mac
 
 log = logging.getLogger("tapswitch.ports")
@@ -53,15 +54,17 @@ class AttachPort:
         return self.ring
 
     @classmethod
-    def open(cls, name: str, *, loop, mac=None) -> "AttachPort":
-        """Serve interface ``name`` of this process's network namespace."""
+    def open(cls, name: str, *, loop, mac=None, ring_frames: int | None = None) -> "AttachPort":
+        """Serve interface ``name`` of this process's network namespace; ``ring_frames``:
+        the receive ring's size (``pyctl.daemon.ring_frames``)."""
         name = kernel.check_ifname(name)
         mac = random_mac() if mac is None else _parse_mac(mac)
         info = kernel.host.link_info(name)          # KernelNotFound: no such interface
         if not info["up"]:
             log.warning("attach port %s: the interface is down; frames flow once its "
                         "owner brings it up", name)
-        ring = fastpath.AfPacketPort(loop, info["index"], mtu=info["mtu"] or 1500)
+        ring = fastpath.AfPacketPort(loop, info["index"], mtu=info["mtu"] or 1500,
+                                     **afpacket_args(ring_frames, info["mtu"] or 1500))
         return cls(name, mac, info["index"], ring, info["mtu"] or 1500)
 
     @property

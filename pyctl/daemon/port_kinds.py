@@ -84,7 +84,9 @@ def open_port(port, *, loop, netns, switch_ns, registry):
             mac=port.mac, netns=netns, address=opts.get("address"), gateway=opts.get("gateway"),
             **extra)
     if kind == "attach":
-        return AttachPort.open(port.name, loop=loop, mac=port.mac)
+        return AttachPort.open(port.name, loop=loop, mac=port.mac,
+                               ring_frames=opts.get("ring_frames"))
     return VethPort.open(port.name, kind=kind, loop=loop, switch_ns=switch_ns(), netns=netns,
                          mtu=opts.get("mtu"), mac=port.mac, address=opts.get("address"),
-                         gateway=opts.get("gateway"), registry=registry)
+                         gateway=opts.get("gateway"), registry=registry,
+                         ring_frames=opts.get("ring_frames"))

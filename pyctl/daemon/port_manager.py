@@ -303,10 +303,17 @@ class PortManager:
         return {pid: info for pid in self.open if (info := self.dhcp_port(pid)) is not None}
 
     def ring_stats(self):
-        """{port name: its ring's own counters (frames the kernel dropped, ...)} of the open
-        ports of the ring kinds."""
-        return {entry.name: entry.tap.loop_io.kernel_stats() for entry in self.open.values()
-                if entry.tap.kind != "tap"}
+        """{port name: its ring's own counters (frames the kernel dropped, ...) and
+        ``rx_slots``, the frames its receive ring holds} of the open ports of the ring
+        kinds."""
+        out = {}
+        for entry in self.open.values():
+            if entry.tap.kind != "tap":
+                ring = entry.tap.loop_io
+                info = ring.info()
+                out[entry.name] = {"rx_slots": info.get("rx_slots", info.get("frames")),
+                                   **ring.kernel_stats()}
+        return out
 
     def status(self, pid):
         """``{"state": "up", "kind": ...}``, ``{"state": "failed", "error": reason, "kind":

@@ -31,6 +31,7 @@ from pyctl import kernel
 from pyctl.errors import InvalidArgument
 from pyctl.kernel import ethtool
 from pyctl.kernel.errors import _netlink_errors
+from pyctl.daemon import ring_frames as ring_frames_mod
 from pyctl.daemon.tap_port import _check_address, _parse_mac, random_mac
 
 log = logging.getLogger("tapswitch.ports")
@@ -66,8 +67,10 @@ class VethPort:
     @classmethod
     def open(cls, name: str | None = None, *, kind: str = "veth", loop, switch_ns,
              netns=None, mtu: int | None = None, mac=None, address: str | list | None = None,
-             gateway: str | list | None = None, registry=None, xdp_mode: str | None = None) -> "VethPort":
-        """Create the pair and serve its switch end (see the module docstring)."""
+             gateway: str | list | None = None, registry=None, xdp_mode: str | None = None,
+             ring_frames: int | None = None) -> "VethPort":
+        """Create the pair and serve its switch end (see the module docstring);
+        ``ring_frames``: the receive ring's size (``pyctl.daemon.ring_frames``)."""
         if kind not in ("veth", "xdp"):
             raise InvalidArgument(f"a veth port's kind is veth or xdp, not {kind!r}")
         name = kernel.unique_name("tsv") if name is None else kernel.check_ifname(name)
@@ -82,6 +85,8 @@ class VethPort:
                                   f"4 KiB UMEM chunk), not {mtu}")
         if address is not None or gateway is not None:
             _check_address(address, gateway, mtu)
+        ring_args = (ring_frames_mod.afpacket_args(ring_frames, mtu or DEFAULT_MTU)
+                     if kind == "veth" else ring_frames_mod.xdp_args(ring_frames))
         where = netns or kernel.host
         if where.has_link(name):
             raise kernel.KernelExists(errno.EEXIST, f"interface {name} exists in {where}")
@@ -103,9 +108,10 @@ class VethPort:
             where.configure(name, address=address, gateway=gateway, mtu=mtu)
             ifindex = switch_ns.link_index(switch_end)
             if kind == "veth":
-                ring = switch_ns.call(fastpath.AfPacketPort, loop, ifindex, mtu=mtu or DEFAULT_MTU)
+                ring = switch_ns.call(fastpath.AfPacketPort, loop, ifindex, mtu=mtu or DEFAULT_MTU,
+                                      **ring_args)
             else:
-                ring = switch_ns.call(fastpath.XdpPort, loop, ifindex, mode=xdp_mode)
+                ring = switch_ns.call(fastpath.XdpPort, loop, ifindex, mode=xdp_mode, **ring_args)
         except BaseException:
             if ring is not None:
                 ring.close()

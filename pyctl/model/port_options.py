@@ -36,6 +36,14 @@ Known keys and their values:
                      an L2's own ports are trusted anyway)
 ``dhcp_lease_time``  int 2 .. 2**31-1 seconds: the lease the switch's DHCP
                      server gives on this port (default 3600)
+``ring_frames``      int, a power of two 64 .. 16384: the frames the switch's
+                     receive ring holds (kinds veth and attach: AF_PACKET slots,
+                     rounded up to whole blocks; xdp: UMEM chunks per
+                     direction; default 1024).  A deeper ring rides out longer
+                     stalls of the packet thread (``ring_rx_drops``) at the
+                     cost of kernel memory: at most 128 MiB of receive ring per
+                     port, checked when the port opens and its slot size (its
+                     MTU's) is known (``pyctl.daemon.ring_frames``)
 ===================  ==========================================================
 
 The switch serves a port by DHCPv4 (pyctl/daemon/dhcp.py) when nothing else configures
@@ -54,13 +62,15 @@ from pyctl.model.addressing import check_netns_name, parse_interface, parse_ip
 from pyctl.errors import InvalidArgument
 from pyctl.model.option_check import checked_options, flag
 
-__all__ = ["OFFLOADS", "KINDS", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU",
+__all__ = ["OFFLOADS", "KINDS", "RING_FRAMES", "MAX_PORT_ADDRESSES", "IPV6_MIN_MTU", "DEFAULT_MTU",
            "DEFAULT_LEASE_TIME", "check_port_options", "check_port_option", "port_interfaces",
            "port_gateways", "check_kind_combination", "dhcp_served"]
 
 OFFLOADS = ("csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")
 KINDS = ("tap", "veth", "xdp", "attach", "auto")
 TAP_ONLY = ("vnet_hdr", "offloads", "txqueuelen")
+RING_ONLY = ("ring_frames",)          # the ring kinds' (not tap's, nor auto's: it may be tap)
+RING_FRAMES = (64, 16384)
 NOT_FOR_ATTACH = ("mtu", "netns", "address", "gateway")
 MAX_PORT_ADDRESSES = 16
 IPV6_MIN_MTU = 1280       # RFC 8200 5: every IPv6 link carries 1280-byte packets
@@ -85,6 +95,15 @@ def _offloads(key, value):
         raise InvalidArgument(f"port option {key!r}: unknown offload {unknown[0]!r} "
                               f"(known: {', '.join(OFFLOADS)})")
     return sorted(set(value))
+
+
+def _ring_frames(key, value):
+    low, high = RING_FRAMES
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high \
+            or value & (value - 1):
+        raise InvalidArgument(f"port option {key!r} must be a power of two in {low} .. {high}, "
+                              f"not {value!r}")
+    return value
 
 
 def _kind(key, value):
@@ -161,6 +180,7 @@ _CHECKS = {
     "router": flag("port"),
     "dhcp_server": flag("port"),
     "dhcp_lease_time": _int_range(2, 2**31 - 1),
+    "ring_frames": _ring_frames,
 }
 
 
@@ -209,6 +229,10 @@ def check_kind_combination(options):
         if key in options:
             raise InvalidArgument(f"port option {key!r} is a TAP's (kind tap), not for kind {kind} "
                                   f"(a veth or attach port always carries virtio-net headers)")
+    for key in RING_ONLY if kind in ("tap", "auto") else ():
+        if key in options:
+            raise InvalidArgument(f"port option {key!r} is for the ring kinds (veth, xdp, attach), "
+                                  f"not for kind {kind} (a TAP's queue is its txqueuelen)")
     for key in NOT_FOR_ATTACH if kind == "attach" else ():
         if key in options:
             raise InvalidArgument(f"port option {key!r} is not for kind attach: the switch "

@@ -232,7 +232,7 @@ class Topology(RigVerbs, Lifecycle):
 
     def tenant(self, name, address, *more, parent=ROOT_NAME, gateway=None, vnet_hdr=None,
                offloads=None, txqueuelen=None, mtu=None, kind=None, dhcp=False,
-               dhcp_server=False, cpus=None) -> Tenant:
+               dhcp_server=False, cpus=None, ring_frames=None) -> Tenant:
         """An L3 namespace holding ``address`` (and ``more``: one address, a list, or
         several; IPv4 and IPv6 mixed, each assigned and pushed in one step), its port (of
         ``kind``, default the topology's: a TAP, or a veth pair's end) in a new kernel
@@ -249,7 +249,7 @@ class Topology(RigVerbs, Lifecycle):
         ``dhcp=True``: the port gets no address (nor route): the switch serves it by
         DHCP, and DHCP clients run in the tenant take the IPv4 addresses from its DHCPv4
         server, the IPv6 ones from its DHCPv6 server (its router advertisements say so).  ``vnet_hdr``, ``offloads`` and
-        ``txqueuelen`` are a TAP's."""
+        ``txqueuelen`` are a TAP's; ``ring_frames`` a ring kind's (port option)."""
         interfaces = [ipaddress.ip_interface(a) for a in _flatten(address, more)]
         if not interfaces:
             raise errors.InvalidArgument(f"tenant {name!r} needs at least one address")
@@ -280,6 +280,8 @@ class Topology(RigVerbs, Lifecycle):
             options["txqueuelen"] = txqueuelen
         if mtu is not None:
             options["mtu"] = mtu
+        if ring_frames is not None:
+            options["ring_frames"] = ring_frames
         if dhcp_server:
             options["dhcp_server"] = True
         self._claim(netns_name)
@@ -290,19 +292,23 @@ class Topology(RigVerbs, Lifecycle):
         self.tenants[name] = tenant
         return tenant
 
-    def attach(self, name, interface, address, *more, parent=ROOT_NAME, lease_time=None) -> str:
+    def attach(self, name, interface, address, *more, parent=ROOT_NAME, lease_time=None,
+               ring_frames=None) -> str:
         """An L3 namespace holding ``address`` (and ``more``, as ``tenant`` takes them;
         assigned and pushed in one step) served through ``interface``, which exists
         already in the switch's namespace (a VM's TAP that its emulator holds): a port of
         kind attach, neither moved nor configured; the endpoint behind it takes its IPv4
         address from the switch's DHCP server (leases of ``lease_time`` seconds).
-        Returns the namespace's name."""
+        ``ring_frames``: its receive ring's size (port option).  Returns the namespace's
+        name."""
         texts = [str(ipaddress.ip_interface(a)) for a in _flatten(address, more)]
         if not texts:
             raise errors.InvalidArgument(f"attached L3 {name!r} needs at least one address")
         options = {"kind": "attach"}
         if lease_time is not None:
             options["dhcp_lease_time"] = lease_time
+        if ring_frames is not None:
+            options["ring_frames"] = ring_frames
         self._l3_with_port(name, parent, texts, interface, options)
         return name
 

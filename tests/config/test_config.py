@@ -234,6 +234,12 @@ CASES = [
      "port[0].txqueuelen", 14, "must be an integer"),
     (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\ntxqueuelen = -1\n",
      "port[0].txqueuelen", 14, "must be an integer"),
+    (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nkind = \"veth\"\nring_frames = 1000\n",
+     "port[0].ring_frames", 15, "power of two in 64 .. 16384"),
+    (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nkind = \"veth\"\nring_frames = 65536\n",
+     "port[0].ring_frames", 15, "64"),
+    (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nring_frames = 4096\n",
+     "port[0].kind", 11, "for the ring kinds"),        # kind left out: the table's line
     (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nvnet_hdr = 1\n",
      "port[0].vnet_hdr", 14, "true or false"),
     (BASE + "[[port]]\nname = \"p\"\nnamespace = \"web\"\nkind = \"vxlan\"\n",

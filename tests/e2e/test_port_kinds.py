@@ -89,8 +89,9 @@ def test_an_attach_port_serves_a_tap_an_emulator_holds(tapswitch_factory, udhcpc
         topo = tapswitch_factory()
         topo.address_add("init", f"10.{net}.0.1/24")
         b = topo.tenant("b", f"10.{net}.0.3/24", kind="veth" if usable("veth") else "tap")
-        topo.attach("vm", host_tap, f"10.{net}.0.5/24")
+        topo.attach("vm", host_tap, f"10.{net}.0.5/24", ring_frames=256)
         topo.start()
+        assert topo.stats()["rings"][host_tap]["rx_slots"] == 256   # port option ring_frames
         argv, log = udhcpc
         done = guest.run(argv + ["-q", "-n", "-t", "5", "-T", "1", "-i", guest_tap], check=False)
         assert done.returncode == 0, done.stderr
@@ -127,6 +128,49 @@ def test_refused_ports_change_nothing(tapswitch_factory):
             topo.port_add("tnx2", "init", options={"kind": "xdp", "mtu": 9000})
     assert topo.ports() == before
     assert len(probes.ping(a, f"10.{net}.0.1", count=1)) == 1
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_ring_port_holds_the_frames_its_option_asks_within_the_bound(tapswitch_factory, mode):
+    """``ring_frames``: the receive ring holds that many frames (``ctl stats`` rings:
+    ``rx_slots``; 1024 without it); one that would take more than RING_MAX_BYTES of kernel
+    memory at its MTU is refused, naming a size that fits, and changes nothing."""
+    kinds = [k for k in ("veth", "xdp") if usable(k)]
+    if not kinds:
+        pytest.skip("neither veth nor xdp ports can run here")
+    net = random.randint(16, 250)
+    topo = tapswitch_factory(mode)
+    topo.address_add("init", f"10.{net}.0.1/24")
+    asked = [topo.tenant(k, f"10.{net}.0.{10 + i}/24", kind=k, ring_frames=4096)
+             for i, k in enumerate(kinds)]
+    plain = topo.tenant("plain", f"10.{net}.0.30/24", kind=kinds[0])
+    topo.start()
+    rings = topo.stats()["rings"]
+    assert {t.port: rings[t.port]["rx_slots"] for t in asked + [plain]} == \
+        {**{t.port: 4096 for t in asked}, plain.port: 1024}
+    for t in asked:
+        assert len(probes.ping(t, plain.ip, count=1)) == 1, t.kind
+    before, links = topo.ports(), set(kernel.host.links())
+    too_many = r"above the 128 MiB .*\(ring_frames 1024 fits\)"      # 68 KiB slots
+    if usable("veth"):
+        with pytest.raises(errors.InvalidArgument, match=too_many):
+            topo.port_add(kernel.unique_name("tnr"), "init",
+                          options={"kind": "veth", "mtu": 65535, "ring_frames": 16384})
+        assert topo.ports() == before and set(kernel.host.links()) == links
+    ends = kernel.unique_name("tnr"), kernel.unique_name("tnr")   # an attached interface's
+    kernel.create_veth(*ends)                                     # slots follow its own MTU
+    try:
+        kernel.host.set_mtu(ends[0], 65535)
+        with pytest.raises(errors.InvalidArgument, match=too_many):
+            topo.port_add(ends[0], "init", options={"kind": "attach", "ring_frames": 16384})
+        assert topo.ports() == before
+        topo.port_add(ends[0], "init", options={"kind": "attach", "ring_frames": 1024})
+        assert topo.stats()["rings"][ends[0]]["rx_slots"] == 1024
+        topo.port_del(ends[0])
+    finally:
+        kernel.host.delete_link(ends[0])
+    assert topo.ports() == before
+    assert len(probes.ping(plain, f"10.{net}.0.1", count=1)) == 1
 
 
 def test_nothing_is_left_behind(tapswitch_factory):

@@ -221,6 +221,13 @@ def test_destroying_an_l3_removes_its_port():
     ("p", None, {"kind": "veth", "address": "fd00::5/64", "mtu": 1279}, errors.InvalidArgument),
     ("p", None, {"kind": "xdp", "address": ["10.0.0.5/24", "fd00::5/64"],
                  "gateway": ["10.0.0.1", "fd01::1"]}, errors.InvalidArgument),
+    ("p", None, {"ring_frames": 1024}, errors.InvalidArgument),        # a TAP's queue: txqueuelen
+    ("p", None, {"kind": "auto", "ring_frames": 1024}, errors.InvalidArgument),   # auto may be tap
+    ("p", None, {"kind": "veth", "ring_frames": 1000}, errors.InvalidArgument),
+    ("p", None, {"kind": "veth", "ring_frames": 32}, errors.InvalidArgument),
+    ("p", None, {"kind": "xdp", "ring_frames": 32768}, errors.InvalidArgument),
+    ("p", None, {"kind": "attach", "ring_frames": True}, errors.InvalidArgument),
+    ("p", None, {"kind": "attach", "ring_frames": "4096"}, errors.InvalidArgument),
     ("p", None, {"dhcp_lease_time": 1}, errors.InvalidArgument),
     ("p", None, {"dhcp_lease_time": 2**31}, errors.InvalidArgument),
     ("uplink0", None, None, errors.AlreadyExists),
