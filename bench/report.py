@@ -53,6 +53,8 @@ RATIO_COLUMNS = [("tcp1", "gbps"), ("tcp1v6", "gbps"), ("tcp4", "gbps"),
 FAMILY_RATIOS = [("tcp1v6", "tcp1", "gbps")]
 # The TAP peers issue 18's target compares tapswitch with (the best of them counts).
 TAP_REFERENCE_PEERS = ("minimal-forwarder-vnet", "ovs-netdev-tso")
+VETH_GOAL = 0.85            # tapswitch / veth, any placement
+PINNED_TAP_GOAL = 1.1       # tapswitch / the best TAP peer, pinned (unpinned: 1.0)
 # Issue 17's small-frame targets: these rows against the minimal TAP forwarder and tapswitch over TAP.
 PORT_KIND_PEERS = ("tapswitch-veth", "tapswitch-xdp", "tapswitch-veth-ring4k")
 SMALL_FRAME_TESTS = ("udp64", "udp64raw")
@@ -196,12 +198,39 @@ def targets(doc: dict) -> list[str]:
         if ts is None or (veth is None and not refs):
             continue
         parts = [f"tapswitch/veth {_ratio(ts, veth)}"] if veth else []
+        goals = [("veth", VETH_GOAL)] if veth else []
         if refs:
             best = max(refs, key=refs.get)
             parts.append(f"tapswitch/best TAP peer ({best}) {_ratio(ts, refs[best])}")
+            goals.append((best, PINNED_TAP_GOAL if place == "pinned" else 1.0))
         out.append(f"  {place or 'as measured'}: " + ", ".join(parts))
+        paired = rep_ratios(doc, place, goals)
+        if paired:
+            out.append("    per rep (each pair run back to back): " + ", ".join(paired))
     return ["TCP x1 targets (medians, same placement): >= 0.85 x veth, >= 1.1 x the best TAP "
             "peer pinned, >= 1.0 unpinned"] + out if out else []
+
+
+def rep_ratios(doc: dict, place: str | None, goals: list) -> list[str]:
+    """tapswitch's tcp1 rate over each peer of ``goals`` ([(peer, goal)]) rep by rep:
+    the runner measures every peer of a rep one after the other, so a pair of one rep
+    shares the machine's state of that moment, which the ratio of the medians does not
+    show.  "/PEER LOW..HIGH (>= GOAL in K of N)"; nothing for a peer with no common rep."""
+    rates: dict = {}
+    for s in doc["samples"]:
+        gbps = (s.get("metrics") or {}).get("gbps")
+        if s.get("test") == "tcp1" and s.get("placement") == place and gbps:
+            rates.setdefault(s["peer"], {})[s["rep"]] = gbps
+    mine = rates.get("tapswitch", {})
+    out = []
+    for peer, goal in goals:
+        theirs = rates.get(peer, {})
+        ratios = [mine[r] / theirs[r] for r in sorted(set(mine) & set(theirs))]
+        if ratios:
+            met = sum(1 for r in ratios if r >= goal)
+            out.append(f"/{peer} {min(ratios):.2f}..{max(ratios):.2f} "
+                       f"(>= {goal} in {met} of {len(ratios)})")
+    return out
 
 
 def port_kind_targets(doc: dict) -> list[str]:

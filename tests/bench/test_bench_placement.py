@@ -142,6 +142,28 @@ def test_report_rows_are_per_peer_and_placement_with_ratios_within_a_placement()
     assert "TCP x1 sender on-CPU" in text
 
 
+def test_targets_pair_the_rates_of_each_rep():
+    """The ratio of medians hides how the pairs of one rep compare: each rep's
+    tapswitch over the peer measured right before or after it, with how many reach the goal."""
+    peers = ("veth", "minimal-forwarder-vnet", "tapswitch")
+    run = Run(Plan(peers=list(peers), tests=["tcp1"], reps=3, seconds=5.0, placements=["pinned"]),
+              placements=[placement.parse("pinned", TWO).as_dict()])
+    rates = {"veth": (20.0, 10.0, 18.0), "minimal-forwarder-vnet": (15.0, 16.0, 14.0),
+             "tapswitch": (17.0, 17.0, 16.0)}
+    for peer, values in rates.items():
+        run.peers[peer] = {"status": "ok", "description": peer}
+        for rep, gbps in enumerate(values, start=1):
+            run.samples.append({"peer": peer, "test": "tcp1", "rep": rep, "placement": "pinned",
+                                "metrics": {"gbps": gbps}})
+    run.samples.append({"peer": "tapswitch", "test": "tcp1", "rep": 4, "placement": "pinned",
+                        "error": "RuntimeError: a rep that failed pairs with nothing"})
+    doc = report.results_document(run, {"cpu_model": "t", "cores": 2, "kernel": "k", "date": "d"}, [])
+    lines = report.targets(doc)
+    assert lines[1] == "  pinned: tapswitch/veth 0.94, tapswitch/best TAP peer (minimal-forwarder-vnet) 1.13"
+    assert lines[2] == ("    per rep (each pair run back to back): /veth 0.85..1.70 (>= 0.85 in 3 of 3), "
+                        "/minimal-forwarder-vnet 1.06..1.14 (>= 1.1 in 2 of 3)")
+
+
 def test_one_placement_keeps_plain_peer_rows():
     samples = [{"peer": "veth", "test": "tcp1", "rep": 1, "placement": "pinned",
                 "metrics": {"gbps": 1.0}}]
