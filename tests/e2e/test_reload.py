@@ -15,6 +15,7 @@ import pytest
 
 from pyctl import errors, kernel
 from pyctl.control.client import ControlClient
+from pyctl.daemon import port_kinds
 from pyctl.rig.subnets import free_subnet
 from tests.e2e.daemon_process import DaemonProcess
 from tests.support import config_text
@@ -292,6 +293,43 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_reload_that_changes_a_ring_ports_depth_opens_it_anew_with_it(tmp_path):
+    """``ring_frames`` of a veth port changed in the file: the reload opens the port again
+    with its new ring (``ctl stats`` rings: ``rx_slots``) and the tenant talks through it;
+    a value the option refuses changes nothing."""
+    if port_kinds.unavailable("veth") is not None:
+        pytest.skip(f"veth ports cannot run here: {port_kinds.unavailable('veth')}")
+    t = Tenants(tmp_path)
+    plen, gateway = t.net.prefixlen, str(t.net.network_address + 1)
+
+    def with_ring(frames):
+        t.write("a", extra=config_text.namespace("c", "l3", f"{t.ip('c')}/{plen}")
+                + config_text.table("[[port]]", name=t.link("c"), namespace="c",
+                                    netns=t.netns("c"), address=f"{t.ip('c')}/{plen}",
+                                    gateway=gateway, kind="veth", ring_frames=frames))
+
+    def slots():
+        with ControlClient(t.sock) as client:
+            return client.call("stats")["rings"][t.link("c")]["rx_slots"]
+
+    with_ring(256)
+    with t.daemon() as daemon:
+        assert slots() == 256
+        assert received(t.ping("c", "a", count=2).stdout) == (2, 2)
+        with_ring(2048)
+        done = t.ctl("reload")
+        assert done.returncode == 0 and f"port {t.link('c')} goes (changed: it comes back)" \
+            in done.stdout, done
+        assert slots() == 2048
+        assert received(t.ping("c", "a", count=2).stdout) == (2, 2)
+        with_ring(1000)
+        done = t.ctl("reload")
+        assert done.returncode != 0 and "power of two" in done.stderr, done
+        assert slots() == 2048
+        status, _, err = daemon.stop()
+    assert status == 0, err
 
 
 def test_a_reload_needs_the_admin_socket(tmp_path):
