@@ -178,9 +178,8 @@ LOOP_STATS = (
     Counter("polls", "epoll_wait calls made while polling"),
     Counter("poll_hits", "polling episodes that found frames (a sleep and a wake-up saved)"),
     Counter("poll_ns", "time spent polling, ns"),
-    Counter("poll_shared", "polling episodes in which another task took the loop's CPU; polling "
-                           "pauses 1 ms after each, and is off for a second after more than 4 "
-                           "within 100 ms"),
+    Counter("poll_shared", "polling episodes in which another task held the loop's CPU for 250 "
+                           "us or more; polling is off for a second after each"),
     Counter("tx_retries", "kicks of a ring port's transmit ring for frames an earlier kick left "
                           "there (the kernel refused them: send buffer full, no carrier, queue stopped)"),
     Counter("ring_batches", "batches begun without an epoll_wait: a ring port the batch before "

@@ -1,8 +1,8 @@
 # libc / POSIX bits of the fast path that Cython's own declarations do not give as such:
 # the monotonic clock, sched_yield (the lock handoff), the thread's signal mask (serve()),
-# the thread's preemptions (polling, poll.pxi).
+# the thread's preemptions and CPU time (polling, poll.pxi).
 from libc.stdint cimport int64_t
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID
 from posix.resource cimport getrusage, rusage
 
 
@@ -10,6 +10,13 @@ cdef inline int64_t now_ns() noexcept nogil:
     """The monotonic clock in nanoseconds (the packet loop's timeouts)."""
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline int64_t thread_cpu_ns() noexcept nogil:
+    """The CPU time this thread has run, in nanoseconds (polling, poll.pxi)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
