@@ -173,8 +173,18 @@ def test_a_task_that_wakes_briefly_on_the_loops_core_does_not_stop_polling(rig):
     """A task that wakes every 200 us, runs for a moment and sleeps (a tenant answering
     requests on the switch's core, a kernel worker) preempts the polling loop again and
     again, but holds the core only briefly: polling goes on (before session 9, the first
-    such preemption stopped it for a second)."""
+    such preemption stopped it for a second).  Other work of the machine that holds the
+    loop's core for long is a busy task too, and rightly stops polling, so the test wants
+    a machine whose other work leaves the cores alone for 1.5 s: up to three tries, one
+    of which must keep polling (the old rule fails every try: the task preempts the loop
+    every 200 us).  A CPU hog running throughout makes it fail."""
     _, loop, taps = rig
-    st, took = _stream_beside(loop, taps, NAP)
-    assert st["poll_shared"] <= 1, st
-    assert st["poll_ns"] > 0.3 * took * 1e9, (st, took)
+    tries = []
+    for attempt in range(3):
+        if attempt:
+            time.sleep(1.0)                 # past a back-off the last try's other work caused
+        st, took = _stream_beside(loop, taps, NAP)
+        tries.append(st)
+        if st["poll_shared"] <= 1 and st["poll_ns"] > 0.3 * took * 1e9:
+            return
+    pytest.fail(f"polling stopped beside a task that only wakes briefly, in every try: {tries}")
