@@ -219,8 +219,23 @@ class NaivePythonPeer(TapProcessPeer):
         return [sys.executable, "-m", "bench.naive_bridge", tap_a, tap_b]
 
 
-class MinimalForwarderPeer(TapProcessPeer):
+class CToolPeer(TapProcessPeer):
+    """A TAP forwarder built from bench/csrc/TOOL.c (bench/cbuild.py)."""
+
+    TOOL = ""
+
+    def unavailable(self):
+        try:
+            cbuild.tool(self.TOOL)
+        except cbuild.ToolUnavailable as exc:
+            return str(exc)
+        return None
+
+
+class MinimalForwarderPeer(CToolPeer):
     """bench/csrc/minifwd.c: one read and one write per frame, no lookups."""
+
+    TOOL = "minifwd"
 
     def __init__(self, vnet: bool):
         super().__init__("minimal-forwarder-vnet" if vnet else "minimal-forwarder",
@@ -228,15 +243,22 @@ class MinimalForwarderPeer(TapProcessPeer):
                          + (", virtio-net header + TSO" if vnet else ""))
         self.vnet = vnet
 
-    def unavailable(self):
-        try:
-            cbuild.tool("minifwd")
-        except cbuild.ToolUnavailable as exc:
-            return str(exc)
-        return None
+    def command(self, tap_a, tap_b):
+        return [cbuild.tool(self.TOOL)] + (["--vnet"] if self.vnet else []) + [tap_a, tap_b]
+
+
+class UringForwarderPeer(CToolPeer):
+    """bench/csrc/urfwd.c: minifwd --vnet's forwarding with its reads (multishot, into
+    provided buffers) and writes through one io_uring."""
+
+    TOOL = "urfwd"
+
+    def __init__(self):
+        super().__init__("minimal-forwarder-uring",
+                         "C, reads and writes through one io_uring, virtio-net header + TSO")
 
     def command(self, tap_a, tap_b):
-        return [cbuild.tool("minifwd")] + (["--vnet"] if self.vnet else []) + [tap_a, tap_b]
+        return [cbuild.tool(self.TOOL), tap_a, tap_b]
 
 
 def _ovs(tso: bool, afxdp: bool = False) -> Peer:
@@ -444,6 +466,8 @@ PEERS = {
     "naive-python": NaivePythonPeer,
     "minimal-forwarder": lambda: MinimalForwarderPeer(vnet=False),
     "minimal-forwarder-vnet": lambda: MinimalForwarderPeer(vnet=True),
+    # the same with reads through io_uring (issue 18: what that gives a TAP forwarder)
+    "minimal-forwarder-uring": UringForwarderPeer,
     "ovs-netdev": lambda: _ovs(tso=False),
     "ovs-netdev-tso": lambda: _ovs(tso=True),
     "ovs-afxdp": lambda: _ovs(tso=False, afxdp=True),

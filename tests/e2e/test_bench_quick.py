@@ -1,5 +1,6 @@
 """Smoke test of the end-to-end bench: ``python -m bench --quick`` for the
-veth pair, the minimal C forwarder and the tapswitch daemon writes a complete
+veth pair, the minimal C forwarders (read() and write(); io_uring, where it runs) and
+the tapswitch daemon writes a complete
 results file (with the daemon's CPU time and I/O backend) and plots, and
 leaves no namespace, TAP or process behind. It checks the suite works,
 never how fast anything is."""
@@ -11,11 +12,14 @@ import re
 import subprocess
 import sys
 
+import fastpath
 from bench.peers import LINK_PREFIXES, NETNS_PREFIXES
 from pyctl import kernel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PEERS = ("veth", "minimal-forwarder", "tapswitch")
+FORWARDERS = ("minimal-forwarder",) + (
+    ("minimal-forwarder-uring",) if "io_uring" in fastpath.io_backends() else ())
+PEERS = ("veth", *FORWARDERS, "tapswitch")
 TESTS = ("tcp1", "tcp4", "udp64", "udp64raw", "rtt")
 
 
@@ -53,7 +57,7 @@ def test_quick_bench_runs_end_to_end_and_cleans_up(tmp_path):
             assert m["generator_cpu_ns_per_frame"] > 0
         else:
             assert m["count"] + m["lost"] == 200 and m["median_us"] <= m["p99_us"]
-    for peer, test in itertools.product(("minimal-forwarder", "tapswitch"), ("udp64", "udp64raw")):
+    for peer, test in itertools.product((*FORWARDERS, "tapswitch"), ("udp64", "udp64raw")):
         udp = next(s["metrics"] for s in doc["samples"] if s["peer"] == peer and s["test"] == test)
         assert udp["cpu_s"] > 0 and udp["cpu_ns_per_frame"] > 0 and udp["cpu_cores"] > 0
     veth_udp = next(s["metrics"] for s in doc["samples"] if s["peer"] == "veth" and s["test"] == "udp64")
