@@ -126,16 +126,20 @@ class _Window:
 def loop_figures(loop: dict, seconds: float, sleeps_per_s: float | None = None) -> dict:
     """What a switch's packet-loop counters (a measurement's differences over ``seconds``)
     say per frame and per GB: frames per wake-up (frames read per sleep of the switch's
-    threads, counted by the kernel: ``sleeps_per_s``), empty reads (EAGAIN) per frame, and syscalls (waits, reads, empty reads, write submissions and
-    slow-path sends) per GB read.  Keys the loop does not count are left out."""
+    threads, counted by the kernel: ``sleeps_per_s``), empty reads (EAGAIN) per frame, and
+    syscalls (waits, reads and empty reads or the io_uring passes that made them, write
+    submissions and slow-path sends) per GB read.  Keys the loop does not count are left out."""
     frames, gb = loop.get("frames_in", 0), loop.get("read_bytes", 0) / 1e9
     out = {}
     if frames and sleeps_per_s and seconds > 0:
         out["frames_per_wake"] = frames / seconds / sleeps_per_s
     if frames and "read_empty" in loop:
         out["read_empty_per_frame"] = loop["read_empty"] / frames
-    calls = sum(loop.get(k, 0) for k in ("epoll_waits", "epoll_interrupted", "reads", "read_empty",
-                                         "tx_submits", "sent"))
+    # reads: one system call each (and each empty one), or on the io_uring backend one
+    # io_uring_enter per pass over the ports for all of them (rx_submits)
+    reads = loop.get("rx_submits") or loop.get("reads", 0) + loop.get("read_empty", 0)
+    calls = reads + sum(loop.get(k, 0) for k in ("epoll_waits", "epoll_interrupted", "tx_submits",
+                                                 "sent"))
     if gb and calls:
         out["syscalls_per_gb"] = calls / gb
     if loop.get("poll_episodes"):

@@ -22,7 +22,9 @@
 #      batch does (ring_batches counts these).
 #   2. Fill the batch round-robin: each active port's rx (its kind's read, tap.pxi) per
 #      round, until the batch is full or every port said RX_EMPTY (a busy port cannot
-#      starve the others; the next batch starts where this one stopped).
+#      starve the others; the next batch starts where this one stopped).  On the
+#      io_uring backend the TAP ports' reads go through its ring, a pass over the ports
+#      per io_uring_enter (uring_rx.pxi).
 #   3. Datapath.process_locked().
 #   4. Writes (egress.pxi): FORWARD -> the out port's tx; FANOUT -> each copy.
 #   5. SLOWPATH frames -> within the sender's share (slow_shares.pxi), copied into the slow
@@ -125,6 +127,9 @@ cdef class LoopEngine:
         memset(&self.send_st, 0, sizeof(LoopStats))
         ts_uring_init(&self.uring.ring)
         self.uring.w = NULL
+        self.uring.r = NULL
+        self.uring.holes = NULL
+        self.uring.refuse_reads = 0
         self.uring.cap = NULL
 
     def __init__(self, DatapathTables datapath not None, *, Py_ssize_t batch_size=256,
@@ -255,6 +260,14 @@ cdef class LoopEngine:
         if not 0 <= us <= POLL_US_MAX:
             raise InvalidArgument(f"poll_us must be in 0..{POLL_US_MAX}, not {us}")
         self.poll.budget = <int64_t>us * 1000
+
+    def _refuse_read_submits(self, int n):
+        """Fault injection (tests): the next ``n`` submissions of TAP reads on the io_uring
+        backend are refused, as the kernel may refuse one (uring_rx.pxi)."""
+        self._not_running("_refuse_read_submits()")
+        if self.uring.r == NULL:
+            raise NotSupported(f"the {self.backend} backend reads without io_uring")
+        self.uring.refuse_reads = n
 
     # ---- running -----------------------------------------------------------------------
 
@@ -407,7 +420,12 @@ cdef class LoopEngine:
         return n
 
     cdef void _fill(self) noexcept nogil:
-        """Step 2: read the active ports round-robin into the batch."""
+        """Step 2: read the active ports round-robin into the batch (on the io_uring
+        backend through its ring: uring_rx.pxi)."""
+        if self.uring.r != NULL:
+            self.batch._count = uring_fill(&self.uring, self.ps, &self.rx, self.batch.capacity,
+                                           &self.st)
+            return
         cdef PortSet* ps = self.ps
         cdef Py_ssize_t count = 0, r
         cdef int j = ps.rr

@@ -76,6 +76,7 @@ cdef struct LoopPort:
     uint8_t active          # in the round-robin list
     uint8_t touched         # in the touched list (a ring kind this batch read or wrote)
     uint8_t error_seen      # epoll said EPOLLERR: a ring kind's rx looks at SO_ERROR
+    uint16_t burst          # a TAP's reads per pass on the io_uring backend (uring_rx.pxi)
     int failed              # 0; else the errno of the read that failed it, or PORT_EOF
     port_rx_fn rx           # the kind's read
     seg_sink tx             # the write backend's write

@@ -190,6 +190,8 @@ LOOP_STATS = (
                                    "refused for RING_RETRY_MS or more are kicked once per RING_RETRY_MS"),
     Counter("tx_ring_stuck", "frames a ring port's transmit ring held that the kernel took none of "
                              "for AFP_TX_STUCK_MS: taken back, dropped (frames_out had counted them)", 150),
+    Counter("rx_submits", "io_uring_enter calls that read TAP ports (io_uring backend: one per "
+                          "pass over the ports, for all their reads)"),
 )
 
 VERDICT_NAMES = {v.code: v.name for v in VERDICTS}

@@ -1,7 +1,8 @@
 # The TAP port kind (port_io.pxi): a non-blocking fd that reads and writes one Ethernet
 # frame per call -- a TAP opened with IFF_TAP | IFF_NO_PI (and IFF_VNET_HDR: a 12-byte
 # virtio-net header before each frame), or in tests a SOCK_SEQPACKET socket pair.
-#   tap_rx    one read() into the next batch slot: TAP reads do not batch (recvmmsg and
+#   tap_rx    (the epoll backend's; io_uring reads TAPs through its ring: uring_rx.pxi)
+#             one read() into the next batch slot: TAP reads do not batch (recvmmsg and
 #             readv do not, PLATFORM.md), and one frame per port per round keeps a busy
 #             port from starving the others.  A port is read until its first EAGAIN
 #             (counted: ``read_empty``).  Skipping that read where it can be predicted (a

@@ -1,9 +1,9 @@
-# The io_uring write backend of PacketLoop (a port's tx, port_io.pxi, for TAP ports): a
-# batch's writes are queued as SQEs and
-# submitted together at the end of the batch (one io_uring_enter for up to the ring's
-# size), then the loop waits until every one has completed before the batch's buffers
-# are read into again.  Reads stay plain non-blocking read() (io_uring gains little
-# there, and ignores O_NONBLOCK on an empty TAP).  The ring is set up with raw syscalls
+# The io_uring backend of PacketLoop: its writes (a port's tx, port_io.pxi, for TAP
+# ports) are queued as SQEs and submitted together at the end of the batch (one
+# io_uring_enter for up to the ring's size), then the loop waits until every one has
+# completed before the batch's buffers are read into again.  The TAP ports' reads go
+# through the same ring, a pass over the ports per io_uring_enter (uring_rx.pxi).  The
+# ring is set up with raw syscalls
 # (fastpath/includes/uring.h); setup.py builds it only where <linux/io_uring.h> exists.
 # Closing a ring waits for the kernel's teardown to reach the thread that made it
 # (uring.h says why): a closed loop cannot interrupt a later wait.
@@ -17,7 +17,8 @@
 # the loop wait.
 from fastpath.includes.uring cimport (io_uring_cqe, ts_uring, TS_IO_URING_BUILT, ts_uring_init,
                                      ts_uring_open, ts_uring_close, ts_uring_queue_write,
-                                     ts_uring_submit_wait, ts_uring_cqe, ts_uring_cqe_seen)
+                                     ts_uring_queue_read, ts_uring_discard, ts_uring_submit_wait, ts_uring_cqe,
+                                     ts_uring_cqe_seen)
 
 IO_URING_BUILT = bool(TS_IO_URING_BUILT)
 IO_BACKENDS = ("auto", "epoll", "io_uring")
@@ -38,20 +39,41 @@ cdef struct UringWrite:
     uint8_t head[URING_HEAD]
 
 
+cdef struct UringRead:      # a TAP port's read queued in a pass (uring_rx.pxi)
+    int32_t port
+    uint32_t off            # where its frame goes: a batch offset
+    uint32_t asked          # reads queued for its port in the pass
+    int32_t res             # its completion's result
+
+
+cdef extern from *:
+    """#define TS_URING_READ_TAG (1ULL << 62)"""
+    uint64_t URING_READ_TAG "TS_URING_READ_TAG"     # a read's user_data: tag | its index
+
+
 cdef struct UringTx:
     ts_uring ring
     UringWrite* w           # w[k]: the k-th write queued since the last flush (user_data k)
+    UringRead* r            # r[k]: the k-th read of a pass (user_data URING_READ_TAG | k)
+    uint32_t* holes         # pool buffers a batch's reads left free (uring_rx.pxi)
+    int refuse_reads        # read submissions to refuse, as the kernel may (tests)
     CaptureRing* cap        # where a failed write is copied (capture.pxi)
 
 
-cdef int uring_tx_open(UringTx* u, unsigned entries) noexcept nogil:
-    """Set up the ring and the writes' buffers: 0, or -errno."""
+cdef int uring_tx_open(UringTx* u, unsigned entries, Py_ssize_t batch_size) noexcept nogil:
+    """Set up the ring and the writes' and reads' bookkeeping: 0, or -errno."""
     cdef int r = ts_uring_open(&u.ring, entries)
     if r < 0:
         return r
     u.w = <UringWrite*>malloc(u.ring.entries * sizeof(UringWrite))
-    if u.w == NULL:
+    u.r = <UringRead*>malloc(u.ring.entries * sizeof(UringRead))
+    u.holes = <uint32_t*>malloc(batch_size * sizeof(uint32_t))
+    if u.w == NULL or u.r == NULL or u.holes == NULL:
         ts_uring_close(&u.ring)
+        free(u.w)
+        free(u.r)
+        free(u.holes)
+        u.w, u.r, u.holes = NULL, NULL, NULL
         return -ENOMEM
     return 0
 
@@ -60,7 +82,9 @@ cdef void uring_tx_close(UringTx* u) noexcept nogil:
     """Close the ring (waiting for its teardown, see above) and free the buffers."""
     ts_uring_close(&u.ring)
     free(u.w)
-    u.w = NULL
+    free(u.r)
+    free(u.holes)
+    u.w, u.r, u.holes = NULL, NULL, NULL
 
 
 cdef inline void _uring_dropped(UringTx* u, UringWrite* w, uint8_t code) noexcept nogil:
@@ -83,6 +107,9 @@ cdef void uring_flush(UringTx* u, LoopStats* st) noexcept nogil:
         c = ts_uring_cqe(&u.ring)
         if c == NULL:
             break
+        if c.user_data & URING_READ_TAG:  # a read a refused submission left (uring_rx.pxi)
+            ts_uring_cqe_seen(&u.ring)
+            continue
         w = &u.w[c.user_data] if c.user_data < queued else NULL
         if w != NULL:
             w.done = 1
@@ -152,7 +179,7 @@ cdef str open_backend(backend, Py_ssize_t batch_size, UringTx* u):
     if backend == "epoll":
         return "epoll"
     cdef unsigned entries = <unsigned>min(max(batch_size, URING_MIN_ENTRIES), URING_MAX_ENTRIES)
-    cdef int err = uring_tx_open(u, entries)
+    cdef int err = uring_tx_open(u, entries, batch_size)
     if err == 0:
         return "io_uring"
     if backend == "io_uring":
@@ -177,8 +204,8 @@ def io_backends():
     ["io_uring", "epoll"] or ["epoll"]."""
     cdef UringTx u
     ts_uring_init(&u.ring)
-    u.w = NULL
-    if uring_tx_open(&u, URING_MIN_ENTRIES) != 0:
+    u.w, u.r, u.holes = NULL, NULL, NULL
+    if uring_tx_open(&u, URING_MIN_ENTRIES, 1) != 0:
         return ["epoll"]
     uring_tx_close(&u)
     return ["io_uring", "epoll"]

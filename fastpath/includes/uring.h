@@ -1,13 +1,15 @@
-/* A minimal io_uring submission ring for batched writes (fastpath/uring.pxi uses it,
- * through fastpath/includes/uring.pxd).
+/* A minimal io_uring submission ring for the packet loop's batched writes and reads of
+ * TAP ports (fastpath/uring.pxi and uring_rx.pxi use it, through
+ * fastpath/includes/uring.pxd).
  *
  * Raw syscalls (io_uring_setup, io_uring_enter, io_uring_register) and mmap of the
  * rings: no liburing.  setup.py defines TAPSWITCH_HAVE_IO_URING when a test program
  * including <linux/io_uring.h> compiles; without it every call here says ENOSYS and
  * the packet loop runs its epoll+write backend.
  *
- * Only what the packet loop needs: fill SQEs (ts_uring_sqe), publish and submit them
- * all, wait until each has completed (ts_uring_submit_wait), then walk the CQEs
+ * Only what the packet loop needs: fill SQEs (ts_uring_queue_write, ts_uring_queue_read:
+ * both RWF_NOWAIT), publish and submit them all, wait until each has completed
+ * (ts_uring_submit_wait), then walk the CQEs
  * (ts_uring_cqe / ts_uring_cqe_seen).  The caller never has more SQEs in flight than
  * the SQ holds, and the CQ is twice that, so completions cannot overflow.
  *
@@ -102,7 +104,8 @@ static int ts_uring_open(ts_uring *r, unsigned entries) {
         return -errno;
     if (!(p.features & IORING_FEAT_SINGLE_MMAP) || !(p.features & IORING_FEAT_NODROP)
             || !ts_uring_has_op(r->fd, IORING_OP_WRITE)
-            || !ts_uring_has_op(r->fd, IORING_OP_WRITEV)) {
+            || !ts_uring_has_op(r->fd, IORING_OP_WRITEV)
+            || !ts_uring_has_op(r->fd, IORING_OP_READ)) {
         ts_uring_close(r);
         return -EOPNOTSUPP;
     }
@@ -169,6 +172,30 @@ static int ts_uring_queue_write(ts_uring *r, int fd, const struct iovec *iov, in
     return 0;
 }
 
+/* A read of up to ``len`` bytes from ``fd`` into ``buf`` that completes with -EAGAIN
+ * when the fd holds nothing now (RWF_NOWAIT: without it io_uring would wait for a
+ * frame on an empty TAP, whatever its O_NONBLOCK). */
+static int ts_uring_queue_read(ts_uring *r, int fd, void *buf, uint32_t len, uint64_t user_data) {
+    struct io_uring_sqe *sqe = ts_uring_sqe(r);
+    if (sqe == NULL)
+        return -1;
+    sqe->opcode = IORING_OP_READ;
+    sqe->addr = (uint64_t)(uintptr_t)buf;
+    sqe->len = len;
+    sqe->fd = fd;
+    sqe->off = (uint64_t)-1;
+    sqe->rw_flags = RWF_NOWAIT;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+/* Forget the filled SQEs, unsubmitted (what a refused submission does to them; the
+ * fault-injection tests use it). */
+static void ts_uring_discard(ts_uring *r) {
+    r->sq_tail -= r->filled;
+    r->filled = 0;
+}
+
 /* Publish the filled SQEs, submit them and wait until all have completed.  Returns
  * the number of io_uring_enter calls (>= 1), or -errno when the kernel refused the
  * submission (the filled SQEs are then lost: the caller counts them as failed). */
@@ -214,6 +241,11 @@ static int ts_uring_queue_write(ts_uring *r, int fd, const struct iovec *iov, in
     (void)r; (void)fd; (void)iov; (void)iovcnt; (void)user_data;
     return -1;
 }
+static int ts_uring_queue_read(ts_uring *r, int fd, void *buf, uint32_t len, uint64_t user_data) {
+    (void)r; (void)fd; (void)buf; (void)len; (void)user_data;
+    return -1;
+}
+static void ts_uring_discard(ts_uring *r) { (void)r; }
 static int ts_uring_submit_wait(ts_uring *r) { (void)r; return -ENOSYS; }
 static struct io_uring_cqe *ts_uring_cqe(ts_uring *r) { (void)r; return NULL; }
 static void ts_uring_cqe_seen(ts_uring *r) { (void)r; }

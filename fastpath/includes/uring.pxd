@@ -1,6 +1,6 @@
 # The io_uring submission ring of uring.h (raw syscalls, no liburing): what the packet
 # loop's io_uring write backend (fastpath/uring.pxi) calls.
-from libc.stdint cimport int32_t, uint64_t
+from libc.stdint cimport int32_t, uint32_t, uint64_t
 from posix.uio cimport iovec
 
 cdef extern from "uring.h" nogil:
@@ -16,6 +16,8 @@ cdef extern from "uring.h" nogil:
     void ts_uring_close(ts_uring* r)    # waits for the kernel's teardown (uring.h)
     int ts_uring_queue_write(ts_uring* r, int fd, const iovec* iov, int iovcnt,
                              uint64_t user_data)
+    int ts_uring_queue_read(ts_uring* r, int fd, void* buf, uint32_t len, uint64_t user_data)
+    void ts_uring_discard(ts_uring* r)  # forget the filled SQEs
     int ts_uring_submit_wait(ts_uring* r)                       # enter calls, or -errno
     io_uring_cqe* ts_uring_cqe(ts_uring* r)                     # oldest unseen, or NULL
     void ts_uring_cqe_seen(ts_uring* r)
