@@ -1,6 +1,8 @@
 """Runs the end-to-end bench: sets every peer up between its own two kernel
 namespaces, then measures test by test, interleaved across placements and
-peers, for each repetition (so drift on a noisy machine hits all peers alike),
+peers, for each repetition (so drift on a noisy machine hits all peers alike;
+each repetition starts with the next peer, so that where a peer comes in a
+repetition's order, which measurably matters here, falls on every peer alike),
 printing progress. Each measurement first applies its placement
 (bench/placement.py) to the peer's switch processes; the load's sender and
 receiver start on theirs. Everything is torn down at the end, also on Ctrl-C
@@ -76,6 +78,13 @@ def headline(test: str, m: dict) -> str:
         return (f"{m['delivered_kpps']:.0f} kfps delivered, sent {m['sent_kpps']:.0f} "
                 f"({m['refused']} refused), stopped at b {m['stopped']}")
     return f"median {m['median_us']:.1f} us, p99 {m['p99_us']:.1f} us"
+
+
+def rep_order(names: list, rep: int) -> list:
+    """The peers in the order repetition ``rep`` (from 1) measures them: ``names``
+    rotated by rep - 1, so each peer comes first, second, ... equally often."""
+    k = (rep - 1) % len(names) if names else 0
+    return names[k:] + names[:k]
 
 
 def _fmt_time(s: float) -> str:
@@ -154,7 +163,8 @@ def run_bench(plan: Plan, log=print, registry: kernel.CleanupRegistry | None = N
             log(f"placement {place.describe()}")
         pairs = _setup_peers(plan, run, registry, log)
         schedule = [(rep, test, place, name) for rep in range(1, plan.reps + 1)
-                    for test in plan.tests for place in places for name in pairs]
+                    for test in plan.tests for place in places
+                    for name in rep_order(list(pairs), rep)]
         expected = [plan.expected_seconds(t) for _, t, _, _ in schedule]
         started = time.monotonic()
         for i, (rep, test, place, name) in enumerate(schedule):
