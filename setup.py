@@ -157,7 +157,7 @@ class BuildFastPath(build_ext):
         from Cython.Build import cythonize
         generate_reasons_pxi()
         io_uring = have_io_uring_header()
-        self.progress.say(f"io_uring write backend {'built' if io_uring else 'left out'}"
+        self.progress.say(f"io_uring backend {'built' if io_uring else 'left out'}"
                           f"{' (debug build)' if DEBUG else ''}")
         for ext in self.extensions:
             if io_uring and ("TAPSWITCH_HAVE_IO_URING", "1") not in ext.define_macros:
