@@ -22,7 +22,10 @@
 #      batch does (ring_batches counts these).
 #   2. Fill the batch round-robin: each active port's rx (its kind's read, tap.pxi) per
 #      round, until the batch is full or every port said RX_EMPTY (a busy port cannot
-#      starve the others; the next batch starts where this one stopped).  On the
+#      starve the others; the next batch starts where this one stopped), or reads took
+#      FILL_READS_MAX times the batch's capacity in frames: frames a read drops at once
+#      (a counted drop: larger than a slot, a bad virtio-net header) do not fill the
+#      batch, and a port flooding them must not hold back the frames already in it.  On the
 #      io_uring backend the TAP ports' reads go through its ring, a pass over the ports
 #      per io_uring_enter (uring_rx.pxi).
 #   3. Datapath.process_locked().
@@ -427,12 +430,12 @@ cdef class LoopEngine:
                                            &self.st)
             return
         cdef PortSet* ps = self.ps
-        cdef Py_ssize_t count = 0, r
+        cdef Py_ssize_t count = 0, r, reads = 0
         cdef int j = ps.rr
         cdef int32_t p
         cdef Py_ssize_t cap = self.batch.capacity
         ps.emptied_n = 0
-        while count < cap and ps.active_n > 0:
+        while count < cap and ps.active_n > 0 and reads < FILL_READS_MAX * cap:
             if j >= ps.active_n:
                 j = 0
             p = ps.active[j]
@@ -449,6 +452,7 @@ cdef class LoopEngine:
                 j = ps.rr
             else:
                 count += r
+                reads += r if r > 0 else 1      # a read that placed nothing dropped a frame
                 j += 1
         ps.rr = j
         self.batch._count = count

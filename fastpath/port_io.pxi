@@ -42,6 +42,7 @@ cdef enum:
     RX_FAILED = -2          # rx: the port failed (read error or EOF); it is no longer polled
     RING_RETRY_MS = 1       # the longest sleep while a transmit ring holds waiting frames
     RING_KICK_MIN = 32      # frames a ring kind's transmit kick may wait for (END_MORE)
+    FILL_READS_MAX = 2      # a batch's reads stop at this many times its capacity (loop.pxi)
     END_KICK = 0            # end's ``how``: kick now
     END_FINAL = 1           #   the port leaves the loop: what the kernel does not take is dropped
     END_MORE = 2            #   another batch starts at once: a small kick may wait for it

@@ -18,7 +18,9 @@
 # one (``nbuf``), so a TAP frame's buffer may lie above its slot.  A ring kind's rx may
 # read a frame into the pool buffer of its slot (an AF_PACKET super-frame), so ring ports
 # are read at the start of a pass only while no such gap exists (no holes), and otherwise
-# wait for the next batch.  The fill ends when every buffer holds a frame.
+# wait for the next batch.  The fill ends when every buffer holds a frame, or, as
+# _fill's does, after reads of FILL_READS_MAX times the batch's capacity (frames dropped
+# as they are read do not fill a batch: loop.pxi).
 
 # A submission the kernel refused (ts_uring_submit_wait < 0) does not lose frames: each
 # read it left undone is made at once with read() into its own buffer.  A read's
@@ -87,7 +89,7 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
                            LoopStats* st) noexcept nogil:
     """Step 2 on the io_uring backend (see the top): read the active ports, a pass at a
     time, into the batch; the number of frames placed."""
-    cdef Py_ssize_t count = 0, nbuf = 0, nholes = 0, r, room
+    cdef Py_ssize_t count = 0, nbuf = 0, nholes = 0, r, room, reads = 0
     cdef unsigned nq, q, k, first, got
     cdef int n0, t, j, start, kept, next_j, rr
     cdef int32_t p
@@ -95,7 +97,7 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
     cdef uint32_t off
     cdef bint empty, failed, full = False
     ps.emptied_n = 0
-    while count < cap and ps.active_n > 0 and not full:
+    while count < cap and ps.active_n > 0 and not full and reads < FILL_READS_MAX * cap:
         n0 = ps.active_n
         start = ps.rr if ps.rr < n0 else 0
         next_j = start                                  # a whole pass: the next starts here too
@@ -109,6 +111,7 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
                 if count >= cap:
                     break
                 r = lp.rx(lp, p, rx, count, cap - count)
+                reads += r if r > 0 else 1
                 ports_touch(ps, lp, p)
                 if r < 0:
                     if r == RX_FAILED:
@@ -127,6 +130,8 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
             if lp.end != NULL:
                 continue
             room = cap - nbuf + nholes                  # buffers not yet taken
+            if room > FILL_READS_MAX * cap - reads - <Py_ssize_t>nq:
+                room = FILL_READS_MAX * cap - reads - <Py_ssize_t>nq
             if room > <Py_ssize_t>(u.ring.entries - nq):
                 room = u.ring.entries - nq
             if room <= 0:
@@ -151,6 +156,7 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
         if nq == 0 and nholes > 0:
             break                                       # only ring ports left: next batch
         if nq > 0:
+            reads += nq
             _uring_reads_collect(u, nq, st)
             q = 0
             while q < nq:                               # each port's reads, in order

@@ -470,3 +470,21 @@ def test_close_is_refused_while_run_runs_in_another_thread(rig):
     assert result == [[]] and loop.stats()["frames_out"] == 2
     loop.close()
     assert loop.closed
+
+
+def test_a_flood_of_frames_dropped_as_they_are_read_cannot_hold_a_batch_back(rig):
+    """Frames a port's read drops at once (here: larger than a slot) do not fill the
+    batch; a port flooding them must not keep the loop reading while another port's
+    frame waits in it: a batch stops after reading twice its capacity."""
+    _, loop, taps = rig
+    big = udp_frame(1, "10.0.0.2", b"x" * 5000)           # the rig's slots hold 4096 bytes
+    for _ in range(100):
+        taps[1].inject(big)
+    taps[3].inject(udp_frame(3, "10.0.0.1", b"mouse"))
+    loop.run(0)
+    assert len(taps[1].drain()) == 1                        # the mouse's frame went out
+    st = loop.stats()
+    assert st["batches"] == 1 and st["rx_oversize"] <= 2 * 16
+    for _ in range(10):
+        loop.run(0)
+    assert loop.stats()["rx_oversize"] == 100              # every one of them counted
