@@ -102,12 +102,23 @@ def stream(end, count, started, delivered):
 def run_stream(loop, ends, during=None):
     """Stream STREAM frames from port 1 to port 2 while the loop runs (the sender's thread
     and the loop's on different CPUs, so frames land in the ring while a batch runs);
-    ``during()`` is called once the stream is under way.  The frames seen at port 2."""
+    ``during()`` is called once the stream is under way.  The frames seen at port 2.  A
+    failure of the sender's is raised here, and a stream that did not arrive whole is
+    reported with what the sender sent and the loop counted."""
     started = threading.Event()
     delivered = [0]
+    failed = []
+
+    def send():
+        try:
+            stream(ends[1], STREAM, started, delivered)
+        except BaseException as exc:            # noqa: BLE001 -- re-raised in the test's thread
+            failed.append(exc)
+            started.set()
+
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {CPUS[0]})         # the loop's thread (this one)
-    sender = threading.Thread(target=stream, args=(ends[1], STREAM, started, delivered))
+    sender = threading.Thread(target=send)
     sender.start()
     started.wait()
     seen = []
@@ -123,6 +134,16 @@ def run_stream(loop, ends, during=None):
     finally:
         sender.join()
         os.sched_setaffinity(0, before)
+    if failed:
+        raise failed[0]
+    if len(seen) < STREAM:
+        st = loop.stats()
+        pytest.fail(f"{len(seen)} of {STREAM} frames arrived; the loop counted "
+                    + ", ".join(f"{k} {st[k]}" for k in (
+                        "frames_in", "frames_out", "write_eagain", "write_errors", "tx_retries",
+                        "tx_ring_stuck", "batches", "ring_batches", "tx_kicks_deferred")
+                        if k in st)
+                    + f"; rings {loop.ports()}")
     return seen
 
 
