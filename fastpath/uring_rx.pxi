@@ -7,10 +7,10 @@
 # completes a read with -EAGAIN at once; without it io_uring would wait for a frame):
 # burst doubles (up to URING_RX_BURST) while a port fills every read it got, and falls to
 # one more than it filled otherwise (at least two), so a port that brings one frame per
-# wake-up costs a read that finds it and one that finds it empty, in one system call.  A port whose last
-# read of a pass found it empty leaves the round-robin list (epoll brings it back); one
-# whose reads all found frames stays for the next pass.  Ring ports (AF_PACKET, AF_XDP)
-# are read by their own rx in the same pass, as _fill does.
+# wake-up costs a read that finds it and one that finds it empty, in one system call.  A
+# port whose last read of a pass found it empty leaves the round-robin list (epoll brings
+# it back); one whose reads all found frames stays for the next pass.  Ring ports
+# (AF_PACKET, AF_XDP) are read by their own rx at the start of a pass, as _fill reads them.
 #
 # Where frames go: frame k of the batch is slot k (its offset, length, port), but a
 # frame's bytes need not lie in pool buffer k (batch.pxi).  Each read takes a buffer left
@@ -21,7 +21,7 @@
 # wait for the next batch.  The fill ends when every buffer holds a frame, or, as
 # _fill's does, after reads of FILL_READS_MAX times the batch's capacity (frames dropped
 # as they are read do not fill a batch: loop.pxi).
-
+#
 # A submission the kernel refused (ts_uring_submit_wait < 0) does not lose frames: each
 # read it left undone is made at once with read() into its own buffer.  A read's
 # completion is tagged (URING_READ_TAG) so uring_flush never takes one for a write's.
@@ -97,6 +97,8 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
     cdef uint32_t off
     cdef bint empty, failed, full = False
     ps.emptied_n = 0
+    if u.ring.filled:
+        uring_flush(u, st)      # no write is queued between batches; were one, it goes first
     while count < cap and ps.active_n > 0 and not full and reads < FILL_READS_MAX * cap:
         n0 = ps.active_n
         start = ps.rr if ps.rr < n0 else 0
