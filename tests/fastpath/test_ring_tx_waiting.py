@@ -170,24 +170,31 @@ def test_frames_the_kernel_never_takes_are_dropped_counted_and_the_loop_sleeps_a
 def test_a_frame_send_leaves_waiting_is_kicked_again_by_a_serving_loop(rig):
     """send() (the slow path's, from another thread) kicks at once; what the kernel
     refuses then, the serving loop -- asleep, with no traffic to wake it -- is nudged
-    to kick again until it leaves."""
+    to kick again until it leaves.  (The link comes back well within AFP_TX_STUCK_MS;
+    where the machine delayed that past it, the frame's counted drop is what is due.)"""
     rig.ns.link_down("ep2")
     thread = threading.Thread(target=rig.loop.serve)
     thread.start()
     try:
+        sent = time.monotonic()
         assert rig.loop.send(2, frame(b"slow", 100))
-        time.sleep(0.05)
+        time.sleep(0.01)
         rig.ns.link_up("ep2")
+        down_for = time.monotonic() - sent
         end = time.monotonic() + 2
         seen = []
         while len(seen) < 1 and time.monotonic() < end:
             seen.extend(tags(rig.out))
             time.sleep(0.01)
-        assert seen == [b"slow"]
     finally:
         rig.loop.stop()
         thread.join(10)
-    assert rig.loop.stats()["tx_retries"] > 0 and rig.ring.tx_waiting() == 0
+    st = rig.loop.stats()
+    assert rig.ring.tx_waiting() == 0 and st["tx_retries"] > 0
+    if down_for < STUCK_S * 0.8:
+        assert seen == [b"slow"] and st["tx_ring_stuck"] == 0
+    else:                                   # the machine held the link down too long
+        assert seen == [b"slow"] or st["tx_ring_stuck"] == 1
 
 
 def test_a_link_that_stays_dead_is_kicked_about_once_a_millisecond_not_once_a_batch(rig):
