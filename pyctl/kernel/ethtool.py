@@ -21,6 +21,7 @@ FEATURES = {
     "scatter-gather": (0x18, 0x19),   # ETHTOOL_GSG / SSG
     "tso": (0x1E, 0x1F),              # ETHTOOL_GTSO / STSO
     "gso": (0x23, 0x24),              # ETHTOOL_GGSO / SGSO
+    "gro": (0x2B, 0x2C),              # ETHTOOL_GGRO / SGRO
 }
 
 

@@ -10,6 +10,7 @@ import struct
 import time
 
 from pyctl import kernel
+from pyctl.kernel import ethtool
 from pyctl.daemon import packets as pk
 from pyctl.rig import probes
 from tests.support.io import FakeTap
@@ -146,8 +147,8 @@ def forwarder_with_checked_sums(tenant, registry):
     kernel.create_veth(near, far, netns_a=ns, netns_b=ns, registry=registry)
     for link in (near, far):
         ns.link_up(link)
-    ns.run(["ethtool", "-K", far, "gro", "on"])
-    ns.run(["ethtool", "-K", near, "tso", "off"])
+    ethtool.set_feature(far, "gro", True, netns=ns)
+    ethtool.set_feature(near, "tso", False, netns=ns)
     for key in ("net.ipv4.ip_forward", f"net.ipv4.conf.{far}.accept_local",
                 "net.ipv4.conf.all.accept_local"):
         ns.set_sysctl(key, 1)
