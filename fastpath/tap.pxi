@@ -18,28 +18,38 @@
 cdef uint8_t ZERO_VNET_HDR[VNET_HDR_LEN]      # static: all zero
 
 
+cdef inline Py_ssize_t tap_read_result(LoopPort* p, int32_t port_id, const RxBatch* rx,
+                                        Py_ssize_t slot, uint32_t off, ssize_t res,
+                                        size_t fits) noexcept nogil:
+    """What one read of a TAP into batch slot ``slot`` (its frame at pool offset ``off``)
+    gave, ``res`` being the bytes read or -errno: 1 = a frame, 0 = nothing usable (a
+    counted drop, or EINTR), RX_EMPTY, or RX_FAILED (p.failed says why).  Both backends'
+    reads end here (tap_rx, uring_rx.pxi), so they count alike."""
+    if res > 0:
+        return rx_accept(rx, port_id, p.vnet, slot, off, <size_t>res, fits)
+    if res == -EAGAIN:
+        rx.st.read_empty += 1
+        return RX_EMPTY
+    if res == -EINTR:
+        return 0
+    if res == 0:
+        rx.st.read_eof += 1                # a TAP never reads 0 bytes; a closed socket does
+        p.failed = PORT_EOF
+    else:
+        rx.st.read_errors += 1
+        p.failed = <int>-res
+    return RX_FAILED
+
+
 cdef Py_ssize_t tap_rx(LoopPort* p, int32_t port_id, const RxBatch* rx, Py_ssize_t slot,
                        Py_ssize_t room) noexcept nogil:
-    """Read one frame of the TAP into batch slot ``slot``: 1 = a frame, 0 = nothing usable
-    (a counted drop, or EINTR), RX_EMPTY, or RX_FAILED (p.failed says why)."""
+    """Read one frame of the TAP into batch slot ``slot`` (tap_read_result says what
+    comes back)."""
     cdef uint32_t off = slot * rx.slot_size + rx.headroom
     cdef uint8_t* f = rx.buf + off
     cdef size_t fits = rx.slot_size - rx.headroom + (VNET_HDR_LEN if p.vnet else 0)
     cdef ssize_t r = read(p.fd, (f - VNET_HDR_LEN) if p.vnet else f, fits)
-    if r < 0:
-        if errno == EAGAIN:
-            rx.st.read_empty += 1
-            return RX_EMPTY
-        if errno == EINTR:
-            return 0
-        rx.st.read_errors += 1
-        p.failed = errno
-        return RX_FAILED
-    if r == 0:
-        rx.st.read_eof += 1                # a TAP never reads 0 bytes; a closed socket does
-        p.failed = PORT_EOF
-        return RX_FAILED
-    return rx_accept(rx, port_id, p.vnet, slot, off, <size_t>r, fits)
+    return tap_read_result(p, port_id, rx, slot, off, r if r >= 0 else -errno, fits)
 
 
 cdef int fd_write(void* ctx, iovec* iov, int iovcnt) noexcept nogil:

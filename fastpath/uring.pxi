@@ -42,7 +42,6 @@ cdef struct UringWrite:
 cdef struct UringRead:      # a TAP port's read queued in a pass (uring_rx.pxi)
     int32_t port
     uint32_t off            # where its frame goes: a batch offset
-    uint32_t asked          # reads queued for its port in the pass
     int32_t res             # its completion's result
 
 

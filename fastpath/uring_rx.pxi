@@ -33,32 +33,27 @@ cdef enum:
 
 
 cdef inline Py_ssize_t _uring_read_done(LoopPort* lp, int32_t p, const RxBatch* rx,
-                                        Py_ssize_t count, UringRead* r, LoopStats* st,
+                                        Py_ssize_t count, UringRead* r,
                                         bint* empty, bint* failed) noexcept nogil:
-    """Account one read's result: frames placed at slot ``count`` (0 or 1)."""
+    """Account one read's result (tap.pxi's tap_read_result): frames placed at slot
+    ``count`` (0 or 1); ``empty`` set when it found the port empty, ``failed`` when the
+    port failed (counted by the port's first failing read only)."""
     cdef ssize_t res = r.res
+    cdef Py_ssize_t got
     cdef size_t fits = rx.slot_size - rx.headroom + (VNET_HDR_LEN if lp.vnet else 0)
     if res == URING_READ_UNSENT:
         res = read(lp.fd, rx.buf + r.off - (VNET_HDR_LEN if lp.vnet else 0), fits)
         if res < 0:
             res = -errno
     empty[0] = False
-    if res > 0:
-        return rx_accept(rx, p, lp.vnet, count, r.off, <size_t>res, fits)
-    if failed[0]:
-        return 0                        # the port's failure is counted once, by its first read
-    if res == -EAGAIN:
-        st.read_empty += 1
+    if res <= 0 and failed[0]:
+        return 0
+    got = tap_read_result(lp, p, rx, count, r.off, res, fits)
+    if got == RX_EMPTY:
         empty[0] = True
-    elif res == 0:
-        st.read_eof += 1                # a TAP never reads 0 bytes; a closed socket does
-        lp.failed = PORT_EOF
+    elif got == RX_FAILED:
         failed[0] = True
-    elif res != -EINTR:
-        st.read_errors += 1
-        lp.failed = <int>-res
-        failed[0] = True
-    return 0
+    return got if got > 0 else 0
 
 
 cdef void _uring_reads_collect(UringTx* u, unsigned nq, LoopStats* st) noexcept nogil:
@@ -149,7 +144,7 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
                 else:
                     off = <uint32_t>(nbuf * rx.slot_size + rx.headroom)
                     nbuf += 1
-                u.r[nq].port, u.r[nq].off, u.r[nq].asked = p, off, k
+                u.r[nq].port, u.r[nq].off = p, off
                 ts_uring_queue_read(&u.ring, lp.fd, rx.buf + off - (VNET_HDR_LEN if lp.vnet else 0),
                                     <uint32_t>(rx.slot_size - rx.headroom
                                                + (VNET_HDR_LEN if lp.vnet else 0)),
@@ -166,7 +161,7 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
                 lp = &ps.port[p]
                 first, got, failed = q, 0, False
                 while q < nq and u.r[q].port == p:
-                    r = _uring_read_done(lp, p, rx, count, &u.r[q], st, &empty, &failed)
+                    r = _uring_read_done(lp, p, rx, count, &u.r[q], &empty, &failed)
                     count += r
                     if r == 0:
                         u.holes[nholes] = u.r[q].off    # no frame there: the buffer is free
@@ -179,7 +174,7 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
                     lp.active = 0
                 elif empty:                             # its last read found it empty
                     lp.active = 0
-                k = u.r[first].asked
+                k = q - first                   # the reads it was given (queued together)
                 if got == k:
                     k = 2 * k if 2 * k > lp.burst else lp.burst
                     lp.burst = <uint16_t>(k if k < URING_RX_BURST else URING_RX_BURST)
