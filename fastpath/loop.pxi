@@ -133,6 +133,7 @@ cdef class LoopEngine:
         self.uring.r = NULL
         self.uring.holes = NULL
         self.uring.refuse_reads = 0
+        self.uring.refuse_slots = 0
         self.uring.cap = NULL
 
     def __init__(self, DatapathTables datapath not None, *, Py_ssize_t batch_size=256,
@@ -168,7 +169,7 @@ cdef class LoopEngine:
             raise InvalidArgument(str(exc)) from None
         self.ring_ports = {}
         self.dp = datapath
-        self.backend = open_backend(backend, batch_size, &self.uring)
+        self.backend = open_backend(backend, batch_size, datapath.max_ports, &self.uring)
         self.tx = tx_uring if self.backend == "io_uring" else fd_write
         self.rx.buf, self.rx.slot_size, self.rx.headroom = self.batch.c_buf, slot_size, headroom
         self.rx.offset, self.rx.length = self.batch.c_offset, self.batch.c_length
@@ -271,6 +272,15 @@ cdef class LoopEngine:
         if self.uring.r == NULL:
             raise NotSupported(f"the {self.backend} backend reads without io_uring")
         self.uring.refuse_reads = n
+
+    def _refuse_file_slots(self):
+        """Fault injection (tests): ports added from now on get no slot of the io_uring
+        ring's registered files, as on a kernel without the table or beyond RLIMIT_NOFILE;
+        their requests name their fds (uring.pxi)."""
+        self._not_running("_refuse_file_slots()")
+        if self.uring.w == NULL:
+            raise NotSupported(f"the {self.backend} backend has no io_uring ring")
+        self.uring.refuse_slots = 1
 
     # ---- running -----------------------------------------------------------------------
 

@@ -74,12 +74,18 @@ cdef class PacketLoop(LoopEngine):
             raise InvalidArgument(f"port {port_id}: fd {fd}: {exc.strerror}") from None
         if blocking:
             raise InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
-        sink.fd, sink.st, sink.uring, sink.kind = fd, &self.st, &self.uring, NULL
+        sink.fd, sink.uring_fd, sink.st, sink.uring, sink.kind = fd, fd, &self.st, &self.uring, NULL
         sink.cap, sink.port = &self.dp.capring, port_id
         sink.skip = VNET_HDR_LEN if vnet_hdr else 0
         self._lock()
         try:
-            self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
+            if self.uring.w != NULL:        # io_uring: the port's slot of registered files
+                sink.uring_fd = uring_file_add(&self.uring, port_id, fd)
+            try:
+                self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
+            except BaseException:
+                uring_file_remove(&self.uring, sink.uring_fd)
+                raise
         finally:
             self._unlock()
 
@@ -87,7 +93,8 @@ cdef class PacketLoop(LoopEngine):
         cdef TxSink sink
         ring.check_usable(self.arena)
         self._check_new_fd(ring.poll_fd, "port")
-        sink.fd, sink.st, sink.uring, sink.kind = ring.poll_fd, &self.st, NULL, ring.state
+        sink.fd, sink.uring_fd, sink.st, sink.uring, sink.kind = (ring.poll_fd, ring.poll_fd, &self.st,
+                                                                   NULL, ring.state)
         sink.cap, sink.port = &self.dp.capring, port_id
         sink.skip = VNET_HDR_LEN if ring.vnet else 0
         self._lock()
@@ -103,9 +110,11 @@ cdef class PacketLoop(LoopEngine):
         """Stop polling and writing port ``port_id`` (call it before closing the fd)."""
         self._changing_ports("remove_port()")
         port_id = self.port_table.check_id(port_id)
+        cdef int uring_fd = self.ps.port[port_id].sink.uring_fd
         self._lock()
         try:
             self.port_table.remove(port_id, &self.st)
+            uring_file_remove(&self.uring, uring_fd)    # the ring lets go of the file
         finally:
             self._unlock()
         ring = self.ring_ports.pop(port_id, None)
@@ -113,10 +122,12 @@ cdef class PacketLoop(LoopEngine):
             (<RingPort>ring).serving = 0
 
     def ports(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring"}}; a failed port gave a
-        read error or EOF and is no longer polled (remove_port() and add_port() it again);
-        ``error`` is that read's errno name (EBADFD: the TAP was deleted; ENETDOWN: a ring
-        port's interface went down or away), "EOF", or None; ``ring``: a RingPort."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered"}}; a failed
+        port gave a read error or EOF and is no longer polled (remove_port() and add_port()
+        it again); ``error`` is that read's errno name (EBADFD: the TAP was deleted;
+        ENETDOWN: a ring port's interface went down or away), "EOF", or None; ``ring``: a
+        RingPort; ``registered``: the io_uring backend names its fd by a slot of the ring's
+        registered files (uring.pxi)."""
         self._check_open("ports()")
         self._lock()
         try:

@@ -49,6 +49,8 @@ cdef enum:
 
 cdef struct TxSink:         # what a port's tx writes with
     int fd
+    int uring_fd            # how the io_uring backend's requests name fd: -1 - its slot in
+                            # the ring's registered files (uring.pxi), or fd itself
     LoopStats* st
     UringTx* uring          # the io_uring backend's ring (NULL: write at once)
     void* kind              # a ring kind's state (its RingPort's)
@@ -274,14 +276,16 @@ cdef class LoopPorts:
         return 0
 
     cdef dict describe(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring"}} (PacketLoop.ports())."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered"}}
+        (PacketLoop.ports())."""
         cdef LoopPort* p
         out = {}
         for k in range(self.ps.n):
             p = &self.ps.port[k]
             if p.fd >= 0:
                 out[k] = {"fd": p.fd, "vnet_hdr": bool(p.vnet), "failed": bool(p.failed),
-                          "error": _failure_name(p.failed), "ring": p.end != NULL}
+                          "error": _failure_name(p.failed), "ring": p.end != NULL,
+                          "registered": p.sink.uring_fd < 0}
         return out
 
 

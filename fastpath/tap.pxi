@@ -98,7 +98,7 @@ cdef int fd_send(int fd, bint vnet, const uint8_t* frame, Py_ssize_t n, LoopStat
     -1 for a counted failed write."""
     cdef TxSink sink
     cdef iovec iov[2]
-    sink.fd, sink.st, sink.uring, sink.kind = fd, st, NULL, NULL
+    sink.fd, sink.uring_fd, sink.st, sink.uring, sink.kind = fd, fd, st, NULL, NULL
     sink.cap = NULL                     # PacketLoop.send() captures a failed one
     return fd_write(&sink, iov, frame_iov(iov, vnet, frame, n))
 

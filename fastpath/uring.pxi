@@ -15,8 +15,18 @@
 # write's own head buffer.  Each write is issued with RWF_NOWAIT: a TAP that cannot take
 # the frame completes it with -EAGAIN (a counted drop, write_eagain) instead of making
 # the loop wait.
+#
+# Registered files: the ring holds a sparse table of files, one slot per port id (as
+# many as RLIMIT_NOFILE allows), and a TAP port's reads and writes name its slot
+# (TxSink.uring_fd), so the kernel takes no reference to the file per request.  A port
+# whose slot cannot be set (no table: Linux < 5.19; an id beyond the table) is named by
+# its fd.  A slot is set when the port is added and emptied when it is removed, between
+# batches, when no request is in flight: the ring then holds no reference to the file
+# once the port is gone, and closing its fd closes the TAP.
+from posix.resource cimport getrlimit, rlimit, RLIMIT_NOFILE
 from fastpath.includes.uring cimport (io_uring_cqe, ts_uring, TS_IO_URING_BUILT, ts_uring_init,
-                                     ts_uring_open, ts_uring_close, ts_uring_queue_write,
+                                     ts_uring_open, ts_uring_close, ts_uring_register_files,
+                                     ts_uring_file_set, ts_uring_queue_write,
                                      ts_uring_queue_read, ts_uring_discard, ts_uring_submit_wait, ts_uring_cqe,
                                      ts_uring_cqe_seen)
 
@@ -56,11 +66,16 @@ cdef struct UringTx:
     UringRead* r            # r[k]: the k-th read of a pass (user_data URING_READ_TAG | k)
     uint32_t* holes         # pool buffers a batch's reads left free (uring_rx.pxi)
     int refuse_reads        # read submissions to refuse, as the kernel may (tests)
+    bint refuse_slots       # give ports no registered file slot (tests)
     CaptureRing* cap        # where a failed write is copied (capture.pxi)
 
 
-cdef int uring_tx_open(UringTx* u, unsigned entries, Py_ssize_t batch_size) noexcept nogil:
-    """Set up the ring and the writes' and reads' bookkeeping: 0, or -errno."""
+cdef int uring_tx_open(UringTx* u, unsigned entries, Py_ssize_t batch_size,
+                       int nports) noexcept nogil:
+    """Set up the ring, its table of ``nports`` registered files (fewer where
+    RLIMIT_NOFILE is lower; none where the kernel refuses it: see the top) and the writes'
+    and reads' bookkeeping: 0, or -errno."""
+    cdef rlimit lim
     cdef int r = ts_uring_open(&u.ring, entries)
     if r < 0:
         return r
@@ -74,7 +89,26 @@ cdef int uring_tx_open(UringTx* u, unsigned entries, Py_ssize_t batch_size) noex
         free(u.holes)
         u.w, u.r, u.holes = NULL, NULL, NULL
         return -ENOMEM
+    if getrlimit(RLIMIT_NOFILE, &lim) == 0 and lim.rlim_cur < <unsigned>nports:
+        nports = <int>lim.rlim_cur
+    if nports > 0:
+        ts_uring_register_files(&u.ring, <unsigned>nports)      # refused: fds, as before
     return 0
+
+
+cdef int uring_file_add(UringTx* u, int32_t port, int fd) noexcept nogil:
+    """Put port ``port``'s ``fd`` in its slot of the registered files: what its requests
+    name it by (TxSink.uring_fd): -1 - slot, or ``fd`` where the slot cannot be set."""
+    if (not u.refuse_slots and <unsigned>port < u.ring.nfiles
+            and ts_uring_file_set(&u.ring, <unsigned>port, fd) == 0):
+        return -1 - port
+    return fd
+
+
+cdef void uring_file_remove(UringTx* u, int uring_fd) noexcept nogil:
+    """Empty the slot uring_file_add() gave (nothing for a port named by its fd)."""
+    if uring_fd < 0:
+        ts_uring_file_set(&u.ring, <unsigned>(-1 - uring_fd), -1)
 
 
 cdef void uring_tx_close(UringTx* u) noexcept nogil:
@@ -161,13 +195,13 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
         w.iov[1] = iov[iovcnt - 1]
     w.iovcnt = 1 if iovcnt == 1 else 2
     w.port, w.skip, w.done = s.port, s.skip, 0
-    ts_uring_queue_write(&u.ring, s.fd, w.iov, w.iovcnt, k)
+    ts_uring_queue_write(&u.ring, s.uring_fd, w.iov, w.iovcnt, k)
     return 0
 
 
-cdef str open_backend(backend, Py_ssize_t batch_size, UringTx* u):
+cdef str open_backend(backend, Py_ssize_t batch_size, int nports, UringTx* u):
     """The write backend a PacketLoop runs: "epoll", or "io_uring" with its ring set up
-    in ``u``.  ``backend``: "auto" (io_uring where it runs, else epoll), "epoll" or
+    in ``u`` (a registered file for each of ``nports`` port ids).  ``backend``: "auto" (io_uring where it runs, else epoll), "epoll" or
     "io_uring"; None: the TAPSWITCH_IO_BACKEND environment variable, else "auto"."""
     source = "backend"
     if backend is None:
@@ -178,7 +212,7 @@ cdef str open_backend(backend, Py_ssize_t batch_size, UringTx* u):
     if backend == "epoll":
         return "epoll"
     cdef unsigned entries = <unsigned>min(max(batch_size, URING_MIN_ENTRIES), URING_MAX_ENTRIES)
-    cdef int err = uring_tx_open(u, entries, batch_size)
+    cdef int err = uring_tx_open(u, entries, batch_size, nports)
     if err == 0:
         return "io_uring"
     if backend == "io_uring":
@@ -204,7 +238,7 @@ def io_backends():
     cdef UringTx u
     ts_uring_init(&u.ring)
     u.w, u.r, u.holes = NULL, NULL, NULL
-    if uring_tx_open(&u, URING_MIN_ENTRIES, 1) != 0:
+    if uring_tx_open(&u, URING_MIN_ENTRIES, 1, 0) != 0:
         return ["epoll"]
     uring_tx_close(&u)
     return ["io_uring", "epoll"]
