@@ -74,13 +74,12 @@ cdef class PacketLoop(LoopEngine):
             raise InvalidArgument(f"port {port_id}: fd {fd}: {exc.strerror}") from None
         if blocking:
             raise InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
-        sink.fd, sink.uring_fd, sink.st, sink.uring, sink.kind = fd, fd, &self.st, &self.uring, NULL
+        sink.fd, sink.st, sink.uring, sink.kind = fd, &self.st, &self.uring, NULL
         sink.cap, sink.port = &self.dp.capring, port_id
         sink.skip = VNET_HDR_LEN if vnet_hdr else 0
         self._lock()
         try:
-            if self.uring.w != NULL:        # io_uring: the port's slot of registered files
-                sink.uring_fd = uring_file_add(&self.uring, port_id, fd)
+            sink.uring_fd = uring_file_add(&self.uring, port_id, fd)    # epoll: fd itself
             try:
                 self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
             except BaseException:
@@ -93,8 +92,8 @@ cdef class PacketLoop(LoopEngine):
         cdef TxSink sink
         ring.check_usable(self.arena)
         self._check_new_fd(ring.poll_fd, "port")
-        sink.fd, sink.uring_fd, sink.st, sink.uring, sink.kind = (ring.poll_fd, ring.poll_fd, &self.st,
-                                                                   NULL, ring.state)
+        sink.fd, sink.st, sink.uring, sink.kind = ring.poll_fd, &self.st, NULL, ring.state
+        sink.uring_fd = ring.poll_fd            # never used: a ring kind has its own tx
         sink.cap, sink.port = &self.dp.capring, port_id
         sink.skip = VNET_HDR_LEN if ring.vnet else 0
         self._lock()

@@ -98,7 +98,8 @@ cdef int uring_tx_open(UringTx* u, unsigned entries, Py_ssize_t batch_size,
 
 cdef int uring_file_add(UringTx* u, int32_t port, int fd) noexcept nogil:
     """Put port ``port``'s ``fd`` in its slot of the registered files: what its requests
-    name it by (TxSink.uring_fd): -1 - slot, or ``fd`` where the slot cannot be set."""
+    name it by (TxSink.uring_fd): -1 - slot, or ``fd`` where the slot cannot be set (on
+    the epoll backend the ring is not open: no slots)."""
     if (not u.refuse_slots and <unsigned>port < u.ring.nfiles
             and ts_uring_file_set(&u.ring, <unsigned>port, fd) == 0):
         return -1 - port
@@ -201,8 +202,9 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
 
 cdef str open_backend(backend, Py_ssize_t batch_size, int nports, UringTx* u):
     """The write backend a PacketLoop runs: "epoll", or "io_uring" with its ring set up
-    in ``u`` (a registered file for each of ``nports`` port ids).  ``backend``: "auto" (io_uring where it runs, else epoll), "epoll" or
-    "io_uring"; None: the TAPSWITCH_IO_BACKEND environment variable, else "auto"."""
+    in ``u`` (a registered file for each of ``nports`` port ids).  ``backend``: "auto"
+    (io_uring where it runs, else epoll), "epoll" or "io_uring"; None: the
+    TAPSWITCH_IO_BACKEND environment variable, else "auto"."""
     source = "backend"
     if backend is None:
         backend = os.environ.get(IO_BACKEND_ENV) or "auto"

@@ -145,7 +145,8 @@ cdef Py_ssize_t uring_fill(UringTx* u, PortSet* ps, const RxBatch* rx, Py_ssize_
                     off = <uint32_t>(nbuf * rx.slot_size + rx.headroom)
                     nbuf += 1
                 u.r[nq].port, u.r[nq].off = p, off
-                ts_uring_queue_read(&u.ring, lp.sink.uring_fd, rx.buf + off - (VNET_HDR_LEN if lp.vnet else 0),
+                ts_uring_queue_read(&u.ring, lp.sink.uring_fd,
+                                    rx.buf + off - (VNET_HDR_LEN if lp.vnet else 0),
                                     <uint32_t>(rx.slot_size - rx.headroom
                                                + (VNET_HDR_LEN if lp.vnet else 0)),
                                     URING_READ_TAG | nq)

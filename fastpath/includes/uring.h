@@ -13,8 +13,9 @@
  * (ts_uring_cqe / ts_uring_cqe_seen).  A sparse table of registered files
  * (ts_uring_register_files, ts_uring_file_set) lets an SQE name a port's fd by its slot
  * (IOSQE_FIXED_FILE): the kernel then takes no reference to the file per request (an
- * fget()/fput() pair, ~3.5 % of the packet thread's time with 64-byte frames).  The caller never has more SQEs in flight than
- * the SQ holds, and the CQ is twice that, so completions cannot overflow.
+ * fget()/fput() pair, ~3.5 % of the packet thread's time with 64-byte frames).  The
+ * caller never has more SQEs in flight than the SQ holds, and the CQ is twice that, so
+ * completions cannot overflow.
  *
  * Closing a ring is not over when close() returns: the kernel tears the ring down in a
  * worker (after an RCU grace period, some milliseconds later) and then makes every thread
@@ -196,7 +197,8 @@ static struct io_uring_sqe *ts_uring_sqe(ts_uring *r) {
 }
 
 /* A write of ``iov`` (one buffer: IORING_OP_WRITE; more: IORING_OP_WRITEV) to ``fd``
- * (-1 - slot: that slot of the registered table) that completes with -EAGAIN instead of waiting when the fd cannot take it now. */
+ * (-1 - slot: that slot of the registered table) that completes with -EAGAIN instead of
+ * waiting when the fd cannot take it now. */
 static int ts_uring_queue_write(ts_uring *r, int fd, const struct iovec *iov, int iovcnt,
                                 uint64_t user_data) {
     struct io_uring_sqe *sqe = ts_uring_sqe(r);
@@ -218,8 +220,8 @@ static int ts_uring_queue_write(ts_uring *r, int fd, const struct iovec *iov, in
     return 0;
 }
 
-/* A read of up to ``len`` bytes from ``fd`` (as for a write) into ``buf`` that completes with -EAGAIN
- * when the fd holds nothing now (RWF_NOWAIT: without it io_uring would wait for a
+/* A read of up to ``len`` bytes from ``fd`` (as for a write) into ``buf`` that completes
+ * with -EAGAIN when the fd holds nothing now (RWF_NOWAIT: without it io_uring would wait for a
  * frame on an empty TAP, whatever its O_NONBLOCK). */
 static int ts_uring_queue_read(ts_uring *r, int fd, void *buf, uint32_t len, uint64_t user_data) {
     struct io_uring_sqe *sqe = ts_uring_sqe(r);
@@ -283,7 +285,10 @@ static void ts_uring_cqe_seen(ts_uring *r) {
 static void ts_uring_close(ts_uring *r) { ts_uring_init(r); }
 static int ts_uring_open(ts_uring *r, unsigned entries) { (void)entries; ts_uring_init(r); return -ENOSYS; }
 static int ts_uring_register_files(ts_uring *r, unsigned n) { (void)r; (void)n; return -ENOSYS; }
-static int ts_uring_file_set(ts_uring *r, unsigned slot, int fd) { (void)r; (void)slot; (void)fd; return -ENOSYS; }
+static int ts_uring_file_set(ts_uring *r, unsigned slot, int fd) {
+    (void)r; (void)slot; (void)fd;
+    return -ENOSYS;
+}
 static int ts_uring_queue_write(ts_uring *r, int fd, const struct iovec *iov, int iovcnt,
                                 uint64_t user_data) {
     (void)r; (void)fd; (void)iov; (void)iovcnt; (void)user_data;
