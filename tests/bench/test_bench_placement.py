@@ -101,12 +101,13 @@ def test_schedstat_shares_per_second_thread_by_thread():
 
 
 def test_watch_sees_a_spinning_process_run():
-    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 1.5\n"
+    """The watch stops while the process still spins (one that ended before the last
+    reading would leave nothing to compare it with on a loaded machine)."""
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 30\n"
                              "while time.time() < t: pass"])
     try:
         got = schedstat.Watch({"sender": [spin.pid], "nobody": []}, warmup=0.2, interval=0.05).start()
-        spin.wait(10)
-        time.sleep(0.1)
+        time.sleep(1.5)
         shares = got.stop()
     finally:
         spin.kill()
