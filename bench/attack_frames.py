@@ -199,4 +199,15 @@ def super_frames(iface: str, src: str, dst: str, rate: str = "50", gso_size: str
         yield notes
 
 
-FLOODS = {"slow-path-flood": slow_path, "igmp-flood": igmp, "super-frames": super_frames}
+@contextlib.contextmanager
+def udp_flood(dst: str, rate: str = "10000"):
+    """Ordinary 64-byte UDP datagrams to ``dst`` (port 9, discard), ``rate`` a second: what
+    an accomplice sends a tenant whose stack makes each one expensive (slow-stack)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((dst, 9))
+    with _paced(sock, [b"\0" * 18], float(rate)) as notes:
+        yield notes
+
+
+FLOODS = {"slow-path-flood": slow_path, "igmp-flood": igmp, "super-frames": super_frames,
+          "udp-flood": udp_flood}

@@ -20,6 +20,7 @@ import errno
 import json
 import socket
 import sys
+import tempfile
 import time
 
 from pyctl.control.client import ControlClient
@@ -120,6 +121,7 @@ def _switch_figures(scene, namespace: str) -> dict:
     return {"slow_refused": loop["slow_refused"], "slow_ns_full": loop["slow_ns_full"],
             "slow_overflow": loop["slow_overflow"],
             "vnet_too_many_segments": loop["vnet_too_many_segments"],
+            "tx_cost_held": loop["tx_cost_held"],
             "igmp": stats.get("igmp", {}),
             "ns_slow_refused": counters["namespaces"][namespace].get("slow_refused", {})}
 
@@ -183,6 +185,52 @@ def super_frames(scene):
     x, sink = scene.attacker, scene.plain_tenant()
     with _attacking(scene, "super-frames", x.port, x.ip, sink.ip, "50") as notes:
         yield notes
+
+
+# ------------------------------------------------------------------ a slow stack
+
+SLOW_STACK_FILTERS = 20000      # tc u32 filters on the attacker's ingress, none matching
+SLOW_STACK_RATE = 10000         # the accomplice's datagrams a second
+
+
+def _port_cost(scene, namespace: str) -> dict:
+    """What writing to ``namespace``'s port costs the packet thread (the ``ports`` verb)."""
+    with ControlClient(scene.admin) as admin:
+        port = admin.call("ports", namespace=namespace)[0]
+    return {key: port.get(key) for key in ("tx_cost_us", "tx_cost_held", "tx_cost_drops")}
+
+
+@attack("slow-stack")
+def slow_stack(scene):
+    """The attacker makes its own kernel stack slow -- 20,000 tc filters on its ingress,
+    which every frame it receives walks, inside the switch's write to it -- and an
+    accomplice (tenant z) sends it 10,000 ordinary datagrams a second.  The switch holds
+    its port to its share of the packet thread (tx_cost_limit_us, fastpath/tx_cost.pxi)."""
+    x, y = scene.attacker, scene.accomplice()
+    lines = "".join(f"filter add dev {x.port} parent ffff: protocol ip prio 1 u32 match ip "
+                    f"dst 1.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}/32 classid 1:1\n"
+                    for k in range(SLOW_STACK_FILTERS))
+    with tempfile.NamedTemporaryFile("w", prefix="tapswitch-filters-", suffix=".tc") as batch:
+        batch.write(lines)
+        batch.flush()
+        x.run(["tc", "qdisc", "add", "dev", x.port, "ingress"], timeout=30)
+        try:
+            x.run(["tc", "-batch", batch.name], timeout=120)
+        except BaseException:
+            x.run(["tc", "qdisc", "del", "dev", x.port, "ingress"], timeout=30, check=False)
+            raise
+    before = _switch_figures(scene, x.name)
+    proc = scene.attacker_process("udp-flood", x.ip, str(SLOW_STACK_RATE), tenant=y)
+    notes: dict = {"filters": SLOW_STACK_FILTERS}
+    try:
+        yield notes
+    finally:
+        try:
+            notes.update(scene.stop_attacker(proc))
+            notes["switch"] = _delta(before, _switch_figures(scene, x.name))
+            notes["attacker_port"] = _port_cost(scene, x.name)
+        finally:
+            x.run(["tc", "qdisc", "del", "dev", x.port, "ingress"], timeout=30, check=False)
 
 
 # ------------------------------------------------------------------ item 13: control work

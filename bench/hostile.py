@@ -91,12 +91,14 @@ class Scene:
         time.sleep(seconds)
         return round((cpu_ns([self.daemon_pid]) - before) / 1e6 / seconds, 2)
 
-    def attacker_process(self, *argv: str) -> subprocess.Popen:
-        """``python -m bench.attacks ARGV...`` inside the attacker's kernel namespace: its
-        own process (and fds), as a tenant's would be.  ``stop_attacker`` ends it."""
+    def attacker_process(self, *argv: str, tenant=None) -> subprocess.Popen:
+        """``python -m bench.attacks ARGV...`` inside the attacker's kernel namespace (or
+        ``tenant``'s: an accomplice's): its own process (and fds), as a tenant's would
+        be.  ``stop_attacker`` ends it."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))}
-        proc = self.attacker.netns.popen([sys.executable, "-m", "bench.attacks", *argv],
+        tenant = tenant or self.attacker
+        proc = tenant.netns.popen([sys.executable, "-m", "bench.attacks", *argv],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, text=True, env=env)
         wait_ready(proc, f"attacker {' '.join(argv)}")
@@ -124,6 +126,13 @@ class Scene:
             self.topo.tenant("s", "10.0.0.5/24",
                              vnet_hdr=False if self.topo.kind == "tap" else None)
         return self.topo.tenants["s"]
+
+    def accomplice(self):
+        """Tenant z (10.0.0.6), made the first time it is asked for: a second tenant the
+        attacker controls, on a port of the topology's kind."""
+        if "z" not in self.topo.tenants:
+            self.topo.tenant("z", "10.0.0.6/24")
+        return self.topo.tenants["z"]
 
     def restore(self) -> None:
         resource.prlimit(self.daemon_pid, resource.RLIMIT_NOFILE, self._files_limit)

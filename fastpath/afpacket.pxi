@@ -164,22 +164,27 @@ cdef bint afp_ready(LoopPort* p) noexcept nogil:
         &(<tpacket2_hdr*>(r.rx + <size_t>r.rx_next * r.frame)).tp_status) & TP_STATUS_USER) != 0
 
 
-cdef uint32_t afp_kick(PacketRing* r, LoopStats* st) noexcept nogil:
-    """Have the kernel send the queued TX slots; how many it took (see the top)."""
+cdef uint32_t afp_kick(PacketRing* r, TxSink* s) noexcept nogil:
+    """Have the kernel send the queued TX slots; how many it took (see the top).  The
+    kick is timed for the port's cost (tx_cost.pxi): the kernel hands each frame to the
+    veth's other end, whose namespace's stack runs inside this send()."""
+    cdef LoopStats* st = s.st
     cdef uint32_t before = r.tx_queued
+    cdef int64_t t0 = now_ns()
     st.tx_submits += 1
     if r.tx_since:
         st.tx_retries += 1              # for frames an earlier kick left waiting
-        r.tx_tried = now_ns()
+        r.tx_tried = t0
     if send(r.tx_fd, NULL, 0, MSG_DONTWAIT) < 0 and errno != EAGAIN and errno != ENOBUFS:
         st.write_errors += 1
     if load_acquire_u32(&tx_slot(r, (r.tx_next if r.tx_next else r.tx_n) - 1).tp_status) \
             != TP_STATUS_SEND_REQUEST:
         r.tx_head, r.tx_queued, r.tx_since = r.tx_next, 0, 0    # it took them all
-        return before
-    while load_acquire_u32(&tx_slot(r, r.tx_head).tp_status) != TP_STATUS_SEND_REQUEST:
-        r.tx_head = ring_next(r.tx_head, r.tx_n)        # (it stops before the last one)
-        r.tx_queued -= 1
+    else:
+        while load_acquire_u32(&tx_slot(r, r.tx_head).tp_status) != TP_STATUS_SEND_REQUEST:
+            r.tx_head = ring_next(r.tx_head, r.tx_n)    # (it stops before the last one)
+            r.tx_queued -= 1
+    tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, before - r.tx_queued)
     return before - r.tx_queued
 
 
@@ -222,6 +227,7 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
     cdef iovec out[5]
     cdef msghdr msg
     cdef int k, cnt = 2
+    cdef int64_t t0
     cdef ssize_t sent
     cdef LoopStats* st = s.st
     if iovcnt > 3:
@@ -229,9 +235,9 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
         capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
     if r.tx_queued and not afp_backed_off(r, st):
-        afp_kick(r, st)
+        afp_kick(r, s)
         if r.tx_queued:
-            afp_kick(r, st)
+            afp_kick(r, s)
     if r.tx_queued:                     # it would pass them: dropped instead (see the top)
         st.write_eagain += 1
         capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
@@ -245,6 +251,7 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
     memset(&msg, 0, sizeof(msg))
     msg.msg_iov, msg.msg_iovlen = out, cnt
     st.tx_submits += 1
+    t0 = now_ns()
     sent = sendmsg(r.big_fd, &msg, MSG_DONTWAIT)
     if sent < 0:
         if errno == EAGAIN or errno == ENOBUFS:
@@ -254,6 +261,7 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
             st.write_errors += 1
             capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
+    tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, 1)
     st.writes += 1
     st.frames_out += 1
     st.bytes_out += <uint64_t>sent
@@ -283,7 +291,7 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     status = load_acquire_u32(&h.tp_status)
     if (status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT and r.tx_queued
             and not afp_backed_off(r, s.st)):
-        afp_kick(r, s.st)
+        afp_kick(r, s)
         status = load_acquire_u32(&h.tp_status)
     if status != TP_STATUS_AVAILABLE and status != TP_STATUS_WRONG_FORMAT:
         s.st.write_eagain += 1          # every slot is still being sent
@@ -306,6 +314,8 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     s.st.writes += 1
     s.st.frames_out += 1
     s.st.bytes_out += n
+    if tx_cost_watched(s.policy, &s.cost):
+        afp_kick(r, s)                  # measured alone (tx_cost.pxi)
     return 0
 
 
@@ -326,7 +336,7 @@ cdef bint afp_end(LoopPort* p, LoopStats* st, int how) noexcept nogil:
     if r.tx_queued and not kick:
         if not r.tx_since:
             st.tx_kicks_deferred += 1   # the next batch's end kicks them
-    elif r.tx_queued and afp_kick(r, st) and r.tx_queued:
+    elif r.tx_queued and afp_kick(r, &p.sink) and r.tx_queued:
         r.tx_since = 0                  # some left: the wait starts again
     if r.tx_queued and (kick or r.tx_since):
         now = now_ns()

@@ -78,12 +78,17 @@ cdef void xsk_reap(XskState* x) noexcept nogil:
     ts_xsk_store(x.comp.consumer, prod)
 
 
-cdef void xsk_kick(XskState* x, LoopStats* st) noexcept nogil:
-    """Have the kernel send what the TX ring holds (see the top of this file)."""
+cdef void xsk_kick(XskState* x, TxSink* s) noexcept nogil:
+    """Have the kernel send what the TX ring holds (see the top of this file); timed for
+    the port's cost (tx_cost.pxi: in copy mode the peer's stack runs in sendto())."""
     cdef uint32_t tries = x.tx_queued // XSK_KICK_BATCH + 2
+    cdef uint32_t frames = x.tx_queued
+    cdef LoopStats* st = s.st
+    cdef int64_t t0
     x.tx_queued = 0
     if not ts_xsk_load(x.tx.flags) & XDP_RING_NEED_WAKEUP:
         return                          # a zero-copy driver polls the ring itself
+    t0 = now_ns()
     while tries:
         tries -= 1
         st.tx_submits += 1
@@ -97,6 +102,7 @@ cdef void xsk_kick(XskState* x, LoopStats* st) noexcept nogil:
         if ts_xsk_load(x.tx.consumer) == x.tx.cached:
             break
     xsk_reap(x)
+    tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, frames)
 
 
 cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
@@ -116,7 +122,7 @@ cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     if x.tx_free_n == 0:
         xsk_reap(x)
         if x.tx_free_n == 0 and x.tx_queued:
-            xsk_kick(x, s.st)
+            xsk_kick(x, s)
         if x.tx_free_n == 0:
             s.st.write_eagain += 1
             capture_drop_iov(s.cap, s.port, DROP_WRITE_EAGAIN, iov, iovcnt, s.skip)
@@ -135,6 +141,8 @@ cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     s.st.writes += 1
     s.st.frames_out += 1
     s.st.bytes_out += total
+    if tx_cost_watched(s.policy, &s.cost):
+        xsk_kick(x, s)                  # measured alone (tx_cost.pxi)
     return 0
 
 
@@ -150,7 +158,7 @@ cdef bint xsk_end(LoopPort* p, LoopStats* st, int how) noexcept nogil:
         st.tx_kicks_deferred += 1
         left = True
     elif x.tx_queued:
-        xsk_kick(x, st)
+        xsk_kick(x, &p.sink)
     if n == 0:
         return left
     for i in range(n):

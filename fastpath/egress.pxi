@@ -69,13 +69,40 @@ cdef void settle_csum(uint8_t* f, uint32_t n, LoopStats* st) noexcept nogil:
         st.sw_csum += 1
 
 
+cdef inline void port_write(LoopPort* p, iovec* iov, int cnt) noexcept nogil:
+    """p.tx, or now a write timed for the port's cost (tx_cost.pxi: a TAP port's every
+    TX_COST_GAP_MIN..+GAP_SPREAD frames, when no write to it is queued in this batch)."""
+    cdef TxSink* s = &p.sink
+    cdef int64_t t0
+    if s.cost.sample_in:
+        s.cost.sample_in -= 1
+        p.tx(s, iov, cnt)
+        return
+    if p.tx_now == NULL or s.cost.batch == s.st.batches:
+        p.tx(s, iov, cnt)               # a ring kind (its kicks are timed), or not now
+        return
+    s.st.tx_timed += 1
+    t0 = now_ns()
+    if p.tx_now(s, iov, cnt) == 0:
+        tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, 1)
+    s.cost.sample_in = tx_cost_gap(s.policy, &s.cost)
+
+
 cdef void send_out(LoopPort* p, uint8_t* f, uint32_t n, const uint8_t* eth, uint8_t* scratch,
                    LoopStats* st) noexcept nogil:
     """Write frame ``f`` (with ``eth`` instead of its own Ethernet header, for a fan-out
-    copy) out of port ``p``, fitted to whether that port has the virtio-net header."""
+    copy) out of port ``p``, fitted to whether that port has the virtio-net header; unless
+    the port is held for what its frames cost (tx_cost.pxi): then within its share."""
     cdef iovec iov[3]
     cdef uint8_t* h = f - VNET_HDR_LEN
     cdef int cnt
+    if tx_cost_held(p.sink.policy, &p.sink.cost) \
+            and not tx_cost_admit(p.sink.policy, &p.sink.cost, now_ns()):
+        st.tx_cost_held += 1
+        p.sink.cost.drops += 1
+        if p.sink.cap != NULL:
+            capture_drop(p.sink.cap, p.sink.port, DROP_TX_COST_HELD, eth, f, n)
+        return
     if p.vnet:
         if eth == NULL:
             iov[0].iov_base, iov[0].iov_len = h, VNET_HDR_LEN + n
@@ -85,7 +112,7 @@ cdef void send_out(LoopPort* p, uint8_t* f, uint32_t n, const uint8_t* eth, uint
             iov[1].iov_base, iov[1].iov_len = <void*>eth, ETH_HLEN
             iov[2].iov_base, iov[2].iov_len = f + ETH_HLEN, n - ETH_HLEN
             cnt = 3
-        p.tx(&p.sink, iov, cnt)
+        port_write(p, iov, cnt)
         return
     cdef int fit = segment_or_complete(eth if eth != NULL else f, f, n, scratch, p.tx, &p.sink, st)
     if fit == FIT_REFUSED and p.sink.cap != NULL:
@@ -99,7 +126,7 @@ cdef void send_out(LoopPort* p, uint8_t* f, uint32_t n, const uint8_t* eth, uint
         iov[0].iov_base, iov[0].iov_len = <void*>eth, ETH_HLEN
         iov[1].iov_base, iov[1].iov_len = f + ETH_HLEN, n - ETH_HLEN
         cnt = 2
-    p.tx(&p.sink, iov, cnt)
+    port_write(p, iov, cnt)
 
 
 cdef void queue_slow(SlowQueue* q, uint8_t* f, uint32_t n, int32_t port, int32_t ns,

@@ -114,6 +114,7 @@ cdef class LoopEngine:
     cdef seg_sink tx                # the backend's write function
     cdef UringTx uring              # the io_uring backend's ring (unused by epoll)
     cdef PollState poll             # polling after a busy batch (poll.pxi)
+    cdef TxCostPolicy txcost        # the hold of ports whose frames cost too much (tx_cost.pxi)
     cdef bint skip_wait             # the next batch starts without epoll_wait (step 1)
     cdef bint kicks_owed            # the last batch's end left kicks (END_MORE, step 6)
     cdef Py_ssize_t since_wait      # frames taken since the last epoll_wait
@@ -139,10 +140,12 @@ cdef class LoopEngine:
     def __init__(self, DatapathTables datapath not None, *, Py_ssize_t batch_size=256,
                  Py_ssize_t slot_size=65536 + 256, Py_ssize_t headroom=64,
                  int slow_queue=1024, Py_ssize_t slow_queue_bytes=1 << 20, slow_share=None,
-                 backend=None, int poll_us=0):
+                 backend=None, int poll_us=0, int tx_cost_limit_us=TX_COST_LIMIT_US,
+                 int tx_cost_share_pct=TX_COST_SHARE_PCT):
         """``slow_queue`` entries and ``slow_queue_bytes`` bytes bound each of the slow
         handoff's two queues, ``slow_share`` the entries of one of them one namespace may
-        hold (default: an eighth of ``slow_queue``); ``poll_us``: poll.pxi."""
+        hold (default: an eighth of ``slow_queue``); ``poll_us``: poll.pxi;
+        ``tx_cost_limit_us``, ``tx_cost_share_pct``: tx_cost.pxi (the properties)."""
         cdef epoll_event ev
         if self.inited:
             raise RuntimeError("PacketLoop is already initialised")
@@ -162,6 +165,9 @@ cdef class LoopEngine:
         pool = batch_size * slot_size
         self.arena = FrameArena(pool, (1 << 32) - page_up(pool) - ARENA_PAGE)
         self.poll_us = poll_us
+        self.txcost.rng, self.txcost.burst_ns = 0x9E3779B9, TX_COST_BURST_NS
+        self.tx_cost_limit_us = tx_cost_limit_us
+        self.tx_cost_share_pct = tx_cost_share_pct
         try:
             self.batch = Batch(capacity=batch_size, slot_size=slot_size, headroom=headroom,
                                arena=self.arena)
@@ -264,6 +270,31 @@ cdef class LoopEngine:
         if not 0 <= us <= POLL_US_MAX:
             raise InvalidArgument(f"poll_us must be in 0..{POLL_US_MAX}, not {us}")
         self.poll.budget = <int64_t>us * 1000
+
+    @property
+    def tx_cost_limit_us(self):
+        """A port whose frames cost the packet thread more than this many microseconds each
+        to write is held to ``tx_cost_share_pct`` of the thread's time (0: never;
+        tx_cost.pxi)."""
+        return self.txcost.limit_ns // 1000
+
+    @tx_cost_limit_us.setter
+    def tx_cost_limit_us(self, int us):
+        if not 0 <= us <= TX_COST_LIMIT_US_MAX:
+            raise InvalidArgument(f"tx_cost_limit_us must be in 0..{TX_COST_LIMIT_US_MAX}, "
+                                  f"not {us}")
+        self.txcost.limit_ns = <int64_t>us * 1000      # one aligned store: read per frame
+
+    @property
+    def tx_cost_share_pct(self):
+        """The share of the packet thread's time a held port's writes may take, in %."""
+        return self.txcost.rate_ppm // 10000
+
+    @tx_cost_share_pct.setter
+    def tx_cost_share_pct(self, int pct):
+        if not 1 <= pct <= 100:
+            raise InvalidArgument(f"tx_cost_share_pct must be in 1..100, not {pct}")
+        self.txcost.rate_ppm = <int64_t>pct * 10000
 
     def _refuse_read_submits(self, int n):
         """Fault injection (tests): the next ``n`` submissions of TAP reads on the io_uring

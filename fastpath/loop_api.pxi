@@ -74,6 +74,8 @@ cdef class PacketLoop(LoopEngine):
             raise InvalidArgument(f"port {port_id}: fd {fd}: {exc.strerror}") from None
         if blocking:
             raise InvalidArgument(f"port {port_id}: fd {fd} must be non-blocking (O_NONBLOCK)")
+        memset(&sink, 0, sizeof(sink))
+        sink.policy = &self.txcost
         sink.fd, sink.st, sink.uring, sink.kind = fd, &self.st, &self.uring, NULL
         sink.cap, sink.port = &self.dp.capring, port_id
         sink.skip = VNET_HDR_LEN if vnet_hdr else 0
@@ -81,7 +83,7 @@ cdef class PacketLoop(LoopEngine):
         try:
             sink.uring_fd = uring_file_add(&self.uring, port_id, fd)    # epoll: fd itself
             try:
-                self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
+                self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, fd_write, sink)
             except BaseException:
                 uring_file_remove(&self.uring, sink.uring_fd)
                 raise
@@ -92,13 +94,15 @@ cdef class PacketLoop(LoopEngine):
         cdef TxSink sink
         ring.check_usable(self.arena)
         self._check_new_fd(ring.poll_fd, "port")
+        memset(&sink, 0, sizeof(sink))
+        sink.policy = &self.txcost
         sink.fd, sink.st, sink.uring, sink.kind = ring.poll_fd, &self.st, NULL, ring.state
         sink.uring_fd = ring.poll_fd            # never used: a ring kind has its own tx
         sink.cap, sink.port = &self.dp.capring, port_id
         sink.skip = VNET_HDR_LEN if ring.vnet else 0
         self._lock()
         try:
-            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink,
+            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, NULL, sink,
                                 ring.end, ring.ready)
         finally:
             self._unlock()
@@ -121,7 +125,8 @@ cdef class PacketLoop(LoopEngine):
             (<RingPort>ring).serving = 0
 
     def ports(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered"}}; a failed
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered", "tx_cost_ns",
+        "tx_cost_held", "tx_cost_drops"}} (the last three: ``tx_cost()``); a failed
         port gave a read error or EOF and is no longer polled (remove_port() and add_port()
         it again); ``error`` is that read's errno name (EBADFD: the TAP was deleted;
         ENETDOWN: a ring port's interface went down or away), "EOF", or None; ``ring``: a
@@ -131,6 +136,32 @@ cdef class PacketLoop(LoopEngine):
         self._lock()
         try:
             return self.port_table.describe()
+        finally:
+            self._unlock()
+
+    def tx_cost(self, port_id):
+        """What writing to port ``port_id`` costs the packet thread (tx_cost.pxi): {"ns":
+        the estimate per frame, "held": bool, "drops": frames dropped while held}; None
+        for a port the loop does not serve.  Read without the batch lock (each figure is
+        one aligned load), so asking never holds the packet thread up."""
+        self._check_open("tx_cost()")
+        port_id = self.port_table.check_id(port_id)
+        cdef LoopPort* p = &self.ps.port[port_id]
+        if p.fd < 0:
+            return None
+        return {"ns": p.sink.cost.ns, "held": tx_cost_held(&self.txcost, &p.sink.cost),
+                "drops": p.sink.cost.drops}
+
+    def _tx_cost_extra(self, port_id, int ns):
+        """Fault injection (tests): every measurement of what writing to port ``port_id``
+        costs reads ``ns`` more (tx_cost.pxi), as if its namespace's stack were that slow."""
+        self._check_open("_tx_cost_extra()")
+        port_id = self.port_table.check_id(port_id)
+        if self.ps.port[port_id].fd < 0:
+            raise NotFound(f"port {port_id} is not in the loop")
+        self._lock()
+        try:
+            self.ps.port[port_id].sink.cost.extra_ns = ns
         finally:
             self._unlock()
 

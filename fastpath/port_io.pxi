@@ -57,6 +57,8 @@ cdef struct TxSink:         # what a port's tx writes with
     CaptureRing* cap        # where a failed write is copied (capture.pxi; NULL: nowhere)
     int32_t port            # the port's id, for the capture
     uint8_t skip            # bytes before the frame in what tx gets (its virtio-net header)
+    TxCostPolicy* policy    # the loop's hold of expensive ports (tx_cost.pxi)
+    TxCost cost             # what writing to this port costs the packet thread
 
 cdef struct RxBatch:        # where a port kind's rx puts frames
     uint8_t* buf
@@ -83,6 +85,8 @@ cdef struct LoopPort:
     int failed              # 0; else the errno of the read that failed it, or PORT_EOF
     port_rx_fn rx           # the kind's read
     seg_sink tx             # the write backend's write
+    seg_sink tx_now         # a write made at once, to be timed (a TAP's; NULL: a ring kind,
+                            # whose kicks are timed instead: tx_cost.pxi)
     port_end_fn end         # a ring kind's end of batch (NULL: a TAP)
     port_ready_fn ready     # a ring kind's: its receive ring holds a frame (NULL: a TAP)
     void* kind              # a ring kind's state
@@ -235,7 +239,8 @@ cdef class LoopPorts:
         return -1
 
     cdef int add(self, int port_id, int fd, bint vnet, port_rx_fn rx, seg_sink tx,
-                 TxSink sink, port_end_fn end=NULL, port_ready_fn ready=NULL) except -1:
+                 seg_sink tx_now, TxSink sink, port_end_fn end=NULL,
+                 port_ready_fn ready=NULL) except -1:
         """Poll and serve ``fd`` as port ``port_id`` (the caller checked both)."""
         cdef epoll_event ev
         cdef LoopPort* p = &self.ps.port[port_id]
@@ -246,7 +251,7 @@ cdef class LoopPorts:
             raise InvalidArgument(f"port {port_id}: fd {fd} cannot be polled: {os.strerror(e)}")
         memset(p, 0, sizeof(LoopPort))
         p.fd, p.vnet, p.rx, p.tx, p.sink, p.end, p.kind = fd, vnet, rx, tx, sink, end, sink.kind
-        p.ready = ready
+        p.ready, p.tx_now = ready, tx_now
         return 0
 
     cdef int remove(self, int port_id, LoopStats* st) except -1:
@@ -276,8 +281,8 @@ cdef class LoopPorts:
         return 0
 
     cdef dict describe(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered"}}
-        (PacketLoop.ports())."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered",
+        "tx_cost_ns", "tx_cost_held", "tx_cost_drops"}} (PacketLoop.ports())."""
         cdef LoopPort* p
         out = {}
         for k in range(self.ps.n):
@@ -285,7 +290,10 @@ cdef class LoopPorts:
             if p.fd >= 0:
                 out[k] = {"fd": p.fd, "vnet_hdr": bool(p.vnet), "failed": bool(p.failed),
                           "error": _failure_name(p.failed), "ring": p.end != NULL,
-                          "registered": p.sink.uring_fd < 0}
+                          "registered": p.sink.uring_fd < 0,
+                          "tx_cost_ns": p.sink.cost.ns,
+                          "tx_cost_held": tx_cost_held(p.sink.policy, &p.sink.cost),
+                          "tx_cost_drops": p.sink.cost.drops}
         return out
 
 

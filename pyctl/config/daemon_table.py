@@ -73,6 +73,10 @@ def read_daemon(r: _Reader, doc: dict) -> DaemonSettings:
     with r.collect():
         found["poll_us"] = r.integer(t, path, "poll_us", defaults.poll_us,
                                      *keys.value_range("daemon", "poll_us"))
+    for name in ("tx_cost_limit_us", "tx_cost_share_pct"):
+        with r.collect():
+            found[name] = r.integer(t, path, name, getattr(defaults, name),
+                                    *keys.value_range("daemon", name))
     with r.collect():
         io_backend = r.typed(t, path, "io_backend", str, None)
         if io_backend is not None and io_backend not in IO_BACKENDS:

@@ -30,6 +30,8 @@ from pyctl.model.port_options import (DEFAULT_LEASE_TIME, MAX_PORT_ADDRESSES, OF
                                       KINDS as PORT_KINDS)
 from pyctl.model.quotas import QUOTA_KEYS
 
+TX_COST_LIMIT_US_MAX = 1_000_000     # PacketLoop.tx_cost_limit_us (fastpath/tx_cost.pxi)
+
 __all__ = ["Key", "FILE", "table_keys", "allowed", "required"]
 
 TYPES = ("string", "boolean", "integer", "integers", "strings", "string_or_strings", "table",
@@ -110,6 +112,12 @@ DAEMON_KEYS = (
         "must exist and be allowed to the daemon", range=(0, CPU_MAX)),
     Key("poll_us", "integer", "poll this many microseconds after a busy batch before "
         "sleeping (0: off; only with cpus)", range=(0, POLL_US_MAX), default=_DAEMON.poll_us),
+    Key("tx_cost_limit_us", "integer", "hold a port whose frames cost the packet thread more "
+        "than this many microseconds each to write (its tenant's own stack runs in the "
+        "write) to tx_cost_share_pct of the thread (0: never; docs/security.md)",
+        range=(0, TX_COST_LIMIT_US_MAX), default=_DAEMON.tx_cost_limit_us),
+    Key("tx_cost_share_pct", "integer", "the share of the packet thread's time a held port's "
+        "writes may take, in %", range=(1, 100), default=_DAEMON.tx_cost_share_pct),
     Key("metrics", "string", "HOST:PORT of the Prometheus HTTP listener (off when absent; "
         "what it serves is the admin's view)"),
     Key("state_file", "string", "what the daemon made in the kernel, for a restart after a "

@@ -158,6 +158,8 @@ class DaemonSettings:
     state_file: str | None = None      # what it made in the kernel; default <socket>.state
     cpus: tuple[int, ...] | None = None  # the packet thread's CPUs (pyctl.config.cpus); None: any
     poll_us: int = 0                   # poll this long after a busy batch before sleeping; 0: off
+    tx_cost_limit_us: int = 100        # a port whose frames cost more to write is held (0: never)
+    tx_cost_share_pct: int = 10        # ... to this share of the packet thread
 
     metrics: tuple[str, int] | None = None   # (host, port) of the Prometheus listener; None: off
 

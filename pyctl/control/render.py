@@ -62,7 +62,9 @@ def routes(result: list[dict]) -> str:
 
 
 def _port_state(p: dict) -> str:
-    return p["state"] + (f": {p['error']}" if p.get("error") else "")
+    held = (f" (held: {p['tx_cost_us']:g} us a frame, {p['tx_cost_drops']} dropped)"
+            if p.get("tx_cost_held") else "")
+    return p["state"] + (f": {p['error']}" if p.get("error") else "") + held
 
 
 def ports(result: list[dict]) -> str:

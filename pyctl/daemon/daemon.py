@@ -80,7 +80,9 @@ class Daemon:
         self.compiler = Compiler(switch, self.datapath, link_mtu=attach_port.link_mtu)
         self.loop = fastpath.PacketLoop(self.datapath, batch_size=self.settings.batch_size,
                                         slot_size=slot_size, backend=self.settings.io_backend,
-                                        poll_us=self.poll_us)
+                                        poll_us=self.poll_us,
+                                        tx_cost_limit_us=self.settings.tx_cost_limit_us,
+                                        tx_cost_share_pct=self.settings.tx_cost_share_pct)
         limits = self.settings.slowpath
         self.view = PlanView(self.compiler, self.datapath)
         self.ports = PortManager(switch, self.loop, self.registry)

@@ -41,6 +41,6 @@ def register_daemon_verbs(daemon, dispatcher):
     model_ports = dispatcher.get("ports").handler
 
     def ports(session, namespace):
-        return [{**p, **daemon.ports.status(p["id"])}
+        return [{**p, **daemon.ports.status(p["id"], with_cost=True)}
                 for p in model_ports(session, namespace=namespace)]
     dispatcher.register(VERBS["ports"], ports, replace=True)

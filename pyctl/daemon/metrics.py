@@ -71,11 +71,22 @@ def _ports(daemon, api, counters: dict) -> list[Family]:
     out = _traffic("port", rows, lambda name, value: {"port": name, "namespace": value["namespace"]})
     up = Family("tapswitch_port_up", "gauge", "1 while the port's TAP forwards, 0 when it failed "
                                              "or could not be opened")
+    cost = Family("tapswitch_port_tx_cost_seconds", "gauge", "what writing a frame to the port "
+                  "costs the packet thread (its tenant's stack runs in the write), estimated")
+    held = Family("tapswitch_port_tx_cost_held", "gauge", "1 while the port is held to its "
+                  "share of the packet thread for what its frames cost (docs/security.md)")
+    drops = Family("tapswitch_port_tx_cost_drops_total", "counter",
+                   "frames to the port dropped while it was held")
     ids = {p.name: p.id for p in api.ports()}
     for name, value in rows.items():
-        state = daemon.ports.status(ids[name])["state"] if name in ids else "missing"
-        up.add(int(state == "up"), port=name, namespace=value["namespace"])
-    return out + [up]
+        status = daemon.ports.status(ids[name], with_cost=True) if name in ids else {}
+        labels = {"port": name, "namespace": value["namespace"]}
+        up.add(int(status.get("state") == "up"), **labels)
+        if "tx_cost_us" in status:
+            cost.add(status["tx_cost_us"] / 1e6, **labels)
+            held.add(int(status["tx_cost_held"]), **labels)
+            drops.add(status["tx_cost_drops"], **labels)
+    return out + [up, cost, held, drops]
 
 
 def _groups(counters: dict) -> list[Family]:

@@ -315,12 +315,20 @@ class PortManager:
                                    **ring.kernel_stats()}
         return out
 
-    def status(self, pid):
+    def status(self, pid, with_cost=False):
         """``{"state": "up", "kind": ...}``, ``{"state": "failed", "error": reason, "kind":
         ...}``, or ``{"state": "missing"}`` for a model port the daemon could not open;
-        ``kind``: how it is served (``auto`` resolved)."""
+        ``kind``: how it is served (``auto`` resolved).  ``with_cost``: an up port also
+        says what writing to it costs the packet thread (``PacketLoop.tx_cost``,
+        fastpath/tx_cost.pxi): ``tx_cost_us`` per frame, ``tx_cost_held`` and
+        ``tx_cost_drops``."""
         if pid in self.open:
-            return {"state": "up", "kind": self.open[pid].tap.kind}
+            out = {"state": "up", "kind": self.open[pid].tap.kind}
+            cost = self.loop.tx_cost(pid) if with_cost else None
+            if cost is not None:
+                out.update(tx_cost_us=round(cost["ns"] / 1000, 1), tx_cost_held=cost["held"],
+                           tx_cost_drops=cost["drops"])
+            return out
         if pid in self.failed:
             return {"state": "failed", "error": self.failed[pid].failure,
                     "kind": self.failed[pid].tap.kind}

@@ -251,3 +251,17 @@ def test_dual_stack_verbs(ctl, served):
     code, _, err = ctl("join", "ff02::1", "v6")
     assert code == 1 and "ff02::/16" in err
     assert ctl("owner", "fd00:1::30", "tenants")[1] == "v6\n"
+
+
+def test_a_held_port_says_so_in_the_ports_table():
+    """``ctl ports``: a port held for what its frames cost (docs/security.md) says so."""
+    from pyctl.control import render
+    base = {"name": "t0", "namespace": "a", "mac": "02:00:00:00:00:01", "options": {},
+            "state": "up", "kind": "tap", "tx_cost_us": 12.5, "tx_cost_held": False,
+            "tx_cost_drops": 0}
+    rows = [{**base, "id": 1},
+            {**base, "id": 2, "name": "t1", "tx_cost_us": 1504.9, "tx_cost_held": True,
+             "tx_cost_drops": 47239}]
+    text = render.ports(rows)
+    assert "up (held: 1504.9 us a frame, 47239 dropped)" in text
+    assert text.count("held") == 1

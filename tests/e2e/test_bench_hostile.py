@@ -40,6 +40,9 @@ def test_every_attack_runs_and_is_reported(tmp_path):
     assert igmp["sent"] > 0 and 0 < igmp["attacker_groups"] <= 256
     supers = notes["super-frames"]             # refused as they were read
     assert 0 < supers["switch"]["vnet_too_many_segments"] <= supers["sent"]
+    slow_stack = notes["slow-stack"]          # its port held, what was over its share dropped
+    assert slow_stack["sent"] > 0 and slow_stack["switch"]["tx_cost_held"] > 0
+    assert slow_stack["attacker_port"]["tx_cost_held"]
     churn = notes["control-ops"]
     assert churn["push_pull_cycles"] > 0 and churn["counters_reads"] > 0
     assert [n for n in kernel.list_netns() if result["tag"] in n] == []     # its own, by its tag

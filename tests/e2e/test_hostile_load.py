@@ -133,6 +133,25 @@ def test_14_a_slow_path_flood_spends_only_the_attackers_share(scene):
     assert_victims_unharmed(before, during)
 
 
+# -- a tenant's own stack made slow: it runs inside the switch's writes to it ---------------------
+
+@pytest.mark.port_kinds
+def test_a_tenant_that_makes_its_stack_slow_is_held_to_its_share(scene):
+    """The attacker's 20,000 tc filters make each frame written to it cost the packet
+    thread hundreds of microseconds; an accomplice sends it 10,000 a second.  Its port
+    is held (fastpath/tx_cost.pxi), the victims forward as before.  Without the hold the
+    victims' pings waited up to 100 ms behind the attacker's writes."""
+    before, during, notes = under_attack(scene, "slow-stack")
+    assert notes["sent"] > 10000
+    port = notes["attacker_port"]
+    assert port["tx_cost_held"] and port["tx_cost_us"] > 100 and port["tx_cost_drops"] > 0
+    assert notes["switch"]["tx_cost_held"] >= port["tx_cost_drops"] > 0
+    assert_victims_unharmed(before, during)
+    slowest = sorted(during["rtt_ms"])[-COUNT // 100]                # the 99th percentile
+    assert slowest <= SLOWER * statistics.median(before["rtt_ms"]) + SLACK_MS, \
+        f"p99 RTT {slowest:.3f} ms under attack"
+
+
 # -- 15. control-socket exhaustion ---------------------------------------------------------------
 
 def test_15_thousands_of_connections_leave_the_admin_and_the_victims_served(scene):

@@ -54,6 +54,10 @@ def test_prometheus_text_moves_with_traffic_and_keeps_drops_apart(two_tenants, t
     port_a = topo.switch.ports("a")[0].name
     assert moved("tapswitch_port_rx_packets_total", port=port_a, namespace="a") >= 9
     assert value(after, "tapswitch_port_up", port=port_a, namespace="a") == 1
+    port_b = topo.switch.ports("b")[0].name       # written to: its cost measured, cheap
+    assert 0 < value(after, "tapswitch_port_tx_cost_seconds", port=port_b, namespace="b") < 100e-6
+    assert value(after, "tapswitch_port_tx_cost_held", port=port_b, namespace="b") == 0
+    assert value(after, "tapswitch_port_tx_cost_drops_total", port=port_b, namespace="b") == 0
     assert moved("tapswitch_namespace_drops_total", namespace="a", reason="spoofed_source") == 4
     assert moved("tapswitch_drops_total", reason="spoofed_source") == 4
     # hand-offs to the slow path are their own family, never a drop

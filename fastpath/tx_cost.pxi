@@ -1,0 +1,121 @@
+# What writing to a port costs the packet thread, and the hold that bounds it.
+#
+# A write to a TAP, or a kick of a veth end's transmit ring, runs the receiving kernel
+# namespace's stack inside the switch's packet thread: its tc filters, its netfilter rules,
+# every packet socket's filter, the delivery to every socket of a multicast group.  A
+# tenant sets all of that up in its own namespace, so a tenant decides what each frame
+# written to it costs the switch: 20,000 tc filters make it ~1.5 ms, and an accomplice
+# sending it 10,000 frames a second then holds the thread for everyone (the victims'
+# median ping went from 0.16 to 72 ms; docs/security.md).
+#
+# So the loop measures each port's cost per frame, and holds a port whose frames cost
+# more than ``limit_ns`` each to ``rate_ppm`` of the thread's time: a token bucket in
+# nanoseconds, at most ``burst_ns`` deep, charged the estimate as a frame is admitted and
+# corrected to what the frame really cost once it is measured.  Frames beyond it are
+# dropped, counted (tx_cost_held, per port tx_cost_drops) and captured, and the other
+# ports' frames no longer wait behind them.  A port under the limit -- an honest stack
+# costs 5-17 us a frame here, the receiving process woken on another CPU included -- is
+# never charged: one comparison per frame.
+#
+# Measuring.  A TAP port's writes are timed one in TX_COST_GAP_MIN..+GAP_SPREAD (a random
+# gap, so a tenant cannot tell which of its frames are timed): the write is made at once
+# (fd_write) and the clock read around it.  On the io_uring backend the other writes are
+# queued and made together, so a write is timed only when no write to that port is
+# queued in the batch (it must not pass them).  A ring kind's transmit kick is timed
+# every time, for all the frames it sends.  The estimate is a moving average (1/8 per
+# measurement) of the cost per frame, each measurement counting at most 4x the estimate
+# plus TX_COST_CLAMP_NS: a write that happened to lose its CPU for a while (the
+# hypervisor, an interrupt storm) does not hold a port.  A port whose measurement is over
+# the limit is *watched*: each of its frames is measured alone (a TAP's written at once, a
+# ring kind's kicked at once), and TX_COST_HIGH_RUN measurements over the limit in a row
+# hold it -- within a few frames of an attack's start, not dozens.  A held port is
+# watched too, so its hold lifts as soon as its writes are cheap again.
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+cdef enum:
+    TX_COST_LIMIT_US = 100      # defaults: PacketLoop(tx_cost_limit_us=, tx_cost_share_pct=)
+    TX_COST_SHARE_PCT = 10
+    TX_COST_LIMIT_US_MAX = 1000000
+    TX_COST_GAP_MIN = 8         # frames between two timed writes of a TAP port: 8..23
+    TX_COST_GAP_SPREAD = 16
+    TX_COST_CLAMP_NS = 50000    # a sample counts at most 4 x the estimate + this
+    TX_COST_BURST_NS = 1000000  # a held port's writes: at most 1 ms at once
+    TX_COST_HIGH_RUN = 3        # measurements over the limit in a row that hold a port
+
+
+cdef struct TxCostPolicy:       # the loop's, one for all its ports
+    int64_t limit_ns            # frames costing more than this each are held; 0: never
+    int64_t rate_ppm            # a held port's share of the thread's time, per million
+    int64_t burst_ns            # its bucket's depth
+    uint32_t rng                # xorshift32 state: the gaps between timed writes
+
+cdef struct TxCost:             # a port's (TxSink.cost)
+    int64_t ns                  # estimated cost of one frame
+    int64_t credit              # a held port's bucket, ns (may go below 0: a debt)
+    int64_t credit_at           # when it was last filled (0: never)
+    uint64_t batch              # the batch (LoopStats.batches) that last queued a write
+    uint64_t drops              # frames dropped while held
+    uint64_t samples            # measurements taken
+    int64_t extra_ns            # added to each measurement (PacketLoop._tx_cost_extra: tests)
+    uint32_t sample_in          # frames until the next timed write
+    uint8_t high                # measurements over the limit in a row
+
+
+cdef inline bint tx_cost_held(const TxCostPolicy* pol, const TxCost* c) noexcept nogil:
+    return pol.limit_ns != 0 and c.ns > pol.limit_ns
+
+
+cdef inline bint tx_cost_watched(const TxCostPolicy* pol, const TxCost* c) noexcept nogil:
+    """Each frame to the port is measured alone: it is held, or its last one cost too much."""
+    return c.high != 0 or tx_cost_held(pol, c)
+
+
+cdef inline uint32_t tx_cost_gap(TxCostPolicy* pol, const TxCost* c) noexcept nogil:
+    """Frames until the next timed write: none for a watched port."""
+    cdef uint32_t x = pol.rng
+    if tx_cost_watched(pol, c):
+        return 0
+    x ^= x << 13
+    x ^= x >> 17
+    x ^= x << 5
+    pol.rng = x
+    return TX_COST_GAP_MIN + (x & (TX_COST_GAP_SPREAD - 1))
+
+
+cdef inline void tx_cost_note(const TxCostPolicy* pol, TxCost* c, int64_t ns,
+                              uint32_t frames) noexcept nogil:
+    """A write (or kick) of ``frames`` frames took ``ns``: into the estimate; a held port's
+    bucket pays what they cost beyond the estimate its admission charged."""
+    cdef int64_t per, top
+    if frames == 0 or ns < 0:
+        return
+    per = ns // frames
+    if tx_cost_held(pol, c):
+        c.credit -= ns - c.ns * frames
+    if pol.limit_ns != 0 and per > pol.limit_ns:
+        if c.high < 255:
+            c.high += 1
+        if c.high >= TX_COST_HIGH_RUN and c.ns <= pol.limit_ns:
+            c.ns = pol.limit_ns + 1     # over the limit each time: held from now on
+    else:
+        c.high = 0
+    top = c.ns * 4 + TX_COST_CLAMP_NS
+    if per > top:
+        per = top
+    c.ns += (per - c.ns) // 8
+    c.samples += 1
+
+
+cdef inline bint tx_cost_admit(const TxCostPolicy* pol, TxCost* c, int64_t now) noexcept nogil:
+    """A held port: may one more frame be written at ``now``?  Its estimate is charged."""
+    cdef int64_t dt = now - c.credit_at
+    if c.credit_at == 0 or dt > 1000000000:
+        dt = 1000000000
+    c.credit += dt * pol.rate_ppm // 1000000
+    if c.credit > pol.burst_ns:
+        c.credit = pol.burst_ns
+    c.credit_at = now
+    if c.credit < 0:
+        return False
+    c.credit -= c.ns
+    return True

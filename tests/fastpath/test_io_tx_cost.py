@@ -1,0 +1,172 @@
+"""What writing to a port costs the packet thread, and the hold of a port whose frames cost
+too much (fastpath/tx_cost.pxi).  A tenant makes its own stack slow, and that stack runs
+in the switch's writes: such a port is held to its share of the thread (its frames beyond
+it dropped, counted and captured) while the other ports' frames all go out; a port whose
+writes are cheap again is let go; a cheap port is never held.  The expense is injected
+(``PacketLoop._tx_cost_extra``: each measurement of that port reads more), the
+measurements themselves are real: of TAP writes (socket pairs stand in) and of ring
+kinds' kicks (root: veth pairs).  tests/e2e/test_tenant_stack_cost.py makes a real stack
+slow."""
+import os
+import time
+
+import pytest
+
+import fastpath
+from fastpath import CAPTURE_DROPPED
+from fastpath.reasons import CAPTURE_REASON_NAMES
+from pyctl.errors import InvalidArgument, NotFound
+from pyctl.kernel.private_netns import PrivateNamespace
+from tests.support.io import FakeTap, udp_frame, world
+
+SLOW_NS = 1_000_000          # each write to the port reads 1 ms more
+
+
+def pump(loop, taps, frames, rounds=3):
+    """Inject [(port, frame)], run the loop until they are decided: {port: frames out}."""
+    for port, frame in frames:
+        taps[port].inject(frame)
+    for _ in range(rounds):
+        loop.run(0)
+    return {p: t.drain() for p, t in taps.items()}
+
+
+def traffic(n, to="10.0.0.2", src=1):
+    return [(src, udp_frame(src, to, k.to_bytes(4, "big"))) for k in range(n)]
+
+
+def test_cheap_ports_are_measured_and_never_held(rig):
+    _, loop, taps = rig
+    for _ in range(20):
+        out = pump(loop, taps, traffic(16) + traffic(8, "10.0.0.1", src=3))
+        assert len(out[2]) == 16 and len(out[1]) == 8
+    ports = loop.ports()
+    # one write in 8..23 of each port is timed (on io_uring: one a batch at most)
+    assert loop.stats()["tx_timed"] >= 480 // 24 // 2
+    for p in (1, 2):
+        assert 0 < ports[p]["tx_cost_ns"] < loop.tx_cost_limit_us * 1000
+        assert not ports[p]["tx_cost_held"] and ports[p]["tx_cost_drops"] == 0
+    assert loop.stats()["tx_cost_held"] == 0
+
+
+def test_a_port_whose_frames_cost_too_much_is_held_and_the_others_go_on(rig):
+    dp, loop, taps = rig
+    loop._tx_cost_extra(2, SLOW_NS)
+    dp.capture_select({2: CAPTURE_DROPPED, 1: CAPTURE_DROPPED})
+    sent = delivered = 0
+    for _ in range(40):
+        out = pump(loop, taps, traffic(8) + traffic(8, "10.0.0.1", src=3))
+        assert len(out[1]) == 8                  # port 1's frames: every one, every batch
+        sent, delivered = sent + 8, delivered + len(out[2])
+    port = loop.ports()[2]
+    assert port["tx_cost_held"] and port["tx_cost_ns"] > loop.tx_cost_limit_us * 1000
+    held = loop.stats()["tx_cost_held"]
+    assert held == port["tx_cost_drops"] == sent - delivered
+    assert held > sent // 2                      # held to 10 % of the thread: most dropped
+    assert not loop.ports()[1]["tx_cost_held"] and loop.ports()[1]["tx_cost_drops"] == 0
+    reasons = {(p, CAPTURE_REASON_NAMES[r]) for p, _, r, *_ in dp.capture_take()}
+    assert reasons == {(2, "tx_cost_held")}
+
+
+def test_a_held_port_is_let_go_once_its_writes_are_cheap_again(rig):
+    _, loop, taps = rig
+    loop._tx_cost_extra(2, SLOW_NS)
+    for _ in range(20):
+        pump(loop, taps, traffic(8))
+    assert loop.ports()[2]["tx_cost_held"]
+    loop._tx_cost_extra(2, 0)
+    deadline = time.monotonic() + 10
+    while loop.ports()[2]["tx_cost_held"]:       # its bucket lets a frame through now and
+        assert time.monotonic() < deadline       # then: each is timed, and cheap
+        pump(loop, taps, traffic(1), rounds=1)
+        time.sleep(0.002)
+    drops = loop.ports()[2]["tx_cost_drops"]
+    out = pump(loop, taps, traffic(16))
+    assert len(out[2]) == 16 and loop.ports()[2]["tx_cost_drops"] == drops
+
+
+def test_with_the_limit_at_zero_no_port_is_held(rig):
+    _, loop, taps = rig
+    loop.tx_cost_limit_us = 0
+    loop._tx_cost_extra(2, SLOW_NS)
+    for _ in range(20):
+        assert len(pump(loop, taps, traffic(8))[2]) == 8
+    assert not loop.ports()[2]["tx_cost_held"] and loop.stats()["tx_cost_held"] == 0
+
+
+def test_the_settings_and_bad_ones(rig):
+    _, loop, _ = rig
+    assert (loop.tx_cost_limit_us, loop.tx_cost_share_pct) == (100, 10)
+    loop.tx_cost_limit_us, loop.tx_cost_share_pct = 200, 25
+    for name, bad in (("tx_cost_limit_us", -1), ("tx_cost_limit_us", 1_000_001),
+                      ("tx_cost_share_pct", 0), ("tx_cost_share_pct", 101)):
+        with pytest.raises(InvalidArgument):
+            setattr(loop, name, bad)
+    assert (loop.tx_cost_limit_us, loop.tx_cost_share_pct) == (200, 25)
+    with pytest.raises(NotFound):
+        loop._tx_cost_extra(9, 1)
+    with pytest.raises(InvalidArgument):
+        fastpath.PacketLoop(world(), tx_cost_share_pct=0)
+    loop2 = fastpath.PacketLoop(world(), tx_cost_limit_us=0, tx_cost_share_pct=5)
+    assert (loop2.tx_cost_limit_us, loop2.tx_cost_share_pct) == (0, 5)
+    loop2.close()
+
+
+def test_a_share_of_100_percent_still_bounds_the_burst(rig):
+    """The share is of the thread's time: at 100 % a held port's frames are written as
+    its bucket refills, the rest dropped (a debt is paid back first)."""
+    _, loop, taps = rig
+    loop.tx_cost_share_pct = 100
+    loop._tx_cost_extra(2, SLOW_NS)
+    for _ in range(40):
+        pump(loop, taps, traffic(8))
+    port = loop.ports()[2]
+    assert port["tx_cost_held"] and 0 < port["tx_cost_drops"] < 40 * 8
+
+
+# -- ring kinds: their transmit kicks are what is timed (root: veth pairs) -----------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="ring ports need root (veth)")
+
+
+@pytest.fixture
+def ns():
+    space = PrivateNamespace("tx cost test namespace")
+    yield space
+    space.remove()
+
+
+@needs_root
+@pytest.mark.parametrize("kind", ["afpacket", "xdp"])
+def test_a_ring_ports_kicks_are_measured_and_an_expensive_one_is_held(ns, kind):
+    from tests.fastpath.test_io_rings import RawEnd, make_port
+    if kind == "xdp" and fastpath.xdp_unavailable():
+        pytest.skip(f"AF_XDP: {fastpath.xdp_unavailable()}")
+    dp = world()
+    loop = fastpath.PacketLoop(dp, batch_size=16)
+    end = RawEnd(ns, 2)
+    ring = make_port(kind, ns, loop, end)
+    tap = FakeTap()
+    try:
+        loop.add_port(2, ring)
+        loop.add_port(1, tap.loop_fd)
+        taps = {1: tap}
+        got = 0
+        for _ in range(10):
+            pump(loop, taps, traffic(8))
+            got += len(end.drain())
+        assert got == 80
+        port = loop.ports()[2]
+        assert 0 < port["tx_cost_ns"] < loop.tx_cost_limit_us * 1000 and not port["tx_cost_held"]
+        loop._tx_cost_extra(2, SLOW_NS)
+        for _ in range(40):
+            pump(loop, taps, traffic(8))
+            got += len(end.drain())
+        port = loop.ports()[2]
+        assert port["tx_cost_held"] and port["tx_cost_drops"] > 0
+        assert got + port["tx_cost_drops"] == 80 + 320
+    finally:
+        loop.close()
+        ring.close()
+        end.close()
+        tap.close()
