@@ -492,4 +492,6 @@ PEERS = {
     # the daemon of another built tree ($TAPSWITCH_BENCH_TREE, e.g. main's worktree):
     # before/after comparisons in one run
     "tapswitch-tree": lambda: TapswitchPeer("tapswitch-tree", offloads=True, tree=True),
+    "tapswitch-veth-tree": lambda: TapswitchPeer("tapswitch-veth-tree", offloads=True,
+                                                 kind="veth", tree=True),
 }
