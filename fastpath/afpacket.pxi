@@ -314,7 +314,7 @@ cdef int afp_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     s.st.writes += 1
     s.st.frames_out += 1
     s.st.bytes_out += n
-    if tx_cost_watched(s.policy, &s.cost):
+    if tx_cost_kick_alone(s.policy, &s.cost):
         afp_kick(r, s)                  # measured alone (tx_cost.pxi)
     return 0
 

@@ -141,7 +141,7 @@ cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     s.st.writes += 1
     s.st.frames_out += 1
     s.st.bytes_out += total
-    if tx_cost_watched(s.policy, &s.cost):
+    if tx_cost_kick_alone(s.policy, &s.cost):
         xsk_kick(x, s)                  # measured alone (tx_cost.pxi)
     return 0
 

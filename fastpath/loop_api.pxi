@@ -141,7 +141,8 @@ cdef class PacketLoop(LoopEngine):
 
     def tx_cost(self, port_id):
         """What writing to port ``port_id`` costs the packet thread (tx_cost.pxi): {"ns":
-        the estimate per frame, "held": bool, "drops": frames dropped while held}; None
+        the estimate per frame, "held": bool, "drops": frames dropped while held,
+        "samples": measurements taken, "over": of them over the limit}; None
         for a port the loop does not serve.  Read without the batch lock (each figure is
         one aligned load), so asking never holds the packet thread up."""
         self._check_open("tx_cost()")
@@ -150,7 +151,8 @@ cdef class PacketLoop(LoopEngine):
         if p.fd < 0:
             return None
         return {"ns": p.sink.cost.ns, "held": tx_cost_held(&self.txcost, &p.sink.cost),
-                "drops": p.sink.cost.drops}
+                "drops": p.sink.cost.drops, "samples": p.sink.cost.samples,
+                "over": p.sink.cost.over}
 
     def _tx_cost_extra(self, port_id, int ns):
         """Fault injection (tests): every measurement of what writing to port ``port_id``
