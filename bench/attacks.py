@@ -229,6 +229,7 @@ def slow_stack(scene):
             notes.update(scene.stop_attacker(proc))
             notes["switch"] = _delta(before, _switch_figures(scene, x.name))
             notes["attacker_port"] = _port_cost(scene, x.name)
+            notes["victim_ports"] = {v.name: _port_cost(scene, v.name) for v in (scene.a, scene.b)}
         finally:
             x.run(["tc", "qdisc", "del", "dev", x.port, "ingress"], timeout=30, check=False)
 

@@ -70,7 +70,7 @@ cdef void settle_csum(uint8_t* f, uint32_t n, LoopStats* st) noexcept nogil:
 
 
 cdef inline void port_write(LoopPort* p, iovec* iov, int cnt) noexcept nogil:
-    """p.tx, or now a write timed for the port's cost (tx_cost.pxi: a TAP port's every
+    """p.tx, or a TAP write made at once (fd_write) and timed for the port's cost (tx_cost.pxi: every
     TX_COST_GAP_MIN..+GAP_SPREAD frames, when no write to it is queued in this batch)."""
     cdef TxSink* s = &p.sink
     cdef int64_t t0
@@ -78,12 +78,12 @@ cdef inline void port_write(LoopPort* p, iovec* iov, int cnt) noexcept nogil:
         s.cost.sample_in -= 1
         p.tx(s, iov, cnt)
         return
-    if p.tx_now == NULL or s.cost.batch == s.st.batches:
+    if p.end != NULL or s.cost.batch == s.st.batches:
         p.tx(s, iov, cnt)               # a ring kind (its kicks are timed), or not now
         return
     s.st.tx_timed += 1
     t0 = now_ns()
-    if p.tx_now(s, iov, cnt) == 0:
+    if fd_write(s, iov, cnt) == 0:
         tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, 1)
     s.cost.sample_in = tx_cost_gap(s.policy, &s.cost)
 

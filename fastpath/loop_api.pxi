@@ -83,7 +83,7 @@ cdef class PacketLoop(LoopEngine):
         try:
             sink.uring_fd = uring_file_add(&self.uring, port_id, fd)    # epoll: fd itself
             try:
-                self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, fd_write, sink)
+                self.port_table.add(port_id, fd, bool(vnet_hdr), tap_rx, self.tx, sink)
             except BaseException:
                 uring_file_remove(&self.uring, sink.uring_fd)
                 raise
@@ -102,7 +102,7 @@ cdef class PacketLoop(LoopEngine):
         sink.skip = VNET_HDR_LEN if ring.vnet else 0
         self._lock()
         try:
-            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, NULL, sink,
+            self.port_table.add(port_id, ring.poll_fd, ring.vnet, ring.rx, ring.tx, sink,
                                 ring.end, ring.ready)
         finally:
             self._unlock()
@@ -125,8 +125,8 @@ cdef class PacketLoop(LoopEngine):
             (<RingPort>ring).serving = 0
 
     def ports(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered", "tx_cost_ns",
-        "tx_cost_held", "tx_cost_drops"}} (the last three: ``tx_cost()``); a failed
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered"}}
+        (what writing to each costs: ``tx_cost()``); a failed
         port gave a read error or EOF and is no longer polled (remove_port() and add_port()
         it again); ``error`` is that read's errno name (EBADFD: the TAP was deleted;
         ENETDOWN: a ring port's interface went down or away), "EOF", or None; ``ring``: a

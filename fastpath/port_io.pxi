@@ -85,8 +85,6 @@ cdef struct LoopPort:
     int failed              # 0; else the errno of the read that failed it, or PORT_EOF
     port_rx_fn rx           # the kind's read
     seg_sink tx             # the write backend's write
-    seg_sink tx_now         # a write made at once, to be timed (a TAP's; NULL: a ring kind,
-                            # whose kicks are timed instead: tx_cost.pxi)
     port_end_fn end         # a ring kind's end of batch (NULL: a TAP)
     port_ready_fn ready     # a ring kind's: its receive ring holds a frame (NULL: a TAP)
     void* kind              # a ring kind's state
@@ -239,8 +237,7 @@ cdef class LoopPorts:
         return -1
 
     cdef int add(self, int port_id, int fd, bint vnet, port_rx_fn rx, seg_sink tx,
-                 seg_sink tx_now, TxSink sink, port_end_fn end=NULL,
-                 port_ready_fn ready=NULL) except -1:
+                 TxSink sink, port_end_fn end=NULL, port_ready_fn ready=NULL) except -1:
         """Poll and serve ``fd`` as port ``port_id`` (the caller checked both)."""
         cdef epoll_event ev
         cdef LoopPort* p = &self.ps.port[port_id]
@@ -251,7 +248,7 @@ cdef class LoopPorts:
             raise InvalidArgument(f"port {port_id}: fd {fd} cannot be polled: {os.strerror(e)}")
         memset(p, 0, sizeof(LoopPort))
         p.fd, p.vnet, p.rx, p.tx, p.sink, p.end, p.kind = fd, vnet, rx, tx, sink, end, sink.kind
-        p.ready, p.tx_now = ready, tx_now
+        p.ready = ready
         return 0
 
     cdef int remove(self, int port_id, LoopStats* st) except -1:
@@ -281,8 +278,8 @@ cdef class LoopPorts:
         return 0
 
     cdef dict describe(self):
-        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered",
-        "tx_cost_ns", "tx_cost_held", "tx_cost_drops"}} (PacketLoop.ports())."""
+        """{port_id: {"fd", "vnet_hdr", "failed", "error", "ring", "registered"}}
+        (PacketLoop.ports())."""
         cdef LoopPort* p
         out = {}
         for k in range(self.ps.n):
@@ -290,10 +287,7 @@ cdef class LoopPorts:
             if p.fd >= 0:
                 out[k] = {"fd": p.fd, "vnet_hdr": bool(p.vnet), "failed": bool(p.failed),
                           "error": _failure_name(p.failed), "ring": p.end != NULL,
-                          "registered": p.sink.uring_fd < 0,
-                          "tx_cost_ns": p.sink.cost.ns,
-                          "tx_cost_held": tx_cost_held(p.sink.policy, &p.sink.cost),
-                          "tx_cost_drops": p.sink.cost.drops}
+                          "registered": p.sink.uring_fd < 0}
         return out
 
 

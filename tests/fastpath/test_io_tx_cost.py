@@ -40,12 +40,11 @@ def test_cheap_ports_are_measured_and_never_held(rig):
     for _ in range(20):
         out = pump(loop, taps, traffic(16) + traffic(8, "10.0.0.1", src=3))
         assert len(out[2]) == 16 and len(out[1]) == 8
-    ports = loop.ports()
     # one write in 8..23 of each port is timed (on io_uring: one a batch at most)
     assert loop.stats()["tx_timed"] >= 480 // 24 // 2
     for p in (1, 2):
-        assert 0 < ports[p]["tx_cost_ns"] < loop.tx_cost_limit_us * 1000
-        assert not ports[p]["tx_cost_held"] and ports[p]["tx_cost_drops"] == 0
+        assert 0 < loop.tx_cost(p)["ns"] < loop.tx_cost_limit_us * 1000
+        assert not loop.tx_cost(p)["held"] and loop.tx_cost(p)["drops"] == 0
     assert loop.stats()["tx_cost_held"] == 0
 
 
@@ -73,13 +72,13 @@ def test_a_port_whose_frames_cost_too_much_is_held_and_the_others_go_on(rig):
         out = pump(loop, taps, traffic(8) + traffic(8, "10.0.0.1", src=3))
         assert len(out[1]) == 8                  # port 1's frames: every one, every batch
         sent, delivered = sent + 8, delivered + len(out[2])
-    port = loop.ports()[2]
-    assert port["tx_cost_held"] and port["tx_cost_ns"] > loop.tx_cost_limit_us * 1000
+    port = loop.tx_cost(2)
+    assert port["held"] and port["ns"] > loop.tx_cost_limit_us * 1000
     held = loop.stats()["tx_cost_held"]
-    assert held == port["tx_cost_drops"] == sent - delivered
+    assert held == port["drops"] == sent - delivered
     assert held > sent // 2                      # held to 10 % of the thread: most dropped
     assert 0 < loop.tx_cost(2)["over"] <= loop.tx_cost(2)["samples"]
-    assert not loop.ports()[1]["tx_cost_held"] and loop.ports()[1]["tx_cost_drops"] == 0
+    assert not loop.tx_cost(1)["held"] and loop.tx_cost(1)["drops"] == 0
     reasons = {(p, CAPTURE_REASON_NAMES[r]) for p, _, r, *_ in dp.capture_take()}
     assert reasons == {(2, "tx_cost_held")}
 
@@ -89,16 +88,16 @@ def test_a_held_port_is_let_go_once_its_writes_are_cheap_again(rig):
     loop._tx_cost_extra(2, SLOW_NS)
     for _ in range(20):
         pump(loop, taps, traffic(8))
-    assert loop.ports()[2]["tx_cost_held"]
+    assert loop.tx_cost(2)["held"]
     loop._tx_cost_extra(2, 0)
     deadline = time.monotonic() + 10
-    while loop.ports()[2]["tx_cost_held"]:       # its bucket lets a frame through now and
+    while loop.tx_cost(2)["held"]:       # its bucket lets a frame through now and
         assert time.monotonic() < deadline       # then: each is timed, and cheap
         pump(loop, taps, traffic(1), rounds=1)
         time.sleep(0.002)
-    drops = loop.ports()[2]["tx_cost_drops"]
+    drops = loop.tx_cost(2)["drops"]
     out = pump(loop, taps, traffic(16))
-    assert len(out[2]) == 16 and loop.ports()[2]["tx_cost_drops"] == drops
+    assert len(out[2]) == 16 and loop.tx_cost(2)["drops"] == drops
 
 
 def test_with_the_limit_at_zero_no_port_is_held(rig):
@@ -107,7 +106,7 @@ def test_with_the_limit_at_zero_no_port_is_held(rig):
     loop._tx_cost_extra(2, SLOW_NS)
     for _ in range(20):
         assert len(pump(loop, taps, traffic(8))[2]) == 8
-    assert not loop.ports()[2]["tx_cost_held"] and loop.stats()["tx_cost_held"] == 0
+    assert not loop.tx_cost(2)["held"] and loop.stats()["tx_cost_held"] == 0
 
 
 def test_the_settings_and_bad_ones(rig):
@@ -136,8 +135,8 @@ def test_a_share_of_100_percent_still_bounds_the_burst(rig):
     loop._tx_cost_extra(2, SLOW_NS)
     for _ in range(40):
         pump(loop, taps, traffic(8))
-    port = loop.ports()[2]
-    assert port["tx_cost_held"] and 0 < port["tx_cost_drops"] < 40 * 8
+    port = loop.tx_cost(2)
+    assert port["held"] and 0 < port["drops"] < 40 * 8
 
 
 # -- ring kinds: their transmit kicks are what is timed (root: veth pairs) -----------------
@@ -172,15 +171,15 @@ def test_a_ring_ports_kicks_are_measured_and_an_expensive_one_is_held(ns, kind):
             pump(loop, taps, traffic(8))
             got += len(end.drain())
         assert got == 80
-        port = loop.ports()[2]
-        assert 0 < port["tx_cost_ns"] < loop.tx_cost_limit_us * 1000 and not port["tx_cost_held"]
+        port = loop.tx_cost(2)
+        assert 0 < port["ns"] < loop.tx_cost_limit_us * 1000 and not port["held"]
         loop._tx_cost_extra(2, SLOW_NS)
         for _ in range(40):
             pump(loop, taps, traffic(8))
             got += len(end.drain())
-        port = loop.ports()[2]
-        assert port["tx_cost_held"] and port["tx_cost_drops"] > 0
-        assert got + port["tx_cost_drops"] == 80 + 320
+        port = loop.tx_cost(2)
+        assert port["held"] and port["drops"] > 0
+        assert got + port["drops"] == 80 + 320
     finally:
         loop.close()
         ring.close()
