@@ -99,12 +99,13 @@ def stream(end, count, started, delivered):
         k += sent
 
 
-def run_stream(loop, ends, during=None):
+def run_stream(loop, ends, during=None, extra=0):
     """Stream STREAM frames from port 1 to port 2 while the loop runs (the sender's thread
     and the loop's on different CPUs, so frames land in the ring while a batch runs);
-    ``during()`` is called once the stream is under way.  The frames seen at port 2.  A
-    failure of the sender's is raised here, and a stream that did not arrive whole is
-    reported with what the sender sent and the loop counted."""
+    ``during()`` is called once the stream is under way and sends ``extra`` more frames to
+    port 2.  The frames seen at port 2, all STREAM + ``extra`` of them awaited.  A failure
+    of the sender's is raised here, and a stream that did not arrive whole is reported
+    with what the sender sent and the loop counted."""
     started = threading.Event()
     delivered = [0]
     failed = []
@@ -122,12 +123,13 @@ def run_stream(loop, ends, during=None):
     sender.start()
     started.wait()
     seen = []
+    expected = STREAM + extra
     try:
         if during is not None:
             loop.run(1)
             during()
         deadline = time.monotonic() + 20
-        while (sender.is_alive() or len(seen) < STREAM) and time.monotonic() < deadline:
+        while (sender.is_alive() or len(seen) < expected) and time.monotonic() < deadline:
             loop.run(1)
             seen += ends[2].drain()
             delivered[0] = len(seen)
@@ -136,9 +138,9 @@ def run_stream(loop, ends, during=None):
         os.sched_setaffinity(0, before)
     if failed:
         raise failed[0]
-    if len(seen) < STREAM:
+    if len(seen) < expected:
         st = loop.stats()
-        pytest.fail(f"{len(seen)} of {STREAM} frames arrived; the loop counted "
+        pytest.fail(f"{len(seen)} of {expected} frames arrived; the loop counted "
                     + ", ".join(f"{k} {st[k]}" for k in (
                         "frames_in", "frames_out", "write_eagain", "write_errors", "tx_retries",
                         "tx_ring_stuck", "batches", "ring_batches", "tx_kicks_deferred")
@@ -180,7 +182,7 @@ def test_a_tap_port_beside_a_busy_ring_is_served_while_the_stream_runs(rig):
         for f in tap_frames:
             ends[3].inject(f)
 
-    seen = run_stream(loop, ends, during=inject_at_tap)
+    seen = run_stream(loop, ends, during=inject_at_tap, extra=len(tap_frames))
     from_tap = [k for k, f in enumerate(seen) if f[42:46] == b"tap!"]
     assert [seen[k][42:] for k in from_tap] == [f[42:] for f in tap_frames]
     assert tags(f for f in seen if f[42:46] != b"tap!") == list(range(STREAM))
