@@ -184,7 +184,7 @@ cdef uint32_t afp_kick(PacketRing* r, TxSink* s) noexcept nogil:
         while load_acquire_u32(&tx_slot(r, r.tx_head).tp_status) != TP_STATUS_SEND_REQUEST:
             r.tx_head = ring_next(r.tx_head, r.tx_n)    # (it stops before the last one)
             r.tx_queued -= 1
-    tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, before - r.tx_queued)
+    tx_cost_stop(s.policy, &s.cost, t0, before - r.tx_queued)
     return before - r.tx_queued
 
 
@@ -261,7 +261,7 @@ cdef int afp_tx_big(PacketRing* r, TxSink* s, iovec* iov, int iovcnt, size_t n) 
             st.write_errors += 1
             capture_drop_iov(s.cap, s.port, DROP_WRITE_ERRORS, iov, iovcnt, s.skip)
         return -1
-    tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, 1)
+    tx_cost_stop(s.policy, &s.cost, t0, 1)
     st.writes += 1
     st.frames_out += 1
     st.bytes_out += <uint64_t>sent

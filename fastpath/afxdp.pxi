@@ -102,7 +102,7 @@ cdef void xsk_kick(XskState* x, TxSink* s) noexcept nogil:
         if ts_xsk_load(x.tx.consumer) == x.tx.cached:
             break
     xsk_reap(x)
-    tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, frames)
+    tx_cost_stop(s.policy, &s.cost, t0, frames)
 
 
 cdef int xsk_tx(void* ctx, iovec* iov, int iovcnt) noexcept nogil:

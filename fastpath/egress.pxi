@@ -84,7 +84,7 @@ cdef inline void port_write(LoopPort* p, iovec* iov, int cnt) noexcept nogil:
     s.st.tx_timed += 1
     t0 = now_ns()
     if fd_write(s, iov, cnt) == 0:
-        tx_cost_note(s.policy, &s.cost, now_ns() - t0 + s.cost.extra_ns, 1)
+        tx_cost_stop(s.policy, &s.cost, t0, 1)
     s.cost.sample_in = tx_cost_gap(s.policy, &s.cost)
 
 

@@ -154,9 +154,12 @@ cdef class PacketLoop(LoopEngine):
                 "drops": p.sink.cost.drops, "samples": p.sink.cost.samples,
                 "over": p.sink.cost.over}
 
-    def _tx_cost_extra(self, port_id, int ns):
+    def _tx_cost_extra(self, port_id, int ns, int every=1):
         """Fault injection (tests): every measurement of what writing to port ``port_id``
-        costs reads ``ns`` more (tx_cost.pxi), as if its namespace's stack were that slow."""
+        costs reads ``ns`` more (tx_cost.pxi), as if its namespace's stack were that slow;
+        with ``every=N`` only each N-th one (outliers)."""
+        if every < 1:
+            raise InvalidArgument(f"every must be at least 1, not {every}")
         self._check_open("_tx_cost_extra()")
         port_id = self.port_table.check_id(port_id)
         if self.ps.port[port_id].fd < 0:
@@ -164,6 +167,8 @@ cdef class PacketLoop(LoopEngine):
         self._lock()
         try:
             self.ps.port[port_id].sink.cost.extra_ns = ns
+            self.ps.port[port_id].sink.cost.extra_every = every if ns else 0
+            self.ps.port[port_id].sink.cost.extra_seen = 0
         finally:
             self._unlock()
 

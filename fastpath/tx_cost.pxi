@@ -24,18 +24,28 @@
 # queued in the batch (it must not pass them).  A ring kind's transmit kick is timed
 # every time, for all the frames it sends.  The estimate is a moving average (1/8 per
 # measurement) of the cost per frame, each measurement counting at most 4x the estimate
-# plus TX_COST_CLAMP_NS: a write that happened to lose its CPU for a while (the
-# hypervisor, an interrupt storm) does not hold a port.  A port whose measurement is over
-# the limit is *watched*: each of its TAP writes is timed (a ring kind's frames are kicked
-# one by one after TX_COST_KICK_RUN kicks over it in a row), so the estimate of a port
-# that costs too much every time crosses the limit within about five frames, while an
-# honest one needs as many outliers in a row.  (An honest write is over 100 us in 1-2 %
-# of measurements here -- the softirq it runs may carry other frames' work; kicking a
-# ring port's frames one by one after a single one cost honest TCP over veth 2 %.)  A held
-# port's frames are each measured alone (a TAP's written at once, a ring kind's kicked at
-# once): what each costs is paid from its bucket, and its hold lifts as soon as its
-# writes are cheap again.
+# plus TX_COST_CLAMP_NS.  A port whose measurement is over the limit is *watched*: each
+# of its TAP writes is timed (a ring kind's frames are kicked one by one after
+# TX_COST_KICK_RUN kicks over it in a row), so the estimate of a port that costs too
+# much every time crosses the limit within about six frames.  A held port's frames are
+# each measured alone (a TAP's written at once, a ring kind's kicked at once): what each
+# costs is paid from its bucket, and its hold lifts as soon as its writes are cheap
+# again.
+#
+# Lone outliers.  A measurement of a port that is not watched counts at most the limit:
+# the estimate crosses it only through measurements over it in a row.  An honest write
+# is over 100 us in 1-2 % of measurements here (the softirq it runs may carry other
+# frames' work; the hypervisor may take the CPU), and more often during an attack: the
+# thread runs the attacker's stack for hundreds of microseconds of CPU, and the kernel
+# then gives the CPU away at the end of the next system call, often a victim's write or
+# kick.  During the slow-stack attack over veth 3-10 % of the victims' kicks were over the
+# limit, mostly one at a time; counted in full (4x + 50 us) they held a victim once in
+# five runs.  (Kicking a ring port's frames one by one after a single one over cost
+# honest TCP over veth 2 %.  Measuring watched ports in the thread's CPU time was tried
+# and left out: it misses the part of an attacker's work the kernel defers to ksoftirqd,
+# which takes the thread's CPU all the same, and costs a system call each time.)
 from libc.stdint cimport int64_t, uint32_t, uint64_t
+from fastpath.includes.system cimport now_ns
 
 cdef enum:
     TX_COST_LIMIT_US = 100      # defaults: PacketLoop(tx_cost_limit_us=, tx_cost_share_pct=)
@@ -63,7 +73,9 @@ cdef struct TxCost:             # a port's (TxSink.cost)
     uint64_t drops              # frames dropped while held
     uint64_t samples            # measurements taken
     uint64_t over               # of them, over the limit
-    int64_t extra_ns            # added to each measurement (PacketLoop._tx_cost_extra: tests)
+    int64_t extra_ns            # added to every ``extra_every``-th measurement
+    uint32_t extra_every        # (PacketLoop._tx_cost_extra: tests); 0: none
+    uint32_t extra_seen
     uint32_t sample_in          # frames until the next timed write
     uint8_t high                # measurements over the limit in a row
 
@@ -96,11 +108,26 @@ cdef inline uint32_t tx_cost_gap(TxCostPolicy* pol, const TxCost* c) noexcept no
     return TX_COST_GAP_MIN + (x & (TX_COST_GAP_SPREAD - 1))
 
 
+cdef inline int64_t tx_cost_extra(TxCost* c) noexcept nogil:
+    """What the fault hook adds to this measurement."""
+    if c.extra_every == 0:
+        return 0
+    c.extra_seen += 1
+    return c.extra_ns if c.extra_seen % c.extra_every == 0 else 0
+
+
+cdef inline void tx_cost_stop(const TxCostPolicy* pol, TxCost* c, int64_t t0,
+                              uint32_t frames) noexcept nogil:
+    """A write or kick of ``frames`` frames that began at ``t0`` (now_ns) is done."""
+    tx_cost_note(pol, c, now_ns() - t0 + tx_cost_extra(c), frames)
+
+
 cdef inline void tx_cost_note(const TxCostPolicy* pol, TxCost* c, int64_t ns,
                               uint32_t frames) noexcept nogil:
     """A write (or kick) of ``frames`` frames took ``ns``: into the estimate; a held port's
     bucket pays what they cost beyond the estimate its admission charged."""
     cdef int64_t per, top
+    cdef bint lone = not tx_cost_watched(pol, c)
     if frames == 0 or ns < 0:
         return
     per = ns // frames
@@ -113,6 +140,8 @@ cdef inline void tx_cost_note(const TxCostPolicy* pol, TxCost* c, int64_t ns,
     else:
         c.high = 0
     top = c.ns * 4 + TX_COST_CLAMP_NS
+    if lone and pol.limit_ns != 0 and top > pol.limit_ns:
+        top = pol.limit_ns              # a lone outlier (see the top)
     if per > top:
         per = top
     c.ns += (per - c.ns) // 8

@@ -149,13 +149,12 @@ def test_a_tenant_that_makes_its_stack_slow_is_held_to_its_share(scene):
     port = notes["attacker_port"]
     assert port["tx_cost_held"] and port["tx_cost_us"] > 100 and port["tx_cost_drops"] > 0
     assert notes["switch"]["tx_cost_held"] >= port["tx_cost_drops"] > 0
-    if scene.topo.kind == "tap":    # a TAP write runs its own tenant's stack, nobody else's
-        for name, victim in notes["victim_ports"].items():
-            assert not victim["tx_cost_held"] and victim["tx_cost_drops"] == 0, (name, victim)
-    # On a ring port (veth, xdp) the attacker's frames that the kernel's softirq left
-    # pending can be processed inside a victim's next kick and charged to it: a victim
-    # was held (est. 108 us) in 1 of 5 runs, once with a frame dropped.  Open: see
-    # docs/security.md, "What the hold does not do".
+    # The victims' ports are never held.  After an attacker's expensive frame the kernel
+    # often gives the CPU away at the end of the next system call -- a victim's write or
+    # kick; such a wall-clock measurement counts no further than the limit, and only one
+    # in CPU time lifts an estimate past it (tx_cost.pxi, "Two clocks").
+    for name, victim in notes["victim_ports"].items():
+        assert not victim["tx_cost_held"] and victim["tx_cost_drops"] == 0, (name, victim)
     assert_victims_unharmed(before, during)
     settled = during["rtt_ms"][int(0.5 / INTERVAL):]                # after the first 0.5 s
     slowest = sorted(settled)[-len(settled) // 100]                  # their 99th percentile

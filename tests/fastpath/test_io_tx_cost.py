@@ -49,8 +49,9 @@ def test_cheap_ports_are_measured_and_never_held(rig):
 
 
 def test_one_slow_write_does_not_hold_an_honest_port(rig):
-    """A write that lost its CPU for a while (or whose softirq carried other frames' work)
-    counts at most 4x the estimate + 50 us: it does not hold the port."""
+    """A write whose softirq carried other frames' work counts at most 4x the estimate +
+    50 us, and no more than the limit while the port is not watched: it does not hold
+    the port.  (The honest writes after it may be over the limit now and then too.)"""
     _, loop, taps = rig
     loop._tx_cost_extra(2, SLOW_NS)
     assert len(pump(loop, taps, traffic(1))[2]) == 1       # a port's first write is timed
@@ -59,8 +60,24 @@ def test_one_slow_write_does_not_hold_an_honest_port(rig):
     for _ in range(10):
         assert len(pump(loop, taps, traffic(8))[2]) == 8
     cost = loop.tx_cost(2)
-    assert not cost["held"] and cost["drops"] == 0 and cost["over"] == 1
-    assert cost["samples"] > 1
+    assert not cost["held"] and cost["drops"] == 0 and cost["over"] >= 1
+    assert cost["samples"] > 1 and cost["ns"] < loop.tx_cost_limit_us * 1000
+
+
+def test_outliers_one_at_a_time_never_hold_a_port(rig):
+    """Every other measurement of the port 1 ms slow -- as a victim's writes are, now and
+    then, after an attacker's expensive frame (the kernel gives the thread's CPU away at
+    the end of the next system call) -- never two in a row: the port is watched each
+    time but never held, as a lone outlier counts at most the limit (tx_cost.pxi)."""
+    _, loop, taps = rig
+    loop._tx_cost_extra(2, SLOW_NS, every=2)
+    for _ in range(60):
+        assert len(pump(loop, taps, traffic(8))[2]) == 8
+    cost = loop.tx_cost(2)
+    assert cost["over"] >= 10 and cost["samples"] >= 2 * cost["over"] - 1
+    assert not cost["held"] and cost["drops"] == 0
+    assert cost["ns"] <= loop.tx_cost_limit_us * 1000
+    assert loop.stats()["tx_cost_held"] == 0
 
 
 def test_a_port_whose_frames_cost_too_much_is_held_and_the_others_go_on(rig):
@@ -121,6 +138,8 @@ def test_the_settings_and_bad_ones(rig):
     with pytest.raises(NotFound):
         loop._tx_cost_extra(9, 1)
     with pytest.raises(InvalidArgument):
+        loop._tx_cost_extra(1, 1, every=0)
+    with pytest.raises(InvalidArgument):
         fastpath.PacketLoop(world(), tx_cost_share_pct=0)
     loop2 = fastpath.PacketLoop(world(), tx_cost_limit_us=0, tx_cost_share_pct=5)
     assert (loop2.tx_cost_limit_us, loop2.tx_cost_share_pct) == (0, 5)
@@ -173,13 +192,20 @@ def test_a_ring_ports_kicks_are_measured_and_an_expensive_one_is_held(ns, kind):
         assert got == 80
         port = loop.tx_cost(2)
         assert 0 < port["ns"] < loop.tx_cost_limit_us * 1000 and not port["held"]
+        loop._tx_cost_extra(2, 8 * SLOW_NS, every=2)       # 1 ms a frame, every other kick
+        for _ in range(40):
+            pump(loop, taps, traffic(8))
+            got += len(end.drain())
+        port = loop.tx_cost(2)
+        assert got == 80 + 320 and port["over"] >= 5 and not port["held"]
+        assert port["ns"] <= loop.tx_cost_limit_us * 1000
         loop._tx_cost_extra(2, SLOW_NS)
         for _ in range(40):
             pump(loop, taps, traffic(8))
             got += len(end.drain())
         port = loop.tx_cost(2)
         assert port["held"] and port["drops"] > 0
-        assert got + port["drops"] == 80 + 320
+        assert got + port["drops"] == 80 + 320 + 320
     finally:
         loop.close()
         ring.close()
