@@ -232,7 +232,7 @@ _TABLE = (
          access="admin", served_by="daemon",
          summary="re-read the topology file and apply what changed, in one step",
          result="`{file, dry_run, changed: [what changed, [daemon.slowpath] and "
-                "[daemon.control] limits and [daemon] metrics included], sockets: {opened, closed}, "
+                "[daemon.control] limits, [daemon] metrics and tx_cost_* included], sockets: {opened, closed}, "
                 "restart_needed: [[daemon] keys that take effect at the next start], ms}`; "
                 "a file with errors: the refusal with every error, nothing changed",
          render=render.reload),

@@ -1,7 +1,9 @@
 """The ``[daemon]`` settings a reload changes in a running daemon: ``[daemon.slowpath]``
 (the slow path's rates and bounds, each namespace's shares of it, the IGMP groups a
 namespace may learn), ``[daemon.control]`` (the control sockets' connection slots, idle
-timeout, request size and nesting, request rates) and ``metrics`` (the HTTP listener).
+timeout, request size and nesting, request rates), ``metrics`` (the HTTP listener) and
+``tx_cost_limit_us`` / ``tx_cost_share_pct`` (the hold of a port whose frames cost the
+packet thread too much to write, fastpath/tx_cost.pxi).
 
 ``prepare(daemon, wanted)`` builds and checks every new object first: a value the slow
 path, the fast path's shares or the snooper would refuse raises, a metrics address that
@@ -23,7 +25,11 @@ From ``apply()`` on:
   ``idle_timeout`` from each connection's last request; request size and nesting hold for
   the next request read;
 - a new metrics address is bound before anything changes and serves from ``apply()``, the
-  old listener closed then (its request counts carried over); none: the listener closes.
+  old listener closed then (its request counts carried over); none: the listener closes;
+- the packet loop judges each port by the new ``tx_cost_limit_us`` from its next frame (a
+  held port whose estimate is under it is let go, one over it held; 0 lets every port go)
+  and fills a held port's bucket at the new ``tx_cost_share_pct`` from its next refill;
+  the ports' estimates and buckets stay.
 
 Every other ``[daemon]`` key is bound to what the daemon set up when it started (sockets
 bound and their modes, the state file, the packet loop's buffers and I/O backend, its
@@ -43,7 +49,9 @@ from pyctl.daemon.slowpath import SlowPathConfig
 
 __all__ = ["LIVE", "LimitsChange", "prepare", "slowpath_config", "igmp_config"]
 
-LIVE = ("slowpath", "control", "metrics")   # the DaemonSettings fields a reload applies
+LIVE = ("slowpath", "control", "metrics",   # the DaemonSettings fields a reload applies
+        "tx_cost_limit_us", "tx_cost_share_pct")
+TX_COST = ("tx_cost_limit_us", "tx_cost_share_pct")
 _UNBOUND = object()                         # LimitsChange.metrics: the listener stays
 
 
@@ -89,6 +97,7 @@ class LimitsChange:
     igmp: igmp.IgmpConfig | None
     control: object                     # a ControlLimits, or None: unchanged
     metrics: object = _UNBOUND          # the new listener (bound, not serving), or None: off
+    tx_cost: tuple | None = None        # (limit_us, share_pct), or None: unchanged
 
     def __bool__(self) -> bool:
         return bool(self.changed)
@@ -118,6 +127,8 @@ class LimitsChange:
             daemon.multicast.set_config(self.igmp)
         if self.control is not None and daemon.control is not None:
             daemon.control.set_limits(self.control)
+        if self.tx_cost is not None:    # in range: the file's check is the loop's (keys.py)
+            daemon.loop.tx_cost_limit_us, daemon.loop.tx_cost_share_pct = self.tx_cost
         daemon.settings = self.settings
 
 
@@ -146,11 +157,18 @@ def prepare(daemon, wanted: DaemonSettings, *, bind: bool = True) -> LimitsChang
         metrics = None
         if wanted.metrics is not None and bind:
             metrics = _listener(daemon, wanted.metrics)
+    tx_cost = None
+    if any(getattr(running, name) != getattr(wanted, name) for name in TX_COST):
+        changed += [f"[daemon] {name}: {getattr(running, name)} -> {getattr(wanted, name)}"
+                    for name in TX_COST if getattr(running, name) != getattr(wanted, name)]
+        tx_cost = tuple(getattr(wanted, name) for name in TX_COST)
     return LimitsChange(
         daemon=daemon, changed=changed,
         settings=dataclasses.replace(running, slowpath=new_sp, control=wanted.control,
-                                     metrics=wanted.metrics),
-        shares=shares, slowpath=slowpath, igmp=groups, control=control, metrics=metrics)
+                                     metrics=wanted.metrics,
+                                     **{name: getattr(wanted, name) for name in TX_COST}),
+        shares=shares, slowpath=slowpath, igmp=groups, control=control, metrics=metrics,
+        tx_cost=tx_cost)
 
 
 def _address(address) -> str:

@@ -58,7 +58,8 @@ def limits_of(daemon):
             "neighbours": (sp.config.max_neighbours, sp.neighbours.config.max_neighbours),
             "reachable": sp.config.reachable_time, "groups": igmp.max_groups_per_namespace,
             "control": (ctl.idle_timeout, ctl.connections_per_socket, ctl.requests_per_second,
-                        ctl.request_bytes), "settings": daemon.settings}
+                        ctl.request_bytes), "settings": daemon.settings,
+            "tx_cost": (daemon.loop.tx_cost_limit_us, daemon.loop.tx_cost_share_pct)}
 
 
 def test_a_reload_applies_the_slow_path_and_control_limits(running, tmp_path):
@@ -86,6 +87,24 @@ def test_a_reload_applies_the_slow_path_and_control_limits(running, tmp_path):
     assert reloader.reload()["changed"] == []
 
 
+def test_a_reload_sets_the_write_cost_hold_of_the_running_loop(running, tmp_path):
+    daemon, reloader, path = running
+    assert limits_of(daemon)["tx_cost"] == (100, 10)
+    write(tmp_path, tx_cost_limit_us=250, tx_cost_share_pct=20)
+    result = reloader.reload(dry_run=True)
+    assert result["changed"] == ["[daemon] tx_cost_limit_us: 100 -> 250",
+                                 "[daemon] tx_cost_share_pct: 10 -> 20"]
+    assert result["restart_needed"] == [] and limits_of(daemon)["tx_cost"] == (100, 10)
+    result = reloader.reload()
+    assert result["restart_needed"] == [] and len(result["changed"]) == 2
+    assert limits_of(daemon)["tx_cost"] == (250, 20)
+    assert (daemon.settings.tx_cost_limit_us, daemon.settings.tx_cost_share_pct) == (250, 20)
+    write(tmp_path, tx_cost_limit_us=0, tx_cost_share_pct=20)      # never hold
+    assert reloader.reload()["changed"] == ["[daemon] tx_cost_limit_us: 250 -> 0"]
+    assert limits_of(daemon)["tx_cost"] == (0, 20)
+    assert reloader.reload()["changed"] == []
+
+
 def test_other_daemon_keys_wait_for_a_restart(running, tmp_path):
     daemon, reloader, path = running
     write(tmp_path, batch_size=32, control={"idle_timeout": 60})
@@ -101,7 +120,7 @@ def test_other_daemon_keys_wait_for_a_restart(running, tmp_path):
 def test_a_bad_limit_refuses_the_whole_reload(running, tmp_path):
     daemon, reloader, path = running
     before, model = limits_of(daemon), daemon.switch.snapshot()
-    write(tmp_path, extra_ns=True, control={"idle_timeout": 40},
+    write(tmp_path, extra_ns=True, control={"idle_timeout": 40}, tx_cost_limit_us=250,
           slowpath={"icmp_errors_per_second": 0}, shares={**SHARES, "icmp": [20, 5]})
     with pytest.raises(errors.InvalidArgument):
         reloader.reload()
@@ -119,7 +138,7 @@ def test_a_limit_the_running_daemon_refuses_changes_nothing(running, tmp_path, m
     def refuse(name, rate, burst):
         raise errors.InvalidArgument(f"slow-path share {name}: refused")
     monkeypatch.setattr(live_limits, "check_share", refuse)
-    write(tmp_path, extra_ns=True, control={"idle_timeout": 40},
+    write(tmp_path, extra_ns=True, control={"idle_timeout": 40}, tx_cost_share_pct=50,
           shares={**SHARES, "icmp": [20, 5]})
     with pytest.raises(errors.InvalidArgument, match="share icmp: refused"):
         reloader.reload()
