@@ -94,7 +94,10 @@ def test_a_tenant_that_takes_its_link_down_costs_the_others_nothing(tapswitch_fa
         assert wakeups < IDLE_WAKEUPS_LIMIT, f"{wakeups} wake-ups in 1 s with nothing to send"
     finally:
         x.run(["ip", "link", "set", "dev", x.port, "up"])
+    # x is served again once its link is up: two pings in a row answered within 5 s (the
+    # first round trips after the link comes back may be lost -- one of two was, once in
+    # CI, on xdp; 11 runs here, 6 of them beside CPU hogs, lost none)
     deadline = time.monotonic() + 5
-    while not probes.ping(a, x.ip, count=1) and time.monotonic() < deadline:
+    while len(probes.ping(a, x.ip, count=2)) < 2 and time.monotonic() < deadline:
         pass
     assert len(probes.ping(a, x.ip, count=2)) == 2
