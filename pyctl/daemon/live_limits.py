@@ -42,6 +42,7 @@ import dataclasses
 
 from fastpath.shares import check_share
 from pyctl import errors
+from pyctl.config.keys import TX_COST_LIMIT_US_MAX
 from pyctl.config.spec import DaemonSettings, SlowPathLimits
 from pyctl.daemon import igmp
 from pyctl.daemon.metrics_http import MetricsListener
@@ -49,9 +50,8 @@ from pyctl.daemon.slowpath import SlowPathConfig
 
 __all__ = ["LIVE", "LimitsChange", "prepare", "slowpath_config", "igmp_config"]
 
-LIVE = ("slowpath", "control", "metrics",   # the DaemonSettings fields a reload applies
-        "tx_cost_limit_us", "tx_cost_share_pct")
-TX_COST = ("tx_cost_limit_us", "tx_cost_share_pct")
+TX_COST = {"tx_cost_limit_us": (0, TX_COST_LIMIT_US_MAX), "tx_cost_share_pct": (1, 100)}
+LIVE = ("slowpath", "control", "metrics", *TX_COST)    # the DaemonSettings fields a reload applies
 _UNBOUND = object()                         # LimitsChange.metrics: the listener stays
 
 
@@ -159,8 +159,13 @@ def prepare(daemon, wanted: DaemonSettings, *, bind: bool = True) -> LimitsChang
             metrics = _listener(daemon, wanted.metrics)
     tx_cost = None
     if any(getattr(running, name) != getattr(wanted, name) for name in TX_COST):
-        changed += [f"[daemon] {name}: {getattr(running, name)} -> {getattr(wanted, name)}"
-                    for name in TX_COST if getattr(running, name) != getattr(wanted, name)]
+        for name, (low, high) in TX_COST.items():      # the loop's own bounds: apply() cannot fail
+            value = getattr(wanted, name)
+            if not (isinstance(value, int) and low <= value <= high):
+                raise errors.InvalidArgument(f"[daemon] {name} must be in {low}..{high}, "
+                                             f"not {value!r}")
+            if value != getattr(running, name):
+                changed.append(f"[daemon] {name}: {getattr(running, name)} -> {value}")
         tx_cost = tuple(getattr(wanted, name) for name in TX_COST)
     return LimitsChange(
         daemon=daemon, changed=changed,

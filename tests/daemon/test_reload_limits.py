@@ -3,6 +3,7 @@
 shares, the slow path's rates and bounds, the snooper's bound, the control sockets' slots,
 idle timeout and request rates; the other [daemon] keys are listed in restart_needed.  A
 daemon of an address-only topology (no ports: no root needed) reloaded in-process."""
+import dataclasses
 import socket as socket_mod
 import time
 
@@ -103,6 +104,18 @@ def test_a_reload_sets_the_write_cost_hold_of_the_running_loop(running, tmp_path
     assert reloader.reload()["changed"] == ["[daemon] tx_cost_limit_us: 250 -> 0"]
     assert limits_of(daemon)["tx_cost"] == (0, 20)
     assert reloader.reload()["changed"] == []
+
+
+def test_a_write_cost_setting_out_of_the_loops_range_is_refused(running):
+    """Settings built in Python, not read from a file the validator checked: prepare()
+    refuses what the packet loop would, so that apply() cannot fail halfway."""
+    daemon, _, _ = running
+    before = limits_of(daemon)
+    for bad in ({"tx_cost_share_pct": 0}, {"tx_cost_limit_us": -1},
+                {"tx_cost_limit_us": 1_000_001}, {"tx_cost_share_pct": 50, "tx_cost_limit_us": 2.5}):
+        with pytest.raises(errors.InvalidArgument, match="tx_cost_"):
+            live_limits.prepare(daemon, dataclasses.replace(daemon.settings, **bad))
+    assert limits_of(daemon) == before
 
 
 def test_other_daemon_keys_wait_for_a_restart(running, tmp_path):
