@@ -65,19 +65,32 @@ def test_one_slow_write_does_not_hold_an_honest_port(rig):
 
 
 def test_outliers_one_at_a_time_never_hold_a_port(rig):
-    """Every other measurement of the port 1 ms slow -- as a victim's writes are, now and
+    """One measurement in five of the port 1 ms slow -- as a victim's writes are, now and
     then, after an attacker's expensive frame (the kernel gives the thread's CPU away at
-    the end of the next system call) -- never two in a row: the port is watched each
-    time but never held, as a lone outlier counts at most the limit (tx_cost.pxi)."""
+    the end of the next system call) -- each after four cheap ones: the port is watched
+    each time but never held, as a lone outlier counts at most the limit (tx_cost.pxi)."""
     _, loop, taps = rig
-    loop._tx_cost_extra(2, SLOW_NS, every=2)
-    for _ in range(60):
+    loop._tx_cost_extra(2, SLOW_NS, every=5)
+    for _ in range(150):
         assert len(pump(loop, taps, traffic(8))[2]) == 8
     cost = loop.tx_cost(2)
-    assert cost["over"] >= 10 and cost["samples"] >= 2 * cost["over"] - 1
+    assert cost["over"] >= 10 and cost["samples"] >= 5 * cost["over"] - 4
     assert not cost["held"] and cost["drops"] == 0
     assert cost["ns"] <= loop.tx_cost_limit_us * 1000
     assert loop.stats()["tx_cost_held"] == 0
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_a_port_expensive_every_few_frames_is_held(rig, every):
+    """A tenant that makes only every second (third) measured frame expensive -- tc
+    filters that only some frames walk -- is not a lone outlier: held.  (One in four or
+    fewer is not: each such measurement counts at most 4x the estimate + 50 us; open,
+    docs/security.md.)"""
+    _, loop, taps = rig
+    loop._tx_cost_extra(2, SLOW_NS, every=every)
+    for _ in range(150):
+        pump(loop, taps, traffic(8))
+    assert loop.tx_cost(2)["held"] and loop.tx_cost(2)["drops"] > 0
 
 
 def test_a_port_whose_frames_cost_too_much_is_held_and_the_others_go_on(rig):
@@ -192,7 +205,7 @@ def test_a_ring_ports_kicks_are_measured_and_an_expensive_one_is_held(ns, kind):
         assert got == 80
         port = loop.tx_cost(2)
         assert 0 < port["ns"] < loop.tx_cost_limit_us * 1000 and not port["held"]
-        loop._tx_cost_extra(2, 8 * SLOW_NS, every=2)       # 1 ms a frame, every other kick
+        loop._tx_cost_extra(2, 8 * SLOW_NS, every=5)       # 1 ms a frame, one kick in 5
         for _ in range(40):
             pump(loop, taps, traffic(8))
             got += len(end.drain())
