@@ -142,7 +142,8 @@ cdef class PacketLoop(LoopEngine):
     def tx_cost(self, port_id):
         """What writing to port ``port_id`` costs the packet thread (tx_cost.pxi): {"ns":
         the estimate per frame, "held": bool, "drops": frames dropped while held,
-        "samples": measurements taken, "over": of them over the limit}; None
+        "samples": measurements taken, "over": of them over the limit, "excess": ns
+        taken beyond the limit and not yet paid back}; None
         for a port the loop does not serve.  Read without the batch lock (each figure is
         one aligned load), so asking never holds the packet thread up."""
         self._check_open("tx_cost()")
@@ -152,7 +153,7 @@ cdef class PacketLoop(LoopEngine):
             return None
         return {"ns": p.sink.cost.ns, "held": tx_cost_held(&self.txcost, &p.sink.cost),
                 "drops": p.sink.cost.drops, "samples": p.sink.cost.samples,
-                "over": p.sink.cost.over}
+                "over": p.sink.cost.over, "excess": p.sink.cost.excess}
 
     def _tx_cost_extra(self, port_id, int ns, int every=1):
         """Fault injection (tests): every measurement of what writing to port ``port_id``

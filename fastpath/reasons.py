@@ -193,8 +193,10 @@ LOOP_STATS = (
     Counter("rx_submits", "io_uring_enter calls that read TAP ports (io_uring backend: one per "
                           "pass over the ports, for all their reads)"),
     Counter("tx_timed", "writes to a TAP made at once and timed for what the port costs "
-                        "(tx_cost.pxi: one in 8..23 of a port's frames; on io_uring each is a "
-                        "submit of its own)"),
+                        "(tx_cost.pxi: one in 8..23 of a port's frames, each while it is "
+                        "watched; on io_uring each is a submit of its own)"),
+    Counter("tx_timed_flushes", "io_uring: queued writes submitted before a timed write, which "
+                                "must not pass one queued to the same port"),
     Counter("tx_cost_held", "frames to a port held because writing its frames costs the packet "
                             "thread more than tx_cost_limit_us each, beyond its share "
                             "(dropped; per port: tx_cost_drops)", 151),

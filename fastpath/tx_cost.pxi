@@ -20,33 +20,55 @@
 # Measuring.  A TAP port's writes are timed one in TX_COST_GAP_MIN..+GAP_SPREAD (a random
 # gap, so a tenant cannot tell which of its frames are timed): the write is made at once
 # (fd_write) and the clock read around it.  On the io_uring backend the other writes are
-# queued and made together, so a write is timed only when no write to that port is
-# queued in the batch (it must not pass them).  A ring kind's transmit kick is timed
-# every time, for all the frames it sends.  The estimate is a moving average (1/8 per
+# queued and made together; a timed write must not pass one queued to the same port, so
+# the queued writes are submitted first (uring_flush).  (Timing only a batch's first
+# write to the port instead let a tenant choose which of its frames were timed: a cheap
+# one first, an expensive one after it, and none of the expensive ones ever was.)  A
+# ring kind's transmit kick is timed every time, for all the frames it sends.  The estimate is a moving average (1/8 per
 # measurement) of the cost per frame, each measurement counting at most 4x the estimate
 # plus TX_COST_CLAMP_NS.  A port whose measurement is over the limit is *watched*: each
-# of its TAP writes is timed (a ring kind's frames are kicked one by one after
-# TX_COST_KICK_RUN kicks over it in a row), so the estimate of a port that costs too
-# much every time crosses the limit within about six frames.  A held port's frames are
+# of its next TX_COST_WATCH_RUN TAP writes is timed (a ring kind's frames are kicked one
+# by one after TX_COST_KICK_RUN kicks over it in a row), so the estimate of a port that
+# costs too much every time crosses the limit within about six frames, and every frame
+# of a port that is expensive now and then is measured (Excess, below).  A held port's frames are
 # each measured alone (a TAP's written at once, a ring kind's kicked at once): what each
 # costs is paid from its bucket, and its hold lifts as soon as its writes are cheap
-# again.
+# again (and what it took beyond the limit is paid back: Excess, below).
 #
 # Lone outliers.  A measurement over the limit after TX_COST_QUIET_RUN or more under it
-# counts at most the limit: such outliers alone never lift the estimate past it.  (Only
-# after a quiet run: a tenant that makes every second or third measured frame expensive
-# is counted in full and held.  One in four or fewer is not held even so -- the 4x clamp
-# -- while costing the thread the average: open, docs/security.md.)  An honest write
-# is over 100 us in 1-2 % of measurements here (the softirq it runs may carry other
-# frames' work; the hypervisor may take the CPU), and more often during an attack: the
-# thread runs the attacker's stack for hundreds of microseconds of CPU, and the kernel
-# then gives the CPU away at the end of the next system call, often a victim's write or
-# kick.  During the slow-stack attack over veth 3-10 % of the victims' kicks were over the
-# limit, mostly one at a time; counted in full (4x + 50 us) they held a victim once in
-# five runs.  (Kicking a ring port's frames one by one after a single one over cost
-# honest TCP over veth 2 %.  Measuring watched ports in the thread's CPU time was tried
-# and left out: it misses the part of an attacker's work the kernel defers to ksoftirqd,
-# which takes the thread's CPU all the same, and costs a system call each time.)
+# counts at most the limit in the estimate: such outliers alone never lift it past the
+# limit.  An honest write is over 100 us in 1-2 % of measurements here (the softirq it
+# runs may carry other frames' work; the hypervisor may take the CPU), and more often
+# during an attack: the thread runs the attacker's stack for hundreds of microseconds
+# of CPU, and the kernel then gives the CPU away at the end of the next system call,
+# often a victim's write or kick.  During the slow-stack attack over veth 3-10 % of the
+# victims' kicks were over the limit, mostly one at a time; counted in full (4x + 50 us)
+# they held a victim once in five runs.  (Kicking a ring port's frames one by one after
+# a single one over cost honest TCP over veth 2 %.  Measuring watched ports in the
+# thread's CPU time was tried and left out: it misses the part of an attacker's work the
+# kernel defers to ksoftirqd, which takes the thread's CPU all the same, and costs a
+# system call each time.)
+#
+# Excess.  The estimate, clamped, answers "does each frame cost too much?"; a tenant that
+# makes only one frame in five, or in fifty, expensive (filters only some frames walk)
+# slips under it while the thread pays the true average.  So each measurement also adds
+# what it took beyond the limit -- in full, unclamped -- to the port's ``excess``, and
+# takes off what it took under it (ns - limit x frames); while the port is not held
+# the excess also drains with time at the held share (rate_ppm).  The watch makes the
+# sum whole: once a frame is over the limit, each of the next TX_COST_WATCH_RUN is
+# measured, so frames expensive one in up to that many are all counted.  A port whose excess
+# passes TX_COST_EXCESS_NS is held like one whose estimate is over the limit: beyond
+# the limit a port may take no more of the thread than a held one is given.  A held
+# port's excess drains only through its cheap frames, so a tenant that keeps its
+# average over the limit stays held, and one that turns cheap is let go after about
+# excess / (limit - cost) measured frames (the excess is kept under 2x
+# TX_COST_EXCESS_NS).  Honest outliers, victims' included, drain faster than they come
+# (one of 20 ms is needed to hold a port on its own, and is let go ~220 frames later).
+# An estimate over the limit holds a port only while its excess is over
+# TX_COST_EXCESS_EST_NS too: a port expensive every time is held as fast as before (each
+# frame adds a millisecond or more), while a victim whose writes are measured one by one
+# after an outlier (the watch) and whose estimate crosses the limit after a few of them
+# in a row -- during the sparse-stack attack on a TAP, with an excess of 0 -- is not.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from fastpath.includes.system cimport now_ns
 
@@ -62,6 +84,10 @@ cdef enum:
                                 # kick each frame alone
     TX_COST_QUIET_RUN = 4       # measurements under the limit in a row that make the next
                                 # one over it a lone outlier
+    TX_COST_EXCESS_NS = 20000000    # a port whose excess is over this is held (20 ms)
+    TX_COST_EXCESS_EST_NS = 5000000     # one whose estimate is over the limit, once its
+                                        # excess is over this (5 ms)
+    TX_COST_WATCH_RUN = 32      # measurements after one over the limit that are all taken
 
 
 cdef struct TxCostPolicy:       # the loop's, one for all its ports
@@ -74,7 +100,11 @@ cdef struct TxCost:             # a port's (TxSink.cost)
     int64_t ns                  # estimated cost of one frame
     int64_t credit              # a held port's bucket, ns (may go below 0: a debt)
     int64_t credit_at           # when it was last filled (0: never)
+    int64_t excess              # measured time beyond the limit not yet paid back, ns
+    int64_t excess_at           # when it was last measured (0: never)
     uint64_t batch              # the batch (LoopStats.batches) that last queued a write
+    uint64_t queued             # UringTx.flushes + 1 when it did (pending until a flush)
+    uint64_t timed_batch        # the batch that last timed a write
     uint64_t drops              # frames dropped while held
     uint64_t samples            # measurements taken
     uint64_t over               # of them, over the limit
@@ -84,15 +114,21 @@ cdef struct TxCost:             # a port's (TxSink.cost)
     uint32_t sample_in          # frames until the next timed write
     uint8_t high                # measurements over the limit in a row
     uint8_t quiet               # measurements under it in a row (saturating)
+    uint8_t watch               # measurements left to take one by one (TX_COST_WATCH_RUN)
 
 
 cdef inline bint tx_cost_held(const TxCostPolicy* pol, const TxCost* c) noexcept nogil:
-    return pol.limit_ns != 0 and c.ns > pol.limit_ns
+    """Its frames cost too much: its excess says so, or its estimate does and its frames
+    really took that much beyond the limit (a victim's estimate may cross it after a
+    few outliers while its cheap frames have paid them back: see Excess at the top)."""
+    return pol.limit_ns != 0 and (c.excess > TX_COST_EXCESS_NS or (
+        c.ns > pol.limit_ns and c.excess > TX_COST_EXCESS_EST_NS))
 
 
 cdef inline bint tx_cost_watched(const TxCostPolicy* pol, const TxCost* c) noexcept nogil:
-    """Each TAP write to the port is timed: it is held, or its last one cost too much."""
-    return c.high != 0 or tx_cost_held(pol, c)
+    """Each TAP write to the port is timed: it is held, or one of its last
+    TX_COST_WATCH_RUN measurements cost too much."""
+    return c.watch != 0 or tx_cost_held(pol, c)
 
 
 cdef inline bint tx_cost_kick_alone(const TxCostPolicy* pol, const TxCost* c) noexcept nogil:
@@ -125,29 +161,55 @@ cdef inline int64_t tx_cost_extra(TxCost* c) noexcept nogil:
 cdef inline void tx_cost_stop(const TxCostPolicy* pol, TxCost* c, int64_t t0,
                               uint32_t frames) noexcept nogil:
     """A write or kick of ``frames`` frames that began at ``t0`` (now_ns) is done."""
-    tx_cost_note(pol, c, now_ns() - t0 + tx_cost_extra(c), frames)
+    cdef int64_t now = now_ns()
+    tx_cost_note(pol, c, now - t0 + tx_cost_extra(c), frames, now)
+
+
+cdef inline void tx_cost_excess(const TxCostPolicy* pol, TxCost* c, int64_t ns,
+                                uint32_t frames, int64_t now) noexcept nogil:
+    """Into the excess (see the top): what ``frames`` frames took beyond the limit, less
+    what they took under it; first, unless the port is held, the drain since the last."""
+    cdef int64_t dt = now - c.excess_at
+    if c.excess_at == 0 or dt < 0:
+        dt = 0
+    elif dt > 1000000000:
+        dt = 1000000000                 # more than drains the most it may hold
+    if not tx_cost_held(pol, c):
+        c.excess -= dt * pol.rate_ppm // 1000000
+    c.excess_at = now
+    c.excess += ns - pol.limit_ns * frames
+    if c.excess < 0:
+        c.excess = 0
+    elif c.excess > 2 * TX_COST_EXCESS_NS:
+        c.excess = 2 * TX_COST_EXCESS_NS
 
 
 cdef inline void tx_cost_note(const TxCostPolicy* pol, TxCost* c, int64_t ns,
-                              uint32_t frames) noexcept nogil:
-    """A write (or kick) of ``frames`` frames took ``ns``: into the estimate; a held port's
-    bucket pays what they cost beyond the estimate its admission charged."""
+                              uint32_t frames, int64_t now) noexcept nogil:
+    """A write (or kick) of ``frames`` frames took ``ns`` (done at ``now``): into the
+    estimate and the excess; a held port's bucket pays what they cost beyond the
+    estimate its admission charged."""
     cdef int64_t per, top
-    cdef bint lone = c.quiet >= TX_COST_QUIET_RUN and not tx_cost_watched(pol, c)
+    cdef bint lone = c.quiet >= TX_COST_QUIET_RUN and not tx_cost_held(pol, c)
     if frames == 0 or ns < 0:
         return
     per = ns // frames
     if tx_cost_held(pol, c):
         c.credit -= ns - c.ns * frames
+    if pol.limit_ns != 0:
+        tx_cost_excess(pol, c, ns, frames, now)
     if pol.limit_ns != 0 and per > pol.limit_ns:
         c.over += 1
         c.quiet = 0
+        c.watch = TX_COST_WATCH_RUN
         if c.high < 255:
             c.high += 1
     else:
         c.high = 0
         if c.quiet < 255:
             c.quiet += 1
+        if c.watch != 0:
+            c.watch -= 1
     top = c.ns * 4 + TX_COST_CLAMP_NS
     if lone and pol.limit_ns != 0 and top > pol.limit_ns:
         top = pol.limit_ns              # a lone outlier (see the top)

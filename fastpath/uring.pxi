@@ -68,6 +68,7 @@ cdef struct UringTx:
     int refuse_reads        # read submissions to refuse, as the kernel may (tests)
     bint refuse_slots       # give ports no registered file slot (tests)
     CaptureRing* cap        # where a failed write is copied (capture.pxi)
+    uint64_t flushes        # flushes that submitted writes (TxCost.queued: since when)
 
 
 cdef int uring_tx_open(UringTx* u, unsigned entries, Py_ssize_t batch_size,
@@ -134,6 +135,7 @@ cdef void uring_flush(UringTx* u, LoopStats* st) noexcept nogil:
     cdef UringWrite* w
     if queued == 0:
         return
+    u.flushes += 1
     cdef int calls = ts_uring_submit_wait(&u.ring)
     if calls > 0:
         st.tx_submits += <uint64_t>calls
@@ -197,7 +199,8 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     w.iovcnt = 1 if iovcnt == 1 else 2
     w.port, w.skip, w.done = s.port, s.skip, 0
     ts_uring_queue_write(&u.ring, s.uring_fd, w.iov, w.iovcnt, k)
-    s.cost.batch = s.st.batches         # a timed write of this port must not pass it
+    s.cost.batch = s.st.batches
+    s.cost.queued = u.flushes + 1       # a timed write of this port must not pass it
     return 0
 
 

@@ -62,7 +62,9 @@ def routes(result: list[dict]) -> str:
 
 
 def _port_state(p: dict) -> str:
-    held = (f" (held: {p['tx_cost_us']:g} us a frame, {p['tx_cost_drops']} dropped)"
+    excess = p.get("tx_cost_excess_us", 0)
+    beyond = f", {excess / 1000:g} ms beyond the limit" if excess else ""
+    held = (f" (held: {p['tx_cost_us']:g} us a frame{beyond}, {p['tx_cost_drops']} dropped)"
             if p.get("tx_cost_held") else "")
     return p["state"] + (f": {p['error']}" if p.get("error") else "") + held
 

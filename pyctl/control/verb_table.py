@@ -157,7 +157,8 @@ _TABLE = (
          result="`[{id, name, ns, namespace, mac, options}]` (default: every visible port); "
                 "the daemon adds `state` (`up`, `failed` with `error`, `missing`) and "
                 "`kind` (how it is served: `auto` resolved); an up port also `tx_cost_us` "
-                "(what writing a frame to it costs the packet thread), `tx_cost_held` and "
+                "(what writing a frame to it costs the packet thread), `tx_cost_excess_us` (what "
+                "writing to it took beyond the limit, not yet paid back), `tx_cost_held` and "
                 "`tx_cost_drops` ([security.md](security.md#a-tenants-own-stack-what-writing-to-it-costs))",
          render=render.ports),
     Verb("port-add", [Param("name", "str", help="interface name, at most 15 characters"), _NS,

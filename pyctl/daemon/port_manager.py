@@ -320,13 +320,15 @@ class PortManager:
         ...}``, or ``{"state": "missing"}`` for a model port the daemon could not open;
         ``kind``: how it is served (``auto`` resolved).  ``with_cost``: an up port also
         says what writing to it costs the packet thread (``PacketLoop.tx_cost``,
-        fastpath/tx_cost.pxi): ``tx_cost_us`` per frame, ``tx_cost_held`` and
-        ``tx_cost_drops``."""
+        fastpath/tx_cost.pxi): ``tx_cost_us`` per frame, ``tx_cost_excess_us`` (taken
+        beyond the limit, not yet paid back), ``tx_cost_held`` and ``tx_cost_drops``."""
         if pid in self.open:
             out = {"state": "up", "kind": self.open[pid].tap.kind}
             cost = self.loop.tx_cost(pid) if with_cost else None
             if cost is not None:
-                out.update(tx_cost_us=round(cost["ns"] / 1000, 1), tx_cost_held=cost["held"],
+                out.update(tx_cost_us=round(cost["ns"] / 1000, 1),
+                           tx_cost_excess_us=round(cost["excess"] / 1000, 1),
+                           tx_cost_held=cost["held"],
                            tx_cost_drops=cost["drops"])
             return out
         if pid in self.failed:

@@ -261,7 +261,10 @@ def test_a_held_port_says_so_in_the_ports_table():
             "tx_cost_drops": 0}
     rows = [{**base, "id": 1},
             {**base, "id": 2, "name": "t1", "tx_cost_us": 1504.9, "tx_cost_held": True,
-             "tx_cost_drops": 47239}]
+             "tx_cost_drops": 47239},
+            {**base, "id": 3, "name": "t2", "tx_cost_us": 40.1, "tx_cost_held": True,
+             "tx_cost_excess_us": 21250.0, "tx_cost_drops": 12}]
     text = render.ports(rows)
     assert "up (held: 1504.9 us a frame, 47239 dropped)" in text
-    assert text.count("held") == 1
+    assert "up (held: 40.1 us a frame, 21.25 ms beyond the limit, 12 dropped)" in text
+    assert text.count("held") == 2

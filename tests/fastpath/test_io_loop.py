@@ -273,7 +273,7 @@ def test_backend_and_stats_names(rig, backend):
 
 def test_a_batch_is_written_with_one_submit_on_io_uring(rig, backend):
     """Besides the writes timed for the port's cost (tx_cost.pxi: made at once, one in
-    8..23 frames of a port)."""
+    8..23 frames of a port, once a batch at most while it has writes queued)."""
     _, loop, taps = rig
     for k in range(16):
         taps[1].inject(udp_frame(1, "10.0.0.2", k.to_bytes(4, "big")))
@@ -281,6 +281,7 @@ def test_a_batch_is_written_with_one_submit_on_io_uring(rig, backend):
     st = loop.stats()
     assert st["frames_out"] == 16 and len(taps[2].drain()) == 16
     assert 1 <= st["tx_timed"] <= 2
+    assert st["tx_timed_flushes"] == 0         # once a batch: the port's first write
     assert st["tx_submits"] == (1 + st["tx_timed"] if backend == "io_uring" else 16)
 
 
