@@ -129,16 +129,19 @@ def running(*funcs):
 
 
 @contextlib.contextmanager
-def _paced(sock: socket.socket, frames: list[bytes], rate: float):
+def _paced(sock: socket.socket, frames: list[bytes], rate: float, to: list | None = None):
     """Send ``frames`` in turn, again and again, at ``rate`` per second from a thread,
-    until left."""
+    until left; each to the address in ``to`` beside it (default: the socket's peer)."""
     notes = {"sent": 0, "send_errors": 0}
 
     def run(stop):
         start, k = time.monotonic(), 0
         while not stop.is_set():
             try:
-                sock.send(frames[k % len(frames)])
+                if to is None:
+                    sock.send(frames[k % len(frames)])
+                else:
+                    sock.sendto(frames[k % len(frames)], to[k % len(frames)])
                 notes["sent"] += 1
             except OSError:
                 notes["send_errors"] += 1
@@ -200,12 +203,14 @@ def super_frames(iface: str, src: str, dst: str, rate: str = "50", gso_size: str
 
 
 @contextlib.contextmanager
-def udp_flood(dst: str, rate: str = "10000"):
-    """Ordinary 64-byte UDP datagrams to ``dst`` (port 9, discard), ``rate`` a second: what
-    an accomplice sends a tenant whose stack makes each one expensive (slow-stack)."""
+def udp_flood(dst: str, rate: str = "10000", every: str = "1"):
+    """Ordinary 64-byte UDP datagrams to ``dst``, ``rate`` a second: what an accomplice
+    sends a tenant whose stack makes each one expensive (slow-stack) -- to port 9
+    (discard), or with ``every`` = N only one in N, the others to port 10 (sparse-stack:
+    only frames to port 9 are expensive)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.connect((dst, 9))
-    with _paced(sock, [b"\0" * 18], float(rate)) as notes:
+    to = [(dst, 9)] + [(dst, 10)] * (int(every) - 1)
+    with _paced(sock, [b"\0" * 18] * len(to), float(rate), to) as notes:
         yield notes
 
 

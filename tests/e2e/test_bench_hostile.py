@@ -43,6 +43,9 @@ def test_every_attack_runs_and_is_reported(tmp_path):
     slow_stack = notes["slow-stack"]          # its port held, what was over its share dropped
     assert slow_stack["sent"] > 0 and slow_stack["switch"]["tx_cost_held"] > 0
     assert slow_stack["attacker_port"]["tx_cost_held"]
+    sparse = notes["sparse-stack"]            # one expensive frame in five: reported
+    assert sparse["sent"] > 0 and sparse["expensive_every"] == 5
+    assert sparse["attacker_port"]["tx_cost_excess_us"] >= 0
     churn = notes["control-ops"]
     assert churn["push_pull_cycles"] > 0 and churn["counters_reads"] > 0
     assert [n for n in kernel.list_netns() if result["tag"] in n] == []     # its own, by its tag

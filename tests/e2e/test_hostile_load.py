@@ -143,16 +143,20 @@ def test_a_tenant_that_makes_its_stack_slow_is_held_to_its_share(scene):
     victims' median ping was 72 ms.  The first expensive frames are written before the
     hold begins (docs/security.md: on a ring port up to two batches of them), so the
     pings of the first half second may wait for them once; after it, the 99th
-    percentile is held to the median's bound too."""
+    percentile is held to the median's bound too.  (The sparse-stack attack, one
+    expensive frame in five, is not asserted here: in that scene a frame's average cost
+    sits near the limit, so whether it is held varies from run to run; docs/security.md.
+    tests/fastpath/test_io_tx_cost.py holds such a port with injected costs.)"""
     before, during, notes = under_attack(scene, "slow-stack")
     assert notes["sent"] > 10000
     port = notes["attacker_port"]
-    assert port["tx_cost_held"] and port["tx_cost_us"] > 100 and port["tx_cost_drops"] > 0
+    assert port["tx_cost_held"] and port["tx_cost_drops"] > 0
+    assert port["tx_cost_us"] > 100 and port["tx_cost_excess_us"] > 5000
     assert notes["switch"]["tx_cost_held"] >= port["tx_cost_drops"] > 0
     # The victims' ports are never held.  After an attacker's expensive frame the kernel
     # often gives the CPU away at the end of the next system call -- a victim's write or
-    # kick; such a wall-clock measurement counts no further than the limit, and only one
-    # in CPU time lifts an estimate past it (tx_cost.pxi, "Two clocks").
+    # kick; such a lone outlier counts no further than the limit in the estimate, and
+    # the victims' cheap frames pay back what it took beyond it (tx_cost.pxi).
     for name, victim in notes["victim_ports"].items():
         assert not victim["tx_cost_held"] and victim["tx_cost_drops"] == 0, (name, victim)
     assert_victims_unharmed(before, during)
