@@ -136,22 +136,23 @@ def test_14_a_slow_path_flood_spends_only_the_attackers_share(scene):
 # -- a tenant's own stack made slow: it runs inside the switch's writes to it ---------------------
 
 @pytest.mark.port_kinds
-def test_a_tenant_that_makes_its_stack_slow_is_held_to_its_share(scene):
+@pytest.mark.parametrize("attack", ["slow-stack", "sparse-stack"])
+def test_a_tenant_that_makes_its_stack_slow_is_held_to_its_share(scene, attack):
     """The attacker's 20,000 tc filters make each frame written to it cost the packet
-    thread hundreds of microseconds; an accomplice sends it 10,000 a second.  Its port
-    is held (fastpath/tx_cost.pxi), the victims forward as before.  Without the hold the
-    victims' median ping was 72 ms.  The first expensive frames are written before the
-    hold begins (docs/security.md: on a ring port up to two batches of them), so the
-    pings of the first half second may wait for them once; after it, the 99th
-    percentile is held to the median's bound too.  (The sparse-stack attack, one
-    expensive frame in five, is not asserted here: in that scene a frame's average cost
-    sits near the limit, so whether it is held varies from run to run; docs/security.md.
-    tests/fastpath/test_io_tx_cost.py holds such a port with injected costs.)"""
-    before, during, notes = under_attack(scene, "slow-stack")
+    thread hundreds of microseconds (sparse-stack: 40,000, and only one frame in five
+    walks them); an accomplice sends it 10,000 a second.  Its port is held
+    (fastpath/tx_cost.pxi: by its estimate, or by what its frames took beyond the limit),
+    the victims forward as before.  Without the hold the victims' median ping was 72 ms.
+    The first expensive frames are written before the hold begins (docs/security.md: on
+    a ring port up to two batches of them), so the pings of the first half second may
+    wait for them once; after it, the 99th percentile is held to the median's bound
+    too."""
+    before, during, notes = under_attack(scene, attack)
     assert notes["sent"] > 10000
     port = notes["attacker_port"]
     assert port["tx_cost_held"] and port["tx_cost_drops"] > 0
-    assert port["tx_cost_us"] > 100 and port["tx_cost_excess_us"] > 5000
+    assert port["tx_cost_excess_us"] > 5000
+    assert port["tx_cost_us"] > 100 or attack == "sparse-stack"
     assert notes["switch"]["tx_cost_held"] >= port["tx_cost_drops"] > 0
     # The victims' ports are never held.  After an attacker's expensive frame the kernel
     # often gives the CPU away at the end of the next system call -- a victim's write or
