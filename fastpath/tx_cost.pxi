@@ -24,14 +24,15 @@
 # the queued writes are submitted first (uring_flush).  (Timing only a batch's first
 # write to the port instead let a tenant choose which of its frames were timed: a cheap
 # one first, an expensive one after it, and none of the expensive ones ever was.)  A
-# ring kind's transmit kick is timed every time, for all the frames it sends.  The estimate is a moving average (1/8 per
-# measurement) of the cost per frame, each measurement counting at most 4x the estimate
-# plus TX_COST_CLAMP_NS.  A port whose measurement is over the limit is *watched*: each
-# of its next TX_COST_WATCH_RUN TAP writes is timed (a ring kind's frames are kicked one
-# by one after TX_COST_KICK_RUN kicks over it in a row), so the estimate of a port that
-# costs too much every time crosses the limit within about six frames, and every frame
-# of a port that is expensive now and then is measured (Excess, below).  A held port's frames are
-# each measured alone (a TAP's written at once, a ring kind's kicked at once): what each
+# ring kind's transmit kick is timed every time, for all the frames it sends.  The
+# estimate is a moving average (1/8 per measurement) of the cost per frame, each
+# measurement counting at most 4x the estimate plus TX_COST_CLAMP_NS.  A port whose
+# measurement is over the limit is *watched*: each of its next TX_COST_WATCH_RUN TAP
+# writes is timed (a ring kind's frames are kicked one by one after TX_COST_KICK_RUN
+# kicks over it in a row), so the estimate of a port that costs too much every time
+# crosses the limit within about six frames, and every frame of a port that is
+# expensive now and then is measured (Excess, below).  A held port's frames are each
+# measured alone (a TAP's written at once, a ring kind's kicked at once): what each
 # costs is paid from its bucket, and its hold lifts as soon as its writes are cheap
 # again (and what it took beyond the limit is paid back: Excess, below).
 #
@@ -56,10 +57,10 @@
 # takes off what it took under it (ns - limit x frames); while the port is not held
 # the excess also drains with time at the held share (rate_ppm).  The watch makes the
 # sum whole: once a frame is over the limit, each of the next TX_COST_WATCH_RUN is
-# measured, so frames expensive one in up to that many are all counted.  A port whose excess
-# passes TX_COST_EXCESS_NS is held like one whose estimate is over the limit: beyond
-# the limit a port may take no more of the thread than a held one is given.  A held
-# port's excess drains only through its cheap frames, so a tenant that keeps its
+# measured, so frames expensive one in up to that many are all counted.  A port whose
+# excess passes TX_COST_EXCESS_NS is held like one whose estimate is over the limit:
+# beyond the limit a port may take no more of the thread than a held one is given.  A
+# held port's excess drains only through its cheap frames, so a tenant that keeps its
 # average over the limit stays held, and one that turns cheap is let go after about
 # excess / (limit - cost) measured frames (the excess is kept under 2x
 # TX_COST_EXCESS_NS).  Honest outliers, victims' included, drain faster than they come
@@ -69,6 +70,8 @@
 # frame adds a millisecond or more), while a victim whose writes are measured one by one
 # after an outlier (the watch) and whose estimate crosses the limit after a few of them
 # in a row -- during the sparse-stack attack on a TAP, with an excess of 0 -- is not.
+# What this does not bound: a tenant whose frames average at most the limit takes up to
+# the limit per frame its accomplices send (docs/security.md).
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from fastpath.includes.system cimport now_ns
 
