@@ -73,6 +73,8 @@ def _ports(daemon, api, counters: dict) -> list[Family]:
                                              "or could not be opened")
     cost = Family("tapswitch_port_tx_cost_seconds", "gauge", "what writing a frame to the port "
                   "costs the packet thread (its tenant's stack runs in the write), estimated")
+    excess = Family("tapswitch_port_tx_cost_excess_seconds", "gauge", "what writing to the "
+                    "port took beyond the limit and has not paid back (held over 20 ms)")
     held = Family("tapswitch_port_tx_cost_held", "gauge", "1 while the port is held to its "
                   "share of the packet thread for what its frames cost (docs/security.md)")
     drops = Family("tapswitch_port_tx_cost_drops_total", "counter",
@@ -84,9 +86,10 @@ def _ports(daemon, api, counters: dict) -> list[Family]:
         up.add(int(status.get("state") == "up"), **labels)
         if "tx_cost_us" in status:
             cost.add(status["tx_cost_us"] / 1e6, **labels)
+            excess.add(status["tx_cost_excess_us"] / 1e6, **labels)
             held.add(int(status["tx_cost_held"]), **labels)
             drops.add(status["tx_cost_drops"], **labels)
-    return out + [up, cost, held, drops]
+    return out + [up, cost, excess, held, drops]
 
 
 def _groups(counters: dict) -> list[Family]:

@@ -57,6 +57,7 @@ def test_prometheus_text_moves_with_traffic_and_keeps_drops_apart(two_tenants, t
     port_b = topo.switch.ports("b")[0].name       # written to: its cost measured, cheap
     assert 0 < value(after, "tapswitch_port_tx_cost_seconds", port=port_b, namespace="b") < 100e-6
     assert value(after, "tapswitch_port_tx_cost_held", port=port_b, namespace="b") == 0
+    assert value(after, "tapswitch_port_tx_cost_excess_seconds", port=port_b, namespace="b") == 0
     assert value(after, "tapswitch_port_tx_cost_drops_total", port=port_b, namespace="b") == 0
     assert moved("tapswitch_namespace_drops_total", namespace="a", reason="spoofed_source") == 4
     assert moved("tapswitch_drops_total", reason="spoofed_source") == 4
