@@ -73,8 +73,8 @@ cdef inline void port_write(LoopPort* p, iovec* iov, int cnt) noexcept nogil:
     """p.tx, or a TAP write made at once (fd_write) and timed for the port's cost (tx_cost.pxi:
     every TX_COST_GAP_MIN..+GAP_SPREAD frames, each while the port is watched).  On io_uring
     the writes to it still queued are submitted first, so it does not pass them; a port
-    with writes queued in this batch is timed once in it at most unless watched (a gap
-    drawn afresh), so bulk traffic pays one extra submit a batch, not one per timing."""
+    with a write queued is timed once a batch at most unless watched (a gap drawn
+    afresh), so bulk traffic pays one extra submit a batch, not one per timing."""
     cdef TxSink* s = &p.sink
     cdef int64_t t0
     if s.cost.sample_in:
@@ -84,14 +84,13 @@ cdef inline void port_write(LoopPort* p, iovec* iov, int cnt) noexcept nogil:
     if p.end != NULL:
         p.tx(s, iov, cnt)               # a ring kind: its kicks are timed
         return
-    if s.uring != NULL and s.cost.batch == s.st.batches:
+    if s.uring != NULL and s.cost.queued == s.uring.flushes + 1:    # a write to it queued
         if s.cost.timed_batch == s.st.batches and not tx_cost_watched(s.policy, &s.cost):
             s.cost.sample_in = tx_cost_gap(s.policy, &s.cost)
             p.tx(s, iov, cnt)
             return
-        if s.cost.queued == s.uring.flushes + 1:
-            uring_flush(s.uring, s.st)
-            s.st.tx_timed_flushes += 1
+        uring_flush(s.uring, s.st)
+        s.st.tx_timed_flushes += 1
     s.cost.timed_batch = s.st.batches
     s.st.tx_timed += 1
     t0 = now_ns()

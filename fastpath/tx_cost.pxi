@@ -105,8 +105,8 @@ cdef struct TxCost:             # a port's (TxSink.cost)
     int64_t credit_at           # when it was last filled (0: never)
     int64_t excess              # measured time beyond the limit not yet paid back, ns
     int64_t excess_at           # when it was last measured (0: never)
-    uint64_t batch              # the batch (LoopStats.batches) that last queued a write
-    uint64_t queued             # UringTx.flushes + 1 when it did (pending until a flush)
+    uint64_t queued             # UringTx.flushes + 1 when a write was last queued (io_uring):
+                                # one is pending while that is still so
     uint64_t timed_batch        # the batch that last timed a write
     uint64_t drops              # frames dropped while held
     uint64_t samples            # measurements taken
@@ -169,15 +169,15 @@ cdef inline void tx_cost_stop(const TxCostPolicy* pol, TxCost* c, int64_t t0,
 
 
 cdef inline void tx_cost_excess(const TxCostPolicy* pol, TxCost* c, int64_t ns,
-                                uint32_t frames, int64_t now) noexcept nogil:
+                                uint32_t frames, int64_t now, bint held) noexcept nogil:
     """Into the excess (see the top): what ``frames`` frames took beyond the limit, less
-    what they took under it; first, unless the port is held, the drain since the last."""
+    what they took under it; first, unless the port is ``held``, the drain since the last."""
     cdef int64_t dt = now - c.excess_at
     if c.excess_at == 0 or dt < 0:
         dt = 0
     elif dt > 1000000000:
         dt = 1000000000                 # more than drains the most it may hold
-    if not tx_cost_held(pol, c):
+    if not held:
         c.excess -= dt * pol.rate_ppm // 1000000
     c.excess_at = now
     c.excess += ns - pol.limit_ns * frames
@@ -193,14 +193,15 @@ cdef inline void tx_cost_note(const TxCostPolicy* pol, TxCost* c, int64_t ns,
     estimate and the excess; a held port's bucket pays what they cost beyond the
     estimate its admission charged."""
     cdef int64_t per, top
-    cdef bint lone = c.quiet >= TX_COST_QUIET_RUN and not tx_cost_held(pol, c)
+    cdef bint held = tx_cost_held(pol, c)
+    cdef bint lone = c.quiet >= TX_COST_QUIET_RUN and not held
     if frames == 0 or ns < 0:
         return
     per = ns // frames
-    if tx_cost_held(pol, c):
+    if held:
         c.credit -= ns - c.ns * frames
     if pol.limit_ns != 0:
-        tx_cost_excess(pol, c, ns, frames, now)
+        tx_cost_excess(pol, c, ns, frames, now, held)
     if pol.limit_ns != 0 and per > pol.limit_ns:
         c.over += 1
         c.quiet = 0

@@ -199,7 +199,6 @@ cdef int tx_uring(void* ctx, iovec* iov, int iovcnt) noexcept nogil:
     w.iovcnt = 1 if iovcnt == 1 else 2
     w.port, w.skip, w.done = s.port, s.skip, 0
     ts_uring_queue_write(&u.ring, s.uring_fd, w.iov, w.iovcnt, k)
-    s.cost.batch = s.st.batches
     s.cost.queued = u.flushes + 1       # a timed write of this port must not pass it
     return 0
 
